@@ -1,0 +1,63 @@
+/**
+ * Stable error codes. Each one is a string a program can match on; the message next to it
+ * is for people and names the job, task or worker and the limit involved.
+ * docs/protocol.md lists them in one table.
+ */
+export const ERROR_CODES = {
+  CC_ERR_BAD_JSON: 'A WebSocket frame was not valid JSON.',
+  CC_ERR_BAD_MESSAGE: 'A message failed schema validation.',
+  CC_ERR_UNKNOWN_MESSAGE: 'A message had a `type` the receiver does not know.',
+  CC_ERR_PAYLOAD_TOO_LARGE: 'A frame, task input or result exceeded the configured size limit.',
+  CC_ERR_RATE_LIMITED: 'A connection sent more messages per second than the foreman allows.',
+  CC_ERR_PROTOCOL_VERSION: 'The peer speaks an incompatible protocol version.',
+  CC_ERR_NOT_HELLO: 'A worker sent work messages before its hello handshake.',
+  CC_ERR_DUPLICATE_WORKER: 'A worker with this id is already connected.',
+  CC_ERR_JOB_NOT_FOUND: 'No job has this id.',
+  CC_ERR_TASK_NOT_FOUND: 'No task has this id.',
+  CC_ERR_TASK_EXISTS: 'A task with this id already exists.',
+  CC_ERR_INVALID_JOB: 'A job submission is malformed (empty, too many arguments, bad options).',
+  CC_ERR_CODE_COMPILE: 'The shipped function does not compile.',
+  CC_ERR_CODE_NOT_ALLOWED: 'Shipped code reached a worker started without allowCode.',
+  CC_ERR_NO_HANDLER: 'The worker has no handler for the task type.',
+  CC_ERR_HANDLER_FAILED: 'The task handler or shipped function threw.',
+  CC_ERR_TIMEOUT: 'The task did not finish within its timeoutMs.',
+  CC_ERR_MEMORY_LIMIT: 'Shipped code exceeded the sandbox memory limit.',
+  CC_ERR_WORKER_LOST: 'The worker running the task went away.',
+  CC_ERR_STALE_ATTEMPT: 'A result arrived for an attempt that no longer holds the task.',
+  CC_ERR_CANCELLED: 'The task or job was cancelled.',
+  CC_ERR_JOB_FAILED: 'At least one task of the job failed.',
+  CC_ERR_SHUTTING_DOWN: 'The foreman or worker is shutting down.',
+  CC_ERR_CONNECTION: 'The connection to the foreman failed.',
+  CC_ERR_INTERNAL: 'An unexpected internal error; the log has the details.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a stable code, safe to send over the wire as `{ code, message, details }`. */
+export class CrowdComputeError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(`${code}: ${message}`);
+    this.name = 'CrowdComputeError';
+    this.code = code;
+    this.details = details;
+  }
+  toJSON(): WireError {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+/** The shape of an error as it travels in messages and REST bodies. */
+export interface WireError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Format a byte count the way error messages quote limits: `12.4 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}

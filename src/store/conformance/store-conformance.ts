@@ -1,0 +1,252 @@
+/**
+ * One suite, every driver: each store driver's test file calls `runStoreConformance` with a
+ * factory that returns a fresh, migrated, empty store. What the foreman relies on is
+ * asserted here and nowhere else.
+ */
+import { test, describe, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NewTask, Store, JobInsertParams } from '../store.ts';
+import type { Priority } from '../../protocol/index.ts';
+
+let counter = 0;
+const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
+
+function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string } = {}): JobInsertParams {
+  const jobId = uid('job');
+  const tasks: NewTask[] = types.map((type, index) => ({
+    id: `${jobId}.${index}`, index, kind: 'named', type, input: { index },
+    priority: opts.priority ?? 'normal', maxAttempts: opts.maxAttempts ?? 1, timeoutMs: null,
+  }));
+  return {
+    job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
+      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null },
+    tasks, now: Date.now(),
+  };
+}
+
+function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
+  const jobId = uid('map');
+  const tasks: NewTask[] = [];
+  for (let i = 0; i * chunkSize < args.length; i++) {
+    tasks.push({ id: `${jobId}.${i}`, index: i, kind: 'map', type: 'map', input: args.slice(i * chunkSize, (i + 1) * chunkSize),
+      priority: 'normal', maxAttempts: 1, timeoutMs: null });
+  }
+  return {
+    job: { id: jobId, kind: 'map', name: 'squares', priority: 'normal', argCount: args.length, chunkSize, code: '(x) => x * x',
+      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 } },
+    tasks, now: Date.now(),
+  };
+}
+
+const claim = (store: Store, workerId: string, patterns: string[], limit: number, allowCode = false) =>
+  store.taskClaimMany({ workerId, patterns, allowCode, limit, leaseMs: 30_000, now: Date.now() });
+
+export function runStoreConformance(label: string, makeStore: () => Promise<Store>): void {
+  describe(`store conformance: ${label}`, () => {
+    let store: Store;
+    beforeEach(async () => { store = await makeStore(); });
+    afterEach(async () => { await store.close(); });
+
+    test('a job and its tasks are stored and read back', async () => {
+      const p = namedJob(['a.x', 'a.y']);
+      const { job, deduplicated } = await store.jobInsert(p);
+      assert.equal(deduplicated, false);
+      assert.equal(job.state, 'queued');
+      assert.deepEqual(job.counts, { total: 2, completed: 0, failed: 0, cancelled: 0 });
+      const tasks = await store.taskList({ jobId: job.id, limit: 10, offset: 0 });
+      assert.deepEqual(tasks.map((t) => [t.index, t.type, t.state, t.attempt]), [[0, 'a.x', 'queued', 0], [1, 'a.y', 'queued', 0]]);
+      assert.deepEqual((await store.taskGet(p.tasks[1].id))?.input, { index: 1 });
+      assert.equal(await store.jobGet('nope'), null);
+      assert.equal(await store.taskGet('nope'), null);
+    });
+
+    test('position counts queued tasks ahead in priority order', async () => {
+      await store.jobInsert(namedJob(['p.a', 'p.b', 'p.c'], { priority: 'normal' }));
+      const high = await store.jobInsert(namedJob(['p.d'], { priority: 'high' }));
+      assert.equal(high.position, 0);
+      const low = await store.jobInsert(namedJob(['p.e'], { priority: 'low' }));
+      assert.equal(low.position, 4);
+    });
+
+    test('claims go by priority, then submission order, and only to matching patterns', async () => {
+      const low = await store.jobInsert(namedJob(['math.add'], { priority: 'low' }));
+      const norm = await store.jobInsert(namedJob(['math.add', 'image.resize'], { priority: 'normal' }));
+      const crit = await store.jobInsert(namedJob(['math.mul'], { priority: 'critical' }));
+      const got = await claim(store, 'w1', ['math.*'], 10);
+      assert.deepEqual(got.map((t) => t.jobId), [crit.job.id, norm.job.id, low.job.id]);
+      assert.ok(got.every((t) => t.attempt === 1 && t.type.startsWith('math.')));
+      assert.deepEqual(await claim(store, 'w1', ['math.*'], 10), []);
+      const img = await claim(store, 'w2', ['image.resize'], 10);
+      assert.equal(img.length, 1);
+      assert.equal((await store.jobGet(norm.job.id))?.state, 'running');
+    });
+
+    test('claims respect the limit and a literal pattern does not match a longer name', async () => {
+      await store.jobInsert(namedJob(['x.a', 'x.a', 'x.a', 'x.ab']));
+      assert.equal((await claim(store, 'w', ['x.a'], 2)).length, 2);
+      assert.equal((await claim(store, 'w', ['x.a'], 5)).length, 1);
+      assert.equal((await claim(store, 'w', ['x.?'], 5)).length, 0);
+      assert.equal((await claim(store, 'w', ['x.??'], 5)).length, 1);
+    });
+
+    test('map tasks go only to workers that allow code', async () => {
+      await store.jobInsert(mapJob([1, 2, 3], 2));
+      assert.deepEqual(await claim(store, 'w', ['*'], 10, false), []);
+      const got = await claim(store, 'w', [], 10, true);
+      assert.deepEqual(got.map((t) => t.input), [[1, 2], [3]]);
+      assert.equal(await store.jobCode(got[0].jobId), '(x) => x * x');
+    });
+
+    test('a result is recorded once; a duplicate or a stale attempt is rejected', async () => {
+      const { job } = await store.jobInsert(namedJob(['t.a']));
+      const [t] = await claim(store, 'w1', ['t.*'], 1);
+      const now = Date.now();
+      const first = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 1 } }], now });
+      assert.equal(first.recorded.length, 1);
+      assert.deepEqual(first.jobs, [{ jobId: job.id, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true }]);
+      const dup = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 2 } }], now });
+      assert.equal(dup.recorded.length, 0);
+      assert.deepEqual(dup.rejected, [{ taskId: t.taskId, attempt: 1, currentState: 'completed', currentAttempt: 1 }]);
+      assert.deepEqual((await store.taskGet(t.taskId))?.result, { v: 1 });
+      assert.equal((await store.jobGet(job.id))?.counts.completed, 1);
+    });
+
+    test('after a requeue only the new attempt can record', async () => {
+      await store.jobInsert(namedJob(['r.a']));
+      const [t1] = await claim(store, 'w1', ['r.a'], 1);
+      assert.deepEqual(await store.taskListRunningByWorker('w1'), [{ taskId: t1.taskId, attempt: 1 }]);
+      assert.deepEqual(await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now() }), [{ taskId: t1.taskId, attempt: 1 }]);
+      assert.deepEqual(await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now() }), []);
+      const [t2] = await claim(store, 'w2', ['r.a'], 1);
+      assert.equal(t2.attempt, 2);
+      const stale = await store.taskFinishMany({ outcomes: [{ taskId: t1.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: 'old' }], now: Date.now() });
+      assert.equal(stale.rejected[0]?.currentAttempt, 2);
+      const fresh = await store.taskFinishMany({ outcomes: [{ taskId: t2.taskId, attempt: 2, workerId: 'w2', status: 'completed', result: 'new' }], now: Date.now() });
+      assert.equal(fresh.recorded.length, 1);
+      assert.equal((await store.taskGet(t1.taskId))?.result, 'new');
+    });
+
+    test('a result from a worker that does not hold the task is rejected', async () => {
+      await store.jobInsert(namedJob(['h.a']));
+      const [t] = await claim(store, 'w1', ['h.a'], 1);
+      const r = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'intruder', status: 'completed', result: 1 }], now: Date.now() });
+      assert.equal(r.recorded.length, 0);
+    });
+
+    test('a failure retries while attempts remain, not before its time, then fails for good', async () => {
+      const { job } = await store.jobInsert(namedJob(['f.a'], { maxAttempts: 2 }));
+      const [t] = await claim(store, 'w', ['f.a'], 1);
+      const now = Date.now();
+      const r1 = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'failed', error: { message: 'boom 1' }, retryAt: now + 60_000 }], now });
+      assert.deepEqual(r1.recorded, [{ taskId: t.taskId, attempt: 1, retried: true }]);
+      assert.deepEqual(r1.jobs, []);
+      assert.deepEqual(await claim(store, 'w', ['f.a'], 1), [], 'not claimable before retryAt');
+      const later = await store.taskClaimMany({ workerId: 'w', patterns: ['f.a'], allowCode: false, limit: 1, leaseMs: 1000, now: now + 61_000 });
+      assert.equal(later[0]?.attempt, 2);
+      const r2 = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 2, workerId: 'w', status: 'failed', error: { message: 'boom 2' }, retryAt: now + 62_000 }], now });
+      assert.deepEqual(r2.recorded, [{ taskId: t.taskId, attempt: 2, retried: false }]);
+      assert.equal(r2.jobs[0]?.state, 'failed');
+      const rec = await store.taskGet(t.taskId);
+      assert.equal(rec?.state, 'failed');
+      assert.equal(rec?.failures, 2);
+      assert.equal(rec?.error?.message, 'boom 2');
+      assert.equal((await store.jobGet(job.id))?.state, 'failed');
+    });
+
+    test('a non-retryable failure fails at once', async () => {
+      await store.jobInsert(namedJob(['n.a'], { maxAttempts: 5 }));
+      const [t] = await claim(store, 'w', ['n.a'], 1);
+      const r = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'failed', error: { message: 'bad', retryable: false } }], now: Date.now() });
+      assert.deepEqual(r.recorded, [{ taskId: t.taskId, attempt: 1, retried: false }]);
+      assert.equal((await store.taskGet(t.taskId))?.state, 'failed');
+    });
+
+    test('map results come back flattened in argument order, failures named by argument index', async () => {
+      const { job } = await store.jobInsert(mapJob([1, 2, 3, 4, 5], 2));
+      const ts = await claim(store, 'w', [], 10, true);
+      const now = Date.now();
+      await store.taskFinishMany({ outcomes: [
+        { taskId: ts[2].taskId, attempt: 1, workerId: 'w', status: 'completed', result: [25] },
+        { taskId: ts[0].taskId, attempt: 1, workerId: 'w', status: 'completed', result: [1, 4] },
+        { taskId: ts[1].taskId, attempt: 1, workerId: 'w', status: 'failed', error: { message: 'argument 3 threw' } },
+      ], now });
+      const res = await store.jobResults(job.id);
+      assert.deepEqual(res?.results, [1, 4, null, null, 25]);
+      assert.equal(res?.failures.length, 1);
+      assert.equal(res?.failures[0].index, 2);
+      assert.equal((await store.jobGet(job.id))?.state, 'failed');
+      assert.equal(await store.jobResults('nope'), null);
+    });
+
+    test('cancelling a job cancels queued and running tasks, keeps finished results, and reports running ones', async () => {
+      const { job } = await store.jobInsert(namedJob(['c.a', 'c.b', 'c.c']));
+      const [t0, t1] = await claim(store, 'w', ['c.*'], 2);
+      await store.taskFinishMany({ outcomes: [{ taskId: t0.taskId, attempt: 1, workerId: 'w', status: 'completed', result: 'kept' }], now: Date.now() });
+      const c = await store.jobCancel({ jobId: job.id, now: Date.now() });
+      assert.deepEqual(c?.running, [{ taskId: t1.taskId, attempt: 1, workerId: 'w' }]);
+      assert.equal(c?.job.state, 'cancelled');
+      assert.deepEqual(c?.job.counts, { total: 3, completed: 1, failed: 0, cancelled: 2 });
+      assert.equal(c?.change?.finished, true);
+      const late = await store.taskFinishMany({ outcomes: [{ taskId: t1.taskId, attempt: 1, workerId: 'w', status: 'completed', result: 'late' }], now: Date.now() });
+      assert.equal(late.rejected[0]?.currentState, 'cancelled');
+      assert.deepEqual((await store.jobResults(job.id))?.results, ['kept', null, null]);
+      const again = await store.jobCancel({ jobId: job.id, now: Date.now() });
+      assert.equal(again?.change, null);
+      assert.equal(await store.jobCancel({ jobId: 'nope', now: Date.now() }), null);
+    });
+
+    test('an idempotency key returns the existing job', async () => {
+      const a = await store.jobInsert(namedJob(['i.a'], { key: 'order-17' }));
+      const b = await store.jobInsert(namedJob(['i.a'], { key: 'order-17' }));
+      assert.equal(b.deduplicated, true);
+      assert.equal(b.job.id, a.job.id);
+      assert.equal((await store.stats()).tasks.queued, 1);
+    });
+
+    test('progress is kept only for the running attempt', async () => {
+      await store.jobInsert(namedJob(['g.a']));
+      const [t] = await claim(store, 'w', ['g.a'], 1);
+      assert.equal(await store.taskProgressSet({ taskId: t.taskId, attempt: 1, progress: 40, message: 'half' }), true);
+      assert.equal(await store.taskProgressSet({ taskId: t.taskId, attempt: 2, progress: 50, message: null }), false);
+      const rec = await store.taskGet(t.taskId);
+      assert.equal(rec?.progress, 40);
+      assert.equal(rec?.progressMessage, 'half');
+    });
+
+    test('jobs list newest first and filter by state', async () => {
+      const a = await store.jobInsert(namedJob(['l.a']));
+      const b = await store.jobInsert(namedJob(['l.b']));
+      await claim(store, 'w', ['l.b'], 1);
+      const all = await store.jobList({ limit: 10, offset: 0 });
+      assert.deepEqual(all.map((j) => j.id).slice(0, 2), [b.job.id, a.job.id]);
+      const running = await store.jobList({ limit: 10, offset: 0, state: 'running' });
+      assert.deepEqual(running.map((j) => j.id), [b.job.id]);
+    });
+
+    test('workers are upserted, counted and marked offline; stats add up', async () => {
+      const now = Date.now();
+      await store.workerUpsert({ id: 'w1', state: 'online', capacity: 4, patterns: ['a.*'], allowCode: true,
+        resources: { cpuCores: 2 }, version: '0.1.0', foremanId: 'f1', connectedAt: now, lastSeenAt: now });
+      await store.workerCountOutcomes({ workerId: 'w1', completed: 3, failed: 1, now });
+      let [w] = await store.workerList();
+      assert.deepEqual([w.id, w.state, w.capacity, w.patterns, w.allowCode, w.tasksCompleted, w.tasksFailed], ['w1', 'online', 4, ['a.*'], true, 3, 1]);
+      await store.workerDisconnected({ workerId: 'w1', now });
+      [w] = await store.workerList();
+      assert.equal(w.state, 'offline');
+      await store.jobInsert(namedJob(['s.a', 's.b']));
+      const stats = await store.stats();
+      assert.equal(stats.tasks.queued, 2);
+      assert.equal(stats.jobs.queued, 1);
+      assert.deepEqual(stats.workers, { online: 0, offline: 1 });
+    });
+
+    test('20,000 tasks insert in one job and claim in order', async () => {
+      const types = Array.from({ length: 20_000 }, () => 'bulk.noop');
+      const { job } = await store.jobInsert(namedJob(types));
+      assert.equal(job.counts.total, 20_000);
+      const got = await claim(store, 'w', ['bulk.*'], 500);
+      assert.equal(got.length, 500);
+      assert.deepEqual(got.slice(0, 3).map((t) => t.index), [0, 1, 2]);
+    });
+  });
+}

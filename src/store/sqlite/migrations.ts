@@ -1,0 +1,83 @@
+/**
+ * SQLite schema, applied in order on start. Each entry runs once, inside a transaction,
+ * and is recorded in `cc_migrations`.
+ */
+export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'jobs, tasks, workers',
+    sql: `
+      CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        completed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        arg_count INTEGER,
+        chunk_size INTEGER,
+        code TEXT,
+        timeout_ms INTEGER,
+        max_attempts INTEGER NOT NULL,
+        idempotency_key TEXT,
+        metadata TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER
+      );
+      CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX jobs_created ON jobs (created_at);
+
+      -- seq is the rowid: submission order, and the tie-breaker after priority.
+      CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        type TEXT NOT NULL,
+        input TEXT,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        timeout_ms INTEGER,
+        worker_id TEXT,
+        result TEXT,
+        error TEXT,
+        progress REAL,
+        progress_message TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER,
+        lease_expires_at INTEGER,
+        available_at INTEGER NOT NULL DEFAULT 0
+      );
+      -- The queue: a partial index holds only queued rows, already in dispatch order.
+      CREATE INDEX tasks_queue ON tasks (priority, seq) WHERE state = 'queued';
+      CREATE INDEX tasks_job ON tasks (job_id, idx);
+      CREATE INDEX tasks_running_worker ON tasks (worker_id) WHERE state = 'running';
+
+      CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        patterns TEXT NOT NULL,
+        allow_code INTEGER NOT NULL,
+        resources TEXT NOT NULL,
+        version TEXT,
+        foreman_id TEXT,
+        connected_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        disconnected_at INTEGER,
+        tasks_completed INTEGER NOT NULL DEFAULT 0,
+        tasks_failed INTEGER NOT NULL DEFAULT 0
+      );
+    `,
+  },
+];

@@ -1,0 +1,448 @@
+/**
+ * The embedded store: better-sqlite3 on a WAL database file.
+ *
+ * better-sqlite3 is synchronous, so each method runs to completion on the event loop; that
+ * is what makes it fast (no round trips) and it also means a long transaction blocks the
+ * foreman. Callers therefore batch: one transaction per group of results or claims, never
+ * one per task. `synchronous = NORMAL` under WAL survives a killed process (what the crash
+ * tests do); only an OS crash or power loss can lose the last commits. Set
+ * `durability: 'full'` to fsync every commit.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES,
+  type JobState, type TaskError, type TaskState, type JobCounts,
+} from '../../protocol/index.ts';
+import { deriveJobState, isJobDone } from '../../core/job-state.ts';
+import type {
+  ClaimedTask, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+} from '../store.ts';
+import { SQLITE_MIGRATIONS } from './migrations.ts';
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:'. */
+  path: string;
+  /** 'normal' (default) survives process crashes; 'full' also survives power loss, slower. */
+  durability?: 'normal' | 'full';
+}
+
+type Row = Record<string, any>;
+
+const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
+
+function jobFromRow(r: Row): JobRecord {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    state: r.state,
+    priority: PRIORITY_BY_RANK[r.priority],
+    counts: { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled },
+    argCount: r.arg_count,
+    chunkSize: r.chunk_size,
+    timeoutMs: r.timeout_ms,
+    maxAttempts: r.max_attempts,
+    idempotencyKey: r.idempotency_key,
+    metadata: fromJson(r.metadata) as Record<string, unknown> | null,
+    cancelRequested: r.cancel_requested === 1,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+  };
+}
+
+function taskFromRow(r: Row): TaskRecord {
+  return {
+    id: r.id,
+    jobId: r.job_id,
+    index: r.idx,
+    kind: r.kind,
+    type: r.type,
+    input: fromJson(r.input),
+    priority: PRIORITY_BY_RANK[r.priority],
+    state: r.state,
+    attempt: r.attempt,
+    failures: r.failures,
+    maxAttempts: r.max_attempts,
+    timeoutMs: r.timeout_ms,
+    workerId: r.worker_id,
+    result: fromJson(r.result),
+    error: fromJson(r.error) as TaskError | null,
+    progress: r.progress,
+    progressMessage: r.progress_message,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+    leaseExpiresAt: r.lease_expires_at,
+    availableAt: r.available_at,
+  };
+}
+
+function workerFromRow(r: Row): WorkerRecord {
+  return {
+    id: r.id,
+    state: r.state,
+    capacity: r.capacity,
+    patterns: JSON.parse(r.patterns),
+    allowCode: r.allow_code === 1,
+    resources: JSON.parse(r.resources),
+    version: r.version,
+    foremanId: r.foreman_id,
+    connectedAt: r.connected_at,
+    lastSeenAt: r.last_seen_at,
+    disconnectedAt: r.disconnected_at,
+    tasksCompleted: r.tasks_completed,
+    tasksFailed: r.tasks_failed,
+  };
+}
+
+/** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
+function toSqliteGlob(pattern: string): string {
+  return pattern.replace(/\[/g, '[[]');
+}
+
+export class SqliteStore implements Store {
+  readonly driver = 'sqlite' as const;
+  readonly db: Database.Database;
+  private readonly claimStmts = new Map<string, Database.Statement>();
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    // Reads and writes of one foreman share this connection; a bigger page cache keeps the
+    // queue index in memory during large jobs.
+    this.db.pragma('cache_size = -65536');
+  }
+
+  private s!: ReturnType<SqliteStore['prepare']>;
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS cc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set(this.db.prepare('SELECT version FROM cc_migrations').all().map((r: any) => r.version));
+    // BEGIN IMMEDIATE takes the write lock first, so two processes starting on one file do not both migrate.
+    const apply = this.db.transaction((m: (typeof SQLITE_MIGRATIONS)[number]) => {
+      const again = this.db.prepare('SELECT 1 FROM cc_migrations WHERE version = ?').get(m.version);
+      if (again) return;
+      this.db.exec(m.sql);
+      this.db.prepare('INSERT INTO cc_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    });
+    for (const m of SQLITE_MIGRATIONS) if (!applied.has(m.version)) apply.immediate(m);
+    this.s = this.prepare();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
+      jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
+        max_attempts, idempotency_key, metadata, created_at) VALUES
+        (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @now)`),
+      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`),
+      taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
+      queuedBefore: db.prepare(`SELECT
+          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < @p) +
+          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = @p AND seq < @seq) AS n`),
+      jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+      jobCode: db.prepare('SELECT code FROM jobs WHERE id = ?'),
+      jobList: db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?'),
+      jobListByState: db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?'),
+      jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
+      jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
+        cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
+      jobSetState: db.prepare('UPDATE jobs SET state = ?, completed_at = ? WHERE id = ?'),
+      jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1 WHERE id = ?`),
+      taskGet: db.prepare('SELECT * FROM tasks WHERE id = ?'),
+      taskList: db.prepare('SELECT * FROM tasks WHERE job_id = ? ORDER BY idx LIMIT ? OFFSET ?'),
+      taskResults: db.prepare('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = ? ORDER BY idx'),
+      taskState: db.prepare('SELECT state, attempt FROM tasks WHERE id = ?'),
+      taskComplete: db.prepare(`UPDATE tasks SET state = 'completed', result = @result, error = NULL, completed_at = @now,
+        lease_expires_at = NULL WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
+      taskRetry: db.prepare(`UPDATE tasks SET state = 'queued', error = @error, failures = failures + 1, worker_id = NULL,
+        lease_expires_at = NULL, available_at = @retryAt
+        WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker AND failures + 1 < max_attempts
+        RETURNING job_id`),
+      taskFail: db.prepare(`UPDATE tasks SET state = 'failed', error = @error, failures = failures + 1, completed_at = @now,
+        lease_expires_at = NULL WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
+      taskCancelOne: db.prepare(`UPDATE tasks SET state = 'cancelled', error = @error, completed_at = @now, lease_expires_at = NULL
+        WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
+      taskRequeue: db.prepare(`UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, available_at = @now
+        WHERE id = @id AND state = 'running' AND attempt = @attempt`),
+      taskRunningOfJob: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE job_id = ? AND state = 'running'`),
+      taskCancelJob: db.prepare(`UPDATE tasks SET state = 'cancelled', completed_at = @now, lease_expires_at = NULL,
+        error = @error WHERE job_id = @jobId AND state IN ('queued', 'running')`),
+      taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks WHERE worker_id = ? AND state = 'running'`),
+      taskProgress: db.prepare(`UPDATE tasks SET progress = @progress, progress_message = @message
+        WHERE id = @id AND state = 'running' AND attempt = @attempt`),
+      workerUpsert: db.prepare(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id,
+        connected_at, last_seen_at) VALUES (@id, @state, @capacity, @patterns, @allowCode, @resources, @version, @foremanId,
+        @connectedAt, @lastSeenAt)
+        ON CONFLICT (id) DO UPDATE SET state = excluded.state, capacity = excluded.capacity, patterns = excluded.patterns,
+        allow_code = excluded.allow_code, resources = excluded.resources, version = excluded.version,
+        foreman_id = excluded.foreman_id, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at,
+        disconnected_at = NULL`),
+      workerOffline: db.prepare(`UPDATE workers SET state = 'offline', disconnected_at = @now, last_seen_at = @now WHERE id = @id`),
+      workerCount: db.prepare(`UPDATE workers SET tasks_completed = tasks_completed + @completed,
+        tasks_failed = tasks_failed + @failed, last_seen_at = @now WHERE id = @id`),
+      workerList: db.prepare('SELECT * FROM workers ORDER BY state DESC, id'),
+      statsJobs: db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
+      statsTasks: db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
+      statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
+    const { job, tasks, now } = params;
+    const run = this.db.transaction((): JobInsertResult => {
+      if (job.idempotencyKey) {
+        const existing = this.s.jobByKey.get(job.idempotencyKey) as Row | undefined;
+        if (existing) return { job: jobFromRow(existing), position: 0, deduplicated: true };
+      }
+      this.s.jobInsert.run({
+        id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
+        argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
+        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), now,
+      });
+      let firstSeq = 0;
+      let firstRank = 0;
+      for (const t of tasks) {
+        const rank = PRIORITY_RANK[t.priority];
+        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now);
+        if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
+      }
+      const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
+      return { job: jobFromRow(this.s.jobGet.get(job.id) as Row), position, deduplicated: false };
+    });
+    return run.immediate();
+  }
+
+  async jobGet(jobId: string): Promise<JobRecord | null> {
+    const r = this.s.jobGet.get(jobId) as Row | undefined;
+    return r ? jobFromRow(r) : null;
+  }
+
+  async jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]> {
+    const rows = params.state
+      ? this.s.jobListByState.all(params.state, params.limit, params.offset)
+      : this.s.jobList.all(params.limit, params.offset);
+    return (rows as Row[]).map(jobFromRow);
+  }
+
+  async jobCode(jobId: string): Promise<string | null> {
+    const r = this.s.jobCode.get(jobId) as Row | undefined;
+    return r?.code ?? null;
+  }
+
+  async jobResults(jobId: string): Promise<JobResults | null> {
+    const job = this.s.jobGet.get(jobId) as Row | undefined;
+    if (!job) return null;
+    const rows = this.s.taskResults.all(jobId) as Row[];
+    const results: unknown[] = [];
+    const failures: JobResults['failures'] = [];
+    for (const r of rows) {
+      if (job.kind === 'map') {
+        const start = r.idx * job.chunk_size;
+        const len = Math.min(job.chunk_size, job.arg_count - start);
+        if (r.state === 'completed') {
+          for (const v of JSON.parse(r.result) as unknown[]) results.push(v);
+        } else {
+          for (let i = 0; i < len; i++) results.push(null);
+          failures.push({ taskId: r.id, index: start, error: fromJson(r.error) as TaskError | null, state: r.state });
+        }
+      } else if (r.state === 'completed') {
+        results.push(fromJson(r.result));
+      } else {
+        results.push(null);
+        failures.push({ taskId: r.id, index: r.idx, error: fromJson(r.error) as TaskError | null, state: r.state });
+      }
+    }
+    return { results, failures };
+  }
+
+  async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {
+    const run = this.db.transaction((): JobCancelResult | null => {
+      const row = this.s.jobGet.get(params.jobId) as Row | undefined;
+      if (!row) return null;
+      if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
+      const running = (this.s.taskRunningOfJob.all(params.jobId) as Row[])
+        .map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      const error = toJson({ message: `CC_ERR_CANCELLED: job ${params.jobId} was cancelled`, code: 'CC_ERR_CANCELLED' });
+      const n = this.s.taskCancelJob.run({ jobId: params.jobId, now: params.now, error }).changes;
+      this.s.jobCancelMark.run(params.jobId);
+      const change = this.applyCounts(params.jobId, { completed: 0, failed: 0, cancelled: n }, params.now);
+      return { job: jobFromRow(this.s.jobGet.get(params.jobId) as Row), running, change };
+    });
+    return run.immediate();
+  }
+
+  async taskGet(taskId: string): Promise<TaskRecord | null> {
+    const r = this.s.taskGet.get(taskId) as Row | undefined;
+    return r ? taskFromRow(r) : null;
+  }
+
+  async taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]> {
+    return (this.s.taskList.all(params.jobId, params.limit, params.offset) as Row[]).map(taskFromRow);
+  }
+
+  private claimStatement(patterns: readonly string[], allowCode: boolean): Database.Statement | null {
+    const key = `${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
+    let stmt = this.claimStmts.get(key);
+    if (stmt) return stmt;
+    const filters: string[] = [];
+    if (allowCode) filters.push(`kind = 'map'`);
+    if (patterns.length > 0) {
+      filters.push(`(kind = 'named' AND (${patterns.map(() => 'type GLOB ?').join(' OR ')}))`);
+    }
+    if (filters.length === 0) return null;
+    // The subquery walks the partial queue index in (priority, seq) order and stops at LIMIT;
+    // RETURNING order is unspecified, so the caller sorts.
+    stmt = this.db.prepare(`UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = ?, started_at = ?,
+        lease_expires_at = ?, progress = NULL, progress_message = NULL
+      WHERE seq IN (SELECT seq FROM tasks WHERE state = 'queued' AND available_at <= ? AND (${filters.join(' OR ')})
+                    ORDER BY priority, seq LIMIT ?)
+      RETURNING seq, id, job_id, idx, kind, type, input, priority, attempt, timeout_ms`);
+    if (this.claimStmts.size > 1000) this.claimStmts.clear();
+    this.claimStmts.set(key, stmt);
+    return stmt;
+  }
+
+  async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
+    const stmt = this.claimStatement(p.patterns, p.allowCode);
+    if (!stmt || p.limit <= 0) return [];
+    const run = this.db.transaction((): ClaimedTask[] => {
+      const rows = stmt.all(p.workerId, p.now, p.now + p.leaseMs, p.now, ...p.patterns.map(toSqliteGlob), p.limit) as Row[];
+      if (rows.length === 0) return rows as never;
+      rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+      let lastJob = '';
+      for (const r of rows) {
+        if (r.job_id !== lastJob) { this.s.jobStart.run(p.now, r.job_id); lastJob = r.job_id; }
+      }
+      return rows.map((r) => ({
+        taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+        priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+      }));
+    });
+    return run.immediate();
+  }
+
+  /** Add to a job's counters and, when every task is terminal, settle its state. Runs inside a transaction. */
+  private applyCounts(jobId: string, delta: { completed: number; failed: number; cancelled: number }, now: number): JobChange | null {
+    const r = this.s.jobAddCounts.get({ id: jobId, ...delta }) as Row | undefined;
+    if (!r) return null;
+    const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
+    let state: JobState = r.state;
+    let finished = false;
+    if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
+      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });
+      this.s.jobSetState.run(state, now, jobId);
+      finished = true;
+    }
+    return { jobId, state, counts, finished };
+  }
+
+  async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
+    const { outcomes, now } = params;
+    const run = this.db.transaction((): TaskFinishResult => {
+      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [] };
+      const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
+      const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled') => {
+        let d = deltas.get(jobId);
+        if (!d) { d = { completed: 0, failed: 0, cancelled: 0 }; deltas.set(jobId, d); }
+        d[key]++;
+      };
+      for (const o of outcomes) {
+        const base = { id: o.taskId, attempt: o.attempt, worker: o.workerId, now };
+        let row: Row | undefined;
+        let retried = false;
+        if (o.status === 'completed') {
+          row = this.s.taskComplete.get({ ...base, result: toJson(o.result) ?? 'null' }) as Row | undefined;
+          if (row) bump(row.job_id, 'completed');
+        } else if (o.status === 'failed') {
+          const error = toJson(o.error ?? { message: 'unknown error' });
+          if (o.retryAt !== undefined) {
+            row = this.s.taskRetry.get({ ...base, error, retryAt: o.retryAt }) as Row | undefined;
+            retried = row !== undefined;
+          }
+          if (!row) {
+            row = this.s.taskFail.get({ ...base, error }) as Row | undefined;
+            if (row) bump(row.job_id, 'failed');
+          }
+        } else {
+          row = this.s.taskCancelOne.get({ ...base, error: toJson(o.error ?? { message: 'cancelled' }) }) as Row | undefined;
+          if (row) bump(row.job_id, 'cancelled');
+        }
+        if (row) {
+          out.recorded.push({ taskId: o.taskId, attempt: o.attempt, retried });
+        } else {
+          const cur = this.s.taskState.get(o.taskId) as Row | undefined;
+          out.rejected.push({ taskId: o.taskId, attempt: o.attempt, currentState: (cur?.state as TaskState) ?? null, currentAttempt: cur?.attempt ?? null });
+        }
+      }
+      for (const [jobId, d] of deltas) {
+        const change = this.applyCounts(jobId, d, now);
+        if (change) out.jobs.push(change);
+      }
+      return out;
+    });
+    return run.immediate();
+  }
+
+  async taskRequeueMany(params: { tasks: TaskRef[]; now: number }): Promise<TaskRef[]> {
+    const run = this.db.transaction((): TaskRef[] => {
+      const done: TaskRef[] = [];
+      for (const t of params.tasks) {
+        if (this.s.taskRequeue.run({ id: t.taskId, attempt: t.attempt, now: params.now }).changes > 0) done.push(t);
+      }
+      return done;
+    });
+    return run.immediate();
+  }
+
+  async taskListRunningByWorker(workerId: string): Promise<TaskRef[]> {
+    return (this.s.taskRunningByWorker.all(workerId) as Row[]).map((r) => ({ taskId: r.id, attempt: r.attempt }));
+  }
+
+  async taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean> {
+    return this.s.taskProgress.run({ id: params.taskId, attempt: params.attempt, progress: params.progress, message: params.message }).changes > 0;
+  }
+
+  async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
+    this.s.workerUpsert.run({
+      id: p.id, state: p.state, capacity: p.capacity, patterns: JSON.stringify(p.patterns), allowCode: p.allowCode ? 1 : 0,
+      resources: JSON.stringify(p.resources), version: p.version, foremanId: p.foremanId, connectedAt: p.connectedAt, lastSeenAt: p.lastSeenAt,
+    });
+  }
+
+  async workerDisconnected(params: { workerId: string; now: number }): Promise<void> {
+    this.s.workerOffline.run({ id: params.workerId, now: params.now });
+  }
+
+  async workerCountOutcomes(params: { workerId: string; completed: number; failed: number; now: number }): Promise<void> {
+    this.s.workerCount.run({ id: params.workerId, completed: params.completed, failed: params.failed, now: params.now });
+  }
+
+  async workerList(): Promise<WorkerRecord[]> {
+    return (this.s.workerList.all() as Row[]).map(workerFromRow);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const jobs = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const tasks = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const workers = { online: 0, offline: 0 };
+    for (const r of this.s.statsJobs.all() as Row[]) (jobs as any)[r.state] = r.n;
+    for (const r of this.s.statsTasks.all() as Row[]) (tasks as any)[r.state] = r.n;
+    for (const r of this.s.statsWorkers.all() as Row[]) (workers as any)[r.state] = r.n;
+    return { jobs, tasks, workers };
+  }
+}

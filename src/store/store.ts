@@ -1,0 +1,221 @@
+/**
+ * The store: where jobs, tasks and workers live. One interface, one driver per database
+ * (sqlite/, postgres/), one conformance suite (conformance/) that every driver passes.
+ *
+ * Every state change is a conditional update guarded where the data lives
+ * (`... WHERE id = ? AND state = 'running' AND attempt = ?`), so a late or duplicated
+ * result can never overwrite a newer attempt: recording is exactly-once even though
+ * execution is at-least-once.
+ *
+ * @internal This interface is not public API; it changes with the drivers.
+ */
+import type {
+  JobCounts, JobKind, JobState, Priority, TaskError, TaskKind, TaskState,
+} from '../protocol/index.ts';
+
+export interface JobRecord {
+  id: string;
+  kind: JobKind;
+  name: string | null;
+  state: JobState;
+  priority: Priority;
+  counts: JobCounts;
+  /** Map jobs: number of arguments and arguments per task. */
+  argCount: number | null;
+  chunkSize: number | null;
+  timeoutMs: number | null;
+  maxAttempts: number;
+  idempotencyKey: string | null;
+  metadata: Record<string, unknown> | null;
+  cancelRequested: boolean;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+}
+
+export interface TaskRecord {
+  id: string;
+  jobId: string;
+  index: number;
+  kind: TaskKind;
+  type: string;
+  input: unknown;
+  priority: Priority;
+  state: TaskState;
+  /** Number of times the task has been handed to a worker; the fencing token of a result. */
+  attempt: number;
+  /** Number of attempts that ended in an error or a timeout. */
+  failures: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  workerId: string | null;
+  result: unknown;
+  error: TaskError | null;
+  progress: number | null;
+  progressMessage: string | null;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  leaseExpiresAt: number | null;
+  availableAt: number;
+}
+
+/** A task as claimed for a worker: what the worker needs, nothing else. */
+export interface ClaimedTask {
+  taskId: string;
+  jobId: string;
+  index: number;
+  kind: TaskKind;
+  type: string;
+  input: unknown;
+  priority: Priority;
+  attempt: number;
+  timeoutMs: number | null;
+}
+
+export interface WorkerRecord {
+  id: string;
+  state: 'online' | 'offline';
+  capacity: number;
+  patterns: string[];
+  allowCode: boolean;
+  resources: Record<string, unknown>;
+  version: string | null;
+  foremanId: string | null;
+  connectedAt: number;
+  lastSeenAt: number;
+  disconnectedAt: number | null;
+  tasksCompleted: number;
+  tasksFailed: number;
+}
+
+export interface NewTask {
+  id: string;
+  index: number;
+  kind: TaskKind;
+  type: string;
+  input: unknown;
+  priority: Priority;
+  maxAttempts: number;
+  timeoutMs: number | null;
+}
+
+export interface JobInsertParams {
+  job: {
+    id: string;
+    kind: JobKind;
+    name: string | null;
+    priority: Priority;
+    argCount: number | null;
+    chunkSize: number | null;
+    code: string | null;
+    timeoutMs: number | null;
+    maxAttempts: number;
+    idempotencyKey: string | null;
+    metadata: Record<string, unknown> | null;
+  };
+  tasks: NewTask[];
+  now: number;
+}
+
+export interface JobInsertResult {
+  job: JobRecord;
+  /** Queued tasks that run before this job's first task. */
+  position: number;
+  /** True when the idempotency key matched an existing job, which is returned instead. */
+  deduplicated: boolean;
+}
+
+export interface TaskClaimParams {
+  workerId: string;
+  patterns: readonly string[];
+  allowCode: boolean;
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+export interface TaskOutcomeParams {
+  taskId: string;
+  attempt: number;
+  workerId: string;
+  status: 'completed' | 'failed' | 'cancelled';
+  result?: unknown;
+  error?: TaskError;
+  /** For failures: when to run again if the task has attempts left (undefined = never). */
+  retryAt?: number;
+}
+
+/** A job whose counts or state changed in a store call. */
+export interface JobChange {
+  jobId: string;
+  state: JobState;
+  counts: JobCounts;
+  /** True when this call moved the job into a terminal state. */
+  finished: boolean;
+}
+
+export interface TaskFinishResult {
+  /** Outcomes recorded (or turned into a scheduled retry). */
+  recorded: { taskId: string; attempt: number; retried: boolean }[];
+  /** Outcomes refused because the task is no longer running under that attempt. */
+  rejected: { taskId: string; attempt: number; currentState: TaskState | null; currentAttempt: number | null }[];
+  jobs: JobChange[];
+}
+
+export interface TaskRef {
+  taskId: string;
+  attempt: number;
+}
+
+export interface JobResults {
+  /** One entry per argument (map) or per task (tasks), in submission order; null where it failed. */
+  results: unknown[];
+  failures: { taskId: string; index: number; error: TaskError | null; state: TaskState }[];
+}
+
+export interface JobCancelResult {
+  job: JobRecord;
+  /** Tasks that were running and whose workers must be told to stop. */
+  running: { taskId: string; attempt: number; workerId: string | null }[];
+  change: JobChange | null;
+}
+
+export interface StoreStats {
+  jobs: Record<JobState, number>;
+  tasks: Record<TaskState, number>;
+  workers: { online: number; offline: number };
+}
+
+export interface Store {
+  readonly driver: 'sqlite' | 'postgres';
+  /** Create or upgrade the schema. Safe to call on every start. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  jobInsert(params: JobInsertParams): Promise<JobInsertResult>;
+  jobGet(jobId: string): Promise<JobRecord | null>;
+  jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]>;
+  jobCode(jobId: string): Promise<string | null>;
+  jobResults(jobId: string): Promise<JobResults | null>;
+  jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
+
+  taskGet(taskId: string): Promise<TaskRecord | null>;
+  taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]>;
+  /** Atomically move up to `limit` queued tasks the worker can run to `running`, best priority first. */
+  taskClaimMany(params: TaskClaimParams): Promise<ClaimedTask[]>;
+  /** Record outcomes; each only if its task is still running under that attempt. */
+  taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult>;
+  /** Put running tasks back in the queue (their worker went away); conditional on the attempt. */
+  taskRequeueMany(params: { tasks: TaskRef[]; now: number }): Promise<TaskRef[]>;
+  /** Tasks running on a worker, as the store sees them. */
+  taskListRunningByWorker(workerId: string): Promise<TaskRef[]>;
+  taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean>;
+
+  workerUpsert(params: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void>;
+  workerDisconnected(params: { workerId: string; now: number }): Promise<void>;
+  workerCountOutcomes(params: { workerId: string; completed: number; failed: number; now: number }): Promise<void>;
+  workerList(): Promise<WorkerRecord[]>;
+
+  stats(): Promise<StoreStats>;
+}

@@ -1,0 +1,19 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The foreman's Prometheus metrics, on their own registry (several foremen can share a process in tests). */
+export class ForemanMetrics {
+  readonly registry = new Registry();
+  readonly connectedWorkers = new Gauge({ name: 'crowdcompute_connected_workers', help: 'Workers connected to this foreman', registers: [this.registry] });
+  readonly jobsSubmitted = new Counter({ name: 'crowdcompute_jobs_submitted_total', help: 'Jobs accepted', registers: [this.registry] });
+  readonly tasksSubmitted = new Counter({ name: 'crowdcompute_tasks_submitted_total', help: 'Tasks accepted', registers: [this.registry] });
+  readonly tasksDispatched = new Counter({ name: 'crowdcompute_tasks_dispatched_total', help: 'Task attempts handed to workers', registers: [this.registry] });
+  readonly resultsCommitted = new Counter({ name: 'crowdcompute_results_committed_total', help: 'Task outcomes recorded', registers: [this.registry] });
+  readonly resultsRejected = new Counter({ name: 'crowdcompute_results_rejected_total', help: 'Task outcomes refused (stale attempt, duplicate, cancelled)', registers: [this.registry] });
+  readonly tasksRequeued = new Counter({ name: 'crowdcompute_tasks_requeued_total', help: 'Running tasks put back in the queue after their worker went away', registers: [this.registry] });
+  readonly protocolErrors = new Counter({ name: 'crowdcompute_protocol_errors_total', help: 'Messages refused', labelNames: ['code'], registers: [this.registry] });
+  readonly commitBatch = new Histogram({ name: 'crowdcompute_commit_batch_size', help: 'Outcomes per group commit', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'crowdcompute_foreman_' });
+  }
+}

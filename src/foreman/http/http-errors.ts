@@ -1,0 +1,39 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { CrowdComputeError, formatBytes, type ErrorCode } from '../../protocol/index.ts';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  CC_ERR_JOB_NOT_FOUND: 404,
+  CC_ERR_TASK_NOT_FOUND: 404,
+  CC_ERR_INVALID_JOB: 400,
+  CC_ERR_BAD_JSON: 400,
+  CC_ERR_BAD_MESSAGE: 400,
+  CC_ERR_CODE_COMPILE: 400,
+  CC_ERR_PAYLOAD_TOO_LARGE: 413,
+  CC_ERR_TASK_EXISTS: 409,
+  CC_ERR_RATE_LIMITED: 429,
+  CC_ERR_SHUTTING_DOWN: 503,
+};
+
+/**
+ * Every REST error body is `{ code, message, detail }`: `code` is stable, `message` says what
+ * and which limit, `detail` repeats it for clients written against FastAPI's shape.
+ */
+export function makeErrorHandler(log: Logger, maxBodyBytes: number) {
+  return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    let err: CrowdComputeError;
+    if (error instanceof CrowdComputeError) err = error;
+    else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      err = new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${formatBytes(maxBodyBytes)}, the foreman's limit (--max-payload)`, { limit: maxBodyBytes });
+    } else if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+      err = new CrowdComputeError('CC_ERR_BAD_JSON', `request body is not valid JSON: ${error.message}`);
+    } else if ((error as FastifyError).statusCode && (error as FastifyError).statusCode! < 500) {
+      reply.status((error as FastifyError).statusCode!).send({ code: (error as FastifyError).code ?? 'CC_ERR_BAD_MESSAGE', message: error.message, detail: error.message });
+      return;
+    } else {
+      log.error({ err: error, url: request.url }, 'request failed');
+      err = new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${error.message}`);
+    }
+    reply.status(STATUS[err.code] ?? 500).send({ code: err.code, message: err.message, detail: err.message, ...(err.details ? { details: err.details } : {}) });
+  };
+}

@@ -1,0 +1,1 @@
+export { Foreman, startForeman, type ForemanOptions } from './foreman.ts';

@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import type { JobChange, Store } from '../store/store.ts';
+import type { Connection } from './ws/connection.ts';
+
+/** How often a running job's subscribers get a progress message, at most. */
+const PROGRESS_INTERVAL_MS = 100;
+
+type Listener = (change: JobChange) => void;
+
+/**
+ * Fans job changes out to whoever watches the job: WebSocket subscribers (clients) and
+ * in-process listeners (the HTTP API's waiters, tests). Progress is coalesced per job and
+ * sent at most every PROGRESS_INTERVAL_MS; completion is sent at once, with the ordered
+ * results inline when they fit in one frame.
+ */
+export class JobEvents {
+  private readonly subscribers = new Map<string, Set<Connection>>();
+  private readonly listeners = new Set<Listener>();
+  private readonly pendingProgress = new Map<string, JobChange>();
+  private timer: NodeJS.Timeout | null = null;
+
+  private readonly store: Store;
+  private readonly log: Logger;
+  private readonly maxInlineBytes: number;
+
+  constructor(store: Store, log: Logger, maxInlineBytes: number) {
+    this.store = store;
+    this.log = log;
+    this.maxInlineBytes = maxInlineBytes;
+  }
+
+  subscribe(jobId: string, conn: Connection): void {
+    let set = this.subscribers.get(jobId);
+    if (!set) { set = new Set(); this.subscribers.set(jobId, set); }
+    set.add(conn);
+  }
+
+  /** Forget a closed connection's subscriptions. */
+  dropConnection(conn: Connection): void {
+    for (const [jobId, set] of this.subscribers) {
+      set.delete(conn);
+      if (set.size === 0) this.subscribers.delete(jobId);
+    }
+  }
+
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Called after a commit changed jobs. */
+  publish(changes: readonly JobChange[]): void {
+    for (const change of changes) {
+      for (const l of this.listeners) l(change);
+      if (change.finished) {
+        this.pendingProgress.delete(change.jobId);
+        void this.sendCompleted(change);
+      } else if (this.subscribers.has(change.jobId)) {
+        this.pendingProgress.set(change.jobId, change);
+        this.timer ??= setTimeout(() => this.flushProgress(), PROGRESS_INTERVAL_MS);
+      }
+    }
+  }
+
+  /** Tell one connection about a job that had already finished when it subscribed. */
+  async sendCompletedTo(conn: Connection, change: JobChange): Promise<void> {
+    conn.send({ type: 'job_completed', jobId: change.jobId, state: change.state, counts: change.counts, ...(await this.inlineResults(change.jobId)) });
+  }
+
+  private flushProgress(): void {
+    this.timer = null;
+    for (const change of this.pendingProgress.values()) {
+      const set = this.subscribers.get(change.jobId);
+      if (!set) continue;
+      for (const conn of set) conn.send({ type: 'job_progress', jobId: change.jobId, state: change.state, counts: change.counts });
+    }
+    this.pendingProgress.clear();
+  }
+
+  private async inlineResults(jobId: string): Promise<{ results?: unknown[] }> {
+    const res = await this.store.jobResults(jobId);
+    if (!res) return {};
+    // Measure before deciding: a job with large results is fetched over HTTP instead.
+    const size = JSON.stringify(res.results).length;
+    return size <= this.maxInlineBytes ? { results: res.results } : {};
+  }
+
+  private async sendCompleted(change: JobChange): Promise<void> {
+    const set = this.subscribers.get(change.jobId);
+    if (!set || set.size === 0) return;
+    this.subscribers.delete(change.jobId);
+    try {
+      const extra = await this.inlineResults(change.jobId);
+      for (const conn of set) conn.send({ type: 'job_completed', jobId: change.jobId, state: change.state, counts: change.counts, ...extra });
+    } catch (err) {
+      this.log.error({ err, jobId: change.jobId }, 'could not send job completion');
+    }
+  }
+
+  /** Send a task's progress to the job's subscribers (not persisted per message). */
+  taskProgress(jobId: string, taskId: string, progress: number, message?: string, data?: Record<string, unknown>): void {
+    const set = this.subscribers.get(jobId);
+    if (!set) return;
+    for (const conn of set) conn.send({ type: 'task_progress_event', jobId, taskId, progress, ...(message !== undefined ? { message } : {}), ...(data ? { data } : {}) });
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.subscribers.clear();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,64 @@
+import type { Logger } from 'pino';
+import { CrowdComputeError, type JobSpec } from '../protocol/index.ts';
+import type { JobInsertResult, JobRecord, Store } from '../store/store.ts';
+import type { Dispatcher } from './dispatch/dispatcher.ts';
+import type { JobEvents } from './job-events.ts';
+import type { ForemanMetrics } from './foreman-metrics.ts';
+import { buildJob, type SubmissionLimits } from './job-submission.ts';
+
+/**
+ * Submitting and cancelling jobs, shared by the REST API and the WebSocket gateway so the
+ * two cannot drift apart. A submission is acknowledged only after its transaction commits.
+ */
+export class JobService {
+  private readonly store: Store;
+  private readonly dispatcher: Dispatcher;
+  private readonly events: JobEvents;
+  private readonly metrics: ForemanMetrics;
+  private readonly log: Logger;
+  private readonly limits: SubmissionLimits;
+
+  constructor(deps: { store: Store; dispatcher: Dispatcher; events: JobEvents; metrics: ForemanMetrics; log: Logger }, limits: SubmissionLimits) {
+    this.store = deps.store;
+    this.dispatcher = deps.dispatcher;
+    this.events = deps.events;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.limits = limits;
+  }
+
+  async submit(spec: JobSpec): Promise<JobInsertResult> {
+    const params = buildJob(spec, this.limits, Date.now());
+    let accepted: JobInsertResult;
+    try {
+      accepted = await this.store.jobInsert(params);
+    } catch (err) {
+      if (/UNIQUE|duplicate key/i.test((err as Error).message) && /tasks/.test((err as Error).message)) {
+        throw new CrowdComputeError('CC_ERR_TASK_EXISTS', 'a task with one of the given taskIds already exists; task ids must be unique');
+      }
+      throw err;
+    }
+    if (!accepted.deduplicated) {
+      this.metrics.jobsSubmitted.inc();
+      this.metrics.tasksSubmitted.inc(params.tasks.length);
+      this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
+      this.dispatcher.announceWork();
+    }
+    return accepted;
+  }
+
+  /** Cancel a job: queued tasks never start, running ones are told to stop, finished results stay. */
+  async cancel(jobId: string): Promise<JobRecord> {
+    const res = await this.store.jobCancel({ jobId, now: Date.now() });
+    if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    for (const t of res.running) {
+      const s = t.workerId ? this.dispatcher.sessions.get(t.workerId) : undefined;
+      s?.conn.send({ type: 'cancel_task', taskId: t.taskId, attempt: t.attempt, reason: `job ${jobId} was cancelled` });
+    }
+    if (res.change) {
+      this.log.info({ jobId, runningStopped: res.running.length }, 'job cancelled');
+      this.events.publish([res.change]);
+    }
+    return res.job;
+  }
+}

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import { Script } from 'node:vm';
+import {
+  CrowdComputeError, formatBytes, type JobSpec, type Priority,
+} from '../protocol/index.ts';
+import { chooseChunkSize, chunk } from '../core/chunking.ts';
+import type { JobInsertParams, NewTask } from '../store/store.ts';
+
+export interface SubmissionLimits {
+  /** Largest task input, measured as JSON. */
+  maxPayloadBytes: number;
+  /** Most arguments one map job may have. */
+  maxArgs: number;
+  /** Most named tasks one job may have. */
+  maxTasksPerJob: number;
+}
+
+/**
+ * Check that shipped source is one function expression, without running it: node:vm only
+ * parses and compiles here. The worker runs it, inside isolated-vm, only with allowCode.
+ */
+export function checkFunctionSource(code: string): void {
+  let script: Script;
+  try {
+    script = new Script(`(${code}\n)`, { filename: 'shipped-function.js' });
+  } catch (err) {
+    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `the shipped function does not compile: ${(err as Error).message}`);
+  }
+  void script;
+  if (/\[native code\]\s*}\s*$/.test(code)) {
+    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', 'the shipped function is a native or bound function; ship a self-contained function instead');
+  }
+}
+
+function jsonSize(v: unknown): number {
+  return v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v));
+}
+
+/** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
+export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number): JobInsertParams {
+  const jobId = randomUUID();
+  const priority: Priority = spec.priority ?? 'normal';
+  const maxAttempts = spec.maxAttempts ?? 1;
+  const timeoutMs = spec.timeoutMs ?? null;
+  const tasks: NewTask[] = [];
+
+  if (spec.kind === 'map') {
+    if (spec.args.length === 0) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a map job needs at least one argument');
+    if (spec.args.length > limits.maxArgs) {
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a map job has ${spec.args.length} arguments, the foreman accepts at most ${limits.maxArgs} (--max-args); split it into several jobs`,
+        { limit: limits.maxArgs, actual: spec.args.length });
+    }
+    checkFunctionSource(spec.code);
+    const size = chooseChunkSize(spec.args.length, spec.chunkSize);
+    chunk(spec.args, size).forEach((args, index) => {
+      const bytes = jsonSize(args);
+      if (bytes > limits.maxPayloadBytes) {
+        throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `map job task ${index} (arguments ${index * size}..${index * size + args.length - 1}) is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} per task (--max-payload); use a smaller chunkSize`);
+      }
+      tasks.push({ id: `${jobId}.${index}`, index, kind: 'map', type: 'map', input: args, priority, maxAttempts, timeoutMs });
+    });
+    return {
+      job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
+        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null },
+      tasks, now,
+    };
+  }
+
+  if (spec.tasks.length > limits.maxTasksPerJob) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a job has ${spec.tasks.length} tasks, the foreman accepts at most ${limits.maxTasksPerJob} per job (--max-args)`,
+      { limit: limits.maxTasksPerJob, actual: spec.tasks.length });
+  }
+  spec.tasks.forEach((t, index) => {
+    const bytes = jsonSize(t.input);
+    if (bytes > limits.maxPayloadBytes) {
+      throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${index} (${t.type}) input is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} (--max-payload)`);
+    }
+    tasks.push({
+      id: t.taskId ?? `${jobId}.${index}`, index, kind: 'named', type: t.type, input: t.input ?? null,
+      priority: t.priority ?? priority, maxAttempts: t.maxAttempts ?? maxAttempts, timeoutMs: t.timeoutMs ?? timeoutMs,
+    });
+  });
+  return {
+    job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
+      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null },
+    tasks, now,
+  };
+}

@@ -1,0 +1,253 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { Logger } from 'pino';
+import {
+  CrowdComputeError, PROTOCOL_VERSION, formatBytes, parseInbound,
+  type Hello, type Inbound, type TaskOutcome,
+} from '../../protocol/index.ts';
+import type { Store } from '../../store/store.ts';
+import type { Dispatcher } from '../dispatch/dispatcher.ts';
+import { WorkerSession } from '../dispatch/worker-session.ts';
+import type { JobEvents } from '../job-events.ts';
+import type { JobService } from '../job-service.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import { Connection } from './connection.ts';
+
+export interface WsGatewayOptions {
+  foremanId: string;
+  path: string;
+  maxPayloadBytes: number;
+  heartbeatIntervalMs: number;
+  leaseTtlMs: number;
+}
+
+/**
+ * The foreman's WebSocket endpoint. Workers and clients share it: a connection becomes a
+ * worker by sending `hello`; client messages (submit_job, subscribe_job, cancel_job) are
+ * accepted on any connection. Each frame is validated message by message; a bad message
+ * gets an `error` reply naming the problem, and nothing else on the connection is affected.
+ */
+export class WsGateway {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<Connection>();
+  private readonly sessionsByConn = new Map<Connection, WorkerSession>();
+  private readonly store: Store;
+  private readonly dispatcher: Dispatcher;
+  private readonly events: JobEvents;
+  private readonly jobs: JobService;
+  private readonly metrics: ForemanMetrics;
+  private readonly log: Logger;
+  private readonly options: WsGatewayOptions;
+  private accepting = true;
+
+  constructor(deps: { store: Store; dispatcher: Dispatcher; events: JobEvents; jobs: JobService; metrics: ForemanMetrics; log: Logger }, options: WsGatewayOptions) {
+    this.store = deps.store;
+    this.dispatcher = deps.dispatcher;
+    this.events = deps.events;
+    this.jobs = deps.jobs;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.options = options;
+    // Frames a little over the limit still arrive, so that we can answer with an error that
+    // names the limit; far larger ones are cut off by ws itself (close code 1009).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes + 1024 * 1024 });
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== this.options.path || !this.accepting) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, req));
+    });
+  }
+
+  get workerCount(): number { return this.sessionsByConn.size; }
+
+  private onSocket(ws: WebSocket, req: IncomingMessage): void {
+    const conn = new Connection(ws, req.socket.remoteAddress ?? 'unknown', Math.max(64 * 1024, this.options.maxPayloadBytes));
+    this.connections.add(conn);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, data, isBinary));
+    ws.on('close', () => void this.onClose(conn));
+    ws.on('error', (err) => this.log.warn({ err, conn: conn.id, workerId: conn.workerId }, 'websocket error'));
+  }
+
+  private reply(conn: Connection, err: CrowdComputeError, requestId?: string): void {
+    this.metrics.protocolErrors.inc({ code: err.code });
+    conn.send({ type: 'error', code: err.code, message: err.message, ...(requestId ? { requestId } : {}), ...(err.details ? { details: err.details } : {}) });
+  }
+
+  private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (buf.length > this.options.maxPayloadBytes) {
+      this.reply(conn, new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE',
+        `frame is ${formatBytes(buf.length)}, the foreman accepts at most ${formatBytes(this.options.maxPayloadBytes)} per frame (--max-payload)`,
+        { limit: this.options.maxPayloadBytes, actual: buf.length }));
+      return;
+    }
+    void isBinary;
+    for (const parsed of parseInbound(buf.toString('utf8'))) {
+      if (!parsed.ok) { this.reply(conn, parsed.error, parsed.requestId); continue; }
+      try {
+        this.onMessage(conn, parsed.message);
+      } catch (err) {
+        this.replyError(conn, err, (parsed.message as { requestId?: string }).requestId);
+      }
+    }
+  }
+
+  private replyError(conn: Connection, err: unknown, requestId?: string): void {
+    if (err instanceof CrowdComputeError) { this.reply(conn, err, requestId); return; }
+    this.log.error({ err, conn: conn.id, workerId: conn.workerId }, 'message handler failed');
+    this.reply(conn, new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${(err as Error).message}`), requestId);
+  }
+
+  private sessionOf(conn: Connection, type: string): WorkerSession {
+    const s = this.sessionsByConn.get(conn);
+    if (!s) throw new CrowdComputeError('CC_ERR_NOT_HELLO', `"${type}" is a worker message; send "hello" first`);
+    return s;
+  }
+
+  private onMessage(conn: Connection, msg: Inbound): void {
+    switch (msg.type) {
+      case 'hello':
+        void this.onHello(conn, msg).catch((err) => this.replyError(conn, err));
+        return;
+      case 'heartbeat': {
+        const s = this.sessionOf(conn, msg.type);
+        s.lastSeenAt = Date.now();
+        return;
+      }
+      case 'worker_ready': {
+        const s = this.sessionOf(conn, msg.type);
+        if (msg.capacity) s.hello = { ...s.hello, capacity: msg.capacity };
+        s.draining = false;
+        s.emptyAtVersion = -1;
+        this.dispatcher.kick();
+        return;
+      }
+      case 'task_result': {
+        const { type: _t, ...outcome } = msg;
+        this.dispatcher.acceptOutcomes(this.sessionOf(conn, msg.type), [outcome as TaskOutcome]);
+        return;
+      }
+      case 'task_results':
+        this.dispatcher.acceptOutcomes(this.sessionOf(conn, msg.type), msg.results);
+        return;
+      case 'task_progress': {
+        const s = this.sessionOf(conn, msg.type);
+        const f = s.inFlight.get(msg.taskId);
+        if (!f || f.attempt !== msg.attempt) return; // progress of a task this worker no longer holds
+        void this.store.taskProgressSet({ taskId: msg.taskId, attempt: msg.attempt, progress: msg.progress, message: msg.message ?? null });
+        this.events.taskProgress(f.jobId, msg.taskId, msg.progress, msg.message, msg.data);
+        return;
+      }
+      case 'submit_job':
+        void this.jobs.submit(msg.job).then((accepted) => {
+          if (msg.subscribe !== false) this.events.subscribe(accepted.job.id, conn);
+          conn.send({ type: 'job_accepted', requestId: msg.requestId, jobId: accepted.job.id, totalTasks: accepted.job.counts.total,
+            position: accepted.position, deduplicated: accepted.deduplicated });
+          // A deduplicated job may have finished long ago: answer now rather than never.
+          if (accepted.deduplicated && msg.subscribe !== false) void this.sendIfFinished(conn, accepted.job.id);
+        }).catch((err) => this.replyError(conn, err, msg.requestId));
+        return;
+      case 'subscribe_job':
+        this.events.subscribe(msg.jobId, conn);
+        void this.sendIfFinished(conn, msg.jobId, msg.requestId).catch((err) => this.replyError(conn, err, msg.requestId));
+        return;
+      case 'cancel_job':
+        void this.jobs.cancel(msg.jobId).then((job) => {
+          conn.send({ type: 'cancel_ack', jobId: job.id, state: job.state, ...(msg.requestId ? { requestId: msg.requestId } : {}) });
+        }).catch((err) => this.replyError(conn, err, msg.requestId));
+        return;
+    }
+  }
+
+  private async sendIfFinished(conn: Connection, jobId: string, requestId?: string): Promise<void> {
+    const job = await this.store.jobGet(jobId);
+    if (!job) {
+      this.reply(conn, new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId }), requestId);
+      return;
+    }
+    if (job.completedAt !== null) {
+      await this.events.sendCompletedTo(conn, { jobId, state: job.state, counts: job.counts, finished: true });
+    } else {
+      conn.send({ type: 'job_progress', jobId, state: job.state, counts: job.counts });
+    }
+  }
+
+  private async onHello(conn: Connection, hello: Hello): Promise<void> {
+    const major = (v: string) => v.split('.')[0];
+    if (major(hello.protocol) !== major(PROTOCOL_VERSION)) {
+      this.reply(conn, new CrowdComputeError('CC_ERR_PROTOCOL_VERSION', `worker ${hello.workerId} speaks protocol ${hello.protocol}, this foreman speaks ${PROTOCOL_VERSION}`));
+      conn.close(4002, 'protocol version mismatch');
+      return;
+    }
+    if (this.sessionsByConn.has(conn)) {
+      throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `worker ${hello.workerId} already said hello on this connection`);
+    }
+    const keep = new Set((hello.running ?? []).map((r) => r.taskId));
+    // A worker that reconnects before we noticed its old socket died replaces the old session.
+    const old = this.dispatcher.sessions.get(hello.workerId);
+    if (old) {
+      this.log.info({ workerId: hello.workerId }, 'worker reconnected; replacing its previous connection');
+      this.sessionsByConn.delete(old.conn);
+      old.conn.close(4001, 'replaced by a new connection from the same worker');
+      await this.dispatcher.removeSession(old, keep);
+    }
+    const now = Date.now();
+    const session = new WorkerSession(conn, hello);
+    conn.workerId = hello.workerId;
+    // Tasks the store says this worker runs: keep those it still reports, requeue the rest.
+    const held = await this.store.taskListRunningByWorker(hello.workerId);
+    const reported = new Map((hello.running ?? []).map((r) => [r.taskId, r.attempt]));
+    const lost = held.filter((t) => reported.get(t.taskId) !== t.attempt);
+    for (const t of held) if (reported.get(t.taskId) === t.attempt) session.inFlight.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now });
+    if (lost.length > 0) {
+      await this.store.taskRequeueMany({ tasks: lost, now });
+      this.dispatcher.announceWork();
+    }
+    await this.store.workerUpsert({
+      id: hello.workerId, state: 'online', capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode,
+      resources: hello.resources ?? {}, version: hello.version ?? null, foremanId: this.options.foremanId, connectedAt: now, lastSeenAt: now,
+    });
+    if (conn.closed) return;
+    this.sessionsByConn.set(conn, session);
+    conn.send({ type: 'welcome', protocol: PROTOCOL_VERSION, foremanId: this.options.foremanId, workerId: hello.workerId,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs, leaseTtlMs: this.options.leaseTtlMs, maxPayloadBytes: this.options.maxPayloadBytes });
+    this.log.info({ workerId: hello.workerId, capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode, remote: conn.remote, adopted: session.inFlight.size },
+      'worker connected');
+    this.dispatcher.addSession(session);
+  }
+
+  private async onClose(conn: Connection): Promise<void> {
+    conn.closed = true;
+    this.connections.delete(conn);
+    this.events.dropConnection(conn);
+    const session = this.sessionsByConn.get(conn);
+    if (!session) return;
+    this.sessionsByConn.delete(conn);
+    this.log.info({ workerId: session.workerId, running: session.inFlight.size }, 'worker disconnected');
+    try {
+      await this.dispatcher.removeSession(session);
+      if (!this.dispatcher.sessions.has(session.workerId)) await this.store.workerDisconnected({ workerId: session.workerId, now: Date.now() });
+    } catch (err) {
+      this.log.error({ err, workerId: session.workerId }, 'could not release a disconnected worker\'s tasks');
+    }
+  }
+
+  /** Refuse new connections (used by graceful shutdown). */
+  stopAccepting(): void { this.accepting = false; }
+
+  /** Close every connection; workers will reconnect elsewhere or later. */
+  async closeAll(code = 1001, reason = 'foreman shutting down'): Promise<void> {
+    for (const conn of this.connections) conn.close(code, reason);
+    const deadline = Date.now() + 2000;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const conn of this.connections) conn.socket.terminate();
+    this.wss.close();
+  }
+}

@@ -1,0 +1,169 @@
+import ivm from 'isolated-vm';
+import { CrowdComputeError } from '../../protocol/index.ts';
+
+export interface SandboxOptions {
+  /** Heap limit of each isolate. Default 128 MiB. */
+  memoryLimitMb: number;
+  /** Wall-clock limit of a task that has no timeoutMs of its own. Default 60 s. */
+  defaultTimeoutMs: number;
+  /** Map jobs whose compiled isolates are kept warm. Default 16. */
+  maxJobs: number;
+}
+
+/**
+ * The code that runs inside each isolate around the shipped function. Arguments go in and
+ * results come out as JSON text: one string copy each way is cheaper than structured clone
+ * of many small values, and it bounds what can cross to plain data.
+ *
+ * The loop stays synchronous while the function returns plain values, so isolated-vm's
+ * `timeout` (which covers synchronous execution) stops an infinite loop; an async function
+ * switches to an awaiting loop, bounded by the host-side deadline instead.
+ */
+const RUNNER = `
+const __ccFail = (i, e) => JSON.stringify({ __ccError: { index: i,
+  message: String(e && e.message !== undefined ? e.message : e), name: e && e.name ? String(e.name) : 'Error',
+  stack: e && e.stack ? String(e.stack) : undefined } });
+globalThis.__ccRun = function (argsJson) {
+  const args = JSON.parse(argsJson);
+  const out = new Array(args.length);
+  for (let i = 0; i < args.length; i++) {
+    let v;
+    try { v = __ccFn(args[i]); } catch (e) { return __ccFail(i, e); }
+    if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
+      return (async () => {
+        try { out[i] = await v; } catch (e) { return __ccFail(i, e); }
+        for (let j = i + 1; j < args.length; j++) {
+          try { out[j] = await __ccFn(args[j]); } catch (e) { return __ccFail(j, e); }
+        }
+        return JSON.stringify(out);
+      })();
+    }
+    out[i] = v;
+  }
+  return JSON.stringify(out);
+};`;
+
+interface Warm {
+  isolate: ivm.Isolate;
+  run: ivm.Reference<(argsJson: string) => string | Promise<string>>;
+}
+
+interface JobEntry {
+  code: string;
+  idle: Warm[];
+}
+
+/** Handle to a running sandboxed call, so a cancellation can kill it. */
+export interface SandboxRun {
+  result: Promise<unknown[]>;
+  kill(reason: 'cancelled' | 'timeout'): void;
+}
+
+/**
+ * Runs shipped map functions in isolated-vm isolates: separate V8 heaps with a memory limit,
+ * no Node APIs (no require, process, fs, network), killed at a wall-clock deadline.
+ *
+ * Code arrives once per job (`setCode`); each concurrent task of the job takes a warm isolate
+ * from the job's pool, so compilation is paid once per isolate, not per task. An isolate that
+ * timed out, hit its memory limit or was cancelled is disposed, never reused.
+ */
+export class SandboxExecutor {
+  private readonly jobs = new Map<string, JobEntry>();
+  private readonly o: SandboxOptions;
+  private disposed = false;
+
+  constructor(options: Partial<SandboxOptions> = {}) {
+    this.o = { memoryLimitMb: options.memoryLimitMb ?? 128, defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000, maxJobs: options.maxJobs ?? 16 };
+  }
+
+  hasCode(jobId: string): boolean { return this.jobs.has(jobId); }
+
+  setCode(jobId: string, code: string): void {
+    const existing = this.jobs.get(jobId);
+    if (existing && existing.code === code) return;
+    if (existing) this.dropJob(jobId);
+    // Least recently set first out: Map iteration order is insertion order.
+    while (this.jobs.size >= this.o.maxJobs) this.dropJob(this.jobs.keys().next().value!);
+    this.jobs.set(jobId, { code, idle: [] });
+  }
+
+  private dropJob(jobId: string): void {
+    const e = this.jobs.get(jobId);
+    if (!e) return;
+    for (const w of e.idle) if (!w.isolate.isDisposed) w.isolate.dispose();
+    this.jobs.delete(jobId);
+  }
+
+  private async warm(jobId: string, entry: JobEntry): Promise<Warm> {
+    const cached = entry.idle.pop();
+    if (cached && !cached.isolate.isDisposed) return cached;
+    const isolate = new ivm.Isolate({ memoryLimit: this.o.memoryLimitMb });
+    try {
+      const context = await isolate.createContext();
+      await context.eval(`const __ccFn = (${entry.code}\n);\n${RUNNER}`, { timeout: 5_000, filename: `job-${jobId}.js` });
+      const run = await context.global.get('__ccRun', { reference: true }) as ivm.Reference<(argsJson: string) => string>;
+      return { isolate, run };
+    } catch (err) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `job ${jobId}: the shipped function failed to load in the sandbox: ${(err as Error).message}`);
+    }
+  }
+
+  /** Run the job's function over `args`. Rejects with a CrowdComputeError naming what went wrong. */
+  start(jobId: string, args: unknown[], timeoutMs: number | null): SandboxRun {
+    let killWith: ((reason: 'cancelled' | 'timeout') => void) | null = null;
+    let killedBefore: 'cancelled' | 'timeout' | null = null;
+    const limit = timeoutMs ?? this.o.defaultTimeoutMs;
+    const result = (async (): Promise<unknown[]> => {
+      const entry = this.jobs.get(jobId);
+      if (!entry) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
+      const w = await this.warm(jobId, entry);
+      if (killedBefore) { w.isolate.dispose(); throw this.killError(killedBefore, jobId, limit); }
+      let killed: 'cancelled' | 'timeout' | null = null;
+      killWith = (reason) => { killed = reason; if (!w.isolate.isDisposed) w.isolate.dispose(); };
+      // The host-side deadline covers what isolated-vm's own timeout cannot: awaited promises.
+      const deadline = setTimeout(() => killWith?.('timeout'), limit + 50);
+      try {
+        const text = await w.run.apply(undefined, [JSON.stringify(args)], { timeout: limit, result: { promise: true } }) as string;
+        const parsed = JSON.parse(text) as unknown;
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccError' in parsed) {
+          const e = (parsed as { __ccError: { index: number; message: string; name: string; stack?: string } }).__ccError;
+          const err = new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: the function threw on argument ${e.index} of this task: ${e.name}: ${e.message}`,
+            { argumentIndex: e.index });
+          err.stack = e.stack ?? err.stack;
+          throw err;
+        }
+        if (!w.isolate.isDisposed && !this.disposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
+        return parsed as unknown[];
+      } catch (err) {
+        if (!w.isolate.isDisposed && !(err instanceof CrowdComputeError)) w.isolate.dispose();
+        else if (!w.isolate.isDisposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
+        if (killed) throw this.killError(killed, jobId, limit);
+        if (err instanceof CrowdComputeError) throw err;
+        const message = (err as Error).message ?? String(err);
+        if (/memory limit/i.test(message)) {
+          throw new CrowdComputeError('CC_ERR_MEMORY_LIMIT', `job ${jobId}: the function exceeded the sandbox memory limit of ${this.o.memoryLimitMb} MiB (--sandbox-memory)`, { limitMb: this.o.memoryLimitMb });
+        }
+        if (/timed out/i.test(message)) throw this.killError('timeout', jobId, limit);
+        throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${message}`);
+      } finally {
+        clearTimeout(deadline);
+      }
+    })();
+    return {
+      result,
+      kill: (reason) => { if (killWith) killWith(reason); else killedBefore = reason; },
+    };
+  }
+
+  private killError(reason: 'cancelled' | 'timeout', jobId: string, limit: number): CrowdComputeError {
+    return reason === 'timeout'
+      ? new CrowdComputeError('CC_ERR_TIMEOUT', `job ${jobId}: the function ran longer than ${limit} ms and was stopped`, { timeoutMs: limit })
+      : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its sandbox stopped`);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const id of [...this.jobs.keys()]) this.dropJob(id);
+  }
+}

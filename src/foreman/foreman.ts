@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
@@ -109,7 +109,7 @@ export class Foreman {
       { foremanId: this.id, path: '/ws', maxPayloadBytes: o.maxPayloadBytes, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs },
     );
 
-    const app = Fastify({ loggerInstance: this.log.child({ component: 'http' }) as unknown as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: o.maxPayloadBytes });
+    const app = Fastify({ logger: false, bodyLimit: o.maxPayloadBytes });
     this.app = app;
     // Bodies are validated by zod in the handlers, so REST and WebSocket share one set of
     // rules and error codes; the JSON schemas on routes are for the OpenAPI document.

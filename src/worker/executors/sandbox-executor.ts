@@ -6,7 +6,9 @@ export interface SandboxOptions {
   memoryLimitMb: number;
   /** Wall-clock limit of a task that has no timeoutMs of its own. Default 60 s. */
   defaultTimeoutMs: number;
-  /** Map jobs whose compiled isolates are kept warm. Default 16. */
+  /** Map jobs whose idle isolates are kept warm. Default 16. */
+  maxWarmJobs: number;
+  /** Map jobs whose source is remembered (code arrives once per job and connection). Default 1000. */
   maxJobs: number;
 }
 
@@ -73,7 +75,12 @@ export class SandboxExecutor {
   private disposed = false;
 
   constructor(options: Partial<SandboxOptions> = {}) {
-    this.o = { memoryLimitMb: options.memoryLimitMb ?? 128, defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000, maxJobs: options.maxJobs ?? 16 };
+    this.o = {
+      memoryLimitMb: options.memoryLimitMb ?? 128,
+      defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000,
+      maxWarmJobs: options.maxWarmJobs ?? 16,
+      maxJobs: options.maxJobs ?? 1000,
+    };
   }
 
   hasCode(jobId: string): boolean { return this.jobs.has(jobId); }
@@ -82,9 +89,15 @@ export class SandboxExecutor {
     const existing = this.jobs.get(jobId);
     if (existing && existing.code === code) return;
     if (existing) this.dropJob(jobId);
-    // Least recently set first out: Map iteration order is insertion order.
+    // Oldest first out (Map iteration is insertion order). Sources are small and kept long;
+    // warm isolates are large, so only the newest jobs keep theirs.
     while (this.jobs.size >= this.o.maxJobs) this.dropJob(this.jobs.keys().next().value!);
     this.jobs.set(jobId, { code, idle: [] });
+    let n = this.jobs.size;
+    for (const e of this.jobs.values()) {
+      if (n-- <= this.o.maxWarmJobs) break;
+      for (const w of e.idle.splice(0)) if (!w.isolate.isDisposed) w.isolate.dispose();
+    }
   }
 
   private dropJob(jobId: string): void {

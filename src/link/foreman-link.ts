@@ -24,7 +24,7 @@ export interface ForemanLinkOptions {
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * The worker's (or client's) connection to a foreman: one WebSocket at a time, reconnected
+ * A worker's or client's connection to a foreman: one WebSocket at a time, reconnected
  * with exponential backoff and jitter when it drops, rotating through the given URLs.
  * Sends while disconnected are dropped on purpose: what must survive a reconnect (results
  * not yet acknowledged) is kept and resent by the owner after the next hello.
@@ -118,7 +118,7 @@ export class ForemanLink {
       this.outbox = [];
       const reason = reasonBuf.toString();
       const willReconnect = !this.stopped && (this.o.autoRestart || !opened);
-      if (opened) this.o.log.warn({ url, code, reason }, 'connection to foreman closed');
+      if (opened && !this.stopped) this.o.log.warn({ url, code, reason }, 'connection to foreman closed');
       this.o.onClose({ code, reason, willReconnect });
       if (willReconnect) this.scheduleReconnect();
     });

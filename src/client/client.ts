@@ -1,0 +1,323 @@
+/**
+ * The client SDK: submit map jobs and named tasks, await ordered results, follow progress,
+ * list, inspect and cancel. Submissions and completion travel over one WebSocket (pushed,
+ * no polling); queries use the REST API.
+ *
+ * Every submission carries an idempotency key (the caller's, or a random one), so that a
+ * submission in flight when the connection drops is sent again after the reconnect without
+ * creating a second job.
+ */
+import { randomUUID } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import {
+  CrowdComputeError, type JobSpec, type JobState, type NamedTaskSpec, type Outbound, type Priority,
+} from '../protocol/index.ts';
+import { ForemanLink } from '../link/foreman-link.ts';
+import { functionSource } from './function-source.ts';
+import { JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
+
+export interface ClientOptions {
+  /** Foreman base URL(s): http://localhost:8000 (ws://host:port/ws also accepted). Several = fail over. */
+  url: string | string[];
+  /** Base reconnect delay of the WebSocket. Default 500 ms. */
+  reconnectIntervalMs?: number;
+  /** How long a call waits for a connection before failing with CC_ERR_CONNECTION. Default 10 s. */
+  connectTimeoutMs?: number;
+  logger?: Logger;
+  logLevel?: string;
+}
+
+export interface JobOptions {
+  name?: string;
+  priority?: Priority;
+  timeoutMs?: number;
+  maxAttempts?: number;
+  idempotencyKey?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface MapOptions extends JobOptions {
+  /** Arguments per task; default chosen by the foreman from the argument count. */
+  chunkSize?: number;
+  onProgress?: (p: JobProgress) => void;
+}
+
+export interface TaskOptions extends JobOptions {
+  taskId?: string;
+}
+
+interface PendingSubmit {
+  message: { type: 'submit_job'; requestId: string; job: JobSpec };
+  resolve: (h: JobHandle<any>) => void;
+  reject: (e: Error) => void;
+}
+
+type Camel<T> = T;
+
+/** snake_case keys of a REST object to camelCase (top level only: inputs and results are left as they are). */
+function camel<T = Record<string, unknown>>(o: Record<string, unknown>): Camel<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())] = v;
+  return out as T;
+}
+
+export interface JobInfo {
+  id: string; kind: string; name: string | null; status: JobState; priority: Priority;
+  totalTasks: number; completedTasks: number; failedTasks: number; cancelledTasks: number; progress: number;
+  argCount: number | null; chunkSize: number | null; createdAt: string; startedAt: string | null; completedAt: string | null;
+  [k: string]: unknown;
+}
+
+export interface TaskInfoRest {
+  taskId: string; jobId: string; index: number; kind: string; type: string; status: string; attempt: number;
+  workerId: string | null; input: unknown; result: unknown; error: unknown; progress: number | null;
+  queuedAt: string; startedAt: string | null; completedAt: string | null;
+  [k: string]: unknown;
+}
+
+export class Client {
+  readonly log: Logger;
+  private readonly httpBases: string[];
+  private httpIndex = 0;
+  private readonly o: { reconnectIntervalMs: number; connectTimeoutMs: number };
+  private link: ForemanLink | null = null;
+  private open = false;
+  private openWaiters: { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
+  private readonly pending = new Map<string, PendingSubmit>();
+  private readonly handles = new Map<string, JobHandle<any>>();
+  private closed = false;
+
+  constructor(options: ClientOptions) {
+    const urls = (Array.isArray(options.url) ? options.url : options.url.split(',')).map((u) => u.trim()).filter(Boolean);
+    if (urls.length === 0) throw new TypeError('Client: url is required (e.g. http://localhost:8000)');
+    this.httpBases = urls.map((u) => u.replace(/^ws(s?):/, 'http$1:').replace(/\/ws\/?$/, '').replace(/\/$/, ''));
+    this.o = { reconnectIntervalMs: options.reconnectIntervalMs ?? 500, connectTimeoutMs: options.connectTimeoutMs ?? 10_000 };
+    this.log = options.logger ?? pino({ level: options.logLevel ?? 'warn' }, pino.destination(2));
+  }
+
+  // ------------------------------------------------------------------ submitting
+
+  /** Run `fn` over every argument on the workers; resolves with the results in argument order. */
+  async map<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<R[]> {
+    const job = await this.submitMap(fn, args, options);
+    return job.result();
+  }
+
+  /** Submit a map job and return its handle at once. */
+  async submitMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<JobHandle<R>> {
+    const { onProgress, chunkSize, ...common } = options;
+    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...common });
+    if (onProgress) handle.onProgress(onProgress);
+    return handle;
+  }
+
+  /** Submit one named task (`image.resize`) with its input. */
+  async submit<I = unknown, R = unknown>(type: string, input: I, options: TaskOptions = {}): Promise<TaskHandle<R>> {
+    const { taskId, ...common } = options;
+    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}) }], ...common });
+    // Tasks of a job are named `<jobId>.<index>` unless the caller named them.
+    return new TaskHandle<R>(job, taskId ?? `${job.id}.0`);
+  }
+
+  /** Submit many named tasks as one job: one commit, results in order. */
+  async submitMany<R = unknown>(tasks: readonly NamedTaskSpec[], options: JobOptions = {}): Promise<JobHandle<R>> {
+    return this.submitJob<R>({ kind: 'tasks', tasks: [...tasks], ...options });
+  }
+
+  /** Submit a job spec as the protocol defines it. */
+  async submitJob<R = unknown>(spec: JobSpec): Promise<JobHandle<R>> {
+    if (this.closed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client is closed');
+    const job: JobSpec = { ...spec, idempotencyKey: spec.idempotencyKey ?? `auto-${randomUUID()}` };
+    await this.connect();
+    return new Promise<JobHandle<R>>((resolve, reject) => {
+      const requestId = randomUUID();
+      const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve, reject };
+      this.pending.set(requestId, p);
+      this.link!.send(p.message);
+    });
+  }
+
+  /** A handle on an existing job (submitted elsewhere), to await or follow it. */
+  async watch<R = unknown>(jobId: string): Promise<JobHandle<R>> {
+    const info = await this.getJob(jobId);
+    let h = this.handles.get(jobId) as JobHandle<R> | undefined;
+    if (!h) {
+      h = this.newHandle<R>({ id: jobId, totalTasks: info.totalTasks, position: 0, deduplicated: false });
+      this.handles.set(jobId, h);
+    }
+    await this.connect();
+    this.link!.send({ type: 'subscribe_job', jobId });
+    return h;
+  }
+
+  // ------------------------------------------------------------------ REST queries
+
+  private async http<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let lastErr: Error | null = null;
+    for (let i = 0; i < this.httpBases.length; i++) {
+      const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
+      let res: Response;
+      try {
+        res = await fetch(`${base}${path}`, {
+          method,
+          ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        });
+      } catch (err) {
+        lastErr = err as Error;
+        continue;
+      }
+      this.httpIndex = (this.httpIndex + i) % this.httpBases.length;
+      const text = await res.text();
+      const data = text ? JSON.parse(text) : null;
+      if (!res.ok) {
+        const code = typeof data?.code === 'string' && data.code.startsWith('CC_ERR_') ? data.code : 'CC_ERR_INTERNAL';
+        const message = String(data?.message ?? `${method} ${path}: HTTP ${res.status}`).replace(/^CC_ERR_[A-Z_]+: /, '');
+        throw new CrowdComputeError(code, message, { status: res.status });
+      }
+      return data as T;
+    }
+    throw new CrowdComputeError('CC_ERR_CONNECTION', `cannot reach the foreman at ${this.httpBases.join(', ')}: ${lastErr?.message ?? 'no answer'}`);
+  }
+
+  async getJob(jobId: string): Promise<JobInfo> {
+    return camel<JobInfo>(await this.http('GET', `/api/jobs/${encodeURIComponent(jobId)}`));
+  }
+
+  async listJobs(params: { status?: JobState; limit?: number; offset?: number } = {}): Promise<JobInfo[]> {
+    const q = new URLSearchParams();
+    if (params.status) q.set('status', params.status);
+    if (params.limit) q.set('limit', String(params.limit));
+    if (params.offset) q.set('offset', String(params.offset));
+    const rows = await this.http<Record<string, unknown>[]>('GET', `/api/jobs${q.size ? `?${q}` : ''}`);
+    return rows.map((r) => camel<JobInfo>(r));
+  }
+
+  async getJobTasks(jobId: string, params: { limit?: number; offset?: number } = {}): Promise<TaskInfoRest[]> {
+    const rows = await this.http<Record<string, unknown>[]>('GET', `/api/jobs/${encodeURIComponent(jobId)}/tasks?limit=${params.limit ?? 1000}&offset=${params.offset ?? 0}`);
+    return rows.map((r) => camel<TaskInfoRest>(r));
+  }
+
+  async getJobOutcome(jobId: string): Promise<JobOutcome> {
+    const r = await this.http<{ status: JobState; results: unknown[]; failures: { task_id: string; index: number; status: string; error: any }[] }>('GET', `/api/jobs/${encodeURIComponent(jobId)}/results`);
+    const job = await this.getJob(jobId);
+    return {
+      jobId, state: r.status,
+      counts: { total: job.totalTasks, completed: job.completedTasks, failed: job.failedTasks, cancelled: job.cancelledTasks },
+      results: r.results,
+      failures: r.failures.map((f) => ({ taskId: f.task_id, index: f.index, status: f.status, error: f.error })),
+    };
+  }
+
+  async getTask(taskId: string): Promise<TaskInfoRest> {
+    return camel<TaskInfoRest>(await this.http('GET', `/task/${encodeURIComponent(taskId)}`));
+  }
+
+  /** Cancel a job: queued tasks never start, running ones are stopped, finished results stay. */
+  async cancel(jobId: string): Promise<JobInfo> {
+    return camel<JobInfo>(await this.http('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`));
+  }
+
+  async stats(): Promise<Record<string, unknown>> { return this.http('GET', '/api/stats'); }
+  async workers(): Promise<Record<string, unknown>[]> { return this.http('GET', '/api/workers'); }
+  async health(): Promise<Record<string, unknown>> { return this.http('GET', '/health'); }
+
+  // ------------------------------------------------------------------ connection
+
+  private newHandle<R>(init: { id: string; totalTasks: number; position: number; deduplicated: boolean }): JobHandle<R> {
+    return new JobHandle<R>(init, {
+      fetchOutcome: (id) => this.getJobOutcome(id),
+      cancel: async (id) => { await this.cancel(id); },
+    });
+  }
+
+  /** Open the WebSocket (once) and wait until it is up. */
+  connect(): Promise<void> {
+    if (this.open) return Promise.resolve();
+    if (!this.link) {
+      this.link = new ForemanLink({
+        urls: this.httpBases.map((b) => `${b.replace(/^http/, 'ws')}/ws`),
+        reconnectIntervalMs: this.o.reconnectIntervalMs,
+        maxReconnectAttempts: -1,
+        autoRestart: true,
+        log: this.log,
+        onOpen: () => this.onOpen(),
+        onMessage: (m) => this.onMessage(m),
+        onProtocolError: (message) => this.log.warn({ error: message }, 'unreadable message from the foreman'),
+        onClose: () => { this.open = false; },
+        onGiveUp: () => {},
+      });
+      this.link.start();
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.openWaiters = this.openWaiters.filter((w) => w.timer !== timer);
+        reject(new CrowdComputeError('CC_ERR_CONNECTION', `no connection to the foreman at ${this.httpBases.join(', ')} within ${this.o.connectTimeoutMs} ms`));
+      }, this.o.connectTimeoutMs);
+      this.openWaiters.push({ resolve, reject, timer });
+    });
+  }
+
+  private onOpen(): void {
+    this.open = true;
+    for (const w of this.openWaiters.splice(0)) { clearTimeout(w.timer); w.resolve(); }
+    // After a reconnect: submissions not yet acknowledged go again (same idempotency key),
+    // and every job still awaited is subscribed again (a finished one answers at once).
+    for (const p of this.pending.values()) this.link!.send(p.message);
+    for (const [jobId, h] of this.handles) if (!h.finished) this.link!.send({ type: 'subscribe_job', jobId });
+  }
+
+  private onMessage(m: Outbound): void {
+    switch (m.type) {
+      case 'job_accepted': {
+        const p = this.pending.get(m.requestId);
+        if (!p) return;
+        this.pending.delete(m.requestId);
+        let h = this.handles.get(m.jobId);
+        if (!h) {
+          h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated });
+          this.handles.set(m.jobId, h);
+        }
+        p.resolve(h);
+        return;
+      }
+      case 'job_progress':
+        this.handles.get(m.jobId)?._progress(m.state, m.counts);
+        return;
+      case 'job_completed': {
+        const h = this.handles.get(m.jobId);
+        if (!h) return;
+        this.handles.delete(m.jobId);
+        h._completed(m.state, m.counts, m.results);
+        return;
+      }
+      case 'task_progress_event':
+        this.handles.get(m.jobId)?._taskProgress({ jobId: m.jobId, taskId: m.taskId, progress: m.progress, ...(m.message !== undefined ? { message: m.message } : {}), ...(m.data ? { data: m.data } : {}) });
+        return;
+      case 'error': {
+        const err = new CrowdComputeError(m.code as never, m.message.replace(/^CC_ERR_[A-Z_]+: /, ''), m.details);
+        const p = m.requestId ? this.pending.get(m.requestId) : undefined;
+        if (p) { this.pending.delete(m.requestId!); p.reject(err); return; }
+        const jobId = typeof m.details?.jobId === 'string' ? m.details.jobId : undefined;
+        const h = jobId ? this.handles.get(jobId) : undefined;
+        if (h) { this.handles.delete(jobId!); h._fail(err); return; }
+        this.log.warn({ code: m.code, message: m.message }, 'foreman reported an error');
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Close the connection. Pending submissions and unfinished handles reject. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client closed');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const h of this.handles.values()) h._fail(err);
+    this.handles.clear();
+    for (const w of this.openWaiters.splice(0)) { clearTimeout(w.timer); w.reject(err); }
+    await this.link?.stop();
+  }
+}

@@ -1,0 +1,199 @@
+import { CrowdComputeError, type JobCounts, type JobState, type TaskError } from '../protocol/index.ts';
+
+export interface JobProgress {
+  jobId: string;
+  state: JobState;
+  counts: JobCounts;
+  /** 0..1 */
+  fraction: number;
+}
+
+export interface TaskProgressEvent {
+  jobId: string;
+  taskId: string;
+  progress: number;
+  message?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface JobFailure {
+  taskId: string;
+  /** Task index (named tasks) or first argument index of the failed chunk (map jobs). */
+  index: number;
+  status: string;
+  error: TaskError | null;
+}
+
+export interface JobOutcome {
+  jobId: string;
+  state: JobState;
+  counts: JobCounts;
+  results: unknown[];
+  failures: JobFailure[];
+}
+
+/** A job ended failed or cancelled. `results` holds what did finish (null elsewhere). */
+export class JobFailedError extends CrowdComputeError {
+  readonly jobId: string;
+  readonly state: JobState;
+  readonly results: unknown[];
+  readonly failures: JobFailure[];
+  constructor(outcome: JobOutcome) {
+    const first = outcome.failures[0];
+    const code = outcome.state === 'cancelled' ? 'CC_ERR_CANCELLED' : 'CC_ERR_JOB_FAILED';
+    const what = outcome.state === 'cancelled'
+      ? `job ${outcome.jobId} was cancelled (${outcome.counts.completed} of ${outcome.counts.total} tasks had finished)`
+      : `job ${outcome.jobId} failed: ${outcome.counts.failed} of ${outcome.counts.total} tasks failed${first ? `; first, task ${first.taskId} (index ${first.index}): ${first.error?.message ?? first.status}` : ''}`;
+    super(code, what, { jobId: outcome.jobId, state: outcome.state });
+    this.name = 'JobFailedError';
+    this.jobId = outcome.jobId;
+    this.state = outcome.state;
+    this.results = outcome.results;
+    this.failures = outcome.failures;
+  }
+}
+
+type Listener<T> = (value: T) => void;
+
+/** Hooks the client gives a handle: how to fetch full results and how to cancel. @internal */
+export interface JobHandleDeps {
+  fetchOutcome(jobId: string): Promise<JobOutcome>;
+  cancel(jobId: string): Promise<void>;
+}
+
+/**
+ * A submitted job: await its results, follow its progress (callback or async iterator),
+ * cancel it. Completion arrives pushed over the client's WebSocket.
+ */
+export class JobHandle<R = unknown> {
+  readonly id: string;
+  readonly totalTasks: number;
+  /** Queued tasks ahead of this job when it was accepted. */
+  readonly position: number;
+  /** True when an idempotency key matched an earlier job. */
+  readonly deduplicated: boolean;
+  private readonly deps: JobHandleDeps;
+  private outcomePromise: Promise<JobOutcome>;
+  private resolveOutcome!: (o: JobOutcome) => void;
+  private rejectOutcome!: (e: Error) => void;
+  private readonly progressListeners = new Set<Listener<JobProgress>>();
+  private readonly taskProgressListeners = new Set<Listener<TaskProgressEvent>>();
+  private lastProgress: JobProgress | null = null;
+  private done = false;
+
+  constructor(init: { id: string; totalTasks: number; position: number; deduplicated: boolean }, deps: JobHandleDeps) {
+    this.id = init.id;
+    this.totalTasks = init.totalTasks;
+    this.position = init.position;
+    this.deduplicated = init.deduplicated;
+    this.deps = deps;
+    this.outcomePromise = new Promise((resolve, reject) => { this.resolveOutcome = resolve; this.rejectOutcome = reject; });
+    // Nobody may await the outcome (fire and forget); do not turn that into an unhandled rejection.
+    this.outcomePromise.catch(() => {});
+  }
+
+  get finished(): boolean { return this.done; }
+  get progressSnapshot(): JobProgress | null { return this.lastProgress; }
+
+  /** Ordered results. Rejects with JobFailedError if any task failed or the job was cancelled. */
+  async result(): Promise<R[]> {
+    const o = await this.outcomePromise;
+    if (o.state !== 'completed') throw new JobFailedError(o);
+    return o.results as R[];
+  }
+
+  /** The full outcome, whatever the state: results (null where a task failed) and failures. */
+  outcome(): Promise<JobOutcome> { return this.outcomePromise; }
+
+  onProgress(listener: Listener<JobProgress>): () => void {
+    this.progressListeners.add(listener);
+    if (this.lastProgress) listener(this.lastProgress);
+    return () => this.progressListeners.delete(listener);
+  }
+
+  onTaskProgress(listener: Listener<TaskProgressEvent>): () => void {
+    this.taskProgressListeners.add(listener);
+    return () => this.taskProgressListeners.delete(listener);
+  }
+
+  /** Progress updates as an async iterator; ends when the job does. */
+  async *progress(): AsyncGenerator<JobProgress> {
+    const queue: JobProgress[] = [];
+    let wake: (() => void) | null = null;
+    const off = this.onProgress((p) => { queue.push(p); wake?.(); });
+    const ended = this.outcomePromise.then(() => {}, () => {});
+    try {
+      while (true) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (this.done) return;
+        await Promise.race([new Promise<void>((r) => { wake = r; }), ended]);
+        wake = null;
+      }
+    } finally {
+      off();
+    }
+  }
+
+  cancel(): Promise<void> { return this.deps.cancel(this.id); }
+
+  /** @internal */
+  _progress(state: JobState, counts: JobCounts): void {
+    const done = counts.completed + counts.failed + counts.cancelled;
+    const p: JobProgress = { jobId: this.id, state, counts, fraction: counts.total === 0 ? 1 : done / counts.total };
+    this.lastProgress = p;
+    for (const l of this.progressListeners) l(p);
+  }
+
+  /** @internal */
+  _taskProgress(e: TaskProgressEvent): void {
+    for (const l of this.taskProgressListeners) l(e);
+  }
+
+  /** @internal */
+  _completed(state: JobState, counts: JobCounts, results: unknown[] | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    this._progress(state, counts);
+    if (results !== undefined && state === 'completed') {
+      this.resolveOutcome({ jobId: this.id, state, counts, results, failures: [] });
+      return;
+    }
+    // Failures, or results too large to push: read them over HTTP.
+    this.deps.fetchOutcome(this.id).then(this.resolveOutcome, this.rejectOutcome);
+  }
+
+  /** @internal */
+  _fail(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.rejectOutcome(err);
+  }
+}
+
+/** A job of one named task, as returned by `client.submit()`. */
+export class TaskHandle<R = unknown> {
+  readonly job: JobHandle<R>;
+  readonly taskId: string;
+  constructor(job: JobHandle<R>, taskId: string) {
+    this.job = job;
+    this.taskId = taskId;
+  }
+  get id(): string { return this.taskId; }
+  get jobId(): string { return this.job.id; }
+  get position(): number { return this.job.position; }
+
+  /** The task's result; rejects with the task's error if it failed. */
+  async result(): Promise<R> {
+    const o = await this.job.outcome();
+    if (o.state === 'completed') return o.results[0] as R;
+    const f = o.failures[0];
+    const err = new JobFailedError(o);
+    if (f?.error) {
+      err.message = `${f.error.code ?? (o.state === 'cancelled' ? 'CC_ERR_CANCELLED' : 'CC_ERR_HANDLER_FAILED')}: task ${this.taskId} ${o.state}: ${f.error.message}`;
+    }
+    throw err;
+  }
+
+  onProgress(listener: (e: TaskProgressEvent) => void): () => void { return this.job.onTaskProgress(listener); }
+  cancel(): Promise<void> { return this.job.cancel(); }
+}

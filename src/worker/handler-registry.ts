@@ -1,0 +1,79 @@
+import { bestPattern } from '../core/pattern.ts';
+import type { TaskError } from '../protocol/index.ts';
+
+/** What a handler receives: the task, as the worker sees it. */
+export interface TaskInfo<I = any> {
+  id: string;
+  jobId: string;
+  type: string;
+  input: I;
+  attempt: number;
+  priority: string;
+  timeoutMs: number | null;
+}
+
+/** Tools a handler gets besides its input. */
+export interface TaskContext {
+  /** Fires when the task is cancelled, times out, or the worker drains past its deadline. */
+  signal: AbortSignal;
+  /** Report progress (0–100) with an optional message and data; sent to the job's watchers. */
+  progress(percent: number, message?: string, data?: Record<string, unknown>): void;
+  workerId: string;
+  attempt: number;
+}
+
+export type TaskHandler<I = any, O = unknown> = (task: TaskInfo<I>, ctx: TaskContext) => O | Promise<O>;
+
+export interface HandlerOptions {
+  /**
+   * Decide whether an error is permanent (no retry) or transient (FlowKit's classify_error).
+   * Return `{ retryable: false }` to fail the task at once.
+   */
+  classifyError?: (error: unknown) => { code?: string; retryable: boolean };
+}
+
+/** Throw this from a handler to fail the task without retrying it. */
+export class NonRetryableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+interface Entry {
+  pattern: string;
+  handler: TaskHandler;
+  options: HandlerOptions;
+}
+
+/** Handlers by pattern (`image.*`); the most specific pattern matching a type wins. */
+export class HandlerRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  add(pattern: string, handler: TaskHandler, options: HandlerOptions = {}): void {
+    if (!pattern || typeof handler !== 'function') throw new TypeError('handle(pattern, handler): pattern must be a non-empty string and handler a function');
+    this.entries.set(pattern, { pattern, handler, options });
+  }
+
+  get patterns(): string[] { return [...this.entries.keys()]; }
+
+  find(type: string): Entry | undefined {
+    const p = bestPattern(this.patterns, type);
+    return p === undefined ? undefined : this.entries.get(p);
+  }
+
+  /** Turn whatever a handler threw into the wire form, classified. */
+  static describe(error: unknown, options: HandlerOptions): TaskError {
+    const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : JSON.stringify(error));
+    let retryable: boolean | undefined = error instanceof NonRetryableError ? false : undefined;
+    let code: string | undefined = (e as { code?: unknown }).code !== undefined ? String((e as { code?: unknown }).code) : undefined;
+    if (options.classifyError && retryable === undefined) {
+      try {
+        const c = options.classifyError(error);
+        retryable = c.retryable;
+        code = c.code ?? code;
+      } catch { /* a broken classifier does not hide the original error */ }
+    }
+    return { message: e.message, name: e.name, ...(e.stack ? { stack: e.stack } : {}), ...(code ? { code } : {}), ...(retryable !== undefined ? { retryable } : {}) };
+  }
+}

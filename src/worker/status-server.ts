@@ -1,0 +1,104 @@
+import type { AddressInfo } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { HostUsage } from '../host/host-usage.ts';
+import type { Worker } from './worker.ts';
+
+/**
+ * The worker's own HTTP server (default port 8001 from the CLI), with the endpoints of
+ * seed 000 (`GET /`, `GET /stats`, `POST /restart`) and seed 001 (`GET /health`,
+ * `GET /metrics`), field names as documented there.
+ */
+export class WorkerStatusServer {
+  private app: FastifyInstance | null = null;
+  private readonly worker: Worker;
+  private readonly options: { port: number; host: string };
+  private readonly usage = new HostUsage();
+  port = 0;
+
+  constructor(worker: Worker, options: { port: number; host: string }) {
+    this.worker = worker;
+    this.options = options;
+  }
+
+  async start(): Promise<void> {
+    if (this.app) return;
+    const w = this.worker;
+    const app = Fastify();
+    this.app = app;
+    const seconds = (ms: number) => Math.round(ms) / 1000;
+
+    app.get('/', async () => {
+      const running = w.runningTasks;
+      return {
+        worker_id: w.workerId,
+        status: w.status,
+        connected: w.connected,
+        current_task: running[0]?.taskId ?? null,
+        running_tasks: running.map((r) => ({ task_id: r.taskId, job_id: r.jobId, type: r.type, attempt: r.attempt, started_at: new Date(r.startedAt).toISOString() })),
+        foreman_url: w.foremanUrl,
+        config: { max_concurrent_tasks: w.capacity, allow_code: w.allowCode, patterns: w.patterns },
+      };
+    });
+
+    app.get('/stats', async () => {
+      const s = w.stats;
+      const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
+      return {
+        worker_id: w.workerId,
+        stats: {
+          tasks_completed: s.tasksCompleted,
+          tasks_failed: s.tasksFailed,
+          tasks_cancelled: s.tasksCancelled,
+          total_execution_time: seconds(s.totalExecutionTimeMs),
+          average_execution_time: finished === 0 ? 0 : seconds(s.totalExecutionTimeMs / finished),
+          active_tasks: w.runningTasks.length,
+          connects: s.connects,
+          uptime_seconds: seconds(Date.now() - s.startedAt),
+        },
+      };
+    });
+
+    app.post('/restart', async () => {
+      w.restart();
+      return { status: 'restarting', worker_id: w.workerId };
+    });
+
+    app.get('/health', async (_req, reply) => {
+      const healthy = w.connected;
+      reply.status(healthy ? 200 : 503);
+      return {
+        status: healthy ? 'healthy' : 'disconnected',
+        active_tasks: w.runningTasks.length,
+        // Tasks are pushed by the foreman only up to free capacity, so nothing waits locally.
+        queue_size: 0,
+        cpu_percent: this.usage.cpuPercent(),
+        memory_percent: this.usage.memoryPercent(),
+        timestamp: new Date().toISOString(),
+      };
+    });
+
+    app.get('/metrics', async () => {
+      const s = w.stats;
+      const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
+      return {
+        tasks_completed: s.tasksCompleted,
+        tasks_failed: s.tasksFailed,
+        tasks_queued: 0,
+        average_execution_time: finished === 0 ? 0 : seconds(s.totalExecutionTimeMs / finished),
+        uptime_seconds: seconds(Date.now() - s.startedAt),
+        cpu_cores: cpus().length,
+        memory_total_gb: Math.round((totalmem() / 1024 ** 3) * 100) / 100,
+      };
+    });
+
+    await app.listen({ port: this.options.port, host: this.options.host });
+    this.port = (app.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app;
+    this.app = null;
+    await app?.close();
+  }
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { startForeman } from '../foreman/index.ts';
+import { Client } from '../client/index.ts';
+import { parseIntArg } from './parse-args.ts';
+import { ProgressBar } from './progress-bar.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+const HANDLERS = fileURLToPath(new URL('../../examples/handlers.ts', import.meta.url));
+
+/** Primes below `end` from `start`: the demo's map function (self-contained, as shipped functions must be). */
+function countPrimes(range: [number, number]): number {
+  let count = 0;
+  for (let n = Math.max(2, range[0]); n < range[1]; n++) {
+    let prime = true;
+    for (let d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+    if (prime) count++;
+  }
+  return count;
+}
+
+function spawnWorker(index: number, wsUrl: string, statusPort: number): ChildProcess {
+  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'worker', '--foreman', wsUrl, '--id', `local-${index}`,
+    '--concurrency', '2', '--allow-code', '--handlers', HANDLERS, '--status-port', String(statusPort), '--log-level', 'warn'],
+    { stdio: ['ignore', 'inherit', 'inherit'] });
+  return child;
+}
+
+export function demoCommand(program: Command): void {
+  program.command('demo')
+    .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C')
+    .option('-p, --port <port>', 'foreman port; workers\' status servers take the next two', parseIntArg, 8000)
+    .option('-d, --database <url>', 'store', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
+    .option('-w, --workers <n>', 'local worker processes', parseIntArg, 2)
+    .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', parseIntArg, 200)
+    .option('--exit', 'stop after printing the result instead of serving until Ctrl-C')
+    .action(async (o) => {
+      const foreman = await startForeman({ port: o.port, database: o.database, logLevel: 'warn' });
+      process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
+      const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));
+      const client = new Client({ url: foreman.url });
+      let stopping = false;
+      const stop = async (code: number) => {
+        if (stopping) return;
+        stopping = true;
+        await client.close();
+        for (const w of workers) w.kill('SIGTERM');
+        await Promise.all(workers.map((w) => (w.exitCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
+        await foreman.stop();
+        process.exit(code);
+      };
+      process.once('SIGINT', () => { process.stderr.write('\nstopping workers and foreman\n'); void stop(0); });
+      process.once('SIGTERM', () => void stop(0));
+
+      // Wait until the workers have said hello, so the progress bar shows them working.
+      const deadline = Date.now() + 20_000;
+      while ((await client.stats()).connected_workers as number < o.workers) {
+        if (Date.now() > deadline) throw new Error(`only ${(await client.stats()).connected_workers} of ${o.workers} workers connected within 20 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const limit = 2_000_000;
+      const step = Math.ceil(limit / o.ranges);
+      const ranges = Array.from({ length: o.ranges }, (_, i): [number, number] => [i * step, Math.min(limit, (i + 1) * step)]);
+      const job = await client.submitMap(countPrimes, ranges, { name: 'demo: primes below 2,000,000', chunkSize: 1 });
+      const bar = new ProgressBar('primes');
+      job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed, p.counts.total));
+      const counts = await job.result();
+      bar.update(ranges.length, ranges.length);
+      const total = counts.reduce((a, b) => a + b, 0);
+      bar.done(`result: ${total} primes below ${limit.toLocaleString('en')} (counted in ${ranges.length} tasks; per range: ${counts.slice(0, 5).join(', ')}, ...)`);
+      const sum = await client.submit('math.add', { a: 40, b: 2 });
+      process.stdout.write(`named task math.add {a: 40, b: 2} -> ${JSON.stringify(await sum.result())}\n`);
+      if (o.exit) { await stop(0); return; }
+      process.stdout.write(`\nforeman running: status page ${foreman.url}/  API ${foreman.url}/api/stats  docs ${foreman.url}/docs\n`);
+      process.stdout.write(`connect more workers with: crowdcompute worker --foreman ${foreman.wsUrl} --allow-code\nCtrl-C to stop.\n`);
+    });
+}

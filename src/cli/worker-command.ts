@@ -1,0 +1,70 @@
+import type { Command } from 'commander';
+import { Worker } from '../worker/index.ts';
+import type { TaskHandler } from '../worker/index.ts';
+import { loadModule } from './load-module.ts';
+import { parseIntArg } from './parse-args.ts';
+
+/**
+ * Register the handlers a module exports. Accepted shapes:
+ *   export default { 'math.*': handler, ... }      (or `export const handlers = {...}`)
+ *   export default function register(worker) { worker.handle(...) }
+ */
+export async function registerHandlersFrom(worker: Worker, path: string): Promise<void> {
+  const mod = await loadModule(path);
+  const entry = mod.handlers ?? mod.default;
+  if (typeof entry === 'function') {
+    await (entry as (w: Worker) => unknown)(worker);
+  } else if (entry && typeof entry === 'object') {
+    for (const [pattern, handler] of Object.entries(entry)) worker.handle(pattern, handler as TaskHandler);
+  } else {
+    throw new Error(`${path} must export a default object of { pattern: handler } or a function (worker) => void`);
+  }
+  if (worker.patterns.length === 0) throw new Error(`${path} registered no handlers`);
+}
+
+export function workerCommand(program: Command): void {
+  program.command('worker')
+    .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
+    .requiredOption('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)', process.env.CROWDCOMPUTE_FOREMAN)
+    .option('--id <workerId>', 'unique worker id (default: hostname-pid-random)')
+    .option('-c, --concurrency <n>', 'tasks run at once', parseIntArg, 4)
+    .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', false)
+    .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
+    .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, 128)
+    .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, 60000)
+    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart); 0 = any', parseIntArg, 8001)
+    .option('--no-status', 'do not start the status HTTP server')
+    .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
+    .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, 1000)
+    .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', (v) => Number(v), -1)
+    .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
+    .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, 30000)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (o) => {
+      const worker = new Worker({
+        foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
+        sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout },
+        statusPort: o.status ? o.statusPort : false,
+        ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
+        reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
+        drainTimeoutMs: o.drainTimeout, logLevel: o.logLevel,
+      });
+      if (o.handlers) await registerHandlersFrom(worker, o.handlers);
+      if (!o.handlers && !o.allowCode) {
+        throw new Error('this worker would receive no tasks: give --handlers <module>, --allow-code, or both');
+      }
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`${signal}: worker ${worker.workerId} draining (taking no new tasks)\n`);
+        worker.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+      };
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      worker.on('stopped', () => { if (!stopping) process.exit(1); });
+      worker.on('error', () => { /* logged by the worker; 'stopped' follows */ });
+      await worker.start();
+      process.stderr.write(`worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${worker.statusPort ? `, status http://127.0.0.1:${worker.statusPort}` : ''})\n`);
+    });
+}

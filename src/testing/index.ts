@@ -1,0 +1,123 @@
+/**
+ * Helpers for testing code that uses CrowdCompute, and for CrowdCompute's own tests:
+ * a foreman on a free port with a fresh SQLite file, workers as child processes, a raw
+ * protocol socket, and `waitFor`, which retries an assertion until a deadline instead of
+ * sleeping for a fixed time.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { startForeman, type Foreman, type ForemanOptions } from '../foreman/index.ts';
+
+export interface TestForeman extends Foreman {
+  /** Directory holding the SQLite file; removed by `cleanup()`. */
+  dir: string;
+  databaseUrl: string;
+  cleanup(): Promise<void>;
+}
+
+/** A foreman on 127.0.0.1 and a free port, on a fresh SQLite file in its own temp dir. */
+export async function startTestForeman(options: ForemanOptions & { dir?: string } = {}): Promise<TestForeman> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'cc-test-'));
+  const databaseUrl = options.database ?? `sqlite:${join(dir, 'crowdcompute.db')}`;
+  const foreman = await startForeman({ port: 0, host: '127.0.0.1', logLevel: process.env.CC_TEST_LOG ?? 'silent', ...options, database: databaseUrl }) as TestForeman;
+  foreman.dir = dir;
+  foreman.databaseUrl = databaseUrl;
+  foreman.cleanup = async () => {
+    await foreman.stop();
+    if (!options.dir) rmSync(dir, { recursive: true, force: true });
+  };
+  return foreman;
+}
+
+/**
+ * Retry `check` until it returns without throwing (and, if it returns a value, a truthy one),
+ * or fail with its last error at the deadline.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, options: { timeoutMs?: number; intervalMs?: number; message?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let lastError: unknown = null;
+  for (;;) {
+    try {
+      const v = await check();
+      // undefined means "no exception, done" (assertion style); false or null mean "not yet".
+      if (v !== false && v !== null) return v;
+      lastError = new Error(`condition returned ${String(v)}`);
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new Error(`${options.message ?? 'waitFor'}: not true within ${options.timeoutMs ?? 10_000} ms: ${why}`);
+    }
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 20));
+  }
+}
+
+const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+
+export interface ChildWorker {
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  output(): string;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Run `crowdcompute worker ...` as a child process (the same CLI a user runs). */
+export function spawnWorkerProcess(args: string[], env: Record<string, string> = {}): ChildWorker {
+  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'worker', '--no-status', '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return { child, output: () => out, exited, kill: (signal = 'SIGTERM') => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); } };
+}
+
+/** A raw protocol connection for tests: send any text, await messages matching a predicate. */
+export class RawSocket {
+  readonly ws: WebSocket;
+  readonly received: any[] = [];
+  private waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data) => {
+      const v = JSON.parse(data.toString());
+      for (const m of Array.isArray(v) ? v : [v]) {
+        this.received.push(m);
+        const i = this.waiters.findIndex((w) => w.pred(m));
+        if (i >= 0) this.waiters.splice(i, 1)[0].resolve(m);
+      }
+    });
+  }
+
+  static async open(url: string): Promise<RawSocket> {
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    return new RawSocket(ws);
+  }
+
+  send(message: unknown): void { this.ws.send(typeof message === 'string' ? message : JSON.stringify(message)); }
+
+  /** The first message (already received or still to come) that matches. */
+  next(pred: (m: any) => boolean, timeoutMs = 5_000): Promise<any> {
+    const seen = this.received.find(pred);
+    if (seen) { this.received.splice(this.received.indexOf(seen), 1); return Promise.resolve(seen); }
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.received).slice(0, 500)}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (m) => { clearTimeout(t); this.received.splice(this.received.indexOf(m), 1); resolve(m); } });
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => { this.ws.once('close', () => resolve()); this.ws.close(); });
+  }
+}

@@ -1,0 +1,151 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from '../../src/worker/index.ts';
+import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+
+let foreman: TestForeman;
+let worker: Worker;
+
+async function http(method: string, path: string, body?: unknown, base = foreman.url): Promise<{ status: number; json: any; text: string }> {
+  const res = await fetch(`${base}${path}`, { method, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
+  const text = await res.text();
+  let json: any = null;
+  try { json = JSON.parse(text); } catch { /* html or text */ }
+  return { status: res.status, json, text };
+}
+
+const hasFields = (obj: Record<string, unknown>, fields: string[]) => {
+  for (const f of fields) assert.ok(f in obj, `missing field "${f}" in ${JSON.stringify(obj).slice(0, 300)}`);
+};
+
+before(async () => {
+  foreman = await startTestForeman({ maxPayloadBytes: 256 * 1024 });
+  worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'http-worker', maxConcurrentTasks: 2, allowCode: true, logLevel: 'silent', statusPort: 0, statusHost: '127.0.0.1' });
+  worker.handle('analyze_data', async (t) => ({ sum: t.input.args.reduce((a: number, b: number) => a + b, 0), mode: t.input.mode }));
+  worker.handle('math.add', async (t) => t.input.a + t.input.b);
+  await worker.start();
+});
+
+after(async () => {
+  await worker.stop();
+  await foreman.cleanup();
+});
+
+test('POST /task/submit and GET /task/{id} (seed 001 shapes)', async () => {
+  const sub = await http('POST', '/task/submit', { task_id: 'task_123', payload: { function: 'analyze_data', args: [1, 2, 3], kwargs: { mode: 'fast' } }, priority: 'normal' });
+  assert.equal(sub.status, 200);
+  hasFields(sub.json, ['status', 'task_id', 'position']);
+  assert.equal(sub.json.task_id, 'task_123');
+  assert.ok(['queued', 'running', 'completed'].includes(sub.json.status));
+  assert.equal(typeof sub.json.position, 'number');
+  const done = await waitFor(async () => { const r = await http('GET', '/task/task_123'); return r.json.status === 'completed' ? r : null; });
+  hasFields(done.json, ['task_id', 'status', 'result', 'started_at', 'completed_at', 'error']);
+  assert.deepEqual(done.json.result, { sum: 6, mode: 'fast' });
+  assert.ok(Date.parse(done.json.started_at) <= Date.parse(done.json.completed_at));
+  const dup = await http('POST', '/task/submit', { task_id: 'task_123', payload: { function: 'analyze_data', args: [] } });
+  assert.equal(dup.status, 409);
+  assert.equal(dup.json.code, 'CC_ERR_TASK_EXISTS');
+  const missing = await http('GET', '/task/nope');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.code, 'CC_ERR_TASK_NOT_FOUND');
+  assert.equal(missing.json.detail, missing.json.message);
+  const bad = await http('POST', '/task/submit', { payload: {} });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.message, /payload\.function/);
+});
+
+test('POST /api/jobs, GET /api/jobs, /api/jobs/{id}, /api/jobs/{id}/tasks, /api/jobs/{id}/results', async () => {
+  const created = await http('POST', '/api/jobs', { kind: 'map', code: '(x) => x * 10', args: [1, 2, 3], name: 'tens' });
+  assert.equal(created.status, 201);
+  const id = created.json.id;
+  hasFields(created.json, ['id', 'status', 'total_tasks', 'position', 'created_at']);
+  await waitFor(async () => (await http('GET', `/api/jobs/${id}`)).json.status === 'completed' || null);
+  const job = (await http('GET', `/api/jobs/${id}`)).json;
+  hasFields(job, ['id', 'kind', 'name', 'status', 'priority', 'total_tasks', 'completed_tasks', 'failed_tasks', 'progress', 'created_at', 'started_at', 'completed_at']);
+  assert.equal(job.progress, 1);
+  const list = await http('GET', '/api/jobs');
+  assert.ok(Array.isArray(list.json) && list.json.some((j: any) => j.id === id));
+  const filtered = await http('GET', '/api/jobs?status=completed&limit=5');
+  assert.ok(filtered.json.every((j: any) => j.status === 'completed'));
+  const tasks = await http('GET', `/api/jobs/${id}/tasks`);
+  assert.equal(tasks.json.length, 3);
+  hasFields(tasks.json[0], ['task_id', 'job_id', 'status', 'worker_id', 'attempt', 'result']);
+  const results = await http('GET', `/api/jobs/${id}/results`);
+  assert.deepEqual(results.json.results, [10, 20, 30]);
+  assert.equal((await http('GET', '/api/jobs/nope')).status, 404);
+  const named = await http('POST', '/api/jobs', { kind: 'tasks', tasks: [{ type: 'math.add', input: { a: 2, b: 3 } }], priority: 'critical' });
+  await waitFor(async () => (await http('GET', `/api/jobs/${named.json.id}/results`)).json.status === 'completed' || null);
+  assert.deepEqual((await http('GET', `/api/jobs/${named.json.id}/results`)).json.results, [5]);
+});
+
+test('bad REST input gets a clear error with a stable code and the limit', async () => {
+  const notJson = await http('POST', '/api/jobs', '{"kind": ');
+  assert.equal(notJson.status, 400);
+  assert.equal(notJson.json.code, 'CC_ERR_BAD_JSON');
+  const badCode = await http('POST', '/api/jobs', { kind: 'map', code: 'function (', args: [1] });
+  assert.equal(badCode.status, 400);
+  assert.equal(badCode.json.code, 'CC_ERR_CODE_COMPILE');
+  const tooBig = await http('POST', '/api/jobs', { kind: 'tasks', tasks: [{ type: 'math.add', input: 'x'.repeat(300 * 1024) }] });
+  assert.equal(tooBig.status, 413);
+  assert.equal(tooBig.json.code, 'CC_ERR_PAYLOAD_TOO_LARGE');
+  assert.match(tooBig.json.message, /256\.0 KiB/);
+  const empty = await http('POST', '/api/jobs', { kind: 'map', code: '(x) => x', args: [] });
+  assert.equal(empty.json.code, 'CC_ERR_INVALID_JOB');
+});
+
+test('POST /api/jobs/{id}/cancel cancels a queued job', async () => {
+  const created = await http('POST', '/api/jobs', { kind: 'tasks', tasks: [{ type: 'nobody.handles.this', input: {} }] });
+  const cancelled = await http('POST', `/api/jobs/${created.json.id}/cancel`);
+  assert.equal(cancelled.status, 200);
+  assert.equal(cancelled.json.status, 'cancelled');
+  assert.equal(cancelled.json.cancelled_tasks, 1);
+  assert.equal((await http('POST', '/api/jobs/nope/cancel')).status, 404);
+});
+
+test('GET /api/stats (seed 002: connected_workers), GET /api/workers, GET /health (seed 001 fields), GET /metrics', async () => {
+  const stats = (await http('GET', '/api/stats')).json;
+  hasFields(stats, ['connected_workers', 'total_jobs', 'active_jobs', 'completed_jobs', 'failed_jobs', 'total_tasks', 'queued_tasks', 'running_tasks']);
+  assert.equal(stats.connected_workers, 1);
+  const workers = (await http('GET', '/api/workers')).json;
+  assert.equal(workers.length, 1);
+  hasFields(workers[0], ['worker_id', 'status', 'capacity', 'running_tasks', 'patterns', 'allow_code', 'resources', 'connected_at', 'last_seen_at', 'tasks_completed']);
+  assert.equal(workers[0].worker_id, 'http-worker');
+  assert.equal(workers[0].status, 'online');
+  hasFields(workers[0].resources, ['cpuCores', 'memoryMb', 'platform']);
+  const health = await http('GET', '/health');
+  assert.equal(health.status, 200);
+  hasFields(health.json, ['status', 'active_tasks', 'queue_size', 'cpu_percent', 'memory_percent', 'timestamp']);
+  assert.equal(health.json.status, 'healthy');
+  const metrics = await http('GET', '/metrics');
+  assert.match(metrics.text, /crowdcompute_connected_workers 1/);
+  assert.match(metrics.text, /crowdcompute_results_committed_total \d+/);
+});
+
+test('OpenAPI document and docs UI are served; GET / is a status page', async () => {
+  const spec = (await http('GET', '/openapi.json')).json;
+  assert.equal(spec.openapi.slice(0, 1), '3');
+  for (const p of ['/api/stats', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/tasks', '/api/workers', '/task/submit', '/task/{id}', '/health']) {
+    assert.ok(spec.paths[p], `OpenAPI lists ${p}`);
+  }
+  assert.equal((await http('GET', '/docs')).status, 200);
+  const page = await http('GET', '/');
+  assert.match(page.text, /CrowdCompute foreman/);
+});
+
+test("the worker's status server: GET / and /stats (seed 000), POST /restart, GET /health and /metrics (seed 001)", async () => {
+  const base = `http://127.0.0.1:${worker.statusPort}`;
+  const root = (await http('GET', '/', undefined, base)).json;
+  hasFields(root, ['worker_id', 'status', 'current_task', 'foreman_url', 'config']);
+  assert.equal(root.worker_id, 'http-worker');
+  const stats = (await http('GET', '/stats', undefined, base)).json;
+  hasFields(stats.stats, ['tasks_completed', 'tasks_failed', 'total_execution_time']);
+  assert.ok(stats.stats.tasks_completed >= 1);
+  const health = (await http('GET', '/health', undefined, base)).json;
+  hasFields(health, ['status', 'active_tasks', 'queue_size', 'cpu_percent', 'memory_percent']);
+  const metrics = (await http('GET', '/metrics', undefined, base)).json;
+  hasFields(metrics, ['tasks_completed', 'tasks_failed', 'average_execution_time', 'uptime_seconds', 'cpu_cores', 'memory_total_gb']);
+  const connectsBefore = worker.stats.connects;
+  const restart = await http('POST', '/restart', undefined, base);
+  assert.equal(restart.json.status, 'restarting');
+  await waitFor(() => worker.stats.connects === connectsBefore + 1 && worker.connected || null, { message: 'worker reconnected after /restart' });
+});

@@ -1,8 +1,14 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { Client, JobFailedError } from '../client/index.ts';
+import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
+
+/** The client SDK, loaded when a command runs (keeps `--help` fast). */
+async function sdk(): Promise<typeof import('../client/index.ts')> {
+  return import('../client/index.ts');
+}
+void (null as unknown as ClientType);
 import { parseIntArg, parseJsonArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
@@ -32,6 +38,7 @@ export function clientCommands(program: Command): void {
       if (typeof fn !== 'function') throw new Error(`${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
+      const { Client, JobFailedError } = await sdk();
       const client = new Client({ url: o.foreman });
       try {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
@@ -65,6 +72,7 @@ export function clientCommands(program: Command): void {
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--no-wait', 'print the task id and return at once'))
     .action(async (type: string, inputText: string, o) => {
+      const { Client, JobFailedError } = await sdk();
       const client = new Client({ url: o.foreman });
       try {
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
@@ -88,6 +96,7 @@ export function clientCommands(program: Command): void {
     .option('--limit <n>', 'how many', parseIntArg, 20)
     .option('--json', 'print JSON'))
     .action(async (o) => {
+      const { Client, JobFailedError } = await sdk();
       const client = new Client({ url: o.foreman });
       try {
         const jobs = await client.listJobs({ ...(o.status ? { status: o.status } : {}), limit: o.limit });
@@ -108,6 +117,7 @@ export function clientCommands(program: Command): void {
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar'))
     .action(async (id: string, o) => {
+      const { Client, JobFailedError } = await sdk();
       const client = new Client({ url: o.foreman });
       try {
         if (o.wait) {
@@ -130,6 +140,7 @@ export function clientCommands(program: Command): void {
     .description('Cancel a job: queued tasks never start, running ones are stopped, finished results are kept')
     .argument('<id>', 'job id'))
     .action(async (id: string, o) => {
+      const { Client, JobFailedError } = await sdk();
       const client = new Client({ url: o.foreman });
       try { print(await client.cancel(id)); } finally { await client.close(); }
     });

@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { startForeman } from '../foreman/index.ts';
-import { Client } from '../client/index.ts';
 import { parseIntArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
@@ -36,6 +34,8 @@ export function demoCommand(program: Command): void {
     .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', parseIntArg, 200)
     .option('--exit', 'stop after printing the result instead of serving until Ctrl-C')
     .action(async (o) => {
+      const { startForeman } = await import('../foreman/index.ts');
+      const { Client } = await import('../client/index.ts');
       const foreman = await startForeman({ port: o.port, database: o.database, logLevel: 'warn' });
       process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
       const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startForeman } from '../foreman/index.ts';
 import { parseBytes, parseIntArg } from './parse-args.ts';
 
 export function foremanCommand(program: Command): void {
@@ -14,6 +13,7 @@ export function foremanCommand(program: Command): void {
     .option('--lease-ttl <ms>', 'how long an assignment is held without a heartbeat', parseIntArg, 30000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (o) => {
+      const { startForeman } = await import('../foreman/index.ts');
       const foreman = await startForeman({
         port: o.port, host: o.host, database: o.database, maxPayloadBytes: o.maxPayload, maxArgs: o.maxArgs,
         heartbeatIntervalMs: o.heartbeatInterval, leaseTtlMs: o.leaseTtl, logLevel: o.logLevel,

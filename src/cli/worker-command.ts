@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { Worker } from '../worker/index.ts';
-import type { TaskHandler } from '../worker/index.ts';
+import type { Worker, TaskHandler } from '../worker/index.ts';
 import { loadModule } from './load-module.ts';
 import { parseIntArg } from './parse-args.ts';
 
@@ -41,6 +40,7 @@ export function workerCommand(program: Command): void {
     .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, 30000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .action(async (o) => {
+      const { Worker } = await import('../worker/index.ts');
       const worker = new Worker({
         foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
         sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout },

@@ -118,7 +118,8 @@ export class ForemanLink {
       this.outbox = [];
       const reason = reasonBuf.toString();
       const willReconnect = !this.stopped && (this.o.autoRestart || !opened);
-      if (opened && !this.stopped) this.o.log.warn({ url, code, reason }, 'connection to foreman closed');
+      // 1001 is a foreman shutting down on purpose: expected, not alarming.
+      if (opened && !this.stopped) this.o.log[code === 1001 ? 'info' : 'warn']({ url, code, reason }, 'connection to foreman closed');
       this.o.onClose({ code, reason, willReconnect });
       if (willReconnect) this.scheduleReconnect();
     });

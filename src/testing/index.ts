@@ -37,14 +37,14 @@ export async function startTestForeman(options: ForemanOptions & { dir?: string 
  * Retry `check` until it returns without throwing (and, if it returns a value, a truthy one),
  * or fail with its last error at the deadline.
  */
-export async function waitFor<T>(check: () => T | Promise<T>, options: { timeoutMs?: number; intervalMs?: number; message?: string } = {}): Promise<T> {
+export async function waitFor<T>(check: () => T | Promise<T>, options: { timeoutMs?: number; intervalMs?: number; message?: string } = {}): Promise<Exclude<T, null | false>> {
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   let lastError: unknown = null;
   for (;;) {
     try {
       const v = await check();
       // undefined means "no exception, done" (assertion style); false or null mean "not yet".
-      if (v !== false && v !== null) return v;
+      if (v !== false && v !== null) return v as Exclude<T, null | false>;
       lastError = new Error(`condition returned ${String(v)}`);
     } catch (err) {
       lastError = err;

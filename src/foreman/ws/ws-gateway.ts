@@ -232,7 +232,11 @@ export class WsGateway {
     this.sessionsByConn.delete(conn);
     this.log.info({ workerId: session.workerId, running: session.inFlight.size }, 'worker disconnected');
     try {
-      await this.dispatcher.removeSession(session);
+      // When this foreman is the one going away, the worker did not fail: its assignments stay
+      // as they are, for it to reclaim when it reconnects (here or to another foreman); the
+      // lease covers a worker that never comes back.
+      const keep = this.accepting ? undefined : new Set(session.inFlight.keys());
+      await this.dispatcher.removeSession(session, keep);
       if (!this.dispatcher.sessions.has(session.workerId)) await this.store.workerDisconnected({ workerId: session.workerId, now: Date.now() });
     } catch (err) {
       this.log.error({ err, workerId: session.workerId }, 'could not release a disconnected worker\'s tasks');

@@ -204,7 +204,10 @@ export interface Store {
   taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]>;
   /** Atomically move up to `limit` queued tasks the worker can run to `running`, best priority first. */
   taskClaimMany(params: TaskClaimParams): Promise<ClaimedTask[]>;
-  /** Record outcomes; each only if its task is still running under that attempt. */
+  /**
+   * Record outcomes; each only if its task is still running under that attempt and on that
+   * worker. Job counters and the workers' completed/failed counters move in the same transaction.
+   */
   taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult>;
   /** Put running tasks back in the queue (their worker went away); conditional on the attempt. */
   taskRequeueMany(params: { tasks: TaskRef[]; now: number }): Promise<TaskRef[]>;
@@ -214,7 +217,6 @@ export interface Store {
 
   workerUpsert(params: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void>;
   workerDisconnected(params: { workerId: string; now: number }): Promise<void>;
-  workerCountOutcomes(params: { workerId: string; completed: number; failed: number; now: number }): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
 
   stats(): Promise<StoreStats>;

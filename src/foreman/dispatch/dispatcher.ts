@@ -17,6 +17,9 @@ interface PendingOutcome {
   outcome: TaskOutcome;
 }
 
+/** How long a result acknowledgement may wait for a frame to ride in. */
+const ACK_DELAY_MS = 25;
+
 /** Bounded cache of map-job sources, so code is read from the store once per job, not per assignment. */
 class CodeCache {
   private readonly map = new Map<string, string>();
@@ -58,6 +61,8 @@ export class Dispatcher {
   private wakeAt = Infinity;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly code = new CodeCache(1000);
+  private readonly pendingAcks = new Map<string, TaskRef[]>();
+  private ackTimer: NodeJS.Timeout | null = null;
   private idleResolvers: (() => void)[] = [];
 
   private readonly store: Store;
@@ -88,6 +93,9 @@ export class Dispatcher {
     this.sweepTimer = this.wakeTimer = null;
     await this.drained();
     await this.flushOutcomes();
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.sendAcks();
   }
 
   /** New or returning work exists: every idle worker should look again. */
@@ -172,34 +180,52 @@ export class Dispatcher {
     const result = await this.store.taskFinishMany({ outcomes: params, now });
     this.metrics.resultsCommitted.inc(result.recorded.length);
     this.metrics.commitBatch.observe(batch.length);
+    const indexOf = new Map<string, number>();
+    batch.forEach((b, i) => indexOf.set(`${b.outcome.taskId}#${b.outcome.attempt}`, i));
 
     // Acknowledge every outcome, recorded or refused: either way the worker can forget it.
-    const acks = new Map<string, TaskRef[]>();
-    const perWorker = new Map<string, { completed: number; failed: number }>();
-    const byTask = new Map(batch.map((b) => [`${b.outcome.taskId}#${b.outcome.attempt}`, b]));
+    // Acks are not urgent (they only let the worker free memory), so they ride along with the
+    // next assignment to that worker, or leave on a short timer: one write fewer per task.
     for (const r of result.recorded) {
-      const b = byTask.get(`${r.taskId}#${r.attempt}`)!;
-      (acks.get(b.workerId) ?? acks.set(b.workerId, []).get(b.workerId)!).push({ taskId: r.taskId, attempt: r.attempt });
-      const c = perWorker.get(b.workerId) ?? { completed: 0, failed: 0 };
-      if (b.outcome.status === 'completed') c.completed++; else if (b.outcome.status === 'failed') c.failed++;
-      perWorker.set(b.workerId, c);
-      if (r.retried) this.wakeAt_(params.find((p) => p.taskId === r.taskId)?.retryAt ?? now);
+      const i = indexOf.get(`${r.taskId}#${r.attempt}`)!;
+      const b = batch[i];
+      this.queueAck(b.workerId, { taskId: r.taskId, attempt: r.attempt });
+      if (r.retried) this.wakeAt_(params[i].retryAt ?? now);
       if (b.outcome.status === 'failed') {
-        this.log.info({ jobId: undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
+        this.log.info({ taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
           r.retried ? 'task failed; retry scheduled' : 'task failed');
       }
     }
     for (const r of result.rejected) {
-      const b = byTask.get(`${r.taskId}#${r.attempt}`)!;
-      (acks.get(b.workerId) ?? acks.set(b.workerId, []).get(b.workerId)!).push({ taskId: r.taskId, attempt: r.attempt });
+      const b = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!];
+      this.queueAck(b.workerId, { taskId: r.taskId, attempt: r.attempt });
       this.metrics.resultsRejected.inc();
       const level = r.currentState === 'cancelled' ? 'debug' : 'warn';
       this.log[level]({ taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, currentState: r.currentState, currentAttempt: r.currentAttempt },
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
-    for (const [workerId, tasks] of acks) this.sessions.get(workerId)?.conn.send({ type: 'result_ack', tasks });
-    for (const [workerId, c] of perWorker) await this.store.workerCountOutcomes({ workerId, ...c, now });
     this.events.publish(result.jobs);
+  }
+
+  private queueAck(workerId: string, ref: TaskRef): void {
+    let list = this.pendingAcks.get(workerId);
+    if (!list) { list = []; this.pendingAcks.set(workerId, list); }
+    list.push(ref);
+    if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => { this.ackTimer = null; this.sendAcks(); }, ACK_DELAY_MS);
+      this.ackTimer.unref();
+    }
+  }
+
+  /** Send pending acks: all of them, or one worker's (when something else goes to it anyway). */
+  private sendAcks(workerId?: string): void {
+    const ids = workerId === undefined ? [...this.pendingAcks.keys()] : [workerId];
+    for (const id of ids) {
+      const tasks = this.pendingAcks.get(id);
+      if (!tasks) continue;
+      this.pendingAcks.delete(id);
+      this.sessions.get(id)?.conn.send({ type: 'result_ack', tasks });
+    }
   }
 
   private wakeAt_(at: number): void {
@@ -245,6 +271,7 @@ export class Dispatcher {
         }
       }
       const tasks: WireTask[] = claimed;
+      this.sendAcks(s.workerId);
       s.conn.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks, code } : { type: 'assign_tasks', tasks });
       this.metrics.tasksDispatched.inc(claimed.length);
     }

@@ -223,11 +223,13 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(running.map((j) => j.id), [b.job.id]);
     });
 
-    test('workers are upserted, counted and marked offline; stats add up', async () => {
+    test('workers are upserted, their outcomes counted with the results, marked offline; stats add up', async () => {
       const now = Date.now();
       await store.workerUpsert({ id: 'w1', state: 'online', capacity: 4, patterns: ['a.*'], allowCode: true,
         resources: { cpuCores: 2 }, version: '0.1.0', foremanId: 'f1', connectedAt: now, lastSeenAt: now });
-      await store.workerCountOutcomes({ workerId: 'w1', completed: 3, failed: 1, now });
+      await store.jobInsert(namedJob(['wc.a', 'wc.a', 'wc.a', 'wc.a']));
+      const ts = await claim(store, 'w1', ['wc.a'], 4);
+      await store.taskFinishMany({ outcomes: ts.map((t, i) => ({ taskId: t.taskId, attempt: 1, workerId: 'w1', status: i < 3 ? 'completed' as const : 'failed' as const, error: { message: 'x' } })), now });
       let [w] = await store.workerList();
       assert.deepEqual([w.id, w.state, w.capacity, w.patterns, w.allowCode, w.tasksCompleted, w.tasksFailed], ['w1', 'online', 4, ['a.*'], true, 3, 1]);
       await store.workerDisconnected({ workerId: 'w1', now });
@@ -237,6 +239,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const stats = await store.stats();
       assert.equal(stats.tasks.queued, 2);
       assert.equal(stats.jobs.queued, 1);
+      assert.equal(stats.jobs.failed, 1);
       assert.deepEqual(stats.workers, { online: 0, offline: 1 });
     });
 

@@ -1,0 +1,115 @@
+/**
+ * `npm run bench [-- --database <url>] [-- --runs N]`: the three benchmarks of issue 2, each
+ * printed as one JSON line so runs can be compared by a script:
+ *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
+ *   latency:    1,000 sequential submit -> result round trips, p50 / p99
+ *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
+ * The foreman and the worker run as separate processes (the CLI), the client in this one.
+ * Loopback only; bounded in count and time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client } from '../src/client/index.ts';
+
+const { values: args } = parseArgs({ options: {
+  database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
+  tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
+} });
+const RUNS = Number(args.runs);
+const TASKS = Number(args.tasks);
+const root = fileURLToPath(new URL('../', import.meta.url));
+const bin = join(root, 'bin/crowdcompute.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
+}
+
+function start(name: string, argv: string[]): ChildProcess {
+  const child = spawn(process.execPath, ['--no-node-snapshot', bin, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => { err += d; if (err.length > 10_000) err = err.slice(-5_000); });
+  child.once('exit', (code) => { if (code && code !== 0 && !stopping) { process.stderr.write(`${name} exited ${code}:\n${err}\n`); process.exit(1); } });
+  return child;
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
+let stopping = false;
+
+const dir = mkdtempSync(join(tmpdir(), 'cc-bench-'));
+const database = args.database ?? `sqlite:${join(dir, 'bench.db')}`;
+const port = await freePort();
+const foreman = start('foreman', ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--log-level', 'warn']);
+const url = `http://127.0.0.1:${port}`;
+const client = new Client({ url, connectTimeoutMs: 20_000 });
+const deadline = Date.now() + 20_000;
+while (await fetch(`${url}/health`).then((r) => !r.ok, () => true)) {
+  if (Date.now() > deadline) throw new Error('foreman did not start within 20 s');
+  await new Promise((r) => setTimeout(r, 50));
+}
+const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
+  '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']);
+while ((await client.stats()).connected_workers !== 1) {
+  if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
+  await new Promise((r) => setTimeout(r, 50));
+}
+const meta = { database: database.split(':')[0], cpus: cpus().length, node: process.versions.node, runs: RUNS };
+const want = (name: string) => !args.only || args.only.split(',').includes(name);
+
+try {
+  if (want('throughput')) {
+    // Warm up JITs and the page cache with a small job first.
+    await (await client.submitMany(Array.from({ length: 2_000 }, () => ({ type: 'bench.noop' })))).result();
+    const rates: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const tasks = Array.from({ length: TASKS }, () => ({ type: 'bench.noop' }));
+      const t0 = performance.now();
+      const job = await client.submitMany(tasks);
+      const results = await job.result();
+      const s = (performance.now() - t0) / 1000;
+      if (results.length !== TASKS) throw new Error(`throughput: got ${results.length} results`);
+      rates.push(TASKS / s);
+    }
+    console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...meta }));
+  }
+
+  if (want('latency')) {
+    for (let i = 0; i < 100; i++) await (await client.submit('bench.echo', i)).result();
+    const lat: number[] = [];
+    for (let i = 0; i < 1_000; i++) {
+      const t0 = performance.now();
+      const v = await (await client.submit('bench.echo', i)).result();
+      lat.push(performance.now() - t0);
+      if (v !== i) throw new Error(`latency: round trip ${i} returned ${v}`);
+    }
+    console.log(JSON.stringify({ bench: 'latency', round_trips: lat.length, p50_ms: round(pct(lat, 50), 3), p99_ms: round(pct(lat, 99), 3), mean_ms: round(lat.reduce((a, b) => a + b, 0) / lat.length, 3), ...meta }));
+  }
+
+  if (want('map')) {
+    const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
+    const argsList = Array.from({ length: 10_000 }, (_, i) => i);
+    await client.map(sumTo, argsList.slice(0, 500));
+    const walls: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const t0 = performance.now();
+      const results = await client.map(sumTo, argsList);
+      walls.push(performance.now() - t0);
+      if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
+    }
+    console.log(JSON.stringify({ bench: 'map', args: 10_000, wall_ms: Math.round(median(walls)), runs_wall_ms: walls.map(Math.round), ...meta }));
+  }
+} finally {
+  stopping = true;
+  await client.close();
+  worker.kill('SIGTERM');
+  await new Promise((r) => worker.once('exit', r));
+  foreman.kill('SIGTERM');
+  await new Promise((r) => foreman.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+}

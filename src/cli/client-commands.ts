@@ -137,11 +137,12 @@ export function clientCommands(program: Command): void {
     });
 
   foremanOption(program.command('cancel')
-    .description('Cancel a job: queued tasks never start, running ones are stopped, finished results are kept')
-    .argument('<id>', 'job id'))
+    .description('Cancel a job (queued tasks never start, running ones are stopped, finished results are kept), or one task with --task')
+    .argument('<id>', 'job id, or task id with --task')
+    .option('--task', 'the id is a task id: cancel that task only'))
     .action(async (id: string, o) => {
-      const { Client, JobFailedError } = await sdk();
+      const { Client } = await sdk();
       const client = new Client({ url: o.foreman });
-      try { print(await client.cancel(id)); } finally { await client.close(); }
+      try { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); } finally { await client.close(); }
     });
 }

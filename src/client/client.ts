@@ -71,6 +71,7 @@ export interface JobInfo {
 export interface TaskInfoRest {
   taskId: string; jobId: string; index: number; kind: string; type: string; status: string; attempt: number;
   workerId: string | null; input: unknown; result: unknown; error: unknown; progress: number | null;
+  attemptErrors: { attempt: number; worker_id: string | null; error: unknown; at: string }[];
   queuedAt: string; startedAt: string | null; completedAt: string | null;
   [k: string]: unknown;
 }
@@ -215,6 +216,11 @@ export class Client {
   /** Cancel a job: queued tasks never start, running ones are stopped, finished results stay. */
   async cancel(jobId: string): Promise<JobInfo> {
     return camel<JobInfo>(await this.http('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`));
+  }
+
+  /** Cancel one task: queued, it never starts; running, its worker is told to stop. */
+  async cancelTask(taskId: string): Promise<TaskInfoRest> {
+    return camel<TaskInfoRest>(await this.http('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
   }
 
   async stats(): Promise<Record<string, unknown>> { return this.http('GET', '/api/stats'); }

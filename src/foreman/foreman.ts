@@ -16,6 +16,7 @@ import { JobEvents } from './job-events.ts';
 import { JobService } from './job-service.ts';
 import { ForemanMetrics } from './foreman-metrics.ts';
 import { WsGateway } from './ws/ws-gateway.ts';
+import { LivenessMonitor } from './maintenance/liveness-monitor.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
@@ -41,8 +42,18 @@ export interface ForemanOptions {
   leaseTtlMs?: number;
   /** Largest WebSocket frame, HTTP body and task input or result accepted. Default 8 MiB. */
   maxPayloadBytes?: number;
-  /** Most arguments in a map job, or tasks in a job. Default 1,000,000. */
+  /** Most arguments in a map job, or tasks in a job. Default 100,000. */
   maxArgs?: number;
+  /** Deadline of a task submitted without timeoutMs. Default 300 s (seed 001's TASK_TIMEOUT). */
+  defaultTimeoutMs?: number;
+  /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. Default 5. */
+  maxLostAttempts?: number;
+  /** How long an idempotency key returns the same job. Default 1 h (FlowKit's dedup_ttl_ms). */
+  idempotencyTtlMs?: number;
+  /** Sustained WebSocket messages per second per connection (bursts twice that). Default 10,000. */
+  maxMessagesPerSecond?: number;
+  /** Most WebSocket connections at once. Default 10,000. */
+  maxConnections?: number;
   /** How often idle workers look for work nobody announced (retries coming due). Default 1 s. */
   sweepIntervalMs?: number;
   /** A pino logger, or a level for the default one (stderr). Default 'info'. */
@@ -59,6 +70,8 @@ export class Foreman {
   events!: JobEvents;
   jobs!: JobService;
   private gateway!: WsGateway;
+  /** @internal exposed for tests that drive the checks directly */
+  liveness!: LivenessMonitor;
   private app!: FastifyInstance;
   private ownsStore = false;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -78,7 +91,12 @@ export class Foreman {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5_000,
       leaseTtlMs: options.leaseTtlMs ?? 30_000,
       maxPayloadBytes: options.maxPayloadBytes ?? 8 * MiB,
-      maxArgs: options.maxArgs ?? 1_000_000,
+      maxArgs: options.maxArgs ?? 100_000,
+      defaultTimeoutMs: options.defaultTimeoutMs ?? 300_000,
+      maxLostAttempts: options.maxLostAttempts ?? 5,
+      idempotencyTtlMs: options.idempotencyTtlMs ?? 3_600_000,
+      maxMessagesPerSecond: options.maxMessagesPerSecond ?? 10_000,
+      maxConnections: options.maxConnections ?? 10_000,
       sweepIntervalMs: options.sweepIntervalMs ?? 1_000,
     };
   }
@@ -101,12 +119,18 @@ export class Foreman {
     else { this.store = await openStore(o.database); this.ownsStore = true; }
 
     this.events = new JobEvents(this.store, this.log, Math.floor(o.maxPayloadBytes / 2));
-    this.dispatcher = new Dispatcher(this.store, this.events, this.metrics, this.log, { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
+    this.dispatcher = new Dispatcher(this.store, this.events, this.metrics, this.log,
+      { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs, maxLostAttempts: o.maxLostAttempts });
     this.jobs = new JobService({ store: this.store, dispatcher: this.dispatcher, events: this.events, metrics: this.metrics, log: this.log },
-      { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs });
+      { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs });
     this.gateway = new WsGateway(
       { store: this.store, dispatcher: this.dispatcher, events: this.events, jobs: this.jobs, metrics: this.metrics, log: this.log },
-      { foremanId: this.id, path: '/ws', maxPayloadBytes: o.maxPayloadBytes, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs },
+      { foremanId: this.id, path: '/ws', maxPayloadBytes: o.maxPayloadBytes, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs,
+        maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes) },
+    );
+    this.liveness = new LivenessMonitor(
+      { store: this.store, dispatcher: this.dispatcher, events: this.events, gateway: this.gateway, metrics: this.metrics, log: this.log },
+      { intervalMs: Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3)), leaseTtlMs: o.leaseTtlMs, defaultTimeoutMs: o.defaultTimeoutMs, maxLostAttempts: o.maxLostAttempts },
     );
 
     const app = Fastify({ logger: false, bodyLimit: o.maxPayloadBytes });
@@ -133,6 +157,7 @@ export class Foreman {
     await app.listen({ port: o.port, host: o.host });
     this.boundPort = (app.server.address() as AddressInfo).port;
     this.dispatcher.start();
+    this.liveness.start();
     this.state = 'running';
     this.log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : this.store.driver }, 'foreman listening');
     return this;
@@ -147,6 +172,7 @@ export class Foreman {
     this.stopPromise ??= (async () => {
       this.state = 'stopping';
       this.gateway.stopAccepting();
+      this.liveness.stop();
       await this.dispatcher.stop();
       await this.gateway.closeAll();
       this.events.stop();

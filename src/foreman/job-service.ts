@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CrowdComputeError, type JobSpec } from '../protocol/index.ts';
-import type { JobInsertResult, JobRecord, Store } from '../store/store.ts';
+import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../store/store.ts';
 import type { Dispatcher } from './dispatch/dispatcher.ts';
 import type { JobEvents } from './job-events.ts';
 import type { ForemanMetrics } from './foreman-metrics.ts';
@@ -16,9 +16,9 @@ export class JobService {
   private readonly events: JobEvents;
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
-  private readonly limits: SubmissionLimits;
+  private readonly limits: SubmissionLimits & { idempotencyTtlMs: number };
 
-  constructor(deps: { store: Store; dispatcher: Dispatcher; events: JobEvents; metrics: ForemanMetrics; log: Logger }, limits: SubmissionLimits) {
+  constructor(deps: { store: Store; dispatcher: Dispatcher; events: JobEvents; metrics: ForemanMetrics; log: Logger }, limits: SubmissionLimits & { idempotencyTtlMs: number }) {
     this.store = deps.store;
     this.dispatcher = deps.dispatcher;
     this.events = deps.events;
@@ -28,7 +28,8 @@ export class JobService {
   }
 
   async submit(spec: JobSpec): Promise<JobInsertResult> {
-    const params = buildJob(spec, this.limits, Date.now());
+    const now = Date.now();
+    const params = { ...buildJob(spec, this.limits, now), dedupSince: now - this.limits.idempotencyTtlMs };
     let accepted: JobInsertResult;
     try {
       accepted = await this.store.jobInsert(params);
@@ -60,5 +61,20 @@ export class JobService {
       this.events.publish([res.change]);
     }
     return res.job;
+  }
+
+  /** Cancel one task: queued, it never starts; running, its worker is told to stop. */
+  async cancelTask(taskId: string): Promise<TaskRecord> {
+    const res = await this.store.taskCancel({ taskId, now: Date.now() });
+    if (!res) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${taskId} does not exist`, { taskId });
+    if (res.running) {
+      const s = res.running.workerId ? this.dispatcher.sessions.get(res.running.workerId) : undefined;
+      s?.conn.send({ type: 'cancel_task', taskId, attempt: res.running.attempt, reason: `task ${taskId} was cancelled` });
+    }
+    if (res.change) {
+      this.log.info({ taskId, jobId: res.task.jobId, wasRunning: res.running !== null }, 'task cancelled');
+      this.events.publish([res.change]);
+    }
+    return res.task;
   }
 }

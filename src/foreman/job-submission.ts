@@ -13,6 +13,8 @@ export interface SubmissionLimits {
   maxArgs: number;
   /** Most named tasks one job may have. */
   maxTasksPerJob: number;
+  /** Deadline of a task submitted without one. */
+  defaultTimeoutMs: number;
 }
 
 /**
@@ -41,7 +43,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number): 
   const jobId = randomUUID();
   const priority: Priority = spec.priority ?? 'normal';
   const maxAttempts = spec.maxAttempts ?? 1;
-  const timeoutMs = spec.timeoutMs ?? null;
+  const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
   const tasks: NewTask[] = [];
 
   if (spec.kind === 'map') {

@@ -143,6 +143,8 @@ export const TaskErrorSchema = z.object({
   code: z.string().optional(),
   /** false = permanent: do not retry (NonRetryableError or classifyError said so). */
   retryable: z.boolean().optional(),
+  /** Why the attempt ended, when the system ended it: timeout, cancelled, worker_lost, lease_expired, ... */
+  reason: z.string().optional(),
 });
 export type TaskError = z.infer<typeof TaskErrorSchema>;
 
@@ -168,6 +170,18 @@ export const HeartbeatSchema = z.object({
 export const WorkerReadySchema = z.object({
   type: z.literal('worker_ready'),
   capacity: positiveInt.max(10_000).optional(),
+});
+
+/** The worker is shutting down: send it nothing new. */
+export const WorkerDrainingSchema = z.object({
+  type: z.literal('worker_draining'),
+});
+
+/** The worker gives tasks back unfinished (drain timeout passed): requeue them, not as failures. */
+export const ReleaseTasksSchema = z.object({
+  type: z.literal('release_tasks'),
+  tasks: z.array(RunningRef).min(1),
+  reason: z.string().max(500).optional(),
 });
 
 export const TaskProgressSchema = z.object({
@@ -266,7 +280,7 @@ export const CancelAckSchema = z.object({
 /** Everything a foreman accepts on /ws, from workers and clients alike. */
 export const InboundSchema = z.discriminatedUnion('type', [
   HelloSchema, HeartbeatSchema, WorkerReadySchema, TaskResultSchema, TaskResultsSchema, TaskProgressSchema,
-  SubmitJobSchema, SubscribeJobSchema, CancelJobSchema,
+  WorkerDrainingSchema, ReleaseTasksSchema, SubmitJobSchema, SubscribeJobSchema, CancelJobSchema,
 ]);
 export type Inbound = z.infer<typeof InboundSchema>;
 

@@ -51,6 +51,8 @@ export interface TaskRecord {
   workerId: string | null;
   result: unknown;
   error: TaskError | null;
+  /** Every failed or lost attempt, oldest first. */
+  attemptErrors: AttemptError[];
   progress: number | null;
   progressMessage: string | null;
   createdAt: number;
@@ -58,6 +60,13 @@ export interface TaskRecord {
   completedAt: number | null;
   leaseExpiresAt: number | null;
   availableAt: number;
+}
+
+export interface AttemptError {
+  attempt: number;
+  workerId: string | null;
+  error: TaskError;
+  at: number;
 }
 
 /** A task as claimed for a worker: what the worker needs, nothing else. */
@@ -116,6 +125,11 @@ export interface JobInsertParams {
   };
   tasks: NewTask[];
   now: number;
+  /**
+   * An idempotency key matches only jobs created at or after this time; an older job keeps
+   * its row but gives its key up. Omitted = keys never expire.
+   */
+  dedupSince?: number;
 }
 
 export interface JobInsertResult {
@@ -168,6 +182,28 @@ export interface TaskRef {
   attempt: number;
 }
 
+/** What became of running tasks taken away from their worker (lost, expired, handed back). */
+export interface TaskRequeueResult {
+  /** Back in the queue. */
+  requeued: TaskRef[];
+  /** Lost too often (`maxLost`): failed for good with CC_ERR_WORKER_LOST. */
+  failed: TaskRef[];
+  jobs: JobChange[];
+}
+
+export interface TaskRequeueParams {
+  tasks: TaskRef[];
+  now: number;
+  /** Why they were taken away; recorded in the task's attempt history. */
+  error: TaskError;
+  /**
+   * Attempts that may end without an outcome (worker lost) before the task fails; omitted =
+   * no limit. A worker handing a task back on shutdown does not count (`countAsLost: false`).
+   */
+  maxLost?: number;
+  countAsLost?: boolean;
+}
+
 export interface JobResults {
   /** One entry per argument (map) or per task (tasks), in submission order; null where it failed. */
   results: unknown[];
@@ -210,7 +246,13 @@ export interface Store {
    */
   taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult>;
   /** Put running tasks back in the queue (their worker went away); conditional on the attempt. */
-  taskRequeueMany(params: { tasks: TaskRef[]; now: number }): Promise<TaskRef[]>;
+  taskRequeueMany(params: TaskRequeueParams): Promise<TaskRequeueResult>;
+  /** Requeue (or fail, past maxLost) every running task whose lease expired before `now`. */
+  taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: { taskId: string; attempt: number; workerId: string | null }[] }>;
+  /** Push the lease of tasks a worker still runs to `until`; returns how many it still held. */
+  taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number>;
+  /** Cancel one task: a queued one never starts; a running one is reported so its worker can be told. */
+  taskCancel(params: { taskId: string; now: number }): Promise<{ task: TaskRecord; running: { attempt: number; workerId: string | null } | null; change: JobChange | null } | null>;
   /** Tasks running on a worker, as the store sees them. */
   taskListRunningByWorker(workerId: string): Promise<TaskRef[]>;
   taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean>;

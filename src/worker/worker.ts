@@ -191,15 +191,15 @@ export class Worker extends EventEmitter {
       const wasIdle = this.state === 'idle';
       this.state = 'draining';
       if (!wasIdle) {
+        this.link.send({ type: 'worker_draining' });
         const deadline = options.drainTimeoutMs ?? this.o.drainTimeoutMs;
         if (this.running.size > 0) {
           this.log.info({ running: this.running.size, drainTimeoutMs: deadline }, 'draining: waiting for running tasks');
           await this.waitIdle(deadline);
         }
-        for (const r of this.running.values()) this.interrupt(r, 'cancelled', 'worker stopped before the task finished');
-        await this.waitIdle(this.o.timeoutGraceMs + 100);
+        this.handBack(`worker ${this.workerId} stopped; its drain timeout of ${deadline} ms passed`);
         this.flushResults();
-        // Give acknowledgements a moment so the foreman does not see these as lost.
+        // Give acknowledgements a moment so the foreman does not see these results as lost.
         if (this.unacked.size > 0 && this.link.connected) await this.waitAcked(2_000);
       }
       this.stopHeartbeat();
@@ -211,6 +211,24 @@ export class Worker extends EventEmitter {
       this.emit('stopped');
     })();
     return this.stopPromise;
+  }
+
+  /**
+   * Stop every running task and give it back to the foreman unfinished: it is requeued
+   * without counting as a failure (release_tasks). Handlers see their AbortSignal fire.
+   */
+  private handBack(reason: string): void {
+    if (this.running.size === 0) return;
+    const refs = [...this.running.values()].map((r) => ({ taskId: r.task.taskId, attempt: r.task.attempt }));
+    for (const r of this.running.values()) {
+      r.settled = true;
+      if (r.timer) clearTimeout(r.timer);
+      r.kill?.('cancelled');
+      r.controller.abort(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', reason));
+    }
+    this.running.clear();
+    this.log.warn({ tasks: refs.length, taskIds: refs.slice(0, 5).map((r) => r.taskId) }, 'handing unfinished tasks back to the foreman');
+    this.link.send({ type: 'release_tasks', tasks: refs, reason });
   }
 
   private waitIdle(ms: number): Promise<void> {
@@ -266,6 +284,9 @@ export class Worker extends EventEmitter {
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
     this.heartbeatTimer = setInterval(() => {
+      // Results go first: a task that just finished must appear in its results or in this
+      // heartbeat's running list, never in neither (the foreman would take it back).
+      this.flushResults();
       this.link.send({ type: 'heartbeat', running: [...this.running.values()].map((r) => ({ taskId: r.task.taskId, attempt: r.task.attempt })) });
     }, intervalMs);
     this.heartbeatTimer.unref();

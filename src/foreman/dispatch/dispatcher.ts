@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { TaskOutcome, WireTask } from '../../protocol/index.ts';
+import type { TaskError, TaskOutcome, WireTask } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
 import type { Store, TaskOutcomeParams, TaskRef } from '../../store/store.ts';
 import type { JobEvents } from '../job-events.ts';
@@ -8,6 +8,8 @@ import type { WorkerSession } from './worker-session.ts';
 
 export interface DispatcherOptions {
   leaseTtlMs: number;
+  /** Attempts a task may lose to vanished workers before it fails (CC_ERR_WORKER_LOST). */
+  maxLostAttempts: number;
   /** How often idle workers look for work even when nothing announced any (retries coming due, other foremen). */
   sweepIntervalMs: number;
 }
@@ -126,14 +128,58 @@ export class Dispatcher {
     const lost: TaskRef[] = [];
     for (const [taskId, f] of session.inFlight) if (!keep.has(taskId)) lost.push({ taskId, attempt: f.attempt });
     session.inFlight.clear();
-    if (lost.length === 0) return;
-    const requeued = await this.store.taskRequeueMany({ tasks: lost, now: Date.now() });
-    this.metrics.tasksRequeued.inc(requeued.length);
-    if (requeued.length > 0) {
-      this.log.warn({ workerId: session.workerId, tasks: requeued.length, taskIds: requeued.slice(0, 5).map((t) => t.taskId) },
-        'worker went away; its running tasks are back in the queue');
+    session.revoked.clear();
+    await this.takeBack(session.workerId, lost, {
+      message: `CC_ERR_WORKER_LOST: worker ${session.workerId} disconnected while running the task`, code: 'CC_ERR_WORKER_LOST', reason: 'worker_lost',
+    }, true);
+  }
+
+  /**
+   * Put tasks taken from a worker back in the queue (or fail them, past maxLostAttempts),
+   * and tell whoever watches their jobs. `countAsLost` is false when the worker handed them
+   * back on purpose (drain) or never received them.
+   */
+  async takeBack(workerId: string, tasks: TaskRef[], error: TaskError, countAsLost: boolean): Promise<void> {
+    if (tasks.length === 0) return;
+    const res = await this.store.taskRequeueMany({ tasks, now: Date.now(), error, maxLost: this.options.maxLostAttempts, countAsLost });
+    this.metrics.tasksRequeued.inc(res.requeued.length);
+    if (res.requeued.length > 0) {
+      this.log.warn({ workerId, tasks: res.requeued.length, taskIds: res.requeued.slice(0, 5).map((t) => t.taskId), reason: error.reason },
+        'running tasks taken back from a worker and put back in the queue');
       this.announceWork();
     }
+    if (res.failed.length > 0) {
+      this.log.error({ workerId, taskIds: res.failed.slice(0, 5).map((t) => t.taskId), maxLostAttempts: this.options.maxLostAttempts },
+        'CC_ERR_WORKER_LOST: tasks lost their worker too many times and failed');
+    }
+    this.events.publish(res.jobs);
+  }
+
+  /**
+   * Take tasks away from a connected worker that is not making progress on them (a zombie):
+   * requeue them and tell the worker to stop. Their slots stay counted until the worker lets go.
+   */
+  async revoke(session: WorkerSession, taskIds: string[], reason: string): Promise<void> {
+    const refs: TaskRef[] = [];
+    for (const id of taskIds) {
+      const f = session.inFlight.get(id);
+      if (!f) continue;
+      session.inFlight.delete(id);
+      session.revoked.set(id, f.attempt);
+      refs.push({ taskId: id, attempt: f.attempt });
+      session.conn.send({ type: 'cancel_task', taskId: id, attempt: f.attempt, reason });
+    }
+    await this.takeBack(session.workerId, refs, { message: `CC_ERR_WORKER_LOST: ${reason}`, code: 'CC_ERR_WORKER_LOST', reason: 'zombie' }, true);
+  }
+
+  /** A worker handed tasks back unfinished (it is draining): requeue them without counting a loss. */
+  async release(session: WorkerSession, refs: readonly TaskRef[], reason: string): Promise<void> {
+    const mine: TaskRef[] = [];
+    for (const r of refs) {
+      const f = session.inFlight.get(r.taskId);
+      if (f && f.attempt === r.attempt) { session.inFlight.delete(r.taskId); mine.push(r); }
+    }
+    await this.takeBack(session.workerId, mine, { message: `CC_ERR_SHUTTING_DOWN: worker ${session.workerId} handed the task back: ${reason}`, code: 'CC_ERR_SHUTTING_DOWN', reason: 'released' }, false);
   }
 
   /** Results arrived from a worker: free its slots now, record them in the next group commit. */
@@ -141,6 +187,7 @@ export class Dispatcher {
     for (const o of outcomes) {
       const f = session.inFlight.get(o.taskId);
       if (f && f.attempt === o.attempt) session.inFlight.delete(o.taskId);
+      if (session.revoked.get(o.taskId) === o.attempt) session.revoked.delete(o.taskId);
       this.pending.push({ workerId: session.workerId, outcome: o });
     }
     this.kick();
@@ -253,13 +300,14 @@ export class Dispatcher {
       if (claimed.length < free) s.emptyAtVersion = version;
       if (claimed.length === 0) continue;
       if (s.conn.closed || this.sessions.get(s.workerId) !== s) {
-        await this.store.taskRequeueMany({ tasks: claimed.map((t) => ({ taskId: t.taskId, attempt: t.attempt })), now: Date.now() });
+        await this.takeBack(s.workerId, claimed.map((t) => ({ taskId: t.taskId, attempt: t.attempt })),
+          { message: `worker ${s.workerId} left before the task was delivered`, code: 'CC_ERR_WORKER_LOST', reason: 'not_delivered' }, false);
         continue;
       }
       const now = Date.now();
       const code: Record<string, string> = {};
       for (const t of claimed) {
-        s.inFlight.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now });
+        s.inFlight.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs });
         if (t.kind === 'map' && !s.codeSent.has(t.jobId)) {
           let source = this.code.get(t.jobId);
           if (source === undefined) {

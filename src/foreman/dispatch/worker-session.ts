@@ -7,6 +7,8 @@ export interface InFlight {
   jobId: string;
   type: string;
   assignedAt: number;
+  /** The task's own deadline on the worker (null: none). */
+  timeoutMs: number | null;
 }
 
 /**
@@ -18,11 +20,19 @@ export class WorkerSession {
   readonly inFlight = new Map<string, InFlight>();
   /** Map jobs whose function source this connection already holds (code goes once per job). */
   readonly codeSent = new Set<string>();
+  /**
+   * Tasks taken back from this worker while it may still be running them (zombie detection).
+   * They still occupy a slot on the worker, so they still count against its capacity until
+   * it reports them or stops listing them in heartbeats.
+   */
+  readonly revoked = new Map<string, number>();
   /** The dispatcher's work version at which a claim for this worker last came back short. */
   emptyAtVersion = -1;
   /** A draining worker finishes what it has and gets nothing new. */
   draining = false;
   lastSeenAt = Date.now();
+  /** When the previous heartbeat arrived: tasks assigned before it must appear in the next. */
+  lastHeartbeatAt = Date.now();
   readonly connectedAt = Date.now();
 
   readonly conn: Connection;
@@ -35,5 +45,5 @@ export class WorkerSession {
 
   get workerId(): string { return this.hello.workerId; }
   get capacity(): number { return this.hello.capacity; }
-  get free(): number { return this.draining || this.conn.closed ? 0 : this.hello.capacity - this.inFlight.size; }
+  get free(): number { return this.draining || this.conn.closed ? 0 : this.hello.capacity - this.inFlight.size - this.revoked.size; }
 }

@@ -51,6 +51,8 @@ export function taskView(t: TaskRecord, opts: { includeInput?: boolean } = {}) {
     ...(opts.includeInput === false ? {} : { input: t.input }),
     result: t.result,
     error: t.error,
+    /** Every failed or lost attempt, oldest first. */
+    attempt_errors: t.attemptErrors.map((e) => ({ attempt: e.attempt, worker_id: e.workerId, error: e.error, at: iso(e.at) })),
     progress: t.progress,
     progress_message: t.progressMessage,
     queued_at: iso(t.createdAt),

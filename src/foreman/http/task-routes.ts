@@ -29,6 +29,19 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
     return { status: task.state, task_id: task.id, position: accepted.position, job_id: accepted.job.id };
   });
 
+  for (const path of ['/task/:id/cancel', '/api/tasks/:id/cancel']) {
+    app.post(path, { schema: { tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
+      return taskView(await deps.jobs.cancelTask((req.params as { id: string }).id));
+    });
+  }
+
+  app.get('/api/tasks/:id', { schema: { tags: ['tasks'], summary: 'One task, with every attempt\'s error', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
+    const id = (req.params as { id: string }).id;
+    const task = await deps.store.taskGet(id);
+    if (!task) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${id} does not exist`, { taskId: id });
+    return taskView(task);
+  });
+
   app.get('/task/:id', { schema: { tags: ['tasks'], summary: 'Task status and result (seed 001)', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
     const id = (req.params as { id: string }).id;
     const task = await deps.store.taskGet(id);

@@ -20,6 +20,13 @@ export class Connection {
   private outboxBytes = 0;
   private scheduled = false;
   closed = false;
+  /** Last time anything (a message or a pong) came from the peer. */
+  lastSeenAt = Date.now();
+  /** Token bucket of the per-connection message rate limit. */
+  tokens = 0;
+  tokensAt = Date.now();
+  lastRateError = 0;
+  overLimitSince = 0;
 
   readonly socket: WebSocket;
   private readonly maxFrameBytes: number;

@@ -20,7 +20,18 @@ export interface WsGatewayOptions {
   maxPayloadBytes: number;
   heartbeatIntervalMs: number;
   leaseTtlMs: number;
+  /** Sustained messages per second one connection may send (bursts up to twice that). */
+  maxMessagesPerSecond: number;
+  /** Most connections at once; more are refused with 503. */
+  maxConnections: number;
+  /** A peer that does not read: its connection is cut when this much is waiting to be sent. */
+  maxBufferedBytes: number;
 }
+
+/** Most messages in one frame (a JSON array). */
+const MAX_MESSAGES_PER_FRAME = 10_000;
+/** A connection over its rate limit for this long is closed (policy violation). */
+const FLOOD_CLOSE_AFTER_MS = 5_000;
 
 /**
  * The foreman's WebSocket endpoint. Workers and clients share it: a connection becomes a
@@ -61,6 +72,11 @@ export class WsGateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
+      if (this.connections.size >= this.options.maxConnections) {
+        this.log.warn({ limit: this.options.maxConnections }, 'connection refused: too many connections');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, req));
     });
   }
@@ -70,7 +86,9 @@ export class WsGateway {
   private onSocket(ws: WebSocket, req: IncomingMessage): void {
     const conn = new Connection(ws, req.socket.remoteAddress ?? 'unknown', Math.max(64 * 1024, this.options.maxPayloadBytes));
     this.connections.add(conn);
+    conn.tokens = this.options.maxMessagesPerSecond * 2;
     ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, data, isBinary));
+    ws.on('pong', () => { conn.lastSeenAt = Date.now(); });
     ws.on('close', () => void this.onClose(conn));
     ws.on('error', (err) => this.log.warn({ err, conn: conn.id, workerId: conn.workerId }, 'websocket error'));
   }
@@ -89,13 +107,71 @@ export class WsGateway {
       return;
     }
     void isBinary;
-    for (const parsed of parseInbound(buf.toString('utf8'))) {
+    conn.lastSeenAt = Date.now();
+    const parsedAll = parseInbound(buf.toString('utf8'));
+    if (parsedAll.length > MAX_MESSAGES_PER_FRAME) {
+      this.reply(conn, new CrowdComputeError('CC_ERR_BAD_MESSAGE', `frame holds ${parsedAll.length} messages, the foreman accepts at most ${MAX_MESSAGES_PER_FRAME} per frame`,
+        { limit: MAX_MESSAGES_PER_FRAME }));
+      return;
+    }
+    if (!this.admit(conn, parsedAll.length)) return;
+    for (const parsed of parsedAll) {
       if (!parsed.ok) { this.reply(conn, parsed.error, parsed.requestId); continue; }
       try {
         this.onMessage(conn, parsed.message);
       } catch (err) {
         this.replyError(conn, err, (parsed.message as { requestId?: string }).requestId);
       }
+    }
+  }
+
+  /**
+   * Token-bucket rate limit per connection. Over the limit, the frame is refused with one
+   * CC_ERR_RATE_LIMITED a second; a connection over the limit for FLOOD_CLOSE_AFTER_MS is
+   * closed. Workers batch results, so a healthy worker stays far below the limit.
+   */
+  private admit(conn: Connection, messages: number): boolean {
+    const now = Date.now();
+    const rate = this.options.maxMessagesPerSecond;
+    conn.tokens = Math.min(rate * 2, conn.tokens + ((now - conn.tokensAt) / 1000) * rate);
+    conn.tokensAt = now;
+    if (conn.tokens >= messages) {
+      conn.tokens -= messages;
+      conn.overLimitSince = 0;
+      return true;
+    }
+    conn.overLimitSince ||= now;
+    if (now - conn.overLimitSince > FLOOD_CLOSE_AFTER_MS) {
+      this.log.warn({ conn: conn.id, workerId: conn.workerId, remote: conn.remote }, 'closing a connection that kept flooding');
+      conn.close(1008, `CC_ERR_RATE_LIMITED: over ${rate} messages/s for ${FLOOD_CLOSE_AFTER_MS / 1000} s`);
+      return false;
+    }
+    if (now - conn.lastRateError >= 1000) {
+      conn.lastRateError = now;
+      this.reply(conn, new CrowdComputeError('CC_ERR_RATE_LIMITED', `this connection sends more than ${rate} messages/s (bursts up to ${rate * 2}); messages are being dropped`,
+        { limit: rate }));
+    }
+    this.metrics.protocolErrors.inc({ code: 'CC_ERR_RATE_LIMITED' });
+    return false;
+  }
+
+  /**
+   * Ping every connection, and cut those silent for longer than `silentMs` (dead peers whose
+   * socket never closed) or that do not read what is sent to them.
+   */
+  pingAndCull(now: number, silentMs: number): void {
+    for (const conn of this.connections) {
+      if (now - conn.lastSeenAt > silentMs) {
+        this.log.warn({ conn: conn.id, workerId: conn.workerId, silentMs: now - conn.lastSeenAt }, 'peer silent for longer than the lease TTL; cutting the connection');
+        conn.socket.terminate();
+        continue;
+      }
+      if (conn.socket.bufferedAmount > this.options.maxBufferedBytes) {
+        this.log.warn({ conn: conn.id, workerId: conn.workerId, buffered: conn.socket.bufferedAmount }, 'peer does not read; cutting the connection');
+        conn.socket.terminate();
+        continue;
+      }
+      try { conn.socket.ping(); } catch { /* closing */ }
     }
   }
 
@@ -118,7 +194,18 @@ export class WsGateway {
         return;
       case 'heartbeat': {
         const s = this.sessionOf(conn, msg.type);
-        s.lastSeenAt = Date.now();
+        void this.onHeartbeat(s, msg.running ?? []).catch((err) => this.log.error({ err, workerId: s.workerId }, 'heartbeat handling failed'));
+        return;
+      }
+      case 'worker_draining': {
+        const s = this.sessionOf(conn, msg.type);
+        s.draining = true;
+        this.log.info({ workerId: s.workerId, running: s.inFlight.size }, 'worker draining: no new tasks for it');
+        return;
+      }
+      case 'release_tasks': {
+        const s = this.sessionOf(conn, msg.type);
+        void this.dispatcher.release(s, msg.tasks, msg.reason ?? 'released').catch((err) => this.log.error({ err, workerId: s.workerId }, 'release failed'));
         return;
       }
       case 'worker_ready': {
@@ -166,6 +253,33 @@ export class WsGateway {
     }
   }
 
+  /**
+   * A heartbeat lists what the worker is running. Its leases are extended; revoked tasks it
+   * no longer lists free their slots; tasks it should have had since before its previous
+   * heartbeat but does not list were lost on the way (or forgotten) and are taken back.
+   */
+  private async onHeartbeat(s: WorkerSession, running: { taskId: string; attempt: number }[]): Promise<void> {
+    const now = Date.now();
+    const listed = new Map(running.map((r) => [r.taskId, r.attempt]));
+    for (const [taskId, attempt] of s.revoked) if (listed.get(taskId) !== attempt) s.revoked.delete(taskId);
+    const missing: string[] = [];
+    const held: { taskId: string; attempt: number }[] = [];
+    for (const [taskId, f] of s.inFlight) {
+      if (listed.get(taskId) === f.attempt) held.push({ taskId, attempt: f.attempt });
+      else if (f.assignedAt < s.lastHeartbeatAt) missing.push(taskId);
+    }
+    s.lastHeartbeatAt = now;
+    s.lastSeenAt = now;
+    if (held.length > 0) await this.store.taskLeaseExtend({ workerId: s.workerId, tasks: held, until: now + this.options.leaseTtlMs });
+    if (missing.length > 0) {
+      const refs = missing.map((taskId) => ({ taskId, attempt: s.inFlight.get(taskId)!.attempt }));
+      for (const id of missing) s.inFlight.delete(id);
+      this.log.warn({ workerId: s.workerId, taskIds: missing.slice(0, 5) }, 'worker no longer lists tasks it was given; taking them back');
+      await this.dispatcher.takeBack(s.workerId, refs, { message: `CC_ERR_WORKER_LOST: worker ${s.workerId} stopped reporting the task`, code: 'CC_ERR_WORKER_LOST', reason: 'dropped' }, true);
+    }
+    if (s.free > 0) this.dispatcher.kick();
+  }
+
   private async sendIfFinished(conn: Connection, jobId: string, requestId?: string): Promise<void> {
     const job = await this.store.jobGet(jobId);
     if (!job) {
@@ -205,11 +319,14 @@ export class WsGateway {
     const held = await this.store.taskListRunningByWorker(hello.workerId);
     const reported = new Map((hello.running ?? []).map((r) => [r.taskId, r.attempt]));
     const lost = held.filter((t) => reported.get(t.taskId) !== t.attempt);
-    for (const t of held) if (reported.get(t.taskId) === t.attempt) session.inFlight.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now });
-    if (lost.length > 0) {
-      await this.store.taskRequeueMany({ tasks: lost, now });
-      this.dispatcher.announceWork();
+    for (const t of held) if (reported.get(t.taskId) === t.attempt) session.inFlight.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null });
+    if (session.inFlight.size > 0) {
+      // Extend the adopted tasks' leases now: the worker proved it still holds them.
+      await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: [...session.inFlight].map(([taskId, f]) => ({ taskId, attempt: f.attempt })), until: now + this.options.leaseTtlMs });
     }
+    await this.dispatcher.takeBack(hello.workerId, lost, {
+      message: `CC_ERR_WORKER_LOST: worker ${hello.workerId} reconnected without the task`, code: 'CC_ERR_WORKER_LOST', reason: 'worker_lost',
+    }, true);
     await this.store.workerUpsert({
       id: hello.workerId, state: 'online', capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode,
       resources: hello.resources ?? {}, version: hello.version ?? null, foremanId: this.options.foremanId, connectedAt: now, lastSeenAt: now,

@@ -115,8 +115,9 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       await store.jobInsert(namedJob(['r.a']));
       const [t1] = await claim(store, 'w1', ['r.a'], 1);
       assert.deepEqual(await store.taskListRunningByWorker('w1'), [{ taskId: t1.taskId, attempt: 1 }]);
-      assert.deepEqual(await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now() }), [{ taskId: t1.taskId, attempt: 1 }]);
-      assert.deepEqual(await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now() }), []);
+      const lostError = { message: 'worker lost', code: 'CC_ERR_WORKER_LOST' };
+      assert.deepEqual((await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now(), error: lostError })).requeued, [{ taskId: t1.taskId, attempt: 1 }]);
+      assert.deepEqual((await store.taskRequeueMany({ tasks: [{ taskId: t1.taskId, attempt: 1 }], now: Date.now(), error: lostError })).requeued, []);
       const [t2] = await claim(store, 'w2', ['r.a'], 1);
       assert.equal(t2.attempt, 2);
       const stale = await store.taskFinishMany({ outcomes: [{ taskId: t1.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: 'old' }], now: Date.now() });

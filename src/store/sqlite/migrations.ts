@@ -80,4 +80,16 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       );
     `,
   },
+  {
+    version: 2,
+    name: 'attempt history, lease index',
+    sql: `
+      -- Every failed or lost attempt, oldest first: [{attempt, workerId, error, at}].
+      ALTER TABLE tasks ADD COLUMN errors TEXT;
+      -- Attempts that ended without an outcome because the worker was lost (bounded by maxLost).
+      ALTER TABLE tasks ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+      -- The lease reaper looks for running tasks whose lease ran out.
+      CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE state = 'running';
+    `,
+  },
 ];

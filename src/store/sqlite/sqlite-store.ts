@@ -17,7 +17,7 @@ import {
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import type {
-  ClaimedTask, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  AttemptError, ClaimedTask, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
@@ -77,6 +77,7 @@ function taskFromRow(r: Row): TaskRecord {
     workerId: r.worker_id,
     result: fromJson(r.result),
     error: fromJson(r.error) as TaskError | null,
+    attemptErrors: (fromJson(r.errors) as AttemptError[] | null) ?? [],
     progress: r.progress,
     progressMessage: r.progress_message,
     createdAt: r.created_at,
@@ -191,16 +192,29 @@ export class SqliteStore implements Store {
       taskState: db.prepare('SELECT state, attempt FROM tasks WHERE id = ?'),
       taskComplete: db.prepare(`UPDATE tasks SET state = 'completed', result = @result, error = NULL, completed_at = @now,
         lease_expires_at = NULL WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
-      taskRetry: db.prepare(`UPDATE tasks SET state = 'queued', error = @error, failures = failures + 1, worker_id = NULL,
+      taskRetry: db.prepare(`UPDATE tasks SET state = 'queued', error = @error, failures = failures + 1, worker_id = NULL, errors = json_insert(coalesce(errors, '[]'), '$[#]', json(@entry)),
         lease_expires_at = NULL, available_at = @retryAt
         WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker AND failures + 1 < max_attempts
         RETURNING job_id`),
-      taskFail: db.prepare(`UPDATE tasks SET state = 'failed', error = @error, failures = failures + 1, completed_at = @now,
+      taskFail: db.prepare(`UPDATE tasks SET state = 'failed', error = @error, failures = failures + 1, completed_at = @now, errors = json_insert(coalesce(errors, '[]'), '$[#]', json(@entry)),
         lease_expires_at = NULL WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
       taskCancelOne: db.prepare(`UPDATE tasks SET state = 'cancelled', error = @error, completed_at = @now, lease_expires_at = NULL
         WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker RETURNING job_id`),
-      taskRequeue: db.prepare(`UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, available_at = @now
-        WHERE id = @id AND state = 'running' AND attempt = @attempt`),
+      // A lost attempt goes back to the queue, or fails for good once `lost` reaches @maxLost.
+      // (SET expressions read the old row, so every CASE sees the same lost count.)
+      taskRequeue: db.prepare(`UPDATE tasks SET lost = lost + @inc,
+          state = CASE WHEN @maxLost IS NOT NULL AND lost + @inc >= @maxLost THEN 'failed' ELSE 'queued' END,
+          error = CASE WHEN @maxLost IS NOT NULL AND lost + @inc >= @maxLost THEN @error ELSE error END,
+          completed_at = CASE WHEN @maxLost IS NOT NULL AND lost + @inc >= @maxLost THEN @now ELSE NULL END,
+          worker_id = CASE WHEN @maxLost IS NOT NULL AND lost + @inc >= @maxLost THEN worker_id ELSE NULL END,
+          lease_expires_at = NULL, available_at = @now, errors = json_insert(coalesce(errors, '[]'), '$[#]', json(@entry))
+        WHERE id = @id AND state = 'running' AND attempt = @attempt RETURNING job_id, state, worker_id`),
+      taskExpired: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < ? LIMIT ?`),
+      taskLease: db.prepare(`UPDATE tasks SET lease_expires_at = @until
+        WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker`),
+      taskCancelById: db.prepare(`UPDATE tasks SET state = 'cancelled', completed_at = @now, lease_expires_at = NULL, error = @error
+        WHERE id = @id AND state IN ('queued', 'running')`),
+      jobForgetKey: db.prepare('UPDATE jobs SET idempotency_key = NULL WHERE id = ?'),
       taskRunningOfJob: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE job_id = ? AND state = 'running'`),
       taskCancelJob: db.prepare(`UPDATE tasks SET state = 'cancelled', completed_at = @now, lease_expires_at = NULL,
         error = @error WHERE job_id = @jobId AND state IN ('queued', 'running')`),
@@ -234,7 +248,11 @@ export class SqliteStore implements Store {
       const { job, tasks, now } = params;
       if (job.idempotencyKey) {
         const existing = this.s.jobByKey.get(job.idempotencyKey) as Row | undefined;
-        if (existing) return { job: jobFromRow(existing), position: 0, deduplicated: true };
+        if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
+          return { job: jobFromRow(existing), position: 0, deduplicated: true };
+        }
+        // The key's time to live is over: the old job keeps its row, the key moves to the new one.
+        if (existing) this.s.jobForgetKey.run(existing.id);
       }
       this.s.jobInsert.run({
         id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
@@ -397,13 +415,15 @@ export class SqliteStore implements Store {
           row = this.s.taskComplete.get({ ...base, result: toJson(o.result) ?? 'null' }) as Row | undefined;
           if (row) bump(row.job_id, 'completed');
         } else if (o.status === 'failed') {
-          const error = toJson(o.error ?? { message: 'unknown error' });
+          const err = o.error ?? { message: 'unknown error' };
+          const error = toJson(err);
+          const entry = JSON.stringify({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
           if (o.retryAt !== undefined) {
-            row = this.s.taskRetry.get({ ...base, error, retryAt: o.retryAt }) as Row | undefined;
+            row = this.s.taskRetry.get({ ...base, error, entry, retryAt: o.retryAt }) as Row | undefined;
             retried = row !== undefined;
           }
           if (!row) {
-            row = this.s.taskFail.get({ ...base, error }) as Row | undefined;
+            row = this.s.taskFail.get({ ...base, error, entry }) as Row | undefined;
             if (row) bump(row.job_id, 'failed');
           }
         } else {
@@ -429,13 +449,63 @@ export class SqliteStore implements Store {
     })(params);
   }
 
-  async taskRequeueMany(params: { tasks: TaskRef[]; now: number }): Promise<TaskRef[]> {
-    return this.tx('taskRequeueMany', (params: { tasks: TaskRef[]; now: number }): TaskRef[] => {
-      const done: TaskRef[] = [];
-      for (const t of params.tasks) {
-        if (this.s.taskRequeue.run({ id: t.taskId, attempt: t.attempt, now: params.now }).changes > 0) done.push(t);
+  /** Requeue (or fail) running tasks inside a transaction; shared by the lost-worker and lease paths. */
+  private requeueSync(p: TaskRequeueParams): TaskRequeueResult {
+    const out: TaskRequeueResult = { requeued: [], failed: [], jobs: [] };
+    const failedByJob = new Map<string, number>();
+    const inc = p.countAsLost === false ? 0 : 1;
+    const error = toJson(p.error);
+    for (const t of p.tasks) {
+      const entry = JSON.stringify({ attempt: t.attempt, workerId: null, error: p.error, at: p.now });
+      const r = this.s.taskRequeue.get({ id: t.taskId, attempt: t.attempt, now: p.now, inc, maxLost: p.maxLost ?? null, error, entry }) as Row | undefined;
+      if (!r) continue;
+      if (r.state === 'failed') {
+        out.failed.push(t);
+        failedByJob.set(r.job_id, (failedByJob.get(r.job_id) ?? 0) + 1);
+      } else {
+        out.requeued.push(t);
       }
-      return done;
+    }
+    for (const [jobId, n] of failedByJob) {
+      const change = this.applyCounts(jobId, { completed: 0, failed: n, cancelled: 0 }, p.now);
+      if (change) out.jobs.push(change);
+    }
+    return out;
+  }
+
+  async taskRequeueMany(params: TaskRequeueParams): Promise<TaskRequeueResult> {
+    return this.tx('taskRequeueMany', (p: TaskRequeueParams) => this.requeueSync(p))(params);
+  }
+
+  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }) {
+    return this.tx('taskRequeueExpired', (p: { now: number; maxLost?: number; limit: number }) => {
+      const expired = (this.s.taskExpired.all(p.now, p.limit) as Row[]).map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      const res = this.requeueSync({
+        tasks: expired, now: p.now, ...(p.maxLost !== undefined ? { maxLost: p.maxLost } : {}),
+        error: { message: 'CC_ERR_WORKER_LOST: the lease expired (no heartbeat from the worker in time)', code: 'CC_ERR_WORKER_LOST', reason: 'lease_expired' },
+      });
+      return { ...res, expired };
+    })(params);
+  }
+
+  async taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number> {
+    return this.tx('taskLeaseExtend', (p: { workerId: string; tasks: TaskRef[]; until: number }) => {
+      let n = 0;
+      for (const t of p.tasks) n += this.s.taskLease.run({ id: t.taskId, attempt: t.attempt, worker: p.workerId, until: p.until }).changes;
+      return n;
+    })(params);
+  }
+
+  async taskCancel(params: { taskId: string; now: number }) {
+    return this.tx('taskCancel', (p: { taskId: string; now: number }) => {
+      const before = this.s.taskGet.get(p.taskId) as Row | undefined;
+      if (!before) return null;
+      if (before.state !== 'queued' && before.state !== 'running') return { task: taskFromRow(before), running: null, change: null };
+      const error = toJson({ message: `CC_ERR_CANCELLED: task ${p.taskId} was cancelled`, code: 'CC_ERR_CANCELLED', reason: 'cancelled' });
+      this.s.taskCancelById.run({ id: p.taskId, now: p.now, error });
+      const change = this.applyCounts(before.job_id, { completed: 0, failed: 0, cancelled: 1 }, p.now);
+      const running = before.state === 'running' ? { attempt: before.attempt as number, workerId: before.worker_id as string | null } : null;
+      return { task: taskFromRow(this.s.taskGet.get(p.taskId) as Row), running, change };
     })(params);
   }
 

@@ -252,5 +252,83 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(got.length, 500);
       assert.deepEqual(got.slice(0, 3).map((t) => t.index), [0, 1, 2]);
     });
+
+    test('heartbeats extend leases; expired leases are requeued; a task lost too often fails', async () => {
+      const { job } = await store.jobInsert(namedJob(['l.a', 'l.b']));
+      const t0 = Date.now();
+      const [a, b] = await store.taskClaimMany({ workerId: 'w', patterns: ['l.*'], allowCode: false, limit: 2, leaseMs: 1_000, now: t0 });
+      assert.equal(await store.taskLeaseExtend({ workerId: 'w', tasks: [{ taskId: a.taskId, attempt: 1 }], until: t0 + 10_000 }), 1);
+      assert.equal(await store.taskLeaseExtend({ workerId: 'other', tasks: [{ taskId: b.taskId, attempt: 1 }], until: t0 + 10_000 }), 0);
+      const r1 = await store.taskRequeueExpired({ now: t0 + 5_000, maxLost: 2, limit: 100 });
+      assert.deepEqual(r1.expired, [{ taskId: b.taskId, attempt: 1, workerId: 'w' }]);
+      assert.deepEqual(r1.requeued, [{ taskId: b.taskId, attempt: 1 }]);
+      const rec = await store.taskGet(b.taskId);
+      assert.equal(rec?.state, 'queued');
+      assert.equal(rec?.attemptErrors[0]?.error.code, 'CC_ERR_WORKER_LOST');
+      const [b2] = await store.taskClaimMany({ workerId: 'w2', patterns: ['l.*'], allowCode: false, limit: 1, leaseMs: 1_000, now: t0 + 5_000 });
+      assert.equal(b2.attempt, 2);
+      const r2 = await store.taskRequeueExpired({ now: t0 + 7_000, maxLost: 2, limit: 100 });
+      assert.deepEqual(r2.failed, [{ taskId: b.taskId, attempt: 2 }], 'second loss reaches maxLost = 2');
+      assert.equal(r2.jobs[0]?.counts.failed, 1);
+      const failed = await store.taskGet(b.taskId);
+      assert.equal(failed?.state, 'failed');
+      assert.equal(failed?.error?.code, 'CC_ERR_WORKER_LOST');
+      assert.equal(failed?.attemptErrors.length, 2);
+      assert.equal((await store.taskRequeueExpired({ now: t0 + 8_000, limit: 100 })).expired.length, 0, 'the extended lease of a has not expired');
+      assert.equal((await store.jobGet(job.id))?.state, 'running');
+    });
+
+    test('a task handed back (not lost) is requeued without using up its lost budget', async () => {
+      await store.jobInsert(namedJob(['hb.a']));
+      for (let i = 1; i <= 3; i++) {
+        const [t] = await claim(store, 'w', ['hb.a'], 1);
+        const r = await store.taskRequeueMany({ tasks: [{ taskId: t.taskId, attempt: i }], now: Date.now(), error: { message: 'drain' }, maxLost: 1, countAsLost: false });
+        assert.deepEqual(r.failed, []);
+        assert.equal(r.requeued.length, 1);
+      }
+      const [t] = await claim(store, 'w', ['hb.a'], 1);
+      assert.equal(t.attempt, 4);
+    });
+
+    test('every failed attempt keeps its error; the last one is the task error', async () => {
+      await store.jobInsert(namedJob(['e.a'], { maxAttempts: 3 }));
+      const now = Date.now();
+      for (let i = 1; i <= 3; i++) {
+        const [t] = await store.taskClaimMany({ workerId: `w${i}`, patterns: ['e.a'], allowCode: false, limit: 1, leaseMs: 1_000, now: now + i * 10 });
+        await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: i, workerId: `w${i}`, status: 'failed', error: { message: `boom ${i}` }, retryAt: now + i * 10 }], now });
+      }
+      const [rec] = await store.taskList({ jobId: (await store.jobList({ limit: 1, offset: 0 }))[0].id, limit: 1, offset: 0 });
+      assert.equal(rec.state, 'failed');
+      assert.deepEqual(rec.attemptErrors.map((e) => [e.attempt, e.workerId, e.error.message]), [[1, 'w1', 'boom 1'], [2, 'w2', 'boom 2'], [3, 'w3', 'boom 3']]);
+      assert.equal(rec.error?.message, 'boom 3');
+    });
+
+    test('cancelling one task: a queued one never runs, a running one is reported; the job settles', async () => {
+      const { job } = await store.jobInsert(namedJob(['k.a', 'k.b']));
+      const [a] = await claim(store, 'w', ['k.*'], 1);
+      const b = (await store.taskList({ jobId: job.id, limit: 10, offset: 0 }))[1];
+      const cb = await store.taskCancel({ taskId: b.id, now: Date.now() });
+      assert.equal(cb?.task.state, 'cancelled');
+      assert.equal(cb?.running, null);
+      assert.deepEqual(await claim(store, 'w', ['k.*'], 5), []);
+      const ca = await store.taskCancel({ taskId: a.taskId, now: Date.now() });
+      assert.deepEqual(ca?.running, { attempt: 1, workerId: 'w' });
+      assert.equal(ca?.change?.finished, true);
+      assert.equal(ca?.change?.state, 'cancelled');
+      const again = await store.taskCancel({ taskId: a.taskId, now: Date.now() });
+      assert.equal(again?.change, null);
+      assert.equal(await store.taskCancel({ taskId: 'nope', now: Date.now() }), null);
+    });
+
+    test('an idempotency key expires: after its TTL a new job takes it', async () => {
+      const first = await store.jobInsert(namedJob(['d.a'], { key: 'nightly' }));
+      const within = await store.jobInsert({ ...namedJob(['d.a'], { key: 'nightly' }), dedupSince: Date.now() - 60_000 });
+      assert.equal(within.deduplicated, true);
+      const after = await store.jobInsert({ ...namedJob(['d.a'], { key: 'nightly' }), dedupSince: Date.now() + 1 });
+      assert.equal(after.deduplicated, false);
+      assert.notEqual(after.job.id, first.job.id);
+      assert.equal((await store.jobGet(first.job.id))?.idempotencyKey, null);
+      assert.equal((await store.jobInsert(namedJob(['d.a'], { key: 'nightly' }))).job.id, after.job.id);
+    });
   });
 }

@@ -459,11 +459,12 @@ export class SqliteStore implements Store {
       const entry = JSON.stringify({ attempt: t.attempt, workerId: null, error: p.error, at: p.now });
       const r = this.s.taskRequeue.get({ id: t.taskId, attempt: t.attempt, now: p.now, inc, maxLost: p.maxLost ?? null, error, entry }) as Row | undefined;
       if (!r) continue;
+      const ref = { taskId: t.taskId, attempt: t.attempt };
       if (r.state === 'failed') {
-        out.failed.push(t);
+        out.failed.push(ref);
         failedByJob.set(r.job_id, (failedByJob.get(r.job_id) ?? 0) + 1);
       } else {
-        out.requeued.push(t);
+        out.requeued.push(ref);
       }
     }
     for (const [jobId, n] of failedByJob) {

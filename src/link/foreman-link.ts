@@ -40,6 +40,9 @@ export class ForemanLink {
   private outbox: string[] = [];
   private scheduled = false;
   private lastError = '';
+  private lastHeard = 0;
+  private silenceTimer: NodeJS.Timeout | null = null;
+  private silenceMs = 0;
 
   constructor(options: ForemanLinkOptions) {
     this.o = options;
@@ -60,6 +63,8 @@ export class ForemanLink {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    this.silenceTimer = null;
     const ws = this.ws;
     this.ws = null;
     if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
@@ -69,6 +74,26 @@ export class ForemanLink {
       if (ws.readyState === WebSocket.CONNECTING) ws.terminate(); else ws.close(1000, 'worker stopping');
       setTimeout(() => { ws.terminate(); resolve(); }, 2000).unref();
     });
+  }
+
+  /**
+   * Treat the connection as dead when nothing (no message, no ping) has come from the foreman
+   * for `ms`: a network that drops without closing the socket would otherwise hang us forever.
+   * The foreman pings at least every heartbeat interval. 0 turns the check off.
+   */
+  setSilenceTimeout(ms: number): void {
+    this.silenceMs = ms;
+    if (this.silenceTimer) clearInterval(this.silenceTimer);
+    this.silenceTimer = null;
+    if (ms <= 0) return;
+    this.lastHeard = Date.now();
+    this.silenceTimer = setInterval(() => {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.lastHeard > this.silenceMs) {
+        this.o.log.warn({ url: this.currentUrl, silentMs: Date.now() - this.lastHeard }, 'foreman silent for too long; reconnecting');
+        this.ws.terminate();
+      }
+    }, Math.max(20, Math.floor(ms / 4)));
+    this.silenceTimer.unref();
   }
 
   /** Drop the current connection now and reconnect (POST /restart on the worker's status server). */
@@ -102,11 +127,14 @@ export class ForemanLink {
     let opened = false;
     ws.on('open', () => {
       opened = true;
+      this.lastHeard = Date.now();
       this.attempts = 0;
       this.o.log.info({ url }, 'connected to foreman');
       this.o.onOpen();
     });
+    ws.on('ping', () => { this.lastHeard = Date.now(); });
     ws.on('message', (data) => {
+      this.lastHeard = Date.now();
       for (const parsed of parseOutbound(data.toString())) {
         if (parsed.ok) this.o.onMessage(parsed.message);
         else this.o.onProtocolError(parsed.error.message);

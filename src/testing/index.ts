@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { startForeman, type Foreman, type ForemanOptions } from '../foreman/index.ts';
 
@@ -119,5 +120,81 @@ export class RawSocket {
   close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => { this.ws.once('close', () => resolve()); this.ws.close(); });
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for processes that must be restarted on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+export interface ChildForeman extends ChildWorker {
+  url: string;
+  wsUrl: string;
+}
+
+/** Run `crowdcompute foreman ...` as a child process on 127.0.0.1:`port`; resolves once /health answers. */
+export async function spawnForemanProcess(port: number, args: string[], env: Record<string, string> = {}): Promise<ChildForeman> {
+  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'foreman', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const url = `http://127.0.0.1:${port}`;
+  let dead = false;
+  void exited.then(() => { dead = true; });
+  await waitFor(async () => {
+    if (dead) throw new Error(`foreman exited: ${out.slice(-2000)}`);
+    return (await fetch(`${url}/health`)).ok;
+  }, { timeoutMs: 20_000, message: 'foreman process answers /health' });
+  return { child, url, wsUrl: `ws://127.0.0.1:${port}/ws`, output: () => out, exited,
+    kill: (signal = 'SIGTERM') => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); } };
+}
+
+/**
+ * A TCP proxy that can freeze: stop forwarding in both directions without closing anything,
+ * as a network that silently drops packets does (no FIN, no WebSocket close frame).
+ */
+export class FreezableProxy {
+  readonly port: number;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private frozen = false;
+
+  private constructor(server: Server, port: number) {
+    this.server = server;
+    this.port = port;
+  }
+
+  static async start(targetPort: number): Promise<FreezableProxy> {
+    const sockets = new Set<Socket>();
+    let proxy!: FreezableProxy;
+    const server = createServer((client) => {
+      if (proxy.frozen) { client.destroy(); return; }
+      const upstream = connect(targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)); }
+      client.on('data', (d) => { if (!proxy.frozen) upstream.write(d); });
+      upstream.on('data', (d) => { if (!proxy.frozen) client.write(d); });
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    proxy = new FreezableProxy(server, (server.address() as { port: number }).port);
+    (proxy as unknown as { sockets: Set<Socket> }).sockets = sockets;
+    return proxy;
+  }
+
+  /** Drop everything from now on, silently; new connections are refused. */
+  freeze(): void { this.frozen = true; }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
   }
 }

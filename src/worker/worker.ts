@@ -305,6 +305,7 @@ export class Worker extends EventEmitter {
         this.maxPayloadBytes = msg.maxPayloadBytes;
         if (this.state === 'connecting') this.state = 'connected';
         this.startHeartbeat(this.o.heartbeatIntervalMs ?? msg.heartbeatIntervalMs);
+        this.link.setSilenceTimeout(msg.leaseTtlMs);
         this.log.info({ foremanId: msg.foremanId, resending: this.unacked.size, running: this.running.size }, 'foreman accepted hello');
         // Results the previous connection did not see acknowledged go again; the foreman's
         // conditional update records each at most once.

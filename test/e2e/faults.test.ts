@@ -56,7 +56,8 @@ test('a worker process killed with SIGKILL mid-task: its tasks run again elsewhe
   try {
     await waitFor(async () => (await client.stats()).connected_workers === 1, { message: 'victim connects' });
     const job = await client.submitMany(Array.from({ length: 20 }, (_, i) => ({ type: 'fault.work', input: { v: i, ms: 300 } })));
-    await waitFor(async () => (await client.getJobTasks(job.id)).filter((t) => t.status === 'running').length === 4, { message: 'victim runs 4' });
+    // Claimed is not started: wait until the victim's handlers have logged all four.
+    await waitFor(() => executions(log).size === 4 || null, { message: 'victim runs 4' });
     victim.kill('SIGKILL');
     await victim.exited;
     rescuer = spawnWorkerProcess(['--foreman', foreman.wsUrl, '--id', 'rescuer', '--concurrency', '8', '--handlers', FIXTURE], { CC_EXEC_LOG: log });

@@ -85,7 +85,8 @@ export class Client {
   private open = false;
   private openWaiters: { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout }[] = [];
   private readonly pending = new Map<string, PendingSubmit>();
-  private readonly handles = new Map<string, JobHandle<any>>();
+  /** Handles by job id; several submissions can land on one job (idempotency keys). */
+  private readonly handles = new Map<string, JobHandle<any>[]>();
   private closed = false;
 
   constructor(options: ClientOptions) {
@@ -141,11 +142,8 @@ export class Client {
   /** A handle on an existing job (submitted elsewhere), to await or follow it. */
   async watch<R = unknown>(jobId: string): Promise<JobHandle<R>> {
     const info = await this.getJob(jobId);
-    let h = this.handles.get(jobId) as JobHandle<R> | undefined;
-    if (!h) {
-      h = this.newHandle<R>({ id: jobId, totalTasks: info.totalTasks, position: 0, deduplicated: false });
-      this.handles.set(jobId, h);
-    }
+    const h = this.newHandle<R>({ id: jobId, totalTasks: info.totalTasks, position: 0, deduplicated: false });
+    this.track(h);
     await this.connect();
     this.link!.send({ type: 'subscribe_job', jobId });
     return h;
@@ -229,6 +227,11 @@ export class Client {
 
   // ------------------------------------------------------------------ connection
 
+  private track(h: JobHandle<any>): void {
+    const list = this.handles.get(h.id);
+    if (list) list.push(h); else this.handles.set(h.id, [h]);
+  }
+
   private newHandle<R>(init: { id: string; totalTasks: number; position: number; deduplicated: boolean }): JobHandle<R> {
     return new JobHandle<R>(init, {
       fetchOutcome: (id) => this.getJobOutcome(id),
@@ -249,7 +252,16 @@ export class Client {
         onOpen: () => this.onOpen(),
         onMessage: (m) => this.onMessage(m),
         onProtocolError: (message) => this.log.warn({ error: message }, 'unreadable message from the foreman'),
-        onClose: () => { this.open = false; },
+        onClose: ({ code }) => {
+          this.open = false;
+          // 1009: a frame of ours was too big for the foreman. Sending it again after the
+          // reconnect would fail the same way, so the submissions in flight fail instead.
+          if (code === 1009) {
+            const err = new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', 'the foreman closed the connection: a submission was larger than its frame limit (--max-payload)');
+            for (const p of this.pending.values()) p.reject(err);
+            this.pending.clear();
+          }
+        },
         onGiveUp: () => {},
       });
       this.link.start();
@@ -269,7 +281,7 @@ export class Client {
     // After a reconnect: submissions not yet acknowledged go again (same idempotency key),
     // and every job still awaited is subscribed again (a finished one answers at once).
     for (const p of this.pending.values()) this.link!.send(p.message);
-    for (const [jobId, h] of this.handles) if (!h.finished) this.link!.send({ type: 'subscribe_job', jobId });
+    for (const [jobId, list] of this.handles) if (list.some((h) => !h.finished)) this.link!.send({ type: 'subscribe_job', jobId });
   }
 
   private onMessage(m: Outbound): void {
@@ -278,34 +290,31 @@ export class Client {
         const p = this.pending.get(m.requestId);
         if (!p) return;
         this.pending.delete(m.requestId);
-        let h = this.handles.get(m.jobId);
-        if (!h) {
-          h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated });
-          this.handles.set(m.jobId, h);
-        }
+        const h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated });
+        this.track(h);
         p.resolve(h);
         return;
       }
       case 'job_progress':
-        this.handles.get(m.jobId)?._progress(m.state, m.counts);
+        for (const h of this.handles.get(m.jobId) ?? []) h._progress(m.state, m.counts);
         return;
       case 'job_completed': {
-        const h = this.handles.get(m.jobId);
-        if (!h) return;
+        const list = this.handles.get(m.jobId);
+        if (!list) return;
         this.handles.delete(m.jobId);
-        h._completed(m.state, m.counts, m.results);
+        for (const h of list) h._completed(m.state, m.counts, m.results);
         return;
       }
       case 'task_progress_event':
-        this.handles.get(m.jobId)?._taskProgress({ jobId: m.jobId, taskId: m.taskId, progress: m.progress, ...(m.message !== undefined ? { message: m.message } : {}), ...(m.data ? { data: m.data } : {}) });
+        for (const h of this.handles.get(m.jobId) ?? []) h._taskProgress({ jobId: m.jobId, taskId: m.taskId, progress: m.progress, ...(m.message !== undefined ? { message: m.message } : {}), ...(m.data ? { data: m.data } : {}) });
         return;
       case 'error': {
         const err = new CrowdComputeError(m.code as never, m.message.replace(/^CC_ERR_[A-Z_]+: /, ''), m.details);
         const p = m.requestId ? this.pending.get(m.requestId) : undefined;
         if (p) { this.pending.delete(m.requestId!); p.reject(err); return; }
         const jobId = typeof m.details?.jobId === 'string' ? m.details.jobId : undefined;
-        const h = jobId ? this.handles.get(jobId) : undefined;
-        if (h) { this.handles.delete(jobId!); h._fail(err); return; }
+        const list = jobId ? this.handles.get(jobId) : undefined;
+        if (list) { this.handles.delete(jobId!); for (const h of list) h._fail(err); return; }
         this.log.warn({ code: m.code, message: m.message }, 'foreman reported an error');
         return;
       }
@@ -321,7 +330,7 @@ export class Client {
     const err = new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client closed');
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    for (const h of this.handles.values()) h._fail(err);
+    for (const list of this.handles.values()) for (const h of list) h._fail(err);
     this.handles.clear();
     for (const w of this.openWaiters.splice(0)) { clearTimeout(w.timer); w.reject(err); }
     await this.link?.stop();

@@ -54,6 +54,8 @@ export interface ForemanOptions {
   maxMessagesPerSecond?: number;
   /** Most WebSocket connections at once. Default 10,000. */
   maxConnections?: number;
+  /** A connection over its rate limit for this long is closed. Default 5 s. */
+  floodCloseAfterMs?: number;
   /** How often idle workers look for work nobody announced (retries coming due). Default 1 s. */
   sweepIntervalMs?: number;
   /** A pino logger, or a level for the default one (stderr). Default 'info'. */
@@ -97,6 +99,7 @@ export class Foreman {
       idempotencyTtlMs: options.idempotencyTtlMs ?? 3_600_000,
       maxMessagesPerSecond: options.maxMessagesPerSecond ?? 10_000,
       maxConnections: options.maxConnections ?? 10_000,
+      floodCloseAfterMs: options.floodCloseAfterMs ?? 5_000,
       sweepIntervalMs: options.sweepIntervalMs ?? 1_000,
     };
   }
@@ -126,7 +129,7 @@ export class Foreman {
     this.gateway = new WsGateway(
       { store: this.store, dispatcher: this.dispatcher, events: this.events, jobs: this.jobs, metrics: this.metrics, log: this.log },
       { foremanId: this.id, path: '/ws', maxPayloadBytes: o.maxPayloadBytes, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs,
-        maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes) },
+        maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections, floodCloseAfterMs: o.floodCloseAfterMs, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes) },
     );
     this.liveness = new LivenessMonitor(
       { store: this.store, dispatcher: this.dispatcher, events: this.events, gateway: this.gateway, metrics: this.metrics, log: this.log },

@@ -27,6 +27,7 @@ export class Connection {
   tokensAt = Date.now();
   lastRateError = 0;
   overLimitSince = 0;
+  lastDropAt = 0;
 
   readonly socket: WebSocket;
   private readonly maxFrameBytes: number;

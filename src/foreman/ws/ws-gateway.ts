@@ -26,11 +26,12 @@ export interface WsGatewayOptions {
   maxConnections: number;
   /** A peer that does not read: its connection is cut when this much is waiting to be sent. */
   maxBufferedBytes: number;
+  /** A connection over its rate limit for this long is closed (policy violation). Default 5 s. */
+  floodCloseAfterMs?: number;
 }
 
 /** Most messages in one frame (a JSON array). */
 const MAX_MESSAGES_PER_FRAME = 10_000;
-/** A connection over its rate limit for this long is closed (policy violation). */
 const FLOOD_CLOSE_AFTER_MS = 5_000;
 
 /**
@@ -101,9 +102,12 @@ export class WsGateway {
   private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (buf.length > this.options.maxPayloadBytes) {
+      // Not parsed (that is the point of the limit), but a request id near the start is
+      // echoed so the sender can tell which request failed.
+      const requestId = /"requestId"\s*:\s*"([^"]{1,100})"/.exec(buf.subarray(0, 300).toString('utf8'))?.[1];
       this.reply(conn, new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE',
         `frame is ${formatBytes(buf.length)}, the foreman accepts at most ${formatBytes(this.options.maxPayloadBytes)} per frame (--max-payload)`,
-        { limit: this.options.maxPayloadBytes, actual: buf.length }));
+        { limit: this.options.maxPayloadBytes, actual: buf.length }), requestId);
       return;
     }
     void isBinary;
@@ -137,13 +141,17 @@ export class WsGateway {
     conn.tokensAt = now;
     if (conn.tokens >= messages) {
       conn.tokens -= messages;
-      conn.overLimitSince = 0;
+      // A flood still admits a frame now and then as tokens trickle back; it only counts as
+      // over until a whole second passes without a refusal.
+      if (now - conn.lastDropAt > 1000) conn.overLimitSince = 0;
       return true;
     }
+    conn.lastDropAt = now;
     conn.overLimitSince ||= now;
-    if (now - conn.overLimitSince > FLOOD_CLOSE_AFTER_MS) {
+    const closeAfter = this.options.floodCloseAfterMs ?? FLOOD_CLOSE_AFTER_MS;
+    if (now - conn.overLimitSince > closeAfter) {
       this.log.warn({ conn: conn.id, workerId: conn.workerId, remote: conn.remote }, 'closing a connection that kept flooding');
-      conn.close(1008, `CC_ERR_RATE_LIMITED: over ${rate} messages/s for ${FLOOD_CLOSE_AFTER_MS / 1000} s`);
+      conn.close(1008, `CC_ERR_RATE_LIMITED: over ${rate} messages/s for ${closeAfter} ms`);
       return false;
     }
     if (now - conn.lastRateError >= 1000) {

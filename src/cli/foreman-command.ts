@@ -8,7 +8,12 @@ export function foremanCommand(program: Command): void {
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
     .option('-d, --database <url>', 'store: sqlite:<file> or sqlite::memory: (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
     .option('--max-payload <bytes>', 'largest frame, request body, task input or result, e.g. 8MiB', parseBytes, 8 * 1024 * 1024)
-    .option('--max-args <n>', 'most arguments in a map job, or tasks in a job', parseIntArg, 1_000_000)
+    .option('--max-args <n>', 'most arguments in a map job, or tasks in a job', parseIntArg, 100_000)
+    .option('--default-timeout <ms>', 'deadline of a task submitted without timeoutMs', parseIntArg, 300_000)
+    .option('--max-lost-attempts <n>', 'times a task may lose its worker before it fails', parseIntArg, 5)
+    .option('--idempotency-ttl <ms>', 'how long an idempotency key returns the same job', parseIntArg, 3_600_000)
+    .option('--max-messages-per-second <n>', 'per WebSocket connection (bursts twice that)', parseIntArg, 10_000)
+    .option('--max-connections <n>', 'WebSocket connections at once', parseIntArg, 10_000)
     .option('--heartbeat-interval <ms>', 'how often workers heartbeat', parseIntArg, 5000)
     .option('--lease-ttl <ms>', 'how long an assignment is held without a heartbeat', parseIntArg, 30000)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
@@ -17,6 +22,8 @@ export function foremanCommand(program: Command): void {
       const foreman = await startForeman({
         port: o.port, host: o.host, database: o.database, maxPayloadBytes: o.maxPayload, maxArgs: o.maxArgs,
         heartbeatIntervalMs: o.heartbeatInterval, leaseTtlMs: o.leaseTtl, logLevel: o.logLevel,
+        defaultTimeoutMs: o.defaultTimeout, maxLostAttempts: o.maxLostAttempts, idempotencyTtlMs: o.idempotencyTtl,
+        maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,
       });
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
       const shutdown = (signal: string) => {

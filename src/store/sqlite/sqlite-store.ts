@@ -21,6 +21,7 @@ import type {
   Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 
 export interface SqliteStoreOptions {
@@ -35,76 +36,6 @@ export interface SqliteStoreOptions {
 }
 
 type Row = Record<string, any>;
-
-const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
-const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
-
-function jobFromRow(r: Row): JobRecord {
-  return {
-    id: r.id,
-    kind: r.kind,
-    name: r.name,
-    state: r.state,
-    priority: PRIORITY_BY_RANK[r.priority],
-    counts: { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled },
-    argCount: r.arg_count,
-    chunkSize: r.chunk_size,
-    timeoutMs: r.timeout_ms,
-    maxAttempts: r.max_attempts,
-    idempotencyKey: r.idempotency_key,
-    metadata: fromJson(r.metadata) as Record<string, unknown> | null,
-    cancelRequested: r.cancel_requested === 1,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    completedAt: r.completed_at,
-  };
-}
-
-function taskFromRow(r: Row): TaskRecord {
-  return {
-    id: r.id,
-    jobId: r.job_id,
-    index: r.idx,
-    kind: r.kind,
-    type: r.type,
-    input: fromJson(r.input),
-    priority: PRIORITY_BY_RANK[r.priority],
-    state: r.state,
-    attempt: r.attempt,
-    failures: r.failures,
-    maxAttempts: r.max_attempts,
-    timeoutMs: r.timeout_ms,
-    workerId: r.worker_id,
-    result: fromJson(r.result),
-    error: fromJson(r.error) as TaskError | null,
-    attemptErrors: (fromJson(r.errors) as AttemptError[] | null) ?? [],
-    progress: r.progress,
-    progressMessage: r.progress_message,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    completedAt: r.completed_at,
-    leaseExpiresAt: r.lease_expires_at,
-    availableAt: r.available_at,
-  };
-}
-
-function workerFromRow(r: Row): WorkerRecord {
-  return {
-    id: r.id,
-    state: r.state,
-    capacity: r.capacity,
-    patterns: JSON.parse(r.patterns),
-    allowCode: r.allow_code === 1,
-    resources: JSON.parse(r.resources),
-    version: r.version,
-    foremanId: r.foreman_id,
-    connectedAt: r.connected_at,
-    lastSeenAt: r.last_seen_at,
-    disconnectedAt: r.disconnected_at,
-    tasksCompleted: r.tasks_completed,
-    tasksFailed: r.tasks_failed,
-  };
-}
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
 function toSqliteGlob(pattern: string): string {
@@ -291,27 +222,7 @@ export class SqliteStore implements Store {
   async jobResults(jobId: string): Promise<JobResults | null> {
     const job = this.s.jobGet.get(jobId) as Row | undefined;
     if (!job) return null;
-    const rows = (this.s.taskResults.all(jobId) as Row[]).sort((a, b) => a.idx - b.idx);
-    const results: unknown[] = [];
-    const failures: JobResults['failures'] = [];
-    for (const r of rows) {
-      if (job.kind === 'map') {
-        const start = r.idx * job.chunk_size;
-        const len = Math.min(job.chunk_size, job.arg_count - start);
-        if (r.state === 'completed') {
-          for (const v of JSON.parse(r.result) as unknown[]) results.push(v);
-        } else {
-          for (let i = 0; i < len; i++) results.push(null);
-          failures.push({ taskId: r.id, index: start, error: fromJson(r.error) as TaskError | null, state: r.state });
-        }
-      } else if (r.state === 'completed') {
-        results.push(fromJson(r.result));
-      } else {
-        results.push(null);
-        failures.push({ taskId: r.id, index: r.idx, error: fromJson(r.error) as TaskError | null, state: r.state });
-      }
-    }
-    return { results, failures };
+    return flattenResults(job, this.s.taskResults.all(jobId) as Row[]);
   }
 
   async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {

@@ -1,0 +1,87 @@
+/**
+ * PostgreSQL schema, applied in order on start under an advisory lock (so several foremen
+ * starting at once do not race), each migration once, recorded in `cc_migrations`.
+ * Times are epoch milliseconds (BIGINT); inputs and results are JSON text, as in SQLite, so
+ * both drivers return exactly what was stored.
+ */
+export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'jobs, tasks, workers',
+    sql: `
+      CREATE TABLE jobs (
+        seq BIGSERIAL,
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        total INTEGER NOT NULL,
+        completed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        arg_count INTEGER,
+        chunk_size INTEGER,
+        code TEXT,
+        timeout_ms INTEGER,
+        max_attempts INTEGER NOT NULL,
+        idempotency_key TEXT,
+        metadata TEXT,
+        cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        completed_at BIGINT
+      );
+      CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX jobs_seq ON jobs (seq);
+
+      CREATE TABLE tasks (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        type TEXT NOT NULL,
+        input TEXT,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        lost INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        timeout_ms INTEGER,
+        worker_id TEXT,
+        result TEXT,
+        error TEXT,
+        errors TEXT,
+        progress DOUBLE PRECISION,
+        progress_message TEXT,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        completed_at BIGINT,
+        lease_expires_at BIGINT,
+        available_at BIGINT NOT NULL DEFAULT 0
+      );
+      CREATE INDEX tasks_queue ON tasks (priority, seq) WHERE state = 'queued';
+      CREATE INDEX tasks_job ON tasks (job_id, idx);
+      CREATE INDEX tasks_running_worker ON tasks (worker_id) WHERE state = 'running';
+      CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE state = 'running';
+
+      CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        patterns TEXT NOT NULL,
+        allow_code BOOLEAN NOT NULL,
+        resources TEXT NOT NULL,
+        version TEXT,
+        foreman_id TEXT,
+        connected_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL,
+        disconnected_at BIGINT,
+        tasks_completed INTEGER NOT NULL DEFAULT 0,
+        tasks_failed INTEGER NOT NULL DEFAULT 0
+      );
+    `,
+  },
+];

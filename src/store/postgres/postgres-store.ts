@@ -1,0 +1,500 @@
+/**
+ * The PostgreSQL store, for several foremen on one database.
+ *
+ * Claims use `FOR UPDATE SKIP LOCKED`, so foremen claiming at once take different tasks and
+ * never wait on each other. Batches are set-based (`unnest` of arrays) so a group commit of
+ * fifty results is one statement, not fifty round trips. Transactions that deadlock or fail
+ * serialization are retried. Every change other foremen must hear about (new work, a job that
+ * moved, a running task to cancel) is announced with NOTIFY inside the transaction that made
+ * it, so it is delivered exactly when it commits (see `listen`).
+ */
+import pg from 'pg';
+import {
+  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES,
+  type JobCounts, type JobState, type TaskState,
+} from '../../protocol/index.ts';
+import { deriveJobState, isJobDone } from '../../core/job-state.ts';
+import type {
+  ClaimedTask, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreStats,
+  TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
+} from '../store.ts';
+import { flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { POSTGRES_MIGRATIONS } from './migrations.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/db; a `schema` query parameter selects the schema. */
+  url: string;
+  /** Schema holding the tables (created if missing). Default `crowdcompute`, or the URL's `schema` parameter. */
+  schema?: string;
+  /** Pool size. Default 10. */
+  poolSize?: number;
+  /** Identifies this store's notifications so its own foreman can ignore them. */
+  instanceId?: string;
+}
+
+/** What other foremen announce through LISTEN/NOTIFY. */
+export interface StoreNotifications {
+  /** New or returned work exists. */
+  onWork(): void;
+  /** A job's counts or state changed through another foreman. */
+  onJobChange(change: JobChange): void;
+  /** A running task must stop (cancelled through another foreman). */
+  onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
+}
+
+const CHANNEL = 'crowdcompute';
+const RETRYABLE = new Set(['40001', '40P01']);
+
+/** Our globs (`*`, `?`) as a LIKE pattern with `\` as escape. */
+export function toLikePattern(glob: string): string {
+  return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%').replace(/\?/g, '_');
+}
+
+function parseUrl(url: string, schema?: string): { connectionString: string; schema: string } {
+  const u = new URL(url);
+  const fromUrl = u.searchParams.get('schema');
+  u.searchParams.delete('schema');
+  const name = schema ?? fromUrl ?? 'crowdcompute';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`schema name "${name}" must be lowercase letters, digits and _`);
+  return { connectionString: u.toString(), schema: name };
+}
+
+export class PostgresStore implements Store {
+  readonly driver = 'postgres' as const;
+  readonly schema: string;
+  readonly pool: pg.Pool;
+  private readonly instanceId: string;
+  private listener: pg.Client | null = null;
+  private readonly connectionString: string;
+
+  constructor(options: PostgresStoreOptions) {
+    const { connectionString, schema } = parseUrl(options.url, options.schema);
+    this.schema = schema;
+    this.connectionString = connectionString;
+    this.instanceId = options.instanceId ?? Math.random().toString(36).slice(2);
+    this.pool = new pg.Pool({
+      connectionString, max: options.poolSize ?? 10,
+      // BIGINT (epoch ms) and COUNT come back as strings by default; ours fit in a double.
+      types: { getTypeParser: (oid: number, format?: any) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) } as any,
+    });
+    this.pool.on('connect', (client) => { void client.query(`SET search_path TO "${this.schema}"`); });
+    this.pool.on('error', () => { /* a dropped idle connection; the pool replaces it */ });
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const c = await this.pool.connect();
+      try {
+        await c.query('BEGIN');
+        const out = await fn(c);
+        await c.query('COMMIT');
+        return out;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => {});
+        if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
+        throw err;
+      } finally {
+        c.release();
+      }
+    }
+  }
+
+  private notify(c: pg.PoolClient, payload: Record<string, unknown>): Promise<unknown> {
+    return c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ ...payload, from: this.instanceId })]);
+  }
+
+  async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      // One foreman migrates at a time; the others wait here, then find nothing to do.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`crowdcompute:${this.schema}`]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+      await c.query(`SET LOCAL search_path TO "${this.schema}"`);
+      await c.query('CREATE TABLE IF NOT EXISTS cc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      const applied = new Set((await c.query('SELECT version FROM cc_migrations')).rows.map((r) => r.version));
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await c.query(m.sql);
+        await c.query('INSERT INTO cc_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+      }
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * Listen for other foremen's announcements on a dedicated connection (LISTEN needs one
+   * that is not returned to a pool). Returns a function that stops listening.
+   */
+  async listen(handlers: StoreNotifications): Promise<() => Promise<void>> {
+    const client = new pg.Client({ connectionString: this.connectionString });
+    await client.connect();
+    client.on('error', () => { /* reported by the owner's reconnect logic */ });
+    client.on('notification', (n) => {
+      if (n.channel !== CHANNEL || !n.payload) return;
+      let m: any;
+      try { m = JSON.parse(n.payload); } catch { return; }
+      if (m.from === this.instanceId) return;
+      if (m.kind === 'work') handlers.onWork();
+      else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
+      else if (m.kind === 'cancel') handlers.onCancel(m.task);
+    });
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.listener = client;
+    return async () => { if (this.listener === client) this.listener = null; await client.end().catch(() => {}); };
+  }
+
+  async close(): Promise<void> {
+    await this.listener?.end().catch(() => {});
+    this.listener = null;
+    await this.pool.end();
+  }
+
+  /** Drop the whole schema (tests). */
+  async dropSchema(): Promise<void> {
+    await this.pool.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`);
+  }
+
+  // ------------------------------------------------------------------ jobs
+
+  async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
+    const { job, tasks, now } = params;
+    try {
+      return await this.tx(async (c) => {
+        if (job.idempotencyKey) {
+          const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
+          if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
+            return { job: jobFromRow(existing), position: 0, deduplicated: true };
+          }
+          if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
+        }
+        const jr = (await c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
+            max_attempts, idempotency_key, metadata, created_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+          [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
+            job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now])).rows[0];
+        // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
+        const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
+            SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2
+            FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[])
+              AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms)
+            ORDER BY t.idx RETURNING seq, priority`,
+          [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
+            tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs)])).rows[0];
+        const position = Number((await c.query(`SELECT
+            (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
+            (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`, [first.priority, first.seq])).rows[0].n);
+        await this.notify(c, { kind: 'work' });
+        return { job: jobFromRow(jr), position, deduplicated: false };
+      });
+    } catch (err) {
+      // Two foremen inserting the same new key at once: the loser reads the winner's job.
+      if ((err as { code?: string }).code === '23505' && job.idempotencyKey && /idempotency/.test((err as Error).message)) {
+        const existing = (await this.pool.query('SELECT * FROM jobs WHERE idempotency_key = $1', [job.idempotencyKey])).rows[0];
+        if (existing) return { job: jobFromRow(existing), position: 0, deduplicated: true };
+      }
+      throw err;
+    }
+  }
+
+  async jobGet(jobId: string): Promise<JobRecord | null> {
+    const r = (await this.pool.query('SELECT * FROM jobs WHERE id = $1', [jobId])).rows[0];
+    return r ? jobFromRow(r) : null;
+  }
+
+  async jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]> {
+    const rows = params.state
+      ? (await this.pool.query('SELECT * FROM jobs WHERE state = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3', [params.state, params.limit, params.offset])).rows
+      : (await this.pool.query('SELECT * FROM jobs ORDER BY seq DESC LIMIT $1 OFFSET $2', [params.limit, params.offset])).rows;
+    return rows.map(jobFromRow);
+  }
+
+  async jobCode(jobId: string): Promise<string | null> {
+    return (await this.pool.query('SELECT code FROM jobs WHERE id = $1', [jobId])).rows[0]?.code ?? null;
+  }
+
+  async jobResults(jobId: string): Promise<JobResults | null> {
+    const job = (await this.pool.query('SELECT kind, chunk_size, arg_count FROM jobs WHERE id = $1', [jobId])).rows[0];
+    if (!job) return null;
+    const rows = (await this.pool.query('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1', [jobId])).rows;
+    return flattenResults(job, rows);
+  }
+
+  /** Add to a job's counters and settle its state when every task is terminal; announce the change. */
+  private async applyCounts(c: pg.PoolClient, jobId: string, d: { completed: number; failed: number; cancelled: number }, now: number): Promise<JobChange | null> {
+    const r = (await c.query(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
+      WHERE id = $1 RETURNING *`, [jobId, d.completed, d.failed, d.cancelled])).rows[0];
+    if (!r) return null;
+    const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
+    let state: JobState = r.state;
+    let finished = false;
+    if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
+      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
+      await c.query('UPDATE jobs SET state = $1, completed_at = $2 WHERE id = $3', [state, now, jobId]);
+      finished = true;
+    }
+    const change = { jobId, state, counts, finished };
+    await this.notify(c, { kind: 'job', change });
+    return change;
+  }
+
+  async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {
+    return this.tx(async (c) => {
+      const row = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
+      if (!row) return null;
+      if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
+      const error = toJson({ message: `CC_ERR_CANCELLED: job ${params.jobId} was cancelled`, code: 'CC_ERR_CANCELLED' });
+      const rows = (await c.query(`UPDATE tasks t SET state = 'cancelled', completed_at = $2, lease_expires_at = NULL, error = $3
+          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND t.state IN ('queued', 'running')
+          RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
+      await c.query('UPDATE jobs SET cancel_requested = TRUE WHERE id = $1', [params.jobId]);
+      const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: 0, cancelled: rows.length }, params.now);
+      const running = rows.filter((r) => r.was === 'running').map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${params.jobId} was cancelled` } });
+      const job = (await c.query('SELECT * FROM jobs WHERE id = $1', [params.jobId])).rows[0];
+      return { job: jobFromRow(job), running, change };
+    });
+  }
+
+  // ------------------------------------------------------------------ tasks
+
+  async taskGet(taskId: string): Promise<TaskRecord | null> {
+    const r = (await this.pool.query('SELECT * FROM tasks WHERE id = $1', [taskId])).rows[0];
+    return r ? taskFromRow(r) : null;
+  }
+
+  async taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]> {
+    return (await this.pool.query('SELECT * FROM tasks WHERE job_id = $1 ORDER BY idx LIMIT $2 OFFSET $3', [params.jobId, params.limit, params.offset])).rows.map(taskFromRow);
+  }
+
+  async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
+    if (p.limit <= 0 || (!p.allowCode && p.patterns.length === 0)) return [];
+    // One statement text for every worker: $5 is the array of LIKE patterns (empty matches
+    // nothing), $6 whether the worker runs shipped code.
+    return this.tx(async (c) => {
+      const rows = (await c.query(`WITH picked AS (
+          SELECT seq FROM tasks WHERE state = 'queued' AND available_at <= $2
+            AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+          ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
+        UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
+          progress = NULL, progress_message = NULL
+        FROM picked WHERE t.seq = picked.seq
+        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms`,
+        [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode])).rows;
+      if (rows.length === 0) return [];
+      rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+      await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`,
+        [p.now, [...new Set(rows.map((r) => r.job_id))]]);
+      return rows.map((r) => ({
+        taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+        priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+      }));
+    });
+  }
+
+  async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
+    const { outcomes, now } = params;
+    return this.tx(async (c) => {
+      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [] };
+      const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
+      const perWorker = new Map<string, { completed: number; failed: number }>();
+      const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled', o: TaskOutcomeParams, retried: boolean) => {
+        if (!retried) {
+          const d = deltas.get(jobId) ?? { completed: 0, failed: 0, cancelled: 0 };
+          d[key]++;
+          deltas.set(jobId, d);
+        }
+        out.recorded.push({ taskId: o.taskId, attempt: o.attempt, retried });
+        const w = perWorker.get(o.workerId) ?? { completed: 0, failed: 0 };
+        if (o.status === 'completed') w.completed++; else if (o.status === 'failed') w.failed++;
+        perWorker.set(o.workerId, w);
+      };
+      // Completions, the bulk of any batch: one set-based statement.
+      const done = outcomes.filter((o) => o.status === 'completed');
+      const recordedKeys = new Set<string>();
+      if (done.length > 0) {
+        const rows = (await c.query(`UPDATE tasks t SET state = 'completed', result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
+            WHERE t.id = v.id AND t.state = 'running' AND t.attempt = v.attempt AND t.worker_id = v.worker
+            RETURNING t.id, t.attempt, t.job_id`,
+          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now])).rows;
+        const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
+        for (const r of rows) {
+          const key = `${r.id}#${r.attempt}`;
+          if (recordedKeys.has(key)) continue;
+          recordedKeys.add(key);
+          bump(r.job_id, 'completed', byKey.get(key)!, false);
+        }
+      }
+      // Failures and cancels are rare: one statement each.
+      for (const o of outcomes) {
+        if (o.status === 'completed') continue;
+        const key = `${o.taskId}#${o.attempt}`;
+        if (recordedKeys.has(key)) continue;
+        const base = [o.taskId, o.attempt, o.workerId, now];
+        let r: Row | undefined;
+        if (o.status === 'failed') {
+          const err = o.error ?? { message: 'unknown error' };
+          const entry = JSON.stringify({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
+          const hist = `errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($6::jsonb))::text`;
+          if (o.retryAt !== undefined) {
+            r = (await c.query(`UPDATE tasks SET state = 'queued', error = $5, failures = failures + 1, worker_id = NULL, lease_expires_at = NULL,
+                available_at = $7, ${hist}
+              WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 AND failures + 1 < max_attempts AND $4::bigint IS NOT NULL
+              RETURNING job_id`, [...base, toJson(err), entry, o.retryAt])).rows[0];
+            if (r) { recordedKeys.add(key); bump(r.job_id, 'failed', o, true); continue; }
+          }
+          r = (await c.query(`UPDATE tasks SET state = 'failed', error = $5, failures = failures + 1, completed_at = $4, lease_expires_at = NULL, ${hist}
+            WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 RETURNING job_id`, [...base, toJson(err), entry])).rows[0];
+          if (r) { recordedKeys.add(key); bump(r.job_id, 'failed', o, false); }
+        } else {
+          r = (await c.query(`UPDATE tasks SET state = 'cancelled', error = $5, completed_at = $4, lease_expires_at = NULL
+            WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 RETURNING job_id`, [...base, toJson(o.error ?? { message: 'cancelled' })])).rows[0];
+          if (r) { recordedKeys.add(key); bump(r.job_id, 'cancelled', o, false); }
+        }
+      }
+      const rejected = outcomes.filter((o) => !recordedKeys.has(`${o.taskId}#${o.attempt}`));
+      if (rejected.length > 0) {
+        const cur = new Map((await c.query('SELECT id, state, attempt FROM tasks WHERE id = ANY($1::text[])', [rejected.map((o) => o.taskId)])).rows.map((r) => [r.id, r]));
+        for (const o of rejected) {
+          const r = cur.get(o.taskId);
+          out.rejected.push({ taskId: o.taskId, attempt: o.attempt, currentState: (r?.state as TaskState) ?? null, currentAttempt: r?.attempt ?? null });
+        }
+      }
+      // Jobs in a fixed order, so two foremen committing into the same jobs cannot deadlock.
+      for (const jobId of [...deltas.keys()].sort()) {
+        const change = await this.applyCounts(c, jobId, deltas.get(jobId)!, now);
+        if (change) out.jobs.push(change);
+      }
+      for (const workerId of [...perWorker.keys()].sort()) {
+        const w = perWorker.get(workerId)!;
+        await c.query('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]);
+      }
+      if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });
+      return out;
+    });
+  }
+
+  private async requeueIn(c: pg.PoolClient, p: TaskRequeueParams): Promise<TaskRequeueResult> {
+    const out: TaskRequeueResult = { requeued: [], failed: [], jobs: [] };
+    const failedByJob = new Map<string, number>();
+    const inc = p.countAsLost === false ? 0 : 1;
+    for (const t of p.tasks) {
+      const entry = JSON.stringify({ attempt: t.attempt, workerId: null, error: p.error, at: p.now });
+      // In SET, every expression reads the old row: `lost + $3` is the same everywhere.
+      const r = (await c.query(`UPDATE tasks SET lost = lost + $3,
+          state = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN 'failed' ELSE 'queued' END,
+          error = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN $5 ELSE error END,
+          completed_at = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN $6::bigint ELSE NULL END,
+          worker_id = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN worker_id ELSE NULL END,
+          lease_expires_at = NULL, available_at = $6,
+          errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($7::jsonb))::text
+        WHERE id = $1 AND state = 'running' AND attempt = $2 RETURNING job_id, state`,
+        [t.taskId, t.attempt, inc, p.maxLost ?? null, toJson(p.error), p.now, entry])).rows[0];
+      if (!r) continue;
+      const ref = { taskId: t.taskId, attempt: t.attempt };
+      if (r.state === 'failed') { out.failed.push(ref); failedByJob.set(r.job_id, (failedByJob.get(r.job_id) ?? 0) + 1); } else out.requeued.push(ref);
+    }
+    for (const jobId of [...failedByJob.keys()].sort()) {
+      const change = await this.applyCounts(c, jobId, { completed: 0, failed: failedByJob.get(jobId)!, cancelled: 0 }, p.now);
+      if (change) out.jobs.push(change);
+    }
+    if (out.requeued.length > 0) await this.notify(c, { kind: 'work' });
+    return out;
+  }
+
+  async taskRequeueMany(params: TaskRequeueParams): Promise<TaskRequeueResult> {
+    if (params.tasks.length === 0) return { requeued: [], failed: [], jobs: [] };
+    return this.tx((c) => this.requeueIn(c, params));
+  }
+
+  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }) {
+    return this.tx(async (c) => {
+      // SKIP LOCKED: two foremen reaping at once split the expired tasks between them.
+      const expired = (await c.query(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < $1
+          ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit])).rows
+        .map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      if (expired.length === 0) return { requeued: [], failed: [], jobs: [], expired };
+      const res = await this.requeueIn(c, {
+        tasks: expired, now: params.now, ...(params.maxLost !== undefined ? { maxLost: params.maxLost } : {}),
+        error: { message: 'CC_ERR_WORKER_LOST: the lease expired (no heartbeat from the worker in time)', code: 'CC_ERR_WORKER_LOST', reason: 'lease_expired' },
+      });
+      return { ...res, expired };
+    });
+  }
+
+  async taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number> {
+    if (params.tasks.length === 0) return 0;
+    const r = await this.pool.query(`UPDATE tasks t SET lease_expires_at = $1
+      FROM unnest($2::text[], $3::int[]) AS v(id, attempt)
+      WHERE t.id = v.id AND t.attempt = v.attempt AND t.state = 'running' AND t.worker_id = $4`,
+      [params.until, params.tasks.map((t) => t.taskId), params.tasks.map((t) => t.attempt), params.workerId]);
+    return r.rowCount ?? 0;
+  }
+
+  async taskCancel(params: { taskId: string; now: number }) {
+    return this.tx(async (c) => {
+      const before = (await c.query('SELECT * FROM tasks WHERE id = $1 FOR UPDATE', [params.taskId])).rows[0];
+      if (!before) return null;
+      if (before.state !== 'queued' && before.state !== 'running') return { task: taskFromRow(before), running: null, change: null };
+      const error = toJson({ message: `CC_ERR_CANCELLED: task ${params.taskId} was cancelled`, code: 'CC_ERR_CANCELLED', reason: 'cancelled' });
+      const after = (await c.query(`UPDATE tasks SET state = 'cancelled', completed_at = $2, lease_expires_at = NULL, error = $3 WHERE id = $1 RETURNING *`,
+        [params.taskId, params.now, error])).rows[0];
+      const change = await this.applyCounts(c, before.job_id, { completed: 0, failed: 0, cancelled: 1 }, params.now);
+      const running = before.state === 'running' ? { attempt: before.attempt as number, workerId: before.worker_id as string | null } : null;
+      if (running) await this.notify(c, { kind: 'cancel', task: { taskId: params.taskId, ...running, reason: `task ${params.taskId} was cancelled` } });
+      return { task: taskFromRow(after), running, change };
+    });
+  }
+
+  async taskListRunningByWorker(workerId: string): Promise<TaskRef[]> {
+    return (await this.pool.query(`SELECT id, attempt FROM tasks WHERE worker_id = $1 AND state = 'running'`, [workerId])).rows
+      .map((r) => ({ taskId: r.id, attempt: r.attempt }));
+  }
+
+  async taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean> {
+    const r = await this.pool.query(`UPDATE tasks SET progress = $3, progress_message = $4 WHERE id = $1 AND state = 'running' AND attempt = $2`,
+      [params.taskId, params.attempt, params.progress, params.message]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  // ------------------------------------------------------------------ workers, stats
+
+  async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
+    await this.pool.query(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id, connected_at, last_seen_at)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      ON CONFLICT (id) DO UPDATE SET state = excluded.state, capacity = excluded.capacity, patterns = excluded.patterns,
+        allow_code = excluded.allow_code, resources = excluded.resources, version = excluded.version, foreman_id = excluded.foreman_id,
+        connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at, disconnected_at = NULL`,
+    [p.id, p.state, p.capacity, JSON.stringify(p.patterns), p.allowCode, JSON.stringify(p.resources), p.version, p.foremanId, p.connectedAt, p.lastSeenAt]);
+  }
+
+  async workerDisconnected(params: { workerId: string; now: number }): Promise<void> {
+    await this.pool.query(`UPDATE workers SET state = 'offline', disconnected_at = $2, last_seen_at = $2 WHERE id = $1`, [params.workerId, params.now]);
+  }
+
+  async workerList(): Promise<WorkerRecord[]> {
+    return (await this.pool.query('SELECT * FROM workers ORDER BY state DESC, id')).rows.map(workerFromRow);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const jobs = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const tasks = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const workers = { online: 0, offline: 0 };
+    const [j, t, w] = await Promise.all([
+      this.pool.query('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
+      this.pool.query('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
+      this.pool.query('SELECT state, count(*) AS n FROM workers GROUP BY state'),
+    ]);
+    for (const r of j.rows) (jobs as any)[r.state] = Number(r.n);
+    for (const r of t.rows) (tasks as any)[r.state] = Number(r.n);
+    for (const r of w.rows) (workers as any)[r.state] = Number(r.n);
+    return { jobs, tasks, workers };
+  }
+}

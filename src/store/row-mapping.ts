@@ -1,0 +1,112 @@
+/**
+ * Rows to records, shared by the store drivers: both keep the same columns (JSON as text,
+ * times as epoch milliseconds), so one mapping serves both. Booleans arrive as 0/1 from
+ * SQLite and as true/false from PostgreSQL.
+ * @internal
+ */
+import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
+import type { AttemptError, JobRecord, JobResults, TaskRecord, WorkerRecord } from './store.ts';
+
+export type Row = Record<string, any>;
+
+const bool = (v: unknown): boolean => v === 1 || v === true;
+
+
+export const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+export const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
+
+export function jobFromRow(r: Row): JobRecord {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    state: r.state,
+    priority: PRIORITY_BY_RANK[r.priority],
+    counts: { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled },
+    argCount: r.arg_count,
+    chunkSize: r.chunk_size,
+    timeoutMs: r.timeout_ms,
+    maxAttempts: r.max_attempts,
+    idempotencyKey: r.idempotency_key,
+    metadata: fromJson(r.metadata) as Record<string, unknown> | null,
+    cancelRequested: bool(r.cancel_requested),
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+  };
+}
+
+export function taskFromRow(r: Row): TaskRecord {
+  return {
+    id: r.id,
+    jobId: r.job_id,
+    index: r.idx,
+    kind: r.kind,
+    type: r.type,
+    input: fromJson(r.input),
+    priority: PRIORITY_BY_RANK[r.priority],
+    state: r.state,
+    attempt: r.attempt,
+    failures: r.failures,
+    maxAttempts: r.max_attempts,
+    timeoutMs: r.timeout_ms,
+    workerId: r.worker_id,
+    result: fromJson(r.result),
+    error: fromJson(r.error) as TaskError | null,
+    attemptErrors: (fromJson(r.errors) as AttemptError[] | null) ?? [],
+    progress: r.progress,
+    progressMessage: r.progress_message,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    completedAt: r.completed_at,
+    leaseExpiresAt: r.lease_expires_at,
+    availableAt: r.available_at,
+  };
+}
+
+export function workerFromRow(r: Row): WorkerRecord {
+  return {
+    id: r.id,
+    state: r.state,
+    capacity: r.capacity,
+    patterns: JSON.parse(r.patterns),
+    allowCode: bool(r.allow_code),
+    resources: JSON.parse(r.resources),
+    version: r.version,
+    foremanId: r.foreman_id,
+    connectedAt: r.connected_at,
+    lastSeenAt: r.last_seen_at,
+    disconnectedAt: r.disconnected_at,
+    tasksCompleted: r.tasks_completed,
+    tasksFailed: r.tasks_failed,
+  };
+}
+
+
+/**
+ * A job's ordered results from its task rows (any order): map chunks are flattened back to
+ * one entry per argument, and a failed task leaves nulls where its arguments were.
+ */
+export function flattenResults(job: Row, taskRows: Row[]): JobResults {
+  const rows = [...taskRows].sort((a, b) => a.idx - b.idx);
+  const results: unknown[] = [];
+  const failures: JobResults['failures'] = [];
+  for (const r of rows) {
+    if (job.kind === 'map') {
+      const start = r.idx * job.chunk_size;
+      const len = Math.min(job.chunk_size, job.arg_count - start);
+      if (r.state === 'completed') {
+        for (const v of JSON.parse(r.result) as unknown[]) results.push(v);
+      } else {
+        for (let i = 0; i < len; i++) results.push(null);
+        failures.push({ taskId: r.id, index: start, error: fromJson(r.error) as TaskError | null, state: r.state });
+      }
+    } else if (r.state === 'completed') {
+      results.push(fromJson(r.result));
+    } else {
+      results.push(null);
+      failures.push({ taskId: r.id, index: r.idx, error: fromJson(r.error) as TaskError | null, state: r.state });
+    }
+  }
+  return { results, failures };
+}

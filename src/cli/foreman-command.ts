@@ -3,10 +3,11 @@ import { parseBytes, parseIntArg } from './parse-args.ts';
 
 export function foremanCommand(program: Command): void {
   program.command('foreman')
-    .description('Start a foreman: REST API, WebSocket endpoint (/ws) for workers and clients, status page, on SQLite')
+    .description('Start a foreman: REST API, WebSocket endpoint (/ws) for workers and clients, status page; on SQLite, or on PostgreSQL shared with other foremen')
     .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', parseIntArg, 8000)
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
-    .option('-d, --database <url>', 'store: sqlite:<file> or sqlite::memory: (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
+    .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
+    .option('--id <foremanId>', 'this foreman\'s id (default: random)')
     .option('--max-payload <bytes>', 'largest frame, request body, task input or result, e.g. 8MiB', parseBytes, 8 * 1024 * 1024)
     .option('--max-args <n>', 'most arguments in a map job, or tasks in a job', parseIntArg, 100_000)
     .option('--default-timeout <ms>', 'deadline of a task submitted without timeoutMs', parseIntArg, 300_000)
@@ -20,7 +21,7 @@ export function foremanCommand(program: Command): void {
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');
       const foreman = await startForeman({
-        port: o.port, host: o.host, database: o.database, maxPayloadBytes: o.maxPayload, maxArgs: o.maxArgs,
+        port: o.port, host: o.host, database: o.database, ...(o.id ? { foremanId: o.id } : {}), maxPayloadBytes: o.maxPayload, maxArgs: o.maxArgs,
         heartbeatIntervalMs: o.heartbeatInterval, leaseTtlMs: o.leaseTtl, logLevel: o.logLevel,
         defaultTimeoutMs: o.defaultTimeout, maxLostAttempts: o.maxLostAttempts, idempotencyTtlMs: o.idempotencyTtl,
         maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,

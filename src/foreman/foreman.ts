@@ -30,7 +30,7 @@ export interface ForemanOptions {
   port?: number;
   /** Interface to listen on. Default 0.0.0.0 (workers come from other machines). */
   host?: string;
-  /** `sqlite:./crowdcompute.db` (default), `sqlite::memory:`. Ignored when `store` is given. */
+  /** `sqlite:./crowdcompute.db` (default), `sqlite::memory:`, `postgres://…[?schema=name]`. Ignored when `store` is given. */
   database?: string;
   /** A store opened by the caller (tests); the foreman closes it on stop only if it opened it. */
   store?: Store;
@@ -76,6 +76,7 @@ export class Foreman {
   liveness!: LivenessMonitor;
   private app!: FastifyInstance;
   private ownsStore = false;
+  private unlisten: (() => Promise<void>) | null = null;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | null = null;
   private readonly options: Required<Omit<ForemanOptions, 'store' | 'logger' | 'logLevel' | 'foremanId'>>;
@@ -119,7 +120,7 @@ export class Foreman {
     this.state = 'starting';
     const o = this.options;
     if (this.injectedStore) this.store = this.injectedStore;
-    else { this.store = await openStore(o.database); this.ownsStore = true; }
+    else { this.store = await openStore(o.database, { instanceId: this.id }); this.ownsStore = true; }
 
     this.events = new JobEvents(this.store, this.log, Math.floor(o.maxPayloadBytes / 2));
     this.dispatcher = new Dispatcher(this.store, this.events, this.metrics, this.log,
@@ -161,6 +162,18 @@ export class Foreman {
     this.boundPort = (app.server.address() as AddressInfo).port;
     this.dispatcher.start();
     this.liveness.start();
+    if (this.store.listen) {
+      // Other foremen on the same database: their new work wakes our workers, their commits
+      // reach our clients, their cancellations reach our workers.
+      this.unlisten = await this.store.listen({
+        onWork: () => this.dispatcher.announceWork(),
+        onJobChange: (change) => this.events.publish([change]),
+        onCancel: (t) => {
+          const s = t.workerId ? this.dispatcher.sessions.get(t.workerId) : undefined;
+          s?.conn.send({ type: 'cancel_task', taskId: t.taskId, attempt: t.attempt, reason: t.reason });
+        },
+      });
+    }
     this.state = 'running';
     this.log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : this.store.driver }, 'foreman listening');
     return this;
@@ -176,6 +189,7 @@ export class Foreman {
       this.state = 'stopping';
       this.gateway.stopAccepting();
       this.liveness.stop();
+      await this.unlisten?.();
       await this.dispatcher.stop();
       await this.gateway.closeAll();
       this.events.stop();

@@ -1,19 +1,30 @@
 import { resolve } from 'node:path';
-import { CrowdComputeError } from '../protocol/index.ts';
 import type { Store } from './store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 
+export interface OpenStoreOptions {
+  /** Tags this process's PostgreSQL notifications, so it can ignore its own. */
+  instanceId?: string;
+  /** PostgreSQL schema (else the URL's `schema` parameter, else CROWDCOMPUTE_SCHEMA, else `crowdcompute`). */
+  schema?: string;
+}
+
 /**
- * Open the store a database URL names and bring its schema up to date.
- * `sqlite:./crowdcompute.db`, `sqlite::memory:` or a bare file path select the embedded driver.
+ * Open the store a database URL names and bring its schema up to date:
+ * `sqlite:./crowdcompute.db`, `sqlite::memory:` or a bare file path for the embedded driver;
+ * `postgres://user@host:5432/db[?schema=name]` for PostgreSQL (several foremen may share it).
  */
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   let store: Store;
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw new CrowdComputeError('CC_ERR_INTERNAL', `database "${url.replace(/\/\/[^@]*@/, '//***@')}": the PostgreSQL driver is not in this version yet; use sqlite:<file>`);
+    // Loaded only when used: a SQLite-only install never touches pg.
+    const { PostgresStore } = await import('./postgres/postgres-store.ts');
+    const schema = options.schema ?? process.env.CROWDCOMPUTE_SCHEMA;
+    store = new PostgresStore({ url, ...(schema ? { schema } : {}), ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
+  } else {
+    const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
+    store = new SqliteStore({ path: path === ':memory:' ? path : resolve(path) });
   }
-  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
-  store = new SqliteStore({ path: path === ':memory:' ? path : resolve(path) });
   await store.migrate();
   return store;
 }

@@ -262,4 +262,14 @@ export interface Store {
   workerList(): Promise<WorkerRecord[]>;
 
   stats(): Promise<StoreStats>;
+
+  /**
+   * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:
+   * new work, job changes, running tasks to cancel. Absent on single-foreman drivers.
+   */
+  listen?(handlers: {
+    onWork(): void;
+    onJobChange(change: JobChange): void;
+    onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
+  }): Promise<() => Promise<void>>;
 }

@@ -5,6 +5,8 @@
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
+ * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
+ * the worker on the first and the client on the last, so every result crosses foremen.
  * Loopback only; bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +21,7 @@ import { Client } from '../src/client/index.ts';
 const { values: args } = parseArgs({ options: {
   database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
+  foremen: { type: 'string', default: '1' },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
@@ -43,23 +46,32 @@ const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 let stopping = false;
 
 const dir = mkdtempSync(join(tmpdir(), 'cc-bench-'));
-const database = args.database ?? `sqlite:${join(dir, 'bench.db')}`;
-const port = await freePort();
-const foreman = start('foreman', ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--log-level', 'warn']);
-const url = `http://127.0.0.1:${port}`;
-const client = new Client({ url, connectTimeoutMs: 20_000 });
+// PostgreSQL runs get a schema of their own, dropped at the end.
+const schema = `cc_bench_${process.pid}`;
+const database = args.database
+  ? (args.database.startsWith('postgres') ? `${args.database}${args.database.includes('?') ? '&' : '?'}schema=${schema}` : args.database)
+  : `sqlite:${join(dir, 'bench.db')}`;
+const FOREMEN = Number(args.foremen);
+if (FOREMEN > 1 && !database.startsWith('postgres')) throw new Error('--foremen > 1 needs --database postgres://…');
+const ports = await Promise.all(Array.from({ length: FOREMEN }, () => freePort()));
+const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn']));
+const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+const url = urls[urls.length - 1];
 const deadline = Date.now() + 20_000;
-while (await fetch(`${url}/health`).then((r) => !r.ok, () => true)) {
-  if (Date.now() > deadline) throw new Error('foreman did not start within 20 s');
-  await new Promise((r) => setTimeout(r, 50));
+for (const u of urls) {
+  while (await fetch(`${u}/health`).then((r) => !r.ok, () => true)) {
+    if (Date.now() > deadline) throw new Error('foreman did not start within 20 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
-const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
+const client = new Client({ url, connectTimeoutMs: 20_000 });
+const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${ports[0]}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
   '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']);
-while ((await client.stats()).connected_workers !== 1) {
+while (!(await fetch(`${urls[0]}/api/stats`).then((r) => r.json()).then((s) => s.connected_workers === 1, () => false))) {
   if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
   await new Promise((r) => setTimeout(r, 50));
 }
-const meta = { database: database.split(':')[0], cpus: cpus().length, node: process.versions.node, runs: RUNS };
+const meta = { database: database.split(':')[0], foremen: FOREMEN, cpus: cpus().length, node: process.versions.node, runs: RUNS };
 const want = (name: string) => !args.only || args.only.split(',').includes(name);
 
 try {
@@ -109,7 +121,14 @@ try {
   await client.close();
   worker.kill('SIGTERM');
   await new Promise((r) => worker.once('exit', r));
-  foreman.kill('SIGTERM');
-  await new Promise((r) => foreman.once('exit', r));
+  for (const f of foremen) f.kill('SIGTERM');
+  await Promise.all(foremen.map((f) => new Promise((r) => (f.exitCode !== null ? r(null) : f.once('exit', r)))));
+  if (database.startsWith('postgres')) {
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ connectionString: database.replace(/\?.*$/, '') });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await c.end();
+  }
   rmSync(dir, { recursive: true, force: true });
 }

@@ -4,11 +4,21 @@ import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
 
-/** The client SDK, loaded when a command runs (keeps `--help` fast). */
-async function sdk(): Promise<typeof import('../client/index.ts')> {
-  return import('../client/index.ts');
+type Sdk = typeof import('../client/index.ts');
+
+/**
+ * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
+ * loaded only when a command runs, which keeps `--help` fast.
+ */
+async function withClient(url: string, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+  const sdk = await import('../client/index.ts');
+  const client = new sdk.Client({ url });
+  try {
+    await fn(client, sdk);
+  } finally {
+    await client.close();
+  }
 }
-void (null as unknown as ClientType);
 import { parseIntArg, parseJsonArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
@@ -38,9 +48,7 @@ export function clientCommands(program: Command): void {
       if (typeof fn !== 'function') throw new Error(`${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
-      const { Client, JobFailedError } = await sdk();
-      const client = new Client({ url: o.foreman });
-      try {
+      await withClient(o.foreman, async (client, { JobFailedError }) => {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
@@ -57,9 +65,7 @@ export function clientCommands(program: Command): void {
           for (const f of outcome.failures.slice(0, 5)) process.stderr.write(`  task ${f.taskId} (from argument ${f.index}): ${f.error?.message ?? f.status}\n`);
           process.exitCode = 1;
         }
-      } finally {
-        await client.close();
-      }
+      });
     });
 
   foremanOption(program.command('submit')
@@ -72,22 +78,20 @@ export function clientCommands(program: Command): void {
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--no-wait', 'print the task id and return at once'))
     .action(async (type: string, inputText: string, o) => {
-      const { Client, JobFailedError } = await sdk();
-      const client = new Client({ url: o.foreman });
-      try {
+      await withClient(o.foreman, async (client, { JobFailedError }) => {
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
           ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
           ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
         });
         if (!o.wait) { print({ task_id: task.taskId, job_id: task.jobId, position: task.position }); return; }
         task.onProgress((p) => process.stderr.write(`progress ${p.progress}%${p.message ? ` ${p.message}` : ''}\n`));
-        print(await task.result());
-      } catch (err) {
-        if (err instanceof JobFailedError) { process.stderr.write(`${err.message}\n`); process.exitCode = 1; return; }
-        throw err;
-      } finally {
-        await client.close();
-      }
+        try {
+          print(await task.result());
+        } catch (err) {
+          if (err instanceof JobFailedError) { process.stderr.write(`${err.message}\n`); process.exitCode = 1; return; }
+          throw err;
+        }
+      });
     });
 
   foremanOption(program.command('jobs')
@@ -96,18 +100,14 @@ export function clientCommands(program: Command): void {
     .option('--limit <n>', 'how many', parseIntArg, 20)
     .option('--json', 'print JSON'))
     .action(async (o) => {
-      const { Client, JobFailedError } = await sdk();
-      const client = new Client({ url: o.foreman });
-      try {
+      await withClient(o.foreman, async (client, { JobFailedError }) => {
         const jobs = await client.listJobs({ ...(o.status ? { status: o.status } : {}), limit: o.limit });
         if (o.json) { print(jobs); return; }
         for (const j of jobs) {
           process.stdout.write(`${j.id}  ${j.kind.padEnd(5)}  ${j.status.padEnd(9)}  ${String(j.completedTasks).padStart(6)}/${String(j.totalTasks).padEnd(6)} ${j.failedTasks ? `${j.failedTasks} failed  ` : ''}${j.createdAt}  ${j.name ?? ''}\n`);
         }
         if (jobs.length === 0) process.stdout.write('no jobs\n');
-      } finally {
-        await client.close();
-      }
+      });
     });
 
   foremanOption(program.command('job')
@@ -117,9 +117,7 @@ export function clientCommands(program: Command): void {
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar'))
     .action(async (id: string, o) => {
-      const { Client, JobFailedError } = await sdk();
-      const client = new Client({ url: o.foreman });
-      try {
+      await withClient(o.foreman, async (client, { JobFailedError }) => {
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${id.slice(0, 8)}`);
@@ -131,9 +129,7 @@ export function clientCommands(program: Command): void {
         if (o.tasks) out.tasks = await client.getJobTasks(id);
         if (o.results) out.outcome = await client.getJobOutcome(id);
         print(out);
-      } finally {
-        await client.close();
-      }
+      });
     });
 
   foremanOption(program.command('cancel')
@@ -141,8 +137,6 @@ export function clientCommands(program: Command): void {
     .argument('<id>', 'job id, or task id with --task')
     .option('--task', 'the id is a task id: cancel that task only'))
     .action(async (id: string, o) => {
-      const { Client } = await sdk();
-      const client = new Client({ url: o.foreman });
-      try { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); } finally { await client.close(); }
+      await withClient(o.foreman, async (client) => { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); });
     });
 }

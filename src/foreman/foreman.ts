@@ -77,6 +77,7 @@ export class Foreman {
   private app!: FastifyInstance;
   private ownsStore = false;
   private unlisten: (() => Promise<void>) | null = null;
+  private recheckTimer: NodeJS.Timeout | null = null;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | null = null;
   private readonly options: Required<Omit<ForemanOptions, 'store' | 'logger' | 'logLevel' | 'foremanId'>>;
@@ -173,6 +174,8 @@ export class Foreman {
           s?.conn.send({ type: 'cancel_task', taskId: t.taskId, attempt: t.attempt, reason: t.reason });
         },
       });
+      this.recheckTimer = setInterval(() => void this.events.recheckWatched().catch((err) => this.log.warn({ err }, 'recheck of watched jobs failed')), 3_000);
+      this.recheckTimer.unref();
     }
     this.state = 'running';
     this.log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : this.store.driver }, 'foreman listening');
@@ -189,6 +192,7 @@ export class Foreman {
       this.state = 'stopping';
       this.gateway.stopAccepting();
       this.liveness.stop();
+      if (this.recheckTimer) clearInterval(this.recheckTimer);
       await this.unlisten?.();
       await this.dispatcher.stop();
       await this.gateway.closeAll();

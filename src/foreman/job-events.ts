@@ -104,6 +104,21 @@ export class JobEvents {
     for (const conn of set) conn.send({ type: 'task_progress_event', jobId, taskId, progress, ...(message !== undefined ? { message } : {}), ...(data ? { data } : {}) });
   }
 
+  /**
+   * Look up the jobs someone here is waiting for and publish those that finished: a backstop
+   * for a missed notification when several foremen share the store (called periodically).
+   */
+  async recheckWatched(limit = 1000): Promise<void> {
+    let n = 0;
+    for (const jobId of [...this.subscribers.keys()]) {
+      if (n++ >= limit) break;
+      const job = await this.store.jobGet(jobId);
+      if (job && job.completedAt !== null && this.subscribers.has(jobId)) {
+        this.publish([{ jobId, state: job.state, counts: job.counts, finished: true }]);
+      }
+    }
+  }
+
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;

@@ -134,21 +134,41 @@ export class PostgresStore implements Store {
    * that is not returned to a pool). Returns a function that stops listening.
    */
   async listen(handlers: StoreNotifications): Promise<() => Promise<void>> {
-    const client = new pg.Client({ connectionString: this.connectionString });
-    await client.connect();
-    client.on('error', () => { /* reported by the owner's reconnect logic */ });
-    client.on('notification', (n) => {
-      if (n.channel !== CHANNEL || !n.payload) return;
-      let m: any;
-      try { m = JSON.parse(n.payload); } catch { return; }
-      if (m.from === this.instanceId) return;
-      if (m.kind === 'work') handlers.onWork();
-      else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
-      else if (m.kind === 'cancel') handlers.onCancel(m.task);
-    });
-    await client.query(`LISTEN ${CHANNEL}`);
-    this.listener = client;
-    return async () => { if (this.listener === client) this.listener = null; await client.end().catch(() => {}); };
+    let stopped = false;
+    let retry: NodeJS.Timeout | null = null;
+    const connect = async (): Promise<void> => {
+      const client = new pg.Client({ connectionString: this.connectionString });
+      await client.connect();
+      client.on('notification', (n) => {
+        if (n.channel !== CHANNEL || !n.payload) return;
+        let m: any;
+        try { m = JSON.parse(n.payload); } catch { return; }
+        if (m.from === this.instanceId) return;
+        if (m.kind === 'work') handlers.onWork();
+        else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
+        else if (m.kind === 'cancel') handlers.onCancel(m.task);
+      });
+      // A lost LISTEN connection is re-opened; what was announced meanwhile is caught by the
+      // foreman's own sweeps (work every second, watched jobs every few seconds).
+      const again = () => {
+        if (stopped || this.listener !== client) return;
+        this.listener = null;
+        retry = setTimeout(() => { retry = null; connect().then(() => handlers.onWork(), () => again()); }, 1_000);
+        retry.unref();
+      };
+      client.on('error', again);
+      client.on('end', again);
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.listener = client;
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      if (retry) clearTimeout(retry);
+      const client = this.listener;
+      this.listener = null;
+      await client?.end().catch(() => {});
+    };
   }
 
   async close(): Promise<void> {

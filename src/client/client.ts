@@ -88,6 +88,11 @@ export class Client {
   /** Handles by job id; several submissions can land on one job (idempotency keys). */
   private readonly handles = new Map<string, JobHandle<any>[]>();
   private closed = false;
+  /**
+   * Completions that arrived before their job_accepted (several foremen: the job can finish
+   * before the acceptance reaches us). Kept briefly, bounded, and handed to the handle.
+   */
+  private readonly earlyCompletions = new Map<string, Extract<Outbound, { type: 'job_completed' }>>();
 
   constructor(options: ClientOptions) {
     const urls = (Array.isArray(options.url) ? options.url : options.url.split(',')).map((u) => u.trim()).filter(Boolean);
@@ -293,6 +298,8 @@ export class Client {
         const h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated });
         this.track(h);
         p.resolve(h);
+        const done = this.earlyCompletions.get(m.jobId);
+        if (done) { this.earlyCompletions.delete(m.jobId); this.onMessage(done); }
         return;
       }
       case 'job_progress':
@@ -300,7 +307,13 @@ export class Client {
         return;
       case 'job_completed': {
         const list = this.handles.get(m.jobId);
-        if (!list) return;
+        if (!list) {
+          if (this.pending.size > 0) {
+            if (this.earlyCompletions.size >= 1000) this.earlyCompletions.delete(this.earlyCompletions.keys().next().value!);
+            this.earlyCompletions.set(m.jobId, m);
+          }
+          return;
+        }
         this.handles.delete(m.jobId);
         for (const h of list) h._completed(m.state, m.counts, m.results);
         return;

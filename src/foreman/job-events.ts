@@ -35,6 +35,12 @@ export class JobEvents {
     set.add(conn);
   }
 
+  unsubscribe(jobId: string, conn: Connection): void {
+    const set = this.subscribers.get(jobId);
+    set?.delete(conn);
+    if (set && set.size === 0) this.subscribers.delete(jobId);
+  }
+
   /** Forget a closed connection's subscriptions. */
   dropConnection(conn: Connection): void {
     for (const [jobId, set] of this.subscribers) {

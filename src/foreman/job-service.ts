@@ -27,9 +27,15 @@ export class JobService {
     this.limits = limits;
   }
 
-  async submit(spec: JobSpec): Promise<JobInsertResult> {
+  /**
+   * `beforeInsert` runs with the new job's id before the insert commits: a caller that wants
+   * the job's events subscribes there, because with several foremen the job can finish (and
+   * its completion arrive) before this call returns.
+   */
+  async submit(spec: JobSpec, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult> {
     const now = Date.now();
     const params = { ...buildJob(spec, this.limits, now), dedupSince: now - this.limits.idempotencyTtlMs };
+    beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;
     try {
       accepted = await this.store.jobInsert(params);

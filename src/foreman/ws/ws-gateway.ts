@@ -240,15 +240,24 @@ export class WsGateway {
         this.events.taskProgress(f.jobId, msg.taskId, msg.progress, msg.message, msg.data);
         return;
       }
-      case 'submit_job':
-        void this.jobs.submit(msg.job).then((accepted) => {
-          if (msg.subscribe !== false) this.events.subscribe(accepted.job.id, conn);
+      case 'submit_job': {
+        const subscribe = msg.subscribe !== false;
+        let early: string | null = null;
+        void this.jobs.submit(msg.job, (jobId) => { if (subscribe) { early = jobId; this.events.subscribe(jobId, conn); } }).then((accepted) => {
+          if (subscribe && early !== accepted.job.id) {
+            if (early) this.events.unsubscribe(early, conn);
+            this.events.subscribe(accepted.job.id, conn);
+          }
           conn.send({ type: 'job_accepted', requestId: msg.requestId, jobId: accepted.job.id, totalTasks: accepted.job.counts.total,
             position: accepted.position, deduplicated: accepted.deduplicated });
           // A deduplicated job may have finished long ago: answer now rather than never.
-          if (accepted.deduplicated && msg.subscribe !== false) void this.sendIfFinished(conn, accepted.job.id);
-        }).catch((err) => this.replyError(conn, err, msg.requestId));
+          if (accepted.deduplicated && subscribe) void this.sendIfFinished(conn, accepted.job.id);
+        }).catch((err) => {
+          if (early) this.events.unsubscribe(early, conn);
+          this.replyError(conn, err, msg.requestId);
+        });
         return;
+      }
       case 'subscribe_job':
         this.events.subscribe(msg.jobId, conn);
         void this.sendIfFinished(conn, msg.jobId, msg.requestId).catch((err) => this.replyError(conn, err, msg.requestId));

@@ -380,12 +380,18 @@ export class WsGateway {
   /** Refuse new connections (used by graceful shutdown). */
   stopAccepting(): void { this.accepting = false; }
 
-  /** Close every connection; workers will reconnect elsewhere or later. */
+  /** Close every connection; workers will reconnect elsewhere or later. Waits up to 2 s for the close handshakes. */
   async closeAll(code = 1001, reason = 'foreman shutting down'): Promise<void> {
-    for (const conn of this.connections) conn.close(code, reason);
-    const deadline = Date.now() + 2000;
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const closed = [...this.connections].map((conn) => new Promise<void>((resolve) => {
+      if (conn.socket.readyState === conn.socket.CLOSED) { resolve(); return; }
+      conn.socket.once('close', () => resolve());
+      conn.close(code, reason);
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closed), new Promise<void>((r) => { timer = setTimeout(r, 2_000); })]);
+    clearTimeout(timer);
     for (const conn of this.connections) conn.socket.terminate();
     this.wss.close();
   }
+
 }

@@ -13,11 +13,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES,
-  type JobState, type TaskError, type TaskState, type JobCounts,
+  type JobState, type TaskState, type JobCounts,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import type {
-  AttemptError, ClaimedTask, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  ClaimedTask, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';

@@ -88,6 +88,8 @@ export class Worker extends EventEmitter {
   private readonly running = new Map<string, Running>();
   private readonly unacked = new Map<string, TaskOutcome>();
   private pendingResults: TaskOutcome[] = [];
+  /** JSON size of each outcome's result, measured once when it is reported. */
+  private readonly resultBytes = new WeakMap<TaskOutcome, number>();
   private resultsScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD;
@@ -446,6 +448,7 @@ export class Worker extends EventEmitter {
         o = { ...o, status: 'failed', error: { message: `CC_ERR_PAYLOAD_TOO_LARGE: task ${task.taskId} result is ${formatBytes(text.length)}, the foreman accepts at most ${formatBytes(this.maxPayloadBytes)} (--max-payload)`, code: 'CC_ERR_PAYLOAD_TOO_LARGE', retryable: false } };
       } else {
         o.result = outcome.result === undefined ? null : outcome.result;
+        this.resultBytes.set(o, text.length);
       }
     } else if (outcome.error) {
       o.error = outcome.error;
@@ -475,7 +478,7 @@ export class Worker extends EventEmitter {
     let bytes = 0;
     const budget = Math.floor(this.maxPayloadBytes / 2);
     for (const o of all) {
-      const size = o.result === undefined ? 200 : JSON.stringify(o.result).length + 200;
+      const size = (this.resultBytes.get(o) ?? 0) + 200;
       if (batch.length > 0 && bytes + size > budget) { this.link.send({ type: 'task_results', results: batch }); batch = []; bytes = 0; }
       batch.push(o);
       bytes += size;

@@ -92,4 +92,14 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE state = 'running';
     `,
   },
+  {
+    version: 3,
+    name: 'one index for running tasks',
+    sql: `
+      -- Claims and results each maintained two partial indexes over running tasks; the lookup
+      -- by worker (only on a worker's hello) reads the lease index instead, which holds just
+      -- the running tasks.
+      DROP INDEX tasks_running_worker;
+    `,
+  },
 ];

@@ -149,7 +149,7 @@ export class SqliteStore implements Store {
       taskRunningOfJob: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE job_id = ? AND state = 'running'`),
       taskCancelJob: db.prepare(`UPDATE tasks SET state = 'cancelled', completed_at = @now, lease_expires_at = NULL,
         error = @error WHERE job_id = @jobId AND state IN ('queued', 'running')`),
-      taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks WHERE worker_id = ? AND state = 'running'`),
+      taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lease_expires_at IS NOT NULL AND worker_id = ?`),
       taskProgress: db.prepare(`UPDATE tasks SET progress = @progress, progress_message = @message
         WHERE id = @id AND state = 'running' AND attempt = @attempt`),
       workerUpsert: db.prepare(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id,

@@ -43,6 +43,14 @@ export interface StoreNotifications {
 }
 
 const CHANNEL = 'crowdcompute';
+/**
+ * Queue reads must walk the (priority, seq) or lease index and stop at LIMIT. A queue table's
+ * statistics are always stale (its rows churn faster than autoanalyze), and with stale ones the
+ * planner bitmap-scans every queued row and sorts them: measured 14.6 ms per claim with 20,000
+ * queued instead of 0.15 ms. So claim transactions forbid those two plans; sent with BEGIN, in
+ * one round trip.
+ */
+const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off';
 const RETRYABLE = new Set(['40001', '40P01']);
 
 /** Our globs (`*`, `?`) as a LIKE pattern with `\` as escape. */
@@ -83,11 +91,11 @@ export class PostgresStore implements Store {
 
   // ------------------------------------------------------------------ plumbing
 
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const c = await this.pool.connect();
       try {
-        await c.query('BEGIN');
+        await c.query(begin);
         const out = await fn(c);
         await c.query('COMMIT');
         return out;
@@ -315,7 +323,7 @@ export class PostgresStore implements Store {
         taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
         priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
       }));
-    });
+    }, BEGIN_QUEUE_READ);
   }
 
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
@@ -446,7 +454,7 @@ export class PostgresStore implements Store {
         error: { message: 'CC_ERR_WORKER_LOST: the lease expired (no heartbeat from the worker in time)', code: 'CC_ERR_WORKER_LOST', reason: 'lease_expired' },
       });
       return { ...res, expired };
-    });
+    }, BEGIN_QUEUE_READ);
   }
 
   async taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number> {

@@ -16,6 +16,8 @@ export interface DispatcherOptions {
 
 interface PendingOutcome {
   workerId: string;
+  /** From the worker's session, for the logs ('' when the foreman no longer knew the task). */
+  jobId: string;
   outcome: TaskOutcome;
 }
 
@@ -188,7 +190,7 @@ export class Dispatcher {
       const f = session.inFlight.get(o.taskId);
       if (f && f.attempt === o.attempt) session.inFlight.delete(o.taskId);
       if (session.revoked.get(o.taskId) === o.attempt) session.revoked.delete(o.taskId);
-      this.pending.push({ workerId: session.workerId, outcome: o });
+      this.pending.push({ workerId: session.workerId, jobId: f?.jobId ?? '', outcome: o });
     }
     this.kick();
   }
@@ -239,7 +241,7 @@ export class Dispatcher {
       this.queueAck(b.workerId, { taskId: r.taskId, attempt: r.attempt });
       if (r.retried) this.wakeAt_(params[i].retryAt ?? now);
       if (b.outcome.status === 'failed') {
-        this.log.info({ taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
+        this.log.info({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
           r.retried ? 'task failed; retry scheduled' : 'task failed');
       }
     }
@@ -248,7 +250,7 @@ export class Dispatcher {
       this.queueAck(b.workerId, { taskId: r.taskId, attempt: r.attempt });
       this.metrics.resultsRejected.inc();
       const level = r.currentState === 'cancelled' ? 'debug' : 'warn';
-      this.log[level]({ taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, currentState: r.currentState, currentAttempt: r.currentAttempt },
+      this.log[level]({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, currentState: r.currentState, currentAttempt: r.currentAttempt },
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
     this.events.publish(result.jobs);

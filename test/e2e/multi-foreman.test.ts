@@ -115,7 +115,8 @@ test('three foremen on one database, one killed with SIGKILL mid-job: workers mo
   // Each worker starts on a different foreman and knows all three.
   const workers: ChildWorker[] = [0, 1, 2].map((i) => spawnWorkerProcess(['--foreman', wsList(i), '--id', `mw${i + 1}`, '--concurrency', '8',
     '--handlers', FIXTURE, '--reconnect-interval', '100'], { CC_EXEC_LOG: log }));
-  const client = new Client({ url: [foremen[1].url, foremen[2].url, foremen[0].url], reconnectIntervalMs: 100 });
+  // The client starts on the foreman that will be killed: it must fail over and still get its results.
+  const client = new Client({ url: [foremen[0].url, foremen[1].url, foremen[2].url], reconnectIntervalMs: 100 });
   try {
     await waitFor(async () => (await client.stats()).workers && ((await client.workers()).filter((w) => w.status === 'online').length === 3) || null, { timeoutMs: 20_000, message: 'three workers online' });
     const N = 3_000;
@@ -131,6 +132,7 @@ test('three foremen on one database, one killed with SIGKILL mid-job: workers mo
     assert.equal(new Set(lines.map((l) => l.split(' ')[0])).size, N, 'every task ran');
     const moved = (await client.workers()).filter((w) => w.status === 'online' && w.foreman_id !== 'f1');
     assert.equal(moved.length, 3, 'the workers of the dead foreman reconnected to the others');
+    assert.equal((await client.getJob(job.id)).status, 'completed', 'queries, too, fail over to a live foreman');
   } finally {
     await client.close();
     for (const w of workers) w.kill('SIGKILL');

@@ -194,41 +194,38 @@ export class PostgresStore implements Store {
 
   async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
-    try {
-      return await this.tx(async (c) => {
-        if (job.idempotencyKey) {
-          const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
-          if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
-            return { job: jobFromRow(existing), position: 0, deduplicated: true };
-          }
-          if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
+    return this.tx(async (c) => {
+      const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
+          max_attempts, idempotency_key, metadata, created_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+        [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now]);
+      // The common case is one statement: a new key (or none) inserts. A taken key means an
+      // existing job: returned while its key lives, else the key moves to the new job.
+      let jr = (await insertJob()).rows[0];
+      if (!jr) {
+        const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
+        if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
+          return { job: jobFromRow(existing), position: 0, deduplicated: true };
         }
-        const jr = (await c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-            max_attempts, idempotency_key, metadata, created_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
-          [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-            job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now])).rows[0];
-        // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-        const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
-            SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2
-            FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[])
-              AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms)
-            ORDER BY t.idx RETURNING seq, priority`,
-          [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
-            tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs)])).rows[0];
-        const position = Number((await c.query(`SELECT
-            (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
-            (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`, [first.priority, first.seq])).rows[0].n);
-        await this.notify(c, { kind: 'work' });
-        return { job: jobFromRow(jr), position, deduplicated: false };
-      });
-    } catch (err) {
-      // Two foremen inserting the same new key at once: the loser reads the winner's job.
-      if ((err as { code?: string }).code === '23505' && job.idempotencyKey && /idempotency/.test((err as Error).message)) {
-        const existing = (await this.pool.query('SELECT * FROM jobs WHERE idempotency_key = $1', [job.idempotencyKey])).rows[0];
-        if (existing) return { job: jobFromRow(existing), position: 0, deduplicated: true };
+        if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
+        jr = (await insertJob()).rows[0];
       }
-      throw err;
-    }
+      // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
+      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
+          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2
+          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[])
+            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms)
+          ORDER BY t.idx RETURNING seq, priority`,
+        [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
+          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs)])).rows[0];
+      // The queue position and the announcement to other foremen, in one round trip.
+      const position = Number((await c.query(`SELECT pg_notify($3, $4),
+          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
+          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
+        [first.priority, first.seq, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })])).rows[0].n);
+      return { job: jobFromRow(jr), position, deduplicated: false };
+    });
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {

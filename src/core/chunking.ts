@@ -10,6 +10,7 @@ export const TARGET_TASKS_PER_JOB = 256;
 /** Jobs up to this many arguments get one task per argument. */
 export const ONE_PER_TASK_UP_TO = 256;
 
+/** Arguments per task: the caller's `requested` size, else one per task for small jobs and about TARGET_TASKS_PER_JOB tasks for large ones. */
 export function chooseChunkSize(argCount: number, requested?: number): number {
   if (requested !== undefined) return Math.max(1, Math.floor(requested));
   if (argCount <= ONE_PER_TASK_UP_TO) return 1;

@@ -14,6 +14,7 @@ export function deriveJobState(counts: JobCounts, opts: { started: boolean; canc
   return opts.started || done > 0 ? 'running' : 'queued';
 }
 
+/** True once every task of the job has ended (completed, failed or cancelled). */
 export function isJobDone(counts: JobCounts): boolean {
   return counts.completed + counts.failed + counts.cancelled >= counts.total;
 }

@@ -1,7 +1,9 @@
+import type { TaskError } from './messages.ts';
+
 /**
  * Stable error codes. Each one is a string a program can match on; the message next to it
  * is for people and names the job, task or worker and the limit involved.
- * docs/protocol.md lists them in one table.
+ * docs/guarantees.md lists them in one table.
  */
 export const ERROR_CODES = {
   CC_ERR_BAD_JSON: 'A WebSocket frame was not valid JSON.',
@@ -31,21 +33,12 @@ export const ERROR_CODES = {
   CC_ERR_INTERNAL: 'An unexpected internal error; the log has the details.',
 } as const;
 
+/** One of the stable error codes of {@link ERROR_CODES}. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** An error with a stable code, safe to send over the wire as `{ code, message, details }`. */
-export class CrowdComputeError extends Error {
-  readonly code: ErrorCode;
-  readonly details: Record<string, unknown> | undefined;
-  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(`${code}: ${message}`);
-    this.name = 'CrowdComputeError';
-    this.code = code;
-    this.details = details;
-  }
-  toJSON(): WireError {
-    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
-  }
+/** True when `code` is one of ours (a peer may send anything). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
 }
 
 /** The shape of an error as it travels in messages and REST bodies. */
@@ -53,6 +46,56 @@ export interface WireError {
   code: string;
   message: string;
   details?: Record<string, unknown>;
+}
+
+/** `CC_ERR_X: what happened` → `what happened`; other text is returned as it is. */
+function withoutCode(message: string, code: string): string {
+  return message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message;
+}
+
+/**
+ * An error with a stable code. Its `message` starts with the code (`CC_ERR_TIMEOUT: task …`),
+ * so a log line or a stack trace says which one it is; on the wire it travels as
+ * `{ code, message, details }` and {@link CrowdComputeError.fromWire} rebuilds it.
+ */
+export class CrowdComputeError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(`${code}: ${withoutCode(message, code)}`);
+    this.name = 'CrowdComputeError';
+    this.code = code;
+    this.details = details;
+  }
+
+  /** Rebuild an error received from a peer; an unknown code becomes CC_ERR_INTERNAL. */
+  static fromWire(wire: WireError, extraDetails?: Record<string, unknown>): CrowdComputeError {
+    const code = isErrorCode(wire.code) ? wire.code : 'CC_ERR_INTERNAL';
+    const details = wire.details || extraDetails ? { ...wire.details, ...extraDetails } : undefined;
+    return new CrowdComputeError(code, withoutCode(wire.message, wire.code), details);
+  }
+
+  /** The wire form: `{ code, message, details? }`. */
+  toJSON(): WireError {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+
+  /** This error as a task attempt's error (what a worker reports, what the store keeps). */
+  toTaskError(extra: TaskErrorExtra = {}): TaskError {
+    return { message: this.message, name: this.name, code: this.code, ...(this.stack ? { stack: this.stack } : {}), ...extra };
+  }
+}
+
+/** What a task error may carry besides its code and message. */
+export type TaskErrorExtra = Omit<TaskError, 'message' | 'code'>;
+
+/**
+ * The error of a task attempt that the system ended (a lost worker, a timeout, a cancel):
+ * the one place such errors are made, so every one has the same shape and says its code first.
+ */
+export function taskError(code: ErrorCode, message: string, extra: TaskErrorExtra = {}): TaskError {
+  return { message: `${code}: ${withoutCode(message, code)}`, code, ...extra };
 }
 
 /** Format a byte count the way error messages quote limits: `12.4 MiB`. */

@@ -1,4 +1,12 @@
+/**
+ * The language foreman, workers and clients speak: states, error codes, WebSocket messages,
+ * framing and REST shapes. It imports nothing else of CrowdCompute's.
+ * @packageDocumentation
+ */
 export * from './states.ts';
 export * from './errors.ts';
 export * from './messages.ts';
 export * from './parse.ts';
+export * from './framing.ts';
+export * from './case-keys.ts';
+export * from './rest.ts';

@@ -12,13 +12,14 @@ const positiveInt = z.number().int().positive();
 /** Any JSON value; the size limit is enforced on the frame, not here. */
 const json = z.unknown();
 
+/** An error as it travels in messages and REST bodies. */
 export const WireErrorSchema = z.object({
   code: z.string(),
   message: z.string(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** What a worker tells the foreman about the machine it runs on (used for placement later). */
+/** What a worker tells the foreman about the machine it runs on. */
 export const ResourcesSchema = z.object({
   cpuCores: z.number().int().nonnegative().optional(),
   memoryMb: z.number().nonnegative().optional(),
@@ -27,22 +28,32 @@ export const ResourcesSchema = z.object({
   gpu: z.number().int().nonnegative().optional(),
 }).catchall(z.unknown());
 
-/** A task the worker is still running, reported on hello so a reconnect keeps its leases. */
-const RunningRef = z.object({ taskId: id, attempt: positiveInt });
+/** One attempt of one task: what leases, acks and hand-backs name. */
+export const TaskRefSchema = z.object({ taskId: id, attempt: positiveInt });
+/** One attempt of one task. */
+export type TaskRef = z.infer<typeof TaskRefSchema>;
 
 // ---------------------------------------------------------------- job submission
 
-const commonJobOptions = {
+/** Options every job takes, whatever its kind. */
+export const JobOptionsSchema = z.object({
+  /** A name for people (lists, the dashboard). */
   name: z.string().max(200).optional(),
+  /** Tasks of a higher priority run first; within one, jobs share the workers. Default normal. */
   priority: priority.optional(),
   /** Per-task deadline, measured on the worker from the moment the task starts. */
   timeoutMs: positiveInt.optional(),
   /** Attempts per task before it fails for good (1 = no retry). */
   maxAttempts: positiveInt.max(100).optional(),
+  /** Submitting again with the same key returns the same job instead of a new one. */
   idempotencyKey: z.string().min(1).max(200).optional(),
+  /** Anything the caller wants kept with the job. */
   metadata: z.record(z.string(), z.unknown()).optional(),
-};
+});
+/** Options every job takes, whatever its kind. */
+export type JobOptions = z.infer<typeof JobOptionsSchema>;
 
+/** One named task of a `tasks` job: a type routed by handler pattern, and its input. */
 export const NamedTaskSpecSchema = z.object({
   type: z.string().min(1).max(200),
   input: json.optional(),
@@ -51,8 +62,10 @@ export const NamedTaskSpecSchema = z.object({
   timeoutMs: positiveInt.optional(),
   maxAttempts: positiveInt.max(100).optional(),
 });
+/** One named task of a `tasks` job. */
 export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;
 
+/** A map job: a self-contained function and its arguments; one call per argument. */
 export const MapJobSpecSchema = z.object({
   kind: z.literal('map'),
   /** Source text of a self-contained function: it sees its argument and nothing else. */
@@ -60,18 +73,23 @@ export const MapJobSpecSchema = z.object({
   args: z.array(json),
   /** Arguments per task; omitted = chosen by the foreman from the argument count. */
   chunkSize: positiveInt.optional(),
-  ...commonJobOptions,
+  ...JobOptionsSchema.shape,
 });
 
+/** A job of named tasks, each routed to workers whose handler patterns match its type. */
 export const TasksJobSpecSchema = z.object({
   kind: z.literal('tasks'),
   tasks: z.array(NamedTaskSpecSchema).min(1),
-  ...commonJobOptions,
+  ...JobOptionsSchema.shape,
 });
 
+/** A job as submitted: a map job or a job of named tasks, told apart by `kind`. */
 export const JobSpecSchema = z.discriminatedUnion('kind', [MapJobSpecSchema, TasksJobSpecSchema]);
+/** A map job as submitted. */
 export type MapJobSpec = z.infer<typeof MapJobSpecSchema>;
+/** A job of named tasks as submitted. */
 export type TasksJobSpec = z.infer<typeof TasksJobSpecSchema>;
+/** A job as submitted. */
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 
 // ---------------------------------------------------------------- foreman -> worker
@@ -88,8 +106,10 @@ export const WireTaskSchema = z.object({
   priority,
   timeoutMs: positiveInt.nullable(),
 });
+/** One task as a worker receives it. */
 export type WireTask = z.infer<typeof WireTaskSchema>;
 
+/** The foreman accepted a worker's hello: the session's timings and limits. */
 export const WelcomeSchema = z.object({
   type: z.literal('welcome'),
   protocol: z.string(),
@@ -100,6 +120,7 @@ export const WelcomeSchema = z.object({
   maxPayloadBytes: positiveInt,
 });
 
+/** Tasks for a worker, never more than its free capacity. */
 export const AssignTasksSchema = z.object({
   type: z.literal('assign_tasks'),
   tasks: z.array(WireTaskSchema),
@@ -107,6 +128,7 @@ export const AssignTasksSchema = z.object({
   code: z.record(z.string(), z.string()).optional(),
 });
 
+/** Stop running that attempt of that task (cancelled, or taken back from the worker). */
 export const CancelTaskSchema = z.object({
   type: z.literal('cancel_task'),
   taskId: id,
@@ -117,11 +139,22 @@ export const CancelTaskSchema = z.object({
 /** Results the foreman has committed; the worker may forget them. */
 export const ResultAckSchema = z.object({
   type: z.literal('result_ack'),
-  tasks: z.array(RunningRef),
+  tasks: z.array(TaskRefSchema),
+});
+
+/**
+ * The answer to a heartbeat. It tells a worker that the foreman still hears it, which a
+ * WebSocket ping cannot do for a peer whose API does not expose pings (a browser's).
+ */
+export const HeartbeatAckSchema = z.object({
+  type: z.literal('heartbeat_ack'),
+  /** Tasks of the heartbeat whose leases were extended. */
+  held: z.number().int().nonnegative(),
 });
 
 // ---------------------------------------------------------------- worker -> foreman
 
+/** Opens a worker session: who the worker is, what it runs, and what it is still running. */
 export const HelloSchema = z.object({
   type: z.literal('hello'),
   protocol: z.string(),
@@ -132,10 +165,12 @@ export const HelloSchema = z.object({
   allowCode: z.boolean(),
   resources: ResourcesSchema.optional(),
   version: z.string().max(100).optional(),
-  running: z.array(RunningRef).optional(),
+  running: z.array(TaskRefSchema).optional(),
 });
+/** A worker's hello. */
 export type Hello = z.infer<typeof HelloSchema>;
 
+/** Why an attempt failed, as a worker reports it and the store keeps it. */
 export const TaskErrorSchema = z.object({
   message: z.string(),
   name: z.string().optional(),
@@ -146,8 +181,10 @@ export const TaskErrorSchema = z.object({
   /** Why the attempt ended, when the system ended it: timeout, cancelled, worker_lost, lease_expired, ... */
   reason: z.string().optional(),
 });
+/** Why an attempt failed. */
 export type TaskError = z.infer<typeof TaskErrorSchema>;
 
+/** How one attempt of a task ended. */
 export const TaskOutcomeSchema = z.object({
   taskId: id,
   attempt: positiveInt,
@@ -156,17 +193,21 @@ export const TaskOutcomeSchema = z.object({
   error: TaskErrorSchema.optional(),
   durationMs: z.number().nonnegative().optional(),
 });
+/** How one attempt of a task ended. */
 export type TaskOutcome = z.infer<typeof TaskOutcomeSchema>;
 
-/** A single result, the shape seed 000 names; `task_results` carries several per frame. */
+/** One outcome as a message of its own; `task_results` carries several in one. */
 export const TaskResultSchema = TaskOutcomeSchema.extend({ type: z.literal('task_result') });
+/** Several outcomes in one message: what a busy worker sends. */
 export const TaskResultsSchema = z.object({ type: z.literal('task_results'), results: z.array(TaskOutcomeSchema).min(1) });
 
+/** The worker is alive and still runs these tasks: their leases are extended. */
 export const HeartbeatSchema = z.object({
   type: z.literal('heartbeat'),
-  running: z.array(RunningRef).optional(),
+  running: z.array(TaskRefSchema).optional(),
 });
 
+/** The worker takes work again (after a drain) or changes its capacity. */
 export const WorkerReadySchema = z.object({
   type: z.literal('worker_ready'),
   capacity: positiveInt.max(10_000).optional(),
@@ -180,10 +221,11 @@ export const WorkerDrainingSchema = z.object({
 /** The worker gives tasks back unfinished (drain timeout passed): requeue them, not as failures. */
 export const ReleaseTasksSchema = z.object({
   type: z.literal('release_tasks'),
-  tasks: z.array(RunningRef).min(1),
+  tasks: z.array(TaskRefSchema).min(1),
   reason: z.string().max(500).optional(),
 });
 
+/** A handler's progress on one attempt, passed on to whoever watches the job. */
 export const TaskProgressSchema = z.object({
   type: z.literal('task_progress'),
   taskId: id,
@@ -195,6 +237,7 @@ export const TaskProgressSchema = z.object({
 
 // ---------------------------------------------------------------- client <-> foreman
 
+/** Submit a job; answered by `job_accepted` once it is committed (or by `error`). */
 export const SubmitJobSchema = z.object({
   type: z.literal('submit_job'),
   requestId: z.string().max(100),
@@ -203,18 +246,21 @@ export const SubmitJobSchema = z.object({
   subscribe: z.boolean().optional(),
 });
 
+/** Follow a job's progress and completion (a finished job answers at once). */
 export const SubscribeJobSchema = z.object({
   type: z.literal('subscribe_job'),
   requestId: z.string().max(100).optional(),
   jobId: id,
 });
 
+/** Cancel a job; answered by `cancel_ack`. */
 export const CancelJobSchema = z.object({
   type: z.literal('cancel_job'),
   requestId: z.string().max(100).optional(),
   jobId: id,
 });
 
+/** A submission is committed. */
 export const JobAcceptedSchema = z.object({
   type: z.literal('job_accepted'),
   requestId: z.string(),
@@ -227,14 +273,17 @@ export const JobAcceptedSchema = z.object({
   taskIds: z.array(id).optional(),
 });
 
+/** How many of a job's tasks ended, and how. */
 export const JobCountsSchema = z.object({
   total: z.number().int(),
   completed: z.number().int(),
   failed: z.number().int(),
   cancelled: z.number().int(),
 });
+/** How many of a job's tasks ended, and how. */
 export type JobCounts = z.infer<typeof JobCountsSchema>;
 
+/** A job moved (sent at most every 100 ms per job). */
 export const JobProgressSchema = z.object({
   type: z.literal('job_progress'),
   jobId: id,
@@ -242,6 +291,7 @@ export const JobProgressSchema = z.object({
   counts: JobCountsSchema,
 });
 
+/** A job ended. */
 export const JobCompletedSchema = z.object({
   type: z.literal('job_completed'),
   jobId: id,
@@ -251,6 +301,7 @@ export const JobCompletedSchema = z.object({
   results: z.array(json).optional(),
 });
 
+/** A handler reported progress on one of the job's tasks. */
 export const TaskProgressEventSchema = z.object({
   type: z.literal('task_progress_event'),
   jobId: id,
@@ -260,6 +311,7 @@ export const TaskProgressEventSchema = z.object({
   data: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** A message was refused or a request failed; `requestId` says which, when it had one. */
 export const ErrorMessageSchema = z.object({
   type: z.literal('error'),
   requestId: z.string().optional(),
@@ -268,6 +320,7 @@ export const ErrorMessageSchema = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** A cancellation is committed: the job's state after it. */
 export const CancelAckSchema = z.object({
   type: z.literal('cancel_ack'),
   requestId: z.string().optional(),
@@ -277,19 +330,38 @@ export const CancelAckSchema = z.object({
 
 // ---------------------------------------------------------------- unions
 
-/** Everything a foreman accepts on /ws, from workers and clients alike. */
-export const InboundSchema = z.discriminatedUnion('type', [
+/** Messages only a worker sends (after its hello). */
+const WORKER_MESSAGES = [
   HelloSchema, HeartbeatSchema, WorkerReadySchema, TaskResultSchema, TaskResultsSchema, TaskProgressSchema,
-  WorkerDrainingSchema, ReleaseTasksSchema, SubmitJobSchema, SubscribeJobSchema, CancelJobSchema,
-]);
+  WorkerDrainingSchema, ReleaseTasksSchema,
+] as const;
+/** Messages any connection may send. */
+const CLIENT_MESSAGES = [SubmitJobSchema, SubscribeJobSchema, CancelJobSchema] as const;
+
+/** Everything a foreman accepts on /ws, from workers and clients alike. */
+export const InboundSchema = z.discriminatedUnion('type', [...WORKER_MESSAGES, ...CLIENT_MESSAGES]);
+/** A message the foreman accepts. */
 export type Inbound = z.infer<typeof InboundSchema>;
+/** A message only workers send. */
+export type WorkerInbound = z.infer<(typeof WORKER_MESSAGES)[number]>;
+/** A message any client may send. */
+export type ClientInbound = z.infer<(typeof CLIENT_MESSAGES)[number]>;
 
 /** Everything a foreman sends on /ws. */
 export const OutboundSchema = z.discriminatedUnion('type', [
-  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema,
+  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema,
   JobAcceptedSchema, JobProgressSchema, JobCompletedSchema, TaskProgressEventSchema, ErrorMessageSchema, CancelAckSchema,
 ]);
+/** A message the foreman sends. */
 export type Outbound = z.infer<typeof OutboundSchema>;
 
+/** The `type` of every message a foreman accepts. */
 export const INBOUND_TYPES: ReadonlySet<string> = new Set(InboundSchema.options.map((o) => o.shape.type.value));
+/** The `type` of every message a foreman sends. */
 export const OUTBOUND_TYPES: ReadonlySet<string> = new Set(OutboundSchema.options.map((o) => o.shape.type.value));
+const WORKER_TYPES: ReadonlySet<string> = new Set(WORKER_MESSAGES.map((o) => o.shape.type.value));
+
+/** True for the messages only a worker sends; the rest are a client's. */
+export function isWorkerMessage(message: Inbound): message is WorkerInbound {
+  return WORKER_TYPES.has(message.type);
+}

@@ -10,9 +10,12 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  JobCounts, JobKind, JobState, Priority, TaskError, TaskKind, TaskState,
+  JobCounts, JobKind, JobState, Priority, TaskError, TaskKind, TaskRef, TaskState,
 } from '../protocol/index.ts';
 
+export type { TaskRef };
+
+/** A job as the store keeps it. */
 export interface JobRecord {
   id: string;
   kind: JobKind;
@@ -33,6 +36,7 @@ export interface JobRecord {
   completedAt: number | null;
 }
 
+/** A task as the store keeps it. */
 export interface TaskRecord {
   id: string;
   jobId: string;
@@ -62,6 +66,7 @@ export interface TaskRecord {
   availableAt: number;
 }
 
+/** One failed or lost attempt of a task. */
 export interface AttemptError {
   attempt: number;
   workerId: string | null;
@@ -82,6 +87,7 @@ export interface ClaimedTask {
   timeoutMs: number | null;
 }
 
+/** A worker as the store remembers it (connected or not). */
 export interface WorkerRecord {
   id: string;
   state: 'online' | 'offline';
@@ -98,6 +104,7 @@ export interface WorkerRecord {
   tasksFailed: number;
 }
 
+/** A task to insert with its job. */
 export interface NewTask {
   id: string;
   index: number;
@@ -109,6 +116,7 @@ export interface NewTask {
   timeoutMs: number | null;
 }
 
+/** A job and its tasks, inserted in one transaction. */
 export interface JobInsertParams {
   job: {
     id: string;
@@ -132,6 +140,7 @@ export interface JobInsertParams {
   dedupSince?: number;
 }
 
+/** The job inserted, or the existing one its idempotency key matched. */
 export interface JobInsertResult {
   job: JobRecord;
   /** Queued tasks that run before this job's first task. */
@@ -140,6 +149,7 @@ export interface JobInsertResult {
   deduplicated: boolean;
 }
 
+/** Who claims tasks, for what, and how many. */
 export interface TaskClaimParams {
   workerId: string;
   patterns: readonly string[];
@@ -149,6 +159,7 @@ export interface TaskClaimParams {
   now: number;
 }
 
+/** One outcome a worker reported, to record if the task is still running under that attempt on that worker. */
 export interface TaskOutcomeParams {
   taskId: string;
   attempt: number;
@@ -156,8 +167,11 @@ export interface TaskOutcomeParams {
   status: 'completed' | 'failed' | 'cancelled';
   result?: unknown;
   error?: TaskError;
-  /** For failures: when to run again if the task has attempts left (undefined = never). */
-  retryAt?: number;
+  /**
+   * For failures: when to run again, if the task's rules allow a retry (attempts left, error not
+   * permanent; see core/task-transitions.ts). Undefined = do not retry.
+   */
+  retryAt?: number | undefined;
 }
 
 /** A job whose counts or state changed in a store call. */
@@ -169,17 +183,13 @@ export interface JobChange {
   finished: boolean;
 }
 
+/** What became of a batch of outcomes. */
 export interface TaskFinishResult {
   /** Outcomes recorded (or turned into a scheduled retry). */
   recorded: { taskId: string; attempt: number; retried: boolean }[];
   /** Outcomes refused because the task is no longer running under that attempt. */
   rejected: { taskId: string; attempt: number; currentState: TaskState | null; currentAttempt: number | null }[];
   jobs: JobChange[];
-}
-
-export interface TaskRef {
-  taskId: string;
-  attempt: number;
 }
 
 /** What became of running tasks taken away from their worker (lost, expired, handed back). */
@@ -191,6 +201,7 @@ export interface TaskRequeueResult {
   jobs: JobChange[];
 }
 
+/** Running tasks to take from their worker. */
 export interface TaskRequeueParams {
   tasks: TaskRef[];
   now: number;
@@ -204,12 +215,14 @@ export interface TaskRequeueParams {
   countAsLost?: boolean;
 }
 
+/** A job's results in order, and what failed. */
 export interface JobResults {
   /** One entry per argument (map) or per task (tasks), in submission order; null where it failed. */
   results: unknown[];
   failures: { taskId: string; index: number; error: TaskError | null; state: TaskState }[];
 }
 
+/** A cancelled job, and the running tasks whose workers must be told. */
 export interface JobCancelResult {
   job: JobRecord;
   /** Tasks that were running and whose workers must be told to stop. */
@@ -217,12 +230,29 @@ export interface JobCancelResult {
   change: JobChange | null;
 }
 
+/** Counts by state. */
 export interface StoreStats {
   jobs: Record<JobState, number>;
   tasks: Record<TaskState, number>;
   workers: { online: number; offline: number };
 }
 
+/** Other foremen's announcements, heard through a shared database (PostgreSQL's LISTEN/NOTIFY). */
+export interface StoreNotifications {
+  /** New or returned work exists. */
+  onWork(): void;
+  /** A job's counts or state changed through another foreman. */
+  onJobChange(change: JobChange): void;
+  /** A running task must stop (cancelled through another foreman). */
+  onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
+}
+
+/** A running task taken away when its lease ran out, and the worker that held it. */
+export interface ExpiredLease extends TaskRef {
+  workerId: string | null;
+}
+
+/** The store: one interface, one driver per database. */
 export interface Store {
   readonly driver: 'sqlite' | 'postgres';
   /** Create or upgrade the schema. Safe to call on every start. */
@@ -248,7 +278,7 @@ export interface Store {
   /** Put running tasks back in the queue (their worker went away); conditional on the attempt. */
   taskRequeueMany(params: TaskRequeueParams): Promise<TaskRequeueResult>;
   /** Requeue (or fail, past maxLost) every running task whose lease expired before `now`. */
-  taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: { taskId: string; attempt: number; workerId: string | null }[] }>;
+  taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: ExpiredLease[] }>;
   /** Push the lease of tasks a worker still runs to `until`; returns how many it still held. */
   taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number>;
   /** Cancel one task: a queued one never starts; a running one is reported so its worker can be told. */
@@ -267,9 +297,5 @@ export interface Store {
    * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:
    * new work, job changes, running tasks to cancel. Absent on single-foreman drivers.
    */
-  listen?(handlers: {
-    onWork(): void;
-    onJobChange(change: JobChange): void;
-    onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
-  }): Promise<() => Promise<void>>;
+  listen?(handlers: StoreNotifications): Promise<() => Promise<void>>;
 }

@@ -10,17 +10,20 @@
  */
 import pg from 'pg';
 import {
-  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES,
+  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
   type JobCounts, type JobState, type TaskState,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
+import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreStats,
+  ClaimedTask, ExpiredLease, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
 } from '../store.ts';
+import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 
+/** Where the PostgreSQL store lives. */
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db; a `schema` query parameter selects the schema. */
   url: string;
@@ -30,16 +33,6 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Identifies this store's notifications so its own foreman can ignore them. */
   instanceId?: string;
-}
-
-/** What other foremen announce through LISTEN/NOTIFY. */
-export interface StoreNotifications {
-  /** New or returned work exists. */
-  onWork(): void;
-  /** A job's counts or state changed through another foreman. */
-  onJobChange(change: JobChange): void;
-  /** A running task must stop (cancelled through another foreman). */
-  onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
 }
 
 const CHANNEL = 'crowdcompute';
@@ -67,6 +60,7 @@ function parseUrl(url: string, schema?: string): { connectionString: string; sch
   return { connectionString: u.toString(), schema: name };
 }
 
+/** The PostgreSQL store (see the file's comment). @internal */
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   readonly schema: string;
@@ -274,9 +268,9 @@ export class PostgresStore implements Store {
       const row = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
       if (!row) return null;
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
-      const error = toJson({ message: `CC_ERR_CANCELLED: job ${params.jobId} was cancelled`, code: 'CC_ERR_CANCELLED' });
-      const rows = (await c.query(`UPDATE tasks t SET state = 'cancelled', completed_at = $2, lease_expires_at = NULL, error = $3
-          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND t.state IN ('queued', 'running')
+      const error = toJson(taskError('CC_ERR_CANCELLED', `job ${params.jobId} was cancelled`, { reason: 'cancelled' }));
+      const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
+          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
       await c.query('UPDATE jobs SET cancel_requested = TRUE WHERE id = $1', [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: 0, cancelled: rows.length }, params.now);
@@ -304,10 +298,10 @@ export class PostgresStore implements Store {
     // nothing), $6 whether the worker runs shipped code.
     return this.tx(async (c) => {
       const rows = (await c.query(`WITH picked AS (
-          SELECT seq FROM tasks WHERE state = 'queued' AND available_at <= $2
+          SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
             AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
           ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
-        UPDATE tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
+        UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
         FROM picked WHERE t.seq = picked.seq
         RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms`,
@@ -344,9 +338,9 @@ export class PostgresStore implements Store {
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
       if (done.length > 0) {
-        const rows = (await c.query(`UPDATE tasks t SET state = 'completed', result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+        const rows = (await c.query(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
-            WHERE t.id = v.id AND t.state = 'running' AND t.attempt = v.attempt AND t.worker_id = v.worker
+            WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
             RETURNING t.id, t.attempt, t.job_id`,
           [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now])).rows;
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
@@ -363,24 +357,29 @@ export class PostgresStore implements Store {
         const key = `${o.taskId}#${o.attempt}`;
         if (recordedKeys.has(key)) continue;
         const base = [o.taskId, o.attempt, o.workerId, now];
-        let r: Row | undefined;
         if (o.status === 'failed') {
+          // Read the row, let core/ decide between retry and fail, apply that one transition.
+          const row = (await c.query(`SELECT job_id, failures, max_attempts FROM tasks
+            WHERE id = $1 AND ${guard('fail')} AND attempt = $2 AND worker_id = $3 FOR UPDATE`, [o.taskId, o.attempt, o.workerId])).rows[0];
+          if (!row) continue;
           const err = o.error ?? { message: 'unknown error' };
           const entry = JSON.stringify({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
           const hist = `errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($6::jsonb))::text`;
-          if (o.retryAt !== undefined) {
-            r = (await c.query(`UPDATE tasks SET state = 'queued', error = $5, failures = failures + 1, worker_id = NULL, lease_expires_at = NULL,
+          const next = o.retryAt === undefined ? 'fail' : afterFailure({ failures: row.failures, maxAttempts: row.max_attempts }, err);
+          if (next === 'retry') {
+            await c.query(`UPDATE tasks SET state = ${to('retry')}, error = $5, failures = failures + 1, worker_id = NULL, lease_expires_at = NULL,
                 available_at = $7, ${hist}
-              WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 AND failures + 1 < max_attempts AND $4::bigint IS NOT NULL
-              RETURNING job_id`, [...base, toJson(err), entry, o.retryAt])).rows[0];
-            if (r) { recordedKeys.add(key); bump(r.job_id, 'failed', o, true); continue; }
+              WHERE id = $1 AND ${guard('retry')} AND attempt = $2 AND worker_id = $3 AND $4::bigint IS NOT NULL`, [...base, toJson(err), entry, o.retryAt]);
+          } else {
+            await c.query(`UPDATE tasks SET state = ${to('fail')}, error = $5, failures = failures + 1, completed_at = $4, lease_expires_at = NULL, ${hist}
+              WHERE id = $1 AND ${guard('fail')} AND attempt = $2 AND worker_id = $3`, [...base, toJson(err), entry]);
           }
-          r = (await c.query(`UPDATE tasks SET state = 'failed', error = $5, failures = failures + 1, completed_at = $4, lease_expires_at = NULL, ${hist}
-            WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 RETURNING job_id`, [...base, toJson(err), entry])).rows[0];
-          if (r) { recordedKeys.add(key); bump(r.job_id, 'failed', o, false); }
+          recordedKeys.add(key);
+          bump(row.job_id, 'failed', o, next === 'retry');
         } else {
-          r = (await c.query(`UPDATE tasks SET state = 'cancelled', error = $5, completed_at = $4, lease_expires_at = NULL
-            WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 RETURNING job_id`, [...base, toJson(o.error ?? { message: 'cancelled' })])).rows[0];
+          const r = (await c.query(`UPDATE tasks SET state = ${to('stop')}, error = $5, completed_at = $4, lease_expires_at = NULL
+            WHERE id = $1 AND ${guard('stop')} AND attempt = $2 AND worker_id = $3 RETURNING job_id`,
+          [...base, toJson(o.error ?? taskError('CC_ERR_CANCELLED', `task ${o.taskId} was cancelled`))])).rows[0];
           if (r) { recordedKeys.add(key); bump(r.job_id, 'cancelled', o, false); }
         }
       }
@@ -408,24 +407,35 @@ export class PostgresStore implements Store {
 
   private async requeueIn(c: pg.PoolClient, p: TaskRequeueParams): Promise<TaskRequeueResult> {
     const out: TaskRequeueResult = { requeued: [], failed: [], jobs: [] };
-    const failedByJob = new Map<string, number>();
-    const inc = p.countAsLost === false ? 0 : 1;
-    for (const t of p.tasks) {
-      const entry = JSON.stringify({ attempt: t.attempt, workerId: null, error: p.error, at: p.now });
-      // In SET, every expression reads the old row: `lost + $3` is the same everywhere.
-      const r = (await c.query(`UPDATE tasks SET lost = lost + $3,
-          state = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN 'failed' ELSE 'queued' END,
-          error = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN $5 ELSE error END,
-          completed_at = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN $6::bigint ELSE NULL END,
-          worker_id = CASE WHEN $4::int IS NOT NULL AND lost + $3 >= $4::int THEN worker_id ELSE NULL END,
-          lease_expires_at = NULL, available_at = $6,
-          errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($7::jsonb))::text
-        WHERE id = $1 AND state = 'running' AND attempt = $2 RETURNING job_id, state`,
-        [t.taskId, t.attempt, inc, p.maxLost ?? null, toJson(p.error), p.now, entry])).rows[0];
-      if (!r) continue;
-      const ref = { taskId: t.taskId, attempt: t.attempt };
-      if (r.state === 'failed') { out.failed.push(ref); failedByJob.set(r.job_id, (failedByJob.get(r.job_id) ?? 0) + 1); } else out.requeued.push(ref);
+    // Lock the rows in id order (two foremen taking back overlapping tasks cannot deadlock),
+    // let core/ decide each one's fate, then apply each transition to its set in one statement.
+    const rows = (await c.query(`SELECT t.id, t.attempt, t.job_id, t.lost FROM tasks t
+        JOIN unnest($1::text[], $2::int[]) AS v(id, attempt) ON t.id = v.id AND t.attempt = v.attempt
+        WHERE ${guard('requeue', 't.state')} ORDER BY t.id FOR UPDATE OF t`,
+    [p.tasks.map((t) => t.taskId), p.tasks.map((t) => t.attempt)])).rows;
+    const sets = { requeue: [] as Row[], abandon: [] as Row[] };
+    for (const r of rows) {
+      const next = afterLoss({ lost: r.lost }, { maxLost: p.maxLost, countAsLost: p.countAsLost !== false });
+      sets[next.transition].push({ ...r, lost: next.lost });
     }
+    const hist = `errors = (COALESCE(t.errors::jsonb, '[]'::jsonb) || jsonb_build_array(v.entry::jsonb))::text`;
+    const arrays = (rs: Row[]) => [rs.map((r) => r.id), rs.map((r) => r.attempt), rs.map((r) => r.lost),
+      rs.map((r) => JSON.stringify({ attempt: r.attempt, workerId: null, error: p.error, at: p.now })), p.now];
+    if (sets.requeue.length > 0) {
+      await c.query(`UPDATE tasks t SET state = ${to('requeue')}, lost = v.lost, worker_id = NULL, completed_at = NULL,
+          lease_expires_at = NULL, available_at = $5, ${hist}
+        FROM unnest($1::text[], $2::int[], $3::int[], $4::text[]) AS v(id, attempt, lost, entry)
+        WHERE t.id = v.id AND t.attempt = v.attempt AND ${guard('requeue', 't.state')}`, arrays(sets.requeue));
+      for (const r of sets.requeue) out.requeued.push({ taskId: r.id, attempt: r.attempt });
+    }
+    if (sets.abandon.length > 0) {
+      await c.query(`UPDATE tasks t SET state = ${to('abandon')}, lost = v.lost, error = $6, completed_at = $5, lease_expires_at = NULL, ${hist}
+        FROM unnest($1::text[], $2::int[], $3::int[], $4::text[]) AS v(id, attempt, lost, entry)
+        WHERE t.id = v.id AND t.attempt = v.attempt AND ${guard('abandon', 't.state')}`, [...arrays(sets.abandon), toJson(p.error)]);
+      for (const r of sets.abandon) out.failed.push({ taskId: r.id, attempt: r.attempt });
+    }
+    const failedByJob = new Map<string, number>();
+    for (const r of sets.abandon) failedByJob.set(r.job_id, (failedByJob.get(r.job_id) ?? 0) + 1);
     for (const jobId of [...failedByJob.keys()].sort()) {
       const change = await this.applyCounts(c, jobId, { completed: 0, failed: failedByJob.get(jobId)!, cancelled: 0 }, p.now);
       if (change) out.jobs.push(change);
@@ -439,16 +449,16 @@ export class PostgresStore implements Store {
     return this.tx((c) => this.requeueIn(c, params));
   }
 
-  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }) {
+  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
     return this.tx(async (c) => {
       // SKIP LOCKED: two foremen reaping at once split the expired tasks between them.
       const expired = (await c.query(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < $1
           ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit])).rows
-        .map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+        .map((r): ExpiredLease => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }));
       if (expired.length === 0) return { requeued: [], failed: [], jobs: [], expired };
       const res = await this.requeueIn(c, {
         tasks: expired, now: params.now, ...(params.maxLost !== undefined ? { maxLost: params.maxLost } : {}),
-        error: { message: 'CC_ERR_WORKER_LOST: the lease expired (no heartbeat from the worker in time)', code: 'CC_ERR_WORKER_LOST', reason: 'lease_expired' },
+        error: taskError('CC_ERR_WORKER_LOST', 'the lease expired (no heartbeat from the worker in time)', { reason: 'lease_expired' }),
       });
       return { ...res, expired };
     }, BEGIN_QUEUE_READ);
@@ -467,9 +477,10 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const before = (await c.query('SELECT * FROM tasks WHERE id = $1 FOR UPDATE', [params.taskId])).rows[0];
       if (!before) return null;
-      if (before.state !== 'queued' && before.state !== 'running') return { task: taskFromRow(before), running: null, change: null };
-      const error = toJson({ message: `CC_ERR_CANCELLED: task ${params.taskId} was cancelled`, code: 'CC_ERR_CANCELLED', reason: 'cancelled' });
-      const after = (await c.query(`UPDATE tasks SET state = 'cancelled', completed_at = $2, lease_expires_at = NULL, error = $3 WHERE id = $1 RETURNING *`,
+      if (!canTake('cancel', before.state)) return { task: taskFromRow(before), running: null, change: null };
+      const error = toJson(taskError('CC_ERR_CANCELLED', `task ${params.taskId} was cancelled`, { reason: 'cancelled' }));
+      const after = (await c.query(`UPDATE tasks SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
+        WHERE id = $1 AND ${guard('cancel')} RETURNING *`,
         [params.taskId, params.now, error])).rows[0];
       const change = await this.applyCounts(c, before.job_id, { completed: 0, failed: 0, cancelled: 1 }, params.now);
       const running = before.state === 'running' ? { attempt: before.attempt as number, workerId: before.worker_id as string | null } : null;

@@ -1,0 +1,79 @@
+/**
+ * The REST API speaks snake_case (`timeout_ms`), as the HTTP task services it stands in for
+ * do; the WebSocket protocol and the SDKs speak camelCase (`timeoutMs`). The two are one
+ * shape: the REST schema of a submission is derived from the protocol's schema here, and the
+ * SDK's types of REST answers are derived from the REST schemas with {@link CamelKeys}.
+ */
+import { z } from 'zod';
+
+/** `timeoutMs` → `timeout_ms`. */
+export function snakeCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** `timeout_ms` → `timeoutMs`. */
+export function camelCase(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** A snake_case string literal in camelCase. */
+export type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
+
+/** An object type with its top-level keys in camelCase (values untouched). */
+export type CamelKeys<T> = { [K in keyof T as K extends string ? CamelCase<K> : K]: T[K] };
+
+/** Rename an object's top-level keys to camelCase; values (inputs, results) are left as they are. */
+export function camelKeys<T extends object>(o: T): CamelKeys<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[camelCase(k)] = v;
+  return out as CamelKeys<T>;
+}
+
+/** The same structure with snake_case keys, no transforms (so objects stay objects for unions). */
+function snakeStructure(schema: z.ZodType): z.ZodType {
+  if (schema instanceof z.ZodObject) {
+    const shape: Record<string, z.ZodType> = {};
+    for (const [k, v] of Object.entries(schema.shape as Record<string, z.ZodType>)) shape[snakeCase(k)] = snakeStructure(v);
+    return schema.clone({ ...schema.def, shape } as typeof schema.def);
+  }
+  if (schema instanceof z.ZodOptional) return snakeStructure(schema.unwrap() as z.ZodType).optional();
+  if (schema instanceof z.ZodNullable) return snakeStructure(schema.unwrap() as z.ZodType).nullable();
+  if (schema instanceof z.ZodArray) return schema.clone({ ...schema.def, element: snakeStructure(schema.element as z.ZodType) } as typeof schema.def);
+  if (schema instanceof z.ZodDiscriminatedUnion) {
+    const options = (schema.options as z.ZodType[]).map(snakeStructure);
+    return schema.clone({ ...schema.def, options, discriminator: snakeCase(schema.def.discriminator) } as unknown as typeof schema.def);
+  }
+  return schema;
+}
+
+/** Walk a parsed snake_case value beside its camelCase schema and rename the keys the schema names. */
+function toCamel(schema: z.ZodType, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) return toCamel(schema.unwrap() as z.ZodType, value);
+  if (schema instanceof z.ZodArray) return (value as unknown[]).map((v) => toCamel(schema.element as z.ZodType, v));
+  if (schema instanceof z.ZodObject) {
+    const src = value as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+      const sk = snakeCase(k);
+      if (sk in src) out[k] = toCamel(v, src[sk]);
+    }
+    return out;
+  }
+  if (schema instanceof z.ZodDiscriminatedUnion) {
+    const key = schema.def.discriminator;
+    const tag = (value as Record<string, unknown>)[snakeCase(key)];
+    const option = (schema.options as z.ZodObject[]).find((o) => (o.shape[key] as z.ZodLiteral).values.has(tag as never));
+    return option ? toCamel(option, value) : value;
+  }
+  return value;
+}
+
+/**
+ * The snake_case twin of a camelCase schema: every key the schema names is renamed (nested
+ * objects and arrays of objects too, never the keys inside an open value such as a task's
+ * input), the checks stay the same, and parsing gives back the camelCase value.
+ */
+export function snakeCaseSchema<S extends z.ZodType>(schema: S): z.ZodType<z.output<S>> {
+  return snakeStructure(schema).transform((v) => toCamel(schema, v) as z.output<S>) as unknown as z.ZodType<z.output<S>>;
+}

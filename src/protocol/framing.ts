@@ -1,0 +1,71 @@
+/**
+ * Several messages per frame. Messages sent to one peer in one turn of the event loop leave
+ * as one frame holding a JSON array; a lone message still goes out as a plain object, so a
+ * browser or a hand-written peer sees the simple form most of the time. Foreman, worker and
+ * client all send through a {@link FrameBatcher}.
+ */
+
+/** Run `fn` after the current turn, once pending I/O has been seen (setImmediate where there is one). */
+export type Scheduler = (fn: () => void) => void;
+
+const defaultScheduler: Scheduler = typeof globalThis.setImmediate === 'function'
+  ? (fn) => { globalThis.setImmediate(fn); }
+  : (fn) => { setTimeout(fn, 0); };
+
+/** One frame from messages already encoded as JSON text. */
+export function encodeFrame(texts: readonly string[]): string {
+  return texts.length === 1 ? texts[0] : `[${texts.join(',')}]`;
+}
+
+/** Options of a {@link FrameBatcher}. */
+export interface FrameBatcherOptions {
+  /** Writes one frame to the socket. */
+  write: (frame: string) => void;
+  /** A frame is written early rather than grow past this many characters. Default unlimited. */
+  maxFrameChars?: number;
+  /** When the batch leaves. Default: after the current turn (setImmediate, else setTimeout 0). */
+  schedule?: Scheduler;
+}
+
+/** Collects the messages of one turn and writes them as one frame. */
+export class FrameBatcher {
+  private texts: string[] = [];
+  private chars = 0;
+  private scheduled = false;
+  private readonly write: (frame: string) => void;
+  private readonly maxFrameChars: number;
+  private readonly schedule: Scheduler;
+
+  constructor(options: FrameBatcherOptions) {
+    this.write = options.write;
+    this.maxFrameChars = options.maxFrameChars ?? Infinity;
+    this.schedule = options.schedule ?? defaultScheduler;
+  }
+
+  /** Queue one message (any JSON value with a `type`). */
+  push(message: unknown): void {
+    const text = JSON.stringify(message);
+    if (this.texts.length > 0 && this.chars + text.length > this.maxFrameChars) this.flush();
+    this.texts.push(text);
+    this.chars += text.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.schedule(() => { this.scheduled = false; this.flush(); });
+    }
+  }
+
+  /** Write what is queued now. */
+  flush(): void {
+    if (this.texts.length === 0) return;
+    const frame = encodeFrame(this.texts);
+    this.texts = [];
+    this.chars = 0;
+    this.write(frame);
+  }
+
+  /** Forget what is queued (the socket is gone). */
+  clear(): void {
+    this.texts = [];
+    this.chars = 0;
+  }
+}

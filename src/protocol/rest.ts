@@ -1,0 +1,217 @@
+/**
+ * The REST API's request and response shapes, in one place: the foreman validates requests
+ * with them, its OpenAPI document is generated from them, and the client SDK's types are
+ * derived from them (camelCased). Field names are snake_case and times ISO 8601 strings, as
+ * the HTTP task services CrowdCompute stands in for document them.
+ */
+import { z } from 'zod';
+import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './states.ts';
+import { JobSpecSchema, TaskErrorSchema } from './messages.ts';
+import { snakeCaseSchema } from './case-keys.ts';
+
+const isoTime = z.string().describe('ISO 8601 time');
+const nullableTime = isoTime.nullable();
+
+// ---------------------------------------------------------------- requests
+
+/** POST /api/jobs: the protocol's job spec with snake_case keys (`chunk_size`, `timeout_ms`, `tasks[].task_id`). */
+export const RestJobSpecSchema = snakeCaseSchema(JobSpecSchema);
+
+/** POST /task/submit: one named task, as FastAPI-style task services take it. `payload.function` is the task type. */
+export const TaskSubmitBodySchema = z.object({
+  task_id: z.string().min(1).max(200).optional(),
+  payload: z.object({
+    function: z.string().min(1).describe('the task type, routed to a handler pattern'),
+    args: z.array(z.unknown()).optional(),
+    kwargs: z.record(z.string(), z.unknown()).optional(),
+    input: z.unknown().optional().describe("the handler's input as it is, instead of args and kwargs"),
+  }),
+  priority: z.enum(PRIORITIES).optional(),
+  timeout_ms: z.number().int().positive().optional(),
+  max_attempts: z.number().int().positive().max(100).optional(),
+  idempotency_key: z.string().min(1).max(200).optional(),
+});
+/** POST /task/submit's body. */
+export type TaskSubmitBody = z.output<typeof TaskSubmitBodySchema>;
+
+/** Paging of list endpoints. */
+export const PageQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+/** GET /api/jobs: paging and a state filter. */
+export const JobListQuerySchema = PageQuerySchema.extend({
+  status: z.enum(JOB_STATES).optional(),
+});
+
+/** Path parameter of the endpoints about one job or task. */
+export const IdParamsSchema = z.object({ id: z.string().min(1).max(200) });
+
+// ---------------------------------------------------------------- responses
+
+/** A job. */
+export const JobViewSchema = z.object({
+  id: z.string(),
+  job_id: z.string().describe('the same as id'),
+  kind: z.enum(JOB_KINDS),
+  name: z.string().nullable(),
+  status: z.enum(JOB_STATES),
+  priority: z.enum(PRIORITIES),
+  total_tasks: z.number().int(),
+  completed_tasks: z.number().int(),
+  failed_tasks: z.number().int(),
+  cancelled_tasks: z.number().int(),
+  progress: z.number().min(0).max(1).describe('finished tasks over all tasks, 0..1'),
+  arg_count: z.number().int().nullable(),
+  chunk_size: z.number().int().nullable(),
+  timeout_ms: z.number().int().nullable(),
+  max_attempts: z.number().int(),
+  idempotency_key: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+  cancel_requested: z.boolean(),
+  created_at: isoTime,
+  started_at: nullableTime,
+  completed_at: nullableTime,
+});
+/** A job, as the REST API shows it. */
+export type JobView = z.output<typeof JobViewSchema>;
+
+/** POST /api/jobs: the job, where its first task stands in the queue, and whether its idempotency key matched. */
+export const JobSubmitViewSchema = JobViewSchema.extend({
+  position: z.number().int().describe('queued tasks ahead of this job when it was accepted'),
+  deduplicated: z.boolean().describe('true when the idempotency key matched an existing job, which is returned'),
+});
+/** POST /api/jobs' answer. */
+export type JobSubmitView = z.output<typeof JobSubmitViewSchema>;
+
+/** One failed or lost attempt of a task. */
+export const AttemptErrorViewSchema = z.object({
+  attempt: z.number().int(),
+  worker_id: z.string().nullable(),
+  error: TaskErrorSchema,
+  at: isoTime,
+});
+
+/** A task. */
+export const TaskViewSchema = z.object({
+  task_id: z.string(),
+  job_id: z.string(),
+  index: z.number().int(),
+  kind: z.enum(TASK_KINDS),
+  type: z.string(),
+  status: z.enum(TASK_STATES),
+  priority: z.enum(PRIORITIES),
+  attempt: z.number().int(),
+  failures: z.number().int(),
+  max_attempts: z.number().int(),
+  timeout_ms: z.number().int().nullable(),
+  worker_id: z.string().nullable(),
+  input: z.unknown().optional(),
+  result: z.unknown(),
+  error: TaskErrorSchema.nullable(),
+  attempt_errors: z.array(AttemptErrorViewSchema).describe('every failed or lost attempt, oldest first'),
+  progress: z.number().nullable(),
+  progress_message: z.string().nullable(),
+  queued_at: isoTime,
+  started_at: nullableTime,
+  completed_at: nullableTime,
+  lease_expires_at: nullableTime,
+  available_at: nullableTime,
+});
+/** A task, as the REST API shows it. */
+export type TaskView = z.output<typeof TaskViewSchema>;
+
+/** GET /api/jobs/{id}/results: results in argument or task order, null where a task did not complete. */
+export const JobResultsViewSchema = z.object({
+  job_id: z.string(),
+  status: z.enum(JOB_STATES),
+  results: z.array(z.unknown()),
+  failures: z.array(z.object({
+    task_id: z.string(),
+    index: z.number().int().describe('task index, or the first argument index of a failed map chunk'),
+    status: z.enum(TASK_STATES),
+    error: TaskErrorSchema.nullable(),
+  })),
+});
+/** A job's results, as the REST API shows them. */
+export type JobResultsView = z.output<typeof JobResultsViewSchema>;
+
+/** A worker. */
+export const WorkerViewSchema = z.object({
+  worker_id: z.string(),
+  status: z.enum(['online', 'offline']),
+  capacity: z.number().int(),
+  running_tasks: z.number().int(),
+  patterns: z.array(z.string()),
+  allow_code: z.boolean(),
+  resources: z.record(z.string(), z.unknown()),
+  version: z.string().nullable(),
+  foreman_id: z.string().nullable(),
+  connected_at: isoTime,
+  last_seen_at: isoTime,
+  disconnected_at: nullableTime,
+  tasks_completed: z.number().int(),
+  tasks_failed: z.number().int(),
+});
+/** A worker, as the REST API shows it. */
+export type WorkerView = z.output<typeof WorkerViewSchema>;
+
+const perState = <T extends readonly [string, ...string[]]>(states: T) =>
+  z.object(Object.fromEntries(states.map((s) => [s, z.number().int()])) as { [K in T[number]]: z.ZodNumber });
+
+/** GET /api/stats. */
+export const StatsViewSchema = z.object({
+  connected_workers: z.number().int(),
+  total_capacity: z.number().int(),
+  running_tasks: z.number().int(),
+  total_jobs: z.number().int(),
+  active_jobs: z.number().int(),
+  completed_jobs: z.number().int(),
+  failed_jobs: z.number().int(),
+  cancelled_jobs: z.number().int(),
+  total_tasks: z.number().int(),
+  queued_tasks: z.number().int(),
+  completed_tasks: z.number().int(),
+  failed_tasks: z.number().int(),
+  jobs: perState(JOB_STATES),
+  tasks: perState(TASK_STATES),
+  workers: z.object({ online: z.number().int(), offline: z.number().int() }),
+  uptime_seconds: z.number().int(),
+});
+/** The foreman's statistics, as the REST API shows them. */
+export type StatsView = z.output<typeof StatsViewSchema>;
+
+/** GET /health: the fields health checks of task services read, plus the store and the connected workers. */
+export const HealthViewSchema = z.object({
+  status: z.enum(['healthy', 'stopping']),
+  active_tasks: z.number().int(),
+  queue_size: z.number().int(),
+  cpu_percent: z.number(),
+  memory_percent: z.number(),
+  connected_workers: z.number().int(),
+  database: z.enum(['sqlite', 'postgres']),
+  timestamp: isoTime,
+});
+/** The foreman's health, as the REST API shows it. */
+export type HealthView = z.output<typeof HealthViewSchema>;
+
+/** POST /task/submit's answer. */
+export const TaskSubmitViewSchema = z.object({
+  status: z.enum(TASK_STATES),
+  task_id: z.string(),
+  position: z.number().int(),
+  job_id: z.string(),
+});
+/** POST /task/submit's answer. */
+export type TaskSubmitView = z.output<typeof TaskSubmitViewSchema>;
+
+/** Every error answer: a stable `code`, a `message` that names the problem and the limit, and `detail` repeating it for FastAPI-style clients. */
+export const ErrorBodySchema = z.object({
+  code: z.string().describe('a stable CC_ERR_* code'),
+  message: z.string(),
+  detail: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+/** An error answer of the REST API. */
+export type ErrorBody = z.output<typeof ErrorBodySchema>;

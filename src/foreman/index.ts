@@ -1,1 +1,6 @@
-export { Foreman, startForeman, type ForemanOptions } from './foreman.ts';
+/**
+ * The foreman: `startForeman(options)` or `new Foreman(options).start()`.
+ * @packageDocumentation
+ */
+export { Foreman, startForeman } from './foreman.ts';
+export { FOREMAN_DEFAULTS, type ForemanOptions } from './foreman-options.ts';

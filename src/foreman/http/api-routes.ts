@@ -1,121 +1,97 @@
 import type { FastifyInstance } from 'fastify';
-import { CrowdComputeError, JOB_STATES, type JobState } from '../../protocol/index.ts';
-import type { Store } from '../../store/store.ts';
-import type { Dispatcher } from '../dispatch/dispatcher.ts';
-import type { JobService } from '../job-service.ts';
+import {
+  CrowdComputeError, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobSubmitViewSchema, JobViewSchema, PageQuerySchema,
+  RestJobSpecSchema, StatsViewSchema, TaskViewSchema, WorkerViewSchema,
+  type JobResultsView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
+} from '../../protocol/index.ts';
+import { z } from 'zod';
+import type { JobRecord, Store } from '../../store/store.ts';
+import type { JobService } from '../jobs/job-service.ts';
+import type { WorkerRegistry } from '../workers/worker-registry.ts';
+import { routeSchema } from './openapi.ts';
 import { jobView, taskView, workerView } from './rest-views.ts';
-import { jobSpecFromRest } from './rest-inputs.ts';
+import { jobSpecFromRest, parseRequest } from './rest-inputs.ts';
 
+/** What the REST API reads and acts on. */
 export interface ApiDeps {
   store: Store;
-  dispatcher: Dispatcher;
+  registry: WorkerRegistry;
   jobs: JobService;
   startedAt: number;
 }
 
-const idParam = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
-const paging = {
-  type: 'object',
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 10000, default: 100 },
-    offset: { type: 'integer', minimum: 0, default: 0 },
-    status: { type: 'string', enum: [...JOB_STATES] },
-  },
-} as const;
-
-function page(q: unknown): { limit: number; offset: number; status?: JobState } {
-  const { limit, offset, status } = (q ?? {}) as Record<string, string | undefined>;
-  const l = Math.min(10_000, Math.max(1, Number(limit ?? 100) || 100));
-  const o = Math.max(0, Number(offset ?? 0) || 0);
-  if (status !== undefined && !(JOB_STATES as readonly string[]).includes(status)) {
-    throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `status must be one of ${JOB_STATES.join(', ')}`);
-  }
-  return { limit: l, offset: o, ...(status ? { status: status as JobState } : {}) };
-}
-
-async function mustJob(store: Store, id: string) {
+/** Find a job or answer 404. */
+export async function mustJob(store: Store, id: string): Promise<JobRecord> {
   const job = await store.jobGet(id);
   if (!job) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
   return job;
 }
 
-/** The foreman's REST API under /api (seed 002's endpoints, plus submit, results and cancel). */
+const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, 'path').id;
+
+/** The foreman's REST API under /api: jobs (list, submit, read, tasks, results, cancel), workers, statistics. */
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { store, dispatcher, jobs } = deps;
+  const { store, registry, jobs } = deps;
 
-  app.get('/api/stats', { schema: { tags: ['system'], summary: 'System statistics (seed 002), including connected_workers' } }, async () => {
-    const s = await store.stats();
-    let running = 0;
-    let capacity = 0;
-    for (const w of dispatcher.sessions.values()) { running += w.inFlight.size; capacity += w.capacity; }
-    const totalJobs = Object.values(s.jobs).reduce((a, b) => a + b, 0);
-    const totalTasks = Object.values(s.tasks).reduce((a, b) => a + b, 0);
-    return {
-      connected_workers: dispatcher.sessions.size,
-      total_capacity: capacity,
-      running_tasks: running,
-      total_jobs: totalJobs,
-      active_jobs: s.jobs.queued + s.jobs.running,
-      completed_jobs: s.jobs.completed,
-      failed_jobs: s.jobs.failed,
-      cancelled_jobs: s.jobs.cancelled,
-      total_tasks: totalTasks,
-      queued_tasks: s.tasks.queued,
-      completed_tasks: s.tasks.completed,
-      failed_tasks: s.tasks.failed,
-      jobs: s.jobs,
-      tasks: s.tasks,
-      workers: s.workers,
-      uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
-    };
-  });
+  app.get('/api/stats', { schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime', response: { 200: StatsViewSchema } }) },
+    async (): Promise<StatsView> => {
+      const s = await store.stats();
+      const live = registry.snapshot();
+      const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+      return {
+        connected_workers: live.connected,
+        total_capacity: live.capacity,
+        running_tasks: live.running,
+        total_jobs: total(s.jobs),
+        active_jobs: s.jobs.queued + s.jobs.running,
+        completed_jobs: s.jobs.completed,
+        failed_jobs: s.jobs.failed,
+        cancelled_jobs: s.jobs.cancelled,
+        total_tasks: total(s.tasks),
+        queued_tasks: s.tasks.queued,
+        completed_tasks: s.tasks.completed,
+        failed_tasks: s.tasks.failed,
+        jobs: s.jobs,
+        tasks: s.tasks,
+        workers: s.workers,
+        uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
+      };
+    });
 
-  app.get('/api/jobs', { schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: paging } }, async (req) => {
-    const p = page(req.query);
-    return (await store.jobList({ limit: p.limit, offset: p.offset, ...(p.status ? { state: p.status } : {}) })).map(jobView);
-  });
+  app.get('/api/jobs', { schema: routeSchema({ tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400] }) },
+    async (req): Promise<JobView[]> => {
+      const q = parseRequest(JobListQuerySchema, req.query, 'query');
+      return (await store.jobList({ limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}) })).map(jobView);
+    });
 
   app.post('/api/jobs', {
-    schema: {
-      tags: ['jobs'],
-      summary: 'Submit a job: a map job (code + args) or a list of named tasks',
-      body: {
-        type: 'object',
-        required: ['kind'],
-        properties: {
-          kind: { type: 'string', enum: ['map', 'tasks'] },
-          code: { type: 'string', description: 'map: source of a self-contained function' },
-          args: { type: 'array', description: 'map: one argument per call' },
-          chunk_size: { type: 'integer', description: 'map: arguments per task' },
-          tasks: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, input: {}, task_id: { type: 'string' }, priority: { type: 'string' } } } },
-          priority: { type: 'string', enum: ['low', 'normal', 'high', 'critical'] },
-          timeout_ms: { type: 'integer' },
-          max_attempts: { type: 'integer' },
-          idempotency_key: { type: 'string' },
-          name: { type: 'string' },
-          metadata: { type: 'object' },
-        },
-      },
-    },
-  }, async (req, reply) => {
+    schema: routeSchema({
+      tags: ['jobs'], summary: 'Submit a job: a map job (code and args) or a list of named tasks',
+      description: '201 with the new job; 200 with the existing job when the idempotency key matched one.',
+      body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 409, 413],
+    }),
+  }, async (req, reply): Promise<JobSubmitView> => {
     const accepted = await jobs.submit(jobSpecFromRest(req.body));
     reply.status(accepted.deduplicated ? 200 : 201);
     return { ...jobView(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated };
   });
 
-  app.get('/api/jobs/:id', { schema: { tags: ['jobs'], summary: 'One job', params: idParam } }, async (req) => {
-    return jobView(await mustJob(store, (req.params as { id: string }).id));
-  });
+  app.get('/api/jobs/:id', { schema: routeSchema({ tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [404] }) },
+    async (req): Promise<JobView> => jobView(await mustJob(store, idOf(req.params))));
 
-  app.get('/api/jobs/:id/tasks', { schema: { tags: ['jobs'], summary: "A job's tasks in order", params: idParam, querystring: paging } }, async (req) => {
-    const id = (req.params as { id: string }).id;
+  app.get('/api/jobs/:id/tasks', {
+    schema: routeSchema({ tags: ['jobs'], summary: "A job's tasks in order", params: IdParamsSchema, querystring: PageQuerySchema, response: { 200: z.array(TaskViewSchema) }, errors: [400, 404] }),
+  }, async (req): Promise<TaskView[]> => {
+    const id = idOf(req.params);
     await mustJob(store, id);
-    const p = page(req.query);
-    return (await store.taskList({ jobId: id, limit: p.limit, offset: p.offset })).map((t) => taskView(t));
+    const q = parseRequest(PageQuerySchema, req.query, 'query');
+    return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset })).map(taskView);
   });
 
-  app.get('/api/jobs/:id/results', { schema: { tags: ['jobs'], summary: "A job's ordered results and its failures", params: idParam } }, async (req) => {
-    const id = (req.params as { id: string }).id;
+  app.get('/api/jobs/:id/results', {
+    schema: routeSchema({ tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [404] }),
+  }, async (req): Promise<JobResultsView> => {
+    const id = idOf(req.params);
     const job = await mustJob(store, id);
     const res = (await store.jobResults(id))!;
     return {
@@ -126,14 +102,13 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     };
   });
 
-  app.post('/api/jobs/:id/cancel', { schema: { tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped', params: idParam } }, async (req) => {
-    return jobView(await jobs.cancel((req.params as { id: string }).id));
-  });
+  app.post('/api/jobs/:id/cancel', {
+    schema: routeSchema({ tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped, finished results stay', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [404] }),
+  }, async (req): Promise<JobView> => jobView(await jobs.cancel(idOf(req.params))));
 
-  app.get('/api/workers', { schema: { tags: ['workers'], summary: 'Workers known to this foreman, connected first' } }, async () => {
-    return (await store.workerList()).map((w) => {
-      const live = dispatcher.sessions.get(w.id);
-      return workerView(w, live ? { runningTasks: live.inFlight.size } : undefined);
+  app.get('/api/workers', { schema: routeSchema({ tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) } }) },
+    async (): Promise<WorkerView[]> => {
+      const running = registry.snapshot().runningByWorker;
+      return (await store.workerList()).map((w) => workerView(w, running.get(w.id) ?? 0));
     });
-  });
 }

@@ -1,13 +1,18 @@
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { HealthViewSchema, type HealthView } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
-import type { Dispatcher } from '../dispatch/dispatcher.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
 import { HostUsage } from '../../host/host-usage.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { WorkerRegistry } from '../workers/worker-registry.ts';
+import { routeSchema } from './openapi.ts';
 
-/** GET /health with seed 001's fields, and GET /metrics in Prometheus text format. */
-export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; dispatcher: Dispatcher; metrics: ForemanMetrics; isStopping: () => boolean }): void {
+/** GET /health (the fields task-service health checks read) and GET /metrics (Prometheus text). */
+export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean }): void {
   const usage = new HostUsage();
-  app.get('/health', { schema: { tags: ['system'], summary: 'Health (seed 001 fields): status, active_tasks, queue_size, cpu_percent, memory_percent' } }, async (_req, reply) => {
+  app.get('/health', {
+    schema: routeSchema({ tags: ['system'], summary: 'Health: status, active tasks, queue size, CPU and memory use; 503 while stopping', response: { 200: HealthViewSchema, 503: HealthViewSchema } }),
+  }, async (_req, reply): Promise<HealthView> => {
     const s = await deps.store.stats();
     const stopping = deps.isStopping();
     reply.status(stopping ? 503 : 200);
@@ -17,12 +22,12 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store;
       queue_size: s.tasks.queued,
       cpu_percent: usage.cpuPercent(),
       memory_percent: usage.memoryPercent(),
-      connected_workers: deps.dispatcher.sessions.size,
+      connected_workers: deps.registry.size,
       database: deps.store.driver,
       timestamp: new Date().toISOString(),
     };
   });
-  app.get('/metrics', { schema: { tags: ['system'], summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: routeSchema({ tags: ['system'], summary: 'Prometheus metrics (text format)', response: { 200: z.string() } }) }, async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });

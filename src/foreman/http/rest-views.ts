@@ -1,13 +1,16 @@
 /**
- * How jobs, tasks and workers look in the REST API. Field names are snake_case, as the
- * seed systems document them (`task_id`, `connected_workers`, `started_at`), and times are
- * ISO 8601 strings. The SDK turns them back into camelCase objects.
+ * Records to the REST API's shapes (protocol/rest.ts): snake_case, times as ISO 8601. Each
+ * function is typed by its schema, so a field added to one and not the other does not compile.
+ * @internal
  */
+import type { JobView, TaskView, WorkerView } from '../../protocol/index.ts';
 import type { JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const isoAlways = (ms: number): string => new Date(ms).toISOString();
 
-export function jobView(j: JobRecord) {
+/** A job as the REST API shows it. */
+export function jobView(j: JobRecord): JobView {
   const done = j.counts.completed + j.counts.failed + j.counts.cancelled;
   return {
     id: j.id,
@@ -28,13 +31,14 @@ export function jobView(j: JobRecord) {
     idempotency_key: j.idempotencyKey,
     metadata: j.metadata,
     cancel_requested: j.cancelRequested,
-    created_at: iso(j.createdAt),
+    created_at: isoAlways(j.createdAt),
     started_at: iso(j.startedAt),
     completed_at: iso(j.completedAt),
   };
 }
 
-export function taskView(t: TaskRecord, opts: { includeInput?: boolean } = {}) {
+/** A task as the REST API shows it. */
+export function taskView(t: TaskRecord): TaskView {
   return {
     task_id: t.id,
     job_id: t.jobId,
@@ -48,14 +52,13 @@ export function taskView(t: TaskRecord, opts: { includeInput?: boolean } = {}) {
     max_attempts: t.maxAttempts,
     timeout_ms: t.timeoutMs,
     worker_id: t.workerId,
-    ...(opts.includeInput === false ? {} : { input: t.input }),
+    input: t.input,
     result: t.result,
     error: t.error,
-    /** Every failed or lost attempt, oldest first. */
-    attempt_errors: t.attemptErrors.map((e) => ({ attempt: e.attempt, worker_id: e.workerId, error: e.error, at: iso(e.at) })),
+    attempt_errors: t.attemptErrors.map((e) => ({ attempt: e.attempt, worker_id: e.workerId, error: e.error, at: isoAlways(e.at) })),
     progress: t.progress,
     progress_message: t.progressMessage,
-    queued_at: iso(t.createdAt),
+    queued_at: isoAlways(t.createdAt),
     started_at: iso(t.startedAt),
     completed_at: iso(t.completedAt),
     lease_expires_at: iso(t.leaseExpiresAt),
@@ -63,19 +66,20 @@ export function taskView(t: TaskRecord, opts: { includeInput?: boolean } = {}) {
   };
 }
 
-export function workerView(w: WorkerRecord, live?: { runningTasks: number }) {
+/** A worker as the REST API shows it; `runningTasks` comes from the live session, if connected here. */
+export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
   return {
     worker_id: w.id,
     status: w.state,
     capacity: w.capacity,
-    running_tasks: live?.runningTasks ?? 0,
+    running_tasks: runningTasks,
     patterns: w.patterns,
     allow_code: w.allowCode,
     resources: w.resources,
     version: w.version,
     foreman_id: w.foremanId,
-    connected_at: iso(w.connectedAt),
-    last_seen_at: iso(w.lastSeenAt),
+    connected_at: isoAlways(w.connectedAt),
+    last_seen_at: isoAlways(w.lastSeenAt),
     disconnected_at: iso(w.disconnectedAt),
     tasks_completed: w.tasksCompleted,
     tasks_failed: w.tasksFailed,

@@ -41,6 +41,7 @@ async function refresh() {
 refresh(); setInterval(refresh, 1000);
 </script></body></html>`;
 
+/** GET /: the status page. */
 export function registerStatusPage(app: FastifyInstance): void {
   app.get('/', { schema: { hide: true } }, async (_req, reply) => {
     reply.type('text/html; charset=utf-8');

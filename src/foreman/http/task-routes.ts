@@ -1,51 +1,43 @@
 import type { FastifyInstance } from 'fastify';
-import { CrowdComputeError } from '../../protocol/index.ts';
+import {
+  CrowdComputeError, IdParamsSchema, TaskSubmitBodySchema, TaskSubmitViewSchema, TaskViewSchema,
+  type TaskSubmitView, type TaskView,
+} from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
-import type { JobService } from '../job-service.ts';
+import type { JobService } from '../jobs/job-service.ts';
+import { routeSchema } from './openapi.ts';
 import { taskView } from './rest-views.ts';
-import { jobSpecFromTaskSubmit } from './rest-inputs.ts';
+import { jobSpecFromTaskSubmit, parseRequest } from './rest-inputs.ts';
 
-/** Seed 001's task endpoints: submit one named task, read its status. */
+/**
+ * One task at a time, the way FastAPI-style task services expose it: submit a named task,
+ * read its status and result, cancel it.
+ */
 export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; jobs: JobService }): void {
   app.post('/task/submit', {
-    schema: {
-      tags: ['tasks'],
-      summary: 'Submit one named task (seed 001): payload.function is the task type, args/kwargs its input',
-      body: {
-        type: 'object',
-        required: ['payload'],
-        properties: {
-          task_id: { type: 'string' },
-          payload: { type: 'object', properties: { function: { type: 'string' }, args: { type: 'array' }, kwargs: { type: 'object' }, input: {} } },
-          priority: { type: 'string', enum: ['low', 'normal', 'high', 'critical'] },
-          timeout_ms: { type: 'integer' },
-          max_attempts: { type: 'integer' },
-        },
-      },
-    },
-  }, async (req) => {
+    schema: routeSchema({
+      tags: ['tasks'], summary: 'Submit one named task: payload.function is the task type, args and kwargs its input',
+      body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 409, 413],
+    }),
+  }, async (req): Promise<TaskSubmitView> => {
     const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body));
     const [task] = await deps.store.taskList({ jobId: accepted.job.id, limit: 1, offset: 0 });
     return { status: task.state, task_id: task.id, position: accepted.position, job_id: accepted.job.id };
   });
 
-  for (const path of ['/task/:id/cancel', '/api/tasks/:id/cancel']) {
-    app.post(path, { schema: { tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
-      return taskView(await deps.jobs.cancelTask((req.params as { id: string }).id));
-    });
+  const getTask = async (params: unknown): Promise<TaskView> => {
+    const id = parseRequest(IdParamsSchema, params, 'path').id;
+    const task = await deps.store.taskGet(id);
+    if (!task) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${id} does not exist`, { taskId: id });
+    return taskView(task);
+  };
+  for (const path of ['/task/:id', '/api/tasks/:id']) {
+    app.get(path, { schema: routeSchema({ tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [404] }) },
+      async (req) => getTask(req.params));
   }
 
-  app.get('/api/tasks/:id', { schema: { tags: ['tasks'], summary: 'One task, with every attempt\'s error', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
-    const id = (req.params as { id: string }).id;
-    const task = await deps.store.taskGet(id);
-    if (!task) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${id} does not exist`, { taskId: id });
-    return taskView(task);
-  });
-
-  app.get('/task/:id', { schema: { tags: ['tasks'], summary: 'Task status and result (seed 001)', params: { type: 'object', properties: { id: { type: 'string' } } } } }, async (req) => {
-    const id = (req.params as { id: string }).id;
-    const task = await deps.store.taskGet(id);
-    if (!task) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${id} does not exist`, { taskId: id });
-    return taskView(task);
-  });
+  for (const path of ['/task/:id/cancel', '/api/tasks/:id/cancel']) {
+    app.post(path, { schema: routeSchema({ tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [404] }) },
+      async (req): Promise<TaskView> => taskView(await deps.jobs.cancelTask(parseRequest(IdParamsSchema, req.params, 'path').id)));
+  }
 }

@@ -1,40 +1,47 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, type JobSpec } from '../protocol/index.ts';
-import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../store/store.ts';
-import type { Dispatcher } from './dispatch/dispatcher.ts';
+import { CrowdComputeError, type JobSpec } from '../../protocol/index.ts';
+import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
-import type { ForemanMetrics } from './foreman-metrics.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
 
+/** Submission limits, plus how long an idempotency key returns the same job. */
+export interface JobServiceOptions extends SubmissionLimits {
+  idempotencyTtlMs: number;
+}
+
 /**
- * Submitting and cancelling jobs, shared by the REST API and the WebSocket gateway so the
- * two cannot drift apart. A submission is acknowledged only after its transaction commits.
+ * Submitting and cancelling jobs, shared by the REST API and the WebSocket so the two cannot
+ * drift apart. A submission is acknowledged only after its transaction commits.
  */
 export class JobService {
   private readonly store: Store;
-  private readonly dispatcher: Dispatcher;
+  private readonly registry: WorkerRegistry;
   private readonly events: JobEvents;
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
-  private readonly limits: SubmissionLimits & { idempotencyTtlMs: number };
+  private readonly workAvailable: () => void;
+  private readonly options: JobServiceOptions;
 
-  constructor(deps: { store: Store; dispatcher: Dispatcher; events: JobEvents; metrics: ForemanMetrics; log: Logger }, limits: SubmissionLimits & { idempotencyTtlMs: number }) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: () => void }, options: JobServiceOptions) {
     this.store = deps.store;
-    this.dispatcher = deps.dispatcher;
+    this.registry = deps.registry;
     this.events = deps.events;
     this.metrics = deps.metrics;
     this.log = deps.log;
-    this.limits = limits;
+    this.workAvailable = deps.workAvailable;
+    this.options = options;
   }
 
   /**
-   * `beforeInsert` runs with the new job's id before the insert commits: a caller that wants
-   * the job's events subscribes there, because with several foremen the job can finish (and
-   * its completion arrive) before this call returns.
+   * Validate, insert in one transaction, and wake the dispatcher. `beforeInsert` runs with the
+   * new job's id before the insert commits: a caller that wants the job's events subscribes
+   * there, because with several foremen the job can finish before this call returns.
    */
   async submit(spec: JobSpec, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult> {
     const now = Date.now();
-    const params = { ...buildJob(spec, this.limits, now), dedupSince: now - this.limits.idempotencyTtlMs };
+    const params = { ...buildJob(spec, this.options, now), dedupSince: now - this.options.idempotencyTtlMs };
     beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;
     try {
@@ -49,7 +56,7 @@ export class JobService {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-      this.dispatcher.announceWork();
+      this.workAvailable();
     }
     return accepted;
   }
@@ -58,10 +65,7 @@ export class JobService {
   async cancel(jobId: string): Promise<JobRecord> {
     const res = await this.store.jobCancel({ jobId, now: Date.now() });
     if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
-    for (const t of res.running) {
-      const s = t.workerId ? this.dispatcher.sessions.get(t.workerId) : undefined;
-      s?.conn.send({ type: 'cancel_task', taskId: t.taskId, attempt: t.attempt, reason: `job ${jobId} was cancelled` });
-    }
+    for (const t of res.running) this.registry.stopTask(t.workerId, t, `job ${jobId} was cancelled`);
     if (res.change) {
       this.log.info({ jobId, runningStopped: res.running.length }, 'job cancelled');
       this.events.publish([res.change]);
@@ -73,10 +77,7 @@ export class JobService {
   async cancelTask(taskId: string): Promise<TaskRecord> {
     const res = await this.store.taskCancel({ taskId, now: Date.now() });
     if (!res) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${taskId} does not exist`, { taskId });
-    if (res.running) {
-      const s = res.running.workerId ? this.dispatcher.sessions.get(res.running.workerId) : undefined;
-      s?.conn.send({ type: 'cancel_task', taskId, attempt: res.running.attempt, reason: `task ${taskId} was cancelled` });
-    }
+    if (res.running) this.registry.stopTask(res.running.workerId, { taskId, attempt: res.running.attempt }, `task ${taskId} was cancelled`);
     if (res.change) {
       this.log.info({ taskId, jobId: res.task.jobId, wasRunning: res.running !== null }, 'task cancelled');
       this.events.publish([res.change]);

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
-import type { JobChange, Store } from '../store/store.ts';
-import type { Connection } from './ws/connection.ts';
+import type { JobChange, Store } from '../../store/store.ts';
+import type { Peer } from '../peer.ts';
+import type { Service } from '../service.ts';
 
 /** How often a running job's subscribers get a progress message, at most. */
 const PROGRESS_INTERVAL_MS = 100;
 
-type Listener = (change: JobChange) => void;
+/** Someone in this process that follows every job change (the HTTP API's waiters, tests). */
+export type JobChangeListener = (change: JobChange) => void;
 
 /**
  * Fans job changes out to whoever watches the job: WebSocket subscribers (clients) and
@@ -13,11 +15,12 @@ type Listener = (change: JobChange) => void;
  * sent at most every PROGRESS_INTERVAL_MS; completion is sent at once, with the ordered
  * results inline when they fit in one frame.
  */
-export class JobEvents {
-  private readonly subscribers = new Map<string, Set<Connection>>();
-  private readonly listeners = new Set<Listener>();
+export class JobEvents implements Service {
+  readonly name = 'job events';
+  private readonly subscribers = new Map<string, Set<Peer>>();
+  private readonly listeners = new Set<JobChangeListener>();
   private readonly pendingProgress = new Map<string, JobChange>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
 
   private readonly store: Store;
   private readonly log: Logger;
@@ -29,27 +32,30 @@ export class JobEvents {
     this.maxInlineBytes = maxInlineBytes;
   }
 
-  subscribe(jobId: string, conn: Connection): void {
+  /** Send `conn` the job's progress and completion. */
+  subscribe(jobId: string, conn: Peer): void {
     let set = this.subscribers.get(jobId);
     if (!set) { set = new Set(); this.subscribers.set(jobId, set); }
     set.add(conn);
   }
 
-  unsubscribe(jobId: string, conn: Connection): void {
+  /** Stop sending `conn` the job's events. */
+  unsubscribe(jobId: string, conn: Peer): void {
     const set = this.subscribers.get(jobId);
     set?.delete(conn);
     if (set && set.size === 0) this.subscribers.delete(jobId);
   }
 
   /** Forget a closed connection's subscriptions. */
-  dropConnection(conn: Connection): void {
+  dropConnection(conn: Peer): void {
     for (const [jobId, set] of this.subscribers) {
       set.delete(conn);
       if (set.size === 0) this.subscribers.delete(jobId);
     }
   }
 
-  onChange(listener: Listener): () => void {
+  /** Follow every job change in this process; returns the function that stops it. */
+  onChange(listener: JobChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -69,7 +75,7 @@ export class JobEvents {
   }
 
   /** Tell one connection about a job that had already finished when it subscribed. */
-  async sendCompletedTo(conn: Connection, change: JobChange): Promise<void> {
+  async sendCompletedTo(conn: Peer, change: JobChange): Promise<void> {
     conn.send({ type: 'job_completed', jobId: change.jobId, state: change.state, counts: change.counts, ...(await this.inlineResults(change.jobId)) });
   }
 
@@ -125,7 +131,9 @@ export class JobEvents {
     }
   }
 
-  stop(): void {
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.subscribers.clear();

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Script } from 'node:vm';
 import {
   CrowdComputeError, formatBytes, type JobSpec, type Priority,
-} from '../protocol/index.ts';
-import { chooseChunkSize, chunk } from '../core/chunking.ts';
-import type { JobInsertParams, NewTask } from '../store/store.ts';
+} from '../../protocol/index.ts';
+import { chooseChunkSize, chunk } from '../../core/chunking.ts';
+import type { JobInsertParams, NewTask } from '../../store/store.ts';
 
+/** What a submission may be, and the default deadline of its tasks. */
 export interface SubmissionLimits {
   /** Largest task input, measured as JSON. */
   maxPayloadBytes: number;

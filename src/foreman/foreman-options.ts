@@ -1,0 +1,93 @@
+/**
+ * A foreman's options and their defaults, in one place: the API (`startForeman`) and the CLI
+ * (`crowdcompute foreman`) both read {@link FOREMAN_DEFAULTS}, so a default is written once.
+ * This file imports nothing heavy, so that `--help` stays fast.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.ts';
+
+const MiB = 1024 * 1024;
+
+/** The default of every foreman option that has one. */
+export const FOREMAN_DEFAULTS = {
+  /** HTTP and WebSocket port. */
+  port: 8000,
+  /** Interface to listen on; workers come from other machines. */
+  host: '0.0.0.0',
+  /** The embedded store, in the working directory. */
+  database: 'sqlite:./crowdcompute.db',
+  /** How often workers send heartbeats. */
+  heartbeatIntervalMs: 5_000,
+  /** How long an assignment is held without a heartbeat. */
+  leaseTtlMs: 30_000,
+  /** Largest WebSocket frame, HTTP body and task input or result. */
+  maxPayloadBytes: 8 * MiB,
+  /** Most arguments in a map job, or tasks in a job. */
+  maxArgs: 100_000,
+  /** Deadline of a task submitted without timeoutMs (the FastAPI worker node's TASK_TIMEOUT). */
+  defaultTimeoutMs: 300_000,
+  /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. */
+  maxLostAttempts: 5,
+  /** How long an idempotency key returns the same job (FlowKit's dedup_ttl_ms). */
+  idempotencyTtlMs: 3_600_000,
+  /** Sustained WebSocket messages per second per connection (bursts twice that). */
+  maxMessagesPerSecond: 10_000,
+  /** Most WebSocket connections at once. */
+  maxConnections: 10_000,
+  /** A connection over its rate limit for this long is closed. */
+  floodCloseAfterMs: 5_000,
+  /** How often idle workers look for work nobody announced (retries coming due). */
+  sweepIntervalMs: 1_000,
+  /** Log level of the default logger. */
+  logLevel: 'info',
+} as const;
+
+/** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
+export interface ForemanOptions {
+  /** HTTP and WebSocket port. 0 picks a free one. Default 8000. */
+  port?: number;
+  /** Interface to listen on. Default 0.0.0.0 (workers come from other machines). */
+  host?: string;
+  /** `sqlite:./crowdcompute.db` (default), `sqlite::memory:`, `postgres://…[?schema=name]`. Ignored when `store` is given. */
+  database?: string;
+  /** A store opened by the caller (tests); the foreman closes it on stop only if it opened it. @internal */
+  store?: Store;
+  /** Stable id of this foreman; random if omitted. */
+  foremanId?: string;
+  /** How often workers send heartbeats. Default 5 s. */
+  heartbeatIntervalMs?: number;
+  /** How long an assignment is held without a heartbeat. Default 30 s. */
+  leaseTtlMs?: number;
+  /** Largest WebSocket frame, HTTP body and task input or result accepted. Default 8 MiB. */
+  maxPayloadBytes?: number;
+  /** Most arguments in a map job, or tasks in a job. Default 100,000. */
+  maxArgs?: number;
+  /** Deadline of a task submitted without timeoutMs. Default 300 s. */
+  defaultTimeoutMs?: number;
+  /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. Default 5. */
+  maxLostAttempts?: number;
+  /** How long an idempotency key returns the same job. Default 1 h. */
+  idempotencyTtlMs?: number;
+  /** Sustained WebSocket messages per second per connection (bursts twice that). Default 10,000. */
+  maxMessagesPerSecond?: number;
+  /** Most WebSocket connections at once. Default 10,000. */
+  maxConnections?: number;
+  /** A connection over its rate limit for this long is closed. Default 5 s. */
+  floodCloseAfterMs?: number;
+  /** How often idle workers look for work nobody announced (retries coming due). Default 1 s. */
+  sweepIntervalMs?: number;
+  /** A pino logger; default: one on stderr at `logLevel`. */
+  logger?: Logger;
+  /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
+  logLevel?: string;
+}
+
+/** Options with every default filled in. @internal */
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId'>>;
+
+/** Fill in the defaults. @internal */
+export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  return rest;
+}

@@ -1,0 +1,50 @@
+import type { Logger } from 'pino';
+import { leaseReapingStartsAt } from '../../core/leases.ts';
+import type { Store } from '../../store/store.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { JobEvents } from '../jobs/job-events.ts';
+import { PeriodicService } from '../service.ts';
+import type { WorkerRegistry } from '../workers/worker-registry.ts';
+
+/** How the lease reaper is paced. */
+export interface LeaseReaperOptions {
+  intervalMs: number;
+  leaseTtlMs: number;
+  maxLostAttempts: number;
+  /** When this foreman started: reaping waits one lease TTL after it (see core/leases.ts). */
+  startedAt: number;
+  /** Most tasks reaped per round. Default 1000. */
+  batch?: number;
+}
+
+/**
+ * Requeues running tasks whose lease expired in the store: their worker is connected to no
+ * foreman (it died while this foreman was down, or it belonged to another foreman that died),
+ * or its heartbeats stopped arriving. A task lost too often fails with CC_ERR_WORKER_LOST.
+ */
+export class LeaseReaper extends PeriodicService {
+  readonly name = 'lease reaper';
+  private readonly deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; workAvailable: () => void };
+  private readonly options: LeaseReaperOptions;
+  private readonly startsAt: number;
+
+  constructor(deps: LeaseReaper['deps'], options: LeaseReaperOptions, log: Logger) {
+    super(options.intervalMs, log);
+    this.deps = deps;
+    this.options = options;
+    this.startsAt = leaseReapingStartsAt(options.startedAt, options.leaseTtlMs);
+  }
+
+  protected async runOnce(now: number): Promise<void> {
+    if (now < this.startsAt) return;
+    const { store, registry, events, metrics } = this.deps;
+    const reaped = await store.taskRequeueExpired({ now, maxLost: this.options.maxLostAttempts, limit: this.options.batch ?? 1000 });
+    if (reaped.expired.length === 0) return;
+    this.log.warn({ requeued: reaped.requeued.length, failed: reaped.failed.length, taskIds: reaped.expired.slice(0, 5).map((t) => t.taskId) },
+      'leases expired; tasks put back in the queue');
+    metrics.tasksRequeued.inc(reaped.requeued.length);
+    registry.leasesExpired(reaped.expired);
+    events.publish(reaped.jobs);
+    this.deps.workAvailable();
+  }
+}

@@ -1,0 +1,329 @@
+import type { Logger } from 'pino';
+import {
+  CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef,
+} from '../../protocol/index.ts';
+import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
+import type { ClaimedTask, ExpiredLease, Store } from '../../store/store.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { JobEvents } from '../jobs/job-events.ts';
+import type { Peer } from '../peer.ts';
+import { WorkerSession } from './worker-session.ts';
+
+/** Timings and limits the registry applies. */
+export interface WorkerRegistryOptions {
+  foremanId: string;
+  leaseTtlMs: number;
+  /** Attempts a task may lose to vanished workers before it fails (CC_ERR_WORKER_LOST). */
+  maxLostAttempts: number;
+  /** Deadline of a task without its own timeoutMs, for zombie detection. */
+  defaultTimeoutMs: number;
+}
+
+/** What the registry tells the dispatcher. */
+export interface RegistrySignals {
+  /** Tasks went back to the queue: every idle worker should look again. */
+  workAvailable(): void;
+  /** A worker (or, without an id, some worker) may have free slots: dispatch again. */
+  lookAgain(workerId?: string): void;
+}
+
+/** A worker the dispatcher may hand tasks to. */
+export interface DispatchTarget {
+  readonly workerId: string;
+  /** Slots free now. */
+  readonly free: number;
+  readonly hello: Pick<Hello, 'patterns' | 'allowCode'>;
+}
+
+/** One outcome a worker reported, with the job it belongs to ('' if the foreman no longer knew the task). */
+export interface SettledOutcome {
+  workerId: string;
+  jobId: string;
+  outcome: TaskOutcome;
+}
+
+/** Connected workers at a glance (the REST API, metrics). */
+export interface RegistrySnapshot {
+  connected: number;
+  capacity: number;
+  running: number;
+  /** Tasks each connected worker runs now. */
+  runningByWorker: ReadonlyMap<string, number>;
+}
+
+/**
+ * Every connected worker's session, and the only code that changes one: admitting a worker,
+ * its heartbeats, handing it tasks, hearing their outcomes, taking tasks back (disconnect,
+ * drain, zombie, expired lease) and telling it to stop a task. The rules of leases are pure
+ * functions in core/leases.ts; the registry applies them and records the result in the store.
+ */
+export class WorkerRegistry {
+  private readonly byId = new Map<string, WorkerSession>();
+  private readonly byPeer = new Map<Peer, WorkerSession>();
+  private readonly store: Store;
+  private readonly events: JobEvents;
+  private readonly metrics: ForemanMetrics;
+  private readonly log: Logger;
+  private readonly options: WorkerRegistryOptions;
+  private readonly signals: RegistrySignals;
+
+  constructor(deps: { store: Store; events: JobEvents; metrics: ForemanMetrics; log: Logger }, options: WorkerRegistryOptions, signals: RegistrySignals) {
+    this.store = deps.store;
+    this.events = deps.events;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.options = options;
+    this.signals = signals;
+  }
+
+  /** Connected workers. */
+  get size(): number { return this.byId.size; }
+
+  /** True when the peer has said hello. */
+  isWorker(peer: Peer): boolean { return this.byPeer.has(peer); }
+
+  private sessionOf(peer: Peer, type: string): WorkerSession {
+    const s = this.byPeer.get(peer);
+    if (!s) throw new CrowdComputeError('CC_ERR_NOT_HELLO', `"${type}" is a worker message; send "hello" first`);
+    return s;
+  }
+
+  // ------------------------------------------------------------------ sessions
+
+  /**
+   * A worker said hello. A worker that reconnects before its old socket was noticed dead
+   * replaces its old session. Tasks the store says it holds are adopted if its hello lists
+   * them and requeued otherwise. Resolves false if the peer closed meanwhile.
+   */
+  async admit(peer: Peer, hello: Hello): Promise<boolean> {
+    if (this.byPeer.has(peer)) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `worker ${hello.workerId} already said hello on this connection`);
+    const reported = hello.running ?? [];
+    const old = this.byId.get(hello.workerId);
+    if (old) {
+      this.log.info({ workerId: hello.workerId }, 'worker reconnected; replacing its previous connection');
+      this.byPeer.delete(old.peer);
+      old.peer.close(4001, 'replaced by a new connection from the same worker');
+      await this.forget(old, new Set(reported.map((r) => r.taskId)));
+    }
+    const now = Date.now();
+    const session = new WorkerSession(peer, hello, now);
+    const { adopt, lost } = reconcileHello({ storeHeld: await this.store.taskListRunningByWorker(hello.workerId), reported });
+    for (const t of adopt) session.assigned.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null });
+    // The worker proved it still holds the adopted tasks: renew their leases now.
+    if (adopt.length > 0) await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: adopt, until: now + this.options.leaseTtlMs });
+    await this.requeue(hello.workerId, lost, taskError('CC_ERR_WORKER_LOST', `worker ${hello.workerId} reconnected without the task`, { reason: 'worker_lost' }), true);
+    await this.store.workerUpsert({
+      id: hello.workerId, state: 'online', capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode,
+      resources: hello.resources ?? {}, version: hello.version ?? null, foremanId: this.options.foremanId, connectedAt: now, lastSeenAt: now,
+    });
+    if (peer.closed) return false;
+    this.byPeer.set(peer, session);
+    this.byId.set(hello.workerId, session);
+    this.metrics.connectedWorkers.set(this.byId.size);
+    this.log.info({ workerId: hello.workerId, capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode, remote: peer.remote, adopted: adopt.length },
+      'worker connected');
+    this.signals.lookAgain(hello.workerId);
+    return true;
+  }
+
+  /**
+   * A worker's connection closed. Its tasks go back to the queue, unless `keepAssignments`
+   * (this foreman is the one stopping: the worker did not fail, and reclaims its tasks when it
+   * reconnects, here or elsewhere; the lease covers a worker that never comes back).
+   */
+  async disconnected(peer: Peer, options: { keepAssignments: boolean }): Promise<void> {
+    const s = this.byPeer.get(peer);
+    if (!s) return;
+    this.byPeer.delete(peer);
+    this.log.info({ workerId: s.workerId, running: s.assigned.size }, 'worker disconnected');
+    await this.forget(s, options.keepAssignments ? new Set(s.assigned.keys()) : new Set());
+    if (!this.byId.has(s.workerId)) await this.store.workerDisconnected({ workerId: s.workerId, now: Date.now() });
+  }
+
+  /** Drop a session; its tasks not in `keep` go back to the queue as lost. */
+  private async forget(s: WorkerSession, keep: ReadonlySet<string>): Promise<void> {
+    if (this.byId.get(s.workerId) === s) {
+      this.byId.delete(s.workerId);
+      this.metrics.connectedWorkers.set(this.byId.size);
+    }
+    const lost: TaskRef[] = [];
+    for (const [taskId, a] of s.assigned) if (!keep.has(taskId)) lost.push({ taskId, attempt: a.attempt });
+    s.assigned.clear();
+    s.revoked.clear();
+    await this.requeue(s.workerId, lost, taskError('CC_ERR_WORKER_LOST', `worker ${s.workerId} disconnected while running the task`, { reason: 'worker_lost' }), true);
+  }
+
+  /**
+   * A heartbeat lists what the worker runs. Its leases are renewed; revoked tasks it no
+   * longer lists free their slots; tasks it should list and does not are taken back.
+   * `acknowledge` is called with the number of leases held, before any store work.
+   */
+  async heartbeat(peer: Peer, running: readonly TaskRef[], acknowledge: (held: number) => void): Promise<void> {
+    const s = this.sessionOf(peer, 'heartbeat');
+    const now = Date.now();
+    const r = reconcileHeartbeat({ assigned: s.assigned, revoked: s.revoked, listed: running, previousHeartbeatAt: s.previousHeartbeatAt });
+    acknowledge(r.held.length);
+    for (const taskId of r.letGo) s.revoked.delete(taskId);
+    s.previousHeartbeatAt = s.lastSeenAt = now;
+    if (r.held.length > 0) await this.store.taskLeaseExtend({ workerId: s.workerId, tasks: r.held, until: now + this.options.leaseTtlMs });
+    if (r.missing.length > 0) {
+      for (const t of r.missing) s.assigned.delete(t.taskId);
+      this.log.warn({ workerId: s.workerId, taskIds: r.missing.slice(0, 5).map((t) => t.taskId) }, 'worker no longer lists tasks it was given; taking them back');
+      await this.requeue(s.workerId, r.missing, taskError('CC_ERR_WORKER_LOST', `worker ${s.workerId} stopped reporting the task`, { reason: 'dropped' }), true);
+    }
+    if (s.free > 0) this.signals.lookAgain();
+  }
+
+  /** The worker is shutting down: it gets nothing new. */
+  draining(peer: Peer): void {
+    const s = this.sessionOf(peer, 'worker_draining');
+    s.draining = true;
+    this.log.info({ workerId: s.workerId, running: s.assigned.size }, 'worker draining: no new tasks for it');
+  }
+
+  /** The worker takes work again (after a drain), optionally with a new capacity. */
+  ready(peer: Peer, capacity: number | undefined): void {
+    const s = this.sessionOf(peer, 'worker_ready');
+    if (capacity) s.hello = { ...s.hello, capacity };
+    s.draining = false;
+    this.signals.lookAgain(s.workerId);
+  }
+
+  /** The worker handed tasks back unfinished (it is draining): requeued without counting a loss. */
+  async release(peer: Peer, refs: readonly TaskRef[], reason: string): Promise<void> {
+    const s = this.sessionOf(peer, 'release_tasks');
+    const mine = refs.filter((r) => s.assigned.get(r.taskId)?.attempt === r.attempt);
+    for (const r of mine) s.assigned.delete(r.taskId);
+    await this.requeue(s.workerId, mine, taskError('CC_ERR_SHUTTING_DOWN', `worker ${s.workerId} handed the task back: ${reason}`, { reason: 'released' }), false);
+  }
+
+  // ------------------------------------------------------------------ tasks
+
+  /** Workers the dispatcher may give tasks to, in a stable order. */
+  targets(): DispatchTarget[] {
+    return [...this.byId.values()];
+  }
+
+  /** Map jobs among `tasks` whose code the target's connection has not received. */
+  jobsWithoutCode(target: DispatchTarget, tasks: readonly ClaimedTask[]): string[] {
+    const s = target as WorkerSession;
+    return [...new Set(tasks.filter((t) => t.kind === 'map' && !s.codeSent.has(t.jobId)).map((t) => t.jobId))];
+  }
+
+  /**
+   * Hand claimed tasks to a worker, with the source of each map job its connection has not
+   * seen. Returns false when the worker left (or reconnected) since the claim: the caller
+   * puts the tasks back.
+   */
+  deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, string>>): boolean {
+    const s = target as WorkerSession;
+    if (this.byId.get(s.workerId) !== s || s.peer.closed) return false;
+    const now = Date.now();
+    const code: Record<string, string> = {};
+    for (const t of tasks) {
+      s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs });
+      if (t.kind === 'map' && !s.codeSent.has(t.jobId) && sources[t.jobId] !== undefined) {
+        code[t.jobId] = sources[t.jobId];
+        s.codeSent.add(t.jobId);
+      }
+    }
+    s.peer.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks: [...tasks], code } : { type: 'assign_tasks', tasks: [...tasks] });
+    return true;
+  }
+
+  /** Outcomes arrived from a worker: free their slots now. The dispatcher records them. */
+  settle(peer: Peer, outcomes: readonly TaskOutcome[]): SettledOutcome[] {
+    const s = this.sessionOf(peer, 'task_results');
+    return outcomes.map((o) => {
+      const a = s.assigned.get(o.taskId);
+      if (a && a.attempt === o.attempt) s.assigned.delete(o.taskId);
+      if (s.revoked.get(o.taskId) === o.attempt) s.revoked.delete(o.taskId);
+      return { workerId: s.workerId, jobId: a?.jobId ?? '', outcome: o };
+    });
+  }
+
+  /** The job of a task this worker holds under that attempt, or null (progress of a task it lost). */
+  heldJob(peer: Peer, taskId: string, attempt: number): string | null {
+    const a = this.sessionOf(peer, 'task_progress').assigned.get(taskId);
+    return a && a.attempt === attempt ? a.jobId : null;
+  }
+
+  /** Acknowledge committed (or refused) outcomes: the worker may forget them. */
+  acknowledge(workerId: string, tasks: TaskRef[]): void {
+    this.byId.get(workerId)?.peer.send({ type: 'result_ack', tasks });
+  }
+
+  /** Tell a worker connected here to stop an attempt (the only place cancel_task is sent). */
+  stopTask(workerId: string | null, ref: TaskRef, reason: string): void {
+    if (workerId) this.byId.get(workerId)?.peer.send({ type: 'cancel_task', taskId: ref.taskId, attempt: ref.attempt, reason });
+  }
+
+  /** Take tasks from a worker that may still run them: their slots stay counted until it lets go. */
+  private revoke(s: WorkerSession, refs: readonly TaskRef[], reason: string): void {
+    for (const r of refs) {
+      s.assigned.delete(r.taskId);
+      s.revoked.set(r.taskId, r.attempt);
+      this.stopTask(s.workerId, r, reason);
+    }
+  }
+
+  /**
+   * Zombies: workers that heartbeat but hold tasks past their deadline plus a lease TTL lose
+   * those tasks (requeued, and the worker told to stop).
+   */
+  async revokeOverdue(now: number): Promise<void> {
+    for (const s of [...this.byId.values()]) {
+      const late = overdueAssignments({ assigned: s.assigned, now, defaultTimeoutMs: this.options.defaultTimeoutMs, leaseTtlMs: this.options.leaseTtlMs });
+      if (late.length === 0) continue;
+      const reason = `worker ${s.workerId} did not finish the task within its deadline plus the lease TTL`;
+      this.log.warn({ workerId: s.workerId, taskIds: late.slice(0, 5).map((t) => t.taskId), count: late.length }, 'zombie: worker holds tasks past their deadline; taking them back');
+      this.revoke(s, late, reason);
+      await this.requeue(s.workerId, late, taskError('CC_ERR_WORKER_LOST', reason, { reason: 'zombie' }), true);
+    }
+  }
+
+  /**
+   * The store requeued tasks whose leases expired. Those still held by a worker connected here
+   * (its heartbeats were late) must stop there; their slots stay counted until it lets go.
+   */
+  leasesExpired(expired: readonly ExpiredLease[]): void {
+    for (const t of expired) {
+      const s = t.workerId ? this.byId.get(t.workerId) : undefined;
+      if (s && s.assigned.get(t.taskId)?.attempt === t.attempt) this.revoke(s, [t], 'lease expired');
+    }
+  }
+
+  /**
+   * Put tasks taken from a worker back in the queue (or fail them, past maxLostAttempts), and
+   * tell whoever watches their jobs. `countAsLost` is false when the worker handed them back
+   * on purpose or never received them.
+   */
+  async requeue(workerId: string, tasks: TaskRef[], error: TaskError, countAsLost: boolean): Promise<void> {
+    if (tasks.length === 0) return;
+    const res = await this.store.taskRequeueMany({ tasks, now: Date.now(), error, maxLost: this.options.maxLostAttempts, countAsLost });
+    this.metrics.tasksRequeued.inc(res.requeued.length);
+    if (res.requeued.length > 0) {
+      this.log.warn({ workerId, tasks: res.requeued.length, taskIds: res.requeued.slice(0, 5).map((t) => t.taskId), reason: error.reason },
+        'running tasks taken back from a worker and put back in the queue');
+      this.signals.workAvailable();
+    }
+    if (res.failed.length > 0) {
+      this.log.error({ workerId, taskIds: res.failed.slice(0, 5).map((t) => t.taskId), maxLostAttempts: this.options.maxLostAttempts },
+        'CC_ERR_WORKER_LOST: tasks lost their worker too many times and failed');
+    }
+    this.events.publish(res.jobs);
+  }
+
+  /** Connected workers at a glance. */
+  snapshot(): RegistrySnapshot {
+    const runningByWorker = new Map<string, number>();
+    let capacity = 0;
+    let running = 0;
+    for (const s of this.byId.values()) {
+      runningByWorker.set(s.workerId, s.assigned.size);
+      capacity += s.capacity;
+      running += s.assigned.size;
+    }
+    return { connected: this.byId.size, capacity, running, runningByWorker };
+  }
+}

@@ -1,0 +1,48 @@
+import type { Hello } from '../../protocol/index.ts';
+import type { Assignment } from '../../core/leases.ts';
+import type { Peer } from '../peer.ts';
+
+/** A task the foreman handed to a worker and has not heard the end of. */
+export interface InFlight extends Assignment {
+  /** '' when the task was adopted from a returning worker's hello (the store knows its job). */
+  jobId: string;
+  type: string;
+}
+
+/**
+ * The foreman's view of one connected worker: what it can run and what it runs. Capacity is
+ * counted here, in memory: a worker is never handed more than `capacity - assigned - revoked`.
+ * Only the {@link WorkerRegistry} changes a session.
+ * @internal
+ */
+export class WorkerSession {
+  readonly peer: Peer;
+  hello: Hello;
+  /** Tasks given to the worker and not yet reported back. */
+  readonly assigned = new Map<string, InFlight>();
+  /**
+   * Tasks taken back while the worker may still be running them (a zombie, an expired lease).
+   * They still occupy a slot on the worker, so they count against its capacity until it
+   * reports them or stops listing them in its heartbeats.
+   */
+  readonly revoked = new Map<string, number>();
+  /** Map jobs whose function source this connection already holds (code goes once per job). */
+  readonly codeSent = new Set<string>();
+  /** A draining worker finishes what it has and gets nothing new. */
+  draining = false;
+  lastSeenAt: number;
+  /** When the previous heartbeat arrived: tasks assigned before it must appear in the next. */
+  previousHeartbeatAt: number;
+  readonly connectedAt: number;
+
+  constructor(peer: Peer, hello: Hello, now: number) {
+    this.peer = peer;
+    this.hello = hello;
+    this.lastSeenAt = this.previousHeartbeatAt = this.connectedAt = now;
+  }
+
+  get workerId(): string { return this.hello.workerId; }
+  get capacity(): number { return this.hello.capacity; }
+  /** Slots the dispatcher may fill now. */
+  get free(): number { return this.draining || this.peer.closed ? 0 : this.hello.capacity - this.assigned.size - this.revoked.size; }
+}

@@ -1,0 +1,61 @@
+import { CrowdComputeError, type ClientInbound } from '../../protocol/index.ts';
+import type { Store } from '../../store/store.ts';
+import type { JobEvents } from '../jobs/job-events.ts';
+import type { JobService } from '../jobs/job-service.ts';
+import type { Peer } from '../peer.ts';
+
+/**
+ * What clients say over the WebSocket: submit a job (and follow it), subscribe to one, cancel
+ * one. Any connection may send these, a worker's included.
+ */
+export class ClientMessages {
+  private readonly deps: { store: Store; jobs: JobService; events: JobEvents };
+
+  constructor(deps: ClientMessages['deps']) {
+    this.deps = deps;
+  }
+
+  /** Handle one client message from `peer`. Errors thrown are answered to the peer with the request's id. */
+  handle(peer: Peer, msg: ClientInbound): Promise<void> {
+    switch (msg.type) {
+      case 'submit_job': return this.submit(peer, msg);
+      case 'subscribe_job':
+        this.deps.events.subscribe(msg.jobId, peer);
+        return this.sendState(peer, msg.jobId);
+      case 'cancel_job':
+        return this.deps.jobs.cancel(msg.jobId).then((job) => {
+          peer.send({ type: 'cancel_ack', jobId: job.id, state: job.state, ...(msg.requestId ? { requestId: msg.requestId } : {}) });
+        });
+    }
+  }
+
+  private async submit(peer: Peer, msg: Extract<ClientInbound, { type: 'submit_job' }>): Promise<void> {
+    const { events, jobs } = this.deps;
+    const subscribe = msg.subscribe !== false;
+    // Subscribe before the insert commits: with several foremen the job can finish (and its
+    // completion arrive) before the submission returns.
+    let early: string | null = null;
+    try {
+      const accepted = await jobs.submit(msg.job, (jobId) => { if (subscribe) { early = jobId; events.subscribe(jobId, peer); } });
+      if (subscribe && early !== accepted.job.id) {
+        if (early) events.unsubscribe(early, peer);
+        events.subscribe(accepted.job.id, peer);
+      }
+      peer.send({ type: 'job_accepted', requestId: msg.requestId, jobId: accepted.job.id, totalTasks: accepted.job.counts.total,
+        position: accepted.position, deduplicated: accepted.deduplicated });
+      // A deduplicated job may have finished long ago: answer now rather than never.
+      if (accepted.deduplicated && subscribe) await this.sendState(peer, accepted.job.id);
+    } catch (err) {
+      if (early) events.unsubscribe(early, peer);
+      throw err;
+    }
+  }
+
+  /** Tell a new subscriber where the job stands: finished (with results) or in progress. */
+  private async sendState(peer: Peer, jobId: string): Promise<void> {
+    const job = await this.deps.store.jobGet(jobId);
+    if (!job) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    if (job.completedAt !== null) await this.deps.events.sendCompletedTo(peer, { jobId, state: job.state, counts: job.counts, finished: true });
+    else peer.send({ type: 'job_progress', jobId, state: job.state, counts: job.counts });
+  }
+}

@@ -7,15 +7,17 @@
  * submission in flight when the connection drops is sent again after the reconnect without
  * creating a second job.
  */
-import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import {
-  CrowdComputeError, type JobSpec, type JobState, type NamedTaskSpec, type Outbound, type Priority,
+  CrowdComputeError, camelKeys,
+  type CamelKeys, type HealthView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { functionSource } from './function-source.ts';
 import { JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
+/** How a client reaches its foreman(s). */
 export interface ClientOptions {
   /** Foreman base URL(s): http://localhost:8000 (ws://host:port/ws also accepted). Several = fail over. */
   url: string | string[];
@@ -27,21 +29,16 @@ export interface ClientOptions {
   logLevel?: string;
 }
 
-export interface JobOptions {
-  name?: string;
-  priority?: Priority;
-  timeoutMs?: number;
-  maxAttempts?: number;
-  idempotencyKey?: string;
-  metadata?: Record<string, unknown>;
-}
+export type { JobOptions };
 
+/** Options of a map job. */
 export interface MapOptions extends JobOptions {
   /** Arguments per task; default chosen by the foreman from the argument count. */
   chunkSize?: number;
   onProgress?: (p: JobProgress) => void;
 }
 
+/** Options of a single named task. */
 export interface TaskOptions extends JobOptions {
   taskId?: string;
 }
@@ -52,31 +49,18 @@ interface PendingSubmit {
   reject: (e: Error) => void;
 }
 
-type Camel<T> = T;
+/** A job as the REST API shows it, with camelCase keys. */
+export type JobInfo = CamelKeys<JobView>;
 
-/** snake_case keys of a REST object to camelCase (top level only: inputs and results are left as they are). */
-function camel<T = Record<string, unknown>>(o: Record<string, unknown>): Camel<T> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) out[k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())] = v;
-  return out as T;
-}
+/** A task as the REST API shows it, with camelCase keys. */
+export type TaskInfoRest = CamelKeys<TaskView>;
 
-export interface JobInfo {
-  id: string; kind: string; name: string | null; status: JobState; priority: Priority;
-  totalTasks: number; completedTasks: number; failedTasks: number; cancelledTasks: number; progress: number;
-  argCount: number | null; chunkSize: number | null; createdAt: string; startedAt: string | null; completedAt: string | null;
-  [k: string]: unknown;
-}
-
-export interface TaskInfoRest {
-  taskId: string; jobId: string; index: number; kind: string; type: string; status: string; attempt: number;
-  workerId: string | null; input: unknown; result: unknown; error: unknown; progress: number | null;
-  attemptErrors: { attempt: number; worker_id: string | null; error: unknown; at: string }[];
-  queuedAt: string; startedAt: string | null; completedAt: string | null;
-  [k: string]: unknown;
-}
-
+/**
+ * A client of one or more foremen: submits jobs, awaits their results, follows progress,
+ * queries and cancels.
+ */
 export class Client {
+  /** The client's logger. */
   readonly log: Logger;
   private readonly httpBases: string[];
   private httpIndex = 0;
@@ -134,10 +118,10 @@ export class Client {
   /** Submit a job spec as the protocol defines it. */
   async submitJob<R = unknown>(spec: JobSpec): Promise<JobHandle<R>> {
     if (this.closed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client is closed');
-    const job: JobSpec = { ...spec, idempotencyKey: spec.idempotencyKey ?? `auto-${randomUUID()}` };
+    const job: JobSpec = { ...spec, idempotencyKey: spec.idempotencyKey ?? `auto-${crypto.randomUUID()}` };
     await this.connect();
     return new Promise<JobHandle<R>>((resolve, reject) => {
-      const requestId = randomUUID();
+      const requestId = crypto.randomUUID();
       const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve, reject };
       this.pending.set(requestId, p);
       this.link!.send(p.message);
@@ -174,35 +158,39 @@ export class Client {
       const text = await res.text();
       const data = text ? JSON.parse(text) : null;
       if (!res.ok) {
-        const code = typeof data?.code === 'string' && data.code.startsWith('CC_ERR_') ? data.code : 'CC_ERR_INTERNAL';
-        const message = String(data?.message ?? `${method} ${path}: HTTP ${res.status}`).replace(/^CC_ERR_[A-Z_]+: /, '');
-        throw new CrowdComputeError(code, message, { status: res.status });
+        const wire: WireError = typeof data?.code === 'string' && typeof data?.message === 'string'
+          ? data : { code: 'CC_ERR_INTERNAL', message: `${method} ${path}: HTTP ${res.status}` };
+        throw CrowdComputeError.fromWire(wire, { status: res.status });
       }
       return data as T;
     }
     throw new CrowdComputeError('CC_ERR_CONNECTION', `cannot reach the foreman at ${this.httpBases.join(', ')}: ${lastErr?.message ?? 'no answer'}`);
   }
 
+  /** One job. */
   async getJob(jobId: string): Promise<JobInfo> {
-    return camel<JobInfo>(await this.http('GET', `/api/jobs/${encodeURIComponent(jobId)}`));
+    return camelKeys(await this.http<JobView>('GET', `/api/jobs/${encodeURIComponent(jobId)}`));
   }
 
+  /** Jobs, newest first, optionally of one state. */
   async listJobs(params: { status?: JobState; limit?: number; offset?: number } = {}): Promise<JobInfo[]> {
     const q = new URLSearchParams();
     if (params.status) q.set('status', params.status);
     if (params.limit) q.set('limit', String(params.limit));
     if (params.offset) q.set('offset', String(params.offset));
-    const rows = await this.http<Record<string, unknown>[]>('GET', `/api/jobs${q.size ? `?${q}` : ''}`);
-    return rows.map((r) => camel<JobInfo>(r));
+    const rows = await this.http<JobView[]>('GET', `/api/jobs${q.size ? `?${q}` : ''}`);
+    return rows.map((r) => camelKeys(r));
   }
 
+  /** A job's tasks, in order. */
   async getJobTasks(jobId: string, params: { limit?: number; offset?: number } = {}): Promise<TaskInfoRest[]> {
-    const rows = await this.http<Record<string, unknown>[]>('GET', `/api/jobs/${encodeURIComponent(jobId)}/tasks?limit=${params.limit ?? 1000}&offset=${params.offset ?? 0}`);
-    return rows.map((r) => camel<TaskInfoRest>(r));
+    const rows = await this.http<TaskView[]>('GET', `/api/jobs/${encodeURIComponent(jobId)}/tasks?limit=${params.limit ?? 1000}&offset=${params.offset ?? 0}`);
+    return rows.map((r) => camelKeys(r));
   }
 
+  /** A job's results in order, its failures and its counts. */
   async getJobOutcome(jobId: string): Promise<JobOutcome> {
-    const r = await this.http<{ status: JobState; results: unknown[]; failures: { task_id: string; index: number; status: string; error: any }[] }>('GET', `/api/jobs/${encodeURIComponent(jobId)}/results`);
+    const r = await this.http<JobResultsView>('GET', `/api/jobs/${encodeURIComponent(jobId)}/results`);
     const job = await this.getJob(jobId);
     return {
       jobId, state: r.status,
@@ -212,23 +200,27 @@ export class Client {
     };
   }
 
+  /** One task, with every attempt's error. */
   async getTask(taskId: string): Promise<TaskInfoRest> {
-    return camel<TaskInfoRest>(await this.http('GET', `/task/${encodeURIComponent(taskId)}`));
+    return camelKeys(await this.http<TaskView>('GET', `/api/tasks/${encodeURIComponent(taskId)}`));
   }
 
   /** Cancel a job: queued tasks never start, running ones are stopped, finished results stay. */
   async cancel(jobId: string): Promise<JobInfo> {
-    return camel<JobInfo>(await this.http('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`));
+    return camelKeys(await this.http<JobView>('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`));
   }
 
   /** Cancel one task: queued, it never starts; running, its worker is told to stop. */
   async cancelTask(taskId: string): Promise<TaskInfoRest> {
-    return camel<TaskInfoRest>(await this.http('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
+    return camelKeys(await this.http<TaskView>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
   }
 
-  async stats(): Promise<Record<string, unknown>> { return this.http('GET', '/api/stats'); }
-  async workers(): Promise<Record<string, unknown>[]> { return this.http('GET', '/api/workers'); }
-  async health(): Promise<Record<string, unknown>> { return this.http('GET', '/health'); }
+  /** The foreman's statistics (snake_case, as the REST API has them). */
+  async stats(): Promise<StatsView> { return this.http('GET', '/api/stats'); }
+  /** The workers the foreman's store knows (snake_case, as the REST API has them). */
+  async workers(): Promise<WorkerView[]> { return this.http('GET', '/api/workers'); }
+  /** The foreman's health (snake_case, as the REST API has them). */
+  async health(): Promise<HealthView> { return this.http('GET', '/health'); }
 
   // ------------------------------------------------------------------ connection
 
@@ -322,7 +314,7 @@ export class Client {
         for (const h of this.handles.get(m.jobId) ?? []) h._taskProgress({ jobId: m.jobId, taskId: m.taskId, progress: m.progress, ...(m.message !== undefined ? { message: m.message } : {}), ...(m.data ? { data: m.data } : {}) });
         return;
       case 'error': {
-        const err = new CrowdComputeError(m.code as never, m.message.replace(/^CC_ERR_[A-Z_]+: /, ''), m.details);
+        const err = CrowdComputeError.fromWire(m);
         const p = m.requestId ? this.pending.get(m.requestId) : undefined;
         if (p) { this.pending.delete(m.requestId!); p.reject(err); return; }
         const jobId = typeof m.details?.jobId === 'string' ? m.details.jobId : undefined;

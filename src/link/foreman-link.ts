@@ -1,17 +1,25 @@
-import WebSocket from 'ws';
-import type { Logger } from 'pino';
-import { parseOutbound, type Inbound, type Outbound } from '../protocol/index.ts';
+import { FrameBatcher, parseOutbound, type Inbound, type Outbound } from '../protocol/index.ts';
+import { retryDelayMs } from '../core/retry.ts';
+import type { Log } from './log.ts';
 
+/** The standard WebSocket constructor (Node's global, a browser's, or a test's). */
+export type WebSocketConstructor = new (url: string) => WebSocket;
+
+/** How a link connects, reconnects, and whom it tells. */
 export interface ForemanLinkOptions {
   /** One or more foreman WebSocket URLs; reconnects rotate through them. */
   urls: string[];
-  /** Base delay between reconnection attempts (doubles per failure, capped at 30 s, jittered). */
+  /** Base delay between reconnection attempts (doubles per failure, jittered, capped at `maxReconnectDelayMs`). */
   reconnectIntervalMs: number;
+  /** Upper bound of the reconnection delay. Default 30 s. */
+  maxReconnectDelayMs?: number;
   /** -1 = unlimited. */
   maxReconnectAttempts: number;
   /** Reconnect after a lost connection; false = give up (the owner stops). */
   autoRestart: boolean;
-  log: Logger;
+  /** How long a connection attempt may take. Default 10 s. */
+  connectTimeoutMs?: number;
+  log: Log;
   onOpen: () => void;
   onMessage: (msg: Outbound) => void;
   /** A frame or message from the foreman failed validation. */
@@ -19,38 +27,52 @@ export interface ForemanLinkOptions {
   onClose: (info: { code: number; reason: string; willReconnect: boolean }) => void;
   /** Reconnection is exhausted. */
   onGiveUp: (lastError: string) => void;
+  /** Default: the global WebSocket. */
+  webSocket?: WebSocketConstructor;
 }
 
-const MAX_BACKOFF_MS = 30_000;
+const OPEN = 1;
+const CLOSED = 3;
 
 /**
- * A worker's or client's connection to a foreman: one WebSocket at a time, reconnected
- * with exponential backoff and jitter when it drops, rotating through the given URLs.
+ * A worker's or client's connection to a foreman: one WebSocket at a time, reconnected with
+ * exponential backoff and jitter when it drops, rotating through the given URLs. It uses the
+ * standard WebSocket API only, so it runs in Node and in a browser alike.
+ *
  * Sends while disconnected are dropped on purpose: what must survive a reconnect (results
- * not yet acknowledged) is kept and resent by the owner after the next hello.
- * Messages sent in one event-loop turn leave as one frame.
+ * not yet acknowledged) is kept and resent by the owner after the next hello. Messages sent
+ * in one turn of the event loop leave as one frame.
  */
 export class ForemanLink {
   private ws: WebSocket | null = null;
   private readonly o: ForemanLinkOptions;
+  private readonly WS: WebSocketConstructor;
+  private readonly outbox: FrameBatcher;
   private attempts = 0;
   private urlIndex = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = true;
-  private outbox: string[] = [];
-  private scheduled = false;
   private lastError = '';
   private lastHeard = 0;
-  private silenceTimer: NodeJS.Timeout | null = null;
+  private silenceTimer: ReturnType<typeof setInterval> | null = null;
   private silenceMs = 0;
+  private maxDelayMs: number;
 
   constructor(options: ForemanLinkOptions) {
     this.o = options;
+    this.maxDelayMs = options.maxReconnectDelayMs ?? 30_000;
+    const WS = options.webSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WS) throw new TypeError('ForemanLink: this runtime has no WebSocket; pass options.webSocket');
+    this.WS = WS;
+    this.outbox = new FrameBatcher({ write: (frame) => { if (this.ws?.readyState === OPEN) this.ws.send(frame); } });
   }
 
-  get connected(): boolean { return this.ws?.readyState === WebSocket.OPEN; }
+  /** True while a connection is open. */
+  get connected(): boolean { return this.ws?.readyState === OPEN; }
+  /** The URL in use (or to be tried next). */
   get currentUrl(): string { return this.o.urls[this.urlIndex % this.o.urls.length]; }
 
+  /** Connect, and keep reconnecting until stopped. Safe to call twice. */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -63,23 +85,29 @@ export class ForemanLink {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.silenceTimer) clearInterval(this.silenceTimer);
-    this.silenceTimer = null;
+    this.setSilenceTimeout(0);
+    // What was sent this turn (a hand-back, the last results) leaves before the close.
+    this.outbox.flush();
     const ws = this.ws;
     this.ws = null;
-    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    this.flush(ws);
+    if (!ws || ws.readyState === CLOSED) return Promise.resolve();
     return new Promise((resolve) => {
-      ws.once('close', () => resolve());
-      if (ws.readyState === WebSocket.CONNECTING) ws.terminate(); else ws.close(1000, 'worker stopping');
-      setTimeout(() => { ws.terminate(); resolve(); }, 2000).unref();
+      const give = setTimeout(() => { ws.onclose = null; resolve(); }, 2_000);
+      ws.onclose = () => { clearTimeout(give); resolve(); };
+      ws.onmessage = null;
+      try { ws.close(1000, 'stopping'); } catch { resolve(); }
     });
   }
 
+  /** Cap the reconnection delay (a worker holding leases must come back before they expire). */
+  setMaxReconnectDelay(ms: number): void {
+    this.maxDelayMs = Math.max(this.o.reconnectIntervalMs, Math.min(this.o.maxReconnectDelayMs ?? 30_000, ms));
+  }
+
   /**
-   * Treat the connection as dead when nothing (no message, no ping) has come from the foreman
-   * for `ms`: a network that drops without closing the socket would otherwise hang us forever.
-   * The foreman pings at least every heartbeat interval. 0 turns the check off.
+   * Treat the connection as dead when nothing has come from the foreman for `ms`: a network
+   * that drops without closing the socket would otherwise hang us forever. The foreman
+   * answers every heartbeat. 0 turns the check off.
    */
   setSilenceTimeout(ms: number): void {
     this.silenceMs = ms;
@@ -88,69 +116,84 @@ export class ForemanLink {
     if (ms <= 0) return;
     this.lastHeard = Date.now();
     this.silenceTimer = setInterval(() => {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN && Date.now() - this.lastHeard > this.silenceMs) {
+      if (this.ws?.readyState === OPEN && Date.now() - this.lastHeard > this.silenceMs) {
         this.o.log.warn({ url: this.currentUrl, silentMs: Date.now() - this.lastHeard }, 'foreman silent for too long; reconnecting');
-        this.ws.terminate();
+        this.abandon(this.ws, 4000, 'foreman silent');
       }
     }, Math.max(20, Math.floor(ms / 4)));
-    this.silenceTimer.unref();
+    unref(this.silenceTimer);
   }
 
-  /** Drop the current connection now and reconnect (POST /restart on the worker's status server). */
+  /** Drop the current connection now and reconnect. */
   restart(): void {
-    if (this.stopped) return;
-    this.ws?.terminate();
+    if (!this.stopped && this.ws) this.abandon(this.ws, 4000, 'restart');
   }
 
+  /** Queue a message; false when there is no open connection (it is dropped). */
   send(message: Inbound): boolean {
     if (!this.connected) return false;
-    this.outbox.push(JSON.stringify(message));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => { this.scheduled = false; if (this.ws) this.flush(this.ws); });
-    }
+    this.outbox.push(message);
     return true;
-  }
-
-  private flush(ws: WebSocket): void {
-    if (this.outbox.length === 0) return;
-    const frame = this.outbox.length === 1 ? this.outbox[0] : `[${this.outbox.join(',')}]`;
-    this.outbox = [];
-    if (ws.readyState === WebSocket.OPEN) ws.send(frame);
   }
 
   private connect(): void {
     if (this.stopped) return;
     const url = this.currentUrl;
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+    let ws: WebSocket;
+    try {
+      ws = new this.WS(url);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.closed(null, 1006, this.lastError, false);
+      return;
+    }
     this.ws = ws;
     let opened = false;
-    ws.on('open', () => {
+    const handshake = setTimeout(() => {
+      this.lastError = `no answer within ${this.o.connectTimeoutMs ?? 10_000} ms`;
+      this.abandon(ws, 1006, this.lastError);
+    }, this.o.connectTimeoutMs ?? 10_000);
+    unref(handshake);
+    ws.onopen = () => {
+      clearTimeout(handshake);
       opened = true;
       this.lastHeard = Date.now();
       this.attempts = 0;
       this.o.log.info({ url }, 'connected to foreman');
       this.o.onOpen();
-    });
-    ws.on('ping', () => { this.lastHeard = Date.now(); });
-    ws.on('message', (data) => {
+    };
+    ws.onmessage = (ev: MessageEvent) => {
       this.lastHeard = Date.now();
-      for (const parsed of parseOutbound(data.toString())) {
+      const text = typeof ev.data === 'string' ? ev.data : new TextDecoder().decode(ev.data as ArrayBuffer);
+      for (const parsed of parseOutbound(text)) {
         if (parsed.ok) this.o.onMessage(parsed.message);
         else this.o.onProtocolError(parsed.error.message);
       }
-    });
-    ws.on('error', (err) => { this.lastError = err.message; });
-    ws.on('close', (code, reasonBuf) => {
-      if (this.ws === ws) this.ws = null;
-      this.outbox = [];
-      const reason = reasonBuf.toString();
-      const willReconnect = !this.stopped && (this.o.autoRestart || !opened);
-      // 1001 is a foreman shutting down on purpose: expected, not alarming.
-      if (opened && !this.stopped) this.o.log[code === 1001 ? 'info' : 'warn']({ url, code, reason }, 'connection to foreman closed');
-      this.o.onClose({ code, reason, willReconnect });
-      if (willReconnect) this.scheduleReconnect();
-    });
+    };
+    ws.onerror = (ev: Event) => { this.lastError = (ev as Event & { message?: string }).message || `cannot connect to ${url}`; };
+    ws.onclose = (ev: CloseEvent) => {
+      clearTimeout(handshake);
+      this.closed(ws, ev.code, ev.reason, opened);
+    };
+  }
+
+  /** Give up on a socket now (frozen network, timeout, restart) without waiting for its closing handshake. */
+  private abandon(ws: WebSocket, code: number, reason: string): void {
+    const opened = this.ws === ws && ws.readyState === OPEN;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    try { ws.close(); } catch { /* never opened */ }
+    this.closed(ws, code, reason, opened);
+  }
+
+  private closed(ws: WebSocket | null, code: number, reason: string, opened: boolean): void {
+    if (ws && this.ws !== ws) return;
+    this.ws = null;
+    this.outbox.clear();
+    const willReconnect = !this.stopped && (this.o.autoRestart || !opened);
+    // 1001 is a foreman shutting down on purpose: expected, not alarming.
+    if (opened && !this.stopped) this.o.log[code === 1001 ? 'info' : 'warn']({ url: this.currentUrl, code, reason }, 'connection to foreman closed');
+    this.o.onClose({ code, reason, willReconnect });
+    if (willReconnect) this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
@@ -161,9 +204,13 @@ export class ForemanLink {
       return;
     }
     this.urlIndex++;
-    const ceiling = Math.min(MAX_BACKOFF_MS, this.o.reconnectIntervalMs * 2 ** Math.min(10, this.attempts - 1));
-    const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    const delay = retryDelayMs(this.attempts, { baseMs: this.o.reconnectIntervalMs, maxMs: this.maxDelayMs });
     this.o.log.debug({ attempt: this.attempts, delayMs: delay, next: this.currentUrl }, 'reconnecting');
     this.timer = setTimeout(() => { this.timer = null; this.connect(); }, delay);
   }
+}
+
+/** Let a timer not keep Node alive (browsers have no such notion). */
+function unref(timer: unknown): void {
+  (timer as { unref?: () => void }).unref?.();
 }

@@ -1,3 +1,12 @@
-export { Worker, type WorkerOptions, type WorkerStatus, type WorkerStats } from './worker.ts';
-export { NonRetryableError, type TaskHandler, type TaskContext, type TaskInfo, type HandlerOptions } from './handler-registry.ts';
+/**
+ * Workers: `new Worker({ foremanUrl })`, `worker.handle(pattern, handler)`, `await worker.start()`.
+ * `WorkerRuntime` is the same worker without Node (for other hosts).
+ * @packageDocumentation
+ */
+export { Worker, type WorkerOptions } from './worker.ts';
+export { WorkerRuntime, type WorkerRuntimeOptions, type WorkerStatus, type WorkerStats } from './runtime/worker-runtime.ts';
+export { WORKER_DEFAULTS } from './runtime/worker-defaults.ts';
+export { NonRetryableError, type TaskHandler, type TaskContext, type TaskInfo, type HandlerOptions } from './runtime/handler-registry.ts';
+export type { CodeExecutor, CodeRun } from './runtime/code-executor.ts';
+export type { RunningTaskInfo } from './runtime/task-runner.ts';
 export { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';

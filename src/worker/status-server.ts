@@ -2,25 +2,42 @@ import type { AddressInfo } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HostUsage } from '../host/host-usage.ts';
-import type { Worker } from './worker.ts';
+import type { WorkerStats, WorkerStatus } from './runtime/worker-runtime.ts';
+import type { RunningTaskInfo } from './runtime/task-runner.ts';
+
+/** What the status server shows and can do: a worker, seen from outside. */
+export interface WorkerStatusSource {
+  readonly workerId: string;
+  readonly status: WorkerStatus;
+  readonly connected: boolean;
+  readonly runningTasks: RunningTaskInfo[];
+  readonly foremanUrl: string;
+  readonly capacity: number;
+  readonly allowCode: boolean;
+  readonly patterns: string[];
+  readonly stats: WorkerStats;
+  restart(): void;
+}
 
 /**
- * The worker's own HTTP server (default port 8001 from the CLI), with the endpoints of
- * seed 000 (`GET /`, `GET /stats`, `POST /restart`) and seed 001 (`GET /health`,
- * `GET /metrics`), field names as documented there.
+ * The worker's own HTTP server (default port 8001 from the CLI): `GET /` (who it is, what it
+ * runs), `GET /stats`, `POST /restart` (drop and reopen the foreman connection), and
+ * `GET /health` and `GET /metrics` with the fields task-service health checks read.
  */
 export class WorkerStatusServer {
   private app: FastifyInstance | null = null;
-  private readonly worker: Worker;
+  private readonly worker: WorkerStatusSource;
   private readonly options: { port: number; host: string };
   private readonly usage = new HostUsage();
+  /** The port it listens on, once started. */
   port = 0;
 
-  constructor(worker: Worker, options: { port: number; host: string }) {
+  constructor(worker: WorkerStatusSource, options: { port: number; host: string }) {
     this.worker = worker;
     this.options = options;
   }
 
+  /** Listen. Safe to call twice. */
   async start(): Promise<void> {
     if (this.app) return;
     const w = this.worker;
@@ -96,6 +113,7 @@ export class WorkerStatusServer {
     this.port = (app.server.address() as AddressInfo).port;
   }
 
+  /** Stop listening. Safe to call twice. */
   async stop(): Promise<void> {
     const app = this.app;
     this.app = null;

@@ -84,8 +84,8 @@ test('a worker without allowCode never receives code', async () => {
   let framesWithCode = 0;
   await named.start();
   // Look at the raw frames too: no assignment to this worker may carry `code` or a map task.
-  const ws = (named as any).link.ws as import('ws').WebSocket;
-  ws.on('message', (d) => { if (/"code"|"kind":"map"/.test(d.toString())) framesWithCode++; });
+  const ws = (named as any).link.ws as WebSocket;
+  ws.addEventListener('message', (ev) => { if (/"code"|"kind":"map"/.test(String(ev.data))) framesWithCode++; });
   try {
     const job = await client.submitMap((x: number) => x - 1, Array.from({ length: 40 }, (_, i) => i), { chunkSize: 1 });
     assert.deepEqual(await job.result(), Array.from({ length: 40 }, (_, i) => i - 1));

@@ -1,6 +1,8 @@
 import ivm from 'isolated-vm';
 import { CrowdComputeError } from '../../protocol/index.ts';
+import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
 
+/** Limits of the sandbox. */
 export interface SandboxOptions {
   /** Heap limit of each isolate. Default 128 MiB. */
   memoryLimitMb: number;
@@ -55,12 +57,6 @@ interface JobEntry {
   idle: Warm[];
 }
 
-/** Handle to a running sandboxed call, so a cancellation can kill it. */
-export interface SandboxRun {
-  result: Promise<unknown[]>;
-  kill(reason: 'cancelled' | 'timeout'): void;
-}
-
 /**
  * Runs shipped map functions in isolated-vm isolates: separate V8 heaps with a memory limit,
  * no Node APIs (no require, process, fs, network), killed at a wall-clock deadline.
@@ -69,7 +65,7 @@ export interface SandboxRun {
  * from the job's pool, so compilation is paid once per isolate, not per task. An isolate that
  * timed out, hit its memory limit or was cancelled is disposed, never reused.
  */
-export class SandboxExecutor {
+export class SandboxExecutor implements CodeExecutor {
   private readonly jobs = new Map<string, JobEntry>();
   private readonly o: SandboxOptions;
   private disposed = false;
@@ -83,8 +79,10 @@ export class SandboxExecutor {
     };
   }
 
+  /** True when the job's source has arrived. */
   hasCode(jobId: string): boolean { return this.jobs.has(jobId); }
 
+  /** Keep a job's function source (a new source for the same job replaces the old). */
   setCode(jobId: string, code: string): void {
     const existing = this.jobs.get(jobId);
     if (existing && existing.code === code) return;
@@ -123,7 +121,7 @@ export class SandboxExecutor {
   }
 
   /** Run the job's function over `args`. Rejects with a CrowdComputeError naming what went wrong. */
-  start(jobId: string, args: unknown[], timeoutMs: number | null): SandboxRun {
+  start(jobId: string, args: unknown[], timeoutMs: number | null): CodeRun {
     let killWith: ((reason: 'cancelled' | 'timeout') => void) | null = null;
     let killedBefore: 'cancelled' | 'timeout' | null = null;
     const limit = timeoutMs ?? this.o.defaultTimeoutMs;
@@ -175,6 +173,7 @@ export class SandboxExecutor {
       : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its sandbox stopped`);
   }
 
+  /** Dispose of every isolate. */
   dispose(): void {
     this.disposed = true;
     for (const id of [...this.jobs.keys()]) this.dropJob(id);

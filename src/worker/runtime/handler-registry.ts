@@ -1,14 +1,17 @@
-import { bestPattern } from '../core/pattern.ts';
-import type { TaskError } from '../protocol/index.ts';
+import { bestPattern } from '../../core/pattern.ts';
+import type { TaskError } from '../../protocol/index.ts';
 
 /** What a handler receives: the task, as the worker sees it. */
 export interface TaskInfo<I = any> {
   id: string;
   jobId: string;
+  /** The task type (`image.resize`), matched against the handler's pattern. */
   type: string;
   input: I;
+  /** 1 on the first run, then one more per retry or reassignment. */
   attempt: number;
   priority: string;
+  /** The task's deadline, counted from its start on this worker; null = none. */
   timeoutMs: number | null;
 }
 
@@ -22,8 +25,10 @@ export interface TaskContext {
   attempt: number;
 }
 
+/** A handler: runs one task, returns its result (any JSON value) or throws. */
 export type TaskHandler<I = any, O = unknown> = (task: TaskInfo<I>, ctx: TaskContext) => O | Promise<O>;
 
+/** How a handler's errors are judged. */
 export interface HandlerOptions {
   /**
    * Decide whether an error is permanent (no retry) or transient (FlowKit's classify_error).
@@ -40,7 +45,8 @@ export class NonRetryableError extends Error {
   }
 }
 
-interface Entry {
+/** A registered handler. */
+export interface HandlerEntry {
   pattern: string;
   handler: TaskHandler;
   options: HandlerOptions;
@@ -48,16 +54,19 @@ interface Entry {
 
 /** Handlers by pattern (`image.*`); the most specific pattern matching a type wins. */
 export class HandlerRegistry {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, HandlerEntry>();
 
+  /** Register (or replace) the handler of a pattern. */
   add(pattern: string, handler: TaskHandler, options: HandlerOptions = {}): void {
     if (!pattern || typeof handler !== 'function') throw new TypeError('handle(pattern, handler): pattern must be a non-empty string and handler a function');
     this.entries.set(pattern, { pattern, handler, options });
   }
 
+  /** The registered patterns, in registration order. */
   get patterns(): string[] { return [...this.entries.keys()]; }
 
-  find(type: string): Entry | undefined {
+  /** The handler whose pattern matches `type` most specifically. */
+  find(type: string): HandlerEntry | undefined {
     const p = bestPattern(this.patterns, type);
     return p === undefined ? undefined : this.entries.get(p);
   }

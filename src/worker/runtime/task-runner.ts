@@ -1,0 +1,196 @@
+import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type WireTask } from '../../protocol/index.ts';
+import type { Log } from '../../link/log.ts';
+import type { CodeExecutor } from './code-executor.ts';
+import { HandlerRegistry, type TaskContext, type TaskInfo } from './handler-registry.ts';
+
+/** How a task ended, before the runtime measures and sends it. */
+export type Ending = Pick<TaskOutcome, 'status' | 'result' | 'error'>;
+
+/** What the runner needs from the worker around it. */
+export interface TaskRunnerDeps {
+  workerId: string;
+  handlers: HandlerRegistry;
+  /** Runs shipped code; null = this worker refuses map tasks. */
+  code: CodeExecutor | null;
+  log: Log;
+  /** After a timeout or cancel fires a handler's AbortSignal, how long it may take to return. */
+  timeoutGraceMs: number;
+  started(task: WireTask): void;
+  progress(task: WireTask, percent: number, message: string | undefined, data: Record<string, unknown> | undefined): void;
+  /** A task ended; called once per attempt. */
+  finished(task: WireTask, startedAt: number, ending: Ending): void;
+}
+
+interface Running {
+  task: WireTask;
+  startedAt: number;
+  controller: AbortController;
+  kill?: (reason: 'cancelled' | 'timeout') => void;
+  /** Set once the outcome is reported; later ones are ignored. */
+  settled: boolean;
+  /** The ending a timeout or cancel decided, reported when the handler returns or its grace ends. */
+  forced?: Ending;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/** A task running on this worker, for status pages. */
+export interface RunningTaskInfo {
+  taskId: string;
+  jobId: string;
+  type: string;
+  attempt: number;
+  startedAt: number;
+}
+
+/**
+ * Runs the tasks a worker was given: named tasks with their handler, map tasks with the code
+ * executor; enforces deadlines (a handler gets an AbortSignal and a grace period, shipped code
+ * is killed) and cancellations; reports exactly one ending per attempt.
+ */
+export class TaskRunner {
+  private readonly running = new Map<string, Running>();
+  private readonly deps: TaskRunnerDeps;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(deps: TaskRunnerDeps) {
+    this.deps = deps;
+  }
+
+  /** Tasks running now. */
+  get size(): number { return this.running.size; }
+
+  /** The attempts running now (what heartbeats and hellos list). */
+  refs(): TaskRef[] {
+    return [...this.running.values()].map((r) => ({ taskId: r.task.taskId, attempt: r.task.attempt }));
+  }
+
+  /** What runs now, for status pages. */
+  list(): RunningTaskInfo[] {
+    return [...this.running.values()].map((r) => ({ taskId: r.task.taskId, jobId: r.task.jobId, type: r.task.type, attempt: r.task.attempt, startedAt: r.startedAt }));
+  }
+
+  /** Start a task (a repeated assignment of an attempt already running is ignored). */
+  start(task: WireTask): void {
+    const existing = this.running.get(task.taskId);
+    if (existing && existing.task.attempt >= task.attempt) return;
+    const r: Running = { task, startedAt: Date.now(), controller: new AbortController(), settled: false };
+    this.running.set(task.taskId, r);
+    this.deps.started(task);
+    if (task.timeoutMs && task.kind !== 'map') {
+      // Shipped code is stopped by its executor, which can kill it; handlers get a signal.
+      r.timer = setTimeout(() => this.interrupt(r, 'timeout', `task ${task.taskId} exceeded its timeout of ${task.timeoutMs} ms`), task.timeoutMs);
+    }
+    const work = task.kind === 'map' ? this.runMap(r) : this.runNamed(r);
+    work.then(
+      (result) => this.settle(r, { status: 'completed', result }),
+      (err: unknown) => this.settle(r, { status: 'failed', error: this.describe(err, task) }),
+    );
+  }
+
+  /** The foreman asked to stop this attempt. */
+  cancel(taskId: string, attempt: number, reason: string): void {
+    const r = this.running.get(taskId);
+    if (r && r.task.attempt === attempt) this.interrupt(r, 'cancelled', reason);
+  }
+
+  /**
+   * Stop every running task without reporting an ending (the worker hands them back to the
+   * foreman unfinished). Handlers see their AbortSignal fire. Returns what was running.
+   */
+  abandonAll(reason: string): TaskRef[] {
+    const refs = this.refs();
+    for (const r of this.running.values()) {
+      r.settled = true;
+      if (r.timer) clearTimeout(r.timer);
+      r.kill?.('cancelled');
+      r.controller.abort(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', reason));
+    }
+    this.running.clear();
+    this.wakeIdle();
+    return refs;
+  }
+
+  /** Resolves when no task runs, or after `ms`. */
+  waitIdle(ms: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() { clearTimeout(t); resolve(); }
+      this.idleWaiters.push(done);
+    });
+  }
+
+  private wakeIdle(): void {
+    if (this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private describe(err: unknown, task: WireTask): TaskError {
+    if (err instanceof CrowdComputeError) {
+      const retryable = err.code === 'CC_ERR_TIMEOUT' || err.code === 'CC_ERR_MEMORY_LIMIT' ? true
+        : err.code === 'CC_ERR_CODE_COMPILE' || err.code === 'CC_ERR_NO_HANDLER' ? false : undefined;
+      return err.toTaskError(retryable !== undefined ? { retryable } : {});
+    }
+    return HandlerRegistry.describe(err, this.deps.handlers.find(task.type)?.options ?? {});
+  }
+
+  private async runNamed(r: Running): Promise<unknown> {
+    const t = r.task;
+    const { handlers, workerId } = this.deps;
+    const entry = handlers.find(t.type);
+    if (!entry) {
+      throw new CrowdComputeError('CC_ERR_NO_HANDLER', `worker ${workerId} has no handler for task type "${t.type}" (patterns: ${handlers.patterns.join(', ') || 'none'})`);
+    }
+    const info: TaskInfo = { id: t.taskId, jobId: t.jobId, type: t.type, input: t.input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs };
+    const ctx: TaskContext = {
+      signal: r.controller.signal,
+      workerId,
+      attempt: t.attempt,
+      progress: (percent, message, data) => {
+        if (r.settled) return;
+        const p = Math.max(0, Math.min(100, Number(percent) || 0));
+        this.deps.progress(t, p, message !== undefined ? String(message).slice(0, 1000) : undefined, data);
+      },
+    };
+    return entry.handler(info, ctx);
+  }
+
+  private async runMap(r: Running): Promise<unknown> {
+    const t = r.task;
+    const code = this.deps.code;
+    if (!code) {
+      throw new CrowdComputeError('CC_ERR_CODE_NOT_ALLOWED', `worker ${this.deps.workerId} was started without allowCode and will not run shipped code (job ${t.jobId})`);
+    }
+    if (!Array.isArray(t.input)) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `map task ${t.taskId} has no argument list`);
+    const run = code.start(t.jobId, t.input, t.timeoutMs);
+    r.kill = run.kill;
+    return run.result;
+  }
+
+  /**
+   * Stop a running task (cancel, timeout): fire its AbortSignal (or kill its code), then give
+   * the handler `timeoutGraceMs` to return before its slot is freed regardless. The ending is
+   * decided here; whatever the handler returns afterwards is ignored.
+   */
+  private interrupt(r: Running, reason: 'cancelled' | 'timeout', message: string): void {
+    if (r.settled || r.forced) return;
+    const code = reason === 'timeout' ? 'CC_ERR_TIMEOUT' : 'CC_ERR_CANCELLED';
+    r.forced = reason === 'timeout'
+      ? { status: 'failed', error: taskError(code, message, { name: 'TimeoutError', retryable: true }) }
+      : { status: 'cancelled', error: taskError(code, message, { name: 'AbortError' }) };
+    this.deps.log.info({ taskId: r.task.taskId, jobId: r.task.jobId, reason }, message);
+    r.kill?.(reason);
+    r.controller.abort(new CrowdComputeError(code, message));
+    if (r.timer) clearTimeout(r.timer);
+    const forced = r.forced;
+    r.timer = setTimeout(() => this.settle(r, forced), this.deps.timeoutGraceMs);
+  }
+
+  private settle(r: Running, ending: Ending): void {
+    if (r.settled) return;
+    r.settled = true;
+    if (r.timer) clearTimeout(r.timer);
+    this.running.delete(r.task.taskId);
+    this.deps.finished(r.task, r.startedAt, r.forced ?? ending);
+    this.wakeIdle();
+  }
+}

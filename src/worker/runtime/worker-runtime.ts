@@ -1,0 +1,353 @@
+/**
+ * The worker runtime: connects to a foreman, says hello, heartbeats, runs what it is given
+ * (named tasks with registered handlers, map tasks with a code executor), and reports
+ * outcomes, kept until acknowledged and resent after a reconnect.
+ *
+ * It imports no Node built-in: timers, the standard WebSocket, AbortController and
+ * crypto.randomUUID are all it uses, so the same runtime runs in Node (worker.ts puts the
+ * sandbox, the status server and host resources around it) and in a browser's Web Worker.
+ */
+import { EventEmitter } from 'eventemitter3';
+import {
+  CrowdComputeError, PROTOCOL_VERSION, formatBytes, taskError,
+  type Outbound, type TaskOutcome, type WireTask,
+} from '../../protocol/index.ts';
+import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.ts';
+import { silentLog, type Log } from '../../link/log.ts';
+import type { CodeExecutor } from './code-executor.ts';
+import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
+import { ResultOutbox } from './result-outbox.ts';
+import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
+import { WORKER_DEFAULTS } from './worker-defaults.ts';
+
+/** How a worker runtime connects and runs. Every option but the URL and id has a default ({@link WORKER_DEFAULTS}). */
+export interface WorkerRuntimeOptions {
+  /** Foreman WebSocket URL(s), e.g. ws://localhost:8000/ws. Several = fail over between them. */
+  foremanUrl: string | string[];
+  /** Unique id of this worker. */
+  workerId: string;
+  /** Tasks run at once. Default 4. */
+  maxConcurrentTasks?: number;
+  /** Runs shipped map functions; without one, the worker refuses map jobs. */
+  codeExecutor?: CodeExecutor | null;
+  /** Heartbeat period; default the foreman's (5 s unless configured there). */
+  heartbeatIntervalMs?: number;
+  /** Base delay between reconnection attempts (doubles up to 30 s, jittered). Default 1 s. */
+  reconnectIntervalMs?: number;
+  /** -1 = unlimited (default). */
+  maxReconnectAttempts?: number;
+  /** Reconnect when the connection drops. Default true. */
+  autoRestart?: boolean;
+  /** What to tell the foreman about this machine (cpu cores, memory, platform, runtime, ...). */
+  resources?: Record<string, unknown>;
+  /** After a timeout or cancel fires a handler's AbortSignal, how long it may take to return. Default 1 s. */
+  timeoutGraceMs?: number;
+  /** stop(): how long running tasks may take to finish before they are handed back. Default 30 s. */
+  drainTimeoutMs?: number;
+  /** Where the runtime logs. Default: nowhere. */
+  log?: Log;
+  /** The WebSocket constructor. Default: the global one. */
+  webSocket?: WebSocketConstructor;
+}
+
+/** Where a worker is in its life. */
+export type WorkerStatus = 'idle' | 'connecting' | 'connected' | 'draining' | 'stopped';
+
+/** What a worker has done since it started. */
+export interface WorkerStats {
+  tasksCompleted: number;
+  tasksFailed: number;
+  tasksCancelled: number;
+  totalExecutionTimeMs: number;
+  startedAt: number;
+  /** Times the foreman accepted this worker's hello. */
+  connects: number;
+}
+
+const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
+
+/**
+ * A worker, without its host: see the file's comment. Events: `connected`, `disconnected`,
+ * `taskStarted`, `taskFinished`, `acked`, `foremanError`, `error` (reconnection gave up),
+ * `stopped`.
+ */
+export class WorkerRuntime extends EventEmitter {
+  /** This worker's id. */
+  readonly workerId: string;
+  /** What this worker has done since it started. */
+  readonly stats: WorkerStats = { tasksCompleted: 0, tasksFailed: 0, tasksCancelled: 0, totalExecutionTimeMs: 0, startedAt: Date.now(), connects: 0 };
+  /** The runtime's logger. */
+  protected readonly logger: Log;
+  private readonly handlers = new HandlerRegistry();
+  private readonly link: ForemanLink;
+  private readonly runner: TaskRunner;
+  private readonly outbox: ResultOutbox;
+  private readonly code: CodeExecutor | null;
+  private readonly o: {
+    maxConcurrentTasks: number; heartbeatIntervalMs: number | undefined; drainTimeoutMs: number; resources: Record<string, unknown>;
+  };
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private maxPayloadBytes = DEFAULT_MAX_PAYLOAD;
+  private welcomed = false;
+  private state: WorkerStatus = 'idle';
+  private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private stopPromise: Promise<void> | null = null;
+
+  constructor(options: WorkerRuntimeOptions) {
+    super();
+    const urls = (Array.isArray(options.foremanUrl) ? options.foremanUrl : String(options.foremanUrl ?? '').split(',')).map((u) => u.trim()).filter(Boolean);
+    if (urls.length === 0) throw new TypeError('Worker: foremanUrl is required (e.g. ws://localhost:8000/ws)');
+    const d = WORKER_DEFAULTS;
+    this.workerId = options.workerId;
+    this.logger = options.log ?? silentLog;
+    this.code = options.codeExecutor ?? null;
+    this.o = {
+      maxConcurrentTasks: options.maxConcurrentTasks ?? d.maxConcurrentTasks,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      drainTimeoutMs: options.drainTimeoutMs ?? d.drainTimeoutMs,
+      resources: options.resources ?? {},
+    };
+    if (!Number.isInteger(this.o.maxConcurrentTasks) || this.o.maxConcurrentTasks < 1) {
+      throw new TypeError(`Worker: maxConcurrentTasks must be a positive integer, got ${options.maxConcurrentTasks}`);
+    }
+    const later = (fn: () => void) => { setTimeout(fn, 0); };
+    this.outbox = new ResultOutbox((results) => this.welcomed && this.link.send({ type: 'task_results', results }),
+      typeof globalThis.setImmediate === 'function' ? (fn) => { globalThis.setImmediate(fn); } : later);
+    this.runner = new TaskRunner({
+      workerId: this.workerId,
+      handlers: this.handlers,
+      code: this.code,
+      log: this.logger,
+      timeoutGraceMs: options.timeoutGraceMs ?? d.timeoutGraceMs,
+      started: (t) => this.emit('taskStarted', { taskId: t.taskId, jobId: t.jobId, type: t.type, attempt: t.attempt }),
+      progress: (t, progress, message, data) => {
+        this.link.send({ type: 'task_progress', taskId: t.taskId, attempt: t.attempt, progress, ...(message !== undefined ? { message } : {}), ...(data ? { data } : {}) });
+      },
+      finished: (t, startedAt, ending) => this.report(t, startedAt, ending),
+    });
+    this.link = new ForemanLink({
+      urls,
+      reconnectIntervalMs: options.reconnectIntervalMs ?? d.reconnectIntervalMs,
+      maxReconnectAttempts: options.maxReconnectAttempts ?? d.maxReconnectAttempts,
+      autoRestart: options.autoRestart ?? d.autoRestart,
+      log: this.logger,
+      ...(options.webSocket ? { webSocket: options.webSocket } : {}),
+      onOpen: () => this.onOpen(),
+      onMessage: (m) => this.onMessage(m),
+      onProtocolError: (message) => this.logger.warn({ error: message }, 'foreman sent a message this worker cannot read'),
+      onClose: (info) => this.onLinkClose(info.willReconnect),
+      onGiveUp: (message) => this.onGiveUp(message),
+    });
+  }
+
+  /** Register a handler for task types matching `pattern` (`math.*`, `image.resize`). Chainable. */
+  handle<I = any, O = unknown>(pattern: string, handler: TaskHandler<I, O>, options: HandlerOptions = {}): this {
+    this.handlers.add(pattern, handler as TaskHandler, options);
+    return this;
+  }
+
+  /** Where the worker is in its life. */
+  get status(): WorkerStatus { return this.state; }
+  /** True while connected and accepted by a foreman. */
+  get connected(): boolean { return this.link.connected && this.welcomed; }
+  /** The foreman URL in use. */
+  get foremanUrl(): string { return this.link.currentUrl; }
+  /** Tasks run at once. */
+  get capacity(): number { return this.o.maxConcurrentTasks; }
+  /** True when the worker runs shipped map functions. */
+  get allowCode(): boolean { return this.code !== null; }
+  /** The handler patterns registered. */
+  get patterns(): string[] { return this.handlers.patterns; }
+  /** Tasks running now: id, job, type, attempt, start time. */
+  get runningTasks(): RunningTaskInfo[] { return this.runner.list(); }
+  /** Outcomes sent but not yet acknowledged by the foreman. */
+  get unackedCount(): number { return this.outbox.size; }
+
+  /**
+   * Connect and resolve once the foreman has accepted the hello. Rejects if reconnection
+   * gives up first (maxReconnectAttempts). Safe to call twice.
+   */
+  async start(): Promise<void> {
+    if (this.state === 'stopped') throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `worker ${this.workerId} was stopped; create a new one`);
+    if (this.state === 'idle') {
+      if (this.handlers.patterns.length === 0 && !this.code) {
+        this.logger.warn({}, 'worker has no handlers and allowCode is off: it will receive no tasks');
+      }
+      this.state = 'connecting';
+      await this.beforeStart();
+      this.link.start();
+    }
+    if (this.welcomed) return;
+    await new Promise<void>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+  }
+
+  /** Drop the connection and reconnect. */
+  restart(): void { this.link.restart(); }
+
+  /**
+   * Graceful stop: take no new tasks, let running ones finish for up to `drainTimeoutMs`,
+   * then abort the rest and hand them back, send every outcome, close. Safe to call twice,
+   * and before start().
+   */
+  stop(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.stopPromise ??= (async () => {
+      const wasIdle = this.state === 'idle';
+      this.state = 'draining';
+      if (!wasIdle) {
+        this.link.send({ type: 'worker_draining' });
+        const deadline = options.drainTimeoutMs ?? this.o.drainTimeoutMs;
+        if (this.runner.size > 0) {
+          this.logger.info({ running: this.runner.size, drainTimeoutMs: deadline }, 'draining: waiting for running tasks');
+          await this.runner.waitIdle(deadline);
+        }
+        this.handBack(`worker ${this.workerId} stopped; its drain timeout of ${deadline} ms passed`);
+        this.outbox.flush();
+        // Give acknowledgements a moment so the foreman does not see these results as lost.
+        if (this.outbox.size > 0 && this.link.connected) await this.outbox.waitAcknowledged(2_000);
+      }
+      this.stopHeartbeat();
+      await this.link.stop();
+      this.code?.dispose();
+      await this.afterStop();
+      this.state = 'stopped';
+      for (const w of this.startWaiters.splice(0)) w.reject(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `worker ${this.workerId} stopped`));
+      this.emit('stopped');
+    })();
+    return this.stopPromise;
+  }
+
+  /** Runs once before the first connection (a host starts its own servers here). */
+  protected async beforeStart(): Promise<void> {}
+
+  /** Runs once the connection is closed on stop (a host stops its own servers here). */
+  protected async afterStop(): Promise<void> {}
+
+  /** Give every running task back to the foreman unfinished: requeued without counting as a failure. */
+  private handBack(reason: string): void {
+    const refs = this.runner.abandonAll(reason);
+    if (refs.length === 0) return;
+    this.logger.warn({ tasks: refs.length, taskIds: refs.slice(0, 5).map((r) => r.taskId) }, 'handing unfinished tasks back to the foreman');
+    this.link.send({ type: 'release_tasks', tasks: refs, reason });
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  private onOpen(): void {
+    // Finished-but-unacknowledged tasks are still "ours" until the foreman records them.
+    const running = [...this.runner.refs(), ...this.outbox.refs()];
+    this.link.send({
+      type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: this.workerId,
+      capacity: this.o.maxConcurrentTasks, patterns: this.handlers.patterns, allowCode: this.code !== null,
+      resources: this.o.resources as never, version: PROTOCOL_VERSION, running,
+    });
+  }
+
+  private onLinkClose(willReconnect: boolean): void {
+    this.welcomed = false;
+    this.stopHeartbeat();
+    if (this.state === 'connected') this.state = 'connecting';
+    this.emit('disconnected', { willReconnect });
+    if (!willReconnect && this.state !== 'draining' && this.state !== 'stopped') {
+      this.logger.warn({}, 'connection lost and autoRestart is off: stopping');
+      void this.stop({ drainTimeoutMs: 0 });
+    }
+  }
+
+  private onGiveUp(message: string): void {
+    this.logger.error({}, message);
+    for (const w of this.startWaiters.splice(0)) w.reject(new CrowdComputeError('CC_ERR_CONNECTION', message));
+    this.emit('error', new CrowdComputeError('CC_ERR_CONNECTION', message));
+    void this.stop({ drainTimeoutMs: 0 });
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    this.stopHeartbeat();
+    this.heartbeatTimer = setInterval(() => {
+      // Results go first: a task that just finished must appear in its results or in this
+      // heartbeat's running list, never in neither (the foreman would take it back).
+      this.outbox.flush();
+      this.link.send({ type: 'heartbeat', running: this.runner.refs() });
+    }, intervalMs);
+    (this.heartbeatTimer as { unref?: () => void }).unref?.();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  private onMessage(msg: Outbound): void {
+    switch (msg.type) {
+      case 'welcome': {
+        this.welcomed = true;
+        this.stats.connects++;
+        this.maxPayloadBytes = msg.maxPayloadBytes;
+        this.outbox.maxBatchBytes = Math.floor(msg.maxPayloadBytes / 2);
+        if (this.state === 'connecting') this.state = 'connected';
+        this.startHeartbeat(this.o.heartbeatIntervalMs ?? msg.heartbeatIntervalMs);
+        this.link.setSilenceTimeout(msg.leaseTtlMs);
+        // Come back well before the foreman gives up on our leases, or our work runs twice.
+        this.link.setMaxReconnectDelay(Math.floor(msg.leaseTtlMs / 3));
+        this.logger.info({ foremanId: msg.foremanId, resending: this.outbox.size, running: this.runner.size }, 'foreman accepted hello');
+        // Results the previous connection did not see acknowledged go again; the foreman's
+        // guarded update records each at most once.
+        this.outbox.resendAll();
+        if (this.state === 'draining') this.link.send({ type: 'worker_draining' });
+        for (const w of this.startWaiters.splice(0)) w.resolve();
+        this.emit('connected', { foremanId: msg.foremanId });
+        return;
+      }
+      case 'assign_tasks':
+        if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code);
+        if (this.state === 'draining' || this.state === 'stopped') {
+          // Sent before the foreman heard we are draining: give them straight back.
+          this.link.send({ type: 'release_tasks', tasks: msg.tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })), reason: `worker ${this.workerId} is draining` });
+          return;
+        }
+        for (const t of msg.tasks) this.runner.start(t);
+        return;
+      case 'cancel_task':
+        this.runner.cancel(msg.taskId, msg.attempt, msg.reason);
+        return;
+      case 'result_ack':
+        this.outbox.acknowledged(msg.tasks);
+        this.emit('acked');
+        return;
+      case 'error':
+        this.logger.warn({ code: msg.code, message: msg.message }, 'foreman reported an error');
+        this.emit('foremanError', msg);
+        return;
+      default:
+        // heartbeat_ack only proves the foreman hears us (the link noted it); client messages are not for workers.
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------ outcomes
+
+  private report(task: WireTask, startedAt: number, ending: Ending): void {
+    const durationMs = Date.now() - startedAt;
+    let o: TaskOutcome = { taskId: task.taskId, attempt: task.attempt, status: ending.status, durationMs };
+    let bytes = 0;
+    if (ending.status === 'completed') {
+      const text = ending.result === undefined ? 'null' : JSON.stringify(ending.result);
+      if (text === undefined) {
+        o = { ...o, status: 'failed', error: taskError('CC_ERR_HANDLER_FAILED', `task ${task.taskId} returned a value that is not JSON (${typeof ending.result})`, { retryable: false }) };
+      } else if (text.length > this.maxPayloadBytes) {
+        o = { ...o, status: 'failed', error: taskError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${task.taskId} result is ${formatBytes(text.length)}, the foreman accepts at most ${formatBytes(this.maxPayloadBytes)} (--max-payload)`, { retryable: false }) };
+      } else {
+        o.result = ending.result === undefined ? null : ending.result;
+        bytes = text.length;
+      }
+    } else if (ending.error) {
+      o.error = ending.error;
+    }
+    if (o.status === 'completed') this.stats.tasksCompleted++;
+    else if (o.status === 'failed') this.stats.tasksFailed++;
+    else this.stats.tasksCancelled++;
+    this.stats.totalExecutionTimeMs += durationMs;
+    if (o.status === 'failed') this.logger.warn({ taskId: task.taskId, jobId: task.jobId, type: task.type, attempt: task.attempt, error: o.error?.message }, 'task failed');
+    this.outbox.add(o, bytes);
+    this.emit('taskFinished', o);
+  }
+}

@@ -2,7 +2,7 @@
  * Example task handlers, loaded by `crowdcompute worker --handlers examples/handlers.ts`.
  * A handler gets the task (its input, type, attempt) and a context (AbortSignal, progress).
  */
-import type { TaskContext, TaskInfo } from '../src/worker/index.ts';
+import type { TaskContext, TaskInfo } from 'crowdcompute/worker';
 
 export default {
   'math.add': async (task: TaskInfo<{ a: number; b: number }>) => ({ result: task.input.a + task.input.b }),

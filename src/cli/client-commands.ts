@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
+import { parseIntArg, parseJsonArg } from './parse-args.ts';
+import { ProgressBar } from './progress-bar.ts';
 
 type Sdk = typeof import('../client/index.ts');
 
@@ -19,8 +21,6 @@ async function withClient(url: string, fn: (client: ClientType, sdk: Sdk) => Pro
     await client.close();
   }
 }
-import { parseIntArg, parseJsonArg } from './parse-args.ts';
-import { ProgressBar } from './progress-bar.ts';
 
 const foremanOption = (cmd: Command) => cmd.option('--foreman <url>', 'foreman HTTP URL(s), comma-separated (env CROWDCOMPUTE_URL)', process.env.CROWDCOMPUTE_URL ?? 'http://localhost:8000');
 
@@ -31,6 +31,7 @@ function priorityArg(v: string): Priority {
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
+/** The client commands: map, submit, jobs, job, cancel. */
 export function clientCommands(program: Command): void {
   foremanOption(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
@@ -48,7 +49,7 @@ export function clientCommands(program: Command): void {
       if (typeof fn !== 'function') throw new Error(`${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
-      await withClient(o.foreman, async (client, { JobFailedError }) => {
+      await withClient(o.foreman, async (client) => {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
@@ -100,7 +101,7 @@ export function clientCommands(program: Command): void {
     .option('--limit <n>', 'how many', parseIntArg, 20)
     .option('--json', 'print JSON'))
     .action(async (o) => {
-      await withClient(o.foreman, async (client, { JobFailedError }) => {
+      await withClient(o.foreman, async (client) => {
         const jobs = await client.listJobs({ ...(o.status ? { status: o.status } : {}), limit: o.limit });
         if (o.json) { print(jobs); return; }
         for (const j of jobs) {
@@ -117,7 +118,7 @@ export function clientCommands(program: Command): void {
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar'))
     .action(async (id: string, o) => {
-      await withClient(o.foreman, async (client, { JobFailedError }) => {
+      await withClient(o.foreman, async (client) => {
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${id.slice(0, 8)}`);

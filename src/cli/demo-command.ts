@@ -5,7 +5,8 @@ import { parseIntArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-const HANDLERS = fileURLToPath(new URL('../../examples/handlers.ts', import.meta.url));
+// demo-handlers.ts in a checkout, demo-handlers.js once compiled: the same extension as this file.
+const HANDLERS = fileURLToPath(new URL(`./demo-handlers${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url));
 
 /** Primes below `end` from `start`: the demo's map function (self-contained, as shipped functions must be). */
 function countPrimes(range: [number, number]): number {
@@ -25,6 +26,7 @@ function spawnWorker(index: number, wsUrl: string, statusPort: number): ChildPro
   return child;
 }
 
+/** `crowdcompute demo`: a foreman, local workers and an example job, for a first look. */
 export function demoCommand(program: Command): void {
   program.command('demo')
     .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C')

@@ -1,31 +1,39 @@
 import type { Command } from 'commander';
+import { FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
 import { parseBytes, parseIntArg } from './parse-args.ts';
 
+type Parser = (value: string) => number;
+
+/** Each tuning option: its flag, the ForemanOptions key it sets, what it means. Defaults come from FOREMAN_DEFAULTS. */
+const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof ForemanOptions; help: string; parse: Parser }[] = [
+  { flag: '--max-payload <bytes>', key: 'maxPayloadBytes', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
+  { flag: '--max-args <n>', key: 'maxArgs', help: 'most arguments in a map job, or tasks in a job', parse: parseIntArg },
+  { flag: '--default-timeout <ms>', key: 'defaultTimeoutMs', help: 'deadline of a task submitted without timeoutMs', parse: parseIntArg },
+  { flag: '--max-lost-attempts <n>', key: 'maxLostAttempts', help: 'times a task may lose its worker before it fails', parse: parseIntArg },
+  { flag: '--idempotency-ttl <ms>', key: 'idempotencyTtlMs', help: 'how long an idempotency key returns the same job', parse: parseIntArg },
+  { flag: '--max-messages-per-second <n>', key: 'maxMessagesPerSecond', help: 'per WebSocket connection (bursts twice that)', parse: parseIntArg },
+  { flag: '--max-connections <n>', key: 'maxConnections', help: 'WebSocket connections at once', parse: parseIntArg },
+  { flag: '--flood-close-after <ms>', key: 'floodCloseAfterMs', help: 'a connection over its rate limit this long is closed', parse: parseIntArg },
+  { flag: '--heartbeat-interval <ms>', key: 'heartbeatIntervalMs', help: 'how often workers heartbeat', parse: parseIntArg },
+  { flag: '--lease-ttl <ms>', key: 'leaseTtlMs', help: 'how long an assignment is held without a heartbeat', parse: parseIntArg },
+  { flag: '--sweep-interval <ms>', key: 'sweepIntervalMs', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseIntArg },
+];
+
+/** `crowdcompute foreman`: start a foreman. */
 export function foremanCommand(program: Command): void {
-  program.command('foreman')
+  const cmd = program.command('foreman')
     .description('Start a foreman: REST API, WebSocket endpoint (/ws) for workers and clients, status page; on SQLite, or on PostgreSQL shared with other foremen')
-    .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', parseIntArg, 8000)
-    .option('--host <host>', 'interface to listen on', '0.0.0.0')
-    .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
-    .option('--id <foremanId>', 'this foreman\'s id (default: random)')
-    .option('--max-payload <bytes>', 'largest frame, request body, task input or result, e.g. 8MiB', parseBytes, 8 * 1024 * 1024)
-    .option('--max-args <n>', 'most arguments in a map job, or tasks in a job', parseIntArg, 100_000)
-    .option('--default-timeout <ms>', 'deadline of a task submitted without timeoutMs', parseIntArg, 300_000)
-    .option('--max-lost-attempts <n>', 'times a task may lose its worker before it fails', parseIntArg, 5)
-    .option('--idempotency-ttl <ms>', 'how long an idempotency key returns the same job', parseIntArg, 3_600_000)
-    .option('--max-messages-per-second <n>', 'per WebSocket connection (bursts twice that)', parseIntArg, 10_000)
-    .option('--max-connections <n>', 'WebSocket connections at once', parseIntArg, 10_000)
-    .option('--heartbeat-interval <ms>', 'how often workers heartbeat', parseIntArg, 5000)
-    .option('--lease-ttl <ms>', 'how long an assignment is held without a heartbeat', parseIntArg, 30000)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', parseIntArg, FOREMAN_DEFAULTS.port)
+    .option('--host <host>', 'interface to listen on', FOREMAN_DEFAULTS.host)
+    .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+    .option('--id <foremanId>', 'this foreman\'s id (default: random)');
+  for (const t of TUNING) cmd.option(t.flag, t.help, t.parse, FOREMAN_DEFAULTS[t.key] as number);
+  cmd.option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');
-      const foreman = await startForeman({
-        port: o.port, host: o.host, database: o.database, ...(o.id ? { foremanId: o.id } : {}), maxPayloadBytes: o.maxPayload, maxArgs: o.maxArgs,
-        heartbeatIntervalMs: o.heartbeatInterval, leaseTtlMs: o.leaseTtl, logLevel: o.logLevel,
-        defaultTimeoutMs: o.defaultTimeout, maxLostAttempts: o.maxLostAttempts, idempotencyTtlMs: o.idempotencyTtl,
-        maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,
-      });
+      const options: ForemanOptions = { port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, ...(o.id ? { foremanId: o.id } : {}) };
+      for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];
+      const foreman = await startForeman(options);
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
       const shutdown = (signal: string) => {
         process.stderr.write(`${signal}: stopping foreman (committing results, closing connections)\n`);
@@ -34,4 +42,9 @@ export function foremanCommand(program: Command): void {
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
     });
+}
+
+/** `--max-payload <bytes>` → `maxPayload`, the key commander gives the option. */
+function camel(flag: string): string {
+  return flag.replace(/^--/, '').split(' ')[0].replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }

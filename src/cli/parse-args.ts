@@ -1,12 +1,13 @@
 import { InvalidArgumentError } from 'commander';
 
+/** A non-negative integer option. */
 export function parseIntArg(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a non-negative integer`);
   return n;
 }
 
-/** `8MiB`, `512KiB`, `1048576` */
+/** A size option: `8MiB`, `512KiB`, `1048576`. */
 export function parseBytes(value: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError(`"${value}" is not a size (e.g. 8MiB, 512KiB, 1048576)`);

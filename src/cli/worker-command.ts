@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
+import { WORKER_DEFAULTS as D } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
 import { parseIntArg } from './parse-args.ts';
 
@@ -21,24 +22,25 @@ export async function registerHandlersFrom(worker: Worker, path: string): Promis
   if (worker.patterns.length === 0) throw new Error(`${path} registered no handlers`);
 }
 
+/** `crowdcompute worker`: start a worker process. */
 export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
     .requiredOption('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)', process.env.CROWDCOMPUTE_FOREMAN)
     .option('--id <workerId>', 'unique worker id (default: hostname-pid-random)')
-    .option('-c, --concurrency <n>', 'tasks run at once', parseIntArg, 4)
-    .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', false)
+    .option('-c, --concurrency <n>', 'tasks run at once', parseIntArg, D.maxConcurrentTasks)
+    .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', D.allowCode)
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
-    .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, 128)
-    .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, 60000)
-    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart); 0 = any', parseIntArg, 8001)
+    .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, D.sandboxMemoryMb)
+    .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, D.sandboxTimeoutMs)
+    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart); 0 = any', parseIntArg, D.statusPort)
     .option('--no-status', 'do not start the status HTTP server')
     .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
-    .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, 1000)
-    .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', (v) => Number(v), -1)
+    .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, D.reconnectIntervalMs)
+    .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', (v) => Number(v), D.maxReconnectAttempts)
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
-    .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, 30000)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, D.drainTimeoutMs)
+    .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
     .action(async (o) => {
       const { Worker } = await import('../worker/index.ts');
       const worker = new Worker({

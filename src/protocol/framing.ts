@@ -5,12 +5,25 @@
  * client all send through a {@link FrameBatcher}.
  */
 
+import { CrowdComputeError } from './errors.ts';
+
 /** Run `fn` after the current turn, once pending I/O has been seen (setImmediate where there is one). */
 export type Scheduler = (fn: () => void) => void;
 
 const defaultScheduler: Scheduler = typeof globalThis.setImmediate === 'function'
   ? (fn) => { globalThis.setImmediate(fn); }
   : (fn) => { setTimeout(fn, 0); };
+
+/** The messages of a frame: one, or several when the frame is a JSON array. Throws CC_ERR_BAD_JSON. */
+export function decodeFrame(text: string): unknown[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CrowdComputeError('CC_ERR_BAD_JSON', `frame is not valid JSON (${(err as Error).message})`);
+  }
+  return Array.isArray(value) ? value : [value];
+}
 
 /** One frame from messages already encoded as JSON text. */
 export function encodeFrame(texts: readonly string[]): string {

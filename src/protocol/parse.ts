@@ -1,19 +1,10 @@
 import { z } from 'zod';
 import { CrowdComputeError } from './errors.ts';
+import { decodeFrame } from './framing.ts';
 import { InboundSchema, OutboundSchema, INBOUND_TYPES, OUTBOUND_TYPES, type Inbound, type Outbound } from './messages.ts';
 
-/** A frame may hold one message or, under load, an array of them ("several messages per frame"). */
-function decodeFrame(text: string): unknown[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new CrowdComputeError('CC_ERR_BAD_JSON', `frame is not valid JSON (${(err as Error).message})`);
-  }
-  return Array.isArray(value) ? value : [value];
-}
-
-function describeIssues(error: z.ZodError): string {
+/** The first few problems of a failed parse, each with its path: `tasks.0.type: Required`. */
+export function describeIssues(error: z.ZodError): string {
   return error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 

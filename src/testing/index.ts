@@ -1,9 +1,11 @@
 /**
  * Helpers for testing code that uses CrowdCompute, and for CrowdCompute's own tests:
- * a foreman on a free port with a fresh SQLite file, workers as child processes, a raw
- * protocol socket, and `waitFor`, which retries an assertion until a deadline instead of
- * sleeping for a fixed time.
+ * a foreman on a free port with a fresh SQLite file, workers and foremen as child processes,
+ * a raw protocol socket, a TCP proxy that can freeze, and `waitFor`, which retries an
+ * assertion until a deadline instead of sleeping for a fixed time.
+ * @packageDocumentation
  */
+/// <reference types="node" preserve="true" />
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { startForeman, type Foreman, type ForemanOptions } from '../foreman/index.ts';
 
+/** A foreman started for a test, with its directory and a `cleanup()` that stops it and removes the directory. */
 export interface TestForeman extends Foreman {
   /** Directory holding the SQLite file; removed by `cleanup()`. */
   dir: string;
@@ -60,6 +63,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, options: { timeout
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 
+/** A CrowdCompute process started by a test. */
 export interface ChildWorker {
   child: ChildProcess;
   /** Everything the process wrote to stderr so far. */
@@ -83,12 +87,16 @@ export function spawnWorkerProcess(args: string[], env: Record<string, string> =
 
 /** A raw protocol connection for tests: send any text, await messages matching a predicate. */
 export class RawSocket {
-  readonly ws: WebSocket;
+  private readonly ws: WebSocket;
+  /** Every message received and not yet taken by `next`. */
   readonly received: any[] = [];
+  /** Resolves with the close code once the connection closes. */
+  readonly closed: Promise<number>;
   private waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
+    this.closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
     ws.on('message', (data) => {
       const v = JSON.parse(data.toString());
       for (const m of Array.isArray(v) ? v : [v]) {
@@ -99,12 +107,17 @@ export class RawSocket {
     });
   }
 
+  /** Connect to a foreman's /ws. */
   static async open(url: string): Promise<RawSocket> {
     const ws = new WebSocket(url);
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
     return new RawSocket(ws);
   }
 
+  /** True while the connection is open. */
+  get isOpen(): boolean { return this.ws.readyState === WebSocket.OPEN; }
+
+  /** Send a message (an object, sent as JSON) or any text. */
   send(message: unknown): void { this.ws.send(typeof message === 'string' ? message : JSON.stringify(message)); }
 
   /** The first message (already received or still to come) that matches. */
@@ -117,6 +130,7 @@ export class RawSocket {
     });
   }
 
+  /** Close the connection. */
   close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
     return new Promise((resolve) => { this.ws.once('close', () => resolve()); this.ws.close(); });
@@ -132,6 +146,7 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** A foreman process started by a test. */
 export interface ChildForeman extends ChildWorker {
   url: string;
   wsUrl: string;
@@ -172,6 +187,7 @@ export class FreezableProxy {
     this.port = port;
   }
 
+  /** A proxy to 127.0.0.1:`targetPort`, on a free port. */
   static async start(targetPort: number): Promise<FreezableProxy> {
     const sockets = new Set<Socket>();
     let proxy!: FreezableProxy;
@@ -193,6 +209,7 @@ export class FreezableProxy {
   /** Drop everything from now on, silently; new connections are refused. */
   freeze(): void { this.frozen = true; }
 
+  /** Close every connection and the proxy. */
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +14,12 @@ const bin = join(root, 'bin/crowdcompute.js');
 const node = (args: string[], env: Record<string, string> = {}) =>
   run(process.execPath, ['--no-node-snapshot', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 });
 
-test("the README's SDK example runs and prints what the README says", async () => {
-  const { stdout } = await node(['examples/sdk-example.ts']);
+test("the README's SDK example is examples/sdk-example.ts, and it runs and prints what the README says", async () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const block = /## From TypeScript[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.equal(block, readFileSync(join(root, 'examples/sdk-example.ts'), 'utf8'), 'the README prints examples/sdk-example.ts exactly');
+  // In a checkout the package's own name resolves to its sources (test/e2e/package.test.ts runs the built package).
+  const { stdout } = await node(['--conditions=crowdcompute-source', 'examples/sdk-example.ts']);
   assert.match(stdout, /squares \[1,4,9,16,25\]/);
   assert.match(stdout, /math\.add \{"result":3\}/);
 });
@@ -31,7 +35,7 @@ test('the CLI: worker with --handlers, map with a module and an inputs file, sub
     const out = join(dir, 'out.json');
     const map = await node([bin, 'map', join(dir, 'cube.ts'), join(dir, 'inputs.json'), '--foreman', foreman.url, '--out', out]);
     assert.match(map.stderr, /completed: 3 arguments/);
-    assert.equal((await import('node:fs')).readFileSync(out, 'utf8').trim(), '[1,8,27]');
+    assert.equal(readFileSync(out, 'utf8').trim(), '[1,8,27]');
     const submit = await node([bin, 'submit', 'math.multiply', '{"a": 6, "b": 7}', '--foreman', foreman.url, '--priority', 'critical']);
     assert.deepEqual(JSON.parse(submit.stdout), { result: 42 });
     const jobs = await node([bin, 'jobs', '--foreman', foreman.url, '--json']);

@@ -82,7 +82,7 @@ test('a protocol version the foreman does not speak is refused', async () => {
   s.send({ ...hello('raw-old'), protocol: '0.9' });
   const err = await s.next((m) => m.type === 'error');
   assert.equal(err.code, 'CC_ERR_PROTOCOL_VERSION');
-  await new Promise<void>((resolve) => s.ws.once('close', (code) => { assert.equal(code, 4002); resolve(); }));
+  assert.equal(await s.closed, 4002);
 });
 
 test('a raw client can submit a job, get it accepted after commit, and receive its results pushed', async () => {

@@ -16,8 +16,8 @@ test('a connection that floods is rate limited and then closed; other work carri
   const flood = await RawSocket.open(foreman.wsUrl);
   try {
     await worker.start();
-    const closed = new Promise<number>((resolve) => flood.ws.once('close', (code) => resolve(code)));
-    const pump = setInterval(() => { for (let i = 0; i < 50 && flood.ws.readyState === flood.ws.OPEN; i++) flood.send({ type: 'subscribe_job', jobId: 'x' }); }, 5);
+    const closed = flood.closed;
+    const pump = setInterval(() => { for (let i = 0; i < 50 && flood.isOpen; i++) flood.send({ type: 'subscribe_job', jobId: 'x' }); }, 5);
     const limited = await flood.next((m) => m.type === 'error' && m.code === 'CC_ERR_RATE_LIMITED');
     assert.match(limited.message, /200 messages\/s/);
     assert.equal(await (await client.submit('echo', 'still served')).result(), 'still served');

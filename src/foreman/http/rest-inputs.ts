@@ -4,14 +4,13 @@
  * @internal
  */
 import type { z } from 'zod';
-import { CrowdComputeError, JobSpecSchema, RestJobSpecSchema, TaskSubmitBodySchema, type ErrorCode, type JobSpec } from '../../protocol/index.ts';
+import { CrowdComputeError, JobSpecSchema, RestJobSpecSchema, TaskSubmitBodySchema, describeIssues, type ErrorCode, type JobSpec } from '../../protocol/index.ts';
 
 /** Parse a request part with its schema; a failure names the field and the rule, under `code`. */
 export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, what: string, code: ErrorCode = 'CC_ERR_BAD_MESSAGE'): z.output<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const first = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
-  throw new CrowdComputeError(code, `invalid ${what}: ${first}`);
+  throw new CrowdComputeError(code, `invalid ${what}: ${describeIssues(parsed.error)}`);
 }
 
 /** POST /api/jobs: a snake_case job spec. */

@@ -1,6 +1,7 @@
 import ivm from 'isolated-vm';
 import { CrowdComputeError } from '../../protocol/index.ts';
 import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
+import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
 
 /** Limits of the sandbox. */
 export interface SandboxOptions {
@@ -71,9 +72,15 @@ export class SandboxExecutor implements CodeExecutor {
   private disposed = false;
 
   constructor(options: Partial<SandboxOptions> = {}) {
+    // isolated-vm's own instruction: on Node 20 and later it needs the startup snapshot off.
+    // Without it, isolates can crash the process; say so now rather than at the first map task.
+    if (!process.execArgv.includes('--no-node-snapshot') && !/--no-node-snapshot\b/.test(process.env.NODE_OPTIONS ?? '')) {
+      throw new Error('running shipped code (allowCode) needs Node started with --no-node-snapshot, which isolated-vm requires: '
+        + 'run `node --no-node-snapshot your-script.ts`, or set NODE_OPTIONS=--no-node-snapshot (the crowdcompute command does this itself)');
+    }
     this.o = {
-      memoryLimitMb: options.memoryLimitMb ?? 128,
-      defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000,
+      memoryLimitMb: options.memoryLimitMb ?? WORKER_DEFAULTS.sandboxMemoryMb,
+      defaultTimeoutMs: options.defaultTimeoutMs ?? WORKER_DEFAULTS.sandboxTimeoutMs,
       maxWarmJobs: options.maxWarmJobs ?? 16,
       maxJobs: options.maxJobs ?? 1000,
     };

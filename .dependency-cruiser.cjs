@@ -1,0 +1,92 @@
+/**
+ * The layering of src/, checked on every `npm test` (npm run check:deps). A violation fails
+ * the run and names the import. docs/architecture.md explains the layers.
+ */
+const notTest = '\\.test\\.ts$';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-cycles',
+      severity: 'error',
+      comment: 'Modules must not import each other, directly or in a ring.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'protocol-is-a-leaf',
+      severity: 'error',
+      comment: 'protocol/ defines the language; it imports nothing else of ours, and nothing of Node.',
+      from: { path: '^src/protocol/', pathNot: notTest },
+      to: { pathNot: ['^src/protocol/', '^node_modules/zod/'] },
+    },
+    {
+      name: 'core-is-pure',
+      severity: 'error',
+      comment: 'core/ is pure logic: it imports only protocol/ and itself, no Node module, no package.',
+      from: { path: '^src/core/', pathNot: notTest },
+      to: { pathNot: ['^src/(core|protocol)/'] },
+    },
+    {
+      name: 'worker-runtime-without-node',
+      severity: 'error',
+      comment: 'The worker runtime and the link run in a browser too: no node: module, no Node-only package.',
+      from: { path: '^src/(worker/runtime|link)/', pathNot: notTest },
+      to: { pathNot: ['^src/(protocol|core|link|worker/runtime)/', '^node_modules/(zod|eventemitter3)/'] },
+    },
+    {
+      name: 'store-below-foreman',
+      severity: 'error',
+      comment: 'The store knows protocol/ and core/, not the foreman, workers or clients.',
+      from: { path: '^src/store/', pathNot: [notTest, '^src/store/conformance/'] },
+      to: { path: '^src/(foreman|worker|client|link|cli|testing|host)/' },
+    },
+    {
+      name: 'foreman-logic-without-transport',
+      severity: 'error',
+      comment: 'Sessions, dispatch, jobs and maintenance talk to peers, not to the WebSocket transport.',
+      from: { path: '^src/foreman/(workers|dispatch|jobs|maintenance/(zombie|lease))', pathNot: notTest },
+      to: { path: ['^src/foreman/ws/', '^node_modules/ws/'] },
+    },
+    {
+      name: 'sides-apart',
+      severity: 'error',
+      comment: 'Foreman, worker and client meet only in protocol/: none imports another.',
+      from: { path: '^src/(foreman|worker|client|link)/', pathNot: notTest },
+      to: { path: '^src/(cli|testing)/' },
+    },
+    {
+      name: 'foreman-not-worker-or-client',
+      severity: 'error',
+      from: { path: '^src/foreman/', pathNot: notTest },
+      to: { path: '^src/(worker|client|link)/' },
+    },
+    {
+      name: 'worker-and-client-not-foreman-or-store',
+      severity: 'error',
+      from: { path: '^src/(worker|client)/', pathNot: notTest },
+      to: { path: '^src/(foreman|store)/' },
+    },
+    {
+      name: 'no-tests-in-product',
+      severity: 'error',
+      comment: 'Product code does not import tests or the store conformance suite.',
+      from: { path: '^src/', pathNot: [notTest, '^src/store/conformance/'] },
+      to: { path: [notTest, '^src/store/conformance/'] },
+    },
+    {
+      name: 'no-unresolvable',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    // TypeScript 7 has no JavaScript API yet, so sources are parsed with swc, which keeps
+    // type-only imports as dependencies too.
+    parser: 'swc',
+    doNotFollow: { path: 'node_modules' },
+    enhancedResolveOptions: { conditionNames: ['crowdcompute-source', 'import', 'types', 'default'] },
+  },
+};

@@ -83,9 +83,8 @@ module.exports = {
     },
   ],
   options: {
-    // TypeScript 7 has no JavaScript API yet, so sources are parsed with swc, which keeps
-    // type-only imports as dependencies too.
-    parser: 'swc',
+    // Type-only imports count as dependencies too.
+    tsPreCompilationDeps: true,
     doNotFollow: { path: 'node_modules' },
     enhancedResolveOptions: { conditionNames: ['crowdcompute-source', 'import', 'types', 'default'] },
   },

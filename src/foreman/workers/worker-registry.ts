@@ -17,6 +17,8 @@ export interface WorkerRegistryOptions {
   maxLostAttempts: number;
   /** Deadline of a task without its own timeoutMs, for zombie detection. */
   defaultTimeoutMs: number;
+  /** The clock (tests move it). Default Date.now. */
+  clock?: () => number;
 }
 
 /** What the registry tells the dispatcher. */
@@ -66,6 +68,7 @@ export class WorkerRegistry {
   private readonly log: Logger;
   private readonly options: WorkerRegistryOptions;
   private readonly signals: RegistrySignals;
+  private readonly now: () => number;
 
   constructor(deps: { store: Store; events: JobEvents; metrics: ForemanMetrics; log: Logger }, options: WorkerRegistryOptions, signals: RegistrySignals) {
     this.store = deps.store;
@@ -74,6 +77,7 @@ export class WorkerRegistry {
     this.log = deps.log;
     this.options = options;
     this.signals = signals;
+    this.now = options.clock ?? Date.now;
   }
 
   /** Connected workers. */
@@ -105,7 +109,7 @@ export class WorkerRegistry {
       old.peer.close(4001, 'replaced by a new connection from the same worker');
       await this.forget(old, new Set(reported.map((r) => r.taskId)));
     }
-    const now = Date.now();
+    const now = this.now();
     const session = new WorkerSession(peer, hello, now);
     const { adopt, lost } = reconcileHello({ storeHeld: await this.store.taskListRunningByWorker(hello.workerId), reported });
     for (const t of adopt) session.assigned.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null });
@@ -137,7 +141,7 @@ export class WorkerRegistry {
     this.byPeer.delete(peer);
     this.log.info({ workerId: s.workerId, running: s.assigned.size }, 'worker disconnected');
     await this.forget(s, options.keepAssignments ? new Set(s.assigned.keys()) : new Set());
-    if (!this.byId.has(s.workerId)) await this.store.workerDisconnected({ workerId: s.workerId, now: Date.now() });
+    if (!this.byId.has(s.workerId)) await this.store.workerDisconnected({ workerId: s.workerId, now: this.now() });
   }
 
   /** Drop a session; its tasks not in `keep` go back to the queue as lost. */
@@ -160,7 +164,7 @@ export class WorkerRegistry {
    */
   async heartbeat(peer: Peer, running: readonly TaskRef[], acknowledge: (held: number) => void): Promise<void> {
     const s = this.sessionOf(peer, 'heartbeat');
-    const now = Date.now();
+    const now = this.now();
     const r = reconcileHeartbeat({ assigned: s.assigned, revoked: s.revoked, listed: running, previousHeartbeatAt: s.previousHeartbeatAt });
     acknowledge(r.held.length);
     for (const taskId of r.letGo) s.revoked.delete(taskId);
@@ -218,7 +222,7 @@ export class WorkerRegistry {
   deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, string>>): boolean {
     const s = target as WorkerSession;
     if (this.byId.get(s.workerId) !== s || s.peer.closed) return false;
-    const now = Date.now();
+    const now = this.now();
     const code: Record<string, string> = {};
     for (const t of tasks) {
       s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs });
@@ -300,7 +304,7 @@ export class WorkerRegistry {
    */
   async requeue(workerId: string, tasks: TaskRef[], error: TaskError, countAsLost: boolean): Promise<void> {
     if (tasks.length === 0) return;
-    const res = await this.store.taskRequeueMany({ tasks, now: Date.now(), error, maxLost: this.options.maxLostAttempts, countAsLost });
+    const res = await this.store.taskRequeueMany({ tasks, now: this.now(), error, maxLost: this.options.maxLostAttempts, countAsLost });
     this.metrics.tasksRequeued.inc(res.requeued.length);
     if (res.requeued.length > 0) {
       this.log.warn({ workerId, tasks: res.requeued.length, taskIds: res.requeued.slice(0, 5).map((t) => t.taskId), reason: error.reason },

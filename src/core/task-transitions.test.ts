@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TASK_STATES, TERMINAL_TASK_STATES } from '../protocol/index.ts';
+import { TASK_TRANSITIONS, afterFailure, afterLoss, canTake } from './task-transitions.ts';
+
+test('the state machine: every transition starts from a live state and ends in a known one', () => {
+  for (const [name, t] of Object.entries(TASK_TRANSITIONS)) {
+    assert.ok((TASK_STATES as readonly string[]).includes(t.to), `${name} ends in a known state`);
+    for (const from of t.from) assert.ok(!TERMINAL_TASK_STATES.has(from), `${name} never leaves a terminal state`);
+  }
+  // Every terminal state is reachable, and only cancel applies to a queued task.
+  assert.deepEqual(new Set(Object.values(TASK_TRANSITIONS).map((t) => t.to)), new Set(TASK_STATES));
+  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('queued')).map(([n]) => n).sort(), ['cancel', 'claim']);
+  assert.ok(canTake('cancel', 'queued') && !canTake('complete', 'queued') && !canTake('cancel', 'completed'));
+});
+
+test('a failure retries while attempts remain and the error is not permanent', () => {
+  assert.equal(afterFailure({ failures: 0, maxAttempts: 3 }, {}), 'retry');
+  assert.equal(afterFailure({ failures: 1, maxAttempts: 3 }, { retryable: true }), 'retry');
+  assert.equal(afterFailure({ failures: 2, maxAttempts: 3 }, {}), 'fail', 'the third failure is the last');
+  assert.equal(afterFailure({ failures: 0, maxAttempts: 3 }, { retryable: false }), 'fail');
+  assert.equal(afterFailure({ failures: 0, maxAttempts: 1 }, {}), 'fail', 'one attempt: no retry');
+});
+
+test('a lost attempt requeues until the lost budget is spent; a hand-back does not spend it', () => {
+  assert.deepEqual(afterLoss({ lost: 0 }, { maxLost: 2, countAsLost: true }), { transition: 'requeue', lost: 1 });
+  assert.deepEqual(afterLoss({ lost: 1 }, { maxLost: 2, countAsLost: true }), { transition: 'abandon', lost: 2 });
+  assert.deepEqual(afterLoss({ lost: 1 }, { maxLost: 2, countAsLost: false }), { transition: 'requeue', lost: 1 });
+  assert.deepEqual(afterLoss({ lost: 9 }, { maxLost: undefined, countAsLost: true }), { transition: 'requeue', lost: 10 });
+});

@@ -178,7 +178,9 @@ export class Dispatcher implements Service {
     if (at >= this.wakeAt || this.stopped) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeAt = at;
-    this.wakeTimer = setTimeout(() => { this.wakeTimer = null; this.wakeAt = Infinity; this.announceWork(); }, Math.max(0, at - Date.now()));
+    // A timer measures from the event loop's cached clock and may fire a millisecond before
+    // Date.now() reaches `at`; the claim would then find the retry not yet due. Hence + 1.
+    this.wakeTimer = setTimeout(() => { this.wakeTimer = null; this.wakeAt = Infinity; this.announceWork(); }, Math.max(0, at - Date.now()) + 1);
     this.wakeTimer.unref();
   }
 

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --database <url>] [-- --runs N]`: the three benchmarks of issue 2, each
+ * `npm run bench [-- --database <url>] [-- --runs N]`: three benchmarks, each
  * printed as one JSON line so runs can be compared by a script:
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99

@@ -1,5 +1,6 @@
 import { CrowdComputeError, type JobCounts, type JobState, type TaskError } from '../protocol/index.ts';
 
+/** Where a job stands: its state, its counts, and the finished fraction. */
 export interface JobProgress {
   jobId: string;
   state: JobState;
@@ -8,6 +9,7 @@ export interface JobProgress {
   fraction: number;
 }
 
+/** A handler's progress report on one task of the job. */
 export interface TaskProgressEvent {
   jobId: string;
   taskId: string;
@@ -16,6 +18,7 @@ export interface TaskProgressEvent {
   data?: Record<string, unknown>;
 }
 
+/** A task of the job that did not complete. */
 export interface JobFailure {
   taskId: string;
   /** Task index (named tasks) or first argument index of the failed chunk (map jobs). */
@@ -24,6 +27,7 @@ export interface JobFailure {
   error: TaskError | null;
 }
 
+/** How a job ended: its state, counts, results in order (null where a task failed) and failures. */
 export interface JobOutcome {
   jobId: string;
   state: JobState;

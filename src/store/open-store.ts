@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Store } from './store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 
+/** How to open a store. */
 export interface OpenStoreOptions {
   /** Tags this process's PostgreSQL notifications, so it can ignore its own. */
   instanceId?: string;

@@ -7,14 +7,18 @@
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import type { AttemptError, JobRecord, JobResults, TaskRecord, WorkerRecord } from './store.ts';
 
+/** A row as a driver returns it. */
 export type Row = Record<string, any>;
 
 const bool = (v: unknown): boolean => v === 1 || v === true;
 
 
+/** A value as JSON text for a column (undefined stays NULL). */
 export const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+/** A JSON column back to its value. */
 export const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
 
+/** A jobs row as a record. */
 export function jobFromRow(r: Row): JobRecord {
   return {
     id: r.id,
@@ -36,6 +40,7 @@ export function jobFromRow(r: Row): JobRecord {
   };
 }
 
+/** A tasks row as a record. */
 export function taskFromRow(r: Row): TaskRecord {
   return {
     id: r.id,
@@ -64,6 +69,7 @@ export function taskFromRow(r: Row): TaskRecord {
   };
 }
 
+/** A workers row as a record. */
 export function workerFromRow(r: Row): WorkerRecord {
   return {
     id: r.id,

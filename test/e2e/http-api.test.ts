@@ -31,7 +31,7 @@ after(async () => {
   await foreman.cleanup();
 });
 
-test('POST /task/submit and GET /task/{id} (seed 001 shapes)', async () => {
+test('POST /task/submit and GET /task/{id} in the FastAPI worker shapes', async () => {
   const sub = await http('POST', '/task/submit', { task_id: 'task_123', payload: { function: 'analyze_data', args: [1, 2, 3], kwargs: { mode: 'fast' } }, priority: 'normal' });
   assert.equal(sub.status, 200);
   hasFields(sub.json, ['status', 'task_id', 'position']);
@@ -102,7 +102,7 @@ test('POST /api/jobs/{id}/cancel cancels a queued job', async () => {
   assert.equal((await http('POST', '/api/jobs/nope/cancel')).status, 404);
 });
 
-test('GET /api/stats (seed 002: connected_workers), GET /api/workers, GET /health (seed 001 fields), GET /metrics', async () => {
+test('GET /api/stats (connected_workers), GET /api/workers, GET /health (FastAPI worker fields), GET /metrics', async () => {
   const stats = (await http('GET', '/api/stats')).json;
   hasFields(stats, ['connected_workers', 'total_jobs', 'active_jobs', 'completed_jobs', 'failed_jobs', 'total_tasks', 'queued_tasks', 'running_tasks']);
   assert.equal(stats.connected_workers, 1);
@@ -132,7 +132,7 @@ test('OpenAPI document and docs UI are served; GET / is a status page', async ()
   assert.match(page.text, /CrowdCompute foreman/);
 });
 
-test("the worker's status server: GET / and /stats (seed 000), POST /restart, GET /health and /metrics (seed 001)", async () => {
+test("the worker's status server: GET / and /stats, POST /restart, GET /health and /metrics", async () => {
   const base = `http://127.0.0.1:${worker.statusPort}`;
   const root = (await http('GET', '/', undefined, base)).json;
   hasFields(root, ['worker_id', 'status', 'current_task', 'foreman_url', 'config']);

@@ -41,6 +41,7 @@ function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
 const claim = (store: Store, workerId: string, patterns: string[], limit: number, allowCode = false) =>
   store.taskClaimMany({ workerId, patterns, allowCode, limit, leaseMs: 30_000, now: Date.now() });
 
+/** Register the suite's tests for a driver; `makeStore` opens a fresh, migrated store for each. */
 export function runStoreConformance(label: string, makeStore: () => Promise<Store>): void {
   describe(`store conformance: ${label}`, () => {
     let store: Store;

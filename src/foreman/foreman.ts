@@ -16,17 +16,14 @@ import type { Store } from '../store/store.ts';
 import { openStore } from '../store/open-store.ts';
 import { resolveForemanOptions, type ForemanOptions, type ResolvedForemanOptions } from './foreman-options.ts';
 import { ForemanMetrics } from './foreman-metrics.ts';
-import type { Service } from './service.ts';
+import { PeriodicService, type Service } from './service.ts';
 import { Dispatcher } from './dispatch/dispatcher.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { JobService } from './jobs/job-service.ts';
-import { WatchedJobRecheck } from './jobs/watched-job-recheck.ts';
 import { WorkerRegistry } from './workers/worker-registry.ts';
 import { WsTransport } from './ws/ws-transport.ts';
 import { WorkerMessages } from './ws/worker-messages.ts';
 import { ClientMessages } from './ws/client-messages.ts';
-import { ConnectionReaper } from './maintenance/connection-reaper.ts';
-import { ZombieReaper } from './maintenance/zombie-reaper.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
 import { StoreListener } from './store-listener.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
@@ -129,8 +126,11 @@ export class Foreman {
       // Stopped after the dispatcher, which commits what has arrived before the sockets close.
       transport,
       dispatcher,
-      new ConnectionReaper(transport, { intervalMs: checkEveryMs, silentMs: o.leaseTtlMs }, log),
-      new ZombieReaper(registry, checkEveryMs, log),
+      // Cuts peers silent for a lease TTL (sockets that died without a close frame) or that do
+      // not read; a cut worker's tasks go back to the queue at once.
+      PeriodicService.of('connection reaper', checkEveryMs, log, (now) => transport.pingAndCull(now, o.leaseTtlMs)),
+      // Zombies: workers that heartbeat but hold a task past its deadline plus a lease TTL lose it.
+      PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)),
       new LeaseReaper({ store, registry, events, metrics, workAvailable },
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log),
     ];
@@ -141,7 +141,10 @@ export class Foreman {
         onWork: workAvailable,
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
-      }), new WatchedJobRecheck(events, 3_000, log));
+      }),
+      // A backstop for a notification lost with a dropped LISTEN connection: watched jobs that
+      // finished through another foreman are looked up now and then.
+      PeriodicService.of('watched job recheck', 3_000, log, () => events.recheckWatched()));
     }
 
     const app = Fastify({ logger: false, bodyLimit: o.maxPayloadBytes });

@@ -55,4 +55,12 @@ export abstract class PeriodicService implements Service {
     this.timer = null;
     await this.current;
   }
+
+  /** A periodic service whose round is one call: `run(now)` every `intervalMs`. */
+  static of(name: string, intervalMs: number, log: Logger, run: (now: number) => void | Promise<void>): PeriodicService {
+    return new (class extends PeriodicService {
+      readonly name = name;
+      protected async runOnce(now: number): Promise<void> { await run(now); }
+    })(intervalMs, log);
+  }
 }

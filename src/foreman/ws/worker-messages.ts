@@ -68,7 +68,7 @@ export class WorkerMessages {
   private async hello(peer: Peer, hello: Extract<WorkerInbound, { type: 'hello' }>): Promise<void> {
     const major = (v: string) => v.split('.')[0];
     if (major(hello.protocol) !== major(PROTOCOL_VERSION)) {
-      peer.send({ type: 'error', code: 'CC_ERR_PROTOCOL_VERSION', message: new CrowdComputeError('CC_ERR_PROTOCOL_VERSION', `worker ${hello.workerId} speaks protocol ${hello.protocol}, this foreman speaks ${PROTOCOL_VERSION}`).message });
+      peer.send({ type: 'error', ...new CrowdComputeError('CC_ERR_PROTOCOL_VERSION', `worker ${hello.workerId} speaks protocol ${hello.protocol}, this foreman speaks ${PROTOCOL_VERSION}`).toJSON() });
       peer.close(4002, 'protocol version mismatch');
       return;
     }

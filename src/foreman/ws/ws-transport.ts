@@ -98,7 +98,7 @@ export class WsTransport implements Service {
 
   private reply(conn: Connection, err: CrowdComputeError, requestId?: string): void {
     this.metrics.protocolErrors.inc({ code: err.code });
-    conn.send({ type: 'error', code: err.code, message: err.message, ...(requestId ? { requestId } : {}), ...(err.details ? { details: err.details } : {}) });
+    conn.send({ type: 'error', ...err.toJSON(), ...(requestId ? { requestId } : {}) });
   }
 
   /** Run a handler; answer what it throws or rejects with. */

@@ -8,6 +8,7 @@
  * creating a second job.
  */
 import { pino, type Logger } from 'pino';
+import { WebSocket as WsWebSocket } from 'ws';
 import {
   CrowdComputeError, camelKeys,
   type CamelKeys, type HealthView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
@@ -242,6 +243,8 @@ export class Client {
     if (!this.link) {
       this.link = new ForemanLink({
         urls: this.httpBases.map((b) => `${b.replace(/^http/, 'ws')}/ws`),
+        // The standard WebSocket API, implemented by ws (faster in Node than the global one).
+        webSocket: WsWebSocket as unknown as typeof WebSocket,
         reconnectIntervalMs: this.o.reconnectIntervalMs,
         maxReconnectAttempts: -1,
         autoRestart: true,

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { WebSocket as WsWebSocket } from 'ws';
 import { hostResources } from '../host/host-usage.ts';
 import { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
@@ -51,6 +52,10 @@ export class Worker extends WorkerRuntime {
     const log = (options.logger ?? pino({ level: options.logLevel ?? WORKER_DEFAULTS.logLevel }, pino.destination(2))).child({ workerId });
     const { allowCode, sandbox, statusPort, statusHost, logger: _l, logLevel: _ll, ...runtime } = options;
     super({
+      // The runtime speaks the standard WebSocket API; in Node, the ws package's implementation
+      // of it is faster than Node's global WebSocket (npm run bench, latency p50 0.92 vs 1.00 ms,
+      // p99 2.8 vs 3.7 ms, medians of 3 interleaved rounds).
+      webSocket: WsWebSocket as unknown as typeof WebSocket,
       ...runtime,
       workerId,
       log,

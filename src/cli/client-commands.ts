@@ -12,9 +12,9 @@ type Sdk = typeof import('../client/index.ts');
  * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
  * loaded only when a command runs, which keeps `--help` fast.
  */
-async function withClient(url: string, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+async function withClient(o: { foreman: string; apiKey?: string; ca?: string }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
   const sdk = await import('../client/index.ts');
-  const client = new sdk.Client({ url });
+  const client = new sdk.Client({ url: o.foreman, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
   try {
     await fn(client, sdk);
   } finally {
@@ -22,7 +22,10 @@ async function withClient(url: string, fn: (client: ClientType, sdk: Sdk) => Pro
   }
 }
 
-const foremanOption = (cmd: Command) => cmd.option('--foreman <url>', 'foreman HTTP URL(s), comma-separated (env CROWDCOMPUTE_URL)', process.env.CROWDCOMPUTE_URL ?? 'http://localhost:8000');
+const foremanOption = (cmd: Command) => cmd
+  .option('--foreman <url>', 'foreman HTTP URL(s), comma-separated (env CROWDCOMPUTE_URL)', process.env.CROWDCOMPUTE_URL ?? 'http://localhost:8000')
+  .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
+  .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate');
 
 function priorityArg(v: string): Priority {
   if (!(PRIORITIES as readonly string[]).includes(v)) throw new Error(`priority must be one of ${PRIORITIES.join(', ')}`);
@@ -49,7 +52,7 @@ export function clientCommands(program: Command): void {
       if (typeof fn !== 'function') throw new Error(`${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
-      await withClient(o.foreman, async (client) => {
+      await withClient(o, async (client) => {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
@@ -79,7 +82,7 @@ export function clientCommands(program: Command): void {
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--no-wait', 'print the task id and return at once'))
     .action(async (type: string, inputText: string, o) => {
-      await withClient(o.foreman, async (client, { JobFailedError }) => {
+      await withClient(o, async (client, { JobFailedError }) => {
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
           ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
           ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
@@ -101,7 +104,7 @@ export function clientCommands(program: Command): void {
     .option('--limit <n>', 'how many', parseIntArg, 20)
     .option('--json', 'print JSON'))
     .action(async (o) => {
-      await withClient(o.foreman, async (client) => {
+      await withClient(o, async (client) => {
         const jobs = await client.listJobs({ ...(o.status ? { status: o.status } : {}), limit: o.limit });
         if (o.json) { print(jobs); return; }
         for (const j of jobs) {
@@ -118,7 +121,7 @@ export function clientCommands(program: Command): void {
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar'))
     .action(async (id: string, o) => {
-      await withClient(o.foreman, async (client) => {
+      await withClient(o, async (client) => {
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${id.slice(0, 8)}`);
@@ -138,6 +141,6 @@ export function clientCommands(program: Command): void {
     .argument('<id>', 'job id, or task id with --task')
     .option('--task', 'the id is a task id: cancel that task only'))
     .action(async (id: string, o) => {
-      await withClient(o.foreman, async (client) => { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); });
+      await withClient(o, async (client) => { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); });
     });
 }

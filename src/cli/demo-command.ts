@@ -22,6 +22,7 @@ function countPrimes(range: [number, number]): number {
 function spawnWorker(index: number, wsUrl: string, statusPort: number): ChildProcess {
   const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'worker', '--foreman', wsUrl, '--id', `local-${index}`,
     '--concurrency', '2', '--allow-code', '--handlers', HANDLERS, '--status-port', String(statusPort), '--log-level', 'warn'],
+    // The worker finds its token in the local credentials file the foreman just wrote.
     { stdio: ['ignore', 'inherit', 'inherit'] });
   return child;
 }
@@ -38,7 +39,8 @@ export function demoCommand(program: Command): void {
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');
       const { Client } = await import('../client/index.ts');
-      const foreman = await startForeman({ port: o.port, database: o.database, logLevel: 'warn' });
+      // This machine only: the demo is for a first look, not for the crowd.
+      const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logLevel: 'warn' });
       process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
       const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));
       const client = new Client({ url: foreman.url });
@@ -74,7 +76,9 @@ export function demoCommand(program: Command): void {
       const sum = await client.submit('math.add', { a: 40, b: 2 });
       process.stdout.write(`named task math.add {a: 40, b: 2} -> ${JSON.stringify(await sum.result())}\n`);
       if (o.exit) { await stop(0); return; }
-      process.stdout.write(`\nforeman running: status page ${foreman.url}/  API ${foreman.url}/api/stats  docs ${foreman.url}/docs\n`);
-      process.stdout.write(`connect more workers with: crowdcompute worker --foreman ${foreman.wsUrl} --allow-code\nCtrl-C to stop.\n`);
+      const { credentialsFile } = await import('../host/local-credentials.ts');
+      process.stdout.write(`\nforeman running on this machine: status page ${foreman.url}/  API docs ${foreman.url}/docs\n`);
+      process.stdout.write(`log in and call the API with the local admin key (apiKey in ${credentialsFile()}), or make one: crowdcompute key create --scopes read\n`);
+      process.stdout.write(`more workers on this machine: crowdcompute worker --foreman ${foreman.wsUrl} --allow-code (they find their token in the same file)\nCtrl-C to stop.\n`);
     });
 }

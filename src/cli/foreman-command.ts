@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
+import { readFileSync } from 'node:fs';
 import { parseBytes, parseIntArg } from './parse-args.ts';
+import { givenSecret } from './credential-commands.ts';
 
 type Parser = (value: string) => number;
 
@@ -28,10 +30,21 @@ export function foremanCommand(program: Command): void {
     .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
     .option('--id <foremanId>', 'this foreman\'s id (default: random)');
   for (const t of TUNING) cmd.option(t.flag, t.help, t.parse, FOREMAN_DEFAULTS[t.key] as number);
-  cmd.option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
+  cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
+    .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
+    .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+    .option('--metrics-public', 'serve GET /metrics without an API key', FOREMAN_DEFAULTS.metricsPublic)
+    .option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');
-      const options: ForemanOptions = { port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, ...(o.id ? { foremanId: o.id } : {}) };
+      if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      const secret = givenSecret(o.secretFile);
+      const options: ForemanOptions = {
+        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, insecure: o.insecure, metricsPublic: o.metricsPublic,
+        ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}),
+        ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
+      };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];
       const foreman = await startForeman(options);
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);

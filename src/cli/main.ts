@@ -4,6 +4,7 @@ import { foremanCommand } from './foreman-command.ts';
 import { workerCommand } from './worker-command.ts';
 import { clientCommands } from './client-commands.ts';
 import { demoCommand } from './demo-command.ts';
+import { credentialCommands } from './credential-commands.ts';
 
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
@@ -14,6 +15,7 @@ demoCommand(program);
 foremanCommand(program);
 workerCommand(program);
 clientCommands(program);
+credentialCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof CrowdComputeError || err instanceof Error ? err.message : String(err);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D } from '../worker/runtime/worker-defaults.ts';
@@ -27,13 +28,17 @@ export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
     .requiredOption('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)', process.env.CROWDCOMPUTE_FOREMAN)
-    .option('--id <workerId>', 'unique worker id (default: hostname-pid-random)')
+    .option('--id <workerId>', 'unique worker id (env CROWDCOMPUTE_WORKER_ID; default: hostname-pid-random)', process.env.CROWDCOMPUTE_WORKER_ID)
+    .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
+    .option('--token-file <file>', 'read the worker token from this file')
+    .option('--ca <file>', 'trust this CA certificate (PEM) for a wss:// foreman with a private certificate')
     .option('-c, --concurrency <n>', 'tasks run at once', parseIntArg, D.maxConcurrentTasks)
     .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', D.allowCode)
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, D.sandboxMemoryMb)
     .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, D.sandboxTimeoutMs)
-    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart); 0 = any', parseIntArg, D.statusPort)
+    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart with the worker token); 0 = any', parseIntArg, D.statusPort)
+    .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
     .option('--no-status', 'do not start the status HTTP server')
     .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
     .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, D.reconnectIntervalMs)
@@ -43,8 +48,10 @@ export function workerCommand(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
     .action(async (o) => {
       const { Worker } = await import('../worker/index.ts');
+      const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : undefined);
       const worker = new Worker({
         foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
+        ...(token ? { token } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}), statusHost: o.statusHost,
         sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout },
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),

@@ -8,7 +8,9 @@
  * creating a second job.
  */
 import { pino, type Logger } from 'pino';
-import { WebSocket as WsWebSocket } from 'ws';
+import { withOptions } from '../host/ws-options.ts';
+import { Agent, fetch as fetchWithAgent } from 'undici';
+import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
   type CamelKeys, type HealthView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
@@ -22,6 +24,14 @@ import { JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-
 export interface ClientOptions {
   /** Foreman base URL(s): http://localhost:8000 (ws://host:port/ws also accepted). Several = fail over. */
   url: string | string[];
+  /**
+   * The API key (`cck_…`) sent as `Authorization: Bearer` on every request and on the
+   * WebSocket. Default: `CROWDCOMPUTE_API_KEY`, else the admin key a foreman on this machine
+   * left in the local credentials file for its URL.
+   */
+  apiKey?: string;
+  /** Trust this CA certificate (PEM) for https:// and wss:// foremen with a private certificate. */
+  ca?: string | Buffer;
   /** Base reconnect delay of the WebSocket. Default 500 ms. */
   reconnectIntervalMs?: number;
   /** How long a call waits for a connection before failing with CC_ERR_CONNECTION. Default 10 s. */
@@ -64,6 +74,9 @@ export class Client {
   /** The client's logger. */
   readonly log: Logger;
   private readonly httpBases: string[];
+  private readonly headers: Record<string, string>;
+  private readonly agent: Agent | null;
+  private readonly ca: string | Buffer | undefined;
   private httpIndex = 0;
   private readonly o: { reconnectIntervalMs: number; connectTimeoutMs: number };
   private link: ForemanLink | null = null;
@@ -84,6 +97,10 @@ export class Client {
     if (urls.length === 0) throw new TypeError('Client: url is required (e.g. http://localhost:8000)');
     this.httpBases = urls.map((u) => u.replace(/^ws(s?):/, 'http$1:').replace(/\/ws\/?$/, '').replace(/\/$/, ''));
     this.o = { reconnectIntervalMs: options.reconnectIntervalMs ?? 500, connectTimeoutMs: options.connectTimeoutMs ?? 10_000 };
+    const apiKey = options.apiKey ?? process.env.CROWDCOMPUTE_API_KEY ?? this.httpBases.map((b) => localCredentialsAt(b)?.apiKey).find(Boolean);
+    this.headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+    this.ca = options.ca;
+    this.agent = options.ca ? new Agent({ connect: { ca: options.ca } }) : null;
     this.log = options.logger ?? pino({ level: options.logLevel ?? 'warn' }, pino.destination(2));
   }
 
@@ -147,10 +164,12 @@ export class Client {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
       let res: Response;
       try {
-        res = await fetch(`${base}${path}`, {
+        const init = {
           method,
-          ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-        });
+          headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        };
+        res = this.agent ? await fetchWithAgent(`${base}${path}`, { ...init, dispatcher: this.agent }) as unknown as Response : await fetch(`${base}${path}`, init);
       } catch (err) {
         lastErr = err as Error;
         continue;
@@ -243,8 +262,9 @@ export class Client {
     if (!this.link) {
       this.link = new ForemanLink({
         urls: this.httpBases.map((b) => `${b.replace(/^http/, 'ws')}/ws`),
-        // The standard WebSocket API, implemented by ws (faster in Node than the global one).
-        webSocket: WsWebSocket as unknown as typeof WebSocket,
+        // The standard WebSocket API, implemented by ws (faster in Node than the global one),
+        // with the API key (and a private CA) on the upgrade request.
+        webSocket: withOptions({ headers: this.headers, ...(this.ca ? { ca: this.ca } : {}) }),
         reconnectIntervalMs: this.o.reconnectIntervalMs,
         maxReconnectAttempts: -1,
         autoRestart: true,
@@ -342,5 +362,6 @@ export class Client {
     this.handles.clear();
     for (const w of this.openWaiters.splice(0)) { clearTimeout(w.timer); w.reject(err); }
     await this.link?.stop();
+    await this.agent?.close();
   }
 }

@@ -11,6 +11,8 @@ export class ForemanMetrics {
   readonly resultsRejected = new Counter({ name: 'crowdcompute_results_rejected_total', help: 'Task outcomes refused (stale attempt, duplicate, cancelled)', registers: [this.registry] });
   readonly tasksRequeued = new Counter({ name: 'crowdcompute_tasks_requeued_total', help: 'Running tasks put back in the queue after their worker went away', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'crowdcompute_protocol_errors_total', help: 'Messages refused', labelNames: ['code'], registers: [this.registry] });
+  readonly authRefusals = new Counter({ name: 'crowdcompute_auth_refusals_total', help: 'Requests, connections and hellos refused for their credentials', labelNames: ['reason'], registers: [this.registry] });
+  readonly securityEvents = new Counter({ name: 'crowdcompute_security_events_total', help: 'Security events written to the audit log', labelNames: ['event'], registers: [this.registry] });
   readonly commitBatch = new Histogram({ name: 'crowdcompute_commit_batch_size', help: 'Outcomes per group commit', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [this.registry] });
 
   constructor() {

@@ -40,6 +40,16 @@ export const FOREMAN_DEFAULTS = {
   sweepIntervalMs: 1_000,
   /** Log level of the default logger. */
   logLevel: 'info',
+  /** Authentication is on: API keys for clients, signed tokens for workers. */
+  insecure: false,
+  /** GET /metrics needs an API key with the read scope. */
+  metricsPublic: false,
+  /** Largest clock difference accepted in a worker's signed hello. */
+  authSkewMs: 60_000,
+  /** How long a dashboard login lasts. */
+  sessionTtlMs: 12 * 3_600_000,
+  /** A connection that proves nothing (no key, no valid worker hello) for this long is closed. */
+  authenticateWithinMs: 10_000,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -76,6 +86,27 @@ export interface ForemanOptions {
   floodCloseAfterMs?: number;
   /** How often idle workers look for work nobody announced (retries coming due). Default 1 s. */
   sweepIntervalMs?: number;
+  /**
+   * Turn authentication off: anyone who reaches the port may submit, read, cancel, run code on
+   * workers and connect workers. Logged loudly at every start. Default false.
+   */
+  insecure?: boolean;
+  /**
+   * The deployment's secret (worker tokens and dashboard sessions derive from it). Default: the
+   * one in the local credentials file for this database, or a new one written there. Every
+   * foreman of one PostgreSQL database needs the same.
+   */
+  secret?: string;
+  /** Serve HTTPS and WSS with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** GET /metrics without an API key. Default false (it needs the read scope). */
+  metricsPublic?: boolean;
+  /** Largest clock difference accepted in a worker's signed hello. Default 60 s. */
+  authSkewMs?: number;
+  /** How long a dashboard login lasts. Default 12 h. */
+  sessionTtlMs?: number;
+  /** A connection that proves nothing for this long is closed. Default 10 s. */
+  authenticateWithinMs?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -83,11 +114,11 @@ export interface ForemanOptions {
 }
 
 /** Options with every default filled in. @internal */
-export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId'>>;
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls'>> & Pick<ForemanOptions, 'secret' | 'tls'>;
 
 /** Fill in the defaults. @internal */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
-  return rest;
+  return rest as ResolvedForemanOptions;
 }

@@ -13,7 +13,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, isWorkerMessage } from '../protocol/index.ts';
 import type { Store } from '../store/store.ts';
-import { openStore } from '../store/open-store.ts';
+import { canonicalDatabaseUrl, openStore } from '../store/open-store.ts';
+import { localCredentialsFor, saveLocalCredentials } from '../host/local-credentials.ts';
 import { resolveForemanOptions, type ForemanOptions, type ResolvedForemanOptions } from './foreman-options.ts';
 import { ForemanMetrics } from './foreman-metrics.ts';
 import { PeriodicService, type Service } from './service.ts';
@@ -31,6 +32,11 @@ import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerStatusPage } from './http/status-page.ts';
+import { registerHttpAuth, registerLogin } from './http/http-auth.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { CredentialService } from './auth/credential-service.ts';
+import { ensureLocalCredentials } from './auth/local-setup.ts';
+import { newSecret } from './auth/secrets.ts';
 
 const MiB = 1024 * 1024;
 
@@ -61,6 +67,7 @@ export class Foreman {
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | null = null;
   private boundPort = 0;
+  private local: { apiKey: string; workerToken: string } | null = null;
 
   constructor(options: ForemanOptions = {}) {
     this.id = options.foremanId ?? `foreman-${randomUUID().slice(0, 8)}`;
@@ -69,10 +76,10 @@ export class Foreman {
     this.injectedStore = options.store;
   }
 
-  /** The HTTP base URL, e.g. http://127.0.0.1:8000. */
+  /** The HTTP base URL, e.g. http://127.0.0.1:8000 (https:// with TLS). */
   get url(): string {
     const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host;
-    return `http://${host}:${this.boundPort}`;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${this.boundPort}`;
   }
 
   /** The WebSocket URL workers and clients connect to. */
@@ -80,6 +87,12 @@ export class Foreman {
 
   /** The port the foreman listens on (the one chosen, when started with port 0). */
   get port(): number { return this.boundPort; }
+
+  /**
+   * The admin API key and the worker token (for any worker id) this foreman keeps for its own
+   * machine, also left in the local credentials file; null under --insecure.
+   */
+  get credentials(): { apiKey: string; workerToken: string } | null { return this.local; }
 
   /** Open the store, start every service and listen. Resolves once the foreman serves. Safe to call twice. */
   async start(): Promise<this> {
@@ -93,6 +106,44 @@ export class Foreman {
     if (this.injectedStore) store = this.injectedStore;
     else { store = await openStore(o.database, { instanceId: this.id }); this.ownsStore = true; }
 
+    // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
+    let auth: Authenticator | null = null;
+    let transport: WsTransport | null = null;
+    const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
+    let local: { secret: string; apiKey: string; workerToken: string } | null = null;
+    if (o.insecure) {
+      log.warn({ insecure: true }, 'AUTHENTICATION IS OFF (--insecure): anyone who reaches this port can submit and cancel jobs, read every result, '
+        + 'run code on workers that allow it, and connect workers. Use it only on a network you trust.');
+    } else {
+      let saved = database ? localCredentialsFor(database) : undefined;
+      let secret = o.secret ?? saved?.secret ?? newSecret();
+      let credentials = new CredentialService(store, secret);
+      // Foremen of one database starting together on this machine, with no secret given: one
+      // sets it up and saves it in the local credentials file; the others read it from there.
+      for (let tries = 0; ; tries++) {
+        try {
+          await credentials.checkSecret();
+          break;
+        } catch (err) {
+          if (o.secret || !database || tries >= 50) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+          const now = localCredentialsFor(database);
+          if (now && now.secret !== secret) {
+            saved = now;
+            secret = now.secret;
+            credentials = new CredentialService(store, secret);
+          }
+        }
+      }
+      if (database && !saved) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
+        const cut = transport?.closeHolding(ids) ?? 0;
+        if (cut > 0) log.warn({ credentialIds: [...ids], connections: cut }, 'revoked credentials: their connections were closed');
+      } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: 20, failureRefillMs: 3_000, pollIntervalMs: 1_000 });
+      const a = auth;
+      local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
+    }
+
     // The registry and the dispatcher call each other through signals, so neither imports the other.
     let dispatcher: Dispatcher | null = null;
     const workAvailable = () => dispatcher?.announceWork();
@@ -104,31 +155,42 @@ export class Foreman {
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs });
 
-    const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log },
+    if (auth) {
+      jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
+    }
+    const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log, auth },
       { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes });
     const clientMessages = new ClientMessages({ store, jobs, events });
-    const transport: WsTransport = new WsTransport({
+    transport = new WsTransport({
+      authenticate: async (req) => {
+        if (!auth) return { principal: { kind: 'insecure' } };
+        const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.socket.remoteAddress ?? 'unknown' });
+        return { principal: who.principal, ...(who.principal.kind === 'key' ? { credentialId: who.principal.keyId } : {}) };
+      },
       onMessage: (peer, message) => (isWorkerMessage(message) ? workerMessages.handle(peer, message) : clientMessages.handle(peer, message)),
       onClose: async (peer) => {
         events.dropConnection(peer);
         // When this foreman is the one going away, its workers did not fail: they keep their
         // tasks and reclaim them when they reconnect, here or elsewhere.
-        await registry.disconnected(peer, { keepAssignments: !transport.isAccepting });
+        await registry.disconnected(peer, { keepAssignments: !transport!.isAccepting });
       },
     }, { metrics, log }, {
       path: '/ws', maxPayloadBytes: o.maxPayloadBytes, maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,
       floodCloseAfterMs: o.floodCloseAfterMs, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes),
+      authenticateWithinMs: auth ? o.authenticateWithinMs : 0,
     });
+    const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
     const services: Service[] = [
+      ...(auth ? [auth] : []),
       events,
       // Stopped after the dispatcher, which commits what has arrived before the sockets close.
-      transport,
+      ws,
       dispatcher,
       // Cuts peers silent for a lease TTL (sockets that died without a close frame) or that do
       // not read; a cut worker's tasks go back to the queue at once.
-      PeriodicService.of('connection reaper', checkEveryMs, log, (now) => transport.pingAndCull(now, o.leaseTtlMs)),
+      PeriodicService.of('connection reaper', checkEveryMs, log, (now) => ws.pingAndCull(now, o.leaseTtlMs)),
       // Zombies: workers that heartbeat but hold a task past its deadline plus a lease TTL lose it.
       PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)),
       new LeaseReaper({ store, registry, events, metrics, workAvailable },
@@ -141,18 +203,21 @@ export class Foreman {
         onWork: workAvailable,
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
+        onCredentials: () => void auth?.checkChanges(),
       }),
       // A backstop for a notification lost with a dropped LISTEN connection: watched jobs that
       // finished through another foreman are looked up now and then.
       PeriodicService.of('watched job recheck', 3_000, log, () => events.recheckWatched()));
     }
 
-    const app = Fastify({ logger: false, bodyLimit: o.maxPayloadBytes });
+    const app = (o.tls ? Fastify({ logger: false, bodyLimit: o.maxPayloadBytes, https: { cert: o.tls.cert, key: o.tls.key } })
+      : Fastify({ logger: false, bodyLimit: o.maxPayloadBytes })) as unknown as FastifyInstance;
     // Route schemas document the API (OpenAPI); requests are parsed with zod in the handlers,
     // and answers are plain JSON, so neither is reshaped by Fastify.
     app.setValidatorCompiler(() => (data) => ({ value: data }));
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes));
+    registerHttpAuth(app, auth);
     await app.register(swagger, {
       openapi: {
         info: { title: 'CrowdCompute foreman', version: PROTOCOL_VERSION, description: 'Jobs, tasks and workers. Workers and clients also connect over WebSocket at /ws (see docs/protocol.md).' },
@@ -160,19 +225,25 @@ export class Foreman {
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
-    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
     registerApiRoutes(app, { store, registry, jobs, startedAt });
     registerTaskRoutes(app, { store, jobs });
-    registerHealthRoutes(app, { store, registry, metrics, isStopping: () => this.state === 'stopping' });
+    registerHealthRoutes(app, { store, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerStatusPage(app);
-    transport.attach(app.server);
-    this.parts = { store, transport, app, services };
+    registerLogin(app, auth);
+    ws.attach(app.server);
+    this.parts = { store, transport: ws, app, services };
 
     await app.listen({ port: o.port, host: o.host });
     this.boundPort = (app.server.address() as AddressInfo).port;
     for (const s of services) await s.start();
+    if (local) {
+      this.local = { apiKey: local.apiKey, workerToken: local.workerToken };
+      // Left for the CLI and the workers of this machine (kept in this process for a throwaway store).
+      saveLocalCredentials({ database: database ?? `memory:${this.id}`, urls: [this.url], ...local }, { persist: database !== null });
+    }
     this.state = 'running';
-    log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : store.driver }, 'foreman listening');
+    log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : store.driver, authentication: auth ? 'on' : 'OFF' }, 'foreman listening');
     return this;
   }
 

@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   CC_ERR_PROTOCOL_VERSION: 'The peer speaks an incompatible protocol version.',
   CC_ERR_NOT_HELLO: 'A worker sent work messages before its hello handshake.',
   CC_ERR_DUPLICATE_WORKER: 'A worker with this id is already connected.',
+  CC_ERR_UNAUTHORIZED: 'No credential, or one that is wrong, revoked or expired (HTTP 401).',
+  CC_ERR_FORBIDDEN: 'The credential lacks the scope the request needs (HTTP 403).',
   CC_ERR_JOB_NOT_FOUND: 'No job has this id.',
   CC_ERR_TASK_NOT_FOUND: 'No task has this id.',
   CC_ERR_TASK_EXISTS: 'A task with this id already exists.',

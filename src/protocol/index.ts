@@ -10,3 +10,4 @@ export * from './parse.ts';
 export * from './framing.ts';
 export * from './case-keys.ts';
 export * from './rest.ts';
+export * from './auth.ts';

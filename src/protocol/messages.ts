@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { PRIORITIES, JOB_STATES, TASK_KINDS } from './states.ts';
+import { HelloAuthSchema } from './auth.ts';
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
@@ -166,6 +167,8 @@ export const HelloSchema = z.object({
   resources: ResourcesSchema.optional(),
   version: z.string().max(100).optional(),
   running: z.array(TaskRefSchema).optional(),
+  /** Proof of the worker's token; required unless the foreman runs with --insecure. */
+  auth: HelloAuthSchema.optional(),
 });
 /** A worker's hello. */
 export type Hello = z.infer<typeof HelloSchema>;

@@ -11,6 +11,16 @@ export interface OpenStoreOptions {
 }
 
 /**
+ * A database URL in the one form that names it everywhere (the local credentials file, logs):
+ * SQLite paths made absolute; null for a throwaway in-memory store.
+ */
+export function canonicalDatabaseUrl(url: string): string | null {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return url;
+  const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
+  return path === ':memory:' ? null : `sqlite:${resolve(path)}`;
+}
+
+/**
  * Open the store a database URL names and bring its schema up to date:
  * `sqlite:./crowdcompute.db`, `sqlite::memory:` or a bare file path for the embedded driver;
  * `postgres://user@host:5432/db[?schema=name]` for PostgreSQL (several foremen may share it).

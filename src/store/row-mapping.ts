@@ -5,7 +5,7 @@
  * @internal
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
-import type { AttemptError, JobRecord, JobResults, TaskRecord, WorkerRecord } from './store.ts';
+import type { AttemptError, CredentialRecord, JobRecord, JobResults, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -34,6 +34,7 @@ export function jobFromRow(r: Row): JobRecord {
     idempotencyKey: r.idempotency_key,
     metadata: fromJson(r.metadata) as Record<string, unknown> | null,
     cancelRequested: bool(r.cancel_requested),
+    owner: r.owner ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -66,6 +67,22 @@ export function taskFromRow(r: Row): TaskRecord {
     completedAt: r.completed_at,
     leaseExpiresAt: r.lease_expires_at,
     availableAt: r.available_at,
+  };
+}
+
+/** A credentials row as a record. */
+export function credentialFromRow(r: Row): CredentialRecord {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    scopes: r.scopes ? JSON.parse(r.scopes) : [],
+    workerId: r.worker_id,
+    secretHash: r.secret_hash,
+    createdAt: r.created_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+    lastUsedFrom: r.last_used_from,
   };
 }
 

@@ -10,7 +10,7 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  JobCounts, JobKind, JobState, Priority, TaskError, TaskKind, TaskRef, TaskState,
+  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState,
 } from '../protocol/index.ts';
 
 export type { TaskRef };
@@ -31,6 +31,8 @@ export interface JobRecord {
   idempotencyKey: string | null;
   metadata: Record<string, unknown> | null;
   cancelRequested: boolean;
+  /** The API key that submitted it; null when submitted under --insecure. */
+  owner: string | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -130,6 +132,8 @@ export interface JobInsertParams {
     maxAttempts: number;
     idempotencyKey: string | null;
     metadata: Record<string, unknown> | null;
+    /** The API key submitting it (null under --insecure). */
+    owner: string | null;
   };
   tasks: NewTask[];
   now: number;
@@ -245,12 +249,38 @@ export interface StoreNotifications {
   onJobChange(change: JobChange): void;
   /** A running task must stop (cancelled through another foreman). */
   onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
+  /** A credential was created or revoked. */
+  onCredentials?(): void;
 }
 
 /** A running task taken away when its lease ran out, and the worker that held it. */
 export interface ExpiredLease extends TaskRef {
   workerId: string | null;
 }
+
+/**
+ * An API key or a worker token as the store keeps it: never the secret itself. A key keeps
+ * the SHA-256 of its secret; a worker token keeps nothing secret (its secret is derived from
+ * the foremen's secret), so a copy of the database hands out no working credential.
+ */
+export interface CredentialRecord {
+  id: string;
+  kind: 'key' | 'token';
+  name: string | null;
+  /** Keys: what they may do. */
+  scopes: Scope[];
+  /** Tokens: the worker id they are for, or '*' for any. */
+  workerId: string | null;
+  /** Keys: SHA-256 of the secret, hex. */
+  secretHash: string | null;
+  createdAt: number;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+  lastUsedFrom: string | null;
+}
+
+/** A credential to store. */
+export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom'>;
 
 /** The store: one interface, one driver per database. */
 export interface Store {
@@ -261,7 +291,8 @@ export interface Store {
 
   jobInsert(params: JobInsertParams): Promise<JobInsertResult>;
   jobGet(jobId: string): Promise<JobRecord | null>;
-  jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]>;
+  /** Jobs, newest first; `owner` keeps only that key's jobs. */
+  jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]>;
   jobCode(jobId: string): Promise<string | null>;
   jobResults(jobId: string): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
@@ -292,6 +323,20 @@ export interface Store {
   workerList(): Promise<WorkerRecord[]>;
 
   stats(): Promise<StoreStats>;
+
+  /** Store a new credential; the credentials version goes up. */
+  credentialInsert(params: CredentialInsertParams): Promise<void>;
+  credentialGet(id: string): Promise<CredentialRecord | null>;
+  /** Credentials, newest first, of one kind or both. */
+  credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]>;
+  /** Revoke a credential (again is harmless); the credentials version goes up. Null if unknown. */
+  credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null>;
+  /** Note a credential's use: when, and from which address. */
+  credentialTouch(params: { id: string; now: number; from: string }): Promise<void>;
+  /** A number that goes up whenever a credential is created or revoked (foremen watch it). */
+  credentialsVersion(): Promise<number>;
+  /** Set a setting unless it is set; returns the value the store holds (the first writer's). */
+  metaSetIfAbsent(params: { key: string; value: string }): Promise<string>;
 
   /**
    * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:

@@ -12,8 +12,11 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createHmac, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { startForeman, type Foreman, type ForemanOptions } from '../foreman/index.ts';
+import { helloSigningText, parseCredential } from '../protocol/index.ts';
+import { localCredentialsAt } from '../host/local-credentials.ts';
 
 /** A foreman started for a test, with its directory and a `cleanup()` that stops it and removes the directory. */
 export interface TestForeman extends Foreman {
@@ -21,6 +24,8 @@ export interface TestForeman extends Foreman {
   dir: string;
   databaseUrl: string;
   cleanup(): Promise<void>;
+  /** `fetch` on this foreman's URL with its admin API key. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
 }
 
 /** A foreman on 127.0.0.1 and a free port, on a fresh SQLite file in its own temp dir. */
@@ -30,6 +35,10 @@ export async function startTestForeman(options: ForemanOptions & { dir?: string 
   const foreman = await startForeman({ port: 0, host: '127.0.0.1', logLevel: process.env.CC_TEST_LOG ?? 'silent', ...options, database: databaseUrl }) as TestForeman;
   foreman.dir = dir;
   foreman.databaseUrl = databaseUrl;
+  foreman.fetch = (path, init = {}) => {
+    const key = foreman.credentials?.apiKey;
+    return fetch(`${foreman.url}${path}`, { ...init, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.headers as Record<string, string> | undefined) } });
+  };
   foreman.cleanup = async () => {
     await foreman.stop();
     if (!options.dir) rmSync(dir, { recursive: true, force: true });
@@ -63,6 +72,13 @@ export async function waitFor<T>(check: () => T | Promise<T>, options: { timeout
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 
+/**
+ * Tests keep their foremen's local credentials (the admin key and worker token a foreman
+ * leaves for its machine) out of the user's config directory: this process and the workers
+ * and foremen it starts share a temporary one, unless CROWDCOMPUTE_CONFIG_DIR is set.
+ */
+process.env.CROWDCOMPUTE_CONFIG_DIR ??= mkdtempSync(join(tmpdir(), 'cc-credentials-'));
+
 /** A CrowdCompute process started by a test. */
 export interface ChildWorker {
   child: ChildProcess;
@@ -85,7 +101,11 @@ export function spawnWorkerProcess(args: string[], env: Record<string, string> =
   return { child, output: () => out, exited, kill: (signal = 'SIGTERM') => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); } };
 }
 
-/** A raw protocol connection for tests: send any text, await messages matching a predicate. */
+/**
+ * A raw protocol connection for tests: send any text, await messages matching a predicate.
+ * It opens with the API key, and signs the hellos it sends with the worker token, that a
+ * foreman on this machine left for its URL (or those given; null for none).
+ */
 export class RawSocket {
   private readonly ws: WebSocket;
   /** Every message received and not yet taken by `next`. */
@@ -94,8 +114,13 @@ export class RawSocket {
   readonly closed: Promise<number>;
   private waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
 
-  private constructor(ws: WebSocket) {
+  private readonly token: string | null;
+  private readonly host: string;
+
+  private constructor(ws: WebSocket, token: string | null, host: string) {
     this.ws = ws;
+    this.token = token;
+    this.host = host;
     this.closed = new Promise((resolve) => ws.once('close', (code) => resolve(code)));
     ws.on('message', (data) => {
       const v = JSON.parse(data.toString());
@@ -108,17 +133,28 @@ export class RawSocket {
   }
 
   /** Connect to a foreman's /ws. */
-  static async open(url: string): Promise<RawSocket> {
-    const ws = new WebSocket(url);
+  static async open(url: string, credentials: { apiKey?: string | null; token?: string | null } = {}): Promise<RawSocket> {
+    const local = localCredentialsAt(url);
+    const apiKey = credentials.apiKey === undefined ? local?.apiKey : credentials.apiKey;
+    const token = credentials.token === undefined ? local?.workerToken ?? null : credentials.token;
+    const ws = new WebSocket(url, apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {});
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
-    return new RawSocket(ws);
+    return new RawSocket(ws, token, new URL(url).host);
   }
 
   /** True while the connection is open. */
   get isOpen(): boolean { return this.ws.readyState === WebSocket.OPEN; }
 
-  /** Send a message (an object, sent as JSON) or any text. */
-  send(message: unknown): void { this.ws.send(typeof message === 'string' ? message : JSON.stringify(message)); }
+  /** Send a message (an object, sent as JSON; a hello without `auth` is signed) or any text. */
+  send(message: unknown): void {
+    const sign = (m: unknown): unknown => {
+      const h = m as { type?: string; workerId?: string; auth?: unknown } | null;
+      return this.token && h && h.type === 'hello' && h.auth === undefined && typeof h.workerId === 'string'
+        ? { ...h, auth: signHello(this.token, h.workerId, this.host) } : m;
+    };
+    const signed = Array.isArray(message) ? message.map(sign) : sign(message);
+    this.ws.send(typeof signed === 'string' ? signed : JSON.stringify(signed));
+  }
 
   /** The first message (already received or still to come) that matches. */
   next(pred: (m: any) => boolean, timeoutMs = 5_000): Promise<any> {
@@ -214,4 +250,13 @@ export class FreezableProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+/** A worker's hello proof, made synchronously with node:crypto (the runtime uses WebCrypto). */
+export function signHello(token: string, workerId: string, host: string, timestamp = Date.now()): { tokenId: string; timestamp: number; nonce: string; signature: string } {
+  const parts = parseCredential(token);
+  if (parts?.kind !== 'token') throw new TypeError('signHello: not a worker token');
+  const nonce = randomBytes(18).toString('base64url');
+  const signature = createHmac('sha256', parts.secret).update(helloSigningText({ workerId, tokenId: parts.id, timestamp, nonce, host })).digest('base64url');
+  return { tokenId: parts.id, timestamp, nonce, signature };
 }

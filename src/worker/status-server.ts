@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HostUsage } from '../host/host-usage.ts';
@@ -27,12 +28,13 @@ export interface WorkerStatusSource {
 export class WorkerStatusServer {
   private app: FastifyInstance | null = null;
   private readonly worker: WorkerStatusSource;
-  private readonly options: { port: number; host: string };
+  private readonly options: { port: number; host: string; restartToken: string | null };
   private readonly usage = new HostUsage();
   /** The port it listens on, once started. */
   port = 0;
 
-  constructor(worker: WorkerStatusSource, options: { port: number; host: string }) {
+  /** `restartToken`: POST /restart needs it as a bearer token; null turns POST /restart off. */
+  constructor(worker: WorkerStatusSource, options: { port: number; host: string; restartToken: string | null }) {
     this.worker = worker;
     this.options = options;
   }
@@ -76,7 +78,19 @@ export class WorkerStatusServer {
       };
     });
 
-    app.post('/restart', async () => {
+    app.post('/restart', async (req, reply) => {
+      const expected = this.options.restartToken;
+      if (expected === null) {
+        reply.status(403);
+        return { code: 'CC_ERR_FORBIDDEN', message: 'CC_ERR_FORBIDDEN: POST /restart is off: this worker has no token to check callers against', detail: 'restart is off' };
+      }
+      const given = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const a = Buffer.from(given);
+      const b = Buffer.from(expected);
+      if (a.length !== b.length || !timingSafeEqual(a, b)) {
+        reply.status(401);
+        return { code: 'CC_ERR_UNAUTHORIZED', message: "CC_ERR_UNAUTHORIZED: POST /restart needs this worker's own token: Authorization: Bearer <worker token>", detail: 'unauthorized' };
+      }
       w.restart();
       return { status: 'restarting', worker_id: w.workerId };
     });

@@ -8,24 +8,33 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { WebSocket as WsWebSocket } from 'ws';
+import { withOptions } from '../host/ws-options.ts';
 import { hostResources } from '../host/host-usage.ts';
 import { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
 import { WORKER_DEFAULTS } from './runtime/worker-defaults.ts';
 import { WorkerStatusServer } from './status-server.ts';
+import { localCredentialsAt } from '../host/local-credentials.ts';
 
 /** How to run a Node worker. Every option but `foremanUrl` has a default ({@link WORKER_DEFAULTS}). */
 export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | 'codeExecutor' | 'log'> {
-  /** Unique id; default `<hostname>-<pid>-<random>`. */
+  /** Unique id; default `CROWDCOMPUTE_WORKER_ID`, else `<hostname>-<pid>-<random>`. */
   workerId?: string;
+  /**
+   * The worker token (`cct_…`). Default: `CROWDCOMPUTE_WORKER_TOKEN`, else the one a foreman
+   * on this machine left in the local credentials file for its URL.
+   */
+  token?: string;
   /** Accept map jobs: shipped code, run in an isolated-vm sandbox. Default false. */
   allowCode?: boolean;
   /** Sandbox limits for shipped code. */
   sandbox?: Partial<SandboxOptions>;
   /** Port of the status HTTP server (GET /, /stats, /health, /metrics; POST /restart); false = none. Default false. */
   statusPort?: number | false;
-  /** Interface of the status server. Default 0.0.0.0. */
+  /** Interface of the status server. Default 127.0.0.1 (this machine only). */
   statusHost?: string;
+  /** Trust this CA certificate (PEM) for a wss:// foreman with a private certificate. */
+  ca?: string | Buffer;
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger. Default info. */
@@ -46,16 +55,20 @@ export class Worker extends WorkerRuntime {
   readonly log: Logger;
   private readonly statusOptions: { port: number | false; host: string };
   private statusServer: WorkerStatusServer | null = null;
+  private readonly restartToken: string | undefined;
 
   constructor(options: WorkerOptions) {
-    const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+    const workerId = options.workerId ?? process.env.CROWDCOMPUTE_WORKER_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+    const urls = Array.isArray(options.foremanUrl) ? options.foremanUrl : String(options.foremanUrl ?? '').split(',');
+    const token = options.token ?? process.env.CROWDCOMPUTE_WORKER_TOKEN ?? urls.map((u) => localCredentialsAt(u.trim())?.workerToken).find(Boolean);
     const log = (options.logger ?? pino({ level: options.logLevel ?? WORKER_DEFAULTS.logLevel }, pino.destination(2))).child({ workerId });
-    const { allowCode, sandbox, statusPort, statusHost, logger: _l, logLevel: _ll, ...runtime } = options;
+    const { allowCode, sandbox, statusPort, statusHost, logger: _l, logLevel: _ll, ca: _ca, ...runtime } = options;
     super({
+      ...(token ? { token } : {}),
       // The runtime speaks the standard WebSocket API; in Node, the ws package's implementation
       // of it is faster than Node's global WebSocket (npm run bench, latency p50 0.92 vs 1.00 ms,
       // p99 2.8 vs 3.7 ms, medians of 3 interleaved rounds).
-      webSocket: WsWebSocket as unknown as typeof WebSocket,
+      webSocket: options.ca ? withOptions({ ca: options.ca }) : WsWebSocket as unknown as typeof WebSocket,
       ...runtime,
       workerId,
       log,
@@ -63,7 +76,8 @@ export class Worker extends WorkerRuntime {
       resources: { ...hostResources(), ...(options.resources ?? {}) },
     });
     this.log = log;
-    this.statusOptions = { port: statusPort ?? false, host: statusHost ?? '0.0.0.0' };
+    this.statusOptions = { port: statusPort ?? false, host: statusHost ?? '127.0.0.1' };
+    this.restartToken = token;
   }
 
   /** The status server's port (when enabled and started). */
@@ -71,7 +85,7 @@ export class Worker extends WorkerRuntime {
 
   protected override async beforeStart(): Promise<void> {
     if (this.statusOptions.port === false) return;
-    this.statusServer = new WorkerStatusServer(this, { port: this.statusOptions.port, host: this.statusOptions.host });
+    this.statusServer = new WorkerStatusServer(this, { port: this.statusOptions.port, host: this.statusOptions.host, restartToken: this.restartToken ?? null });
     await this.statusServer.start();
   }
 

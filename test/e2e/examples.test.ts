@@ -29,7 +29,7 @@ test('the CLI: worker with --handlers, map with a module and an inputs file, sub
   const dir = mkdtempSync(join(tmpdir(), 'cc-cli-'));
   const worker = spawnWorkerProcess(['--foreman', foreman.wsUrl, '--id', 'cli-worker', '--allow-code', '--handlers', join(root, 'examples/handlers.ts')]);
   try {
-    await waitFor(async () => (await (await fetch(`${foreman.url}/api/stats`)).json()).connected_workers === 1, { message: 'CLI worker connects' });
+    await waitFor(async () => (await (await foreman.fetch('/api/stats')).json()).connected_workers === 1, { message: 'CLI worker connects' });
     writeFileSync(join(dir, 'cube.ts'), 'export default function cube(x: number) { return x * x * x; }\n');
     writeFileSync(join(dir, 'inputs.json'), JSON.stringify([1, 2, 3]));
     const out = join(dir, 'out.json');

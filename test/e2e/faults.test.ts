@@ -84,7 +84,8 @@ test('a socket cut without a close frame: the foreman notices the silence, reque
   const foreman = await startTestForeman(FAST);
   const proxy = await FreezableProxy.start(foreman.port);
   const client = new Client({ url: foreman.url });
-  const cut = new Worker({ foremanUrl: `ws://127.0.0.1:${proxy.port}/ws`, workerId: 'cut', maxConcurrentTasks: 2, reconnectIntervalMs: 50, logLevel: 'silent' });
+  // Through the proxy's address, the worker cannot find its foreman's token by URL: it is given.
+  const cut = new Worker({ foremanUrl: `ws://127.0.0.1:${proxy.port}/ws`, workerId: 'cut', maxConcurrentTasks: 2, reconnectIntervalMs: 50, logLevel: 'silent', token: foreman.credentials!.workerToken });
   cut.handle('fault.work', handlers['fault.work'] as never);
   const direct = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'direct', maxConcurrentTasks: 4, logLevel: 'silent' });
   direct.handle('fault.work', handlers['fault.work'] as never);
@@ -187,7 +188,7 @@ test('a result sent twice is recorded once', async () => {
     assert.equal(await task.result(), 2);
     await waitFor(() => w.received.filter((m) => m.type === 'result_ack').flatMap((m) => m.tasks).length >= 3 || null, { message: 'all three acknowledged' });
     await assertInvariant(client, task.jobId, [2]);
-    assert.match(await (await fetch(`${foreman.url}/metrics`)).text(), /crowdcompute_results_rejected_total 2/);
+    assert.match(await (await foreman.fetch('/metrics')).text(), /crowdcompute_results_rejected_total 2/);
   } finally {
     await w.close();
     await client.close();

@@ -7,7 +7,8 @@ let foreman: TestForeman;
 let worker: Worker;
 
 async function http(method: string, path: string, body?: unknown, base = foreman.url): Promise<{ status: number; json: any; text: string }> {
-  const res = await fetch(`${base}${path}`, { method, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
+  const headers: Record<string, string> = { authorization: `Bearer ${foreman.credentials!.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+  const res = await fetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
   const text = await res.text();
   let json: any = null;
   try { json = JSON.parse(text); } catch { /* html or text */ }
@@ -145,7 +146,9 @@ test("the worker's status server: GET / and /stats, POST /restart, GET /health a
   const metrics = (await http('GET', '/metrics', undefined, base)).json;
   hasFields(metrics, ['tasks_completed', 'tasks_failed', 'average_execution_time', 'uptime_seconds', 'cpu_cores', 'memory_total_gb']);
   const connectsBefore = worker.stats.connects;
-  const restart = await http('POST', '/restart', undefined, base);
-  assert.equal(restart.json.status, 'restarting');
+  const refused = await http('POST', '/restart', undefined, base);
+  assert.equal(refused.status, 401, "POST /restart needs the worker's own token");
+  const restart = await (await fetch(`${base}/restart`, { method: 'POST', headers: { authorization: `Bearer ${foreman.credentials!.workerToken}` } })).json();
+  assert.equal(restart.status, 'restarting');
   await waitFor(() => worker.stats.connects === connectsBefore + 1 && worker.connected || null, { message: 'worker reconnected after /restart' });
 });

@@ -40,7 +40,7 @@ test('hostile submissions get errors that name the limit: a million arguments, a
   try {
     await worker.start();
     const args = new Array(1_000_000).fill(0);
-    const res = await fetch(`${foreman.url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'map', code: '(x) => x', args }) });
+    const res = await foreman.fetch('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'map', code: '(x) => x', args }) });
     const body = await res.json();
     assert.ok(res.status === 400 || res.status === 413, `status ${res.status}`);
     assert.match(body.message, /1000000 arguments, the foreman accepts at most 100000|exceeds 256\.0 KiB/);
@@ -99,7 +99,7 @@ test('cancel one task from the client: queued never starts, running gets its sig
     const [holdId, quick1] = [`${job.id}.0`, `${job.id}.1`];
     const cancelledQueued = await client.cancelTask(quick1);
     assert.equal(cancelledQueued.status, 'cancelled');
-    const res = await fetch(`${foreman.url}/task/${encodeURIComponent(holdId)}/cancel`, { method: 'POST' });
+    const res = await foreman.fetch(`/task/${encodeURIComponent(holdId)}/cancel`, { method: 'POST' });
     assert.equal((await res.json()).status, 'cancelled');
     await waitFor(() => aborted || null, { message: 'running handler aborted' });
     const outcome = await job.outcome();

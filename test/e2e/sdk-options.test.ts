@@ -20,7 +20,7 @@ test('job progress as an async iterator ends with the job; watch() follows a job
     assert.ok(fractions.every((f, i) => i === 0 || f >= fractions[i - 1]), 'progress never goes back');
     assert.deepEqual(await watched.result(), Array.from({ length: 10 }, (_, i) => i));
     const task = await submitter.getTask(`${job.id}.3`);
-    const viaApi = await (await fetch(`${foreman.url}/api/tasks/${encodeURIComponent(task.taskId)}`)).json();
+    const viaApi = await (await foreman.fetch(`/api/tasks/${encodeURIComponent(task.taskId)}`)).json();
     assert.equal(viaApi.result, 3);
     assert.deepEqual(viaApi.attempt_errors, []);
   } finally {

@@ -8,7 +8,7 @@ test('the worker runtime runs on the standard WebSocket (Node\'s global, as in a
   const foreman = await startTestForeman({ heartbeatIntervalMs: 100, leaseTtlMs: 600 });
   // No webSocket option: the global WebSocket, whose API shows no pings. Only heartbeat_ack
   // tells this worker the foreman still hears it.
-  const runtime = new WorkerRuntime({ foremanUrl: foreman.wsUrl, workerId: 'standard', maxConcurrentTasks: 2 });
+  const runtime = new WorkerRuntime({ foremanUrl: foreman.wsUrl, workerId: 'standard', maxConcurrentTasks: 2, token: foreman.credentials!.workerToken });
   runtime.handle('twice', async (t) => (t.input as number) * 2);
   const client = new Client({ url: foreman.url });
   try {

@@ -13,13 +13,20 @@ import { JobService } from '../../src/foreman/jobs/job-service.ts';
 import { Dispatcher } from '../../src/foreman/dispatch/dispatcher.ts';
 import { WorkerRegistry } from '../../src/foreman/workers/worker-registry.ts';
 import type { Peer } from '../../src/foreman/peer.ts';
+import type { Principal } from '../../src/core/access.ts';
 
 let nextPeer = 0;
+
+/** A principal that may do anything (the foreman under --insecure). */
+export const ANY: Principal = { kind: 'insecure' };
 
 /** A peer that keeps what it is sent. */
 export class RecordingPeer implements Peer {
   readonly id = `p${++nextPeer}`;
   readonly remote = 'test';
+  readonly host = 'localhost:8000';
+  principal: Principal = { kind: 'insecure' };
+  readonly credentials = new Set<string>();
   closed = false;
   closedWith: { code: number; reason: string } | null = null;
   readonly sent: Outbound[] = [];

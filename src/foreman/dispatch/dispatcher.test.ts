@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION, type Hello, type TaskOutcome } from '../../protocol/index.ts';
-import { foremanParts, RecordingPeer, type ForemanParts } from '../../../test/support/foreman-parts.ts';
+import { ANY, foremanParts, RecordingPeer, type ForemanParts } from '../../../test/support/foreman-parts.ts';
 import { waitFor } from '../../testing/index.ts';
 
 const hello = (workerId: string, extra: Partial<Hello> = {}): Hello =>
@@ -18,7 +18,7 @@ const assigned = (peer: RecordingPeer) => peer.of('assign_tasks').flatMap((m) =>
 test('a worker gets no more tasks than its free capacity, best priority first, and more as its slots free up', () => withParts(async ({ registry, dispatcher, jobs }) => {
   const peer = new RecordingPeer();
   await registry.admit(peer, hello('w1'));
-  await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.low', input: 1, priority: 'low' }, { type: 't.a', input: 2 }, { type: 't.b', input: 3 }, { type: 't.top', input: 4, priority: 'critical' }] });
+  await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.low', input: 1, priority: 'low' }, { type: 't.a', input: 2 }, { type: 't.b', input: 3 }, { type: 't.top', input: 4, priority: 'critical' }] }, ANY);
   await waitFor(() => assigned(peer).length === 2 || null, { message: 'two tasks assigned' });
   await dispatcher.drained();
   assert.deepEqual(assigned(peer).map((t) => t.type), ['t.top', 't.a'], 'critical first, then in submission order');
@@ -32,7 +32,7 @@ test('a worker gets no more tasks than its free capacity, best priority first, a
 test('outcomes are recorded in a group commit and acknowledged once committed', () => withParts(async ({ registry, dispatcher, jobs, store, metrics }) => {
   const peer = new RecordingPeer();
   await registry.admit(peer, hello('w1', { capacity: 3 }));
-  const accepted = await jobs.submit({ kind: 'tasks', tasks: [1, 2, 3].map((v) => ({ type: 't.x', input: v })) });
+  const accepted = await jobs.submit({ kind: 'tasks', tasks: [1, 2, 3].map((v) => ({ type: 't.x', input: v })) }, ANY);
   await waitFor(() => assigned(peer).length === 3 || null);
   const outcomes: TaskOutcome[] = assigned(peer).map((t) => ({ taskId: t.taskId, attempt: t.attempt, status: 'completed', result: (t.input as number) * 10 }));
   dispatcher.acceptOutcomes(peer, outcomes);
@@ -50,7 +50,7 @@ test('outcomes are recorded in a group commit and acknowledged once committed', 
 test('a map job\'s code goes to a worker once, with its first task of that job', () => withParts(async ({ registry, dispatcher, jobs }) => {
   const peer = new RecordingPeer();
   await registry.admit(peer, hello('coder', { patterns: [], allowCode: true, capacity: 1 }));
-  await jobs.submit({ kind: 'map', code: '(x) => x * 2', args: [1, 2, 3] });
+  await jobs.submit({ kind: 'map', code: '(x) => x * 2', args: [1, 2, 3] }, ANY);
   for (let i = 0; i < 3; i++) {
     const t = await waitFor(() => assigned(peer)[i] ?? null, { message: `task ${i} assigned` });
     dispatcher.acceptOutcomes(peer, [{ taskId: t.taskId, attempt: t.attempt, status: 'completed', result: [0] }]);
@@ -64,7 +64,7 @@ test('a map job\'s code goes to a worker once, with its first task of that job',
 test('a failed attempt with attempts left comes back after its backoff, without anyone announcing it', () => withParts(async ({ registry, dispatcher, jobs, store }) => {
   const peer = new RecordingPeer();
   await registry.admit(peer, hello('w1', { capacity: 1 }));
-  const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.flaky', input: 0 }], maxAttempts: 2 });
+  const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.flaky', input: 0 }], maxAttempts: 2 }, ANY);
   const first = await waitFor(() => assigned(peer)[0] ?? null);
   dispatcher.acceptOutcomes(peer, [{ taskId: first.taskId, attempt: 1, status: 'failed', error: { message: 'boom' } }]);
   const second = await waitFor(() => assigned(peer)[1] ?? null, { message: 'the retry is dispatched' });
@@ -85,7 +85,7 @@ test('tasks claimed for a worker that left during the claim go back without coun
     peer.close(1006, 'network gone');
     return claimed;
   };
-  const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.x', input: 0 }] });
+  const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.x', input: 0 }] }, ANY);
   const [task] = await store.taskList({ jobId: accepted.job.id, limit: 1, offset: 0 });
   const back = await waitFor(async () => { const t = (await store.taskGet(task.id))!; return t.state === 'queued' && t.attemptErrors.length > 0 ? t : null; }, { message: 'the claimed task is put back' });
   assert.equal(back.attemptErrors[0].error.reason, 'not_delivered');
@@ -104,7 +104,7 @@ test('stop() records what has arrived before it returns', async () => {
   const peer = new RecordingPeer();
   try {
     await parts.registry.admit(peer, hello('w1', { capacity: 1 }));
-    const accepted = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 't.x', input: 0 }] });
+    const accepted = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 't.x', input: 0 }] }, ANY);
     const t = await waitFor(() => assigned(peer)[0] ?? null);
     parts.dispatcher.acceptOutcomes(peer, [{ taskId: t.taskId, attempt: t.attempt, status: 'completed', result: 7 }]);
     await parts.dispatcher.stop();

@@ -5,7 +5,8 @@ import {
   type JobResultsView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
-import type { JobRecord, Store } from '../../store/store.ts';
+import type { Store } from '../../store/store.ts';
+import { listingOwner } from '../../core/access.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
@@ -20,20 +21,13 @@ export interface ApiDeps {
   startedAt: number;
 }
 
-/** Find a job or answer 404. */
-export async function mustJob(store: Store, id: string): Promise<JobRecord> {
-  const job = await store.jobGet(id);
-  if (!job) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
-  return job;
-}
-
 const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, 'path').id;
 
 /** The foreman's REST API under /api: jobs (list, submit, read, tasks, results, cancel), workers, statistics. */
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { store, registry, jobs } = deps;
 
-  app.get('/api/stats', { schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime', response: { 200: StatsViewSchema } }) },
+  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
     async (): Promise<StatsView> => {
       const s = await store.stats();
       const live = registry.snapshot();
@@ -58,41 +52,42 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
       };
     });
 
-  app.get('/api/jobs', { schema: routeSchema({ tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400] }) },
+  app.get('/api/jobs', { schema: routeSchema({ tags: ['jobs'], summary: "List jobs, newest first: the key's own, or every owner's for admin", querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400, 401] }) },
     async (req): Promise<JobView[]> => {
       const q = parseRequest(JobListQuerySchema, req.query, 'query');
-      return (await store.jobList({ limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}) })).map(jobView);
+      const owner = listingOwner(req.principal);
+      return (await store.jobList({ limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}), ...(owner !== undefined ? { owner: owner ?? '' } : {}) })).map(jobView);
     });
 
   app.post('/api/jobs', {
     schema: routeSchema({
       tags: ['jobs'], summary: 'Submit a job: a map job (code and args) or a list of named tasks',
       description: '201 with the new job; 200 with the existing job when the idempotency key matched one.',
-      body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 409, 413],
+      body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 401, 403, 409, 413],
     }),
   }, async (req, reply): Promise<JobSubmitView> => {
-    const accepted = await jobs.submit(jobSpecFromRest(req.body));
+    const accepted = await jobs.submit(jobSpecFromRest(req.body), req.principal);
     reply.status(accepted.deduplicated ? 200 : 201);
     return { ...jobView(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated };
   });
 
-  app.get('/api/jobs/:id', { schema: routeSchema({ tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [404] }) },
-    async (req): Promise<JobView> => jobView(await mustJob(store, idOf(req.params))));
+  app.get('/api/jobs/:id', { schema: routeSchema({ tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
+    async (req): Promise<JobView> => jobView(await jobs.visibleJob(idOf(req.params), req.principal)));
 
   app.get('/api/jobs/:id/tasks', {
-    schema: routeSchema({ tags: ['jobs'], summary: "A job's tasks in order", params: IdParamsSchema, querystring: PageQuerySchema, response: { 200: z.array(TaskViewSchema) }, errors: [400, 404] }),
+    schema: routeSchema({ tags: ['jobs'], summary: "A job's tasks in order", params: IdParamsSchema, querystring: PageQuerySchema, response: { 200: z.array(TaskViewSchema) }, errors: [400, 401, 404] }),
   }, async (req): Promise<TaskView[]> => {
     const id = idOf(req.params);
-    await mustJob(store, id);
+    await jobs.visibleJob(id, req.principal);
     const q = parseRequest(PageQuerySchema, req.query, 'query');
     return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset })).map(taskView);
   });
 
   app.get('/api/jobs/:id/results', {
-    schema: routeSchema({ tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [404] }),
+    schema: routeSchema({ tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [401, 404] }),
   }, async (req): Promise<JobResultsView> => {
     const id = idOf(req.params);
-    const job = await mustJob(store, id);
+    const job = await jobs.visibleJob(id, req.principal);
     const res = (await store.jobResults(id))!;
     return {
       job_id: id,
@@ -103,10 +98,10 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.post('/api/jobs/:id/cancel', {
-    schema: routeSchema({ tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped, finished results stay', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [404] }),
-  }, async (req): Promise<JobView> => jobView(await jobs.cancel(idOf(req.params))));
+    schema: routeSchema({ tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped, finished results stay', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }),
+  }, async (req): Promise<JobView> => jobView(await jobs.cancel(idOf(req.params), req.principal)));
 
-  app.get('/api/workers', { schema: routeSchema({ tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) } }) },
+  app.get('/api/workers', { config: { access: 'read' }, schema: routeSchema({ tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) }, errors: [401, 403] }) },
     async (): Promise<WorkerView[]> => {
       const running = registry.snapshot().runningByWorker;
       return (await store.workerList()).map((w) => workerView(w, running.get(w.id) ?? 0));

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { CrowdComputeError, formatBytes, type ErrorCode } from '../../protocol/index.ts';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
+  CC_ERR_UNAUTHORIZED: 401,
+  CC_ERR_FORBIDDEN: 403,
   CC_ERR_JOB_NOT_FOUND: 404,
   CC_ERR_TASK_NOT_FOUND: 404,
   CC_ERR_INVALID_JOB: 400,
@@ -34,6 +36,7 @@ export function makeErrorHandler(log: Logger, maxBodyBytes: number) {
       log.error({ err: error, url: request.url }, 'request failed');
       err = new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${error.message}`);
     }
+    if (err.code === 'CC_ERR_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="crowdcompute"');
     reply.status(STATUS[err.code] ?? 500).send({ code: err.code, message: err.message, detail: err.message, ...(err.details ? { details: err.details } : {}) });
   };
 }

@@ -14,6 +14,8 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 }
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
+  401: 'No API key, or one that is wrong or revoked (CC_ERR_UNAUTHORIZED)',
+  403: 'The API key lacks the scope this needs (CC_ERR_FORBIDDEN)',
   400: 'Bad input: the message names the field and the rule (CC_ERR_INVALID_JOB, CC_ERR_BAD_JSON, CC_ERR_BAD_MESSAGE, CC_ERR_CODE_COMPILE)',
   404: 'No such job or task (CC_ERR_JOB_NOT_FOUND, CC_ERR_TASK_NOT_FOUND)',
   409: 'A task with this id exists (CC_ERR_TASK_EXISTS)',

@@ -43,7 +43,7 @@ refresh(); setInterval(refresh, 1000);
 
 /** GET /: the status page. */
 export function registerStatusPage(app: FastifyInstance): void {
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/', { schema: { hide: true }, config: { access: 'page' } }, async (_req, reply) => {
     reply.type('text/html; charset=utf-8');
     return PAGE;
   });

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
-  CrowdComputeError, IdParamsSchema, TaskSubmitBodySchema, TaskSubmitViewSchema, TaskViewSchema,
+  IdParamsSchema, TaskSubmitBodySchema, TaskSubmitViewSchema, TaskViewSchema,
   type TaskSubmitView, type TaskView,
 } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
@@ -15,29 +15,26 @@ import { jobSpecFromTaskSubmit, parseRequest } from './rest-inputs.ts';
  */
 export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; jobs: JobService }): void {
   app.post('/task/submit', {
+    config: { access: 'submit' },
     schema: routeSchema({
       tags: ['tasks'], summary: 'Submit one named task: payload.function is the task type, args and kwargs its input',
-      body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 409, 413],
+      body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 401, 403, 409, 413],
     }),
   }, async (req): Promise<TaskSubmitView> => {
-    const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body));
+    const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body), req.principal);
     const [task] = await deps.store.taskList({ jobId: accepted.job.id, limit: 1, offset: 0 });
     return { status: task.state, task_id: task.id, position: accepted.position, job_id: accepted.job.id };
   });
 
-  const getTask = async (params: unknown): Promise<TaskView> => {
-    const id = parseRequest(IdParamsSchema, params, 'path').id;
-    const task = await deps.store.taskGet(id);
-    if (!task) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${id} does not exist`, { taskId: id });
-    return taskView(task);
-  };
+  const getTask = async (req: FastifyRequest): Promise<TaskView> =>
+    taskView(await deps.jobs.visibleTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal));
   for (const path of ['/task/:id', '/api/tasks/:id']) {
-    app.get(path, { schema: routeSchema({ tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [404] }) },
-      async (req) => getTask(req.params));
+    app.get(path, { schema: routeSchema({ tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
+      async (req) => getTask(req));
   }
 
   for (const path of ['/task/:id/cancel', '/api/tasks/:id/cancel']) {
-    app.post(path, { schema: routeSchema({ tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [404] }) },
-      async (req): Promise<TaskView> => taskView(await deps.jobs.cancelTask(parseRequest(IdParamsSchema, req.params, 'path').id)));
+    app.post(path, { schema: routeSchema({ tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
+      async (req): Promise<TaskView> => taskView(await deps.jobs.cancelTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal)));
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { CrowdComputeError, type JobSpec } from '../../protocol/index.ts';
+import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
 import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
@@ -12,8 +13,10 @@ export interface JobServiceOptions extends SubmissionLimits {
 }
 
 /**
- * Submitting and cancelling jobs, shared by the REST API and the WebSocket so the two cannot
- * drift apart. A submission is acknowledged only after its transaction commits.
+ * Submitting, reading and cancelling jobs, shared by the REST API and the WebSocket so the two
+ * cannot drift apart, with the access rules of core/access.ts: a key sees and cancels its own
+ * jobs (others are "not found"), admin sees all. A submission is acknowledged only after its
+ * transaction commits.
  */
 export class JobService {
   private readonly store: Store;
@@ -22,6 +25,8 @@ export class JobService {
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
   private readonly workAvailable: () => void;
+  /** An admin cancelled another owner's work (an audit event). */
+  onAdminCancel: ((event: { keyId: string; jobId: string; taskId?: string; owner: string | null }) => void) | null = null;
   private readonly options: JobServiceOptions;
 
   constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: () => void }, options: JobServiceOptions) {
@@ -39,9 +44,10 @@ export class JobService {
    * new job's id before the insert commits: a caller that wants the job's events subscribes
    * there, because with several foremen the job can finish before this call returns.
    */
-  async submit(spec: JobSpec, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult> {
+  async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult> {
+    requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
-    const params = { ...buildJob(spec, this.options, now), dedupSince: now - this.options.idempotencyTtlMs };
+    const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
     beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;
     try {
@@ -52,6 +58,10 @@ export class JobService {
       }
       throw err;
     }
+    if (accepted.deduplicated && !mayAccessJob(principal, accepted.job.owner)) {
+      // Another owner's idempotency key: the same key must not leak that job.
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'this idempotency key is taken by a job of another owner; choose another key');
+    }
     if (!accepted.deduplicated) {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
@@ -61,10 +71,35 @@ export class JobService {
     return accepted;
   }
 
+  /** The job, if it exists and the principal may see it; else CC_ERR_JOB_NOT_FOUND either way. */
+  async visibleJob(jobId: string, principal: Principal): Promise<JobRecord> {
+    if (principal.kind === 'anonymous') throw unauthenticated();
+    const job = await this.store.jobGet(jobId);
+    if (!job || !mayAccessJob(principal, job.owner)) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    return job;
+  }
+
+  /** The task, if it exists and the principal may see its job; else CC_ERR_TASK_NOT_FOUND either way. */
+  async visibleTask(taskId: string, principal: Principal): Promise<TaskRecord> {
+    if (principal.kind === 'anonymous') throw unauthenticated();
+    const task = await this.store.taskGet(taskId);
+    const job = task ? await this.store.jobGet(task.jobId) : null;
+    if (!task || !job || !mayAccessJob(principal, job.owner)) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${taskId} does not exist`, { taskId });
+    return task;
+  }
+
+  private mayCancel(principal: Principal, what: string): void {
+    if (maySubmit(principal)) return;
+    requireScope(principal, 'submit', what);
+  }
+
   /** Cancel a job: queued tasks never start, running ones are told to stop, finished results stay. */
-  async cancel(jobId: string): Promise<JobRecord> {
+  async cancel(jobId: string, principal: Principal): Promise<JobRecord> {
+    const job = await this.visibleJob(jobId, principal);
+    this.mayCancel(principal, 'cancelling a job');
     const res = await this.store.jobCancel({ jobId, now: Date.now() });
     if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    if (principal.kind === 'key' && job.owner !== principal.keyId) this.onAdminCancel?.({ keyId: principal.keyId, jobId, owner: job.owner });
     for (const t of res.running) this.registry.stopTask(t.workerId, t, `job ${jobId} was cancelled`);
     if (res.change) {
       this.log.info({ jobId, runningStopped: res.running.length }, 'job cancelled');
@@ -74,7 +109,11 @@ export class JobService {
   }
 
   /** Cancel one task: queued, it never starts; running, its worker is told to stop. */
-  async cancelTask(taskId: string): Promise<TaskRecord> {
+  async cancelTask(taskId: string, principal: Principal): Promise<TaskRecord> {
+    const task = await this.visibleTask(taskId, principal);
+    this.mayCancel(principal, 'cancelling a task');
+    const job = await this.store.jobGet(task.jobId);
+    if (principal.kind === 'key' && job && job.owner !== principal.keyId) this.onAdminCancel?.({ keyId: principal.keyId, jobId: task.jobId, taskId, owner: job.owner });
     const res = await this.store.taskCancel({ taskId, now: Date.now() });
     if (!res) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${taskId} does not exist`, { taskId });
     if (res.running) this.registry.stopTask(res.running.workerId, { taskId, attempt: res.running.attempt }, `task ${taskId} was cancelled`);

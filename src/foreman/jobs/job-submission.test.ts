@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION } from '../../protocol/index.ts';
 import { buildJob } from './job-submission.ts';
-import { foremanParts, RecordingPeer } from '../../../test/support/foreman-parts.ts';
+import { ANY, foremanParts, RecordingPeer } from '../../../test/support/foreman-parts.ts';
 
 const limits = { maxPayloadBytes: 1024, maxArgs: 1000, maxTasksPerJob: 5, defaultTimeoutMs: 30_000 };
 
@@ -31,16 +31,16 @@ test('limits are refused with errors that name them', () => {
 test('submitting: one commit, work announced once; an idempotency key returns the same job; a taken task id is refused', async () => {
   const parts = await foremanParts({ startDispatcher: false });
   try {
-    const first = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }, { type: 'b' }], idempotencyKey: 'k1' });
+    const first = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }, { type: 'b' }], idempotencyKey: 'k1' }, ANY);
     assert.equal(first.deduplicated, false);
     assert.equal(first.job.counts.total, 2);
     assert.equal(parts.announced(), 1);
-    const again = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }], idempotencyKey: 'k1' });
+    const again = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }], idempotencyKey: 'k1' }, ANY);
     assert.equal(again.deduplicated, true);
     assert.equal(again.job.id, first.job.id);
     assert.equal(parts.announced(), 1, 'a deduplicated submission announces nothing');
-    await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a', taskId: 'fixed' }] });
-    await assert.rejects(parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a', taskId: 'fixed' }] }), /CC_ERR_TASK_EXISTS/);
+    await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a', taskId: 'fixed' }] }, ANY);
+    await assert.rejects(parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a', taskId: 'fixed' }] }, ANY), /CC_ERR_TASK_EXISTS/);
   } finally {
     await parts.close();
   }
@@ -51,15 +51,15 @@ test('cancelling a job stops its running task on the worker that holds it, and s
   try {
     const peer = new RecordingPeer();
     await parts.registry.admit(peer, { type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: 'w1', capacity: 1, patterns: ['*'], allowCode: false });
-    const accepted = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }, { type: 'b' }] });
+    const accepted = await parts.jobs.submit({ kind: 'tasks', tasks: [{ type: 'a' }, { type: 'b' }] }, ANY);
     const [running] = await parts.store.taskClaimMany({ workerId: 'w1', patterns: ['*'], allowCode: false, limit: 1, leaseMs: 10_000, now: Date.now() });
     const changes: string[] = [];
     parts.events.onChange((c) => changes.push(c.state));
-    const job = await parts.jobs.cancel(accepted.job.id);
+    const job = await parts.jobs.cancel(accepted.job.id, ANY);
     assert.equal(job.state, 'cancelled');
     assert.deepEqual(peer.of('cancel_task').map((m) => [m.taskId, m.attempt]), [[running.taskId, running.attempt]]);
     assert.deepEqual(changes, ['cancelled']);
-    await assert.rejects(parts.jobs.cancel('nope'), /CC_ERR_JOB_NOT_FOUND: job nope does not exist/);
+    await assert.rejects(parts.jobs.cancel('nope', ANY), /CC_ERR_JOB_NOT_FOUND: job nope does not exist/);
   } finally {
     await parts.close();
   }

@@ -40,7 +40,7 @@ function jsonSize(v: unknown): number {
 }
 
 /** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
-export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number): JobInsertParams {
+export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, owner: string | null = null): JobInsertParams {
   const jobId = randomUUID();
   const priority: Priority = spec.priority ?? 'normal';
   const maxAttempts = spec.maxAttempts ?? 1;
@@ -64,7 +64,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number): 
     });
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
-        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null },
+        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner },
       tasks, now,
     };
   }
@@ -85,7 +85,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number): 
   });
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
-      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null },
+      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner },
     tasks, now,
   };
 }

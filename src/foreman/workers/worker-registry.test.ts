@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION, type Hello, type TaskRef } from '../../protocol/index.ts';
-import { foremanParts, RecordingPeer, type ForemanParts } from '../../../test/support/foreman-parts.ts';
+import { ANY, foremanParts, RecordingPeer, type ForemanParts } from '../../../test/support/foreman-parts.ts';
 
 const hello = (workerId: string, extra: Partial<Hello> = {}): Hello =>
   ({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId, capacity: 2, patterns: ['t.*'], allowCode: false, ...extra });
 
 /** Submit `n` named tasks and claim them for `workerId` straight from the store (as a dispatcher would). */
 async function claimed(parts: ForemanParts, workerId: string, n: number): Promise<TaskRef[]> {
-  await parts.jobs.submit({ kind: 'tasks', tasks: Array.from({ length: n }, (_, i) => ({ type: 't.x', input: i })) });
+  await parts.jobs.submit({ kind: 'tasks', tasks: Array.from({ length: n }, (_, i) => ({ type: 't.x', input: i })) }, ANY);
   const tasks = await parts.store.taskClaimMany({ workerId, patterns: ['t.*'], allowCode: false, limit: n, leaseMs: 10_000, now: Date.now() });
   return tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt }));
 }
@@ -77,7 +77,7 @@ test('deliver sends a map job\'s code once per connection, and refuses a worker 
   const { registry, store, jobs } = parts;
   const peer = new RecordingPeer();
   await registry.admit(peer, hello('coder', { allowCode: true, patterns: [], capacity: 4 }));
-  await jobs.submit({ kind: 'map', code: '(x) => x + 1', args: [1, 2, 3] });
+  await jobs.submit({ kind: 'map', code: '(x) => x + 1', args: [1, 2, 3] }, ANY);
   const target = registry.targets()[0];
   const first = await store.taskClaimMany({ workerId: 'coder', patterns: [], allowCode: true, limit: 2, leaseMs: 10_000, now: Date.now() });
   assert.deepEqual(registry.jobsWithoutCode(target, first), [first[0].jobId]);

@@ -1,4 +1,4 @@
-import { CrowdComputeError, type ClientInbound } from '../../protocol/index.ts';
+import type { ClientInbound } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { JobService } from '../jobs/job-service.ts';
@@ -6,7 +6,8 @@ import type { Peer } from '../peer.ts';
 
 /**
  * What clients say over the WebSocket: submit a job (and follow it), subscribe to one, cancel
- * one. Any connection may send these, a worker's included.
+ * one, each with the access rules of the connection's principal (the API key of its upgrade):
+ * the same as over REST, through the job service.
  */
 export class ClientMessages {
   private readonly deps: { store: Store; jobs: JobService; events: JobEvents };
@@ -20,10 +21,9 @@ export class ClientMessages {
     switch (msg.type) {
       case 'submit_job': return this.submit(peer, msg);
       case 'subscribe_job':
-        this.deps.events.subscribe(msg.jobId, peer);
-        return this.sendState(peer, msg.jobId);
+        return this.subscribe(peer, msg.jobId);
       case 'cancel_job':
-        return this.deps.jobs.cancel(msg.jobId).then((job) => {
+        return this.deps.jobs.cancel(msg.jobId, peer.principal).then((job) => {
           peer.send({ type: 'cancel_ack', jobId: job.id, state: job.state, ...(msg.requestId ? { requestId: msg.requestId } : {}) });
         });
     }
@@ -36,7 +36,7 @@ export class ClientMessages {
     // completion arrive) before the submission returns.
     let early: string | null = null;
     try {
-      const accepted = await jobs.submit(msg.job, (jobId) => { if (subscribe) { early = jobId; events.subscribe(jobId, peer); } });
+      const accepted = await jobs.submit(msg.job, peer.principal, (jobId) => { if (subscribe) { early = jobId; events.subscribe(jobId, peer); } });
       if (subscribe && early !== accepted.job.id) {
         if (early) events.unsubscribe(early, peer);
         events.subscribe(accepted.job.id, peer);
@@ -51,10 +51,15 @@ export class ClientMessages {
     }
   }
 
+  private async subscribe(peer: Peer, jobId: string): Promise<void> {
+    await this.deps.jobs.visibleJob(jobId, peer.principal);
+    this.deps.events.subscribe(jobId, peer);
+    await this.sendState(peer, jobId);
+  }
+
   /** Tell a new subscriber where the job stands: finished (with results) or in progress. */
   private async sendState(peer: Peer, jobId: string): Promise<void> {
-    const job = await this.deps.store.jobGet(jobId);
-    if (!job) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    const job = await this.deps.jobs.visibleJob(jobId, peer.principal);
     if (job.completedAt !== null) await this.deps.events.sendCompletedTo(peer, { jobId, state: job.state, counts: job.counts, finished: true });
     else peer.send({ type: 'job_progress', jobId, state: job.state, counts: job.counts });
   }

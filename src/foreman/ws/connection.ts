@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import { FrameBatcher, type Outbound } from '../../protocol/index.ts';
+import type { Principal } from '../../core/access.ts';
 import type { Peer } from '../peer.ts';
 import { FloodGuard } from './flood-guard.ts';
 
@@ -13,6 +14,9 @@ let nextId = 0;
 export class Connection implements Peer {
   readonly id = `c${++nextId}`;
   readonly remote: string;
+  readonly host: string;
+  principal: Principal;
+  readonly credentials = new Set<string>();
   closed = false;
   /** Last time anything (a message or a pong) came from the peer. */
   lastSeenAt = Date.now();
@@ -20,9 +24,11 @@ export class Connection implements Peer {
   readonly socket: WebSocket;
   private readonly outbox: FrameBatcher;
 
-  constructor(socket: WebSocket, remote: string, options: { maxFrameBytes: number; maxMessagesPerSecond: number; floodCloseAfterMs: number }) {
+  constructor(socket: WebSocket, who: { remote: string; host: string; principal: Principal }, options: { maxFrameBytes: number; maxMessagesPerSecond: number; floodCloseAfterMs: number }) {
     this.socket = socket;
-    this.remote = remote;
+    this.remote = who.remote;
+    this.host = who.host;
+    this.principal = who.principal;
     this.flood = new FloodGuard(options.maxMessagesPerSecond, options.floodCloseAfterMs);
     this.outbox = new FrameBatcher({
       maxFrameChars: options.maxFrameBytes,

@@ -5,6 +5,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { Peer } from '../peer.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
 
 /** What the foreman tells a worker in its welcome. */
 export interface WorkerMessagesOptions {
@@ -19,7 +20,7 @@ export interface WorkerMessagesOptions {
  * drain and hand-back. Sessions are the registry's; outcomes go to the dispatcher's group commit.
  */
 export class WorkerMessages {
-  private readonly deps: { store: Store; registry: WorkerRegistry; dispatcher: Dispatcher; events: JobEvents; log: Logger };
+  private readonly deps: { store: Store; registry: WorkerRegistry; dispatcher: Dispatcher; events: JobEvents; log: Logger; auth: Authenticator | null };
   private readonly options: WorkerMessagesOptions;
 
   constructor(deps: WorkerMessages['deps'], options: WorkerMessagesOptions) {
@@ -71,6 +72,18 @@ export class WorkerMessages {
       peer.send({ type: 'error', ...new CrowdComputeError('CC_ERR_PROTOCOL_VERSION', `worker ${hello.workerId} speaks protocol ${hello.protocol}, this foreman speaks ${PROTOCOL_VERSION}`).toJSON() });
       peer.close(4002, 'protocol version mismatch');
       return;
+    }
+    const auth = this.deps.auth;
+    if (auth) {
+      try {
+        const who = await auth.worker(hello, { host: peer.host, address: peer.remote });
+        if (who.kind === 'worker') peer.credentials.add(who.tokenId);
+      } catch (err) {
+        // A worker that cannot prove its token gets the reason, then the door.
+        peer.send({ type: 'error', ...(err as CrowdComputeError).toJSON() });
+        peer.close(4401, (err as Error).message.slice(0, 120));
+        return;
+      }
     }
     if (!(await this.deps.registry.admit(peer, hello))) return;
     const o = this.options;

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import { CrowdComputeError, formatBytes, parseInbound, type Inbound } from '../../protocol/index.ts';
+import type { Principal } from '../../core/access.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { Peer } from '../peer.ts';
 import type { Service } from '../service.ts';
@@ -20,6 +21,8 @@ export interface WsTransportOptions {
   maxBufferedBytes: number;
   /** A connection over its rate limit for this long is closed (policy violation). */
   floodCloseAfterMs: number;
+  /** A connection with no credential after this long (no key at the upgrade, no valid worker hello) is closed. 0 = never. */
+  authenticateWithinMs: number;
 }
 
 /** Where the transport hands what arrives. */
@@ -31,6 +34,12 @@ export interface WsTransportHandlers {
   onMessage(peer: Peer, message: Inbound): void | Promise<void>;
   /** The connection closed (or was cut). */
   onClose(peer: Peer): void | Promise<void>;
+  /**
+   * Who is upgrading, from the request's headers: throws a CrowdComputeError to refuse the
+   * upgrade (CC_ERR_UNAUTHORIZED: 401, CC_ERR_RATE_LIMITED: 429). `credentialId` is the API key
+   * the connection holds, if any.
+   */
+  authenticate(req: IncomingMessage): Promise<{ principal: Principal; credentialId?: string }>;
 }
 
 /** Most messages in one frame (a JSON array). */
@@ -75,17 +84,37 @@ export class WsTransport implements Service {
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, req));
+      this.handlers.authenticate(req).then(
+        (who) => this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, req, who)),
+        (err: unknown) => {
+          const e = err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${(err as Error).message}`);
+          const status = e.code === 'CC_ERR_RATE_LIMITED' ? '429 Too Many Requests' : e.code === 'CC_ERR_UNAUTHORIZED' ? '401 Unauthorized' : '500 Internal Server Error';
+          const body = JSON.stringify({ code: e.code, message: e.message, detail: e.message });
+          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        },
+      );
     });
   }
 
-  private onSocket(ws: WebSocket, req: IncomingMessage): void {
-    const conn = new Connection(ws, req.socket.remoteAddress ?? 'unknown', {
+  private onSocket(ws: WebSocket, req: IncomingMessage, who: { principal: Principal; credentialId?: string }): void {
+    const conn = new Connection(ws, { remote: req.socket.remoteAddress ?? 'unknown', host: req.headers.host ?? '', principal: who.principal }, {
       maxFrameBytes: Math.max(64 * 1024, this.options.maxPayloadBytes),
       maxMessagesPerSecond: this.options.maxMessagesPerSecond,
       floodCloseAfterMs: this.options.floodCloseAfterMs,
     });
+    if (who.credentialId) conn.credentials.add(who.credentialId);
     this.connections.add(conn);
+    if (this.options.authenticateWithinMs > 0 && who.principal.kind === 'anonymous') {
+      // A connection may open without a key (a worker proves its token in its hello), but it
+      // does not stay open long without proving anything.
+      const deadline = setTimeout(() => {
+        if (conn.principal.kind === 'anonymous' && conn.credentials.size === 0 && !conn.closed) {
+          conn.close(4401, `CC_ERR_UNAUTHORIZED: no credential within ${this.options.authenticateWithinMs} ms`);
+        }
+      }, this.options.authenticateWithinMs);
+      deadline.unref();
+      ws.once('close', () => clearTimeout(deadline));
+    }
     ws.on('message', (data: RawData) => this.onFrame(conn, data));
     ws.on('pong', () => { conn.lastSeenAt = Date.now(); });
     ws.on('close', () => {
@@ -180,6 +209,18 @@ export class WsTransport implements Service {
       }
       try { conn.socket.ping(); } catch { /* closing */ }
     }
+  }
+
+  /** Close every connection that holds one of these credentials (they were revoked). */
+  closeHolding(credentialIds: ReadonlySet<string>): number {
+    let n = 0;
+    for (const conn of this.connections) {
+      if ([...conn.credentials].some((id) => credentialIds.has(id))) {
+        conn.close(4403, 'CC_ERR_UNAUTHORIZED: the credential of this connection was revoked');
+        n++;
+      }
+    }
+    return n;
   }
 
   /** True while the transport takes new connections. */

@@ -11,7 +11,7 @@ import type { Priority } from '../../protocol/index.ts';
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string } = {}): JobInsertParams {
+function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string } = {}): JobInsertParams {
   const jobId = uid('job');
   const tasks: NewTask[] = types.map((type, index) => ({
     id: `${jobId}.${index}`, index, kind: 'named', type, input: { index },
@@ -19,7 +19,7 @@ function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: nu
   }));
   return {
     job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
-      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null },
+      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null },
     tasks, now: Date.now(),
   };
 }
@@ -33,7 +33,7 @@ function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
   }
   return {
     job: { id: jobId, kind: 'map', name: 'squares', priority: 'normal', argCount: args.length, chunkSize, code: '(x) => x * x',
-      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 } },
+      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null },
     tasks, now: Date.now(),
   };
 }
@@ -330,6 +330,44 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.notEqual(after.job.id, first.job.id);
       assert.equal((await store.jobGet(first.job.id))?.idempotencyKey, null);
       assert.equal((await store.jobInsert(namedJob(['d.a'], { key: 'nightly' }))).job.id, after.job.id);
+    });
+
+    test('jobs remember their owner; a listing by owner shows only that key\'s jobs', async () => {
+      const mine = await store.jobInsert(namedJob(['a'], { owner: 'key-a' }));
+      await store.jobInsert(namedJob(['b'], { owner: 'key-b' }));
+      await store.jobInsert(namedJob(['c']));
+      assert.equal(mine.job.owner, 'key-a');
+      assert.equal((await store.jobGet(mine.job.id))!.owner, 'key-a');
+      assert.deepEqual((await store.jobList({ limit: 10, offset: 0, owner: 'key-a' })).map((j) => j.id), [mine.job.id]);
+      assert.deepEqual(await store.jobList({ limit: 10, offset: 0, owner: 'key-a', state: 'completed' }), []);
+      assert.equal((await store.jobList({ limit: 10, offset: 0 })).length, 3);
+    });
+
+    test('credentials: stored without secrets, listed, revoked once, touched; every change moves the version', async () => {
+      const v0 = await store.credentialsVersion();
+      const now = Date.now();
+      await store.credentialInsert({ id: uid('k').replace(/\W/g, ''), kind: 'key', name: 'ci', scopes: ['read', 'submit'], workerId: null, secretHash: 'ab'.repeat(32), createdAt: now });
+      const keyId = (await store.credentialList({ kind: 'key' }))[0].id;
+      await store.credentialInsert({ id: uid('t').replace(/\W/g, ''), kind: 'token', name: null, scopes: [], workerId: 'w1', secretHash: null, createdAt: now + 1 });
+      assert.ok(await store.credentialsVersion() > v0);
+      const key = (await store.credentialGet(keyId))!;
+      assert.deepEqual([key.kind, key.name, key.scopes, key.secretHash, key.revokedAt], ['key', 'ci', ['read', 'submit'], 'ab'.repeat(32), null]);
+      assert.deepEqual((await store.credentialList({ kind: 'token' })).map((t) => t.workerId), ['w1']);
+      assert.equal((await store.credentialList({})).length, 2);
+      await store.credentialTouch({ id: keyId, now: now + 5, from: '10.0.0.1' });
+      assert.deepEqual([(await store.credentialGet(keyId))!.lastUsedAt, (await store.credentialGet(keyId))!.lastUsedFrom], [now + 5, '10.0.0.1']);
+      const v1 = await store.credentialsVersion();
+      const revoked = (await store.credentialRevoke({ id: keyId, now: now + 10 }))!;
+      assert.equal(revoked.revokedAt, now + 10);
+      assert.ok(await store.credentialsVersion() > v1);
+      assert.equal((await store.credentialRevoke({ id: keyId, now: now + 20 }))!.revokedAt, now + 10, 'revoking again keeps the first time');
+      assert.equal(await store.credentialRevoke({ id: 'nope', now }), null);
+      assert.equal(await store.credentialGet('nope'), null);
+    });
+
+    test('a setting is written once: the first writer wins', async () => {
+      assert.equal(await store.metaSetIfAbsent({ key: 'fingerprint', value: 'one' }), 'one');
+      assert.equal(await store.metaSetIfAbsent({ key: 'fingerprint', value: 'two' }), 'one');
     });
   });
 }

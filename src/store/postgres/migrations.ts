@@ -84,4 +84,29 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'credentials, job owners',
+    sql: `
+      -- API keys (kind 'key': secret_hash is the SHA-256 of the key's secret) and worker tokens
+      -- (kind 'token': no secret here at all; the token is derived from the foremen's secret).
+      CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT,
+        scopes TEXT,
+        worker_id TEXT,
+        secret_hash TEXT,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        last_used_at BIGINT,
+        last_used_from TEXT
+      );
+      -- Settings of this database: the fingerprint of the foremen's secret, the credentials version.
+      CREATE TABLE cc_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- The API key that submitted a job (NULL: submitted without credentials, under --insecure).
+      ALTER TABLE jobs ADD COLUMN owner TEXT;
+      CREATE INDEX jobs_owner ON jobs (owner, seq) WHERE owner IS NOT NULL;
+    `,
+  },
 ];

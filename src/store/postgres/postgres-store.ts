@@ -16,11 +16,11 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, ExpiredLease, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 
 /** Where the PostgreSQL store lives. */
@@ -149,6 +149,7 @@ export class PostgresStore implements Store {
         if (m.kind === 'work') handlers.onWork();
         else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
+        else if (m.kind === 'credentials') handlers.onCredentials?.();
       });
       // A lost LISTEN connection is re-opened; what was announced meanwhile is caught by the
       // foreman's own sweeps (work every second, watched jobs every few seconds).
@@ -190,10 +191,10 @@ export class PostgresStore implements Store {
     const { job, tasks, now } = params;
     return this.tx(async (c) => {
       const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+          max_attempts, idempotency_key, metadata, created_at, owner) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
         [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now]);
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner]);
       // The common case is one statement: a new key (or none) inserts. A taken key means an
       // existing job: returned while its key lives, else the key moves to the new job.
       let jr = (await insertJob()).rows[0];
@@ -227,7 +228,11 @@ export class PostgresStore implements Store {
     return r ? jobFromRow(r) : null;
   }
 
-  async jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]> {
+  async jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]> {
+    if (params.owner !== undefined) {
+      return (await this.pool.query('SELECT * FROM jobs WHERE owner = $1 AND ($2::text IS NULL OR state = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4',
+        [params.owner, params.state ?? null, params.limit, params.offset])).rows.map(jobFromRow);
+    }
     const rows = params.state
       ? (await this.pool.query('SELECT * FROM jobs WHERE state = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3', [params.state, params.limit, params.offset])).rows
       : (await this.pool.query('SELECT * FROM jobs ORDER BY seq DESC LIMIT $1 OFFSET $2', [params.limit, params.offset])).rows;
@@ -517,6 +522,53 @@ export class PostgresStore implements Store {
 
   async workerList(): Promise<WorkerRecord[]> {
     return (await this.pool.query('SELECT * FROM workers ORDER BY state DESC, id')).rows.map(workerFromRow);
+  }
+
+  // ------------------------------------------------------------------ credentials
+
+  private readonly bumpVersion = `INSERT INTO cc_meta (key, value) VALUES ('credentials_version', '1')
+    ON CONFLICT (key) DO UPDATE SET value = (cc_meta.value::bigint + 1)::text`;
+
+  async credentialInsert(p: CredentialInsertParams): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt]);
+      await c.query(this.bumpVersion);
+      await this.notify(c, { kind: 'credentials' });
+    });
+  }
+
+  async credentialGet(id: string): Promise<CredentialRecord | null> {
+    const r = (await this.pool.query('SELECT * FROM credentials WHERE id = $1', [id])).rows[0];
+    return r ? credentialFromRow(r) : null;
+  }
+
+  async credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]> {
+    return (await this.pool.query('SELECT * FROM credentials WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC, id', [params.kind ?? null])).rows.map(credentialFromRow);
+  }
+
+  async credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null> {
+    return this.tx(async (c) => {
+      const r = (await c.query('UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *', [params.id, params.now])).rows[0];
+      if (!r) return null;
+      await c.query(this.bumpVersion);
+      // Every foreman hears it now and cuts what the credential still holds open.
+      await this.notify(c, { kind: 'credentials' });
+      return credentialFromRow(r);
+    });
+  }
+
+  async credentialTouch(params: { id: string; now: number; from: string }): Promise<void> {
+    await this.pool.query('UPDATE credentials SET last_used_at = $2, last_used_from = $3 WHERE id = $1', [params.id, params.now, params.from]);
+  }
+
+  async credentialsVersion(): Promise<number> {
+    return Number((await this.pool.query(`SELECT value FROM cc_meta WHERE key = 'credentials_version'`)).rows[0]?.value ?? 0);
+  }
+
+  async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
+    await this.pool.query('INSERT INTO cc_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [params.key, params.value]);
+    return (await this.pool.query('SELECT value FROM cc_meta WHERE key = $1', [params.key])).rows[0].value;
   }
 
   async stats(): Promise<StoreStats> {

@@ -102,4 +102,29 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       DROP INDEX tasks_running_worker;
     `,
   },
+  {
+    version: 4,
+    name: 'credentials, job owners',
+    sql: `
+      -- API keys (kind 'key': secret_hash is the SHA-256 of the key's secret) and worker tokens
+      -- (kind 'token': no secret here at all; the token is derived from the foreman's secret).
+      CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT,
+        scopes TEXT,
+        worker_id TEXT,
+        secret_hash TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        last_used_at INTEGER,
+        last_used_from TEXT
+      );
+      -- Settings of this database: the fingerprint of the foremen's secret, the credentials version.
+      CREATE TABLE cc_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- The API key that submitted a job (NULL: submitted without credentials, under --insecure).
+      ALTER TABLE jobs ADD COLUMN owner TEXT;
+      CREATE INDEX jobs_owner ON jobs (owner, created_at) WHERE owner IS NOT NULL;
+    `,
+  },
 ];

@@ -18,12 +18,12 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, ExpiredLease, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 
 /** Where the embedded store keeps its file, and how hard it holds on to commits. */
@@ -100,8 +100,8 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at) VALUES
-        (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @now)`),
+        max_attempts, idempotency_key, metadata, owner, created_at) VALUES
+        (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @now)`),
       taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
@@ -112,6 +112,7 @@ export class SqliteStore implements Store {
       jobCode: db.prepare('SELECT code FROM jobs WHERE id = ?'),
       jobList: db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?'),
       jobListByState: db.prepare('SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?'),
+      jobListByOwner: db.prepare('SELECT * FROM jobs WHERE owner = @owner AND (@state IS NULL OR state = @state) ORDER BY created_at DESC, rowid DESC LIMIT @limit OFFSET @offset'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
@@ -173,6 +174,16 @@ export class SqliteStore implements Store {
       statsJobs: db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
       statsTasks: db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
       statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
+      credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at)
+        VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt)`),
+      credentialGet: db.prepare('SELECT * FROM credentials WHERE id = ?'),
+      credentialList: db.prepare('SELECT * FROM credentials WHERE (@kind IS NULL OR kind = @kind) ORDER BY created_at DESC, rowid DESC'),
+      credentialRevoke: db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id'),
+      credentialTouch: db.prepare('UPDATE credentials SET last_used_at = @now, last_used_from = @from WHERE id = @id'),
+      metaGet: db.prepare('SELECT value FROM cc_meta WHERE key = ?'),
+      metaInsert: db.prepare('INSERT INTO cc_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
+      versionBump: db.prepare(`INSERT INTO cc_meta (key, value) VALUES ('credentials_version', '1')
+        ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`),
     };
   }
 
@@ -195,7 +206,7 @@ export class SqliteStore implements Store {
       this.s.jobInsert.run({
         id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
         argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
-        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), now,
+        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, now,
       });
       let firstSeq = 0;
       let firstRank = 0;
@@ -214,7 +225,10 @@ export class SqliteStore implements Store {
     return r ? jobFromRow(r) : null;
   }
 
-  async jobList(params: { limit: number; offset: number; state?: JobState }): Promise<JobRecord[]> {
+  async jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]> {
+    if (params.owner !== undefined) {
+      return (this.s.jobListByOwner.all({ owner: params.owner, state: params.state ?? null, limit: params.limit, offset: params.offset }) as Row[]).map(jobFromRow);
+    }
     const rows = params.state
       ? this.s.jobListByState.all(params.state, params.limit, params.offset)
       : this.s.jobList.all(params.limit, params.offset);
@@ -448,6 +462,43 @@ export class SqliteStore implements Store {
 
   async workerList(): Promise<WorkerRecord[]> {
     return (this.s.workerList.all() as Row[]).map(workerFromRow);
+  }
+
+  async credentialInsert(p: CredentialInsertParams): Promise<void> {
+    this.tx('credentialInsert', (p: CredentialInsertParams) => {
+      this.s.credentialInsert.run({ id: p.id, kind: p.kind, name: p.name, scopes: JSON.stringify(p.scopes), workerId: p.workerId, secretHash: p.secretHash, createdAt: p.createdAt });
+      this.s.versionBump.run();
+    })(p);
+  }
+
+  async credentialGet(id: string): Promise<CredentialRecord | null> {
+    const r = this.s.credentialGet.get(id) as Row | undefined;
+    return r ? credentialFromRow(r) : null;
+  }
+
+  async credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]> {
+    return (this.s.credentialList.all({ kind: params.kind ?? null }) as Row[]).map(credentialFromRow);
+  }
+
+  async credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null> {
+    return this.tx('credentialRevoke', (p: { id: string; now: number }) => {
+      if (this.s.credentialRevoke.run(p).changes === 0) return null;
+      this.s.versionBump.run();
+      return credentialFromRow(this.s.credentialGet.get(p.id) as Row);
+    })(params);
+  }
+
+  async credentialTouch(params: { id: string; now: number; from: string }): Promise<void> {
+    this.s.credentialTouch.run(params);
+  }
+
+  async credentialsVersion(): Promise<number> {
+    return Number((this.s.metaGet.get('credentials_version') as Row | undefined)?.value ?? 0);
+  }
+
+  async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
+    this.s.metaInsert.run(params.key, params.value);
+    return (this.s.metaGet.get(params.key) as Row).value;
   }
 
   async stats(): Promise<StoreStats> {

@@ -19,6 +19,7 @@ import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handle
 import { ResultOutbox } from './result-outbox.ts';
 import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
 import { WORKER_DEFAULTS } from './worker-defaults.ts';
+import { checkWorkerToken, signHello } from './hello-signature.ts';
 
 /** How a worker runtime connects and runs. Every option but the URL and id has a default ({@link WORKER_DEFAULTS}). */
 export interface WorkerRuntimeOptions {
@@ -26,6 +27,11 @@ export interface WorkerRuntimeOptions {
   foremanUrl: string | string[];
   /** Unique id of this worker. */
   workerId: string;
+  /**
+   * The worker token (`cct_…`) this worker proves in every hello with an HMAC signature; the
+   * token itself never crosses the wire. Needed unless the foreman runs with --insecure.
+   */
+  token?: string;
   /** Tasks run at once. Default 4. */
   maxConcurrentTasks?: number;
   /** Runs shipped map functions; without one, the worker refuses map jobs. */
@@ -83,6 +89,7 @@ export class WorkerRuntime extends EventEmitter {
   private readonly runner: TaskRunner;
   private readonly outbox: ResultOutbox;
   private readonly code: CodeExecutor | null;
+  private readonly token: string | undefined;
   private readonly o: {
     maxConcurrentTasks: number; heartbeatIntervalMs: number | undefined; drainTimeoutMs: number; resources: Record<string, unknown>;
   };
@@ -92,6 +99,8 @@ export class WorkerRuntime extends EventEmitter {
   private state: WorkerStatus = 'idle';
   private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private stopPromise: Promise<void> | null = null;
+  /** Why the foreman last refused this worker's credential, for the error that stops it. */
+  private lastRefusal: string | null = null;
 
   constructor(options: WorkerRuntimeOptions) {
     super();
@@ -101,6 +110,8 @@ export class WorkerRuntime extends EventEmitter {
     this.workerId = options.workerId;
     this.logger = options.log ?? silentLog;
     this.code = options.codeExecutor ?? null;
+    if (options.token !== undefined) checkWorkerToken(options.token);
+    this.token = options.token;
     this.o = {
       maxConcurrentTasks: options.maxConcurrentTasks ?? d.maxConcurrentTasks,
       heartbeatIntervalMs: options.heartbeatIntervalMs,
@@ -132,10 +143,10 @@ export class WorkerRuntime extends EventEmitter {
       autoRestart: options.autoRestart ?? d.autoRestart,
       log: this.logger,
       ...(options.webSocket ? { webSocket: options.webSocket } : {}),
-      onOpen: () => this.onOpen(),
+      onOpen: () => void this.onOpen(),
       onMessage: (m) => this.onMessage(m),
       onProtocolError: (message) => this.logger.warn({ error: message }, 'foreman sent a message this worker cannot read'),
-      onClose: (info) => this.onLinkClose(info.willReconnect),
+      onClose: (info) => this.onLinkClose(info),
       onGiveUp: (message) => this.onGiveUp(message),
     });
   }
@@ -232,21 +243,32 @@ export class WorkerRuntime extends EventEmitter {
 
   // ------------------------------------------------------------------ connection
 
-  private onOpen(): void {
+  private async onOpen(): Promise<void> {
+    // Signed anew for every connection: a fresh timestamp and nonce, the host dialed.
+    const auth = this.token ? await signHello(this.token, this.workerId, new URL(this.link.currentUrl).host) : undefined;
     // Finished-but-unacknowledged tasks are still "ours" until the foreman records them.
     const running = [...this.runner.refs(), ...this.outbox.refs()];
     this.link.send({
       type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: this.workerId,
       capacity: this.o.maxConcurrentTasks, patterns: this.handlers.patterns, allowCode: this.code !== null,
-      resources: this.o.resources as never, version: PROTOCOL_VERSION, running,
+      resources: this.o.resources as never, version: PROTOCOL_VERSION, running, ...(auth ? { auth } : {}),
     });
   }
 
-  private onLinkClose(willReconnect: boolean): void {
+  private onLinkClose(info: { code: number; reason: string; willReconnect: boolean }): void {
+    const { willReconnect } = info;
     this.welcomed = false;
     this.stopHeartbeat();
     if (this.state === 'connected') this.state = 'connecting';
     this.emit('disconnected', { willReconnect });
+    // Refused for its credential (4401) or its credential revoked (4403): trying again with the
+    // same token cannot help, so the worker says why and stops.
+    if ((info.code === 4401 || info.code === 4403) && this.state !== 'stopped') {
+      const message = this.lastRefusal ?? info.reason;
+      this.lastRefusal = null;
+      this.onGiveUp(message.startsWith('CC_ERR_') ? message : `CC_ERR_UNAUTHORIZED: ${message}`);
+      return;
+    }
     if (!willReconnect && this.state !== 'draining' && this.state !== 'stopped') {
       this.logger.warn({}, 'connection lost and autoRestart is off: stopping');
       void this.stop({ drainTimeoutMs: 0 });
@@ -255,8 +277,9 @@ export class WorkerRuntime extends EventEmitter {
 
   private onGiveUp(message: string): void {
     this.logger.error({}, message);
-    for (const w of this.startWaiters.splice(0)) w.reject(new CrowdComputeError('CC_ERR_CONNECTION', message));
-    this.emit('error', new CrowdComputeError('CC_ERR_CONNECTION', message));
+    const code = message.startsWith('CC_ERR_UNAUTHORIZED') ? 'CC_ERR_UNAUTHORIZED' : 'CC_ERR_CONNECTION';
+    for (const w of this.startWaiters.splice(0)) w.reject(new CrowdComputeError(code, message));
+    this.emit('error', new CrowdComputeError(code, message));
     void this.stop({ drainTimeoutMs: 0 });
   }
 
@@ -314,6 +337,7 @@ export class WorkerRuntime extends EventEmitter {
         this.emit('acked');
         return;
       case 'error':
+        if (msg.code === 'CC_ERR_UNAUTHORIZED') this.lastRefusal = msg.message;
         this.logger.warn({ code: msg.code, message: msg.message }, 'foreman reported an error');
         this.emit('foremanError', msg);
         return;

@@ -1,0 +1,115 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { SCOPES } from '../protocol/index.ts';
+import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+
+const databaseOption = (cmd: Command) => cmd
+  .option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://… (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+  .option('--secret-file <path>', 'file holding the deployment\'s secret (env CROWDCOMPUTE_SECRET; default: the local credentials file)');
+
+const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+
+/** The secret given on the command line or in the environment, if any. */
+export function givenSecret(secretFile: string | undefined): string | undefined {
+  if (secretFile) return readFileSync(secretFile, 'utf8').trim();
+  return process.env.CROWDCOMPUTE_SECRET || undefined;
+}
+
+/**
+ * Open the store and a credential service on it, run `fn`, close. Worker tokens need the
+ * deployment's secret: given, or the local credentials file's; with neither, a new secret is
+ * made and saved there (a foreman started later on this machine finds it).
+ */
+async function withCredentials(o: { database: string; secretFile?: string }, needsSecret: boolean,
+  fn: (svc: import('../foreman/auth/credential-service.ts').CredentialService) => Promise<void>): Promise<void> {
+  const { openStore, canonicalDatabaseUrl } = await import('../store/open-store.ts');
+  const { CredentialService } = await import('../foreman/auth/credential-service.ts');
+  const { newSecret } = await import('../foreman/auth/secrets.ts');
+  const local = await import('../host/local-credentials.ts');
+  const database = canonicalDatabaseUrl(o.database);
+  if (!database) throw new Error('credentials live in a database file or server; an in-memory store has none to manage');
+  const store = await openStore(o.database);
+  try {
+    let secret: string | null = null;
+    if (needsSecret) {
+      const saved = local.localCredentialsFor(database);
+      secret = givenSecret(o.secretFile) ?? saved?.secret ?? null;
+      if (!secret) {
+        secret = newSecret();
+        local.saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+        process.stderr.write(`a new secret for ${database} was saved in ${local.credentialsFile()}; give every foreman of this database the same (CROWDCOMPUTE_SECRET)\n`);
+      }
+    }
+    const svc = new CredentialService(store, secret);
+    if (secret) await svc.checkSecret();
+    await fn(svc);
+  } finally {
+    await store.close();
+  }
+}
+
+const view = (r: import('../store/store.ts').CredentialRecord) => ({
+  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes } : { worker_id: r.workerId }),
+  created_at: new Date(r.createdAt).toISOString(), revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
+  last_used_at: r.lastUsedAt === null ? null : new Date(r.lastUsedAt).toISOString(), last_used_from: r.lastUsedFrom,
+});
+
+function parseScopes(v: string): string[] {
+  const scopes = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+  if (scopes.length === 0 || unknown.length) throw new Error(`--scopes takes some of ${SCOPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
+  return scopes;
+}
+
+/** Write a credential's text to a file readable by the user only, or print it. */
+function deliver(text: string, out: string | undefined): void {
+  if (out) {
+    writeFileSync(out, `${text}\n`, { mode: 0o600 });
+    process.stderr.write(`written to ${out}\n`);
+  } else {
+    process.stdout.write(`${text}\n`);
+  }
+}
+
+/** `crowdcompute key …` and `crowdcompute token …`: credentials, managed in the database, no foreman needed. */
+export function credentialCommands(program: Command): void {
+  const key = program.command('key').description('API keys of clients and operators: create (shown once), list, revoke');
+  databaseOption(key.command('create')
+    .description('Create an API key and print it once (only its hash is stored)')
+    .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
+    .option('--name <name>', 'what the key is for (shown in lists and logs)')
+    .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
+    .action(async (o) => {
+      await withCredentials(o, false, async (svc) => {
+        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null });
+        process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created; it is shown only now\n`);
+        deliver(issued.text, o.out);
+      });
+    });
+  databaseOption(key.command('list').description('List API keys (never their secrets)'))
+    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('key')).map(view)); }); });
+  databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
+    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)'))
+    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cck_/, '').split('_')[0]))); }); });
+
+  const token = program.command('token').description('Worker tokens: create (shown once), list, revoke');
+  databaseOption(token.command('create')
+    .description('Create a token for a worker id (or * for any) and print it once; workers prove it without sending it')
+    .requiredOption('--worker <workerId>', 'the worker id it is for, or * for any worker')
+    .option('--name <name>', 'what the token is for')
+    .option('--out <file>', 'write the token to this file (mode 0600) instead of printing it')
+    .option('--if-missing', 'with --out: do nothing when the file already exists (for set-up scripts run on every start)'))
+    .action(async (o) => {
+      if (o.ifMissing && o.out && existsSync(o.out)) { process.stderr.write(`${o.out} exists; no new token\n`); return; }
+      await withCredentials(o, true, async (svc) => {
+        const issued = await svc.createToken({ workerId: o.worker, name: o.name ?? null });
+        process.stderr.write(`worker token ${issued.record.id} for ${o.worker === '*' ? 'any worker' : `worker ${o.worker}`} created; it is shown only now\n`);
+        deliver(issued.text, o.out);
+      });
+    });
+  databaseOption(token.command('list').description('List worker tokens'))
+    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('token')).map(view)); }); });
+  databaseOption(token.command('revoke').description('Revoke a worker token: its connected workers are cut off within a second, and refused from then on')
+    .argument('<id>', 'the token\'s id'))
+    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cct_/, '').split('_')[0]))); }); });
+}

@@ -1,0 +1,293 @@
+import type { Logger } from 'pino';
+import { TokenBucket } from 'limiter';
+import {
+  CrowdComputeError, helloSigningText, parseCredential, type Hello,
+} from '../../protocol/index.ts';
+import { withinSkew, type Principal } from '../../core/access.ts';
+import type { CredentialRecord, Store } from '../../store/store.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { Service } from '../service.ts';
+import type { CredentialService } from './credential-service.ts';
+import { hashKeySecret, safeEqual, sign } from './secrets.ts';
+
+/** How strict the authenticator is. */
+export interface AuthenticatorOptions {
+  /** Largest clock difference accepted in a worker's signed hello. Default 60 s. */
+  skewMs: number;
+  /** How long a dashboard session lasts. Default 12 h. */
+  sessionTtlMs: number;
+  /** Failed attempts one address may make in a burst; then one more per `failureRefillMs`. */
+  failureBurst: number;
+  failureRefillMs: number;
+  /** How often the store is asked whether credentials changed. Default 1 s. */
+  pollIntervalMs: number;
+}
+
+/** A principal, and how it was recognised. */
+export interface Authenticated {
+  principal: Principal;
+  via: 'bearer' | 'session' | 'none';
+  /** The raw session cookie, when `via` is 'session' (to check the CSRF token against). */
+  session?: string;
+}
+
+const SESSION_COOKIE = 'cc_session';
+const CSRF_COOKIE = 'cc_csrf';
+const NOT_VALID = 'the API key is not valid (unknown, wrong or revoked)';
+
+/** Cookies of a `Cookie` header. */
+export function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out.set(part.slice(0, i).trim(), decodeURIComponent(part.slice(i + 1).trim()));
+  }
+  return out;
+}
+
+/**
+ * Who is asking, for every request and connection of a secured foreman: API keys (bearer or
+ * dashboard session) and workers' signed hellos. It caches key records, learns of new and
+ * revoked credentials by watching the store's credentials version (and PostgreSQL's
+ * notifications), tells the foreman which credentials were revoked so their connections are
+ * cut, limits failed attempts per address, and writes the audit lines.
+ */
+export class Authenticator implements Service {
+  readonly name = 'authenticator';
+  private readonly store: Store;
+  private readonly credentials: CredentialService;
+  private readonly secret: string;
+  private readonly metrics: ForemanMetrics;
+  private readonly log: Logger;
+  private readonly options: AuthenticatorOptions;
+  private readonly onRevoked: (ids: ReadonlySet<string>) => void;
+  private readonly records = new Map<string, CredentialRecord | null>();
+  private readonly nonces = new Map<string, number>();
+  private readonly failures = new Map<string, { bucket: TokenBucket; at: number }>();
+  private revoked = new Set<string>();
+  private version = -1;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private checking: Promise<void> | null = null;
+
+  constructor(deps: { store: Store; credentials: CredentialService; secret: string; metrics: ForemanMetrics; log: Logger; onRevoked: (ids: ReadonlySet<string>) => void }, options: AuthenticatorOptions) {
+    this.store = deps.store;
+    this.credentials = deps.credentials;
+    this.secret = deps.secret;
+    this.metrics = deps.metrics;
+    this.log = deps.log;
+    this.onRevoked = deps.onRevoked;
+    this.options = options;
+  }
+
+  async start(): Promise<void> {
+    if (this.timer) return;
+    await this.checkChanges();
+    this.timer = setInterval(() => void this.checkChanges(), this.options.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.checking;
+  }
+
+  /** Credentials changed (another process created or revoked one): forget cached records, cut the revoked. */
+  checkChanges(): Promise<void> {
+    this.checking ??= (async () => {
+      try {
+        const version = await this.store.credentialsVersion();
+        if (version === this.version) return;
+        this.version = version;
+        this.records.clear();
+        const all = await this.store.credentialList({});
+        const revoked = new Set(all.filter((c) => c.revokedAt !== null).map((c) => c.id));
+        const fresh = new Set([...revoked].filter((id) => !this.revoked.has(id)));
+        this.revoked = revoked;
+        if (fresh.size > 0) {
+          for (const id of fresh) this.audit('credential_revoked', { credentialId: id });
+          this.onRevoked(fresh);
+        }
+      } catch (err) {
+        this.log.warn({ err }, 'could not check for changed credentials; trying again shortly');
+      } finally {
+        this.checking = null;
+      }
+    })();
+    return this.checking;
+  }
+
+  /** Log a security event and count it. */
+  audit(event: string, fields: Record<string, unknown>): void {
+    this.metrics.securityEvents.inc({ event });
+    this.log.info({ audit: event, ...fields }, `security: ${event.replaceAll('_', ' ')}`);
+  }
+
+  private refuse(reason: string, address: string, message: string, fields: Record<string, unknown> = {}): never {
+    this.metrics.authRefusals.inc({ reason });
+    this.audit('refused', { reason, address, ...fields });
+    throw new CrowdComputeError('CC_ERR_UNAUTHORIZED', message);
+  }
+
+  /** Count a failed attempt from `address`; past its budget, further attempts are refused unchecked. */
+  private failed(address: string): void {
+    this.bucketOf(address).bucket.tryRemoveTokens(1);
+  }
+
+  private bucketOf(address: string): { bucket: TokenBucket; at: number } {
+    let entry = this.failures.get(address);
+    if (!entry) {
+      if (this.failures.size > 10_000) this.pruneFailures();
+      const bucket = new TokenBucket({ bucketSize: this.options.failureBurst, tokensPerInterval: 1, interval: this.options.failureRefillMs });
+      bucket.content = this.options.failureBurst;
+      entry = { bucket, at: Date.now() };
+      this.failures.set(address, entry);
+    }
+    entry.at = Date.now();
+    return entry;
+  }
+
+  private pruneFailures(): void {
+    const cutoff = Date.now() - 10 * 60_000;
+    for (const [address, e] of this.failures) if (e.at < cutoff) this.failures.delete(address);
+  }
+
+  /** Refuse, without looking, an address that failed too often lately. */
+  private throttle(address: string): void {
+    const entry = this.failures.get(address);
+    if (!entry) return;
+    entry.bucket.drip();
+    if (entry.bucket.content < 1) {
+      this.metrics.authRefusals.inc({ reason: 'rate_limited' });
+      throw new CrowdComputeError('CC_ERR_RATE_LIMITED', `too many failed attempts from ${address}; wait a minute before trying again`);
+    }
+  }
+
+  private async record(id: string): Promise<CredentialRecord | null> {
+    if (this.records.has(id)) return this.records.get(id)!;
+    const r = await this.store.credentialGet(id);
+    if (this.records.size > 10_000) this.records.clear();
+    this.records.set(id, r);
+    return r;
+  }
+
+  /** Note a credential's use; a use from another address than last time is a security event. */
+  private used(record: CredentialRecord, address: string): void {
+    const now = Date.now();
+    if (record.lastUsedFrom === address && record.lastUsedAt !== null && now - record.lastUsedAt < 60_000) return;
+    if (record.lastUsedFrom !== address) this.audit('credential_used_from_new_address', { credentialId: record.id, kind: record.kind, address, previous: record.lastUsedFrom });
+    record.lastUsedFrom = address;
+    record.lastUsedAt = now;
+    void this.store.credentialTouch({ id: record.id, now, from: address }).catch((err: unknown) => this.log.warn({ err }, 'could not note a credential\'s use'));
+  }
+
+  /** An API key's text to its principal; refuses unknown, wrong and revoked keys alike. */
+  async key(text: string, address: string): Promise<Principal> {
+    this.throttle(address);
+    const parts = parseCredential(text);
+    const record = parts?.kind === 'key' ? await this.record(parts.id) : null;
+    // Hash even when there is nothing to compare with, so that timing says nothing of which keys exist.
+    const hash = hashKeySecret(parts?.secret ?? '');
+    if (!record || record.kind !== 'key' || record.revokedAt !== null || !record.secretHash || !safeEqual(record.secretHash, hash)) {
+      this.failed(address);
+      this.refuse('bad_key', address, NOT_VALID, { credentialId: parts?.id });
+    }
+    this.used(record, address);
+    return { kind: 'key', keyId: record.id, name: record.name, scopes: record.scopes };
+  }
+
+  /** The principal of an HTTP request or WebSocket upgrade: a bearer key, else a dashboard session, else anonymous. */
+  async fromHttp(p: { authorization?: string | undefined; cookie?: string | undefined; address: string }): Promise<Authenticated> {
+    if (p.authorization) {
+      const m = /^Bearer\s+(\S+)$/i.exec(p.authorization.trim());
+      if (!m) {
+        this.failed(p.address);
+        this.refuse('bad_header', p.address, 'the Authorization header must be "Bearer <API key>"');
+      }
+      return { principal: await this.key(m[1], p.address), via: 'bearer' };
+    }
+    const session = parseCookies(p.cookie).get(SESSION_COOKIE);
+    if (session) {
+      const keyId = this.sessionKey(session);
+      const record = keyId ? await this.record(keyId) : null;
+      if (record && record.kind === 'key' && record.revokedAt === null) {
+        return { principal: { kind: 'key', keyId: record.id, name: record.name, scopes: record.scopes }, via: 'session', session };
+      }
+    }
+    return { principal: { kind: 'anonymous' }, via: 'none' };
+  }
+
+  /**
+   * A worker's hello, checked: a live token for this worker id, a fresh timestamp, a nonce
+   * not seen before, and an HMAC over what it signed that only the token's holder can make.
+   */
+  async worker(hello: Hello, p: { host: string; address: string }): Promise<Principal> {
+    this.throttle(p.address);
+    const fail = (reason: string, message: string): never => {
+      this.failed(p.address);
+      return this.refuse(reason, p.address, `worker ${hello.workerId}: ${message}`, { workerId: hello.workerId, credentialId: hello.auth?.tokenId });
+    };
+    const auth = hello.auth;
+    if (!auth) return fail('no_token', 'no credential; start it with a worker token (--token or CROWDCOMPUTE_WORKER_TOKEN)');
+    const now = Date.now();
+    if (!withinSkew(auth.timestamp, now, this.options.skewMs)) {
+      return fail('stale_signature', `its signature is ${Math.round((now - auth.timestamp) / 1000)} s off this foreman's clock (at most ${this.options.skewMs / 1000} s); check the clocks`);
+    }
+    const record = await this.record(auth.tokenId);
+    const expected = sign(this.credentials.tokenSecret(auth.tokenId), helloSigningText({ workerId: hello.workerId, tokenId: auth.tokenId, timestamp: auth.timestamp, nonce: auth.nonce, host: p.host }));
+    if (!record || record.kind !== 'token' || record.revokedAt !== null || !safeEqual(expected, auth.signature)) {
+      return fail('bad_token', 'the worker token is not valid (unknown, wrong or revoked)');
+    }
+    if (record.workerId !== '*' && record.workerId !== hello.workerId) {
+      return fail('wrong_worker', `the worker token is for worker ${record.workerId}`);
+    }
+    this.pruneNonces(now);
+    if (this.nonces.has(auth.nonce)) return fail('replayed', 'this hello was already used (replayed)');
+    this.nonces.set(auth.nonce, auth.timestamp + this.options.skewMs);
+    this.used(record, p.address);
+    return { kind: 'worker', tokenId: record.id, workerId: hello.workerId };
+  }
+
+  private pruneNonces(now: number): void {
+    if (this.nonces.size < 1000) return;
+    for (const [nonce, until] of this.nonces) if (until < now) this.nonces.delete(nonce);
+  }
+
+  // ------------------------------------------------------------------ dashboard sessions
+
+  /** A session for a key that logged in: the cookies to set. */
+  issueSession(keyId: string): { cookies: string[]; csrf: string } {
+    const expires = Date.now() + this.options.sessionTtlMs;
+    const value = `${keyId}.${expires}.${sign(this.secret, `session\n${keyId}\n${expires}`)}`;
+    const csrf = this.csrfFor(value);
+    const maxAge = Math.floor(this.options.sessionTtlMs / 1000);
+    return {
+      csrf,
+      cookies: [
+        `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`,
+        // Readable by the page's script, which echoes it in x-csrf-token on every change it asks for.
+        `${CSRF_COOKIE}=${csrf}; Path=/; SameSite=Strict; Max-Age=${maxAge}`,
+      ],
+    };
+  }
+
+  /** Cookies that end a session. */
+  static clearSession(): string[] {
+    return [`${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`, `${CSRF_COOKIE}=; Path=/; SameSite=Strict; Max-Age=0`];
+  }
+
+  private sessionKey(value: string): string | null {
+    const [keyId, expires, sig] = value.split('.');
+    if (!keyId || !expires || !sig || Number(expires) < Date.now()) return null;
+    return safeEqual(sig, sign(this.secret, `session\n${keyId}\n${expires}`)) ? keyId : null;
+  }
+
+  private csrfFor(session: string): string {
+    return sign(this.secret, `csrf\n${session}`);
+  }
+
+  /** True when a change asked through a session carries the session's CSRF token. */
+  checkCsrf(session: string, header: string | undefined): boolean {
+    return typeof header === 'string' && safeEqual(header, this.csrfFor(session));
+  }
+}

@@ -1,0 +1,106 @@
+import { API_KEY_PREFIX, CrowdComputeError, SCOPES, WORKER_TOKEN_PREFIX, parseCredential, type Scope } from '../../protocol/index.ts';
+import type { CredentialRecord, Store } from '../../store/store.ts';
+import { hashKeySecret, newCredentialId, newKeySecret, safeEqual, secretFingerprint, workerTokenSecret } from './secrets.ts';
+
+/** A credential just made: its record, and its text, shown once and stored nowhere. */
+export interface IssuedCredential {
+  record: CredentialRecord;
+  /** `cck_<id>_<secret>` or `cct_<id>_<secret>`. */
+  text: string;
+}
+
+/**
+ * Creating, listing, revoking and checking API keys and worker tokens against a store. The
+ * CLI uses it with no foreman running; the foreman uses it on first start (its local admin
+ * key) and to check what peers present.
+ */
+export class CredentialService {
+  private readonly store: Store;
+  private readonly secret: string | null;
+
+  /** `secret`: the deployment's secret; API keys do not need it, worker tokens do. */
+  constructor(store: Store, secret: string | null) {
+    this.store = store;
+    this.secret = secret;
+  }
+
+  private requireSecret(): string {
+    if (this.secret === null) throw new Error('worker tokens need the deployment\'s secret (CROWDCOMPUTE_SECRET, --secret-file, or the local credentials file of a foreman on this database)');
+    return this.secret;
+  }
+
+  /**
+   * Tie the store to this secret on first use, and refuse a secret that is not the one the
+   * store was set up with (its workers' tokens would all fail).
+   */
+  async checkSecret(): Promise<void> {
+    const mine = secretFingerprint(this.requireSecret());
+    const stored = await this.store.metaSetIfAbsent({ key: 'secret_fingerprint', value: mine });
+    if (stored !== mine) {
+      throw new Error('this database was set up with another secret than the one given (CROWDCOMPUTE_SECRET, --secret-file or the local credentials file); '
+        + 'every foreman of one database needs the same secret');
+    }
+  }
+
+  /** A new API key with these scopes. */
+  async createKey(params: { scopes: readonly string[]; name?: string | null; now?: number }): Promise<IssuedCredential> {
+    const scopes = [...new Set(params.scopes)];
+    const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+    if (scopes.length === 0 || unknown.length > 0) {
+      throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `scopes must be some of ${SCOPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
+    }
+    const id = newCredentialId();
+    const secret = newKeySecret();
+    await this.store.credentialInsert({ id, kind: 'key', name: params.name ?? null, scopes: scopes as Scope[], workerId: null, secretHash: hashKeySecret(secret), createdAt: params.now ?? Date.now() });
+    return { record: (await this.store.credentialGet(id))!, text: `${API_KEY_PREFIX}${id}_${secret}` };
+  }
+
+  /** A new worker token for one worker id, or for any (`*`). */
+  async createToken(params: { workerId: string; name?: string | null; now?: number }): Promise<IssuedCredential> {
+    this.requireSecret();
+    if (!params.workerId || params.workerId.length > 200) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', 'a worker token needs the worker id it is for (or * for any worker)');
+    const id = newCredentialId();
+    await this.store.credentialInsert({ id, kind: 'token', name: params.name ?? null, scopes: [], workerId: params.workerId, secretHash: null, createdAt: params.now ?? Date.now() });
+    return { record: (await this.store.credentialGet(id))!, text: this.tokenText(id) };
+  }
+
+  /** The text of an existing worker token (derived, never stored). */
+  tokenText(tokenId: string): string {
+    return `${WORKER_TOKEN_PREFIX}${tokenId}_${workerTokenSecret(this.requireSecret(), tokenId)}`;
+  }
+
+  /** The HMAC key a worker holding this token signs with. */
+  tokenSecret(tokenId: string): string {
+    return workerTokenSecret(this.requireSecret(), tokenId);
+  }
+
+  /** Credentials of one kind or both, newest first. */
+  list(kind?: 'key' | 'token'): Promise<CredentialRecord[]> {
+    return this.store.credentialList(kind ? { kind } : {});
+  }
+
+  /** Revoke a credential; CC_ERR_BAD_MESSAGE if there is none with that id. */
+  async revoke(id: string, now = Date.now()): Promise<CredentialRecord> {
+    const r = await this.store.credentialRevoke({ id, now });
+    if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key or worker token has the id ${id}`);
+    return r;
+  }
+
+  /** The live key record an API key's text stands for, or null (unknown, wrong secret, revoked). */
+  async verifyKey(text: string): Promise<CredentialRecord | null> {
+    const parts = parseCredential(text);
+    if (!parts || parts.kind !== 'key') return null;
+    const record = await this.store.credentialGet(parts.id);
+    if (!record || record.kind !== 'key' || record.revokedAt !== null || !record.secretHash) return null;
+    return safeEqual(record.secretHash, hashKeySecret(parts.secret)) ? record : null;
+  }
+
+  /** True when this worker token's text is one this deployment issued and has not revoked. */
+  async verifyToken(text: string): Promise<CredentialRecord | null> {
+    const parts = parseCredential(text);
+    if (!parts || parts.kind !== 'token') return null;
+    const record = await this.store.credentialGet(parts.id);
+    if (!record || record.kind !== 'token' || record.revokedAt !== null) return null;
+    return safeEqual(parts.secret, this.tokenSecret(parts.id)) ? record : null;
+  }
+}

@@ -1,0 +1,96 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CrowdComputeError, type Scope } from '../../protocol/index.ts';
+import { requireScope, unauthenticated, type Principal } from '../../core/access.ts';
+import { Authenticator } from '../auth/authenticator.ts';
+
+/**
+ * What a route asks of its caller: nothing (`open`); a login, or a redirect to the login page
+ * (`page`); any valid API key (`authenticated`, the route itself checks ownership); or a scope.
+ */
+export type Access = 'open' | 'page' | 'authenticated' | Scope;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who sent the request (set before every handler). */
+    principal: Principal;
+  }
+  interface FastifyContextConfig {
+    /** What the route asks of its caller; default `authenticated`. */
+    access?: Access;
+  }
+}
+
+const INSECURE: Principal = { kind: 'insecure' };
+const ANONYMOUS: Principal = { kind: 'anonymous' };
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Authenticate every request before its handler: a bearer API key or a dashboard session,
+ * checked against the route's `access`. Changes asked through a session must carry its CSRF
+ * token. Without an authenticator (--insecure) every request may do everything.
+ * Call before registering routes (plugin routes under /docs are made open).
+ */
+export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | null): void {
+  app.decorateRequest('principal', null as never);
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, access: 'open' };
+  });
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!auth) { req.principal = INSECURE; return; }
+    const access: Access = req.routeOptions.config?.access ?? 'authenticated';
+    if (access === 'open') { req.principal = ANONYMOUS; return; }
+    const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.ip });
+    req.principal = who.principal;
+    if (who.principal.kind === 'anonymous') {
+      if (access === 'page') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
+      throw unauthenticated();
+    }
+    if (who.via === 'session' && !SAFE_METHODS.has(req.method) && !auth.checkCsrf(who.session!, req.headers['x-csrf-token'] as string | undefined)) {
+      throw new CrowdComputeError('CC_ERR_FORBIDDEN', 'a change asked through a dashboard session must carry its CSRF token (x-csrf-token header)');
+    }
+    if (access !== 'authenticated' && access !== 'page') requireScope(who.principal, access, `${req.method} ${req.routeOptions.url}`);
+  });
+}
+
+const LOGIN_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CrowdCompute: log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ :root{color-scheme:light dark} body{font:15px/1.4 system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh}
+ form{display:grid;gap:.6rem;width:min(28rem,90vw)} input,button{font:inherit;padding:.5rem} p{margin:0} #error{color:#c33;min-height:1.4em}
+</style></head><body>
+<form id="login"><h1>CrowdCompute</h1>
+<p>Log in with an API key (<code>crowdcompute key create --scopes read</code> makes one).</p>
+<input id="key" type="password" autocomplete="current-password" placeholder="cck_…" required aria-label="API key">
+<button type="submit">Log in</button><p id="error" role="alert"></p></form>
+<script>
+document.getElementById('login').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const res = await fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: document.getElementById('key').value }) });
+  if (res.ok) { const next = new URLSearchParams(location.search).get('next'); location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : '/'; return; }
+  document.getElementById('error').textContent = (await res.json().catch(() => ({}))).message || 'login failed';
+});
+</script></body></html>`;
+
+/** GET /login (a form), POST /login (a key in, a session cookie out), POST /logout. */
+export function registerLogin(app: FastifyInstance, auth: Authenticator | null): void {
+  app.get('/login', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => {
+    reply.type('text/html; charset=utf-8');
+    return LOGIN_PAGE;
+  });
+  app.post('/login', { schema: { hide: true }, config: { access: 'open' } }, async (req, reply) => {
+    if (!auth) return { ok: true };
+    const key = (req.body as { key?: unknown } | null)?.key;
+    if (typeof key !== 'string') throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', 'send {"key": "<API key>"}');
+    const principal = await auth.key(key, req.ip);
+    if (principal.kind !== 'key') throw unauthenticated();
+    const session = auth.issueSession(principal.keyId);
+    reply.header('set-cookie', session.cookies);
+    auth.audit('dashboard_login', { keyId: principal.keyId, address: req.ip });
+    return { ok: true };
+  });
+  app.post('/logout', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => {
+    reply.header('set-cookie', Authenticator.clearSession());
+    return { ok: true };
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * A worker's proof of its token, made with WebCrypto (the same in Node and in a browser):
+ * an HMAC-SHA256, keyed by the token's secret, of what protocol/auth.ts says to sign.
+ */
+import { CrowdComputeError, helloSigningText, parseCredential, type HelloAuth } from '../../protocol/index.ts';
+
+const encoder = new TextEncoder();
+
+function base64url(bytes: Uint8Array): string {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** Check a worker token's shape now, so a typo fails at construction, not at every connect. */
+export function checkWorkerToken(token: string): void {
+  if (parseCredential(token)?.kind !== 'token') {
+    throw new CrowdComputeError('CC_ERR_UNAUTHORIZED', 'a worker token looks like cct_<id>_<secret> (crowdcompute token create --worker <id> prints one)');
+  }
+}
+
+/** Sign a hello for `workerId`, dialing `host`, with `token`. */
+export async function signHello(token: string, workerId: string, host: string, now = Date.now()): Promise<HelloAuth> {
+  const parts = parseCredential(token)!;
+  const nonce = base64url(crypto.getRandomValues(new Uint8Array(18)));
+  const key = await crypto.subtle.importKey('raw', encoder.encode(parts.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const text = helloSigningText({ workerId, tokenId: parts.id, timestamp: now, nonce, host });
+  const signature = base64url(new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(text))));
+  return { tokenId: parts.id, timestamp: now, nonce, signature };
+}

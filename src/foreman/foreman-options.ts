@@ -50,6 +50,8 @@ export const FOREMAN_DEFAULTS = {
   sessionTtlMs: 12 * 3_600_000,
   /** A connection that proves nothing (no key, no valid worker hello) for this long is closed. */
   authenticateWithinMs: 10_000,
+  /** Failed credential checks one address may make per minute (bursts of as many); past that, 429. */
+  maxAuthFailuresPerMinute: 20,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -107,6 +109,8 @@ export interface ForemanOptions {
   sessionTtlMs?: number;
   /** A connection that proves nothing for this long is closed. Default 10 s. */
   authenticateWithinMs?: number;
+  /** Failed credential checks one address may make per minute; past that, refused unchecked (429). Default 20. */
+  maxAuthFailuresPerMinute?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */

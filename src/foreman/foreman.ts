@@ -139,7 +139,8 @@ export class Foreman {
       auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
         const cut = transport?.closeHolding(ids) ?? 0;
         if (cut > 0) log.warn({ credentialIds: [...ids], connections: cut }, 'revoked credentials: their connections were closed');
-      } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: 20, failureRefillMs: 3_000, pollIntervalMs: 1_000 });
+      } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: o.maxAuthFailuresPerMinute,
+        failureRefillMs: 60_000 / o.maxAuthFailuresPerMinute, pollIntervalMs: 1_000 });
       const a = auth;
       local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
     }

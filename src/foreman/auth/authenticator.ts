@@ -65,6 +65,7 @@ export class Authenticator implements Service {
   private readonly nonces = new Map<string, number>();
   private readonly failures = new Map<string, { bucket: TokenBucket; at: number }>();
   private revoked = new Set<string>();
+  private known: Set<string> | null = null;
   private version = -1;
   private timer: ReturnType<typeof setInterval> | null = null;
   private checking: Promise<void> | null = null;
@@ -101,8 +102,15 @@ export class Authenticator implements Service {
         this.version = version;
         this.records.clear();
         const all = await this.store.credentialList({});
+        // Creations made elsewhere (the CLI, another foreman) are security events too; at the
+        // first look, everything is simply known.
+        const first = this.known === null;
+        for (const c of all) {
+          if (!first && !this.known!.has(c.id)) this.audit('credential_created', { credentialId: c.id, kind: c.kind, name: c.name, ...(c.kind === 'key' ? { scopes: c.scopes } : { workerId: c.workerId }) });
+        }
+        this.known = new Set(all.map((c) => c.id));
         const revoked = new Set(all.filter((c) => c.revokedAt !== null).map((c) => c.id));
-        const fresh = new Set([...revoked].filter((id) => !this.revoked.has(id)));
+        const fresh = first ? new Set<string>() : new Set([...revoked].filter((id) => !this.revoked.has(id)));
         this.revoked = revoked;
         if (fresh.size > 0) {
           for (const id of fresh) this.audit('credential_revoked', { credentialId: id });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Script } from 'node:vm';
+import * as acorn from 'acorn';
 import {
   CrowdComputeError, formatBytes, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
@@ -19,19 +19,26 @@ export interface SubmissionLimits {
 }
 
 /**
- * Check that shipped source is one function expression, without running it: node:vm only
- * parses and compiles here. The worker runs it, inside isolated-vm, only with allowCode.
+ * Check that shipped source is one function expression, without running it: acorn parses it,
+ * and anything but a single function or arrow function (a call, an object, a statement) is
+ * refused, so nothing in it can run on the foreman or at load time on a worker. The worker
+ * runs it, inside isolated-vm, only with allowCode.
  */
 export function checkFunctionSource(code: string): void {
-  let script: Script;
+  let node: acorn.Expression;
   try {
-    script = new Script(`(${code}\n)`, { filename: 'shipped-function.js' });
+    node = acorn.parseExpressionAt(code, 0, { ecmaVersion: 'latest', preserveParens: true });
+    // Only comments and white space may follow the function.
+    if (acorn.parse(code.slice(node.end), { ecmaVersion: 'latest' }).body.length > 0) throw new SyntaxError('more code follows the function');
+    while (node.type === 'ParenthesizedExpression') node = node.expression;
   } catch (err) {
     throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `the shipped function does not compile: ${(err as Error).message}`);
   }
-  void script;
-  if (/\[native code\]\s*}\s*$/.test(code)) {
-    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', 'the shipped function is a native or bound function; ship a self-contained function instead');
+  if (node.type !== 'FunctionExpression' && node.type !== 'ArrowFunctionExpression') {
+    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `the shipped code must be one function expression (function (x) { … } or (x) => …), not ${node.type === 'Identifier' ? `the name "${node.name}"` : `a ${node.type}`}`);
+  }
+  if (node.type === 'FunctionExpression' && node.generator) {
+    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', 'the shipped function is a generator; ship a function that returns its result');
   }
 }
 

@@ -28,6 +28,9 @@ const RUNNER = `
 const __ccFail = (i, e) => JSON.stringify({ __ccError: { index: i,
   message: String(e && e.message !== undefined ? e.message : e), name: e && e.name ? String(e.name) : 'Error',
   stack: e && e.stack ? String(e.stack) : undefined } });
+const __ccJson = (out) => { try { return JSON.stringify(out); } catch (e) {
+  return __ccFail(-1, { name: 'TypeError', message: 'the results cannot be turned into JSON (' + String(e && e.message) + ')' }); } };
+if (typeof __ccFn !== 'function') throw new TypeError('the shipped code is a ' + typeof __ccFn + ', not a function');
 globalThis.__ccRun = function (argsJson) {
   const args = JSON.parse(argsJson);
   const out = new Array(args.length);
@@ -40,13 +43,20 @@ globalThis.__ccRun = function (argsJson) {
         for (let j = i + 1; j < args.length; j++) {
           try { out[j] = await __ccFn(args[j]); } catch (e) { return __ccFail(j, e); }
         }
-        return JSON.stringify(out);
+        return __ccJson(out);
       })();
     }
     out[i] = v;
   }
-  return JSON.stringify(out);
+  return __ccJson(out);
 };`;
+
+/**
+ * What runs in a fresh isolate before the shipped code. WebAssembly goes: its memory is
+ * allocated outside the isolate's heap, so the memory limit would not hold it (measured:
+ * eight 1 GiB WebAssembly.Memory objects grew the worker by 8 GB under a 64 MiB limit).
+ */
+const PRELUDE = `delete globalThis.WebAssembly;`;
 
 interface Warm {
   isolate: ivm.Isolate;
@@ -118,6 +128,7 @@ export class SandboxExecutor implements CodeExecutor {
     const isolate = new ivm.Isolate({ memoryLimit: this.o.memoryLimitMb });
     try {
       const context = await isolate.createContext();
+      await context.eval(PRELUDE, { timeout: 1_000 });
       await context.eval(`const __ccFn = (${entry.code}\n);\n${RUNNER}`, { timeout: 5_000, filename: `job-${jobId}.js` });
       const run = await context.global.get('__ccRun', { reference: true }) as ivm.Reference<(argsJson: string) => string>;
       return { isolate, run };
@@ -146,8 +157,9 @@ export class SandboxExecutor implements CodeExecutor {
         const parsed = JSON.parse(text) as unknown;
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccError' in parsed) {
           const e = (parsed as { __ccError: { index: number; message: string; name: string; stack?: string } }).__ccError;
-          const err = new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: the function threw on argument ${e.index} of this task: ${e.name}: ${e.message}`,
-            { argumentIndex: e.index });
+          const err = e.index < 0
+            ? new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${e.message}`)
+            : new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: the function threw on argument ${e.index} of this task: ${e.name}: ${e.message}`, { argumentIndex: e.index });
           err.stack = e.stack ?? err.stack;
           throw err;
         }

@@ -1,0 +1,289 @@
+/**
+ * The security suite: every REST route and the WebSocket refuse missing, bad, revoked and
+ * under-scoped credentials with the right status and code; workers prove their tokens and are
+ * cut off when one is revoked; a key sees and cancels only its own jobs; dashboard sessions
+ * need their CSRF token for changes; failed attempts are limited per address; TLS works end to
+ * end. Credentials are made with the CLI, as an operator would.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import { PROTOCOL_VERSION } from '../../src/protocol/index.ts';
+import { Worker } from '../../src/worker/index.ts';
+import { Client } from '../../src/client/index.ts';
+import { RawSocket, signHello, spawnForemanProcess, freePort, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+
+const run = promisify(execFile);
+const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
+
+let foreman: TestForeman;
+/** Keys and tokens, made with `crowdcompute key create` / `token create` against the foreman's database. */
+const keys: Record<'read' | 'submit' | 'submit2' | 'code' | 'admin' | 'revoked', string> = {} as never;
+const BAD_KEY = `cck_AAAAAAAAAAAA_${'x'.repeat(43)}`;
+
+before(async () => {
+  foreman = await startTestForeman({ maxAuthFailuresPerMinute: 100_000, authenticateWithinMs: 500, heartbeatIntervalMs: 100, leaseTtlMs: 2_000 });
+  const db = ['--database', foreman.databaseUrl];
+  const make = (scopes: string, name: string) => cli(['key', 'create', '--scopes', scopes, '--name', name, ...db]);
+  [keys.read, keys.submit, keys.submit2, keys.code, keys.admin, keys.revoked] = await Promise.all([
+    make('read', 'reader'), make('submit', 'submitter'), make('submit', 'another submitter'), make('submit,submit:code', 'coder'), make('admin', 'operator'), make('read,submit', 'soon revoked'),
+  ]);
+  await cli(['key', 'revoke', keys.revoked.split('_')[1], ...db]);
+});
+
+after(async () => {
+  await foreman.cleanup();
+});
+
+async function call(method: string, path: string, key: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(`${foreman.url}${path}`, {
+    method, redirect: 'manual',
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, headers: res.headers };
+}
+
+test('every REST route refuses no, bad and revoked keys (401) and keys without its scope (403)', async () => {
+  const job = await call('POST', '/api/jobs', keys.submit, { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] });
+  assert.equal(job.status, 201);
+  const taskId = `${job.json.id}.0`;
+  // Each route: what it needs (a scope, or `own` = any key, for its own jobs) and a body.
+  const routes: { method: string; path: string; openapi: string; needs: string; body?: unknown }[] = [
+    { method: 'GET', path: '/api/stats', openapi: '/api/stats', needs: 'read' },
+    { method: 'GET', path: '/api/workers', openapi: '/api/workers', needs: 'read' },
+    { method: 'GET', path: '/metrics', openapi: '/metrics', needs: 'read' },
+    { method: 'GET', path: '/api/jobs', openapi: '/api/jobs', needs: 'own' },
+    { method: 'POST', path: '/api/jobs', openapi: '/api/jobs', needs: 'submit', body: { kind: 'tasks', tasks: [{ type: 'a' }] } },
+    { method: 'GET', path: `/api/jobs/${job.json.id}`, openapi: '/api/jobs/{id}', needs: 'own' },
+    { method: 'GET', path: `/api/jobs/${job.json.id}/tasks`, openapi: '/api/jobs/{id}/tasks', needs: 'own' },
+    { method: 'GET', path: `/api/jobs/${job.json.id}/results`, openapi: '/api/jobs/{id}/results', needs: 'own' },
+    { method: 'POST', path: `/api/jobs/${job.json.id}/cancel`, openapi: '/api/jobs/{id}/cancel', needs: 'own' },
+    { method: 'POST', path: '/task/submit', openapi: '/task/submit', needs: 'submit', body: { payload: { function: 'a' } } },
+    { method: 'GET', path: `/task/${taskId}`, openapi: '/task/{id}', needs: 'own' },
+    { method: 'GET', path: `/api/tasks/${taskId}`, openapi: '/api/tasks/{id}', needs: 'own' },
+    { method: 'POST', path: `/task/${taskId}/cancel`, openapi: '/task/{id}/cancel', needs: 'own' },
+    { method: 'POST', path: `/api/tasks/${taskId}/cancel`, openapi: '/api/tasks/{id}/cancel', needs: 'own' },
+  ];
+  const open = ['/health'];
+  const documented = Object.keys((await call('GET', '/openapi.json', null)).json.paths);
+  assert.deepEqual([...new Set(routes.map((r) => r.openapi)), ...open].sort(), documented.sort(), 'every documented route is in this matrix');
+  assert.equal((await call('GET', '/health', null)).status, 200, '/health is open');
+
+  for (const r of routes) {
+    const what = `${r.method} ${r.path}`;
+    for (const [label, key] of [['no key', null], ['a bad key', BAD_KEY], ['a revoked key', keys.revoked], ['a malformed header', 'not-a-key']] as const) {
+      const res = await call(r.method, r.path, key, r.body);
+      assert.equal(res.status, 401, `${what} with ${label}`);
+      assert.equal(res.json.code, 'CC_ERR_UNAUTHORIZED', `${what} with ${label}`);
+      assert.match(res.headers.get('www-authenticate') ?? '', /Bearer/);
+    }
+    if (r.needs === 'read' || r.needs === 'submit') {
+      const res = await call(r.method, r.path, r.needs === 'read' ? keys.submit : keys.read, r.body);
+      assert.equal(res.status, 403, `${what} without the ${r.needs} scope`);
+      assert.equal(res.json.code, 'CC_ERR_FORBIDDEN');
+      assert.match(res.json.message, new RegExp(`"${r.needs}" scope`));
+    } else if (r.path.includes(job.json.id)) {
+      // Another key's job is not found, whatever the key may do otherwise.
+      const res = await call(r.method, r.path, keys.submit2, r.body);
+      assert.equal(res.status, 404, `${what} by another key`);
+      assert.match(res.json.code, /CC_ERR_(JOB|TASK)_NOT_FOUND/);
+    }
+  }
+  // The owner and admin get through.
+  assert.equal((await call('GET', `/api/jobs/${job.json.id}`, keys.submit)).status, 200);
+  assert.equal((await call('GET', `/api/jobs/${job.json.id}`, keys.admin)).status, 200);
+  assert.equal((await call('GET', '/metrics', keys.read)).status, 200);
+});
+
+test('a key sees and cancels only its own jobs; admin sees and cancels all, and that is audited', async () => {
+  const a = new Client({ url: foreman.url, apiKey: keys.submit });
+  const b = new Client({ url: foreman.url, apiKey: keys.submit2 });
+  const admin = new Client({ url: foreman.url, apiKey: keys.admin });
+  try {
+    const mine = await a.submit('nobody.runs.this', {});
+    const theirs = await b.submit('nobody.runs.this', {});
+    assert.ok((await a.listJobs()).every((j) => j.id !== theirs.jobId), 'a listing shows only its own jobs');
+    assert.ok((await a.listJobs()).some((j) => j.id === mine.jobId));
+    await assert.rejects(a.getJob(theirs.jobId), /CC_ERR_JOB_NOT_FOUND/);
+    await assert.rejects(a.cancel(theirs.jobId), /CC_ERR_JOB_NOT_FOUND/);
+    await assert.rejects(a.watch(theirs.jobId), /CC_ERR_JOB_NOT_FOUND/);
+    // Over the WebSocket too: subscribing to another key's job is "not found".
+    const s = await RawSocket.open(foreman.wsUrl, { apiKey: keys.submit, token: null });
+    s.send({ type: 'subscribe_job', requestId: 'r', jobId: theirs.jobId });
+    assert.equal((await s.next((m) => m.type === 'error')).code, 'CC_ERR_JOB_NOT_FOUND');
+    s.send({ type: 'cancel_job', requestId: 'c', jobId: theirs.jobId });
+    assert.equal((await s.next((m) => m.type === 'error' && m.requestId === 'c')).code, 'CC_ERR_JOB_NOT_FOUND');
+    await s.close();
+    assert.ok((await admin.listJobs({ limit: 1000 })).some((j) => j.id === theirs.jobId), 'admin sees every owner\'s jobs');
+    assert.equal((await admin.cancel(theirs.jobId)).status, 'cancelled');
+    const metrics = await (await fetch(`${foreman.url}/metrics`, { headers: { authorization: `Bearer ${keys.read}` } })).text();
+    assert.match(metrics, /crowdcompute_security_events_total\{event="admin_cancel"\} [1-9]/, 'the admin\'s cancel is a security event');
+    // An idempotency key taken by another owner does not hand its job out.
+    await a.submit('nobody.runs.this', {}, { idempotencyKey: 'shared-key' });
+    await assert.rejects(b.submit('nobody.runs.this', {}, { idempotencyKey: 'shared-key' }), /CC_ERR_INVALID_JOB.*another owner/);
+  } finally {
+    await Promise.all([a.close(), b.close(), admin.close()]);
+  }
+});
+
+test('shipping code is a scope of its own: submit alone may not send map jobs', async () => {
+  const plain = new Client({ url: foreman.url, apiKey: keys.submit });
+  const coder = new Client({ url: foreman.url, apiKey: keys.code });
+  const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'sec-coder', allowCode: true, logLevel: 'silent' });
+  try {
+    await worker.start();
+    await assert.rejects(plain.map((x: number) => x, [1]), /CC_ERR_FORBIDDEN: a map job \(shipped code\) needs the "submit:code" scope/);
+    assert.deepEqual(await coder.map((x: number) => x * 3, [1, 2]), [3, 6]);
+  } finally {
+    await Promise.all([plain.close(), coder.close(), worker.stop()]);
+  }
+});
+
+test('the WebSocket: a bad or revoked key is refused at the upgrade; no key may not submit; a connection that proves nothing is closed', async () => {
+  for (const key of [BAD_KEY, keys.revoked]) {
+    const ws = new WebSocket(foreman.wsUrl, { headers: { authorization: `Bearer ${key}` } });
+    ws.on('error', () => {});
+    const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    assert.equal(status, 401);
+    ws.terminate();
+  }
+  const anon = await RawSocket.open(foreman.wsUrl, { apiKey: null, token: null });
+  anon.send({ type: 'submit_job', requestId: 'r1', job: { kind: 'tasks', tasks: [{ type: 'a' }] } });
+  const err = await anon.next((m) => m.type === 'error');
+  assert.equal(err.code, 'CC_ERR_UNAUTHORIZED');
+  assert.equal(err.requestId, 'r1');
+  assert.equal(await anon.closed, 4401, 'closed when it proved nothing in time');
+  const reader = await RawSocket.open(foreman.wsUrl, { apiKey: keys.read, token: null });
+  reader.send({ type: 'submit_job', requestId: 'r2', job: { kind: 'tasks', tasks: [{ type: 'a' }] } });
+  assert.equal((await reader.next((m) => m.type === 'error')).code, 'CC_ERR_FORBIDDEN');
+  await reader.close();
+});
+
+test('workers: wrong, forged, replayed and stale hellos are refused; a rotated token connects; a revoked one is cut off at once', async () => {
+  const db = ['--database', foreman.databaseUrl];
+  const tokenFor = (id: string) => cli(['token', 'create', '--worker', id, ...db]);
+  const [mine, other] = await Promise.all([tokenFor('sec-w1'), tokenFor('sec-someone-else')]);
+  const host = new URL(foreman.wsUrl).host;
+  const hello = (workerId: string) => ({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId, capacity: 1, patterns: ['x'], allowCode: false });
+  const refused = async (message: object, why: RegExp) => {
+    const s = await RawSocket.open(foreman.wsUrl, { apiKey: null, token: null });
+    s.send(message);
+    const err = await s.next((m) => m.type === 'error');
+    assert.equal(err.code, 'CC_ERR_UNAUTHORIZED');
+    assert.match(err.message, why);
+    assert.equal(await s.closed, 4401);
+  };
+  await refused(hello('sec-w1'), /no credential/);
+  await refused({ ...hello('sec-w1'), auth: signHello(other, 'sec-w1', host) }, /is for worker sec-someone-else/);
+  const forged = signHello(mine, 'sec-w1', host);
+  await refused({ ...hello('sec-w1'), auth: { ...forged, signature: forged.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) } }, /not valid/);
+  await refused({ ...hello('sec-w1'), auth: signHello(mine, 'sec-w1', 'elsewhere:9999') }, /not valid/);
+  await refused({ ...hello('sec-w1'), auth: signHello(mine, 'sec-w1', host, Date.now() - 5 * 60_000) }, /off this foreman's clock/);
+  const once = signHello(mine, 'sec-w1', host);
+  const first = await RawSocket.open(foreman.wsUrl, { apiKey: null, token: null });
+  first.send({ ...hello('sec-w1'), auth: once });
+  await first.next((m) => m.type === 'welcome');
+  await first.close();
+  await refused({ ...hello('sec-w1'), auth: once }, /replayed/);
+
+  // Rotation: a new token for the same worker connects; the old one, revoked, cuts its worker off.
+  const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'sec-w1', token: mine, logLevel: 'silent', reconnectIntervalMs: 50 });
+  worker.handle('x', async () => 'ok');
+  worker.on('error', () => {});
+  const rotated = await tokenFor('sec-w1');
+  const next = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'sec-w1-next', token: await tokenFor('sec-w1-next'), logLevel: 'silent' });
+  next.handle('x', async () => 'ok');
+  try {
+    await worker.start();
+    await cli(['token', 'revoke', mine.split('_')[1], ...db]);
+    await waitFor(() => worker.status === 'stopped' || null, { timeoutMs: 10_000, message: 'the worker with the revoked token is cut off and stops' });
+    const replacement = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'sec-w1', token: rotated, logLevel: 'silent' });
+    replacement.handle('x', async () => 'ok');
+    await replacement.start();
+    await next.start();
+    assert.ok(replacement.connected && next.connected);
+    await replacement.stop();
+    await assert.rejects(new Worker({ foremanUrl: foreman.wsUrl, workerId: 'sec-w1', token: mine, logLevel: 'silent' }).start(), /CC_ERR_UNAUTHORIZED.*not valid/);
+  } finally {
+    await Promise.all([worker.stop(), next.stop()]);
+  }
+});
+
+test('dashboard sessions: a login sets an HttpOnly SameSite=Strict cookie; changes through it need the CSRF token', async () => {
+  assert.equal((await call('GET', '/', null)).status, 302, 'the status page sends strangers to the login');
+  assert.equal((await call('POST', '/login', null, { key: BAD_KEY })).status, 401);
+  const login = await call('POST', '/login', null, { key: keys.submit });
+  assert.equal(login.status, 200);
+  const cookies = login.headers.getSetCookie();
+  assert.ok(cookies.some((c) => /^cc_session=/.test(c) && /HttpOnly/.test(c) && /SameSite=Strict/.test(c)));
+  const cookie = cookies.map((c) => c.split(';')[0]).join('; ');
+  const csrf = /cc_csrf=([^;]+)/.exec(cookie)![1];
+  assert.equal((await call('GET', '/', null, undefined, { cookie })).status, 200);
+  const job = await call('POST', '/api/jobs', keys.submit, { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] });
+  const noCsrf = await call('POST', `/api/jobs/${job.json.id}/cancel`, null, undefined, { cookie });
+  assert.equal(noCsrf.status, 403);
+  assert.match(noCsrf.json.message, /CSRF/);
+  const withCsrf = await call('POST', `/api/jobs/${job.json.id}/cancel`, null, undefined, { cookie, 'x-csrf-token': csrf });
+  assert.equal(withCsrf.status, 200);
+  assert.equal(withCsrf.json.status, 'cancelled');
+});
+
+test('failed attempts are limited per address, and say nothing about which keys exist', async () => {
+  const f = await startTestForeman({ maxAuthFailuresPerMinute: 5 });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${i % 2 ? BAD_KEY : `cck_${f.credentials!.apiKey.split('_')[1]}_${'y'.repeat(43)}`}` } })).status);
+    assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401], 'an existing key id with a wrong secret reads the same as an unknown key');
+    assert.ok(statuses.slice(5).every((s) => s === 429), `then 429: ${statuses}`);
+    const body = await (await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).json();
+    assert.equal(body.code, 'CC_ERR_RATE_LIMITED');
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('--insecure turns authentication off and says so loudly; TLS serves HTTPS and WSS to clients and workers that trust its CA', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-tls-'));
+  const port = await freePort();
+  const insecure = await spawnForemanProcess(port, ['--database', `sqlite:${join(dir, 'open.db')}`, '--insecure', '--log-level', 'warn']);
+  try {
+    assert.match(insecure.output(), /AUTHENTICATION IS OFF/);
+    assert.equal((await fetch(`${insecure.url}/api/stats`)).status, 200);
+  } finally {
+    insecure.kill();
+    await insecure.exited;
+  }
+  try {
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    const tls = await startTestForeman({ tls: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) } });
+    const ca = readFileSync(join(dir, 'cert.pem'));
+    assert.match(tls.url, /^https:/);
+    assert.match(tls.wsUrl, /^wss:/);
+    const worker = new Worker({ foremanUrl: tls.wsUrl, workerId: 'tls-worker', allowCode: true, ca, logLevel: 'silent' });
+    const client = new Client({ url: tls.url, ca });
+    try {
+      await worker.start();
+      assert.deepEqual(await client.map((x: number) => x * x, [2, 3]), [4, 9]);
+      assert.equal((await client.stats()).connected_workers, 1);
+      await assert.rejects(fetch(`${tls.url}/health`), 'an untrusted certificate is refused without the CA');
+    } finally {
+      await client.close();
+      await worker.stop();
+      await tls.cleanup();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

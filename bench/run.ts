@@ -7,6 +7,7 @@
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen.
+ * `--insecure` runs the foremen without authentication, to measure what it costs.
  * Loopback only; bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({ options: {
   database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
   foremen: { type: 'string', default: '1' },
+  insecure: { type: 'boolean', default: false },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
@@ -46,6 +48,9 @@ const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 let stopping = false;
 
 const dir = mkdtempSync(join(tmpdir(), 'cc-bench-'));
+// The foremen's local credentials (what the worker and the client here find by URL) stay in
+// this run's directory, not in the user's config.
+process.env.CROWDCOMPUTE_CONFIG_DIR = join(dir, 'credentials');
 // PostgreSQL runs get a schema of their own, dropped at the end.
 const schema = `cc_bench_${process.pid}`;
 const database = args.database
@@ -54,7 +59,8 @@ const database = args.database
 const FOREMEN = Number(args.foremen);
 if (FOREMEN > 1 && !database.startsWith('postgres')) throw new Error('--foremen > 1 needs --database postgres://…');
 const ports = await Promise.all(Array.from({ length: FOREMEN }, () => freePort()));
-const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn']));
+const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn',
+  ...(args.insecure ? ['--insecure'] : [])]));
 const urls = ports.map((p) => `http://127.0.0.1:${p}`);
 const url = urls[urls.length - 1];
 const deadline = Date.now() + 20_000;
@@ -67,11 +73,11 @@ for (const u of urls) {
 const client = new Client({ url, connectTimeoutMs: 20_000 });
 const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${ports[0]}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
   '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']);
-while (!(await fetch(`${urls[0]}/api/stats`).then((r) => r.json()).then((s) => s.connected_workers === 1, () => false))) {
+while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false))) {
   if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
   await new Promise((r) => setTimeout(r, 50));
 }
-const meta = { database: database.split(':')[0], foremen: FOREMEN, cpus: cpus().length, node: process.versions.node, runs: RUNS };
+const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
 const want = (name: string) => !args.only || args.only.split(',').includes(name);
 
 try {

@@ -19,6 +19,8 @@ const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof Foreman
   { flag: '--heartbeat-interval <ms>', key: 'heartbeatIntervalMs', help: 'how often workers heartbeat', parse: parseIntArg },
   { flag: '--lease-ttl <ms>', key: 'leaseTtlMs', help: 'how long an assignment is held without a heartbeat', parse: parseIntArg },
   { flag: '--sweep-interval <ms>', key: 'sweepIntervalMs', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseIntArg },
+  { flag: '--max-auth-failures-per-minute <n>', key: 'maxAuthFailuresPerMinute', help: 'failed credential checks one address may make per minute before it gets 429', parse: parseIntArg },
+  { flag: '--auth-skew <ms>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseIntArg },
 ];
 
 /** `crowdcompute foreman`: start a foreman. */

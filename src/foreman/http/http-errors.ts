@@ -6,6 +6,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   CC_ERR_UNAUTHORIZED: 401,
   CC_ERR_FORBIDDEN: 403,
   CC_ERR_JOB_NOT_FOUND: 404,
+  CC_ERR_JOB_PRUNED: 404,
+  CC_ERR_STORE_UNAVAILABLE: 503,
+  CC_ERR_STORE_FULL: 507,
   CC_ERR_TASK_NOT_FOUND: 404,
   CC_ERR_INVALID_JOB: 400,
   CC_ERR_BAD_JSON: 400,
@@ -37,6 +40,7 @@ export function makeErrorHandler(log: Logger, maxBodyBytes: number) {
       err = new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${error.message}`);
     }
     if (err.code === 'CC_ERR_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="crowdcompute"');
+    if (err.code === 'CC_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '2');
     reply.status(STATUS[err.code] ?? 500).send({ code: err.code, message: err.message, detail: err.message, ...(err.details ? { details: err.details } : {}) });
   };
 }

@@ -16,12 +16,14 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobPruneParams, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { isConnectionError, storeError } from '../store-errors.ts';
+import { retryDelayMs } from '../../core/retry.ts';
 
 /** Where the PostgreSQL store lives. */
 export interface PostgresStoreOptions {
@@ -33,6 +35,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Identifies this store's notifications so its own foreman can ignore them. */
   instanceId?: string;
+  /**
+   * How long a call whose connection dropped is tried again before it fails with
+   * CC_ERR_STORE_UNAVAILABLE (only calls that are safe to repeat). Default 2 s.
+   */
+  retryWindowMs?: number;
 }
 
 const CHANNEL = 'crowdcompute';
@@ -45,6 +52,8 @@ const CHANNEL = 'crowdcompute';
  */
 const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off';
 const RETRYABLE = new Set(['40001', '40P01']);
+/** Thrown inside the space probe's transaction to roll it back. */
+const ROLLBACK_PROBE = Symbol('rollback');
 
 /** Our globs (`*`, `?`) as a LIKE pattern with `\` as escape. */
 export function toLikePattern(glob: string): string {
@@ -74,31 +83,78 @@ export class PostgresStore implements Store {
     this.schema = schema;
     this.connectionString = connectionString;
     this.instanceId = options.instanceId ?? Math.random().toString(36).slice(2);
+    this.retryWindowMs = options.retryWindowMs ?? 2_000;
     this.pool = new pg.Pool({
       connectionString, max: options.poolSize ?? 10,
+      // A database that does not answer is not waited for forever: connecting gives up after 5 s,
+      // a query after two minutes (a million-task submission is one statement), and TCP
+      // keep-alive notices a connection whose peer vanished.
+      connectionTimeoutMillis: 5_000, query_timeout: 120_000, keepAlive: true,
+      // The schema is a startup parameter of every connection: no extra statement, no race with the first query.
+      options: `-c search_path="${schema}"`,
+      // pg_stat_activity names the foreman each connection belongs to.
+      application_name: `crowdcompute ${this.instanceId}`.slice(0, 63),
       // BIGINT (epoch ms) and COUNT come back as strings by default; ours fit in a double.
       types: { getTypeParser: (oid: number, format?: any) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) } as any,
     });
-    this.pool.on('connect', (client) => { void client.query(`SET search_path TO "${this.schema}"`); });
+    this.pool.on('connect', (client) => {
+      // A connection that dies (the server restarts, the network cuts) emits 'error' on its
+      // client; unheard, that would end the process. The query in flight fails on its own,
+      // and the pool replaces the connection.
+      client.on('error', () => {});
+    });
     this.pool.on('error', () => { /* a dropped idle connection; the pool replaces it */ });
   }
 
+  private readonly retryWindowMs: number;
+
   // ------------------------------------------------------------------ plumbing
 
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  /**
+   * Run `fn` in a transaction. A deadlock or serialization failure is tried again at once; a
+   * dropped connection, with backoff for up to `retryWindowMs` when `retry` (the call is safe
+   * to repeat: guarded updates, reads, a submission with its idempotency key); then
+   * CC_ERR_STORE_UNAVAILABLE.
+   */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, opts: { begin?: string; retry?: boolean } = {}): Promise<T> {
+    const deadline = Date.now() + this.retryWindowMs;
     for (let attempt = 1; ; attempt++) {
-      const c = await this.pool.connect();
+      let c: pg.PoolClient | null = null;
       try {
-        await c.query(begin);
+        c = await this.pool.connect();
+        await c.query(opts.begin ?? 'BEGIN');
         const out = await fn(c);
         await c.query('COMMIT');
+        c.release();
         return out;
       } catch (err) {
-        await c.query('ROLLBACK').catch(() => {});
+        if (c) {
+          // A connection that failed is destroyed rather than handed to the next caller.
+          const broken = isConnectionError(err) || !(await c.query('ROLLBACK').then(() => true, () => false));
+          c.release(broken ? (err as Error) : undefined);
+        }
         if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
-        throw err;
-      } finally {
-        c.release();
+        if (isConnectionError(err) && opts.retry !== false && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { baseMs: 50, maxMs: 500 })));
+          continue;
+        }
+        throw storeError(err, 'writing to the database');
+      }
+    }
+  }
+
+  /** One statement outside a transaction, tried again like `tx` when its connection dropped. */
+  private async q(text: string, params: unknown[] = [], retry = true): Promise<pg.QueryResult> {
+    const deadline = Date.now() + this.retryWindowMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pool.query(text, params);
+      } catch (err) {
+        if (isConnectionError(err) && retry && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { baseMs: 50, maxMs: 500 })));
+          continue;
+        }
+        throw storeError(err, /^\s*select/i.test(text) ? 'reading from the database' : 'writing to the database');
       }
     }
   }
@@ -138,9 +194,32 @@ export class PostgresStore implements Store {
   async listen(handlers: StoreNotifications): Promise<() => Promise<void>> {
     let stopped = false;
     let retry: NodeJS.Timeout | null = null;
+    let attempts = 0;
+    // A lost LISTEN connection is opened again, with backoff while the database stays away;
+    // what was announced meanwhile is caught by the foreman's own sweeps (work every second,
+    // watched jobs every few seconds), and onWork on reconnecting starts one at once.
+    const reconnect = () => {
+      if (stopped || retry) return;
+      retry = setTimeout(() => {
+        retry = null;
+        if (stopped) return;
+        connect().then(() => { attempts = 0; handlers.onWork(); }, reconnect);
+      }, retryDelayMs(++attempts, { baseMs: 250, maxMs: 5_000 }));
+      retry.unref();
+    };
     const connect = async (): Promise<void> => {
-      const client = new pg.Client({ connectionString: this.connectionString });
-      await client.connect();
+      const client = new pg.Client({
+        connectionString: this.connectionString, keepAlive: true, connectionTimeoutMillis: 5_000,
+        application_name: `crowdcompute ${this.instanceId} listen`.slice(0, 63),
+      });
+      const lost = () => {
+        if (this.listener !== client) return;
+        this.listener = null;
+        reconnect();
+      };
+      // Heard before connect() so that no 'error' of this client goes unhandled.
+      client.on('error', lost);
+      client.on('end', lost);
       client.on('notification', (n) => {
         if (n.channel !== CHANNEL || !n.payload) return;
         let m: any;
@@ -151,17 +230,14 @@ export class PostgresStore implements Store {
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
         else if (m.kind === 'credentials') handlers.onCredentials?.();
       });
-      // A lost LISTEN connection is re-opened; what was announced meanwhile is caught by the
-      // foreman's own sweeps (work every second, watched jobs every few seconds).
-      const again = () => {
-        if (stopped || this.listener !== client) return;
-        this.listener = null;
-        retry = setTimeout(() => { retry = null; connect().then(() => handlers.onWork(), () => again()); }, 1_000);
-        retry.unref();
-      };
-      client.on('error', again);
-      client.on('end', again);
-      await client.query(`LISTEN ${CHANNEL}`);
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${CHANNEL}`);
+      } catch (err) {
+        await client.end().catch(() => {});
+        throw err;
+      }
+      if (stopped) { await client.end().catch(() => {}); return; }
       this.listener = client;
     };
     await connect();
@@ -189,12 +265,13 @@ export class PostgresStore implements Store {
 
   async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
+    // Repeating a submission is safe only with its idempotency key (the repeat finds the job).
     return this.tx(async (c) => {
       const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at, owner) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
         [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner]);
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs]);
       // The common case is one statement: a new key (or none) inserts. A taken key means an
       // existing job: returned while its key lives, else the key moves to the new job.
       let jr = (await insertJob()).rows[0];
@@ -220,33 +297,33 @@ export class PostgresStore implements Store {
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
         [first.priority, first.seq, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })])).rows[0].n);
       return { job: jobFromRow(jr), position, deduplicated: false };
-    });
+    }, { retry: job.idempotencyKey !== null });
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {
-    const r = (await this.pool.query('SELECT * FROM jobs WHERE id = $1', [jobId])).rows[0];
+    const r = (await this.q('SELECT * FROM jobs WHERE id = $1', [jobId])).rows[0];
     return r ? jobFromRow(r) : null;
   }
 
   async jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]> {
     if (params.owner !== undefined) {
-      return (await this.pool.query('SELECT * FROM jobs WHERE owner = $1 AND ($2::text IS NULL OR state = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4',
+      return (await this.q('SELECT * FROM jobs WHERE owner = $1 AND ($2::text IS NULL OR state = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4',
         [params.owner, params.state ?? null, params.limit, params.offset])).rows.map(jobFromRow);
     }
     const rows = params.state
-      ? (await this.pool.query('SELECT * FROM jobs WHERE state = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3', [params.state, params.limit, params.offset])).rows
-      : (await this.pool.query('SELECT * FROM jobs ORDER BY seq DESC LIMIT $1 OFFSET $2', [params.limit, params.offset])).rows;
+      ? (await this.q('SELECT * FROM jobs WHERE state = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3', [params.state, params.limit, params.offset])).rows
+      : (await this.q('SELECT * FROM jobs ORDER BY seq DESC LIMIT $1 OFFSET $2', [params.limit, params.offset])).rows;
     return rows.map(jobFromRow);
   }
 
   async jobCode(jobId: string): Promise<string | null> {
-    return (await this.pool.query('SELECT code FROM jobs WHERE id = $1', [jobId])).rows[0]?.code ?? null;
+    return (await this.q('SELECT code FROM jobs WHERE id = $1', [jobId])).rows[0]?.code ?? null;
   }
 
   async jobResults(jobId: string): Promise<JobResults | null> {
-    const job = (await this.pool.query('SELECT kind, chunk_size, arg_count FROM jobs WHERE id = $1', [jobId])).rows[0];
+    const job = (await this.q('SELECT kind, chunk_size, arg_count FROM jobs WHERE id = $1', [jobId])).rows[0];
     if (!job) return null;
-    const rows = (await this.pool.query('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1', [jobId])).rows;
+    const rows = (await this.q('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1', [jobId])).rows;
     return flattenResults(job, rows);
   }
 
@@ -260,7 +337,8 @@ export class PostgresStore implements Store {
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
       state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
-      await c.query('UPDATE jobs SET state = $1, completed_at = $2 WHERE id = $3', [state, now, jobId]);
+      // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
+      await c.query('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3', [state, now, jobId]);
       finished = true;
     }
     const change = { jobId, state, counts, finished };
@@ -289,12 +367,12 @@ export class PostgresStore implements Store {
   // ------------------------------------------------------------------ tasks
 
   async taskGet(taskId: string): Promise<TaskRecord | null> {
-    const r = (await this.pool.query('SELECT * FROM tasks WHERE id = $1', [taskId])).rows[0];
+    const r = (await this.q('SELECT * FROM tasks WHERE id = $1', [taskId])).rows[0];
     return r ? taskFromRow(r) : null;
   }
 
   async taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]> {
-    return (await this.pool.query('SELECT * FROM tasks WHERE job_id = $1 ORDER BY idx LIMIT $2 OFFSET $3', [params.jobId, params.limit, params.offset])).rows.map(taskFromRow);
+    return (await this.q('SELECT * FROM tasks WHERE job_id = $1 ORDER BY idx LIMIT $2 OFFSET $3', [params.jobId, params.limit, params.offset])).rows.map(taskFromRow);
   }
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
@@ -319,7 +397,7 @@ export class PostgresStore implements Store {
         taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
         priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
       }));
-    }, BEGIN_QUEUE_READ);
+    }, { begin: BEGIN_QUEUE_READ });
   }
 
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
@@ -466,12 +544,12 @@ export class PostgresStore implements Store {
         error: taskError('CC_ERR_WORKER_LOST', 'the lease expired (no heartbeat from the worker in time)', { reason: 'lease_expired' }),
       });
       return { ...res, expired };
-    }, BEGIN_QUEUE_READ);
+    }, { begin: BEGIN_QUEUE_READ });
   }
 
   async taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number> {
     if (params.tasks.length === 0) return 0;
-    const r = await this.pool.query(`UPDATE tasks t SET lease_expires_at = $1
+    const r = await this.q(`UPDATE tasks t SET lease_expires_at = $1
       FROM unnest($2::text[], $3::int[]) AS v(id, attempt)
       WHERE t.id = v.id AND t.attempt = v.attempt AND t.state = 'running' AND t.worker_id = $4`,
       [params.until, params.tasks.map((t) => t.taskId), params.tasks.map((t) => t.attempt), params.workerId]);
@@ -495,12 +573,12 @@ export class PostgresStore implements Store {
   }
 
   async taskListRunningByWorker(workerId: string): Promise<TaskRef[]> {
-    return (await this.pool.query(`SELECT id, attempt FROM tasks WHERE worker_id = $1 AND state = 'running'`, [workerId])).rows
+    return (await this.q(`SELECT id, attempt FROM tasks WHERE worker_id = $1 AND state = 'running'`, [workerId])).rows
       .map((r) => ({ taskId: r.id, attempt: r.attempt }));
   }
 
   async taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean> {
-    const r = await this.pool.query(`UPDATE tasks SET progress = $3, progress_message = $4 WHERE id = $1 AND state = 'running' AND attempt = $2`,
+    const r = await this.q(`UPDATE tasks SET progress = $3, progress_message = $4 WHERE id = $1 AND state = 'running' AND attempt = $2`,
       [params.taskId, params.attempt, params.progress, params.message]);
     return (r.rowCount ?? 0) > 0;
   }
@@ -508,7 +586,7 @@ export class PostgresStore implements Store {
   // ------------------------------------------------------------------ workers, stats
 
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
-    await this.pool.query(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id, connected_at, last_seen_at)
+    await this.q(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id, connected_at, last_seen_at)
       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
       ON CONFLICT (id) DO UPDATE SET state = excluded.state, capacity = excluded.capacity, patterns = excluded.patterns,
         allow_code = excluded.allow_code, resources = excluded.resources, version = excluded.version, foreman_id = excluded.foreman_id,
@@ -517,11 +595,11 @@ export class PostgresStore implements Store {
   }
 
   async workerDisconnected(params: { workerId: string; now: number }): Promise<void> {
-    await this.pool.query(`UPDATE workers SET state = 'offline', disconnected_at = $2, last_seen_at = $2 WHERE id = $1`, [params.workerId, params.now]);
+    await this.q(`UPDATE workers SET state = 'offline', disconnected_at = $2, last_seen_at = $2 WHERE id = $1`, [params.workerId, params.now]);
   }
 
   async workerList(): Promise<WorkerRecord[]> {
-    return (await this.pool.query('SELECT * FROM workers ORDER BY state DESC, id')).rows.map(workerFromRow);
+    return (await this.q('SELECT * FROM workers ORDER BY state DESC, id')).rows.map(workerFromRow);
   }
 
   // ------------------------------------------------------------------ credentials
@@ -539,12 +617,12 @@ export class PostgresStore implements Store {
   }
 
   async credentialGet(id: string): Promise<CredentialRecord | null> {
-    const r = (await this.pool.query('SELECT * FROM credentials WHERE id = $1', [id])).rows[0];
+    const r = (await this.q('SELECT * FROM credentials WHERE id = $1', [id])).rows[0];
     return r ? credentialFromRow(r) : null;
   }
 
   async credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]> {
-    return (await this.pool.query('SELECT * FROM credentials WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC, id', [params.kind ?? null])).rows.map(credentialFromRow);
+    return (await this.q('SELECT * FROM credentials WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC, id', [params.kind ?? null])).rows.map(credentialFromRow);
   }
 
   async credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null> {
@@ -559,16 +637,57 @@ export class PostgresStore implements Store {
   }
 
   async credentialTouch(params: { id: string; now: number; from: string }): Promise<void> {
-    await this.pool.query('UPDATE credentials SET last_used_at = $2, last_used_from = $3 WHERE id = $1', [params.id, params.now, params.from]);
+    await this.q('UPDATE credentials SET last_used_at = $2, last_used_from = $3 WHERE id = $1', [params.id, params.now, params.from]);
   }
 
   async credentialsVersion(): Promise<number> {
-    return Number((await this.pool.query(`SELECT value FROM cc_meta WHERE key = 'credentials_version'`)).rows[0]?.value ?? 0);
+    return Number((await this.q(`SELECT value FROM cc_meta WHERE key = 'credentials_version'`)).rows[0]?.value ?? 0);
+  }
+
+  async jobPrune(p: JobPruneParams): Promise<JobPruneResult> {
+    return this.tx(async (c) => {
+      // SKIP LOCKED: foremen pruning at once take different jobs.
+      const due = (p.completedBefore !== undefined
+        ? await c.query('SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ORDER BY completed_at LIMIT 50 FOR UPDATE SKIP LOCKED', [p.completedBefore])
+        : await c.query('SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ORDER BY prune_after LIMIT 50 FOR UPDATE SKIP LOCKED', [p.now])).rows;
+      let budget = p.maxTasks;
+      const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
+      for (const job of due) {
+        const n = (await c.query('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = $1 LIMIT $2)', [job.id, budget])).rowCount ?? 0;
+        budget -= n;
+        out.tasks += n;
+        if ((await c.query('SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1', [job.id])).rows.length > 0) { out.more = true; break; }
+        await c.query('DELETE FROM jobs WHERE id = $1', [job.id]);
+        await c.query('INSERT INTO pruned_jobs (id, owner, pruned_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET pruned_at = $3', [job.id, job.owner, p.now]);
+        out.jobs++;
+        if (budget <= 0) { out.more = true; break; }
+      }
+      if (p.forgetPrunedBefore !== undefined) {
+        await c.query('DELETE FROM pruned_jobs WHERE id IN (SELECT id FROM pruned_jobs WHERE pruned_at < $1 LIMIT 1000)', [p.forgetPrunedBefore]);
+      }
+      for (const [key, n] of [['pruned_jobs', out.jobs], ['pruned_tasks', out.tasks]] as const) {
+        if (n > 0) await c.query(`INSERT INTO cc_meta (key, value) VALUES ($1, $2::bigint::text) ON CONFLICT (key) DO UPDATE SET value = (cc_meta.value::bigint + $2::bigint)::text`, [key, n]);
+      }
+      return out;
+    });
+  }
+
+  async jobPruned(jobId: string): Promise<{ owner: string | null; prunedAt: number } | null> {
+    const r = (await this.q('SELECT owner, pruned_at FROM pruned_jobs WHERE id = $1', [jobId])).rows[0];
+    return r ? { owner: r.owner, prunedAt: Number(r.pruned_at) } : null;
+  }
+
+  async probeSpace(): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(`INSERT INTO cc_meta (key, value) VALUES ('space_probe', (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 2048)))`);
+      // Undone at once: only whether the write could be made matters.
+      throw ROLLBACK_PROBE;
+    }).catch((err: unknown) => { if (err !== ROLLBACK_PROBE) throw err; });
   }
 
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
-    await this.pool.query('INSERT INTO cc_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [params.key, params.value]);
-    return (await this.pool.query('SELECT value FROM cc_meta WHERE key = $1', [params.key])).rows[0].value;
+    await this.q('INSERT INTO cc_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [params.key, params.value]);
+    return (await this.q('SELECT value FROM cc_meta WHERE key = $1', [params.key])).rows[0].value;
   }
 
   async stats(): Promise<StoreStats> {
@@ -576,13 +695,17 @@ export class PostgresStore implements Store {
     const tasks = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     const workers = { online: 0, offline: 0 };
     const [j, t, w] = await Promise.all([
-      this.pool.query('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
-      this.pool.query('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
-      this.pool.query('SELECT state, count(*) AS n FROM workers GROUP BY state'),
+      this.q('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
+      this.q('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
+      this.q('SELECT state, count(*) AS n FROM workers GROUP BY state'),
     ]);
     for (const r of j.rows) (jobs as any)[r.state] = Number(r.n);
     for (const r of t.rows) (tasks as any)[r.state] = Number(r.n);
     for (const r of w.rows) (workers as any)[r.state] = Number(r.n);
-    return { jobs, tasks, workers };
+    const pruned = { jobs: 0, tasks: 0 };
+    for (const r of (await this.q(`SELECT key, value FROM cc_meta WHERE key IN ('pruned_jobs', 'pruned_tasks')`)).rows) pruned[r.key === 'pruned_jobs' ? 'jobs' : 'tasks'] = Number(r.value);
+    const size = await this.q(`SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS bytes FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'`);
+    return { jobs, tasks, workers, pruned, storageBytes: Number(size.rows[0].bytes) };
   }
 }

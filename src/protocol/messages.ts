@@ -50,6 +50,8 @@ export const JobOptionsSchema = z.object({
   idempotencyKey: z.string().min(1).max(200).optional(),
   /** Anything the caller wants kept with the job. */
   metadata: z.record(z.string(), z.unknown()).optional(),
+  /** How long the job, its tasks and results are kept once it has finished; default the foreman's --retention. */
+  retentionMs: z.number().int().nonnegative().max(10 * 365 * 86_400_000).optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;

@@ -8,6 +8,10 @@ export interface OpenStoreOptions {
   instanceId?: string;
   /** PostgreSQL schema (else the URL's `schema` parameter, else CROWDCOMPUTE_SCHEMA, else `crowdcompute`). */
   schema?: string;
+  /** A foreman opening its own store: on SQLite it takes the file's foreman lock. */
+  foremanId?: string;
+  /** SQLite: the file may not grow past this many bytes. */
+  maxSizeBytes?: number;
 }
 
 /**
@@ -34,7 +38,10 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     store = new PostgresStore({ url, ...(schema ? { schema } : {}), ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
   } else {
     const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
-    store = new SqliteStore({ path: path === ':memory:' ? path : resolve(path) });
+    store = new SqliteStore({
+      path: path === ':memory:' ? path : resolve(path),
+      ...(options.foremanId ? { foremanId: options.foremanId } : {}), ...(options.maxSizeBytes ? { maxSizeBytes: options.maxSizeBytes } : {}),
+    });
   }
   await store.migrate();
   return store;

@@ -35,6 +35,7 @@ export function jobFromRow(r: Row): JobRecord {
     metadata: fromJson(r.metadata) as Record<string, unknown> | null,
     cancelRequested: bool(r.cancel_requested),
     owner: r.owner ?? null,
+    retentionMs: r.retention_ms ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,

@@ -33,6 +33,8 @@ export interface JobRecord {
   cancelRequested: boolean;
   /** The API key that submitted it; null when submitted under --insecure. */
   owner: string | null;
+  /** How long it is kept once finished (null: jobs from before retention existed, kept until pruned on demand). */
+  retentionMs: number | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -134,6 +136,8 @@ export interface JobInsertParams {
     metadata: Record<string, unknown> | null;
     /** The API key submitting it (null under --insecure). */
     owner: string | null;
+    /** How long the job is kept once finished; then it may be pruned. */
+    retentionMs: number;
   };
   tasks: NewTask[];
   now: number;
@@ -239,6 +243,29 @@ export interface StoreStats {
   jobs: Record<JobState, number>;
   tasks: Record<TaskState, number>;
   workers: { online: number; offline: number };
+  /** Finished jobs and their tasks pruned since the database was made. */
+  pruned: { jobs: number; tasks: number };
+  /** Space the store takes on disk (SQLite: the file and its WAL; PostgreSQL: the tables and indexes), if it can tell. */
+  storageBytes: number | null;
+}
+
+/** What one pruning step may do, and which jobs it takes. */
+export interface JobPruneParams {
+  now: number;
+  /** Most tasks deleted in this step (the step is one short transaction). */
+  maxTasks: number;
+  /** Prune jobs finished before this time, whatever their retention (on demand); default: those whose retention has passed. */
+  completedBefore?: number;
+  /** Forget pruned jobs' tombstones older than this. */
+  forgetPrunedBefore?: number;
+}
+
+/** What a pruning step did. */
+export interface JobPruneResult {
+  jobs: number;
+  tasks: number;
+  /** True when more is due: call again. */
+  more: boolean;
 }
 
 /** Other foremen's announcements, heard through a shared database (PostgreSQL's LISTEN/NOTIFY). */
@@ -335,8 +362,20 @@ export interface Store {
   credentialTouch(params: { id: string; now: number; from: string }): Promise<void>;
   /** A number that goes up whenever a credential is created or revoked (foremen watch it). */
   credentialsVersion(): Promise<number>;
+  /**
+   * Delete finished jobs past their retention, with their tasks, results and attempt history,
+   * a few thousand tasks at a time; each pruned job leaves a tombstone (its id and owner).
+   */
+  jobPrune(params: JobPruneParams): Promise<JobPruneResult>;
+  /** A pruned job's tombstone, while it is kept. */
+  jobPruned(jobId: string): Promise<{ owner: string | null; prunedAt: number } | null>;
   /** Set a setting unless it is set; returns the value the store holds (the first writer's). */
   metaSetIfAbsent(params: { key: string; value: string }): Promise<string>;
+  /**
+   * Write something that needs new space, and undo it: fails as any growing write would while
+   * the database cannot grow (full disk, size limit, read-only file), succeeds once it can.
+   */
+  probeSpace(): Promise<void>;
 
   /**
    * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:

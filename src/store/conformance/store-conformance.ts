@@ -11,7 +11,7 @@ import type { Priority } from '../../protocol/index.ts';
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string } = {}): JobInsertParams {
+function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string; retentionMs?: number } = {}): JobInsertParams {
   const jobId = uid('job');
   const tasks: NewTask[] = types.map((type, index) => ({
     id: `${jobId}.${index}`, index, kind: 'named', type, input: { index },
@@ -19,7 +19,7 @@ function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: nu
   }));
   return {
     job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
-      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null },
+      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null, retentionMs: opts.retentionMs ?? 60_000 },
     tasks, now: Date.now(),
   };
 }
@@ -33,7 +33,7 @@ function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
   }
   return {
     job: { id: jobId, kind: 'map', name: 'squares', priority: 'normal', argCount: args.length, chunkSize, code: '(x) => x * x',
-      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null },
+      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null, retentionMs: 60_000 },
     tasks, now: Date.now(),
   };
 }
@@ -368,6 +368,38 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
     test('a setting is written once: the first writer wins', async () => {
       assert.equal(await store.metaSetIfAbsent({ key: 'fingerprint', value: 'one' }), 'one');
       assert.equal(await store.metaSetIfAbsent({ key: 'fingerprint', value: 'two' }), 'one');
+    });
+
+    test('finished jobs are pruned after their retention, a bounded number of tasks at a time, leaving a tombstone', async () => {
+      const t0 = Date.now();
+      const short = await store.jobInsert({ ...namedJob(['a', 'b', 'c'], { retentionMs: 1_000, owner: 'k1' }), now: t0 });
+      const long = await store.jobInsert({ ...namedJob(['a'], { retentionMs: 3_600_000 }), now: t0 });
+      const unfinished = await store.jobInsert({ ...namedJob(['a'], { retentionMs: 0 }), now: t0 });
+      for (const jobId of [short.job.id, long.job.id]) await store.jobCancel({ jobId, now: t0 });
+      assert.deepEqual(await store.jobPrune({ now: t0 + 500, maxTasks: 100 }), { jobs: 0, tasks: 0, more: false }, 'nothing before its time');
+      // Two tasks per step: the job goes in two steps, and only once all its tasks are gone.
+      assert.deepEqual(await store.jobPrune({ now: t0 + 2_000, maxTasks: 2 }), { jobs: 0, tasks: 2, more: true });
+      assert.ok(await store.jobGet(short.job.id), 'still there while it has tasks');
+      assert.deepEqual(await store.jobPrune({ now: t0 + 2_000, maxTasks: 2 }), { jobs: 1, tasks: 1, more: false });
+      assert.equal(await store.jobGet(short.job.id), null);
+      assert.deepEqual(await store.taskList({ jobId: short.job.id, limit: 10, offset: 0 }), []);
+      assert.deepEqual(await store.jobPruned(short.job.id), { owner: 'k1', prunedAt: t0 + 2_000 });
+      assert.ok(await store.jobGet(long.job.id), 'a longer retention keeps its job');
+      assert.ok(await store.jobGet(unfinished.job.id), 'an unfinished job is never pruned');
+      assert.deepEqual((await store.stats()).pruned, { jobs: 1, tasks: 3 });
+      // On demand: finished before a time, whatever the retention; old tombstones are forgotten.
+      assert.equal((await store.jobPrune({ now: t0 + 3_000, maxTasks: 100, completedBefore: t0 + 1, forgetPrunedBefore: t0 + 2_500 })).jobs, 1);
+      assert.equal(await store.jobGet(long.job.id), null);
+      assert.equal(await store.jobPruned(short.job.id), null, 'its tombstone was forgotten');
+      assert.ok(await store.jobPruned(long.job.id));
+    });
+
+    test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {
+      await store.probeSpace();
+      await store.probeSpace();
+      assert.equal(await store.metaSetIfAbsent({ key: 'space_probe', value: 'absent before' }), 'absent before', 'the probe was undone');
+      const { storageBytes } = await store.stats();
+      assert.ok(storageBytes === null || storageBytes > 0);
     });
   });
 }

@@ -109,4 +109,18 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX jobs_owner ON jobs (owner, seq) WHERE owner IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'retention',
+    sql: `
+      -- How long a finished job is kept, and from when it may be pruned (completed_at + retention_ms).
+      ALTER TABLE jobs ADD COLUMN retention_ms BIGINT;
+      ALTER TABLE jobs ADD COLUMN prune_after BIGINT;
+      CREATE INDEX jobs_prune ON jobs (prune_after) WHERE prune_after IS NOT NULL;
+      CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+      -- Pruned jobs, remembered a while so that asking for one says "pruned", not "no such job".
+      CREATE TABLE pruned_jobs (id TEXT PRIMARY KEY, owner TEXT, pruned_at BIGINT NOT NULL);
+      CREATE INDEX pruned_jobs_at ON pruned_jobs (pruned_at);
+    `,
+  },
 ];

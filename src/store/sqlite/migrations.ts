@@ -127,4 +127,18 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX jobs_owner ON jobs (owner, created_at) WHERE owner IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'retention',
+    sql: `
+      -- How long a finished job is kept, and from when it may be pruned (completed_at + retention_ms).
+      ALTER TABLE jobs ADD COLUMN retention_ms INTEGER;
+      ALTER TABLE jobs ADD COLUMN prune_after INTEGER;
+      CREATE INDEX jobs_prune ON jobs (prune_after) WHERE prune_after IS NOT NULL;
+      CREATE INDEX jobs_finished ON jobs (completed_at) WHERE completed_at IS NOT NULL;
+      -- Pruned jobs, remembered a while so that asking for one says "pruned", not "no such job".
+      CREATE TABLE pruned_jobs (id TEXT PRIMARY KEY, owner TEXT, pruned_at INTEGER NOT NULL);
+      CREATE INDEX pruned_jobs_at ON pruned_jobs (pruned_at);
+    `,
+  },
 ];

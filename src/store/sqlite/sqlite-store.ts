@@ -9,7 +9,7 @@
  * `durability: 'full'` to fsync every commit.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
@@ -18,13 +18,14 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobPruneParams, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { ForemanLock } from './foreman-lock.ts';
 
 /** Where the embedded store keeps its file, and how hard it holds on to commits. */
 export interface SqliteStoreOptions {
@@ -36,9 +37,16 @@ export interface SqliteStoreOptions {
   checkpointIntervalMs?: number;
   /** Called with checkpoint errors (they do not stop the store). */
   onCheckpointError?: (message: string) => void;
+  /** The file may not grow past this many bytes: writes beyond fail as a full disk would. */
+  maxSizeBytes?: number;
+  /** Hold the foreman lock on the file for this foreman (see foreman-lock.ts). */
+  foremanId?: string;
 }
 
 type Row = Record<string, any>;
+
+/** Bytes the space probe writes: a few pages, as a small submission would. */
+const PROBE_BYTES = 64 * 1024;
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
 function toSqliteGlob(pattern: string): string {
@@ -52,8 +60,14 @@ export class SqliteStore implements Store {
   private readonly claimStmts = new Map<string, Database.Statement>();
 
   constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.lock = options.foremanId && options.path !== ':memory:' ? ForemanLock.acquire(options.path, options.foremanId) : null;
     this.db = new Database(options.path);
+    if (options.maxSizeBytes) {
+      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+      this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+    }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
@@ -70,6 +84,8 @@ export class SqliteStore implements Store {
   }
 
   private checkpointer: Checkpointer | null = null;
+  private readonly lock: ForemanLock | null;
+  private readonly path: string;
 
   private s!: ReturnType<SqliteStore['prepare']>;
   /** Transaction wrappers, built once: better-sqlite3 prepares BEGIN/COMMIT per wrapper. */
@@ -100,8 +116,8 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, created_at) VALUES
-        (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @now)`),
+        max_attempts, idempotency_key, metadata, owner, retention_ms, created_at) VALUES
+        (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs, @now)`),
       taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
@@ -116,7 +132,8 @@ export class SqliteStore implements Store {
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
-      jobSetState: db.prepare('UPDATE jobs SET state = ?, completed_at = ? WHERE id = ?'),
+      // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
+      jobSetState: db.prepare('UPDATE jobs SET state = @state, completed_at = @now, prune_after = @now + retention_ms WHERE id = @id'),
       jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1 WHERE id = ?`),
       taskGet: db.prepare('SELECT * FROM tasks WHERE id = ?'),
       taskClaimOne: db.prepare(`UPDATE tasks SET state = ${to('claim')}, attempt = attempt + 1, worker_id = ?, started_at = ?,
@@ -181,6 +198,17 @@ export class SqliteStore implements Store {
       credentialRevoke: db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id'),
       credentialTouch: db.prepare('UPDATE credentials SET last_used_at = @now, last_used_from = @from WHERE id = @id'),
       metaGet: db.prepare('SELECT value FROM cc_meta WHERE key = ?'),
+      probeInsert: db.prepare(`INSERT INTO cc_meta (key, value) VALUES ('space_probe', ?)`),
+      metaAdd: db.prepare(`INSERT INTO cc_meta (key, value) VALUES (@key, CAST(@n AS TEXT))
+        ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + @n AS TEXT)`),
+      pruneDue: db.prepare(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= ? ORDER BY prune_after LIMIT 50`),
+      pruneFinishedBefore: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= ? ORDER BY completed_at LIMIT 50`),
+      pruneTasks: db.prepare('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = ? LIMIT ?)'),
+      pruneHasTasks: db.prepare('SELECT 1 FROM tasks WHERE job_id = ? LIMIT 1'),
+      pruneJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
+      pruneTombstone: db.prepare('INSERT OR REPLACE INTO pruned_jobs (id, owner, pruned_at) VALUES (?, ?, ?)'),
+      pruneForget: db.prepare('DELETE FROM pruned_jobs WHERE rowid IN (SELECT rowid FROM pruned_jobs WHERE pruned_at < ? LIMIT 1000)'),
+      prunedGet: db.prepare('SELECT owner, pruned_at FROM pruned_jobs WHERE id = ?'),
       metaInsert: db.prepare('INSERT INTO cc_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING'),
       versionBump: db.prepare(`INSERT INTO cc_meta (key, value) VALUES ('credentials_version', '1')
         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`),
@@ -190,6 +218,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
+    this.lock?.release();
   }
 
   async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
@@ -206,7 +235,7 @@ export class SqliteStore implements Store {
       this.s.jobInsert.run({
         id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
         argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
-        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, now,
+        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs, now,
       });
       let firstSeq = 0;
       let firstRank = 0;
@@ -323,7 +352,7 @@ export class SqliteStore implements Store {
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
       state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });
-      this.s.jobSetState.run(state, now, jobId);
+      this.s.jobSetState.run({ state, now, id: jobId });
       finished = true;
     }
     return { jobId, state, counts, finished };
@@ -496,6 +525,53 @@ export class SqliteStore implements Store {
     return Number((this.s.metaGet.get('credentials_version') as Row | undefined)?.value ?? 0);
   }
 
+  async jobPrune(params: JobPruneParams): Promise<JobPruneResult> {
+    return this.tx('jobPrune', (p: JobPruneParams): JobPruneResult => {
+      const due = (p.completedBefore !== undefined ? this.s.pruneFinishedBefore.all(p.completedBefore) : this.s.pruneDue.all(p.now)) as Row[];
+      let budget = p.maxTasks;
+      const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
+      for (const job of due) {
+        const n = this.s.pruneTasks.run(job.id, budget).changes;
+        budget -= n;
+        out.tasks += n;
+        if (this.s.pruneHasTasks.get(job.id)) { out.more = true; break; }
+        this.s.pruneJob.run(job.id);
+        this.s.pruneTombstone.run(job.id, job.owner, p.now);
+        out.jobs++;
+        if (budget <= 0) { out.more = true; break; }
+      }
+      if (p.forgetPrunedBefore !== undefined) this.s.pruneForget.run(p.forgetPrunedBefore);
+      if (out.jobs > 0) this.s.metaAdd.run({ key: 'pruned_jobs', n: out.jobs });
+      if (out.tasks > 0) this.s.metaAdd.run({ key: 'pruned_tasks', n: out.tasks });
+      return out;
+    })(params);
+  }
+
+  /** The file's pages and the WAL beside it; null in memory. */
+  private storageBytes(): number | null {
+    if (this.path === ':memory:') return null;
+    const pages = (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    let wal = 0;
+    try { wal = statSync(`${this.path}-wal`).size; } catch { /* no WAL yet */ }
+    return pages + wal;
+  }
+
+  async jobPruned(jobId: string): Promise<{ owner: string | null; prunedAt: number } | null> {
+    const r = this.s.prunedGet.get(jobId) as Row | undefined;
+    return r ? { owner: r.owner, prunedAt: r.pruned_at } : null;
+  }
+
+  async probeSpace(): Promise<void> {
+    // Pages are allocated (and the size limit checked) at the insert; the rollback frees them.
+    this.db.exec('BEGIN');
+    try {
+      this.s.probeInsert.run('x'.repeat(PROBE_BYTES));
+    } finally {
+      // A failed insert may have ended the transaction already (SQLite rolls back on SQLITE_FULL).
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    }
+  }
+
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
     this.s.metaInsert.run(params.key, params.value);
     return (this.s.metaGet.get(params.key) as Row).value;
@@ -508,6 +584,7 @@ export class SqliteStore implements Store {
     for (const r of this.s.statsJobs.all() as Row[]) (jobs as any)[r.state] = r.n;
     for (const r of this.s.statsTasks.all() as Row[]) (tasks as any)[r.state] = r.n;
     for (const r of this.s.statsWorkers.all() as Row[]) (workers as any)[r.state] = r.n;
-    return { jobs, tasks, workers };
+    const counter = (key: string) => Number((this.s.metaGet.get(key) as Row | undefined)?.value ?? 0);
+    return { jobs, tasks, workers, pruned: { jobs: counter('pruned_jobs'), tasks: counter('pruned_tasks') }, storageBytes: this.storageBytes() };
   }
 }

@@ -17,6 +17,7 @@ import {
   type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
+import { retryDelayMs } from '../core/retry.ts';
 import { functionSource } from './function-source.ts';
 import { JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
@@ -58,6 +59,9 @@ interface PendingSubmit {
   message: { type: 'submit_job'; requestId: string; job: JobSpec };
   resolve: (h: JobHandle<any>) => void;
   reject: (e: Error) => void;
+  /** When it was first sent, and how often the foreman's store was out for it. */
+  firstSentAt: number;
+  outages: number;
 }
 
 /** A job as the REST API shows it, with camelCase keys. */
@@ -140,7 +144,7 @@ export class Client {
     await this.connect();
     return new Promise<JobHandle<R>>((resolve, reject) => {
       const requestId = crypto.randomUUID();
-      const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve, reject };
+      const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve, reject, firstSentAt: Date.now(), outages: 0 };
       this.pending.set(requestId, p);
       this.link!.send(p.message);
     });
@@ -158,7 +162,20 @@ export class Client {
 
   // ------------------------------------------------------------------ REST queries
 
+  /** A REST call; answers of a foreman whose store is out for a moment (503) are tried again within the connect timeout. */
   private async http<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const started = Date.now();
+    for (let outages = 1; ; outages++) {
+      try {
+        return await this.httpOnce<T>(method, path, body);
+      } catch (err) {
+        if (!(err instanceof CrowdComputeError && err.code === 'CC_ERR_STORE_UNAVAILABLE') || Date.now() - started >= this.o.connectTimeoutMs) throw err;
+        await new Promise((r) => setTimeout(r, retryDelayMs(outages, { baseMs: 250, maxMs: 2_000 })));
+      }
+    }
+  }
+
+  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let lastErr: Error | null = null;
     for (let i = 0; i < this.httpBases.length; i++) {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
@@ -339,6 +356,12 @@ export class Client {
       case 'error': {
         const err = CrowdComputeError.fromWire(m);
         const p = m.requestId ? this.pending.get(m.requestId) : undefined;
+        if (p && err.code === 'CC_ERR_STORE_UNAVAILABLE' && Date.now() - p.firstSentAt < this.o.connectTimeoutMs) {
+          // The foreman's database is out for a moment: send it again (same idempotency key) shortly.
+          p.outages++;
+          setTimeout(() => { if (this.pending.get(m.requestId!) === p) this.link!.send(p.message); }, retryDelayMs(p.outages, { baseMs: 250, maxMs: 2_000 }));
+          return;
+        }
         if (p) { this.pending.delete(m.requestId!); p.reject(err); return; }
         const jobId = typeof m.details?.jobId === 'string' ? m.details.jobId : undefined;
         const list = jobId ? this.handles.get(jobId) : undefined;

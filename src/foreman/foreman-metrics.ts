@@ -13,6 +13,11 @@ export class ForemanMetrics {
   readonly protocolErrors = new Counter({ name: 'crowdcompute_protocol_errors_total', help: 'Messages refused', labelNames: ['code'], registers: [this.registry] });
   readonly authRefusals = new Counter({ name: 'crowdcompute_auth_refusals_total', help: 'Requests, connections and hellos refused for their credentials', labelNames: ['reason'], registers: [this.registry] });
   readonly securityEvents = new Counter({ name: 'crowdcompute_security_events_total', help: 'Security events written to the audit log', labelNames: ['event'], registers: [this.registry] });
+  readonly storeUp = new Gauge({ name: 'crowdcompute_store_up', help: '1 while the store answers, 0 during an outage', registers: [this.registry] });
+  readonly storeOutages = new Counter({ name: 'crowdcompute_store_outages_total', help: 'Store outages (unreachable, or unable to grow)', labelNames: ['kind'], registers: [this.registry] });
+  readonly storeOutageSeconds = new Counter({ name: 'crowdcompute_store_outage_seconds_total', help: 'Seconds the store was out, summed over outages', registers: [this.registry] });
+  readonly prunedJobs = new Counter({ name: 'crowdcompute_pruned_jobs_total', help: 'Finished jobs pruned after their retention', registers: [this.registry] });
+  readonly prunedTasks = new Counter({ name: 'crowdcompute_pruned_tasks_total', help: 'Tasks pruned with their jobs', registers: [this.registry] });
   readonly commitBatch = new Histogram({ name: 'crowdcompute_commit_batch_size', help: 'Outcomes per group commit', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], registers: [this.registry] });
 
   constructor() {

@@ -52,6 +52,10 @@ export const FOREMAN_DEFAULTS = {
   authenticateWithinMs: 10_000,
   /** Failed credential checks one address may make per minute (bursts of as many); past that, 429. */
   maxAuthFailuresPerMinute: 20,
+  /** How long a finished job, its tasks and results are kept before they are pruned: 7 days. */
+  retentionMs: 7 * 86_400_000,
+  /** How often the pruner looks for jobs past their retention. */
+  pruneIntervalMs: 1_000,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -111,6 +115,12 @@ export interface ForemanOptions {
   authenticateWithinMs?: number;
   /** Failed credential checks one address may make per minute; past that, refused unchecked (429). Default 20. */
   maxAuthFailuresPerMinute?: number;
+  /** How long a finished job, its tasks and results are kept (a job's retentionMs may say otherwise). Default 7 days. */
+  retentionMs?: number;
+  /** How often the pruner looks for jobs past their retention. Default 1 s. */
+  pruneIntervalMs?: number;
+  /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
+  maxDatabaseBytes?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -118,7 +128,7 @@ export interface ForemanOptions {
 }
 
 /** Options with every default filled in. @internal */
-export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls'>> & Pick<ForemanOptions, 'secret' | 'tls'>;
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
 
 /** Fill in the defaults. @internal */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {

@@ -26,7 +26,9 @@ import { WsTransport } from './ws/ws-transport.ts';
 import { WorkerMessages } from './ws/worker-messages.ts';
 import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
+import { Pruner } from './maintenance/pruner.ts';
 import { StoreListener } from './store-listener.ts';
+import { StoreHealth } from './store-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
@@ -45,6 +47,7 @@ interface Parts {
   store: Store;
   transport: WsTransport;
   app: FastifyInstance;
+  health: StoreHealth;
   /** In start order; stopped in reverse. */
   services: Service[];
 }
@@ -102,9 +105,15 @@ export class Foreman {
     const log = this.log;
     const metrics = this.metrics;
     const startedAt = Date.now();
-    let store: Store;
-    if (this.injectedStore) store = this.injectedStore;
-    else { store = await openStore(o.database, { instanceId: this.id }); this.ownsStore = true; }
+    let opened: Store;
+    if (this.injectedStore) opened = this.injectedStore;
+    else {
+      opened = await openStore(o.database, { instanceId: this.id, foremanId: this.id, ...(o.maxDatabaseBytes ? { maxSizeBytes: o.maxDatabaseBytes } : {}) });
+      this.ownsStore = true;
+    }
+    // Every part talks to the store through its health tracker (outages, 503/507, /health).
+    const health = new StoreHealth(metrics, log);
+    const store = health.watch(opened);
 
     // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
     let auth: Authenticator | null = null;
@@ -154,7 +163,8 @@ export class Foreman {
       { workAvailable, lookAgain: (workerId) => dispatcher?.lookAgain(workerId) });
     dispatcher = new Dispatcher({ store, registry, events, metrics, log }, { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
-      { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs });
+      { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
+        defaultRetentionMs: o.retentionMs });
 
     if (auth) {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
@@ -173,7 +183,12 @@ export class Foreman {
         events.dropConnection(peer);
         // When this foreman is the one going away, its workers did not fail: they keep their
         // tasks and reclaim them when they reconnect, here or elsewhere.
-        await registry.disconnected(peer, { keepAssignments: !transport!.isAccepting });
+        try {
+          await registry.disconnected(peer, { keepAssignments: !transport!.isAccepting });
+        } catch (err) {
+          // The store is out: the worker's tasks stay running there until their leases expire.
+          log.warn({ err: (err as Error).message, conn: peer.id }, 'could not put a disconnected worker\'s tasks back now; their leases will');
+        }
       },
     }, { metrics, log }, {
       path: '/ws', maxPayloadBytes: o.maxPayloadBytes, maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,
@@ -194,8 +209,9 @@ export class Foreman {
       PeriodicService.of('connection reaper', checkEveryMs, log, (now) => ws.pingAndCull(now, o.leaseTtlMs)),
       // Zombies: workers that heartbeat but hold a task past its deadline plus a lease TTL lose it.
       PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)),
-      new LeaseReaper({ store, registry, events, metrics, workAvailable },
+      new LeaseReaper({ store, registry, events, metrics, workAvailable, health },
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log),
+      new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log),
     ];
     if (store.listen) {
       // Other foremen on the same database: their new work wakes our workers, their commits
@@ -227,13 +243,13 @@ export class Foreman {
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
-    registerApiRoutes(app, { store, registry, jobs, startedAt });
+    registerApiRoutes(app, { store, registry, jobs, startedAt, retentionMs: o.retentionMs });
     registerTaskRoutes(app, { store, jobs });
-    registerHealthRoutes(app, { store, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
+    registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerStatusPage(app);
     registerLogin(app, auth);
     ws.attach(app.server);
-    this.parts = { store, transport: ws, app, services };
+    this.parts = { store: opened, transport: ws, app, health, services };
 
     await app.listen({ port: o.port, host: o.host });
     this.boundPort = (app.server.address() as AddressInfo).port;
@@ -256,10 +272,11 @@ export class Foreman {
     if (this.state === 'new') { this.state = 'stopped'; return Promise.resolve(); }
     this.stopPromise ??= (async () => {
       this.state = 'stopping';
-      const { store, transport, app, services } = this.parts!;
+      const { store, transport, app, health, services } = this.parts!;
       transport.stopAccepting();
       for (const s of [...services].reverse()) await s.stop();
       await app.close();
+      health.close();
       if (this.ownsStore) await store.close();
       this.state = 'stopped';
       this.log.info('foreman stopped');

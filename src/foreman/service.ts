@@ -5,6 +5,7 @@
  * The foreman starts its services in order and stops them in reverse.
  */
 import type { Logger } from 'pino';
+import { isStoreOutage } from '../store/store-errors.ts';
 
 /** A long-running part of the foreman. */
 export interface Service {
@@ -44,7 +45,8 @@ export abstract class PeriodicService implements Service {
   /** Run a round now, or wait for the one already running. */
   runNow(now = Date.now()): Promise<void> {
     this.current ??= this.runOnce(now)
-      .catch((err: unknown) => this.log.error({ err, service: this.name }, `${this.name} failed; it runs again in ${this.intervalMs} ms`))
+      // A store outage is logged once, when it starts, by the store's health tracker.
+      .catch((err: unknown) => this.log[isStoreOutage(err) ? 'debug' : 'error']({ err, service: this.name }, `${this.name} failed; it runs again in ${this.intervalMs} ms`))
       .finally(() => { this.current = null; });
     return this.current;
   }

@@ -5,6 +5,7 @@ import {
 } from '../../protocol/index.ts';
 import { withinSkew, type Principal } from '../../core/access.ts';
 import type { CredentialRecord, Store } from '../../store/store.ts';
+import { isStoreOutage } from '../../store/store-errors.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { Service } from '../service.ts';
 import type { CredentialService } from './credential-service.ts';
@@ -117,7 +118,7 @@ export class Authenticator implements Service {
           this.onRevoked(fresh);
         }
       } catch (err) {
-        this.log.warn({ err }, 'could not check for changed credentials; trying again shortly');
+        this.log[isStoreOutage(err) ? 'debug' : 'warn']({ err }, 'could not check for changed credentials; trying again shortly');
       } finally {
         this.checking = null;
       }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { TaskOutcome } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
+import { isConnectionError, isStoreOutage } from '../../store/store-errors.ts';
 import type { Store, TaskOutcomeParams } from '../../store/store.ts';
 import { taskError } from '../../protocol/index.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
@@ -36,6 +37,10 @@ const ACK_DELAY_MS = 25;
  *
  * Workers whose last claim came back short are skipped until new work is announced
  * (`workVersion`), so idle workers cost nothing while the queue is empty.
+ *
+ * When the store fails (unreachable, full), nothing that arrived is dropped: the outcomes go
+ * back to the head of the queue, unacknowledged (their workers keep them), and the loop waits
+ * with growing pauses (capped at a few seconds) before it tries again.
  */
 export class Dispatcher implements Service {
   readonly name = 'dispatcher';
@@ -54,6 +59,9 @@ export class Dispatcher implements Service {
   private readonly code = new CodeCache(1000);
   private readonly acks: AckBatcher;
   private idleResolvers: (() => void)[] = [];
+  /** Consecutive ticks that failed on the store, and the pause before the next try. */
+  private failures = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   private readonly store: Store;
   private readonly registry: WorkerRegistry;
@@ -85,8 +93,15 @@ export class Dispatcher implements Service {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.sweepTimer = this.wakeTimer = null;
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = null; }
     await this.drained();
-    await this.flushOutcomes();
+    try {
+      await this.flushOutcomes();
+    } catch (err) {
+      // The store is out as the foreman stops: the workers keep these results and send them
+      // again to whichever foreman they reach next.
+      this.log.warn({ err, outcomes: this.pending.length }, 'could not record the last results before stopping; their workers keep them');
+    }
     this.acks.close();
   }
 
@@ -103,7 +118,7 @@ export class Dispatcher implements Service {
   }
 
   private kick(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.retryTimer) return;
     this.scheduled = true;
     setImmediate(() => void this.tick());
   }
@@ -116,7 +131,7 @@ export class Dispatcher implements Service {
 
   /** Resolves when no tick is running or scheduled and no result waits to be committed. */
   drained(): Promise<void> {
-    if (!this.running && !this.scheduled && this.pending.length === 0) return Promise.resolve();
+    if (!this.running && !this.scheduled && (this.pending.length === 0 || this.retryTimer !== null || this.stopped)) return Promise.resolve();
     return new Promise((resolve) => this.idleResolvers.push(resolve));
   }
 
@@ -127,11 +142,23 @@ export class Dispatcher implements Service {
     try {
       await this.flushOutcomes();
       if (!this.stopped) await this.dispatch();
+      this.failures = 0;
     } catch (err) {
-      this.log.error({ err }, 'dispatch tick failed; will retry on the next event');
+      this.failures++;
+      // A store outage is logged once by the store's health tracker; anything else here is a bug.
+      if (!isStoreOutage(err) && !isConnectionError(err)) {
+        this.log.error({ err }, 'dispatch tick failed; trying again shortly');
+      }
+      if (!this.stopped) {
+        const pause = retryDelayMs(this.failures, { baseMs: 100, maxMs: 5_000 });
+        this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick(); }, pause);
+        this.retryTimer.unref();
+      }
     } finally {
       this.running = false;
-      if (this.again || this.pending.length > 0) { this.again = false; this.kick(); }
+      if (this.retryTimer) {
+        for (const r of this.idleResolvers.splice(0)) r();
+      } else if (this.again || this.pending.length > 0) { this.again = false; this.kick(); }
       else if (!this.scheduled) for (const r of this.idleResolvers.splice(0)) r();
     }
   }
@@ -145,7 +172,14 @@ export class Dispatcher implements Service {
       taskId: o.taskId, attempt: o.attempt, workerId, status: o.status, result: o.result, error: o.error,
       retryAt: o.status === 'failed' && o.error?.retryable !== false ? now + retryDelayMs(o.attempt) : undefined,
     }));
-    const result = await this.store.taskFinishMany({ outcomes: params, now });
+    let result: Awaited<ReturnType<Store['taskFinishMany']>>;
+    try {
+      result = await this.store.taskFinishMany({ outcomes: params, now });
+    } catch (err) {
+      // Not recorded: back to the head of the queue, still unacknowledged.
+      this.pending = batch.concat(this.pending);
+      throw err;
+    }
     this.metrics.resultsCommitted.inc(result.recorded.length);
     this.metrics.commitBatch.observe(batch.length);
     const indexOf = new Map<string, number>();

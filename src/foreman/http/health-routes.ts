@@ -5,22 +5,39 @@ import type { Store } from '../../store/store.ts';
 import { HostUsage } from '../../host/host-usage.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
+import type { StoreHealth } from '../store-health.ts';
 import { routeSchema } from './openapi.ts';
 
-/** GET /health (the fields task-service health checks read) and GET /metrics (Prometheus text). */
-export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean; metricsPublic: boolean }): void {
+/**
+ * GET /health (the fields task-service health checks read, and the store's state) and
+ * GET /metrics (Prometheus text). /health answers 503 while stopping or while the store is out,
+ * with the reason, from what the foreman already knows: a health check does not itself wait on
+ * a database that does not answer.
+ */
+export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; health: StoreHealth; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean; metricsPublic: boolean }): void {
   const usage = new HostUsage();
   app.get('/health', {
     config: { access: 'open' },
     schema: routeSchema({ tags: ['system'], summary: 'Health: status, active tasks, queue size, CPU and memory use; 503 while stopping', response: { 200: HealthViewSchema, 503: HealthViewSchema } }),
   }, async (_req, reply): Promise<HealthView> => {
-    const s = await deps.store.stats();
+    const h = deps.health;
+    // Counts only while the store answers; during an outage asking would only wait.
+    const s = h.state === 'ok' ? await deps.store.stats().catch(() => null) : null;
     const stopping = deps.isStopping();
-    reply.status(stopping ? 503 : 200);
+    const status = stopping ? 'stopping' : h.state === 'ok' && s ? 'healthy' : 'degraded';
+    reply.status(status === 'healthy' ? 200 : 503);
+    const now = Date.now();
     return {
-      status: stopping ? 'stopping' : 'healthy',
-      active_tasks: s.tasks.running,
-      queue_size: s.tasks.queued,
+      status,
+      ...(status === 'degraded' ? { reason: h.state === 'full' ? `the store cannot grow: ${h.lastError}` : `the store cannot be reached: ${h.lastError ?? 'no answer'}` } : {}),
+      store: {
+        state: h.state,
+        since: new Date(h.since).toISOString(),
+        last_ok_at: new Date(h.lastOkAt).toISOString(),
+        unreachable_for_seconds: h.state === 'ok' ? 0 : Math.round((now - h.since) / 100) / 10,
+      },
+      active_tasks: s?.tasks.running ?? 0,
+      queue_size: s?.tasks.queued ?? 0,
       cpu_percent: usage.cpuPercent(),
       memory_percent: usage.memoryPercent(),
       connected_workers: deps.registry.size,

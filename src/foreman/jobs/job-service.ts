@@ -71,12 +71,19 @@ export class JobService {
     return accepted;
   }
 
-  /** The job, if it exists and the principal may see it; else CC_ERR_JOB_NOT_FOUND either way. */
+  /** The job, if it exists and the principal may see it; CC_ERR_JOB_PRUNED if it was theirs and was pruned; else CC_ERR_JOB_NOT_FOUND. */
   async visibleJob(jobId: string, principal: Principal): Promise<JobRecord> {
     if (principal.kind === 'anonymous') throw unauthenticated();
     const job = await this.store.jobGet(jobId);
-    if (!job || !mayAccessJob(principal, job.owner)) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
-    return job;
+    if (job && mayAccessJob(principal, job.owner)) return job;
+    if (!job) {
+      // A tombstone tells a pruned job from one that never was, to its owner only.
+      const pruned = await this.store.jobPruned(jobId);
+      if (pruned && mayAccessJob(principal, pruned.owner)) {
+        throw new CrowdComputeError('CC_ERR_JOB_PRUNED', `job ${jobId} finished and was pruned at ${new Date(pruned.prunedAt).toISOString()} after its retention period`, { jobId });
+      }
+    }
+    throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
   }
 
   /** The task, if it exists and the principal may see its job; else CC_ERR_TASK_NOT_FOUND either way. */

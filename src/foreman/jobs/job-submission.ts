@@ -16,6 +16,8 @@ export interface SubmissionLimits {
   maxTasksPerJob: number;
   /** Deadline of a task submitted without one. */
   defaultTimeoutMs: number;
+  /** How long a finished job is kept when it does not say. */
+  defaultRetentionMs: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     });
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
-        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner },
+        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs },
       tasks, now,
     };
   }
@@ -92,7 +94,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   });
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
-      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner },
+      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs },
     tasks, now,
   };
 }

@@ -5,6 +5,7 @@ import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import { PeriodicService } from '../service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
+import type { StoreHealth } from '../store-health.ts';
 
 /** How the lease reaper is paced. */
 export interface LeaseReaperOptions {
@@ -24,7 +25,7 @@ export interface LeaseReaperOptions {
  */
 export class LeaseReaper extends PeriodicService {
   readonly name = 'lease reaper';
-  private readonly deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; workAvailable: () => void };
+  private readonly deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; workAvailable: () => void; health: StoreHealth };
   private readonly options: LeaseReaperOptions;
   private readonly startsAt: number;
 
@@ -37,6 +38,10 @@ export class LeaseReaper extends PeriodicService {
 
   protected async runOnce(now: number): Promise<void> {
     if (now < this.startsAt) return;
+    // Leases could not be renewed while the store was out: give workers a lease TTL after it
+    // comes back to renew them, as after a restart, before taking anything away.
+    const { health } = this.deps;
+    if (health.state !== 'ok' || now < leaseReapingStartsAt(health.availableSince, this.options.leaseTtlMs)) return;
     const { store, registry, events, metrics } = this.deps;
     const reaped = await store.taskRequeueExpired({ now, maxLost: this.options.maxLostAttempts, limit: this.options.batch ?? 1000 });
     if (reaped.expired.length === 0) return;

@@ -37,7 +37,11 @@ export class WorkerMessages {
       case 'heartbeat':
         // A heartbeat's store work failing is the foreman's problem, not the worker's: logged, not answered.
         return registry.heartbeat(peer, msg.running ?? [], (held) => peer.send({ type: 'heartbeat_ack', held }))
-          .catch((err: unknown) => { if (err instanceof CrowdComputeError) throw err; log.error({ err, conn: peer.id }, 'heartbeat handling failed'); });
+          .catch((err: unknown) => {
+            if (err instanceof CrowdComputeError && /STORE_/.test(err.code)) return; // the outage is logged once, by the store's health
+            if (err instanceof CrowdComputeError) throw err;
+            log.error({ err, conn: peer.id }, 'heartbeat handling failed');
+          });
       case 'worker_draining':
         registry.draining(peer);
         return;

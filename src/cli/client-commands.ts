@@ -1,9 +1,9 @@
 import { writeFileSync, readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
-import { parseIntArg, parseJsonArg } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseJsonArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 type Sdk = typeof import('../client/index.ts');
@@ -12,9 +12,9 @@ type Sdk = typeof import('../client/index.ts');
  * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
  * loaded only when a command runs, which keeps `--help` fast.
  */
-async function withClient(o: { foreman: string; apiKey?: string; ca?: string }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+async function withClient(o: { foreman: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
   const sdk = await import('../client/index.ts');
-  const client = new sdk.Client({ url: o.foreman, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
+  const client = new sdk.Client({ url: o.foreman, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
   try {
     await fn(client, sdk);
   } finally {
@@ -25,7 +25,9 @@ async function withClient(o: { foreman: string; apiKey?: string; ca?: string }, 
 const foremanOption = (cmd: Command) => cmd
   .option('--foreman <url>', 'foreman HTTP URL(s), comma-separated (env CROWDCOMPUTE_URL)', process.env.CROWDCOMPUTE_URL ?? 'http://localhost:8000')
   .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
-  .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate');
+  .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
+  .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')
+    .argParser(parseDuration).default(10_000, '10s'));
 
 function priorityArg(v: string): Priority {
   if (!(PRIORITIES as readonly string[]).includes(v)) throw new Error(`priority must be one of ${PRIORITIES.join(', ')}`);

@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import ms from 'ms';
 import { FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
 import { readFileSync } from 'node:fs';
-import { parseBytes, parseIntArg } from './parse-args.ts';
+import { parseBytes, parseDuration, parseIntArg } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 
 type Parser = (value: string) => number;
@@ -10,17 +11,19 @@ type Parser = (value: string) => number;
 const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof ForemanOptions; help: string; parse: Parser }[] = [
   { flag: '--max-payload <bytes>', key: 'maxPayloadBytes', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
   { flag: '--max-args <n>', key: 'maxArgs', help: 'most arguments in a map job, or tasks in a job', parse: parseIntArg },
-  { flag: '--default-timeout <ms>', key: 'defaultTimeoutMs', help: 'deadline of a task submitted without timeoutMs', parse: parseIntArg },
+  { flag: '--default-timeout <duration>', key: 'defaultTimeoutMs', help: 'deadline of a task submitted without timeoutMs', parse: parseDuration },
   { flag: '--max-lost-attempts <n>', key: 'maxLostAttempts', help: 'times a task may lose its worker before it fails', parse: parseIntArg },
-  { flag: '--idempotency-ttl <ms>', key: 'idempotencyTtlMs', help: 'how long an idempotency key returns the same job', parse: parseIntArg },
+  { flag: '--idempotency-ttl <duration>', key: 'idempotencyTtlMs', help: 'how long an idempotency key returns the same job', parse: parseDuration },
   { flag: '--max-messages-per-second <n>', key: 'maxMessagesPerSecond', help: 'per WebSocket connection (bursts twice that)', parse: parseIntArg },
   { flag: '--max-connections <n>', key: 'maxConnections', help: 'WebSocket connections at once', parse: parseIntArg },
-  { flag: '--flood-close-after <ms>', key: 'floodCloseAfterMs', help: 'a connection over its rate limit this long is closed', parse: parseIntArg },
-  { flag: '--heartbeat-interval <ms>', key: 'heartbeatIntervalMs', help: 'how often workers heartbeat', parse: parseIntArg },
-  { flag: '--lease-ttl <ms>', key: 'leaseTtlMs', help: 'how long an assignment is held without a heartbeat', parse: parseIntArg },
-  { flag: '--sweep-interval <ms>', key: 'sweepIntervalMs', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseIntArg },
+  { flag: '--flood-close-after <duration>', key: 'floodCloseAfterMs', help: 'a connection over its rate limit this long is closed', parse: parseDuration },
+  { flag: '--heartbeat-interval <duration>', key: 'heartbeatIntervalMs', help: 'how often workers heartbeat', parse: parseDuration },
+  { flag: '--lease-ttl <duration>', key: 'leaseTtlMs', help: 'how long an assignment is held without a heartbeat', parse: parseDuration },
+  { flag: '--sweep-interval <duration>', key: 'sweepIntervalMs', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseDuration },
   { flag: '--max-auth-failures-per-minute <n>', key: 'maxAuthFailuresPerMinute', help: 'failed credential checks one address may make per minute before it gets 429', parse: parseIntArg },
-  { flag: '--auth-skew <ms>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseIntArg },
+  { flag: '--retention <duration>', key: 'retentionMs', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
+  { flag: '--prune-interval <duration>', key: 'pruneIntervalMs', help: 'how often jobs past their retention are looked for', parse: parseDuration },
+  { flag: '--auth-skew <duration>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
 ];
 
 /** `crowdcompute foreman`: start a foreman. */
@@ -31,7 +34,12 @@ export function foremanCommand(program: Command): void {
     .option('--host <host>', 'interface to listen on', FOREMAN_DEFAULTS.host)
     .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
     .option('--id <foremanId>', 'this foreman\'s id (default: random)');
-  for (const t of TUNING) cmd.option(t.flag, t.help, t.parse, FOREMAN_DEFAULTS[t.key] as number);
+  for (const t of TUNING) {
+    const value = FOREMAN_DEFAULTS[t.key] as number;
+    // Durations show their default as a duration (7d), not as milliseconds.
+    cmd.addOption(new Option(t.flag, t.help).argParser(t.parse).default(value, t.parse === parseDuration ? ms(value) : String(value)));
+  }
+  cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', parseBytes);
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
     .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
@@ -44,7 +52,7 @@ export function foremanCommand(program: Command): void {
       const secret = givenSecret(o.secretFile);
       const options: ForemanOptions = {
         port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, insecure: o.insecure, metricsPublic: o.metricsPublic,
-        ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}),
+        ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];

@@ -5,6 +5,7 @@ import { workerCommand } from './worker-command.ts';
 import { clientCommands } from './client-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
+import { pruneCommand } from './prune-command.ts';
 
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
@@ -16,6 +17,7 @@ foremanCommand(program);
 workerCommand(program);
 clientCommands(program);
 credentialCommands(program);
+pruneCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const message = err instanceof CrowdComputeError || err instanceof Error ? err.message : String(err);

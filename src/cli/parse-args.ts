@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import ms from 'ms';
 
 /** A non-negative integer option. */
 export function parseIntArg(value: string): number {
@@ -23,4 +24,11 @@ export function parseJsonArg(value: string, what: string): unknown {
   } catch (err) {
     throw new InvalidArgumentError(`${what} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** A duration option: `30s`, `5m`, `7d`, or a number of milliseconds. */
+export function parseDuration(value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : ms(value.trim() as ms.StringValue);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 500ms, 30s, 5m, 7d, or milliseconds)`);
+  return Math.round(n);
 }

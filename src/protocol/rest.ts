@@ -73,6 +73,8 @@ export const JobViewSchema = z.object({
   created_at: isoTime,
   started_at: nullableTime,
   completed_at: nullableTime,
+  retention_ms: z.number().int().nullable().describe('how long the job is kept once finished; null for jobs from before retention, kept until pruned on demand'),
+  prune_at: nullableTime.describe('when the finished job may be pruned (completed_at + retention_ms); null while it runs'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;
@@ -178,13 +180,28 @@ export const StatsViewSchema = z.object({
   tasks: perState(TASK_STATES),
   workers: z.object({ online: z.number().int(), offline: z.number().int() }),
   uptime_seconds: z.number().int(),
+  retention: z.object({
+    default_seconds: z.number().describe('how long a finished job is kept unless it set retentionMs'),
+    retained_jobs: z.number().int().describe('finished jobs still kept'),
+    retained_tasks: z.number().int().describe('tasks of finished jobs still kept (approximately: tasks of running jobs are counted by state too)'),
+    pruned_jobs: z.number().int().describe('finished jobs pruned since the database was made'),
+    pruned_tasks: z.number().int(),
+    storage_bytes: z.number().int().nullable().describe('space the database takes (SQLite: file and WAL; PostgreSQL: tables and indexes)'),
+  }),
 });
 /** The foreman's statistics, as the REST API shows them. */
 export type StatsView = z.output<typeof StatsViewSchema>;
 
 /** GET /health: the fields health checks of task services read, plus the store and the connected workers. */
 export const HealthViewSchema = z.object({
-  status: z.enum(['healthy', 'stopping']),
+  status: z.enum(['healthy', 'degraded', 'stopping']).describe('degraded: the store cannot be reached or cannot grow (see reason)'),
+  reason: z.string().optional(),
+  store: z.object({
+    state: z.enum(['ok', 'unavailable', 'full']),
+    since: isoTime,
+    last_ok_at: isoTime,
+    unreachable_for_seconds: z.number(),
+  }),
   active_tasks: z.number().int(),
   queue_size: z.number().int(),
   cpu_percent: z.number(),

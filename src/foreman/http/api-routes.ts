@@ -19,6 +19,8 @@ export interface ApiDeps {
   registry: WorkerRegistry;
   jobs: JobService;
   startedAt: number;
+  /** The foremen's default retention of finished jobs. */
+  retentionMs: number;
 }
 
 const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, 'path').id;
@@ -27,7 +29,7 @@ const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, '
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { store, registry, jobs } = deps;
 
-  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
+  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime, what retention keeps and has pruned', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
     async (): Promise<StatsView> => {
       const s = await store.stats();
       const live = registry.snapshot();
@@ -49,6 +51,14 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
         tasks: s.tasks,
         workers: s.workers,
         uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
+        retention: {
+          default_seconds: deps.retentionMs / 1000,
+          retained_jobs: s.jobs.completed + s.jobs.failed + s.jobs.cancelled,
+          retained_tasks: s.tasks.completed + s.tasks.failed + s.tasks.cancelled,
+          pruned_jobs: s.pruned.jobs,
+          pruned_tasks: s.pruned.tasks,
+          storage_bytes: s.storageBytes,
+        },
       };
     });
 

@@ -34,6 +34,8 @@ export function jobView(j: JobRecord): JobView {
     created_at: isoAlways(j.createdAt),
     started_at: iso(j.startedAt),
     completed_at: iso(j.completedAt),
+    retention_ms: j.retentionMs,
+    prune_at: j.completedAt === null || j.retentionMs === null ? null : iso(j.completedAt + j.retentionMs),
   };
 }
 

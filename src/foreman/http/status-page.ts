@@ -18,6 +18,7 @@ const PAGE = `<!doctype html>
 </style></head><body>
 <h1>CrowdCompute foreman</h1>
 <div class="cards" id="cards"></div>
+<p id="store" class="muted"></p>
 <h2>Workers</h2><table><thead><tr><th>worker</th><th>status</th><th>running / capacity</th><th>patterns</th><th>code</th><th>done</th><th>failed</th></tr></thead><tbody id="workers"></tbody></table>
 <h2>Recent jobs</h2><table><thead><tr><th>job</th><th>kind</th><th>status</th><th>progress</th><th>tasks</th><th>created</th></tr></thead><tbody id="jobs"></tbody></table>
 <p class="muted">API: <a href="/docs">/docs</a> · <a href="/api/stats">/api/stats</a> · <a href="/health">/health</a> · <a href="/metrics">/metrics</a></p>
@@ -29,6 +30,13 @@ async function refresh() {
     document.getElementById('cards').innerHTML = [['connected workers', stats.connected_workers], ['running tasks', stats.running_tasks],
       ['queued tasks', stats.queued_tasks], ['active jobs', stats.active_jobs], ['completed jobs', stats.completed_jobs], ['failed jobs', stats.failed_jobs]]
       .map(([k, v]) => '<div class="card"><b>' + esc(v) + '</b>' + esc(k) + '</div>').join('');
+    const r = stats.retention, days = r.default_seconds / 86400;
+    const keep = days >= 1 ? days.toFixed(days % 1 ? 1 : 0) + ' d' : r.default_seconds >= 3600 ? (r.default_seconds / 3600).toFixed(1) + ' h' : r.default_seconds + ' s';
+    const size = r.storage_bytes === null ? '' : ', database ' + (r.storage_bytes / 1048576).toFixed(1) + ' MiB';
+    const health = await fetch('/health').then((h) => h.json()).catch(() => null);
+    document.getElementById('store').innerHTML = (health && health.status === 'degraded' ? '<b class="failed">store ' + esc(health.store.state) + ': ' + esc(health.reason) + '</b><br>' : '') +
+      'Finished jobs are kept ' + esc(keep) + ': ' + esc(r.retained_jobs) + ' jobs (' + esc(r.retained_tasks) + ' tasks) retained, ' +
+      esc(r.pruned_jobs) + ' jobs (' + esc(r.pruned_tasks) + ' tasks) pruned' + esc(size) + '.';
     document.getElementById('workers').innerHTML = workers.map((w) => '<tr><td>' + esc(w.worker_id) + '</td><td>' + esc(w.status) + '</td><td>' +
       esc(w.running_tasks) + ' / ' + esc(w.capacity) + '</td><td>' + esc(w.patterns.join(', ')) + '</td><td>' + (w.allow_code ? 'yes' : 'no') +
       '</td><td>' + esc(w.tasks_completed) + '</td><td>' + esc(w.tasks_failed) + '</td></tr>').join('');

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import ms from 'ms';
+import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+import { parseDuration } from './parse-args.ts';
+
+/**
+ * `crowdcompute prune`: delete finished jobs now, from the command line. It works beside a
+ * running foreman (the foreman's own lock on a SQLite file excludes other foremen, not this),
+ * in the same short steps the foreman's pruner takes, so dispatch does not stall behind it.
+ */
+export function pruneCommand(program: Command): void {
+  program.command('prune')
+    .description('Delete finished jobs with their tasks, results and attempt history: those past their retention, or with --older-than, all that finished longer ago than that')
+    .option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://… (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+    .option('--older-than <duration>', 'prune every job that finished longer ago than this (e.g. 1d, 6h, 0s for all finished jobs), whatever its retention', parseDuration)
+    .option('--json', 'print the outcome as JSON')
+    .action(async (o: { database: string; olderThan?: number; json?: boolean }) => {
+      const { openStore, canonicalDatabaseUrl } = await import('../store/open-store.ts');
+      if (!canonicalDatabaseUrl(o.database)) throw new Error('an in-memory store lives inside its foreman; prune it with --retention there');
+      const store = await openStore(o.database);
+      const started = Date.now();
+      const total = { jobs: 0, tasks: 0 };
+      let shown = started;
+      try {
+        for (;;) {
+          const now = Date.now();
+          const r = await store.jobPrune({ now, maxTasks: 5_000, ...(o.olderThan !== undefined ? { completedBefore: now - o.olderThan } : {}) });
+          total.jobs += r.jobs;
+          total.tasks += r.tasks;
+          if (!r.more) break;
+          if (!o.json && now - shown >= 1_000) {
+            shown = now;
+            process.stderr.write(`pruning… ${total.jobs} jobs, ${total.tasks} tasks so far\n`);
+          }
+        }
+        const stats = await store.stats();
+        const seconds = (Date.now() - started) / 1000;
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify({ pruned_jobs: total.jobs, pruned_tasks: total.tasks, seconds, retained_jobs: stats.jobs, storage_bytes: stats.storageBytes })}\n`);
+        } else {
+          const finished = stats.jobs.completed + stats.jobs.failed + stats.jobs.cancelled;
+          const what = o.olderThan !== undefined ? `that finished more than ${ms(o.olderThan, { long: true })} ago` : 'past their retention';
+          process.stdout.write(`pruned ${total.jobs} jobs ${what} (${total.tasks} tasks) in ${seconds.toFixed(1)} s; ${finished} finished jobs retained` +
+            `${stats.storageBytes !== null ? `, database ${(stats.storageBytes / 1024 ** 2).toFixed(1)} MiB` : ''}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}

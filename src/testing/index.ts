@@ -210,7 +210,8 @@ export async function spawnForemanProcess(port: number, args: string[], env: Rec
 
 /**
  * A TCP proxy that can freeze: stop forwarding in both directions without closing anything,
- * as a network that silently drops packets does (no FIN, no WebSocket close frame).
+ * as a network that silently drops packets does (no FIN, no WebSocket close frame); or cut:
+ * reset every connection and refuse new ones, as a server that went down does, until restored.
  */
 export class FreezableProxy {
   readonly port: number;
@@ -245,11 +246,28 @@ export class FreezableProxy {
   /** Drop everything from now on, silently; new connections are refused. */
   freeze(): void { this.frozen = true; }
 
+  /** Reset every connection now and refuse new ones until {@link FreezableProxy.restore}. */
+  cut(): void {
+    this.frozen = true;
+    for (const s of this.sockets) s.resetAndDestroy();
+  }
+
+  /** Forward again: new connections go through (connections frozen or cut stay dead). */
+  restore(): void { this.frozen = false; }
+
+  /** Connections open through the proxy now (each counted on both sides). */
+  get connections(): number { return this.sockets.size; }
+
   /** Close every connection and the proxy. */
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+/** The admin API key a foreman on this machine left in the local credentials file for its URL, if any. */
+export function localApiKeyAt(url: string): string | undefined {
+  return localCredentialsAt(url)?.apiKey;
 }
 
 /** A worker's hello proof, made synchronously with node:crypto (the runtime uses WebCrypto). */

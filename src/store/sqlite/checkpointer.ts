@@ -15,8 +15,8 @@ export class Checkpointer {
   private readonly worker: Worker;
   private stopped: Promise<void> | null = null;
 
-  constructor(path: string, intervalMs: number, onError: (message: string) => void) {
-    this.worker = new Worker(new URL('./checkpoint-thread.ts', import.meta.url), { workerData: { path, intervalMs } });
+  constructor(path: string, intervalMs: number, onError: (message: string) => void, walLimitBytes = 64 * 1024 * 1024) {
+    this.worker = new Worker(new URL('./checkpoint-thread.ts', import.meta.url), { workerData: { path, intervalMs, walLimitBytes } });
     this.worker.on('message', (m: { error?: string }) => { if (m.error) onError(m.error); });
     this.worker.on('error', (err) => onError((err as Error).message));
     this.worker.unref();

@@ -75,8 +75,8 @@ export class SqliteStore implements Store {
     // queue index in memory during large jobs.
     this.db.pragma('cache_size = -65536');
     if (options.path !== ':memory:') {
-      // Checkpoints run on a thread of their own (see checkpointer.ts); the WAL file is
-      // truncated back to this size after each one.
+      // Checkpoints run on a thread of their own (see checkpointer.ts), which empties the WAL
+      // whenever it passes 64 MiB; a WAL started over is cut back to that size too.
       this.db.pragma('wal_autocheckpoint = 0');
       this.db.pragma('journal_size_limit = 67108864');
       this.checkpointer = new Checkpointer(options.path, options.checkpointIntervalMs ?? 1_000, options.onCheckpointError ?? (() => {}));

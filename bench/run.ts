@@ -8,10 +8,13 @@
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
+ * `--only retention` (not part of the default set: it runs a million tasks) keeps a steady load
+ * on a foreman started with `--retention 1s` and prints the database's size after every 100,000
+ * tasks: with pruning, the size after a million should be no more than after the first 100,000.
  * Loopback only; bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({ options: {
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
   foremen: { type: 'string', default: '1' },
   insecure: { type: 'boolean', default: false },
+  'steady-tasks': { type: 'string', default: '1000000' },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
@@ -60,7 +64,7 @@ const FOREMEN = Number(args.foremen);
 if (FOREMEN > 1 && !database.startsWith('postgres')) throw new Error('--foremen > 1 needs --database postgres://…');
 const ports = await Promise.all(Array.from({ length: FOREMEN }, () => freePort()));
 const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn',
-  ...(args.insecure ? ['--insecure'] : [])]));
+  ...(args.insecure ? ['--insecure'] : []), ...(args.only?.split(',').includes('retention') ? ['--retention', '1s', '--prune-interval', '250ms'] : [])]));
 const urls = ports.map((p) => `http://127.0.0.1:${p}`);
 const url = urls[urls.length - 1];
 const deadline = Date.now() + 20_000;
@@ -78,7 +82,7 @@ while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false)
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
-const want = (name: string) => !args.only || args.only.split(',').includes(name);
+const want = (name: string) => (!args.only && name !== 'retention') || Boolean(args.only?.split(',').includes(name));
 
 try {
   if (want('throughput')) {
@@ -121,6 +125,58 @@ try {
       if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
     }
     console.log(JSON.stringify({ bench: 'map', args: 10_000, wall_ms: Math.round(median(walls)), runs_wall_ms: walls.map(Math.round), ...meta }));
+  }
+  if (want('retention')) {
+    // A steady load: jobs of 10,000 no-op tasks, three in flight, until the total is reached.
+    const TOTAL = Number(args['steady-tasks']);
+    const PER_JOB = 10_000;
+    // The size is sampled twice a second; each 100,000-task window reports its peak, since the
+    // WAL swings between empty and its limit between checkpoints.
+    // On SQLite the file and its WAL are measured apart: the file should stop growing, the WAL
+    // stay under its limit (64 MiB, plus what arrives between two looks at it).
+    const sizes: { tasks: number; bytes: number; file: number; wal: number; retained_tasks: number; pruned_tasks: number }[] = [];
+    const sqliteFile = database.startsWith('sqlite:') ? database.slice('sqlite:'.length) : null;
+    const sizeOf = (f: string) => { try { return statSync(f).size; } catch { return 0; } };
+    let peak = { bytes: 0, file: 0, wal: 0 };
+    const sample = async () => {
+      const bytes = sqliteFile ? sizeOf(sqliteFile) + sizeOf(`${sqliteFile}-wal`) : (await client.stats()).retention.storage_bytes ?? 0;
+      peak = { bytes: Math.max(peak.bytes, bytes), file: Math.max(peak.file, sqliteFile ? sizeOf(sqliteFile) : 0), wal: Math.max(peak.wal, sqliteFile ? sizeOf(`${sqliteFile}-wal`) : 0) };
+    };
+    const sampler = setInterval(() => void sample().catch(() => {}), 250);
+    let submitted = 0;
+    let done = 0;
+    let nextMark = 100_000;
+    const t0 = performance.now();
+    const inFlight = new Set<Promise<void>>();
+    while (done < TOTAL) {
+      while (inFlight.size < 3 && submitted < TOTAL) {
+        submitted += PER_JOB;
+        const p: Promise<void> = client.submitMany(Array.from({ length: PER_JOB }, () => ({ type: 'bench.noop' })))
+          .then((job) => job.result()).then((r) => { if (r.length !== PER_JOB) throw new Error('retention: lost results'); done += PER_JOB; })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await Promise.race(inFlight);
+      if (done >= nextMark) {
+        const st = await client.stats();
+        await sample();
+        sizes.push({ tasks: done, ...peak, retained_tasks: st.retention.retained_tasks, pruned_tasks: st.retention.pruned_tasks });
+        process.stderr.write(`retention: ${done} tasks; peak in the last 100,000: ${(peak.bytes / 1048576).toFixed(1)} MiB` +
+          `${sqliteFile ? ` (file ${(peak.file / 1048576).toFixed(1)}, WAL ${(peak.wal / 1048576).toFixed(1)})` : ''}; ${st.retention.retained_tasks} finished tasks retained\n`);
+        peak = { bytes: 0, file: 0, wal: 0 };
+        nextMark += 100_000;
+      }
+    }
+    clearInterval(sampler);
+    const s = (performance.now() - t0) / 1000;
+    const first = sizes[0]?.bytes ?? 0;
+    const last = sizes.at(-1)?.bytes ?? 0;
+    const top = Math.max(...sizes.map((x) => x.bytes));
+    const mib = (b: number | undefined) => round((b ?? 0) / 1048576, 1);
+    console.log(JSON.stringify({ bench: 'retention', tasks: TOTAL, tasks_per_s: Math.round(TOTAL / s), peak_mib_first_100k: mib(first),
+      peak_mib_last_100k: mib(last), peak_mib: mib(top), last_over_first: round(last / first, 2),
+      ...(sqliteFile ? { file_mib_first_100k: mib(sizes[0]?.file), file_mib_last_100k: mib(sizes.at(-1)?.file), wal_peak_mib: mib(Math.max(...sizes.map((x) => x.wal))) } : {}),
+      pruned_tasks: sizes.at(-1)?.pruned_tasks, ...meta }));
   }
 } finally {
   stopping = true;

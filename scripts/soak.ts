@@ -1,7 +1,9 @@
 /**
- * `npm run soak [-- --seconds 60] [-- --workers 3]`: a stream of jobs while workers and the
- * foreman are killed with SIGKILL and restarted, then a check over everything submitted:
- * every task of every job has exactly one recorded result, in order, and none is lost.
+ * `npm run soak [-- --seconds 60] [-- --workers 3] [-- --database postgres://…]`: a stream of
+ * jobs while workers and the foreman are killed with SIGKILL and restarted (and, on PostgreSQL,
+ * every connection of the foreman is terminated on the server every few seconds), then a check
+ * over everything submitted: every task of every job has exactly one recorded result, in order,
+ * and none is lost.
  * Loopback only, bounded in time (the run, then at most --drain-seconds to finish), stops by
  * itself. Exit code 1 if anything was lost or recorded twice.
  */
@@ -16,6 +18,7 @@ import { freePort, spawnForemanProcess, spawnWorkerProcess, type ChildForeman, t
 const { values: opt } = parseArgs({ options: {
   seconds: { type: 'string', default: '60' }, workers: { type: 'string', default: '3' }, 'drain-seconds': { type: 'string', default: '120' },
   'foreman-kill-every': { type: 'string', default: '10' }, 'worker-kill-every': { type: 'string', default: '3' },
+  database: { type: 'string' }, 'db-kill-every': { type: 'string', default: '4' },
 } });
 const SECONDS = Number(opt.seconds);
 const WORKERS = Number(opt.workers);
@@ -23,7 +26,14 @@ const FIXTURE = fileURLToPath(new URL('../test/e2e/fixtures/fault-handlers.ts', 
 const dir = mkdtempSync(join(tmpdir(), 'cc-soak-'));
 const log = join(dir, 'exec.log');
 const port = await freePort();
-const foremanArgs = ['--database', `sqlite:${join(dir, 'soak.db')}`, '--heartbeat-interval', '200', '--lease-ttl', '2000'];
+// PostgreSQL runs get a schema of their own, dropped at the end.
+const schema = `cc_soak_${process.pid}`;
+const database = opt.database ? `${opt.database}${opt.database.includes('?') ? '&' : '?'}schema=${schema}` : `sqlite:${join(dir, 'soak.db')}`;
+const onPostgres = database.startsWith('postgres');
+const foremanId = `soak-foreman-${process.pid}`;
+const foremanArgs = ['--database', database, '--id', foremanId, '--heartbeat-interval', '200', '--lease-ttl', '2000'];
+// The local credentials of this run's foremen stay in its directory.
+process.env.CROWDCOMPUTE_CONFIG_DIR = join(dir, 'credentials');
 const say = (s: string) => process.stderr.write(`[soak ${((Date.now() - started) / 1000).toFixed(1)}s] ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
@@ -39,7 +49,7 @@ for (let i = 0; i < WORKERS; i++) spawnWorker(i);
 const client = new Client({ url: foreman.url, reconnectIntervalMs: 100, connectTimeoutMs: 60_000 });
 
 const jobs: { handle: JobHandle<number>; inputs: number[] }[] = [];
-const stats = { jobs: 0, tasks: 0, workerKills: 0, foremanKills: 0, submitErrors: 0 };
+const stats = { jobs: 0, tasks: 0, workerKills: 0, foremanKills: 0, connectionKills: 0, submitErrors: 0 };
 let running = true;
 
 // Submitter: jobs of 20..300 tasks, a few ms each, back to back while the chaos runs.
@@ -89,9 +99,30 @@ const chaos = (async () => {
   }
 })();
 
+// Database faults (PostgreSQL): terminate every connection of the foreman, on the server.
+const dbChaos = (async () => {
+  if (!onPostgres) return;
+  const { default: pg } = await import('pg');
+  while (running) {
+    await sleep(Number(opt['db-kill-every']) * 1000 * (0.5 + Math.random()));
+    if (!running) break;
+    const c = new pg.Client({ connectionString: opt.database });
+    try {
+      await c.connect();
+      const r = await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1`, [`crowdcompute ${foremanId}%`]);
+      stats.connectionKills += r.rowCount ?? 0;
+      say(`terminated ${r.rowCount} PostgreSQL connections of the foreman`);
+    } catch (err) {
+      say(`could not terminate connections: ${(err as Error).message}`);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+})();
+
 await sleep(SECONDS * 1000);
 running = false;
-await Promise.all([submitter, chaos]);
+await Promise.all([submitter, chaos, dbChaos]);
 say(`stopped the chaos: ${stats.jobs} jobs, ${stats.tasks} tasks submitted; waiting for them to finish`);
 
 const deadline = Date.now() + Number(opt['drain-seconds']) * 1000;
@@ -117,12 +148,13 @@ for (let i = 0; i < jobs.length; i++) {
 const execLines = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
 const summary = {
   soak: 'crowdcompute', seconds: SECONDS, workers: WORKERS, jobs: stats.jobs, tasks: stats.tasks,
-  worker_kills: stats.workerKills, foreman_kills: stats.foremanKills, submit_errors: stats.submitErrors,
+  database: onPostgres ? 'postgres' : 'sqlite', worker_kills: stats.workerKills, foreman_kills: stats.foremanKills,
+  connection_kills: stats.connectionKills, submit_errors: stats.submitErrors,
   executions: execLines.length, duplicates_executed: execLines.length - new Set(execLines.map((l) => l.split(' ')[0])).size,
   duplicates_recorded: duplicatesRecorded, wrong_results: wrong, lost, unfinished_jobs: unfinishedJobs,
 };
 console.log(JSON.stringify(summary));
-say(`jobs ${summary.jobs}, tasks ${summary.tasks}, worker kills ${summary.worker_kills}, foreman kills ${summary.foreman_kills}, ` +
+say(`jobs ${summary.jobs}, tasks ${summary.tasks}, worker kills ${summary.worker_kills}, foreman kills ${summary.foreman_kills}, connection kills ${summary.connection_kills}, ` +
   `duplicates executed ${summary.duplicates_executed}, duplicates recorded ${summary.duplicates_recorded} (must be 0), lost ${summary.lost} (must be 0)`);
 
 await client.close();
@@ -130,5 +162,12 @@ for (const w of workers) { w?.kill('SIGTERM'); }
 await Promise.all(workers.map((w) => w?.exited));
 foreman.kill('SIGTERM');
 await foreman.exited;
+if (onPostgres) {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: opt.database });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await c.end();
+}
 rmSync(dir, { recursive: true, force: true });
 process.exit(summary.duplicates_recorded === 0 && summary.lost === 0 && summary.wrong_results === 0 ? 0 : 1);

@@ -5,12 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '../../src/worker/index.ts';
 import { Client } from '../../src/client/index.ts';
 import { CrowdComputeError } from '../../src/protocol/index.ts';
-import { freePort, localApiKeyAt, spawnForemanProcess, waitFor } from '../../src/testing/index.ts';
+import { freePort, localApiKeyAt, spawnForemanProcess, startTestForeman, waitFor } from '../../src/testing/index.ts';
 
 test('with --retention 2s a finished job is gone from the API a few seconds later; a job asking for longer stays', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-retention-'));
@@ -52,5 +53,33 @@ test('with --retention 2s a finished job is gone from the API a few seconds late
     foreman.kill();
     await foreman.exited;
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('under a steady load with pruning, the SQLite file stops growing: rounds after the first reuse the space pruning freed', async () => {
+  const foreman = await startTestForeman({ retentionMs: 0, pruneIntervalMs: 100 });
+  const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'steady', maxConcurrentTasks: 50, logLevel: 'silent' }).handle('steady.*', async () => null);
+  const client = new Client({ url: foreman.url });
+  const db = new Database(foreman.databaseUrl.replace(/^sqlite:/, ''), { readonly: true });
+  const pages = () => db.pragma('page_count', { simple: true }) as number;
+  try {
+    await worker.start();
+    const sizes: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const job = await client.submitMany(Array.from({ length: 5_000 }, (_, i) => ({ type: 'steady.noop', input: { round, i, pad: 'p'.repeat(200) } })));
+      assert.equal((await job.result()).length, 5_000);
+      await waitFor(async () => (await client.stats()).retention.retained_jobs === 0 || null, { timeoutMs: 30_000, message: `round ${round} pruned` });
+      sizes.push(pages());
+    }
+    const stats = await client.stats();
+    assert.equal(stats.retention.pruned_tasks, 25_000);
+    // Without pruning (or without reuse of the pages it frees) the file would grow fivefold.
+    if (process.env.CC_TEST_LOG) console.log(sizes);
+    assert.ok(sizes[4] <= sizes[0] * 1.25, `pages after each round: ${sizes.join(', ')}`);
+  } finally {
+    db.close();
+    await client.close();
+    await worker.stop();
+    await foreman.cleanup();
   }
 });

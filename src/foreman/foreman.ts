@@ -114,6 +114,7 @@ export class Foreman {
     // Every part talks to the store through its health tracker (outages, 503/507, /health).
     const health = new StoreHealth(metrics, log);
     const store = health.watch(opened);
+    for (const warning of (await opened.setupWarnings?.()) ?? []) log.warn({ database: opened.driver }, warning);
 
     // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
     let auth: Authenticator | null = null;

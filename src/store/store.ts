@@ -377,6 +377,9 @@ export interface Store {
    */
   probeSpace(): Promise<void>;
 
+  /** What an operator should know about the database's settings (logged at start), if anything. */
+  setupWarnings?(): Promise<string[]>;
+
   /**
    * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:
    * new work, job changes, running tasks to cancel. Absent on single-foreman drivers.

@@ -677,6 +677,13 @@ export class PostgresStore implements Store {
     return r ? { owner: r.owner, prunedAt: Number(r.pruned_at) } : null;
   }
 
+  async setupWarnings(): Promise<string[]> {
+    const on = (await this.q(`SELECT current_setting('autovacuum') AS v`)).rows[0]?.v;
+    return on === 'off'
+      ? ['autovacuum is off on this PostgreSQL server: the space that pruning frees is not reused, and the tables grow without end; turn it on, or run VACUUM on the crowdcompute schema regularly']
+      : [];
+  }
+
   async probeSpace(): Promise<void> {
     await this.tx(async (c) => {
       await c.query(`INSERT INTO cc_meta (key, value) VALUES ('space_probe', (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 2048)))`);

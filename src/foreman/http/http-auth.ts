@@ -28,12 +28,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * Authenticate every request before its handler: a bearer API key or a dashboard session,
  * checked against the route's `access`. Changes asked through a session must carry its CSRF
  * token. Without an authenticator (--insecure) every request may do everything.
- * Call before registering routes (plugin routes under /docs are made open).
+ * Call before registering routes (plugin routes under /docs and /ui/ are made open).
  */
 export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | null): void {
   app.decorateRequest('principal', null as never);
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, access: 'open' };
+    // The API docs and the pages' static files hold nothing secret.
+    if (route.url.startsWith('/docs') || route.url.startsWith('/ui/')) route.config = { ...route.config, access: 'open' };
   });
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     if (!auth) { req.principal = INSECURE; return; }

@@ -14,11 +14,29 @@ export interface OpenStoreOptions {
   maxSizeBytes?: number;
 }
 
+/** The forms a database URL may take, as error messages list them. */
+const ACCEPTED_FORMS = 'sqlite:<file>, sqlite::memory:, a file path, or postgres://user@host:5432/db (postgresql:// too)';
+
+/**
+ * Refuse a URL of a database CrowdCompute has no driver for (`mysql://…`), which would otherwise
+ * be taken for a SQLite file path. Only the scheme is quoted: the rest may hold a password.
+ */
+function checkScheme(url: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  if (scheme === undefined || /^postgres(ql)?$/.test(scheme)) return;
+  const lower = scheme.toLowerCase();
+  const hint = lower === 'sqlite' ? '; for a SQLite file write sqlite:<file> (sqlite:./crowdcompute.db, sqlite:/var/lib/crowdcompute.db)'
+    : /^postgres(ql)?$/.test(lower) ? `; write the scheme in lower case (${lower}://)` : '';
+  throw new Error(`the database URL starts with ${scheme}://, which CrowdCompute cannot open; it takes ${ACCEPTED_FORMS}${hint}`);
+}
+
 /**
  * A database URL in the one form that names it everywhere (the local credentials file, logs):
- * SQLite paths made absolute; null for a throwaway in-memory store.
+ * SQLite paths made absolute; null for a throwaway in-memory store. A URL with a scheme other
+ * than postgres:// or postgresql:// (`mysql://…`) is refused with the forms that are accepted.
  */
 export function canonicalDatabaseUrl(url: string): string | null {
+  checkScheme(url);
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return url;
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
   return path === ':memory:' ? null : `sqlite:${resolve(path)}`;
@@ -28,8 +46,10 @@ export function canonicalDatabaseUrl(url: string): string | null {
  * Open the store a database URL names and bring its schema up to date:
  * `sqlite:./crowdcompute.db`, `sqlite::memory:` or a bare file path for the embedded driver;
  * `postgres://user@host:5432/db[?schema=name]` for PostgreSQL (several foremen may share it).
+ * Any other `<scheme>://` is refused.
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  checkScheme(url);
   let store: Store;
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded only when used: a SQLite-only install never touches pg.

@@ -175,8 +175,8 @@ export class Client {
     }
   }
 
-  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    let lastErr: Error | null = null;
+  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const unreachable: string[] = [];
     for (let i = 0; i < this.httpBases.length; i++) {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
       let res: Response;
@@ -185,23 +185,45 @@ export class Client {
           method,
           headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          ...(signal ? { signal } : {}),
         };
         res = this.agent ? await fetchWithAgent(`${base}${path}`, { ...init, dispatcher: this.agent }) as unknown as Response : await fetch(`${base}${path}`, init);
       } catch (err) {
-        lastErr = err as Error;
+        unreachable.push(whyUnreachable(base, err));
         continue;
       }
       this.httpIndex = (this.httpIndex + i) % this.httpBases.length;
       const text = await res.text();
-      const data = text ? JSON.parse(text) : null;
-      if (!res.ok) {
-        const wire: WireError = typeof data?.code === 'string' && typeof data?.message === 'string'
-          ? data : { code: 'CC_ERR_INTERNAL', message: `${method} ${path}: HTTP ${res.status}` };
-        throw CrowdComputeError.fromWire(wire, { status: res.status });
+      let data: any;
+      try {
+        data = text ? JSON.parse(text) : null;
+      } catch {
+        data = undefined;
       }
+      // A foreman answers in JSON, and its errors carry a code: anything else is another server
+      // (a wrong port, a web server, a proxy's error page), which is said as such.
+      const isWireError = typeof data?.code === 'string' && typeof data?.message === 'string';
+      if (data === undefined || (!res.ok && !isWireError)) {
+        throw new CrowdComputeError('CC_ERR_CONNECTION', notAForeman(base, `${method} ${path}`, res, data), { status: res.status });
+      }
+      if (!res.ok) throw CrowdComputeError.fromWire(data as WireError, { status: res.status });
       return data as T;
     }
-    throw new CrowdComputeError('CC_ERR_CONNECTION', `cannot reach the foreman at ${this.httpBases.join(', ')}: ${lastErr?.message ?? 'no answer'}`);
+    throw new CrowdComputeError('CC_ERR_CONNECTION', `cannot reach the foreman ${unreachable.join('; ')}`);
+  }
+
+  /**
+   * Why the WebSocket did not open within the connect timeout, asked of the REST API: its
+   * answer names what is wrong (nothing listening, a host name that does not resolve, a server
+   * that is not a foreman, a refused API key); else the plain timeout.
+   */
+  private async whyNoConnection(): Promise<CrowdComputeError> {
+    try {
+      await this.httpOnce('GET', '/api/stats', undefined, AbortSignal.timeout(Math.min(5_000, Math.max(3_000, this.o.connectTimeoutMs))));
+    } catch (err) {
+      if (err instanceof CrowdComputeError && (err.code === 'CC_ERR_CONNECTION' || err.code === 'CC_ERR_UNAUTHORIZED')) return err;
+    }
+    return new CrowdComputeError('CC_ERR_CONNECTION', `no connection to the foreman at ${this.httpBases.join(', ')} within ${this.o.connectTimeoutMs} ms`);
   }
 
   /** One job. */
@@ -306,7 +328,7 @@ export class Client {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.openWaiters = this.openWaiters.filter((w) => w.timer !== timer);
-        reject(new CrowdComputeError('CC_ERR_CONNECTION', `no connection to the foreman at ${this.httpBases.join(', ')} within ${this.o.connectTimeoutMs} ms`));
+        void this.whyNoConnection().then(reject);
       }, this.o.connectTimeoutMs);
       this.openWaiters.push({ resolve, reject, timer });
     });
@@ -387,4 +409,36 @@ export class Client {
     await this.link?.stop();
     await this.agent?.close();
   }
+}
+
+/** Why a request to `base` got no answer, in words: `at <base>: nothing answers there (connection refused)`. */
+function whyUnreachable(base: string, err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string; errors?: { code?: string }[] } };
+  const cause = e.cause ?? (e as NonNullable<typeof e.cause>);
+  const code = cause.code ?? cause.errors?.[0]?.code ?? '';
+  let host = base;
+  try { host = new URL(base).hostname; } catch { /* not a URL: the whole text is named */ }
+  let why: string;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') why = 'no answer in time';
+  else if (code === 'ECONNREFUSED') why = 'nothing answers there (connection refused)';
+  else if (code === 'ENOTFOUND' || code === 'EAI_NONAME' || code === 'EAI_NODATA' || code === 'EAI_FAIL') why = `the host name ${host} does not resolve`;
+  else if (code === 'EAI_AGAIN') why = `the host name ${host} could not be resolved (the name server did not answer)`;
+  else if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') why = 'the connection attempt timed out';
+  else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = `the host cannot be reached from here (${code})`;
+  else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = `the connection was closed without an answer${base.startsWith('http:') ? ' (is it an https:// server?)' : ''}`;
+  else if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) why = `its TLS certificate is not trusted (${cause.message ?? code}); trust a private CA with the ca option (--ca on the command line)`;
+  else if (code.startsWith('ERR_SSL_') || code === 'EPROTO') why = `the TLS handshake failed (${cause.message ?? code}); is it an http:// server?`;
+  else if (cause.message === 'bad port') why = 'fetch refuses to connect to that port (one of the ports browsers block); use another';
+  else why = cause.message ?? e.message ?? String(err);
+  return `at ${base}: ${why}`;
+}
+
+/** `<base> answered but is not a CrowdCompute foreman (GET /api/stats: 404 Not Found)`. */
+function notAForeman(base: string, request: string, res: Response, data: unknown): string {
+  const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+  const type = res.headers.get('content-type') ?? '';
+  const body = data === undefined
+    ? (type.includes('html') ? ', an HTML page instead of JSON' : ', not JSON')
+    : typeof (data as { message?: unknown } | null)?.message === 'string' ? `: ${(data as { message: string }).message}` : '';
+  return `${base} answered but is not a CrowdCompute foreman (${request}: ${status}${body})`;
 }

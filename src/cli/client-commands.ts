@@ -1,10 +1,11 @@
-import { writeFileSync, readFileSync } from 'node:fs';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
-import { PRIORITIES, type Priority } from '../protocol/index.ts';
+import { PRIORITIES, type JobResultsView, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
 import { parseDuration, parseIntArg, parseJsonArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
+import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, tasksTable, workersTable } from './views.ts';
 
 type Sdk = typeof import('../client/index.ts');
 
@@ -13,6 +14,7 @@ type Sdk = typeof import('../client/index.ts');
  * loaded only when a command runs, which keeps `--help` fast.
  */
 async function withClient(o: { foreman: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+  checkForemanUrls(o.foreman);
   const sdk = await import('../client/index.ts');
   const client = new sdk.Client({ url: o.foreman, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
   try {
@@ -22,8 +24,21 @@ async function withClient(o: { foreman: string; apiKey?: string; ca?: string; co
   }
 }
 
+/**
+ * A foreman URL needs its scheme: `localhost:8000` would otherwise be read as a URL of scheme
+ * `localhost:`. The error shows the URL as it should be written.
+ */
+function checkForemanUrls(value: string): void {
+  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new Error('--foreman is empty: give the foreman\'s URL, e.g. http://localhost:8000');
+  if (urls.every((u) => /^(https?|wss?):\/\//i.test(u))) return;
+  const fixed = urls.map((u) => (/^(https?|wss?):\/\//i.test(u) ? u : `http://${u.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}`)).join(',');
+  const wrong = urls.find((u) => !/^(https?|wss?):\/\//i.test(u))!;
+  throw new Error(`the foreman URL ${wrong} needs http:// or https:// in front: --foreman ${fixed}`);
+}
+
 const foremanOption = (cmd: Command) => cmd
-  .option('--foreman <url>', 'foreman HTTP URL(s), comma-separated (env CROWDCOMPUTE_URL)', process.env.CROWDCOMPUTE_URL ?? 'http://localhost:8000')
+  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000'))
   .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
   .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
   .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')
@@ -36,7 +51,10 @@ function priorityArg(v: string): Priority {
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 
-/** The client commands: map, submit, jobs, job, cancel. */
+/** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
+const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
+
+/** The client commands: map, submit, jobs, job, workers, stats, cancel. */
 export function clientCommands(program: Command): void {
   foremanOption(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
@@ -49,9 +67,11 @@ export function clientCommands(program: Command): void {
     .option('--timeout <ms>', 'per-task timeout', parseIntArg)
     .option('--max-attempts <n>', 'attempts per task', parseIntArg))
     .action(async (modulePath: string, inputsPath: string, o) => {
-      const mod = await loadModule(modulePath);
+      checkForemanUrls(o.foreman);
+      const mod = await loadModule(modulePath, 'map module');
       const fn = o.export ? mod[o.export] : mod.default;
-      if (typeof fn !== 'function') throw new Error(`${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
+      if (typeof fn !== 'function') throw new Error(`map module ${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
+      if (!existsSync(inputsPath)) throw new Error(`inputs file ${inputsPath} does not exist`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
       await withClient(o, async (client) => {
@@ -61,10 +81,15 @@ export function clientCommands(program: Command): void {
           name: `${modulePath} over ${args.length}`,
         });
         const bar = new ProgressBar(`job ${job.id.slice(0, 8)}`);
-        job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, p.counts.failed ? `${p.counts.failed} failed` : ''));
-        const outcome = await job.outcome();
-        bar.update(outcome.counts.total, outcome.counts.total);
-        bar.done(`job ${job.id} ${outcome.state}: ${args.length} arguments, ${outcome.counts.total} tasks`);
+        job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
+        let outcome;
+        try {
+          outcome = await job.outcome();
+        } finally {
+          // The last line keeps the failures: it is drawn with the final counts.
+          if (outcome) bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
+          bar.done(outcome ? `job ${job.id} ${outcome.state}: ${args.length} arguments, ${outcome.counts.total} tasks` : '');
+        }
         const text = `${JSON.stringify(outcome.results)}\n`;
         if (o.out) writeFileSync(o.out, text); else process.stdout.write(text);
         if (outcome.state !== 'completed') {
@@ -101,40 +126,78 @@ export function clientCommands(program: Command): void {
     });
 
   foremanOption(program.command('jobs')
-    .description('List jobs, newest first')
+    .description('List jobs, newest first: a table of id, name (else task type or function), state, progress, tasks and age')
     .option('--status <status>', 'queued, running, completed, failed or cancelled')
     .option('--limit <n>', 'how many', parseIntArg, 20)
-    .option('--json', 'print JSON'))
+    .option('--json', 'print the jobs as the REST API has them (GET /api/jobs)'))
     .action(async (o) => {
       await withClient(o, async (client) => {
         const jobs = await client.listJobs({ ...(o.status ? { status: o.status } : {}), limit: o.limit });
-        if (o.json) { print(jobs); return; }
-        for (const j of jobs) {
-          process.stdout.write(`${j.id}  ${j.kind.padEnd(5)}  ${j.status.padEnd(9)}  ${String(j.completedTasks).padStart(6)}/${String(j.totalTasks).padEnd(6)} ${j.failedTasks ? `${j.failedTasks} failed  ` : ''}${j.createdAt}  ${j.name ?? ''}\n`);
-        }
-        if (jobs.length === 0) process.stdout.write('no jobs\n');
+        if (o.json) { print(jobs.map(snakeKeys)); return; }
+        process.stdout.write(jobsTable(jobs));
       });
     });
 
   foremanOption(program.command('job')
-    .description('Show one job; --tasks lists its tasks, --results prints its ordered results, --wait waits for it')
+    .description('Show one job: what it runs, its state and progress, when it was created, started and finished; --tasks lists its tasks, --results prints its ordered results, --wait waits for it')
     .argument('<id>', 'job id')
-    .option('--tasks', 'include its tasks')
+    .option('--tasks', 'include its tasks (index, id, type, state, attempt, worker, error)')
     .option('--results', 'include its ordered results and failures')
-    .option('--wait', 'wait for the job to finish, with a progress bar'))
+    .option('--wait', 'wait for the job to finish, with a progress bar on stderr')
+    .option('--json', 'print { job, tasks?, outcome? } as the REST API has them (GET /api/jobs/{id}, …/tasks, …/results)'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${id.slice(0, 8)}`);
-          h.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total));
-          await h.outcome();
-          bar.done();
+          h.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
+          let outcome;
+          try {
+            outcome = await h.outcome();
+          } finally {
+            if (outcome) bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
+            bar.done();
+          }
         }
-        const out: Record<string, unknown> = { job: await client.getJob(id) };
-        if (o.tasks) out.tasks = await client.getJobTasks(id);
-        if (o.results) out.outcome = await client.getJobOutcome(id);
-        print(out);
+        const job = await client.getJob(id);
+        const tasks = o.tasks ? await client.getJobTasks(id) : undefined;
+        let results: JobResultsView | undefined;
+        if (o.results) {
+          const r = await client.getJobOutcome(id);
+          results = { job_id: r.jobId, status: r.state, results: r.results, failures: r.failures.map((f) => ({ task_id: f.taskId, index: f.index, status: f.status as JobResultsView['failures'][number]['status'], error: f.error })) };
+        }
+        if (o.json) {
+          print({ job: snakeKeys(job), ...(tasks ? { tasks: tasks.map(snakeKeys) } : {}), ...(results ? { outcome: results } : {}) });
+          return;
+        }
+        process.stdout.write(jobSummary(job));
+        if (tasks) {
+          process.stdout.write(`\ntasks${tasks.length < job.totalTasks ? ` (the first ${tasks.length} of ${job.totalTasks})` : ''}:\n`);
+          process.stdout.write(tasksTable(tasks));
+        }
+        if (results) process.stdout.write(`\n${resultsText(results)}`);
+      });
+    });
+
+  foremanOption(program.command('workers')
+    .description('List the workers the foreman knows: status, running tasks of capacity, handler patterns, whether they run shipped code, their foreman, tasks done and failed, when last seen')
+    .option('--json', 'print the workers as the REST API has them (GET /api/workers)'))
+    .action(async (o) => {
+      await withClient(o, async (client) => {
+        const workers = await client.workers();
+        if (o.json) { print(workers); return; }
+        process.stdout.write(workersTable(workers));
+      });
+    });
+
+  foremanOption(program.command('stats')
+    .description('Show the foreman\'s statistics: workers, jobs and tasks per state, retention and pruning, the database\'s size')
+    .option('--json', 'print them as the REST API has them (GET /api/stats)'))
+    .action(async (o) => {
+      await withClient(o, async (client) => {
+        const stats = await client.stats();
+        if (o.json) { print(stats); return; }
+        process.stdout.write(statsSummary(stats));
       });
     });
 

@@ -1,10 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { SCOPES } from '../protocol/index.ts';
 import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
 
 const databaseOption = (cmd: Command) => cmd
-  .option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://… (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+  // The environment variable is named, never its value, in --help: it may hold a password.
+  .addOption(new Option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://…').env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
   .option('--secret-file <path>', 'file holding the deployment\'s secret (env CROWDCOMPUTE_SECRET; default: the local credentials file)');
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parseIntArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
@@ -32,7 +32,8 @@ export function demoCommand(program: Command): void {
   program.command('demo')
     .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C')
     .option('-p, --port <port>', 'foreman port; workers\' status servers take the next two', parseIntArg, 8000)
-    .option('-d, --database <url>', 'store', process.env.CROWDCOMPUTE_DATABASE ?? 'sqlite:./crowdcompute.db')
+    // The environment variable is named, never its value, in --help: it may hold a password.
+    .addOption(new Option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://…').env('CROWDCOMPUTE_DATABASE').default('sqlite:./crowdcompute.db'))
     .option('-w, --workers <n>', 'local worker processes', parseIntArg, 2)
     .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', parseIntArg, 200)
     .option('--exit', 'stop after printing the result instead of serving until Ctrl-C')

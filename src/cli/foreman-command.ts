@@ -32,7 +32,9 @@ export function foremanCommand(program: Command): void {
     .description('Start a foreman: REST API, WebSocket endpoint (/ws) for workers and clients, status page; on SQLite, or on PostgreSQL shared with other foremen')
     .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', parseIntArg, FOREMAN_DEFAULTS.port)
     .option('--host <host>', 'interface to listen on', FOREMAN_DEFAULTS.host)
-    .option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name] (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+    // The environment variable is named, never its value, in --help: it may hold a password.
+    .addOption(new Option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name]')
+      .env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
     .option('--id <foremanId>', 'this foreman\'s id (default: random)');
   for (const t of TUNING) {
     const value = FOREMAN_DEFAULTS[t.key] as number;

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import ms from 'ms';
 import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
 import { parseDuration } from './parse-args.ts';
@@ -11,7 +11,8 @@ import { parseDuration } from './parse-args.ts';
 export function pruneCommand(program: Command): void {
   program.command('prune')
     .description('Delete finished jobs with their tasks, results and attempt history: those past their retention, or with --older-than, all that finished longer ago than that')
-    .option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://… (env CROWDCOMPUTE_DATABASE)', process.env.CROWDCOMPUTE_DATABASE ?? FOREMAN_DEFAULTS.database)
+    // The environment variable is named, never its value, in --help: it may hold a password.
+    .addOption(new Option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://…').env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
     .option('--older-than <duration>', 'prune every job that finished longer ago than this (e.g. 1d, 6h, 0s for all finished jobs), whatever its retention', parseDuration)
     .option('--json', 'print the outcome as JSON')
     .action(async (o: { database: string; olderThan?: number; json?: boolean }) => {

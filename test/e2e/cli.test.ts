@@ -1,0 +1,266 @@
+/**
+ * The command line as a user meets it, run as a child process: tables and summaries of jobs,
+ * workers and statistics, `--json` in the REST API's field names, errors that say what went
+ * wrong in one line, `--help` that never shows a secret from the environment, and a progress
+ * bar whose last line keeps its failures.
+ */
+import { before, after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Worker } from '../../src/worker/index.ts';
+import { Client, JobFailedError } from '../../src/client/index.ts';
+import { freePort, startTestForeman, type TestForeman } from '../../src/testing/index.ts';
+
+const run = promisify(execFile);
+const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+
+interface Ran { code: number; stdout: string; stderr: string }
+
+/** Run the CLI; a failure is returned (with its exit code), not thrown. */
+async function cli(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Ran> {
+  try {
+    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, timeout: 90_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: unknown; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** The command fails with exit code 1 and one line, `crowdcompute: <message>`, that matches. */
+async function failsWith(args: string[], message: RegExp, options: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
+  const r = await cli(args, options);
+  assert.equal(r.code, 1, `exit code of crowdcompute ${args.join(' ')}; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
+  assert.match(lines[0], /^crowdcompute: /);
+  assert.match(lines[0], message);
+  return lines[0];
+}
+
+let foreman: TestForeman;
+let worker: Worker;
+let client: Client;
+let dir: string;
+let completedJob: string;
+let failedJob: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cc-cli-test-'));
+  foreman = await startTestForeman();
+  worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'cli-test-worker', maxConcurrentTasks: 4, allowCode: true, logLevel: 'silent' })
+    .handle('math.add', async (t) => { const { a, b } = t.input as { a: number; b: number }; return { result: a + b }; })
+    .handle('always.fails', async () => { throw new Error('this task fails on purpose'); });
+  await worker.start();
+  client = new Client({ url: foreman.url });
+  const add = await client.submit('math.add', { a: 40, b: 2 });
+  await add.result();
+  completedJob = add.jobId;
+  const fails = await client.submit('always.fails', {}, { maxAttempts: 1 });
+  await assert.rejects(fails.result(), JobFailedError);
+  failedJob = fails.jobId;
+});
+
+after(async () => {
+  await client?.close();
+  await worker?.stop();
+  await foreman?.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------- readable output
+
+test('jobs: a table with a header, full ids, name or task type, state, progress with failures, tasks and age', async () => {
+  const r = await cli(['jobs', '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^ID\s+NAME\s+STATE\s+PROGRESS\s+TASKS\s+AGE$/);
+  const done = lines.find((l) => l.startsWith(completedJob));
+  assert.ok(done, `a row starts with the full id ${completedJob}:\n${r.stdout}`);
+  assert.match(done, /\s+math\.add\s+completed\s+100%\s+1\s+(just now|\d+ \w+ ago)$/);
+  const failed = lines.find((l) => l.startsWith(failedJob));
+  assert.match(failed ?? '', /\s+always\.fails\s+failed\s+100%, 1 failed\s+1\s+/);
+});
+
+test('jobs --json: the REST API\'s objects, snake_case', async () => {
+  const r = await cli(['jobs', '--foreman', foreman.url, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const jobs = JSON.parse(r.stdout) as Record<string, unknown>[];
+  const job = jobs.find((j) => j.id === completedJob)!;
+  assert.equal(job.job_id, completedJob);
+  assert.equal(job.total_tasks, 1);
+  assert.equal(job.completed_tasks, 1);
+  assert.equal(typeof job.created_at, 'string');
+  assert.ok(!('totalTasks' in job) && !('createdAt' in job), 'no camelCase keys');
+});
+
+test('job <id>: a summary; --tasks adds a table of tasks, --results the results and failures', async () => {
+  const r = await cli(['job', failedJob, '--foreman', foreman.url, '--tasks', '--results']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = r.stdout;
+  assert.match(out, new RegExp(`^job ${failedJob}$`, 'm'));
+  assert.match(out, /^\s+kind\s+tasks \(type always\.fails\)/m);
+  assert.match(out, /^\s+state\s+failed$/m);
+  assert.match(out, /^\s+progress\s+100%: 1 of 1 tasks finished \(0 completed, 1 failed\)$/m);
+  assert.match(out, /^\s+created\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \((just now|\d+ \w+ ago)\)$/m);
+  assert.match(out, /^\s+started\s+\d{4}-/m);
+  assert.match(out, /^\s+completed\s+\d{4}-/m);
+  assert.match(out, /^\s+priority\s+normal$/m);
+  assert.match(out, /^\s+attempts\s+up to 1 per task$/m);
+  assert.match(out, /^INDEX\s+ID\s+TYPE\s+STATE\s+ATTEMPT\s+WORKER\s+ERROR$/m);
+  assert.match(out, new RegExp(`^0\\s+${failedJob}\\.0\\s+always\\.fails\\s+failed\\s+1/1\\s+cli-test-worker\\s+.*this task fails on purpose`, 'm'));
+  assert.match(out, /^results \(1, in order\): \[null\]$/m);
+  assert.match(out, new RegExp(`task ${failedJob}\\.0 \\(index 0\\) failed: .*this task fails on purpose`));
+});
+
+test('job <id> --json: { job, tasks, outcome } in the REST API\'s field names', async () => {
+  const r = await cli(['job', completedJob, '--foreman', foreman.url, '--json', '--tasks', '--results']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.job.id, completedJob);
+  assert.equal(out.job.total_tasks, 1);
+  assert.equal(out.job.status, 'completed');
+  assert.ok('completed_at' in out.job && 'max_attempts' in out.job && !('totalTasks' in out.job));
+  assert.equal(out.tasks[0].task_id, `${completedJob}.0`);
+  assert.equal(out.tasks[0].worker_id, 'cli-test-worker');
+  assert.deepEqual(out.outcome, { job_id: completedJob, status: 'completed', results: [{ result: 42 }], failures: [] });
+});
+
+test('workers: a table of the workers; --json as the REST API has them', async () => {
+  const r = await cli(['workers', '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^ID\s+STATUS\s+RUNNING\s+PATTERNS\s+CODE\s+FOREMAN\s+DONE\s+FAILED\s+LAST SEEN$/);
+  const row = lines.find((l) => l.startsWith('cli-test-worker'));
+  assert.match(row ?? '', new RegExp(`^cli-test-worker\\s+online\\s+\\d+/4\\s+(math\\.add, always\\.fails|always\\.fails, math\\.add)\\s+allowed\\s+${foreman.id}\\s+\\d+\\s+\\d+\\s+(just now|\\d+ \\w+ ago)$`));
+  const json = await cli(['workers', '--foreman', foreman.url, '--json']);
+  const w = (JSON.parse(json.stdout) as Record<string, unknown>[]).find((x) => x.worker_id === 'cli-test-worker')!;
+  assert.equal(w.status, 'online');
+  assert.equal(w.capacity, 4);
+  assert.equal(w.allow_code, true);
+});
+
+test('stats: workers, jobs and tasks per state, retention and the database; --json as the REST API has them', async () => {
+  const r = await cli(['stats', '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^workers\s+1 online, \d+ offline; \d+ tasks running on 1 connected workers with 4 slots$/m);
+  assert.match(r.stdout, /^jobs\s+\d+ \(.*\d+ completed.*\d+ failed.*\)$/m);
+  assert.match(r.stdout, /^tasks\s+\d+ \(/m);
+  assert.match(r.stdout, /^retention\s+finished jobs are kept 7 days unless they say otherwise$/m);
+  assert.match(r.stdout, /^retained\s+\d+ finished jobs, \d+ of their tasks$/m);
+  assert.match(r.stdout, /^pruned\s+0 jobs, 0 tasks since the database was made$/m);
+  assert.match(r.stdout, /^database\s+[\d.]+ (B|KiB|MiB|GiB)$/m);
+  assert.match(r.stdout, /^uptime\s+/m);
+  const json = JSON.parse((await cli(['stats', '--foreman', foreman.url, '--json'])).stdout);
+  assert.equal(json.retention.default_seconds, 7 * 24 * 3600);
+  assert.equal(json.workers.online, 1);
+});
+
+test('map: the progress bar\'s last line keeps "N failed", and the failure is named', async () => {
+  const module = join(dir, 'half.ts');
+  writeFileSync(module, 'export default function half(x: number) { if (x === 3) throw new Error("three is odd"); return x / 2; }\n');
+  const inputs = join(dir, 'inputs.json');
+  writeFileSync(inputs, JSON.stringify([2, 4, 3, 8]));
+  const r = await cli(['map', module, inputs, '--foreman', foreman.url, '--chunk-size', '1', '--max-attempts', '1']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout.trim(), '[1,2,null,4]');
+  const bar = r.stderr.split('\n').filter((l) => /^job [0-9a-f]{8} \d+%/.test(l));
+  assert.ok(bar.length >= 1, r.stderr);
+  assert.match(bar.at(-1)!, /^job [0-9a-f]{8} 100% \(4\/4\) \d+\.\ds 1 failed$/);
+  assert.match(r.stderr, /task \S+ \(from argument 2\): .*three is odd/);
+});
+
+// ---------------------------------------------------------------- errors
+
+test('connection refused: the URL tried, and that nothing answers there', async () => {
+  const url = `http://127.0.0.1:${await freePort()}`;
+  await failsWith(['jobs', '--foreman', url], new RegExp(`cannot reach the foreman at ${url.replaceAll('.', '\\.')}: nothing answers there \\(connection refused\\)`));
+});
+
+test('a host name that does not resolve: the URL tried, and the name', async () => {
+  await failsWith(['stats', '--foreman', 'http://no-such-host.invalid:8000'],
+    /cannot reach the foreman at http:\/\/no-such-host\.invalid:8000: the host name no-such-host\.invalid (does not resolve|could not be resolved)/);
+});
+
+test('a --foreman URL without a scheme: it needs http:// or https://, and the corrected URL', async () => {
+  await failsWith(['jobs', '--foreman', 'localhost:8000'], /localhost:8000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/localhost:8000$/);
+  await failsWith(['workers'], /foreman\.internal:9000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/foreman\.internal:9000$/, { env: { CROWDCOMPUTE_URL: 'foreman.internal:9000' } });
+});
+
+test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {
+  const server: Server = createServer((_req, res) => { res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>'); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    const esc = url.replaceAll('.', '\\.');
+    await failsWith(['stats', '--foreman', url], new RegExp(`${esc} answered but is not a CrowdCompute foreman \\(GET /api/stats: 404 Not Found`));
+    await failsWith(['jobs', '--foreman', url], new RegExp(`${esc} answered but is not a CrowdCompute foreman \\(GET /api/jobs\\S*: 404 Not Found`));
+    // Submissions travel over the WebSocket; when it does not open, the REST API is asked why.
+    await failsWith(['submit', 'math.add', '{}', '--foreman', url, '--connect-timeout', '1s'], new RegExp(`${esc} answered but is not a CrowdCompute foreman`));
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a map module that throws while loading: its file and the error', async () => {
+  const module = join(dir, 'broken.ts');
+  writeFileSync(module, 'throw new Error("broken on purpose");\nexport default function f(x: number) { return x; }\n');
+  const inputs = join(dir, 'one.json');
+  writeFileSync(inputs, '[1]');
+  await failsWith(['map', module, inputs, '--foreman', foreman.url], /map module \S*broken\.ts failed to load: broken on purpose$/);
+});
+
+test('a map module that does not exist: its path', async () => {
+  const inputs = join(dir, 'one.json');
+  writeFileSync(inputs, '[1]');
+  await failsWith(['map', join(dir, 'missing.ts'), inputs, '--foreman', foreman.url], /map module \S*missing\.ts does not exist/);
+});
+
+test('--database with a scheme CrowdCompute has no driver for is refused, with the accepted forms, by every command that opens it', async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'cc-cli-db-'));
+  try {
+    const url = 'mysql://admin:hunter2-secret@db.internal/cc';
+    const accepted = /mysql:\/\/, which CrowdCompute cannot open; it takes sqlite:<file>, sqlite::memory:, a file path, or postgres:\/\//;
+    for (const args of [['key', 'list'], ['token', 'list'], ['prune'], ['foreman', '--port', '0', '--host', '127.0.0.1']]) {
+      const line = await failsWith([...args, '--database', url], accepted, { cwd });
+      assert.ok(!line.includes('hunter2'), `the password is not repeated: ${line}`);
+    }
+    const line = await failsWith(['key', 'list'], accepted, { cwd, env: { CROWDCOMPUTE_DATABASE: url } });
+    assert.ok(!line.includes('hunter2'));
+    assert.deepEqual(readdirSync(cwd), [], 'no SQLite file named after the URL was made');
+    assert.ok(!existsSync(join(cwd, 'mysql:')));
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- help
+
+test('--help names the environment variables but never shows their values', async () => {
+  const secret = 's3cret-Pa55word';
+  const env = {
+    CROWDCOMPUTE_DATABASE: `postgres://cc:${secret}@db.internal:5432/cc`,
+    CROWDCOMPUTE_URL: `https://user:${secret}@foreman.internal`,
+  };
+  for (const [cmd, variable] of [[['foreman'], 'CROWDCOMPUTE_DATABASE'], [['jobs'], 'CROWDCOMPUTE_URL'], [['map'], 'CROWDCOMPUTE_URL'],
+    [['key', 'create'], 'CROWDCOMPUTE_DATABASE'], [['token', 'list'], 'CROWDCOMPUTE_DATABASE'], [['prune'], 'CROWDCOMPUTE_DATABASE'], [['demo'], 'CROWDCOMPUTE_DATABASE']] as const) {
+    const r = await cli([...cmd, '--help'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(secret), `crowdcompute ${cmd.join(' ')} --help shows a value from the environment:\n${r.stdout}`);
+    assert.match(r.stdout, new RegExp(variable), `crowdcompute ${cmd.join(' ')} --help names ${variable}`);
+  }
+});
+
+test('jobs and stats still work when the foreman is given by CROWDCOMPUTE_URL', async () => {
+  const r = await cli(['jobs', '--limit', '1'], { env: { CROWDCOMPUTE_URL: foreman.url } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^ID\s+NAME/);
+  assert.match((await cli(['stats'], { env: { CROWDCOMPUTE_URL: foreman.url } })).stdout, /^retention\s+/m);
+});

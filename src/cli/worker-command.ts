@@ -37,7 +37,7 @@ export function workerCommand(program: Command): void {
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, D.sandboxMemoryMb)
     .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, D.sandboxTimeoutMs)
-    .option('--status-port <port>', 'status HTTP server port (GET /, /stats, /health, /metrics; POST /restart with the worker token); 0 = any', parseIntArg, D.statusPort)
+    .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', parseIntArg, D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
     .option('--no-status', 'do not start the status HTTP server')
     .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
@@ -74,6 +74,10 @@ export function workerCommand(program: Command): void {
       worker.on('stopped', () => { if (!stopping) process.exit(1); });
       worker.on('error', () => { /* logged by the worker; 'stopped' follows */ });
       await worker.start();
-      process.stderr.write(`worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${worker.statusPort ? `, status http://127.0.0.1:${worker.statusPort}` : ''})\n`);
+      // The port it really took: another worker on this machine may hold the one asked for.
+      const port = worker.statusPort;
+      const statusHost = ['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(o.statusHost) ? '127.0.0.1' : o.statusHost.includes(':') ? `[${o.statusHost}]` : o.statusHost;
+      const moved = port && o.statusPort !== 0 && port !== o.statusPort ? ` (${o.statusPort} was taken)` : '';
+      process.stderr.write(`worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${port ? `, status http://${statusHost}:${port}${moved}` : ''})\n`);
     });
 }

@@ -3,51 +3,103 @@ import { timingSafeEqual } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HostUsage } from '../host/host-usage.ts';
-import type { WorkerStats, WorkerStatus } from './runtime/worker-runtime.ts';
-import type { RunningTaskInfo } from './runtime/task-runner.ts';
+import { pageShell, registerUiAssets } from '../host/ui-assets.ts';
+import type { WorkerStatusSource } from './status/status-source.ts';
+import { prefersHtml } from './status/accept.ts';
+import { WorkerMetrics } from './status/worker-metrics.ts';
+import { LiveFeed } from './status/live-feed.ts';
+import { statusSnapshot } from './status/status-snapshot.ts';
 
-/** What the status server shows and can do: a worker, seen from outside. */
-export interface WorkerStatusSource {
-  readonly workerId: string;
-  readonly status: WorkerStatus;
-  readonly connected: boolean;
-  readonly runningTasks: RunningTaskInfo[];
-  readonly foremanUrl: string;
-  readonly capacity: number;
-  readonly allowCode: boolean;
-  readonly patterns: string[];
-  readonly stats: WorkerStats;
-  restart(): void;
-}
+export type { WorkerStatusSource } from './status/status-source.ts';
+
+/** When the port asked for is taken, how many following ports the status server tries. */
+export const STATUS_PORT_FALLBACKS = 20;
+
+/** Text for an HTML text node or attribute: the page's title is the only data in its shell. */
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * The worker's own HTTP server (default port 8001 from the CLI): `GET /` (who it is, what it
- * runs), `GET /stats`, `POST /restart` (drop and reopen the foreman connection), and
- * `GET /health` and `GET /metrics` with the fields task-service health checks read.
+ * runs, as JSON; to a browser, a live page fed by `/ws`), `GET /stats`, `POST /restart` (drop
+ * and reopen the foreman connection), `GET /health` and `GET /metrics` with the fields
+ * task-service health checks read, and `GET /metrics/prometheus`.
+ *
+ * When its port is taken (a second worker on the same machine), it takes the next free one of
+ * the {@link STATUS_PORT_FALLBACKS} after it; `port` says which.
  */
 export class WorkerStatusServer {
   private app: FastifyInstance | null = null;
+  private starting: Promise<void> | null = null;
   private readonly worker: WorkerStatusSource;
   private readonly options: { port: number; host: string; restartToken: string | null };
   private readonly usage = new HostUsage();
+  private readonly metrics: WorkerMetrics;
+  private readonly feed: LiveFeed;
   /** The port it listens on, once started. */
   port = 0;
+  /** Ports found taken before `port` (empty when it got the one asked for). */
+  readonly takenPorts: number[] = [];
 
   /** `restartToken`: POST /restart needs it as a bearer token; null turns POST /restart off. */
   constructor(worker: WorkerStatusSource, options: { port: number; host: string; restartToken: string | null }) {
     this.worker = worker;
     this.options = options;
+    this.metrics = new WorkerMetrics(worker);
+    // Its own CPU sampler: /health's measures between health checks, this one between pushes.
+    const feedUsage = new HostUsage();
+    this.feed = new LiveFeed(() => statusSnapshot(worker, feedUsage));
   }
 
-  /** Listen. Safe to call twice. */
-  async start(): Promise<void> {
-    if (this.app) return;
+  /** The prom-client registry behind `GET /metrics/prometheus`. */
+  get registry(): WorkerMetrics['registry'] { return this.metrics.registry; }
+
+  /**
+   * Listen on the port asked for or, when it is taken, on the first free one of the next
+   * {@link STATUS_PORT_FALLBACKS}. Port 0 takes any free port. Safe to call twice; a server
+   * once stopped stays stopped (a worker is not started twice either).
+   */
+  start(): Promise<void> {
+    this.starting ??= this.listen();
+    return this.starting;
+  }
+
+  private async listen(): Promise<void> {
+    const { port: wanted, host } = this.options;
+    const last = wanted === 0 ? 0 : Math.min(65535, wanted + STATUS_PORT_FALLBACKS);
+    for (let port = wanted; ; port++) {
+      const app = await this.build();
+      try {
+        await app.listen({ port, host });
+        this.app = app;
+        this.port = (app.server.address() as AddressInfo).port;
+        return;
+      } catch (err) {
+        await app.close().catch(() => undefined);
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        this.takenPorts.push(port);
+        if (port >= last) {
+          const which = wanted === last ? `port ${wanted}` : `ports ${wanted} to ${last}`;
+          throw new Error(`worker status server: ${which} on ${host} ${wanted === last ? 'is' : 'are all'} in use; stop what holds them, choose another with --status-port <port> (statusPort; 0 = any free port), or turn the server off with --no-status (statusPort: false)`);
+        }
+      }
+    }
+  }
+
+  /** A Fastify instance with every route, not yet listening (one per port tried). */
+  private async build(): Promise<FastifyInstance> {
     const w = this.worker;
     const app = Fastify();
-    this.app = app;
     const seconds = (ms: number) => Math.round(ms) / 1000;
+    await registerUiAssets(app);
+    this.feed.attach(app.server);
 
-    app.get('/', async () => {
+    app.get('/', async (req, reply) => {
+      // Browsers get the page, everyone else the JSON they always got; caches must keep both.
+      reply.header('vary', 'Accept');
+      if (prefersHtml(req.headers.accept)) {
+        reply.type('text/html; charset=utf-8');
+        return pageShell(escapeHtml(`CrowdCompute worker ${w.workerId}`), '/ui/worker.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">');
+      }
       const running = w.runningTasks;
       return {
         worker_id: w.workerId,
@@ -59,6 +111,9 @@ export class WorkerStatusServer {
         config: { max_concurrent_tasks: w.capacity, allow_code: w.allowCode, patterns: w.patterns },
       };
     });
+
+    // Browsers ask for one on every page; an empty answer keeps their consoles free of 404s.
+    app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
 
     app.get('/stats', async () => {
       const s = w.stats;
@@ -109,6 +164,11 @@ export class WorkerStatusServer {
       };
     });
 
+    app.get('/metrics/prometheus', async (_req, reply) => {
+      reply.type(this.metrics.contentType);
+      return this.metrics.text();
+    });
+
     app.get('/metrics', async () => {
       const s = w.stats;
       const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
@@ -123,14 +183,16 @@ export class WorkerStatusServer {
       };
     });
 
-    await app.listen({ port: this.options.port, host: this.options.host });
-    this.port = (app.server.address() as AddressInfo).port;
+    return app;
   }
 
-  /** Stop listening. Safe to call twice. */
+  /** Stop listening (closing the page's live connections). Safe to call twice. */
   async stop(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     const app = this.app;
     this.app = null;
+    this.feed.close();
+    this.metrics.close();
     await app?.close();
   }
 }

@@ -29,7 +29,11 @@ export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | '
   allowCode?: boolean;
   /** Sandbox limits for shipped code. */
   sandbox?: Partial<SandboxOptions>;
-  /** Port of the status HTTP server (GET /, /stats, /health, /metrics; POST /restart); false = none. Default false. */
+  /**
+   * Port of the status HTTP server (GET / as JSON or, to a browser, a live page; /stats, /health,
+   * /metrics, /metrics/prometheus; POST /restart); false = none. Default false. When it is taken,
+   * the next free one of the 20 after it is used ({@link Worker.statusPort} says which); 0 = any.
+   */
   statusPort?: number | false;
   /** Interface of the status server. Default 127.0.0.1 (this machine only). */
   statusHost?: string;
@@ -80,13 +84,18 @@ export class Worker extends WorkerRuntime {
     this.restartToken = token;
   }
 
-  /** The status server's port (when enabled and started). */
+  /** The status server's port (when enabled and started): the one asked for, or the free one found after it. */
   get statusPort(): number | null { return this.statusServer?.port ?? null; }
 
   protected override async beforeStart(): Promise<void> {
     if (this.statusOptions.port === false) return;
     this.statusServer = new WorkerStatusServer(this, { port: this.statusOptions.port, host: this.statusOptions.host, restartToken: this.restartToken ?? null });
     await this.statusServer.start();
+    const taken = this.statusServer.takenPorts;
+    if (taken.length > 0) {
+      const which = taken.length === 1 ? `port ${taken[0]} was` : `ports ${taken[0]} to ${taken[taken.length - 1]} were`;
+      this.log.warn({ requestedPort: this.statusOptions.port, port: this.statusServer.port }, `status server: ${which} taken; listening on ${this.statusServer.port} instead`);
+    }
   }
 
   protected override async afterStop(): Promise<void> {

@@ -31,6 +31,9 @@ interface Running {
   /** The ending a timeout or cancel decided, reported when the handler returns or its grace ends. */
   forced?: Ending;
   timer?: ReturnType<typeof setTimeout>;
+  /** The handler's last progress report, for status pages. */
+  progress?: number;
+  progressMessage?: string;
 }
 
 /** A task running on this worker, for status pages. */
@@ -40,6 +43,10 @@ export interface RunningTaskInfo {
   type: string;
   attempt: number;
   startedAt: number;
+  /** The handler's last `ctx.progress()` percent (0..100), if it reported any. */
+  progress?: number;
+  /** The message of that report, if it had one. */
+  progressMessage?: string;
 }
 
 /**
@@ -66,7 +73,11 @@ export class TaskRunner {
 
   /** What runs now, for status pages. */
   list(): RunningTaskInfo[] {
-    return [...this.running.values()].map((r) => ({ taskId: r.task.taskId, jobId: r.task.jobId, type: r.task.type, attempt: r.task.attempt, startedAt: r.startedAt }));
+    return [...this.running.values()].map((r) => ({
+      taskId: r.task.taskId, jobId: r.task.jobId, type: r.task.type, attempt: r.task.attempt, startedAt: r.startedAt,
+      ...(r.progress !== undefined ? { progress: r.progress } : {}),
+      ...(r.progressMessage !== undefined ? { progressMessage: r.progressMessage } : {}),
+    }));
   }
 
   /** Start a task (a repeated assignment of an attempt already running is ignored). */
@@ -148,7 +159,10 @@ export class TaskRunner {
       progress: (percent, message, data) => {
         if (r.settled) return;
         const p = Math.max(0, Math.min(100, Number(percent) || 0));
-        this.deps.progress(t, p, message !== undefined ? String(message).slice(0, 1000) : undefined, data);
+        const text = message !== undefined ? String(message).slice(0, 1000) : undefined;
+        r.progress = p;
+        r.progressMessage = text;
+        this.deps.progress(t, p, text, data);
       },
     };
     return entry.handler(info, ctx);

@@ -20,6 +20,7 @@ import { ResultOutbox } from './result-outbox.ts';
 import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
 import { WORKER_DEFAULTS } from './worker-defaults.ts';
 import { checkWorkerToken, signHello } from './hello-signature.ts';
+import { ConnectionHistory, Throughput } from './status-history.ts';
 
 /** How a worker runtime connects and runs. Every option but the URL and id has a default ({@link WORKER_DEFAULTS}). */
 export interface WorkerRuntimeOptions {
@@ -72,16 +73,31 @@ export interface WorkerStats {
 
 const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
 
+/** What a close code means, for a connection history that says why a connection ended (or never began). */
+function closeReason(code: number, reason: string, accepted: boolean): string {
+  if (reason) return reason;
+  switch (code) {
+    case 1000: return 'closed';
+    case 1001: return 'foreman going away';
+    case 1006: return accepted ? 'connection lost' : 'could not connect';
+    default: return `closed with code ${code}`;
+  }
+}
+
 /**
  * A worker, without its host: see the file's comment. Events: `connected`, `disconnected`,
- * `taskStarted`, `taskFinished`, `acked`, `foremanError`, `error` (reconnection gave up),
- * `stopped`.
+ * `taskStarted`, `taskFinished` (the outcome, then `{type, jobId}` of its task), `acked`,
+ * `foremanError`, `error` (reconnection gave up), `stopped`.
  */
 export class WorkerRuntime extends EventEmitter {
   /** This worker's id. */
   readonly workerId: string;
   /** What this worker has done since it started. */
   readonly stats: WorkerStats = { tasksCompleted: 0, tasksFailed: 0, tasksCancelled: 0, totalExecutionTimeMs: 0, startedAt: Date.now(), connects: 0 };
+  /** The last 20 connections, disconnections and failed attempts, and why (for status pages). */
+  readonly connectionHistory = new ConnectionHistory(20);
+  /** Tasks finished per 10 s over the last 15 minutes (for status pages). */
+  readonly throughput = new Throughput({ bucketMs: 10_000, buckets: 90 });
   /** The runtime's logger. */
   protected readonly logger: Log;
   private readonly handlers = new HandlerRegistry();
@@ -217,6 +233,7 @@ export class WorkerRuntime extends EventEmitter {
         if (this.outbox.size > 0 && this.link.connected) await this.outbox.waitAcknowledged(2_000);
       }
       this.stopHeartbeat();
+      if (this.connected) this.connectionHistory.add({ at: Date.now(), kind: 'stopped', url: this.link.currentUrl, reason: 'worker stopped' });
       await this.link.stop();
       this.code?.dispose();
       await this.afterStop();
@@ -257,6 +274,10 @@ export class WorkerRuntime extends EventEmitter {
 
   private onLinkClose(info: { code: number; reason: string; willReconnect: boolean }): void {
     const { willReconnect } = info;
+    this.connectionHistory.add({
+      at: Date.now(), kind: this.welcomed ? 'disconnected' : 'failed', url: this.link.currentUrl,
+      reason: closeReason(info.code, this.welcomed ? info.reason : (this.lastRefusal ?? info.reason), this.welcomed), code: info.code,
+    });
     this.welcomed = false;
     this.stopHeartbeat();
     if (this.state === 'connected') this.state = 'connecting';
@@ -277,6 +298,7 @@ export class WorkerRuntime extends EventEmitter {
 
   private onGiveUp(message: string): void {
     this.logger.error({}, message);
+    this.connectionHistory.add({ at: Date.now(), kind: 'gave_up', url: this.link.currentUrl, reason: message });
     const code = message.startsWith('CC_ERR_UNAUTHORIZED') ? 'CC_ERR_UNAUTHORIZED' : 'CC_ERR_CONNECTION';
     for (const w of this.startWaiters.splice(0)) w.reject(new CrowdComputeError(code, message));
     this.emit('error', new CrowdComputeError(code, message));
@@ -304,6 +326,7 @@ export class WorkerRuntime extends EventEmitter {
       case 'welcome': {
         this.welcomed = true;
         this.stats.connects++;
+        this.connectionHistory.add({ at: Date.now(), kind: 'connected', url: this.link.currentUrl, foremanId: msg.foremanId });
         this.maxPayloadBytes = msg.maxPayloadBytes;
         this.outbox.maxBatchBytes = Math.floor(msg.maxPayloadBytes / 2);
         if (this.state === 'connecting') this.state = 'connected';
@@ -370,8 +393,9 @@ export class WorkerRuntime extends EventEmitter {
     else if (o.status === 'failed') this.stats.tasksFailed++;
     else this.stats.tasksCancelled++;
     this.stats.totalExecutionTimeMs += durationMs;
+    this.throughput.record(o.status);
     if (o.status === 'failed') this.logger.warn({ taskId: task.taskId, jobId: task.jobId, type: task.type, attempt: task.attempt, error: o.error?.message }, 'task failed');
     this.outbox.add(o, bytes);
-    this.emit('taskFinished', o);
+    this.emit('taskFinished', o, { type: task.type, jobId: task.jobId });
   }
 }

@@ -3,15 +3,20 @@ import assert from 'node:assert/strict';
 import { TASK_STATES, TERMINAL_TASK_STATES } from '../protocol/index.ts';
 import { TASK_TRANSITIONS, afterFailure, afterLoss, canTake } from './task-transitions.ts';
 
-test('the state machine: every transition starts from a live state and ends in a known one', () => {
+test('the state machine: only a retry by hand leaves a terminal state, and only for failed or cancelled tasks', () => {
   for (const [name, t] of Object.entries(TASK_TRANSITIONS)) {
     assert.ok((TASK_STATES as readonly string[]).includes(t.to), `${name} ends in a known state`);
+    if (name === 'rerun') continue;
     for (const from of t.from) assert.ok(!TERMINAL_TASK_STATES.has(from), `${name} never leaves a terminal state`);
   }
-  // Every terminal state is reachable, and only cancel applies to a queued task.
+  // A completed result is never run again; a failed or cancelled task may be, by hand, from the queue.
+  assert.deepEqual([...TASK_TRANSITIONS.rerun.from].sort(), ['cancelled', 'failed']);
+  assert.equal(TASK_TRANSITIONS.rerun.to, 'queued');
+  // Every state is reachable; only claiming, cancelling and the queue deadline apply to a queued task.
   assert.deepEqual(new Set(Object.values(TASK_TRANSITIONS).map((t) => t.to)), new Set(TASK_STATES));
-  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('queued')).map(([n]) => n).sort(), ['cancel', 'claim']);
+  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('queued')).map(([n]) => n).sort(), ['cancel', 'claim', 'expire']);
   assert.ok(canTake('cancel', 'queued') && !canTake('complete', 'queued') && !canTake('cancel', 'completed'));
+  assert.ok(canTake('rerun', 'failed') && !canTake('rerun', 'completed') && !canTake('expire', 'running'));
 });
 
 test('a failure retries while attempts remain and the error is not permanent', () => {

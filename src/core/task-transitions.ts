@@ -29,6 +29,8 @@ export const TASK_TRANSITIONS = {
   requeue: { from: ['running'], to: 'queued', fenced: true, means: 'the worker went away, its lease expired, or it handed the task back' },
   abandon: { from: ['running'], to: 'failed', fenced: true, means: 'the task lost its worker too many times (CC_ERR_WORKER_LOST)' },
   cancel: { from: ['queued', 'running'], to: 'cancelled', fenced: false, means: 'the task or its job was cancelled' },
+  rerun: { from: ['failed', 'cancelled'], to: 'queued', fenced: false, means: 'someone retried the failed or cancelled task: it runs again with fresh attempts' },
+  expire: { from: ['queued'], to: 'failed', fenced: false, means: 'no worker started it before its queue deadline (CC_ERR_NO_WORKER)' },
 } as const satisfies Record<string, TaskTransition>;
 
 /** The name of a transition of {@link TASK_TRANSITIONS}. */

@@ -36,6 +36,8 @@ export function jobFromRow(r: Row): JobRecord {
     cancelRequested: bool(r.cancel_requested),
     owner: r.owner ?? null,
     retentionMs: r.retention_ms ?? null,
+    label: r.label ?? null,
+    queueTimeoutMs: r.queue_timeout_ms ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -121,9 +123,20 @@ export function flattenResults(job: Row, taskRows: Row[]): JobResults {
       const len = Math.min(job.chunk_size, job.arg_count - start);
       if (r.state === 'completed') {
         for (const v of JSON.parse(r.result) as unknown[]) results.push(v);
+        continue;
+      }
+      const error = fromJson(r.error) as TaskError | null;
+      const partial = fromJson(r.result);
+      const failed = (error?.details as { failedArguments?: { index: number; name: string; message: string }[] } | undefined)?.failedArguments;
+      if (Array.isArray(partial) && partial.length === len && Array.isArray(failed) && failed.length > 0) {
+        // Some arguments threw: the others keep their results; each one that threw is a failure of its own.
+        for (const v of partial) results.push(v);
+        for (const f of failed) {
+          failures.push({ taskId: r.id, index: f.index, error: { ...error!, message: `argument ${f.index}: ${f.name}: ${f.message}`, details: { argumentIndex: f.index } }, state: r.state });
+        }
       } else {
         for (let i = 0; i < len; i++) results.push(null);
-        failures.push({ taskId: r.id, index: start, error: fromJson(r.error) as TaskError | null, state: r.state });
+        failures.push({ taskId: r.id, index: start, error, state: r.state });
       }
     } else if (r.state === 'completed') {
       results.push(fromJson(r.result));

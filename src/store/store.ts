@@ -35,6 +35,10 @@ export interface JobRecord {
   owner: string | null;
   /** How long it is kept once finished (null: jobs from before retention existed, kept until pruned on demand). */
   retentionMs: number | null;
+  /** What it runs, for lists: its tasks' type(s), or the shipped function's name. */
+  label: string | null;
+  /** Tasks not started this long after submission (or after a retry) fail with CC_ERR_NO_WORKER; null: they wait. */
+  queueTimeoutMs: number | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -73,8 +77,12 @@ export interface TaskRecord {
 /** One failed or lost attempt of a task. */
 export interface AttemptError {
   attempt: number;
+  /** The worker that had the attempt (null if it was never handed out). */
   workerId: string | null;
   error: TaskError;
+  /** When the attempt started (null if it never did). */
+  startedAt?: number | null;
+  /** When it ended. */
   at: number;
 }
 
@@ -89,6 +97,11 @@ export interface ClaimedTask {
   priority: Priority;
   attempt: number;
   timeoutMs: number | null;
+  /** Map tasks: the index of the chunk's first argument in the whole job (set by the dispatcher). */
+  argOffset?: number;
+  /** When it was submitted, and when it last became ready to run (for queue-wait and latency metrics). */
+  createdAt: number;
+  queuedAt: number;
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -138,6 +151,10 @@ export interface JobInsertParams {
     owner: string | null;
     /** How long the job is kept once finished; then it may be pruned. */
     retentionMs: number;
+    /** What it runs, for lists. */
+    label: string | null;
+    /** Tasks not started this long after submission fail with CC_ERR_NO_WORKER; null: no deadline. */
+    queueTimeoutMs: number | null;
   };
   tasks: NewTask[];
   now: number;
@@ -249,6 +266,28 @@ export interface StoreStats {
   storageBytes: number | null;
 }
 
+/** Which jobs a listing shows, newest first. */
+export interface JobListParams {
+  limit: number;
+  offset: number;
+  state?: JobState;
+  /** Only this API key's jobs. */
+  owner?: string;
+  /** Jobs whose label (task types, function name) or name contains this text. */
+  search?: string;
+  /** Created at or after / before these times (epoch ms). */
+  createdAfter?: number;
+  createdBefore?: number;
+}
+
+/** What a retry did. */
+export interface JobRetryResult {
+  job: JobRecord;
+  /** Tasks put back in the queue. */
+  retried: number;
+  change: JobChange | null;
+}
+
 /** What one pruning step may do, and which jobs it takes. */
 export interface JobPruneParams {
   now: number;
@@ -319,13 +358,22 @@ export interface Store {
   jobInsert(params: JobInsertParams): Promise<JobInsertResult>;
   jobGet(jobId: string): Promise<JobRecord | null>;
   /** Jobs, newest first; `owner` keeps only that key's jobs. */
-  jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]>;
-  jobCode(jobId: string): Promise<string | null>;
+  jobList(params: JobListParams): Promise<JobRecord[]>;
+  /** A map job's function source and arguments per task (null for other jobs or none). */
+  jobCode(jobId: string): Promise<{ code: string; chunkSize: number } | null>;
   jobResults(jobId: string): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
 
   taskGet(taskId: string): Promise<TaskRecord | null>;
-  taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]>;
+  /** A job's tasks in index order from `offset` (an index, so paging deep into a big job stays fast); `state` keeps one state. */
+  taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]>;
+  /**
+   * Run a job's failed and cancelled tasks again (or the one task `taskId` names), with fresh
+   * attempts; recorded results stay. The job becomes unfinished again. Null if there is no such job.
+   */
+  jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null>;
+  /** Fail the tasks of jobs past their queue deadline that no worker has started (CC_ERR_NO_WORKER). */
+  taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }>;
   /** Atomically move up to `limit` queued tasks the worker can run to `running`, best priority first. */
   taskClaimMany(params: TaskClaimParams): Promise<ClaimedTask[]>;
   /**

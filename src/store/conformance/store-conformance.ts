@@ -5,13 +5,14 @@
  */
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NewTask, Store, JobInsertParams } from '../store.ts';
+import type {
+  JobListParams, NewTask, Store, JobInsertParams } from '../store.ts';
 import type { Priority } from '../../protocol/index.ts';
 
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string; retentionMs?: number } = {}): JobInsertParams {
+function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string; retentionMs?: number; queueTimeoutMs?: number } = {}): JobInsertParams {
   const jobId = uid('job');
   const tasks: NewTask[] = types.map((type, index) => ({
     id: `${jobId}.${index}`, index, kind: 'named', type, input: { index },
@@ -19,7 +20,8 @@ function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: nu
   }));
   return {
     job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
-      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null, retentionMs: opts.retentionMs ?? 60_000 },
+      timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null, retentionMs: opts.retentionMs ?? 60_000,
+      label: types[0] ?? null, queueTimeoutMs: opts.queueTimeoutMs ?? null },
     tasks, now: Date.now(),
   };
 }
@@ -33,7 +35,7 @@ function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
   }
   return {
     job: { id: jobId, kind: 'map', name: 'squares', priority: 'normal', argCount: args.length, chunkSize, code: '(x) => x * x',
-      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null, retentionMs: 60_000 },
+      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null, retentionMs: 60_000, label: 'square', queueTimeoutMs: null },
     tasks, now: Date.now(),
   };
 }
@@ -95,7 +97,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(await claim(store, 'w', ['*'], 10, false), []);
       const got = await claim(store, 'w', [], 10, true);
       assert.deepEqual(got.map((t) => t.input), [[1, 2], [3]]);
-      assert.equal(await store.jobCode(got[0].jobId), '(x) => x * x');
+      assert.deepEqual(await store.jobCode(got[0].jobId), { code: '(x) => x * x', chunkSize: 2 });
     });
 
     test('a result is recorded once; a duplicate or a stale attempt is rejected', async () => {
@@ -392,6 +394,89 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.jobGet(long.job.id), null);
       assert.equal(await store.jobPruned(short.job.id), null, 'its tombstone was forgotten');
       assert.ok(await store.jobPruned(long.job.id));
+    });
+
+    test('a retry runs failed and cancelled tasks again with fresh attempts; recorded results stay; the history keeps every attempt', async () => {
+      const { job } = await store.jobInsert(namedJob(['r.a', 'r.b', 'r.c'], { maxAttempts: 1 }));
+      const now = Date.now();
+      const got = await claim(store, 'w', ['r.*'], 3);
+      const by = new Map(got.map((t) => [t.type, t]));
+      await store.taskFinishMany({ now, outcomes: [
+        { taskId: by.get('r.a')!.taskId, attempt: 1, workerId: 'w', status: 'completed', result: 'A' },
+        { taskId: by.get('r.b')!.taskId, attempt: 1, workerId: 'w', status: 'failed', error: { message: 'b broke' } },
+      ] });
+      await store.taskCancel({ taskId: by.get('r.c')!.taskId, now });
+      assert.notEqual((await store.jobGet(job.id))?.completedAt, null, 'the job ended');
+      const failedTask = (await store.taskGet(by.get('r.b')!.taskId))!;
+      assert.equal(failedTask.attemptErrors[0]?.workerId, 'w', 'the history names the worker');
+      assert.equal(typeof failedTask.attemptErrors[0]?.startedAt, 'number', 'and when the attempt started');
+
+      const r = (await store.jobRetry({ jobId: job.id, now }))!;
+      assert.equal(r.retried, 2);
+      assert.deepEqual(r.job.counts, { total: 3, completed: 1, failed: 0, cancelled: 0 });
+      assert.equal(r.job.state, 'running');
+      assert.equal(r.job.completedAt, null);
+      assert.equal(r.change?.finished, false);
+      const again = await claim(store, 'w2', ['r.*'], 3);
+      assert.deepEqual(again.map((t) => t.type).sort(), ['r.b', 'r.c'], 'only the failed and the cancelled task run again');
+      assert.equal(again.find((t) => t.type === 'r.b')?.attempt, 2, 'the attempt number goes on (it fences results)');
+      const done = await store.taskFinishMany({ now: now + 20, outcomes: again.map((t) => ({ taskId: t.taskId, attempt: t.attempt, workerId: 'w2', status: 'completed' as const, result: t.type })) });
+      assert.equal(done.jobs[0]?.state, 'completed');
+      assert.deepEqual((await store.jobResults(job.id))?.results, ['A', 'r.b', 'r.c']);
+      assert.equal((await store.taskGet(by.get('r.b')!.taskId))!.attemptErrors.length, 1, 'the failed attempt stays in the history');
+
+      assert.deepEqual((await store.jobRetry({ jobId: job.id, now }))?.retried, 0, 'nothing left to retry');
+      assert.equal(await store.jobRetry({ jobId: 'no-such-job', now }), null);
+    });
+
+    test('one task of a job can be retried alone', async () => {
+      const { job } = await store.jobInsert(namedJob(['o.a', 'o.b'], { maxAttempts: 1 }));
+      const got = await claim(store, 'w', ['o.*'], 2);
+      await store.taskFinishMany({ now: Date.now(), outcomes: got.map((t) => ({ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'failed' as const, error: { message: 'no' } })) });
+      const r = (await store.jobRetry({ jobId: job.id, taskId: got[0].taskId, now: Date.now() }))!;
+      assert.equal(r.retried, 1);
+      assert.deepEqual(r.job.counts, { total: 2, completed: 0, failed: 1, cancelled: 0 });
+      assert.deepEqual((await claim(store, 'w', ['o.*'], 2)).map((t) => t.taskId), [got[0].taskId]);
+    });
+
+    test('tasks nobody started before the queue deadline fail with CC_ERR_NO_WORKER; started ones run on', async () => {
+      const t0 = Date.now();
+      const { job } = await store.jobInsert({ ...namedJob(['q.a', 'q.b', 'q.c'], { queueTimeoutMs: 1_000 }), now: t0 });
+      const [started] = await store.taskClaimMany({ workerId: 'w', patterns: ['q.a'], allowCode: false, limit: 1, leaseMs: 60_000, now: t0 });
+      assert.deepEqual(await store.taskExpireQueued({ now: t0 + 500, limit: 10 }), { failed: 0, jobs: [] }, 'nothing before the deadline');
+      const r = await store.taskExpireQueued({ now: t0 + 1_000, limit: 10 });
+      assert.equal(r.failed, 2);
+      assert.deepEqual(r.jobs[0]?.counts, { total: 3, completed: 0, failed: 2, cancelled: 0 });
+      const expired = (await store.taskList({ jobId: job.id, limit: 10, offset: 0, state: 'failed' }));
+      assert.deepEqual(expired.map((t) => t.error?.code), ['CC_ERR_NO_WORKER', 'CC_ERR_NO_WORKER']);
+      assert.equal((await store.taskGet(started.taskId))?.state, 'running', 'the started task runs on');
+      assert.deepEqual(await store.taskExpireQueued({ now: t0 + 5_000, limit: 10 }), { failed: 0, jobs: [] }, 'a deadline is spent once');
+      // A retry gives the tasks a new deadline, counted from the retry.
+      await store.jobRetry({ jobId: job.id, now: t0 + 10_000 });
+      assert.equal((await store.taskExpireQueued({ now: t0 + 10_500, limit: 10 })).failed, 0);
+      assert.equal((await store.taskExpireQueued({ now: t0 + 11_000, limit: 10 })).failed, 2);
+    });
+
+    test('listings filter jobs by state, text and time, and page tasks from an index', async () => {
+      const t0 = Date.now() - 10_000;
+      const a = await store.jobInsert({ ...namedJob(['image.resize', 'image.crop']), now: t0 });
+      const b = await store.jobInsert({ ...namedJob(['mail.send'], { owner: 'k1' }), now: t0 + 1_000 });
+      const c = await store.jobInsert({ ...mapJob([1, 2, 3, 4, 5], 1), now: t0 + 2_000 });
+      await store.jobCancel({ jobId: b.job.id, now: t0 + 3_000 });
+      const ids = async (p: Partial<JobListParams>) => (await store.jobList({ limit: 10, offset: 0, ...p })).map((j) => j.id);
+      assert.deepEqual(await ids({}), [c.job.id, b.job.id, a.job.id], 'newest first');
+      assert.deepEqual(await ids({ state: 'cancelled' }), [b.job.id]);
+      assert.deepEqual(await ids({ search: 'IMAGE' }), [a.job.id], 'by task type, any case');
+      assert.deepEqual(await ids({ search: 'square' }), [c.job.id], 'by function name');
+      assert.deepEqual(await ids({ search: b.job.id }), [b.job.id], 'by id');
+      assert.deepEqual(await ids({ createdAfter: t0 + 500 }), [c.job.id, b.job.id]);
+      assert.deepEqual(await ids({ createdBefore: t0 + 1_500, createdAfter: t0 + 500 }), [b.job.id]);
+      assert.deepEqual(await ids({ owner: 'k1', state: 'cancelled' }), [b.job.id]);
+      assert.deepEqual(await ids({ limit: 1, offset: 1 }), [b.job.id]);
+      const from3 = await store.taskList({ jobId: c.job.id, limit: 2, offset: 3 });
+      assert.deepEqual(from3.map((t) => t.index), [3, 4], 'offset is the first index');
+      assert.deepEqual((await store.taskList({ jobId: b.job.id, limit: 5, offset: 0, state: 'cancelled' })).length, 1);
+      assert.deepEqual((await store.taskList({ jobId: b.job.id, limit: 5, offset: 0, state: 'queued' })).length, 0);
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

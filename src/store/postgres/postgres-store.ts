@@ -16,7 +16,7 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobPruneParams, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
@@ -268,10 +268,11 @@ export class PostgresStore implements Store {
     // Repeating a submission is safe only with its idempotency key (the repeat finds the job).
     return this.tx(async (c) => {
       const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline)
+          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint)
           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
         [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs]);
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs]);
       // The common case is one statement: a new key (or none) inserts. A taken key means an
       // existing job: returned while its key lives, else the key moves to the new job.
       let jr = (await insertJob()).rows[0];
@@ -305,20 +306,69 @@ export class PostgresStore implements Store {
     return r ? jobFromRow(r) : null;
   }
 
-  async jobList(params: { limit: number; offset: number; state?: JobState; owner?: string }): Promise<JobRecord[]> {
-    if (params.owner !== undefined) {
-      return (await this.q('SELECT * FROM jobs WHERE owner = $1 AND ($2::text IS NULL OR state = $2) ORDER BY seq DESC LIMIT $3 OFFSET $4',
-        [params.owner, params.state ?? null, params.limit, params.offset])).rows.map(jobFromRow);
-    }
-    const rows = params.state
-      ? (await this.q('SELECT * FROM jobs WHERE state = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3', [params.state, params.limit, params.offset])).rows
-      : (await this.q('SELECT * FROM jobs ORDER BY seq DESC LIMIT $1 OFFSET $2', [params.limit, params.offset])).rows;
-    return rows.map(jobFromRow);
+  async jobList(params: JobListParams): Promise<JobRecord[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (sql: (n: string) => string, v: unknown) => { values.push(v); where.push(sql(`$${values.length}`)); };
+    if (params.state !== undefined) add((n) => `state = ${n}`, params.state);
+    if (params.owner !== undefined) add((n) => `owner = ${n}`, params.owner);
+    if (params.search !== undefined) add((n) => `(strpos(lower(coalesce(label, '')), lower(${n})) > 0 OR strpos(lower(coalesce(name, '')), lower(${n})) > 0 OR id = ${n})`, params.search);
+    if (params.createdAfter !== undefined) add((n) => `created_at >= ${n}`, params.createdAfter);
+    if (params.createdBefore !== undefined) add((n) => `created_at < ${n}`, params.createdBefore);
+    values.push(params.limit, params.offset);
+    return (await this.q(`SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC
+      LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows.map(jobFromRow);
   }
 
-  async jobCode(jobId: string): Promise<string | null> {
-    return (await this.q('SELECT code FROM jobs WHERE id = $1', [jobId])).rows[0]?.code ?? null;
+  async jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null> {
+    return this.tx(async (c) => {
+      const job = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
+      if (!job) return null;
+      // RETURNING the old state (through a self-join): the counters hold failed and cancelled tasks.
+      const rows = (await c.query(`UPDATE tasks t SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
+          started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = $3
+        FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
+        RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now])).rows;
+      if (rows.length === 0) return { job: jobFromRow(job), retried: 0, change: null };
+      const failed = rows.filter((r) => r.was === 'failed').length;
+      const r = (await c.query(`UPDATE jobs SET failed = failed - $2, cancelled = cancelled - $3,
+          state = CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END, completed_at = NULL, prune_after = NULL,
+          cancel_requested = FALSE, queue_deadline = $4::bigint + queue_timeout_ms WHERE id = $1 RETURNING *`,
+      [params.jobId, failed, rows.length - failed, params.now])).rows[0];
+      const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
+      const change: JobChange = { jobId: params.jobId, state: r.state, counts, finished: false };
+      await this.notify(c, { kind: 'job', change });
+      await this.notify(c, { kind: 'work' });
+      return { job: jobFromRow(r), retried: rows.length, change };
+    });
   }
+
+  async taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }> {
+    return this.tx(async (c) => {
+      const out = { failed: 0, jobs: [] as JobChange[] };
+      // SKIP LOCKED: foremen sweeping at once take different jobs.
+      const due = (await c.query(`SELECT id FROM jobs WHERE queue_deadline IS NOT NULL AND queue_deadline <= $1
+        AND state IN ('queued', 'running') ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit])).rows;
+      for (const { id } of due) {
+        const error = toJson(taskError('CC_ERR_NO_WORKER', `no worker started this task of job ${id} before its queue deadline`, { reason: 'queue_timeout' }));
+        const n = (await c.query(`UPDATE tasks SET state = ${to('expire')}, error = $3, completed_at = $2
+          WHERE job_id = $1 AND ${guard('expire')} AND started_at IS NULL`, [id, params.now, error])).rowCount ?? 0;
+        // Whatever started in time runs on; the deadline is spent.
+        await c.query('UPDATE jobs SET queue_deadline = NULL WHERE id = $1', [id]);
+        out.failed += n;
+        if (n === 0) continue;
+        const change = await this.applyCounts(c, id, { completed: 0, failed: n, cancelled: 0 }, params.now);
+        if (change) out.jobs.push(change);
+      }
+      return out;
+    });
+  }
+
+  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number } | null> {
+    const r = (await this.q('SELECT code, chunk_size FROM jobs WHERE id = $1', [jobId])).rows[0];
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size } : null;
+  }
+
 
   async jobResults(jobId: string): Promise<JobResults | null> {
     const job = (await this.q('SELECT kind, chunk_size, arg_count FROM jobs WHERE id = $1', [jobId])).rows[0];
@@ -371,8 +421,10 @@ export class PostgresStore implements Store {
     return r ? taskFromRow(r) : null;
   }
 
-  async taskList(params: { jobId: string; limit: number; offset: number }): Promise<TaskRecord[]> {
-    return (await this.q('SELECT * FROM tasks WHERE job_id = $1 ORDER BY idx LIMIT $2 OFFSET $3', [params.jobId, params.limit, params.offset])).rows.map(taskFromRow);
+  async taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]> {
+    // From an index, not OFFSET: page 1,000 of a 100,000-task job costs what page 1 does.
+    return (await this.q('SELECT * FROM tasks WHERE job_id = $1 AND idx >= $2 AND ($4::text IS NULL OR state = $4) ORDER BY idx LIMIT $3',
+      [params.jobId, params.offset, params.limit, params.state ?? null])).rows.map(taskFromRow);
   }
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
@@ -387,7 +439,7 @@ export class PostgresStore implements Store {
         UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
         FROM picked WHERE t.seq = picked.seq
-        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms`,
+        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at`,
         [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode])).rows;
       if (rows.length === 0) return [];
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
@@ -396,6 +448,7 @@ export class PostgresStore implements Store {
       return rows.map((r) => ({
         taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
         priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+        createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
       }));
     }, { begin: BEGIN_QUEUE_READ });
   }
@@ -447,15 +500,16 @@ export class PostgresStore implements Store {
           if (!row) continue;
           const err = o.error ?? { message: 'unknown error' };
           const entry = JSON.stringify({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
-          const hist = `errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($6::jsonb))::text`;
+          const hist = `errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($6::jsonb || jsonb_build_object('workerId', worker_id, 'startedAt', started_at)))::text`;
           const next = o.retryAt === undefined ? 'fail' : afterFailure({ failures: row.failures, maxAttempts: row.max_attempts }, err);
           if (next === 'retry') {
             await c.query(`UPDATE tasks SET state = ${to('retry')}, error = $5, failures = failures + 1, worker_id = NULL, lease_expires_at = NULL,
                 available_at = $7, ${hist}
               WHERE id = $1 AND ${guard('retry')} AND attempt = $2 AND worker_id = $3 AND $4::bigint IS NOT NULL`, [...base, toJson(err), entry, o.retryAt]);
           } else {
-            await c.query(`UPDATE tasks SET state = ${to('fail')}, error = $5, failures = failures + 1, completed_at = $4, lease_expires_at = NULL, ${hist}
-              WHERE id = $1 AND ${guard('fail')} AND attempt = $2 AND worker_id = $3`, [...base, toJson(err), entry]);
+            // A failed map chunk keeps the results of its arguments that did not throw.
+            await c.query(`UPDATE tasks SET state = ${to('fail')}, error = $5, result = $7, failures = failures + 1, completed_at = $4, lease_expires_at = NULL, ${hist}
+              WHERE id = $1 AND ${guard('fail')} AND attempt = $2 AND worker_id = $3`, [...base, toJson(err), entry, toJson(o.result) ?? null]);
           }
           recordedKeys.add(key);
           bump(row.job_id, 'failed', o, next === 'retry');
@@ -501,7 +555,7 @@ export class PostgresStore implements Store {
       const next = afterLoss({ lost: r.lost }, { maxLost: p.maxLost, countAsLost: p.countAsLost !== false });
       sets[next.transition].push({ ...r, lost: next.lost });
     }
-    const hist = `errors = (COALESCE(t.errors::jsonb, '[]'::jsonb) || jsonb_build_array(v.entry::jsonb))::text`;
+    const hist = `errors = (COALESCE(t.errors::jsonb, '[]'::jsonb) || jsonb_build_array(v.entry::jsonb || jsonb_build_object('workerId', t.worker_id, 'startedAt', t.started_at)))::text`;
     const arrays = (rs: Row[]) => [rs.map((r) => r.id), rs.map((r) => r.attempt), rs.map((r) => r.lost),
       rs.map((r) => JSON.stringify({ attempt: r.attempt, workerId: null, error: p.error, at: p.now })), p.now];
     if (sets.requeue.length > 0) {

@@ -141,4 +141,17 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX pruned_jobs_at ON pruned_jobs (pruned_at);
     `,
   },
+  {
+    version: 6,
+    name: 'job labels, queue deadlines',
+    sql: `
+      -- What the job runs, for lists: the tasks' type(s), or the shipped function's name.
+      ALTER TABLE jobs ADD COLUMN label TEXT;
+      CREATE INDEX jobs_state_created ON jobs (state, created_at);
+      -- Tasks not started by queue_deadline fail with CC_ERR_NO_WORKER (created_at + queue_timeout_ms).
+      ALTER TABLE jobs ADD COLUMN queue_timeout_ms INTEGER;
+      ALTER TABLE jobs ADD COLUMN queue_deadline INTEGER;
+      CREATE INDEX jobs_queue_deadline ON jobs (queue_deadline) WHERE queue_deadline IS NOT NULL;
+    `,
+  },
 ];

@@ -56,6 +56,8 @@ export const FOREMAN_DEFAULTS = {
   retentionMs: 7 * 86_400_000,
   /** How often the pruner looks for jobs past their retention. */
   pruneIntervalMs: 1_000,
+  /** How long a task may wait for a worker to start it when its job does not say (queueTimeoutMs); 0 = for ever. */
+  queueTimeoutMs: 0,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -119,6 +121,11 @@ export interface ForemanOptions {
   retentionMs?: number;
   /** How often the pruner looks for jobs past their retention. Default 1 s. */
   pruneIntervalMs?: number;
+  /**
+   * How long a task may wait for a worker to start it when its job does not say (queueTimeoutMs);
+   * past that it fails with CC_ERR_NO_WORKER. Default 0: it waits for ever.
+   */
+  queueTimeoutMs?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */

@@ -21,7 +21,10 @@ export const ERROR_CODES = {
   CC_ERR_STORE_UNAVAILABLE: 'The database cannot be reached right now; retry shortly (HTTP 503 with Retry-After).',
   CC_ERR_STORE_FULL: 'The database cannot grow (disk full, size limit, or read-only); free space or prune (HTTP 507).',
   CC_ERR_TASK_NOT_FOUND: 'No task has this id.',
+  CC_ERR_WORKER_NOT_FOUND: 'No worker with this id is known to the store (HTTP 404).',
   CC_ERR_TASK_EXISTS: 'A task with this id already exists.',
+  CC_ERR_NOTHING_TO_RETRY: 'A retry found no failed or cancelled task to run again (HTTP 409).',
+  CC_ERR_NO_WORKER: 'No worker started the task before its queue deadline (queueTimeoutMs): no connected worker serves its type, or none had room.',
   CC_ERR_INVALID_JOB: 'A job submission is malformed (empty, too many arguments, bad options).',
   CC_ERR_CODE_COMPILE: 'The shipped function does not compile.',
   CC_ERR_CODE_NOT_ALLOWED: 'Shipped code reached a worker started without allowCode.',
@@ -88,7 +91,7 @@ export class CrowdComputeError extends Error {
 
   /** This error as a task attempt's error (what a worker reports, what the store keeps). */
   toTaskError(extra: TaskErrorExtra = {}): TaskError {
-    return { message: this.message, name: this.name, code: this.code, ...(this.stack ? { stack: this.stack } : {}), ...extra };
+    return { message: this.message, name: this.name, code: this.code, ...(this.stack ? { stack: this.stack } : {}), ...(this.details ? { details: this.details } : {}), ...extra };
   }
 }
 

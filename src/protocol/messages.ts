@@ -52,6 +52,12 @@ export const JobOptionsSchema = z.object({
   metadata: z.record(z.string(), z.unknown()).optional(),
   /** How long the job, its tasks and results are kept once it has finished; default the foreman's --retention. */
   retentionMs: z.number().int().nonnegative().max(10 * 365 * 86_400_000).optional(),
+  /**
+   * How long a task may wait for a worker to start it; past that it fails with CC_ERR_NO_WORKER
+   * (say, no connected worker serves its type). Default the foreman's --queue-timeout (none).
+   * Running tasks keep timeoutMs.
+   */
+  queueTimeoutMs: positiveInt.optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
@@ -76,6 +82,8 @@ export const MapJobSpecSchema = z.object({
   args: z.array(json),
   /** Arguments per task; omitted = chosen by the foreman from the argument count. */
   chunkSize: positiveInt.optional(),
+  /** The function's name, for lists (the SDK sends it; source text loses a `const f = …` name). */
+  functionName: z.string().max(200).optional(),
   ...JobOptionsSchema.shape,
 });
 
@@ -108,6 +116,8 @@ export const WireTaskSchema = z.object({
   attempt: positiveInt,
   priority,
   timeoutMs: positiveInt.nullable(),
+  /** Map tasks: the index of the chunk's first argument in the whole job. */
+  argOffset: z.number().int().nonnegative().optional(),
 });
 /** One task as a worker receives it. */
 export type WireTask = z.infer<typeof WireTaskSchema>;
@@ -185,6 +195,8 @@ export const TaskErrorSchema = z.object({
   retryable: z.boolean().optional(),
   /** Why the attempt ended, when the system ended it: timeout, cancelled, worker_lost, lease_expired, ... */
   reason: z.string().optional(),
+  /** What the error is about, for programs: e.g. a map chunk's failed arguments (`failedArguments`, `argumentIndex`). */
+  details: z.record(z.string(), z.unknown()).optional(),
 });
 /** Why an attempt failed. */
 export type TaskError = z.infer<typeof TaskErrorSchema>;
@@ -276,6 +288,8 @@ export const JobAcceptedSchema = z.object({
   /** True when an idempotency key matched an existing job. */
   deduplicated: z.boolean(),
   taskIds: z.array(id).optional(),
+  /** Things the submitter should know: e.g. no connected worker handles one of its task types. */
+  warnings: z.array(z.string()).optional(),
 });
 
 /** How many of a job's tasks ended, and how. */

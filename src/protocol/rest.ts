@@ -40,9 +40,28 @@ export const PageQuerySchema = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
-/** GET /api/jobs: paging and a state filter. */
+/** A time in a query: ISO 8601, or epoch milliseconds. */
+const queryTime = z.union([z.coerce.number().int().nonnegative(), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))])
+  .describe('ISO 8601 time or epoch milliseconds');
+
+/** GET /api/jobs: paging and filters. */
 export const JobListQuerySchema = PageQuerySchema.extend({
   status: z.enum(JOB_STATES).optional(),
+  search: z.string().min(1).max(200).optional().describe("jobs whose task type(s), function name or name contain this text, or whose id is this"),
+  since: queryTime.optional().describe('created at or after this time'),
+  until: queryTime.optional().describe('created before this time'),
+});
+
+/** GET /api/jobs/{id}/tasks: tasks from an index on, optionally of one state. */
+export const TaskListQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  offset: z.coerce.number().int().min(0).default(0).describe('the first task index to return (tasks come in index order)'),
+  status: z.enum(TASK_STATES).optional(),
+});
+
+/** POST /api/jobs/{id}/retry: optionally one task of the job. */
+export const RetryQuerySchema = z.object({
+  task_id: z.string().min(1).max(200).optional().describe('retry only this task of the job'),
 });
 
 /** Path parameter of the endpoints about one job or task. */
@@ -63,6 +82,7 @@ export const JobViewSchema = z.object({
   failed_tasks: z.number().int(),
   cancelled_tasks: z.number().int(),
   progress: z.number().min(0).max(1).describe('finished tasks over all tasks, 0..1'),
+  running_progress: z.number().min(0).max(1).describe("how far running tasks have come by their handlers' progress reports, as a share of the whole job (0..1)"),
   arg_count: z.number().int().nullable(),
   chunk_size: z.number().int().nullable(),
   timeout_ms: z.number().int().nullable(),
@@ -73,6 +93,8 @@ export const JobViewSchema = z.object({
   created_at: isoTime,
   started_at: nullableTime,
   completed_at: nullableTime,
+  label: z.string().nullable().describe('what the job runs: its tasks\' type(s), or the shipped function\'s name'),
+  queue_timeout_ms: z.number().int().nullable().describe('tasks not started this long after submission (or a retry) fail with CC_ERR_NO_WORKER'),
   retention_ms: z.number().int().nullable().describe('how long the job is kept once finished; null for jobs from before retention, kept until pruned on demand'),
   prune_at: nullableTime.describe('when the finished job may be pruned (completed_at + retention_ms); null while it runs'),
 });
@@ -83,7 +105,15 @@ export type JobView = z.output<typeof JobViewSchema>;
 export const JobSubmitViewSchema = JobViewSchema.extend({
   position: z.number().int().describe('queued tasks ahead of this job when it was accepted'),
   deduplicated: z.boolean().describe('true when the idempotency key matched an existing job, which is returned'),
+  warnings: z.array(z.string()).describe('things to know, e.g. that no connected worker handles one of its task types'),
 });
+
+/** POST /api/jobs/{id}/retry and /api/tasks/{id}/retry: the job, and how many tasks went back to the queue. */
+export const JobRetryViewSchema = JobViewSchema.extend({
+  retried: z.number().int().describe('failed and cancelled tasks put back in the queue'),
+});
+/** A retry's answer. */
+export type JobRetryView = z.output<typeof JobRetryViewSchema>;
 /** POST /api/jobs' answer. */
 export type JobSubmitView = z.output<typeof JobSubmitViewSchema>;
 
@@ -92,8 +122,23 @@ export const AttemptErrorViewSchema = z.object({
   attempt: z.number().int(),
   worker_id: z.string().nullable(),
   error: TaskErrorSchema,
+  started_at: nullableTime,
   at: isoTime,
 });
+
+/** One attempt of a task, however it ended (or that it is still running). */
+export const AttemptViewSchema = z.object({
+  attempt: z.number().int(),
+  worker_id: z.string().nullable(),
+  status: z.enum(['running', 'completed', 'failed', 'cancelled', 'lost']).describe('lost: its worker went away or its lease expired'),
+  started_at: nullableTime,
+  ended_at: nullableTime,
+  duration_ms: z.number().nullable(),
+  error: TaskErrorSchema.nullable(),
+});
+
+/** One attempt of a task, as the REST API shows it. */
+export type AttemptView = z.output<typeof AttemptViewSchema>;
 
 /** A task. */
 export const TaskViewSchema = z.object({
@@ -113,6 +158,7 @@ export const TaskViewSchema = z.object({
   result: z.unknown(),
   error: TaskErrorSchema.nullable(),
   attempt_errors: z.array(AttemptErrorViewSchema).describe('every failed or lost attempt, oldest first'),
+  attempts: z.array(AttemptViewSchema).describe('every attempt, oldest first: its worker, how it ended, its timings'),
   progress: z.number().nullable(),
   progress_message: z.string().nullable(),
   queued_at: isoTime,
@@ -158,6 +204,20 @@ export const WorkerViewSchema = z.object({
 });
 /** A worker, as the REST API shows it. */
 export type WorkerView = z.output<typeof WorkerViewSchema>;
+
+/** GET /api/workers/{id}: the worker, what it runs now, and its last connections to this foreman. */
+export const WorkerDetailViewSchema = WorkerViewSchema.extend({
+  running: z.array(z.object({ task_id: z.string(), job_id: z.string(), type: z.string(), attempt: z.number().int(), assigned_at: isoTime }))
+    .describe('tasks it runs now (known when it is connected to this foreman)'),
+  connections: z.array(z.object({
+    event: z.enum(['connected', 'disconnected']), at: isoTime, remote: z.string().nullable(), detail: z.string().nullable(),
+  })).describe('its last connections and disconnections on this foreman, newest first'),
+});
+/** A worker in detail, as the REST API shows it. */
+export type WorkerDetailView = z.output<typeof WorkerDetailViewSchema>;
+
+/** GET /api/series: tasks recorded per 10-second bucket over the last hour, oldest first. */
+export const SeriesViewSchema = z.array(z.object({ t: z.number().int().describe('bucket start, epoch ms'), completed: z.number().int(), failed: z.number().int() }));
 
 const perState = <T extends readonly [string, ...string[]]>(states: T) =>
   z.object(Object.fromEntries(states.map((s) => [s, z.number().int()])) as { [K in T[number]]: z.ZodNumber });

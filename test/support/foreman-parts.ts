@@ -98,7 +98,7 @@ export async function foremanParts(options: PartsOptions = {}): Promise<ForemanP
     { workAvailable, lookAgain: (id) => dispatcher?.lookAgain(id) });
   dispatcher = new Dispatcher({ store, registry, events, metrics, log }, { leaseTtlMs, sweepIntervalMs: 60_000 });
   const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
-    { maxPayloadBytes: options.maxPayloadBytes ?? 1024 * 1024, maxArgs: options.maxArgs ?? 1000, maxTasksPerJob: options.maxArgs ?? 1000, defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000, idempotencyTtlMs: 60_000, defaultRetentionMs: 3_600_000 });
+    { maxPayloadBytes: options.maxPayloadBytes ?? 1024 * 1024, maxArgs: options.maxArgs ?? 1000, maxTasksPerJob: options.maxArgs ?? 1000, defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000, idempotencyTtlMs: 60_000, defaultRetentionMs: 3_600_000, defaultQueueTimeoutMs: null });
   if (options.startDispatcher !== false) await dispatcher.start();
   const d = dispatcher;
   return {

@@ -1,18 +1,18 @@
 /**
- * Map-job sources by job id, bounded (oldest out), so that the dispatcher reads a job's code
- * from the store once per job, not once per assignment.
+ * Map jobs' function sources and chunk sizes by job id, bounded (oldest out), so that the
+ * dispatcher reads them from the store once per job, not once per assignment.
  * @internal
  */
 export class CodeCache {
-  private readonly map = new Map<string, string>();
+  private readonly map = new Map<string, { code: string; chunkSize: number }>();
   private readonly max: number;
 
   constructor(max: number) { this.max = max; }
 
-  get(jobId: string): string | undefined { return this.map.get(jobId); }
+  get(jobId: string): { code: string; chunkSize: number } | undefined { return this.map.get(jobId); }
 
-  set(jobId: string, code: string): void {
+  set(jobId: string, entry: { code: string; chunkSize: number }): void {
     if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
-    this.map.set(jobId, code);
+    this.map.set(jobId, entry);
   }
 }

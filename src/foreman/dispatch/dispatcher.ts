@@ -11,6 +11,7 @@ import type { Service } from '../service.ts';
 import type { DispatchTarget, SettledOutcome, WorkerRegistry } from '../workers/worker-registry.ts';
 import { AckBatcher } from './ack-batcher.ts';
 import { CodeCache } from './code-cache.ts';
+import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
 
 /** How the dispatcher paces itself. */
 export interface DispatcherOptions {
@@ -64,13 +65,16 @@ export class Dispatcher implements Service {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
 
   private readonly store: Store;
+  /** The dashboard's throughput chart, fed with what each commit recorded. */
+  private readonly series: ThroughputSeries | null;
   private readonly registry: WorkerRegistry;
   private readonly events: JobEvents;
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
   private readonly options: DispatcherOptions;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger }, options: DispatcherOptions) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries }, options: DispatcherOptions) {
+    this.series = deps.series ?? null;
     this.store = deps.store;
     this.registry = deps.registry;
     this.events = deps.events;
@@ -173,8 +177,10 @@ export class Dispatcher implements Service {
       retryAt: o.status === 'failed' && o.error?.retryable !== false ? now + retryDelayMs(o.attempt) : undefined,
     }));
     let result: Awaited<ReturnType<Store['taskFinishMany']>>;
+    const stopTimer = this.metrics.storeCommitSeconds.startTimer({ op: 'results' });
     try {
       result = await this.store.taskFinishMany({ outcomes: params, now });
+      stopTimer();
     } catch (err) {
       // Not recorded: back to the head of the queue, still unacknowledged.
       this.pending = batch.concat(this.pending);
@@ -184,12 +190,23 @@ export class Dispatcher implements Service {
     this.metrics.commitBatch.observe(batch.length);
     const indexOf = new Map<string, number>();
     batch.forEach((b, i) => indexOf.set(`${b.outcome.taskId}#${b.outcome.attempt}`, i));
+    if (this.series) {
+      let completed = 0;
+      let failed = 0;
+      for (const r of result.recorded) {
+        const status = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!].outcome.status;
+        if (status === 'completed') completed++; else if (status === 'failed') failed++;
+      }
+      this.series.record(completed, failed);
+    }
 
     // Acknowledge every outcome, recorded or refused: either way the worker can forget it.
     for (const r of result.recorded) {
       const i = indexOf.get(`${r.taskId}#${r.attempt}`)!;
       const b = batch[i];
       this.acks.add(b.workerId, { taskId: r.taskId, attempt: r.attempt });
+      this.observe(b, r.retried, now);
+      if (b.jobId) this.events.taskSettled(b.jobId, r.taskId);
       if (r.retried) this.wakeAt_(params[i].retryAt ?? now);
       if (b.outcome.status === 'failed') {
         this.log.info({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
@@ -205,6 +222,16 @@ export class Dispatcher implements Service {
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
     this.events.publish(result.jobs);
+  }
+
+  /** A recorded outcome in the metrics: by type and how it ended, its run time, and (completed) its latency from submission. */
+  private observe(b: SettledOutcome, retried: boolean, now: number): void {
+    const type = this.metrics.typeLabel(b.type || 'unknown');
+    const o = b.outcome;
+    this.metrics.tasksFinished.inc({ type, outcome: retried ? 'retried' : o.status });
+    const ran = o.durationMs ?? (b.assignedAt ? now - b.assignedAt : null);
+    if (ran !== null) this.metrics.executionTime.observe({ type }, ran / 1000);
+    if (o.status === 'completed' && b.createdAt) this.metrics.endToEnd.observe({ type }, Math.max(0, now - b.createdAt) / 1000);
   }
 
   /** Look again at `at`, when a retry comes due. */
@@ -229,26 +256,36 @@ export class Dispatcher implements Service {
       const free = t.free;
       if (free <= 0 || this.emptyAt.get(t.workerId) === this.workVersion) continue;
       const version = this.workVersion;
+      const now = Date.now();
+      const stopTimer = this.metrics.storeCommitSeconds.startTimer({ op: 'claim' });
       const claimed = await this.store.taskClaimMany({
         workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
-        limit: free, leaseMs: this.options.leaseTtlMs, now: Date.now(),
+        limit: free, leaseMs: this.options.leaseTtlMs, now,
       });
+      stopTimer();
+      for (const c of claimed) this.metrics.queueWait.observe({ type: this.metrics.typeLabel(c.type) }, Math.max(0, now - c.queuedAt) / 1000);
       if (claimed.length < free) this.emptyAt.set(t.workerId, version);
       if (claimed.length === 0) continue;
       await this.deliver(t, claimed);
     }
   }
 
+  /** A map job's source and chunk size, from the cache or the store. */
+  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number }> {
+    let entry = this.code.get(jobId);
+    if (entry === undefined) {
+      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1 };
+      this.code.set(jobId, entry);
+    }
+    return entry;
+  }
+
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
     const sources: Record<string, string> = {};
-    for (const jobId of this.registry.jobsWithoutCode(t, claimed)) {
-      let source = this.code.get(jobId);
-      if (source === undefined) {
-        source = (await this.store.jobCode(jobId)) ?? '';
-        this.code.set(jobId, source);
-      }
-      sources[jobId] = source;
-    }
+    for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = (await this.codeOf(jobId)).code;
+    // A map chunk says where its arguments start in the job, so that an error can name the
+    // argument by its index in the whole job.
+    for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
     this.acks.flush(t.workerId);
     if (this.registry.deliver(t, claimed, sources)) {
       this.metrics.tasksDispatched.inc(claimed.length);

@@ -19,7 +19,10 @@ export class JobEvents implements Service {
   readonly name = 'job events';
   private readonly subscribers = new Map<string, Set<Peer>>();
   private readonly listeners = new Set<JobChangeListener>();
+  private readonly progressListeners = new Set<(jobId: string) => void>();
   private readonly pendingProgress = new Map<string, JobChange>();
+  /** Handler progress (percent) of running tasks, by job and task, as reported through this foreman. */
+  private readonly live = new Map<string, Map<string, number>>();
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   private readonly store: Store;
@@ -60,12 +63,19 @@ export class JobEvents implements Service {
     return () => this.listeners.delete(listener);
   }
 
+  /** Hear of every task progress report that passes through this foreman (by job); returns the function that stops it. */
+  onTaskProgress(listener: (jobId: string) => void): () => void {
+    this.progressListeners.add(listener);
+    return () => this.progressListeners.delete(listener);
+  }
+
   /** Called after a commit changed jobs. */
   publish(changes: readonly JobChange[]): void {
     for (const change of changes) {
       for (const l of this.listeners) l(change);
       if (change.finished) {
         this.pendingProgress.delete(change.jobId);
+        this.live.delete(change.jobId);
         void this.sendCompleted(change);
       } else if (this.subscribers.has(change.jobId)) {
         this.pendingProgress.set(change.jobId, change);
@@ -111,9 +121,37 @@ export class JobEvents implements Service {
 
   /** Send a task's progress to the job's subscribers (not persisted per message). */
   taskProgress(jobId: string, taskId: string, progress: number, message?: string, data?: Record<string, unknown>): void {
+    let board = this.live.get(jobId);
+    if (!board) {
+      if (this.live.size >= 10_000) this.live.delete(this.live.keys().next().value!);
+      board = new Map();
+      this.live.set(jobId, board);
+    }
+    board.set(taskId, progress);
+    for (const l of this.progressListeners) l(jobId);
     const set = this.subscribers.get(jobId);
     if (!set) return;
     for (const conn of set) conn.send({ type: 'task_progress_event', jobId, taskId, progress, ...(message !== undefined ? { message } : {}), ...(data ? { data } : {}) });
+  }
+
+  /** A task's attempt ended: its handler progress no longer counts toward its job's. */
+  taskSettled(jobId: string, taskId: string): void {
+    const board = this.live.get(jobId);
+    board?.delete(taskId);
+    if (board?.size === 0) this.live.delete(jobId);
+  }
+
+  /**
+   * How far the running tasks of a job have come by their handlers' own reports, as a share of
+   * the whole job (0..1): a one-task job whose handler said 40% shows 0.4. Only the progress
+   * reported through this foreman is known here.
+   */
+  runningProgress(jobId: string, total: number): number {
+    const board = this.live.get(jobId);
+    if (!board || total === 0) return 0;
+    let sum = 0;
+    for (const p of board.values()) sum += p / 100;
+    return Math.min(1, sum / total);
   }
 
   /**
@@ -138,5 +176,6 @@ export class JobEvents implements Service {
     this.timer = null;
     this.subscribers.clear();
     this.listeners.clear();
+    this.progressListeners.clear();
   }
 }

@@ -6,6 +6,7 @@ import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
+import { matchesAny } from '../../core/pattern.ts';
 
 /** Submission limits, plus how long an idempotency key returns the same job. */
 export interface JobServiceOptions extends SubmissionLimits {
@@ -44,7 +45,7 @@ export class JobService {
    * new job's id before the insert commits: a caller that wants the job's events subscribes
    * there, because with several foremen the job can finish before this call returns.
    */
-  async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult> {
+  async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult & { warnings: string[] }> {
     requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
     const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
@@ -68,7 +69,56 @@ export class JobService {
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
       this.workAvailable();
     }
-    return accepted;
+    return { ...accepted, warnings: await this.unservedWarnings(spec) };
+  }
+
+  /**
+   * Work nobody connected can run is accepted (a worker may come), but said so: a warning per
+   * task type no online worker's patterns match (or, for a map job, when no online worker runs
+   * shipped code). Workers of every foreman count.
+   */
+  private async unservedWarnings(spec: JobSpec): Promise<string[]> {
+    const online = (await this.store.workerList()).filter((w) => w.state === 'online');
+    if (spec.kind === 'map') {
+      return online.some((w) => w.allowCode) ? [] : [`no connected worker runs shipped code (start one with --allow-code); the job waits until one does${this.queueHint(spec)}`];
+    }
+    const types = [...new Set(spec.tasks.map((t) => t.type))];
+    const unserved = types.filter((t) => !online.some((w) => matchesAny(w.patterns, t)));
+    if (unserved.length === 0) return [];
+    const patterns = [...new Set(online.flatMap((w) => w.patterns))].slice(0, 10);
+    return unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${this.queueHint(spec)}`);
+  }
+
+  private queueHint(spec: JobSpec): string {
+    const limit = spec.queueTimeoutMs ?? this.options.defaultQueueTimeoutMs;
+    return limit ? `, or fail with CC_ERR_NO_WORKER after ${Math.round(limit / 1000)} s (queueTimeoutMs)` : '';
+  }
+
+  /**
+   * Run a job's failed and cancelled tasks again, or one task of it (`taskId`), with fresh
+   * attempts; results already recorded stay. CC_ERR_NOTHING_TO_RETRY when none failed or was cancelled.
+   */
+  async retry(jobId: string, principal: Principal, taskId?: string): Promise<{ job: JobRecord; retried: number }> {
+    await this.visibleJob(jobId, principal);
+    this.mayCancel(principal, 'retrying a job');
+    const res = await this.store.jobRetry({ jobId, now: Date.now(), ...(taskId ? { taskId } : {}) });
+    if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    if (res.retried === 0) {
+      throw new CrowdComputeError('CC_ERR_NOTHING_TO_RETRY', taskId
+        ? `task ${taskId} is not failed or cancelled (it is ${(await this.store.taskGet(taskId))?.state ?? 'gone'}); only those can be retried`
+        : `job ${jobId} has no failed or cancelled task to retry (it is ${res.job.state})`, { jobId, ...(taskId ? { taskId } : {}) });
+    }
+    this.log.info({ jobId, taskId, retried: res.retried }, 'failed and cancelled tasks put back in the queue');
+    if (res.change) this.events.publish([res.change]);
+    this.metrics.tasksRetried.inc(res.retried);
+    this.workAvailable();
+    return { job: res.job, retried: res.retried };
+  }
+
+  /** Retry one failed or cancelled task. */
+  async retryTask(taskId: string, principal: Principal): Promise<{ job: JobRecord; retried: number }> {
+    const task = await this.visibleTask(taskId, principal);
+    return this.retry(task.jobId, principal, taskId);
   }
 
   /** The job, if it exists and the principal may see it; CC_ERR_JOB_PRUNED if it was theirs and was pruned; else CC_ERR_JOB_NOT_FOUND. */

@@ -4,7 +4,7 @@ import { PROTOCOL_VERSION } from '../../protocol/index.ts';
 import { buildJob } from './job-submission.ts';
 import { ANY, foremanParts, RecordingPeer } from '../../../test/support/foreman-parts.ts';
 
-const limits = { maxPayloadBytes: 1024, maxArgs: 1000, maxTasksPerJob: 5, defaultTimeoutMs: 30_000, defaultRetentionMs: 60_000 };
+const limits = { maxPayloadBytes: 1024, maxArgs: 1000, maxTasksPerJob: 5, defaultTimeoutMs: 30_000, defaultRetentionMs: 60_000, defaultQueueTimeoutMs: null };
 
 test('a map job is chunked in argument order; defaults fill in priority, attempts and deadline', () => {
   const p = buildJob({ kind: 'map', code: '(x) => x', args: Array.from({ length: 10 }, (_, i) => i), chunkSize: 4 }, limits, 1);

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import * as acorn from 'acorn';
 import {
   CrowdComputeError, formatBytes, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
 import type { JobInsertParams, NewTask } from '../../store/store.ts';
+import { checkFunctionSource } from './code-check.ts';
+
+export { checkFunctionSource };
 
 /** What a submission may be, and the default deadline of its tasks. */
 export interface SubmissionLimits {
@@ -18,30 +20,26 @@ export interface SubmissionLimits {
   defaultTimeoutMs: number;
   /** How long a finished job is kept when it does not say. */
   defaultRetentionMs: number;
+  /** How long a task may wait for a worker to start it when its job does not say; null: for ever. */
+  defaultQueueTimeoutMs: number | null;
 }
 
 /**
- * Check that shipped source is one function expression, without running it: acorn parses it,
- * and anything but a single function or arrow function (a call, an object, a statement) is
- * refused, so nothing in it can run on the foreman or at load time on a worker. The worker
- * runs it, inside isolated-vm, only with allowCode.
+ * What a job runs, in a few words for lists: the function's name for a map job; for named
+ * tasks their type, or the first types and how many more.
  */
-export function checkFunctionSource(code: string): void {
-  let node: acorn.Expression;
-  try {
-    node = acorn.parseExpressionAt(code, 0, { ecmaVersion: 'latest', preserveParens: true });
-    // Only comments and white space may follow the function.
-    if (acorn.parse(code.slice(node.end), { ecmaVersion: 'latest' }).body.length > 0) throw new SyntaxError('more code follows the function');
-    while (node.type === 'ParenthesizedExpression') node = node.expression;
-  } catch (err) {
-    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `the shipped function does not compile: ${(err as Error).message}`);
+export function jobLabel(spec: JobSpec): string {
+  if (spec.kind === 'map') {
+    const declared = /^\s*(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)/.exec(spec.code)?.[1];
+    return spec.functionName || declared || 'anonymous function';
   }
-  if (node.type !== 'FunctionExpression' && node.type !== 'ArrowFunctionExpression') {
-    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `the shipped code must be one function expression (function (x) { … } or (x) => …), not ${node.type === 'Identifier' ? `the name "${node.name}"` : `a ${node.type}`}`);
+  const types: string[] = [];
+  for (const t of spec.tasks) {
+    if (!types.includes(t.type)) types.push(t.type);
+    if (types.length > 3) break;
   }
-  if (node.type === 'FunctionExpression' && node.generator) {
-    throw new CrowdComputeError('CC_ERR_CODE_COMPILE', 'the shipped function is a generator; ship a function that returns its result');
-  }
+  const distinct = new Set(spec.tasks.map((t) => t.type)).size;
+  return distinct <= 3 ? types.join(', ') : `${types.slice(0, 2).join(', ')} +${distinct - 2} more`;
 }
 
 function jsonSize(v: unknown): number {
@@ -73,7 +71,8 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     });
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
-        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs },
+        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
+        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs },
       tasks, now,
     };
   }
@@ -94,7 +93,8 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   });
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
-      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs },
+      timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs },
     tasks, now,
   };
 }

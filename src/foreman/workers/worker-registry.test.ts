@@ -55,7 +55,7 @@ test('heartbeats renew the leases of listed tasks and take back tasks the worker
   await registry.admit(peer, hello('w1'));
   const refs = await claimed(parts, 'w1', 2);
   const tasks = await Promise.all(refs.map((r) => store.taskGet(r.taskId)));
-  assert.equal(registry.deliver(registry.targets()[0], tasks.map((t) => ({ taskId: t!.id, jobId: t!.jobId, index: t!.index, kind: t!.kind, type: t!.type, input: t!.input, priority: t!.priority, attempt: t!.attempt, timeoutMs: t!.timeoutMs })), {}), true);
+  assert.equal(registry.deliver(registry.targets()[0], tasks.map((t) => ({ taskId: t!.id, jobId: t!.jobId, index: t!.index, kind: t!.kind, type: t!.type, input: t!.input, priority: t!.priority, attempt: t!.attempt, timeoutMs: t!.timeoutMs, createdAt: t!.createdAt, queuedAt: t!.createdAt })), {}), true);
   const before = (await store.taskGet(refs[0].taskId))!.leaseExpiresAt!;
   clock += 1_000;
   let acked = -1;
@@ -100,7 +100,7 @@ test('outcomes free their slots; progress is accepted only from the attempt that
   await registry.admit(peer, hello('w1'));
   const [ref] = await claimed(parts, 'w1', 1);
   const [task] = await parts.store.taskList({ jobId: (await parts.store.taskGet(ref.taskId))!.jobId, limit: 1, offset: 0 });
-  registry.deliver(registry.targets()[0], [{ taskId: task.id, jobId: task.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: null }], {});
+  registry.deliver(registry.targets()[0], [{ taskId: task.id, jobId: task.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: null, createdAt: 0, queuedAt: 0 }], {});
   assert.equal(registry.heldJob(peer, ref.taskId, ref.attempt), task.jobId);
   assert.equal(registry.heldJob(peer, ref.taskId, ref.attempt + 1), null);
   const settled = registry.settle(peer, [{ taskId: ref.taskId, attempt: ref.attempt, status: 'completed', result: 1 }]);
@@ -115,7 +115,7 @@ test('a zombie loses tasks held past deadline plus lease TTL; their slots stay t
   await registry.admit(peer, hello('zombie', { capacity: 1 }));
   const [ref] = await claimed(parts, 'zombie', 1);
   const t = (await store.taskGet(ref.taskId))!;
-  registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: 100 }], {});
+  registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: 100, createdAt: 0, queuedAt: 0 }], {});
   await registry.revokeOverdue(Date.now());
   assert.equal(peer.of('cancel_task').length, 0, 'not yet overdue');
   await registry.revokeOverdue(Date.now() + 100 + 10_000 + 1);
@@ -135,7 +135,7 @@ test('a hand-back requeues without using up the lost budget; a disconnect does u
   const [a, b] = await claimed(parts, 'w1', 2);
   for (const ref of [a, b]) {
     const t = (await store.taskGet(ref.taskId))!;
-    registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: t.index, kind: 'named', type: 't.x', input: t.input, priority: 'normal', attempt: ref.attempt, timeoutMs: null }], {});
+    registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: t.index, kind: 'named', type: 't.x', input: t.input, priority: 'normal', attempt: ref.attempt, timeoutMs: null, createdAt: 0, queuedAt: 0 }], {});
   }
   await registry.release(peer, [a], 'draining');
   const released = (await store.taskGet(a.taskId))!;
@@ -152,7 +152,7 @@ test('with keepAssignments (the foreman is stopping), a disconnected worker keep
   await registry.admit(peer, hello('w1'));
   const [ref] = await claimed(parts, 'w1', 1);
   const t = (await store.taskGet(ref.taskId))!;
-  registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: null }], {});
+  registry.deliver(registry.targets()[0], [{ taskId: t.id, jobId: t.jobId, index: 0, kind: 'named', type: 't.x', input: 0, priority: 'normal', attempt: ref.attempt, timeoutMs: null, createdAt: 0, queuedAt: 0 }], {});
   await registry.disconnected(peer, { keepAssignments: true });
   assert.equal((await store.taskGet(ref.taskId))!.state, 'running');
   assert.equal(registry.size, 0);

@@ -37,10 +37,30 @@ export interface DispatchTarget {
   readonly hello: Pick<Hello, 'patterns' | 'allowCode'>;
 }
 
+/** What kind of worker a hello's `resources.runtime` describes: `node 24.1.0`, `browser Chrome 131`, … */
+export function workerKind(runtime: string | undefined): 'node' | 'browser' | 'other' {
+  if (!runtime) return 'other';
+  if (/^node\b/i.test(runtime)) return 'node';
+  return /^browser\b/i.test(runtime) ? 'browser' : 'other';
+}
+
+/** A worker connected to or disconnected from this foreman. */
+export interface ConnectionEvent {
+  event: 'connected' | 'disconnected';
+  at: number;
+  remote: string | null;
+  /** What else happened: tasks kept across a reconnect, tasks put back. */
+  detail: string | null;
+}
+
 /** One outcome a worker reported, with the job it belongs to ('' if the foreman no longer knew the task). */
 export interface SettledOutcome {
   workerId: string;
   jobId: string;
+  /** The task's type, when and when the foreman handed it out, if it knew the task (metrics). */
+  type?: string | null;
+  createdAt?: number | null;
+  assignedAt?: number | null;
   outcome: TaskOutcome;
 }
 
@@ -60,6 +80,8 @@ export interface RegistrySnapshot {
  * functions in core/leases.ts; the registry applies them and records the result in the store.
  */
 export class WorkerRegistry {
+  /** The last connections of each worker, oldest first (see connectionLog). */
+  private readonly connections = new Map<string, ConnectionEvent[]>();
   private readonly byId = new Map<string, WorkerSession>();
   private readonly byPeer = new Map<Peer, WorkerSession>();
   private readonly store: Store;
@@ -112,7 +134,7 @@ export class WorkerRegistry {
     const now = this.now();
     const session = new WorkerSession(peer, hello, now);
     const { adopt, lost } = reconcileHello({ storeHeld: await this.store.taskListRunningByWorker(hello.workerId), reported });
-    for (const t of adopt) session.assigned.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null });
+    for (const t of adopt) session.assigned.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null, createdAt: 0 });
     // The worker proved it still holds the adopted tasks: renew their leases now.
     if (adopt.length > 0) await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: adopt, until: now + this.options.leaseTtlMs });
     await this.requeue(hello.workerId, lost, taskError('CC_ERR_WORKER_LOST', `worker ${hello.workerId} reconnected without the task`, { reason: 'worker_lost' }), true);
@@ -123,7 +145,8 @@ export class WorkerRegistry {
     if (peer.closed) return false;
     this.byPeer.set(peer, session);
     this.byId.set(hello.workerId, session);
-    this.metrics.connectedWorkers.set(this.byId.size);
+    this.countWorkers();
+    this.note(hello.workerId, { event: 'connected', at: now, remote: peer.remote ?? null, detail: adopt.length ? `kept ${adopt.length} running tasks` : null });
     this.log.info({ workerId: hello.workerId, capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode, remote: peer.remote, adopted: adopt.length },
       'worker connected');
     this.signals.lookAgain(hello.workerId);
@@ -140,15 +163,24 @@ export class WorkerRegistry {
     if (!s) return;
     this.byPeer.delete(peer);
     this.log.info({ workerId: s.workerId, running: s.assigned.size }, 'worker disconnected');
+    this.note(s.workerId, { event: 'disconnected', at: this.now(), remote: peer.remote ?? null, detail: options.keepAssignments ? 'the foreman stopped' : s.assigned.size ? `${s.assigned.size} running tasks went back to the queue` : null });
     await this.forget(s, options.keepAssignments ? new Set(s.assigned.keys()) : new Set());
     if (!this.byId.has(s.workerId)) await this.store.workerDisconnected({ workerId: s.workerId, now: this.now() });
+  }
+
+  /** Connected workers in the metrics, in all and by kind (a Node process, a browser tab, something else). */
+  private countWorkers(): void {
+    this.metrics.connectedWorkers.set(this.byId.size);
+    const kinds = { node: 0, browser: 0, other: 0 };
+    for (const s of this.byId.values()) kinds[workerKind(s.hello.resources?.runtime)]++;
+    for (const [kind, n] of Object.entries(kinds)) this.metrics.workersByKind.set({ kind }, n);
   }
 
   /** Drop a session; its tasks not in `keep` go back to the queue as lost. */
   private async forget(s: WorkerSession, keep: ReadonlySet<string>): Promise<void> {
     if (this.byId.get(s.workerId) === s) {
       this.byId.delete(s.workerId);
-      this.metrics.connectedWorkers.set(this.byId.size);
+      this.countWorkers();
     }
     const lost: TaskRef[] = [];
     for (const [taskId, a] of s.assigned) if (!keep.has(taskId)) lost.push({ taskId, attempt: a.attempt });
@@ -225,13 +257,15 @@ export class WorkerRegistry {
     const now = this.now();
     const code: Record<string, string> = {};
     for (const t of tasks) {
-      s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs });
+      s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
       if (t.kind === 'map' && !s.codeSent.has(t.jobId) && sources[t.jobId] !== undefined) {
         code[t.jobId] = sources[t.jobId];
         s.codeSent.add(t.jobId);
       }
     }
-    s.peer.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks: [...tasks], code } : { type: 'assign_tasks', tasks: [...tasks] });
+    // What the worker needs, not the foreman's bookkeeping (createdAt, queuedAt).
+    const wire = tasks.map(({ createdAt: _c, queuedAt: _q, ...task }) => task);
+    s.peer.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks: wire, code } : { type: 'assign_tasks', tasks: wire });
     return true;
   }
 
@@ -242,7 +276,7 @@ export class WorkerRegistry {
       const a = s.assigned.get(o.taskId);
       if (a && a.attempt === o.attempt) s.assigned.delete(o.taskId);
       if (s.revoked.get(o.taskId) === o.attempt) s.revoked.delete(o.taskId);
-      return { workerId: s.workerId, jobId: a?.jobId ?? '', outcome: o };
+      return { workerId: s.workerId, jobId: a?.jobId ?? '', type: a?.type ?? null, createdAt: a?.createdAt || null, assignedAt: a?.assignedAt ?? null, outcome: o };
     });
   }
 
@@ -319,6 +353,30 @@ export class WorkerRegistry {
   }
 
   /** Connected workers at a glance. */
+  /** A worker's last connections and disconnections on this foreman, newest first. */
+  connectionLog(workerId: string): readonly ConnectionEvent[] {
+    return [...(this.connections.get(workerId) ?? [])].reverse();
+  }
+
+  /** What a worker connected here runs now. */
+  runningOf(workerId: string): { taskId: string; jobId: string; type: string; attempt: number; assignedAt: number }[] {
+    const s = this.byId.get(workerId);
+    if (!s) return [];
+    return [...s.assigned].map(([taskId, a]) => ({ taskId, jobId: a.jobId, type: a.type, attempt: a.attempt, assignedAt: a.assignedAt }));
+  }
+
+  private note(workerId: string, event: ConnectionEvent): void {
+    let log = this.connections.get(workerId);
+    if (!log) {
+      // Bounded: the workers seen most recently keep their history.
+      if (this.connections.size >= 1000) this.connections.delete(this.connections.keys().next().value!);
+      log = [];
+      this.connections.set(workerId, log);
+    }
+    log.push(event);
+    if (log.length > 20) log.shift();
+  }
+
   snapshot(): RegistrySnapshot {
     const runningByWorker = new Map<string, number>();
     let capacity = 0;

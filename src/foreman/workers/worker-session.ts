@@ -7,6 +7,8 @@ export interface InFlight extends Assignment {
   /** '' when the task was adopted from a returning worker's hello (the store knows its job). */
   jobId: string;
   type: string;
+  /** When the task was submitted (0 when adopted from a returning worker). */
+  createdAt: number;
 }
 
 /**

@@ -42,7 +42,7 @@ export class ClientMessages {
         events.subscribe(accepted.job.id, peer);
       }
       peer.send({ type: 'job_accepted', requestId: msg.requestId, jobId: accepted.job.id, totalTasks: accepted.job.counts.total,
-        position: accepted.position, deduplicated: accepted.deduplicated });
+        position: accepted.position, deduplicated: accepted.deduplicated, ...(accepted.warnings.length ? { warnings: accepted.warnings } : {}) });
       // A deduplicated job may have finished long ago: answer now rather than never.
       if (accepted.deduplicated && subscribe) await this.sendState(peer, accepted.job.id);
     } catch (err) {

@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxExecutor } from './sandbox-executor.ts';
+import { ChunkFailedError } from '../runtime/code-executor.ts';
 import { CrowdComputeError } from '../../protocol/index.ts';
 
 const sandbox = new SandboxExecutor({ memoryLimitMb: 32, defaultTimeoutMs: 2_000 });
@@ -26,12 +27,17 @@ test('async functions and function declarations work', async () => {
   assert.deepEqual(await sandbox.start('j2', [1, 2], null).result, [{ v: 2 }, { v: 4 }]);
 });
 
-test('a throw names the argument and keeps the message and stack', async () => {
-  sandbox.setCode('j3', '(x) => { if (x === 3) throw new RangeError("three is bad"); return x; }');
-  const err = await rejectsWith(sandbox.start('j3', [1, 2, 3], null).result, 'CC_ERR_HANDLER_FAILED');
-  assert.match(err.message, /argument 2 .*RangeError: three is bad/);
-  assert.match(err.stack ?? '', /three is bad/);
-  assert.deepEqual(await sandbox.start('j3', [7], null).result, [7], 'the isolate keeps serving');
+test('a throw names the argument by its index in the whole job, keeps the message and stack, and the other arguments keep their results', async () => {
+  sandbox.setCode('j3', '(x) => { if (x === 3 || x === 5) throw new RangeError(`${x} is bad`); return x * 10; }');
+  // This chunk holds arguments 100..105 of its job.
+  const err = await rejectsWith(sandbox.start('j3', [1, 2, 3, 4, 5, 6], null, 100).result, 'CC_ERR_HANDLER_FAILED') as ChunkFailedError;
+  assert.ok(err instanceof ChunkFailedError);
+  assert.match(err.message, /argument 102: RangeError: 3 is bad \(and 1 more of its 6 arguments\)/);
+  assert.match(err.stack ?? '', /3 is bad/);
+  assert.deepEqual(err.partialResults, [10, 20, null, 40, null, 60]);
+  assert.deepEqual((err.details as { failedArguments: unknown[] }).failedArguments, [
+    { index: 102, name: 'RangeError', message: '3 is bad' }, { index: 104, name: 'RangeError', message: '5 is bad' }]);
+  assert.deepEqual(await sandbox.start('j3', [7], null).result, [70], 'the isolate keeps serving');
 });
 
 test('no Node APIs inside the sandbox', async () => {

@@ -1,6 +1,6 @@
 import ivm from 'isolated-vm';
 import { CrowdComputeError } from '../../protocol/index.ts';
-import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
+import { ChunkFailedError, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
 
 /** Limits of the sandbox. */
@@ -20,35 +20,39 @@ export interface SandboxOptions {
  * results come out as JSON text: one string copy each way is cheaper than structured clone
  * of many small values, and it bounds what can cross to plain data.
  *
+ * An argument that throws does not stop the others: the chunk's results come back with an
+ * error per argument that threw, so the arguments that did not keep their results.
+ *
  * The loop stays synchronous while the function returns plain values, so isolated-vm's
  * `timeout` (which covers synchronous execution) stops an infinite loop; an async function
  * switches to an awaiting loop, bounded by the host-side deadline instead.
  */
 const RUNNER = `
-const __ccFail = (i, e) => JSON.stringify({ __ccError: { index: i,
+const __ccError = (i, e) => ({ index: i,
   message: String(e && e.message !== undefined ? e.message : e), name: e && e.name ? String(e.name) : 'Error',
-  stack: e && e.stack ? String(e.stack) : undefined } });
-const __ccJson = (out) => { try { return JSON.stringify(out); } catch (e) {
-  return __ccFail(-1, { name: 'TypeError', message: 'the results cannot be turned into JSON (' + String(e && e.message) + ')' }); } };
+  stack: e && e.stack ? String(e.stack) : undefined });
+const __ccJson = (out, errors) => { try { return JSON.stringify(errors.length ? { __ccPartial: { results: out, errors } } : out); } catch (e) {
+  return JSON.stringify({ __ccError: __ccError(-1, { name: 'TypeError', message: 'the results cannot be turned into JSON (' + String(e && e.message) + ')' }) }); } };
 if (typeof __ccFn !== 'function') throw new TypeError('the shipped code is a ' + typeof __ccFn + ', not a function');
 globalThis.__ccRun = function (argsJson) {
   const args = JSON.parse(argsJson);
-  const out = new Array(args.length);
+  const out = new Array(args.length).fill(null);
+  const errors = [];
   for (let i = 0; i < args.length; i++) {
     let v;
-    try { v = __ccFn(args[i]); } catch (e) { return __ccFail(i, e); }
+    try { v = __ccFn(args[i]); } catch (e) { errors.push(__ccError(i, e)); continue; }
     if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
       return (async () => {
-        try { out[i] = await v; } catch (e) { return __ccFail(i, e); }
+        try { out[i] = await v; } catch (e) { errors.push(__ccError(i, e)); }
         for (let j = i + 1; j < args.length; j++) {
-          try { out[j] = await __ccFn(args[j]); } catch (e) { return __ccFail(j, e); }
+          try { out[j] = await __ccFn(args[j]); } catch (e) { errors.push(__ccError(j, e)); }
         }
-        return __ccJson(out);
+        return __ccJson(out, errors);
       })();
     }
     out[i] = v;
   }
-  return __ccJson(out);
+  return __ccJson(out, errors);
 };`;
 
 /**
@@ -139,7 +143,7 @@ export class SandboxExecutor implements CodeExecutor {
   }
 
   /** Run the job's function over `args`. Rejects with a CrowdComputeError naming what went wrong. */
-  start(jobId: string, args: unknown[], timeoutMs: number | null): CodeRun {
+  start(jobId: string, args: unknown[], timeoutMs: number | null, argOffset = 0): CodeRun {
     let killWith: ((reason: 'cancelled' | 'timeout') => void) | null = null;
     let killedBefore: 'cancelled' | 'timeout' | null = null;
     const limit = timeoutMs ?? this.o.defaultTimeoutMs;
@@ -156,11 +160,18 @@ export class SandboxExecutor implements CodeExecutor {
         const text = await w.run.apply(undefined, [JSON.stringify(args)], { timeout: limit, result: { promise: true } }) as string;
         const parsed = JSON.parse(text) as unknown;
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccError' in parsed) {
-          const e = (parsed as { __ccError: { index: number; message: string; name: string; stack?: string } }).__ccError;
-          const err = e.index < 0
-            ? new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${e.message}`)
-            : new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: the function threw on argument ${e.index} of this task: ${e.name}: ${e.message}`, { argumentIndex: e.index });
-          err.stack = e.stack ?? err.stack;
+          const e = (parsed as { __ccError: { message: string } }).__ccError;
+          throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${e.message}`);
+        }
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccPartial' in parsed) {
+          const { results, errors } = (parsed as { __ccPartial: { results: unknown[]; errors: { index: number; message: string; name: string; stack?: string }[] } }).__ccPartial;
+          const first = errors[0]!;
+          const more = errors.length > 1 ? ` (and ${errors.length - 1} more of its ${args.length} arguments)` : '';
+          const err = new ChunkFailedError(`job ${jobId}: the function threw on argument ${argOffset + first.index}: ${first.name}: ${first.message}${more}`, {
+            argumentIndex: argOffset + first.index,
+            failedArguments: errors.slice(0, 100).map((x) => ({ index: argOffset + x.index, name: x.name, message: x.message.slice(0, 300) })),
+          }, results);
+          err.stack = first.stack ?? err.stack;
           throw err;
         }
         if (!w.isolate.isDisposed && !this.disposed && this.jobs.get(jobId) === entry) entry.idle.push(w);

@@ -1,6 +1,6 @@
 import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type WireTask } from '../../protocol/index.ts';
 import type { Log } from '../../link/log.ts';
-import type { CodeExecutor } from './code-executor.ts';
+import { ChunkFailedError, type CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, type TaskContext, type TaskInfo } from './handler-registry.ts';
 
 /** How a task ended, before the runtime measures and sends it. */
@@ -94,7 +94,8 @@ export class TaskRunner {
     const work = task.kind === 'map' ? this.runMap(r) : this.runNamed(r);
     work.then(
       (result) => this.settle(r, { status: 'completed', result }),
-      (err: unknown) => this.settle(r, { status: 'failed', error: this.describe(err, task) }),
+      // A map chunk in which some arguments threw keeps the results of the others.
+      (err: unknown) => this.settle(r, { status: 'failed', error: this.describe(err, task), ...(err instanceof ChunkFailedError ? { result: err.partialResults } : {}) }),
     );
   }
 
@@ -175,7 +176,7 @@ export class TaskRunner {
       throw new CrowdComputeError('CC_ERR_CODE_NOT_ALLOWED', `worker ${this.deps.workerId} was started without allowCode and will not run shipped code (job ${t.jobId})`);
     }
     if (!Array.isArray(t.input)) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `map task ${t.taskId} has no argument list`);
-    const run = code.start(t.jobId, t.input, t.timeoutMs);
+    const run = code.start(t.jobId, t.input, t.timeoutMs, t.argOffset ?? 0);
     r.kill = run.kill;
     return run.result;
   }

@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { Store } from '../../store/store.ts';
+import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { JobEvents } from '../jobs/job-events.ts';
+import { PeriodicService } from '../service.ts';
+
+/**
+ * Fails the tasks that no worker started before their job's queue deadline (`queueTimeoutMs`),
+ * with CC_ERR_NO_WORKER: work nobody can run (no connected worker serves its type, or none
+ * has room) ends with an error that says so instead of waiting for ever. Tasks already started
+ * keep running under their own timeoutMs.
+ */
+export class QueueDeadlines extends PeriodicService {
+  readonly name = 'queue deadlines';
+  private readonly deps: { store: Store; events: JobEvents; metrics: ForemanMetrics };
+
+  constructor(deps: QueueDeadlines['deps'], intervalMs: number, log: Logger) {
+    super(intervalMs, log);
+    this.deps = deps;
+  }
+
+  protected async runOnce(now: number): Promise<void> {
+    const { store, events, metrics } = this.deps;
+    const r = await store.taskExpireQueued({ now, limit: 100 });
+    if (r.failed === 0) return;
+    metrics.tasksNeverStarted.inc(r.failed);
+    this.log.warn({ failed: r.failed, jobIds: r.jobs.slice(0, 5).map((j) => j.jobId) }, 'tasks failed with CC_ERR_NO_WORKER: no worker started them before their queue deadline');
+    events.publish(r.jobs);
+  }
+}

@@ -15,8 +15,8 @@ export function duration(ms) {
   if (s < 1) return `${Math.round(Math.abs(ms))} ms`;
   if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
   if (s < 3600) return `${Math.round(s / 60)} min`;
-  if (s < 86400) return `${(s / 3600).toFixed(s < 36000 ? 1 : 0)} h`;
-  return `${(s / 86400).toFixed(1)} d`;
+  if (s < 86400) return `${Number((s / 3600).toFixed(s < 36000 ? 1 : 0))} h`;
+  return `${Number((s / 86400).toFixed(1))} d`;
 }
 
 /** How long ago an ISO time was: "4 min ago". */
@@ -100,11 +100,14 @@ export function useLive(url, onMessage, kind = 'sse') {
 /** A state as a coloured badge. */
 export const State = ({ state }) => html`<span class=${`state ${state}`}>${state}</span>`;
 
-/** Completed, failed and cancelled parts of a bar; running work as a lighter part after them. */
+/**
+ * Completed, failed and cancelled parts of a bar; then, lighter, how far running work has come
+ * by its handlers' reports (`live`, in tasks: 1.5 = one and a half tasks' worth).
+ */
 export function Progress({ total, completed, failed = 0, cancelled = 0, live = 0 }) {
   const part = (n) => (total > 0 ? `${(100 * n) / total}%` : '0%');
   const done = completed + failed + cancelled;
-  const label = total > 0 ? `${Math.floor((100 * done) / total)}%` : '–';
+  const label = total > 0 ? `${Math.floor((100 * Math.min(total, done + live)) / total)}%` : '–';
   return html`<span class="progress" title=${`${completed} completed, ${failed} failed, ${cancelled} cancelled of ${total}`}>
     <span class="track"><i class="ok" style=${{ width: part(completed) }}></i><i class="bad" style=${{ width: part(failed) }}></i><i class="cancel" style=${{ width: part(cancelled) }}></i><i class="live" style=${{ width: part(live) }}></i></span>
     <span class="small">${label}</span></span>`;

@@ -27,13 +27,18 @@ import { WorkerMessages } from './ws/worker-messages.ts';
 import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
 import { Pruner } from './maintenance/pruner.ts';
+import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
-import { registerStatusPage } from './http/status-page.ts';
+import { registerDashboard } from './dashboard/dashboard-routes.ts';
+import { LiveFeed } from './dashboard/live-feed.ts';
+import { ThroughputSeries } from './dashboard/throughput-series.ts';
+import { statsView } from './http/stats-view.ts';
+import { registerUiAssets } from '../host/ui-assets.ts';
 import { registerHttpAuth, registerLogin } from './http/http-auth.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialService } from './auth/credential-service.ts';
@@ -162,10 +167,11 @@ export class Foreman {
     const registry = new WorkerRegistry({ store, events, metrics, log },
       { foremanId: this.id, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, defaultTimeoutMs: o.defaultTimeoutMs },
       { workAvailable, lookAgain: (workerId) => dispatcher?.lookAgain(workerId) });
-    dispatcher = new Dispatcher({ store, registry, events, metrics, log }, { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
+    const series = new ThroughputSeries();
+    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series }, { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
-        defaultRetentionMs: o.retentionMs });
+        defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
 
     if (auth) {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
@@ -199,6 +205,7 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
+    const feed = new LiveFeed({ store, registry, events, series, log, stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs }) });
     const services: Service[] = [
       ...(auth ? [auth] : []),
       events,
@@ -213,6 +220,8 @@ export class Foreman {
       new LeaseReaper({ store, registry, events, metrics, workAvailable, health },
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log),
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log),
+      new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log),
+      feed,
     ];
     if (store.listen) {
       // Other foremen on the same database: their new work wakes our workers, their commits
@@ -236,18 +245,21 @@ export class Foreman {
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes));
     registerHttpAuth(app, auth);
+    await registerUiAssets(app);
     await app.register(swagger, {
       openapi: {
-        info: { title: 'CrowdCompute foreman', version: PROTOCOL_VERSION, description: 'Jobs, tasks and workers. Workers and clients also connect over WebSocket at /ws (see docs/protocol.md).' },
+        info: { title: 'CrowdCompute foreman API', version: PROTOCOL_VERSION, description: 'Jobs, tasks and workers. Every route but /health needs `Authorization: Bearer <API key>`. Workers and clients also connect over WebSocket at /ws (see docs/protocol.md).' },
+        components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (cck_…): crowdcompute key create' } } },
+        security: [{ apiKey: [] }],
         tags: [{ name: 'jobs' }, { name: 'tasks' }, { name: 'workers' }, { name: 'system' }],
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
+    await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' } });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
-    registerApiRoutes(app, { store, registry, jobs, startedAt, retentionMs: o.retentionMs });
+    registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs });
     registerTaskRoutes(app, { store, jobs });
     registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
-    registerStatusPage(app);
+    registerDashboard(app, { store, registry, feed, series });
     registerLogin(app, auth);
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services };

@@ -41,6 +41,7 @@ export function pageShell(title: string, module: string, extraHead = ''): string
 <html lang="en"><head><meta charset="utf-8"><title>${title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
+<link rel="icon" href="/ui/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/ui/style.css">${extraHead}
 <script type="importmap">${IMPORT_MAP}</script>
 <script type="module" src="${module}"></script>
@@ -56,5 +57,7 @@ export async function registerUiAssets(app: FastifyInstance): Promise<void> {
     reply.header('cache-control', 'public, max-age=86400');
     return reply.sendFile(path.split('/').pop()!, dirname(path));
   });
+  // Browsers ask for it on every page, the login page included.
+  app.get('/favicon.ico', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => reply.redirect('/ui/favicon.svg', 301));
   await app.register(fastifyStatic, { root: UI_DIR, prefix: '/ui/', decorateReply: true, index: false, wildcard: true, cacheControl: true, maxAge: 0 });
 }

@@ -112,9 +112,6 @@ export class WorkerStatusServer {
       };
     });
 
-    // Browsers ask for one on every page; an empty answer keeps their consoles free of 404s.
-    app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
-
     app.get('/stats', async () => {
       const s = w.stats;
       const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;

@@ -122,15 +122,35 @@ test('GET /api/stats (connected_workers), GET /api/workers, GET /health (FastAPI
   assert.match(metrics.text, /crowdcompute_results_committed_total \d+/);
 });
 
-test('OpenAPI document and docs UI are served; GET / is a status page', async () => {
+test('the OpenAPI document: every route with an operation id, its answers and its errors; the docs page and the dashboard are served', async () => {
   const spec = (await http('GET', '/openapi.json')).json;
   assert.equal(spec.openapi.slice(0, 1), '3');
-  for (const p of ['/api/stats', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/tasks', '/api/workers', '/task/submit', '/task/{id}', '/health']) {
+  assert.match(spec.info.title, /CrowdCompute/);
+  for (const p of ['/api/stats', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/tasks', '/api/jobs/{id}/retry', '/api/tasks/{id}/retry', '/api/workers', '/api/workers/{id}', '/task/submit', '/task/{id}', '/health', '/metrics/prometheus']) {
     assert.ok(spec.paths[p], `OpenAPI lists ${p}`);
   }
-  assert.equal((await http('GET', '/docs')).status, 200);
+  const ids = new Set<string>();
+  for (const [path, methods] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const what = `${method.toUpperCase()} ${path}`;
+      assert.match(op.operationId ?? '', /^[a-z][A-Za-z]+$/, `${what} has an operation id`);
+      assert.ok(!ids.has(op.operationId), `${what}: operation ids are unique`);
+      ids.add(op.operationId);
+      assert.ok(op.summary, `${what} has a summary`);
+      assert.ok(Object.keys(op.responses).some((s) => s.startsWith('2')), `${what} documents its answer`);
+      assert.ok(op.responses['500'] && op.responses['503'], `${what} documents its errors`);
+      if (path !== '/health') assert.ok(op.responses['401'], `${what} documents 401`);
+    }
+  }
+  const submit = spec.paths['/api/jobs'].post;
+  assert.ok(submit.requestBody, 'the submission documents its body');
+  assert.ok(submit.responses['201'].content['application/json'].schema.properties.warnings, 'and its answer, warnings included');
+  const docs = await http('GET', '/docs/');
+  assert.equal(docs.status, 200);
+  assert.match(docs.text, /<title>CrowdCompute API<\/title>/);
   const page = await http('GET', '/');
-  assert.match(page.text, /CrowdCompute foreman/);
+  assert.match(page.text, /<title>CrowdCompute<\/title>/);
+  assert.match(page.text, /\/ui\/dashboard\.js/);
 });
 
 test("the worker's status server: GET / and /stats, POST /restart, GET /health and /metrics", async () => {

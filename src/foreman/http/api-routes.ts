@@ -1,16 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import {
-  CrowdComputeError, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobSubmitViewSchema, JobViewSchema, PageQuerySchema,
-  RestJobSpecSchema, StatsViewSchema, TaskViewSchema, WorkerViewSchema,
-  type JobResultsView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
+  CrowdComputeError, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
+  RestJobSpecSchema, RetryQuerySchema, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
+  type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
-import type { Store } from '../../store/store.ts';
+import type { JobRecord, Store } from '../../store/store.ts';
 import { listingOwner } from '../../core/access.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
 import { jobView, taskView, workerView } from './rest-views.ts';
+import { statsView } from './stats-view.ts';
+import type { JobEvents } from '../jobs/job-events.ts';
 import { jobSpecFromRest, parseRequest } from './rest-inputs.ts';
 
 /** What the REST API reads and acts on. */
@@ -21,84 +23,65 @@ export interface ApiDeps {
   startedAt: number;
   /** The foremen's default retention of finished jobs. */
   retentionMs: number;
+  /** For handler progress of running tasks. */
+  events: JobEvents;
 }
 
 const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, 'path').id;
 
-/** The foreman's REST API under /api: jobs (list, submit, read, tasks, results, cancel), workers, statistics. */
+/** The foreman's REST API under /api: jobs (list, submit, read, tasks, results, cancel, retry), tasks (retry), workers, statistics. */
 export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { store, registry, jobs } = deps;
+  const { store, registry, jobs, events } = deps;
+  const view = (j: JobRecord): JobView => jobView(j, events.runningProgress(j.id, j.counts.total));
 
-  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime, what retention keeps and has pruned', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
-    async (): Promise<StatsView> => {
-      const s = await store.stats();
-      const live = registry.snapshot();
-      const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
-      return {
-        connected_workers: live.connected,
-        total_capacity: live.capacity,
-        running_tasks: live.running,
-        total_jobs: total(s.jobs),
-        active_jobs: s.jobs.queued + s.jobs.running,
-        completed_jobs: s.jobs.completed,
-        failed_jobs: s.jobs.failed,
-        cancelled_jobs: s.jobs.cancelled,
-        total_tasks: total(s.tasks),
-        queued_tasks: s.tasks.queued,
-        completed_tasks: s.tasks.completed,
-        failed_tasks: s.tasks.failed,
-        jobs: s.jobs,
-        tasks: s.tasks,
-        workers: s.workers,
-        uptime_seconds: Math.round((Date.now() - deps.startedAt) / 1000),
-        retention: {
-          default_seconds: deps.retentionMs / 1000,
-          retained_jobs: s.jobs.completed + s.jobs.failed + s.jobs.cancelled,
-          retained_tasks: s.tasks.completed + s.tasks.failed + s.tasks.cancelled,
-          pruned_jobs: s.pruned.jobs,
-          pruned_tasks: s.pruned.tasks,
-          storage_bytes: s.storageBytes,
-        },
-      };
-    });
+  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ operationId: 'getStats', tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime, what retention keeps and has pruned', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
+    async (): Promise<StatsView> => statsView(deps));
 
-  app.get('/api/jobs', { schema: routeSchema({ tags: ['jobs'], summary: "List jobs, newest first: the key's own, or every owner's for admin", querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400, 401] }) },
-    async (req): Promise<JobView[]> => {
-      const q = parseRequest(JobListQuerySchema, req.query, 'query');
-      const owner = listingOwner(req.principal);
-      return (await store.jobList({ limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}), ...(owner !== undefined ? { owner: owner ?? '' } : {}) })).map(jobView);
-    });
+  app.get('/api/jobs', {
+    schema: routeSchema({ operationId: 'listJobs', tags: ['jobs'], summary: "List jobs, newest first, by state, text and time: the key's own, or every owner's for admin", querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400, 401] }),
+  }, async (req): Promise<JobView[]> => {
+    const q = parseRequest(JobListQuerySchema, req.query, 'query');
+    const owner = listingOwner(req.principal);
+    return (await store.jobList({
+      limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}), ...(owner !== undefined ? { owner: owner ?? '' } : {}),
+      ...(q.search ? { search: q.search } : {}), ...(q.since !== undefined ? { createdAfter: q.since } : {}), ...(q.until !== undefined ? { createdBefore: q.until } : {}),
+    })).map(view);
+  });
 
   app.post('/api/jobs', {
     schema: routeSchema({
-      tags: ['jobs'], summary: 'Submit a job: a map job (code and args) or a list of named tasks',
-      description: '201 with the new job; 200 with the existing job when the idempotency key matched one.',
-      body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 401, 403, 409, 413],
+      operationId: 'submitJob', tags: ['jobs'], summary: 'Submit a job: a map job (code and args) or a list of named tasks',
+      description: '201 with the new job; 200 with the existing job when the idempotency key matched one. `warnings` says, for example, that no connected worker handles one of its task types.',
+      body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 401, 403, 409, 413, 507],
     }),
   }, async (req, reply): Promise<JobSubmitView> => {
     const accepted = await jobs.submit(jobSpecFromRest(req.body), req.principal);
     reply.status(accepted.deduplicated ? 200 : 201);
-    return { ...jobView(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated };
+    return { ...view(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated, warnings: accepted.warnings };
   });
 
-  app.get('/api/jobs/:id', { schema: routeSchema({ tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
-    async (req): Promise<JobView> => jobView(await jobs.visibleJob(idOf(req.params), req.principal)));
+  app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
+    async (req): Promise<JobView> => view(await jobs.visibleJob(idOf(req.params), req.principal)));
 
   app.get('/api/jobs/:id/tasks', {
-    schema: routeSchema({ tags: ['jobs'], summary: "A job's tasks in order", params: IdParamsSchema, querystring: PageQuerySchema, response: { 200: z.array(TaskViewSchema) }, errors: [400, 401, 404] }),
+    schema: routeSchema({
+      operationId: 'listJobTasks', tags: ['jobs'], summary: "A job's tasks in index order, from the index `offset` on, optionally of one state",
+      params: IdParamsSchema, querystring: TaskListQuerySchema, response: { 200: z.array(TaskViewSchema) }, errors: [400, 401, 404],
+    }),
   }, async (req): Promise<TaskView[]> => {
     const id = idOf(req.params);
     await jobs.visibleJob(id, req.principal);
-    const q = parseRequest(PageQuerySchema, req.query, 'query');
-    return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset })).map(taskView);
+    const q = parseRequest(TaskListQuerySchema, req.query, 'query');
+    return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}) })).map(taskView);
   });
 
   app.get('/api/jobs/:id/results', {
-    schema: routeSchema({ tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [401, 404] }),
+    schema: routeSchema({ operationId: 'getJobResults', tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [401, 404] }),
   }, async (req): Promise<JobResultsView> => {
     const id = idOf(req.params);
     const job = await jobs.visibleJob(id, req.principal);
-    const res = (await store.jobResults(id))!;
+    const res = await store.jobResults(id);
+    if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
     return {
       job_id: id,
       status: job.state,
@@ -108,10 +91,31 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.post('/api/jobs/:id/cancel', {
-    schema: routeSchema({ tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped, finished results stay', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }),
-  }, async (req): Promise<JobView> => jobView(await jobs.cancel(idOf(req.params), req.principal)));
+    schema: routeSchema({ operationId: 'cancelJob', tags: ['jobs'], summary: 'Cancel a job: queued tasks never start, running ones are stopped, finished results stay', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 403, 404] }),
+  }, async (req): Promise<JobView> => view(await jobs.cancel(idOf(req.params), req.principal)));
 
-  app.get('/api/workers', { config: { access: 'read' }, schema: routeSchema({ tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) }, errors: [401, 403] }) },
+  app.post('/api/jobs/:id/retry', {
+    schema: routeSchema({
+      operationId: 'retryJob', tags: ['jobs'], summary: "Run a job's failed and cancelled tasks again (or one of them, task_id), with fresh attempts; recorded results stay",
+      params: IdParamsSchema, querystring: RetryQuerySchema, response: { 200: JobRetryViewSchema }, errors: [400, 401, 403, 404, 409],
+    }),
+  }, async (req): Promise<JobRetryView> => {
+    const q = parseRequest(RetryQuerySchema, req.query, 'query');
+    const r = await jobs.retry(idOf(req.params), req.principal, q.task_id);
+    return { ...view(r.job), retried: r.retried };
+  });
+
+  app.post('/api/tasks/:id/retry', {
+    schema: routeSchema({
+      operationId: 'retryTask', tags: ['tasks'], summary: 'Run one failed or cancelled task again, with fresh attempts; answers with its job',
+      params: IdParamsSchema, response: { 200: JobRetryViewSchema }, errors: [401, 403, 404, 409],
+    }),
+  }, async (req): Promise<JobRetryView> => {
+    const r = await jobs.retryTask(idOf(req.params), req.principal);
+    return { ...view(r.job), retried: r.retried };
+  });
+
+  app.get('/api/workers', { config: { access: 'read' }, schema: routeSchema({ operationId: 'listWorkers', tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) }, errors: [401, 403] }) },
     async (): Promise<WorkerView[]> => {
       const running = registry.snapshot().runningByWorker;
       return (await store.workerList()).map((w) => workerView(w, running.get(w.id) ?? 0));

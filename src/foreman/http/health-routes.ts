@@ -18,7 +18,7 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store;
   const usage = new HostUsage();
   app.get('/health', {
     config: { access: 'open' },
-    schema: routeSchema({ tags: ['system'], summary: 'Health: status, active tasks, queue size, CPU and memory use; 503 while stopping', response: { 200: HealthViewSchema, 503: HealthViewSchema } }),
+    schema: routeSchema({ operationId: 'getHealth', tags: ['system'], summary: 'Health: status, the store\'s state, active tasks, queue size, CPU and memory use; 503 while degraded or stopping', response: { 200: HealthViewSchema, 503: HealthViewSchema } }),
   }, async (_req, reply): Promise<HealthView> => {
     const h = deps.health;
     // Counts only while the store answers; during an outage asking would only wait.
@@ -45,11 +45,15 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store;
       timestamp: new Date().toISOString(),
     };
   });
-  app.get('/metrics', {
-    config: { access: deps.metricsPublic ? 'open' : 'read' },
-    schema: routeSchema({ tags: ['system'], summary: 'Prometheus metrics (text format); needs the read scope unless the foreman runs with --metrics-public', response: { 200: z.string() }, errors: deps.metricsPublic ? [] : [401, 403] }),
-  }, async (_req, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  // Both paths: /metrics as Prometheus scrapes it, /metrics/prometheus as task services name it.
+  for (const [path, operationId] of [['/metrics', 'getMetrics'], ['/metrics/prometheus', 'getMetricsPrometheus']] as const) {
+    app.get(path, {
+      config: { access: deps.metricsPublic ? 'open' : 'read' },
+      schema: routeSchema({ operationId, tags: ['system'], summary: 'Prometheus metrics (text exposition format); needs the read scope unless the foreman runs with --metrics-public', response: { 200: z.string() }, errors: deps.metricsPublic ? [] : [401, 403] }),
+    }, async (_req, reply) => {
+      await deps.metrics.refresh(deps.store);
+      reply.header('content-type', deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    });
+  }
 }

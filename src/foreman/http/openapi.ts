@@ -17,14 +17,21 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'No API key, or one that is wrong or revoked (CC_ERR_UNAUTHORIZED)',
   403: 'The API key lacks the scope this needs (CC_ERR_FORBIDDEN)',
   400: 'Bad input: the message names the field and the rule (CC_ERR_INVALID_JOB, CC_ERR_BAD_JSON, CC_ERR_BAD_MESSAGE, CC_ERR_CODE_COMPILE)',
-  404: 'No such job or task (CC_ERR_JOB_NOT_FOUND, CC_ERR_TASK_NOT_FOUND)',
-  409: 'A task with this id exists (CC_ERR_TASK_EXISTS)',
+  404: 'No such job or task (CC_ERR_JOB_NOT_FOUND, CC_ERR_TASK_NOT_FOUND), or a job pruned after its retention (CC_ERR_JOB_PRUNED)',
+  409: 'Conflict: a task with this id exists (CC_ERR_TASK_EXISTS), or nothing failed or was cancelled to retry (CC_ERR_NOTHING_TO_RETRY)',
   413: 'Too large: the message names the limit (CC_ERR_PAYLOAD_TOO_LARGE)',
-  503: 'The foreman is shutting down (CC_ERR_SHUTTING_DOWN)',
+  429: 'Too many failed credential checks from this address (CC_ERR_RATE_LIMITED)',
+  503: 'The database cannot be reached right now (CC_ERR_STORE_UNAVAILABLE, with Retry-After), or the foreman is shutting down (CC_ERR_SHUTTING_DOWN)',
+  507: 'The database cannot grow: full disk or size limit (CC_ERR_STORE_FULL)',
 };
+
+/** Every route may answer these: the store away, the foreman stopping, and the unexpected. */
+const ALWAYS = [503, 500];
 
 /** What a route documents. */
 export interface RouteDoc {
+  /** The operation's id in the OpenAPI document: a verb and a noun, camelCase (listJobs). */
+  operationId: string;
   tags: string[];
   summary: string;
   description?: string;
@@ -41,10 +48,11 @@ export interface RouteDoc {
 export function routeSchema(doc: RouteDoc): Record<string, unknown> {
   const response: Record<string, unknown> = {};
   for (const [status, schema] of Object.entries(doc.response)) response[status] = jsonSchema(schema, 'output');
-  for (const status of [...(doc.errors ?? []), 500]) {
+  for (const status of new Set([...(doc.errors ?? []), ...ALWAYS])) {
     response[status] = { description: ERROR_DESCRIPTIONS[status] ?? 'Internal error (CC_ERR_INTERNAL); the log has the details', ...jsonSchema(ErrorBodySchema, 'output') };
   }
   return {
+    operationId: doc.operationId,
     tags: doc.tags,
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),

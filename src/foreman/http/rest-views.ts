@@ -3,14 +3,14 @@
  * function is typed by its schema, so a field added to one and not the other does not compile.
  * @internal
  */
-import type { JobView, TaskView, WorkerView } from '../../protocol/index.ts';
+import type { JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
 import type { JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const isoAlways = (ms: number): string => new Date(ms).toISOString();
 
-/** A job as the REST API shows it. */
-export function jobView(j: JobRecord): JobView {
+/** A job as the REST API shows it; `runningProgress` is what its running tasks' handlers reported (0..1 of the job). */
+export function jobView(j: JobRecord, runningProgress = 0): JobView {
   const done = j.counts.completed + j.counts.failed + j.counts.cancelled;
   return {
     id: j.id,
@@ -34,9 +34,35 @@ export function jobView(j: JobRecord): JobView {
     created_at: isoAlways(j.createdAt),
     started_at: iso(j.startedAt),
     completed_at: iso(j.completedAt),
+    running_progress: runningProgress,
+    label: j.label,
+    queue_timeout_ms: j.queueTimeoutMs,
     retention_ms: j.retentionMs,
     prune_at: j.completedAt === null || j.retentionMs === null ? null : iso(j.completedAt + j.retentionMs),
   };
+}
+
+/**
+ * Every attempt of a task, oldest first: the ones that ended in an error or lost their worker
+ * (kept in the task's history), then the current one, if it is running or ended otherwise.
+ */
+export function attemptsOf(t: TaskRecord): AttemptView[] {
+  const out: AttemptView[] = t.attemptErrors.map((e) => ({
+    attempt: e.attempt, worker_id: e.workerId,
+    status: e.error.code === 'CC_ERR_WORKER_LOST' ? 'lost' : 'failed',
+    started_at: iso(e.startedAt ?? null), ended_at: isoAlways(e.at),
+    duration_ms: e.startedAt ? e.at - e.startedAt : null, error: e.error,
+  }));
+  const recorded = t.attemptErrors.some((e) => e.attempt === t.attempt);
+  if (t.attempt > 0 && !recorded && t.state !== 'queued') {
+    const ended = t.state === 'running' ? null : t.completedAt;
+    out.push({
+      attempt: t.attempt, worker_id: t.workerId, status: t.state === 'running' ? 'running' : t.state === 'completed' ? 'completed' : t.state === 'cancelled' ? 'cancelled' : 'failed',
+      started_at: iso(t.startedAt), ended_at: iso(ended), duration_ms: ended !== null && t.startedAt !== null ? ended - t.startedAt : null,
+      error: t.state === 'completed' ? null : t.error,
+    });
+  }
+  return out;
 }
 
 /** A task as the REST API shows it. */
@@ -57,7 +83,8 @@ export function taskView(t: TaskRecord): TaskView {
     input: t.input,
     result: t.result,
     error: t.error,
-    attempt_errors: t.attemptErrors.map((e) => ({ attempt: e.attempt, worker_id: e.workerId, error: e.error, at: isoAlways(e.at) })),
+    attempt_errors: t.attemptErrors.map((e) => ({ attempt: e.attempt, worker_id: e.workerId, error: e.error, started_at: iso(e.startedAt ?? null), at: isoAlways(e.at) })),
+    attempts: attemptsOf(t),
     progress: t.progress,
     progress_message: t.progressMessage,
     queued_at: isoAlways(t.createdAt),

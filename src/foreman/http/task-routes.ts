@@ -17,8 +17,8 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
   app.post('/task/submit', {
     config: { access: 'submit' },
     schema: routeSchema({
-      tags: ['tasks'], summary: 'Submit one named task: payload.function is the task type, args and kwargs its input',
-      body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 401, 403, 409, 413],
+      operationId: 'submitTask', tags: ['tasks'], summary: 'Submit one named task: payload.function is the task type, args and kwargs its input',
+      body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 401, 403, 409, 413, 507],
     }),
   }, async (req): Promise<TaskSubmitView> => {
     const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body), req.principal);
@@ -28,13 +28,13 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
 
   const getTask = async (req: FastifyRequest): Promise<TaskView> =>
     taskView(await deps.jobs.visibleTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal));
-  for (const path of ['/task/:id', '/api/tasks/:id']) {
-    app.get(path, { schema: routeSchema({ tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
+  for (const [path, operationId] of [['/task/:id', 'getTaskCompat'], ['/api/tasks/:id', 'getTask']] as const) {
+    app.get(path, { schema: routeSchema({ operationId, tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
       async (req) => getTask(req));
   }
 
-  for (const path of ['/task/:id/cancel', '/api/tasks/:id/cancel']) {
-    app.post(path, { schema: routeSchema({ tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
+  for (const [path, operationId] of [['/task/:id/cancel', 'cancelTaskCompat'], ['/api/tasks/:id/cancel', 'cancelTask']] as const) {
+    app.post(path, { schema: routeSchema({ operationId, tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 403, 404] }) },
       async (req): Promise<TaskView> => taskView(await deps.jobs.cancelTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal)));
   }
 }

@@ -1,0 +1,89 @@
+// Every worker the store knows, and one worker: capacity, what it runs, its resources,
+// recent throughput and its connections.
+import { html, api, age, num, State, useEffect, useMemo, useRef, useState } from '../common.js';
+import { Link } from './shared.js';
+import { TimeChart } from './chart.js';
+
+const handles = (w) => [...w.patterns, w.allow_code ? 'shipped code' : null].filter(Boolean).join(', ') || '–';
+
+export function Workers({ live }) {
+  const workers = live.workers;
+  return html`
+    <h2>Workers</h2>
+    <div class="table-wrap"><table>
+      <thead><tr><th>worker</th><th>status</th><th class="num">running</th><th class="hide-narrow">handles</th><th class="num hide-narrow">completed</th><th class="num hide-narrow">failed</th><th class="hide-narrow">foreman</th><th class="hide-narrow">last seen</th></tr></thead>
+      <tbody>${workers.map((w) => html`<tr data-worker=${w.worker_id}>
+        <td><${Link} href=${`/workers/${encodeURIComponent(w.worker_id)}`}>${w.worker_id}</${Link}></td><td><${State} state=${w.status} /></td>
+        <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="hide-narrow small">${handles(w)}</td>
+        <td class="num hide-narrow">${num(w.tasks_completed)}</td><td class="num hide-narrow">${num(w.tasks_failed)}</td>
+        <td class="hide-narrow small">${w.foreman_id ?? '–'}</td><td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
+      ${workers.length === 0 ? html`<tr><td colspan="8" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>`;
+}
+
+const RATE_SERIES = [{ label: 'completed / min', color: '--ok' }];
+
+export function WorkerPage({ id, live }) {
+  const [detail, setDetail] = useState(null);
+  const [error, setError] = useState(null);
+  // Completed counts as the feed brings them, for the recent-throughput chart.
+  const samples = useRef([]);
+  const summary = live.workers.find((w) => w.worker_id === id);
+  useEffect(() => {
+    let stop = false;
+    api(`/api/workers/${encodeURIComponent(id)}`).then((d) => { if (!stop) { setDetail(d); setError(null); } }, (e) => setError(e.message));
+    return () => { stop = true; };
+  }, [id, live.workersVersion]);
+  if (summary) {
+    const s = samples.current;
+    if (!s.length || s[s.length - 1].completed !== summary.tasks_completed || Date.now() - s[s.length - 1].t > 5000) s.push({ t: Date.now(), completed: summary.tasks_completed });
+    while (s.length > 2 && s[0].t < Date.now() - 15 * 60_000) s.shift();
+  }
+  const rate = useMemo(() => {
+    const s = samples.current;
+    const xs = [];
+    const ys = [];
+    for (let i = 1; i < s.length; i++) {
+      xs.push(s[i].t / 1000);
+      ys.push(((s[i].completed - s[i - 1].completed) * 60_000) / Math.max(1, s[i].t - s[i - 1].t));
+    }
+    return [xs, ys];
+  }, [live.workersVersion]);
+  if (error && !detail) return html`<div class="notice bad">${error}</div><p><${Link} href="/workers">← all workers</${Link}></p>`;
+  const w = detail ? { ...detail, ...(summary ?? {}) } : null;
+  if (!w) return html`<p class="muted">Loading…</p>`;
+  const res = w.resources ?? {};
+  return html`
+    <p class="small"><${Link} href="/workers">← all workers</${Link}></p>
+    <h2>${w.worker_id} <${State} state=${w.status} /></h2>
+    <div class="cards">
+      <div class="card"><b>${w.running_tasks} / ${w.capacity}</b><span>running / capacity</span></div>
+      <div class="card"><b>${num(w.tasks_completed)}</b><span>completed</span></div>
+      <div class="card"><b>${num(w.tasks_failed)}</b><span>failed</span></div>
+      <div class="card"><b>${res.cpuCores ?? '–'}</b><span>CPU cores</span></div>
+      <div class="card"><b>${res.memoryMb ? `${Math.round(res.memoryMb / 1024)} GiB` : '–'}</b><span>memory</span></div>
+    </div>
+    <div class="grid2">
+      <section><h2>About</h2><div class="panel"><dl class="kv">
+        <dt>handles</dt><dd>${handles(w)}</dd>
+        <dt>runtime</dt><dd>${res.runtime ?? '–'} ${res.platform ? `on ${res.platform}` : ''}</dd>
+        <dt>version</dt><dd>${w.version ?? '–'}</dd>
+        <dt>foreman</dt><dd>${w.foreman_id ?? '–'}</dd>
+        <dt>connected</dt><dd>${new Date(w.connected_at).toLocaleString()} <span class="muted">(${age(w.connected_at)})</span></dd>
+        ${w.disconnected_at ? html`<dt>disconnected</dt><dd>${new Date(w.disconnected_at).toLocaleString()}</dd>` : ''}
+        <dt>last seen</dt><dd>${age(w.last_seen_at)}</dd>
+      </dl></div></section>
+      <section><h2>Recent throughput</h2><div class="panel">
+        ${rate[0].length > 1 ? html`<${TimeChart} data=${rate} series=${RATE_SERIES} height=${160} yLabel="tasks / min" />` : html`<p class="muted small">Measured from the live feed while this page is open.</p>`}
+      </div></section>
+    </div>
+    <h2>Running now</h2>
+    <div class="table-wrap"><table><thead><tr><th>task</th><th>type</th><th>job</th><th class="num">attempt</th><th>since</th></tr></thead><tbody>
+      ${w.running.map((r) => html`<tr><td class="mono small">${r.task_id}</td><td>${r.type || '–'}</td><td>${r.job_id ? html`<${Link} href=${`/jobs/${r.job_id}`}>${r.job_id.slice(0, 8)}</${Link}>` : '–'}</td><td class="num">${r.attempt}</td><td class="small muted">${age(r.assigned_at)}</td></tr>`)}
+      ${w.running.length === 0 ? html`<tr><td colspan="5" class="muted">${w.status === 'online' ? 'Nothing (or it is connected to another foreman).' : 'It is offline.'}</td></tr>` : ''}
+    </tbody></table></div>
+    <h2>Connections</h2>
+    <div class="table-wrap"><table><thead><tr><th>when</th><th>what</th><th class="hide-narrow">from</th><th>detail</th></tr></thead><tbody>
+      ${w.connections.map((c) => html`<tr><td class="small">${new Date(c.at).toLocaleString()}</td><td><${State} state=${c.event === 'connected' ? 'online' : 'offline'} /> ${c.event}</td><td class="hide-narrow small">${c.remote ?? '–'}</td><td class="small">${c.detail ?? ''}</td></tr>`)}
+      ${w.connections.length === 0 ? html`<tr><td colspan="4" class="muted">None seen by this foreman since it started.</td></tr>` : ''}
+    </tbody></table></div>`;
+}

@@ -14,7 +14,7 @@ import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
   type CamelKeys, type HealthView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
+  type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -119,7 +119,9 @@ export class Client {
   /** Submit a map job and return its handle at once. */
   async submitMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<JobHandle<R>> {
     const { onProgress, chunkSize, ...common } = options;
-    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...common });
+    // The name goes along for lists: source text loses it for `const square = (x) => …`.
+    const functionName = typeof fn === 'function' && fn.name ? { functionName: fn.name.slice(0, 200) } : {};
+    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...functionName, ...common });
     if (onProgress) handle.onProgress(onProgress);
     return handle;
   }
@@ -269,6 +271,24 @@ export class Client {
     return camelKeys(await this.http<JobView>('POST', `/api/jobs/${encodeURIComponent(jobId)}/cancel`));
   }
 
+  /**
+   * Run a job's failed and cancelled tasks again (or, with `taskId`, one task: a task id alone
+   * works too, see `retryTask`), with fresh attempts; recorded results stay. Resolves with how
+   * many tasks went back to the queue and a handle that follows the job to its next ending.
+   * Rejects with CC_ERR_NOTHING_TO_RETRY when nothing failed or was cancelled.
+   */
+  async retry<R = unknown>(jobId: string, options: { taskId?: string } = {}): Promise<{ retried: number; job: JobHandle<R> }> {
+    const q = options.taskId ? `?task_id=${encodeURIComponent(options.taskId)}` : '';
+    const r = await this.http<JobRetryView>('POST', `/api/jobs/${encodeURIComponent(jobId)}/retry${q}`);
+    return { retried: r.retried, job: await this.watch<R>(jobId) };
+  }
+
+  /** Run one failed or cancelled task again; resolves like {@link Client.retry}, with its job. */
+  async retryTask<R = unknown>(taskId: string): Promise<{ retried: number; job: JobHandle<R> }> {
+    const r = await this.http<JobRetryView>('POST', `/api/tasks/${encodeURIComponent(taskId)}/retry`);
+    return { retried: r.retried, job: await this.watch<R>(r.id) };
+  }
+
   /** Cancel one task: queued, it never starts; running, its worker is told to stop. */
   async cancelTask(taskId: string): Promise<TaskInfoRest> {
     return camelKeys(await this.http<TaskView>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
@@ -288,10 +308,11 @@ export class Client {
     if (list) list.push(h); else this.handles.set(h.id, [h]);
   }
 
-  private newHandle<R>(init: { id: string; totalTasks: number; position: number; deduplicated: boolean }): JobHandle<R> {
+  private newHandle<R>(init: { id: string; totalTasks: number; position: number; deduplicated: boolean; warnings?: readonly string[] }): JobHandle<R> {
     return new JobHandle<R>(init, {
       fetchOutcome: (id) => this.getJobOutcome(id),
       cancel: async (id) => { await this.cancel(id); },
+      retry: async (id) => (await this.retry(id)).job,
     });
   }
 
@@ -349,7 +370,7 @@ export class Client {
         const p = this.pending.get(m.requestId);
         if (!p) return;
         this.pending.delete(m.requestId);
-        const h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated });
+        const h = this.newHandle({ id: m.jobId, totalTasks: m.totalTasks, position: m.position, deduplicated: m.deduplicated, ...(m.warnings ? { warnings: m.warnings } : {}) });
         this.track(h);
         p.resolve(h);
         const done = this.earlyCompletions.get(m.jobId);

@@ -63,6 +63,7 @@ type Listener<T> = (value: T) => void;
 export interface JobHandleDeps {
   fetchOutcome(jobId: string): Promise<JobOutcome>;
   cancel(jobId: string): Promise<void>;
+  retry(jobId: string): Promise<JobHandle<any>>;
 }
 
 /**
@@ -76,6 +77,11 @@ export class JobHandle<R = unknown> {
   readonly position: number;
   /** True when an idempotency key matched an earlier job. */
   readonly deduplicated: boolean;
+  /**
+   * What the foreman wants the submitter to know, e.g. that no connected worker handles one of
+   * its task types (the job waits for one, or fails after its queueTimeoutMs).
+   */
+  readonly warnings: readonly string[];
   private readonly deps: JobHandleDeps;
   private outcomePromise: Promise<JobOutcome>;
   private resolveOutcome!: (o: JobOutcome) => void;
@@ -85,8 +91,9 @@ export class JobHandle<R = unknown> {
   private lastProgress: JobProgress | null = null;
   private done = false;
 
-  constructor(init: { id: string; totalTasks: number; position: number; deduplicated: boolean }, deps: JobHandleDeps) {
+  constructor(init: { id: string; totalTasks: number; position: number; deduplicated: boolean; warnings?: readonly string[] }, deps: JobHandleDeps) {
     this.id = init.id;
+    this.warnings = init.warnings ?? [];
     this.totalTasks = init.totalTasks;
     this.position = init.position;
     this.deduplicated = init.deduplicated;
@@ -108,6 +115,13 @@ export class JobHandle<R = unknown> {
 
   /** The full outcome, whatever the state: results (null where a task failed) and failures. */
   outcome(): Promise<JobOutcome> { return this.outcomePromise; }
+
+  /**
+   * Run the job's failed and cancelled tasks again, with fresh attempts; results already
+   * recorded stay. Resolves with a new handle that follows the job to its next ending (this one
+   * has ended). Rejects with CC_ERR_NOTHING_TO_RETRY when no task failed or was cancelled.
+   */
+  retry(): Promise<JobHandle<R>> { return this.deps.retry(this.id) as Promise<JobHandle<R>>; }
 
   onProgress(listener: Listener<JobProgress>): () => void {
     this.progressListeners.add(listener);

@@ -41,7 +41,7 @@ test('the CLI: worker with --handlers, map with a module and an inputs file, sub
     const jobs = await node([bin, 'jobs', '--foreman', foreman.url, '--json']);
     const list = JSON.parse(jobs.stdout);
     assert.equal(list.length, 2);
-    const one = await node([bin, 'job', list[0].id, '--foreman', foreman.url, '--results']);
+    const one = await node([bin, 'job', list[0].id, '--foreman', foreman.url, '--results', '--json']);
     assert.deepEqual(JSON.parse(one.stdout).outcome.results, [{ result: 42 }]);
     const queued = await node([bin, 'submit', 'nobody.handles', '{}', '--foreman', foreman.url, '--no-wait']);
     const jobId = JSON.parse(queued.stdout).job_id;

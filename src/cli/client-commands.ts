@@ -54,7 +54,10 @@ const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)
 /** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
 const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
 
-/** The client commands: map, submit, jobs, job, workers, stats, cancel. */
+/** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
+const warn = (warnings: readonly string[]) => { for (const w of warnings) process.stderr.write(`warning: ${w}\n`); };
+
+/** The client commands: map, submit, jobs, job, workers, stats, retry, cancel. */
 export function clientCommands(program: Command): void {
   foremanOption(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
@@ -64,7 +67,8 @@ export function clientCommands(program: Command): void {
     .option('-o, --out <file>', 'write results to a file instead of stdout')
     .option('--chunk-size <n>', 'arguments per task (default: chosen from the count)', parseIntArg)
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <ms>', 'per-task timeout', parseIntArg)
+    .option('--timeout <duration>', 'per-task timeout, e.g. 30s', parseDuration)
+    .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
     .option('--max-attempts <n>', 'attempts per task', parseIntArg))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
@@ -78,8 +82,10 @@ export function clientCommands(program: Command): void {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
+          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}),
           name: `${modulePath} over ${args.length}`,
         });
+        warn(job.warnings);
         const bar = new ProgressBar(`job ${job.id.slice(0, 8)}`);
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
         let outcome;
@@ -104,7 +110,8 @@ export function clientCommands(program: Command): void {
     .argument('<type>', 'task type, e.g. image.resize')
     .argument('<input>', 'task input as JSON')
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <ms>', 'task timeout', parseIntArg)
+    .option('--timeout <duration>', 'task timeout, e.g. 30s', parseDuration)
+    .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
     .option('--max-attempts <n>', 'attempts before the task fails for good', parseIntArg)
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--no-wait', 'print the task id and return at once'))
@@ -113,7 +120,9 @@ export function clientCommands(program: Command): void {
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
           ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
           ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
+          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}),
         });
+        warn(task.job.warnings);
         if (!o.wait) { print({ task_id: task.taskId, job_id: task.jobId, position: task.position }); return; }
         task.onProgress((p) => process.stderr.write(`progress ${p.progress}%${p.message ? ` ${p.message}` : ''}\n`));
         try {
@@ -198,6 +207,28 @@ export function clientCommands(program: Command): void {
         const stats = await client.stats();
         if (o.json) { print(stats); return; }
         process.stdout.write(statsSummary(stats));
+      });
+    });
+
+  foremanOption(program.command('retry')
+    .description('Run a job\'s failed and cancelled tasks again, with fresh attempts (results already recorded stay), or one task with --task')
+    .argument('<id>', 'job id, or task id with --task')
+    .option('--task', 'the id is a task id: retry that task only')
+    .option('--wait', 'wait for the job to finish again, with a progress bar'))
+    .action(async (id: string, o) => {
+      await withClient(o, async (client) => {
+        const r = o.task ? await client.retryTask(id) : await client.retry(id);
+        process.stderr.write(`job ${r.job.id}: ${r.retried} task${r.retried === 1 ? '' : 's'} put back in the queue\n`);
+        if (!o.wait) return;
+        const bar = new ProgressBar(`job ${r.job.id.slice(0, 8)}`);
+        r.job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
+        const outcome = await r.job.outcome();
+        bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
+        bar.done(`job ${r.job.id} ${outcome.state}`);
+        if (outcome.state !== 'completed') {
+          for (const f of outcome.failures.slice(0, 5)) process.stderr.write(`  task ${f.taskId} (index ${f.index}): ${f.error?.message ?? f.status}\n`);
+          process.exitCode = 1;
+        }
       });
     });
 

@@ -23,6 +23,7 @@ const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof Foreman
   { flag: '--max-auth-failures-per-minute <n>', key: 'maxAuthFailuresPerMinute', help: 'failed credential checks one address may make per minute before it gets 429', parse: parseIntArg },
   { flag: '--retention <duration>', key: 'retentionMs', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
   { flag: '--prune-interval <duration>', key: 'pruneIntervalMs', help: 'how often jobs past their retention are looked for', parse: parseDuration },
+  { flag: '--queue-timeout <duration>', key: 'queueTimeoutMs', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
   { flag: '--auth-skew <duration>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
 ];
 

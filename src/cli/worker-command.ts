@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
@@ -11,7 +11,7 @@ import { parseIntArg } from './parse-args.ts';
  *   export default function register(worker) { worker.handle(...) }
  */
 export async function registerHandlersFrom(worker: Worker, path: string): Promise<void> {
-  const mod = await loadModule(path);
+  const mod = await loadModule(path, 'handlers module');
   const entry = mod.handlers ?? mod.default;
   if (typeof entry === 'function') {
     await (entry as (w: Worker) => unknown)(worker);
@@ -27,8 +27,9 @@ export async function registerHandlersFrom(worker: Worker, path: string): Promis
 export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
-    .requiredOption('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)', process.env.CROWDCOMPUTE_FOREMAN)
-    .option('--id <workerId>', 'unique worker id (env CROWDCOMPUTE_WORKER_ID; default: hostname-pid-random)', process.env.CROWDCOMPUTE_WORKER_ID)
+    // .env(): the variable is read when the option is not given, and --help names it without showing its value.
+    .addOption(new Option('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover').env('CROWDCOMPUTE_FOREMAN').makeOptionMandatory())
+    .addOption(new Option('--id <workerId>', 'unique worker id (default: hostname-pid-random)').env('CROWDCOMPUTE_WORKER_ID'))
     .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
     .option('--token-file <file>', 'read the worker token from this file')
     .option('--ca <file>', 'trust this CA certificate (PEM) for a wss:// foreman with a private certificate')

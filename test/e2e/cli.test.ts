@@ -248,9 +248,11 @@ test('--help names the environment variables but never shows their values', asyn
   const env = {
     CROWDCOMPUTE_DATABASE: `postgres://cc:${secret}@db.internal:5432/cc`,
     CROWDCOMPUTE_URL: `https://user:${secret}@foreman.internal`,
+    CROWDCOMPUTE_FOREMAN: `wss://user:${secret}@foreman.internal/ws`,
   };
   for (const [cmd, variable] of [[['foreman'], 'CROWDCOMPUTE_DATABASE'], [['jobs'], 'CROWDCOMPUTE_URL'], [['map'], 'CROWDCOMPUTE_URL'],
-    [['key', 'create'], 'CROWDCOMPUTE_DATABASE'], [['token', 'list'], 'CROWDCOMPUTE_DATABASE'], [['prune'], 'CROWDCOMPUTE_DATABASE'], [['demo'], 'CROWDCOMPUTE_DATABASE']] as const) {
+    [['key', 'create'], 'CROWDCOMPUTE_DATABASE'], [['token', 'list'], 'CROWDCOMPUTE_DATABASE'], [['prune'], 'CROWDCOMPUTE_DATABASE'], [['demo'], 'CROWDCOMPUTE_DATABASE'],
+    [['worker'], 'CROWDCOMPUTE_FOREMAN'], [['retry'], 'CROWDCOMPUTE_URL']] as const) {
     const r = await cli([...cmd, '--help'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.stdout.includes(secret), `crowdcompute ${cmd.join(' ')} --help shows a value from the environment:\n${r.stdout}`);

@@ -388,6 +388,11 @@ export class WorkerRuntime extends EventEmitter {
       }
     } else if (ending.error) {
       o.error = ending.error;
+      // A failed map chunk carries the results of its arguments that did not throw, if they fit.
+      if (ending.result !== undefined) {
+        const text = JSON.stringify(ending.result);
+        if (text !== undefined && text.length <= this.maxPayloadBytes) { o.result = ending.result; bytes = text.length; }
+      }
     }
     if (o.status === 'completed') this.stats.tasksCompleted++;
     else if (o.status === 'failed') this.stats.tasksFailed++;

@@ -1,3 +1,4 @@
+import { dashboardHint } from './foreman-command.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
@@ -43,6 +44,7 @@ export function demoCommand(program: Command): void {
       // This machine only: the demo is for a first look, not for the crowd.
       const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logLevel: 'warn' });
       process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
+      process.stderr.write(`${await dashboardHint(foreman)}\n`);
       const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));
       const client = new Client({ url: foreman.url });
       let stopping = false;

@@ -61,6 +61,7 @@ export function foremanCommand(program: Command): void {
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];
       const foreman = await startForeman(options);
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
+      process.stderr.write(`${await dashboardHint(foreman)}\n`);
       const shutdown = (signal: string) => {
         process.stderr.write(`${signal}: stopping foreman (committing results, closing connections)\n`);
         foreman.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
@@ -68,6 +69,13 @@ export function foremanCommand(program: Command): void {
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
     });
+}
+
+/** Where the dashboard is and how to log in to it, for the line a foreman prints when it starts. */
+export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }): Promise<string> {
+  if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
+  const { credentialsFile } = await import('../host/local-credentials.ts');
+  return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
 }
 
 /** `--max-payload <bytes>` → `maxPayload`, the key commander gives the option. */

@@ -145,10 +145,10 @@ test('the foreman\'s Prometheus endpoints parse with a real exposition parser an
     ] as const) {
       assert.equal(families.get(name)?.type, type, `${path}: ${name} is a ${type}`);
     }
-    const finished = families.get('crowdcompute_tasks_finished_total')!.metrics as { labels: Record<string, string>; value: string }[];
-    assert.ok(finished.some((m) => m.labels.type === 'fine.metric' && m.labels.outcome === 'completed' && Number(m.value) >= 1), 'outcomes counted by task type');
+    const finished = families.get('crowdcompute_tasks_finished_total')!.metrics;
+    assert.ok(finished.some((m) => m.labels?.type === 'fine.metric' && m.labels.outcome === 'completed' && Number(m.value) >= 1), 'outcomes counted by task type');
     assert.match(text, /crowdcompute_task_execution_seconds_count\{type="fine\.metric"\} [1-9]/);
-    const workers = families.get('crowdcompute_workers')!.metrics as { labels: Record<string, string>; value: string }[];
-    assert.equal(workers.find((m) => m.labels.kind === 'node')?.value, '1', 'workers by kind');
+    const workers = families.get('crowdcompute_workers')!.metrics;
+    assert.equal(workers.find((m) => m.labels?.kind === 'node')?.value, '1', 'workers by kind');
   }
 });

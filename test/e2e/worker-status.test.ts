@@ -12,16 +12,13 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import WebSocket from 'ws';
-// @ts-ignore: the parser ships without type declarations; its shape is declared below.
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
 import { Worker, NonRetryableError } from '../../src/worker/index.ts';
 import { ConnectionHistory, Throughput } from '../../src/worker/runtime/status-history.ts';
 import { Client } from '../../src/client/index.ts';
 import { startTestForeman, waitFor, freePort, type TestForeman } from '../../src/testing/index.ts';
 
-interface PromSample { value?: string; labels?: Record<string, string>; buckets?: Record<string, string>; count?: string; sum?: string }
-interface PromFamily { name: string; help: string; type: string; metrics: PromSample[] }
-const parseProm = parsePrometheusTextFormat as (text: string) => PromFamily[];
+const parseProm: (text: string) => PromFamily[] = parsePrometheusTextFormat;
 
 /** A GET with exactly the headers given (fetch would add an Accept header of its own). */
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {

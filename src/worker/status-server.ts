@@ -8,7 +8,7 @@ import type { WorkerStatusSource } from './status/status-source.ts';
 import { prefersHtml } from './status/accept.ts';
 import { WorkerMetrics } from './status/worker-metrics.ts';
 import { LiveFeed } from './status/live-feed.ts';
-import { statusSnapshot } from './status/status-snapshot.ts';
+import { statusSnapshot, taskStats } from './status/status-snapshot.ts';
 
 export type { WorkerStatusSource } from './status/status-source.ts';
 
@@ -114,15 +114,10 @@ export class WorkerStatusServer {
 
     app.get('/stats', async () => {
       const s = w.stats;
-      const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
       return {
         worker_id: w.workerId,
         stats: {
-          tasks_completed: s.tasksCompleted,
-          tasks_failed: s.tasksFailed,
-          tasks_cancelled: s.tasksCancelled,
-          total_execution_time: seconds(s.totalExecutionTimeMs),
-          average_execution_time: finished === 0 ? 0 : seconds(s.totalExecutionTimeMs / finished),
+          ...taskStats(s),
           active_tasks: w.runningTasks.length,
           connects: s.connects,
           uptime_seconds: seconds(Date.now() - s.startedAt),

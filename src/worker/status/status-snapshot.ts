@@ -10,10 +10,21 @@ import type { WorkerStatusSource } from './status-source.ts';
 const seconds = (ms: number) => Math.round(ms) / 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Task counts and times, as GET /stats and the page show them. */
+export function taskStats(s: WorkerStatusSource['stats']) {
+  const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
+  return {
+    tasks_completed: s.tasksCompleted,
+    tasks_failed: s.tasksFailed,
+    tasks_cancelled: s.tasksCancelled,
+    total_execution_time: seconds(s.totalExecutionTimeMs),
+    average_execution_time: finished === 0 ? 0 : seconds(s.totalExecutionTimeMs / finished),
+  };
+}
+
 /** The page's data for `w` now; `usage` measures CPU since its previous call. */
 export function statusSnapshot(w: WorkerStatusSource, usage: HostUsage, now = Date.now()) {
   const s = w.stats;
-  const finished = s.tasksCompleted + s.tasksFailed + s.tasksCancelled;
   const history = w.connectionHistory.list();
   const t = w.throughput.series(now);
   const mem = process.memoryUsage();
@@ -38,11 +49,7 @@ export function statusSnapshot(w: WorkerStatusSource, usage: HostUsage, now = Da
       progress: r.progress ?? null, progress_message: r.progressMessage ?? null,
     })),
     stats: {
-      tasks_completed: s.tasksCompleted,
-      tasks_failed: s.tasksFailed,
-      tasks_cancelled: s.tasksCancelled,
-      total_execution_time: seconds(s.totalExecutionTimeMs),
-      average_execution_time: finished === 0 ? 0 : seconds(s.totalExecutionTimeMs / finished),
+      ...taskStats(s),
       started_at: iso(s.startedAt),
       uptime_seconds: seconds(now - s.startedAt),
     },

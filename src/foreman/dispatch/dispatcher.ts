@@ -177,10 +177,10 @@ export class Dispatcher implements Service {
       retryAt: o.status === 'failed' && o.error?.retryable !== false ? now + retryDelayMs(o.attempt) : undefined,
     }));
     let result: Awaited<ReturnType<Store['taskFinishMany']>>;
-    const stopTimer = this.metrics.storeCommitSeconds.startTimer({ op: 'results' });
+    const started = performance.now();
     try {
       result = await this.store.taskFinishMany({ outcomes: params, now });
-      stopTimer();
+      this.metrics.storeCommitSeconds.observe('results', (performance.now() - started) / 1000);
     } catch (err) {
       // Not recorded: back to the head of the queue, still unacknowledged.
       this.pending = batch.concat(this.pending);
@@ -230,8 +230,8 @@ export class Dispatcher implements Service {
     const o = b.outcome;
     this.metrics.tasksFinished.inc({ type, outcome: retried ? 'retried' : o.status });
     const ran = o.durationMs ?? (b.assignedAt ? now - b.assignedAt : null);
-    if (ran !== null) this.metrics.executionTime.observe({ type }, ran / 1000);
-    if (o.status === 'completed' && b.createdAt) this.metrics.endToEnd.observe({ type }, Math.max(0, now - b.createdAt) / 1000);
+    if (ran !== null) this.metrics.executionTime.observe(type, ran / 1000);
+    if (o.status === 'completed' && b.createdAt) this.metrics.endToEnd.observe(type, Math.max(0, now - b.createdAt) / 1000);
   }
 
   /** Look again at `at`, when a retry comes due. */
@@ -257,13 +257,13 @@ export class Dispatcher implements Service {
       if (free <= 0 || this.emptyAt.get(t.workerId) === this.workVersion) continue;
       const version = this.workVersion;
       const now = Date.now();
-      const stopTimer = this.metrics.storeCommitSeconds.startTimer({ op: 'claim' });
+      const started = performance.now();
       const claimed = await this.store.taskClaimMany({
         workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
         limit: free, leaseMs: this.options.leaseTtlMs, now,
       });
-      stopTimer();
-      for (const c of claimed) this.metrics.queueWait.observe({ type: this.metrics.typeLabel(c.type) }, Math.max(0, now - c.queuedAt) / 1000);
+      this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
+      for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
       if (claimed.length < free) this.emptyAt.set(t.workerId, version);
       if (claimed.length === 0) continue;
       await this.deliver(t, claimed);

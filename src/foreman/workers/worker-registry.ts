@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import {
-  CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef,
+  CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef, type WireTask,
 } from '../../protocol/index.ts';
 import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
 import type { ClaimedTask, ExpiredLease, Store } from '../../store/store.ts';
@@ -264,7 +264,9 @@ export class WorkerRegistry {
       }
     }
     // What the worker needs, not the foreman's bookkeeping (createdAt, queuedAt).
-    const wire = tasks.map(({ createdAt: _c, queuedAt: _q, ...task }) => task);
+    const wire: WireTask[] = tasks.map((t) => (t.argOffset === undefined
+      ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs }
+      : { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, argOffset: t.argOffset }));
     s.peer.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks: wire, code } : { type: 'assign_tasks', tasks: wire });
     return true;
   }

@@ -6,7 +6,7 @@
  */
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Worker } from '../../src/worker/index.ts';
 import { Client, JobFailedError } from '../../src/client/index.ts';
-import { freePort, startTestForeman, type TestForeman } from '../../src/testing/index.ts';
+import { freePort, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+const handlersModule = fileURLToPath(new URL('../../examples/handlers.ts', import.meta.url));
 
 interface Ran { code: number; stdout: string; stderr: string }
 
@@ -177,7 +178,51 @@ test('map: the progress bar\'s last line keeps "N failed", and the failure is na
   assert.match(r.stderr, /task \S+ \(from argument 2\): .*three is odd/);
 });
 
+test('map: when one argument of a chunk throws, the others keep their results, and the error names the argument in the whole job', async () => {
+  const module = join(dir, 'halve.ts');
+  writeFileSync(module, 'export default function halve(x: number) { if (x === 3) throw new Error("three is odd"); return x / 2; }\n');
+  const inputs = join(dir, 'four.json');
+  writeFileSync(inputs, JSON.stringify([2, 4, 3, 8]));
+  const r = await cli(['map', module, inputs, '--foreman', foreman.url, '--chunk-size', '4', '--max-attempts', '1']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout.trim(), '[1,2,null,4]');
+  assert.match(r.stderr, /\(from argument 2\): argument 2: Error: three is odd/);
+});
+
 // ---------------------------------------------------------------- errors
+
+test('a map function that uses a variable from outside itself is refused, naming the variable', async () => {
+  const module = join(dir, 'closure.ts');
+  writeFileSync(module, 'const rate = 1.2;\nexport default function taxed(price: number) { return price * rate; }\n');
+  const inputs = join(dir, 'prices.json');
+  writeFileSync(inputs, '[10, 20]');
+  await failsWith(['map', module, inputs, '--foreman', foreman.url], /the shipped function uses a variable from outside itself: "rate"/);
+});
+
+test('a second worker on the same host takes the next status port and says so', async () => {
+  const port = await freePort();
+  const start = (id: string) => {
+    const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', foreman.wsUrl, '--id', id, '--handlers', handlersModule,
+      '--status-port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    let err = '';
+    child.stderr!.on('data', (d) => { err += d; });
+    return { child, err: () => err };
+  };
+  const first = start('port-first');
+  const second = start('port-second');
+  try {
+    await waitFor(() => / connected to /.test(first.err()) || null, { timeoutMs: 30_000, message: 'the first worker starts' });
+    await waitFor(() => / connected to /.test(second.err()) || null, { timeoutMs: 30_000, message: 'the second worker starts too' });
+    const lines = [first.err(), second.err()].join('\n');
+    assert.match(lines, new RegExp(`status http://127\\.0\\.0\\.1:${port}\\b`));
+    assert.match(lines, new RegExp(`status http://127\\.0\\.0\\.1:\\d+ \\(${port} was taken\\)`));
+    assert.equal(first.child.exitCode, null);
+    assert.equal(second.child.exitCode, null);
+  } finally {
+    for (const w of [first, second]) w.child.kill();
+    await Promise.all([first, second].map((w) => new Promise((r) => (w.child.exitCode !== null ? r(null) : w.child.once('exit', r)))));
+  }
+});
 
 test('connection refused: the URL tried, and that nothing answers there', async () => {
   const url = `http://127.0.0.1:${await freePort()}`;

@@ -84,6 +84,11 @@ export const MapJobSpecSchema = z.object({
   chunkSize: positiveInt.optional(),
   /** The function's name, for lists (the SDK sends it; source text loses a `const f = …` name). */
   functionName: z.string().max(200).optional(),
+  /**
+   * Where its tasks may run: on any worker (default), only on Node workers, or only in browser
+   * tabs that joined through a join link. Browser tabs never run named tasks.
+   */
+  runOn: z.enum(['any', 'node', 'browser']).optional(),
   ...JobOptionsSchema.shape,
 });
 

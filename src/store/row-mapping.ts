@@ -38,6 +38,7 @@ export function jobFromRow(r: Row): JobRecord {
     retentionMs: r.retention_ms ?? null,
     label: r.label ?? null,
     queueTimeoutMs: r.queue_timeout_ms ?? null,
+    runOn: r.run_on ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -86,6 +87,8 @@ export function credentialFromRow(r: Row): CredentialRecord {
     revokedAt: r.revoked_at,
     lastUsedAt: r.last_used_at,
     lastUsedFrom: r.last_used_from,
+    expiresAt: r.expires_at ?? null,
+    maxWorkers: r.max_workers ?? null,
   };
 }
 

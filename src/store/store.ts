@@ -39,6 +39,8 @@ export interface JobRecord {
   label: string | null;
   /** Tasks not started this long after submission (or after a retry) fail with CC_ERR_NO_WORKER; null: they wait. */
   queueTimeoutMs: number | null;
+  /** Only this kind of worker may run its tasks; null: any. */
+  runOn: WorkerKind | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -155,6 +157,8 @@ export interface JobInsertParams {
     label: string | null;
     /** Tasks not started this long after submission fail with CC_ERR_NO_WORKER; null: no deadline. */
     queueTimeoutMs: number | null;
+    /** Map jobs: only this kind of worker may run its tasks; null: any. */
+    runOn: WorkerKind | null;
   };
   tasks: NewTask[];
   now: number;
@@ -174,6 +178,9 @@ export interface JobInsertResult {
   deduplicated: boolean;
 }
 
+/** A Node process (the CLI, the SDK) or a browser tab that joined through a join link. */
+export type WorkerKind = 'node' | 'browser';
+
 /** Who claims tasks, for what, and how many. */
 export interface TaskClaimParams {
   workerId: string;
@@ -182,6 +189,8 @@ export interface TaskClaimParams {
   limit: number;
   leaseMs: number;
   now: number;
+  /** What the worker is: tasks of jobs that run only on the other kind are not for it. Default node. */
+  kind?: WorkerKind;
 }
 
 /** One outcome a worker reported, to record if the task is still running under that attempt on that worker. */
@@ -331,7 +340,8 @@ export interface ExpiredLease extends TaskRef {
  */
 export interface CredentialRecord {
   id: string;
-  kind: 'key' | 'token';
+  /** An API key, a worker token, or a join link (a worker token for browser tabs, map tasks only). */
+  kind: 'key' | 'token' | 'join';
   name: string | null;
   /** Keys: what they may do. */
   scopes: Scope[];
@@ -343,10 +353,14 @@ export interface CredentialRecord {
   revokedAt: number | null;
   lastUsedAt: number | null;
   lastUsedFrom: string | null;
+  /** Join links: when they stop working (null: never). */
+  expiresAt: number | null;
+  /** Join links: how many browsers may be connected with one at once (null: no limit). */
+  maxWorkers: number | null;
 }
 
 /** A credential to store. */
-export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom'>;
+export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers'> & { expiresAt?: number | null; maxWorkers?: number | null };
 
 /** The store: one interface, one driver per database. */
 export interface Store {
@@ -403,7 +417,7 @@ export interface Store {
   credentialInsert(params: CredentialInsertParams): Promise<void>;
   credentialGet(id: string): Promise<CredentialRecord | null>;
   /** Credentials, newest first, of one kind or both. */
-  credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]>;
+  credentialList(params: { kind?: CredentialRecord['kind'] }): Promise<CredentialRecord[]>;
   /** Revoke a credential (again is harmless); the credentials version goes up. Null if unknown. */
   credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null>;
   /** Note a credential's use: when, and from which address. */

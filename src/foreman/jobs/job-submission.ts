@@ -72,7 +72,8 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs },
+        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null },
       tasks, now,
     };
   }
@@ -94,7 +95,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
       timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs },
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null },
     tasks, now,
   };
 }

@@ -21,12 +21,12 @@ function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: nu
   return {
     job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
       timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null, retentionMs: opts.retentionMs ?? 60_000,
-      label: types[0] ?? null, queueTimeoutMs: opts.queueTimeoutMs ?? null },
+      label: types[0] ?? null, queueTimeoutMs: opts.queueTimeoutMs ?? null, runOn: null },
     tasks, now: Date.now(),
   };
 }
 
-function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
+function mapJob(args: unknown[], chunkSize: number, runOn: 'node' | 'browser' | null = null): JobInsertParams {
   const jobId = uid('map');
   const tasks: NewTask[] = [];
   for (let i = 0; i * chunkSize < args.length; i++) {
@@ -35,7 +35,7 @@ function mapJob(args: unknown[], chunkSize: number): JobInsertParams {
   }
   return {
     job: { id: jobId, kind: 'map', name: 'squares', priority: 'normal', argCount: args.length, chunkSize, code: '(x) => x * x',
-      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null, retentionMs: 60_000, label: 'square', queueTimeoutMs: null },
+      timeoutMs: null, maxAttempts: 1, idempotencyKey: null, metadata: { a: 1 }, owner: null, retentionMs: 60_000, label: 'square', queueTimeoutMs: null, runOn },
     tasks, now: Date.now(),
   };
 }
@@ -477,6 +477,29 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(from3.map((t) => t.index), [3, 4], 'offset is the first index');
       assert.deepEqual((await store.taskList({ jobId: b.job.id, limit: 5, offset: 0, state: 'cancelled' })).length, 1);
       assert.deepEqual((await store.taskList({ jobId: b.job.id, limit: 5, offset: 0, state: 'queued' })).length, 0);
+    });
+
+    test('a job that runs only in browsers, or only on Node workers, is claimed only by that kind of worker', async () => {
+      const onBrowser = await store.jobInsert(mapJob([1, 2], 1, 'browser'));
+      const onNode = await store.jobInsert(mapJob([3, 4], 1, 'node'));
+      const anywhere = await store.jobInsert(mapJob([5], 1));
+      assert.equal(onBrowser.job.runOn, 'browser');
+      assert.equal(anywhere.job.runOn, null);
+      const tab = await store.taskClaimMany({ workerId: 'tab', patterns: [], allowCode: true, limit: 10, leaseMs: 10_000, now: Date.now(), kind: 'browser' });
+      assert.deepEqual(new Set(tab.map((t) => t.jobId)), new Set([onBrowser.job.id, anywhere.job.id]));
+      const node = await store.taskClaimMany({ workerId: 'n', patterns: [], allowCode: true, limit: 10, leaseMs: 10_000, now: Date.now() });
+      assert.deepEqual(new Set(node.map((t) => t.jobId)), new Set([onNode.job.id]), 'a worker of unstated kind is a Node worker');
+    });
+
+    test('join links keep when they expire and how many browsers they admit', async () => {
+      await store.credentialInsert({ id: 'j1', kind: 'join', name: 'lab', scopes: [], workerId: '*', secretHash: null, createdAt: 1, expiresAt: 5_000, maxWorkers: 3 });
+      const r = (await store.credentialGet('j1'))!;
+      assert.equal(r.kind, 'join');
+      assert.equal(r.expiresAt, 5_000);
+      assert.equal(r.maxWorkers, 3);
+      assert.deepEqual((await store.credentialList({ kind: 'join' })).map((c) => c.id), ['j1']);
+      await store.credentialInsert({ id: 'k9', kind: 'key', name: null, scopes: ['read'], workerId: null, secretHash: 'h', createdAt: 2 });
+      assert.equal((await store.credentialGet('k9'))!.expiresAt, null);
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

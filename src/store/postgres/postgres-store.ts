@@ -268,11 +268,11 @@ export class PostgresStore implements Store {
     // Repeating a submission is safe only with its idempotency key (the repeat finds the job).
     return this.tx(async (c) => {
       const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline)
-          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint)
+          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on)
+          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18)
           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
         [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs]);
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn]);
       // The common case is one statement: a new key (or none) inserts. A taken key means an
       // existing job: returned while its key lives, else the key moves to the new job.
       let jr = (await insertJob()).rows[0];
@@ -285,13 +285,13 @@ export class PostgresStore implements Store {
         jr = (await insertJob()).rows[0];
       }
       // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
-          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2
+      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on)
+          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text
           FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[])
             AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms)
           ORDER BY t.idx RETURNING seq, priority`,
         [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
-          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs)])).rows[0];
+          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn])).rows[0];
       // The queue position and the announcement to other foremen, in one round trip.
       const position = Number((await c.query(`SELECT pg_notify($3, $4),
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
@@ -435,12 +435,13 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`WITH picked AS (
           SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
             AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+            AND (run_on IS NULL OR run_on = $7)
           ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
         UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
         FROM picked WHERE t.seq = picked.seq
         RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at`,
-        [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode])).rows;
+        [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'])).rows;
       if (rows.length === 0) return [];
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`,
@@ -663,8 +664,8 @@ export class PostgresStore implements Store {
 
   async credentialInsert(p: CredentialInsertParams): Promise<void> {
     await this.tx(async (c) => {
-      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt]);
+      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt, p.expiresAt ?? null, p.maxWorkers ?? null]);
       await c.query(this.bumpVersion);
       await this.notify(c, { kind: 'credentials' });
     });
@@ -675,7 +676,7 @@ export class PostgresStore implements Store {
     return r ? credentialFromRow(r) : null;
   }
 
-  async credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]> {
+  async credentialList(params: { kind?: CredentialRecord['kind'] }): Promise<CredentialRecord[]> {
     return (await this.q('SELECT * FROM credentials WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC, id', [params.kind ?? null])).rows.map(credentialFromRow);
   }
 

@@ -154,4 +154,16 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX jobs_queue_deadline ON jobs (queue_deadline) WHERE queue_deadline IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'browser workers',
+    sql: `
+      -- Where a map job may run: NULL (anywhere), 'node' or 'browser'; copied to its tasks for the claim.
+      ALTER TABLE jobs ADD COLUMN run_on TEXT;
+      ALTER TABLE tasks ADD COLUMN run_on TEXT;
+      -- Join links (kind 'join'): when they stop working, and how many browsers may use one at once.
+      ALTER TABLE credentials ADD COLUMN expires_at INTEGER;
+      ALTER TABLE credentials ADD COLUMN max_workers INTEGER;
+    `,
+  },
 ];

@@ -23,7 +23,7 @@ test('a size limit makes the file behave as a full disk: writes fail with SQLITE
     let err: unknown = null;
     for (let i = 0; i < 100 && !err; i++) {
       await store.jobInsert({ job: { id: `j${i}`, kind: 'tasks', name: null, priority: 'normal', argCount: null, chunkSize: null, code: null, timeoutMs: null,
-        maxAttempts: 1, idempotencyKey: null, metadata: null, owner: null, retentionMs: 1000, label: 'x', queueTimeoutMs: null },
+        maxAttempts: 1, idempotencyKey: null, metadata: null, owner: null, retentionMs: 1000, label: 'x', queueTimeoutMs: null, runOn: null },
       tasks: [{ id: `t${i}`, index: 0, kind: 'named', type: 'x', input: 'y'.repeat(20_000), priority: 'normal', maxAttempts: 1, timeoutMs: null }], now: Date.now() })
         .catch((e: unknown) => { err = e; });
     }

@@ -19,7 +19,7 @@ import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
-  Store, StoreStats, TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+  Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
@@ -116,11 +116,11 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @now)`),
-      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`),
+         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @now)`),
+      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
       queuedBefore: db.prepare(`SELECT
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < @p) +
@@ -205,8 +205,8 @@ export class SqliteStore implements Store {
       statsJobs: db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
       statsTasks: db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
       statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
-      credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at)
-        VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt)`),
+      credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers)
+        VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt, @expiresAt, @maxWorkers)`),
       credentialGet: db.prepare('SELECT * FROM credentials WHERE id = ?'),
       credentialList: db.prepare('SELECT * FROM credentials WHERE (@kind IS NULL OR kind = @kind) ORDER BY created_at DESC, rowid DESC'),
       credentialRevoke: db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id'),
@@ -250,13 +250,13 @@ export class SqliteStore implements Store {
         id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
         argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
         maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
-        label: job.label, queueTimeoutMs: job.queueTimeoutMs, now,
+        label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, now,
       });
       let firstSeq = 0;
       let firstRank = 0;
       for (const t of tasks) {
         const rank = PRIORITY_RANK[t.priority];
-        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now);
+        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn);
         if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
       }
       const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
@@ -363,8 +363,8 @@ export class SqliteStore implements Store {
    * The queue query for one combination of patterns and allowCode, prepared once. It walks
    * the partial queue index in (priority, seq) order and stops at LIMIT.
    */
-  private claimSelect(patterns: readonly string[], allowCode: boolean): Database.Statement | null {
-    const key = `${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
+  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind): Database.Statement | null {
+    const key = `${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
     let stmt = this.claimStmts.get(key);
     if (stmt) return stmt;
     const filters: string[] = [];
@@ -373,15 +373,16 @@ export class SqliteStore implements Store {
       filters.push(`(kind = 'named' AND (${patterns.map(() => 'type GLOB ?').join(' OR ')}))`);
     }
     if (filters.length === 0) return null;
+    // Tasks of jobs that run only on the other kind of worker are not this one's (kind is one of two words, not input).
     stmt = this.db.prepare(`SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
-      ORDER BY priority, seq LIMIT ?`);
+      AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') ORDER BY priority, seq LIMIT ?`);
     if (this.claimStmts.size > 1000) this.claimStmts.clear();
     this.claimStmts.set(key, stmt);
     return stmt;
   }
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
-    const select = this.claimSelect(p.patterns, p.allowCode);
+    const select = this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node');
     if (!select || p.limit <= 0) return [];
     // Select, then update each row by its key, in one write transaction: measured 40% cheaper
     // than one UPDATE ... WHERE seq IN (subquery), and the rows come back in queue order.
@@ -556,7 +557,8 @@ export class SqliteStore implements Store {
 
   async credentialInsert(p: CredentialInsertParams): Promise<void> {
     this.tx('credentialInsert', (p: CredentialInsertParams) => {
-      this.s.credentialInsert.run({ id: p.id, kind: p.kind, name: p.name, scopes: JSON.stringify(p.scopes), workerId: p.workerId, secretHash: p.secretHash, createdAt: p.createdAt });
+      this.s.credentialInsert.run({ id: p.id, kind: p.kind, name: p.name, scopes: JSON.stringify(p.scopes), workerId: p.workerId, secretHash: p.secretHash,
+        createdAt: p.createdAt, expiresAt: p.expiresAt ?? null, maxWorkers: p.maxWorkers ?? null });
       this.s.versionBump.run();
     })(p);
   }
@@ -566,7 +568,7 @@ export class SqliteStore implements Store {
     return r ? credentialFromRow(r) : null;
   }
 
-  async credentialList(params: { kind?: 'key' | 'token' }): Promise<CredentialRecord[]> {
+  async credentialList(params: { kind?: CredentialRecord['kind'] }): Promise<CredentialRecord[]> {
     return (this.s.credentialList.all({ kind: params.kind ?? null }) as Row[]).map(credentialFromRow);
   }
 

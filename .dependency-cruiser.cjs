@@ -31,9 +31,9 @@ module.exports = {
     {
       name: 'worker-runtime-without-node',
       severity: 'error',
-      comment: 'The worker runtime and the link run in a browser too: no node: module, no Node-only package.',
-      from: { path: '^src/(worker/runtime|link)/', pathNot: notTest },
-      to: { pathNot: ['^src/(protocol|core|link|worker/runtime)/', '^node_modules/(zod|eventemitter3)/'] },
+      comment: 'The worker runtime and the link run in a browser too: no node: module, no Node-only package (the join page serves these to browsers).',
+      from: { path: '^src/(worker/runtime|worker/browser|link)/', pathNot: notTest },
+      to: { pathNot: ['^src/(protocol|core|link|worker/runtime|worker/browser)/', '^node_modules/(zod|eventemitter3|@noble/hashes)/'] },
     },
     {
       name: 'store-below-foreman',

@@ -54,6 +54,12 @@ const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)
 /** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
 const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
 
+/** `--run-on`: where a map job's tasks may run. */
+function runOnArg(v: string): 'any' | 'node' | 'browser' {
+  if (v !== 'any' && v !== 'node' && v !== 'browser') throw new Error(`--run-on takes any, node or browser, not "${v}"`);
+  return v;
+}
+
 /** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
 const warn = (warnings: readonly string[]) => { for (const w of warnings) process.stderr.write(`warning: ${w}\n`); };
 
@@ -69,6 +75,7 @@ export function clientCommands(program: Command): void {
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
     .option('--timeout <duration>', 'per-task timeout, e.g. 30s', parseDuration)
     .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
+    .option('--run-on <where>', 'any (default), node (Node workers only) or browser (browser tabs that opened a join link only)', runOnArg)
     .option('--max-attempts <n>', 'attempts per task', parseIntArg))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
@@ -82,7 +89,7 @@ export function clientCommands(program: Command): void {
         const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
-          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}),
+          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),
           name: `${modulePath} over ${args.length}`,
         });
         warn(job.warnings);

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { SCOPES } from '../protocol/index.ts';
+import { SCOPES, joinUrl } from '../protocol/index.ts';
 import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+import { parseDuration, parseIntArg } from './parse-args.ts';
 
 const databaseOption = (cmd: Command) => cmd
   // The environment variable is named, never its value, in --help: it may hold a password.
@@ -50,7 +51,9 @@ async function withCredentials(o: { database: string; secretFile?: string }, nee
 }
 
 const view = (r: import('../store/store.ts').CredentialRecord) => ({
-  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes } : { worker_id: r.workerId }),
+  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes } : r.kind === 'join' ? {
+    expires_at: r.expiresAt === null ? null : new Date(r.expiresAt).toISOString(), max_workers: r.maxWorkers,
+  } : { worker_id: r.workerId }),
   created_at: new Date(r.createdAt).toISOString(), revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
   last_used_at: r.lastUsedAt === null ? null : new Date(r.lastUsedAt).toISOString(), last_used_from: r.lastUsedFrom,
 });
@@ -72,7 +75,7 @@ function deliver(text: string, out: string | undefined): void {
   }
 }
 
-/** `crowdcompute key …` and `crowdcompute token …`: credentials, managed in the database, no foreman needed. */
+/** `crowdcompute key …`, `token …` and `join-link …`: credentials, managed in the database, no foreman needed. */
 export function credentialCommands(program: Command): void {
   const key = program.command('key').description('API keys of clients and operators: create (shown once), list, revoke');
   databaseOption(key.command('create')
@@ -110,6 +113,30 @@ export function credentialCommands(program: Command): void {
     });
   databaseOption(token.command('list').description('List worker tokens'))
     .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('token')).map(view)); }); });
+  const join = program.command('join-link').description('Join links: a browser that opens one lends its tab to map jobs (create, list, revoke)');
+  databaseOption(join.command('create')
+    .description('Create a join link and print it once: whoever opens it in a browser lends that tab to map jobs until they close it')
+    .option('--expires <duration>', 'how long the link works, e.g. 2h, 7d', parseDuration, 86_400_000)
+    .option('--max-workers <n>', 'most browser tabs connected with it at once', parseIntArg, 100)
+    .option('--name <name>', 'what the link is for (shown in lists)')
+    .option('--url <foreman>', 'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one a foreman on this machine left, else http://localhost:8000)'))
+    .action(async (o) => {
+      await withCredentials(o, true, async (svc) => {
+        const issued = await svc.createJoinLink({ name: o.name ?? null, expiresAt: Date.now() + o.expires, maxWorkers: o.maxWorkers });
+        const local = await import('../host/local-credentials.ts');
+        const { canonicalDatabaseUrl } = await import('../store/open-store.ts');
+        const saved = local.localCredentialsFor(canonicalDatabaseUrl(o.database) ?? '');
+        const base = o.url ?? saved?.urls.find((u) => /^https?:/.test(u)) ?? 'http://localhost:8000';
+        process.stderr.write(`join link ${issued.record.id} created: up to ${o.maxWorkers} tabs at once, until ${new Date(issued.record.expiresAt!).toISOString()}; it is shown only now\n`);
+        process.stdout.write(`${joinUrl(base, issued.text)}\n`);
+      });
+    });
+  databaseOption(join.command('list').description('List join links (never their secrets)'))
+    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('join')).map(view)); }); });
+  databaseOption(join.command('revoke').description('Revoke a join link: tabs connected with it are cut off within a second, and no tab may join with it again')
+    .argument('<id>', 'the link\'s id (as listed, or the cct_<id>_… after #)'))
+    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^.*#/, '').replace(/^cct_/, '').split('_')[0]))); }); });
+
   databaseOption(token.command('revoke').description('Revoke a worker token: its connected workers are cut off within a second, and refused from then on')
     .argument('<id>', 'the token\'s id'))
     .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cct_/, '').split('_')[0]))); }); });

@@ -11,8 +11,11 @@ export type Principal =
   | { kind: 'insecure' }
   /** An API key, sent as a bearer token or through a dashboard session. */
   | { kind: 'key'; keyId: string; name: string | null; scopes: readonly Scope[] }
-  /** A worker that proved its token in its hello. */
-  | { kind: 'worker'; tokenId: string; workerId: string };
+  /**
+   * A worker that proved its token in its hello; `join` when the token is a join link's (a
+   * browser tab: map tasks only, with the link's cap on browsers at once).
+   */
+  | { kind: 'worker'; tokenId: string; workerId: string; join?: { maxWorkers: number | null } };
 
 /** True when the principal holds `scope` (admin holds every scope; --insecure allows everything). */
 export function hasScope(p: Principal, scope: Scope): boolean {

@@ -58,6 +58,13 @@ export const FOREMAN_DEFAULTS = {
   pruneIntervalMs: 1_000,
   /** How long a task may wait for a worker to start it when its job does not say (queueTimeoutMs); 0 = for ever. */
   queueTimeoutMs: 0,
+  /**
+   * Browser tabs come and go without warning: they heartbeat often, their leases are short (a
+   * vanished tab's tasks run elsewhere within seconds), and each holds few tasks at once.
+   */
+  browserHeartbeatIntervalMs: 2_000,
+  browserLeaseTtlMs: 10_000,
+  maxTasksPerBrowser: 4,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -126,6 +133,12 @@ export interface ForemanOptions {
    * past that it fails with CC_ERR_NO_WORKER. Default 0: it waits for ever.
    */
   queueTimeoutMs?: number;
+  /** Browser tabs' heartbeat period. Default 2 s. */
+  browserHeartbeatIntervalMs?: number;
+  /** How long a browser tab's assignment holds without a heartbeat. Default 10 s. */
+  browserLeaseTtlMs?: number;
+  /** Most tasks a browser tab holds at once. Default 4. */
+  maxTasksPerBrowser?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */

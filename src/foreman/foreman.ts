@@ -35,6 +35,7 @@ import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerDashboard } from './dashboard/dashboard-routes.ts';
+import { registerJoinRoutes } from './http/join-routes.ts';
 import { LiveFeed } from './dashboard/live-feed.ts';
 import { ThroughputSeries } from './dashboard/throughput-series.ts';
 import { statsView } from './http/stats-view.ts';
@@ -126,6 +127,7 @@ export class Foreman {
     let transport: WsTransport | null = null;
     const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
     let local: { secret: string; apiKey: string; workerToken: string } | null = null;
+    let credentialService: CredentialService | null = null;
     if (o.insecure) {
       log.warn({ insecure: true }, 'AUTHENTICATION IS OFF (--insecure): anyone who reaches this port can submit and cancel jobs, read every result, '
         + 'run code on workers that allow it, and connect workers. Use it only on a network you trust.');
@@ -151,6 +153,7 @@ export class Foreman {
         }
       }
       if (database && !saved) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      credentialService = credentials;
       auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
         const cut = transport?.closeHolding(ids) ?? 0;
         if (cut > 0) log.warn({ credentialIds: [...ids], connections: cut }, 'revoked credentials: their connections were closed');
@@ -177,7 +180,8 @@ export class Foreman {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
     }
     const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log, auth },
-      { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes });
+      { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes,
+        browserHeartbeatIntervalMs: o.browserHeartbeatIntervalMs, browserLeaseTtlMs: o.browserLeaseTtlMs, maxTasksPerBrowser: o.maxTasksPerBrowser });
     const clientMessages = new ClientMessages({ store, jobs, events });
     transport = new WsTransport({
       authenticate: async (req) => {
@@ -260,6 +264,7 @@ export class Foreman {
     registerTaskRoutes(app, { store, jobs });
     registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerDashboard(app, { store, registry, feed, series });
+    registerJoinRoutes(app, { credentials: credentialService, registry, audit: (event, fields) => auth?.audit(event, fields) });
     registerLogin(app, auth);
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services };

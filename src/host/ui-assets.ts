@@ -6,7 +6,8 @@
  * import map below. None of these files holds anything secret: they are served to anyone.
  * @internal
  */
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire, stripTypeScriptTypes } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -25,12 +26,50 @@ const VENDOR: Record<string, () => string> = {
   'htm.mjs': () => join(dist('htm'), 'htm.mjs'),
   'uplot.mjs': () => join(dist('uplot'), 'uPlot.esm.js'),
   'uplot.css': () => join(dist('uplot'), 'uPlot.min.css'),
+  'eventemitter3.mjs': () => join(dist('eventemitter3'), 'dist', 'eventemitter3.esm.js'),
+};
+
+/** Whole library folders, for libraries that are many ES modules importing one another. */
+const VENDOR_DIRS: Record<string, () => string> = {
+  zod: () => dist('zod'),
+  'noble-hashes': () => dirname(require.resolve('@noble/hashes/hmac.js')),
 };
 
 /** The import map every page carries, so that its modules can `import { h } from 'preact'`. */
 export const IMPORT_MAP = JSON.stringify({
-  imports: { preact: '/ui/vendor/preact.mjs', 'preact/hooks': '/ui/vendor/hooks.mjs', htm: '/ui/vendor/htm.mjs', uplot: '/ui/vendor/uplot.mjs' },
+  imports: {
+    preact: '/ui/vendor/preact.mjs', 'preact/hooks': '/ui/vendor/hooks.mjs', htm: '/ui/vendor/htm.mjs', uplot: '/ui/vendor/uplot.mjs',
+    // What the worker runtime needs when it runs in a browser tab (the join page).
+    zod: '/ui/vendor/zod/index.js', eventemitter3: '/ui/vendor/eventemitter3.mjs', '@noble/hashes/': '/ui/vendor/noble-hashes/',
+  },
 });
+
+/**
+ * The package's own modules that a browser may load (under /ui/lib/): the worker runtime and
+ * what it imports, nothing of the foreman or the store. From a checkout they are the
+ * TypeScript sources with their types stripped (as Node itself runs them); from the installed
+ * package, the compiled JavaScript.
+ */
+const LIB_PATH = /^(worker\/runtime|worker\/browser|protocol|core|link)\/[a-z0-9-]+\.(ts|js)$/;
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const stripped = new Map<string, { mtimeMs: number; code: string }>();
+
+/** The JavaScript of a package module, or null when it is not one a browser may load. */
+function libModule(path: string): string | null {
+  if (!LIB_PATH.test(path) || path.includes('.test.')) return null;
+  const base = path.replace(/\.(ts|js)$/, '');
+  const source = join(PACKAGE_ROOT, 'src', `${base}.ts`);
+  if (existsSync(source)) {
+    const { mtimeMs } = statSync(source);
+    const hit = stripped.get(source);
+    if (hit && hit.mtimeMs === mtimeMs) return hit.code;
+    const code = stripTypeScriptTypes(readFileSync(source, 'utf8'), { mode: 'strip' });
+    stripped.set(source, { mtimeMs, code });
+    return code;
+  }
+  const compiled = join(PACKAGE_ROOT, 'dist', `${base}.js`);
+  return existsSync(compiled) ? readFileSync(compiled, 'utf8') : null;
+}
 
 /**
  * The HTML shell of a page: a title, the shared style, the import map, and one module that
@@ -56,6 +95,21 @@ export async function registerUiAssets(app: FastifyInstance): Promise<void> {
     if (!path) return reply.callNotFound();
     reply.header('cache-control', 'public, max-age=86400');
     return reply.sendFile(path.split('/').pop()!, dirname(path));
+  });
+  const dirs = new Map(Object.entries(VENDOR_DIRS).map(([name, dir]) => [name, dir()]));
+  app.get('/ui/vendor/:lib/*', { schema: { hide: true }, config: { access: 'open' } }, async (req, reply) => {
+    const { lib, '*': file } = req.params as { lib: string; '*': string };
+    const dir = dirs.get(lib);
+    // Only the libraries' own ES modules, by a plain relative path.
+    if (!dir || !/^[\w./-]+\.js$/.test(file) || file.split('/').includes('..')) return reply.callNotFound();
+    reply.header('cache-control', 'public, max-age=86400');
+    return reply.sendFile(file, dir);
+  });
+  app.get('/ui/lib/*', { schema: { hide: true }, config: { access: 'open' } }, async (req, reply) => {
+    const code = libModule((req.params as { '*': string })['*']);
+    if (code === null) return reply.callNotFound();
+    reply.type('text/javascript; charset=utf-8');
+    return code;
   });
   // Browsers ask for it on every page, the login page included.
   app.get('/favicon.ico', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => reply.redirect('/ui/favicon.svg', 301));

@@ -60,3 +60,8 @@ export type HelloAuth = z.infer<typeof HelloAuthSchema>;
 export function helloSigningText(p: { workerId: string; tokenId: string; timestamp: number; nonce: string; host: string }): string {
   return ['crowdcompute-hello-v1', p.workerId, p.tokenId, String(p.timestamp), p.nonce, p.host.toLowerCase()].join('\n');
 }
+
+/** A join link: the foreman's join page, with the credential in the fragment (browsers send it nowhere). */
+export function joinUrl(origin: string, credential: string | null): string {
+  return `${origin.replace(/\/+$/, '')}/join${credential ? `#${credential}` : ''}`;
+}

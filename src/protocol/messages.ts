@@ -144,6 +144,8 @@ export const AssignTasksSchema = z.object({
   tasks: z.array(WireTaskSchema),
   /** Source of the function of each map job among `tasks` that this connection has not seen yet. */
   code: z.record(z.string(), z.string()).optional(),
+  /** Names of those map jobs, for people (a browser tab shows what it works on). */
+  jobNames: z.record(z.string(), z.string().max(200)).optional(),
 });
 
 /** Stop running that attempt of that task (cancelled, or taken back from the worker). */

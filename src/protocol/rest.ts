@@ -201,6 +201,8 @@ export const WorkerViewSchema = z.object({
   disconnected_at: nullableTime,
   tasks_completed: z.number().int(),
   tasks_failed: z.number().int(),
+  kind: z.enum(['node', 'browser', 'other']).describe('a Node process, or a browser tab that joined through a join link'),
+  user_agent: z.string().nullable().describe("browser tabs: the browser's user agent"),
 });
 /** A worker, as the REST API shows it. */
 export type WorkerView = z.output<typeof WorkerViewSchema>;
@@ -215,6 +217,27 @@ export const WorkerDetailViewSchema = WorkerViewSchema.extend({
 });
 /** A worker in detail, as the REST API shows it. */
 export type WorkerDetailView = z.output<typeof WorkerDetailViewSchema>;
+
+/** POST /api/join-links: a join link for browser tabs. */
+export const JoinLinkCreateSchema = z.object({
+  name: z.string().max(200).optional().describe('what the link is for (shown in lists)'),
+  expires_in_ms: z.number().int().positive().max(365 * 86_400_000).optional().describe('how long the link works; default 24 h'),
+  max_workers: z.number().int().positive().max(100_000).optional().describe('most browsers connected with it at once; default 100'),
+});
+
+/** A join link: where a browser goes to lend itself, and what it allows. */
+export const JoinLinkViewSchema = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  url: z.string().nullable().describe('the link to open in a browser (only when it is created: its secret is shown once)'),
+  expires_at: nullableTime,
+  max_workers: z.number().int().nullable(),
+  connected: z.number().int().describe('browsers connected with it to this foreman now'),
+  created_at: isoTime,
+  revoked_at: nullableTime,
+});
+/** A join link, as the REST API shows it. */
+export type JoinLinkView = z.output<typeof JoinLinkViewSchema>;
 
 /** GET /api/series: tasks recorded per 10-second bucket over the last hour, oldest first. */
 export const SeriesViewSchema = z.array(z.object({ t: z.number().int().describe('bucket start, epoch ms'), completed: z.number().int(), failed: z.number().int() }));

@@ -374,7 +374,7 @@ export interface Store {
   /** Jobs, newest first; `owner` keeps only that key's jobs. */
   jobList(params: JobListParams): Promise<JobRecord[]>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
-  jobCode(jobId: string): Promise<{ code: string; chunkSize: number } | null>;
+  jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null>;
   jobResults(jobId: string): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
 

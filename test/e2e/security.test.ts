@@ -67,6 +67,9 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'GET', path: '/api/events', openapi: '/api/events', needs: 'read' },
     { method: 'GET', path: '/api/series', openapi: '/api/series', needs: 'read' },
     { method: 'GET', path: '/api/workers/nobody', openapi: '/api/workers/{id}', needs: 'read' },
+    { method: 'GET', path: '/api/join-links', openapi: '/api/join-links', needs: 'admin' },
+    { method: 'POST', path: '/api/join-links', openapi: '/api/join-links', needs: 'admin', body: {} },
+    { method: 'POST', path: '/api/join-links/nope/revoke', openapi: '/api/join-links/{id}/revoke', needs: 'admin' },
     { method: 'GET', path: '/api/jobs', openapi: '/api/jobs', needs: 'own' },
     { method: 'POST', path: '/api/jobs', openapi: '/api/jobs', needs: 'submit', body: { kind: 'tasks', tasks: [{ type: 'a' }] } },
     { method: 'GET', path: `/api/jobs/${job.json.id}`, openapi: '/api/jobs/{id}', needs: 'own' },
@@ -94,7 +97,7 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
       assert.equal(res.json.code, 'CC_ERR_UNAUTHORIZED', `${what} with ${label}`);
       assert.match(res.headers.get('www-authenticate') ?? '', /Bearer/);
     }
-    if (r.needs === 'read' || r.needs === 'submit') {
+    if (r.needs === 'read' || r.needs === 'submit' || r.needs === 'admin') {
       const res = await call(r.method, r.path, r.needs === 'read' ? keys.submit : keys.read, r.body);
       assert.equal(res.status, 403, `${what} without the ${r.needs} scope`);
       assert.equal(res.json.code, 'CC_ERR_FORBIDDEN');

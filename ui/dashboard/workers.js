@@ -6,8 +6,45 @@ import { TimeChart } from './chart.js';
 
 const handles = (w) => [...w.patterns, w.allow_code ? 'shipped code' : null].filter(Boolean).join(', ') || '–';
 
+/** Join links: make one (the link is shown once), see who uses them, revoke them. Admin keys only. */
+function JoinLinks() {
+  const [links, setLinks] = useState(null);
+  const [made, setMade] = useState(null);
+  const [error, setError] = useState(null);
+  const load = () => api('/api/join-links').then(setLinks, (e) => setError(e.message));
+  useEffect(() => { void load(); }, []);
+  if (links === null && error) return html`<p class="muted small">Join links need an admin key.</p>`;
+  const create = async () => {
+    try { setMade(await api('/api/join-links', { method: 'POST', body: JSON.stringify({ name: 'from the dashboard' }) })); setError(null); await load(); } catch (e) { setError(e.message); }
+  };
+  const revoke = async (id) => { try { await api(`/api/join-links/${id}/revoke`, { method: 'POST' }); await load(); } catch (e) { setError(e.message); } };
+  return html`<section class="panel join-links">
+    <div class="section-head"><h3>Lend a browser</h3><button class="primary" data-testid="create-join-link" onClick=${create}>Create a join link</button></div>
+    <p class="small muted">Anyone who opens a join link lends that browser tab to map jobs until they close it. A link works for a day, for up to 100 tabs at once.</p>
+    ${made ? html`<div class="notice ok" role="status">Share this link (shown once): <code data-testid="join-link-url" class="link-text">${made.url}</code>
+      <button class="small" onClick=${() => navigator.clipboard?.writeText(made.url)}>Copy</button></div>` : ''}
+    ${error ? html`<div class="notice bad">${error}</div>` : ''}
+    ${links && links.length ? html`<table><thead><tr><th>link</th><th class="num">tabs now</th><th>expires</th><th></th></tr></thead><tbody>
+      ${links.map((l) => html`<tr data-join-link=${l.id}><td class="small">${l.name ?? l.id}</td><td class="num">${l.connected}${l.max_workers ? ` / ${l.max_workers}` : ''}</td>
+        <td class="small muted">${l.revoked_at ? 'revoked' : l.expires_at ? new Date(l.expires_at).toLocaleString() : 'never'}</td>
+        <td>${l.revoked_at ? '' : html`<button class="small danger" onClick=${() => revoke(l.id)}>Revoke</button>`}</td></tr>`)}</tbody></table>` : ''}
+  </section>`;
+}
+
+function BrowserTable({ workers }) {
+  return html`<div class="table-wrap"><table>
+    <thead><tr><th>tab</th><th>status</th><th class="num">running</th><th class="num">completed</th><th class="hide-narrow">browser</th><th class="hide-narrow">last seen</th></tr></thead>
+    <tbody>${workers.map((w) => html`<tr data-worker=${w.worker_id} data-kind="browser">
+      <td><${Link} href=${`/workers/${encodeURIComponent(w.worker_id)}`}>${w.worker_id}</${Link}></td><td><${State} state=${w.status} /></td>
+      <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="num">${num(w.tasks_completed)}</td>
+      <td class="hide-narrow small" title=${w.user_agent ?? ''}>${w.resources?.runtime?.replace(/^browser /, '') ?? '–'}${w.resources?.platform ? ` · ${w.resources.platform}` : ''}</td>
+      <td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
+    ${workers.length === 0 ? html`<tr><td colspan="6" class="muted">No browser has joined yet.</td></tr>` : ''}</tbody></table></div>`;
+}
+
 export function Workers({ live }) {
-  const workers = live.workers;
+  const workers = live.workers.filter((w) => w.kind !== 'browser');
+  const browsers = live.workers.filter((w) => w.kind === 'browser');
   return html`
     <h2>Workers</h2>
     <div class="table-wrap"><table>
@@ -17,7 +54,10 @@ export function Workers({ live }) {
         <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="hide-narrow small">${handles(w)}</td>
         <td class="num hide-narrow">${num(w.tasks_completed)}</td><td class="num hide-narrow">${num(w.tasks_failed)}</td>
         <td class="hide-narrow small">${w.foreman_id ?? '–'}</td><td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
-      ${workers.length === 0 ? html`<tr><td colspan="8" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>`;
+      ${workers.length === 0 ? html`<tr><td colspan="8" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>
+    <h2>Browsers</h2>
+    <${BrowserTable} workers=${browsers} />
+    <${JoinLinks} />`;
 }
 
 const RATE_SERIES = [{ label: 'completed / min', color: '--ok' }];

@@ -244,8 +244,11 @@ export class Authenticator implements Service {
     }
     const record = await this.record(auth.tokenId);
     const expected = sign(this.credentials.tokenSecret(auth.tokenId), helloSigningText({ workerId: hello.workerId, tokenId: auth.tokenId, timestamp: auth.timestamp, nonce: auth.nonce, host: p.host }));
-    if (!record || record.kind !== 'token' || record.revokedAt !== null || !safeEqual(expected, auth.signature)) {
-      return fail('bad_token', 'the worker token is not valid (unknown, wrong or revoked)');
+    if (!record || (record.kind !== 'token' && record.kind !== 'join') || record.revokedAt !== null || !safeEqual(expected, auth.signature)) {
+      return fail('bad_token', record?.kind === 'join' ? 'the join link is not valid (revoked, or not this foreman\'s)' : 'the worker token is not valid (unknown, wrong or revoked)');
+    }
+    if (record.expiresAt !== null && record.expiresAt <= now) {
+      return fail('expired', `the join link expired at ${new Date(record.expiresAt).toISOString()}; ask for a new one`);
     }
     if (record.workerId !== '*' && record.workerId !== hello.workerId) {
       return fail('wrong_worker', `the worker token is for worker ${record.workerId}`);
@@ -254,7 +257,7 @@ export class Authenticator implements Service {
     if (this.nonces.has(auth.nonce)) return fail('replayed', 'this hello was already used (replayed)');
     this.nonces.set(auth.nonce, auth.timestamp + this.options.skewMs);
     this.used(record, p.address);
-    return { kind: 'worker', tokenId: record.id, workerId: hello.workerId };
+    return { kind: 'worker', tokenId: record.id, workerId: hello.workerId, ...(record.kind === 'join' ? { join: { maxWorkers: record.maxWorkers } } : {}) };
   }
 
   private pruneNonces(now: number): void {

@@ -64,6 +64,24 @@ export class CredentialService {
     return { record: (await this.store.credentialGet(id))!, text: this.tokenText(id) };
   }
 
+  /**
+   * A join link's credential: a worker token that admits browser tabs only, for map tasks
+   * only, until `expiresAt`, at most `maxWorkers` at once. Its text goes after `/join#` in the
+   * link (a fragment: the browser does not send it in requests or to logs).
+   */
+  async createJoinLink(params: { name?: string | null; expiresAt?: number | null; maxWorkers?: number | null; now?: number }): Promise<IssuedCredential> {
+    this.requireSecret();
+    const now = params.now ?? Date.now();
+    if (params.expiresAt != null && params.expiresAt <= now) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', 'a join link must expire in the future');
+    if (params.maxWorkers != null && (!Number.isInteger(params.maxWorkers) || params.maxWorkers < 1)) {
+      throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `a join link admits at least one browser; got ${params.maxWorkers}`);
+    }
+    const id = newCredentialId();
+    await this.store.credentialInsert({ id, kind: 'join', name: params.name ?? null, scopes: [], workerId: '*', secretHash: null, createdAt: now,
+      expiresAt: params.expiresAt ?? null, maxWorkers: params.maxWorkers ?? null });
+    return { record: (await this.store.credentialGet(id))!, text: this.tokenText(id) };
+  }
+
   /** The text of an existing worker token (derived, never stored). */
   tokenText(tokenId: string): string {
     return `${WORKER_TOKEN_PREFIX}${tokenId}_${workerTokenSecret(this.requireSecret(), tokenId)}`;
@@ -74,8 +92,8 @@ export class CredentialService {
     return workerTokenSecret(this.requireSecret(), tokenId);
   }
 
-  /** Credentials of one kind or both, newest first. */
-  list(kind?: 'key' | 'token'): Promise<CredentialRecord[]> {
+  /** Credentials of one kind or all, newest first. */
+  list(kind?: CredentialRecord['kind']): Promise<CredentialRecord[]> {
     return this.store.credentialList(kind ? { kind } : {});
   }
 
@@ -100,7 +118,7 @@ export class CredentialService {
     const parts = parseCredential(text);
     if (!parts || parts.kind !== 'token') return null;
     const record = await this.store.credentialGet(parts.id);
-    if (!record || record.kind !== 'token' || record.revokedAt !== null) return null;
+    if (!record || (record.kind !== 'token' && record.kind !== 'join') || record.revokedAt !== null) return null;
     return safeEqual(parts.secret, this.tokenSecret(parts.id)) ? record : null;
   }
 }

@@ -4,14 +4,14 @@
  * @internal
  */
 export class CodeCache {
-  private readonly map = new Map<string, { code: string; chunkSize: number }>();
+  private readonly map = new Map<string, { code: string; chunkSize: number; name: string | null }>();
   private readonly max: number;
 
   constructor(max: number) { this.max = max; }
 
-  get(jobId: string): { code: string; chunkSize: number } | undefined { return this.map.get(jobId); }
+  get(jobId: string): { code: string; chunkSize: number; name: string | null } | undefined { return this.map.get(jobId); }
 
-  set(jobId: string, entry: { code: string; chunkSize: number }): void {
+  set(jobId: string, entry: { code: string; chunkSize: number; name: string | null }): void {
     if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
     this.map.set(jobId, entry);
   }

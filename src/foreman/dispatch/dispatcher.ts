@@ -260,7 +260,7 @@ export class Dispatcher implements Service {
       const started = performance.now();
       const claimed = await this.store.taskClaimMany({
         workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
-        limit: free, leaseMs: this.options.leaseTtlMs, now,
+        limit: free, leaseMs: t.leaseTtlMs, now, kind: t.kind,
       });
       this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
@@ -271,18 +271,18 @@ export class Dispatcher implements Service {
   }
 
   /** A map job's source and chunk size, from the cache or the store. */
-  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number }> {
+  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null }> {
     let entry = this.code.get(jobId);
     if (entry === undefined) {
-      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1 };
+      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1, name: null };
       this.code.set(jobId, entry);
     }
     return entry;
   }
 
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
-    const sources: Record<string, string> = {};
-    for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = (await this.codeOf(jobId)).code;
+    const sources: Record<string, { code: string; name: string | null }> = {};
+    for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = await this.codeOf(jobId);
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.
     for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;

@@ -5,6 +5,7 @@
  */
 import type { JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
 import type { JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
+import { workerKind } from '../workers/worker-registry.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const isoAlways = (ms: number): string => new Date(ms).toISOString();
@@ -112,5 +113,7 @@ export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
     disconnected_at: iso(w.disconnectedAt),
     tasks_completed: w.tasksCompleted,
     tasks_failed: w.tasksFailed,
+    kind: workerKind(typeof w.resources.runtime === 'string' ? w.resources.runtime : undefined),
+    user_agent: typeof w.resources.userAgent === 'string' ? w.resources.userAgent : null,
   };
 }

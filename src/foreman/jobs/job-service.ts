@@ -7,6 +7,7 @@ import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
 import { matchesAny } from '../../core/pattern.ts';
+import { workerKind } from '../workers/worker-registry.ts';
 
 /** Submission limits, plus how long an idempotency key returns the same job. */
 export interface JobServiceOptions extends SubmissionLimits {
@@ -80,7 +81,11 @@ export class JobService {
   private async unservedWarnings(spec: JobSpec): Promise<string[]> {
     const online = (await this.store.workerList()).filter((w) => w.state === 'online');
     if (spec.kind === 'map') {
-      return online.some((w) => w.allowCode) ? [] : [`no connected worker runs shipped code (start one with --allow-code); the job waits until one does${this.queueHint(spec)}`];
+      const where = spec.runOn ?? 'any';
+      const fits = (w: (typeof online)[number]) => w.allowCode && (where === 'any' || workerKind(w.resources.runtime as string | undefined) === where);
+      if (online.some(fits)) return [];
+      const wanted = where === 'browser' ? 'browser tab (share a join link: crowdcompute join-link create)' : where === 'node' ? 'Node worker runs shipped code (start one with --allow-code)' : 'worker runs shipped code (start one with --allow-code, or share a join link)';
+      return [`no connected ${wanted}; the job waits until one does${this.queueHint(spec)}`];
     }
     const types = [...new Set(spec.tasks.map((t) => t.type))];
     const unserved = types.filter((t) => !online.some((w) => matchesAny(w.patterns, t)));

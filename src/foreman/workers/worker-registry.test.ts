@@ -81,7 +81,7 @@ test('deliver sends a map job\'s code once per connection, and refuses a worker 
   const target = registry.targets()[0];
   const first = await store.taskClaimMany({ workerId: 'coder', patterns: [], allowCode: true, limit: 2, leaseMs: 10_000, now: Date.now() });
   assert.deepEqual(registry.jobsWithoutCode(target, first), [first[0].jobId]);
-  assert.ok(registry.deliver(target, first, { [first[0].jobId]: '(x) => x + 1' }));
+  assert.ok(registry.deliver(target, first, { [first[0].jobId]: { code: '(x) => x + 1', name: 'plus one' } }));
   const second = await store.taskClaimMany({ workerId: 'coder', patterns: [], allowCode: true, limit: 1, leaseMs: 10_000, now: Date.now() });
   assert.deepEqual(registry.jobsWithoutCode(target, second), []);
   assert.ok(registry.deliver(target, second, {}));

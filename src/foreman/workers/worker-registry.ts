@@ -3,7 +3,7 @@ import {
   CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef, type WireTask,
 } from '../../protocol/index.ts';
 import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
-import type { ClaimedTask, ExpiredLease, Store } from '../../store/store.ts';
+import type { ClaimedTask, WorkerKind, ExpiredLease, Store } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { Peer } from '../peer.ts';
@@ -35,6 +35,10 @@ export interface DispatchTarget {
   /** Slots free now. */
   readonly free: number;
   readonly hello: Pick<Hello, 'patterns' | 'allowCode'>;
+  /** What it is: claims leave out tasks of jobs that run only on the other kind. */
+  readonly kind: WorkerKind;
+  /** The lease its claims take. */
+  readonly leaseTtlMs: number;
 }
 
 /** What kind of worker a hello's `resources.runtime` describes: `node 24.1.0`, `browser Chrome 131`, … */
@@ -121,7 +125,7 @@ export class WorkerRegistry {
    * replaces its old session. Tasks the store says it holds are adopted if its hello lists
    * them and requeued otherwise. Resolves false if the peer closed meanwhile.
    */
-  async admit(peer: Peer, hello: Hello): Promise<boolean> {
+  async admit(peer: Peer, hello: Hello, who: { kind?: WorkerKind; leaseTtlMs?: number; tokenId?: string | null } = {}): Promise<boolean> {
     if (this.byPeer.has(peer)) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `worker ${hello.workerId} already said hello on this connection`);
     const reported = hello.running ?? [];
     const old = this.byId.get(hello.workerId);
@@ -132,11 +136,11 @@ export class WorkerRegistry {
       await this.forget(old, new Set(reported.map((r) => r.taskId)));
     }
     const now = this.now();
-    const session = new WorkerSession(peer, hello, now);
+    const session = new WorkerSession(peer, hello, now, { kind: who.kind ?? 'node', leaseTtlMs: who.leaseTtlMs ?? this.options.leaseTtlMs, tokenId: who.tokenId ?? null });
     const { adopt, lost } = reconcileHello({ storeHeld: await this.store.taskListRunningByWorker(hello.workerId), reported });
     for (const t of adopt) session.assigned.set(t.taskId, { attempt: t.attempt, jobId: '', type: '', assignedAt: now, timeoutMs: null, createdAt: 0 });
     // The worker proved it still holds the adopted tasks: renew their leases now.
-    if (adopt.length > 0) await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: adopt, until: now + this.options.leaseTtlMs });
+    if (adopt.length > 0) await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: adopt, until: now + session.leaseTtlMs });
     await this.requeue(hello.workerId, lost, taskError('CC_ERR_WORKER_LOST', `worker ${hello.workerId} reconnected without the task`, { reason: 'worker_lost' }), true);
     await this.store.workerUpsert({
       id: hello.workerId, state: 'online', capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode,
@@ -171,8 +175,8 @@ export class WorkerRegistry {
   /** Connected workers in the metrics, in all and by kind (a Node process, a browser tab, something else). */
   private countWorkers(): void {
     this.metrics.connectedWorkers.set(this.byId.size);
-    const kinds = { node: 0, browser: 0, other: 0 };
-    for (const s of this.byId.values()) kinds[workerKind(s.hello.resources?.runtime)]++;
+    const kinds = { node: 0, browser: 0 };
+    for (const s of this.byId.values()) kinds[s.kind]++;
     for (const [kind, n] of Object.entries(kinds)) this.metrics.workersByKind.set({ kind }, n);
   }
 
@@ -201,7 +205,7 @@ export class WorkerRegistry {
     acknowledge(r.held.length);
     for (const taskId of r.letGo) s.revoked.delete(taskId);
     s.previousHeartbeatAt = s.lastSeenAt = now;
-    if (r.held.length > 0) await this.store.taskLeaseExtend({ workerId: s.workerId, tasks: r.held, until: now + this.options.leaseTtlMs });
+    if (r.held.length > 0) await this.store.taskLeaseExtend({ workerId: s.workerId, tasks: r.held, until: now + s.leaseTtlMs });
     if (r.missing.length > 0) {
       for (const t of r.missing) s.assigned.delete(t.taskId);
       this.log.warn({ workerId: s.workerId, taskIds: r.missing.slice(0, 5).map((t) => t.taskId) }, 'worker no longer lists tasks it was given; taking them back');
@@ -218,9 +222,9 @@ export class WorkerRegistry {
   }
 
   /** The worker takes work again (after a drain), optionally with a new capacity. */
-  ready(peer: Peer, capacity: number | undefined): void {
+  ready(peer: Peer, capacity: number | undefined, maxForBrowsers = Infinity): void {
     const s = this.sessionOf(peer, 'worker_ready');
-    if (capacity) s.hello = { ...s.hello, capacity };
+    if (capacity) s.hello = { ...s.hello, capacity: s.kind === 'browser' ? Math.min(capacity, maxForBrowsers) : capacity };
     s.draining = false;
     this.signals.lookAgain(s.workerId);
   }
@@ -251,15 +255,18 @@ export class WorkerRegistry {
    * seen. Returns false when the worker left (or reconnected) since the claim: the caller
    * puts the tasks back.
    */
-  deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, string>>): boolean {
+  deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, { code: string; name: string | null }>>): boolean {
     const s = target as WorkerSession;
     if (this.byId.get(s.workerId) !== s || s.peer.closed) return false;
     const now = this.now();
     const code: Record<string, string> = {};
+    const jobNames: Record<string, string> = {};
     for (const t of tasks) {
       s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
-      if (t.kind === 'map' && !s.codeSent.has(t.jobId) && sources[t.jobId] !== undefined) {
-        code[t.jobId] = sources[t.jobId];
+      const source = sources[t.jobId];
+      if (t.kind === 'map' && !s.codeSent.has(t.jobId) && source !== undefined) {
+        code[t.jobId] = source.code;
+        if (source.name) jobNames[t.jobId] = source.name.slice(0, 200);
         s.codeSent.add(t.jobId);
       }
     }
@@ -267,7 +274,9 @@ export class WorkerRegistry {
     const wire: WireTask[] = tasks.map((t) => (t.argOffset === undefined
       ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs }
       : { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, argOffset: t.argOffset }));
-    s.peer.send(Object.keys(code).length > 0 ? { type: 'assign_tasks', tasks: wire, code } : { type: 'assign_tasks', tasks: wire });
+    s.peer.send(Object.keys(code).length > 0
+      ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
+      : { type: 'assign_tasks', tasks: wire });
     return true;
   }
 
@@ -313,7 +322,7 @@ export class WorkerRegistry {
    */
   async revokeOverdue(now: number): Promise<void> {
     for (const s of [...this.byId.values()]) {
-      const late = overdueAssignments({ assigned: s.assigned, now, defaultTimeoutMs: this.options.defaultTimeoutMs, leaseTtlMs: this.options.leaseTtlMs });
+      const late = overdueAssignments({ assigned: s.assigned, now, defaultTimeoutMs: this.options.defaultTimeoutMs, leaseTtlMs: s.leaseTtlMs });
       if (late.length === 0) continue;
       const reason = `worker ${s.workerId} did not finish the task within its deadline plus the lease TTL`;
       this.log.warn({ workerId: s.workerId, taskIds: late.slice(0, 5).map((t) => t.taskId), count: late.length }, 'zombie: worker holds tasks past their deadline; taking them back');
@@ -355,6 +364,13 @@ export class WorkerRegistry {
   }
 
   /** Connected workers at a glance. */
+  /** Browser tabs connected here with this join link's credential. */
+  connectedWith(tokenId: string): number {
+    let n = 0;
+    for (const s of this.byId.values()) if (s.tokenId === tokenId) n++;
+    return n;
+  }
+
   /** A worker's last connections and disconnections on this foreman, newest first. */
   connectionLog(workerId: string): readonly ConnectionEvent[] {
     return [...(this.connections.get(workerId) ?? [])].reverse();

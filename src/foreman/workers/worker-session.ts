@@ -1,3 +1,4 @@
+import type { WorkerKind } from '../../store/store.ts';
 import type { Hello } from '../../protocol/index.ts';
 import type { Assignment } from '../../core/leases.ts';
 import type { Peer } from '../peer.ts';
@@ -36,11 +37,20 @@ export class WorkerSession {
   /** When the previous heartbeat arrived: tasks assigned before it must appear in the next. */
   previousHeartbeatAt: number;
   readonly connectedAt: number;
+  /** A Node process, or a browser tab that joined through a join link (volatile: short leases, few tasks). */
+  readonly kind: WorkerKind;
+  /** How long its assignments hold without a heartbeat. */
+  readonly leaseTtlMs: number;
+  /** The credential it proved (null under --insecure): join links count their browsers by it. */
+  readonly tokenId: string | null;
 
-  constructor(peer: Peer, hello: Hello, now: number) {
+  constructor(peer: Peer, hello: Hello, now: number, options: { kind: WorkerKind; leaseTtlMs: number; tokenId: string | null }) {
     this.peer = peer;
     this.hello = hello;
     this.lastSeenAt = this.previousHeartbeatAt = this.connectedAt = now;
+    this.kind = options.kind;
+    this.leaseTtlMs = options.leaseTtlMs;
+    this.tokenId = options.tokenId;
   }
 
   get workerId(): string { return this.hello.workerId; }

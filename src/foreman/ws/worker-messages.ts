@@ -13,6 +13,10 @@ export interface WorkerMessagesOptions {
   heartbeatIntervalMs: number;
   leaseTtlMs: number;
   maxPayloadBytes: number;
+  /** Browser tabs (join links): their heartbeat period, lease, and most tasks at once. */
+  browserHeartbeatIntervalMs: number;
+  browserLeaseTtlMs: number;
+  maxTasksPerBrowser: number;
 }
 
 /**
@@ -49,7 +53,7 @@ export class WorkerMessages {
         return registry.release(peer, msg.tasks, msg.reason ?? 'released')
           .catch((err: unknown) => { if (err instanceof CrowdComputeError) throw err; log.error({ err, conn: peer.id }, 'hand-back failed'); });
       case 'worker_ready':
-        registry.ready(peer, msg.capacity);
+        registry.ready(peer, msg.capacity, this.options.maxTasksPerBrowser);
         return;
       case 'task_result': {
         const { type: _t, ...outcome } = msg;
@@ -78,20 +82,39 @@ export class WorkerMessages {
       return;
     }
     const auth = this.deps.auth;
+    const o = this.options;
+    let session: { kind: 'node' | 'browser'; leaseTtlMs: number; tokenId: string | null } = { kind: 'node', leaseTtlMs: o.leaseTtlMs, tokenId: null };
+    const refuse = (err: CrowdComputeError) => {
+      // A worker that cannot prove its token (or may not come in) gets the reason, then the door.
+      peer.send({ type: 'error', ...err.toJSON() });
+      peer.close(4401, err.message.slice(0, 120));
+    };
     if (auth) {
+      let who;
       try {
-        const who = await auth.worker(hello, { host: peer.host, address: peer.remote });
-        if (who.kind === 'worker') peer.credentials.add(who.tokenId);
+        who = await auth.worker(hello, { host: peer.host, address: peer.remote });
       } catch (err) {
-        // A worker that cannot prove its token gets the reason, then the door.
-        peer.send({ type: 'error', ...(err as CrowdComputeError).toJSON() });
-        peer.close(4401, (err as Error).message.slice(0, 120));
+        refuse(err as CrowdComputeError);
         return;
       }
+      if (who.kind === 'worker') {
+        peer.credentials.add(who.tokenId);
+        session = { ...session, tokenId: who.tokenId };
+        if (who.join) {
+          // A tab that came through a join link: map tasks only, a few at a time, short leases.
+          const cap = who.join.maxWorkers;
+          if (cap !== null && this.deps.registry.connectedWith(who.tokenId) >= cap) {
+            refuse(new CrowdComputeError('CC_ERR_UNAUTHORIZED', `this join link admits ${cap} browser${cap === 1 ? '' : 's'} at once, and all are taken; try again later`));
+            return;
+          }
+          hello = { ...hello, patterns: [], capacity: Math.min(hello.capacity, o.maxTasksPerBrowser) };
+          session = { kind: 'browser', leaseTtlMs: o.browserLeaseTtlMs, tokenId: who.tokenId };
+        }
+      }
     }
-    if (!(await this.deps.registry.admit(peer, hello))) return;
-    const o = this.options;
+    if (!(await this.deps.registry.admit(peer, hello, session))) return;
+    const browser = session.kind === 'browser';
     peer.send({ type: 'welcome', protocol: PROTOCOL_VERSION, foremanId: o.foremanId, workerId: hello.workerId,
-      heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes });
+      heartbeatIntervalMs: browser ? o.browserHeartbeatIntervalMs : o.heartbeatIntervalMs, leaseTtlMs: session.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes });
   }
 }

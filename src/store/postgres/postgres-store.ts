@@ -364,9 +364,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number } | null> {
-    const r = (await this.q('SELECT code, chunk_size FROM jobs WHERE id = $1', [jobId])).rows[0];
-    return r?.code ? { code: r.code, chunkSize: r.chunk_size } : null;
+  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null> {
+    const r = (await this.q('SELECT code, chunk_size, name, label FROM jobs WHERE id = $1', [jobId])).rows[0];
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null } : null;
   }
 
 

@@ -126,7 +126,7 @@ export class SqliteStore implements Store {
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < @p) +
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = @p AND seq < @seq) AS n`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
-      jobCode: db.prepare('SELECT code, chunk_size FROM jobs WHERE id = ?'),
+      jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
@@ -321,9 +321,9 @@ export class SqliteStore implements Store {
     })(params);
   }
 
-  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number } | null> {
+  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null> {
     const r = this.s.jobCode.get(jobId) as Row | undefined;
-    return r?.code ? { code: r.code, chunkSize: r.chunk_size } : null;
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null } : null;
   }
 
   async jobResults(jobId: string): Promise<JobResults | null> {

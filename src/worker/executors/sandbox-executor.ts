@@ -1,6 +1,6 @@
 import ivm from 'isolated-vm';
 import { CrowdComputeError } from '../../protocol/index.ts';
-import { ChunkFailedError, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
+import { chunkFailure, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
 
 /** Limits of the sandbox. */
@@ -164,15 +164,8 @@ export class SandboxExecutor implements CodeExecutor {
           throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${e.message}`);
         }
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccPartial' in parsed) {
-          const { results, errors } = (parsed as { __ccPartial: { results: unknown[]; errors: { index: number; message: string; name: string; stack?: string }[] } }).__ccPartial;
-          const first = errors[0]!;
-          const more = errors.length > 1 ? ` (and ${errors.length - 1} more of its ${args.length} arguments)` : '';
-          const err = new ChunkFailedError(`job ${jobId}: the function threw on argument ${argOffset + first.index}: ${first.name}: ${first.message}${more}`, {
-            argumentIndex: argOffset + first.index,
-            failedArguments: errors.slice(0, 100).map((x) => ({ index: argOffset + x.index, name: x.name, message: x.message.slice(0, 300) })),
-          }, results);
-          err.stack = first.stack ?? err.stack;
-          throw err;
+          const { results, errors } = (parsed as { __ccPartial: { results: unknown[]; errors: ArgumentFailure[] } }).__ccPartial;
+          throw chunkFailure(jobId, argOffset, args.length, results, errors);
         }
         if (!w.isolate.isDisposed && !this.disposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
         return parsed as unknown[];

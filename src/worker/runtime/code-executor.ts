@@ -20,6 +20,30 @@ export class ChunkFailedError extends CrowdComputeError {
   }
 }
 
+/** An argument of a chunk that threw, as an executor reports it (its index within the chunk). */
+export interface ArgumentFailure {
+  index: number;
+  name: string;
+  message: string;
+  stack?: string | undefined;
+}
+
+/**
+ * The error of a chunk in which `failures` threw: it names the first failed argument by its
+ * index in the whole job (`argOffset` + its index in the chunk) and keeps `results`, the
+ * others' results (null where one threw). Every executor reports partial failures this way.
+ */
+export function chunkFailure(jobId: string, argOffset: number, argCount: number, results: unknown[], failures: readonly ArgumentFailure[]): ChunkFailedError {
+  const first = failures[0]!;
+  const more = failures.length > 1 ? ` (and ${failures.length - 1} more of its ${argCount} arguments)` : '';
+  const err = new ChunkFailedError(`job ${jobId}: the function threw on argument ${argOffset + first.index}: ${first.name}: ${first.message}${more}`, {
+    argumentIndex: argOffset + first.index,
+    failedArguments: failures.slice(0, 100).map((x) => ({ index: argOffset + x.index, name: x.name, message: x.message.slice(0, 300) })),
+  }, results);
+  if (first.stack) err.stack = first.stack;
+  return err;
+}
+
 /** A running call of a shipped function over a chunk of arguments. */
 export interface CodeRun {
   /**

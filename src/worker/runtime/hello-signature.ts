@@ -1,7 +1,11 @@
 /**
- * A worker's proof of its token, made with WebCrypto (the same in Node and in a browser):
- * an HMAC-SHA256, keyed by the token's secret, of what protocol/auth.ts says to sign.
+ * A worker's proof of its token: an HMAC-SHA256, keyed by the token's secret, of what
+ * protocol/auth.ts says to sign. Computed by @noble/hashes, in plain JavaScript, the same in
+ * Node and in every browser: WebCrypto's HMAC exists only in secure contexts, and a browser
+ * joining from http://192.168.1.20:8000 is not one.
  */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { CrowdComputeError, helloSigningText, parseCredential, type HelloAuth } from '../../protocol/index.ts';
 
 const encoder = new TextEncoder();
@@ -23,8 +27,7 @@ export function checkWorkerToken(token: string): void {
 export async function signHello(token: string, workerId: string, host: string, now = Date.now()): Promise<HelloAuth> {
   const parts = parseCredential(token)!;
   const nonce = base64url(crypto.getRandomValues(new Uint8Array(18)));
-  const key = await crypto.subtle.importKey('raw', encoder.encode(parts.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const text = helloSigningText({ workerId, tokenId: parts.id, timestamp: now, nonce, host });
-  const signature = base64url(new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(text))));
+  const signature = base64url(hmac(sha256, encoder.encode(parts.secret), encoder.encode(text)));
   return { tokenId: parts.id, timestamp: now, nonce, signature };
 }

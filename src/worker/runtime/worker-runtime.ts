@@ -115,6 +115,8 @@ export class WorkerRuntime extends EventEmitter {
   private state: WorkerStatus = 'idle';
   private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private stopPromise: Promise<void> | null = null;
+  private isPaused = false;
+  private readonly jobNames = new Map<string, string>();
   /** Why the foreman last refused this worker's credential, for the error that stops it. */
   private lastRefusal: string | null = null;
 
@@ -210,6 +212,53 @@ export class WorkerRuntime extends EventEmitter {
 
   /** Drop the connection and reconnect. */
   restart(): void { this.link.restart(); }
+
+  /** A map job's name as the foreman gave it with the job's code, if it has one. */
+  jobName(jobId: string): string | null { return this.jobNames.get(jobId) ?? null; }
+
+  /** True while paused: connected, but taking no tasks. */
+  get paused(): boolean { return this.isPaused; }
+
+  /**
+   * Take no new tasks, and give the running ones back to the foreman now (requeued at once,
+   * not counted as failures): what a person lending a browser tab expects of a pause button.
+   * {@link WorkerRuntime.resume} takes work again.
+   */
+  pause(): void {
+    if (this.isPaused || this.state === 'stopped' || this.state === 'draining') return;
+    this.isPaused = true;
+    if (this.connected) this.link.send({ type: 'worker_draining' });
+    this.handBack(`worker ${this.workerId} was paused`);
+    this.emit('paused', true);
+  }
+
+  /** Take work again after {@link WorkerRuntime.pause}. */
+  resume(): void {
+    if (!this.isPaused) return;
+    this.isPaused = false;
+    if (this.connected) this.link.send({ type: 'worker_ready', capacity: this.o.maxConcurrentTasks });
+    this.emit('paused', false);
+  }
+
+  /** Run up to `n` tasks at once from now on (the foreman hears of it at once). */
+  setCapacity(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new TypeError(`Worker: capacity must be a positive integer, got ${n}`);
+    this.o.maxConcurrentTasks = n;
+    if (this.connected && !this.isPaused && this.state !== 'draining') this.link.send({ type: 'worker_ready', capacity: n });
+  }
+
+  /**
+   * Leave at once, without draining: hand the running tasks back, send what has finished, and
+   * close. For a page being closed, which cannot wait for anything asynchronous.
+   */
+  leave(reason = 'left'): void {
+    if (this.state === 'stopped') return;
+    this.state = 'draining';
+    if (this.connected) this.link.send({ type: 'worker_draining' });
+    this.handBack(`worker ${this.workerId} ${reason}`);
+    this.outbox.flush();
+    void this.stop({ drainTimeoutMs: 0 });
+  }
 
   /**
    * Graceful stop: take no new tasks, let running ones finish for up to `drainTimeoutMs`,
@@ -338,14 +387,18 @@ export class WorkerRuntime extends EventEmitter {
         // Results the previous connection did not see acknowledged go again; the foreman's
         // guarded update records each at most once.
         this.outbox.resendAll();
-        if (this.state === 'draining') this.link.send({ type: 'worker_draining' });
+        if (this.state === 'draining' || this.isPaused) this.link.send({ type: 'worker_draining' });
         for (const w of this.startWaiters.splice(0)) w.resolve();
         this.emit('connected', { foremanId: msg.foremanId });
         return;
       }
       case 'assign_tasks':
         if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code);
-        if (this.state === 'draining' || this.state === 'stopped') {
+        if (msg.jobNames) {
+          for (const [jobId, name] of Object.entries(msg.jobNames)) this.jobNames.set(jobId, name);
+          while (this.jobNames.size > 100) this.jobNames.delete(this.jobNames.keys().next().value!);
+        }
+        if (this.state === 'draining' || this.state === 'stopped' || this.isPaused) {
           // Sent before the foreman heard we are draining: give them straight back.
           this.link.send({ type: 'release_tasks', tasks: msg.tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })), reason: `worker ${this.workerId} is draining` });
           return;

@@ -4,6 +4,9 @@
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
+ *   browser:    the same map job with runOn 'browser', run by two headless Chromium tabs that
+ *               opened a join link (Debian's chromium through playwright-core; skipped with a
+ *               line saying so when it is missing), beside the Node worker's map figure
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen.
@@ -13,8 +16,8 @@
  * tasks: with pruning, the size after a million should be no more than after the first 100,000.
  * Loopback only; bounded in count and time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +86,27 @@ while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false)
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
 const want = (name: string) => (!args.only && name !== 'retention') || Boolean(args.only?.split(',').includes(name));
+const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
+const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
+
+/** Run the 10,000-argument map RUNS times (after a warm-up); wall times and the job's task count. */
+async function mapRuns(options: { runOn?: 'browser' }): Promise<{ walls: number[]; tasks: number }> {
+  await (await client.submitMap(sumTo, mapArgs.slice(0, 500), options)).result();
+  const walls: number[] = [];
+  let tasks = 0;
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = performance.now();
+    const job = await client.submitMap(sumTo, mapArgs, options);
+    const results = await job.result();
+    walls.push(performance.now() - t0);
+    if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
+    tasks = (await client.getJob(job.id)).totalTasks;
+  }
+  return { walls, tasks };
+}
+const mapLine = (bench: string, m: { walls: number[]; tasks: number }, extra: Record<string, unknown> = {}) => JSON.stringify({
+  bench, args: 10_000, tasks: m.tasks, wall_ms: Math.round(median(m.walls)), args_per_s: Math.round(10_000 / (median(m.walls) / 1000)),
+  tasks_per_s: Math.round(m.tasks / (median(m.walls) / 1000)), runs_wall_ms: m.walls.map(Math.round), ...extra, ...meta });
 
 try {
   if (want('throughput')) {
@@ -113,18 +137,30 @@ try {
     console.log(JSON.stringify({ bench: 'latency', round_trips: lat.length, p50_ms: round(pct(lat, 50), 3), p99_ms: round(pct(lat, 99), 3), mean_ms: round(lat.reduce((a, b) => a + b, 0) / lat.length, 3), ...meta }));
   }
 
-  if (want('map')) {
-    const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
-    const argsList = Array.from({ length: 10_000 }, (_, i) => i);
-    await client.map(sumTo, argsList.slice(0, 500));
-    const walls: number[] = [];
-    for (let r = 0; r < RUNS; r++) {
-      const t0 = performance.now();
-      const results = await client.map(sumTo, argsList);
-      walls.push(performance.now() - t0);
-      if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
+  if (want('map')) console.log(mapLine('map', await mapRuns({})));
+
+  if (want('browser')) {
+    const chromiumPath = process.env.CROWDCOMPUTE_CHROMIUM ?? '/usr/bin/chromium';
+    if (!existsSync(chromiumPath)) {
+      console.log(JSON.stringify({ bench: 'browser', skipped: `no Chromium at ${chromiumPath} (apt-get install -y chromium)`, ...meta }));
+    } else {
+      // A join link made as an operator would (the CLI), opened by two tabs of one headless Chromium.
+      const link = await new Promise<string>((resolve, reject) => execFile(process.execPath, [bin, 'join-link', 'create', '--database', database, '--url', url, '--name', 'bench'],
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))));
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+      try {
+        for (let i = 0; i < 2; i++) await (await browser.newPage()).goto(link);
+        const joinBy = Date.now() + 30_000;
+        while ((await client.workers()).filter((w) => w.kind === 'browser').length < 2) {
+          if (Date.now() > joinBy) throw new Error('browser tabs did not join within 30 s');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        console.log(mapLine('browser', await mapRuns({ runOn: 'browser' }), { tabs: 2 }));
+      } finally {
+        await browser.close();
+      }
     }
-    console.log(JSON.stringify({ bench: 'map', args: 10_000, wall_ms: Math.round(median(walls)), runs_wall_ms: walls.map(Math.round), ...meta }));
   }
   if (want('retention')) {
     // A steady load: jobs of 10,000 no-op tasks, three in flight, until the total is reached.

@@ -5,6 +5,8 @@ import { html, render, useEffect, useState, duration, num } from './common.js';
 import { BrowserWorker, MAX_BROWSER_CONCURRENCY, suggestedCapacity } from '/ui/lib/worker/browser/browser-worker.js';
 
 const credential = decodeURIComponent(location.hash.slice(1));
+// A foreman without authentication (--insecure) admits any tab; it says so in the page.
+const open = document.querySelector('meta[name="crowdcompute-auth"]')?.getAttribute('content') === 'off';
 const foremanUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 
 function Missing() {
@@ -17,7 +19,7 @@ function Missing() {
 }
 
 function Join() {
-  const [worker] = useState(() => new BrowserWorker({ foremanUrl, token: credential, onChange: (s) => setState(s) }));
+  const [worker] = useState(() => new BrowserWorker({ foremanUrl, token: credential || undefined, onChange: (s) => setState(s) }));
   const [state, setState] = useState(worker.state);
   const [, tick] = useState(0);
   useEffect(() => {
@@ -60,4 +62,4 @@ function Join() {
   </section></main>`;
 }
 
-render(credential ? html`<${Join} />` : html`<${Missing} />`, document.getElementById('app'));
+render(credential || open ? html`<${Join} />` : html`<${Missing} />`, document.getElementById('app'));

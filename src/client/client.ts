@@ -47,6 +47,11 @@ export type { JobOptions };
 export interface MapOptions extends JobOptions {
   /** Arguments per task; default chosen by the foreman from the argument count. */
   chunkSize?: number;
+  /**
+   * Where its tasks may run: `'any'` worker (default), only `'node'` workers, or only
+   * `'browser'` tabs that joined through a join link.
+   */
+  runOn?: 'any' | 'node' | 'browser';
   onProgress?: (p: JobProgress) => void;
 }
 

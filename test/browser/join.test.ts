@@ -104,8 +104,10 @@ test('browser tabs lend themselves to map jobs beside Node workers: shared work,
     assert.deepEqual(await client.map((x: number) => x * 2, [5, 6], { runOn: 'browser' }), [10, 12], 'the tab works on after the runaway');
 
     // The page stays responsive: a click on Pause takes effect while tasks run, and the running tasks go back.
-    const long = await client.submitMap(slow, Array.from({ length: 40 }, (_, i) => i), { chunkSize: 1, runOn: 'browser' });
+    const long = await client.submitMap(slow, Array.from({ length: 40 }, (_, i) => i), { chunkSize: 1, runOn: 'browser', name: 'render tiles' });
     await waitFor(async () => /Working/.test((await status(tab)) ?? '') || null, { timeoutMs: 30_000, message: 'the tab is working' });
+    assert.equal(await tab.page.locator('[data-testid=job]').textContent(), 'render tiles', 'the page names the job');
+    await screenshot(tab.page, 'join-working-light-desktop');
     await tab.page.locator('[data-testid=pause]').click({ timeout: 5_000 });
     await waitFor(async () => /Paused/.test((await status(tab)) ?? '') || null, { timeoutMs: 5_000, message: 'paused while tasks ran' });
     const doneWhilePaused = (await client.getJob(long.id)).completedTasks;
@@ -169,6 +171,27 @@ test('an expired join link is refused, saying so', { skip: browserSkip }, async 
     assert.match((await tab.page.getByRole('alert').textContent()) ?? '', /expired/);
   } finally {
     await browser.close();
+    await foreman.cleanup();
+  }
+});
+
+test('with authentication off, a tab joins by opening /join and gets a tab\'s limits', { skip: browserSkip }, async () => {
+  const foreman = await startTestForeman({ insecure: true });
+  const client = new Client({ url: foreman.url });
+  const browser = await launchBrowser();
+  try {
+    const created = await (await foreman.fetch('/api/join-links', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
+    assert.equal(created.url, `${foreman.url}/join`, 'the link is the page itself');
+    const tab = await openTab(browser, created.url);
+    await connected(tab);
+    const [w] = await client.workers();
+    assert.equal(w.kind, 'browser');
+    assert.ok(w.capacity <= 4, `a tab's capacity is capped: ${w.capacity}`);
+    assert.deepEqual(await client.map((x: number) => x + 1, [1, 2, 3], { runOn: 'browser' }), [2, 3, 4]);
+    assert.deepEqual(tab.errors, []);
+  } finally {
+    await browser.close();
+    await client.close();
     await foreman.cleanup();
   }
 });

@@ -14,6 +14,8 @@ import { parseRequest } from './rest-inputs.ts';
 export const JOIN_LINK_DEFAULTS = { expiresInMs: 86_400_000, maxWorkers: 100 } as const;
 
 const PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js');
+// With authentication off, the page joins without a link, and needs to know that it may.
+const OPEN_PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js', '\n<meta name="crowdcompute-auth" content="off">');
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -27,7 +29,7 @@ export function registerJoinRoutes(app: FastifyInstance, deps: { credentials: Cr
   app.get('/join', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => {
     reply.type('text/html; charset=utf-8');
     reply.header('cache-control', 'no-store');
-    return PAGE;
+    return deps.credentials ? PAGE : OPEN_PAGE;
   });
 
   const view = (r: CredentialRecord, url: string | null): JoinLinkView => ({

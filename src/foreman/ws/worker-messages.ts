@@ -112,6 +112,12 @@ export class WorkerMessages {
         }
       }
     }
+    if (!auth && hello.resources?.runtime?.startsWith('browser')) {
+      // With authentication off there is no join link to tell a tab by; a tab says what it is,
+      // and gets a tab's limits all the same.
+      hello = { ...hello, patterns: [], capacity: Math.min(hello.capacity, o.maxTasksPerBrowser) };
+      session = { kind: 'browser', leaseTtlMs: o.browserLeaseTtlMs, tokenId: null };
+    }
     if (!(await this.deps.registry.admit(peer, hello, session))) return;
     const browser = session.kind === 'browser';
     peer.send({ type: 'welcome', protocol: PROTOCOL_VERSION, foremanId: o.foremanId, workerId: hello.workerId,

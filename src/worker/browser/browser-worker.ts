@@ -35,8 +35,8 @@ export interface BrowserWorkerState {
 export interface BrowserWorkerOptions {
   /** The foreman's WebSocket URL (ws:// or wss://…/ws). */
   foremanUrl: string;
-  /** The join link's credential (a worker token, cct_…). */
-  token: string;
+  /** The join link's credential (a worker token, cct_…); none for a foreman run with --insecure. */
+  token?: string;
   /** Tasks at once; default: the device's cores less one, at most {@link MAX_BROWSER_CONCURRENCY}. */
   capacity?: number;
   /** Called whenever the state changes. */

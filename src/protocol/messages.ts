@@ -123,6 +123,11 @@ export const WireTaskSchema = z.object({
   timeoutMs: positiveInt.nullable(),
   /** Map tasks: the index of the chunk's first argument in the whole job. */
   argOffset: z.number().int().nonnegative().optional(),
+  /**
+   * A task that ran before and recorded batches: its last checkpoint and the batches already
+   * done, so this attempt resumes where the last one stopped (batch handlers skip those batches).
+   */
+  resume: z.object({ checkpoint: json.optional(), batches: z.array(z.string()) }).optional(),
 });
 /** One task as a worker receives it. */
 export type WireTask = z.infer<typeof WireTaskSchema>;
@@ -160,6 +165,14 @@ export const CancelTaskSchema = z.object({
 export const ResultAckSchema = z.object({
   type: z.literal('result_ack'),
   tasks: z.array(TaskRefSchema),
+});
+
+/** The answer to a `task_record`: recorded, or not (the attempt is no longer this worker's). */
+export const TaskRecordAckSchema = z.object({
+  type: z.literal('task_record_ack'),
+  requestId: z.string().max(100),
+  /** False when the task no longer runs under that attempt on this worker: stop working on it. */
+  recorded: z.boolean(),
 });
 
 /**
@@ -248,6 +261,28 @@ export const ReleaseTasksSchema = z.object({
   tasks: z.array(TaskRefSchema).min(1),
   reason: z.string().max(500).optional(),
 });
+
+/** The longest batch uid, in characters. */
+export const MAX_BATCH_UID = 200;
+
+/**
+ * What a batch handler records while it runs, applied in one transaction: a batch done (with
+ * its metrics), artifacts written under batch uids, the latest checkpoint, and that the task's
+ * artifacts are complete. Answered by `task_record_ack` (or an `error` with the `requestId`).
+ */
+export const TaskRecordSchema = z.object({
+  type: z.literal('task_record'),
+  requestId: z.string().max(100),
+  taskId: id,
+  attempt: positiveInt,
+  batch: z.object({ uid: z.string().min(1).max(MAX_BATCH_UID), metrics: z.record(z.string(), z.number()).optional() }).optional(),
+  artifacts: z.array(z.object({ batchUid: z.string().min(1).max(MAX_BATCH_UID), data: json })).max(1_000).optional(),
+  /** The state to resume from; absent = unchanged. */
+  checkpoint: json.optional(),
+  artifactsComplete: z.boolean().optional(),
+});
+/** What a batch handler records while it runs. */
+export type TaskRecordMessage = z.infer<typeof TaskRecordSchema>;
 
 /** A handler's progress on one attempt, passed on to whoever watches the job. */
 export const TaskProgressSchema = z.object({
@@ -359,7 +394,7 @@ export const CancelAckSchema = z.object({
 /** Messages only a worker sends (after its hello). */
 const WORKER_MESSAGES = [
   HelloSchema, HeartbeatSchema, WorkerReadySchema, TaskResultSchema, TaskResultsSchema, TaskProgressSchema,
-  WorkerDrainingSchema, ReleaseTasksSchema,
+  WorkerDrainingSchema, ReleaseTasksSchema, TaskRecordSchema,
 ] as const;
 /** Messages any connection may send. */
 const CLIENT_MESSAGES = [SubmitJobSchema, SubscribeJobSchema, CancelJobSchema] as const;
@@ -375,7 +410,7 @@ export type ClientInbound = z.infer<(typeof CLIENT_MESSAGES)[number]>;
 
 /** Everything a foreman sends on /ws. */
 export const OutboundSchema = z.discriminatedUnion('type', [
-  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema,
+  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema, TaskRecordAckSchema,
   JobAcceptedSchema, JobProgressSchema, JobCompletedSchema, TaskProgressEventSchema, ErrorMessageSchema, CancelAckSchema,
 ]);
 /** A message the foreman sends. */

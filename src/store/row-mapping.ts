@@ -5,7 +5,7 @@
  * @internal
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
-import type { AttemptError, CredentialRecord, JobRecord, JobResults, TaskRecord, WorkerRecord } from './store.ts';
+import type { ArtifactListParams, ArtifactRecord, AttemptError, CredentialRecord, JobRecord, JobResults, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -149,4 +149,33 @@ export function flattenResults(job: Row, taskRows: Row[]): JobResults {
     }
   }
   return { results, failures };
+}
+
+/** A recorded batch from its row. */
+export function batchFromRow(r: Row): TaskBatchRecord {
+  return { batchUid: r.batch_uid, attempt: Number(r.attempt), metrics: fromJson(r.metrics) as Record<string, number> | null, createdAt: Number(r.created_at) };
+}
+
+/** An artifact from its row. */
+export function artifactFromRow(r: Row): ArtifactRecord {
+  return {
+    seq: Number(r.seq), jobId: r.job_id, taskId: r.task_id, batchUid: r.batch_uid, data: fromJson(r.data),
+    size: Number(r.size), attempt: Number(r.attempt), createdAt: Number(r.created_at),
+  };
+}
+
+/**
+ * The artifact listing's query, the same on both drivers but for the placeholder: `?` for
+ * SQLite, `$` for PostgreSQL's numbered ones.
+ */
+export function artifactQuery(p: ArtifactListParams, placeholder: '?' | '$'): { sql: string; args: unknown[] } {
+  const args: unknown[] = [];
+  const next = (v: unknown) => { args.push(v); return placeholder === '?' ? '?' : `$${args.length}`; };
+  const where: string[] = [];
+  if (p.jobId !== undefined) where.push(`job_id = ${next(p.jobId)}`);
+  if (p.taskId !== undefined) where.push(`task_id = ${next(p.taskId)}`);
+  if (p.taskIds !== undefined) where.push(p.taskIds.length === 0 ? 'false' : `task_id IN (${p.taskIds.map(next).join(', ')})`);
+  if (p.afterSeq !== undefined) where.push(`seq > ${next(p.afterSeq)}`);
+  const sql = `SELECT * FROM artifacts${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ${next(p.limit)}`;
+  return { sql, args };
 }

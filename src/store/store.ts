@@ -208,6 +208,62 @@ export interface TaskOutcomeParams {
   retryAt?: number | undefined;
 }
 
+/**
+ * What a batch handler records as it goes, applied in one transaction, and only while the task
+ * runs under that attempt on that worker: a batch done, artifacts, the latest checkpoint.
+ */
+export interface TaskRecordParams {
+  taskId: string;
+  attempt: number;
+  workerId: string;
+  now: number;
+  /** A batch done, with its metrics. A batch uid already recorded for the task is kept as it was. */
+  batch?: { uid: string; metrics: Record<string, number> | null };
+  /** Artifacts by batch uid; the first one recorded under a uid stands, a repeat is ignored. */
+  artifacts?: { batchUid: string; data: unknown }[];
+  /** The state to resume from; undefined = unchanged. */
+  checkpoint?: unknown;
+  /** The task's artifacts are complete (nothing more will be written). */
+  artifactsComplete?: boolean;
+}
+
+/** Where an attempt resumes: the last checkpoint and the batches already done. */
+export interface TaskResumeState {
+  checkpoint: unknown;
+  batches: string[];
+}
+
+/** A batch a task recorded as done. */
+export interface TaskBatchRecord {
+  batchUid: string;
+  attempt: number;
+  metrics: Record<string, number> | null;
+  createdAt: number;
+}
+
+/** An artifact a task wrote under a batch uid. `seq` orders a job's artifacts as they were recorded. */
+export interface ArtifactRecord {
+  seq: number;
+  jobId: string;
+  taskId: string;
+  batchUid: string;
+  data: unknown;
+  /** Its JSON text's length in bytes. */
+  size: number;
+  attempt: number;
+  createdAt: number;
+}
+
+/** Which artifacts to list: a task's or a job's, after a `seq`, in `seq` order. */
+export interface ArtifactListParams {
+  jobId?: string;
+  taskId?: string;
+  /** Only these tasks' (a graph node's upstream tasks). */
+  taskIds?: string[];
+  afterSeq?: number;
+  limit: number;
+}
+
 /** A job whose counts or state changed in a store call. */
 export interface JobChange {
   jobId: string;
@@ -406,6 +462,17 @@ export interface Store {
   /** Tasks running on a worker, as the store sees them. */
   taskListRunningByWorker(workerId: string): Promise<TaskRef[]>;
   taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean>;
+  /**
+   * Record what a batch handler did (a batch, artifacts, a checkpoint) in one transaction, if
+   * the task still runs under that attempt on that worker. False when it does not.
+   */
+  taskRecord(params: TaskRecordParams): Promise<boolean>;
+  /** The resume state of tasks that recorded a checkpoint or batches; others are absent. */
+  taskResume(taskIds: string[]): Promise<Map<string, TaskResumeState>>;
+  /** The batches a task recorded as done, in the order they were recorded. */
+  taskBatches(taskId: string): Promise<TaskBatchRecord[]>;
+  /** Artifacts in `seq` order. */
+  artifactList(params: ArtifactListParams): Promise<ArtifactRecord[]>;
 
   workerUpsert(params: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void>;
   workerDisconnected(params: { workerId: string; now: number }): Promise<void>;

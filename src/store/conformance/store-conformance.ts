@@ -502,6 +502,49 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await store.credentialGet('k9'))!.expiresAt, null);
     });
 
+    test('batches, artifacts and checkpoints: recorded only by the running attempt, each batch and artifact once, resumed by the next attempt, pruned with the job', async () => {
+      const p = namedJob(['pipe.numbers'], { maxAttempts: 3, retentionMs: 1 });
+      const { job } = await store.jobInsert(p);
+      const [t] = await claim(store, 'w1', ['pipe.*'], 1);
+      const now = Date.now();
+      const rec = (attempt: number, workerId: string, extra: Partial<Parameters<Store['taskRecord']>[0]>) =>
+        store.taskRecord({ taskId: t.taskId, attempt, workerId, now, ...extra });
+      assert.equal(await rec(1, 'w1', { batch: { uid: 'b0', metrics: { items: 10 } }, artifacts: [{ batchUid: 'b0', data: { squares: [1, 4] } }], checkpoint: { next: 1 } }), true);
+      // A repeat of the same batch (a resend) changes nothing: the first record stands.
+      assert.equal(await rec(1, 'w1', { batch: { uid: 'b0', metrics: { items: 99 } }, artifacts: [{ batchUid: 'b0', data: { squares: ['other'] } }] }), true);
+      assert.equal(await rec(1, 'w2', { batch: { uid: 'b1', metrics: null } }), false, 'another worker cannot record');
+      assert.equal(await rec(2, 'w1', { batch: { uid: 'b1', metrics: null } }), false, 'another attempt cannot record');
+      assert.deepEqual((await store.taskBatches(t.taskId)).map((b) => [b.batchUid, b.attempt, b.metrics]), [['b0', 1, { items: 10 }]]);
+      const arts = await store.artifactList({ taskId: t.taskId, limit: 10 });
+      assert.deepEqual(arts.map((a) => [a.batchUid, a.data, a.jobId]), [['b0', { squares: [1, 4] }, job.id]]);
+      assert.equal(arts[0].size, JSON.stringify({ squares: [1, 4] }).length);
+
+      // The worker is lost: the next attempt starts from the checkpoint, knowing which batches are done.
+      await store.taskRequeueMany({ tasks: [{ taskId: t.taskId, attempt: 1 }], now, error: { message: 'lost', code: 'CC_ERR_WORKER_LOST' } });
+      const [again] = await claim(store, 'w2', ['pipe.*'], 1);
+      assert.equal(again.attempt, 2);
+      assert.deepEqual(await store.taskResume([again.taskId, 'no-such-task']), new Map([[again.taskId, { checkpoint: { next: 1 }, batches: ['b0'] }]]));
+      assert.equal(await rec(1, 'w1', { batch: { uid: 'b1', metrics: null } }), false, 'the lost attempt can no longer record');
+      assert.equal(await store.taskRecord({ taskId: again.taskId, attempt: 2, workerId: 'w2', now, batch: { uid: 'b1', metrics: { items: 5 } },
+        artifacts: [{ batchUid: 'b1', data: [9] }, { batchUid: 'b0', data: 'late repeat' }], checkpoint: { next: 2 }, artifactsComplete: true }), true);
+      const all = await store.artifactList({ jobId: job.id, limit: 10 });
+      assert.deepEqual(all.map((a) => [a.batchUid, a.attempt]), [['b0', 1], ['b1', 2]], 'each batch uid once, in the order recorded');
+      assert.ok(all[1].seq > all[0].seq);
+      assert.deepEqual((await store.artifactList({ jobId: job.id, afterSeq: all[0].seq, limit: 10 })).map((a) => a.batchUid), ['b1']);
+      assert.deepEqual((await store.artifactList({ taskIds: [again.taskId], limit: 1 })).map((a) => a.batchUid), ['b0'], 'limit holds');
+      assert.deepEqual(await store.artifactList({ taskIds: [], limit: 10 }), []);
+      assert.deepEqual((await store.taskResume([again.taskId])).get(again.taskId), { checkpoint: { next: 2 }, batches: ['b0', 'b1'] });
+      assert.deepEqual(await store.taskResume([(await store.jobInsert(namedJob(['x.y']))).job.id + '.0']), new Map(), 'a task that recorded nothing has no resume state');
+
+      // Finished and pruned: its batches and artifacts go with it.
+      await store.taskFinishMany({ outcomes: [{ taskId: again.taskId, attempt: 2, workerId: 'w2', status: 'completed', result: 1 }], now });
+      let more = true;
+      while (more) more = (await store.jobPrune({ now: now + 1_000, maxTasks: 1_000 })).more;
+      assert.equal(await store.jobGet(job.id), null);
+      assert.deepEqual(await store.artifactList({ jobId: job.id, limit: 10 }), []);
+      assert.deepEqual(await store.taskBatches(again.taskId), []);
+    });
+
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {
       await store.probeSpace();
       await store.probeSpace();

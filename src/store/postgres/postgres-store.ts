@@ -18,9 +18,10 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
+  ArtifactListParams, ArtifactRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -638,6 +639,57 @@ export class PostgresStore implements Store {
     return (r.rowCount ?? 0) > 0;
   }
 
+  async taskRecord(p: TaskRecordParams): Promise<boolean> {
+    return this.tx(async (c) => {
+      const owner = (await c.query(`SELECT job_id FROM tasks WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3`,
+        [p.taskId, p.attempt, p.workerId])).rows[0];
+      if (!owner) return false;
+      if (p.artifacts?.length) {
+        // The job's row lock orders its artifacts: numbers taken under it commit in order, so a
+        // reader that has seen number n will never later find a smaller one appear.
+        await c.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [owner.job_id]);
+        for (const a of p.artifacts) {
+          const text = toJson(a.data) ?? 'null';
+          await c.query(`INSERT INTO artifacts (job_id, task_id, batch_uid, data, size, attempt, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (task_id, batch_uid) DO NOTHING`, [owner.job_id, p.taskId, a.batchUid, text, Buffer.byteLength(text), p.attempt, p.now]);
+        }
+      }
+      if (p.batch) {
+        await c.query(`INSERT INTO task_batches (task_id, batch_uid, job_id, attempt, metrics, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+          ON CONFLICT (task_id, batch_uid) DO NOTHING`, [p.taskId, p.batch.uid, owner.job_id, p.attempt, p.batch.metrics ? JSON.stringify(p.batch.metrics) : null, p.now]);
+      }
+      if (p.checkpoint !== undefined || p.artifactsComplete) {
+        await c.query(`UPDATE tasks SET checkpoint = CASE WHEN $2::boolean THEN $3 ELSE checkpoint END,
+          artifacts_complete = artifacts_complete OR $4 WHERE id = $1`,
+        [p.taskId, p.checkpoint !== undefined, toJson(p.checkpoint) ?? 'null', p.artifactsComplete === true]);
+      }
+      return true;
+    });
+  }
+
+  async taskResume(taskIds: string[]): Promise<Map<string, TaskResumeState>> {
+    const out = new Map<string, TaskResumeState>();
+    if (taskIds.length === 0) return out;
+    const cps = (await this.q('SELECT id, checkpoint FROM tasks WHERE id = ANY($1)', [taskIds])).rows;
+    const batches = (await this.q('SELECT task_id, batch_uid FROM task_batches WHERE task_id = ANY($1)', [taskIds])).rows;
+    const byTask = new Map<string, string[]>();
+    for (const b of batches) (byTask.get(b.task_id) ?? byTask.set(b.task_id, []).get(b.task_id)!).push(b.batch_uid);
+    for (const r of cps) {
+      const done = byTask.get(r.id) ?? [];
+      if (r.checkpoint !== null || done.length > 0) out.set(r.id, { checkpoint: r.checkpoint === null ? undefined : fromJson(r.checkpoint), batches: done });
+    }
+    return out;
+  }
+
+  async taskBatches(taskId: string): Promise<TaskBatchRecord[]> {
+    return (await this.q('SELECT * FROM task_batches WHERE task_id = $1 ORDER BY created_at, batch_uid', [taskId])).rows.map(batchFromRow);
+  }
+
+  async artifactList(params: ArtifactListParams): Promise<ArtifactRecord[]> {
+    const { sql, args } = artifactQuery(params, '$');
+    return (await this.q(sql, args)).rows.map(artifactFromRow);
+  }
+
   // ------------------------------------------------------------------ workers, stats
 
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
@@ -713,6 +765,8 @@ export class PostgresStore implements Store {
         out.tasks += n;
         if ((await c.query('SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1', [job.id])).rows.length > 0) { out.more = true; break; }
         await c.query('DELETE FROM jobs WHERE id = $1', [job.id]);
+        await c.query('DELETE FROM task_batches WHERE job_id = $1', [job.id]);
+        await c.query('DELETE FROM artifacts WHERE job_id = $1', [job.id]);
         await c.query('INSERT INTO pruned_jobs (id, owner, pruned_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET pruned_at = $3', [job.id, job.owner, p.now]);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }

@@ -166,4 +166,37 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE credentials ADD COLUMN max_workers INTEGER;
     `,
   },
+  {
+    version: 8,
+    name: 'batches, checkpoints, artifacts',
+    sql: `
+      -- A batch handler's state to resume from, and whether its artifacts are complete.
+      ALTER TABLE tasks ADD COLUMN checkpoint TEXT;
+      ALTER TABLE tasks ADD COLUMN artifacts_complete INTEGER NOT NULL DEFAULT 0;
+      -- Batches a task has done: a later attempt skips them. One row per (task, batch uid).
+      CREATE TABLE task_batches (
+        task_id TEXT NOT NULL,
+        batch_uid TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        metrics TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, batch_uid)
+      );
+      CREATE INDEX task_batches_job ON task_batches (job_id);
+      -- Artifacts, one per (task, batch uid), numbered in the order they were recorded.
+      CREATE TABLE artifacts (
+        seq INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        batch_uid TEXT NOT NULL,
+        data TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (task_id, batch_uid)
+      );
+      CREATE INDEX artifacts_job ON artifacts (job_id, seq);
+    `,
+  },
 ];

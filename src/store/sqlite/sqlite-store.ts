@@ -20,10 +20,11 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+  ArtifactListParams, ArtifactRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -191,6 +192,18 @@ export class SqliteStore implements Store {
       taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lease_expires_at IS NOT NULL AND worker_id = ?`),
       taskProgress: db.prepare(`UPDATE tasks SET progress = @progress, progress_message = @message
         WHERE id = @id AND state = 'running' AND attempt = @attempt`),
+      recordOwner: db.prepare(`SELECT job_id FROM tasks WHERE id = ? AND state = 'running' AND attempt = ? AND worker_id = ?`),
+      recordBatch: db.prepare(`INSERT INTO task_batches (task_id, batch_uid, job_id, attempt, metrics, created_at)
+        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, batch_uid) DO NOTHING`),
+      recordArtifact: db.prepare(`INSERT INTO artifacts (job_id, task_id, batch_uid, data, size, attempt, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, batch_uid) DO NOTHING`),
+      recordCheckpoint: db.prepare('UPDATE tasks SET checkpoint = ? WHERE id = ?'),
+      recordComplete: db.prepare('UPDATE tasks SET artifacts_complete = 1 WHERE id = ?'),
+      resumeCheckpoint: db.prepare('SELECT checkpoint FROM tasks WHERE id = ?'),
+      resumeBatches: db.prepare('SELECT batch_uid FROM task_batches WHERE task_id = ?'),
+      batchesOf: db.prepare('SELECT * FROM task_batches WHERE task_id = ? ORDER BY created_at, rowid'),
+      pruneBatches: db.prepare('DELETE FROM task_batches WHERE job_id = ?'),
+      pruneArtifacts: db.prepare('DELETE FROM artifacts WHERE job_id = ?'),
       workerUpsert: db.prepare(`INSERT INTO workers (id, state, capacity, patterns, allow_code, resources, version, foreman_id,
         connected_at, last_seen_at) VALUES (@id, @state, @capacity, @patterns, @allowCode, @resources, @version, @foremanId,
         @connectedAt, @lastSeenAt)
@@ -540,6 +553,40 @@ export class SqliteStore implements Store {
     return this.s.taskProgress.run({ id: params.taskId, attempt: params.attempt, progress: params.progress, message: params.message }).changes > 0;
   }
 
+  async taskRecord(params: TaskRecordParams): Promise<boolean> {
+    return this.tx('taskRecord', (p: TaskRecordParams): boolean => {
+      const owner = this.s.recordOwner.get(p.taskId, p.attempt, p.workerId) as Row | undefined;
+      if (!owner) return false;
+      for (const a of p.artifacts ?? []) {
+        const text = toJson(a.data) ?? 'null';
+        this.s.recordArtifact.run(owner.job_id, p.taskId, a.batchUid, text, Buffer.byteLength(text), p.attempt, p.now);
+      }
+      if (p.batch) this.s.recordBatch.run(p.taskId, p.batch.uid, owner.job_id, p.attempt, p.batch.metrics ? JSON.stringify(p.batch.metrics) : null, p.now);
+      if (p.checkpoint !== undefined) this.s.recordCheckpoint.run(toJson(p.checkpoint) ?? 'null', p.taskId);
+      if (p.artifactsComplete) this.s.recordComplete.run(p.taskId);
+      return true;
+    })(params);
+  }
+
+  async taskResume(taskIds: string[]): Promise<Map<string, TaskResumeState>> {
+    const out = new Map<string, TaskResumeState>();
+    for (const id of taskIds) {
+      const cp = (this.s.resumeCheckpoint.get(id) as Row | undefined)?.checkpoint ?? null;
+      const batches = (this.s.resumeBatches.all(id) as Row[]).map((r) => r.batch_uid as string);
+      if (cp !== null || batches.length > 0) out.set(id, { checkpoint: cp === null ? undefined : fromJson(cp), batches });
+    }
+    return out;
+  }
+
+  async taskBatches(taskId: string): Promise<TaskBatchRecord[]> {
+    return (this.s.batchesOf.all(taskId) as Row[]).map(batchFromRow);
+  }
+
+  async artifactList(params: ArtifactListParams): Promise<ArtifactRecord[]> {
+    const { sql, args } = artifactQuery(params, '?');
+    return (this.db.prepare(sql).all(...args) as Row[]).map(artifactFromRow);
+  }
+
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
     this.s.workerUpsert.run({
       id: p.id, state: p.state, capacity: p.capacity, patterns: JSON.stringify(p.patterns), allowCode: p.allowCode ? 1 : 0,
@@ -599,6 +646,8 @@ export class SqliteStore implements Store {
         out.tasks += n;
         if (this.s.pruneHasTasks.get(job.id)) { out.more = true; break; }
         this.s.pruneJob.run(job.id);
+        this.s.pruneBatches.run(job.id);
+        this.s.pruneArtifacts.run(job.id);
         this.s.pruneTombstone.run(job.id, job.owner, p.now);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }

@@ -7,7 +7,7 @@ import { parseIntArg } from './parse-args.ts';
 
 /**
  * Register the handlers a module exports. Accepted shapes:
- *   export default { 'math.*': handler, ... }      (or `export const handlers = {...}`)
+ *   export default { 'math.*': handler, 'etl.*': batchHandler, ... }   (or `export const handlers = {...}`)
  *   export default function register(worker) { worker.handle(...) }
  */
 export async function registerHandlersFrom(worker: Worker, path: string): Promise<void> {

@@ -13,7 +13,7 @@ import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
-  type CamelKeys, type HealthView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
@@ -74,6 +74,19 @@ export type JobInfo = CamelKeys<JobView>;
 
 /** A task as the REST API shows it, with camelCase keys. */
 export type TaskInfoRest = CamelKeys<TaskView>;
+/** A task's artifacts, as `getArtifacts` returns them. */
+export interface TaskArtifacts {
+  taskId: string;
+  complete: boolean;
+  artifacts: { seq: number; taskId: string; batchUid: string; data: unknown; size: number; attempt: number; createdAt: string }[];
+}
+/** A task's batches, as `getTaskBatches` returns them. */
+export interface TaskBatches {
+  taskId: string;
+  checkpoint: unknown;
+  metrics: Record<string, number>;
+  batches: { batchUid: string; attempt: number; metrics: Record<string, number> | null; createdAt: string }[];
+}
 
 /**
  * A client of one or more foremen: submits jobs, awaits their results, follows progress,
@@ -269,6 +282,31 @@ export class Client {
   /** One task, with every attempt's error. */
   async getTask(taskId: string): Promise<TaskInfoRest> {
     return camelKeys(await this.http<TaskView>('GET', `/api/tasks/${encodeURIComponent(taskId)}`));
+  }
+
+  /**
+   * The artifacts a task wrote, in the order they were recorded; `after` (a `seq`) and `limit`
+   * page through them, and `complete` says whether more may come.
+   */
+  async getArtifacts(taskId: string, params: { after?: number; limit?: number } = {}): Promise<TaskArtifacts> {
+    const q = new URLSearchParams();
+    if (params.after !== undefined) q.set('after', String(params.after));
+    if (params.limit !== undefined) q.set('limit', String(params.limit));
+    const r = await this.http<TaskArtifactsView>('GET', `/api/tasks/${encodeURIComponent(taskId)}/artifacts${q.size ? `?${q}` : ''}`);
+    // Field by field: an artifact's data is the handler's, and keeps its own keys.
+    return {
+      taskId: r.task_id, complete: r.complete,
+      artifacts: r.artifacts.map((a) => ({ seq: a.seq, taskId: a.task_id, batchUid: a.batch_uid, data: a.data, size: a.size, attempt: a.attempt, createdAt: a.created_at })),
+    };
+  }
+
+  /** A batch handler's batches done, their metrics summed, and its last checkpoint. */
+  async getTaskBatches(taskId: string): Promise<TaskBatches> {
+    const r = await this.http<TaskBatchesView>('GET', `/api/tasks/${encodeURIComponent(taskId)}/batches`);
+    return {
+      taskId: r.task_id, checkpoint: r.checkpoint, metrics: r.metrics,
+      batches: r.batches.map((b) => ({ batchUid: b.batch_uid, attempt: b.attempt, metrics: b.metrics, createdAt: b.created_at })),
+    };
   }
 
   /** Cancel a job: queued tasks never start, running ones are stopped, finished results stay. */

@@ -24,6 +24,8 @@ export const FOREMAN_DEFAULTS = {
   maxPayloadBytes: 8 * MiB,
   /** Most arguments in a map job, or tasks in a job. */
   maxArgs: 100_000,
+  /** Largest artifact or checkpoint a batch handler may record (as JSON text). */
+  maxArtifactBytes: 1 * MiB,
   /** Deadline of a task submitted without timeoutMs (the FastAPI worker node's TASK_TIMEOUT). */
   defaultTimeoutMs: 300_000,
   /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. */
@@ -87,6 +89,8 @@ export interface ForemanOptions {
   maxPayloadBytes?: number;
   /** Most arguments in a map job, or tasks in a job. Default 100,000. */
   maxArgs?: number;
+  /** Largest artifact or checkpoint a batch handler may record, as JSON text. Default 1 MiB. */
+  maxArtifactBytes?: number;
   /** Deadline of a task submitted without timeoutMs. Default 300 s. */
   defaultTimeoutMs?: number;
   /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. Default 5. */

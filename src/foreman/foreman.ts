@@ -180,7 +180,7 @@ export class Foreman {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
     }
     const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log, auth },
-      { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes,
+      { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes, maxArtifactBytes: o.maxArtifactBytes,
         browserHeartbeatIntervalMs: o.browserHeartbeatIntervalMs, browserLeaseTtlMs: o.browserLeaseTtlMs, maxTasksPerBrowser: o.maxTasksPerBrowser });
     const clientMessages = new ClientMessages({ store, jobs, events });
     transport = new WsTransport({

@@ -159,6 +159,8 @@ export const CancelTaskSchema = z.object({
   taskId: id,
   attempt: positiveInt,
   reason: z.string(),
+  /** Who stopped it: a cancellation (`coordinator`, the default), or the foreman taking it back (`lease_lost`). */
+  cause: z.enum(['coordinator', 'lease_lost']).optional(),
 });
 
 /** Results the foreman has committed; the worker may forget them. */

@@ -225,6 +225,44 @@ export const JoinLinkCreateSchema = z.object({
   max_workers: z.number().int().positive().max(100_000).optional().describe('most browsers connected with it at once; default 100'),
 });
 
+/** Which artifacts: those numbered after `after`, at most `limit`. */
+export const ArtifactListQuerySchema = z.object({
+  after: z.coerce.number().int().min(0).optional().describe('only artifacts numbered after this seq (for reading as they arrive)'),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
+});
+
+/** One artifact a task wrote under a batch uid. */
+export const ArtifactViewSchema = z.object({
+  seq: z.number().int().describe("its number in the job, in the order artifacts were recorded"),
+  task_id: z.string(),
+  batch_uid: z.string(),
+  data: z.unknown(),
+  size: z.number().int().describe('bytes of JSON'),
+  attempt: z.number().int(),
+  created_at: isoTime,
+});
+/** One artifact, as the REST API shows it. */
+export type ArtifactView = z.infer<typeof ArtifactViewSchema>;
+
+/** A task's artifacts, and whether it said it will write no more. */
+export const TaskArtifactsViewSchema = z.object({
+  task_id: z.string(),
+  complete: z.boolean().describe('the task said it will write no more artifacts, or it ended'),
+  artifacts: z.array(ArtifactViewSchema),
+});
+/** A task's artifacts, as the REST API shows them. */
+export type TaskArtifactsView = z.infer<typeof TaskArtifactsViewSchema>;
+
+/** A task's batches done, and their metrics summed. */
+export const TaskBatchesViewSchema = z.object({
+  task_id: z.string(),
+  checkpoint: z.unknown().describe('the last checkpoint saved, or null'),
+  metrics: z.record(z.string(), z.number()).describe("the batches' metrics, summed"),
+  batches: z.array(z.object({ batch_uid: z.string(), attempt: z.number().int(), metrics: z.record(z.string(), z.number()).nullable(), created_at: isoTime })),
+});
+/** A task's batches, as the REST API shows them. */
+export type TaskBatchesView = z.infer<typeof TaskBatchesViewSchema>;
+
 /** A join link: where a browser goes to lend itself, and what it allows. */
 export const JoinLinkViewSchema = z.object({
   id: z.string(),

@@ -71,6 +71,7 @@ export function taskFromRow(r: Row): TaskRecord {
     completedAt: r.completed_at,
     leaseExpiresAt: r.lease_expires_at,
     availableAt: r.available_at,
+    artifactsComplete: bool(r.artifacts_complete),
   };
 }
 

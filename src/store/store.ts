@@ -74,6 +74,8 @@ export interface TaskRecord {
   completedAt: number | null;
   leaseExpiresAt: number | null;
   availableAt: number;
+  /** A batch handler said the task will write no more artifacts. */
+  artifactsComplete: boolean;
 }
 
 /** One failed or lost attempt of a task. */
@@ -104,6 +106,8 @@ export interface ClaimedTask {
   /** When it was submitted, and when it last became ready to run (for queue-wait and latency metrics). */
   createdAt: number;
   queuedAt: number;
+  /** A retried task's checkpoint and batches done (set by the dispatcher, from `taskResume`). */
+  resume?: TaskResumeState;
 }
 
 /** A worker as the store remembers it (connected or not). */

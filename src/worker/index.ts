@@ -8,5 +8,9 @@ export { WorkerRuntime, type WorkerRuntimeOptions, type WorkerStatus, type Worke
 export { WORKER_DEFAULTS } from './runtime/worker-defaults.ts';
 export { NonRetryableError, type TaskHandler, type TaskContext, type TaskInfo, type HandlerOptions } from './runtime/handler-registry.ts';
 export type { CodeExecutor, CodeRun } from './runtime/code-executor.ts';
+export {
+  isBatchHandler, FINALIZE_BATCH_UID,
+  type Batch, type BatchHandler, type BatchResult, type CancelReason, type FinalizationResult, type RunContext, type RunInfo,
+} from './runtime/batch-handler.ts';
 export type { RunningTaskInfo } from './runtime/task-runner.ts';
 export { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';

@@ -286,6 +286,13 @@ export class Dispatcher implements Service {
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.
     for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
+    // A task that ran before may have left a checkpoint and batches done: the new attempt
+    // resumes from them. First attempts (nearly all) cost nothing here.
+    const retried = claimed.filter((c) => c.attempt > 1 && c.kind === 'named');
+    if (retried.length > 0) {
+      const resume = await this.store.taskResume(retried.map((c) => c.taskId));
+      for (const c of retried) { const r = resume.get(c.taskId); if (r) c.resume = r; }
+    }
     this.acks.flush(t.workerId);
     if (this.registry.deliver(t, claimed, sources)) {
       this.metrics.tasksDispatched.inc(claimed.length);

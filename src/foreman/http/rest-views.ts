@@ -3,8 +3,8 @@
  * function is typed by its schema, so a field added to one and not the other does not compile.
  * @internal
  */
-import type { JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
-import type { JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
+import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
+import type { ArtifactRecord, JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -116,4 +116,9 @@ export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
     kind: workerKind(typeof w.resources.runtime === 'string' ? w.resources.runtime : undefined),
     user_agent: typeof w.resources.userAgent === 'string' ? w.resources.userAgent : null,
   };
+}
+
+/** An artifact as the REST API shows it. */
+export function artifactView(a: ArtifactRecord): ArtifactView {
+  return { seq: a.seq, task_id: a.taskId, batch_uid: a.batchUid, data: a.data, size: a.size, attempt: a.attempt, created_at: new Date(a.createdAt).toISOString() };
 }

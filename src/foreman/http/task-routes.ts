@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
-  IdParamsSchema, TaskSubmitBodySchema, TaskSubmitViewSchema, TaskViewSchema,
-  type TaskSubmitView, type TaskView,
+  ArtifactListQuerySchema, IdParamsSchema, TaskArtifactsViewSchema, TaskBatchesViewSchema, TaskSubmitBodySchema, TaskSubmitViewSchema, TaskViewSchema,
+  TERMINAL_TASK_STATES, type TaskArtifactsView, type TaskBatchesView, type TaskSubmitView, type TaskView,
 } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import { routeSchema } from './openapi.ts';
-import { taskView } from './rest-views.ts';
+import { artifactView, taskView } from './rest-views.ts';
 import { jobSpecFromTaskSubmit, parseRequest } from './rest-inputs.ts';
 
 /**
@@ -32,6 +32,35 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
     app.get(path, { schema: routeSchema({ operationId, tags: ['tasks'], summary: "One task: status, result or error, and every attempt's error", params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 404] }) },
       async (req) => getTask(req));
   }
+
+  app.get('/api/tasks/:id/artifacts', {
+    schema: routeSchema({
+      operationId: 'getTaskArtifacts', tags: ['tasks'], summary: 'The artifacts a task wrote, in the order they were recorded (page with after and limit)',
+      params: IdParamsSchema, querystring: ArtifactListQuerySchema, response: { 200: TaskArtifactsViewSchema }, errors: [400, 401, 404],
+    }),
+  }, async (req): Promise<TaskArtifactsView> => {
+    const task = await deps.jobs.visibleTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal);
+    const q = parseRequest(ArtifactListQuerySchema, req.query, 'query');
+    const artifacts = await deps.store.artifactList({ taskId: task.id, limit: q.limit, ...(q.after !== undefined ? { afterSeq: q.after } : {}) });
+    return { task_id: task.id, complete: task.artifactsComplete || TERMINAL_TASK_STATES.has(task.state), artifacts: artifacts.map(artifactView) };
+  });
+
+  app.get('/api/tasks/:id/batches', {
+    schema: routeSchema({
+      operationId: 'getTaskBatches', tags: ['tasks'], summary: "A batch handler's batches done, their metrics summed, and its last checkpoint",
+      params: IdParamsSchema, response: { 200: TaskBatchesViewSchema }, errors: [401, 404],
+    }),
+  }, async (req): Promise<TaskBatchesView> => {
+    const task = await deps.jobs.visibleTask(parseRequest(IdParamsSchema, req.params, 'path').id, req.principal);
+    const batches = await deps.store.taskBatches(task.id);
+    const resume = (await deps.store.taskResume([task.id])).get(task.id);
+    const metrics: Record<string, number> = {};
+    for (const b of batches) for (const [k, v] of Object.entries(b.metrics ?? {})) metrics[k] = (metrics[k] ?? 0) + v;
+    return {
+      task_id: task.id, checkpoint: resume?.checkpoint ?? null, metrics,
+      batches: batches.map((b) => ({ batch_uid: b.batchUid, attempt: b.attempt, metrics: b.metrics, created_at: new Date(b.createdAt).toISOString() })),
+    };
+  });
 
   for (const [path, operationId] of [['/task/:id/cancel', 'cancelTaskCompat'], ['/api/tasks/:id/cancel', 'cancelTask']] as const) {
     app.post(path, { schema: routeSchema({ operationId, tags: ['tasks'], summary: 'Cancel one task: queued, it never starts; running, its worker is told to stop', params: IdParamsSchema, response: { 200: TaskViewSchema }, errors: [401, 403, 404] }) },

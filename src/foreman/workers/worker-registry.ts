@@ -150,6 +150,13 @@ export class WorkerRegistry {
     this.byPeer.set(peer, session);
     this.byId.set(hello.workerId, session);
     this.countWorkers();
+    // Tasks it says it still runs that are no longer its (taken back while it was away): it
+    // must stop them, or it works on for nothing. (Finished ones it lists are not running, and
+    // the stop is ignored; their results are recorded or refused as usual.)
+    const held = new Set(adopt.map((t) => `${t.taskId}:${t.attempt}`));
+    for (const r of reported) {
+      if (!held.has(`${r.taskId}:${r.attempt}`)) this.stopTask(hello.workerId, r, `task ${r.taskId} attempt ${r.attempt} was taken back from worker ${hello.workerId} while it was away`, 'lease_lost');
+    }
     this.note(hello.workerId, { event: 'connected', at: now, remote: peer.remote ?? null, detail: adopt.length ? `kept ${adopt.length} running tasks` : null });
     this.log.info({ workerId: hello.workerId, capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode, remote: peer.remote, adopted: adopt.length },
       'worker connected');
@@ -271,9 +278,11 @@ export class WorkerRegistry {
       }
     }
     // What the worker needs, not the foreman's bookkeeping (createdAt, queuedAt).
-    const wire: WireTask[] = tasks.map((t) => (t.argOffset === undefined
-      ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs }
-      : { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, argOffset: t.argOffset }));
+    const wire: WireTask[] = tasks.map((t) => (t.argOffset !== undefined
+      ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, argOffset: t.argOffset }
+      : t.resume !== undefined
+        ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, resume: t.resume }
+        : { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs }));
     s.peer.send(Object.keys(code).length > 0
       ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
       : { type: 'assign_tasks', tasks: wire });
@@ -291,6 +300,11 @@ export class WorkerRegistry {
     });
   }
 
+  /** The worker id of the session on this connection. */
+  workerIdOf(peer: Peer): string {
+    return this.sessionOf(peer, 'task_record').workerId;
+  }
+
   /** The job of a task this worker holds under that attempt, or null (progress of a task it lost). */
   heldJob(peer: Peer, taskId: string, attempt: number): string | null {
     const a = this.sessionOf(peer, 'task_progress').assigned.get(taskId);
@@ -303,8 +317,11 @@ export class WorkerRegistry {
   }
 
   /** Tell a worker connected here to stop an attempt (the only place cancel_task is sent). */
-  stopTask(workerId: string | null, ref: TaskRef, reason: string): void {
-    if (workerId) this.byId.get(workerId)?.peer.send({ type: 'cancel_task', taskId: ref.taskId, attempt: ref.attempt, reason });
+  stopTask(workerId: string | null, ref: TaskRef, reason: string, cause: 'coordinator' | 'lease_lost' = 'coordinator'): void {
+    if (!workerId) return;
+    this.byId.get(workerId)?.peer.send(cause === 'coordinator'
+      ? { type: 'cancel_task', taskId: ref.taskId, attempt: ref.attempt, reason }
+      : { type: 'cancel_task', taskId: ref.taskId, attempt: ref.attempt, reason, cause });
   }
 
   /** Take tasks from a worker that may still run them: their slots stay counted until it lets go. */
@@ -312,7 +329,7 @@ export class WorkerRegistry {
     for (const r of refs) {
       s.assigned.delete(r.taskId);
       s.revoked.set(r.taskId, r.attempt);
-      this.stopTask(s.workerId, r, reason);
+      this.stopTask(s.workerId, r, reason, 'lease_lost');
     }
   }
 

@@ -13,6 +13,8 @@ export interface WorkerMessagesOptions {
   heartbeatIntervalMs: number;
   leaseTtlMs: number;
   maxPayloadBytes: number;
+  /** Largest artifact or checkpoint a batch handler may record. */
+  maxArtifactBytes: number;
   /** Browser tabs (join links): their heartbeat period, lease, and most tasks at once. */
   browserHeartbeatIntervalMs: number;
   browserLeaseTtlMs: number;
@@ -63,6 +65,8 @@ export class WorkerMessages {
       case 'task_results':
         dispatcher.acceptOutcomes(peer, msg.results);
         return;
+      case 'task_record':
+        return this.record(peer, msg);
       case 'task_progress': {
         const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
         if (jobId === null) return; // progress of a task this worker no longer holds
@@ -72,6 +76,37 @@ export class WorkerMessages {
         return;
       }
     }
+  }
+
+  /**
+   * A batch handler's batch, artifacts and checkpoint: recorded only while this worker holds
+   * that attempt. The ack says whether it was; a worker told "no" stops working on the task.
+   */
+  private async record(peer: Peer, msg: Extract<WorkerInbound, { type: 'task_record' }>): Promise<void> {
+    const { registry, store } = this.deps;
+    const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
+    if (jobId === null) {
+      peer.send({ type: 'task_record_ack', requestId: msg.requestId, recorded: false });
+      return;
+    }
+    const limit = this.options.maxArtifactBytes;
+    const tooBig = (what: string, value: unknown) => {
+      const size = Buffer.byteLength(JSON.stringify(value) ?? 'null');
+      if (size > limit) {
+        throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `${what} of task ${msg.taskId} (job ${jobId}) is ${size} bytes; the foreman records at most ${limit} (--max-artifact-size)`,
+          { limit, actual: size });
+      }
+    };
+    for (const a of msg.artifacts ?? []) tooBig(`the artifact of batch "${a.batchUid}"`, a.data);
+    if (msg.checkpoint !== undefined) tooBig('the checkpoint', msg.checkpoint);
+    const recorded = await store.taskRecord({
+      taskId: msg.taskId, attempt: msg.attempt, workerId: registry.workerIdOf(peer), now: Date.now(),
+      ...(msg.batch ? { batch: { uid: msg.batch.uid, metrics: msg.batch.metrics ?? null } } : {}),
+      ...(msg.artifacts ? { artifacts: msg.artifacts } : {}),
+      ...(msg.checkpoint !== undefined ? { checkpoint: msg.checkpoint } : {}),
+      ...(msg.artifactsComplete ? { artifactsComplete: true } : {}),
+    });
+    peer.send({ type: 'task_record_ack', requestId: msg.requestId, recorded });
   }
 
   private async hello(peer: Peer, hello: Extract<WorkerInbound, { type: 'hello' }>): Promise<void> {

@@ -1,5 +1,5 @@
 import { bestPattern } from '../../core/pattern.ts';
-import type { TaskError } from '../../protocol/index.ts';
+import type { TaskError, WireTask } from '../../protocol/index.ts';
 
 /** What a handler receives: the task, as the worker sees it. */
 export interface TaskInfo<I = any> {
@@ -13,6 +13,21 @@ export interface TaskInfo<I = any> {
   priority: string;
   /** The task's deadline, counted from its start on this worker; null = none. */
   timeoutMs: number | null;
+  /** A task that ran before and recorded batches: its last checkpoint and the batches done. */
+  resume?: { checkpoint?: unknown; batches: string[] };
+  /** A field of an object input, or `fallback` when the input has no such field. */
+  getInput<T = any>(key: string, fallback?: T): T;
+}
+
+/** What a handler sees of a task as it arrives. */
+export function taskInfo(t: WireTask): TaskInfo {
+  const input = t.input;
+  return {
+    id: t.taskId, jobId: t.jobId, type: t.type, input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs,
+    ...(t.resume ? { resume: t.resume } : {}),
+    getInput: (key, fallback) => (input !== null && typeof input === 'object' && !Array.isArray(input) && Object.hasOwn(input, key)
+      ? (input as Record<string, any>)[key] : fallback),
+  };
 }
 
 /** Tools a handler gets besides its input. */

@@ -1,7 +1,7 @@
 import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type WireTask } from '../../protocol/index.ts';
 import type { Log } from '../../link/log.ts';
 import { ChunkFailedError, type CodeExecutor } from './code-executor.ts';
-import { HandlerRegistry, type TaskContext, type TaskInfo } from './handler-registry.ts';
+import { HandlerRegistry, taskInfo, type TaskContext } from './handler-registry.ts';
 
 /** How a task ended, before the runtime measures and sends it. */
 export type Ending = Pick<TaskOutcome, 'status' | 'result' | 'error'>;
@@ -99,10 +99,13 @@ export class TaskRunner {
     );
   }
 
-  /** The foreman asked to stop this attempt. */
-  cancel(taskId: string, attempt: number, reason: string): void {
+  /**
+   * Stop this attempt: the foreman cancelled it (`coordinator`), or took it back or refused to
+   * record for it (`lease_lost`).
+   */
+  cancel(taskId: string, attempt: number, reason: string, cause: 'coordinator' | 'lease_lost' = 'coordinator'): void {
     const r = this.running.get(taskId);
-    if (r && r.task.attempt === attempt) this.interrupt(r, 'cancelled', reason);
+    if (r && r.task.attempt === attempt) this.interrupt(r, 'cancelled', reason, cause);
   }
 
   /**
@@ -115,7 +118,7 @@ export class TaskRunner {
       r.settled = true;
       if (r.timer) clearTimeout(r.timer);
       r.kill?.('cancelled');
-      r.controller.abort(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', reason));
+      r.controller.abort(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', reason, { cancelReason: 'worker_shutdown' }));
     }
     this.running.clear();
     this.wakeIdle();
@@ -139,7 +142,7 @@ export class TaskRunner {
   private describe(err: unknown, task: WireTask): TaskError {
     if (err instanceof CrowdComputeError) {
       const retryable = err.code === 'CC_ERR_TIMEOUT' || err.code === 'CC_ERR_MEMORY_LIMIT' ? true
-        : err.code === 'CC_ERR_CODE_COMPILE' || err.code === 'CC_ERR_NO_HANDLER' ? false : undefined;
+        : err.code === 'CC_ERR_CODE_COMPILE' || err.code === 'CC_ERR_NO_HANDLER' || err.code === 'CC_ERR_PAYLOAD_TOO_LARGE' ? false : undefined;
       return err.toTaskError(retryable !== undefined ? { retryable } : {});
     }
     return HandlerRegistry.describe(err, this.deps.handlers.find(task.type)?.options ?? {});
@@ -152,7 +155,7 @@ export class TaskRunner {
     if (!entry) {
       throw new CrowdComputeError('CC_ERR_NO_HANDLER', `worker ${workerId} has no handler for task type "${t.type}" (patterns: ${handlers.patterns.join(', ') || 'none'})`);
     }
-    const info: TaskInfo = { id: t.taskId, jobId: t.jobId, type: t.type, input: t.input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs };
+    const info = taskInfo(t);
     const ctx: TaskContext = {
       signal: r.controller.signal,
       workerId,
@@ -186,7 +189,7 @@ export class TaskRunner {
    * the handler `timeoutGraceMs` to return before its slot is freed regardless. The ending is
    * decided here; whatever the handler returns afterwards is ignored.
    */
-  private interrupt(r: Running, reason: 'cancelled' | 'timeout', message: string): void {
+  private interrupt(r: Running, reason: 'cancelled' | 'timeout', message: string, cause: 'coordinator' | 'lease_lost' = 'coordinator'): void {
     if (r.settled || r.forced) return;
     const code = reason === 'timeout' ? 'CC_ERR_TIMEOUT' : 'CC_ERR_CANCELLED';
     r.forced = reason === 'timeout'
@@ -194,7 +197,8 @@ export class TaskRunner {
       : { status: 'cancelled', error: taskError(code, message, { name: 'AbortError' }) };
     this.deps.log.info({ taskId: r.task.taskId, jobId: r.task.jobId, reason }, message);
     r.kill?.(reason);
-    r.controller.abort(new CrowdComputeError(code, message));
+    // Handlers read why from the signal's reason (a batch handler's ctx.cancelReason).
+    r.controller.abort(new CrowdComputeError(code, message, { cancelReason: reason === 'timeout' ? 'timeout' : cause }));
     if (r.timer) clearTimeout(r.timer);
     const forced = r.forced;
     r.timer = setTimeout(() => this.settle(r, forced), this.deps.timeoutGraceMs);

@@ -10,12 +10,13 @@
 import { EventEmitter } from 'eventemitter3';
 import {
   CrowdComputeError, PROTOCOL_VERSION, formatBytes, taskError,
-  type Outbound, type TaskOutcome, type WireTask,
+  type Outbound, type TaskOutcome, type WireTask, type WorkerInbound,
 } from '../../protocol/index.ts';
 import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.ts';
 import { silentLog, type Log } from '../../link/log.ts';
 import type { CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
+import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type RecordParts } from './batch-handler.ts';
 import { ResultOutbox } from './result-outbox.ts';
 import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
 import { WORKER_DEFAULTS } from './worker-defaults.ts';
@@ -117,6 +118,8 @@ export class WorkerRuntime extends EventEmitter {
   private stopPromise: Promise<void> | null = null;
   private isPaused = false;
   private readonly jobNames = new Map<string, string>();
+  private readonly pendingRecords = new Map<string, { message: Extract<WorkerInbound, { type: 'task_record' }>; resolve: (recorded: boolean) => void; reject: (e: Error) => void }>();
+  private recordSeq = 0;
   /** Why the foreman last refused this worker's credential, for the error that stops it. */
   private lastRefusal: string | null = null;
 
@@ -169,10 +172,32 @@ export class WorkerRuntime extends EventEmitter {
     });
   }
 
-  /** Register a handler for task types matching `pattern` (`math.*`, `image.resize`). Chainable. */
-  handle<I = any, O = unknown>(pattern: string, handler: TaskHandler<I, O>, options: HandlerOptions = {}): this {
-    this.handlers.add(pattern, handler as TaskHandler, options);
+  /**
+   * Register a handler for task types matching `pattern` (`math.*`, `image.resize`): a
+   * function, or a batch handler (`iterBatches`, `processBatch`, …) whose batches, artifacts
+   * and checkpoints are recorded as it goes. Chainable.
+   */
+  handle<I = any, O = unknown>(pattern: string, handler: TaskHandler<I, O> | BatchHandler<I>, options: HandlerOptions = {}): this {
+    if (isBatchHandler(handler)) {
+      this.handlers.add(pattern, batchTaskHandler(handler, (task, parts) => this.record(task, parts)), { ...batchHandlerOptions(handler), ...options });
+    } else {
+      this.handlers.add(pattern, handler as TaskHandler, options);
+    }
     return this;
+  }
+
+  /**
+   * Send what a batch handler did to be recorded; resolves once the foreman has committed it
+   * (true) or refused it because the attempt is no longer this worker's (false). Unanswered
+   * records go again after a reconnect; the foreman records each batch and artifact once.
+   */
+  private record(task: { taskId: string; attempt: number }, parts: RecordParts): Promise<boolean> {
+    const requestId = `rec-${++this.recordSeq}`;
+    const message = { type: 'task_record' as const, requestId, taskId: task.taskId, attempt: task.attempt, ...parts };
+    return new Promise<boolean>((resolve, reject) => {
+      this.pendingRecords.set(requestId, { message, resolve, reject });
+      if (this.welcomed) this.link.send(message);
+    });
   }
 
   /** Where the worker is in its life. */
@@ -284,6 +309,8 @@ export class WorkerRuntime extends EventEmitter {
       this.stopHeartbeat();
       if (this.connected) this.connectionHistory.add({ at: Date.now(), kind: 'stopped', url: this.link.currentUrl, reason: 'worker stopped' });
       await this.link.stop();
+      for (const p of this.pendingRecords.values()) p.reject(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `worker ${this.workerId} stopped before task ${p.message.taskId}'s record was acknowledged`));
+      this.pendingRecords.clear();
       this.code?.dispose();
       await this.afterStop();
       this.state = 'stopped';
@@ -387,6 +414,7 @@ export class WorkerRuntime extends EventEmitter {
         // Results the previous connection did not see acknowledged go again; the foreman's
         // guarded update records each at most once.
         this.outbox.resendAll();
+        for (const p of this.pendingRecords.values()) this.link.send(p.message);
         if (this.state === 'draining' || this.isPaused) this.link.send({ type: 'worker_draining' });
         for (const w of this.startWaiters.splice(0)) w.resolve();
         this.emit('connected', { foremanId: msg.foremanId });
@@ -406,17 +434,33 @@ export class WorkerRuntime extends EventEmitter {
         for (const t of msg.tasks) this.runner.start(t);
         return;
       case 'cancel_task':
-        this.runner.cancel(msg.taskId, msg.attempt, msg.reason);
+        this.runner.cancel(msg.taskId, msg.attempt, msg.reason, msg.cause ?? 'coordinator');
         return;
+      case 'task_record_ack': {
+        const p = this.pendingRecords.get(msg.requestId);
+        if (!p) return;
+        this.pendingRecords.delete(msg.requestId);
+        if (!msg.recorded) this.runner.cancel(p.message.taskId, p.message.attempt, `the foreman no longer counts task ${p.message.taskId} attempt ${p.message.attempt} as worker ${this.workerId}'s`, 'lease_lost');
+        p.resolve(msg.recorded);
+        return;
+      }
       case 'result_ack':
         this.outbox.acknowledged(msg.tasks);
         this.emit('acked');
         return;
-      case 'error':
+      case 'error': {
+        const p = msg.requestId ? this.pendingRecords.get(msg.requestId) : undefined;
+        if (p) {
+          // A record the foreman refused (too large, say): the batch handler's call throws it.
+          this.pendingRecords.delete(msg.requestId!);
+          p.reject(CrowdComputeError.fromWire(msg));
+          return;
+        }
         if (msg.code === 'CC_ERR_UNAUTHORIZED') this.lastRefusal = msg.message;
         this.logger.warn({ code: msg.code, message: msg.message }, 'foreman reported an error');
         this.emit('foremanError', msg);
         return;
+      }
       default:
         // heartbeat_ack only proves the foreman hears us (the link noted it); client messages are not for workers.
         return;

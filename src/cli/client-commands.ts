@@ -5,7 +5,7 @@ import { PRIORITIES, type JobResultsView, type Priority } from '../protocol/inde
 import { loadModule } from './load-module.ts';
 import { parseDuration, parseIntArg, parseJsonArg } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
-import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, tasksTable, workersTable } from './views.ts';
+import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
 type Sdk = typeof import('../client/index.ts');
 
@@ -236,6 +236,71 @@ export function clientCommands(program: Command): void {
           for (const f of outcome.failures.slice(0, 5)) process.stderr.write(`  task ${f.taskId} (index ${f.index}): ${f.error?.message ?? f.status}\n`);
           process.exitCode = 1;
         }
+      });
+    });
+
+  const graph = program.command('graph').description('Task graphs: run one from a JSON file and follow its nodes, or show one');
+  foremanOption(graph.command('run')
+    .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
+    .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
+    .option('--poll <duration>', 'how often to look at the nodes', parseDuration, 500)
+    .option('--no-wait', 'print the job id and return at once'))
+    .action(async (file: string, o) => {
+      if (!existsSync(file)) throw new Error(`graph file ${file} does not exist`);
+      const spec = parseJsonArg(readFileSync(file, 'utf8'), file) as { nodes?: unknown; name?: string };
+      if (!spec || typeof spec !== 'object' || !Array.isArray(spec.nodes)) throw new Error(`${file} must hold a JSON object with a "nodes" array`);
+      await withClient(o, async (client, { JobFailedError }) => {
+        const handle = await client.submitGraph({ name: spec.name ?? file, ...(spec as object) } as Parameters<ClientType['submitGraph']>[0]);
+        warn(handle.job.warnings);
+        if (!o.wait) { print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output }); return; }
+        process.stderr.write(`graph ${handle.jobId}: ${handle.nodeIds.length} nodes, output ${handle.output}\n`);
+        const said = new Map<string, string>();
+        const show = async () => {
+          const g = await client.getGraph(handle.jobId);
+          for (const n of g.nodes) {
+            const line = `${n.status === 'queued' && n.waiting ? 'waiting' : n.status}${n.artifacts ? `, ${n.artifacts} artifact${n.artifacts === 1 ? '' : 's'}` : ''}${n.attempt > 1 ? `, attempt ${n.attempt}` : ''}`;
+            if (said.get(n.nodeId) !== line) { said.set(n.nodeId, line); process.stderr.write(`  ${n.nodeId.padEnd(16)} ${line}\n`); }
+          }
+        };
+        const timer = setInterval(() => { show().catch(() => { /* the next look may work */ }); }, o.poll);
+        try {
+          print(await handle.result());
+        } catch (err) {
+          if (!(err instanceof JobFailedError)) throw err;
+          const failed = err.failures.filter((f) => f.status === 'failed');
+          for (const f of failed.slice(0, 5)) process.stderr.write(`  node ${handle.nodeIds[f.index] ?? f.index} (task ${f.taskId}) failed: ${f.error?.message ?? f.status}\n`);
+          process.stderr.write(`graph ${handle.jobId} ${err.state}\n`);
+          process.exitCode = 1;
+        } finally {
+          clearInterval(timer);
+          await show().catch(() => {});
+        }
+      });
+    });
+  foremanOption(graph.command('show')
+    .description('Show a task graph\'s nodes: state, attempts, worker, artifacts written')
+    .argument('<id>', 'the graph\'s job id')
+    .option('--json', 'print GET /api/jobs/{id}/graph as it is'))
+    .action(async (id: string, o) => {
+      await withClient(o, async (client) => {
+        const g = await client.getGraph(id);
+        if (o.json) { print(snakeKeys(g)); return; }
+        process.stdout.write(`graph ${g.jobId} ${g.status}, output ${g.output}\n`);
+        process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
+          g.nodes.map((n) => [n.nodeId, n.type, n.waiting ? 'waiting' : n.status, n.attempt, n.workerId ?? '-', n.artifacts, n.dependsOn.join(', ') || '-'])));
+      });
+    });
+
+  foremanOption(program.command('artifacts')
+    .description('List the artifacts a task wrote, in the order they were recorded (JSON lines: seq, batch uid, size, data)')
+    .argument('<taskId>', 'the task\'s id')
+    .option('--after <seq>', 'only those numbered after this', parseIntArg)
+    .option('--limit <n>', 'at most this many', parseIntArg, 1_000))
+    .action(async (taskId: string, o) => {
+      await withClient(o, async (client) => {
+        const a = await client.getArtifacts(taskId, { limit: o.limit, ...(o.after !== undefined ? { after: o.after } : {}) });
+        for (const x of a.artifacts) process.stdout.write(`${JSON.stringify({ seq: x.seq, batch_uid: x.batchUid, attempt: x.attempt, size: x.size, data: x.data })}\n`);
+        process.stderr.write(`${a.artifacts.length} artifact${a.artifacts.length === 1 ? '' : 's'} of task ${taskId}${a.complete ? '' : ' (it may write more)'}\n`);
       });
     });
 

@@ -13,13 +13,14 @@ import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
-  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
+import { planGraph } from '../core/graph.ts';
 import { functionSource } from './function-source.ts';
-import { JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
+import { GraphHandle, JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
 /** How a client reaches its foreman(s). */
 export interface ClientOptions {
@@ -74,6 +75,17 @@ export type JobInfo = CamelKeys<JobView>;
 
 /** A task as the REST API shows it, with camelCase keys. */
 export type TaskInfoRest = CamelKeys<TaskView>;
+/** A task graph, as `getGraph` returns it. */
+export interface GraphInfo {
+  jobId: string;
+  status: JobState;
+  output: string;
+  nodes: {
+    nodeId: string; taskId: string; type: string; dependsOn: string[]; inputAdapter: string | null; status: TaskState; waiting: boolean;
+    attempt: number; workerId: string | null; artifacts: number; startedAt: string | null; completedAt: string | null; error: unknown;
+  }[];
+}
+
 /** A task's artifacts, as `getArtifacts` returns them. */
 export interface TaskArtifacts {
   taskId: string;
@@ -155,6 +167,29 @@ export class Client {
   /** Submit many named tasks as one job: one commit, results in order. */
   async submitMany<R = unknown>(tasks: readonly NamedTaskSpec[], options: JobOptions = {}): Promise<JobHandle<R>> {
     return this.submitJob<R>({ kind: 'tasks', tasks: [...tasks], ...options });
+  }
+
+  /**
+   * Submit a task graph as one job: each node a task of its type, started when its upstream
+   * nodes allow (completed, or, with an input adapter, as soon as they write artifacts).
+   * The graph is checked here first (ids, dependencies, cycles), with errors naming the node.
+   */
+  async submitGraph<R = unknown>(spec: Omit<GraphJobSpec, 'kind'> & { kind?: 'graph' }): Promise<GraphHandle<R>> {
+    const { output } = planGraph('check', { nodes: spec.nodes, output: spec.output });
+    const job = await this.submitJob<unknown>({ ...spec, kind: 'graph' });
+    return new GraphHandle<R>(job, spec.nodes.map((n) => n.id), output);
+  }
+
+  /** A task graph's nodes and where each stands. */
+  async getGraph(jobId: string): Promise<GraphInfo> {
+    const g = await this.http<GraphView>('GET', `/api/jobs/${encodeURIComponent(jobId)}/graph`);
+    return {
+      jobId: g.job_id, status: g.status, output: g.output,
+      nodes: g.nodes.map((n) => ({
+        nodeId: n.node_id, taskId: n.task_id, type: n.type, dependsOn: n.depends_on, inputAdapter: n.input_adapter, status: n.status, waiting: n.waiting,
+        attempt: n.attempt, workerId: n.worker_id, artifacts: n.artifacts, startedAt: n.started_at, completedAt: n.completed_at, error: n.error,
+      })),
+    };
   }
 
   /** Submit a job spec as the protocol defines it. */

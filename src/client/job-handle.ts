@@ -215,3 +215,36 @@ export class TaskHandle<R = unknown> {
   onProgress(listener: (e: TaskProgressEvent) => void): () => void { return this.job.onTaskProgress(listener); }
   cancel(): Promise<void> { return this.job.cancel(); }
 }
+
+/** A task graph, as returned by `client.submitGraph()`: one job, one task per node. */
+export class GraphHandle<R = unknown> {
+  readonly job: JobHandle<unknown>;
+  /** The node ids, in the order of the spec (a node's task has its index). */
+  readonly nodeIds: readonly string[];
+  /** The node whose result is the graph's. */
+  readonly output: string;
+  constructor(job: JobHandle<unknown>, nodeIds: readonly string[], output: string) {
+    this.job = job;
+    this.nodeIds = nodeIds;
+    this.output = output;
+  }
+  get id(): string { return this.job.id; }
+  get jobId(): string { return this.job.id; }
+
+  /** The output node's result; rejects with JobFailedError when a node failed or the graph was cancelled. */
+  async result(): Promise<R> {
+    const results = await this.job.result();
+    return results[this.nodeIds.indexOf(this.output)] as R;
+  }
+
+  /** Every node's result, by node id (null where a node did not complete); never rejects for node failures. */
+  async results(): Promise<Record<string, unknown>> {
+    const o = await this.job.outcome();
+    return Object.fromEntries(this.nodeIds.map((id, i) => [id, o.results[i] ?? null]));
+  }
+
+  /** State, results and failures, as for any job. */
+  outcome(): Promise<JobOutcome> { return this.job.outcome(); }
+  /** Cancel every node: queued ones never start, running ones are told to stop (their handlers see `coordinator`). */
+  cancel(): Promise<void> { return this.job.cancel(); }
+}

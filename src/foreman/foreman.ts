@@ -175,6 +175,12 @@ export class Foreman {
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
+    // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
+    events.onChange((change) => {
+      if (change.counts.failed > 0 && !change.finished && change.state !== 'failed' && change.state !== 'cancelled' && change.state !== 'completed') {
+        jobs.failGraph(change.jobId).catch((err: unknown) => log.warn({ err, jobId: change.jobId }, 'could not cancel the rest of a failed graph'));
+      }
+    });
 
     if (auth) {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);

@@ -99,8 +99,62 @@ export const TasksJobSpecSchema = z.object({
   ...JobOptionsSchema.shape,
 });
 
-/** A job as submitted: a map job or a job of named tasks, told apart by `kind`. */
-export const JobSpecSchema = z.discriminatedUnion('kind', [MapJobSpecSchema, TasksJobSpecSchema]);
+/** A graph node's id: letters, digits, `_`, `-` and `.`. */
+const nodeId = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'a node id is 1 to 100 letters, digits, _, - or .');
+
+/** Input adapters: how a node reads what its upstream nodes write (FlowKit's names). */
+export const INPUT_ADAPTERS = ['pull.from_artifacts', 'pull.from_artifacts.rechunk:size'] as const;
+/** An input adapter's name. */
+export type InputAdapter = (typeof INPUT_ADAPTERS)[number];
+
+/** What an input adapter reads, and how. */
+export const InputArgsSchema = z.object({
+  /** The upstream nodes whose artifacts it reads (they are dependencies too). */
+  fromNodes: z.array(nodeId).min(1).max(100),
+  /** How often to look for new artifacts while upstream nodes still run. Default 300 ms. */
+  pollMs: positiveInt.max(60_000).optional(),
+  /**
+   * True (default): start as soon as upstream nodes have written artifacts, and read them as
+   * they come until every upstream node is done. False: start when they are all completed.
+   */
+  eofOnTaskDone: z.boolean().optional(),
+  /** rechunk:size: items per batch. */
+  size: positiveInt.max(1_000_000).optional(),
+  /** rechunk:size: the key of each artifact holding its list of items (default: the artifact is the list). */
+  metaListKey: z.string().min(1).max(200).optional(),
+});
+/** What an input adapter reads, and how. */
+export type InputArgs = z.infer<typeof InputArgsSchema>;
+
+/** One node of a graph: a task type with its input, the nodes it waits for, and how it reads them. */
+export const GraphNodeSpecSchema = z.object({
+  id: nodeId,
+  type: z.string().min(1).max(200),
+  input: json.optional(),
+  /** Nodes that must be completed before this one starts (or, with an adapter, that it reads). */
+  dependsOn: z.array(nodeId).max(100).optional(),
+  inputAdapter: z.enum(INPUT_ADAPTERS).optional(),
+  inputArgs: InputArgsSchema.optional(),
+  priority: priority.optional(),
+  timeoutMs: positiveInt.optional(),
+  maxAttempts: positiveInt.max(100).optional(),
+});
+/** One node of a graph. */
+export type GraphNodeSpec = z.infer<typeof GraphNodeSpecSchema>;
+
+/** A task graph, submitted as one job: each node a task; the job's result is the `output` node's. */
+export const GraphJobSpecSchema = z.object({
+  kind: z.literal('graph'),
+  nodes: z.array(GraphNodeSpecSchema).min(1).max(1_000),
+  /** The node whose result is the graph's; default the last node nothing depends on. */
+  output: nodeId.optional(),
+  ...JobOptionsSchema.shape,
+});
+/** A task graph as submitted. */
+export type GraphJobSpec = z.infer<typeof GraphJobSpecSchema>;
+
+/** A job as submitted: a map job, a job of named tasks, or a task graph, told apart by `kind`. */
+export const JobSpecSchema = z.discriminatedUnion('kind', [MapJobSpecSchema, TasksJobSpecSchema, GraphJobSpecSchema]);
 /** A map job as submitted. */
 export type MapJobSpec = z.infer<typeof MapJobSpecSchema>;
 /** A job of named tasks as submitted. */
@@ -128,6 +182,12 @@ export const WireTaskSchema = z.object({
    * done, so this attempt resumes where the last one stopped (batch handlers skip those batches).
    */
   resume: z.object({ checkpoint: json.optional(), batches: z.array(z.string()) }).optional(),
+  /** A graph node's task: its node id and, when it reads upstream artifacts, how. */
+  graph: z.object({
+    nodeId: z.string(),
+    inputAdapter: z.enum(INPUT_ADAPTERS).optional(),
+    inputArgs: InputArgsSchema.optional(),
+  }).optional(),
 });
 /** One task as a worker receives it. */
 export type WireTask = z.infer<typeof WireTaskSchema>;
@@ -167,6 +227,15 @@ export const CancelTaskSchema = z.object({
 export const ResultAckSchema = z.object({
   type: z.literal('result_ack'),
   tasks: z.array(TaskRefSchema),
+});
+
+/** Upstream artifacts for a graph node's input adapter, and whether the upstream nodes are done. */
+export const ArtifactsPulledSchema = z.object({
+  type: z.literal('artifacts_pulled'),
+  requestId: z.string().max(100),
+  artifacts: z.array(z.object({ seq: z.number().int(), nodeId: z.string(), batchUid: z.string(), data: json })),
+  /** Every upstream node had ended before these were read: once they are consumed, nothing more will come. */
+  upstreamDone: z.boolean(),
 });
 
 /** The answer to a `task_record`: recorded, or not (the attempt is no longer this worker's). */
@@ -262,6 +331,20 @@ export const ReleaseTasksSchema = z.object({
   type: z.literal('release_tasks'),
   tasks: z.array(TaskRefSchema).min(1),
   reason: z.string().max(500).optional(),
+});
+
+/**
+ * A graph node's input adapter reads its upstream nodes' artifacts, numbered after `afterSeq`.
+ * Only the worker running that attempt of a task of the graph may ask.
+ */
+export const PullArtifactsSchema = z.object({
+  type: z.literal('pull_artifacts'),
+  requestId: z.string().max(100),
+  taskId: id,
+  attempt: positiveInt,
+  fromNodes: z.array(z.string()).min(1).max(100),
+  afterSeq: z.number().int().nonnegative(),
+  limit: positiveInt.max(10_000),
 });
 
 /** The longest batch uid, in characters. */
@@ -396,7 +479,7 @@ export const CancelAckSchema = z.object({
 /** Messages only a worker sends (after its hello). */
 const WORKER_MESSAGES = [
   HelloSchema, HeartbeatSchema, WorkerReadySchema, TaskResultSchema, TaskResultsSchema, TaskProgressSchema,
-  WorkerDrainingSchema, ReleaseTasksSchema, TaskRecordSchema,
+  WorkerDrainingSchema, ReleaseTasksSchema, TaskRecordSchema, PullArtifactsSchema,
 ] as const;
 /** Messages any connection may send. */
 const CLIENT_MESSAGES = [SubmitJobSchema, SubscribeJobSchema, CancelJobSchema] as const;
@@ -412,7 +495,7 @@ export type ClientInbound = z.infer<(typeof CLIENT_MESSAGES)[number]>;
 
 /** Everything a foreman sends on /ws. */
 export const OutboundSchema = z.discriminatedUnion('type', [
-  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema, TaskRecordAckSchema,
+  WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema, TaskRecordAckSchema, ArtifactsPulledSchema,
   JobAcceptedSchema, JobProgressSchema, JobCompletedSchema, TaskProgressEventSchema, ErrorMessageSchema, CancelAckSchema,
 ]);
 /** A message the foreman sends. */

@@ -263,6 +263,30 @@ export const TaskBatchesViewSchema = z.object({
 /** A task's batches, as the REST API shows them. */
 export type TaskBatchesView = z.infer<typeof TaskBatchesViewSchema>;
 
+/** A task graph's nodes and where each stands. */
+export const GraphViewSchema = z.object({
+  job_id: z.string(),
+  status: z.enum(JOB_STATES),
+  output: z.string().describe("the node whose result is the graph's"),
+  nodes: z.array(z.object({
+    node_id: z.string(),
+    task_id: z.string(),
+    type: z.string(),
+    depends_on: z.array(z.string()),
+    input_adapter: z.string().nullable(),
+    status: z.enum(TASK_STATES),
+    waiting: z.boolean().describe('queued until its upstream nodes allow it to start'),
+    attempt: z.number().int(),
+    worker_id: z.string().nullable(),
+    artifacts: z.number().int().describe('artifacts it has written'),
+    started_at: nullableTime,
+    completed_at: nullableTime,
+    error: z.unknown().nullable(),
+  })),
+});
+/** A task graph, as the REST API shows it. */
+export type GraphView = z.infer<typeof GraphViewSchema>;
+
 /** A join link: where a browser goes to lend itself, and what it allows. */
 export const JoinLinkViewSchema = z.object({
   id: z.string(),

@@ -28,7 +28,7 @@ export const PRIORITY_RANK: Readonly<Record<Priority, number>> = { critical: 0, 
 export const PRIORITY_BY_RANK: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
 
 /** A job either ships a function and a list of arguments (`map`) or lists named tasks (`tasks`). */
-export const JOB_KINDS = ['map', 'tasks'] as const;
+export const JOB_KINDS = ['map', 'tasks', 'graph'] as const;
 /** A job's kind. */
 export type JobKind = (typeof JOB_KINDS)[number];
 

@@ -5,6 +5,7 @@
  * @internal
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
+import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
 import type { ArtifactListParams, ArtifactRecord, AttemptError, CredentialRecord, JobRecord, JobResults, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
@@ -179,4 +180,15 @@ export function artifactQuery(p: ArtifactListParams, placeholder: '?' | '$'): { 
   if (p.afterSeq !== undefined) where.push(`seq > ${next(p.afterSeq)}`);
   const sql = `SELECT * FROM artifacts${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ${next(p.limit)}`;
   return { sql, args };
+}
+
+/** Each graph node's status, from its job's task rows (id, state, available_at) and the tasks that wrote artifacts. */
+export function nodeStatus(plan: GraphPlan, rows: Row[], writers: ReadonlySet<string>): Map<string, NodeStatus> {
+  const byTask = new Map(rows.map((r) => [r.id as string, r]));
+  const out = new Map<string, NodeStatus>();
+  for (const n of plan.nodes) {
+    const r = byTask.get(n.taskId);
+    if (r) out.set(n.nodeId, { state: r.state, blocked: Number(r.available_at) >= BLOCKED_UNTIL, hasArtifacts: writers.has(n.taskId) });
+  }
+  return out;
 }

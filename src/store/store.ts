@@ -10,10 +10,12 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState,
+  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask,
 } from '../protocol/index.ts';
 
-export type { TaskRef };
+import type { GraphPlan } from '../core/graph.ts';
+
+export type { TaskRef, GraphPlan };
 
 /** A job as the store keeps it. */
 export interface JobRecord {
@@ -108,6 +110,8 @@ export interface ClaimedTask {
   queuedAt: number;
   /** A retried task's checkpoint and batches done (set by the dispatcher, from `taskResume`). */
   resume?: TaskResumeState;
+  /** A graph node's task: its node and input adapter (set by the dispatcher, from `jobGraph`). */
+  graph?: WireTask['graph'];
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -137,6 +141,8 @@ export interface NewTask {
   priority: Priority;
   maxAttempts: number;
   timeoutMs: number | null;
+  /** Not to run before this time: a graph node waiting for its upstream nodes (BLOCKED_UNTIL). Default now. */
+  availableAt?: number;
 }
 
 /** A job and its tasks, inserted in one transaction. */
@@ -163,6 +169,8 @@ export interface JobInsertParams {
     queueTimeoutMs: number | null;
     /** Map jobs: only this kind of worker may run its tasks; null: any. */
     runOn: WorkerKind | null;
+    /** Graph jobs: the nodes, their tasks and dependencies. */
+    graph?: GraphPlan | null;
   };
   tasks: NewTask[];
   now: number;
@@ -284,6 +292,8 @@ export interface TaskFinishResult {
   /** Outcomes refused because the task is no longer running under that attempt. */
   rejected: { taskId: string; attempt: number; currentState: TaskState | null; currentAttempt: number | null }[];
   jobs: JobChange[];
+  /** Graph nodes that may start now that their upstream nodes moved. */
+  released: number;
 }
 
 /** What became of running tasks taken away from their worker (lost, expired, handed back). */
@@ -433,6 +443,8 @@ export interface Store {
   jobGet(jobId: string): Promise<JobRecord | null>;
   /** Jobs, newest first; `owner` keeps only that key's jobs. */
   jobList(params: JobListParams): Promise<JobRecord[]>;
+  /** A graph job's nodes (null for other jobs or none). */
+  jobGraph(jobId: string): Promise<GraphPlan | null>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
   jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null>;
   jobResults(jobId: string): Promise<JobResults | null>;
@@ -468,9 +480,10 @@ export interface Store {
   taskProgressSet(params: { taskId: string; attempt: number; progress: number; message: string | null }): Promise<boolean>;
   /**
    * Record what a batch handler did (a batch, artifacts, a checkpoint) in one transaction, if
-   * the task still runs under that attempt on that worker. False when it does not.
+   * the task still runs under that attempt on that worker (`recorded` false when it does not);
+   * graph nodes waiting for those artifacts are released in the same transaction.
    */
-  taskRecord(params: TaskRecordParams): Promise<boolean>;
+  taskRecord(params: TaskRecordParams): Promise<{ recorded: boolean; released: number }>;
   /** The resume state of tasks that recorded a checkpoint or batches; others are absent. */
   taskResume(taskIds: string[]): Promise<Map<string, TaskResumeState>>;
   /** The batches a task recorded as done, in the order they were recorded. */

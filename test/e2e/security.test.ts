@@ -81,6 +81,9 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'POST', path: '/task/submit', openapi: '/task/submit', needs: 'submit', body: { payload: { function: 'a' } } },
     { method: 'GET', path: `/task/${taskId}`, openapi: '/task/{id}', needs: 'own' },
     { method: 'GET', path: `/api/tasks/${taskId}`, openapi: '/api/tasks/{id}', needs: 'own' },
+    { method: 'GET', path: `/api/jobs/${job.json.id}/graph`, openapi: '/api/jobs/{id}/graph', needs: 'own' },
+    { method: 'GET', path: `/api/tasks/${taskId}/artifacts`, openapi: '/api/tasks/{id}/artifacts', needs: 'own' },
+    { method: 'GET', path: `/api/tasks/${taskId}/batches`, openapi: '/api/tasks/{id}/batches', needs: 'own' },
     { method: 'POST', path: `/task/${taskId}/cancel`, openapi: '/task/{id}/cancel', needs: 'own' },
     { method: 'POST', path: `/api/tasks/${taskId}/cancel`, openapi: '/api/tasks/{id}/cancel', needs: 'own' },
   ];

@@ -10,7 +10,8 @@ import type { Peer } from '../peer.ts';
 import type { Service } from '../service.ts';
 import type { DispatchTarget, SettledOutcome, WorkerRegistry } from '../workers/worker-registry.ts';
 import { AckBatcher } from './ack-batcher.ts';
-import { CodeCache } from './code-cache.ts';
+import { JobCache } from './job-cache.ts';
+import type { GraphPlan } from '../../core/graph.ts';
 import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
 
 /** How the dispatcher paces itself. */
@@ -57,7 +58,9 @@ export class Dispatcher implements Service {
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAt = Infinity;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
-  private readonly code = new CodeCache(1000);
+  private readonly code = new JobCache<{ code: string; chunkSize: number; name: string | null }>(1000);
+  /** Graph jobs' nodes; null for jobs that are not graphs. */
+  private readonly graphs = new JobCache<GraphPlan | null>(10_000);
   private readonly acks: AckBatcher;
   private idleResolvers: (() => void)[] = [];
   /** Consecutive ticks that failed on the store, and the pause before the next try. */
@@ -222,6 +225,8 @@ export class Dispatcher implements Service {
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
     this.events.publish(result.jobs);
+    // Graph nodes whose upstream nodes just completed may start.
+    if (result.released > 0) this.announceWork();
   }
 
   /** A recorded outcome in the metrics: by type and how it ended, its run time, and (completed) its latency from submission. */
@@ -280,6 +285,16 @@ export class Dispatcher implements Service {
     return entry;
   }
 
+  /** A job's graph, from the cache or the store (null: not a graph). */
+  private async graphOf(jobId: string): Promise<GraphPlan | null> {
+    let plan = this.graphs.get(jobId);
+    if (plan === undefined) {
+      plan = await this.store.jobGraph(jobId);
+      this.graphs.set(jobId, plan);
+    }
+    return plan;
+  }
+
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
     const sources: Record<string, { code: string; name: string | null }> = {};
     for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = await this.codeOf(jobId);
@@ -288,6 +303,15 @@ export class Dispatcher implements Service {
     for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
     // A task that ran before may have left a checkpoint and batches done: the new attempt
     // resumes from them. First attempts (nearly all) cost nothing here.
+    // A graph node's task says which node it is and how it reads its upstream nodes.
+    for (const c of claimed) {
+      if (c.kind !== 'named') continue;
+      const plan = await this.graphOf(c.jobId);
+      const node = plan?.nodes[c.index];
+      if (node && node.taskId === c.taskId) {
+        c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
+      }
+    }
     const retried = claimed.filter((c) => c.attempt > 1 && c.kind === 'named');
     if (retried.length > 0) {
       const resume = await this.store.taskResume(retried.map((c) => c.taskId));

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import {
-  CrowdComputeError, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
+  CrowdComputeError, GraphViewSchema, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
   RestJobSpecSchema, RetryQuerySchema, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
-  type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
+  type GraphView, type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
 import type { JobRecord, Store } from '../../store/store.ts';
 import { listingOwner } from '../../core/access.ts';
+import { BLOCKED_UNTIL } from '../../core/graph.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
@@ -73,6 +74,38 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     await jobs.visibleJob(id, req.principal);
     const q = parseRequest(TaskListQuerySchema, req.query, 'query');
     return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}) })).map(taskView);
+  });
+
+  app.get('/api/jobs/:id/graph', {
+    schema: routeSchema({
+      operationId: 'getJobGraph', tags: ['jobs'], summary: "A task graph's nodes: each one's task, state, worker and artifacts written",
+      params: IdParamsSchema, response: { 200: GraphViewSchema }, errors: [401, 404],
+    }),
+  }, async (req): Promise<GraphView> => {
+    const id = idOf(req.params);
+    const job = await jobs.visibleJob(id, req.principal);
+    const plan = await store.jobGraph(id);
+    if (!plan) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} is not a task graph`, { jobId: id });
+    const tasks = await store.taskList({ jobId: id, limit: plan.nodes.length, offset: 0 });
+    const written = new Map<string, number>();
+    for (let after = 0; ;) {
+      const page = await store.artifactList({ jobId: id, afterSeq: after, limit: 10_000 });
+      for (const a of page) written.set(a.taskId, (written.get(a.taskId) ?? 0) + 1);
+      if (page.length < 10_000) break;
+      after = page.at(-1)!.seq;
+    }
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    return {
+      job_id: id, status: job.state, output: plan.output,
+      nodes: plan.nodes.map((n) => {
+        const t = tasks.find((x) => x.id === n.taskId)!;
+        return {
+          node_id: n.nodeId, task_id: n.taskId, type: n.type, depends_on: n.dependsOn, input_adapter: n.inputAdapter,
+          status: t.state, waiting: t.state === 'queued' && t.availableAt >= BLOCKED_UNTIL, attempt: t.attempt, worker_id: t.workerId,
+          artifacts: written.get(n.taskId) ?? 0, started_at: iso(t.startedAt), completed_at: iso(t.completedAt), error: t.error,
+        };
+      }),
+    };
   });
 
   app.get('/api/jobs/:id/results', {

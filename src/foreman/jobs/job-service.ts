@@ -87,7 +87,7 @@ export class JobService {
       const wanted = where === 'browser' ? 'browser tab (share a join link: crowdcompute join-link create)' : where === 'node' ? 'Node worker runs shipped code (start one with --allow-code)' : 'worker runs shipped code (start one with --allow-code, or share a join link)';
       return [`no connected ${wanted}; the job waits until one does${this.queueHint(spec)}`];
     }
-    const types = [...new Set(spec.tasks.map((t) => t.type))];
+    const types = [...new Set((spec.kind === 'graph' ? spec.nodes : spec.tasks).map((t) => t.type))];
     const unserved = types.filter((t) => !online.some((w) => matchesAny(w.patterns, t)));
     if (unserved.length === 0) return [];
     const patterns = [...new Set(online.flatMap((w) => w.patterns))].slice(0, 10);
@@ -153,6 +153,28 @@ export class JobService {
   private mayCancel(principal: Principal, what: string): void {
     if (maySubmit(principal)) return;
     requireScope(principal, 'submit', what);
+  }
+
+  /** Which jobs are graphs, as far as failures have asked (a job's kind never changes). */
+  private readonly graphKinds = new Map<string, boolean>();
+
+  /**
+   * A node of a graph failed for good: the graph has failed, and what is left of it is
+   * cancelled (its running nodes are told why). Other jobs, and finished graphs, are left alone.
+   */
+  async failGraph(jobId: string): Promise<void> {
+    let graph = this.graphKinds.get(jobId);
+    if (graph === undefined) {
+      graph = (await this.store.jobGet(jobId))?.kind === 'graph';
+      if (this.graphKinds.size > 10_000) this.graphKinds.clear();
+      this.graphKinds.set(jobId, graph);
+    }
+    if (!graph) return;
+    const res = await this.store.jobCancel({ jobId, now: Date.now() });
+    if (!res || !res.change) return;
+    for (const t of res.running) this.registry.stopTask(t.workerId, t, `graph ${jobId} failed: one of its nodes failed`);
+    this.log.info({ jobId, runningStopped: res.running.length }, 'a graph node failed: the rest of the graph is cancelled');
+    this.events.publish([res.change]);
   }
 
   /** Cancel a job: queued tasks never start, running ones are told to stop, finished results stay. */

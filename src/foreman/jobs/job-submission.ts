@@ -3,6 +3,7 @@ import {
   CrowdComputeError, formatBytes, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
+import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 import type { JobInsertParams, NewTask } from '../../store/store.ts';
 import { checkFunctionSource } from './code-check.ts';
 
@@ -34,11 +35,12 @@ export function jobLabel(spec: JobSpec): string {
     return spec.functionName || declared || 'anonymous function';
   }
   const types: string[] = [];
-  for (const t of spec.tasks) {
+  const list = spec.kind === 'graph' ? spec.nodes : spec.tasks;
+  for (const t of list) {
     if (!types.includes(t.type)) types.push(t.type);
     if (types.length > 3) break;
   }
-  const distinct = new Set(spec.tasks.map((t) => t.type)).size;
+  const distinct = new Set(list.map((t) => t.type)).size;
   return distinct <= 3 ? types.join(', ') : `${types.slice(0, 2).join(', ')} +${distinct - 2} more`;
 }
 
@@ -73,7 +75,29 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
         label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
-        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null },
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null },
+      tasks, now,
+    };
+  }
+
+  if (spec.kind === 'graph') {
+    const plan = planGraph(jobId, spec);
+    spec.nodes.forEach((n, index) => {
+      const bytes = jsonSize(n.input);
+      if (bytes > limits.maxPayloadBytes) {
+        throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `graph node "${n.id}" (${n.type}) input is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} (--max-payload)`);
+      }
+      const waits = plan.nodes[index].dependsOn.length > 0;
+      tasks.push({
+        id: plan.nodes[index].taskId, index, kind: 'named', type: n.type, input: n.input ?? null,
+        priority: n.priority ?? priority, maxAttempts: n.maxAttempts ?? maxAttempts, timeoutMs: n.timeoutMs ?? timeoutMs,
+        ...(waits ? { availableAt: BLOCKED_UNTIL } : {}),
+      });
+    });
+    return {
+      job: { id: jobId, kind: 'graph', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
+        timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
+        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: plan },
       tasks, now,
     };
   }
@@ -95,7 +119,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
       timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null },
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null },
     tasks, now,
   };
 }

@@ -278,11 +278,13 @@ export class WorkerRegistry {
       }
     }
     // What the worker needs, not the foreman's bookkeeping (createdAt, queuedAt).
-    const wire: WireTask[] = tasks.map((t) => (t.argOffset !== undefined
-      ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, argOffset: t.argOffset }
-      : t.resume !== undefined
-        ? { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs, resume: t.resume }
-        : { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs }));
+    const wire: WireTask[] = tasks.map((t) => {
+      const w: WireTask = { taskId: t.taskId, jobId: t.jobId, index: t.index, kind: t.kind, type: t.type, input: t.input as WireTask['input'], attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs };
+      if (t.argOffset !== undefined) w.argOffset = t.argOffset;
+      if (t.resume !== undefined) w.resume = t.resume;
+      if (t.graph !== undefined) w.graph = t.graph;
+      return w;
+    });
     s.peer.send(Object.keys(code).length > 0
       ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
       : { type: 'assign_tasks', tasks: wire });

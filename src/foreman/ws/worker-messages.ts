@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, PROTOCOL_VERSION, type TaskOutcome, type WorkerInbound } from '../../protocol/index.ts';
+import { CrowdComputeError, PROTOCOL_VERSION, TERMINAL_TASK_STATES, type TaskOutcome, type WorkerInbound } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import type { Dispatcher } from '../dispatch/dispatcher.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
@@ -67,6 +67,8 @@ export class WorkerMessages {
         return;
       case 'task_record':
         return this.record(peer, msg);
+      case 'pull_artifacts':
+        return this.pull(peer, msg);
       case 'task_progress': {
         const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
         if (jobId === null) return; // progress of a task this worker no longer holds
@@ -99,7 +101,7 @@ export class WorkerMessages {
     };
     for (const a of msg.artifacts ?? []) tooBig(`the artifact of batch "${a.batchUid}"`, a.data);
     if (msg.checkpoint !== undefined) tooBig('the checkpoint', msg.checkpoint);
-    const recorded = await store.taskRecord({
+    const { recorded, released } = await store.taskRecord({
       taskId: msg.taskId, attempt: msg.attempt, workerId: registry.workerIdOf(peer), now: Date.now(),
       ...(msg.batch ? { batch: { uid: msg.batch.uid, metrics: msg.batch.metrics ?? null } } : {}),
       ...(msg.artifacts ? { artifacts: msg.artifacts } : {}),
@@ -107,6 +109,42 @@ export class WorkerMessages {
       ...(msg.artifactsComplete ? { artifactsComplete: true } : {}),
     });
     peer.send({ type: 'task_record_ack', requestId: msg.requestId, recorded });
+    // Graph nodes waiting for these artifacts may start now.
+    if (released > 0) this.deps.dispatcher.announceWork();
+  }
+
+  /**
+   * A graph node's input adapter reads its upstream nodes' artifacts. Only for the attempt this
+   * worker holds, and only nodes of that task's graph. The upstream nodes' states are read
+   * before the artifacts, so "done" with less than a page means everything has been read.
+   */
+  private async pull(peer: Peer, msg: Extract<WorkerInbound, { type: 'pull_artifacts' }>): Promise<void> {
+    const { registry, store } = this.deps;
+    const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
+    if (jobId === null) {
+      throw new CrowdComputeError('CC_ERR_STALE_ATTEMPT', `task ${msg.taskId} attempt ${msg.attempt} is not this worker's; it may not read its graph's artifacts`);
+    }
+    const plan = await store.jobGraph(jobId);
+    const nodes = msg.fromNodes.map((id) => plan?.nodes.find((n) => n.nodeId === id));
+    const missing = msg.fromNodes.filter((_, i) => !nodes[i]);
+    if (!plan || missing.length > 0) {
+      throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `job ${jobId} ${plan ? `has no node ${missing.map((m) => `"${m}"`).join(', ')}` : 'is not a graph'}`);
+    }
+    const upstream = nodes.map((n) => n!);
+    const states = await Promise.all(upstream.map((n) => store.taskGet(n.taskId)));
+    const ended = states.every((t) => t !== null && TERMINAL_TASK_STATES.has(t.state));
+    const rows = await store.artifactList({ jobId, taskIds: upstream.map((n) => n.taskId), afterSeq: msg.afterSeq, limit: msg.limit });
+    // Stay well inside one frame: a page ends early when it would grow past half of it.
+    const budget = Math.floor(this.options.maxPayloadBytes / 2);
+    const nodeOf = new Map(upstream.map((n) => [n.taskId, n.nodeId]));
+    const artifacts: { seq: number; nodeId: string; batchUid: string; data: unknown }[] = [];
+    let bytes = 0;
+    for (const a of rows) {
+      if (artifacts.length > 0 && bytes + a.size > budget) break;
+      bytes += a.size;
+      artifacts.push({ seq: a.seq, nodeId: nodeOf.get(a.taskId)!, batchUid: a.batchUid, data: a.data });
+    }
+    peer.send({ type: 'artifacts_pulled', requestId: msg.requestId, artifacts, upstreamDone: ended && artifacts.length === rows.length && rows.length < msg.limit });
   }
 
   private async hello(peer: Peer, hello: Extract<WorkerInbound, { type: 'hello' }>): Promise<void> {

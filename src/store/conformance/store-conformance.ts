@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type {
   JobListParams, NewTask, Store, JobInsertParams } from '../store.ts';
 import type { Priority } from '../../protocol/index.ts';
+import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
@@ -507,8 +508,8 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const { job } = await store.jobInsert(p);
       const [t] = await claim(store, 'w1', ['pipe.*'], 1);
       const now = Date.now();
-      const rec = (attempt: number, workerId: string, extra: Partial<Parameters<Store['taskRecord']>[0]>) =>
-        store.taskRecord({ taskId: t.taskId, attempt, workerId, now, ...extra });
+      const rec = async (attempt: number, workerId: string, extra: Partial<Parameters<Store['taskRecord']>[0]>) =>
+        (await store.taskRecord({ taskId: t.taskId, attempt, workerId, now, ...extra })).recorded;
       assert.equal(await rec(1, 'w1', { batch: { uid: 'b0', metrics: { items: 10 } }, artifacts: [{ batchUid: 'b0', data: { squares: [1, 4] } }], checkpoint: { next: 1 } }), true);
       // A repeat of the same batch (a resend) changes nothing: the first record stands.
       assert.equal(await rec(1, 'w1', { batch: { uid: 'b0', metrics: { items: 99 } }, artifacts: [{ batchUid: 'b0', data: { squares: ['other'] } }] }), true);
@@ -525,8 +526,8 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(again.attempt, 2);
       assert.deepEqual(await store.taskResume([again.taskId, 'no-such-task']), new Map([[again.taskId, { checkpoint: { next: 1 }, batches: ['b0'] }]]));
       assert.equal(await rec(1, 'w1', { batch: { uid: 'b1', metrics: null } }), false, 'the lost attempt can no longer record');
-      assert.equal(await store.taskRecord({ taskId: again.taskId, attempt: 2, workerId: 'w2', now, batch: { uid: 'b1', metrics: { items: 5 } },
-        artifacts: [{ batchUid: 'b1', data: [9] }, { batchUid: 'b0', data: 'late repeat' }], checkpoint: { next: 2 }, artifactsComplete: true }), true);
+      assert.deepEqual(await store.taskRecord({ taskId: again.taskId, attempt: 2, workerId: 'w2', now, batch: { uid: 'b1', metrics: { items: 5 } },
+        artifacts: [{ batchUid: 'b1', data: [9] }, { batchUid: 'b0', data: 'late repeat' }], checkpoint: { next: 2 }, artifactsComplete: true }), { recorded: true, released: 0 });
       const all = await store.artifactList({ jobId: job.id, limit: 10 });
       assert.deepEqual(all.map((a) => [a.batchUid, a.attempt]), [['b0', 1], ['b1', 2]], 'each batch uid once, in the order recorded');
       assert.ok(all[1].seq > all[0].seq);
@@ -543,6 +544,37 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.jobGet(job.id), null);
       assert.deepEqual(await store.artifactList({ jobId: job.id, limit: 10 }), []);
       assert.deepEqual(await store.taskBatches(again.taskId), []);
+    });
+
+    test('a graph: nodes wait for their upstream nodes; a streaming node starts at the first upstream artifact, a plain one when its upstream completed', async () => {
+      const base = namedJob(['g.numbers', 'g.sums', 'g.total']);
+      const jobId = base.job.id;
+      const plan = planGraph(jobId, { nodes: [
+        { id: 'numbers', type: 'g.numbers' },
+        { id: 'sums', type: 'g.sums', inputAdapter: 'pull.from_artifacts.rechunk:size', inputArgs: { fromNodes: ['numbers'], size: 5 } },
+        { id: 'total', type: 'g.total', dependsOn: ['sums'] },
+      ] });
+      const now = Date.now();
+      await store.jobInsert({ ...base, job: { ...base.job, kind: 'graph', graph: plan },
+        tasks: base.tasks.map((t, i) => ({ ...t, id: plan.nodes[i].taskId, ...(i > 0 ? { availableAt: BLOCKED_UNTIL } : {}) })) });
+      assert.deepEqual(await store.jobGraph(jobId), plan);
+      assert.equal(await store.jobGraph(base.job.id + '-none'), null);
+      const [numbers, none] = await claim(store, 'w1', ['g.*'], 5);
+      assert.equal(numbers.taskId, plan.nodes[0].taskId);
+      assert.equal(none, undefined, 'only the root may start');
+      // The first artifact of numbers releases sums (it streams), not total.
+      assert.deepEqual(await store.taskRecord({ taskId: numbers.taskId, attempt: 1, workerId: 'w1', now, artifacts: [{ batchUid: 'b0', data: [1, 2] }] }), { recorded: true, released: 1 });
+      const [sums] = await claim(store, 'w2', ['g.*'], 5);
+      assert.equal(sums?.taskId, plan.nodes[1].taskId);
+      assert.deepEqual(await claim(store, 'w3', ['g.*'], 5), [], 'total waits for sums to complete');
+      const done = await store.taskFinishMany({ outcomes: [{ taskId: numbers.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: null }], now });
+      assert.equal(done.released, 0);
+      const sumsDone = await store.taskFinishMany({ outcomes: [{ taskId: sums.taskId, attempt: 1, workerId: 'w2', status: 'completed', result: null }], now });
+      assert.equal(sumsDone.released, 1);
+      const [total] = await claim(store, 'w3', ['g.*'], 5);
+      assert.equal(total?.taskId, plan.nodes[2].taskId);
+      const end = await store.taskFinishMany({ outcomes: [{ taskId: total.taskId, attempt: 1, workerId: 'w3', status: 'failed', error: { message: 'x' } }], now });
+      assert.equal(end.jobs[0].state, 'failed');
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

@@ -182,4 +182,12 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX artifacts_job ON artifacts (job_id, seq);
     `,
   },
+  {
+    version: 7,
+    name: 'task graphs',
+    sql: `
+      -- A graph job's nodes: their tasks, dependencies and input adapters (JSON).
+      ALTER TABLE jobs ADD COLUMN graph TEXT;
+    `,
+  },
 ];

@@ -14,6 +14,7 @@ import {
   type JobCounts, type JobState, type TaskState,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
+import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
@@ -21,7 +22,7 @@ import type {
   ArtifactListParams, ArtifactRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -269,11 +270,12 @@ export class PostgresStore implements Store {
     // Repeating a submission is safe only with its idempotency key (the repeat finds the job).
     return this.tx(async (c) => {
       const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on)
-          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18)
+          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph)
+          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19)
           ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
         [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn]);
+          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
+          job.graph ? JSON.stringify(job.graph) : null]);
       // The common case is one statement: a new key (or none) inserts. A taken key means an
       // existing job: returned while its key lives, else the key moves to the new job.
       let jr = (await insertJob()).rows[0];
@@ -286,13 +288,14 @@ export class PostgresStore implements Store {
         jr = (await insertJob()).rows[0];
       }
       // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on)
-          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text
-          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[])
-            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms)
+      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at)
+          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at
+          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[])
+            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at)
           ORDER BY t.idx RETURNING seq, priority`,
         [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
-          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn])).rows[0];
+          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
+          tasks.map((t) => t.availableAt ?? 0)])).rows[0];
       // The queue position and the announcement to other foremen, in one round trip.
       const position = Number((await c.query(`SELECT pg_notify($3, $4),
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
@@ -387,7 +390,7 @@ export class PostgresStore implements Store {
     let state: JobState = r.state;
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
-      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
+      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested, failureWins: r.kind === 'graph' });
       // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
       await c.query('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3', [state, now, jobId]);
       finished = true;
@@ -458,7 +461,7 @@ export class PostgresStore implements Store {
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
     const { outcomes, now } = params;
     return this.tx(async (c) => {
-      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [] };
+      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [], released: 0 };
       const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
       const perWorker = new Map<string, { completed: number; failed: number }>();
       const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled', o: TaskOutcomeParams, retried: boolean) => {
@@ -534,7 +537,9 @@ export class PostgresStore implements Store {
       for (const jobId of [...deltas.keys()].sort()) {
         const change = await this.applyCounts(c, jobId, deltas.get(jobId)!, now);
         if (change) out.jobs.push(change);
+        if (await this.isGraph(c, jobId)) out.released += await this.releaseGraph(c, jobId, now);
       }
+      if (out.released > 0) await this.notify(c, { kind: 'work' });
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
         await c.query('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]);
@@ -639,11 +644,41 @@ export class PostgresStore implements Store {
     return (r.rowCount ?? 0) > 0;
   }
 
-  async taskRecord(p: TaskRecordParams): Promise<boolean> {
+  /** Whether a job is a graph (cached: a job's kind never changes). */
+  private readonly graphJobs = new Map<string, boolean>();
+  private async isGraph(c: pg.PoolClient, jobId: string): Promise<boolean> {
+    let g = this.graphJobs.get(jobId);
+    if (g === undefined) {
+      g = (await c.query('SELECT kind FROM jobs WHERE id = $1', [jobId])).rows[0]?.kind === 'graph';
+      if (this.graphJobs.size > 10_000) this.graphJobs.clear();
+      this.graphJobs.set(jobId, g);
+    }
+    return g;
+  }
+
+  /** Make the graph's nodes whose upstream nodes allow it available now; inside a transaction. */
+  private async releaseGraph(c: pg.PoolClient, jobId: string, now: number): Promise<number> {
+    const text = (await c.query('SELECT graph FROM jobs WHERE id = $1', [jobId])).rows[0]?.graph;
+    if (!text) return 0;
+    const plan = JSON.parse(text) as GraphPlan;
+    const rows = (await c.query('SELECT id, state, available_at FROM tasks WHERE job_id = $1', [jobId])).rows;
+    const writers = new Set((await c.query('SELECT DISTINCT task_id FROM artifacts WHERE job_id = $1', [jobId])).rows.map((r) => r.task_id as string));
+    const ready = releasable(plan, nodeStatus(plan, rows, writers));
+    if (ready.length === 0) return 0;
+    const r = await c.query(`UPDATE tasks SET available_at = $1 WHERE id = ANY($2) AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`, [now, ready]);
+    return r.rowCount ?? 0;
+  }
+
+  async jobGraph(jobId: string): Promise<GraphPlan | null> {
+    const text = (await this.q('SELECT graph FROM jobs WHERE id = $1', [jobId])).rows[0]?.graph;
+    return text ? JSON.parse(text) as GraphPlan : null;
+  }
+
+  async taskRecord(p: TaskRecordParams): Promise<{ recorded: boolean; released: number }> {
     return this.tx(async (c) => {
       const owner = (await c.query(`SELECT job_id FROM tasks WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3`,
         [p.taskId, p.attempt, p.workerId])).rows[0];
-      if (!owner) return false;
+      if (!owner) return { recorded: false, released: 0 };
       if (p.artifacts?.length) {
         // The job's row lock orders its artifacts: numbers taken under it commit in order, so a
         // reader that has seen number n will never later find a smaller one appear.
@@ -663,7 +698,12 @@ export class PostgresStore implements Store {
           artifacts_complete = artifacts_complete OR $4 WHERE id = $1`,
         [p.taskId, p.checkpoint !== undefined, toJson(p.checkpoint) ?? 'null', p.artifactsComplete === true]);
       }
-      return true;
+      let released = 0;
+      if (p.artifacts?.length && await this.isGraph(c, owner.job_id)) {
+        released = await this.releaseGraph(c, owner.job_id, p.now);
+        if (released > 0) await this.notify(c, { kind: 'work' });
+      }
+      return { recorded: true, released };
     });
   }
 

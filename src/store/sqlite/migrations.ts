@@ -199,4 +199,12 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX artifacts_job ON artifacts (job_id, seq);
     `,
   },
+  {
+    version: 9,
+    name: 'task graphs',
+    sql: `
+      -- A graph job's nodes: their tasks, dependencies and input adapters (JSON).
+      ALTER TABLE jobs ADD COLUMN graph TEXT;
+    `,
+  },
 ];

@@ -16,6 +16,7 @@ import {
   type JobState, type TaskState, type JobCounts,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
+import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
@@ -24,7 +25,7 @@ import type {
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -117,11 +118,16 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @now)`),
-      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`),
+         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now)`),
+      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`),
+      jobKind: db.prepare('SELECT kind FROM jobs WHERE id = ?'),
+      jobGraph: db.prepare('SELECT graph FROM jobs WHERE id = ?'),
+      graphTasks: db.prepare('SELECT id, state, available_at FROM tasks WHERE job_id = ?'),
+      graphWriters: db.prepare('SELECT DISTINCT task_id FROM artifacts WHERE job_id = ?'),
+      graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
       queuedBefore: db.prepare(`SELECT
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < @p) +
@@ -263,13 +269,13 @@ export class SqliteStore implements Store {
         id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
         argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
         maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
-        label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, now,
+        label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, now,
       });
       let firstSeq = 0;
       let firstRank = 0;
       for (const t of tasks) {
         const rank = PRIORITY_RANK[t.priority];
-        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn);
+        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0);
         if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
       }
       const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
@@ -426,7 +432,7 @@ export class SqliteStore implements Store {
     let state: JobState = r.state;
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
-      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });
+      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1, failureWins: r.kind === 'graph' });
       this.s.jobSetState.run({ state, now, id: jobId });
       finished = true;
     }
@@ -436,7 +442,7 @@ export class SqliteStore implements Store {
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
     return this.tx('taskFinishMany', (params: { outcomes: TaskOutcomeParams[]; now: number }): TaskFinishResult => {
       const { outcomes, now } = params;
-      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [] };
+      const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [], released: 0 };
       const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
       const perWorker = new Map<string, { completed: number; failed: number }>();
       const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled') => {
@@ -476,6 +482,7 @@ export class SqliteStore implements Store {
       for (const [jobId, d] of deltas) {
         const change = this.applyCounts(jobId, d, now);
         if (change) out.jobs.push(change);
+        if (this.isGraph(jobId)) out.released += this.releaseGraph(jobId, now);
       }
       for (const [workerId, c] of perWorker) this.s.workerCount.run({ id: workerId, completed: c.completed, failed: c.failed, now });
       return out;
@@ -553,10 +560,39 @@ export class SqliteStore implements Store {
     return this.s.taskProgress.run({ id: params.taskId, attempt: params.attempt, progress: params.progress, message: params.message }).changes > 0;
   }
 
-  async taskRecord(params: TaskRecordParams): Promise<boolean> {
-    return this.tx('taskRecord', (p: TaskRecordParams): boolean => {
+  /** Whether a job is a graph (cached: a job's kind never changes). */
+  private readonly graphJobs = new Map<string, boolean>();
+  private isGraph(jobId: string): boolean {
+    let g = this.graphJobs.get(jobId);
+    if (g === undefined) {
+      g = (this.s.jobKind.get(jobId) as Row | undefined)?.kind === 'graph';
+      if (this.graphJobs.size > 10_000) this.graphJobs.clear();
+      this.graphJobs.set(jobId, g);
+    }
+    return g;
+  }
+
+  /** Make the graph's nodes whose upstream nodes allow it available now; inside a transaction. */
+  private releaseGraph(jobId: string, now: number): number {
+    const text = (this.s.jobGraph.get(jobId) as Row | undefined)?.graph;
+    if (!text) return 0;
+    const plan = JSON.parse(text) as GraphPlan;
+    const writers = new Set((this.s.graphWriters.all(jobId) as Row[]).map((r) => r.task_id as string));
+    const ready = releasable(plan, nodeStatus(plan, this.s.graphTasks.all(jobId) as Row[], writers));
+    let n = 0;
+    for (const id of ready) n += this.s.graphRelease.run(now, id).changes;
+    return n;
+  }
+
+  async jobGraph(jobId: string): Promise<GraphPlan | null> {
+    const text = (this.s.jobGraph.get(jobId) as Row | undefined)?.graph;
+    return text ? JSON.parse(text) as GraphPlan : null;
+  }
+
+  async taskRecord(params: TaskRecordParams): Promise<{ recorded: boolean; released: number }> {
+    return this.tx('taskRecord', (p: TaskRecordParams): { recorded: boolean; released: number } => {
       const owner = this.s.recordOwner.get(p.taskId, p.attempt, p.workerId) as Row | undefined;
-      if (!owner) return false;
+      if (!owner) return { recorded: false, released: 0 };
       for (const a of p.artifacts ?? []) {
         const text = toJson(a.data) ?? 'null';
         this.s.recordArtifact.run(owner.job_id, p.taskId, a.batchUid, text, Buffer.byteLength(text), p.attempt, p.now);
@@ -564,7 +600,8 @@ export class SqliteStore implements Store {
       if (p.batch) this.s.recordBatch.run(p.taskId, p.batch.uid, owner.job_id, p.attempt, p.batch.metrics ? JSON.stringify(p.batch.metrics) : null, p.now);
       if (p.checkpoint !== undefined) this.s.recordCheckpoint.run(toJson(p.checkpoint) ?? 'null', p.taskId);
       if (p.artifactsComplete) this.s.recordComplete.run(p.taskId);
-      return true;
+      const released = p.artifacts?.length && this.isGraph(owner.job_id) ? this.releaseGraph(owner.job_id, p.now) : 0;
+      return { recorded: true, released };
     })(params);
   }
 

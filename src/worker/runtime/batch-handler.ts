@@ -11,6 +11,7 @@
 import { CrowdComputeError } from '../../protocol/index.ts';
 import type { TaskRecordMessage } from '../../protocol/index.ts';
 import type { HandlerOptions, TaskContext, TaskHandler, TaskInfo } from './handler-registry.ts';
+import { adapterBatches, type PulledArtifacts, type PullQuery } from './input-adapters.ts';
 
 /** One unit of work of a task: a uid stable across attempts, and what to process. */
 export interface Batch<P = any> {
@@ -97,8 +98,14 @@ export interface BatchHandler<I = any, P = any> {
 /** What a batch handler sends to be recorded. */
 export type RecordParts = Omit<TaskRecordMessage, 'type' | 'requestId' | 'taskId' | 'attempt'>;
 
-/** Sends parts to be recorded for an attempt; resolves to false when the foreman no longer counts it as this worker's. */
-export type Recorder = (task: { taskId: string; attempt: number }, parts: RecordParts) => Promise<boolean>;
+/** How a batch handler reaches the foreman: record what it did, read its upstream nodes' artifacts. */
+export interface BatchIo {
+  /** Resolves to false when the foreman no longer counts the attempt as this worker's. */
+  record(task: { taskId: string; attempt: number }, parts: RecordParts): Promise<boolean>;
+  pull(task: { taskId: string; attempt: number }, query: PullQuery): Promise<PulledArtifacts>;
+}
+
+export type { PullQuery, PulledArtifacts };
 
 /** The batch uid under which `finalize`'s metrics are recorded. */
 export const FINALIZE_BATCH_UID = '#finalize';
@@ -127,7 +134,7 @@ function addMetrics(into: Record<string, number>, m: Record<string, number> | un
 }
 
 /** Turn a batch handler into a task handler that records as it goes and resumes where the last attempt stopped. */
-export function batchTaskHandler(h: BatchHandler, record: Recorder): TaskHandler {
+export function batchTaskHandler(h: BatchHandler, io: BatchIo): TaskHandler {
   return async (task: TaskInfo, ctx: TaskContext) => {
     const ref = { taskId: task.id, attempt: task.attempt };
     const done = new Set(task.resume?.batches ?? []);
@@ -136,7 +143,7 @@ export function batchTaskHandler(h: BatchHandler, record: Recorder): TaskHandler
     // While processBatch runs, what it saves waits for the batch, to be recorded with it.
     let pending: { artifacts: { batchUid: string; data: unknown }[]; checkpoint?: unknown } | null = null;
     const send = async (parts: RecordParts) => {
-      if (!(await record(ref, parts))) {
+      if (!(await io.record(ref, parts))) {
         throw new CrowdComputeError('CC_ERR_WORKER_LOST', `task ${task.id} attempt ${task.attempt} is no longer this worker's (${ctx.workerId}); stopping`, { cancelReason: 'lease_lost' });
       }
     };
@@ -163,7 +170,12 @@ export function batchTaskHandler(h: BatchHandler, record: Recorder): TaskHandler
       batchesDone: done,
     };
     await h.init?.({ taskId: task.id, jobId: task.jobId, type: task.type, attempt: task.attempt, input: task.input, resumed: task.resume !== undefined });
-    for await (const batch of h.iterBatches(task.input, run)) {
+    // A graph node with an input adapter reads its upstream nodes' artifacts instead of iterBatches.
+    const g = task.graph;
+    const batches = g?.inputAdapter && g.inputArgs
+      ? adapterBatches(g.inputAdapter, g.inputArgs, (q) => io.pull(ref, q), ctx.signal, `node "${g.nodeId}" (task ${task.id})`)
+      : h.iterBatches(task.input, run);
+    for await (const batch of batches) {
       ctx.signal.throwIfAborted();
       if (done.has(batch.batchUid)) continue;
       pending = { artifacts: [] };

@@ -15,6 +15,8 @@ export interface TaskInfo<I = any> {
   timeoutMs: number | null;
   /** A task that ran before and recorded batches: its last checkpoint and the batches done. */
   resume?: { checkpoint?: unknown; batches: string[] };
+  /** A graph node's task: its node id and, when it reads upstream artifacts, its input adapter. */
+  graph?: WireTask['graph'];
   /** A field of an object input, or `fallback` when the input has no such field. */
   getInput<T = any>(key: string, fallback?: T): T;
 }
@@ -25,6 +27,7 @@ export function taskInfo(t: WireTask): TaskInfo {
   return {
     id: t.taskId, jobId: t.jobId, type: t.type, input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs,
     ...(t.resume ? { resume: t.resume } : {}),
+    ...(t.graph ? { graph: t.graph } : {}),
     getInput: (key, fallback) => (input !== null && typeof input === 'object' && !Array.isArray(input) && Object.hasOwn(input, key)
       ? (input as Record<string, any>)[key] : fallback),
   };

@@ -16,7 +16,7 @@ import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.
 import { silentLog, type Log } from '../../link/log.ts';
 import type { CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
-import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type RecordParts } from './batch-handler.ts';
+import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type PulledArtifacts, type PullQuery, type RecordParts } from './batch-handler.ts';
 import { ResultOutbox } from './result-outbox.ts';
 import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
 import { WORKER_DEFAULTS } from './worker-defaults.ts';
@@ -118,8 +118,12 @@ export class WorkerRuntime extends EventEmitter {
   private stopPromise: Promise<void> | null = null;
   private isPaused = false;
   private readonly jobNames = new Map<string, string>();
-  private readonly pendingRecords = new Map<string, { message: Extract<WorkerInbound, { type: 'task_record' }>; resolve: (recorded: boolean) => void; reject: (e: Error) => void }>();
-  private recordSeq = 0;
+  private readonly pendingRequests = new Map<string, {
+    message: Extract<WorkerInbound, { type: 'task_record' | 'pull_artifacts' }>;
+    resolve: (answer: Extract<Outbound, { type: 'task_record_ack' | 'artifacts_pulled' }>) => void;
+    reject: (e: Error) => void;
+  }>();
+  private requestSeq = 0;
   /** Why the foreman last refused this worker's credential, for the error that stops it. */
   private lastRefusal: string | null = null;
 
@@ -179,7 +183,11 @@ export class WorkerRuntime extends EventEmitter {
    */
   handle<I = any, O = unknown>(pattern: string, handler: TaskHandler<I, O> | BatchHandler<I>, options: HandlerOptions = {}): this {
     if (isBatchHandler(handler)) {
-      this.handlers.add(pattern, batchTaskHandler(handler, (task, parts) => this.record(task, parts)), { ...batchHandlerOptions(handler), ...options });
+      const io = {
+        record: (task: { taskId: string; attempt: number }, parts: RecordParts) => this.record(task, parts),
+        pull: (task: { taskId: string; attempt: number }, q: PullQuery) => this.pull(task, q),
+      };
+      this.handlers.add(pattern, batchTaskHandler(handler, io), { ...batchHandlerOptions(handler), ...options });
     } else {
       this.handlers.add(pattern, handler as TaskHandler, options);
     }
@@ -191,11 +199,27 @@ export class WorkerRuntime extends EventEmitter {
    * (true) or refused it because the attempt is no longer this worker's (false). Unanswered
    * records go again after a reconnect; the foreman records each batch and artifact once.
    */
-  private record(task: { taskId: string; attempt: number }, parts: RecordParts): Promise<boolean> {
-    const requestId = `rec-${++this.recordSeq}`;
-    const message = { type: 'task_record' as const, requestId, taskId: task.taskId, attempt: task.attempt, ...parts };
-    return new Promise<boolean>((resolve, reject) => {
-      this.pendingRecords.set(requestId, { message, resolve, reject });
+  private async record(task: { taskId: string; attempt: number }, parts: RecordParts): Promise<boolean> {
+    const ack = await this.request({ type: 'task_record', requestId: `rec-${++this.requestSeq}`, taskId: task.taskId, attempt: task.attempt, ...parts });
+    if (ack.type !== 'task_record_ack') throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `the foreman answered a task_record with ${ack.type}`);
+    if (!ack.recorded) this.runner.cancel(task.taskId, task.attempt, `the foreman no longer counts task ${task.taskId} attempt ${task.attempt} as worker ${this.workerId}'s`, 'lease_lost');
+    return ack.recorded;
+  }
+
+  /** Read upstream artifacts for a graph node's input adapter. */
+  private async pull(task: { taskId: string; attempt: number }, q: PullQuery): Promise<PulledArtifacts> {
+    const answer = await this.request({ type: 'pull_artifacts', requestId: `pull-${++this.requestSeq}`, taskId: task.taskId, attempt: task.attempt, ...q });
+    if (answer.type !== 'artifacts_pulled') throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `the foreman answered pull_artifacts with ${answer.type}`);
+    return { artifacts: answer.artifacts, upstreamDone: answer.upstreamDone };
+  }
+
+  /**
+   * Send a request and wait for its answer (or its error). Unanswered requests go again after
+   * a reconnect: each is one the foreman may see twice without harm.
+   */
+  private request(message: Extract<WorkerInbound, { type: 'task_record' | 'pull_artifacts' }>): Promise<Extract<Outbound, { type: 'task_record_ack' | 'artifacts_pulled' }>> {
+    return new Promise((resolve, reject) => {
+      this.pendingRequests.set(message.requestId, { message, resolve, reject });
       if (this.welcomed) this.link.send(message);
     });
   }
@@ -309,8 +333,8 @@ export class WorkerRuntime extends EventEmitter {
       this.stopHeartbeat();
       if (this.connected) this.connectionHistory.add({ at: Date.now(), kind: 'stopped', url: this.link.currentUrl, reason: 'worker stopped' });
       await this.link.stop();
-      for (const p of this.pendingRecords.values()) p.reject(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `worker ${this.workerId} stopped before task ${p.message.taskId}'s record was acknowledged`));
-      this.pendingRecords.clear();
+      for (const p of this.pendingRequests.values()) p.reject(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `worker ${this.workerId} stopped before the foreman answered its ${p.message.type} for task ${p.message.taskId}`));
+      this.pendingRequests.clear();
       this.code?.dispose();
       await this.afterStop();
       this.state = 'stopped';
@@ -414,7 +438,7 @@ export class WorkerRuntime extends EventEmitter {
         // Results the previous connection did not see acknowledged go again; the foreman's
         // guarded update records each at most once.
         this.outbox.resendAll();
-        for (const p of this.pendingRecords.values()) this.link.send(p.message);
+        for (const p of this.pendingRequests.values()) this.link.send(p.message);
         if (this.state === 'draining' || this.isPaused) this.link.send({ type: 'worker_draining' });
         for (const w of this.startWaiters.splice(0)) w.resolve();
         this.emit('connected', { foremanId: msg.foremanId });
@@ -436,12 +460,12 @@ export class WorkerRuntime extends EventEmitter {
       case 'cancel_task':
         this.runner.cancel(msg.taskId, msg.attempt, msg.reason, msg.cause ?? 'coordinator');
         return;
-      case 'task_record_ack': {
-        const p = this.pendingRecords.get(msg.requestId);
+      case 'task_record_ack':
+      case 'artifacts_pulled': {
+        const p = this.pendingRequests.get(msg.requestId);
         if (!p) return;
-        this.pendingRecords.delete(msg.requestId);
-        if (!msg.recorded) this.runner.cancel(p.message.taskId, p.message.attempt, `the foreman no longer counts task ${p.message.taskId} attempt ${p.message.attempt} as worker ${this.workerId}'s`, 'lease_lost');
-        p.resolve(msg.recorded);
+        this.pendingRequests.delete(msg.requestId);
+        p.resolve(msg);
         return;
       }
       case 'result_ack':
@@ -449,10 +473,10 @@ export class WorkerRuntime extends EventEmitter {
         this.emit('acked');
         return;
       case 'error': {
-        const p = msg.requestId ? this.pendingRecords.get(msg.requestId) : undefined;
+        const p = msg.requestId ? this.pendingRequests.get(msg.requestId) : undefined;
         if (p) {
-          // A record the foreman refused (too large, say): the batch handler's call throws it.
-          this.pendingRecords.delete(msg.requestId!);
+          // A request the foreman refused (a record too large, say): the batch handler's call throws it.
+          this.pendingRequests.delete(msg.requestId!);
           p.reject(CrowdComputeError.fromWire(msg));
           return;
         }

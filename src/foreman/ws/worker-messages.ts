@@ -86,7 +86,7 @@ export class WorkerMessages {
    */
   private async record(peer: Peer, msg: Extract<WorkerInbound, { type: 'task_record' }>): Promise<void> {
     const { registry, store } = this.deps;
-    const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
+    const jobId = await this.heldJob(peer, msg.taskId, msg.attempt);
     if (jobId === null) {
       peer.send({ type: 'task_record_ack', requestId: msg.requestId, recorded: false });
       return;
@@ -114,13 +114,23 @@ export class WorkerMessages {
   }
 
   /**
+   * The job of a task this worker holds under that attempt, or null. Tasks a worker kept across
+   * a foreman's restart were adopted from its hello without their job, which the store knows.
+   */
+  private async heldJob(peer: Peer, taskId: string, attempt: number): Promise<string | null> {
+    const jobId = this.deps.registry.heldJob(peer, taskId, attempt);
+    if (jobId !== '') return jobId;
+    return (await this.deps.store.taskGet(taskId))?.jobId ?? null;
+  }
+
+  /**
    * A graph node's input adapter reads its upstream nodes' artifacts. Only for the attempt this
    * worker holds, and only nodes of that task's graph. The upstream nodes' states are read
    * before the artifacts, so "done" with less than a page means everything has been read.
    */
   private async pull(peer: Peer, msg: Extract<WorkerInbound, { type: 'pull_artifacts' }>): Promise<void> {
-    const { registry, store } = this.deps;
-    const jobId = registry.heldJob(peer, msg.taskId, msg.attempt);
+    const { store } = this.deps;
+    const jobId = await this.heldJob(peer, msg.taskId, msg.attempt);
     if (jobId === null) {
       throw new CrowdComputeError('CC_ERR_STALE_ATTEMPT', `task ${msg.taskId} attempt ${msg.attempt} is not this worker's; it may not read its graph's artifacts`);
     }

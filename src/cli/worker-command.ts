@@ -47,6 +47,14 @@ export function workerCommand(program: Command): void {
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
     .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, D.drainTimeoutMs)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
+    .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', Number)
+    .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', Number)
+    .option('--gpus <n>', 'GPUs to offer tasks that require them', parseIntArg)
+    .option('--label <key=value>', 'a label tasks may require (repeatable), e.g. region=eu', (v: string, all: Record<string, string> = {}) => {
+      const i = v.indexOf('=');
+      if (i <= 0) throw new Error(`--label takes key=value, not "${v}"`);
+      return { ...all, [v.slice(0, i)]: v.slice(i + 1) };
+    })
     .action(async (o) => {
       const { Worker } = await import('../worker/index.ts');
       const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : undefined);
@@ -58,6 +66,10 @@ export function workerCommand(program: Command): void {
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
         drainTimeoutMs: o.drainTimeout, logLevel: o.logLevel,
+        resources: {
+          ...(o.cpus !== undefined ? { cpuCores: o.cpus } : {}), ...(o.memory !== undefined ? { memoryMb: o.memory } : {}),
+          ...(o.gpus !== undefined ? { gpu: o.gpus } : {}), ...(o.label ? { labels: o.label } : {}),
+        },
       });
       if (o.handlers) await registerHandlersFrom(worker, o.handlers);
       if (!o.handlers && !o.allowCode) {

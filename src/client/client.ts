@@ -13,7 +13,7 @@ import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
-  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
@@ -59,6 +59,8 @@ export interface MapOptions extends JobOptions {
 /** Options of a single named task. */
 export interface TaskOptions extends JobOptions {
   taskId?: string;
+  /** Resources its worker must have free (`{ cpu, memoryMb, gpu, labels }`). */
+  requires?: Requirements;
 }
 
 interface PendingSubmit {
@@ -158,8 +160,8 @@ export class Client {
 
   /** Submit one named task (`image.resize`) with its input. */
   async submit<I = unknown, R = unknown>(type: string, input: I, options: TaskOptions = {}): Promise<TaskHandle<R>> {
-    const { taskId, ...common } = options;
-    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}) }], ...common });
+    const { taskId, requires, ...common } = options;
+    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}), ...(requires ? { requires } : {}) }], ...common });
     // Tasks of a job are named `<jobId>.<index>` unless the caller named them.
     return new TaskHandle<R>(job, taskId ?? `${job.id}.0`);
   }

@@ -27,7 +27,22 @@ export const ResourcesSchema = z.object({
   platform: z.string().max(100).optional(),
   runtime: z.string().max(100).optional(),
   gpu: z.number().int().nonnegative().optional(),
+  /** Free-form labels a task may require (`region: eu`). */
+  labels: z.record(z.string().max(100), z.string().max(200)).optional(),
 }).catchall(z.unknown());
+
+/**
+ * What a task needs of the worker that runs it: CPU cores, memory, GPUs (free on that worker,
+ * less what its other tasks require) and labels it must have.
+ */
+export const RequirementsSchema = z.object({
+  cpu: z.number().positive().max(100_000).optional(),
+  memoryMb: z.number().positive().max(1e9).optional(),
+  gpu: z.number().int().nonnegative().max(10_000).optional(),
+  labels: z.record(z.string().max(100), z.string().max(200)).optional(),
+});
+/** What a task needs of the worker that runs it. */
+export type Requirements = z.infer<typeof RequirementsSchema>;
 
 /** One attempt of one task: what leases, acks and hand-backs name. */
 export const TaskRefSchema = z.object({ taskId: id, attempt: positiveInt });
@@ -70,6 +85,8 @@ export const NamedTaskSpecSchema = z.object({
   priority: priority.optional(),
   timeoutMs: positiveInt.optional(),
   maxAttempts: positiveInt.max(100).optional(),
+  /** Resources the worker must have free (and labels it must have) to run it. */
+  requires: RequirementsSchema.optional(),
 });
 /** One named task of a `tasks` job. */
 export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;
@@ -138,6 +155,8 @@ export const GraphNodeSpecSchema = z.object({
   priority: priority.optional(),
   timeoutMs: positiveInt.optional(),
   maxAttempts: positiveInt.max(100).optional(),
+  /** Resources the worker must have free (and labels it must have) to run it. */
+  requires: RequirementsSchema.optional(),
 });
 /** One node of a graph. */
 export type GraphNodeSpec = z.infer<typeof GraphNodeSpecSchema>;

@@ -10,10 +10,11 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask,
+  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
 } from '../protocol/index.ts';
 
 import type { GraphPlan } from '../core/graph.ts';
+import type { ResourceAmounts } from '../core/resources.ts';
 
 export type { TaskRef, GraphPlan };
 
@@ -112,6 +113,8 @@ export interface ClaimedTask {
   resume?: TaskResumeState;
   /** A graph node's task: its node and input adapter (set by the dispatcher, from `jobGraph`). */
   graph?: WireTask['graph'];
+  /** What it requires of its worker (claimed by `taskClaimFitting`). */
+  requires?: Requirements;
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -143,6 +146,8 @@ export interface NewTask {
   timeoutMs: number | null;
   /** Not to run before this time: a graph node waiting for its upstream nodes (BLOCKED_UNTIL). Default now. */
   availableAt?: number;
+  /** Resources its worker must have free; such tasks are claimed by `taskClaimFitting` only. */
+  requires?: Requirements | null;
 }
 
 /** A job and its tasks, inserted in one transaction. */
@@ -460,8 +465,16 @@ export interface Store {
   jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null>;
   /** Fail the tasks of jobs past their queue deadline that no worker has started (CC_ERR_NO_WORKER). */
   taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }>;
-  /** Atomically move up to `limit` queued tasks the worker can run to `running`, best priority first. */
+  /**
+   * Atomically move up to `limit` queued tasks the worker can run to `running`, best priority
+   * first. Tasks that require resources are left to `taskClaimFitting`.
+   */
   taskClaimMany(params: TaskClaimParams): Promise<ClaimedTask[]>;
+  /**
+   * Claim named tasks that require resources, best priority first, each only if it fits in
+   * what is still free of `free` once the tasks claimed before it are counted.
+   */
+  taskClaimFitting(params: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]>;
   /**
    * Record outcomes; each only if its task is still running under that attempt and on that
    * worker. Job counters and the workers' completed/failed counters move in the same transaction.

@@ -50,6 +50,8 @@ export class Dispatcher implements Service {
   private workVersion = 0;
   /** Per worker, the work version at which its last claim came back short. */
   private readonly emptyAt = new Map<string, number>();
+  /** The same for tasks that require resources: a worker found none that fit at this work version. */
+  private readonly emptyFitAt = new Map<string, number>();
   private scheduled = false;
   private running = false;
   private again = false;
@@ -120,7 +122,7 @@ export class Dispatcher implements Service {
 
   /** A worker (or, without an id, some worker) may have free slots. */
   lookAgain(workerId?: string): void {
-    if (workerId !== undefined) this.emptyAt.delete(workerId);
+    if (workerId !== undefined) { this.emptyAt.delete(workerId); this.emptyFitAt.delete(workerId); }
     this.kick();
   }
 
@@ -253,7 +255,7 @@ export class Dispatcher implements Service {
   private async dispatch(): Promise<void> {
     const targets = this.registry.targets();
     if (targets.length === 0) return;
-    if (this.emptyAt.size > 2 * targets.length + 100) this.emptyAt.clear();
+    if (this.emptyAt.size > 2 * targets.length + 100) { this.emptyAt.clear(); this.emptyFitAt.clear(); }
     // Start at a different worker each tick, so scarce work is spread, not always given to the first.
     this.rotate = (this.rotate + 1) % targets.length;
     for (let i = 0; i < targets.length; i++) {
@@ -268,6 +270,16 @@ export class Dispatcher implements Service {
         limit: free, leaseMs: t.leaseTtlMs, now, kind: t.kind,
       });
       this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
+      // Tasks that require resources, in what the worker still has free: looked for when the
+      // plain claim left slots free, and not again until new work is announced.
+      if (claimed.length < free && t.hello.patterns.length > 0 && this.emptyFitAt.get(t.workerId) !== version) {
+        const fitting = await this.store.taskClaimFitting({
+          workerId: t.workerId, patterns: t.hello.patterns, allowCode: false, limit: free - claimed.length, leaseMs: t.leaseTtlMs, now, kind: t.kind,
+          free: t.freeResources(),
+        });
+        if (fitting.length === 0) this.emptyFitAt.set(t.workerId, version);
+        claimed.push(...fitting);
+      }
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
       if (claimed.length < free) this.emptyAt.set(t.workerId, version);
       if (claimed.length === 0) continue;

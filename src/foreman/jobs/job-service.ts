@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, type JobSpec } from '../../protocol/index.ts';
+import { CrowdComputeError, type JobSpec, type Requirements } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
 import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
@@ -7,6 +7,7 @@ import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
 import { matchesAny } from '../../core/pattern.ts';
+import { announced, describeRequirements, fits } from '../../core/resources.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 
 /** Submission limits, plus how long an idempotency key returns the same job. */
@@ -87,11 +88,21 @@ export class JobService {
       const wanted = where === 'browser' ? 'browser tab (share a join link: crowdcompute join-link create)' : where === 'node' ? 'Node worker runs shipped code (start one with --allow-code)' : 'worker runs shipped code (start one with --allow-code, or share a join link)';
       return [`no connected ${wanted}; the job waits until one does${this.queueHint(spec)}`];
     }
-    const types = [...new Set((spec.kind === 'graph' ? spec.nodes : spec.tasks).map((t) => t.type))];
+    const list: { type: string; requires?: Requirements }[] = spec.kind === 'graph' ? spec.nodes : spec.tasks;
+    const types = [...new Set(list.map((t) => t.type))];
     const unserved = types.filter((t) => !online.some((w) => matchesAny(w.patterns, t)));
-    if (unserved.length === 0) return [];
+    // A task that requires more than any connected worker of its type has, even idle, would wait unseen.
+    const unfit = new Map<string, string>();
+    for (const t of list) {
+      if (!t.requires || unserved.includes(t.type)) continue;
+      const req = t.requires;
+      if (!online.some((w) => matchesAny(w.patterns, t.type) && fits(req, announced(w.resources)))) {
+        unfit.set(`${t.type} ${JSON.stringify(req)}`, `no connected worker that handles "${t.type}" has ${describeRequirements(req)} (what its tasks require); they wait until one does${this.queueHint(spec)}`);
+      }
+    }
+    if (unserved.length === 0) return [...unfit.values()].slice(0, 20);
     const patterns = [...new Set(online.flatMap((w) => w.patterns))].slice(0, 10);
-    return unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${this.queueHint(spec)}`);
+    return [...unfit.values()].slice(0, 10).concat(unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${this.queueHint(spec)}`));
   }
 
   private queueHint(spec: JobSpec): string {

@@ -3,6 +3,7 @@ import {
   CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef, type WireTask,
 } from '../../protocol/index.ts';
 import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
+import type { ResourceAmounts } from '../../core/resources.ts';
 import type { ClaimedTask, WorkerKind, ExpiredLease, Store } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
@@ -39,6 +40,8 @@ export interface DispatchTarget {
   readonly kind: WorkerKind;
   /** The lease its claims take. */
   readonly leaseTtlMs: number;
+  /** What it announced, less what its running tasks require. */
+  freeResources(): ResourceAmounts;
 }
 
 /** What kind of worker a hello's `resources.runtime` describes: `node 24.1.0`, `browser Chrome 131`, … */
@@ -269,7 +272,9 @@ export class WorkerRegistry {
     const code: Record<string, string> = {};
     const jobNames: Record<string, string> = {};
     for (const t of tasks) {
-      s.assigned.set(t.taskId, { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
+      s.assigned.set(t.taskId, t.requires
+        ? { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt, requires: t.requires }
+        : { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
       const source = sources[t.jobId];
       if (t.kind === 'map' && !s.codeSent.has(t.jobId) && source !== undefined) {
         code[t.jobId] = source.code;

@@ -1,5 +1,6 @@
 import type { WorkerKind } from '../../store/store.ts';
-import type { Hello } from '../../protocol/index.ts';
+import type { Hello, Requirements } from '../../protocol/index.ts';
+import { announced, freeOf, type ResourceAmounts } from '../../core/resources.ts';
 import type { Assignment } from '../../core/leases.ts';
 import type { Peer } from '../peer.ts';
 
@@ -10,6 +11,8 @@ export interface InFlight extends Assignment {
   type: string;
   /** When the task was submitted (0 when adopted from a returning worker). */
   createdAt: number;
+  /** What it requires of the worker, counted against the worker's resources while it runs. */
+  requires?: Requirements;
 }
 
 /**
@@ -55,6 +58,11 @@ export class WorkerSession {
 
   get workerId(): string { return this.hello.workerId; }
   get capacity(): number { return this.hello.capacity; }
+  /** What the worker announced, less what its running tasks require. */
+  freeResources(): ResourceAmounts {
+    return freeOf(announced(this.hello.resources), [...this.assigned.values()].map((a) => a.requires));
+  }
+
   /** Slots the dispatcher may fill now. */
   get free(): number { return this.draining || this.peer.closed ? 0 : this.hello.capacity - this.assigned.size - this.revoked.size; }
 }

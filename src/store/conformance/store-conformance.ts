@@ -577,6 +577,23 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(end.jobs[0].state, 'failed');
     });
 
+    test('tasks that require resources are claimed only by taskClaimFitting, and only as far as what is free allows', async () => {
+      const p = namedJob(['r.gpu', 'r.gpu', 'r.eu', 'r.plain']);
+      p.tasks[0].requires = { gpu: 1, cpu: 2 };
+      p.tasks[1].requires = { gpu: 1, cpu: 2 };
+      p.tasks[2].requires = { labels: { region: 'eu' } };
+      await store.jobInsert(p);
+      const now = Date.now();
+      const base = { workerId: 'w1', patterns: ['r.*'], allowCode: false, leaseMs: 30_000, now };
+      assert.deepEqual((await store.taskClaimMany({ ...base, limit: 10 })).map((t) => t.type), ['r.plain'], 'the plain claim leaves them alone');
+      const none = await store.taskClaimFitting({ ...base, limit: 10, free: { cpu: 8, memoryMb: 1000, gpu: 0, labels: {} } });
+      assert.deepEqual(none, [], 'no GPU, no GPU task; no label, no labelled task');
+      const one = await store.taskClaimFitting({ ...base, limit: 10, free: { cpu: 3, memoryMb: 1000, gpu: 2, labels: { region: 'eu' } } });
+      assert.deepEqual(one.map((t) => [t.index, t.requires]), [[0, { gpu: 1, cpu: 2 }], [2, { labels: { region: 'eu' } }]], 'the second GPU task does not fit in the cpu left');
+      const next = await store.taskClaimFitting({ ...base, workerId: 'w2', limit: 1, free: { cpu: 2, memoryMb: 0, gpu: 1, labels: {} } });
+      assert.deepEqual(next.map((t) => t.index), [1]);
+    });
+
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {
       await store.probeSpace();
       await store.probeSpace();

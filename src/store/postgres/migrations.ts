@@ -184,10 +184,13 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
   },
   {
     version: 7,
-    name: 'task graphs',
+    name: 'task graphs, resources',
     sql: `
       -- A graph job's nodes: their tasks, dependencies and input adapters (JSON).
       ALTER TABLE jobs ADD COLUMN graph TEXT;
+      -- What a task requires of its worker (JSON: cpu, memoryMb, gpu, labels); NULL for most.
+      ALTER TABLE tasks ADD COLUMN requires TEXT;
+      CREATE INDEX tasks_requiring ON tasks (priority, seq) WHERE state = 'queued' AND requires IS NOT NULL;
     `,
   },
 ];

@@ -11,10 +11,11 @@
 import pg from 'pg';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
-  type JobCounts, type JobState, type TaskState,
+  type JobCounts, type JobState, type TaskState, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
+import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
@@ -288,14 +289,14 @@ export class PostgresStore implements Store {
         jr = (await insertJob()).rows[0];
       }
       // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at)
-          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at
-          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[])
-            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at)
+      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires)
+          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires
+          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[])
+            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires)
           ORDER BY t.idx RETURNING seq, priority`,
         [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
           tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
-          tasks.map((t) => t.availableAt ?? 0)])).rows[0];
+          tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null))])).rows[0];
       // The queue position and the announcement to other foremen, in one round trip.
       const position = Number((await c.query(`SELECT pg_notify($3, $4),
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
@@ -439,7 +440,7 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`WITH picked AS (
           SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
             AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
-            AND (run_on IS NULL OR run_on = $7)
+            AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
           ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
         UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
@@ -456,6 +457,36 @@ export class PostgresStore implements Store {
         createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
       }));
     }, { begin: BEGIN_QUEUE_READ });
+  }
+
+  async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
+    if (p.limit <= 0 || p.patterns.length === 0) return [];
+    return this.tx(async (c) => {
+      const candidates = (await c.query(`SELECT seq, requires FROM tasks WHERE ${guard('claim')} AND available_at <= $1
+          AND kind = 'named' AND type LIKE ANY ($2::text[]) AND (run_on IS NULL OR run_on = $3) AND requires IS NOT NULL
+          ORDER BY priority, seq LIMIT 100 FOR UPDATE SKIP LOCKED`, [p.now, p.patterns.map(toLikePattern), p.kind ?? 'node'])).rows;
+      let free = p.free;
+      const chosen = new Map<number, Requirements>();
+      for (const r of candidates) {
+        if (chosen.size >= p.limit) break;
+        const req = JSON.parse(r.requires) as Requirements;
+        if (!fits(req, free)) continue;
+        free = take(free, req);
+        chosen.set(Number(r.seq), req);
+      }
+      if (chosen.size === 0) return [];
+      const rows = (await c.query(`UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
+          progress = NULL, progress_message = NULL WHERE t.seq = ANY($4::bigint[]) AND ${guard('claim')}
+          RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at`,
+        [p.workerId, p.now, p.now + p.leaseMs, [...chosen.keys()]])).rows;
+      rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+      await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`, [p.now, [...new Set(rows.map((r) => r.job_id))]]);
+      return rows.map((r) => ({
+        taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+        priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+        createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: chosen.get(Number(r.seq))!,
+      }));
+    });
   }
 
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {

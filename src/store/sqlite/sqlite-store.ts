@@ -13,10 +13,11 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
-  type JobState, type TaskState, type JobCounts,
+  type JobState, type TaskState, type JobCounts, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
+import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
@@ -121,8 +122,8 @@ export class SqliteStore implements Store {
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
          @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now)`),
-      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`),
+      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`),
       jobKind: db.prepare('SELECT kind FROM jobs WHERE id = ?'),
       jobGraph: db.prepare('SELECT graph FROM jobs WHERE id = ?'),
       graphTasks: db.prepare('SELECT id, state, available_at FROM tasks WHERE job_id = ?'),
@@ -275,7 +276,8 @@ export class SqliteStore implements Store {
       let firstRank = 0;
       for (const t of tasks) {
         const rank = PRIORITY_RANK[t.priority];
-        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0);
+        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
+          t.requires ? JSON.stringify(t.requires) : null);
         if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
       }
       const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
@@ -382,19 +384,20 @@ export class SqliteStore implements Store {
    * The queue query for one combination of patterns and allowCode, prepared once. It walks
    * the partial queue index in (priority, seq) order and stops at LIMIT.
    */
-  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind): Database.Statement | null {
-    const key = `${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
+  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false): Database.Statement | null {
+    const key = `${requiring ? 'r' : ''}${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
     let stmt = this.claimStmts.get(key);
     if (stmt) return stmt;
     const filters: string[] = [];
-    if (allowCode) filters.push(`kind = 'map'`);
+    if (allowCode && !requiring) filters.push(`kind = 'map'`);
     if (patterns.length > 0) {
       filters.push(`(kind = 'named' AND (${patterns.map(() => 'type GLOB ?').join(' OR ')}))`);
     }
     if (filters.length === 0) return null;
     // Tasks of jobs that run only on the other kind of worker are not this one's (kind is one of two words, not input).
-    stmt = this.db.prepare(`SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
-      AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') ORDER BY priority, seq LIMIT ?`);
+    // Tasks that require resources are claimed apart, where what is free is counted.
+    stmt = this.db.prepare(`SELECT seq${requiring ? ', requires' : ''} FROM tasks WHERE ${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
+      AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') AND requires IS ${requiring ? 'NOT ' : ''}NULL ORDER BY priority, seq LIMIT ?`);
     if (this.claimStmts.size > 1000) this.claimStmts.clear();
     this.claimStmts.set(key, stmt);
     return stmt;
@@ -418,6 +421,31 @@ export class SqliteStore implements Store {
           taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
           priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
           createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+        });
+      }
+      return out;
+    })([select, p]);
+  }
+
+  async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
+    const select = this.claimSelect(p.patterns, false, p.kind ?? 'node', true);
+    if (!select || p.limit <= 0) return [];
+    return this.tx('taskClaimFitting', ([select, p]: [Database.Statement, TaskClaimParams & { free: ResourceAmounts }]): ClaimedTask[] => {
+      const candidates = select.all(p.now, ...p.patterns.map(toSqliteGlob), 100) as Row[];
+      const out: ClaimedTask[] = [];
+      let free = p.free;
+      for (const { seq, requires } of candidates) {
+        if (out.length >= p.limit) break;
+        const req = JSON.parse(requires) as Requirements;
+        if (!fits(req, free)) continue;
+        const r = this.s.taskClaimOne.get(p.workerId, p.now, p.now + p.leaseMs, seq) as Row | undefined;
+        if (!r) continue;
+        free = take(free, req);
+        this.s.jobStart.run(p.now, r.job_id);
+        out.push({
+          taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+          priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+          createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: req,
         });
       }
       return out;

@@ -46,7 +46,10 @@ export interface WorkerRuntimeOptions {
   maxReconnectAttempts?: number;
   /** Reconnect when the connection drops. Default true. */
   autoRestart?: boolean;
-  /** What to tell the foreman about this machine (cpu cores, memory, platform, runtime, ...). */
+  /**
+   * What to tell the foreman about this machine: `cpuCores`, `memoryMb`, `gpu` and `labels`
+   * are what tasks that require resources are placed by; `platform`, `runtime`, … are shown.
+   */
   resources?: Record<string, unknown>;
   /** After a timeout or cancel fires a handler's AbortSignal, how long it may take to return. Default 1 s. */
   timeoutGraceMs?: number;

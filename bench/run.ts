@@ -4,6 +4,11 @@
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
+ *   checkpoint: one task of 2,000 batches, each recorded with a checkpoint (a batch handler),
+ *               beside the same work in a plain handler; the difference per batch is what
+ *               recording a batch costs
+ *   pipeline:   the pipeline example (examples/pipeline/graph.json): 100,000 numbers squared,
+ *               re-chunked and summed across three nodes; its wall time
  *   browser:    the same map job with runOn 'browser', run by two headless Chromium tabs that
  *               opened a join link (Debian's chromium through playwright-core; skipped with a
  *               line saying so when it is missing), beside the Node worker's map figure
@@ -138,6 +143,38 @@ try {
   }
 
   if (want('map')) console.log(mapLine('map', await mapRuns({})));
+
+  if (want('checkpoint')) {
+    const BATCHES = 2_000;
+    const expected = BATCHES * 500_500;
+    const timed = async (type: string) => {
+      const t0 = performance.now();
+      const v = await (await client.submit(type, { batches: BATCHES })).result();
+      if (v !== expected) throw new Error(`checkpoint: ${type} returned ${v}`);
+      return performance.now() - t0;
+    };
+    await timed('bench.checkpointed');
+    await timed('bench.loop');
+    const withRecords: number[] = [];
+    const plain: number[] = [];
+    for (let r = 0; r < RUNS; r++) { withRecords.push(await timed('bench.checkpointed')); plain.push(await timed('bench.loop')); }
+    const perBatchUs = ((median(withRecords) - median(plain)) * 1000) / BATCHES;
+    console.log(JSON.stringify({ bench: 'checkpoint', batches: BATCHES, wall_ms: Math.round(median(withRecords)), plain_wall_ms: Math.round(median(plain)),
+      overhead_us_per_batch: Math.round(perBatchUs), batches_per_s: Math.round(BATCHES / (median(withRecords) / 1000)), ...meta }));
+  }
+
+  if (want('pipeline')) {
+    const { readFileSync } = await import('node:fs');
+    const spec = JSON.parse(readFileSync(join(root, 'examples/pipeline/graph.json'), 'utf8'));
+    const walls: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const t0 = performance.now();
+      const v = await (await client.submitGraph(spec)).result();
+      walls.push(performance.now() - t0);
+      if (v !== 333338333350000) throw new Error(`pipeline: got ${v}`);
+    }
+    console.log(JSON.stringify({ bench: 'pipeline', numbers: 100_000, nodes: 3, wall_ms: Math.round(median(walls)), runs_wall_ms: walls.map(Math.round), ...meta }));
+  }
 
   if (want('browser')) {
     const chromiumPath = process.env.CROWDCOMPUTE_CHROMIUM ?? '/usr/bin/chromium';

@@ -11,7 +11,12 @@
  * node sees the same batches under the same uids: a resumed attempt skips the ones it did.
  */
 import { CrowdComputeError, type InputAdapter, type InputArgs } from '../../protocol/index.ts';
-import type { Batch } from './batch-handler.ts';
+
+/** A batch as an adapter hands it to `processBatch` (the batch handler's `Batch`). */
+export interface AdapterBatch {
+  batchUid: string;
+  payload: unknown;
+}
 
 /** What an adapter asks the foreman for. */
 export interface PullQuery {
@@ -56,7 +61,7 @@ async function* artifactsOf(args: InputArgs, pull: (q: PullQuery) => Promise<Pul
 }
 
 /** The batches an input adapter gives a node's `processBatch`. */
-export async function* adapterBatches(adapter: InputAdapter, args: InputArgs, pull: (q: PullQuery) => Promise<PulledArtifacts>, signal: AbortSignal, where: string): AsyncGenerator<Batch> {
+export async function* adapterBatches(adapter: InputAdapter, args: InputArgs, pull: (q: PullQuery) => Promise<PulledArtifacts>, signal: AbortSignal, where: string): AsyncGenerator<AdapterBatch> {
   if (adapter === 'pull.from_artifacts') {
     for await (const a of artifactsOf(args, pull, signal)) yield { batchUid: `${a.nodeId}/${a.batchUid}`, payload: a.data };
     return;
@@ -65,7 +70,7 @@ export async function* adapterBatches(adapter: InputAdapter, args: InputArgs, pu
   const key = args.metaListKey;
   let items: unknown[] = [];
   let start = 0;
-  const chunk = (list: unknown[]): Batch => ({ batchUid: `rechunk/${start}`, payload: key ? { [key]: list } : list });
+  const chunk = (list: unknown[]): AdapterBatch => ({ batchUid: `rechunk/${start}`, payload: key ? { [key]: list } : list });
   for await (const a of artifactsOf(args, pull, signal)) {
     const list = key ? (a.data as Record<string, unknown> | null)?.[key] : a.data;
     if (!Array.isArray(list)) {

@@ -20,6 +20,8 @@ export interface GraphNodePlan {
   dependsOn: string[];
   inputAdapter: InputAdapter | null;
   inputArgs: InputArgs | null;
+  /** Its failure does not fail the graph. */
+  optional?: boolean;
 }
 
 /** A graph as the store keeps it with its job. */
@@ -56,7 +58,8 @@ export function planGraph(jobId: string, spec: Pick<GraphJobSpec, 'nodes' | 'out
       if (!ids.has(d)) throw bad(`node "${n.id}" depends on "${d}", which is not a node of the graph`);
       if (d === n.id) throw bad(`node "${n.id}" depends on itself`);
     }
-    return { nodeId: n.id, taskId: `${jobId}.${index}`, index, type: n.type, dependsOn, inputAdapter: n.inputAdapter ?? null, inputArgs: n.inputArgs ?? null };
+    return { nodeId: n.id, taskId: `${jobId}.${index}`, index, type: n.type, dependsOn, inputAdapter: n.inputAdapter ?? null, inputArgs: n.inputArgs ?? null,
+      ...(n.optional ? { optional: true } : {}) };
   });
   // Cycles: repeatedly take the nodes whose dependencies are all taken.
   const taken = new Set<string>();
@@ -85,18 +88,36 @@ export interface NodeStatus {
 /**
  * The blocked nodes that may start now: a streaming node (an input adapter with
  * `eofOnTaskDone`) once one of its upstream nodes has written an artifact or all of them
- * have ended; any other node once all its upstream nodes have completed.
+ * have ended; any other node once all its upstream nodes have completed (an optional node
+ * that failed counts as done).
  */
 export function releasable(plan: GraphPlan, status: ReadonlyMap<string, NodeStatus>): string[] {
   const out: string[] = [];
+  const optional = new Set(plan.nodes.filter((n) => n.optional).map((n) => n.nodeId));
+  const ended = (u: NodeStatus | undefined) => u !== undefined && (u.state === 'completed' || u.state === 'failed' || u.state === 'cancelled');
   for (const n of plan.nodes) {
     const s = status.get(n.nodeId);
     if (!s || !s.blocked || s.state !== 'queued') continue;
-    const up = n.dependsOn.map((d) => status.get(d));
+    const up = n.dependsOn.map((d) => [d, status.get(d)] as const);
     const ready = streams(n)
-      ? up.some((u) => u?.hasArtifacts) || up.every((u) => u && !u.blocked && u.state !== 'queued' && u.state !== 'running')
-      : up.every((u) => u?.state === 'completed');
+      ? up.some(([, u]) => u?.hasArtifacts) || up.every(([, u]) => ended(u))
+      : up.every(([d, u]) => u?.state === 'completed' || (optional.has(d) && ended(u)));
     if (ready) out.push(n.taskId);
   }
   return out;
+}
+
+/**
+ * A finished graph's state: failed when a node that is not optional failed; otherwise
+ * cancelled if it was cancelled, else completed (optional nodes may have failed).
+ */
+export function graphState(plan: GraphPlan, failedTaskIds: readonly string[], cancelRequested: boolean): 'completed' | 'failed' | 'cancelled' {
+  const optional = new Set(plan.nodes.filter((n) => n.optional).map((n) => n.taskId));
+  if (failedTaskIds.some((id) => !optional.has(id))) return 'failed';
+  return cancelRequested ? 'cancelled' : 'completed';
+}
+
+/** True when one of these failed tasks is a node whose failure fails the graph. */
+export function failsGraph(plan: GraphPlan, failedTaskIds: readonly string[]): boolean {
+  return graphState(plan, failedTaskIds, false) === 'failed';
 }

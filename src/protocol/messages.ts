@@ -157,6 +157,8 @@ export const GraphNodeSpecSchema = z.object({
   maxAttempts: positiveInt.max(100).optional(),
   /** Resources the worker must have free (and labels it must have) to run it. */
   requires: RequirementsSchema.optional(),
+  /** Its failure does not fail the graph: the nodes after it go on without what it did not write. */
+  optional: z.boolean().optional(),
 });
 /** One node of a graph. */
 export type GraphNodeSpec = z.infer<typeof GraphNodeSpecSchema>;

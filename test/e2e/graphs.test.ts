@@ -110,7 +110,7 @@ test('crowdcompute graph run prints the pipeline example\'s result; sums works w
   }
 });
 
-test('a graph cancelled mid-run stops every node, whose handlers see the coordinator; a permanent failure fails the graph without retry, a transient one retries', { timeout: 120_000 }, async () => {
+test('a graph cancelled mid-run stops every node, whose handlers see the coordinator; a permanent failure fails the graph without retry (unless its node is optional), a transient one retries', { timeout: 120_000 }, async () => {
   const t = await setup();
   try {
     t.worker('w1');
@@ -138,6 +138,15 @@ test('a graph cancelled mid-run stops every node, whose handlers see the coordin
     assert.equal(bi.status, 'failed');
     assert.deepEqual(bi.nodes.map((n) => [n.nodeId, n.status, n.attempt]), [['a', 'failed', 1], ['b', 'cancelled', 0]]);
     assert.equal((bi.nodes[0].error as { code?: string }).code, 'unreadable');
+    // An optional node may fail: the nodes after it go on, and the graph completes.
+    const lenient = await t.client.submitGraph({ nodes: [
+      { id: 'a', type: 'pipeline.broken', input: { permanent: true }, optional: true },
+      { id: 'b', type: 'pipeline.total', inputAdapter: 'pull.from_artifacts', inputArgs: { fromNodes: ['a'], eofOnTaskDone: false } },
+    ] });
+    assert.equal(await lenient.result(), 0, 'b ran without what a did not write');
+    const li = await t.client.getGraph(lenient.jobId);
+    assert.equal(li.status, 'completed');
+    assert.deepEqual(li.nodes.map((n) => n.status), ['failed', 'completed']);
     // A transient failure is retried (and fails for good once the attempts are spent).
     const flaky = await t.client.submitGraph({ nodes: [{ id: 'a', type: 'pipeline.broken', input: { permanent: false }, maxAttempts: 2 }] });
     await assert.rejects(flaky.result());

@@ -8,6 +8,7 @@ import type { JobEvents } from './job-events.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
 import { matchesAny } from '../../core/pattern.ts';
 import { announced, describeRequirements, fits } from '../../core/resources.ts';
+import { failsGraph } from '../../core/graph.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 
 /** Submission limits, plus how long an idempotency key returns the same job. */
@@ -181,6 +182,10 @@ export class JobService {
       this.graphKinds.set(jobId, graph);
     }
     if (!graph) return;
+    // An optional node may fail without failing the graph.
+    const plan = await this.store.jobGraph(jobId);
+    const failed = (await this.store.taskList({ jobId, limit: plan?.nodes.length ?? 1_000, offset: 0, state: 'failed' })).map((t) => t.id);
+    if (!plan || !failsGraph(plan, failed)) return;
     const res = await this.store.jobCancel({ jobId, now: Date.now() });
     if (!res || !res.change) return;
     for (const t of res.running) this.registry.stopTask(t.workerId, t, `graph ${jobId} failed: one of its nodes failed`);

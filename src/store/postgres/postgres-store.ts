@@ -14,7 +14,7 @@ import {
   type JobCounts, type JobState, type TaskState, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
-import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
+import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
@@ -391,7 +391,9 @@ export class PostgresStore implements Store {
     let state: JobState = r.state;
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
-      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested, failureWins: r.kind === 'graph' });
+      state = r.kind === 'graph' && r.graph
+        ? graphState(JSON.parse(r.graph) as GraphPlan, (await c.query(`SELECT id FROM tasks WHERE job_id = $1 AND state = 'failed'`, [jobId])).rows.map((x) => x.id as string), r.cancel_requested)
+        : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
       // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
       await c.query('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3', [state, now, jobId]);
       finished = true;

@@ -16,7 +16,7 @@ import {
   type JobState, type TaskState, type JobCounts, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
-import { BLOCKED_UNTIL, releasable, type GraphPlan } from '../../core/graph.ts';
+import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
@@ -128,6 +128,7 @@ export class SqliteStore implements Store {
       jobGraph: db.prepare('SELECT graph FROM jobs WHERE id = ?'),
       graphTasks: db.prepare('SELECT id, state, available_at FROM tasks WHERE job_id = ?'),
       graphWriters: db.prepare('SELECT DISTINCT task_id FROM artifacts WHERE job_id = ?'),
+      graphFailed: db.prepare(`SELECT id FROM tasks WHERE job_id = ? AND state = 'failed'`),
       graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
       queuedBefore: db.prepare(`SELECT
@@ -460,7 +461,9 @@ export class SqliteStore implements Store {
     let state: JobState = r.state;
     let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
-      state = deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1, failureWins: r.kind === 'graph' });
+      state = r.kind === 'graph' && r.graph
+        ? graphState(JSON.parse(r.graph) as GraphPlan, (this.s.graphFailed.all(jobId) as Row[]).map((x) => x.id as string), r.cancel_requested === 1)
+        : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });
       this.s.jobSetState.run({ state, now, id: jobId });
       finished = true;
     }

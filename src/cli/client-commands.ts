@@ -1,4 +1,5 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type JobResultsView, type Priority } from '../protocol/index.ts';
@@ -61,6 +62,12 @@ function runOnArg(v: string): 'any' | 'node' | 'browser' {
 }
 
 /** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
+/** Upload a file from disk, named by its base name. */
+async function uploadFrom(client: ClientType, path: string) {
+  if (!existsSync(path)) throw new Error(`file ${path} does not exist`);
+  return client.uploadFile(new Uint8Array(readFileSync(path)), basename(path));
+}
+
 const warn = (warnings: readonly string[]) => { for (const w of warnings) process.stderr.write(`warning: ${w}\n`); };
 
 /** The client commands: map, submit, jobs, job, workers, stats, retry, cancel. */
@@ -121,10 +128,14 @@ export function clientCommands(program: Command): void {
     .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
     .option('--max-attempts <n>', 'attempts before the task fails for good', parseIntArg)
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
+    .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
     .option('--no-wait', 'print the task id and return at once'))
     .action(async (type: string, inputText: string, o) => {
       await withClient(o, async (client, { JobFailedError }) => {
+        const files: string[] = [];
+        for (const path of (o.file ?? []) as string[]) files.push((await uploadFrom(client, path)).fileId);
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
+          ...(files.length ? { files } : {}),
           ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
           ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
           ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}),
@@ -289,6 +300,14 @@ export function clientCommands(program: Command): void {
         process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
           g.nodes.map((n) => [n.nodeId, n.type, n.waiting ? 'waiting' : n.status, n.attempt, n.workerId ?? '-', n.artifacts, n.dependsOn.join(', ') || '-'])));
       });
+    });
+
+  const file = program.command('file').description('Files for tasks to carry: upload one (submit --file uploads and attaches in one step)');
+  foremanOption(file.command('upload')
+    .description('Upload a file; prints its id, to give in a task\'s "files"')
+    .argument('<path>', 'the file'))
+    .action(async (path: string, o) => {
+      await withClient(o, async (client) => { print(snakeKeys(await uploadFrom(client, path))); });
     });
 
   foremanOption(program.command('artifacts')

@@ -13,7 +13,7 @@ import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
-  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
@@ -61,6 +61,8 @@ export interface TaskOptions extends JobOptions {
   taskId?: string;
   /** Resources its worker must have free (`{ cpu, memoryMb, gpu, labels }`). */
   requires?: Requirements;
+  /** Files it carries (ids from `uploadFile`). */
+  files?: string[];
 }
 
 interface PendingSubmit {
@@ -77,6 +79,17 @@ export type JobInfo = CamelKeys<JobView>;
 
 /** A task as the REST API shows it, with camelCase keys. */
 export type TaskInfoRest = CamelKeys<TaskView>;
+/** An uploaded file, as `uploadFile` returns it. */
+export interface FileInfo {
+  fileId: string;
+  filename: string;
+  size: number;
+  contentType: string;
+  sha256: string;
+  jobId: string | null;
+  createdAt: string;
+}
+
 /** A task graph, as `getGraph` returns it. */
 export interface GraphInfo {
   jobId: string;
@@ -160,8 +173,8 @@ export class Client {
 
   /** Submit one named task (`image.resize`) with its input. */
   async submit<I = unknown, R = unknown>(type: string, input: I, options: TaskOptions = {}): Promise<TaskHandle<R>> {
-    const { taskId, requires, ...common } = options;
-    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}), ...(requires ? { requires } : {}) }], ...common });
+    const { taskId, requires, files, ...common } = options;
+    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}), ...(requires ? { requires } : {}), ...(files ? { files } : {}) }], ...common });
     // Tasks of a job are named `<jobId>.<index>` unless the caller named them.
     return new TaskHandle<R>(job, taskId ?? `${job.id}.0`);
   }
@@ -232,7 +245,7 @@ export class Client {
     }
   }
 
-  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal, raw?: { body?: { data: Uint8Array; contentType: string }; bytes?: boolean }): Promise<T> {
     const unreachable: string[] = [];
     for (let i = 0; i < this.httpBases.length; i++) {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
@@ -240,8 +253,8 @@ export class Client {
       try {
         const init = {
           method,
-          headers: { ...this.headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          headers: { ...this.headers, ...(raw?.body ? { 'content-type': raw.body.contentType } : body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(raw?.body ? { body: raw.body.data as Uint8Array<ArrayBuffer> } : body !== undefined ? { body: JSON.stringify(body) } : {}),
           ...(signal ? { signal } : {}),
         };
         res = this.agent ? await fetchWithAgent(`${base}${path}`, { ...init, dispatcher: this.agent }) as unknown as Response : await fetch(`${base}${path}`, init);
@@ -250,6 +263,7 @@ export class Client {
         continue;
       }
       this.httpIndex = (this.httpIndex + i) % this.httpBases.length;
+      if (raw?.bytes && res.ok) return new Uint8Array(await res.arrayBuffer()) as T;
       const text = await res.text();
       let data: any;
       try {
@@ -335,6 +349,22 @@ export class Client {
       taskId: r.task_id, complete: r.complete,
       artifacts: r.artifacts.map((a) => ({ seq: a.seq, taskId: a.task_id, batchUid: a.batch_uid, data: a.data, size: a.size, attempt: a.attempt, createdAt: a.created_at })),
     };
+  }
+
+  /**
+   * Upload a file for tasks to carry (`submit(type, input, { files: [file.fileId] })`); its
+   * handler reads it with `task.readFile(id)`. At most the foreman's --max-file-size.
+   */
+  async uploadFile(data: Uint8Array | string, filename: string, options: { contentType?: string } = {}): Promise<FileInfo> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    const contentType = options.contentType ?? (typeof data === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+    const f = await this.httpOnce<FileView>('POST', `/api/files?filename=${encodeURIComponent(filename)}`, undefined, undefined, { body: { data: bytes, contentType } });
+    return { fileId: f.file_id, filename: f.filename, size: f.size, contentType: f.content_type, sha256: f.sha256, jobId: f.job_id, createdAt: f.created_at };
+  }
+
+  /** A file's bytes (one this client's key uploaded, or any with an admin key). */
+  async downloadFile(fileId: string): Promise<Uint8Array> {
+    return this.httpOnce<Uint8Array>('GET', `/api/files/${encodeURIComponent(fileId)}/download`, undefined, undefined, { bytes: true });
   }
 
   /** A batch handler's batches done, their metrics summed, and its last checkpoint. */

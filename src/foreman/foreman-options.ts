@@ -26,6 +26,8 @@ export const FOREMAN_DEFAULTS = {
   maxArgs: 100_000,
   /** Largest artifact or checkpoint a batch handler may record (as JSON text). */
   maxArtifactBytes: 1 * MiB,
+  /** Largest file uploaded for tasks. */
+  maxFileBytes: 64 * MiB,
   /** Deadline of a task submitted without timeoutMs (the FastAPI worker node's TASK_TIMEOUT). */
   defaultTimeoutMs: 300_000,
   /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. */
@@ -91,6 +93,8 @@ export interface ForemanOptions {
   maxArgs?: number;
   /** Largest artifact or checkpoint a batch handler may record, as JSON text. Default 1 MiB. */
   maxArtifactBytes?: number;
+  /** Largest file uploaded for tasks (POST /api/files). Default 64 MiB. */
+  maxFileBytes?: number;
   /** Deadline of a task submitted without timeoutMs. Default 300 s. */
   defaultTimeoutMs?: number;
   /** Attempts a task may lose to vanished workers before it fails with CC_ERR_WORKER_LOST. Default 5. */

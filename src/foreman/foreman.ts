@@ -33,6 +33,7 @@ import { StoreHealth } from './store-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
+import { fileLink, registerFileRoutes, type FileLinkSigner } from './http/file-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerDashboard } from './dashboard/dashboard-routes.ts';
 import { registerJoinRoutes } from './http/join-routes.ts';
@@ -171,7 +172,10 @@ export class Foreman {
       { foremanId: this.id, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, defaultTimeoutMs: o.defaultTimeoutMs },
       { workAvailable, lookAgain: (workerId) => dispatcher?.lookAgain(workerId) });
     const series = new ThroughputSeries();
-    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series }, { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
+    // Download links for the files a task carries: signed with the deployment's secret.
+    const fileSigner: FileLinkSigner | null = auth ? { sign: (id, exp) => auth!.signFile(id, exp), verify: (id, exp, sig) => auth!.verifyFile(id, exp, sig) } : null;
+    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series, fileLink: (id) => fileLink(id, fileSigner) },
+      { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
@@ -253,7 +257,7 @@ export class Foreman {
     // and answers are plain JSON, so neither is reshaped by Fastify.
     app.setValidatorCompiler(() => (data) => ({ value: data }));
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-    app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes));
+    app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes, o.maxFileBytes));
     registerHttpAuth(app, auth);
     await registerUiAssets(app);
     await app.register(swagger, {
@@ -268,6 +272,7 @@ export class Foreman {
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
     registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs });
     registerTaskRoutes(app, { store, jobs });
+    registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
     registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerDashboard(app, { store, registry, feed, series });
     registerJoinRoutes(app, { credentials: credentialService, registry, audit: (event, fields) => auth?.audit(event, fields) });

@@ -87,6 +87,8 @@ export const NamedTaskSpecSchema = z.object({
   maxAttempts: positiveInt.max(100).optional(),
   /** Resources the worker must have free (and labels it must have) to run it. */
   requires: RequirementsSchema.optional(),
+  /** Files it carries: ids of files uploaded with POST /api/files (client.uploadFile). */
+  files: z.array(id).max(100).optional(),
 });
 /** One named task of a `tasks` job. */
 export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;
@@ -159,6 +161,8 @@ export const GraphNodeSpecSchema = z.object({
   requires: RequirementsSchema.optional(),
   /** Its failure does not fail the graph: the nodes after it go on without what it did not write. */
   optional: z.boolean().optional(),
+  /** Files it carries: ids of files uploaded with POST /api/files (client.uploadFile). */
+  files: z.array(id).max(100).optional(),
 });
 /** One node of a graph. */
 export type GraphNodeSpec = z.infer<typeof GraphNodeSpecSchema>;
@@ -203,6 +207,11 @@ export const WireTaskSchema = z.object({
    * done, so this attempt resumes where the last one stopped (batch handlers skip those batches).
    */
   resume: z.object({ checkpoint: json.optional(), batches: z.array(z.string()) }).optional(),
+  /**
+   * Files the task carries, with where to download them: `url` is a path on the foreman,
+   * signed for this task's worker (valid for an hour), to fetch from the foreman's address.
+   */
+  files: z.array(z.object({ fileId: z.string(), filename: z.string(), size: z.number().int(), contentType: z.string(), url: z.string() })).optional(),
   /** A graph node's task: its node id and, when it reads upstream artifacts, how. */
   graph: z.object({
     nodeId: z.string(),

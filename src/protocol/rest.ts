@@ -263,6 +263,24 @@ export const TaskBatchesViewSchema = z.object({
 /** A task's batches, as the REST API shows them. */
 export type TaskBatchesView = z.infer<typeof TaskBatchesViewSchema>;
 
+/** POST /api/files: the file's name. */
+export const FileUploadQuerySchema = z.object({
+  filename: z.string().min(1).max(255).describe("the file's name, as tasks will see it"),
+});
+
+/** An uploaded file. */
+export const FileViewSchema = z.object({
+  file_id: z.string(),
+  filename: z.string(),
+  size: z.number().int(),
+  content_type: z.string(),
+  sha256: z.string(),
+  job_id: z.string().nullable().describe('the job whose tasks carry it, once one does (it is pruned with that job)'),
+  created_at: isoTime,
+});
+/** An uploaded file, as the REST API shows it. */
+export type FileView = z.infer<typeof FileViewSchema>;
+
 /** A task graph's nodes and where each stands. */
 export const GraphViewSchema = z.object({
   job_id: z.string(),

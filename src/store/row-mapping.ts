@@ -6,7 +6,7 @@
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ArtifactListParams, ArtifactRecord, AttemptError, CredentialRecord, JobRecord, JobResults, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobRecord, JobResults, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -191,4 +191,12 @@ export function nodeStatus(plan: GraphPlan, rows: Row[], writers: ReadonlySet<st
     if (r) out.set(n.nodeId, { state: r.state, blocked: Number(r.available_at) >= BLOCKED_UNTIL, hasArtifacts: writers.has(n.taskId) });
   }
   return out;
+}
+
+/** A file's row, without its bytes. */
+export function fileFromRow(r: Row): FileRecord {
+  return {
+    id: r.id, owner: r.owner, jobId: r.job_id, filename: r.filename, size: Number(r.size), contentType: r.content_type,
+    sha256: r.sha256, createdAt: Number(r.created_at),
+  };
 }

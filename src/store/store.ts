@@ -115,6 +115,10 @@ export interface ClaimedTask {
   graph?: WireTask['graph'];
   /** What it requires of its worker (claimed by `taskClaimFitting`). */
   requires?: Requirements;
+  /** Ids of the files it carries. */
+  fileIds?: string[];
+  /** Those files, as the worker receives them (set by the dispatcher). */
+  files?: WireTask['files'];
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -148,6 +152,8 @@ export interface NewTask {
   availableAt?: number;
   /** Resources its worker must have free; such tasks are claimed by `taskClaimFitting` only. */
   requires?: Requirements | null;
+  /** Files it carries (ids of uploaded files); they are attached to its job. */
+  files?: string[];
 }
 
 /** A job and its tasks, inserted in one transaction. */
@@ -279,6 +285,21 @@ export interface ArtifactListParams {
   taskIds?: string[];
   afterSeq?: number;
   limit: number;
+}
+
+/** A file uploaded for tasks, without its bytes. */
+export interface FileRecord {
+  id: string;
+  /** The API key that uploaded it (null under --insecure). */
+  owner: string | null;
+  /** The job whose tasks carry it, once one does (it is pruned with that job). */
+  jobId: string | null;
+  filename: string;
+  size: number;
+  contentType: string;
+  /** SHA-256 of the bytes, hex. */
+  sha256: string;
+  createdAt: number;
 }
 
 /** A job whose counts or state changed in a store call. */
@@ -503,6 +524,15 @@ export interface Store {
   taskBatches(taskId: string): Promise<TaskBatchRecord[]>;
   /** Artifacts in `seq` order. */
   artifactList(params: ArtifactListParams): Promise<ArtifactRecord[]>;
+
+  /** Keep an uploaded file's bytes. */
+  fileInsert(params: Omit<FileRecord, 'jobId'> & { data: Uint8Array }): Promise<void>;
+  /** Files by id, without their bytes (unknown ids are absent). */
+  fileList(ids: readonly string[]): Promise<FileRecord[]>;
+  /** A file's bytes, or null. */
+  fileData(id: string): Promise<Uint8Array | null>;
+  /** The files a task carries (in the order given at submission). */
+  taskFiles(taskId: string): Promise<FileRecord[]>;
 
   workerUpsert(params: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void>;
   workerDisconnected(params: { workerId: string; now: number }): Promise<void>;

@@ -6,7 +6,7 @@
 export { Worker, type WorkerOptions } from './worker.ts';
 export { WorkerRuntime, type WorkerRuntimeOptions, type WorkerStatus, type WorkerStats } from './runtime/worker-runtime.ts';
 export { WORKER_DEFAULTS } from './runtime/worker-defaults.ts';
-export { NonRetryableError, type TaskHandler, type TaskContext, type TaskInfo, type HandlerOptions } from './runtime/handler-registry.ts';
+export { NonRetryableError, type TaskHandler, type TaskContext, type TaskInfo, type TaskFile, type HandlerOptions } from './runtime/handler-registry.ts';
 export type { CodeExecutor, CodeRun } from './runtime/code-executor.ts';
 export {
   isBatchHandler, FINALIZE_BATCH_UID,

@@ -86,6 +86,9 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'GET', path: `/api/tasks/${taskId}/batches`, openapi: '/api/tasks/{id}/batches', needs: 'own' },
     { method: 'POST', path: `/task/${taskId}/cancel`, openapi: '/task/{id}/cancel', needs: 'own' },
     { method: 'POST', path: `/api/tasks/${taskId}/cancel`, openapi: '/api/tasks/{id}/cancel', needs: 'own' },
+    { method: 'POST', path: '/api/files?filename=a.txt', openapi: '/api/files', needs: 'submit', body: { any: 'bytes' } },
+    { method: 'GET', path: '/api/files/nope', openapi: '/api/files/{id}', needs: 'own' },
+    { method: 'GET', path: '/api/files/nope/download', openapi: '/api/files/{id}/download', needs: 'own' },
   ];
   const open = ['/health'];
   const documented = Object.keys((await call('GET', '/openapi.json', null)).json.paths);

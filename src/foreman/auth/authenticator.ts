@@ -265,6 +265,18 @@ export class Authenticator implements Service {
     for (const [nonce, until] of this.nonces) if (until < now) this.nonces.delete(nonce);
   }
 
+  // ------------------------------------------------------------------ file links
+
+  /** The signature of a task's download link for a file, until `expires`. */
+  signFile(fileId: string, expires: number): string {
+    return sign(this.secret, `file\n${fileId}\n${expires}`);
+  }
+
+  /** True when a download link's signature is this foreman's. */
+  verifyFile(fileId: string, expires: number, signature: string): boolean {
+    return safeEqual(signature, this.signFile(fileId, expires));
+  }
+
   // ------------------------------------------------------------------ dashboard sessions
 
   /** A session for a key that logged in: the cookies to set. */

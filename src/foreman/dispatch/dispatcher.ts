@@ -77,9 +77,12 @@ export class Dispatcher implements Service {
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
   private readonly options: DispatcherOptions;
+  /** Where a worker downloads a file its task carries (a signed path on this foreman). */
+  private readonly fileLink: (fileId: string) => string;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries }, options: DispatcherOptions) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries; fileLink?: (fileId: string) => string }, options: DispatcherOptions) {
     this.series = deps.series ?? null;
+    this.fileLink = deps.fileLink ?? ((id) => `/api/files/${encodeURIComponent(id)}/download`);
     this.store = deps.store;
     this.registry = deps.registry;
     this.events = deps.events;
@@ -322,6 +325,16 @@ export class Dispatcher implements Service {
       const node = plan?.nodes[c.index];
       if (node && node.taskId === c.taskId) {
         c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
+      }
+    }
+    // Files the tasks carry: their names and sizes, and links to download them.
+    const fileIds = [...new Set(claimed.flatMap((c) => c.fileIds ?? []))];
+    if (fileIds.length > 0) {
+      const byId = new Map((await this.store.fileList(fileIds)).map((f) => [f.id, f]));
+      for (const c of claimed) {
+        if (!c.fileIds) continue;
+        c.files = c.fileIds.map((id) => byId.get(id)).filter((f) => f !== undefined)
+          .map((f) => ({ fileId: f.id, filename: f.filename, size: f.size, contentType: f.contentType, url: this.fileLink(f.id) }));
       }
     }
     const retried = claimed.filter((c) => c.attempt > 1 && c.kind === 'named');

@@ -7,7 +7,7 @@ import { Authenticator } from '../auth/authenticator.ts';
  * What a route asks of its caller: nothing (`open`); a login, or a redirect to the login page
  * (`page`); any valid API key (`authenticated`, the route itself checks ownership); or a scope.
  */
-export type Access = 'open' | 'page' | 'authenticated' | Scope;
+export type Access = 'open' | 'page' | 'authenticated' | Scope | 'link';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -40,6 +40,8 @@ export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | nul
     if (!auth) { req.principal = INSECURE; return; }
     const access: Access = req.routeOptions.config?.access ?? 'authenticated';
     if (access === 'open') { req.principal = ANONYMOUS; return; }
+    // A signed link (a task's file download) is checked by its route; without one, a key is needed.
+    if (access === 'link' && typeof (req.query as { sig?: unknown } | undefined)?.sig === 'string') { req.principal = ANONYMOUS; return; }
     const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.ip });
     req.principal = who.principal;
     if (who.principal.kind === 'anonymous') {
@@ -49,7 +51,7 @@ export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | nul
     if (who.via === 'session' && !SAFE_METHODS.has(req.method) && !auth.checkCsrf(who.session!, req.headers['x-csrf-token'] as string | undefined)) {
       throw new CrowdComputeError('CC_ERR_FORBIDDEN', 'a change asked through a dashboard session must carry its CSRF token (x-csrf-token header)');
     }
-    if (access !== 'authenticated' && access !== 'page') requireScope(who.principal, access, `${req.method} ${req.routeOptions.url}`);
+    if (access !== 'authenticated' && access !== 'page' && access !== 'link') requireScope(who.principal, access, `${req.method} ${req.routeOptions.url}`);
   });
 }
 

@@ -26,12 +26,15 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
  * Every REST error body is `{ code, message, detail }`: `code` is stable, `message` says what
  * and which limit, `detail` repeats it for clients written against FastAPI's shape.
  */
-export function makeErrorHandler(log: Logger, maxBodyBytes: number) {
+export function makeErrorHandler(log: Logger, maxBodyBytes: number, maxFileBytes = maxBodyBytes) {
   return (error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
     let err: CrowdComputeError;
     if (error instanceof CrowdComputeError) err = error;
     else if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      err = new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `request body exceeds ${formatBytes(maxBodyBytes)}, the foreman's limit (--max-payload)`, { limit: maxBodyBytes });
+      // A file upload has a limit of its own.
+      const file = request.routeOptions.url === '/api/files';
+      const limit = file ? maxFileBytes : maxBodyBytes;
+      err = new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `${file ? 'the file' : 'request body'} exceeds ${formatBytes(limit)}, the foreman's limit (${file ? '--max-file-size' : '--max-payload'})`, { limit });
     } else if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
       err = new CrowdComputeError('CC_ERR_BAD_JSON', `request body is not valid JSON: ${error.message}`);
     } else if ((error as FastifyError).statusCode && (error as FastifyError).statusCode! < 500) {

@@ -52,6 +52,7 @@ export class JobService {
     requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
     const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
+    await this.checkFiles(params.tasks.flatMap((t) => t.files ?? []), principal);
     beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;
     try {
@@ -165,6 +166,17 @@ export class JobService {
   private mayCancel(principal: Principal, what: string): void {
     if (maySubmit(principal)) return;
     requireScope(principal, 'submit', what);
+  }
+
+  /** Files a submission's tasks carry must exist and be the submitter's to give. */
+  private async checkFiles(ids: string[], principal: Principal): Promise<void> {
+    if (ids.length === 0) return;
+    const unique = [...new Set(ids)];
+    const found = new Map((await this.store.fileList(unique)).map((f) => [f.id, f]));
+    const missing = unique.filter((id) => !found.has(id) || !mayAccessJob(principal, found.get(id)!.owner));
+    if (missing.length > 0) {
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `no file has the id${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).join(', ')} (upload files first: POST /api/files, client.uploadFile)`, { fileIds: missing });
+    }
   }
 
   /** Which jobs are graphs, as far as failures have asked (a job's kind never changes). */

@@ -91,7 +91,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
       tasks.push({
         id: plan.nodes[index].taskId, index, kind: 'named', type: n.type, input: n.input ?? null,
         priority: n.priority ?? priority, maxAttempts: n.maxAttempts ?? maxAttempts, timeoutMs: n.timeoutMs ?? timeoutMs,
-        ...(waits ? { availableAt: BLOCKED_UNTIL } : {}), ...(n.requires ? { requires: n.requires } : {}),
+        ...(waits ? { availableAt: BLOCKED_UNTIL } : {}), ...(n.requires ? { requires: n.requires } : {}), ...(n.files?.length ? { files: n.files } : {}),
       });
     });
     return {
@@ -114,7 +114,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     tasks.push({
       id: t.taskId ?? `${jobId}.${index}`, index, kind: 'named', type: t.type, input: t.input ?? null,
       priority: t.priority ?? priority, maxAttempts: t.maxAttempts ?? maxAttempts, timeoutMs: t.timeoutMs ?? timeoutMs,
-      ...(t.requires ? { requires: t.requires } : {}),
+      ...(t.requires ? { requires: t.requires } : {}), ...(t.files?.length ? { files: t.files } : {}),
     });
   });
   return {

@@ -288,6 +288,7 @@ export class WorkerRegistry {
       if (t.argOffset !== undefined) w.argOffset = t.argOffset;
       if (t.resume !== undefined) w.resume = t.resume;
       if (t.graph !== undefined) w.graph = t.graph;
+      if (t.files !== undefined) w.files = t.files;
       return w;
     });
     s.peer.send(Object.keys(code).length > 0

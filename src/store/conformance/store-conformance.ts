@@ -594,6 +594,29 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(next.map((t) => t.index), [1]);
     });
 
+    test('files: kept with their bytes, attached to the job whose tasks carry them, listed per task in order, pruned with the job', async () => {
+      const now = Date.now();
+      const bytes = new TextEncoder().encode('hello, file');
+      await store.fileInsert({ id: 'f1', owner: 'k1', filename: 'a.txt', size: bytes.length, contentType: 'text/plain', sha256: 'x', createdAt: now, data: bytes });
+      await store.fileInsert({ id: 'f2', owner: 'k1', filename: 'b.bin', size: 3, contentType: 'application/octet-stream', sha256: 'y', createdAt: now, data: new Uint8Array([1, 2, 3]) });
+      assert.deepEqual(new TextDecoder().decode((await store.fileData('f1'))!), 'hello, file');
+      assert.equal(await store.fileData('nope'), null);
+      assert.deepEqual((await store.fileList(['f2', 'f1', 'nope'])).map((f) => f.id).sort(), ['f1', 'f2']);
+      const p = namedJob(['f.read'], { retentionMs: 1 });
+      p.tasks[0].files = ['f2', 'f1'];
+      const { job } = await store.jobInsert(p);
+      assert.deepEqual((await store.taskFiles(p.tasks[0].id)).map((f) => [f.id, f.filename, f.jobId]), [['f2', 'b.bin', job.id], ['f1', 'a.txt', job.id]]);
+      assert.deepEqual(await store.taskFiles('no-task'), []);
+      const [t] = await claim(store, 'w', ['f.*'], 1);
+      await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'completed', result: 1 }], now });
+      let more = true;
+      while (more) more = (await store.jobPrune({ now: now + 1_000, maxTasks: 1_000 })).more;
+      assert.equal(await store.fileData('f1'), null, 'pruned with its job');
+      await store.fileInsert({ id: 'f3', owner: null, filename: 'c', size: 0, contentType: 'text/plain', sha256: 'z', createdAt: now, data: new Uint8Array() });
+      await store.jobPrune({ now: now + 1_000, maxTasks: 1_000, forgetPrunedBefore: now + 1 });
+      assert.equal(await store.fileData('f3'), null, 'a file no job carried goes in time');
+    });
+
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {
       await store.probeSpace();
       await store.probeSpace();

@@ -20,10 +20,10 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
-  ArtifactListParams, ArtifactRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
+  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -289,14 +289,17 @@ export class PostgresStore implements Store {
         jr = (await insertJob()).rows[0];
       }
       // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires)
-          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires
-          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[])
-            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires)
+      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
+          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
+            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
           ORDER BY t.idx RETURNING seq, priority`,
         [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
           tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
-          tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null))])).rows[0];
+          tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
+          tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))])).rows[0];
+      const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
+      if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
       // The queue position and the announcement to other foremen, in one round trip.
       const position = Number((await c.query(`SELECT pg_notify($3, $4),
           (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
@@ -447,7 +450,7 @@ export class PostgresStore implements Store {
         UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
         FROM picked WHERE t.seq = picked.seq
-        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at`,
+        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files`,
         [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'])).rows;
       if (rows.length === 0) return [];
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
@@ -457,6 +460,7 @@ export class PostgresStore implements Store {
         taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
         priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
         createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+        ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
       }));
     }, { begin: BEGIN_QUEUE_READ });
   }
@@ -479,7 +483,7 @@ export class PostgresStore implements Store {
       if (chosen.size === 0) return [];
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL WHERE t.seq = ANY($4::bigint[]) AND ${guard('claim')}
-          RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at`,
+          RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files`,
         [p.workerId, p.now, p.now + p.leaseMs, [...chosen.keys()]])).rows;
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`, [p.now, [...new Set(rows.map((r) => r.job_id))]]);
@@ -487,6 +491,7 @@ export class PostgresStore implements Store {
         taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
         priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
         createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: chosen.get(Number(r.seq))!,
+        ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
       }));
     });
   }
@@ -763,6 +768,29 @@ export class PostgresStore implements Store {
     return (await this.q(sql, args)).rows.map(artifactFromRow);
   }
 
+  async fileInsert(p: Omit<FileRecord, 'jobId'> & { data: Uint8Array }): Promise<void> {
+    await this.q(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [p.id, p.owner, p.filename, p.size, p.contentType, p.sha256, Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength), p.createdAt]);
+  }
+
+  async fileList(ids: readonly string[]): Promise<FileRecord[]> {
+    if (ids.length === 0) return [];
+    return (await this.q('SELECT id, owner, job_id, filename, size, content_type, sha256, created_at FROM files WHERE id = ANY($1::text[])', [ids])).rows.map(fileFromRow);
+  }
+
+  async fileData(id: string): Promise<Uint8Array | null> {
+    const r = (await this.q('SELECT data FROM files WHERE id = $1', [id])).rows[0];
+    return r ? new Uint8Array(r.data as Buffer) : null;
+  }
+
+  async taskFiles(taskId: string): Promise<FileRecord[]> {
+    const text = (await this.q('SELECT files FROM tasks WHERE id = $1', [taskId])).rows[0]?.files;
+    if (!text) return [];
+    const ids = JSON.parse(text) as string[];
+    const byId = new Map((await this.fileList(ids)).map((f) => [f.id, f]));
+    return ids.map((id) => byId.get(id)).filter((f): f is FileRecord => f !== undefined);
+  }
+
   // ------------------------------------------------------------------ workers, stats
 
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
@@ -840,12 +868,15 @@ export class PostgresStore implements Store {
         await c.query('DELETE FROM jobs WHERE id = $1', [job.id]);
         await c.query('DELETE FROM task_batches WHERE job_id = $1', [job.id]);
         await c.query('DELETE FROM artifacts WHERE job_id = $1', [job.id]);
+        await c.query('DELETE FROM files WHERE job_id = $1', [job.id]);
         await c.query('INSERT INTO pruned_jobs (id, owner, pruned_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET pruned_at = $3', [job.id, job.owner, p.now]);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }
       }
       if (p.forgetPrunedBefore !== undefined) {
         await c.query('DELETE FROM pruned_jobs WHERE id IN (SELECT id FROM pruned_jobs WHERE pruned_at < $1 LIMIT 1000)', [p.forgetPrunedBefore]);
+        // Files uploaded and never carried by a job go as old tombstones do.
+        await c.query('DELETE FROM files WHERE id IN (SELECT id FROM files WHERE job_id IS NULL AND created_at < $1 LIMIT 1000)', [p.forgetPrunedBefore]);
       }
       for (const [key, n] of [['pruned_jobs', out.jobs], ['pruned_tasks', out.tasks]] as const) {
         if (n > 0) await c.query(`INSERT INTO cc_meta (key, value) VALUES ($1, $2::bigint::text) ON CONFLICT (key) DO UPDATE SET value = (cc_meta.value::bigint + $2::bigint)::text`, [key, n]);

@@ -210,4 +210,26 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX tasks_requiring ON tasks (priority, seq) WHERE state = 'queued' AND requires IS NOT NULL;
     `,
   },
+  {
+    version: 10,
+    name: 'files',
+    sql: `
+      -- Files uploaded for tasks; a job's tasks carry them, and they are pruned with that job.
+      CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        owner TEXT,
+        job_id TEXT,
+        filename TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX files_job ON files (job_id);
+      CREATE INDEX files_unattached ON files (created_at) WHERE job_id IS NULL;
+      -- The files a task carries, in order (JSON array of file ids).
+      ALTER TABLE tasks ADD COLUMN files TEXT;
+    `,
+  },
 ];

@@ -22,11 +22,11 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
-  ArtifactListParams, ArtifactRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
+  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -122,8 +122,15 @@ export class SqliteStore implements Store {
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
          @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now)`),
-      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`),
+      taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`),
+      fileInsert: db.prepare(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at)
+        VALUES (@id, @owner, @filename, @size, @contentType, @sha256, @data, @createdAt)`),
+      fileAttach: db.prepare('UPDATE files SET job_id = ? WHERE id = ? AND job_id IS NULL'),
+      fileData: db.prepare('SELECT data FROM files WHERE id = ?'),
+      taskFilesOf: db.prepare('SELECT files FROM tasks WHERE id = ?'),
+      pruneFiles: db.prepare('DELETE FROM files WHERE job_id = ?'),
+      pruneLooseFiles: db.prepare('DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE job_id IS NULL AND created_at < ? LIMIT 1000)'),
       jobKind: db.prepare('SELECT kind FROM jobs WHERE id = ?'),
       jobGraph: db.prepare('SELECT graph FROM jobs WHERE id = ?'),
       graphTasks: db.prepare('SELECT id, state, available_at FROM tasks WHERE job_id = ?'),
@@ -145,7 +152,7 @@ export class SqliteStore implements Store {
       taskGet: db.prepare('SELECT * FROM tasks WHERE id = ?'),
       taskClaimOne: db.prepare(`UPDATE tasks SET state = ${to('claim')}, attempt = attempt + 1, worker_id = ?, started_at = ?,
         lease_expires_at = ?, progress = NULL, progress_message = NULL WHERE seq = ? AND ${guard('claim')}
-        RETURNING id, job_id, idx, kind, type, input, priority, attempt, timeout_ms, created_at, available_at`),
+        RETURNING id, job_id, idx, kind, type, input, priority, attempt, timeout_ms, created_at, available_at, files`),
       // From an index, not OFFSET: page 1,000 of a 100,000-task job costs what page 1 does.
       taskList: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?'),
       taskListByState: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? AND state = ? ORDER BY idx LIMIT ?'),
@@ -278,7 +285,8 @@ export class SqliteStore implements Store {
       for (const t of tasks) {
         const rank = PRIORITY_RANK[t.priority];
         const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
-          t.requires ? JSON.stringify(t.requires) : null);
+          t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
+        for (const f of t.files ?? []) this.s.fileAttach.run(job.id, f);
         if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
       }
       const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
@@ -422,6 +430,7 @@ export class SqliteStore implements Store {
           taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
           priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
           createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+          ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
         });
       }
       return out;
@@ -447,6 +456,7 @@ export class SqliteStore implements Store {
           taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
           priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
           createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: req,
+          ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
         });
       }
       return out;
@@ -655,6 +665,29 @@ export class SqliteStore implements Store {
     return (this.db.prepare(sql).all(...args) as Row[]).map(artifactFromRow);
   }
 
+  async fileInsert(p: Omit<FileRecord, 'jobId'> & { data: Uint8Array }): Promise<void> {
+    this.s.fileInsert.run({ ...p, data: Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength) });
+  }
+
+  async fileList(ids: readonly string[]): Promise<FileRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = this.db.prepare(`SELECT id, owner, job_id, filename, size, content_type, sha256, created_at FROM files WHERE id IN (${ids.map(() => '?').join(', ')})`).all(...ids) as Row[];
+    return rows.map(fileFromRow);
+  }
+
+  async fileData(id: string): Promise<Uint8Array | null> {
+    const r = this.s.fileData.get(id) as Row | undefined;
+    return r ? new Uint8Array(r.data as Buffer) : null;
+  }
+
+  async taskFiles(taskId: string): Promise<FileRecord[]> {
+    const text = (this.s.taskFilesOf.get(taskId) as Row | undefined)?.files;
+    if (!text) return [];
+    const ids = JSON.parse(text) as string[];
+    const byId = new Map((await this.fileList(ids)).map((f) => [f.id, f]));
+    return ids.map((id) => byId.get(id)).filter((f): f is FileRecord => f !== undefined);
+  }
+
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {
     this.s.workerUpsert.run({
       id: p.id, state: p.state, capacity: p.capacity, patterns: JSON.stringify(p.patterns), allowCode: p.allowCode ? 1 : 0,
@@ -716,11 +749,16 @@ export class SqliteStore implements Store {
         this.s.pruneJob.run(job.id);
         this.s.pruneBatches.run(job.id);
         this.s.pruneArtifacts.run(job.id);
+        this.s.pruneFiles.run(job.id);
         this.s.pruneTombstone.run(job.id, job.owner, p.now);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }
       }
-      if (p.forgetPrunedBefore !== undefined) this.s.pruneForget.run(p.forgetPrunedBefore);
+      if (p.forgetPrunedBefore !== undefined) {
+        this.s.pruneForget.run(p.forgetPrunedBefore);
+        // Files uploaded and never carried by a job go as old tombstones do.
+        this.s.pruneLooseFiles.run(p.forgetPrunedBefore);
+      }
       if (out.jobs > 0) this.s.metaAdd.run({ key: 'pruned_jobs', n: out.jobs });
       if (out.tasks > 0) this.s.metaAdd.run({ key: 'pruned_tasks', n: out.tasks });
       return out;

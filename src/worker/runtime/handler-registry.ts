@@ -1,5 +1,5 @@
 import { bestPattern } from '../../core/pattern.ts';
-import type { TaskError, WireTask } from '../../protocol/index.ts';
+import { CrowdComputeError, type TaskError, type WireTask } from '../../protocol/index.ts';
 
 /** What a handler receives: the task, as the worker sees it. */
 export interface TaskInfo<I = any> {
@@ -19,15 +19,44 @@ export interface TaskInfo<I = any> {
   graph?: WireTask['graph'];
   /** A field of an object input, or `fallback` when the input has no such field. */
   getInput<T = any>(key: string, fallback?: T): T;
+  /** Files the task carries: id, name, size, type, and the link to download them. */
+  files: TaskFile[];
+  /** The file with this id, if the task carries it. */
+  getFileById(fileId: string): TaskFile | undefined;
+  /** The files of this name the task carries. */
+  getFilesByName(filename: string): TaskFile[];
+  /** A file's bytes, downloaded from the foreman (by id, or as listed in `files`). */
+  readFile(file: string | TaskFile): Promise<Uint8Array>;
+}
+
+/** A file a task carries. */
+export interface TaskFile {
+  fileId: string;
+  filename: string;
+  size: number;
+  contentType: string;
+  /** Where to download it: a link on the foreman, signed for this task's worker. */
+  url: string;
 }
 
 /** What a handler sees of a task as it arrives. */
 export function taskInfo(t: WireTask): TaskInfo {
   const input = t.input;
+  const files: TaskFile[] = t.files ?? [];
   return {
     id: t.taskId, jobId: t.jobId, type: t.type, input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs,
     ...(t.resume ? { resume: t.resume } : {}),
     ...(t.graph ? { graph: t.graph } : {}),
+    files,
+    getFileById: (fileId) => files.find((f) => f.fileId === fileId),
+    getFilesByName: (filename) => files.filter((f) => f.filename === filename),
+    readFile: async (file) => {
+      const f = typeof file === 'string' ? files.find((x) => x.fileId === file) : file;
+      if (!f) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${t.taskId} carries no file ${String(file)}`);
+      const res = await fetch(f.url);
+      if (!res.ok) throw new CrowdComputeError('CC_ERR_CONNECTION', `downloading file ${f.fileId} (${f.filename}) for task ${t.taskId} failed: HTTP ${res.status}`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
     getInput: (key, fallback) => (input !== null && typeof input === 'object' && !Array.isArray(input) && Object.hasOwn(input, key)
       ? (input as Record<string, any>)[key] : fallback),
   };

@@ -458,7 +458,11 @@ export class WorkerRuntime extends EventEmitter {
           this.link.send({ type: 'release_tasks', tasks: msg.tasks.map((t) => ({ taskId: t.taskId, attempt: t.attempt })), reason: `worker ${this.workerId} is draining` });
           return;
         }
-        for (const t of msg.tasks) this.runner.start(t);
+        for (const t of msg.tasks) {
+          // File links are paths on the foreman: made absolute against the address it was reached at.
+          if (t.files) t.files = t.files.map((f) => ({ ...f, url: new URL(f.url, foremanHttpBase(this.link.currentUrl)).toString() }));
+          this.runner.start(t);
+        }
         return;
       case 'cancel_task':
         this.runner.cancel(msg.taskId, msg.attempt, msg.reason, msg.cause ?? 'coordinator');
@@ -527,4 +531,10 @@ export class WorkerRuntime extends EventEmitter {
     this.outbox.add(o, bytes);
     this.emit('taskFinished', o, { type: task.type, jobId: task.jobId });
   }
+}
+
+/** `ws://host:8000/ws` → `http://host:8000/`; `wss://…` → `https://…`. */
+function foremanHttpBase(wsUrl: string): string {
+  const u = new URL(wsUrl);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}/`;
 }

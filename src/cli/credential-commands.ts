@@ -122,7 +122,8 @@ export function credentialCommands(program: Command): void {
     .option('--url <foreman>', 'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one a foreman on this machine left, else http://localhost:8000)'))
     .action(async (o) => {
       await withCredentials(o, true, async (svc) => {
-        const issued = await svc.createJoinLink({ name: o.name ?? null, expiresAt: Date.now() + o.expires, maxWorkers: o.maxWorkers });
+        const now = Date.now();
+        const issued = await svc.createJoinLink({ name: o.name ?? null, expiresAt: now + o.expires, maxWorkers: o.maxWorkers, now });
         const local = await import('../host/local-credentials.ts');
         const { canonicalDatabaseUrl } = await import('../store/open-store.ts');
         const saved = local.localCredentialsFor(canonicalDatabaseUrl(o.database) ?? '');

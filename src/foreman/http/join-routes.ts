@@ -51,8 +51,10 @@ export function registerJoinRoutes(app: FastifyInstance, deps: { credentials: Cr
       const now = Date.now();
       return { id: 'open', name: 'authentication is off: any tab may join', url: joinUrl(origin(req), null), expires_at: null, max_workers: null, connected: 0, created_at: new Date(now).toISOString(), revoked_at: null };
     }
+    // One clock reading for the expiry and its check: a link of a few milliseconds is still made.
+    const now = Date.now();
     const issued = await deps.credentials.createJoinLink({
-      name: body.name ?? null, expiresAt: Date.now() + (body.expires_in_ms ?? JOIN_LINK_DEFAULTS.expiresInMs), maxWorkers: body.max_workers ?? JOIN_LINK_DEFAULTS.maxWorkers,
+      name: body.name ?? null, expiresAt: now + (body.expires_in_ms ?? JOIN_LINK_DEFAULTS.expiresInMs), maxWorkers: body.max_workers ?? JOIN_LINK_DEFAULTS.maxWorkers, now,
     });
     deps.audit('credential_created', { credentialId: issued.record.id, kind: 'join', keyId: req.principal.kind === 'key' ? req.principal.keyId : null });
     return view(issued.record, joinUrl(origin(req), issued.text));

@@ -35,6 +35,20 @@ function TaskRow({ task, onRetry, busy }) {
     </div><h3>Attempts</h3><${Attempts} task=${task} /></td></tr>` : ''}`;
 }
 
+// A task graph's nodes: each one's state (or waiting for its upstream nodes), attempt, worker,
+// the artifacts it wrote, and what it depends on or reads.
+function GraphNodes({ graph }) {
+  return html`<div class="section-head"><h2>Nodes</h2><span class="small muted">output: <code>${graph.output}</code></span></div>
+    <div class="table-wrap"><table class="nodes" data-testid="graph-nodes">
+      <thead><tr><th>node</th><th>type</th><th>state</th><th class="num">attempt</th><th class="hide-narrow">worker</th><th class="num">artifacts</th><th>after</th></tr></thead>
+      <tbody>${graph.nodes.map((n) => html`<tr data-node=${n.node_id} data-state=${n.waiting ? 'waiting' : n.status}>
+        <td><code>${n.node_id}</code></td><td>${n.type}</td>
+        <td>${n.waiting ? html`<span class="muted">waiting</span>` : html`<${State} state=${n.status} />`}</td>
+        <td class="num">${n.attempt}</td><td class="small hide-narrow">${n.worker_id ?? '–'}</td><td class="num">${num(n.artifacts)}</td>
+        <td class="small">${n.depends_on.length ? html`${n.depends_on.join(', ')}${n.input_adapter ? html` <span class="muted">(${n.input_adapter})</span>` : ''}` : '–'}</td></tr>`)}
+      </tbody></table></div>`;
+}
+
 export function JobPage({ id, live }) {
   const [job, setJob] = useState(null);
   const [tasks, setTasks] = useState(null);
@@ -43,16 +57,20 @@ export function JobPage({ id, live }) {
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState(null);
   const [busy, setBusy] = useState(false);
+  const [graph, setGraph] = useState(null);
   const pending = useRef(null);
 
   const loadTasks = async (f = from, s = status) => {
     const q = new URLSearchParams({ limit: String(PAGE), offset: String(f) });
     if (s) q.set('status', s);
     setTasks(await api(`/api/jobs/${id}/tasks?${q}`));
+    if (job?.kind === 'graph' || graph) setGraph(await api(`/api/jobs/${id}/graph`));
   };
   const load = async () => {
     try {
-      setJob(await api(`/api/jobs/${id}`));
+      const j = await api(`/api/jobs/${id}`);
+      setJob(j);
+      if (j.kind === 'graph') setGraph(await api(`/api/jobs/${id}/graph`));
       await loadTasks();
       setError(null);
     } catch (e) { setError(e.message); }
@@ -101,7 +119,8 @@ export function JobPage({ id, live }) {
       <div class="progress-big"><${JobProgress} job=${job} /> <${Counts} job=${job} /></div>
       <dl class="kv">
         <dt>id</dt><dd class="mono">${job.id}</dd>
-        <dt>kind</dt><dd>${job.kind === 'map' ? `map: ${job.label ?? 'function'} over ${num(job.arg_count)} arguments, ${num(job.chunk_size)} per task` : `named tasks: ${job.label ?? ''}`}</dd>
+        <dt>kind</dt><dd>${job.kind === 'map' ? `map: ${job.label ?? 'function'} over ${num(job.arg_count)} arguments, ${num(job.chunk_size)} per task`
+          : job.kind === 'graph' ? `task graph of ${num(job.total_tasks)} nodes: ${job.label ?? ''}` : `named tasks: ${job.label ?? ''}`}</dd>
         <dt>priority</dt><dd>${job.priority}</dd>
         <dt>attempts per task</dt><dd>${job.max_attempts}${job.timeout_ms ? ` · timeout ${duration(job.timeout_ms)}` : ''}</dd>
         <dt>created</dt><dd>${new Date(job.created_at).toLocaleString()} <span class="muted">(${age(job.created_at)})</span></dd>
@@ -110,6 +129,7 @@ export function JobPage({ id, live }) {
         ${job.prune_at ? html`<dt>kept until</dt><dd>${new Date(job.prune_at).toLocaleString()}</dd>` : ''}
       </dl>
     </div>
+    ${graph ? html`<${GraphNodes} graph=${graph} />` : ''}
     <div class="section-head"><h2>Tasks</h2>
       <div class="filters"><select aria-label="task state" value=${status} onChange=${(e) => { setFrom(0); setStatus(e.currentTarget.value); }}>
         <option value="">every state</option>${['queued', 'running', 'completed', 'failed', 'cancelled'].map((s) => html`<option value=${s}>${s}</option>`)}</select></div></div>

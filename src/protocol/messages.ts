@@ -212,6 +212,8 @@ export const WireTaskSchema = z.object({
    * signed for this task's worker (valid for an hour), to fetch from the foreman's address.
    */
   files: z.array(z.object({ fileId: z.string(), filename: z.string(), size: z.number().int(), contentType: z.string(), url: z.string() })).optional(),
+  /** The job's metadata, when it has some (`task.getMetadata(key)`). */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   /** A graph node's task: its node id and, when it reads upstream artifacts, how. */
   graph: z.object({
     nodeId: z.string(),

@@ -115,6 +115,8 @@ export interface ClaimedTask {
   graph?: WireTask['graph'];
   /** What it requires of its worker (claimed by `taskClaimFitting`). */
   requires?: Requirements;
+  /** Its job's metadata (set by the dispatcher). */
+  metadata?: Record<string, unknown>;
   /** Ids of the files it carries. */
   fileIds?: string[];
   /** Those files, as the worker receives them (set by the dispatcher). */

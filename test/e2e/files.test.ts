@@ -1,7 +1,8 @@
 /**
  * Files attached to tasks, as the DistWorker SDK has them: uploaded through the SDK, REST and
  * the CLI, carried by tasks, read by their handlers through a signed link (getFileById,
- * getFilesByName, readFile); refused when unknown, another owner's, or too large.
+ * getFilesByName, readFile), with the job's metadata (getMetadata); refused when unknown,
+ * another owner's, or too large.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +33,7 @@ test('files: uploaded by SDK, REST and CLI, carried by tasks, read by handlers; 
         names: task.files.map((f) => `${f.filename}:${f.size}`),
         notes: new TextDecoder().decode(await task.readFile(named[0])),
         wanted: byId ? Array.from(await task.readFile(byId.fileId)) : null,
+        project: task.getMetadata('project', 'none'),
       };
     });
   try {
@@ -43,8 +45,8 @@ test('files: uploaded by SDK, REST and CLI, carried by tasks, read by handlers; 
     const res = await foreman.fetch('/api/files?filename=data.bin', { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array([7, 8, 9]) });
     assert.equal(res.status, 201);
     const bin = await res.json();
-    const task = await client.submit('files.read', { want: bin.file_id }, { files: [notes.fileId, bin.file_id] });
-    assert.deepEqual(await task.result(), { names: ['notes.txt:17', 'data.bin:3'], notes: 'hello from a file', wanted: [7, 8, 9] });
+    const task = await client.submit('files.read', { want: bin.file_id }, { files: [notes.fileId, bin.file_id], metadata: { project: 'atlas' } });
+    assert.deepEqual(await task.result(), { names: ['notes.txt:17', 'data.bin:3'], notes: 'hello from a file', wanted: [7, 8, 9], project: 'atlas' });
     assert.equal((await client.getJobTasks(task.jobId))[0].status, 'completed');
     assert.deepEqual(Array.from(await client.downloadFile(bin.file_id)), [7, 8, 9]);
     assert.equal((await (await foreman.fetch(`/api/files/${notes.fileId}`)).json()).job_id, task.jobId, 'attached to the job that carries it');
@@ -55,6 +57,7 @@ test('files: uploaded by SDK, REST and CLI, carried by tasks, read by handlers; 
     const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['--no-node-snapshot', BIN, 'submit', 'files.read', '{"want":"none"}', '--file', path, '--foreman', foreman.url],
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
     assert.equal(JSON.parse(out).notes, 'from the command line');
+    assert.equal(JSON.parse(out).project, 'none', 'getMetadata gives the default when the job has none');
 
     // Refusals: an unknown file, a link without a signature, a file over the limit.
     await assert.rejects(client.submit('files.read', {}, { files: ['no-such-file'] }), /no file has the id no-such-file/);

@@ -61,8 +61,8 @@ export class Dispatcher implements Service {
   private wakeAt = Infinity;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private readonly code = new JobCache<{ code: string; chunkSize: number; name: string | null }>(1000);
-  /** Graph jobs' nodes; null for jobs that are not graphs. */
-  private readonly graphs = new JobCache<GraphPlan | null>(10_000);
+  /** What named tasks are sent with, per job: its graph (null if none) and its metadata (null if none). */
+  private readonly jobInfo = new JobCache<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }>(10_000);
   private readonly acks: AckBatcher;
   private idleResolvers: (() => void)[] = [];
   /** Consecutive ticks that failed on the store, and the pause before the next try. */
@@ -300,14 +300,15 @@ export class Dispatcher implements Service {
     return entry;
   }
 
-  /** A job's graph, from the cache or the store (null: not a graph). */
-  private async graphOf(jobId: string): Promise<GraphPlan | null> {
-    let plan = this.graphs.get(jobId);
-    if (plan === undefined) {
-      plan = await this.store.jobGraph(jobId);
-      this.graphs.set(jobId, plan);
+  /** A job's graph and metadata, from the cache or the store. */
+  private async infoOf(jobId: string): Promise<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }> {
+    let info = this.jobInfo.get(jobId);
+    if (info === undefined) {
+      const job = await this.store.jobGet(jobId);
+      info = { graph: job?.kind === 'graph' ? await this.store.jobGraph(jobId) : null, metadata: job?.metadata ?? null };
+      this.jobInfo.set(jobId, info);
     }
-    return plan;
+    return info;
   }
 
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
@@ -321,8 +322,9 @@ export class Dispatcher implements Service {
     // A graph node's task says which node it is and how it reads its upstream nodes.
     for (const c of claimed) {
       if (c.kind !== 'named') continue;
-      const plan = await this.graphOf(c.jobId);
-      const node = plan?.nodes[c.index];
+      const info = await this.infoOf(c.jobId);
+      if (info.metadata) c.metadata = info.metadata;
+      const node = info.graph?.nodes[c.index];
       if (node && node.taskId === c.taskId) {
         c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
       }

@@ -289,6 +289,7 @@ export class WorkerRegistry {
       if (t.resume !== undefined) w.resume = t.resume;
       if (t.graph !== undefined) w.graph = t.graph;
       if (t.files !== undefined) w.files = t.files;
+      if (t.metadata !== undefined) w.metadata = t.metadata;
       return w;
     });
     s.peer.send(Object.keys(code).length > 0

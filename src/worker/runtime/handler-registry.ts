@@ -19,6 +19,10 @@ export interface TaskInfo<I = any> {
   graph?: WireTask['graph'];
   /** A field of an object input, or `fallback` when the input has no such field. */
   getInput<T = any>(key: string, fallback?: T): T;
+  /** The job's metadata (given at submission), or {}. */
+  metadata: Record<string, unknown>;
+  /** A field of the job's metadata, or `fallback`. */
+  getMetadata<T = any>(key: string, fallback?: T): T;
   /** Files the task carries: id, name, size, type, and the link to download them. */
   files: TaskFile[];
   /** The file with this id, if the task carries it. */
@@ -43,11 +47,14 @@ export interface TaskFile {
 export function taskInfo(t: WireTask): TaskInfo {
   const input = t.input;
   const files: TaskFile[] = t.files ?? [];
+  const metadata: Record<string, unknown> = t.metadata ?? {};
   return {
     id: t.taskId, jobId: t.jobId, type: t.type, input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs,
     ...(t.resume ? { resume: t.resume } : {}),
     ...(t.graph ? { graph: t.graph } : {}),
     files,
+    metadata,
+    getMetadata: (key, fallback) => (Object.hasOwn(metadata, key) ? metadata[key] as never : fallback as never),
     getFileById: (fileId) => files.find((f) => f.fileId === fileId),
     getFilesByName: (filename) => files.filter((f) => f.filename === filename),
     readFile: async (file) => {

@@ -166,7 +166,8 @@ export class Foreman {
 
     // The registry and the dispatcher call each other through signals, so neither imports the other.
     let dispatcher: Dispatcher | null = null;
-    const workAvailable = () => dispatcher?.announceWork();
+    // Tasks handed back or retried may require resources; a submission says whether its do.
+    const workAvailable = (requiring = true) => dispatcher?.announceWork({ requiring });
     const events = new JobEvents(store, log, Math.floor(o.maxPayloadBytes / 2));
     const registry = new WorkerRegistry({ store, events, metrics, log },
       { foremanId: this.id, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, defaultTimeoutMs: o.defaultTimeoutMs },

@@ -50,8 +50,13 @@ export class Dispatcher implements Service {
   private workVersion = 0;
   /** Per worker, the work version at which its last claim came back short. */
   private readonly emptyAt = new Map<string, number>();
-  /** The same for tasks that require resources: a worker found none that fit at this work version. */
+  /**
+   * The same for tasks that require resources, by `fitVersion`: it moves when such tasks may
+   * have appeared (a submission here, a graph node released, the sweep), not with every task,
+   * so plain work does not pay for a second claim.
+   */
   private readonly emptyFitAt = new Map<string, number>();
+  private fitVersion = 0;
   private scheduled = false;
   private running = false;
   private again = false;
@@ -94,7 +99,9 @@ export class Dispatcher implements Service {
 
   async start(): Promise<void> {
     if (this.sweepTimer || this.stopped) return;
-    this.sweepTimer = setInterval(() => this.announceWork(), this.options.sweepIntervalMs);
+    // Also the pace at which idle workers look again for tasks that require resources, which
+    // another foreman may have queued without this one hearing of it.
+    this.sweepTimer = setInterval(() => this.announceWork({ requiring: true }), this.options.sweepIntervalMs);
     this.sweepTimer.unref();
     this.kick();
   }
@@ -117,9 +124,13 @@ export class Dispatcher implements Service {
     this.acks.close();
   }
 
-  /** New or returning work exists: every idle worker should look again. */
-  announceWork(): void {
+  /**
+   * New or returning work exists: every idle worker should look again; with `requiring`, for
+   * tasks that require resources too (looked for apart, and only when such work may be there).
+   */
+  announceWork(options: { requiring?: boolean } = {}): void {
     this.workVersion++;
+    if (options.requiring) this.fitVersion++;
     this.kick();
   }
 
@@ -230,8 +241,8 @@ export class Dispatcher implements Service {
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
     this.events.publish(result.jobs);
-    // Graph nodes whose upstream nodes just completed may start.
-    if (result.released > 0) this.announceWork();
+    // Graph nodes whose upstream nodes just completed may start (and may require resources).
+    if (result.released > 0) this.announceWork({ requiring: true });
   }
 
   /** A recorded outcome in the metrics: by type and how it ended, its run time, and (completed) its latency from submission. */
@@ -275,12 +286,13 @@ export class Dispatcher implements Service {
       this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
       // Tasks that require resources, in what the worker still has free: looked for when the
       // plain claim left slots free, and not again until new work is announced.
-      if (claimed.length < free && t.hello.patterns.length > 0 && this.emptyFitAt.get(t.workerId) !== version) {
+      const fitVersion = this.fitVersion;
+      if (claimed.length < free && t.hello.patterns.length > 0 && this.emptyFitAt.get(t.workerId) !== fitVersion) {
         const fitting = await this.store.taskClaimFitting({
           workerId: t.workerId, patterns: t.hello.patterns, allowCode: false, limit: free - claimed.length, leaseMs: t.leaseTtlMs, now, kind: t.kind,
           free: t.freeResources(),
         });
-        if (fitting.length === 0) this.emptyFitAt.set(t.workerId, version);
+        if (fitting.length === 0) this.emptyFitAt.set(t.workerId, fitVersion);
         claimed.push(...fitting);
       }
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
@@ -320,9 +332,13 @@ export class Dispatcher implements Service {
     // A task that ran before may have left a checkpoint and batches done: the new attempt
     // resumes from them. First attempts (nearly all) cost nothing here.
     // A graph node's task says which node it is and how it reads its upstream nodes.
+    let info: Awaited<ReturnType<Dispatcher['infoOf']>> | null = null;
+    let infoJob = '';
     for (const c of claimed) {
       if (c.kind !== 'named') continue;
-      const info = await this.infoOf(c.jobId);
+      // Claims come mostly from one job: ask the cache once per run of tasks of the same job.
+      if (c.jobId !== infoJob) { info = await this.infoOf(c.jobId); infoJob = c.jobId; }
+      if (!info) continue;
       if (info.metadata) c.metadata = info.metadata;
       const node = info.graph?.nodes[c.index];
       if (node && node.taskId === c.taskId) {

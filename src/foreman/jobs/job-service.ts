@@ -28,12 +28,12 @@ export class JobService {
   private readonly events: JobEvents;
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
-  private readonly workAvailable: () => void;
+  private readonly workAvailable: (requiring?: boolean) => void;
   /** An admin cancelled another owner's work (an audit event). */
   onAdminCancel: ((event: { keyId: string; jobId: string; taskId?: string; owner: string | null }) => void) | null = null;
   private readonly options: JobServiceOptions;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: () => void }, options: JobServiceOptions) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: (requiring?: boolean) => void }, options: JobServiceOptions) {
     this.store = deps.store;
     this.registry = deps.registry;
     this.events = deps.events;
@@ -71,7 +71,7 @@ export class JobService {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-      this.workAvailable();
+      this.workAvailable(params.tasks.some((t) => t.requires));
     }
     return { ...accepted, warnings: await this.unservedWarnings(spec) };
   }

@@ -110,7 +110,7 @@ export class WorkerMessages {
     });
     peer.send({ type: 'task_record_ack', requestId: msg.requestId, recorded });
     // Graph nodes waiting for these artifacts may start now.
-    if (released > 0) this.deps.dispatcher.announceWork();
+    if (released > 0) this.deps.dispatcher.announceWork({ requiring: true });
   }
 
   /**

@@ -43,30 +43,63 @@ export interface TaskFile {
   url: string;
 }
 
+const NO_FILES: TaskFile[] = [];
+const NO_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
+/** A task as its handler sees it; the helpers live on the prototype, so a task costs one object. */
+class ArrivedTask implements TaskInfo {
+  readonly id: string;
+  readonly jobId: string;
+  readonly type: string;
+  readonly input: any;
+  readonly attempt: number;
+  readonly priority: string;
+  readonly timeoutMs: number | null;
+  readonly resume?: { checkpoint?: unknown; batches: string[] };
+  readonly graph?: WireTask['graph'];
+  readonly files: TaskFile[];
+  readonly metadata: Record<string, unknown>;
+
+  constructor(t: WireTask) {
+    this.id = t.taskId;
+    this.jobId = t.jobId;
+    this.type = t.type;
+    this.input = t.input;
+    this.attempt = t.attempt;
+    this.priority = t.priority;
+    this.timeoutMs = t.timeoutMs;
+    if (t.resume) this.resume = t.resume;
+    if (t.graph) this.graph = t.graph;
+    this.files = t.files ?? NO_FILES;
+    this.metadata = t.metadata ?? NO_METADATA;
+  }
+
+  getInput<T = any>(key: string, fallback?: T): T {
+    const input = this.input as unknown;
+    return input !== null && typeof input === 'object' && !Array.isArray(input) && Object.hasOwn(input, key)
+      ? (input as Record<string, T>)[key] : fallback as T;
+  }
+
+  getMetadata<T = any>(key: string, fallback?: T): T {
+    return Object.hasOwn(this.metadata, key) ? this.metadata[key] as T : fallback as T;
+  }
+
+  getFileById(fileId: string): TaskFile | undefined { return this.files.find((f) => f.fileId === fileId); }
+
+  getFilesByName(filename: string): TaskFile[] { return this.files.filter((f) => f.filename === filename); }
+
+  async readFile(file: string | TaskFile): Promise<Uint8Array> {
+    const f = typeof file === 'string' ? this.getFileById(file) : file;
+    if (!f) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${this.id} carries no file ${String(file)}`);
+    const res = await fetch(f.url);
+    if (!res.ok) throw new CrowdComputeError('CC_ERR_CONNECTION', `downloading file ${f.fileId} (${f.filename}) for task ${this.id} failed: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}
+
 /** What a handler sees of a task as it arrives. */
 export function taskInfo(t: WireTask): TaskInfo {
-  const input = t.input;
-  const files: TaskFile[] = t.files ?? [];
-  const metadata: Record<string, unknown> = t.metadata ?? {};
-  return {
-    id: t.taskId, jobId: t.jobId, type: t.type, input, attempt: t.attempt, priority: t.priority, timeoutMs: t.timeoutMs,
-    ...(t.resume ? { resume: t.resume } : {}),
-    ...(t.graph ? { graph: t.graph } : {}),
-    files,
-    metadata,
-    getMetadata: (key, fallback) => (Object.hasOwn(metadata, key) ? metadata[key] as never : fallback as never),
-    getFileById: (fileId) => files.find((f) => f.fileId === fileId),
-    getFilesByName: (filename) => files.filter((f) => f.filename === filename),
-    readFile: async (file) => {
-      const f = typeof file === 'string' ? files.find((x) => x.fileId === file) : file;
-      if (!f) throw new CrowdComputeError('CC_ERR_TASK_NOT_FOUND', `task ${t.taskId} carries no file ${String(file)}`);
-      const res = await fetch(f.url);
-      if (!res.ok) throw new CrowdComputeError('CC_ERR_CONNECTION', `downloading file ${f.fileId} (${f.filename}) for task ${t.taskId} failed: HTTP ${res.status}`);
-      return new Uint8Array(await res.arrayBuffer());
-    },
-    getInput: (key, fallback) => (input !== null && typeof input === 'object' && !Array.isArray(input) && Object.hasOwn(input, key)
-      ? (input as Record<string, any>)[key] : fallback),
-  };
+  return new ArrivedTask(t);
 }
 
 /** Tools a handler gets besides its input. */

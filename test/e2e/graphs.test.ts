@@ -46,6 +46,14 @@ function executions(log: string): Map<string, { runs: number; again: string[] }>
   return out;
 }
 
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const { default: pgm } = await import('pg');
+  const c = new pgm.Client({ connectionString: url });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await c.end();
+}
+
 async function setup(database?: string) {
   const dir = mkdtempSync(join(tmpdir(), 'cc-graph-'));
   const port = await freePort();
@@ -110,8 +118,12 @@ test('crowdcompute graph run prints the pipeline example\'s result; sums works w
   }
 });
 
-test('a graph cancelled mid-run stops every node, whose handlers see the coordinator; a permanent failure fails the graph without retry (unless its node is optional), a transient one retries', { timeout: 120_000 }, async () => {
-  const t = await setup();
+for (const store of ['sqlite', 'postgres'] as const) {
+  const pg = store === 'postgres' ? pgUrl : null;
+  test(`a graph cancelled mid-run stops every node, whose handlers see the coordinator; a permanent failure fails the graph without retry (unless its node is optional), a transient one retries (${store})`,
+    { skip: store === 'postgres' && !pg ? 'no PostgreSQL (CROWDCOMPUTE_TEST_POSTGRES)' : false, timeout: 120_000 }, async () => {
+  const schema = `cc_graph_cancel_${process.pid}`;
+  const t = await setup(pg ? `${pg}?schema=${schema}` : undefined);
   try {
     t.worker('w1');
     const g = await t.client.submitGraph(slowPipeline(50, 50));
@@ -153,8 +165,10 @@ test('a graph cancelled mid-run stops every node, whose handlers see the coordin
     assert.equal((await t.client.getGraph(flaky.jobId)).nodes[0].attempt, 2);
   } finally {
     await t.close();
+    if (pg) await dropSchema(pg, schema);
   }
-});
+  });
+}
 
 for (const store of ['sqlite', 'postgres'] as const) {
   const pg = store === 'postgres' ? pgUrl : null;
@@ -201,13 +215,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         assert.ok((runs.get('sums')?.runs ?? 0) <= 22, `sums processed ${runs.get('sums')?.runs} batches for 20`);
       } finally {
         await t.close();
-        if (pg) {
-          const { default: pgm } = await import('pg');
-          const c = new pgm.Client({ connectionString: pg });
-          await c.connect();
-          await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await c.end();
-        }
+        if (pg) await dropSchema(pg, schema);
       }
     });
 }

@@ -526,6 +526,8 @@ export interface Store {
   taskBatches(taskId: string): Promise<TaskBatchRecord[]>;
   /** Artifacts in `seq` order. */
   artifactList(params: ArtifactListParams): Promise<ArtifactRecord[]>;
+  /** How many artifacts each task of a job has written (tasks with none are absent). */
+  artifactCounts(jobId: string): Promise<Map<string, number>>;
 
   /** Keep an uploaded file's bytes. */
   fileInsert(params: Omit<FileRecord, 'jobId'> & { data: Uint8Array }): Promise<void>;

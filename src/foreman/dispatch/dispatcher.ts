@@ -285,7 +285,7 @@ export class Dispatcher implements Service {
       });
       this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
       // Tasks that require resources, in what the worker still has free: looked for when the
-      // plain claim left slots free, and not again until new work is announced.
+      // plain claim left slots free, and not again until such tasks may have appeared.
       const fitVersion = this.fitVersion;
       if (claimed.length < free && t.hello.patterns.length > 0 && this.emptyFitAt.get(t.workerId) !== fitVersion) {
         const fitting = await this.store.taskClaimFitting({
@@ -329,9 +329,8 @@ export class Dispatcher implements Service {
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.
     for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
-    // A task that ran before may have left a checkpoint and batches done: the new attempt
-    // resumes from them. First attempts (nearly all) cost nothing here.
-    // A graph node's task says which node it is and how it reads its upstream nodes.
+    // A graph node's task says which node it is and how it reads its upstream nodes; named
+    // tasks carry their job's metadata.
     let info: Awaited<ReturnType<Dispatcher['infoOf']>> | null = null;
     let infoJob = '';
     for (const c of claimed) {
@@ -355,6 +354,8 @@ export class Dispatcher implements Service {
           .map((f) => ({ fileId: f.id, filename: f.filename, size: f.size, contentType: f.contentType, url: this.fileLink(f.id) }));
       }
     }
+    // A task that ran before may have left a checkpoint and batches done: the new attempt
+    // resumes from them. First attempts (nearly all) cost nothing here.
     const retried = claimed.filter((c) => c.attempt > 1 && c.kind === 'named');
     if (retried.length > 0) {
       const resume = await this.store.taskResume(retried.map((c) => c.taskId));

@@ -87,13 +87,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const plan = await store.jobGraph(id);
     if (!plan) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} is not a task graph`, { jobId: id });
     const tasks = await store.taskList({ jobId: id, limit: plan.nodes.length, offset: 0 });
-    const written = new Map<string, number>();
-    for (let after = 0; ;) {
-      const page = await store.artifactList({ jobId: id, afterSeq: after, limit: 10_000 });
-      for (const a of page) written.set(a.taskId, (written.get(a.taskId) ?? 0) + 1);
-      if (page.length < 10_000) break;
-      after = page.at(-1)!.seq;
-    }
+    const written = await store.artifactCounts(id);
     const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
     return {
       job_id: id, status: job.state, output: plan.output,

@@ -534,6 +534,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual((await store.artifactList({ jobId: job.id, afterSeq: all[0].seq, limit: 10 })).map((a) => a.batchUid), ['b1']);
       assert.deepEqual((await store.artifactList({ taskIds: [again.taskId], limit: 1 })).map((a) => a.batchUid), ['b0'], 'limit holds');
       assert.deepEqual(await store.artifactList({ taskIds: [], limit: 10 }), []);
+      assert.deepEqual(await store.artifactCounts(job.id), new Map([[again.taskId, 2]]));
       assert.deepEqual((await store.taskResume([again.taskId])).get(again.taskId), { checkpoint: { next: 2 }, batches: ['b0', 'b1'] });
       assert.deepEqual(await store.taskResume([(await store.jobInsert(namedJob(['x.y']))).job.id + '.0']), new Map(), 'a task that recorded nothing has no resume state');
 

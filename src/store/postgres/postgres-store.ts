@@ -768,6 +768,11 @@ export class PostgresStore implements Store {
     return (await this.q(sql, args)).rows.map(artifactFromRow);
   }
 
+  async artifactCounts(jobId: string): Promise<Map<string, number>> {
+    const rows = (await this.q('SELECT task_id, count(*) AS n FROM artifacts WHERE job_id = $1 GROUP BY task_id', [jobId])).rows;
+    return new Map(rows.map((r) => [r.task_id as string, Number(r.n)]));
+  }
+
   async fileInsert(p: Omit<FileRecord, 'jobId'> & { data: Uint8Array }): Promise<void> {
     await this.q(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [p.id, p.owner, p.filename, p.size, p.contentType, p.sha256, Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength), p.createdAt]);

@@ -135,6 +135,7 @@ export class SqliteStore implements Store {
       jobGraph: db.prepare('SELECT graph FROM jobs WHERE id = ?'),
       graphTasks: db.prepare('SELECT id, state, available_at FROM tasks WHERE job_id = ?'),
       graphWriters: db.prepare('SELECT DISTINCT task_id FROM artifacts WHERE job_id = ?'),
+      artifactCounts: db.prepare('SELECT task_id, count(*) AS n FROM artifacts WHERE job_id = ? GROUP BY task_id'),
       graphFailed: db.prepare(`SELECT id FROM tasks WHERE job_id = ? AND state = 'failed'`),
       graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
@@ -686,6 +687,10 @@ export class SqliteStore implements Store {
     const ids = JSON.parse(text) as string[];
     const byId = new Map((await this.fileList(ids)).map((f) => [f.id, f]));
     return ids.map((id) => byId.get(id)).filter((f): f is FileRecord => f !== undefined);
+  }
+
+  async artifactCounts(jobId: string): Promise<Map<string, number>> {
+    return new Map((this.s.artifactCounts.all(jobId) as Row[]).map((r) => [r.task_id as string, Number(r.n)]));
   }
 
   async workerUpsert(p: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void> {

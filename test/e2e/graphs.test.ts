@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '../../src/client/index.ts';
-import { freePort, spawnForemanProcess, spawnWorkerProcess, waitFor, type ChildWorker } from '../../src/testing/index.ts';
+import { freePort, localApiKeyAt, spawnForemanProcess, spawnWorkerProcess, waitFor, type ChildWorker } from '../../src/testing/index.ts';
 import { testPostgresUrl } from '../../src/store/postgres/postgres-test-url.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/pipeline-handlers.ts', import.meta.url));
@@ -22,6 +22,7 @@ const EXAMPLE = fileURLToPath(new URL('../../examples/pipeline/graph.json', impo
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 const SQUARES_TO_100K = 333338333350000;
 const pgUrl = await testPostgresUrl();
+const localKey = (url: string) => localApiKeyAt(url) ?? '';
 
 /** The example graph, each batch slowed down so that the test can act in the middle of it. */
 function slowPipeline(numbersDelayMs: number, sumsDelayMs: number) {
@@ -113,6 +114,24 @@ test('crowdcompute graph run prints the pipeline example\'s result; sums works w
     const sumsArts = await t.client.getArtifacts(node('sums').taskId);
     assert.ok(Date.parse(sumsArts.artifacts[0].createdAt) < numbersDone, 'sums wrote its first artifact before numbers completed');
     assert.deepEqual(Object.keys(await g.results()), ['numbers', 'sums', 'total']);
+
+    // Over REST, in snake_case as FlowKit names the fields; a bad graph is refused naming its nodes.
+    const rest = (body: unknown) => fetch(`${t.foreman.url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${localKey(t.foreman.url)}` }, body: JSON.stringify(body) });
+    const created = await rest({ kind: 'graph', name: 'rest graph', nodes: [
+      { id: 'numbers', type: 'pipeline.numbers', input: { from: 1, to: 10, batchSize: 5 } },
+      { id: 'sums', type: 'pipeline.sums', input_adapter: 'pull.from_artifacts.rechunk:size', input_args: { from_nodes: ['numbers'], size: 100, meta_list_key: 'items', eof_on_task_done: false } },
+    ] });
+    assert.equal(created.status, 201);
+    const jobId = (await created.json()).id;
+    await waitFor(async () => (await t.client.getJob(jobId)).status === 'completed' || null, { message: 'the REST graph completes' });
+    const restGraph = await (await fetch(`${t.foreman.url}/api/jobs/${jobId}/graph`, { headers: { authorization: `Bearer ${localKey(t.foreman.url)}` } })).json();
+    assert.deepEqual(restGraph.nodes.map((n: { node_id: string; status: string; input_adapter: string | null }) => [n.node_id, n.status, n.input_adapter]),
+      [['numbers', 'completed', null], ['sums', 'completed', 'pull.from_artifacts.rechunk:size']]);
+    const sumsArtifacts = await t.client.getArtifacts(restGraph.nodes[1].task_id);
+    assert.deepEqual(sumsArtifacts.artifacts.map((a) => a.data), [{ sum: 385, count: 10 }], 'the squares of 1..10, re-chunked into one batch, summed');
+    const cycle = await rest({ kind: 'graph', nodes: [{ id: 'a', type: 't', depends_on: ['b'] }, { id: 'b', type: 't', depends_on: ['a'] }] });
+    assert.equal(cycle.status, 400);
+    assert.match((await cycle.json()).message, /"a", "b" depend on one another in a cycle/);
   } finally {
     await t.close();
   }

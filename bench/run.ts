@@ -16,6 +16,10 @@
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
+ * `--only fairness` (not part of the default set: it runs a 100,000-task job per repetition)
+ * measures head-of-line blocking: the latency of a 10-task job submitted right after a
+ * 100,000-task job of the same priority (p50 over `--fairness-runs`, default 20), beside the
+ * same 10-task job's latency on an idle foreman, and their ratio.
  * `--only retention` (not part of the default set: it runs a million tasks) keeps a steady load
  * on a foreman started with `--retention 1s` and prints the database's size after every 100,000
  * tasks: with pruning, the size after a million should be no more than after the first 100,000.
@@ -36,6 +40,7 @@ const { values: args } = parseArgs({ options: {
   foremen: { type: 'string', default: '1' },
   insecure: { type: 'boolean', default: false },
   'steady-tasks': { type: 'string', default: '1000000' },
+  'fairness-runs': { type: 'string', default: '20' },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
@@ -90,7 +95,7 @@ while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false)
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
-const want = (name: string) => (!args.only && name !== 'retention') || Boolean(args.only?.split(',').includes(name));
+const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness') || Boolean(args.only?.split(',').includes(name));
 const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
@@ -199,6 +204,32 @@ try {
       }
     }
   }
+  if (want('fairness')) {
+    const RUNS_F = Number(args['fairness-runs']);
+    const small = () => Array.from({ length: 10 }, () => ({ type: 'bench.noop' }));
+    const latencyOfSmall = async () => {
+      const t0 = performance.now();
+      await (await client.submitMany(small())).result();
+      return performance.now() - t0;
+    };
+    await latencyOfSmall();
+    const idle: number[] = [];
+    for (let r = 0; r < RUNS_F; r++) idle.push(await latencyOfSmall());
+    const busy: number[] = [];
+    const bigWalls: number[] = [];
+    for (let r = 0; r < RUNS_F; r++) {
+      const t0 = performance.now();
+      const big = await client.submitMany(Array.from({ length: 100_000 }, () => ({ type: 'bench.noop' })));
+      busy.push(await latencyOfSmall());
+      await big.result();
+      bigWalls.push(performance.now() - t0);
+      process.stderr.write(`fairness: run ${r + 1} of ${RUNS_F}: the small job took ${Math.round(busy.at(-1)!)} ms behind the big one\n`);
+    }
+    console.log(JSON.stringify({ bench: 'fairness', big_tasks: 100_000, small_tasks: 10, repetitions: RUNS_F,
+      idle_p50_ms: round(median(idle), 1), busy_p50_ms: round(median(busy), 1), ratio: round(median(busy) / median(idle), 1),
+      big_job_wall_ms: Math.round(median(bigWalls)), ...meta }));
+  }
+
   if (want('retention')) {
     // A steady load: jobs of 10,000 no-op tasks, three in flight, until the total is reached.
     const TOTAL = Number(args['steady-tasks']);

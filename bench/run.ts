@@ -4,9 +4,13 @@
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
+ *   map-unchunked: the same map with chunkSize 1 (10,000 tasks of one argument each)
  *   checkpoint: one task of 2,000 batches, each recorded with a checkpoint (a batch handler),
  *               beside the same work in a plain handler; the difference per batch is what
  *               recording a batch costs
+ *   rest:       5,000 single-task submissions over REST, 50 requests at a time, to POST /task/submit
+ *               and to POST /api/jobs: submissions/s and the request latency's p50 / p99 (tasks
+ *               of a type no worker runs: the foreman's intake alone)
  *   pipeline:   the pipeline example (examples/pipeline/graph.json): 100,000 numbers squared,
  *               re-chunked and summed across three nodes; its wall time
  *   browser:    the same map job with runOn 'browser', run by two headless Chromium tabs that
@@ -32,7 +36,9 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Agent, request } from 'node:http';
 import { Client } from '../src/client/index.ts';
+import { localCredentialsAt } from '../src/host/local-credentials.ts';
 
 const { values: args } = parseArgs({ options: {
   database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
@@ -100,7 +106,7 @@ const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s +=
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
 /** Run the 10,000-argument map RUNS times (after a warm-up); wall times and the job's task count. */
-async function mapRuns(options: { runOn?: 'browser' }): Promise<{ walls: number[]; tasks: number }> {
+async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }): Promise<{ walls: number[]; tasks: number }> {
   await (await client.submitMap(sumTo, mapArgs.slice(0, 500), options)).result();
   const walls: number[] = [];
   let tasks = 0;
@@ -148,6 +154,8 @@ try {
   }
 
   if (want('map')) console.log(mapLine('map', await mapRuns({})));
+  // The same map with one argument per task: what the job costs when nothing is batched.
+  if (want('map-unchunked')) console.log(mapLine('map-unchunked', await mapRuns({ chunkSize: 1 }), { chunk_size: 1 }));
 
   if (want('checkpoint')) {
     const BATCHES = 2_000;
@@ -281,6 +289,46 @@ try {
       peak_mib_last_100k: mib(last), peak_mib: mib(top), last_over_first: round(last / first, 2),
       ...(sqliteFile ? { file_mib_first_100k: mib(sizes[0]?.file), file_mib_last_100k: mib(sizes.at(-1)?.file), wal_peak_mib: mib(Math.max(...sizes.map((x) => x.wal))) } : {}),
       pruned_tasks: sizes.at(-1)?.pruned_tasks, ...meta }));
+  }
+  if (want('rest')) {
+    // Submission alone: the tasks are of a type no worker runs, so what is measured is the
+    // foreman taking requests in, not the worker running them (the throughput line measures
+    // that). Last, since the tasks stay queued. 50 keep-alive connections, each sending its
+    // next request when the last is answered.
+    const apiKey = localCredentialsAt(url)?.apiKey;
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    const post = (path: string, body: string) => new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      const req = request(`${url}${path}`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => (res.statusCode! < 300 ? resolve(performance.now() - t0) : reject(new Error(`rest: ${path} answered ${res.statusCode}: ${text}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const SUBMISSIONS = 5_000;
+    const bodies: Record<string, (i: number) => string> = {
+      '/task/submit': (i) => JSON.stringify({ payload: { function: 'bench.submitted', args: [i] } }),
+      '/api/jobs': (i) => JSON.stringify({ kind: 'tasks', tasks: [{ type: 'bench.submitted', input: i }] }),
+    };
+    for (const [path, body] of Object.entries(bodies)) {
+      const burst = async (n: number) => {
+        const lat: number[] = [];
+        let next = 0;
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: 50 }, async () => { while (next < n) lat.push(await post(path, body(next++))); }));
+        return { s: (performance.now() - t0) / 1000, lat };
+      };
+      await burst(1_000);
+      const rates: number[] = [];
+      const all: number[] = [];
+      for (let r = 0; r < RUNS; r++) { const { s, lat } = await burst(SUBMISSIONS); rates.push(SUBMISSIONS / s); all.push(...lat); }
+      console.log(JSON.stringify({ bench: 'rest', path, submissions: SUBMISSIONS, concurrency: 50, submissions_per_s: Math.round(median(rates)),
+        p50_ms: round(pct(all, 50), 2), p99_ms: round(pct(all, 99), 2), runs_submissions_per_s: rates.map(Math.round), ...meta }));
+    }
+    agent.destroy();
   }
 } finally {
   stopping = true;

@@ -18,7 +18,7 @@ import { localCredentialsFor, saveLocalCredentials } from '../host/local-credent
 import { resolveForemanOptions, type ForemanOptions, type ResolvedForemanOptions } from './foreman-options.ts';
 import { ForemanMetrics } from './foreman-metrics.ts';
 import { PeriodicService, type Service } from './service.ts';
-import { Dispatcher } from './dispatch/dispatcher.ts';
+import { Dispatcher, type WorkAnnouncement } from './dispatch/dispatcher.ts';
 import { JobEvents } from './jobs/job-events.ts';
 import { JobService } from './jobs/job-service.ts';
 import { WorkerRegistry } from './workers/worker-registry.ts';
@@ -166,8 +166,8 @@ export class Foreman {
 
     // The registry and the dispatcher call each other through signals, so neither imports the other.
     let dispatcher: Dispatcher | null = null;
-    // Tasks handed back or retried may require resources; a submission says whether its do.
-    const workAvailable = (requiring = true) => dispatcher?.announceWork({ requiring });
+    // Tasks handed back or retried may be of any type and require resources; a submission says what it holds.
+    const workAvailable = (work: WorkAnnouncement = { requiring: true }) => dispatcher?.announceWork(work);
     const events = new JobEvents(store, log, Math.floor(o.maxPayloadBytes / 2));
     const registry = new WorkerRegistry({ store, events, metrics, log },
       { foremanId: this.id, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, defaultTimeoutMs: o.defaultTimeoutMs },

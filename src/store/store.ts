@@ -203,6 +203,9 @@ export interface JobInsertResult {
   deduplicated: boolean;
 }
 
+/** One job of a group insert: inserted (or found by its key), or the error that refused it alone. */
+export type JobInsertOutcome = JobInsertResult | { error: Error };
+
 /** A Node process (the CLI, the SDK) or a browser tab that joined through a join link. */
 export type WorkerKind = 'node' | 'browser';
 
@@ -468,6 +471,11 @@ export interface Store {
   close(): Promise<void>;
 
   jobInsert(params: JobInsertParams): Promise<JobInsertResult>;
+  /**
+   * Several jobs in one transaction (group commit): each job goes in whole or not at all, and a
+   * job refused (a task id taken) is returned as its error without undoing the others.
+   */
+  jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]>;
   jobGet(jobId: string): Promise<JobRecord | null>;
   /** Jobs, newest first; `owner` keeps only that key's jobs. */
   jobList(params: JobListParams): Promise<JobRecord[]>;

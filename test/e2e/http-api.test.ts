@@ -55,6 +55,21 @@ test('POST /task/submit and GET /task/{id} in the FastAPI worker shapes', async 
   assert.match(bad.json.message, /payload\.function/);
 });
 
+test('submissions sent at once are committed together, and a task id already taken refuses only its own submission', async () => {
+  const ids = Array.from({ length: 50 }, (_, i) => `burst-${i}`);
+  const sent = await Promise.all([...ids, 'burst-7'].map((task_id, i) =>
+    http('POST', '/task/submit', { task_id, payload: { function: 'math.add', kwargs: { a: i, b: 1 } } })));
+  const refused = sent.filter((r) => r.status !== 200);
+  assert.equal(refused.length, 1, `one of the two burst-7 submissions is refused: ${JSON.stringify(refused.map((r) => r.json))}`);
+  assert.equal(refused[0].status, 409);
+  assert.equal(refused[0].json.code, 'CC_ERR_TASK_EXISTS');
+  assert.deepEqual(sent.filter((r) => r.status === 200).map((r) => r.json.task_id).sort(), [...ids].sort());
+  for (const [i, id] of ids.entries()) {
+    const t = await waitFor(async () => { const r = await http('GET', `/task/${id}`); return r.json.status === 'completed' ? r.json : null; }, { message: `task ${id} completes` });
+    if (id !== 'burst-7') assert.equal(t.result, i + 1);
+  }
+});
+
 test('POST /api/jobs, GET /api/jobs, /api/jobs/{id}, /api/jobs/{id}/tasks, /api/jobs/{id}/results', async () => {
   const created = await http('POST', '/api/jobs', { kind: 'map', code: '(x) => x * 10', args: [1, 2, 3], name: 'tens' });
   assert.equal(created.status, 201);

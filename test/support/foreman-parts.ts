@@ -10,7 +10,7 @@ import type { Store } from '../../src/store/store.ts';
 import { ForemanMetrics } from '../../src/foreman/foreman-metrics.ts';
 import { JobEvents } from '../../src/foreman/jobs/job-events.ts';
 import { JobService } from '../../src/foreman/jobs/job-service.ts';
-import { Dispatcher } from '../../src/foreman/dispatch/dispatcher.ts';
+import { Dispatcher, type WorkAnnouncement } from '../../src/foreman/dispatch/dispatcher.ts';
 import { WorkerRegistry } from '../../src/foreman/workers/worker-registry.ts';
 import type { Peer } from '../../src/foreman/peer.ts';
 import type { Principal } from '../../src/core/access.ts';
@@ -91,7 +91,7 @@ export async function foremanParts(options: PartsOptions = {}): Promise<ForemanP
   const events = new JobEvents(store, log, 1024 * 1024);
   let announcements = 0;
   let dispatcher: Dispatcher | null = null;
-  const workAvailable = () => { announcements++; dispatcher?.announceWork(); };
+  const workAvailable = (work?: WorkAnnouncement) => { announcements++; dispatcher?.announceWork(work ?? { requiring: true }); };
   const leaseTtlMs = options.leaseTtlMs ?? 10_000;
   const registry = new WorkerRegistry({ store, events, metrics, log },
     { foremanId: 'f-test', leaseTtlMs, maxLostAttempts: options.maxLostAttempts ?? 5, defaultTimeoutMs: options.defaultTimeoutMs ?? 60_000, ...(options.clock ? { clock: options.clock } : {}) },

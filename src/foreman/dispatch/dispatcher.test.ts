@@ -82,7 +82,7 @@ test('tasks claimed for a worker that left during the claim go back without coun
   const claim = store.taskClaimMany.bind(store);
   store.taskClaimMany = async (params) => {
     const claimed = await claim(params);
-    peer.close(1006, 'network gone');
+    if (claimed.length > 0) peer.close(1006, 'network gone');
     return claimed;
   };
   const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.x', input: 0 }] }, ANY);
@@ -97,6 +97,23 @@ test('tasks claimed for a worker that left during the claim go back without coun
   const t = await waitFor(() => assigned(late)[0] ?? null, { message: 'the task reaches the next worker' });
   assert.equal(t.taskId, task.id);
   assert.equal(t.attempt, 2);
+}));
+
+test('an idle worker does not claim again for work it cannot run', () => withParts(async ({ registry, jobs, store }) => {
+  const peer = new RecordingPeer();
+  await registry.admit(peer, hello('w1'));
+  let claims = 0;
+  const claim = store.taskClaimMany.bind(store);
+  store.taskClaimMany = async (params) => { claims++; return claim(params); };
+  await waitFor(async () => (await store.workerList()).length === 1);
+  await new Promise((r) => setImmediate(r));
+  const before = claims;
+  for (let i = 0; i < 5; i++) await jobs.submit({ kind: 'tasks', tasks: [{ type: 'other.x', input: i }] }, ANY);
+  await jobs.submit({ kind: 'map', code: 'function f(x) { return x; }', args: [1] }, ANY);
+  const accepted = await jobs.submit({ kind: 'tasks', tasks: [{ type: 't.y', input: 0 }] }, ANY);
+  const t = await waitFor(() => assigned(peer)[0] ?? null, { message: 'the task it can run reaches it' });
+  assert.equal(t.jobId, accepted.job.id);
+  assert.equal(claims - before, 1, 'one claim: for the t.y task, none for other.x or the map job (the worker runs no shipped code)');
 }));
 
 test('stop() records what has arrived before it returns', async () => {

@@ -13,6 +13,17 @@ import { AckBatcher } from './ack-batcher.ts';
 import { JobCache } from './job-cache.ts';
 import type { GraphPlan } from '../../core/graph.ts';
 import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
+import { matchesAny } from '../../core/pattern.ts';
+
+/**
+ * What new work holds, as far as the announcer knows: tasks that require resources, the named
+ * task types, shipped code (a map job). Without `types` and `code`, any worker may want it.
+ */
+export interface WorkAnnouncement {
+  requiring?: boolean;
+  types?: readonly string[];
+  code?: boolean;
+}
 
 /** How the dispatcher paces itself. */
 export interface DispatcherOptions {
@@ -128,10 +139,25 @@ export class Dispatcher implements Service {
    * New or returning work exists: every idle worker should look again; with `requiring`, for
    * tasks that require resources too (looked for apart, and only when such work may be there).
    */
-  announceWork(options: { requiring?: boolean } = {}): void {
-    this.workVersion++;
+  announceWork(options: WorkAnnouncement = {}): void {
+    const before = this.workVersion++;
     if (options.requiring) this.fitVersion++;
+    if (options.types || options.code) this.keepIdle(before, options);
     this.kick();
+  }
+
+  /**
+   * Idle workers for which the announced work holds nothing stay idle: a claim would only scan
+   * the queue to find that out (and with a backlog nobody connected can run, that scan is long).
+   */
+  private keepIdle(before: number, work: WorkAnnouncement): void {
+    const types = work.types ?? [];
+    if (types.length > 32) return;
+    for (const t of this.registry.targets()) {
+      if (this.emptyAt.get(t.workerId) !== before) continue;
+      const wants = (work.code === true && t.hello.allowCode) || types.some((type) => matchesAny(t.hello.patterns, type));
+      if (!wants) this.emptyAt.set(t.workerId, this.workVersion);
+    }
   }
 
   /** A worker (or, without an id, some worker) may have free slots. */

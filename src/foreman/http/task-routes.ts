@@ -22,6 +22,8 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
     }),
   }, async (req): Promise<TaskSubmitView> => {
     const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body), req.principal);
+    if (accepted.firstTaskId) return { status: 'queued', task_id: accepted.firstTaskId, position: accepted.position, job_id: accepted.job.id };
+    // The job an idempotency key found: its task as it is now.
     const [task] = await deps.store.taskList({ jobId: accepted.job.id, limit: 1, offset: 0 });
     return { status: task.state, task_id: task.id, position: accepted.position, job_id: accepted.job.id };
   });

@@ -6,6 +6,8 @@ import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
 import { buildJob, type SubmissionLimits } from './job-submission.ts';
+import { SubmissionGroup } from './submission-group.ts';
+import type { WorkAnnouncement } from '../dispatch/dispatcher.ts';
 import { matchesAny } from '../../core/pattern.ts';
 import { announced, describeRequirements, fits } from '../../core/resources.ts';
 import { failsGraph } from '../../core/graph.ts';
@@ -28,12 +30,15 @@ export class JobService {
   private readonly events: JobEvents;
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
-  private readonly workAvailable: (requiring?: boolean) => void;
+  private readonly workAvailable: (work?: WorkAnnouncement) => void;
   /** An admin cancelled another owner's work (an audit event). */
   onAdminCancel: ((event: { keyId: string; jobId: string; taskId?: string; owner: string | null }) => void) | null = null;
   private readonly options: JobServiceOptions;
+  private readonly group: SubmissionGroup;
+  /** The workers list the warnings are checked against, shared by the submissions of a burst. */
+  private online: { at: number; membership: number; list: ReturnType<Store['workerList']> } | null = null;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: (requiring?: boolean) => void }, options: JobServiceOptions) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; workAvailable: (work?: WorkAnnouncement) => void }, options: JobServiceOptions) {
     this.store = deps.store;
     this.registry = deps.registry;
     this.events = deps.events;
@@ -41,6 +46,7 @@ export class JobService {
     this.log = deps.log;
     this.workAvailable = deps.workAvailable;
     this.options = options;
+    this.group = new SubmissionGroup((list) => this.store.jobInsertMany(list));
   }
 
   /**
@@ -48,7 +54,7 @@ export class JobService {
    * new job's id before the insert commits: a caller that wants the job's events subscribes
    * there, because with several foremen the job can finish before this call returns.
    */
-  async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult & { warnings: string[] }> {
+  async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult & { warnings: string[]; firstTaskId: string | null }> {
     requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
     const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
@@ -56,7 +62,7 @@ export class JobService {
     beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;
     try {
-      accepted = await this.store.jobInsert(params);
+      accepted = await this.group.insert(params);
     } catch (err) {
       if (/UNIQUE|duplicate key/i.test((err as Error).message) && /tasks/.test((err as Error).message)) {
         throw new CrowdComputeError('CC_ERR_TASK_EXISTS', 'a task with one of the given taskIds already exists; task ids must be unique');
@@ -71,9 +77,12 @@ export class JobService {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-      this.workAvailable(params.tasks.some((t) => t.requires));
+      this.workAvailable(spec.kind === 'map' ? { code: true } : {
+        requiring: params.tasks.some((t) => t.requires),
+        types: spec.kind === 'graph' ? [...new Set(spec.nodes.map((n) => n.type))] : [...new Set(spec.tasks.map((t) => t.type))],
+      });
     }
-    return { ...accepted, warnings: await this.unservedWarnings(spec) };
+    return { ...accepted, warnings: await this.unservedWarnings(spec), firstTaskId: accepted.deduplicated ? null : params.tasks[0]?.id ?? null };
   }
 
   /**
@@ -82,7 +91,7 @@ export class JobService {
    * shipped code). Workers of every foreman count.
    */
   private async unservedWarnings(spec: JobSpec): Promise<string[]> {
-    const online = (await this.store.workerList()).filter((w) => w.state === 'online');
+    const online = (await this.onlineWorkers()).filter((w) => w.state === 'online');
     if (spec.kind === 'map') {
       const where = spec.runOn ?? 'any';
       const fits = (w: (typeof online)[number]) => w.allowCode && (where === 'any' || workerKind(w.resources.runtime as string | undefined) === where);
@@ -105,6 +114,21 @@ export class JobService {
     if (unserved.length === 0) return [...unfit.values()].slice(0, 20);
     const patterns = [...new Set(online.flatMap((w) => w.patterns))].slice(0, 10);
     return [...unfit.values()].slice(0, 10).concat(unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${this.queueHint(spec)}`));
+  }
+
+  /**
+   * The workers list, read again when a worker connects to or leaves this foreman, and at most
+   * a second old otherwise (workers of other foremen), so a burst of submissions reads it once.
+   */
+  private onlineWorkers(): ReturnType<Store['workerList']> {
+    const now = Date.now();
+    const membership = this.registry.membership;
+    if (!this.online || this.online.membership !== membership || now - this.online.at > 1_000) {
+      const list = this.store.workerList();
+      this.online = { at: now, membership, list };
+      list.catch(() => { if (this.online?.list === list) this.online = null; });
+    }
+    return this.online.list;
   }
 
   private queueHint(spec: JobSpec): string {

@@ -89,6 +89,8 @@ export interface RegistrySnapshot {
 export class WorkerRegistry {
   /** The last connections of each worker, oldest first (see connectionLog). */
   private readonly connections = new Map<string, ConnectionEvent[]>();
+  /** Counts connections and departures: a reader of the workers list knows when to read it again. */
+  membership = 0;
   private readonly byId = new Map<string, WorkerSession>();
   private readonly byPeer = new Map<Peer, WorkerSession>();
   private readonly store: Store;
@@ -184,6 +186,7 @@ export class WorkerRegistry {
 
   /** Connected workers in the metrics, in all and by kind (a Node process, a browser tab, something else). */
   private countWorkers(): void {
+    this.membership++;
     this.metrics.connectedWorkers.set(this.byId.size);
     const kinds = { node: 0, browser: 0 };
     for (const s of this.byId.values()) kinds[s.kind]++;

@@ -72,6 +72,25 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(low.position, 4);
     });
 
+    test('a group insert: each job in whole or not at all, a refused job alone, keys shared within the group', async () => {
+      await store.jobInsert(namedJob(['g.a', 'g.b', 'g.c']));
+      const taken = namedJob(['g.d', 'g.e']);
+      taken.tasks[1].id = (await store.jobInsert(namedJob(['g.f']))).job.id + '.0';
+      const group = [namedJob(['g.h'], { priority: 'high' }), taken, namedJob(['g.l'], { priority: 'low' }), namedJob(['g.k'], { key: 'group-key' }), namedJob(['g.k'], { key: 'group-key' })];
+      const out = await store.jobInsertMany(group);
+      assert.equal(out.length, 5);
+      const ok = (o: (typeof out)[number]) => { if ('error' in o) throw o.error; return o; };
+      assert.equal(ok(out[0]).position, 0);
+      assert.ok('error' in out[1] && /UNIQUE|duplicate key/i.test(out[1].error.message), 'the job with a taken task id is refused');
+      assert.equal(await store.jobGet(taken.job.id), null, 'none of the refused job is kept');
+      // One sqlite transaction counts exactly; PostgreSQL's jobs commit side by side.
+      if (store.driver === 'sqlite') assert.equal(ok(out[2]).position, 5);
+      else assert.ok(ok(out[2]).position >= 4);
+      assert.equal(ok(out[3]).job.id, ok(out[4]).job.id);
+      assert.deepEqual([ok(out[3]).deduplicated, ok(out[4]).deduplicated].sort(), [false, true]);
+      assert.equal((await store.stats()).tasks.queued, 3 + 1 + 1 + 1 + 1);
+    });
+
     test('claims go by priority, then submission order, and only to matching patterns', async () => {
       const low = await store.jobInsert(namedJob(['math.add'], { priority: 'low' }));
       const norm = await store.jobInsert(namedJob(['math.add', 'image.resize'], { priority: 'normal' }));

@@ -18,7 +18,7 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
@@ -307,6 +307,15 @@ export class PostgresStore implements Store {
         [first.priority, first.seq, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })])).rows[0].n);
       return { job: jobFromRow(jr), position, deduplicated: false };
     }, { retry: job.idempotencyKey !== null });
+  }
+
+  /**
+   * Each job in a transaction of its own, run side by side on the pool: PostgreSQL already
+   * groups concurrent commits into one WAL flush, so one transaction for all would save round
+   * trips only, at the price of a savepoint per job.
+   */
+  async jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]> {
+    return Promise.all(list.map((params) => this.jobInsert(params).catch((err: Error) => ({ error: err }))));
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {

@@ -20,7 +20,7 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertResult, JobRecord, JobResults,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
@@ -100,6 +100,13 @@ export class SqliteStore implements Store {
     return t.immediate as (arg: A) => R;
   }
 
+  /** A wrapper for use inside a transaction: a savepoint, so a failure undoes only its own writes. */
+  private savepoint<F extends (...args: any[]) => any>(name: string, body: F): F {
+    let t = this.txs.get(name);
+    if (!t) { t = this.db.transaction(body); this.txs.set(name, t); }
+    return t as unknown as F;
+  }
+
   async migrate(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS cc_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set(this.db.prepare('SELECT version FROM cc_migrations').all().map((r: any) => r.version));
@@ -121,7 +128,7 @@ export class SqliteStore implements Store {
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now)`),
+         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now) RETURNING *`),
       taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`),
       fileInsert: db.prepare(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at)
@@ -139,9 +146,7 @@ export class SqliteStore implements Store {
       graphFailed: db.prepare(`SELECT id FROM tasks WHERE job_id = ? AND state = 'failed'`),
       graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
-      queuedBefore: db.prepare(`SELECT
-          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < @p) +
-          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = @p AND seq < @seq) AS n`),
+      queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY priority`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
@@ -265,35 +270,69 @@ export class SqliteStore implements Store {
   }
 
   async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
-    return this.tx('jobInsert', (params: JobInsertParams): JobInsertResult => {
-      const { job, tasks, now } = params;
-      if (job.idempotencyKey) {
-        const existing = this.s.jobByKey.get(job.idempotencyKey) as Row | undefined;
-        if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
-          return { job: jobFromRow(existing), position: 0, deduplicated: true };
-        }
-        // The key's time to live is over: the old job keeps its row, the key moves to the new one.
-        if (existing) this.s.jobForgetKey.run(existing.id);
-      }
-      this.s.jobInsert.run({
-        id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
-        argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
-        maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
-        label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, now,
-      });
-      let firstSeq = 0;
-      let firstRank = 0;
-      for (const t of tasks) {
-        const rank = PRIORITY_RANK[t.priority];
-        const info = this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
-          t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
-        for (const f of t.files ?? []) this.s.fileAttach.run(job.id, f);
-        if (t.index === 0) { firstSeq = Number(info.lastInsertRowid); firstRank = rank; }
-      }
-      const position = (this.s.queuedBefore.get({ p: firstRank, seq: firstSeq }) as Row).n as number;
-      return { job: jobFromRow(this.s.jobGet.get(job.id) as Row), position, deduplicated: false };
-    })(params);
+    const [outcome] = await this.jobInsertMany([params]);
+    if ('error' in outcome) throw outcome.error;
+    return outcome;
   }
+
+  async jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]> {
+    return this.tx('jobInsertMany', (list: JobInsertParams[]): JobInsertOutcome[] => {
+      // Queued tasks per priority, counted once for the group and kept up to date as it inserts:
+      // a job's position is the queued tasks of its first task's priority or better.
+      const queued = new Map<number, number>();
+      for (const r of this.s.queuedByPriority.all() as Row[]) queued.set(r.priority, r.n);
+      return list.map((params) => {
+        try {
+          return this.jobInsertOne(params, queued);
+        } catch (err) {
+          // A constraint (a task id taken) refuses this job alone; anything else (a full disk,
+          // which also ends the transaction) fails the group.
+          if (!this.db.inTransaction || !String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) throw err;
+          return { error: err as Error };
+        }
+      });
+    })(list);
+  }
+
+  /** One job of a group, in a savepoint of its own so that its failure leaves the others. */
+  private jobInsertOne(params: JobInsertParams, queued: Map<number, number>): JobInsertResult {
+    // Only task ids the submitter chose can be taken already; ids made from the new job's id
+    // cannot, and such a job needs no savepoint (two statements fewer per job).
+    const chosenIds = params.tasks.some((t) => !t.id.startsWith(`${params.job.id}.`));
+    return chosenIds ? this.savepoint('jobInsertOne', this.insertJobRows)(params, queued) : this.insertJobRows(params, queued);
+  }
+
+  private readonly insertJobRows = (params: JobInsertParams, queued: Map<number, number>): JobInsertResult => {
+    const { job, tasks, now } = params;
+    if (job.idempotencyKey) {
+      const existing = this.s.jobByKey.get(job.idempotencyKey) as Row | undefined;
+      if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
+        return { job: jobFromRow(existing), position: 0, deduplicated: true };
+      }
+      // The key's time to live is over: the old job keeps its row, the key moves to the new one.
+      if (existing) this.s.jobForgetKey.run(existing.id);
+    }
+    const row = this.s.jobInsert.get({
+      id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
+      argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
+      maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
+      label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, now,
+    }) as Row;
+    const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
+    let position = 0;
+    for (const [rank, n] of queued) if (rank <= firstRank) position += n;
+    const added = new Map<number, number>();
+    for (const t of tasks) {
+      const rank = PRIORITY_RANK[t.priority];
+      this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
+        t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
+      for (const f of t.files ?? []) this.s.fileAttach.run(job.id, f);
+      added.set(rank, (added.get(rank) ?? 0) + 1);
+    }
+    // Counted only once the job is in: a failed job adds nothing.
+    for (const [rank, n] of added) queued.set(rank, (queued.get(rank) ?? 0) + n);
+    return { job: jobFromRow(row), position, deduplicated: false };
+  };
 
   async jobGet(jobId: string): Promise<JobRecord | null> {
     const r = this.s.jobGet.get(jobId) as Row | undefined;

@@ -12,8 +12,9 @@ import ts from 'typescript';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
+/** Files under `dir` that `keep` accepts; installed packages (node_modules) are not ours. */
 function files(dir: string, keep: (f: string) => boolean): string[] {
-  return readdirSync(dir).flatMap((name) => {
+  return readdirSync(dir).filter((name) => name !== 'node_modules').flatMap((name) => {
     const path = join(dir, name);
     return statSync(path).isDirectory() ? files(path, keep) : keep(path) ? [path] : [];
   });

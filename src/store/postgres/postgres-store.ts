@@ -267,55 +267,82 @@ export class PostgresStore implements Store {
   // ------------------------------------------------------------------ jobs
 
   async jobInsert(params: JobInsertParams): Promise<JobInsertResult> {
-    const { job, tasks, now } = params;
-    // Repeating a submission is safe only with its idempotency key (the repeat finds the job).
-    return this.tx(async (c) => {
-      const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-          max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph)
-          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19)
-          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
-        [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
-          job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
-          job.graph ? JSON.stringify(job.graph) : null]);
-      // The common case is one statement: a new key (or none) inserts. A taken key means an
-      // existing job: returned while its key lives, else the key moves to the new job.
-      let jr = (await insertJob()).rows[0];
-      if (!jr) {
-        const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
-        if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
-          return { job: jobFromRow(existing), position: 0, deduplicated: true };
-        }
-        if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
-        jr = (await insertJob()).rows[0];
-      }
-      // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-      const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
-          SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
-          FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
-            AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
-          ORDER BY t.idx RETURNING seq, priority`,
-        [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
-          tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
-          tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
-          tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))])).rows[0];
-      const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
-      if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
-      // The queue position and the announcement to other foremen, in one round trip.
-      const position = Number((await c.query(`SELECT pg_notify($3, $4),
-          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
-          (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
-        [first.priority, first.seq, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })])).rows[0].n);
-      return { job: jobFromRow(jr), position, deduplicated: false };
-    }, { retry: job.idempotencyKey !== null });
+    const [outcome] = await this.jobInsertMany([params]);
+    if ('error' in outcome) throw outcome.error;
+    return outcome;
   }
 
   /**
-   * Each job in a transaction of its own, run side by side on the pool: PostgreSQL already
-   * groups concurrent commits into one WAL flush, so one transaction for all would save round
-   * trips only, at the price of a savepoint per job.
+   * The group in one transaction: one commit (one WAL flush) and one announcement to other
+   * foremen for all. A job whose task ids the submitter chose may find one taken: it goes in a
+   * savepoint, so its refusal undoes only its own rows. Repeating the group after a lost
+   * connection is safe only when every job carries an idempotency key (the repeat finds them).
    */
   async jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]> {
-    return Promise.all(list.map((params) => this.jobInsert(params).catch((err: Error) => ({ error: err }))));
+    return this.tx(async (c) => {
+      const out: JobInsertOutcome[] = [];
+      const notified = { done: false };
+      for (const [i, params] of list.entries()) {
+        // The last job's position query carries the announcement (one round trip fewer).
+        const announce = i === list.length - 1 ? notified : null;
+        const chosenIds = params.tasks.some((t) => !t.id.startsWith(`${params.job.id}.`));
+        if (!chosenIds) { out.push(await this.insertJobRows(c, params, announce)); continue; }
+        await c.query('SAVEPOINT job_insert');
+        try {
+          out.push(await this.insertJobRows(c, params, announce));
+          await c.query('RELEASE SAVEPOINT job_insert');
+        } catch (err) {
+          if ((err as { code?: string }).code !== '23505') throw err;
+          await c.query('ROLLBACK TO SAVEPOINT job_insert');
+          out.push({ error: err as Error });
+        }
+      }
+      if (!notified.done && out.some((o) => !('error' in o) && !o.deduplicated)) {
+        await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]);
+      }
+      return out;
+    }, { retry: list.every((p) => p.job.idempotencyKey !== null) });
+  }
+
+  /** One job's rows, inside the group's transaction; with `announce`, other foremen are told of new work too. */
+  private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, announce: { done: boolean } | null): Promise<JobInsertResult> {
+    const { job, tasks, now } = params;
+    const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19)
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+      [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
+        job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
+        job.graph ? JSON.stringify(job.graph) : null]);
+    // The common case is one statement: a new key (or none) inserts. A taken key means an
+    // existing job: returned while its key lives, else the key moves to the new job.
+    let jr = (await insertJob()).rows[0];
+    if (!jr) {
+      const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
+      if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
+        return { job: jobFromRow(existing), position: 0, deduplicated: true };
+      }
+      if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
+      jr = (await insertJob()).rows[0];
+    }
+    // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
+    const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+        SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
+        FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
+          AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
+        ORDER BY t.idx RETURNING seq, priority`,
+      [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
+        tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
+        tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
+        tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))])).rows[0];
+    const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
+    if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
+    const position = Number((await c.query(`SELECT ${announce ? 'pg_notify($3, $4), ' : ''}
+        (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
+        (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
+      [first.priority, first.seq, ...(announce ? [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })] : [])])).rows[0].n);
+    if (announce) announce.done = true;
+    return { job: jobFromRow(jr), position, deduplicated: false };
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {

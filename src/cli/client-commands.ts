@@ -191,7 +191,7 @@ export function clientCommands(program: Command): void {
         let results: JobResultsView | undefined;
         if (o.results) {
           const r = await client.getJobOutcome(id);
-          results = { job_id: r.jobId, status: r.state, results: r.results, failures: r.failures.map((f) => ({ task_id: f.taskId, index: f.index, status: f.status as JobResultsView['failures'][number]['status'], error: f.error })) };
+          results = { job_id: r.jobId, status: r.state, results: r.results, offset: 0, total: r.results.length, next_offset: null, failures: r.failures.map((f) => ({ task_id: f.taskId, index: f.index, status: f.status as JobResultsView['failures'][number]['status'], error: f.error })) };
         }
         if (o.json) {
           print({ job: snakeKeys(job), ...(tasks ? { tasks: tasks.map(snakeKeys) } : {}), ...(results ? { outcome: results } : {}) });

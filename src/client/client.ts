@@ -13,13 +13,15 @@ import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
-  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
 import { planGraph } from '../core/graph.ts';
+import { chooseChunkSize } from '../core/chunking.ts';
 import { functionSource } from './function-source.ts';
+import { OpenJob, type SendPart } from './open-job.ts';
 import { GraphHandle, JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
 /** How a client reaches its foreman(s). */
@@ -63,6 +65,31 @@ export interface TaskOptions extends JobOptions {
   requires?: Requirements;
   /** Files it carries (ids from `uploadFile`). */
   files?: string[];
+}
+
+/** Jobs of more tasks or arguments than this are sent open, in parts. */
+const STREAM_ABOVE_ITEMS = 20_000;
+/** Results per page when reading a job's results. */
+const RESULTS_PAGE = 10_000;
+
+/** The function's name goes along for lists: source text loses it for `const square = (x) => …`. */
+function functionNameOf(fn: unknown): { functionName?: string } {
+  return typeof fn === 'function' && fn.name ? { functionName: fn.name.slice(0, 200) } : {};
+}
+
+/** A page of a job's results, as `getJobResults` and `resultPages` return it. */
+export interface ResultsPage {
+  jobId: string;
+  state: JobState;
+  /** The index of `results[0]` (an argument index for a map job). */
+  offset: number;
+  /** Results the job has in all. */
+  total: number;
+  /** Where the next page starts; null at the end. */
+  nextOffset: number | null;
+  results: unknown[];
+  /** Failures among this page's results. */
+  failures: JobOutcome['failures'];
 }
 
 interface PendingSubmit {
@@ -163,13 +190,43 @@ export class Client {
 
   /** Submit a map job and return its handle at once. */
   async submitMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<JobHandle<R>> {
+    if (args.length > STREAM_ABOVE_ITEMS) {
+      // Too many for one message: sent open, in parts, with the chunk size the whole would get.
+      const open = await this.openMap<T, R>(fn, { ...options, chunkSize: chooseChunkSize(args.length, options.chunkSize) });
+      await open.append(args);
+      return open.seal();
+    }
     const { onProgress, chunkSize, ...common } = options;
-    // The name goes along for lists: source text loses it for `const square = (x) => …`.
-    const functionName = typeof fn === 'function' && fn.name ? { functionName: fn.name.slice(0, 200) } : {};
-    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...functionName, ...common });
+    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...functionNameOf(fn), ...common });
     if (onProgress) handle.onProgress(onProgress);
     return handle;
   }
+
+  /**
+   * Submit a map job open, to append its arguments in parts (`append`, then `seal`): for
+   * arguments that come as they are produced, or more of them than one message holds. Its
+   * chunk size is fixed now (`chunkSize`, default 100): the total is not known yet.
+   */
+  async openMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, options: MapOptions = {}): Promise<OpenJob<R, T>> {
+    const { onProgress, chunkSize, ...common } = options;
+    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [], open: true, ...(chunkSize ? { chunkSize } : {}), ...functionNameOf(fn), ...common });
+    if (onProgress) handle.onProgress(onProgress);
+    const info = await this.getJob(handle.id);
+    return new OpenJob<R, T>(handle, 'map', { chunkSize: info.chunkSize ?? 1, initial: info.argCount ?? 0, send: this.sendPart });
+  }
+
+  /**
+   * Submit a job of named tasks open, to append its tasks in parts (`append`, then `seal`):
+   * its first tasks run while the rest are still being sent.
+   */
+  async openTasks<R = unknown>(options: JobOptions = {}): Promise<OpenJob<R, NamedTaskSpec>> {
+    const handle = await this.submitJob<R>({ kind: 'tasks', tasks: [], open: true, ...options });
+    const info = await this.getJob(handle.id);
+    return new OpenJob<R, NamedTaskSpec>(handle, 'tasks', { chunkSize: 1, initial: info.totalTasks, send: this.sendPart });
+  }
+
+  /** One part of an open job, over REST (a store outage is waited out; `at` makes a resend harmless). */
+  private readonly sendPart: SendPart = (jobId, body) => this.http<JobAppendView>('POST', `/api/jobs/${encodeURIComponent(jobId)}/tasks`, body);
 
   /** Submit one named task (`image.resize`) with its input. */
   async submit<I = unknown, R = unknown>(type: string, input: I, options: TaskOptions = {}): Promise<TaskHandle<R>> {
@@ -181,6 +238,12 @@ export class Client {
 
   /** Submit many named tasks as one job: one commit, results in order. */
   async submitMany<R = unknown>(tasks: readonly NamedTaskSpec[], options: JobOptions = {}): Promise<JobHandle<R>> {
+    if (tasks.length > STREAM_ABOVE_ITEMS) {
+      // Too many for one message: sent open, in parts.
+      const open = await this.openTasks<R>(options);
+      await open.append(tasks);
+      return open.seal();
+    }
     return this.submitJob<R>({ kind: 'tasks', tasks: [...tasks], ...options });
   }
 
@@ -320,14 +383,43 @@ export class Client {
 
   /** A job's results in order, its failures and its counts. */
   async getJobOutcome(jobId: string): Promise<JobOutcome> {
-    const r = await this.http<JobResultsView>('GET', `/api/jobs/${encodeURIComponent(jobId)}/results`);
+    const results: unknown[] = [];
+    const failures: JobOutcome['failures'] = [];
+    let state: JobState = 'queued';
+    // In pages: a large job's results are read piece by piece, not in one answer.
+    for await (const page of this.resultPages(jobId)) {
+      for (const v of page.results) results.push(v);
+      failures.push(...page.failures);
+      state = page.state;
+    }
     const job = await this.getJob(jobId);
     return {
-      jobId, state: r.status,
+      jobId, state,
       counts: { total: job.totalTasks, completed: job.completedTasks, failed: job.failedTasks, cancelled: job.cancelledTasks },
-      results: r.results,
+      results, failures,
+    };
+  }
+
+  /** A page of a job's results, from `offset` (an argument index for a map job, else a task index). */
+  async getJobResults(jobId: string, params: { offset?: number; limit?: number } = {}): Promise<ResultsPage> {
+    const q = new URLSearchParams({ offset: String(params.offset ?? 0), limit: String(params.limit ?? RESULTS_PAGE) });
+    const r = await this.http<JobResultsView>('GET', `/api/jobs/${encodeURIComponent(jobId)}/results?${q}`);
+    return {
+      jobId, state: r.status, offset: r.offset, total: r.total, nextOffset: r.next_offset, results: r.results,
       failures: r.failures.map((f) => ({ taskId: f.task_id, index: f.index, status: f.status, error: f.error })),
     };
+  }
+
+  /**
+   * A job's results, page after page, in order (`for await (const page of client.resultPages(id))`):
+   * results of a job of any size, without holding them all at once.
+   */
+  async *resultPages(jobId: string, params: { pageSize?: number } = {}): AsyncGenerator<ResultsPage> {
+    for (let offset: number | null = 0; offset !== null;) {
+      const page = await this.getJobResults(jobId, { offset, limit: params.pageSize ?? RESULTS_PAGE });
+      yield page;
+      offset = page.nextOffset;
+    }
   }
 
   /** One task, with every attempt's error. */

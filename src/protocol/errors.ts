@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   CC_ERR_TASK_NOT_FOUND: 'No task has this id.',
   CC_ERR_WORKER_NOT_FOUND: 'No worker with this id is known to the store (HTTP 404).',
   CC_ERR_TASK_EXISTS: 'A task with this id already exists.',
+  CC_ERR_JOB_SEALED: 'The job takes no more tasks: it was not submitted open, or it was sealed or cancelled (HTTP 409).',
+  CC_ERR_APPEND_CONFLICT: 'A part of an open job said where it starts (`at`), and that is not where the job ends now (HTTP 409).',
   CC_ERR_NOTHING_TO_RETRY: 'A retry found no failed or cancelled task to run again (HTTP 409).',
   CC_ERR_NO_WORKER: 'No worker started the task before its queue deadline (queueTimeoutMs): no connected worker serves its type, or none had room.',
   CC_ERR_INVALID_JOB: 'A job submission is malformed (empty, too many arguments, bad options).',

@@ -73,6 +73,13 @@ export const JobOptionsSchema = z.object({
    * Running tasks keep timeoutMs.
    */
   queueTimeoutMs: positiveInt.optional(),
+  /**
+   * Open for appending: more tasks (or, for a map job, more arguments) come in later parts
+   * (`append_tasks`, POST /api/jobs/{id}/tasks) until the job is sealed. An open job does not
+   * finish while open, so a job larger than one message needs no raised limit. Its tasks run as
+   * they arrive. Not for graphs.
+   */
+  open: z.boolean().optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
@@ -99,7 +106,10 @@ export const MapJobSpecSchema = z.object({
   /** Source text of a self-contained function: it sees its argument and nothing else. */
   code: z.string().min(1),
   args: z.array(json),
-  /** Arguments per task; omitted = chosen by the foreman from the argument count. */
+  /**
+   * Arguments per task; omitted = chosen by the foreman from the argument count (for an open
+   * job, whose count is not known yet: 100).
+   */
   chunkSize: positiveInt.optional(),
   /** The function's name, for lists (the SDK sends it; source text loses a `const f = …` name). */
   functionName: z.string().max(200).optional(),
@@ -114,7 +124,8 @@ export const MapJobSpecSchema = z.object({
 /** A job of named tasks, each routed to workers whose handler patterns match its type. */
 export const TasksJobSpecSchema = z.object({
   kind: z.literal('tasks'),
-  tasks: z.array(NamedTaskSpecSchema).min(1),
+  /** At least one, unless the job is open (its tasks then come in appends). */
+  tasks: z.array(NamedTaskSpecSchema),
   ...JobOptionsSchema.shape,
 });
 
@@ -413,6 +424,28 @@ export const TaskProgressSchema = z.object({
 
 // ---------------------------------------------------------------- client <-> foreman
 
+/**
+ * One part of an open job, as both the WebSocket (`append_tasks`) and REST
+ * (POST /api/jobs/{id}/tasks) take it.
+ */
+export const AppendPartShape = {
+  /** Named tasks, for a `tasks` job. */
+  tasks: z.array(NamedTaskSpecSchema).optional(),
+  /**
+   * Arguments, for a map job. Every part but the last must hold a whole number of chunks
+   * (a multiple of the job's chunkSize), so each task keeps its place in the results.
+   */
+  args: z.array(json).optional(),
+  /**
+   * Where this part starts: the job's task count (named tasks) or argument count (map) before
+   * it. When given, a part sent twice (a retry after a lost answer) is appended once, and a part
+   * that does not follow the last one is refused. Omitted: appended at the end.
+   */
+  at: z.number().int().nonnegative().optional(),
+  /** This is the last part: the job is sealed and finishes when its tasks do. */
+  seal: z.boolean().optional(),
+};
+
 /** Submit a job; answered by `job_accepted` once it is committed (or by `error`). */
 export const SubmitJobSchema = z.object({
   type: z.literal('submit_job'),
@@ -434,6 +467,31 @@ export const CancelJobSchema = z.object({
   type: z.literal('cancel_job'),
   requestId: z.string().max(100).optional(),
   jobId: id,
+});
+
+/**
+ * More of an open job: named tasks (a `tasks` job) or arguments (a map job), and whether this
+ * is the last part (`seal`). Answered by `tasks_appended` once committed (or by `error`).
+ */
+export const AppendTasksSchema = z.object({
+  type: z.literal('append_tasks'),
+  requestId: z.string().max(100),
+  jobId: id,
+  ...AppendPartShape,
+});
+
+/** An append is committed. */
+export const TasksAppendedSchema = z.object({
+  type: z.literal('tasks_appended'),
+  requestId: z.string(),
+  jobId: id,
+  /** The job's tasks (for a map job, its arguments are `argCount`) after this part. */
+  totalTasks: z.number().int(),
+  argCount: z.number().int().nullable(),
+  /** The job takes no more parts. */
+  sealed: z.boolean(),
+  /** True when this part (same `at`) was already appended: nothing was added again. */
+  deduplicated: z.boolean(),
 });
 
 /** A submission is committed. */
@@ -514,7 +572,7 @@ const WORKER_MESSAGES = [
   WorkerDrainingSchema, ReleaseTasksSchema, TaskRecordSchema, PullArtifactsSchema,
 ] as const;
 /** Messages any connection may send. */
-const CLIENT_MESSAGES = [SubmitJobSchema, SubscribeJobSchema, CancelJobSchema] as const;
+const CLIENT_MESSAGES = [SubmitJobSchema, AppendTasksSchema, SubscribeJobSchema, CancelJobSchema] as const;
 
 /** Everything a foreman accepts on /ws, from workers and clients alike. */
 export const InboundSchema = z.discriminatedUnion('type', [...WORKER_MESSAGES, ...CLIENT_MESSAGES]);
@@ -528,7 +586,7 @@ export type ClientInbound = z.infer<(typeof CLIENT_MESSAGES)[number]>;
 /** Everything a foreman sends on /ws. */
 export const OutboundSchema = z.discriminatedUnion('type', [
   WelcomeSchema, AssignTasksSchema, CancelTaskSchema, ResultAckSchema, HeartbeatAckSchema, TaskRecordAckSchema, ArtifactsPulledSchema,
-  JobAcceptedSchema, JobProgressSchema, JobCompletedSchema, TaskProgressEventSchema, ErrorMessageSchema, CancelAckSchema,
+  JobAcceptedSchema, TasksAppendedSchema, JobProgressSchema, JobCompletedSchema, TaskProgressEventSchema, ErrorMessageSchema, CancelAckSchema,
 ]);
 /** A message the foreman sends. */
 export type Outbound = z.infer<typeof OutboundSchema>;

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './states.ts';
-import { JobSpecSchema, TaskErrorSchema } from './messages.ts';
+import { AppendPartShape, JobSpecSchema, TaskErrorSchema } from './messages.ts';
 import { snakeCaseSchema } from './case-keys.ts';
 
 const isoTime = z.string().describe('ISO 8601 time');
@@ -16,6 +16,15 @@ const nullableTime = isoTime.nullable();
 
 /** POST /api/jobs: the protocol's job spec with snake_case keys (`chunk_size`, `timeout_ms`, `tasks[].task_id`). */
 export const RestJobSpecSchema = snakeCaseSchema(JobSpecSchema);
+
+/** POST /api/jobs/{id}/tasks: a part of an open job (`tasks` or `args`, `at`, `seal`), snake_case like a job spec. */
+export const RestAppendPartSchema = snakeCaseSchema(z.object(AppendPartShape));
+
+/** GET /api/jobs/{id}/results: a page of results, by result index (argument index for a map job). */
+export const ResultsQuerySchema = z.object({
+  offset: z.coerce.number().int().min(0).default(0).describe('the first result to return (an argument index for a map job, a task index otherwise)'),
+  limit: z.coerce.number().int().min(1).max(1_000_000).optional().describe('most results to return; omitted: all from offset on (page large jobs)'),
+});
 
 /** POST /task/submit: one named task, as FastAPI-style task services take it. `payload.function` is the task type. */
 export const TaskSubmitBodySchema = z.object({
@@ -97,6 +106,7 @@ export const JobViewSchema = z.object({
   queue_timeout_ms: z.number().int().nullable().describe('tasks not started this long after submission (or a retry) fail with CC_ERR_NO_WORKER'),
   retention_ms: z.number().int().nullable().describe('how long the job is kept once finished; null for jobs from before retention, kept until pruned on demand'),
   prune_at: nullableTime.describe('when the finished job may be pruned (completed_at + retention_ms); null while it runs'),
+  open: z.boolean().describe('takes more tasks (POST /api/jobs/{id}/tasks) until sealed; an open job does not finish'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;
@@ -107,6 +117,14 @@ export const JobSubmitViewSchema = JobViewSchema.extend({
   deduplicated: z.boolean().describe('true when the idempotency key matched an existing job, which is returned'),
   warnings: z.array(z.string()).describe('things to know, e.g. that no connected worker handles one of its task types'),
 });
+
+/** POST /api/jobs/{id}/tasks and /seal: the job after the part. */
+export const JobAppendViewSchema = JobViewSchema.extend({
+  deduplicated: z.boolean().describe('true when this part (same `at`) had been appended already: nothing was added again'),
+  first_index: z.number().int().describe("the index of the part's first task"),
+});
+/** POST /api/jobs/{id}/tasks's answer. */
+export type JobAppendView = z.output<typeof JobAppendViewSchema>;
 
 /** POST /api/jobs/{id}/retry and /api/tasks/{id}/retry: the job, and how many tasks went back to the queue. */
 export const JobRetryViewSchema = JobViewSchema.extend({
@@ -175,6 +193,9 @@ export const JobResultsViewSchema = z.object({
   job_id: z.string(),
   status: z.enum(JOB_STATES),
   results: z.array(z.unknown()),
+  offset: z.number().int().describe('the index of the first result in this page'),
+  total: z.number().int().describe('results the job has (its arguments for a map job, its tasks otherwise)'),
+  next_offset: z.number().int().nullable().describe('where the next page starts; null when this page reaches the end'),
   failures: z.array(z.object({
     task_id: z.string(),
     index: z.number().int().describe('task index, or the first argument index of a failed map chunk'),

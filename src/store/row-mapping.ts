@@ -6,7 +6,7 @@
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobRecord, JobResults, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -40,10 +40,28 @@ export function jobFromRow(r: Row): JobRecord {
     label: r.label ?? null,
     queueTimeoutMs: r.queue_timeout_ms ?? null,
     runOn: r.run_on ?? null,
+    open: bool(r.open),
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
   };
+}
+
+/**
+ * An append that changed nothing, from the job row as it is: a part already appended (a retry
+ * that names the same `at`: deduplicated), or why it is refused.
+ */
+export function refusedAppend(row: Row, p: { tasks: unknown[]; args: number; at: number | null }): JobAppendResult {
+  const job = jobFromRow(row);
+  const map = job.kind === 'map';
+  const end = map ? job.argCount ?? 0 : job.counts.total;
+  const size = map ? p.args : p.tasks.length;
+  if (p.at !== null && end >= p.at + size && (size > 0 || !job.open)) {
+    return { job, deduplicated: true, change: null, firstIndex: map ? Math.floor(p.at / (job.chunkSize ?? 1)) : p.at };
+  }
+  if (!job.open) return { job, refused: 'sealed' };
+  if (p.at !== null && p.at !== end) return { job, refused: 'conflict' };
+  return { job, refused: 'partial_chunk' };
 }
 
 /** A tasks row as a record. */
@@ -118,7 +136,7 @@ export function workerFromRow(r: Row): WorkerRecord {
  * A job's ordered results from its task rows (any order): map chunks are flattened back to
  * one entry per argument, and a failed task leaves nulls where its arguments were.
  */
-export function flattenResults(job: Row, taskRows: Row[]): JobResults {
+export function flattenResults(job: Row, taskRows: Row[], page?: ResultPage): JobResults {
   const rows = [...taskRows].sort((a, b) => a.idx - b.idx);
   const results: unknown[] = [];
   const failures: JobResults['failures'] = [];
@@ -150,7 +168,28 @@ export function flattenResults(job: Row, taskRows: Row[]): JobResults {
       failures.push({ taskId: r.id, index: r.idx, error: fromJson(r.error) as TaskError | null, state: r.state });
     }
   }
-  return { results, failures };
+  const total = resultCount(job);
+  if (!page) return { results, failures, offset: 0, total };
+  // The rows began at the task holding `offset`: keep the page's results and failures.
+  const { from } = resultTasks(job, page);
+  const first = from * (job.kind === 'map' ? job.chunk_size : 1);
+  const end = Math.min(total, page.offset + page.limit);
+  return {
+    results: results.slice(page.offset - first, Math.max(0, end - first)),
+    failures: failures.filter((f) => f.index >= page.offset && f.index < end),
+    offset: page.offset, total,
+  };
+}
+
+/** How many results a job has: one per argument (map), else one per task. */
+const resultCount = (job: Row): number => (job.kind === 'map' ? job.arg_count : job.total);
+
+/** The tasks (by index, `to` excluded) that hold a page of results. */
+export function resultTasks(job: Row, page?: ResultPage): { from: number; to: number } {
+  if (!page) return { from: 0, to: Number.MAX_SAFE_INTEGER };
+  const per = job.kind === 'map' ? job.chunk_size : 1;
+  const end = Math.min(resultCount(job), page.offset + page.limit);
+  return { from: Math.floor(page.offset / per), to: Math.max(Math.floor(page.offset / per), Math.ceil(end / per)) };
 }
 
 /** A recorded batch from its row. */

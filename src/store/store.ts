@@ -44,6 +44,8 @@ export interface JobRecord {
   queueTimeoutMs: number | null;
   /** Only this kind of worker may run its tasks; null: any. */
   runOn: WorkerKind | null;
+  /** Takes more tasks (appends) until sealed; an open job does not finish. */
+  open: boolean;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -184,6 +186,8 @@ export interface JobInsertParams {
     runOn: WorkerKind | null;
     /** Graph jobs: the nodes, their tasks and dependencies. */
     graph?: GraphPlan | null;
+    /** Open for appending (`jobAppend`) until sealed; it does not finish while open. */
+    open?: boolean;
   };
   tasks: NewTask[];
   now: number;
@@ -193,6 +197,31 @@ export interface JobInsertParams {
    */
   dedupSince?: number;
 }
+
+/** A part appended to an open job, in one transaction. */
+export interface JobAppendParams {
+  jobId: string;
+  /** The part's tasks in order; the store numbers them after the job's last (and names them `<jobId>.<index>` unless `id` is chosen). */
+  tasks: (Omit<NewTask, 'id' | 'index'> & { id?: string })[];
+  /** Arguments in this part (map jobs; 0 otherwise). */
+  args: number;
+  /** Where the part must start (the job's task count, or argument count for a map job); null: at the end. */
+  at: number | null;
+  /** The last part: the job is sealed and finishes when its tasks do. */
+  seal: boolean;
+  /** What the part runs, for a job that had no label yet. */
+  label: string | null;
+  now: number;
+}
+
+/**
+ * An append: done (or, with `at`, found done already: `deduplicated`), or refused with why:
+ * the job is not open (`sealed`), the part does not start where the job ends (`conflict`), or
+ * the last part of a map job left a partial chunk (`partial_chunk`).
+ */
+export type JobAppendResult =
+  | { job: JobRecord; deduplicated: boolean; change: JobChange | null; firstIndex: number }
+  | { job: JobRecord; refused: 'sealed' | 'conflict' | 'partial_chunk' };
 
 /** The job inserted, or the existing one its idempotency key matched. */
 export interface JobInsertResult {
@@ -350,11 +379,18 @@ export interface TaskRequeueParams {
   countAsLost?: boolean;
 }
 
+/** A page of a job's results: from `offset`, at most `limit` (results are arguments of a map job, else tasks). */
+export interface ResultPage { offset: number; limit: number }
+
 /** A job's results in order, and what failed. */
 export interface JobResults {
   /** One entry per argument (map) or per task (tasks), in submission order; null where it failed. */
   results: unknown[];
   failures: { taskId: string; index: number; error: TaskError | null; state: TaskState }[];
+  /** The index of `results[0]`. */
+  offset: number;
+  /** Results the job has in all (arguments of a map job, else tasks). */
+  total: number;
 }
 
 /** A cancelled job, and the running tasks whose workers must be told. */
@@ -476,6 +512,11 @@ export interface Store {
    * job refused (a task id taken) is returned as its error without undoing the others.
    */
   jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]>;
+  /**
+   * Append a part to an open job (see JobAppendParams); null when the job does not exist. A
+   * chosen task id already taken fails the whole part (nothing is appended).
+   */
+  jobAppend(params: JobAppendParams): Promise<JobAppendResult | null>;
   jobGet(jobId: string): Promise<JobRecord | null>;
   /** Jobs, newest first; `owner` keeps only that key's jobs. */
   jobList(params: JobListParams): Promise<JobRecord[]>;
@@ -483,7 +524,8 @@ export interface Store {
   jobGraph(jobId: string): Promise<GraphPlan | null>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
   jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null>;
-  jobResults(jobId: string): Promise<JobResults | null>;
+  /** A job's results in order, all of them or a page (`offset`, `limit`, counted in results). */
+  jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
 
   taskGet(taskId: string): Promise<TaskRecord | null>;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   CrowdComputeError, GraphViewSchema, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
-  RestJobSpecSchema, RetryQuerySchema, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
+  RestJobSpecSchema, RetryQuerySchema, RestAppendPartSchema, ResultsQuerySchema, JobAppendViewSchema, type JobAppendView, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
   type GraphView, type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
@@ -61,6 +61,27 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { ...view(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated, warnings: accepted.warnings };
   });
 
+  app.post('/api/jobs/:id/tasks', {
+    schema: routeSchema({
+      operationId: 'appendToJob', tags: ['jobs'], summary: 'Append a part to an open job: named tasks (`tasks`) or, for a map job, arguments (`args`); `seal` on the last part',
+      description: 'A job submitted with `open: true` takes parts until one seals it; it does not finish before. With `at` (the task count, or argument count for a map job, where this part starts), a part sent twice is appended once and a part out of place is refused (409 CC_ERR_APPEND_CONFLICT). Every part of a map job but the last holds a multiple of its chunk_size arguments.',
+      params: IdParamsSchema, body: RestAppendPartSchema, response: { 200: JobAppendViewSchema }, errors: [400, 401, 403, 404, 409, 413, 507],
+    }),
+  }, async (req): Promise<JobAppendView> => {
+    const res = await jobs.append(idOf(req.params), parseRequest(RestAppendPartSchema, req.body, 'part', 'CC_ERR_INVALID_JOB'), req.principal);
+    return { ...view(res.job), deduplicated: res.deduplicated, first_index: res.firstIndex };
+  });
+
+  app.post('/api/jobs/:id/seal', {
+    schema: routeSchema({
+      operationId: 'sealJob', tags: ['jobs'], summary: 'Seal an open job: it takes no more tasks and finishes when its tasks do',
+      params: IdParamsSchema, response: { 200: JobAppendViewSchema }, errors: [401, 403, 404, 409],
+    }),
+  }, async (req): Promise<JobAppendView> => {
+    const res = await jobs.append(idOf(req.params), { seal: true }, req.principal);
+    return { ...view(res.job), deduplicated: res.deduplicated, first_index: res.firstIndex };
+  });
+
   app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
     async (req): Promise<JobView> => view(await jobs.visibleJob(idOf(req.params), req.principal)));
 
@@ -103,16 +124,25 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get('/api/jobs/:id/results', {
-    schema: routeSchema({ operationId: 'getJobResults', tags: ['jobs'], summary: "A job's results in order, and its failures", params: IdParamsSchema, response: { 200: JobResultsViewSchema }, errors: [401, 404] }),
+    schema: routeSchema({
+      operationId: 'getJobResults', tags: ['jobs'], summary: "A job's results in order, and its failures: all of them, or a page (offset, limit)",
+      description: 'Results are counted per argument for a map job and per task otherwise. A large job is read in pages: follow `next_offset` until it is null.',
+      params: IdParamsSchema, querystring: ResultsQuerySchema, response: { 200: JobResultsViewSchema }, errors: [400, 401, 404],
+    }),
   }, async (req): Promise<JobResultsView> => {
     const id = idOf(req.params);
+    const q = parseRequest(ResultsQuerySchema, req.query, 'query');
     const job = await jobs.visibleJob(id, req.principal);
-    const res = await store.jobResults(id);
+    const res = await store.jobResults(id, q.limit !== undefined || q.offset > 0 ? { offset: q.offset, limit: q.limit ?? Number.MAX_SAFE_INTEGER } : undefined);
     if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} does not exist`, { jobId: id });
+    const end = res.offset + res.results.length;
     return {
       job_id: id,
       status: job.state,
       results: res.results,
+      offset: res.offset,
+      total: res.total,
+      next_offset: end < res.total ? end : null,
       failures: res.failures.map((f) => ({ task_id: f.taskId, index: f.index, status: f.state, error: f.error })),
     };
   });

@@ -32,6 +32,7 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     idempotency_key: j.idempotencyKey,
     metadata: j.metadata,
     cancel_requested: j.cancelRequested,
+    open: j.open,
     created_at: isoAlways(j.createdAt),
     started_at: iso(j.startedAt),
     completed_at: iso(j.completedAt),

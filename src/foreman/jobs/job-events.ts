@@ -9,6 +9,9 @@ const PROGRESS_INTERVAL_MS = 100;
 /** Someone in this process that follows every job change (the HTTP API's waiters, tests). */
 export type JobChangeListener = (change: JobChange) => void;
 
+/** Most results a completion carries inline; more are read over HTTP, in pages. */
+const INLINE_RESULTS_MAX = 100_000;
+
 /**
  * Fans job changes out to whoever watches the job: WebSocket subscribers (clients) and
  * in-process listeners (the HTTP API's waiters, tests). Progress is coalesced per job and
@@ -100,8 +103,9 @@ export class JobEvents implements Service {
   }
 
   private async inlineResults(jobId: string): Promise<{ results?: unknown[] }> {
-    const res = await this.store.jobResults(jobId);
-    if (!res) return {};
+    // Read no more than could be sent: a job of a million results is read in pages by its client.
+    const res = await this.store.jobResults(jobId, { offset: 0, limit: INLINE_RESULTS_MAX });
+    if (!res || res.total > res.results.length) return {};
     // Measure before deciding: a job with large results is fetched over HTTP instead.
     const size = JSON.stringify(res.results).length;
     return size <= this.maxInlineBytes ? { results: res.results } : {};

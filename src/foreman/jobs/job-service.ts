@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, type JobSpec, type Requirements } from '../../protocol/index.ts';
+import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
 import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
-import { buildJob, type SubmissionLimits } from './job-submission.ts';
+import { buildJob, buildPart, type SubmissionLimits } from './job-submission.ts';
 import { SubmissionGroup } from './submission-group.ts';
 import type { WorkAnnouncement } from '../dispatch/dispatcher.ts';
 import { matchesAny } from '../../core/pattern.ts';
@@ -83,6 +83,50 @@ export class JobService {
       });
     }
     return { ...accepted, warnings: await this.unservedWarnings(spec), firstTaskId: accepted.deduplicated ? null : params.tasks[0]?.id ?? null };
+  }
+
+  /**
+   * Append a part to an open job (named tasks, or a map job's arguments), in one transaction;
+   * with `seal`, the last part. A part that names where it starts (`at`) and was appended
+   * already is not appended again (a client retrying after a lost answer).
+   */
+  async append(jobId: string, part: { tasks?: NamedTaskSpec[]; args?: unknown[]; at?: number; seal?: boolean }, principal: Principal): Promise<{ job: JobRecord; deduplicated: boolean; firstIndex: number }> {
+    const job = await this.visibleJob(jobId, principal);
+    requireScope(principal, submissionScope(job.kind === 'map' ? 'map' : 'tasks'), 'appending to a job');
+    const params = buildPart(job, part, this.options, Date.now());
+    await this.checkFiles(params.tasks.flatMap((t) => t.files ?? []), principal);
+    let res: Awaited<ReturnType<Store['jobAppend']>>;
+    try {
+      res = await this.store.jobAppend(params);
+    } catch (err) {
+      if (/UNIQUE|duplicate key/i.test((err as Error).message)) {
+        throw new CrowdComputeError('CC_ERR_TASK_EXISTS', `a task with one of the given taskIds already exists; nothing of this part of job ${jobId} was appended`, { jobId });
+      }
+      throw err;
+    }
+    if (!res) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${jobId} does not exist`, { jobId });
+    if ('refused' in res) {
+      const j = res.job;
+      const end = j.kind === 'map' ? j.argCount ?? 0 : j.counts.total;
+      const unit = j.kind === 'map' ? 'arguments' : 'tasks';
+      switch (res.refused) {
+        case 'sealed':
+          throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${jobId} takes no more ${unit}: it ${j.cancelRequested ? 'was cancelled' : 'was not submitted open, or was sealed'} (it has ${end})`, { jobId, [unit]: end });
+        case 'conflict':
+          throw new CrowdComputeError('CC_ERR_APPEND_CONFLICT', `this part of job ${jobId} starts at ${part.at}, but the job has ${end} ${unit}; send the part that starts at ${end}`, { jobId, at: part.at, expected: end });
+        case 'partial_chunk':
+          throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${jobId} has ${end} arguments, not a multiple of its chunkSize ${j.chunkSize}: only its last part may end with a partial chunk, and that part must seal it`, { jobId, args: end, chunkSize: j.chunkSize });
+      }
+    }
+    if (!res.deduplicated) {
+      this.metrics.tasksSubmitted.inc(params.tasks.length);
+      this.log.debug({ jobId, tasks: params.tasks.length, sealed: params.seal }, 'part appended to an open job');
+      if (params.tasks.length > 0) {
+        this.workAvailable(job.kind === 'map' ? { code: true } : { requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });
+      }
+      if (res.change) this.events.publish([res.change]);
+    }
+    return { job: res.job, deduplicated: res.deduplicated, firstIndex: res.firstIndex };
   }
 
   /**

@@ -4,7 +4,8 @@ import {
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
-import type { JobInsertParams, NewTask } from '../../store/store.ts';
+import type { JobAppendParams, JobInsertParams, JobRecord, NewTask } from '../../store/store.ts';
+import type { NamedTaskSpec } from '../../protocol/index.ts';
 import { checkFunctionSource } from './code-check.ts';
 
 export { checkFunctionSource };
@@ -49,39 +50,96 @@ function jsonSize(v: unknown): number {
 }
 
 /** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
+/** Arguments per task of an open map job that does not say: its size is not known yet. */
+export const OPEN_MAP_CHUNK_SIZE = 100;
+
+/** A map job's arguments as tasks of `size` arguments, the first being task `firstIndex`; each within the payload limit. */
+function mapTasks(args: readonly unknown[], size: number, firstIndex: number, limits: SubmissionLimits, common: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined): (Omit<NewTask, 'id'> & { id?: string })[] {
+  if (args.length > limits.maxArgs) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a map job (or a part of one) has ${args.length} arguments, the foreman accepts at most ${limits.maxArgs} in one message (--max-args); submit the job open and append the rest in parts`,
+      { limit: limits.maxArgs, actual: args.length });
+  }
+  return chunk(args, size).map((part, i) => {
+    const index = firstIndex + i;
+    const bytes = jsonSize(part);
+    if (bytes > limits.maxPayloadBytes) {
+      throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `map job task ${index} (arguments ${index * size}..${index * size + part.length - 1}) is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} per task (--max-payload); use a smaller chunkSize`);
+    }
+    const id = idOf(index);
+    return { ...(id ? { id } : {}), index, kind: 'map' as const, type: 'map', input: part, ...common };
+  });
+}
+
+/** Named tasks of a job, the first being task `firstIndex`; each within the payload limit. */
+function namedTasks(list: readonly NamedTaskSpec[], firstIndex: number, limits: SubmissionLimits, defaults: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined): (Omit<NewTask, 'id'> & { id?: string })[] {
+  if (list.length > limits.maxTasksPerJob) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a job (or a part of one) has ${list.length} tasks, the foreman accepts at most ${limits.maxTasksPerJob} in one message (--max-args); submit the job open and append the rest in parts`,
+      { limit: limits.maxTasksPerJob, actual: list.length });
+  }
+  return list.map((t, i) => {
+    const index = firstIndex + i;
+    const bytes = jsonSize(t.input);
+    if (bytes > limits.maxPayloadBytes) {
+      throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${index} (${t.type}) input is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} (--max-payload)`);
+    }
+    const id = t.taskId ?? idOf(index);
+    return {
+      ...(id ? { id } : {}), index, kind: 'named' as const, type: t.type, input: t.input ?? null,
+      priority: t.priority ?? defaults.priority, maxAttempts: t.maxAttempts ?? defaults.maxAttempts, timeoutMs: t.timeoutMs ?? defaults.timeoutMs,
+      ...(t.requires ? { requires: t.requires } : {}), ...(t.files?.length ? { files: t.files } : {}),
+    };
+  });
+}
+
+/**
+ * A part of an open job as rows to append: named tasks for a `tasks` job, arguments in chunks
+ * of the job's chunk size for a map job. The store numbers the tasks; the indexes here are
+ * those the part will have if it starts where the job ends now (for error messages).
+ */
+export function buildPart(job: JobRecord, part: { tasks?: NamedTaskSpec[]; args?: unknown[]; at?: number; seal?: boolean }, limits: SubmissionLimits, now: number): JobAppendParams {
+  const common = { priority: job.priority, maxAttempts: job.maxAttempts, timeoutMs: job.timeoutMs };
+  const at = part.at ?? null;
+  const none = () => undefined;
+  if (job.kind === 'map') {
+    if (part.tasks?.length) throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${job.id} is a map job: append arguments (args), not named tasks`, { jobId: job.id });
+    const args = part.args ?? [];
+    const size = job.chunkSize ?? 1;
+    const tasks = mapTasks(args, size, Math.floor((at ?? job.argCount ?? 0) / size), limits, common, none).map(({ index: _, ...t }) => t);
+    return { jobId: job.id, tasks, args: args.length, at, seal: part.seal === true, label: null, now };
+  }
+  if (job.kind !== 'tasks') throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${job.id} is a ${job.kind} job; only map jobs and jobs of named tasks take appended parts`, { jobId: job.id });
+  if (part.args?.length) throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${job.id} is a job of named tasks: append tasks, not arguments (args)`, { jobId: job.id });
+  const list = part.tasks ?? [];
+  const tasks = namedTasks(list, at ?? job.counts.total, limits, common, none).map(({ index: _, ...t }) => t);
+  return { jobId: job.id, tasks, args: 0, at, seal: part.seal === true, label: list.length ? jobLabel({ kind: 'tasks', tasks: list }) : null, now };
+}
+
 export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, owner: string | null = null): JobInsertParams {
   const jobId = randomUUID();
   const priority: Priority = spec.priority ?? 'normal';
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
-  const tasks: NewTask[] = [];
+  const open = spec.open === true;
+  const idOf = (index: number) => `${jobId}.${index}`;
 
   if (spec.kind === 'map') {
-    if (spec.args.length === 0) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a map job needs at least one argument');
-    if (spec.args.length > limits.maxArgs) {
-      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a map job has ${spec.args.length} arguments, the foreman accepts at most ${limits.maxArgs} (--max-args); split it into several jobs`,
-        { limit: limits.maxArgs, actual: spec.args.length });
-    }
+    if (spec.args.length === 0 && !open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a map job needs at least one argument (or submit it open and append them)');
     checkFunctionSource(spec.code);
-    const size = chooseChunkSize(spec.args.length, spec.chunkSize);
-    chunk(spec.args, size).forEach((args, index) => {
-      const bytes = jsonSize(args);
-      if (bytes > limits.maxPayloadBytes) {
-        throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `map job task ${index} (arguments ${index * size}..${index * size + args.length - 1}) is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} per task (--max-payload); use a smaller chunkSize`);
-      }
-      tasks.push({ id: `${jobId}.${index}`, index, kind: 'map', type: 'map', input: args, priority, maxAttempts, timeoutMs });
-    });
+    const size = open ? spec.chunkSize ?? OPEN_MAP_CHUNK_SIZE : chooseChunkSize(spec.args.length, spec.chunkSize);
+    const tasks = mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf) as NewTask[];
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
         label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
-        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null },
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null, open },
       tasks, now,
     };
   }
 
   if (spec.kind === 'graph') {
+    if (open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a graph is submitted whole: it cannot be open');
     const plan = planGraph(jobId, spec);
+    const tasks: NewTask[] = [];
     spec.nodes.forEach((n, index) => {
       const bytes = jsonSize(n.input);
       if (bytes > limits.maxPayloadBytes) {
@@ -102,25 +160,12 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     };
   }
 
-  if (spec.tasks.length > limits.maxTasksPerJob) {
-    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a job has ${spec.tasks.length} tasks, the foreman accepts at most ${limits.maxTasksPerJob} per job (--max-args)`,
-      { limit: limits.maxTasksPerJob, actual: spec.tasks.length });
-  }
-  spec.tasks.forEach((t, index) => {
-    const bytes = jsonSize(t.input);
-    if (bytes > limits.maxPayloadBytes) {
-      throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${index} (${t.type}) input is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} (--max-payload)`);
-    }
-    tasks.push({
-      id: t.taskId ?? `${jobId}.${index}`, index, kind: 'named', type: t.type, input: t.input ?? null,
-      priority: t.priority ?? priority, maxAttempts: t.maxAttempts ?? maxAttempts, timeoutMs: t.timeoutMs ?? timeoutMs,
-      ...(t.requires ? { requires: t.requires } : {}), ...(t.files?.length ? { files: t.files } : {}),
-    });
-  });
+  if (spec.tasks.length === 0 && !open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a job needs at least one task (or submit it open and append them)');
+  const tasks = namedTasks(spec.tasks, 0, limits, { priority, maxAttempts, timeoutMs }, idOf) as NewTask[];
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
       timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null },
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null, open },
     tasks, now,
   };
 }

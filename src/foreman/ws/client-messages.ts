@@ -5,7 +5,7 @@ import type { JobService } from '../jobs/job-service.ts';
 import type { Peer } from '../peer.ts';
 
 /**
- * What clients say over the WebSocket: submit a job (and follow it), subscribe to one, cancel
+ * What clients say over the WebSocket: submit a job (and follow it), append to an open one, subscribe to one, cancel
  * one, each with the access rules of the connection's principal (the API key of its upgrade):
  * the same as over REST, through the job service.
  */
@@ -20,6 +20,12 @@ export class ClientMessages {
   handle(peer: Peer, msg: ClientInbound): Promise<void> {
     switch (msg.type) {
       case 'submit_job': return this.submit(peer, msg);
+      case 'append_tasks': {
+        const { type: _, requestId, jobId, ...part } = msg;
+        return this.deps.jobs.append(jobId, part, peer.principal).then((res) => {
+          peer.send({ type: 'tasks_appended', requestId, jobId, totalTasks: res.job.counts.total, argCount: res.job.argCount, sealed: !res.job.open, deduplicated: res.deduplicated });
+        });
+      }
       case 'subscribe_job':
         return this.subscribe(peer, msg.jobId);
       case 'cancel_job':

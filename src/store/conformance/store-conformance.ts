@@ -200,6 +200,62 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.jobResults('nope'), null);
     });
 
+    test('an open job takes parts until sealed, finishes only once sealed, and a retried part is appended once', async () => {
+      const p = namedJob(['o.a']);
+      p.job.open = true;
+      const { job } = await store.jobInsert(p);
+      assert.equal(job.open, true);
+      const part = (types: string[], at: number | null, seal = false) => ({
+        jobId: job.id, at, seal, args: 0, label: null, now: Date.now(),
+        tasks: types.map((type) => ({ kind: 'named' as const, type, input: { type }, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null })),
+      });
+      const a = await store.jobAppend(part(['o.b', 'o.c'], 1));
+      assert.ok(a && !('refused' in a));
+      assert.equal(a.firstIndex, 1);
+      assert.equal(a.job.counts.total, 3);
+      const again = await store.jobAppend(part(['o.b', 'o.c'], 1));
+      assert.ok(again && !('refused' in again) && again.deduplicated, 'the same part again is not appended twice');
+      const gap = await store.jobAppend(part(['o.z'], 7));
+      assert.ok(gap && 'refused' in gap && gap.refused === 'conflict');
+      const ts = await claim(store, 'w', ['o.*'], 10);
+      assert.deepEqual(ts.map((t) => [t.index, t.taskId]), [[0, `${job.id}.0`], [1, `${job.id}.1`], [2, `${job.id}.2`]]);
+      const fin = await store.taskFinishMany({ outcomes: ts.map((t) => ({ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'completed' as const, result: t.index })), now: Date.now() });
+      assert.equal(fin.jobs.at(-1)?.finished, false, 'an open job does not finish when its tasks have');
+      assert.equal((await store.jobGet(job.id))?.state, 'running');
+      const sealed = await store.jobAppend(part([], 3, true));
+      assert.ok(sealed && !('refused' in sealed));
+      assert.equal(sealed.change?.finished, true, 'sealing a job whose tasks are done finishes it');
+      assert.equal(sealed.job.state, 'completed');
+      assert.equal(sealed.job.open, false);
+      const late = await store.jobAppend(part(['o.late'], null));
+      assert.ok(late && 'refused' in late && late.refused === 'sealed');
+      assert.equal(await store.jobAppend({ ...part([], null), jobId: 'nope' }), null);
+      // A page of results.
+      const page = await store.jobResults(job.id, { offset: 1, limit: 1 });
+      assert.deepEqual([page?.results, page?.offset, page?.total], [[1], 1, 3]);
+    });
+
+    test('an open map job: parts of whole chunks, the last may be partial, results paged by argument', async () => {
+      const p = mapJob([1, 2, 3, 4], 2);
+      p.job.open = true;
+      const { job } = await store.jobInsert(p);
+      const chunks = (args: number[][]) => args.map((input) => ({ kind: 'map' as const, type: 'map', input, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null }));
+      const a = await store.jobAppend({ jobId: job.id, tasks: chunks([[5]]), args: 1, at: 4, seal: false, label: null, now: Date.now() });
+      assert.ok(a && !('refused' in a));
+      assert.equal(a.job.argCount, 5);
+      const b = await store.jobAppend({ jobId: job.id, tasks: chunks([[6, 7]]), args: 2, at: 5, seal: false, label: null, now: Date.now() });
+      assert.ok(b && 'refused' in b && b.refused === 'partial_chunk');
+      const seal = await store.jobAppend({ jobId: job.id, tasks: [], args: 0, at: 5, seal: true, label: null, now: Date.now() });
+      assert.ok(seal && !('refused' in seal) && seal.job.open === false);
+      const ts = await claim(store, 'w', [], 10, true);
+      await store.taskFinishMany({ outcomes: ts.map((t) => ({ taskId: t.taskId, attempt: 1, workerId: 'w', status: 'completed' as const, result: (t.input as number[]).map((x) => x * x) })), now: Date.now() });
+      assert.equal((await store.jobGet(job.id))?.state, 'completed');
+      const page = await store.jobResults(job.id, { offset: 1, limit: 3 });
+      assert.deepEqual(page?.results, [4, 9, 16]);
+      assert.equal(page?.total, 5);
+      assert.deepEqual((await store.jobResults(job.id, { offset: 4, limit: 10 }))?.results, [25]);
+    });
+
     test('cancelling a job cancels queued and running tasks, keeps finished results, and reports running ones', async () => {
       const { job } = await store.jobInsert(namedJob(['c.a', 'c.b', 'c.c']));
       const [t0, t1] = await claim(store, 'w', ['c.*'], 2);

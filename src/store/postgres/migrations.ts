@@ -215,4 +215,12 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE tasks ADD COLUMN files TEXT;
     `,
   },
+  {
+    version: 9,
+    name: 'open jobs',
+    sql: `
+      -- A job submitted open takes more tasks in appends until sealed, and does not finish while open.
+      ALTER TABLE jobs ADD COLUMN open BOOLEAN NOT NULL DEFAULT FALSE;
+    `,
+  },
 ];

@@ -18,12 +18,12 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -308,12 +308,12 @@ export class PostgresStore implements Store {
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, announce: { done: boolean } | null): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph)
-        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19)
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
-        job.graph ? JSON.stringify(job.graph) : null]);
+        job.graph ? JSON.stringify(job.graph) : null, job.open === true]);
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -325,24 +325,63 @@ export class PostgresStore implements Store {
       if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
       jr = (await insertJob()).rows[0];
     }
-    // All tasks in one statement: arrays in, unnest, in index order (which is also seq order).
-    const first = (await c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
-        SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
-        FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
-          AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
-        ORDER BY t.idx RETURNING seq, priority`,
-      [job.id, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
-        tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), job.runOn,
-        tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
-        tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))])).rows[0];
+    const first = (await this.insertTasks(c, job.id, job.runOn, tasks, now)).rows[0];
     const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
     if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
+    if (!first) {
+      // An open job submitted without tasks: nothing of it is queued yet.
+      if (announce) { await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]); announce.done = true; }
+      return { job: jobFromRow(jr), position: 0, deduplicated: false };
+    }
     const position = Number((await c.query(`SELECT ${announce ? 'pg_notify($3, $4), ' : ''}
         (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
         (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
       [first.priority, first.seq, ...(announce ? [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })] : [])])).rows[0].n);
     if (announce) announce.done = true;
     return { job: jobFromRow(jr), position, deduplicated: false };
+  }
+
+  /** A job's tasks in one statement: arrays in, unnest, in index order (which is also seq order). */
+  private insertTasks(c: pg.PoolClient, jobId: string, runOn: string | null, tasks: NewTask[], now: number): Promise<pg.QueryResult> {
+    return c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+        SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
+        FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
+          AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
+        ORDER BY t.idx RETURNING seq, priority`,
+      [jobId, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
+        tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), runOn,
+        tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
+        tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))]);
+  }
+
+  async jobAppend(params: JobAppendParams): Promise<JobAppendResult | null> {
+    return this.tx(async (c) => {
+      const p = params;
+      // Only if it is still open, the part starts where the job ends (when it says where), and a
+      // map job's earlier parts were whole chunks. Queued tasks wait afresh.
+      const r = (await c.query(`UPDATE jobs SET total = total + $2, arg_count = CASE WHEN kind = 'map' THEN arg_count + $3 ELSE arg_count END,
+          open = NOT $4, label = coalesce(nullif(label, ''), $6),
+          queue_deadline = CASE WHEN queue_timeout_ms IS NULL THEN queue_deadline ELSE $7::bigint + queue_timeout_ms END
+        WHERE id = $1 AND open AND ($5::bigint IS NULL OR $5::bigint = CASE WHEN kind = 'map' THEN arg_count ELSE total END)
+          AND (kind <> 'map' OR $3 = 0 OR arg_count % chunk_size = 0) RETURNING *`,
+      [p.jobId, p.tasks.length, p.args, p.seal, p.at, p.label, p.now])).rows[0];
+      if (!r) {
+        const job = (await c.query('SELECT * FROM jobs WHERE id = $1', [p.jobId])).rows[0];
+        return job ? refusedAppend(job, p) : null;
+      }
+      const first = r.total - p.tasks.length;
+      if (p.tasks.length > 0) {
+        const tasks = p.tasks.map((t, i) => ({ ...t, id: t.id ?? `${p.jobId}.${first + i}`, index: first + i }));
+        await this.insertTasks(c, p.jobId, r.run_on, tasks, p.now);
+        const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
+        if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [p.jobId, files]);
+        await this.notify(c, { kind: 'work' });
+      }
+      // Sealing may finish a job whose tasks have all ended already.
+      const change = p.seal ? await this.applyCounts(c, p.jobId, { completed: 0, failed: 0, cancelled: 0 }, p.now) : null;
+      const job = change?.finished ? (await c.query('SELECT * FROM jobs WHERE id = $1', [p.jobId])).rows[0] : r;
+      return { job: jobFromRow(job), deduplicated: false, change, firstIndex: first };
+    });
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {
@@ -414,11 +453,12 @@ export class PostgresStore implements Store {
   }
 
 
-  async jobResults(jobId: string): Promise<JobResults | null> {
-    const job = (await this.q('SELECT kind, chunk_size, arg_count FROM jobs WHERE id = $1', [jobId])).rows[0];
+  async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {
+    const job = (await this.q('SELECT kind, chunk_size, arg_count, total FROM jobs WHERE id = $1', [jobId])).rows[0];
     if (!job) return null;
-    const rows = (await this.q('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1', [jobId])).rows;
-    return flattenResults(job, rows);
+    const { from, to } = resultTasks(job, page);
+    const rows = (await this.q('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1 AND idx >= $2 AND idx < $3', [jobId, from, to])).rows;
+    return flattenResults(job, rows, page);
   }
 
   /** Add to a job's counters and settle its state when every task is terminal; announce the change. */
@@ -429,7 +469,7 @@ export class PostgresStore implements Store {
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
     let state: JobState = r.state;
     let finished = false;
-    if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
+    if (!TERMINAL_JOB_STATES.has(state) && !r.open && isJobDone(counts)) {
       state = r.kind === 'graph' && r.graph
         ? graphState(JSON.parse(r.graph) as GraphPlan, (await c.query(`SELECT id FROM tasks WHERE job_id = $1 AND state = 'failed'`, [jobId])).rows.map((x) => x.id as string), r.cancel_requested)
         : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
@@ -451,7 +491,8 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
           FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
-      await c.query('UPDATE jobs SET cancel_requested = TRUE WHERE id = $1', [params.jobId]);
+      // A cancelled job takes no more parts.
+      await c.query('UPDATE jobs SET cancel_requested = TRUE, open = FALSE WHERE id = $1', [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: 0, cancelled: rows.length }, params.now);
       const running = rows.filter((r) => r.was === 'running').map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
       for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${params.jobId} was cancelled` } });

@@ -232,4 +232,12 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE tasks ADD COLUMN files TEXT;
     `,
   },
+  {
+    version: 11,
+    name: 'open jobs',
+    sql: `
+      -- A job submitted open takes more tasks in appends until sealed, and does not finish while open.
+      ALTER TABLE jobs ADD COLUMN open INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -20,13 +20,13 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobRecord, JobResults,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -126,9 +126,16 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @now) RETURNING *`),
+         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @open, @now) RETURNING *`),
+      // A part of an open job: only if it is still open, the part starts where the job ends (when
+      // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh.
+      jobAppend: db.prepare(`UPDATE jobs SET total = total + @tasks, arg_count = CASE WHEN kind = 'map' THEN arg_count + @args ELSE arg_count END,
+        open = CASE WHEN @seal = 1 THEN 0 ELSE 1 END, label = coalesce(nullif(label, ''), @label),
+        queue_deadline = CASE WHEN queue_timeout_ms IS NULL THEN queue_deadline ELSE @now + queue_timeout_ms END
+        WHERE id = @id AND open = 1 AND (@at IS NULL OR @at = CASE WHEN kind = 'map' THEN arg_count ELSE total END)
+          AND (kind <> 'map' OR @args = 0 OR arg_count % chunk_size = 0) RETURNING *`),
       taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`),
       fileInsert: db.prepare(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at)
@@ -154,7 +161,8 @@ export class SqliteStore implements Store {
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
       // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
       jobSetState: db.prepare('UPDATE jobs SET state = @state, completed_at = @now, prune_after = @now + retention_ms WHERE id = @id'),
-      jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1 WHERE id = ?`),
+      // A cancelled job takes no more parts.
+      jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1, open = 0 WHERE id = ?`),
       taskGet: db.prepare('SELECT * FROM tasks WHERE id = ?'),
       taskClaimOne: db.prepare(`UPDATE tasks SET state = ${to('claim')}, attempt = attempt + 1, worker_id = ?, started_at = ?,
         lease_expires_at = ?, progress = NULL, progress_message = NULL WHERE seq = ? AND ${guard('claim')}
@@ -177,7 +185,7 @@ export class SqliteStore implements Store {
         WHERE job_id = @jobId AND ${guard('expire')} AND started_at IS NULL`),
       jobClearDeadline: db.prepare('UPDATE jobs SET queue_deadline = NULL WHERE id = ?'),
       // Sorted in JS: on this schema `ORDER BY idx` made a one-row lookup 5x slower (measured).
-      taskResults: db.prepare('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = ?'),
+      taskResults: db.prepare('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = ? AND idx >= ? AND idx < ?'),
       taskState: db.prepare('SELECT state, attempt FROM tasks WHERE id = ?'),
       // Runs once per task: positional parameters bind ~12% faster than named ones (measured).
       taskComplete: db.prepare(`UPDATE tasks SET state = ${to('complete')}, result = ?, error = NULL, completed_at = ?,
@@ -316,7 +324,7 @@ export class SqliteStore implements Store {
       id: job.id, kind: job.kind, name: job.name, priority: PRIORITY_RANK[job.priority], total: tasks.length,
       argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
-      label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, now,
+      label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0, now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -333,6 +341,25 @@ export class SqliteStore implements Store {
     for (const [rank, n] of added) queued.set(rank, (queued.get(rank) ?? 0) + n);
     return { job: jobFromRow(row), position, deduplicated: false };
   };
+
+  async jobAppend(params: JobAppendParams): Promise<JobAppendResult | null> {
+    return this.tx('jobAppend', (p: JobAppendParams): JobAppendResult | null => {
+      const r = this.s.jobAppend.get({ id: p.jobId, tasks: p.tasks.length, args: p.args, seal: p.seal ? 1 : 0, at: p.at, label: p.label, now: p.now }) as Row | undefined;
+      if (!r) {
+        const job = this.s.jobGet.get(p.jobId) as Row | undefined;
+        return job ? refusedAppend(job, p) : null;
+      }
+      const first = r.total - p.tasks.length;
+      p.tasks.forEach((t, i) => {
+        this.s.taskInsert.run(t.id ?? `${p.jobId}.${first + i}`, p.jobId, first + i, t.kind, t.type, toJson(t.input), PRIORITY_RANK[t.priority], t.maxAttempts, t.timeoutMs, p.now,
+          r.run_on, t.availableAt ?? 0, t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
+        for (const f of t.files ?? []) this.s.fileAttach.run(p.jobId, f);
+      });
+      // Sealing may finish a job whose tasks have all ended already.
+      const change = p.seal ? this.applyCounts(p.jobId, { completed: 0, failed: 0, cancelled: 0 }, p.now) : null;
+      return { job: jobFromRow(change?.finished ? this.s.jobGet.get(p.jobId) as Row : r), deduplicated: false, change, firstIndex: first };
+    })(params);
+  }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {
     const r = this.s.jobGet.get(jobId) as Row | undefined;
@@ -396,10 +423,11 @@ export class SqliteStore implements Store {
     return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null } : null;
   }
 
-  async jobResults(jobId: string): Promise<JobResults | null> {
+  async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {
     const job = this.s.jobGet.get(jobId) as Row | undefined;
     if (!job) return null;
-    return flattenResults(job, this.s.taskResults.all(jobId) as Row[]);
+    const { from, to } = resultTasks(job, page);
+    return flattenResults(job, this.s.taskResults.all(jobId, from, to) as Row[], page);
   }
 
   async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {
@@ -510,7 +538,7 @@ export class SqliteStore implements Store {
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
     let state: JobState = r.state;
     let finished = false;
-    if (!TERMINAL_JOB_STATES.has(state) && isJobDone(counts)) {
+    if (!TERMINAL_JOB_STATES.has(state) && r.open !== 1 && isJobDone(counts)) {
       state = r.kind === 'graph' && r.graph
         ? graphState(JSON.parse(r.graph) as GraphPlan, (this.s.graphFailed.all(jobId) as Row[]).map((x) => x.id as string), r.cancel_requested === 1)
         : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });

@@ -27,10 +27,14 @@
  * `--only retention` (not part of the default set: it runs a million tasks) keeps a steady load
  * on a foreman started with `--retention 1s` and prints the database's size after every 100,000
  * tasks: with pruning, the size after a million should be no more than after the first 100,000.
+ * `--only million` (not part of the default set) sends one job of 1,000,000 no-op named tasks
+ * and one map over 1,000,000 arguments (`--million-tasks` to change the count), each open and
+ * appended in parts, reads their results back in pages, and prints the rate and the foreman's
+ * resident memory (before, and its peak sampled every 100 ms).
  * Loopback only; bounded in count and time.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -47,11 +51,12 @@ const { values: args } = parseArgs({ options: {
   insecure: { type: 'boolean', default: false },
   'steady-tasks': { type: 'string', default: '1000000' },
   'fairness-runs': { type: 'string', default: '20' },
+  'million-tasks': { type: 'string', default: '1000000' },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
 const root = fileURLToPath(new URL('../', import.meta.url));
-const bin = join(root, 'bin/crowdcompute.js');
+const bin = process.env.CC_BENCH_BIN ?? join(root, 'bin/crowdcompute.js');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
@@ -101,7 +106,7 @@ while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false)
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
-const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness') || Boolean(args.only?.split(',').includes(name));
+const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness' && name !== 'million') || Boolean(args.only?.split(',').includes(name));
 const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
@@ -290,6 +295,56 @@ try {
       ...(sqliteFile ? { file_mib_first_100k: mib(sizes[0]?.file), file_mib_last_100k: mib(sizes.at(-1)?.file), wal_peak_mib: mib(Math.max(...sizes.map((x) => x.wal))) } : {}),
       pruned_tasks: sizes.at(-1)?.pruned_tasks, ...meta }));
   }
+  if (want('million')) {
+    // One job of a million no-op named tasks, and one map over a million arguments, each sent
+    // open in parts (the SDK does it for jobs larger than one message); the foreman's resident
+    // memory is sampled throughout, and the results are read back in pages.
+    const N = Number(args['million-tasks']);
+    const foremanPid = foremen[0].pid!;
+    const rssMib = () => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${foremanPid}/status`, 'utf8'))?.[1] ?? 0) / 1024; } catch { return 0; } };
+    const measure = async (bench: string, run: () => Promise<{ jobId: string; count: number; extra?: Record<string, unknown> }>) => {
+      const before = rssMib();
+      let peak = before;
+      // The V8 heap beside the resident size says where the memory is (JavaScript objects, or
+      // SQLite's page cache and other native memory).
+      let heapPeak = 0;
+      const apiKey = localCredentialsAt(urls[0])?.apiKey;
+      const heap = async () => {
+        const text = await (await fetch(`${urls[0]}/metrics/prometheus`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} })).text();
+        heapPeak = Math.max(heapPeak, Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? 0) / 1048576);
+      };
+      let ticks = 0;
+      const sampler = setInterval(() => { peak = Math.max(peak, rssMib()); if (++ticks % 10 === 0) void heap().catch(() => {}); }, 100);
+      const t0 = performance.now();
+      const { jobId, count, extra } = await run();
+      const ran = (performance.now() - t0) / 1000;
+      const r0 = performance.now();
+      let read = 0;
+      for await (const page of client.resultPages(jobId, { pageSize: 10_000 })) read += page.results.length;
+      const readS = (performance.now() - r0) / 1000;
+      clearInterval(sampler);
+      peak = Math.max(peak, rssMib());
+      if (read !== count) throw new Error(`${bench}: read ${read} results of ${count}`);
+      console.log(JSON.stringify({ bench, items: count, wall_ms: Math.round(ran * 1000), items_per_s: Math.round(count / ran), results_read_ms: Math.round(readS * 1000),
+        foreman_rss_mib_before: round(before, 0), foreman_rss_mib_peak: round(peak, 0), foreman_heap_mib_peak: round(heapPeak, 0), ...extra, ...meta }));
+    };
+    await measure('million-tasks', async () => {
+      const open = await client.openTasks();
+      for (let i = 0; i < N; i += 10_000) await open.append(Array.from({ length: Math.min(10_000, N - i) }, () => ({ type: 'bench.noop' })));
+      await (await open.seal()).ended();
+      const info = await client.getJob(open.id);
+      if (info.completedTasks !== N) throw new Error(`million-tasks: ${info.completedTasks} of ${N} completed`);
+      return { jobId: open.id, count: N, extra: { tasks: N } };
+    });
+    await measure('million-args-map', async () => {
+      const job = await client.submitMap(sumTo, Array.from({ length: N }, (_, i) => i));
+      await job.ended();
+      const info = await client.getJob(job.id);
+      if (info.status !== 'completed') throw new Error(`million-args-map: ${info.status}`);
+      return { jobId: job.id, count: N, extra: { tasks: info.totalTasks, chunk_size: info.chunkSize } };
+    });
+  }
+
   if (want('rest')) {
     // Submission alone: the tasks are of a type no worker runs, so what is measured is the
     // foreman taking requests in, not the worker running them (the throughput line measures

@@ -90,6 +90,13 @@ export class JobHandle<R = unknown> {
   private readonly taskProgressListeners = new Set<Listener<TaskProgressEvent>>();
   private lastProgress: JobProgress | null = null;
   private done = false;
+  /** The outcome is wanted (result() or outcome() was called): read it when the job ends. */
+  private wanted = false;
+  /** Ended, with results still to read over HTTP (failures, or too many to push). */
+  private unread = false;
+  private readonly endPromise: Promise<{ state: JobState; counts: JobCounts }>;
+  private resolveEnd!: (e: { state: JobState; counts: JobCounts }) => void;
+  private rejectEnd!: (e: Error) => void;
 
   constructor(init: { id: string; totalTasks: number; position: number; deduplicated: boolean; warnings?: readonly string[] }, deps: JobHandleDeps) {
     this.id = init.id;
@@ -101,6 +108,8 @@ export class JobHandle<R = unknown> {
     this.outcomePromise = new Promise((resolve, reject) => { this.resolveOutcome = resolve; this.rejectOutcome = reject; });
     // Nobody may await the outcome (fire and forget); do not turn that into an unhandled rejection.
     this.outcomePromise.catch(() => {});
+    this.endPromise = new Promise((resolve, reject) => { this.resolveEnd = resolve; this.rejectEnd = reject; });
+    this.endPromise.catch(() => {});
   }
 
   get finished(): boolean { return this.done; }
@@ -108,13 +117,30 @@ export class JobHandle<R = unknown> {
 
   /** Ordered results. Rejects with JobFailedError if any task failed or the job was cancelled. */
   async result(): Promise<R[]> {
-    const o = await this.outcomePromise;
+    const o = await this.outcome();
     if (o.state !== 'completed') throw new JobFailedError(o);
     return o.results as R[];
   }
 
   /** The full outcome, whatever the state: results (null where a task failed) and failures. */
-  outcome(): Promise<JobOutcome> { return this.outcomePromise; }
+  outcome(): Promise<JobOutcome> {
+    this.wanted = true;
+    this.readOutcome();
+    return this.outcomePromise;
+  }
+
+  /**
+   * Resolves when the job has ended, with its state and counts, without reading its results:
+   * for a large job, read them in pages (`client.resultPages(id)`) instead of all at once.
+   */
+  ended(): Promise<{ state: JobState; counts: JobCounts }> { return this.endPromise; }
+
+  /** Results not pushed are read over HTTP once, and only when someone wants them. */
+  private readOutcome(): void {
+    if (!this.unread || !this.wanted) return;
+    this.unread = false;
+    this.deps.fetchOutcome(this.id).then(this.resolveOutcome, this.rejectOutcome);
+  }
 
   /**
    * Run the job's failed and cancelled tasks again, with fresh attempts; results already
@@ -139,7 +165,7 @@ export class JobHandle<R = unknown> {
     const queue: JobProgress[] = [];
     let wake: (() => void) | null = null;
     const off = this.onProgress((p) => { queue.push(p); wake?.(); });
-    const ended = this.outcomePromise.then(() => {}, () => {});
+    const ended = this.endPromise.then(() => {}, () => {});
     try {
       while (true) {
         while (queue.length > 0) yield queue.shift()!;
@@ -172,18 +198,21 @@ export class JobHandle<R = unknown> {
     if (this.done) return;
     this.done = true;
     this._progress(state, counts);
+    this.resolveEnd({ state, counts });
     if (results !== undefined && state === 'completed') {
       this.resolveOutcome({ jobId: this.id, state, counts, results, failures: [] });
       return;
     }
-    // Failures, or results too large to push: read them over HTTP.
-    this.deps.fetchOutcome(this.id).then(this.resolveOutcome, this.rejectOutcome);
+    // Failures, or results too large to push: read them over HTTP when wanted.
+    this.unread = true;
+    this.readOutcome();
   }
 
   /** @internal */
   _fail(err: Error): void {
     if (this.done) return;
     this.done = true;
+    this.rejectEnd(err);
     this.rejectOutcome(err);
   }
 }

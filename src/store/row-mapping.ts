@@ -186,10 +186,27 @@ const resultCount = (job: Row): number => (job.kind === 'map' ? job.arg_count : 
 
 /** The tasks (by index, `to` excluded) that hold a page of results. */
 export function resultTasks(job: Row, page?: ResultPage): { from: number; to: number } {
-  if (!page) return { from: 0, to: Number.MAX_SAFE_INTEGER };
+  if (!page) return { from: 0, to: 2_147_483_647 };
   const per = job.kind === 'map' ? job.chunk_size : 1;
   const end = Math.min(resultCount(job), page.offset + page.limit);
   return { from: Math.floor(page.offset / per), to: Math.max(Math.floor(page.offset / per), Math.ceil(end / per)) };
+}
+
+/**
+ * Tasks by state from the jobs' counters, without reading the tasks table: each job counts its
+ * tasks (total) and those that ended (completed, failed, cancelled); the running ones are
+ * counted apart (few, through a partial index); the rest are queued. So the figures cost
+ * O(jobs), not O(tasks), however many tasks are kept.
+ */
+export function taskCountsFromJobs(rows: Row[], running: number): { queued: number; running: number; completed: number; failed: number; cancelled: number } {
+  let total = 0, completed = 0, failed = 0, cancelled = 0;
+  for (const r of rows) {
+    total += Number(r.total ?? 0);
+    completed += Number(r.completed ?? 0);
+    failed += Number(r.failed ?? 0);
+    cancelled += Number(r.cancelled ?? 0);
+  }
+  return { queued: Math.max(0, total - completed - failed - cancelled - running), running, completed, failed, cancelled };
 }
 
 /** A recorded batch from its row. */

@@ -321,6 +321,26 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(stats.workers, { online: 0, offline: 1 });
     });
 
+    test('task counts by state agree with the tasks themselves through claims, results, failures, cancels and retries', async () => {
+      const a = await store.jobInsert(namedJob(['st.a', 'st.a', 'st.a', 'st.a', 'st.a']));
+      const b = await store.jobInsert(namedJob(['st.b', 'st.b', 'st.b']));
+      await store.jobInsert(namedJob(['st.c', 'st.c']));
+      const ts = await claim(store, 'w', ['st.a'], 4);
+      await store.taskFinishMany({ outcomes: [
+        { taskId: ts[0].taskId, attempt: 1, workerId: 'w', status: 'completed', result: 1 },
+        { taskId: ts[1].taskId, attempt: 1, workerId: 'w', status: 'failed', error: { message: 'no' } },
+      ], now: Date.now() });
+      await claim(store, 'w', ['st.b'], 1);
+      await store.jobCancel({ jobId: b.job.id, now: Date.now() });
+      await store.jobRetry({ jobId: a.job.id, now: Date.now() });
+      const byTask = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+      for (const j of await store.jobList({ limit: 100, offset: 0 })) {
+        for (const t of await store.taskList({ jobId: j.id, limit: 100, offset: 0 })) byTask[t.state]++;
+      }
+      assert.deepEqual(byTask, { queued: 4, running: 2, completed: 1, failed: 0, cancelled: 3 });
+      assert.deepEqual((await store.stats()).tasks, byTask);
+    });
+
     test('20,000 tasks insert in one job and claim in order', async () => {
       const types = Array.from({ length: 20_000 }, () => 'bulk.noop');
       const { job } = await store.jobInsert(namedJob(types));

@@ -26,7 +26,7 @@ import type {
 } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -244,8 +244,9 @@ export class SqliteStore implements Store {
       workerCount: db.prepare(`UPDATE workers SET tasks_completed = tasks_completed + @completed,
         tasks_failed = tasks_failed + @failed, last_seen_at = @now WHERE id = @id`),
       workerList: db.prepare('SELECT * FROM workers ORDER BY state DESC, id'),
-      statsJobs: db.prepare('SELECT state, count(*) AS n FROM jobs GROUP BY state'),
-      statsTasks: db.prepare('SELECT state, count(*) AS n FROM tasks GROUP BY state'),
+      statsJobs: db.prepare(`SELECT state, count(*) AS n, sum(total) AS total, sum(completed) AS completed, sum(failed) AS failed,
+        sum(cancelled) AS cancelled FROM jobs GROUP BY state`),
+      statsRunning: db.prepare(`SELECT count(*) AS n FROM tasks WHERE state = 'running'`),
       statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
       credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers)
         VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt, @expiresAt, @maxWorkers)`),
@@ -869,10 +870,10 @@ export class SqliteStore implements Store {
 
   async stats(): Promise<StoreStats> {
     const jobs = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
-    const tasks = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     const workers = { online: 0, offline: 0 };
-    for (const r of this.s.statsJobs.all() as Row[]) (jobs as any)[r.state] = r.n;
-    for (const r of this.s.statsTasks.all() as Row[]) (tasks as any)[r.state] = r.n;
+    const byState = this.s.statsJobs.all() as Row[];
+    for (const r of byState) (jobs as any)[r.state] = r.n;
+    const tasks = taskCountsFromJobs(byState, (this.s.statsRunning.get() as Row).n);
     for (const r of this.s.statsWorkers.all() as Row[]) (workers as any)[r.state] = r.n;
     const counter = (key: string) => Number((this.s.metaGet.get(key) as Row | undefined)?.value ?? 0);
     return { jobs, tasks, workers, pruned: { jobs: counter('pruned_jobs'), tasks: counter('pruned_tasks') }, storageBytes: this.storageBytes() };

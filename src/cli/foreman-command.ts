@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import ms from 'ms';
 import { FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
 import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
 import { parseBytes, parseDuration, parseIntArg } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 
@@ -52,6 +53,7 @@ export function foremanCommand(program: Command): void {
     .option('--metrics-public', 'serve GET /metrics without an API key', FOREMAN_DEFAULTS.metricsPublic)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
     .action(async (o) => {
+      keepYoungGenerationSmall();
       const { startForeman } = await import('../foreman/index.ts');
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const secret = givenSecret(o.secretFile);
@@ -74,6 +76,19 @@ export function foremanCommand(program: Command): void {
 }
 
 /** Where the dashboard is and how to log in to it, for the line a foreman prints when it starts. */
+/**
+ * V8 lets its young generation grow to 128 MiB under a high allocation rate, which a busy
+ * foreman has (messages, rows, JSON): most of it is garbage, but it stays resident. Growing
+ * it no further than its first size cut the foreman's peak resident memory on a million-task
+ * job by about 80 MiB with no measured loss of throughput (`npm run bench -- --only million`).
+ * Someone who sets the young generation's size in NODE_OPTIONS or on the command line keeps it.
+ */
+function keepYoungGenerationSmall(): void {
+  const given = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
+  if (/semi[-_]space/.test(given)) return;
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }): Promise<string> {
   if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
   const { credentialsFile } = await import('../host/local-credentials.ts');

@@ -13,7 +13,7 @@ const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof Foreman
   { flag: '--max-payload <bytes>', key: 'maxPayloadBytes', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
   { flag: '--max-artifact-size <bytes>', key: 'maxArtifactBytes', help: 'largest artifact or checkpoint a batch handler may record, e.g. 1MiB', parse: parseBytes },
   { flag: '--max-file-size <bytes>', key: 'maxFileBytes', help: 'largest file uploaded for tasks, e.g. 64MiB', parse: parseBytes },
-  { flag: '--max-args <n>', key: 'maxArgs', help: 'most arguments in a map job, or tasks in a job', parse: parseIntArg },
+  { flag: '--max-args <n>', key: 'maxArgs', help: 'most arguments or tasks in one message (a submission or a part appended to an open job)', parse: parseIntArg },
   { flag: '--default-timeout <duration>', key: 'defaultTimeoutMs', help: 'deadline of a task submitted without timeoutMs', parse: parseDuration },
   { flag: '--max-lost-attempts <n>', key: 'maxLostAttempts', help: 'times a task may lose its worker before it fails', parse: parseIntArg },
   { flag: '--idempotency-ttl <duration>', key: 'idempotencyTtlMs', help: 'how long an idempotency key returns the same job', parse: parseDuration },

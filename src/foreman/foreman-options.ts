@@ -22,7 +22,7 @@ export const FOREMAN_DEFAULTS = {
   leaseTtlMs: 30_000,
   /** Largest WebSocket frame, HTTP body and task input or result. */
   maxPayloadBytes: 8 * MiB,
-  /** Most arguments in a map job, or tasks in a job. */
+  /** Most arguments or tasks in one message (a submission, or a part appended to an open job). */
   maxArgs: 100_000,
   /** Largest artifact or checkpoint a batch handler may record (as JSON text). */
   maxArtifactBytes: 1 * MiB,
@@ -89,7 +89,7 @@ export interface ForemanOptions {
   leaseTtlMs?: number;
   /** Largest WebSocket frame, HTTP body and task input or result accepted. Default 8 MiB. */
   maxPayloadBytes?: number;
-  /** Most arguments in a map job, or tasks in a job. Default 100,000. */
+  /** Most arguments or tasks in one message (a submission, or a part appended to an open job). Default 100,000. */
   maxArgs?: number;
   /** Largest artifact or checkpoint a batch handler may record, as JSON text. Default 1 MiB. */
   maxArtifactBytes?: number;

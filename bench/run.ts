@@ -34,7 +34,7 @@
  * Loopback only; bounded in count and time.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -101,12 +101,46 @@ for (const u of urls) {
 const client = new Client({ url, connectTimeoutMs: 20_000 });
 const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${ports[0]}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
   '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']);
-while (!(await client.stats().then((s) => s.connected_workers >= 1, () => false))) {
+// Counted in the store: with several foremen the worker is connected to another one than the client.
+while (!(await client.stats().then((s) => s.workers.online >= 1, () => false))) {
   if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
 const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness' && name !== 'million') || Boolean(args.only?.split(',').includes(name));
+/** CPU seconds a process has used (user + system), from /proc; 0 where that cannot be read. */
+const cpuOf = (pid: number): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return 0; }
+};
+/** CPU of every PostgreSQL server process on this machine (the bench's database is local). */
+const postgresCpu = (): number => {
+  let sum = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try { if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') sum += cpuOf(Number(d)); } catch { /* gone */ }
+  }
+  return sum;
+};
+/** Statements the foremen have sent to PostgreSQL, from their metrics. */
+const statementsSent = async (): Promise<number> => {
+  let sum = 0;
+  for (const u of urls) {
+    const apiKey = localCredentialsAt(u)?.apiKey;
+    const text = await (await fetch(`${u}/metrics/prometheus`, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} })).text();
+    sum += Number(/^crowdcompute_store_statements (\S+)/m.exec(text)?.[1] ?? 0);
+  }
+  return sum;
+};
+const onPostgres = database.startsWith('postgres');
+const cpuNow = async () => ({ foremen: foremen.reduce((s, f) => s + cpuOf(f.pid!), 0), worker: cpuOf(worker.pid!), postgres: onPostgres ? postgresCpu() : 0, statements: onPostgres ? await statementsSent() : 0 });
+/** What each task cost between two readings: µs of CPU in the foremen, the worker and PostgreSQL, and statements sent. */
+const perTask = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<typeof cpuNow>>, n: number) => ({
+  foreman_cpu_us_per_task: round(((b.foremen - a.foremen) * 1e6) / n, 1), worker_cpu_us_per_task: round(((b.worker - a.worker) * 1e6) / n, 1),
+  ...(onPostgres ? { postgres_cpu_us_per_task: round(((b.postgres - a.postgres) * 1e6) / n, 1), statements_per_task: round((b.statements - a.statements) / n, 3) } : {}),
+});
 const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
@@ -134,6 +168,7 @@ try {
     // Warm up JITs and the page cache with a small job first.
     await (await client.submitMany(Array.from({ length: 2_000 }, () => ({ type: 'bench.noop' })))).result();
     const rates: number[] = [];
+    const cpu0 = await cpuNow();
     for (let r = 0; r < RUNS; r++) {
       const tasks = Array.from({ length: TASKS }, () => ({ type: 'bench.noop' }));
       const t0 = performance.now();
@@ -143,7 +178,8 @@ try {
       if (results.length !== TASKS) throw new Error(`throughput: got ${results.length} results`);
       rates.push(TASKS / s);
     }
-    console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...meta }));
+    const cost = perTask(cpu0, await cpuNow(), TASKS * RUNS);
+    console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...cost, ...meta }));
   }
 
   if (want('latency')) {

@@ -39,6 +39,7 @@ export class ForemanMetrics {
   readonly endToEnd = new FastHistogram({ name: 'crowdcompute_task_latency_seconds', help: 'From submission to the recorded result of completed tasks, by task type', labelName: 'type', buckets: SECONDS_BUCKETS, registers: [this.registry] });
   readonly tasks = new Gauge({ name: 'crowdcompute_tasks', help: 'Tasks in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
   readonly jobs = new Gauge({ name: 'crowdcompute_jobs', help: 'Jobs in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
+  readonly storeStatements = new Gauge({ name: 'crowdcompute_store_statements', help: 'Statements (round trips) this foreman has sent to its database server since it started (PostgreSQL)', registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'crowdcompute_queue_depth', help: 'Tasks waiting for a worker (read at each scrape)', registers: [this.registry] });
   private readonly typeLabels = new Set<string>();
 
@@ -57,6 +58,7 @@ export class ForemanMetrics {
 
   /** Read the store's counts into the gauges, before a scrape. A store that does not answer leaves them as they were. */
   async refresh(store: Store): Promise<void> {
+    if (store.statementCount !== undefined) this.storeStatements.set(store.statementCount);
     const s = await store.stats().catch(() => null);
     if (!s) return;
     for (const state of TASK_STATES) this.tasks.set({ state }, s.tasks[state]);

@@ -502,6 +502,8 @@ export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastU
 /** The store: one interface, one driver per database. */
 export interface Store {
   readonly driver: 'sqlite' | 'postgres';
+  /** Statements sent to a database server since the store opened, each a round trip (an embedded store has none). */
+  readonly statementCount?: number;
   /** Create or upgrade the schema. Safe to call on every start. */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -105,9 +105,15 @@ export class PostgresStore implements Store {
       // client; unheard, that would end the process. The query in flight fails on its own,
       // and the pool replaces the connection.
       client.on('error', () => {});
+      // Every statement is a round trip to the server: counted, for the statements-per-task figure.
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as { query: unknown }).query = (...args: unknown[]) => { this.statementCount++; return query(...args); };
     });
     this.pool.on('error', () => { /* a dropped idle connection; the pool replaces it */ });
   }
+
+  /** Statements sent to the server since the store opened (each one round trip; BEGIN and COMMIT count). */
+  statementCount = 0;
 
   private readonly retryWindowMs: number;
 

@@ -54,6 +54,22 @@ const CHANNEL = 'crowdcompute';
  * one round trip.
  */
 const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off';
+/**
+ * The statements every task goes through are prepared once per connection (named): PostgreSQL
+ * parses and plans them once instead of at every call.
+ */
+const preparedNames = new Map<string, string>();
+function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = preparedNames.get(text);
+  if (!name) { name = `cc_${preparedNames.size}`; preparedNames.set(text, name); }
+  return { name, text, values };
+}
+
+/** Queued tasks ahead of a new job are counted up to this many: the count costs what it counts. */
+export const POSITION_COUNT_CAP = 10_000;
+
+/** The same planner settings as connection options, for the claims' own connections. */
+const QUEUE_READ_OPTIONS = ' -c enable_sort=off -c enable_bitmapscan=off -c synchronous_commit=off';
 const RETRYABLE = new Set(['40001', '40P01']);
 /** Thrown inside the space probe's transaction to roll it back. */
 const ROLLBACK_PROBE = Symbol('rollback');
@@ -87,20 +103,31 @@ export class PostgresStore implements Store {
     this.connectionString = connectionString;
     this.instanceId = options.instanceId ?? Math.random().toString(36).slice(2);
     this.retryWindowMs = options.retryWindowMs ?? 2_000;
-    this.pool = new pg.Pool({
-      connectionString, max: options.poolSize ?? 10,
+    this.pool = this.makePool(options.poolSize ?? 10, '');
+    // Claims run on connections of their own whose planner may not sort the queue or bitmap-scan
+    // it (see QUEUE_READ_OPTIONS): a claim is then one statement, committed on its own, instead
+    // of BEGIN, SET LOCAL, the claim and COMMIT.
+    this.claimPool = this.makePool(2, QUEUE_READ_OPTIONS);
+  }
+
+  /** The claims' connections (see the constructor). */
+  private readonly claimPool: pg.Pool;
+
+  private makePool(max: number, extraOptions: string): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.connectionString, max,
       // A database that does not answer is not waited for forever: connecting gives up after 5 s,
       // a query after two minutes (a million-task submission is one statement), and TCP
       // keep-alive notices a connection whose peer vanished.
       connectionTimeoutMillis: 5_000, query_timeout: 120_000, keepAlive: true,
       // The schema is a startup parameter of every connection: no extra statement, no race with the first query.
-      options: `-c search_path="${schema}"`,
+      options: `-c search_path="${this.schema}"${extraOptions}`,
       // pg_stat_activity names the foreman each connection belongs to.
       application_name: `crowdcompute ${this.instanceId}`.slice(0, 63),
       // BIGINT (epoch ms) and COUNT come back as strings by default; ours fit in a double.
       types: { getTypeParser: (oid: number, format?: any) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) } as any,
     });
-    this.pool.on('connect', (client) => {
+    pool.on('connect', (client) => {
       // A connection that dies (the server restarts, the network cuts) emits 'error' on its
       // client; unheard, that would end the process. The query in flight fails on its own,
       // and the pool replaces the connection.
@@ -109,7 +136,8 @@ export class PostgresStore implements Store {
       const query = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as { query: unknown }).query = (...args: unknown[]) => { this.statementCount++; return query(...args); };
     });
-    this.pool.on('error', () => { /* a dropped idle connection; the pool replaces it */ });
+    pool.on('error', () => { /* a dropped idle connection; the pool replaces it */ });
+    return pool;
   }
 
   /** Statements sent to the server since the store opened (each one round trip; BEGIN and COMMIT count). */
@@ -153,17 +181,17 @@ export class PostgresStore implements Store {
   }
 
   /** One statement outside a transaction, tried again like `tx` when its connection dropped. */
-  private async q(text: string, params: unknown[] = [], retry = true): Promise<pg.QueryResult> {
+  private async q(text: string | pg.QueryConfig, params: unknown[] = [], retry = true, pool: pg.Pool = this.pool): Promise<pg.QueryResult> {
     const deadline = Date.now() + this.retryWindowMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.pool.query(text, params);
+        return await (typeof text === 'string' ? pool.query(text, params) : pool.query(text));
       } catch (err) {
         if (isConnectionError(err) && retry && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { baseMs: 50, maxMs: 500 })));
           continue;
         }
-        throw storeError(err, /^\s*select/i.test(text) ? 'reading from the database' : 'writing to the database');
+        throw storeError(err, /^\s*select/i.test(typeof text === 'string' ? text : text.text) ? 'reading from the database' : 'writing to the database');
       }
     }
   }
@@ -262,7 +290,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.listener?.end().catch(() => {});
     this.listener = null;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.claimPool.end()]);
   }
 
   /** Drop the whole schema (tests). */
@@ -313,13 +341,13 @@ export class PostgresStore implements Store {
   /** One job's rows, inside the group's transaction; with `announce`, other foremen are told of new work too. */
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, announce: { done: boolean } | null): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
-    const insertJob = () => c.query(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
+    const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open)
         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
-        job.graph ? JSON.stringify(job.graph) : null, job.open === true]);
+        job.graph ? JSON.stringify(job.graph) : null, job.open === true]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -339,17 +367,17 @@ export class PostgresStore implements Store {
       if (announce) { await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]); announce.done = true; }
       return { job: jobFromRow(jr), position: 0, deduplicated: false };
     }
-    const position = Number((await c.query(`SELECT ${announce ? 'pg_notify($3, $4), ' : ''}
-        (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority < $1) +
-        (SELECT count(*) FROM tasks WHERE state = 'queued' AND priority = $1 AND seq < $2) AS n`,
-      [first.priority, first.seq, ...(announce ? [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })] : [])])).rows[0].n);
+    // Counted through the queue index, and no further than POSITION_COUNT_CAP.
+    const position = Number((await c.query(prepared(`SELECT ${announce ? 'pg_notify($4, $5), ' : ''}
+        (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE state = 'queued' AND (priority, seq) < ($1::int, $2::bigint) ORDER BY priority, seq LIMIT $3) ahead) AS n`,
+      [first.priority, first.seq, POSITION_COUNT_CAP, ...(announce ? [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })] : [])]))).rows[0].n);
     if (announce) announce.done = true;
     return { job: jobFromRow(jr), position, deduplicated: false };
   }
 
   /** A job's tasks in one statement: arrays in, unnest, in index order (which is also seq order). */
   private insertTasks(c: pg.PoolClient, jobId: string, runOn: string | null, tasks: NewTask[], now: number): Promise<pg.QueryResult> {
-    return c.query(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+    return c.query(prepared(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
         SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
         FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
           AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
@@ -357,7 +385,7 @@ export class PostgresStore implements Store {
       [jobId, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
         tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), runOn,
         tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),
-        tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))]);
+        tasks.map((t) => (t.files?.length ? JSON.stringify(t.files) : null))]));
   }
 
   async jobAppend(params: JobAppendParams): Promise<JobAppendResult | null> {
@@ -469,9 +497,16 @@ export class PostgresStore implements Store {
 
   /** Add to a job's counters and settle its state when every task is terminal; announce the change. */
   private async applyCounts(c: pg.PoolClient, jobId: string, d: { completed: number; failed: number; cancelled: number }, now: number): Promise<JobChange | null> {
-    const r = (await c.query(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
-      WHERE id = $1 RETURNING *`, [jobId, d.completed, d.failed, d.cancelled])).rows[0];
+    // Other foremen hear of the change in the same statement, unless it ends the job (the
+    // common case: one round trip). A job it ends is settled below and announced then.
+    const r = (await c.query(prepared(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
+      WHERE id = $1 RETURNING *, CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
+        THEN pg_notify($5, json_build_object('kind', 'job', 'from', $6::text, 'change', json_build_object('jobId', id, 'state', state,
+          'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
+        END AS announced`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
     if (!r) return null;
+    if (this.graphJobs.size > 10_000) this.graphJobs.clear();
+    this.graphJobs.set(jobId, r.kind === 'graph');
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
     let state: JobState = r.state;
     let finished = false;
@@ -484,7 +519,7 @@ export class PostgresStore implements Store {
       finished = true;
     }
     const change = { jobId, state, counts, finished };
-    await this.notify(c, { kind: 'job', change });
+    if (r.announced === null) await this.notify(c, { kind: 'job', change });
     return change;
   }
 
@@ -524,28 +559,26 @@ export class PostgresStore implements Store {
     if (p.limit <= 0 || (!p.allowCode && p.patterns.length === 0)) return [];
     // One statement text for every worker: $5 is the array of LIKE patterns (empty matches
     // nothing), $6 whether the worker runs shipped code.
-    return this.tx(async (c) => {
-      const rows = (await c.query(`WITH picked AS (
-          SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
-            AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
-            AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
-          ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED)
-        UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
+    // One statement, committed on its own: pick, claim, and mark the jobs started.
+    const rows = (await this.q(prepared(`WITH picked AS (
+        SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
+          AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+          AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
+        ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
+      claimed AS (UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
           progress = NULL, progress_message = NULL
         FROM picked WHERE t.seq = picked.seq
-        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files`,
-        [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'])).rows;
-      if (rows.length === 0) return [];
-      rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-      await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`,
-        [p.now, [...new Set(rows.map((r) => r.job_id))]]);
-      return rows.map((r) => ({
-        taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-        priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-        createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
-        ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-      }));
-    }, { begin: BEGIN_QUEUE_READ });
+        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files),
+      started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
+      SELECT * FROM claimed`,
+    [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node']), [], true, this.claimPool)).rows;
+    rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+    return rows.map((r) => ({
+      taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+      priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+      createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+      ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
+    }));
   }
 
   async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
@@ -600,11 +633,11 @@ export class PostgresStore implements Store {
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
       if (done.length > 0) {
-        const rows = (await c.query(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+        const rows = (await c.query(prepared(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
             RETURNING t.id, t.attempt, t.job_id`,
-          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now])).rows;
+          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now]))).rows;
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
         for (const r of rows) {
           const key = `${r.id}#${r.attempt}`;
@@ -663,7 +696,7 @@ export class PostgresStore implements Store {
       if (out.released > 0) await this.notify(c, { kind: 'work' });
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
-        await c.query('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]);
+        await c.query(prepared('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]));
       }
       if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });
       return out;

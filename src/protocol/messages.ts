@@ -500,7 +500,7 @@ export const JobAcceptedSchema = z.object({
   requestId: z.string(),
   jobId: id,
   totalTasks: z.number().int(),
-  /** Tasks ahead of this job's first task in the queue when it was accepted. */
+  /** Tasks ahead of this job's first task in the queue when it was accepted, counted up to 10,000. */
   position: z.number().int(),
   /** True when an idempotency key matched an existing job. */
   deduplicated: z.boolean(),

@@ -223,10 +223,13 @@ export type JobAppendResult =
   | { job: JobRecord; deduplicated: boolean; change: JobChange | null; firstIndex: number }
   | { job: JobRecord; refused: 'sealed' | 'conflict' | 'partial_chunk' };
 
+/** Queued tasks ahead of a new job are counted up to this many: the count costs what it counts. */
+export const POSITION_COUNT_CAP = 10_000;
+
 /** The job inserted, or the existing one its idempotency key matched. */
 export interface JobInsertResult {
   job: JobRecord;
-  /** Queued tasks that run before this job's first task. */
+  /** Queued tasks that run before this job's first task, counted up to POSITION_COUNT_CAP. */
   position: number;
   /** True when the idempotency key matched an existing job, which is returned instead. */
   deduplicated: boolean;

@@ -7,6 +7,7 @@ import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import type {
   JobListParams, NewTask, Store, JobInsertParams } from '../store.ts';
+import { POSITION_COUNT_CAP } from '../store.ts';
 import type { Priority } from '../../protocol/index.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 
@@ -70,6 +71,10 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(high.position, 0);
       const low = await store.jobInsert(namedJob(['p.e'], { priority: 'low' }));
       assert.equal(low.position, 4);
+      // A deep queue is counted up to the cap, whatever its depth.
+      await store.jobInsert(namedJob(Array.from({ length: POSITION_COUNT_CAP + 50 }, () => 'p.deep')));
+      assert.equal((await store.jobInsert(namedJob(['p.f']))).position, POSITION_COUNT_CAP);
+      assert.equal((await store.jobInsert(namedJob(['p.g'], { priority: 'high' }))).position, 1);
     });
 
     test('a group insert: each job in whole or not at all, a refused job alone, keys shared within the group', async () => {

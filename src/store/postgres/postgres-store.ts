@@ -18,10 +18,11 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord, JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
+import { POSITION_COUNT_CAP } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
@@ -64,9 +65,6 @@ function prepared(text: string, values: unknown[]): pg.QueryConfig {
   if (!name) { name = `cc_${preparedNames.size}`; preparedNames.set(text, name); }
   return { name, text, values };
 }
-
-/** Queued tasks ahead of a new job are counted up to this many: the count costs what it counts. */
-export const POSITION_COUNT_CAP = 10_000;
 
 /** The same planner settings as connection options, for the claims' own connections. */
 const QUEUE_READ_OPTIONS = ' -c enable_sort=off -c enable_bitmapscan=off -c synchronous_commit=off';

@@ -24,6 +24,7 @@ import type {
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
+import { POSITION_COUNT_CAP } from '../store.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
@@ -154,7 +155,9 @@ export class SqliteStore implements Store {
       graphFailed: db.prepare(`SELECT id FROM tasks WHERE job_id = ? AND state = 'failed'`),
       graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
-      queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM tasks WHERE state = 'queued' GROUP BY priority`),
+      // The first queued tasks in queue order, by priority: enough to count any position up to the cap.
+      queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
+        ORDER BY priority, seq LIMIT ${POSITION_COUNT_CAP + 1}) GROUP BY priority`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
@@ -331,6 +334,7 @@ export class SqliteStore implements Store {
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
     for (const [rank, n] of queued) if (rank <= firstRank) position += n;
+    position = Math.min(position, POSITION_COUNT_CAP);
     const added = new Map<number, number>();
     for (const t of tasks) {
       const rank = PRIORITY_RANK[t.priority];

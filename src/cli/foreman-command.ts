@@ -76,6 +76,17 @@ export function foremanCommand(program: Command): void {
 }
 
 /** Where the dashboard is and how to log in to it, for the line a foreman prints when it starts. */
+export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }): Promise<string> {
+  if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
+  const { credentialsFile } = await import('../host/local-credentials.ts');
+  return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
+}
+
+/** `--max-payload <bytes>` → `maxPayload`, the key commander gives the option. */
+function camel(flag: string): string {
+  return flag.replace(/^--/, '').split(' ')[0].replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
 /**
  * V8 lets its young generation grow to 128 MiB under a high allocation rate, which a busy
  * foreman has (messages, rows, JSON): most of it is garbage, but it stays resident. Growing
@@ -87,15 +98,4 @@ function keepYoungGenerationSmall(): void {
   const given = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
   if (/semi[-_]space/.test(given)) return;
   v8.setFlagsFromString('--semi-space-growth-factor=1');
-}
-
-export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }): Promise<string> {
-  if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
-  const { credentialsFile } = await import('../host/local-credentials.ts');
-  return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
-}
-
-/** `--max-payload <bytes>` → `maxPayload`, the key commander gives the option. */
-function camel(flag: string): string {
-  return flag.replace(/^--/, '').split(' ')[0].replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }

@@ -1,8 +1,9 @@
 import { CrowdComputeError, type JobAppendView, type NamedTaskSpec } from '../protocol/index.ts';
 import type { JobHandle } from './job-handle.ts';
 
-/** Most items (tasks or arguments) in one appended part, and about how many bytes of JSON. */
+/** Most items (tasks or arguments) in one appended part. */
 export const PART_MAX_ITEMS = 10_000;
+/** About how many bytes of JSON one appended part holds at most. */
 export const PART_MAX_BYTES = 2 * 1024 * 1024;
 
 /** How an open job sends its parts: POST /api/jobs/{id}/tasks, with the client's retries. @internal */

@@ -131,7 +131,7 @@ test('job <id> --json: { job, tasks, outcome } in the REST API\'s field names', 
   assert.ok('completed_at' in out.job && 'max_attempts' in out.job && !('totalTasks' in out.job));
   assert.equal(out.tasks[0].task_id, `${completedJob}.0`);
   assert.equal(out.tasks[0].worker_id, 'cli-test-worker');
-  assert.deepEqual(out.outcome, { job_id: completedJob, status: 'completed', results: [{ result: 42 }], failures: [] });
+  assert.deepEqual(out.outcome, { job_id: completedJob, status: 'completed', results: [{ result: 42 }], offset: 0, total: 1, next_offset: null, failures: [] });
 });
 
 test('workers: a table of the workers; --json as the REST API has them', async () => {

@@ -75,6 +75,8 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'GET', path: `/api/jobs/${job.json.id}`, openapi: '/api/jobs/{id}', needs: 'own' },
     { method: 'GET', path: `/api/jobs/${job.json.id}/tasks`, openapi: '/api/jobs/{id}/tasks', needs: 'own' },
     { method: 'GET', path: `/api/jobs/${job.json.id}/results`, openapi: '/api/jobs/{id}/results', needs: 'own' },
+    { method: 'POST', path: `/api/jobs/${job.json.id}/tasks`, openapi: '/api/jobs/{id}/tasks', needs: 'own', body: { tasks: [{ type: 'a' }] } },
+    { method: 'POST', path: `/api/jobs/${job.json.id}/seal`, openapi: '/api/jobs/{id}/seal', needs: 'own' },
     { method: 'POST', path: `/api/jobs/${job.json.id}/cancel`, openapi: '/api/jobs/{id}/cancel', needs: 'own' },
     { method: 'POST', path: `/api/jobs/${job.json.id}/retry`, openapi: '/api/jobs/{id}/retry', needs: 'own' },
     { method: 'POST', path: `/api/tasks/${taskId}/retry`, openapi: '/api/tasks/{id}/retry', needs: 'own' },

@@ -21,11 +21,16 @@ test('named tasks keep their own options over the job\'s', () => {
 
 test('limits are refused with errors that name them', () => {
   assert.throws(() => buildJob({ kind: 'map', code: '(x) => x', args: [] }, limits, 1), /CC_ERR_INVALID_JOB: a map job needs at least one argument/);
-  assert.throws(() => buildJob({ kind: 'map', code: '(x) => x', args: Array.from({ length: 1001 }, () => 0) }, limits, 1), /1001 arguments, the foreman accepts at most 1000 \(--max-args\)/);
-  assert.throws(() => buildJob({ kind: 'tasks', tasks: Array.from({ length: 6 }, () => ({ type: 'a' })) }, limits, 1), /6 tasks, the foreman accepts at most 5 per job/);
+  assert.throws(() => buildJob({ kind: 'map', code: '(x) => x', args: Array.from({ length: 1001 }, () => 0) }, limits, 1), /1001 arguments, the foreman accepts at most 1000 in one message \(--max-args\); submit the job open and append the rest in parts/);
+  assert.throws(() => buildJob({ kind: 'tasks', tasks: Array.from({ length: 6 }, () => ({ type: 'a' })) }, limits, 1), /6 tasks, the foreman accepts at most 5 in one message/);
   assert.throws(() => buildJob({ kind: 'tasks', tasks: [{ type: 'a', input: 'x'.repeat(2000) }] }, limits, 1), /CC_ERR_PAYLOAD_TOO_LARGE: task 0 \(a\) input is 2\.0 KiB, the foreman accepts at most 1\.0 KiB/);
   assert.throws(() => buildJob({ kind: 'map', code: '(x) => x', args: ['x'.repeat(600), 'y'.repeat(600)], chunkSize: 2 }, limits, 1), /arguments 0\.\.1\) is 1\.2 KiB.*use a smaller chunkSize/);
   assert.throws(() => buildJob({ kind: 'map', code: 'function (', args: [1] }, limits, 1), /CC_ERR_CODE_COMPILE: the shipped function does not compile/);
+  assert.throws(() => buildJob({ kind: 'tasks', tasks: [] }, limits, 1), /CC_ERR_INVALID_JOB: a job needs at least one task \(or submit it open/);
+  assert.throws(() => buildJob({ kind: 'graph', nodes: [{ id: 'a', type: 'a' }], open: true }, limits, 1), /a graph is submitted whole: it cannot be open/);
+  // Open jobs may start empty; a map job's chunk size is fixed then (100 unless given).
+  assert.equal(buildJob({ kind: 'tasks', tasks: [], open: true }, limits, 1).tasks.length, 0);
+  assert.equal(buildJob({ kind: 'map', code: '(x) => x', args: [], open: true }, limits, 1).job.chunkSize, 100);
 });
 
 test('submitting: one commit, work announced once; an idempotency key returns the same job; a taken task id is refused', async () => {

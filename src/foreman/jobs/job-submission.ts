@@ -49,7 +49,6 @@ function jsonSize(v: unknown): number {
   return v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v));
 }
 
-/** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
 /** Arguments per task of an open map job that does not say: its size is not known yet. */
 export const OPEN_MAP_CHUNK_SIZE = 100;
 
@@ -114,6 +113,7 @@ export function buildPart(job: JobRecord, part: { tasks?: NamedTaskSpec[]; args?
   return { jobId: job.id, tasks, args: 0, at, seal: part.seal === true, label: list.length ? jobLabel({ kind: 'tasks', tasks: list }) : null, now };
 }
 
+/** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
 export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, owner: string | null = null): JobInsertParams {
   const jobId = randomUUID();
   const priority: Priority = spec.priority ?? 'normal';

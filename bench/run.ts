@@ -18,7 +18,9 @@
  *               line saying so when it is missing), beside the Node worker's map figure
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
- * the worker on the first and the client on the last, so every result crosses foremen.
+ * the worker on the first and the client on the last, so every result crosses foremen;
+ * `--spread-workers` starts one worker per foreman instead, sharing `--concurrency`, so that the
+ * foremen share the dispatching.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
  * `--only fairness` (not part of the default set: it runs a 100,000-task job per repetition)
  * measures head-of-line blocking: the latency of a 10-task job submitted right after a
@@ -47,7 +49,7 @@ import { localCredentialsAt } from '../src/host/local-credentials.ts';
 const { values: args } = parseArgs({ options: {
   database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
-  foremen: { type: 'string', default: '1' },
+  foremen: { type: 'string', default: '1' }, 'spread-workers': { type: 'boolean', default: false },
   insecure: { type: 'boolean', default: false },
   'steady-tasks': { type: 'string', default: '1000000' },
   'fairness-runs': { type: 'string', default: '20' },
@@ -99,14 +101,18 @@ for (const u of urls) {
   }
 }
 const client = new Client({ url, connectTimeoutMs: 20_000 });
-const worker = start('worker', ['worker', '--foreman', `ws://127.0.0.1:${ports[0]}/ws`, '--id', 'bench-worker', '--concurrency', args.concurrency!,
-  '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']);
-// Counted in the store: with several foremen the worker is connected to another one than the client.
-while (!(await client.stats().then((s) => s.workers.online >= 1, () => false))) {
+// One worker on the first foreman; with --spread-workers, one per foreman, sharing the concurrency.
+const workerPorts = args['spread-workers'] ? ports : [ports[0]];
+const workers = workerPorts.map((port, i) => start(`worker ${i + 1}`, ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', `bench-worker-${i + 1}`,
+  '--concurrency', String(Math.ceil(Number(args.concurrency) / workerPorts.length)),
+  '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']));
+const worker = workers[0];
+// Counted in the store: with several foremen the workers are connected to others than the client's.
+while (!(await client.stats().then((s) => s.workers.online >= workers.length, () => false))) {
   if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
   await new Promise((r) => setTimeout(r, 50));
 }
-const meta = { database: database.split(':')[0], foremen: FOREMEN, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
+const meta = { database: database.split(':')[0], foremen: FOREMEN, workers: workers.length, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
 const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness' && name !== 'million') || Boolean(args.only?.split(',').includes(name));
 /** CPU seconds a process has used (user + system), from /proc; 0 where that cannot be read. */
 const cpuOf = (pid: number): number => {
@@ -135,7 +141,7 @@ const statementsSent = async (): Promise<number> => {
   return sum;
 };
 const onPostgres = database.startsWith('postgres');
-const cpuNow = async () => ({ foremen: foremen.reduce((s, f) => s + cpuOf(f.pid!), 0), worker: cpuOf(worker.pid!), postgres: onPostgres ? postgresCpu() : 0, statements: onPostgres ? await statementsSent() : 0 });
+const cpuNow = async () => ({ foremen: foremen.reduce((s, f) => s + cpuOf(f.pid!), 0), worker: workers.reduce((s, w) => s + cpuOf(w.pid!), 0), postgres: onPostgres ? postgresCpu() : 0, statements: onPostgres ? await statementsSent() : 0 });
 /** What each task cost between two readings: µs of CPU in the foremen, the worker and PostgreSQL, and statements sent. */
 const perTask = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<typeof cpuNow>>, n: number) => ({
   foreman_cpu_us_per_task: round(((b.foremen - a.foremen) * 1e6) / n, 1), worker_cpu_us_per_task: round(((b.worker - a.worker) * 1e6) / n, 1),
@@ -424,8 +430,8 @@ try {
 } finally {
   stopping = true;
   await client.close();
-  worker.kill('SIGTERM');
-  await new Promise((r) => worker.once('exit', r));
+  for (const w of workers) w.kill('SIGTERM');
+  await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
   for (const f of foremen) f.kill('SIGTERM');
   await Promise.all(foremen.map((f) => new Promise((r) => (f.exitCode !== null ? r(null) : f.once('exit', r)))));
   if (database.startsWith('postgres')) {

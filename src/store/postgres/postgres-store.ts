@@ -313,15 +313,22 @@ export class PostgresStore implements Store {
   async jobInsertMany(list: JobInsertParams[]): Promise<JobInsertOutcome[]> {
     return this.tx(async (c) => {
       const out: JobInsertOutcome[] = [];
-      const notified = { done: false };
-      for (const [i, params] of list.entries()) {
-        // The last job's position query carries the announcement (one round trip fewer).
-        const announce = i === list.length - 1 ? notified : null;
+      // Queued tasks per priority, counted once for the group (the first ones in queue order, up
+      // to the cap) and kept up to date as it inserts: a job's position is the queued tasks of
+      // its first task's priority or better. The same statement tells other foremen of new work
+      // (delivered only if the group commits).
+      const queued = new Map<number, number>();
+      for (const r of (await c.query(prepared(`SELECT pg_notify($2, $3), priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
+          ORDER BY priority, seq LIMIT $1) first GROUP BY priority`, [POSITION_COUNT_CAP + 1, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]))).rows) {
+        queued.set(r.priority, Number(r.n));
+      }
+      if (queued.size === 0) await this.notify(c, { kind: 'work' });
+      for (const params of list) {
         const chosenIds = params.tasks.some((t) => !t.id.startsWith(`${params.job.id}.`));
-        if (!chosenIds) { out.push(await this.insertJobRows(c, params, announce)); continue; }
+        if (!chosenIds) { out.push(await this.insertJobRows(c, params, queued)); continue; }
         await c.query('SAVEPOINT job_insert');
         try {
-          out.push(await this.insertJobRows(c, params, announce));
+          out.push(await this.insertJobRows(c, params, queued));
           await c.query('RELEASE SAVEPOINT job_insert');
         } catch (err) {
           if ((err as { code?: string }).code !== '23505') throw err;
@@ -329,15 +336,12 @@ export class PostgresStore implements Store {
           out.push({ error: err as Error });
         }
       }
-      if (!notified.done && out.some((o) => !('error' in o) && !o.deduplicated)) {
-        await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]);
-      }
       return out;
     }, { retry: list.every((p) => p.job.idempotencyKey !== null) });
   }
 
-  /** One job's rows, inside the group's transaction; with `announce`, other foremen are told of new work too. */
-  private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, announce: { done: boolean } | null): Promise<JobInsertResult> {
+  /** One job's rows, inside the group's transaction; `queued` counts the queue by priority (see jobInsertMany). */
+  private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open)
@@ -357,20 +361,15 @@ export class PostgresStore implements Store {
       if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
       jr = (await insertJob()).rows[0];
     }
-    const first = (await this.insertTasks(c, job.id, job.runOn, tasks, now)).rows[0];
+    if (tasks.length > 0) await this.insertTasks(c, job.id, job.runOn, tasks, now);
     const files = [...new Set(tasks.flatMap((t) => t.files ?? []))];
     if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
-    if (!first) {
-      // An open job submitted without tasks: nothing of it is queued yet.
-      if (announce) { await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]); announce.done = true; }
-      return { job: jobFromRow(jr), position: 0, deduplicated: false };
-    }
-    // Counted through the queue index, and no further than POSITION_COUNT_CAP.
-    const position = Number((await c.query(prepared(`SELECT ${announce ? 'pg_notify($4, $5), ' : ''}
-        (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE state = 'queued' AND (priority, seq) < ($1::int, $2::bigint) ORDER BY priority, seq LIMIT $3) ahead) AS n`,
-      [first.priority, first.seq, POSITION_COUNT_CAP, ...(announce ? [CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })] : [])]))).rows[0].n);
-    if (announce) announce.done = true;
-    return { job: jobFromRow(jr), position, deduplicated: false };
+    const firstRank = PRIORITY_RANK[tasks[0]?.priority ?? job.priority];
+    let position = 0;
+    for (const [rank, n] of queued) if (rank <= firstRank) position += n;
+    // Counted only once the job is in: a job refused adds nothing.
+    for (const t of tasks) queued.set(PRIORITY_RANK[t.priority], (queued.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
+    return { job: jobFromRow(jr), position: Math.min(position, POSITION_COUNT_CAP), deduplicated: false };
   }
 
   /** A job's tasks in one statement: arrays in, unnest, in index order (which is also seq order). */
@@ -379,7 +378,7 @@ export class PostgresStore implements Store {
         SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
         FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
           AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
-        ORDER BY t.idx RETURNING seq, priority`,
+        ORDER BY t.idx`,
       [jobId, now, tasks.map((t) => t.id), tasks.map((t) => t.index), tasks.map((t) => t.kind), tasks.map((t) => t.type),
         tasks.map((t) => toJson(t.input)), tasks.map((t) => PRIORITY_RANK[t.priority]), tasks.map((t) => t.maxAttempts), tasks.map((t) => t.timeoutMs), runOn,
         tasks.map((t) => t.availableAt ?? 0), tasks.map((t) => (t.requires ? JSON.stringify(t.requires) : null)),

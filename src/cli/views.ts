@@ -84,7 +84,7 @@ export function jobSummary(j: Job, now = Date.now()): string {
   const rows: [string, string][] = [
     ['name', j.name ?? '-'],
     ['kind', `${j.kind}${j.label ? ` (${j.kind === 'map' ? 'function' : 'type'} ${j.label})` : ''}${j.argCount !== null ? `, ${j.argCount} arguments` : ''}`],
-    ['state', `${j.status}${j.cancelRequested && j.status !== 'cancelled' ? ' (cancel requested)' : ''}`],
+    ['state', `${j.status}${j.cancelRequested && j.status !== 'cancelled' ? ' (cancel requested)' : ''}${j.open ? ' (open: takes more parts until sealed)' : ''}`],
     ['progress', `${Math.floor(j.progress * 100)}%: ${finished} of ${j.totalTasks} tasks finished (${counts.join(', ')})`],
     ['created', when(j.createdAt, now)],
     ['started', when(j.startedAt, now)],

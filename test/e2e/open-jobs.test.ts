@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Worker } from '../../src/worker/index.ts';
 import { Client } from '../../src/client/index.ts';
 import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+import { jobSummary } from '../../src/cli/views.ts';
 
 // Jobs larger than one message: submitted open, appended in parts, sealed; results read in pages.
 
@@ -67,6 +68,7 @@ test('an open job runs its tasks as they come and finishes only when sealed', as
   const running = await client.getJob(open.id);
   assert.equal(running.open, true);
   assert.notEqual(running.status, 'completed', 'an open job does not finish though its tasks have');
+  assert.match(jobSummary(running), /open: takes more parts until sealed/, 'crowdcompute job says so');
   await open.append([{ type: 'echo.c', input: { n: 3 } }]);
   const handle = await open.seal();
   assert.deepEqual(await handle.result(), [2, 4, 6]);

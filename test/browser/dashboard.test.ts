@@ -109,6 +109,12 @@ test('the dashboard: live progress and workers, a failed task\'s error, Retry, C
     await waitFor(async () => (await page.locator('[data-job]').count()) === 4 || null, { message: 'every job again' });
     await screenshot(page, 'dashboard-jobs-light-desktop');
 
+    // An open job says so on its page until it is sealed.
+    const open = await client.openTasks({ name: 'streaming' });
+    await page.goto(`${foreman.url}/jobs/${open.id}`);
+    await page.locator('.job-head span[title^="It takes more tasks"]', { hasText: 'open' }).waitFor({ timeout: 30_000 });
+    await open.seal();
+
     // A worker's page: its capacity, what it did, its connections; the count follows live.
     await page.goto(`${foreman.url}/workers/beta`);
     await page.locator('h2', { hasText: 'beta' }).waitFor();

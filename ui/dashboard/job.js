@@ -106,7 +106,7 @@ export function JobPage({ id, live }) {
   return html`
     <p class="small"><${Link} href="/jobs">← all jobs</${Link}></p>
     <div class="job-head">
-      <h2>${jobTitle(job)} <${State} state=${job.status} /></h2>
+      <h2>${jobTitle(job)} <${State} state=${job.status} />${job.open ? html` <span class="small muted" title="It takes more tasks until its submitter seals it">open</span>` : ''}</h2>
       <div class="actions">
         <button class="danger" disabled=${busy || TERMINAL.has(job.status)} onClick=${() => act('cancel', `/api/jobs/${id}/cancel`)}>Cancel job</button>
         <button class="primary" disabled=${busy || !retryable} onClick=${() => act('retry', `/api/jobs/${id}/retry`)}>Retry failed${job.cancelled_tasks ? ' and cancelled' : ''}</button>

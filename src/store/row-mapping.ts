@@ -6,7 +6,7 @@
  */
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -41,6 +41,8 @@ export function jobFromRow(r: Row): JobRecord {
     queueTimeoutMs: r.queue_timeout_ms ?? null,
     runOn: r.run_on ?? null,
     open: bool(r.open),
+    weight: r.weight ?? 1,
+    maxConcurrency: r.max_concurrency ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -94,6 +96,16 @@ export function taskFromRow(r: Row): TaskRecord {
   };
 }
 
+/** An unfinished job's row, with its running tasks, as the scheduler sees it. */
+export function activeJobFromRow(r: Row, running: number): ActiveJob {
+  return {
+    jobId: r.id, kind: r.kind, owner: r.owner ?? null, priority: PRIORITY_BY_RANK[r.priority], weight: Number(r.weight ?? 1),
+    maxConcurrency: r.max_concurrency ?? null, running,
+    waiting: Math.max(0, Number(r.total) - Number(r.completed) - Number(r.failed) - Number(r.cancelled) - running),
+    runOn: r.run_on ?? null, createdAt: Number(r.created_at),
+  };
+}
+
 /** A credentials row as a record. */
 export function credentialFromRow(r: Row): CredentialRecord {
   return {
@@ -109,6 +121,7 @@ export function credentialFromRow(r: Row): CredentialRecord {
     lastUsedFrom: r.last_used_from,
     expiresAt: r.expires_at ?? null,
     maxWorkers: r.max_workers ?? null,
+    maxConcurrency: r.max_concurrency ?? null,
   };
 }
 

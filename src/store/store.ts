@@ -46,6 +46,10 @@ export interface JobRecord {
   runOn: WorkerKind | null;
   /** Takes more tasks (appends) until sealed; an open job does not finish. */
   open: boolean;
+  /** Its share of the workers against other jobs of its priority and owner (default 1). */
+  weight: number;
+  /** At most this many of its tasks run at once; null: no cap. */
+  maxConcurrency: number | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -188,6 +192,10 @@ export interface JobInsertParams {
     graph?: GraphPlan | null;
     /** Open for appending (`jobAppend`) until sealed; it does not finish while open. */
     open?: boolean;
+    /** Its share against other jobs of its priority and owner; default 1. */
+    weight?: number;
+    /** At most this many of its tasks run at once; null or omitted: no cap. */
+    maxConcurrency?: number | null;
   };
   tasks: NewTask[];
   now: number;
@@ -251,7 +259,55 @@ export interface TaskClaimParams {
   now: number;
   /** What the worker is: tasks of jobs that run only on the other kind are not for it. Default node. */
   kind?: WorkerKind;
+  /**
+   * Take only from these jobs, at most `limit` tasks from each, each job's tasks in its own
+   * queue order (the scheduler has chosen how many each gets). Omitted: from the whole queue,
+   * best priority first, then oldest.
+   */
+  jobs?: readonly { jobId: string; limit: number }[];
+  /**
+   * Task types under a rate limit and how many of each may still start now: a task whose type
+   * matches a pattern takes one from the first such pattern's count, and is left queued when
+   * that count is spent.
+   */
+  rateLimited?: readonly { pattern: string; left: number }[];
 }
+
+/** A job the scheduler shares the workers with: not finished, and possibly with tasks to run. */
+export interface ActiveJob {
+  jobId: string;
+  kind: JobKind;
+  owner: string | null;
+  priority: Priority;
+  weight: number;
+  maxConcurrency: number | null;
+  /** Its tasks not yet ended and not running: queued, waiting for a retry or for upstream nodes. */
+  waiting: number;
+  /** Its tasks running now, on any foreman's workers. */
+  running: number;
+  /** Only this kind of worker may run its tasks; null: any. */
+  runOn: WorkerKind | null;
+  createdAt: number;
+}
+
+/** A per-type rate limit: at most `max` tasks whose type matches `pattern` start per `perMs`. */
+export interface RateLimit {
+  pattern: string;
+  max: number;
+  perMs: number;
+}
+
+/** What the scheduler needs to share the workers, read in one go. */
+export interface SchedulerSnapshot {
+  /** Jobs not finished, oldest first (at most ACTIVE_JOBS_CAP). */
+  jobs: ActiveJob[];
+  /** API keys with a cap on their jobs' running tasks. */
+  ownerCaps: { owner: string; maxConcurrency: number }[];
+  rateLimits: RateLimit[];
+}
+
+/** The most unfinished jobs the scheduler looks at, oldest first; younger ones wait their turn. */
+export const ACTIVE_JOBS_CAP = 5_000;
 
 /** One outcome a worker reported, to record if the task is still running under that attempt on that worker. */
 export interface TaskOutcomeParams {
@@ -497,10 +553,13 @@ export interface CredentialRecord {
   expiresAt: number | null;
   /** Join links: how many browsers may be connected with one at once (null: no limit). */
   maxWorkers: number | null;
+  /** Keys: at most this many tasks of its jobs run at once (null: no cap). */
+  maxConcurrency: number | null;
 }
 
 /** A credential to store. */
-export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers'> & { expiresAt?: number | null; maxWorkers?: number | null };
+export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers' | 'maxConcurrency'>
+  & { expiresAt?: number | null; maxWorkers?: number | null; maxConcurrency?: number | null };
 
 /** The store: one interface, one driver per database. */
 export interface Store {
@@ -553,6 +612,12 @@ export interface Store {
    * what is still free of `free` once the tasks claimed before it are counted.
    */
   taskClaimFitting(params: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]>;
+  /** Unfinished jobs with their running and waiting tasks, the owners' caps and the rate limits. */
+  schedulerSnapshot(): Promise<SchedulerSnapshot>;
+  /** Set (or replace) the rate limit of a type pattern. */
+  rateLimitSet(limit: RateLimit): Promise<void>;
+  /** Remove a type pattern's rate limit; false if it had none. */
+  rateLimitDelete(pattern: string): Promise<boolean>;
   /**
    * Record outcomes; each only if its task is still running under that attempt and on that
    * worker. Job counters and the workers' completed/failed counters move in the same transaction.

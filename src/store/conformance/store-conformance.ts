@@ -14,7 +14,7 @@ import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string; retentionMs?: number; queueTimeoutMs?: number } = {}): JobInsertParams {
+function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: number; key?: string; owner?: string; retentionMs?: number; queueTimeoutMs?: number; weight?: number; maxConcurrency?: number } = {}): JobInsertParams {
   const jobId = uid('job');
   const tasks: NewTask[] = types.map((type, index) => ({
     id: `${jobId}.${index}`, index, kind: 'named', type, input: { index },
@@ -23,7 +23,8 @@ function namedJob(types: string[], opts: { priority?: Priority; maxAttempts?: nu
   return {
     job: { id: jobId, kind: 'tasks', name: null, priority: opts.priority ?? 'normal', argCount: null, chunkSize: null, code: null,
       timeoutMs: null, maxAttempts: opts.maxAttempts ?? 1, idempotencyKey: opts.key ?? null, metadata: null, owner: opts.owner ?? null, retentionMs: opts.retentionMs ?? 60_000,
-      label: types[0] ?? null, queueTimeoutMs: opts.queueTimeoutMs ?? null, runOn: null },
+      label: types[0] ?? null, queueTimeoutMs: opts.queueTimeoutMs ?? null, runOn: null,
+      ...(opts.weight !== undefined ? { weight: opts.weight } : {}), ...(opts.maxConcurrency !== undefined ? { maxConcurrency: opts.maxConcurrency } : {}) },
     tasks, now: Date.now(),
   };
 }
@@ -714,6 +715,57 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       await store.fileInsert({ id: 'f3', owner: null, filename: 'c', size: 0, contentType: 'text/plain', sha256: 'z', createdAt: now, data: new Uint8Array() });
       await store.jobPrune({ now: now + 1_000, maxTasks: 1_000, forgetPrunedBefore: now + 1 });
       assert.equal(await store.fileData('f3'), null, 'a file no job carried goes in time');
+    });
+
+    test('the scheduler snapshot: unfinished jobs oldest first with running and waiting tasks, weights, caps and owners\' caps', async () => {
+      const a = await store.jobInsert(namedJob(['s.a', 's.a', 's.a'], { weight: 2.5, maxConcurrency: 2, owner: 'k1' }));
+      const b = await store.jobInsert({ ...namedJob(['s.b']), now: Date.now() + 1 });
+      await store.credentialInsert({ id: 'k1', kind: 'key', name: null, scopes: ['submit'], workerId: null, secretHash: 'h', createdAt: Date.now(), maxConcurrency: 7 });
+      await store.credentialInsert({ id: 'k2', kind: 'key', name: null, scopes: ['submit'], workerId: null, secretHash: 'h2', createdAt: Date.now() });
+      await claim(store, 'w', ['s.a'], 1);
+      const snap = await store.schedulerSnapshot();
+      assert.deepEqual(snap.jobs.map((j) => [j.jobId, j.owner, j.priority, j.weight, j.maxConcurrency, j.running, j.waiting]),
+        [[a.job.id, 'k1', 'normal', 2.5, 2, 1, 2], [b.job.id, null, 'normal', 1, null, 0, 1]]);
+      assert.deepEqual(snap.ownerCaps, [{ owner: 'k1', maxConcurrency: 7 }]);
+      assert.equal((await store.jobGet(a.job.id))?.weight, 2.5);
+      assert.equal((await store.jobGet(a.job.id))?.maxConcurrency, 2);
+      assert.equal((await store.credentialGet('k1'))?.maxConcurrency, 7);
+      await store.jobCancel({ jobId: b.job.id, now: Date.now() });
+      assert.deepEqual((await store.schedulerSnapshot()).jobs.map((j) => j.jobId), [a.job.id], 'a finished job is not shared any more');
+    });
+
+    test('a claim from chosen jobs takes at most each one\'s number, in each job\'s own order, best priority first within it', async () => {
+      const big = await store.jobInsert(namedJob(Array.from({ length: 50 }, () => 'j.x')));
+      const small = namedJob(['j.x', 'j.x', 'j.x']);
+      small.tasks[2].priority = 'high';
+      await store.jobInsert(small);
+      const got = await store.taskClaimMany({ workerId: 'w', patterns: ['j.*'], allowCode: false, limit: 10, leaseMs: 1_000, now: Date.now(),
+        jobs: [{ jobId: small.job.id, limit: 2 }, { jobId: big.job.id, limit: 3 }, { jobId: 'no-such-job', limit: 5 }] });
+      assert.deepEqual(got.map((t) => t.taskId), [`${small.job.id}.2`, `${small.job.id}.0`, `${big.job.id}.0`, `${big.job.id}.1`, `${big.job.id}.2`]);
+      const capped = await store.taskClaimMany({ workerId: 'w', patterns: ['j.*'], allowCode: false, limit: 2, leaseMs: 1_000, now: Date.now(),
+        jobs: [{ jobId: big.job.id, limit: 5 }, { jobId: small.job.id, limit: 5 }] });
+      assert.deepEqual(capped.map((t) => t.taskId), [`${big.job.id}.3`, `${big.job.id}.4`], 'the claim\'s own limit holds over the jobs\'');
+      assert.equal((await store.jobGet(small.job.id))?.state, 'running', 'a job claimed from is started');
+    });
+
+    test('rate limits: kept by pattern, and a claim takes only what is left of each, leaving the rest queued', async () => {
+      await store.rateLimitSet({ pattern: 'r.slow', max: 5, perMs: 1_000 });
+      await store.rateLimitSet({ pattern: 'r.slow', max: 2, perMs: 500 });
+      await store.rateLimitSet({ pattern: 'r.other*', max: 9, perMs: 60_000 });
+      assert.deepEqual((await store.schedulerSnapshot()).rateLimits, [{ pattern: 'r.other*', max: 9, perMs: 60_000 }, { pattern: 'r.slow', max: 2, perMs: 500 }]);
+      assert.equal(await store.rateLimitDelete('r.other*'), true);
+      assert.equal(await store.rateLimitDelete('r.other*'), false);
+      const types = ['r.slow', 'r.slow', 'r.fast', 'r.slow', 'r.fast'];
+      await store.jobInsert(namedJob(types));
+      const whole = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 3, leaseMs: 1_000, now: Date.now(),
+        rateLimited: [{ pattern: 'r.slow', left: 1 }] });
+      assert.deepEqual(whole.map((t) => [t.type, t.index]), [['r.slow', 0], ['r.fast', 2], ['r.fast', 4]]);
+      const j = await store.jobInsert(namedJob(types));
+      const chosen = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 5, leaseMs: 1_000, now: Date.now(),
+        rateLimited: [{ pattern: 'r.slow', left: 0 }], jobs: [{ jobId: j.job.id, limit: 1 }] });
+      assert.deepEqual(chosen.map((t) => [t.type, t.index]), [['r.fast', 2]]);
+      const rest = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 5, leaseMs: 1_000, now: Date.now(), jobs: [{ jobId: j.job.id, limit: 5 }] });
+      assert.deepEqual(rest.map((t) => t.index), [0, 1, 3, 4], 'what waited for its rate is still queued');
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

@@ -223,4 +223,19 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE jobs ADD COLUMN open BOOLEAN NOT NULL DEFAULT FALSE;
     `,
   },
+  {
+    version: 10,
+    name: 'fair sharing, limits',
+    sql: `
+      -- A job's share of the workers among jobs of its priority (and owner), and its cap on tasks running at once.
+      ALTER TABLE jobs ADD COLUMN weight DOUBLE PRECISION NOT NULL DEFAULT 1;
+      ALTER TABLE jobs ADD COLUMN max_concurrency INTEGER;
+      -- An API key's cap on its jobs' tasks running at once.
+      ALTER TABLE credentials ADD COLUMN max_concurrency INTEGER;
+      -- Each job's own queue, in dispatch order: the scheduler takes from the jobs it chooses.
+      CREATE INDEX tasks_job_queue ON tasks (job_id, priority, seq) WHERE state = 'queued' AND requires IS NULL;
+      -- Per task type (a pattern), how many tasks may start per window.
+      CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms BIGINT NOT NULL);
+    `,
+  },
 ];

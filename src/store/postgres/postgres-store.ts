@@ -22,9 +22,10 @@ import type {
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
-import { POSITION_COUNT_CAP } from '../store.ts';
+import { ACTIVE_JOBS_CAP, POSITION_COUNT_CAP, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { RATE_SLACK, withinRates } from '../../core/rate-limits.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -60,6 +61,40 @@ const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_b
  * parses and plans them once instead of at every call.
  */
 const preparedNames = new Map<string, string>();
+/**
+ * The rest of a claim after `picked` (the seqs chosen): claim them, mark their jobs started,
+ * and return the claimed rows ($1 worker, $2 now, $3 lease expiry).
+ */
+const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
+      progress = NULL, progress_message = NULL
+    FROM picked WHERE t.seq = picked.seq AND t.${guard('claim')}
+    RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files),
+  started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
+  SELECT * FROM claimed`;
+
+/** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
+function withinLimit(jobs: readonly { jobId: string; limit: number }[], limit: number): { jobId: string; limit: number }[] {
+  const out: { jobId: string; limit: number }[] = [];
+  let room = limit;
+  for (const j of jobs) {
+    if (room <= 0) break;
+    const n = Math.min(j.limit, room);
+    if (n > 0) out.push({ jobId: j.jobId, limit: n });
+    room -= n;
+  }
+  return out;
+}
+
+/** A claimed task row as the worker gets it. */
+function claimedFromRow(r: pg.QueryResultRow): ClaimedTask {
+  return {
+    taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
+    priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+    createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+    ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
+  };
+}
+
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
   let name = preparedNames.get(text);
   if (!name) { name = `cc_${preparedNames.size}`; preparedNames.set(text, name); }
@@ -344,12 +379,12 @@ export class PostgresStore implements Store {
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open)
-        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20)
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20, $21, $22)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
-        job.graph ? JSON.stringify(job.graph) : null, job.open === true]));
+        job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -554,28 +589,89 @@ export class PostgresStore implements Store {
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
     if (p.limit <= 0 || (!p.allowCode && p.patterns.length === 0)) return [];
+    if (p.jobs) p = { ...p, jobs: withinLimit(p.jobs, p.limit) };
+    if (p.rateLimited && p.rateLimited.length > 0) return this.claimWithinRates(p);
     // One statement text for every worker: $5 is the array of LIKE patterns (empty matches
     // nothing), $6 whether the worker runs shipped code.
     // One statement, committed on its own: pick, claim, and mark the jobs started.
-    const rows = (await this.q(prepared(`WITH picked AS (
+    const rows = p.jobs
+      ? (await this.q(prepared(`WITH want AS (SELECT * FROM unnest($4::text[], $8::int[]) AS w(job_id, n)),
+        picked AS (SELECT one.seq FROM want CROSS JOIN LATERAL (SELECT seq FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
+            AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+            AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
+          ORDER BY priority, seq LIMIT want.n FOR UPDATE SKIP LOCKED) one),
+        ${CLAIM_REST}`,
+      [p.workerId, p.now, p.now + p.leaseMs, p.jobs.map((j) => j.jobId), p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node', p.jobs.map((j) => j.limit)]), [], true, this.claimPool)).rows
+      : (await this.q(prepared(`WITH picked AS (
         SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
           AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
           AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
         ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
-      claimed AS (UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
-          progress = NULL, progress_message = NULL
-        FROM picked WHERE t.seq = picked.seq
-        RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files),
-      started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
-      SELECT * FROM claimed`,
-    [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node']), [], true, this.claimPool)).rows;
-    rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-    return rows.map((r) => ({
-      taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-      priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-      createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
-      ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-    }));
+        ${CLAIM_REST}`,
+      [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node']), [], true, this.claimPool)).rows;
+    // In queue order (each chosen job's tasks together, in the order the jobs were chosen).
+    const jobOrder = new Map(p.jobs?.map((j, i) => [j.jobId, i]));
+    rows.sort((a, b) => (jobOrder.get(a.job_id) ?? 0) - (jobOrder.get(b.job_id) ?? 0) || a.priority - b.priority || a.seq - b.seq);
+    return rows.map(claimedFromRow);
+  }
+
+  /**
+   * A claim under rate limits: the candidates are locked and read first (a few more than
+   * wanted), the ones within what is left of their type's limit claimed, in one transaction.
+   */
+  private async claimWithinRates(p: TaskClaimParams): Promise<ClaimedTask[]> {
+    return this.tx(async (c) => {
+      const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND $3::boolean) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
+        AND (run_on IS NULL OR run_on = $4) AND requires IS NULL`;
+      const common = [p.now, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'];
+      const left = p.rateLimited!.map((l) => ({ ...l }));
+      const chosen: number[] = [];
+      if (p.jobs) {
+        const rows = (await c.query(`SELECT want.ord, one.seq, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
+          CROSS JOIN LATERAL (SELECT seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${RATE_SLACK} FOR UPDATE SKIP LOCKED) one
+          ORDER BY want.ord, one.priority, one.seq`, [...common, p.jobs.map((j) => j.jobId), p.jobs.map((j) => j.limit)])).rows;
+        p.jobs.forEach((j, i) => {
+          const mine = rows.filter((r) => Number(r.ord) === i + 1);
+          for (const r of withinRates(mine, Math.min(j.limit, p.limit - chosen.length), left)) chosen.push(Number(r.seq));
+        });
+      } else {
+        const rows = (await c.query(`SELECT seq, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
+          [...common, p.limit + RATE_SLACK])).rows;
+        for (const r of withinRates(rows, p.limit, left)) chosen.push(Number(r.seq));
+      }
+      if (chosen.length === 0) return [];
+      const rows = (await c.query(`WITH picked AS (SELECT unnest($4::bigint[]) AS seq), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
+      const order = new Map(chosen.map((seq, i) => [seq, i]));
+      rows.sort((a, b) => order.get(Number(a.seq))! - order.get(Number(b.seq))!);
+      return rows.map(claimedFromRow);
+    });
+  }
+
+  async schedulerSnapshot(): Promise<SchedulerSnapshot> {
+    // Three reads, not one transaction: the counts are a moment's view anyway, and other
+    // foremen move them all the time.
+    const [jobs, running, caps, limits] = await Promise.all([
+      this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, created_at
+        FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ${ACTIVE_JOBS_CAP}`),
+      this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
+      this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
+      this.q('SELECT pattern, max, per_ms FROM rate_limits ORDER BY pattern'),
+    ]);
+    const byJob = new Map(running.rows.map((r) => [r.job_id as string, Number(r.n)]));
+    return {
+      jobs: jobs.rows.map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0)),
+      ownerCaps: caps.rows.map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
+      rateLimits: limits.rows.map((r) => ({ pattern: r.pattern, max: r.max, perMs: Number(r.per_ms) })),
+    };
+  }
+
+  async rateLimitSet(l: RateLimit): Promise<void> {
+    await this.q(`INSERT INTO rate_limits (pattern, max, per_ms) VALUES ($1, $2, $3)
+      ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms`, [l.pattern, l.max, l.perMs]);
+  }
+
+  async rateLimitDelete(pattern: string): Promise<boolean> {
+    return ((await this.q('DELETE FROM rate_limits WHERE pattern = $1', [pattern])).rowCount ?? 0) > 0;
   }
 
   async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
@@ -935,8 +1031,8 @@ export class PostgresStore implements Store {
 
   async credentialInsert(p: CredentialInsertParams): Promise<void> {
     await this.tx(async (c) => {
-      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt, p.expiresAt ?? null, p.maxWorkers ?? null]);
+      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt, p.expiresAt ?? null, p.maxWorkers ?? null, p.maxConcurrency ?? null]);
       await c.query(this.bumpVersion);
       await this.notify(c, { kind: 'credentials' });
     });

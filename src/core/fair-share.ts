@@ -11,6 +11,16 @@
  * capped job's tasks wait without holding a slot. Pure: the foreman keeps the counts.
  */
 
+/**
+ * The task types of a named job, read from its label (its types joined by ", " when it has at
+ * most three); null when not known that way (more types, an open job whose later parts may
+ * bring others, a map job).
+ */
+export function typesFromLabel(job: { kind: string; label: string | null; open: boolean }): string[] | null {
+  if (job.kind === 'map' || job.open || !job.label || /\+\d+ more$/.test(job.label)) return null;
+  return job.label.split(', ');
+}
+
 /** A job that may take slots, as the scheduler sees it now. */
 export interface ShareJob {
   jobId: string;

@@ -180,6 +180,8 @@ export class Foreman {
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
+    // A finished job (here, or through another foreman) takes no more of the workers.
+    events.onChange((change) => { if (change.finished) dispatcher?.jobFinished(change.jobId); });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
     events.onChange((change) => {
       if (change.counts.failed > 0 && !change.finished && change.state !== 'failed' && change.state !== 'cancelled' && change.state !== 'completed') {

@@ -80,6 +80,13 @@ export const JobOptionsSchema = z.object({
    * they arrive. Not for graphs.
    */
   open: z.boolean().optional(),
+  /**
+   * Its share of the workers against the same owner's other jobs of its priority: a job of
+   * weight 3 runs three times as many tasks at once as one of weight 1. Default 1.
+   */
+  weight: z.number().min(0.01).max(1_000).optional(),
+  /** At most this many of its tasks run at once, on all workers together. Default: no cap. */
+  maxConcurrency: positiveInt.max(1_000_000).optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;

@@ -107,6 +107,8 @@ export const JobViewSchema = z.object({
   retention_ms: z.number().int().nullable().describe('how long the job is kept once finished; null for jobs from before retention, kept until pruned on demand'),
   prune_at: nullableTime.describe('when the finished job may be pruned (completed_at + retention_ms); null while it runs'),
   open: z.boolean().describe('takes more tasks (POST /api/jobs/{id}/tasks) until sealed; an open job does not finish'),
+  weight: z.number().describe("its share of the workers against its owner's other jobs of the same priority (default 1)"),
+  max_concurrency: z.number().int().nullable().describe('at most this many of its tasks run at once; null: no cap'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

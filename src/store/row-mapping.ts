@@ -4,6 +4,7 @@
  * SQLite and as true/false from PostgreSQL.
  * @internal
  */
+import { typesFromLabel } from '../core/fair-share.ts';
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
 import type { ActiveJob, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
@@ -103,6 +104,7 @@ export function activeJobFromRow(r: Row, running: number): ActiveJob {
     maxConcurrency: r.max_concurrency ?? null, running,
     waiting: Math.max(0, Number(r.total) - Number(r.completed) - Number(r.failed) - Number(r.cancelled) - running),
     runOn: r.run_on ?? null, createdAt: Number(r.created_at),
+    types: typesFromLabel({ kind: r.kind, label: r.label ?? null, open: bool(r.open) }),
   };
 }
 

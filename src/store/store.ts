@@ -287,6 +287,8 @@ export interface ActiveJob {
   running: number;
   /** Only this kind of worker may run its tasks; null: any. */
   runOn: WorkerKind | null;
+  /** Named jobs: its task types, when known (see `typesFromLabel`); null: any may be there. */
+  types: string[] | null;
   createdAt: number;
 }
 

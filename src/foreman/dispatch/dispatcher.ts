@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { TaskOutcome } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
 import { isConnectionError, isStoreOutage } from '../../store/store-errors.ts';
-import type { Store, TaskOutcomeParams } from '../../store/store.ts';
+import type { ClaimedTask, JobRecord, Store, TaskOutcomeParams } from '../../store/store.ts';
 import { taskError } from '../../protocol/index.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
@@ -14,6 +14,8 @@ import { JobCache } from './job-cache.ts';
 import type { GraphPlan } from '../../core/graph.ts';
 import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
 import { matchesAny } from '../../core/pattern.ts';
+import { ShareLedger, type ShareView } from './share-ledger.ts';
+import { typesFromLabel } from '../../core/fair-share.ts';
 
 /**
  * What new work holds, as far as the announcer knows: tasks that require resources, the named
@@ -23,6 +25,8 @@ export interface WorkAnnouncement {
   requiring?: boolean;
   types?: readonly string[];
   code?: boolean;
+  /** The jobs accepted or appended to: the scheduler shares the workers with them from now on. */
+  jobs?: readonly JobRecord[];
 }
 
 /** How the dispatcher paces itself. */
@@ -31,6 +35,9 @@ export interface DispatcherOptions {
   /** How often idle workers look for work even when nothing announced any (retries coming due, other foremen). */
   sweepIntervalMs: number;
 }
+
+/** Rounds of a worker's claim: a job that came back short leaves its slots to the next round's choice. */
+const CLAIM_ROUNDS = 3;
 
 /** How long a result acknowledgement may wait for a frame to ride in. */
 const ACK_DELAY_MS = 25;
@@ -80,6 +87,8 @@ export class Dispatcher implements Service {
   /** What named tasks are sent with, per job: its graph (null if none) and its metadata (null if none). */
   private readonly jobInfo = new JobCache<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }>(10_000);
   private readonly acks: AckBatcher;
+  /** Who shares the workers: jobs, owners, rate limits. */
+  private readonly ledger: ShareLedger;
   private idleResolvers: (() => void)[] = [];
   /** Consecutive ticks that failed on the store, and the pause before the next try. */
   private failures = 0;
@@ -106,6 +115,17 @@ export class Dispatcher implements Service {
     this.log = deps.log;
     this.options = options;
     this.acks = new AckBatcher((workerId, tasks) => this.registry.acknowledge(workerId, tasks), ACK_DELAY_MS);
+    this.ledger = new ShareLedger(this.store, { refreshMs: options.sweepIntervalMs });
+  }
+
+  /** Running tasks against fair shares, per owner and per job, and what is left of each rate limit. */
+  shares(): ShareView {
+    return this.ledger.view();
+  }
+
+  /** A job finished (here or through another foreman): it takes no more slots. */
+  jobFinished(jobId: string): void {
+    this.ledger.finished(jobId);
   }
 
   async start(): Promise<void> {
@@ -141,6 +161,15 @@ export class Dispatcher implements Service {
    */
   announceWork(options: WorkAnnouncement = {}): void {
     const before = this.workVersion++;
+    if (options.jobs) {
+      for (const j of options.jobs) {
+        this.ledger.upsert({ jobId: j.id, kind: j.kind, owner: j.owner, priority: j.priority, weight: j.weight, maxConcurrency: j.maxConcurrency,
+          runOn: j.runOn, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled });
+      }
+    } else {
+      // Work this foreman did not accept (returned, retried, or another foreman's): read who shares again.
+      this.ledger.markStale();
+    }
     if (options.requiring) this.fitVersion++;
     if (options.types || options.code) this.keepIdle(before, options);
     this.kick();
@@ -246,9 +275,11 @@ export class Dispatcher implements Service {
     }
 
     // Acknowledge every outcome, recorded or refused: either way the worker can forget it.
+    let capped = false;
     for (const r of result.recorded) {
       const i = indexOf.get(`${r.taskId}#${r.attempt}`)!;
       const b = batch[i];
+      if (b.jobId && this.ledger.settled(b.jobId, r.retried)) capped = true;
       this.acks.add(b.workerId, { taskId: r.taskId, attempt: r.attempt });
       this.observe(b, r.retried, now);
       if (b.jobId) this.events.taskSettled(b.jobId, r.taskId);
@@ -266,9 +297,12 @@ export class Dispatcher implements Service {
       this.log[level]({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, currentState: r.currentState, currentAttempt: r.currentAttempt },
         'CC_ERR_STALE_ATTEMPT: result refused, the task is no longer running under this attempt');
     }
+    for (const j of result.jobs) if (j.finished) this.ledger.finished(j.jobId);
     this.events.publish(result.jobs);
     // Graph nodes whose upstream nodes just completed may start (and may require resources).
     if (result.released > 0) this.announceWork({ requiring: true });
+    // A capped job or owner has room again: workers left idle by the cap look again.
+    else if (capped) { this.workVersion++; this.kick(); }
   }
 
   /** A recorded outcome in the metrics: by type and how it ended, its run time, and (completed) its latency from submission. */
@@ -296,6 +330,10 @@ export class Dispatcher implements Service {
     const targets = this.registry.targets();
     if (targets.length === 0) return;
     if (this.emptyAt.size > 2 * targets.length + 100) { this.emptyAt.clear(); this.emptyFitAt.clear(); }
+    if (!targets.some((t) => t.free > 0 && this.emptyAt.get(t.workerId) !== this.workVersion)) return;
+    const later = await this.ledger.refreshIfDue(Date.now());
+    if (later !== null) this.wakeAt_(Date.now() + later);
+    let short = false;
     // Start at a different worker each tick, so scarce work is spread, not always given to the first.
     this.rotate = (this.rotate + 1) % targets.length;
     for (let i = 0; i < targets.length; i++) {
@@ -305,10 +343,7 @@ export class Dispatcher implements Service {
       const version = this.workVersion;
       const now = Date.now();
       const started = performance.now();
-      const claimed = await this.store.taskClaimMany({
-        workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
-        limit: free, leaseMs: t.leaseTtlMs, now, kind: t.kind,
-      });
+      const claimed = await this.claimShared(t, free, now);
       this.metrics.storeCommitSeconds.observe('claim', (performance.now() - started) / 1000);
       // Tasks that require resources, in what the worker still has free: looked for when the
       // plain claim left slots free, and not again until such tasks may have appeared.
@@ -322,10 +357,40 @@ export class Dispatcher implements Service {
         claimed.push(...fitting);
       }
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
-      if (claimed.length < free) this.emptyAt.set(t.workerId, version);
+      if (claimed.length < free) { this.emptyAt.set(t.workerId, version); short = true; }
       if (claimed.length === 0) continue;
       await this.deliver(t, claimed);
     }
+    // Work held back by a spent rate limit is looked at again when the limit has room.
+    const refill = short ? this.ledger.nextRefillMs() : null;
+    if (refill !== null) this.wakeAt_(Date.now() + refill);
+  }
+
+  /**
+   * Claim up to `free` tasks for a worker, shared between jobs and owners: the ledger says how
+   * many each job gets, the store takes them from each job's own queue. A job that gives fewer
+   * than its number (its tasks are not this worker's types, or wait for a retry or a rate
+   * limit) is left out of the next round, whose choice fills the rest.
+   */
+  private async claimShared(t: DispatchTarget, free: number, now: number): Promise<ClaimedTask[]> {
+    const out: ClaimedTask[] = [];
+    const except = new Set<string>();
+    const target = { allowCode: t.hello.allowCode, patterns: t.hello.patterns, kind: t.kind };
+    for (let round = 0; round < CLAIM_ROUNDS && out.length < free; round++) {
+      const plan = this.ledger.plan(free - out.length, target, except);
+      if (plan.length === 0) break;
+      const rateLimited = this.ledger.rateLimited();
+      const got = await this.store.taskClaimMany({
+        workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
+        limit: free - out.length, leaseMs: t.leaseTtlMs, now, kind: t.kind, jobs: plan, ...(rateLimited ? { rateLimited } : {}),
+      });
+      this.ledger.claimed(got);
+      const perJob = new Map<string, number>();
+      for (const c of got) perJob.set(c.jobId, (perJob.get(c.jobId) ?? 0) + 1);
+      for (const p of plan) if ((perJob.get(p.jobId) ?? 0) < p.limit) except.add(p.jobId);
+      out.push(...got);
+    }
+    return out;
   }
 
   /** A map job's source and chunk size, from the cache or the store. */

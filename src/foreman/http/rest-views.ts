@@ -33,6 +33,8 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     metadata: j.metadata,
     cancel_requested: j.cancelRequested,
     open: j.open,
+    weight: j.weight,
+    max_concurrency: j.maxConcurrency,
     created_at: isoAlways(j.createdAt),
     started_at: iso(j.startedAt),
     completed_at: iso(j.completedAt),

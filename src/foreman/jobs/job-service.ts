@@ -77,7 +77,8 @@ export class JobService {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-      this.workAvailable(spec.kind === 'map' ? { code: true } : {
+      this.workAvailable(spec.kind === 'map' ? { code: true, jobs: [accepted.job] } : {
+        jobs: [accepted.job],
         requiring: params.tasks.some((t) => t.requires),
         types: spec.kind === 'graph' ? [...new Set(spec.nodes.map((n) => n.type))] : [...new Set(spec.tasks.map((t) => t.type))],
       });
@@ -122,7 +123,8 @@ export class JobService {
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId, tasks: params.tasks.length, sealed: params.seal }, 'part appended to an open job');
       if (params.tasks.length > 0) {
-        this.workAvailable(job.kind === 'map' ? { code: true } : { requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });
+        this.workAvailable(job.kind === 'map' ? { code: true, jobs: [res.job] }
+          : { jobs: [res.job], requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });
       }
       if (res.change) this.events.publish([res.change]);
     }
@@ -197,7 +199,7 @@ export class JobService {
     this.log.info({ jobId, taskId, retried: res.retried }, 'failed and cancelled tasks put back in the queue');
     if (res.change) this.events.publish([res.change]);
     this.metrics.tasksRetried.inc(res.retried);
-    this.workAvailable();
+    this.workAvailable({ requiring: true, jobs: [res.job] });
     return { job: res.job, retried: res.retried };
   }
 

@@ -120,6 +120,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
   const open = spec.open === true;
+  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null };
   const idOf = (index: number) => `${jobId}.${index}`;
 
   if (spec.kind === 'map') {
@@ -131,7 +132,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
         label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
-        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null, open },
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null, open, ...share },
       tasks, now,
     };
   }
@@ -155,7 +156,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     return {
       job: { id: jobId, kind: 'graph', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: plan },
+        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: plan, ...share },
       tasks, now,
     };
   }
@@ -165,7 +166,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
       timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null, open },
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null, open, ...share },
     tasks, now,
   };
 }

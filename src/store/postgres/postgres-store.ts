@@ -651,7 +651,7 @@ export class PostgresStore implements Store {
     // Three reads, not one transaction: the counts are a moment's view anyway, and other
     // foremen move them all the time.
     const [jobs, running, caps, limits] = await Promise.all([
-      this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, created_at
+      this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ${ACTIVE_JOBS_CAP}`),
       this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
       this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),

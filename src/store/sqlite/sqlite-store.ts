@@ -163,7 +163,7 @@ export class SqliteStore implements Store {
       jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
-      activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, created_at
+      activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid LIMIT ${ACTIVE_JOBS_CAP}`),
       runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
       ownerCaps: db.prepare(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),

@@ -82,10 +82,11 @@ export function credentialCommands(program: Command): void {
     .description('Create an API key and print it once (only its hash is stored)')
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for (shown in lists and logs)')
+    .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', parseIntArg)
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
       await withCredentials(o, false, async (svc) => {
-        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null });
+        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}) });
         process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created; it is shown only now\n`);
         deliver(issued.text, o.out);
       });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { parseBytes, parseDuration, parseIntArg } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
+import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
 
 type Parser = (value: string) => number;
 
@@ -52,6 +53,9 @@ export function foremanCommand(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
     .option('--metrics-public', 'serve GET /metrics without an API key', FOREMAN_DEFAULTS.metricsPublic)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
+    .option('--rate-limit <pattern=rate>', 'at most so many tasks of the matching types start per window, e.g. \'image.*=100/s\' or \'mail.send=6000/10m\' '
+      + '(a burst of up to the count, then the count per window; kept in the database for every foreman; repeatable; change later with PUT /api/rate-limits)',
+    (v: string, all: string[]) => [...all, v], [] as string[])
     .action(async (o) => {
       keepYoungGenerationSmall();
       const { startForeman } = await import('../foreman/index.ts');
@@ -61,6 +65,7 @@ export function foremanCommand(program: Command): void {
         port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, insecure: o.insecure, metricsPublic: o.metricsPublic,
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
+        ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];
       const foreman = await startForeman(options);

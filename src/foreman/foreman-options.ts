@@ -4,6 +4,7 @@
  * This file imports nothing heavy, so that `--help` stays fast.
  */
 import type { Logger } from 'pino';
+import type { RateLimitSpec } from './rate-limit-spec.ts';
 import type { Store } from '../store/store.ts';
 
 const MiB = 1024 * 1024;
@@ -109,6 +110,11 @@ export interface ForemanOptions {
   floodCloseAfterMs?: number;
   /** How often idle workers look for work nobody announced (retries coming due). Default 1 s. */
   sweepIntervalMs?: number;
+  /**
+   * Rate limits per task type set at start (`image.*=100/s`, or parsed), kept in the store for
+   * every foreman of the database; the API changes them later (PUT /api/rate-limits).
+   */
+  rateLimits?: (string | RateLimitSpec)[];
   /**
    * Turn authentication off: anyone who reaches the port may submit, read, cancel, run code on
    * workers and connect workers. Logged loudly at every start. Default false.

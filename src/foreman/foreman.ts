@@ -32,6 +32,8 @@ import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
+import { registerRateLimitRoutes } from './http/rate-limit-routes.ts';
+import { formatRate, parseRateLimit } from './rate-limit-spec.ts';
 import { registerTaskRoutes } from './http/task-routes.ts';
 import { fileLink, registerFileRoutes, type FileLinkSigner } from './http/file-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
@@ -112,6 +114,8 @@ export class Foreman {
     const log = this.log;
     const metrics = this.metrics;
     const startedAt = Date.now();
+    // Refused before anything opens: a rate limit that does not parse names itself.
+    const rateLimits = (o.rateLimits ?? []).map((r) => (typeof r === 'string' ? parseRateLimit(r) : r));
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
@@ -122,6 +126,8 @@ export class Foreman {
     const health = new StoreHealth(metrics, log);
     const store = health.watch(opened);
     for (const warning of (await opened.setupWarnings?.()) ?? []) log.warn({ database: opened.driver }, warning);
+    for (const l of rateLimits) await store.rateLimitSet(l);
+    if (rateLimits.length > 0) log.info({ rateLimits: rateLimits.map((l) => `${l.pattern}=${formatRate(l)}`) }, 'rate limits set');
 
     // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
     let auth: Authenticator | null = null;
@@ -222,7 +228,7 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
-    const feed = new LiveFeed({ store, registry, events, series, log, stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs }) });
+    const feed = new LiveFeed({ store, registry, events, series, log, stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
       ...(auth ? [auth] : []),
       events,
@@ -273,7 +279,8 @@ export class Foreman {
     });
     await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' } });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
-    registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs });
+    registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() });
+    registerRateLimitRoutes(app, { store, changed: () => dispatcher!.announceWork() });
     registerTaskRoutes(app, { store, jobs });
     registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
     registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });

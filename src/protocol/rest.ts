@@ -348,6 +348,50 @@ export const SeriesViewSchema = z.array(z.object({ t: z.number().int().describe(
 const perState = <T extends readonly [string, ...string[]]>(states: T) =>
   z.object(Object.fromEntries(states.map((s) => [s, z.number().int()])) as { [K in T[number]]: z.ZodNumber });
 
+/** PUT /api/rate-limits: at most so many tasks of the types a pattern matches start per window. */
+export const RateLimitBodySchema = z.object({
+  pattern: z.string().min(1).max(200).describe('task types it applies to: a name, or a glob such as image.*'),
+  limit: z.string().min(1).max(40).describe('<count>/<window>: 100/s, 6000/10m, 5/1500ms (a burst of up to count, then count per window)'),
+});
+
+/** A rate limit as the REST API shows it. */
+export const RateLimitViewSchema = z.object({
+  pattern: z.string(),
+  limit: z.string().describe('as written: 100/s'),
+  max: z.number().int().describe('tasks per window'),
+  per_ms: z.number().int().describe('the window, in milliseconds'),
+});
+/** A rate limit as the REST API shows it. */
+export type RateLimitView = z.output<typeof RateLimitViewSchema>;
+
+/** GET /api/rate-limits. */
+export const RateLimitListViewSchema = z.object({ rate_limits: z.array(RateLimitViewSchema) });
+
+/** DELETE /api/rate-limits: which pattern's limit to remove. */
+export const RateLimitDeleteQuerySchema = z.object({ pattern: z.string().min(1).max(200) });
+
+/** Running tasks against fair shares (GET /api/stats `sharing`, and the dashboard). */
+export const SharingViewSchema = z.object({
+  owners: z.array(z.object({
+    owner: z.string().nullable().describe('the API key id; null: jobs submitted with authentication off'),
+    running: z.number().int(),
+    share: z.number().describe('its fair share of running tasks, 0 to 1, were every job with work to keep running'),
+    max_concurrency: z.number().int().nullable(),
+    jobs: z.number().int().describe('its unfinished jobs'),
+  })),
+  jobs: z.array(z.object({
+    job_id: z.string(),
+    owner: z.string().nullable(),
+    priority: z.enum(PRIORITIES),
+    weight: z.number(),
+    max_concurrency: z.number().int().nullable(),
+    running: z.number().int(),
+    waiting: z.number().int().describe('tasks not yet started (some may wait for a retry or upstream nodes)'),
+    share: z.number(),
+  })).describe('the 100 unfinished jobs running the most'),
+  rate_limits: z.array(RateLimitViewSchema.extend({ available: z.number().int().describe('tasks that may start now on this foreman') })),
+}).describe("as this foreman's scheduler sees it (with several foremen, the others' running tasks as of its last look, within a second)");
+
 /** GET /api/stats. */
 export const StatsViewSchema = z.object({
   connected_workers: z.number().int(),
@@ -374,6 +418,7 @@ export const StatsViewSchema = z.object({
     pruned_tasks: z.number().int(),
     storage_bytes: z.number().int().nullable().describe('space the database takes (SQLite: file and WAL; PostgreSQL: tables and indexes)'),
   }),
+  sharing: SharingViewSchema,
 });
 /** The foreman's statistics, as the REST API shows them. */
 export type StatsView = z.output<typeof StatsViewSchema>;

@@ -616,6 +616,8 @@ export interface Store {
   taskClaimFitting(params: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]>;
   /** Unfinished jobs with their running and waiting tasks, the owners' caps and the rate limits. */
   schedulerSnapshot(): Promise<SchedulerSnapshot>;
+  /** The rate limits, by pattern. */
+  rateLimitList(): Promise<RateLimit[]>;
   /** Set (or replace) the rate limit of a type pattern. */
   rateLimitSet(limit: RateLimit): Promise<void>;
   /** Remove a type pattern's rate limit; false if it had none. */

@@ -138,7 +138,7 @@ test('a type rate limit set through the API holds under load; other types pass',
   assert.equal(put.status, 200, await put.clone().text());
   const bad = await foreman.fetch('/api/rate-limits', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pattern: 'x', limit: '0/s' }) });
   assert.equal(bad.status, 400);
-  assert.match((await bad.json() as { error: { message: string } }).error.message, /count must be 1 to/);
+  assert.match((await bad.json() as { message: string }).message, /count must be 1 to/);
   assert.deepEqual((await (await foreman.fetch('/api/rate-limits')).json() as { rate_limits: unknown[] }).rate_limits
     .filter((l: any) => l.pattern === 'fair.limited').map((l: any) => [l.max, l.per_ms, l.limit]), [[25, 1_000, '25/s']]);
 

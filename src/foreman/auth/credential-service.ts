@@ -43,7 +43,7 @@ export class CredentialService {
   }
 
   /** A new API key with these scopes. */
-  async createKey(params: { scopes: readonly string[]; name?: string | null; now?: number }): Promise<IssuedCredential> {
+  async createKey(params: { scopes: readonly string[]; name?: string | null; now?: number; maxConcurrency?: number }): Promise<IssuedCredential> {
     const scopes = [...new Set(params.scopes)];
     const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
     if (scopes.length === 0 || unknown.length > 0) {
@@ -51,7 +51,8 @@ export class CredentialService {
     }
     const id = newCredentialId();
     const secret = newKeySecret();
-    await this.store.credentialInsert({ id, kind: 'key', name: params.name ?? null, scopes: scopes as Scope[], workerId: null, secretHash: hashKeySecret(secret), createdAt: params.now ?? Date.now() });
+    await this.store.credentialInsert({ id, kind: 'key', name: params.name ?? null, scopes: scopes as Scope[], workerId: null, secretHash: hashKeySecret(secret), createdAt: params.now ?? Date.now(),
+      ...(params.maxConcurrency !== undefined ? { maxConcurrency: params.maxConcurrency } : {}) });
     return { record: (await this.store.credentialGet(id))!, text: `${API_KEY_PREFIX}${id}_${secret}` };
   }
 

@@ -13,6 +13,7 @@ import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
 import { jobView, taskView, workerView } from './rest-views.ts';
 import { statsView } from './stats-view.ts';
+import type { ShareView } from '../dispatch/share-ledger.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import { jobSpecFromRest, parseRequest } from './rest-inputs.ts';
 
@@ -26,6 +27,8 @@ export interface ApiDeps {
   retentionMs: number;
   /** For handler progress of running tasks. */
   events: JobEvents;
+  /** Running tasks against fair shares, from the dispatcher. */
+  sharing: () => ShareView;
 }
 
 const idOf = (params: unknown): string => parseRequest(IdParamsSchema, params, 'path').id;

@@ -1,9 +1,11 @@
 import type { StatsView } from '../../protocol/index.ts';
+import type { ShareView } from '../dispatch/share-ledger.ts';
+import { formatRate } from '../rate-limit-spec.ts';
 import type { Store } from '../../store/store.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 
 /** GET /api/stats, and the dashboard's live cards: the store's counts and this foreman's connected workers. */
-export async function statsView(deps: { store: Store; registry: WorkerRegistry; startedAt: number; retentionMs: number }): Promise<StatsView> {
+export async function statsView(deps: { store: Store; registry: WorkerRegistry; startedAt: number; retentionMs: number; sharing: () => ShareView }): Promise<StatsView> {
   const s = await deps.store.stats();
   const live = deps.registry.snapshot();
   const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -32,5 +34,20 @@ export async function statsView(deps: { store: Store; registry: WorkerRegistry; 
       pruned_tasks: s.pruned.tasks,
       storage_bytes: s.storageBytes,
     },
+    sharing: sharingView(deps.sharing()),
   };
+}
+
+/** Running tasks against fair shares, in the REST API's shape. */
+function sharingView(v: ShareView): StatsView['sharing'] {
+  return {
+    owners: v.owners.map((o) => ({ owner: o.owner, running: o.running, share: round(o.share), max_concurrency: o.maxConcurrency, jobs: o.jobs })),
+    jobs: v.jobs.map((j) => ({ job_id: j.jobId, owner: j.owner, priority: j.priority as StatsView['sharing']['jobs'][number]['priority'], weight: j.weight,
+      max_concurrency: j.maxConcurrency, running: j.running, waiting: j.waiting, share: round(j.share) })),
+    rate_limits: v.rateLimits.map((l) => ({ pattern: l.pattern, limit: formatRate(l), max: l.max, per_ms: l.perMs, available: l.available })),
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 10_000) / 10_000;
 }

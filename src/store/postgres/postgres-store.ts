@@ -665,6 +665,10 @@ export class PostgresStore implements Store {
     };
   }
 
+  async rateLimitList(): Promise<RateLimit[]> {
+    return (await this.q('SELECT pattern, max, per_ms FROM rate_limits ORDER BY pattern')).rows.map((r) => ({ pattern: r.pattern, max: r.max, perMs: Number(r.per_ms) }));
+  }
+
   async rateLimitSet(l: RateLimit): Promise<void> {
     await this.q(`INSERT INTO rate_limits (pattern, max, per_ms) VALUES ($1, $2, $3)
       ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms`, [l.pattern, l.max, l.perMs]);

@@ -542,8 +542,12 @@ export class SqliteStore implements Store {
     return {
       jobs: (this.s.activeJobs.all() as Row[]).map((r) => activeJobFromRow(r, running.get(r.id) ?? 0)),
       ownerCaps: (this.s.ownerCaps.all() as Row[]).map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
-      rateLimits: (this.s.rateLimits.all() as Row[]).map((r) => ({ pattern: r.pattern, max: r.max, perMs: r.per_ms })),
+      rateLimits: await this.rateLimitList(),
     };
+  }
+
+  async rateLimitList(): Promise<RateLimit[]> {
+    return (this.s.rateLimits.all() as Row[]).map((r) => ({ pattern: r.pattern, max: r.max, perMs: r.per_ms }));
   }
 
   async rateLimitSet(l: RateLimit): Promise<void> {

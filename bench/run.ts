@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --database <url>] [-- --runs N]`: three benchmarks, each
+ * `npm run bench [-- --database <url>] [-- --runs N]`: these benchmarks, each
  * printed as one JSON line so runs can be compared by a script:
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
@@ -16,16 +16,15 @@
  *   browser:    the same map job with runOn 'browser', run by two headless Chromium tabs that
  *               opened a join link (Debian's chromium through playwright-core; skipped with a
  *               line saying so when it is missing), beside the Node worker's map figure
+ *   fairness:   head-of-line blocking: the latency of a 10-task job submitted right after a
+ *               100,000-task job of the same priority (p50 over `--fairness-runs`, default 20),
+ *               beside the same 10-task job's latency on an idle foreman, and their ratio
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen;
  * `--spread-workers` starts one worker per foreman instead, sharing `--concurrency`, so that the
  * foremen share the dispatching.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
- * `--only fairness` (not part of the default set: it runs a 100,000-task job per repetition)
- * measures head-of-line blocking: the latency of a 10-task job submitted right after a
- * 100,000-task job of the same priority (p50 over `--fairness-runs`, default 20), beside the
- * same 10-task job's latency on an idle foreman, and their ratio.
  * `--only retention` (not part of the default set: it runs a million tasks) keeps a steady load
  * on a foreman started with `--retention 1s` and prints the database's size after every 100,000
  * tasks: with pruning, the size after a million should be no more than after the first 100,000.
@@ -113,7 +112,7 @@ while (!(await client.stats().then((s) => s.workers.online >= workers.length, ()
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, workers: workers.length, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
-const want = (name: string) => (!args.only && name !== 'retention' && name !== 'fairness' && name !== 'million') || Boolean(args.only?.split(',').includes(name));
+const want = (name: string) => (!args.only && name !== 'retention' && name !== 'million') || Boolean(args.only?.split(',').includes(name));
 /** CPU seconds a process has used (user + system), from /proc; 0 where that cannot be read. */
 const cpuOf = (pid: number): number => {
   try {

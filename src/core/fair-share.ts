@@ -82,6 +82,40 @@ export function allocateSlots(slots: number, jobs: readonly ShareJob[], owners: 
   return out;
 }
 
+/** A capped job's caps, as the store reads them under a lock. */
+export interface JobCaps {
+  owner: string | null;
+  maxConcurrency: number | null;
+  ownerMaxConcurrency: number | null;
+}
+
+/**
+ * A plan cut to what the caps allow given what runs now (`running`: running tasks by job, with
+ * each job's owner): the last word on caps, taken by the store where every foreman's running
+ * tasks are counted. Jobs without an entry in `caps` keep their number.
+ */
+export function withinCaps(plan: readonly { jobId: string; limit: number }[], caps: ReadonlyMap<string, JobCaps>,
+  running: readonly { jobId: string; owner: string | null; n: number }[]): { jobId: string; limit: number }[] {
+  const byJob = new Map<string, number>();
+  const byOwner = new Map<string, number>();
+  for (const r of running) {
+    byJob.set(r.jobId, (byJob.get(r.jobId) ?? 0) + r.n);
+    if (r.owner !== null) byOwner.set(r.owner, (byOwner.get(r.owner) ?? 0) + r.n);
+  }
+  const out: { jobId: string; limit: number }[] = [];
+  for (const p of plan) {
+    const c = caps.get(p.jobId);
+    let n = p.limit;
+    if (c?.maxConcurrency != null) n = Math.min(n, c.maxConcurrency - (byJob.get(p.jobId) ?? 0));
+    if (c?.ownerMaxConcurrency != null && c.owner !== null) n = Math.min(n, c.ownerMaxConcurrency - (byOwner.get(c.owner) ?? 0));
+    if (n <= 0) continue;
+    out.push({ jobId: p.jobId, limit: n });
+    byJob.set(p.jobId, (byJob.get(p.jobId) ?? 0) + n);
+    if (c?.owner != null) byOwner.set(c.owner, (byOwner.get(c.owner) ?? 0) + n);
+  }
+  return out;
+}
+
 /**
  * Each job's share of the running tasks if every job of the best priority with work kept
  * running (for display): owners share equally (as far as their caps allow), each owner's

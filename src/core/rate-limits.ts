@@ -8,6 +8,20 @@ import { matchesPattern } from './pattern.ts';
 export const RATE_SLACK = 32;
 
 
+/** A rate limit's bucket as the store keeps it: so many tokens at `refilledAt`. */
+export interface RateBucket {
+  pattern: string;
+  max: number;
+  perMs: number;
+  tokens: number;
+  refilledAt: number;
+}
+
+/** The tokens in a bucket at `now`: it refills at `max` per `perMs`, and holds at most `max`. */
+export function tokensAt(b: RateBucket, now: number): number {
+  return Math.min(b.max, b.tokens + Math.max(0, now - b.refilledAt) * b.max / b.perMs);
+}
+
 /**
  * The first `limit` of `rows` (in their order) whose type is within what is left: a type takes
  * one from the first pattern it matches, and a row whose pattern has nothing left is skipped.

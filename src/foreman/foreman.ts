@@ -126,7 +126,7 @@ export class Foreman {
     const health = new StoreHealth(metrics, log);
     const store = health.watch(opened);
     for (const warning of (await opened.setupWarnings?.()) ?? []) log.warn({ database: opened.driver }, warning);
-    for (const l of rateLimits) await store.rateLimitSet(l);
+    for (const l of rateLimits) await store.rateLimitSet(l, Date.now());
     if (rateLimits.length > 0) log.info({ rateLimits: rateLimits.map((l) => `${l.pattern}=${formatRate(l)}`) }, 'rate limits set');
 
     // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
@@ -280,7 +280,7 @@ export class Foreman {
     await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' } });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
     registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() });
-    registerRateLimitRoutes(app, { store, changed: () => dispatcher!.announceWork() });
+    registerRateLimitRoutes(app, { store, changed: () => dispatcher!.rateLimitsChanged() });
     registerTaskRoutes(app, { store, jobs });
     registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
     registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });

@@ -5,6 +5,7 @@
  * @internal
  */
 import { typesFromLabel } from '../core/fair-share.ts';
+import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
 import type { ActiveJob, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
@@ -95,6 +96,11 @@ export function taskFromRow(r: Row): TaskRecord {
     availableAt: r.available_at,
     artifactsComplete: bool(r.artifacts_complete),
   };
+}
+
+/** A rate_limits row: a limit and its bucket. */
+export function bucketFromRow(r: Row): RateBucket {
+  return { pattern: r.pattern, max: Number(r.max), perMs: Number(r.per_ms), tokens: Number(r.tokens), refilledAt: Number(r.refilled_at) };
 }
 
 /** An unfinished job's row, with its running tasks, as the scheduler sees it. */

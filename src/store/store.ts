@@ -262,15 +262,16 @@ export interface TaskClaimParams {
   /**
    * Take only from these jobs, at most `limit` tasks from each, each job's tasks in its own
    * queue order (the scheduler has chosen how many each gets). Omitted: from the whole queue,
-   * best priority first, then oldest.
+   * best priority first, then oldest. `capped`: the job or its owner has a cap on running
+   * tasks, which the store holds exactly (across foremen) by counting running tasks under a lock.
    */
-  jobs?: readonly { jobId: string; limit: number }[];
+  jobs?: readonly { jobId: string; limit: number; capped?: boolean }[];
   /**
-   * Task types under a rate limit and how many of each may still start now: a task whose type
-   * matches a pattern takes one from the first such pattern's count, and is left queued when
-   * that count is spent.
+   * Apply the rate limits (`rateLimitSet`): a task whose type matches a limit's pattern (the
+   * first, by pattern order) spends one of its tokens, and stays queued while it has none.
+   * Exact across foremen: the buckets are read and spent under a lock.
    */
-  rateLimited?: readonly { pattern: string; left: number }[];
+  rateLimits?: boolean;
 }
 
 /** A job the scheduler shares the workers with: not finished, and possibly with tasks to run. */
@@ -299,13 +300,16 @@ export interface RateLimit {
   perMs: number;
 }
 
+/** A rate limit with the tokens its bucket holds now: tasks that may start at once. */
+export type RateLimitState = RateLimit & { available: number };
+
 /** What the scheduler needs to share the workers, read in one go. */
 export interface SchedulerSnapshot {
   /** Jobs not finished, oldest first (at most ACTIVE_JOBS_CAP). */
   jobs: ActiveJob[];
   /** API keys with a cap on their jobs' running tasks. */
   ownerCaps: { owner: string; maxConcurrency: number }[];
-  rateLimits: RateLimit[];
+  rateLimits: RateLimitState[];
 }
 
 /** The most unfinished jobs the scheduler looks at, oldest first; younger ones wait their turn. */
@@ -618,8 +622,8 @@ export interface Store {
   schedulerSnapshot(): Promise<SchedulerSnapshot>;
   /** The rate limits, by pattern. */
   rateLimitList(): Promise<RateLimit[]>;
-  /** Set (or replace) the rate limit of a type pattern. */
-  rateLimitSet(limit: RateLimit): Promise<void>;
+  /** Set (or replace) the rate limit of a type pattern; its bucket starts full. */
+  rateLimitSet(limit: RateLimit, now: number): Promise<void>;
   /** Remove a type pattern's rate limit; false if it had none. */
   rateLimitDelete(pattern: string): Promise<boolean>;
   /**

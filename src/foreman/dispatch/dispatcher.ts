@@ -123,6 +123,12 @@ export class Dispatcher implements Service {
     return this.ledger.view();
   }
 
+  /** The rate limits changed through this foreman: the next claim applies them. */
+  rateLimitsChanged(): void {
+    this.ledger.readNow();
+    this.announceWork();
+  }
+
   /** A job finished (here or through another foreman): it takes no more slots. */
   jobFinished(jobId: string): void {
     this.ledger.finished(jobId);
@@ -379,10 +385,9 @@ export class Dispatcher implements Service {
     for (let round = 0; round < CLAIM_ROUNDS && out.length < free; round++) {
       const plan = this.ledger.plan(free - out.length, target, except);
       if (plan.length === 0) break;
-      const rateLimited = this.ledger.rateLimited();
       const got = await this.store.taskClaimMany({
         workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
-        limit: free - out.length, leaseMs: t.leaseTtlMs, now, kind: t.kind, jobs: plan, ...(rateLimited ? { rateLimited } : {}),
+        limit: free - out.length, leaseMs: t.leaseTtlMs, now, kind: t.kind, jobs: plan, ...(this.ledger.rateLimited ? { rateLimits: true } : {}),
       });
       this.ledger.claimed(got);
       const perJob = new Map<string, number>();

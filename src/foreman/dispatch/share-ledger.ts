@@ -1,9 +1,10 @@
-import { TokenBucket } from 'limiter';
 import { PRIORITY_RANK } from '../../protocol/index.ts';
 import { allocateSlots, fairShares, type ShareJob, type ShareOwner } from '../../core/fair-share.ts';
-import { matchesAny, matchesPattern } from '../../core/pattern.ts';
-import type { ActiveJob, RateLimit, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
+import { matchesAny } from '../../core/pattern.ts';
+import type { ActiveJob, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
 
+/** Waits for a rate limit to earn a task are at least this long. */
+const RATE_WAKE_MIN_MS = 10;
 /** Reads of the store follow announcements of work at most this often. */
 const STALE_READ_MIN_MS = 50;
 
@@ -25,22 +26,24 @@ interface LedgerJob extends ActiveJob {
 export interface ShareView {
   owners: { owner: string | null; running: number; share: number; maxConcurrency: number | null; jobs: number }[];
   jobs: { jobId: string; owner: string | null; priority: string; weight: number; maxConcurrency: number | null; running: number; waiting: number; share: number }[];
-  rateLimits: (RateLimit & { available: number })[];
+  /** As of the last read of the store. */
+  rateLimits: RateLimitState[];
 }
 
 /**
  * The dispatcher's view of who shares the workers: unfinished jobs with their running and
- * waiting tasks, owners' caps, and the rate limits with what is left of each.
+ * waiting tasks, owners' caps, and the rate limits.
  *
  * It is read from the store now and then (`refreshMs`, and soon after another foreman
  * announces work), and kept up to date in between with what this foreman does: jobs it
  * accepts, tasks it hands out, results it records, jobs that finish. On one foreman that is
- * exact; with several, each sees the others' running tasks as of its last read.
+ * exact; with several, each sees the others' running tasks as of its last read. Caps and rate
+ * limits are held exactly by the store in the claim itself; the ledger only chooses.
  */
 export class ShareLedger {
   private jobs = new Map<string, LedgerJob>();
   private ownerCaps = new Map<string, number>();
-  private limits: { limit: RateLimit; bucket: TokenBucket }[] = [];
+  private limits: RateLimitState[] = [];
   private nextOrder = 0;
   private readAt = -Infinity;
   private stale = true;
@@ -55,6 +58,12 @@ export class ShareLedger {
   /** Read the store again at the next chance (another foreman announced work). */
   markStale(): void {
     this.stale = true;
+  }
+
+  /** Read the store again before the next claim, however recent the last read (a rate limit changed here). */
+  readNow(): void {
+    this.stale = true;
+    this.readAt = -Infinity;
   }
 
   /**
@@ -76,11 +85,7 @@ export class ShareLedger {
     for (const j of snap.jobs) jobs.set(j.jobId, { ...j, order: this.jobs.get(j.jobId)?.order ?? this.nextOrder++ });
     this.jobs = jobs;
     this.ownerCaps = new Map(snap.ownerCaps.map((c) => [c.owner, c.maxConcurrency]));
-    // A limit that did not change keeps its bucket (and what it has spent).
-    this.limits = snap.rateLimits.map((limit) => {
-      const had = this.limits.find((l) => l.limit.pattern === limit.pattern && l.limit.max === limit.max && l.limit.perMs === limit.perMs);
-      return had ?? { limit, bucket: new TokenBucket({ bucketSize: limit.max, tokensPerInterval: limit.max, interval: limit.perMs }) };
-    });
+    this.limits = snap.rateLimits;
   }
 
   /** A job accepted (or appended to) here: `unfinished` is its tasks not yet ended. */
@@ -96,13 +101,11 @@ export class ShareLedger {
     this.jobs.delete(jobId);
   }
 
-  /** Tasks handed to a worker: they run now, and their types spend their rate limits. */
-  claimed(tasks: readonly { jobId: string; type: string }[]): void {
+  /** Tasks handed to a worker: they run now. */
+  claimed(tasks: readonly { jobId: string }[]): void {
     for (const t of tasks) {
       const j = this.jobs.get(t.jobId);
       if (j) { j.running++; j.waiting = Math.max(0, j.waiting - 1); }
-      const l = this.limitOf(t.type);
-      if (l) l.bucket.tryRemoveTokens(1) || (l.bucket.content = 0);
     }
   }
 
@@ -127,7 +130,7 @@ export class ShareLedger {
    * How many of `slots` each job gets for a worker, by fair share. `except`: jobs that just came
    * back short for this worker.
    */
-  plan(slots: number, target: ShareTarget, except: ReadonlySet<string>): { jobId: string; limit: number }[] {
+  plan(slots: number, target: ShareTarget, except: ReadonlySet<string>): { jobId: string; limit: number; capped?: boolean }[] {
     const candidates: ShareJob[] = [];
     for (const j of this.jobs.values()) {
       if (j.waiting <= 0 || except.has(j.jobId)) continue;
@@ -136,25 +139,22 @@ export class ShareLedger {
       candidates.push(this.shareJob(j));
     }
     if (candidates.length === 0) return [];
-    return allocateSlots(slots, candidates, this.owners());
+    // A capped job (or a job of a capped owner) is marked, for the store to hold the cap exactly.
+    return allocateSlots(slots, candidates, this.owners()).map((p) => (this.isCapped(p.jobId) ? { ...p, capped: true } : p));
   }
 
-  /** What is left of each rate limit now (none when no limit is set). */
-  rateLimited(): { pattern: string; left: number }[] | undefined {
-    if (this.limits.length === 0) return undefined;
-    return this.limits.map((l) => { l.bucket.drip(); return { pattern: l.limit.pattern, left: Math.floor(l.bucket.content) }; });
+  /** Whether claims must spend rate limits (some limit is set). */
+  get rateLimited(): boolean {
+    return this.limits.length > 0;
   }
 
-  /** When a spent rate limit has a task's worth again (ms from now), or null if none is spent. */
+  /**
+   * After a claim came back short while rate limits are set: when to look again, the time the
+   * fastest limit takes to earn a task (ms), or null without limits.
+   */
   nextRefillMs(): number | null {
-    let soonest: number | null = null;
-    for (const l of this.limits) {
-      l.bucket.drip();
-      if (l.bucket.content >= 1) continue;
-      const wait = Math.ceil((1 - l.bucket.content) * l.limit.perMs / l.limit.max);
-      soonest = soonest === null ? wait : Math.min(soonest, wait);
-    }
-    return soonest;
+    if (this.limits.length === 0) return null;
+    return Math.max(RATE_WAKE_MIN_MS, Math.ceil(Math.min(...this.limits.map((l) => l.perMs / l.max))));
   }
 
   /** Running tasks against fair shares, per owner and per job (largest running first). */
@@ -175,7 +175,7 @@ export class ShareLedger {
       jobs: jobs.map((j) => ({ jobId: j.jobId, owner: j.owner, priority: j.priority, weight: j.weight, maxConcurrency: j.maxConcurrency,
         running: j.running, waiting: j.waiting, share: shares.get(j.jobId) ?? 0 }))
         .sort((a, b) => b.running - a.running || b.share - a.share).slice(0, 100),
-      rateLimits: this.limits.map((l) => { l.bucket.drip(); return { ...l.limit, available: Math.floor(l.bucket.content) }; }),
+      rateLimits: this.limits,
     };
   }
 
@@ -194,8 +194,9 @@ export class ShareLedger {
     return yes;
   }
 
-  private limitOf(type: string): { limit: RateLimit; bucket: TokenBucket } | undefined {
-    return this.limits.find((l) => matchesPattern(l.limit.pattern, type));
+  private isCapped(jobId: string): boolean {
+    const j = this.jobs.get(jobId);
+    return j !== undefined && (j.maxConcurrency !== null || (j.owner !== null && this.ownerCaps.has(j.owner)));
   }
 
   private shareJob(j: LedgerJob): ShareJob {

@@ -35,7 +35,7 @@ export function registerRateLimitRoutes(app: FastifyInstance, deps: { store: Sto
       throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', (err as Error).message);
     }
     const limit = { pattern: body.pattern, ...rate };
-    await deps.store.rateLimitSet(limit);
+    await deps.store.rateLimitSet(limit, Date.now());
     deps.changed();
     return rateLimitView(limit);
   });

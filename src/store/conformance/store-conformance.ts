@@ -748,24 +748,42 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await store.jobGet(small.job.id))?.state, 'running', 'a job claimed from is started');
     });
 
-    test('rate limits: kept by pattern, and a claim takes only what is left of each, leaving the rest queued', async () => {
-      await store.rateLimitSet({ pattern: 'r.slow', max: 5, perMs: 1_000 });
-      await store.rateLimitSet({ pattern: 'r.slow', max: 2, perMs: 500 });
-      await store.rateLimitSet({ pattern: 'r.other*', max: 9, perMs: 60_000 });
-      assert.deepEqual((await store.schedulerSnapshot()).rateLimits, [{ pattern: 'r.other*', max: 9, perMs: 60_000 }, { pattern: 'r.slow', max: 2, perMs: 500 }]);
+    test('rate limits: kept by pattern; a claim spends their tokens, leaves what has none queued, and they refill with time', async () => {
+      const t0 = Date.now();
+      await store.rateLimitSet({ pattern: 'r.slow', max: 5, perMs: 1_000 }, t0);
+      await store.rateLimitSet({ pattern: 'r.slow', max: 2, perMs: 1_000 }, t0);
+      await store.rateLimitSet({ pattern: 'r.other*', max: 9, perMs: 60_000 }, t0);
+      assert.deepEqual(await store.rateLimitList(), [{ pattern: 'r.other*', max: 9, perMs: 60_000 }, { pattern: 'r.slow', max: 2, perMs: 1_000 }]);
+      assert.deepEqual((await store.schedulerSnapshot()).rateLimits.map((l) => [l.pattern, l.available]), [['r.other*', 9], ['r.slow', 2]], 'a new limit starts full');
       assert.equal(await store.rateLimitDelete('r.other*'), true);
       assert.equal(await store.rateLimitDelete('r.other*'), false);
-      const types = ['r.slow', 'r.slow', 'r.fast', 'r.slow', 'r.fast'];
-      await store.jobInsert(namedJob(types));
-      const whole = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 3, leaseMs: 1_000, now: Date.now(),
-        rateLimited: [{ pattern: 'r.slow', left: 1 }] });
-      assert.deepEqual(whole.map((t) => [t.type, t.index]), [['r.slow', 0], ['r.fast', 2], ['r.fast', 4]]);
+      const types = ['r.slow', 'r.slow', 'r.fast', 'r.slow', 'r.fast', 'r.slow'];
       const j = await store.jobInsert(namedJob(types));
-      const chosen = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 5, leaseMs: 1_000, now: Date.now(),
-        rateLimited: [{ pattern: 'r.slow', left: 0 }], jobs: [{ jobId: j.job.id, limit: 1 }] });
-      assert.deepEqual(chosen.map((t) => [t.type, t.index]), [['r.fast', 2]]);
-      const rest = await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 5, leaseMs: 1_000, now: Date.now(), jobs: [{ jobId: j.job.id, limit: 5 }] });
-      assert.deepEqual(rest.map((t) => t.index), [0, 1, 3, 4], 'what waited for its rate is still queued');
+      const claimAt = (now: number, limit: number) => store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit, leaseMs: 60_000, now, rateLimits: true,
+        jobs: [{ jobId: j.job.id, limit }] });
+      // Two tokens: two slow tasks, and the fast ones pass them by.
+      assert.deepEqual((await claimAt(t0, 4)).map((t) => t.index), [0, 1, 2, 4]);
+      assert.deepEqual((await claimAt(t0 + 100, 4)).map((t) => t.index), [], 'spent: the slow ones wait');
+      // Half a second later one token has come back (2 per second).
+      assert.deepEqual((await claimAt(t0 + 500, 4)).map((t) => t.index), [3]);
+      assert.equal((await store.taskClaimMany({ workerId: 'w', patterns: ['r.*'], allowCode: false, limit: 4, leaseMs: 60_000, now: t0 + 600, rateLimits: true })).length, 0,
+        'the whole queue too');
+      assert.deepEqual((await claimAt(t0 + 1_000, 4)).map((t) => t.index), [5]);
+    });
+
+    test('caps: a claim for a capped job or owner takes only what the cap leaves, counting what already runs', async () => {
+      await store.credentialInsert({ id: 'owner-k', kind: 'key', name: null, scopes: ['submit'], workerId: null, secretHash: 'hk', createdAt: Date.now(), maxConcurrency: 3 });
+      const capped = await store.jobInsert(namedJob(Array.from({ length: 10 }, () => 'c.x'), { maxConcurrency: 2 }));
+      const a = await store.jobInsert(namedJob(Array.from({ length: 10 }, () => 'c.x'), { owner: 'owner-k' }));
+      const b = await store.jobInsert(namedJob(Array.from({ length: 10 }, () => 'c.x'), { owner: 'owner-k' }));
+      const take = (jobs: { jobId: string; limit: number; capped?: boolean }[]) =>
+        store.taskClaimMany({ workerId: 'w', patterns: ['c.*'], allowCode: false, limit: 20, leaseMs: 60_000, now: Date.now(), jobs });
+      assert.equal((await take([{ jobId: capped.job.id, limit: 5, capped: true }])).length, 2);
+      assert.equal((await take([{ jobId: capped.job.id, limit: 5, capped: true }])).length, 0, 'two run: the cap is reached');
+      const owned = await take([{ jobId: a.job.id, limit: 2, capped: true }, { jobId: b.job.id, limit: 5, capped: true }]);
+      assert.deepEqual(owned.map((t) => t.jobId), [a.job.id, a.job.id, b.job.id], 'the owner\'s cap of 3 over both its jobs');
+      await store.taskFinishMany({ outcomes: [{ taskId: owned[0].taskId, attempt: 1, workerId: 'w', status: 'completed', result: 1 }], now: Date.now() });
+      assert.equal((await take([{ jobId: b.job.id, limit: 5, capped: true }])).length, 1, 'a finished task makes room for one');
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

@@ -234,8 +234,8 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE credentials ADD COLUMN max_concurrency INTEGER;
       -- Each job's own queue, in dispatch order: the scheduler takes from the jobs it chooses.
       CREATE INDEX tasks_job_queue ON tasks (job_id, priority, seq) WHERE state = 'queued' AND requires IS NULL;
-      -- Per task type (a pattern), how many tasks may start per window.
-      CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms BIGINT NOT NULL);
+      -- Per task type (a pattern), how many tasks may start per window: a token bucket, spent by claims.
+      CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms BIGINT NOT NULL, tokens DOUBLE PRECISION NOT NULL, refilled_at BIGINT NOT NULL);
     `,
   },
 ];

@@ -23,9 +23,10 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { ACTIVE_JOBS_CAP, POSITION_COUNT_CAP, type RateLimit, type SchedulerSnapshot } from '../store.ts';
-import { RATE_SLACK, withinRates } from '../../core/rate-limits.ts';
+import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
+import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, bucketFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -73,13 +74,13 @@ const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attem
   SELECT * FROM claimed`;
 
 /** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
-function withinLimit(jobs: readonly { jobId: string; limit: number }[], limit: number): { jobId: string; limit: number }[] {
-  const out: { jobId: string; limit: number }[] = [];
+function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boolean }[], limit: number): { jobId: string; limit: number; capped?: boolean }[] {
+  const out: { jobId: string; limit: number; capped?: boolean }[] = [];
   let room = limit;
   for (const j of jobs) {
     if (room <= 0) break;
     const n = Math.min(j.limit, room);
-    if (n > 0) out.push({ jobId: j.jobId, limit: n });
+    if (n > 0) out.push({ ...j, limit: n });
     room -= n;
   }
   return out;
@@ -590,7 +591,7 @@ export class PostgresStore implements Store {
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
     if (p.limit <= 0 || (!p.allowCode && p.patterns.length === 0)) return [];
     if (p.jobs) p = { ...p, jobs: withinLimit(p.jobs, p.limit) };
-    if (p.rateLimited && p.rateLimited.length > 0) return this.claimWithinRates(p);
+    if (p.rateLimits || p.jobs?.some((j) => j.capped)) return this.claimGuarded(p);
     // One statement text for every worker: $5 is the array of LIKE patterns (empty matches
     // nothing), $6 whether the worker runs shipped code.
     // One statement, committed on its own: pick, claim, and mark the jobs started.
@@ -616,28 +617,54 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A claim under rate limits: the candidates are locked and read first (a few more than
-   * wanted), the ones within what is left of their type's limit claimed, in one transaction.
+   * A claim that caps or rate limits bound, in one transaction: the capped jobs (and their
+   * owners' keys) are locked and their running tasks counted, so that foremen claiming at the
+   * same time take turns and no cap is passed; the candidates are locked and read (a few more
+   * than wanted under rate limits); the rate limits' buckets are locked, and spent by what is
+   * claimed.
    */
-  private async claimWithinRates(p: TaskClaimParams): Promise<ClaimedTask[]> {
+  private async claimGuarded(p: TaskClaimParams): Promise<ClaimedTask[]> {
     return this.tx(async (c) => {
+      let jobs = p.jobs;
+      if (jobs?.some((j) => j.capped)) {
+        const capped = jobs.filter((j) => j.capped).map((j) => j.jobId);
+        const rows = (await c.query(`SELECT j.id, j.owner, j.max_concurrency, k.max_concurrency AS owner_max FROM jobs j
+          LEFT JOIN credentials k ON k.id = j.owner AND k.kind = 'key' AND k.revoked_at IS NULL WHERE j.id = ANY($1::text[])`, [capped])).rows;
+        // Keys first, then jobs, each in id order: claims lock in one order and never wait on each other in a circle.
+        const owners = [...new Set(rows.filter((r) => r.owner_max !== null).map((r) => r.owner as string))].sort();
+        if (owners.length > 0) await c.query('SELECT 1 FROM credentials WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [owners]);
+        await c.query('SELECT 1 FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [capped]);
+        // Every running task, not only these jobs' (OFFSET 0 keeps the filter out, so the small
+        // partial index of running tasks is read rather than each job's whole range).
+        const running = (await c.query(`SELECT r.job_id, j.owner, count(*)::int AS n FROM (SELECT job_id FROM tasks WHERE state = 'running' OFFSET 0) r
+          JOIN jobs j ON j.id = r.job_id WHERE r.job_id = ANY($1::text[]) OR j.owner = ANY($2::text[]) GROUP BY r.job_id, j.owner`, [capped, owners])).rows;
+        const caps = new Map<string, JobCaps>(rows.map((r) => [r.id as string, { owner: r.owner ?? null, maxConcurrency: r.max_concurrency ?? null, ownerMaxConcurrency: r.owner_max ?? null }]));
+        jobs = withinCaps(jobs, caps, running.map((r) => ({ jobId: r.job_id as string, owner: r.owner as string | null, n: Number(r.n) })));
+        if (jobs.length === 0) return [];
+      }
+      const buckets = p.rateLimits ? (await c.query('SELECT pattern, max, per_ms, tokens, refilled_at FROM rate_limits ORDER BY pattern FOR UPDATE')).rows.map(bucketFromRow) : [];
+      const left = buckets.length > 0 ? buckets.map((b) => ({ pattern: b.pattern, left: Math.floor(tokensAt(b, p.now)) })) : null;
+      const pick = <R extends { type: string }>(rows: R[], n: number): R[] => (left ? withinRates(rows, n, left) : rows.slice(0, n));
+      const slack = left ? RATE_SLACK : 0;
       const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND $3::boolean) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
         AND (run_on IS NULL OR run_on = $4) AND requires IS NULL`;
       const common = [p.now, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'];
-      const left = p.rateLimited!.map((l) => ({ ...l }));
       const chosen: number[] = [];
-      if (p.jobs) {
+      if (jobs) {
         const rows = (await c.query(`SELECT want.ord, one.seq, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
-          CROSS JOIN LATERAL (SELECT seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${RATE_SLACK} FOR UPDATE SKIP LOCKED) one
-          ORDER BY want.ord, one.priority, one.seq`, [...common, p.jobs.map((j) => j.jobId), p.jobs.map((j) => j.limit)])).rows;
-        p.jobs.forEach((j, i) => {
-          const mine = rows.filter((r) => Number(r.ord) === i + 1);
-          for (const r of withinRates(mine, Math.min(j.limit, p.limit - chosen.length), left)) chosen.push(Number(r.seq));
+          CROSS JOIN LATERAL (SELECT seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${slack} FOR UPDATE SKIP LOCKED) one
+          ORDER BY want.ord, one.priority, one.seq`, [...common, jobs.map((j) => j.jobId), jobs.map((j) => j.limit)])).rows;
+        jobs.forEach((j, i) => {
+          for (const r of pick(rows.filter((r) => Number(r.ord) === i + 1), Math.min(j.limit, p.limit - chosen.length))) chosen.push(Number(r.seq));
         });
       } else {
         const rows = (await c.query(`SELECT seq, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
-          [...common, p.limit + RATE_SLACK])).rows;
-        for (const r of withinRates(rows, p.limit, left)) chosen.push(Number(r.seq));
+          [...common, p.limit + slack])).rows;
+        for (const r of pick(rows, p.limit)) chosen.push(Number(r.seq));
+      }
+      for (const [i, b] of buckets.entries()) {
+        const spent = Math.floor(tokensAt(b, p.now)) - left![i].left;
+        if (spent > 0) await c.query('UPDATE rate_limits SET tokens = $1, refilled_at = $2 WHERE pattern = $3', [tokensAt(b, p.now) - spent, p.now, b.pattern]);
       }
       if (chosen.length === 0) return [];
       const rows = (await c.query(`WITH picked AS (SELECT unnest($4::bigint[]) AS seq), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
@@ -655,13 +682,13 @@ export class PostgresStore implements Store {
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ${ACTIVE_JOBS_CAP}`),
       this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
       this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
-      this.q('SELECT pattern, max, per_ms FROM rate_limits ORDER BY pattern'),
+      this.q('SELECT pattern, max, per_ms, tokens, refilled_at FROM rate_limits ORDER BY pattern'),
     ]);
     const byJob = new Map(running.rows.map((r) => [r.job_id as string, Number(r.n)]));
     return {
       jobs: jobs.rows.map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0)),
       ownerCaps: caps.rows.map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
-      rateLimits: limits.rows.map((r) => ({ pattern: r.pattern, max: r.max, perMs: Number(r.per_ms) })),
+      rateLimits: limits.rows.map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),
     };
   }
 
@@ -669,13 +696,21 @@ export class PostgresStore implements Store {
     return (await this.q('SELECT pattern, max, per_ms FROM rate_limits ORDER BY pattern')).rows.map((r) => ({ pattern: r.pattern, max: r.max, perMs: Number(r.per_ms) }));
   }
 
-  async rateLimitSet(l: RateLimit): Promise<void> {
-    await this.q(`INSERT INTO rate_limits (pattern, max, per_ms) VALUES ($1, $2, $3)
-      ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms`, [l.pattern, l.max, l.perMs]);
+  // A change is announced as work: other foremen read the limits again within moments.
+  async rateLimitSet(l: RateLimit, now: number): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query(`INSERT INTO rate_limits (pattern, max, per_ms, tokens, refilled_at) VALUES ($1, $2::int, $3, $2::double precision, $4)
+        ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms, tokens = excluded.tokens, refilled_at = excluded.refilled_at`, [l.pattern, l.max, l.perMs, now]);
+      await this.notify(c, { kind: 'work' });
+    });
   }
 
   async rateLimitDelete(pattern: string): Promise<boolean> {
-    return ((await this.q('DELETE FROM rate_limits WHERE pattern = $1', [pattern])).rowCount ?? 0) > 0;
+    return this.tx(async (c) => {
+      const n = (await c.query('DELETE FROM rate_limits WHERE pattern = $1', [pattern])).rowCount ?? 0;
+      if (n > 0) await this.notify(c, { kind: 'work' });
+      return n > 0;
+    });
   }
 
   async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {

@@ -251,8 +251,8 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE credentials ADD COLUMN max_concurrency INTEGER;
       -- Each job's own queue, in dispatch order: the scheduler takes from the jobs it chooses.
       CREATE INDEX tasks_job_queue ON tasks (job_id, priority, seq) WHERE state = 'queued' AND requires IS NULL;
-      -- Per task type (a pattern), how many tasks may start per window.
-      CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms INTEGER NOT NULL);
+      -- Per task type (a pattern), how many tasks may start per window: a token bucket, spent by claims.
+      CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms INTEGER NOT NULL, tokens REAL NOT NULL, refilled_at INTEGER NOT NULL);
     `,
   },
 ];

@@ -25,10 +25,11 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
 import { ACTIVE_JOBS_CAP, POSITION_COUNT_CAP, type RateLimit, type SchedulerSnapshot } from '../store.ts';
-import { RATE_SLACK, withinRates } from '../../core/rate-limits.ts';
+import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
+import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, bucketFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -165,10 +166,16 @@ export class SqliteStore implements Store {
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
       activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid LIMIT ${ACTIVE_JOBS_CAP}`),
-      runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
+      runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks INDEXED BY tasks_lease WHERE state = 'running' GROUP BY job_id`),
+      runningByJobAndOwner: db.prepare(`SELECT t.job_id, j.owner, count(*) AS n FROM tasks t INDEXED BY tasks_lease JOIN jobs j ON j.id = t.job_id
+        WHERE t.state = 'running' GROUP BY t.job_id`),
+      jobCaps: db.prepare(`SELECT j.owner, j.max_concurrency, c.max_concurrency AS owner_max FROM jobs j
+        LEFT JOIN credentials c ON c.id = j.owner AND c.kind = 'key' AND c.revoked_at IS NULL WHERE j.id = ?`),
       ownerCaps: db.prepare(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
-      rateLimits: db.prepare('SELECT pattern, max, per_ms FROM rate_limits ORDER BY pattern'),
-      rateLimitSet: db.prepare('INSERT INTO rate_limits (pattern, max, per_ms) VALUES (?, ?, ?) ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms'),
+      rateLimits: db.prepare('SELECT pattern, max, per_ms, tokens, refilled_at FROM rate_limits ORDER BY pattern'),
+      rateLimitSet: db.prepare(`INSERT INTO rate_limits (pattern, max, per_ms, tokens, refilled_at) VALUES (@pattern, @max, @perMs, @max, @now)
+        ON CONFLICT (pattern) DO UPDATE SET max = excluded.max, per_ms = excluded.per_ms, tokens = excluded.tokens, refilled_at = excluded.refilled_at`),
+      rateLimitSpend: db.prepare('UPDATE rate_limits SET tokens = ?, refilled_at = ? WHERE pattern = ?'),
       rateLimitDelete: db.prepare('DELETE FROM rate_limits WHERE pattern = ?'),
       jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
@@ -504,14 +511,16 @@ export class SqliteStore implements Store {
     // than one UPDATE ... WHERE seq IN (subquery), and the rows come back in queue order.
     return this.tx('taskClaimMany', ([select, p]: [Database.Statement, TaskClaimParams]): ClaimedTask[] => {
       const globs = p.patterns.map(toSqliteGlob);
-      const left = p.rateLimited?.map((l) => ({ ...l }));
+      const buckets = p.rateLimits ? (this.s.rateLimits.all() as Row[]).map(bucketFromRow) : [];
+      const left = buckets.length > 0 ? buckets.map((b) => ({ pattern: b.pattern, left: Math.floor(tokensAt(b, p.now)) })) : null;
       // Under rate limits, a few more rows are read than wanted, since some may have to wait.
       const pick = (rows: Row[], n: number): Row[] => (left ? withinRates(rows as { type: string }[], n, left) as Row[] : rows);
       const read = (n: number) => (left ? n + RATE_SLACK : n);
       let seqs: Row[];
       if (p.jobs) {
         seqs = [];
-        for (const j of p.jobs) {
+        const jobs = p.jobs.some((j) => j.capped) ? this.withinCaps(p.jobs) : p.jobs;
+        for (const j of jobs) {
           const n = Math.min(j.limit, p.limit - seqs.length);
           if (n <= 0) break;
           seqs.push(...pick(select.all(j.jobId, p.now, ...globs, read(n)) as Row[], n));
@@ -533,8 +542,25 @@ export class SqliteStore implements Store {
           ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
         });
       }
+      // What the claimed tasks spent of their rate limits (read above in this transaction).
+      buckets.forEach((b, i) => {
+        const spent = Math.floor(tokensAt(b, p.now)) - left![i].left;
+        if (spent > 0) this.s.rateLimitSpend.run(tokensAt(b, p.now) - spent, p.now, b.pattern);
+      });
       return out;
     })([select, p]);
+  }
+
+  /** Cut a plan to what its capped jobs and owners may still run (one writer: the count is exact). */
+  private withinCaps(plan: readonly { jobId: string; limit: number; capped?: boolean }[]): { jobId: string; limit: number }[] {
+    const caps = new Map<string, JobCaps>();
+    for (const j of plan) {
+      if (!j.capped) continue;
+      const r = this.s.jobCaps.get(j.jobId) as Row | undefined;
+      if (r) caps.set(j.jobId, { owner: r.owner ?? null, maxConcurrency: r.max_concurrency ?? null, ownerMaxConcurrency: r.owner_max ?? null });
+    }
+    const running = (this.s.runningByJobAndOwner.all() as Row[]).map((r) => ({ jobId: r.job_id as string, owner: r.owner as string | null, n: r.n as number }));
+    return withinCaps(plan, caps, running);
   }
 
   async schedulerSnapshot(): Promise<SchedulerSnapshot> {
@@ -542,7 +568,7 @@ export class SqliteStore implements Store {
     return {
       jobs: (this.s.activeJobs.all() as Row[]).map((r) => activeJobFromRow(r, running.get(r.id) ?? 0)),
       ownerCaps: (this.s.ownerCaps.all() as Row[]).map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
-      rateLimits: await this.rateLimitList(),
+      rateLimits: (this.s.rateLimits.all() as Row[]).map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),
     };
   }
 
@@ -550,8 +576,8 @@ export class SqliteStore implements Store {
     return (this.s.rateLimits.all() as Row[]).map((r) => ({ pattern: r.pattern, max: r.max, perMs: r.per_ms }));
   }
 
-  async rateLimitSet(l: RateLimit): Promise<void> {
-    this.tx('rateLimitSet', (l: RateLimit) => { this.s.rateLimitSet.run(l.pattern, l.max, l.perMs); })(l);
+  async rateLimitSet(l: RateLimit, now: number): Promise<void> {
+    this.tx('rateLimitSet', (p: RateLimit & { now: number }) => { this.s.rateLimitSet.run(p); })({ pattern: l.pattern, max: l.max, perMs: l.perMs, now });
   }
 
   async rateLimitDelete(pattern: string): Promise<boolean> {

@@ -14,7 +14,7 @@ import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type JobRetryView, type Outbound, type StatsView, type TaskView, type WireError, type WorkerView,
+  type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -106,6 +106,8 @@ export type JobInfo = CamelKeys<JobView>;
 
 /** A task as the REST API shows it, with camelCase keys. */
 export type TaskInfoRest = CamelKeys<TaskView>;
+/** A rate limit per task type: `limit` as written (`100/s`), and its parts. */
+export type RateLimitInfo = CamelKeys<RateLimitView>;
 /** An uploaded file, as `uploadFile` returns it. */
 export interface FileInfo {
   fileId: string;
@@ -296,7 +298,7 @@ export class Client {
   // ------------------------------------------------------------------ REST queries
 
   /** A REST call; answers of a foreman whose store is out for a moment (503) are tried again within the connect timeout. */
-  private async http<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async http<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const started = Date.now();
     for (let outages = 1; ; outages++) {
       try {
@@ -308,7 +310,7 @@ export class Client {
     }
   }
 
-  private async httpOnce<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal, raw?: { body?: { data: Uint8Array; contentType: string }; bytes?: boolean }): Promise<T> {
+  private async httpOnce<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal, raw?: { body?: { data: Uint8Array; contentType: string }; bytes?: boolean }): Promise<T> {
     const unreachable: string[] = [];
     for (let i = 0; i < this.httpBases.length; i++) {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
@@ -496,8 +498,27 @@ export class Client {
     return camelKeys(await this.http<TaskView>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
   }
 
-  /** The foreman's statistics (snake_case, as the REST API has them). */
+  /** The foreman's statistics (snake_case, as the REST API has them), with running tasks against fair shares (`sharing`). */
   async stats(): Promise<StatsView> { return this.http('GET', '/api/stats'); }
+
+  /** The rate limits per task type. */
+  async rateLimits(): Promise<RateLimitInfo[]> {
+    return (await this.http<{ rate_limits: RateLimitView[] }>('GET', '/api/rate-limits')).rate_limits.map(camelKeys);
+  }
+
+  /**
+   * Limit how many tasks of the types `pattern` matches start per window, on every foreman of
+   * the database: `'100/s'`, `'6000/10m'` (a burst of up to the count, then the count per
+   * window). Needs the admin scope.
+   */
+  async setRateLimit(pattern: string, limit: string): Promise<RateLimitInfo> {
+    return camelKeys(await this.http<RateLimitView>('PUT', '/api/rate-limits', { pattern, limit }));
+  }
+
+  /** Remove a pattern's rate limit (CC_ERR_RATE_LIMIT_NOT_FOUND if it has none). Needs the admin scope. */
+  async removeRateLimit(pattern: string): Promise<void> {
+    await this.http('DELETE', `/api/rate-limits?pattern=${encodeURIComponent(pattern)}`);
+  }
   /** The workers the foreman's store knows (snake_case, as the REST API has them). */
   async workers(): Promise<WorkerView[]> { return this.http('GET', '/api/workers'); }
   /** The foreman's health (snake_case, as the REST API has them). */

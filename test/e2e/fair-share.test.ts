@@ -82,6 +82,10 @@ test('a job of weight 3 runs three times as many tasks as one of weight 1 (withi
   const window = started.slice(0, 1_000);
   const s = share(window, 'heavy');
   assert.ok(s >= 0.75 * 0.9 && s <= 0.75 * 1.1, `weight 3 against 1 should have 75% of the starts, had ${(s * 100).toFixed(1)}%`);
+  // The statistics show each job's running tasks against its share.
+  const sharing = Object.fromEntries((await client.stats()).sharing.jobs.map((j) => [j.job_id, j]));
+  assert.deepEqual([sharing[heavy.id]?.share, sharing[heavy.id]?.weight, sharing[light.id]?.share], [0.75, 3, 0.25]);
+  assert.ok(sharing[heavy.id].running + sharing[heavy.id].waiting > 0);
   await Promise.all([light.result(), heavy.result()]);
   await stopWorkers();
 });
@@ -104,6 +108,9 @@ test('owners share before jobs do: an owner with eight jobs gets one owner\'s sh
     await waitFor(() => started.length >= 1_000, { timeoutMs: 120_000 });
     const s = share(started.slice(0, 1_000), 'one');
     assert.ok(s >= 0.45 && s <= 0.55, `two owners should have half the starts each, the one-job owner had ${(s * 100).toFixed(1)}%`);
+    const owners = (await client.stats()).sharing.owners.filter((o) => o.running > 0 || o.share > 0);
+    assert.deepEqual(owners.map((o) => o.share).sort(), [0.5, 0.5], 'each owner\'s share is half');
+    assert.deepEqual(owners.map((o) => o.jobs).sort(), [1, 8]);
     await Promise.all(jobs.map((j) => j.result()));
     await stopWorkers();
 
@@ -134,14 +141,11 @@ test('maxConcurrency: a job never runs more tasks at once than its cap, and its 
 });
 
 test('a type rate limit set through the API holds under load; other types pass', async () => {
-  const put = await foreman.fetch('/api/rate-limits', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pattern: 'fair.limited', limit: '25/s' }) });
-  assert.equal(put.status, 200, await put.clone().text());
+  assert.deepEqual(await client.setRateLimit('fair.limited', '25/s'), { pattern: 'fair.limited', limit: '25/s', max: 25, perMs: 1_000 });
   const bad = await foreman.fetch('/api/rate-limits', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pattern: 'x', limit: '0/s' }) });
   assert.equal(bad.status, 400);
   assert.match((await bad.json() as { message: string }).message, /count must be 1 to/);
-  assert.deepEqual((await (await foreman.fetch('/api/rate-limits')).json() as { rate_limits: unknown[] }).rate_limits
-    .filter((l: any) => l.pattern === 'fair.limited').map((l: any) => [l.max, l.per_ms, l.limit]), [[25, 1_000, '25/s']]);
-
+  assert.deepEqual((await client.rateLimits()).filter((l) => l.pattern === 'fair.limited').map((l) => l.limit), ['25/s']);
   const limited = await client.submitMany(tasks('limited', 75, 'fair.limited'));
   const other = await client.submitMany(tasks('unlimited', 100));
   await startWorker('fair-5', 16, 1);
@@ -155,8 +159,8 @@ test('a type rate limit set through the API holds under load; other types pass',
     assert.ok(inSecond <= 51, `${inSecond} tasks started within one second of ${new Date(times[i]).toISOString()} (limit 25/s, burst 25)`);
   }
   assert.ok(times.at(-1)! - times[0] >= 1_900, `75 tasks at 25/s after a burst of 25 took ${times.at(-1)! - times[0]} ms`);
-  const del = await foreman.fetch('/api/rate-limits?pattern=fair.limited', { method: 'DELETE' });
-  assert.equal(del.status, 200);
+  await client.removeRateLimit('fair.limited');
+  await assert.rejects(client.removeRateLimit('fair.limited'), /CC_ERR_RATE_LIMIT_NOT_FOUND|no rate limit for pattern fair.limited/);
   await stopWorkers();
 });
 

@@ -143,3 +143,45 @@ test('three foremen on one database, one killed with SIGKILL mid-job: workers mo
     await dropSchema(schema);
   }
 });
+
+test('sharing across foremen: a job\'s cap holds over workers of both, and a small job passes a large one', { skip }, async () => {
+  const c = await cluster(2);
+  const inFlight = new Map<string, number>();
+  const peak = new Map<string, number>();
+  const byWorker = new Map<string, Set<string>>();
+  // Two slots per worker, a cap of 3: neither foreman can reach the cap alone, so both claim for
+  // the job at once (the store counts both foremen's running tasks in each claim; the store
+  // conformance suite shows that count cutting a claim).
+  const workers = c.foremen.map((f, i) => new Worker({ foremanUrl: f.wsUrl, workerId: `share-w${i + 1}`, maxConcurrentTasks: 2, logLevel: 'silent' })
+    .handle('share.*', async (t) => {
+      const tag = (t.input as { tag: string }).tag;
+      const n = (inFlight.get(tag) ?? 0) + 1;
+      inFlight.set(tag, n);
+      peak.set(tag, Math.max(peak.get(tag) ?? 0, n));
+      byWorker.set(tag, (byWorker.get(tag) ?? new Set()).add(`w${i + 1}`));
+      await new Promise((r) => setTimeout(r, 20));
+      inFlight.set(tag, inFlight.get(tag)! - 1);
+      return null;
+    }));
+  const client = new Client({ url: c.foremen[0].url });
+  const other = new Client({ url: c.foremen[1].url });
+  try {
+    await Promise.all(workers.map((w) => w.start()));
+    const tasks = (tag: string, n: number) => Array.from({ length: n }, () => ({ type: 'share.run', input: { tag } }));
+    const capped = await client.submitMany(tasks('capped', 60), { maxConcurrency: 3 });
+    await capped.result();
+    assert.ok(peak.get('capped')! <= 3, `a job capped at 3 ran ${peak.get('capped')} tasks at once over two foremen`);
+    assert.equal(byWorker.get('capped')!.size, 2, 'workers of both foremen ran it');
+
+    const big = await client.submitMany(tasks('big', 400));
+    const small = await other.submitMany(tasks('small', 10));
+    await small.result();
+    const bigDone = (await client.getJob(big.id)).completedTasks;
+    assert.ok(bigDone < 200, `the small job finished when the large one had done ${bigDone} of 400`);
+    await big.result();
+  } finally {
+    await Promise.all([client.close(), other.close()]);
+    await Promise.all(workers.map((w) => w.stop()));
+    await c.stop();
+  }
+});

@@ -63,6 +63,9 @@ test('the dashboard: live progress and workers, a failed task\'s error, Retry, C
     await page.locator('[data-worker="beta"]').waitFor();
     await page.evaluate(() => { (window as unknown as { stayed: boolean }).stayed = true; });
     await page.locator(`[data-job="${running.id}"]`).waitFor();
+    // The running job in the sharing table: its running tasks against its fair share.
+    await page.locator(`[data-share-job="${running.id}"]`).waitFor();
+    assert.match(await page.locator(`[data-share-job="${running.id}"]`).innerText(), /100%/);
     const seen: number[] = [];
     for (let i = 0; i < 3; i++) {
       const before = await percent(page, running.id);

@@ -30,6 +30,26 @@ function Throughput({ series }) {
     <div class="panel"><${TimeChart} data=${data} series=${SERIES} yLabel="tasks / s" /></div></${Section}>`;
 }
 
+const pct = (x) => `${Math.round(100 * x)}%`;
+
+// Who the workers are shared between: per job (and per owner, when there are several) the
+// tasks running now against the fair share, caps, and the rate limits' tokens left.
+function Sharing({ sharing, jobs }) {
+  const active = (sharing?.jobs ?? []).filter((j) => j.running > 0 || j.waiting > 0);
+  if (active.length === 0 && !(sharing?.rate_limits ?? []).length) return '';
+  const running = active.reduce((a, j) => a + j.running, 0);
+  const named = new Map(jobs.map((j) => [j.id, j]));
+  const owners = (sharing.owners ?? []).filter((o) => o.running > 0 || o.share > 0);
+  return html`<${Section} title="Sharing" right=${html`<span class="small muted">running tasks against each one's fair share</span>`}>
+    ${active.length ? html`<div class="table-wrap"><table><thead><tr><th>job</th><th class="hide-narrow">priority</th><th class="num">weight</th><th class="num">running</th><th class="num">of running</th><th class="num">fair share</th><th class="num hide-narrow">cap</th><th class="num hide-narrow">waiting</th></tr></thead>
+    <tbody>${active.slice(0, 12).map((j) => html`<tr data-share-job=${j.job_id}><td><${Link} href=${`/jobs/${j.job_id}`}>${named.has(j.job_id) ? jobTitle(named.get(j.job_id)) : j.job_id.slice(0, 8)}</${Link}></td>
+      <td class="hide-narrow">${j.priority}</td><td class="num">${j.weight}</td><td class="num">${num(j.running)}</td><td class="num">${running ? pct(j.running / running) : '–'}</td>
+      <td class="num">${pct(j.share)}</td><td class="num hide-narrow">${j.max_concurrency ?? '–'}</td><td class="num hide-narrow">${num(j.waiting)}</td></tr>`)}</tbody></table></div>` : ''}
+    ${owners.length > 1 ? html`<p class="small" data-share-owners>By owner: ${owners.map((o, i) => html`${i ? ' · ' : ''}<code>${o.owner ?? 'no key'}</code> ${num(o.running)} running, share ${pct(o.share)}${o.max_concurrency !== null ? `, cap ${o.max_concurrency}` : ''}`)}</p>` : ''}
+    ${(sharing.rate_limits ?? []).length ? html`<p class="small muted" data-rate-limits>Rate limits: ${sharing.rate_limits.map((l, i) => html`${i ? ' · ' : ''}<code>${l.pattern}</code> ${l.limit} (${num(l.available)} now)`)}</p>` : ''}
+  </${Section}>`;
+}
+
 export function Overview({ live }) {
   const { stats, workers, series, recentJobs, health } = live;
   const online = workers.filter((w) => w.status === 'online');
@@ -37,6 +57,7 @@ export function Overview({ live }) {
   return html`
     <${Cards} stats=${stats} health=${health} />
     <${Throughput} series=${series} />
+    <${Sharing} sharing=${stats?.sharing} jobs=${recentJobs} />
     <div class="grid2">
       <${Section} title="Recent jobs" right=${html`<${Link} href="/jobs" class="small">all jobs →</${Link}>`}>
         <div class="table-wrap"><table><thead><tr><th>job</th><th>state</th><th>progress</th><th class="hide-narrow">age</th></tr></thead>

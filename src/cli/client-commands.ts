@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { PRIORITIES, type JobResultsView, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
-import { parseDuration, parseIntArg, parseJsonArg } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseJsonArg, parseWeight } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
@@ -83,7 +83,9 @@ export function clientCommands(program: Command): void {
     .option('--timeout <duration>', 'per-task timeout, e.g. 30s', parseDuration)
     .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
     .option('--run-on <where>', 'any (default), node (Node workers only) or browser (browser tabs that opened a join link only)', runOnArg)
-    .option('--max-attempts <n>', 'attempts per task', parseIntArg))
+    .option('--max-attempts <n>', 'attempts per task', parseIntArg)
+    .option('--weight <w>', 'its share of the workers against your other jobs of its priority (default 1; 3 = three times as many tasks at once)', parseWeight)
+    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', parseIntArg))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
       const mod = await loadModule(modulePath, 'map module');
@@ -97,6 +99,7 @@ export function clientCommands(program: Command): void {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
           ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),
+          ...(o.weight !== undefined ? { weight: o.weight } : {}), ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}),
           name: `${modulePath} over ${args.length}`,
         });
         warn(job.warnings);

@@ -8,6 +8,13 @@ export function parseIntArg(value: string): number {
   return n;
 }
 
+/** A job's weight: a number from 0.01 to 1000. */
+export function parseWeight(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.01 || n > 1_000) throw new InvalidArgumentError(`"${value}" is not a weight from 0.01 to 1000`);
+  return n;
+}
+
 /** A size option: `8MiB`, `512KiB`, `1048576`. */
 export function parseBytes(value: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(value.trim());

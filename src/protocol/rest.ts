@@ -115,7 +115,7 @@ export type JobView = z.output<typeof JobViewSchema>;
 
 /** POST /api/jobs: the job, where its first task stands in the queue, and whether its idempotency key matched. */
 export const JobSubmitViewSchema = JobViewSchema.extend({
-  position: z.number().int().describe('queued tasks ahead of this job when it was accepted, counted up to 10,000'),
+  position: z.number().int().describe('queued tasks of its first task\'s priority or better when it was accepted, counted up to 10,000: at most how many could run before it (jobs of a priority share the workers)'),
   deduplicated: z.boolean().describe('true when the idempotency key matched an existing job, which is returned'),
   warnings: z.array(z.string()).describe('things to know, e.g. that no connected worker handles one of its task types'),
 });

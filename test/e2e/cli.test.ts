@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Worker } from '../../src/worker/index.ts';
 import { Client, JobFailedError } from '../../src/client/index.ts';
-import { freePort, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+import { freePort, spawnForemanProcess, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
@@ -310,4 +310,24 @@ test('jobs and stats still work when the foreman is given by CROWDCOMPUTE_URL', 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^ID\s+NAME/);
   assert.match((await cli(['stats'], { env: { CROWDCOMPUTE_URL: foreman.url } })).stdout, /^retention\s+/m);
+});
+
+test('foreman --rate-limit keeps its limits in the database; a rate that does not parse is refused by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-rate-'));
+  const port = await freePort();
+  const foreman = await spawnForemanProcess(port, ['--database', `sqlite:${join(dir, 'cc.db')}`, '--insecure', '--rate-limit', 'image.*=100/s', '--rate-limit', 'mail.send=6000/10m']);
+  try {
+    const limits = await (await fetch(`${foreman.url}/api/rate-limits`)).json() as { rate_limits: { pattern: string; limit: string }[] };
+    assert.deepEqual(limits.rate_limits.map((l) => `${l.pattern}=${l.limit}`), ['image.*=100/s', 'mail.send=6000/10m']);
+  } finally {
+    foreman.kill();
+    await foreman.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const refused = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    execFile(process.execPath, ['--no-node-snapshot', bin, 'foreman', '--port', '0', '--rate-limit', 'image.*=fast'], { timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout + stderr }));
+  });
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.out, /rate "fast" is not <count>\/<window>/);
 });

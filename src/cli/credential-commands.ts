@@ -51,7 +51,7 @@ async function withCredentials(o: { database: string; secretFile?: string }, nee
 }
 
 const view = (r: import('../store/store.ts').CredentialRecord) => ({
-  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes } : r.kind === 'join' ? {
+  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency } : r.kind === 'join' ? {
     expires_at: r.expiresAt === null ? null : new Date(r.expiresAt).toISOString(), max_workers: r.maxWorkers,
   } : { worker_id: r.workerId }),
   created_at: new Date(r.createdAt).toISOString(), revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),

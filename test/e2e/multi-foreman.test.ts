@@ -168,7 +168,8 @@ test('sharing across foremen: a job\'s cap holds over workers of both, and a sma
   try {
     await Promise.all(workers.map((w) => w.start()));
     const tasks = (tag: string, n: number) => Array.from({ length: n }, () => ({ type: 'share.run', input: { tag } }));
-    const capped = await client.submitMany(tasks('capped', 60), { maxConcurrency: 3 });
+    // Long enough (about a second on one foreman's two slots) that the other foreman's once-a-second look finds it even if it missed the announcement.
+    const capped = await client.submitMany(tasks('capped', 100), { maxConcurrency: 3 });
     await capped.result();
     assert.ok(peak.get('capped')! <= 3, `a job capped at 3 ran ${peak.get('capped')} tasks at once over two foremen`);
     assert.equal(byWorker.get('capped')!.size, 2, 'workers of both foremen ran it');

@@ -264,8 +264,10 @@ export interface TaskClaimParams {
    * queue order (the scheduler has chosen how many each gets). Omitted: from the whole queue,
    * best priority first, then oldest. `capped`: the job or its owner has a cap on running
    * tasks, which the store holds exactly (across foremen) by counting running tasks under a lock.
+   * `few`: the job has about `limit` tasks left or fewer, so the store may read all of its
+   * queued tasks at once, together with other such jobs.
    */
-  jobs?: readonly { jobId: string; limit: number; capped?: boolean }[];
+  jobs?: readonly { jobId: string; limit: number; capped?: boolean; few?: boolean }[];
   /**
    * Apply the rate limits (`rateLimitSet`): a task whose type matches a limit's pattern (the
    * first, by pattern order) spends one of its tokens, and stays queued while it has none.

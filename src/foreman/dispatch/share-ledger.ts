@@ -15,9 +15,13 @@ export interface ShareTarget {
   kind: WorkerKind;
 }
 
-/** An unfinished job as the ledger keeps it: its share settings and counts, and its turn among equals. */
-interface LedgerJob extends ActiveJob {
-  order: number;
+/**
+ * An unfinished job as the ledger keeps it: what it is, and its counts and turn as the fair
+ * share reads them (`share`, updated in place as tasks are handed out and recorded).
+ */
+interface LedgerJob {
+  job: ActiveJob;
+  share: ShareJob;
   /** Per set of worker patterns: whether any of its known types matches one. */
   serves?: Map<string, boolean>;
 }
@@ -42,6 +46,10 @@ export interface ShareView {
  */
 export class ShareLedger {
   private jobs = new Map<string, LedgerJob>();
+  /** The jobs with tasks waiting: the only ones a plan looks at. */
+  private waiting = new Set<LedgerJob>();
+  /** Running tasks per owner ('' for jobs without one), and owners' caps. */
+  private owners = new Map<string, ShareOwner>();
   private ownerCaps = new Map<string, number>();
   private limits: RateLimitState[] = [];
   private nextOrder = 0;
@@ -81,31 +89,64 @@ export class ShareLedger {
   }
 
   private apply(snap: SchedulerSnapshot): void {
-    const jobs = new Map<string, LedgerJob>();
-    for (const j of snap.jobs) jobs.set(j.jobId, { ...j, order: this.jobs.get(j.jobId)?.order ?? this.nextOrder++ });
-    this.jobs = jobs;
+    const before = this.jobs;
+    this.jobs = new Map();
+    this.waiting.clear();
     this.ownerCaps = new Map(snap.ownerCaps.map((c) => [c.owner, c.maxConcurrency]));
+    this.owners = new Map();
+    for (const j of snap.jobs) this.put(j, before.get(j.jobId));
     this.limits = snap.rateLimits;
+  }
+
+  /** Add or replace a job, keeping its turn (and what was learnt of the workers it serves) if it was known. */
+  private put(job: ActiveJob, had: LedgerJob | undefined): void {
+    if (had && this.jobs.get(job.jobId) === had) this.remove(had);
+    const owner = job.owner ?? '';
+    const e: LedgerJob = {
+      job,
+      share: { jobId: job.jobId, owner, rank: PRIORITY_RANK[job.priority], weight: job.weight, order: had?.share.order ?? this.nextOrder++,
+        running: job.running, waiting: job.waiting, maxConcurrency: job.maxConcurrency ?? Infinity },
+      ...(had?.serves && had.job.types?.join() === job.types?.join() ? { serves: had.serves } : {}),
+    };
+    this.jobs.set(job.jobId, e);
+    if (e.share.waiting > 0) this.waiting.add(e);
+    this.ownerOf(owner).running += e.share.running;
+  }
+
+  private remove(e: LedgerJob): void {
+    this.jobs.delete(e.job.jobId);
+    this.waiting.delete(e);
+    this.ownerOf(e.share.owner).running -= e.share.running;
+  }
+
+  private ownerOf(key: string): ShareOwner {
+    let o = this.owners.get(key);
+    if (!o) this.owners.set(key, o = { running: 0, maxConcurrency: (key !== '' ? this.ownerCaps.get(key) : undefined) ?? Infinity });
+    return o;
   }
 
   /** A job accepted (or appended to) here: `unfinished` is its tasks not yet ended. */
   upsert(job: Omit<ActiveJob, 'waiting' | 'running'> & { unfinished: number }): void {
     const had = this.jobs.get(job.jobId);
-    const running = had?.running ?? 0;
+    const running = had?.share.running ?? 0;
     const { unfinished, ...rest } = job;
-    this.jobs.set(job.jobId, { ...rest, running, waiting: Math.max(0, unfinished - running), order: had?.order ?? this.nextOrder++ });
+    this.put({ ...rest, running, waiting: Math.max(0, unfinished - running) }, had);
   }
 
   /** A job finished: it takes no more slots. */
   finished(jobId: string): void {
-    this.jobs.delete(jobId);
+    const e = this.jobs.get(jobId);
+    if (e) this.remove(e);
   }
 
   /** Tasks handed to a worker: they run now. */
   claimed(tasks: readonly { jobId: string }[]): void {
     for (const t of tasks) {
-      const j = this.jobs.get(t.jobId);
-      if (j) { j.running++; j.waiting = Math.max(0, j.waiting - 1); }
+      const e = this.jobs.get(t.jobId);
+      if (!e) continue;
+      e.share.running++;
+      this.ownerOf(e.share.owner).running++;
+      if (e.share.waiting > 0 && --e.share.waiting === 0) this.waiting.delete(e);
     }
   }
 
@@ -114,33 +155,34 @@ export class ShareLedger {
    * its job or owner has a cap, which this may have made room under.
    */
   settled(jobId: string, retried: boolean): boolean {
-    const j = this.jobs.get(jobId);
-    if (!j) return false;
-    j.running = Math.max(0, j.running - 1);
-    if (retried) j.waiting++;
-    return j.maxConcurrency !== null || (j.owner !== null && this.ownerCaps.has(j.owner));
-  }
-
-  /** Whether any job may have work at all (else claims need not be planned). */
-  get size(): number {
-    return this.jobs.size;
+    const e = this.jobs.get(jobId);
+    if (!e) return false;
+    if (e.share.running > 0) { e.share.running--; this.ownerOf(e.share.owner).running--; }
+    if (retried && e.share.waiting++ === 0) this.waiting.add(e);
+    return this.isCapped(e);
   }
 
   /**
    * How many of `slots` each job gets for a worker, by fair share. `except`: jobs that just came
    * back short for this worker.
    */
-  plan(slots: number, target: ShareTarget, except: ReadonlySet<string>): { jobId: string; limit: number; capped?: boolean }[] {
+  plan(slots: number, target: ShareTarget, except: ReadonlySet<string>): { jobId: string; limit: number; capped?: boolean; few?: boolean }[] {
     const candidates: ShareJob[] = [];
-    for (const j of this.jobs.values()) {
-      if (j.waiting <= 0 || except.has(j.jobId)) continue;
-      if (j.kind === 'map' ? !target.allowCode : !this.serves(j, target.patterns)) continue;
+    for (const e of this.waiting) {
+      const j = e.job;
+      if (except.has(j.jobId)) continue;
+      if (j.kind === 'map' ? !target.allowCode : !this.serves(e, target.patterns)) continue;
       if (j.runOn !== null && j.runOn !== target.kind) continue;
-      candidates.push(this.shareJob(j));
+      candidates.push(e.share);
     }
     if (candidates.length === 0) return [];
-    // A capped job (or a job of a capped owner) is marked, for the store to hold the cap exactly.
-    return allocateSlots(slots, candidates, this.owners()).map((p) => (this.isCapped(p.jobId) ? { ...p, capped: true } : p));
+    // A capped job (or a job of a capped owner) is marked, for the store to hold the cap exactly;
+    // a job with no more tasks left than it is given, for the store to read it with others.
+    return allocateSlots(slots, candidates, this.owners).map((p) => {
+      const e = this.jobs.get(p.jobId)!;
+      const few = e.share.waiting + e.share.running <= p.limit;
+      return this.isCapped(e) ? { ...p, capped: true, ...(few ? { few } : {}) } : few ? { ...p, few } : p;
+    });
   }
 
   /** Whether claims must spend rate limits (some limit is set). */
@@ -159,61 +201,42 @@ export class ShareLedger {
 
   /** Running tasks against fair shares, per owner and per job (largest running first). */
   view(): ShareView {
-    const jobs = [...this.jobs.values()];
-    const shares = fairShares(jobs.map((j) => this.shareJob(j)));
+    const list = [...this.jobs.values()];
+    const shares = fairShares(list.map((e) => e.share));
     const owners = new Map<string | null, { running: number; share: number; jobs: number }>();
-    for (const j of jobs) {
-      const o = owners.get(j.owner) ?? { running: 0, share: 0, jobs: 0 };
-      o.running += j.running;
-      o.share += shares.get(j.jobId) ?? 0;
+    for (const { job, share } of list) {
+      const o = owners.get(job.owner) ?? { running: 0, share: 0, jobs: 0 };
+      o.running += share.running;
+      o.share += shares.get(job.jobId) ?? 0;
       o.jobs++;
-      owners.set(j.owner, o);
+      owners.set(job.owner, o);
     }
     return {
       owners: [...owners].map(([owner, o]) => ({ owner, ...o, maxConcurrency: owner === null ? null : this.ownerCaps.get(owner) ?? null }))
         .sort((a, b) => b.running - a.running || b.share - a.share),
-      jobs: jobs.map((j) => ({ jobId: j.jobId, owner: j.owner, priority: j.priority, weight: j.weight, maxConcurrency: j.maxConcurrency,
-        running: j.running, waiting: j.waiting, share: shares.get(j.jobId) ?? 0 }))
+      jobs: list.map(({ job, share }) => ({ jobId: job.jobId, owner: job.owner, priority: job.priority, weight: job.weight, maxConcurrency: job.maxConcurrency,
+        running: share.running, waiting: share.waiting, share: shares.get(job.jobId) ?? 0 }))
         .sort((a, b) => b.running - a.running || b.share - a.share).slice(0, 100),
       rateLimits: this.limits,
     };
   }
 
   /** Whether a worker with these patterns may run some of a named job's tasks (true when its types are not known). */
-  private serves(j: LedgerJob, patterns: readonly string[]): boolean {
+  private serves(e: LedgerJob, patterns: readonly string[]): boolean {
     if (patterns.length === 0) return false;
-    if (j.types === null) return true;
+    if (e.job.types === null) return true;
     const key = patterns.join('\u0000');
-    j.serves ??= new Map();
-    let yes = j.serves.get(key);
+    e.serves ??= new Map();
+    let yes = e.serves.get(key);
     if (yes === undefined) {
-      yes = j.types.some((type) => matchesAny(patterns, type));
-      if (j.serves.size > 100) j.serves.clear();
-      j.serves.set(key, yes);
+      yes = e.job.types.some((type) => matchesAny(patterns, type));
+      if (e.serves.size > 100) e.serves.clear();
+      e.serves.set(key, yes);
     }
     return yes;
   }
 
-  private isCapped(jobId: string): boolean {
-    const j = this.jobs.get(jobId);
-    return j !== undefined && (j.maxConcurrency !== null || (j.owner !== null && this.ownerCaps.has(j.owner)));
-  }
-
-  private shareJob(j: LedgerJob): ShareJob {
-    return {
-      jobId: j.jobId, owner: j.owner ?? '', rank: PRIORITY_RANK[j.priority], weight: j.weight, order: j.order,
-      running: j.running, waiting: j.waiting, maxConcurrency: j.maxConcurrency ?? Infinity,
-    };
-  }
-
-  private owners(): Map<string, ShareOwner> {
-    const out = new Map<string, ShareOwner>();
-    for (const j of this.jobs.values()) {
-      const key = j.owner ?? '';
-      const o = out.get(key) ?? { running: 0, maxConcurrency: (j.owner !== null ? this.ownerCaps.get(j.owner) : undefined) ?? Infinity };
-      o.running += j.running;
-      out.set(key, o);
-    }
-    return out;
+  private isCapped(e: LedgerJob): boolean {
+    return e.job.maxConcurrency !== null || (e.job.owner !== null && this.ownerCaps.has(e.job.owner));
   }
 }

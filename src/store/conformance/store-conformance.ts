@@ -734,13 +734,13 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual((await store.schedulerSnapshot()).jobs.map((j) => j.jobId), [a.job.id], 'a finished job is not shared any more');
     });
 
-    test('a claim from chosen jobs takes at most each one\'s number, in each job\'s own order, best priority first within it', async () => {
+    test('a claim from chosen jobs takes at most each one\'s number, in each job\'s own order, best priority first within it (read alone or with others)', async () => {
       const big = await store.jobInsert(namedJob(Array.from({ length: 50 }, () => 'j.x')));
       const small = namedJob(['j.x', 'j.x', 'j.x']);
       small.tasks[2].priority = 'high';
       await store.jobInsert(small);
       const got = await store.taskClaimMany({ workerId: 'w', patterns: ['j.*'], allowCode: false, limit: 10, leaseMs: 1_000, now: Date.now(),
-        jobs: [{ jobId: small.job.id, limit: 2 }, { jobId: big.job.id, limit: 3 }, { jobId: 'no-such-job', limit: 5 }] });
+        jobs: [{ jobId: small.job.id, limit: 2, few: true }, { jobId: big.job.id, limit: 3 }, { jobId: 'no-such-job', limit: 5, few: true }] });
       assert.deepEqual(got.map((t) => t.taskId), [`${small.job.id}.2`, `${small.job.id}.0`, `${big.job.id}.0`, `${big.job.id}.1`, `${big.job.id}.2`]);
       const capped = await store.taskClaimMany({ workerId: 'w', patterns: ['j.*'], allowCode: false, limit: 2, leaseMs: 1_000, now: Date.now(),
         jobs: [{ jobId: big.job.id, limit: 5 }, { jobId: small.job.id, limit: 5 }] });

@@ -482,11 +482,12 @@ export class SqliteStore implements Store {
 
   /**
    * The queue query for one combination of patterns and allowCode, prepared once. It walks
-   * the partial queue index in (priority, seq) order and stops at LIMIT; `perJob`, one job's
-   * own queue index (its first parameter is the job id).
+   * the partial queue index in (priority, seq) order and stops at LIMIT; `one`, one job's own
+   * queue index (its first parameter is the job id); `few`, the queued tasks of several jobs
+   * (its first parameter a JSON array of job ids), all of them, by job in queue order.
    */
-  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false, perJob = false): Database.Statement | null {
-    const key = `${requiring ? 'r' : ''}${perJob ? 'j' : ''}${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
+  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false, jobs: 'all' | 'one' | 'few' = 'all'): Database.Statement | null {
+    const key = `${requiring ? 'r' : ''}${jobs}${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
     let stmt = this.claimStmts.get(key);
     if (stmt) return stmt;
     const filters: string[] = [];
@@ -497,19 +498,22 @@ export class SqliteStore implements Store {
     if (filters.length === 0) return null;
     // Tasks of jobs that run only on the other kind of worker are not this one's (kind is one of two words, not input).
     // Tasks that require resources are claimed apart, where what is free is counted.
-    stmt = this.db.prepare(`SELECT seq, type${requiring ? ', requires' : ''} FROM tasks WHERE ${perJob ? 'job_id = ? AND ' : ''}${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
-      AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') AND requires IS ${requiring ? 'NOT ' : ''}NULL ORDER BY priority, seq LIMIT ?`);
+    const which = jobs === 'one' ? 'job_id = ? AND ' : jobs === 'few' ? 'job_id IN (SELECT value FROM json_each(?)) AND ' : '';
+    stmt = this.db.prepare(`SELECT seq, type, job_id${requiring ? ', requires' : ''} FROM tasks WHERE ${which}${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
+      AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') AND requires IS ${requiring ? 'NOT ' : ''}NULL
+      ${jobs === 'few' ? 'ORDER BY job_id, priority, seq' : 'ORDER BY priority, seq LIMIT ?'}`);
     if (this.claimStmts.size > 1000) this.claimStmts.clear();
     this.claimStmts.set(key, stmt);
     return stmt;
   }
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
-    const select = this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, p.jobs !== undefined);
+    const select = this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, p.jobs ? 'one' : 'all');
     if (!select || p.limit <= 0) return [];
+    const few = p.jobs?.some((j) => j.few) ? this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, 'few') : null;
     // Select, then update each row by its key, in one write transaction: measured 40% cheaper
     // than one UPDATE ... WHERE seq IN (subquery), and the rows come back in queue order.
-    return this.tx('taskClaimMany', ([select, p]: [Database.Statement, TaskClaimParams]): ClaimedTask[] => {
+    return this.tx('taskClaimMany', ([select, few, p]: [Database.Statement, Database.Statement | null, TaskClaimParams]): ClaimedTask[] => {
       const globs = p.patterns.map(toSqliteGlob);
       const buckets = p.rateLimits ? (this.s.rateLimits.all() as Row[]).map(bucketFromRow) : [];
       const left = buckets.length > 0 ? buckets.map((b) => ({ pattern: b.pattern, left: Math.floor(tokensAt(b, p.now)) })) : null;
@@ -520,10 +524,20 @@ export class SqliteStore implements Store {
       if (p.jobs) {
         seqs = [];
         const jobs = p.jobs.some((j) => j.capped) ? this.withinCaps(p.jobs) : p.jobs;
+        // Jobs with few tasks left are read in one statement (a statement per job costs about
+        // ten times as much as a seek within one), the others each through its own index range.
+        const fewRows = new Map<string, Row[]>();
+        if (few) {
+          for (const r of few.all(JSON.stringify(jobs.filter((j) => j.few).map((j) => j.jobId)), p.now, ...globs) as Row[]) {
+            const list = fewRows.get(r.job_id);
+            if (list) list.push(r); else fewRows.set(r.job_id, [r]);
+          }
+        }
         for (const j of jobs) {
           const n = Math.min(j.limit, p.limit - seqs.length);
           if (n <= 0) break;
-          seqs.push(...pick(select.all(j.jobId, p.now, ...globs, read(n)) as Row[], n));
+          const rows = (j.few ? fewRows.get(j.jobId) ?? [] : select.all(j.jobId, p.now, ...globs, read(n))) as Row[];
+          seqs.push(...(left ? pick(rows, n) : rows.slice(0, n)));
         }
       } else {
         seqs = pick(select.all(p.now, ...globs, read(p.limit)) as Row[], p.limit);
@@ -548,11 +562,11 @@ export class SqliteStore implements Store {
         if (spent > 0) this.s.rateLimitSpend.run(tokensAt(b, p.now) - spent, p.now, b.pattern);
       });
       return out;
-    })([select, p]);
+    })([select, few, p]);
   }
 
   /** Cut a plan to what its capped jobs and owners may still run (one writer: the count is exact). */
-  private withinCaps(plan: readonly { jobId: string; limit: number; capped?: boolean }[]): { jobId: string; limit: number }[] {
+  private withinCaps<P extends { jobId: string; limit: number; capped?: boolean }>(plan: readonly P[]): P[] {
     const caps = new Map<string, JobCaps>();
     for (const j of plan) {
       if (!j.capped) continue;

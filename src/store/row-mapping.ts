@@ -8,7 +8,7 @@ import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -96,6 +96,18 @@ export function taskFromRow(r: Row): TaskRecord {
     availableAt: r.available_at,
     artifactsComplete: bool(r.artifacts_complete),
   };
+}
+
+/** Where a look past the oldest unfinished jobs starts: after `after`, but never inside the oldest window. */
+export function windowStart(lastOfOldest: JobCursor, after: JobCursor | null | undefined): JobCursor {
+  if (!after) return lastOfOldest;
+  const later = after.createdAt > lastOfOldest.createdAt || (after.createdAt === lastOfOldest.createdAt && after.jobId > lastOfOldest.jobId);
+  return later ? after : lastOfOldest;
+}
+
+/** A job row's place in the order of unfinished jobs. */
+export function cursorOf(r: Row): JobCursor {
+  return { createdAt: Number(r.created_at), jobId: r.id };
 }
 
 /** A rate_limits row: a limit and its bucket. */

@@ -305,17 +305,31 @@ export interface RateLimit {
 /** A rate limit with the tokens its bucket holds now: tasks that may start at once. */
 export type RateLimitState = RateLimit & { available: number };
 
+/** Where a job stands in the order of unfinished jobs (by creation, then id). */
+export interface JobCursor {
+  createdAt: number;
+  jobId: string;
+}
+
 /** What the scheduler needs to share the workers, read in one go. */
 export interface SchedulerSnapshot {
-  /** Jobs not finished, oldest first (at most ACTIVE_JOBS_CAP). */
+  /**
+   * Unfinished jobs: the `window` (default ACTIVE_JOBS_WINDOW) oldest, and, when there are more,
+   * up to `window` more after the cursor `after` (or after the oldest), each once.
+   */
   jobs: ActiveJob[];
+  /** Where the next look past the oldest should start; null when there is nothing past them. */
+  next: JobCursor | null;
   /** API keys with a cap on their jobs' running tasks. */
   ownerCaps: { owner: string; maxConcurrency: number }[];
   rateLimits: RateLimitState[];
 }
 
-/** The most unfinished jobs the scheduler looks at, oldest first; younger ones wait their turn. */
-export const ACTIVE_JOBS_CAP = 5_000;
+/**
+ * How many unfinished jobs the scheduler reads at a time: the oldest so many, and as many more
+ * in turn from the rest, so that with a deeper backlog every job is looked at now and then.
+ */
+export const ACTIVE_JOBS_WINDOW = 2_500;
 
 /** One outcome a worker reported, to record if the task is still running under that attempt on that worker. */
 export interface TaskOutcomeParams {
@@ -621,7 +635,7 @@ export interface Store {
    */
   taskClaimFitting(params: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]>;
   /** Unfinished jobs with their running and waiting tasks, the owners' caps and the rate limits. */
-  schedulerSnapshot(): Promise<SchedulerSnapshot>;
+  schedulerSnapshot(params?: { after?: JobCursor | null; window?: number }): Promise<SchedulerSnapshot>;
   /** The rate limits, by pattern. */
   rateLimitList(): Promise<RateLimit[]>;
   /** Set (or replace) the rate limit of a type pattern; its bucket starts full. */

@@ -1,7 +1,7 @@
 import { PRIORITY_RANK } from '../../protocol/index.ts';
 import { allocateSlots, fairShares, type ShareJob, type ShareOwner } from '../../core/fair-share.ts';
 import { matchesAny } from '../../core/pattern.ts';
-import type { ActiveJob, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
+import type { ActiveJob, JobCursor, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
 
 /** Waits for a rate limit to earn a task are at least this long. */
 const RATE_WAKE_MIN_MS = 10;
@@ -53,6 +53,8 @@ export class ShareLedger {
   private ownerCaps = new Map<string, number>();
   private limits: RateLimitState[] = [];
   private nextOrder = 0;
+  /** With more unfinished jobs than one read takes, where the next read's look past the oldest starts. */
+  private lookFrom: JobCursor | null = null;
   private readAt = -Infinity;
   private stale = true;
   private readonly store: Store;
@@ -84,7 +86,9 @@ export class ShareLedger {
     if (age < STALE_READ_MIN_MS) return STALE_READ_MIN_MS - age;
     this.stale = false;
     this.readAt = now;
-    this.apply(await this.store.schedulerSnapshot());
+    const snap = await this.store.schedulerSnapshot({ after: this.lookFrom });
+    this.lookFrom = snap.next;
+    this.apply(snap);
     return null;
   }
 

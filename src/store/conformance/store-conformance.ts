@@ -734,6 +734,21 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual((await store.schedulerSnapshot()).jobs.map((j) => j.jobId), [a.job.id], 'a finished job is not shared any more');
     });
 
+    test('with more unfinished jobs than one read takes, the snapshot adds the next ones past a cursor, and comes round', async () => {
+      const t0 = Date.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push((await store.jobInsert({ ...namedJob(['w.x']), now: t0 + i })).job.id);
+      const ids2 = (s: { jobs: { jobId: string }[] }) => s.jobs.map((j) => j.jobId);
+      const first = await store.schedulerSnapshot({ window: 3 });
+      assert.deepEqual(ids2(first), ids.slice(0, 6), 'the 3 oldest, and the 3 after them');
+      assert.deepEqual(first.next, { createdAt: t0 + 5, jobId: ids[5] });
+      const second = await store.schedulerSnapshot({ window: 3, after: first.next });
+      assert.deepEqual(ids2(second), [...ids.slice(0, 3), ...ids.slice(6)], 'then the rest');
+      assert.equal(second.next, null, 'and round again');
+      assert.deepEqual(ids2(await store.schedulerSnapshot({ window: 3, after: { createdAt: t0, jobId: ids[0] } })), ids.slice(0, 6), 'never inside the oldest');
+      assert.equal((await store.schedulerSnapshot()).next, null, 'all of them fit one read');
+    });
+
     test('a claim from chosen jobs takes at most each one\'s number, in each job\'s own order, best priority first within it (read alone or with others)', async () => {
       const big = await store.jobInsert(namedJob(Array.from({ length: 50 }, () => 'j.x')));
       const small = namedJob(['j.x', 'j.x', 'j.x']);

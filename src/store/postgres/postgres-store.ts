@@ -22,11 +22,11 @@ import type {
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
-import { ACTIVE_JOBS_CAP, POSITION_COUNT_CAP, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, bucketFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -674,19 +674,29 @@ export class PostgresStore implements Store {
     });
   }
 
-  async schedulerSnapshot(): Promise<SchedulerSnapshot> {
-    // Three reads, not one transaction: the counts are a moment's view anyway, and other
+  async schedulerSnapshot(params: { after?: JobCursor | null; window?: number } = {}): Promise<SchedulerSnapshot> {
+    const window = params.window ?? ACTIVE_JOBS_WINDOW;
+    // Separate reads, not one transaction: the counts are a moment's view anyway, and other
     // foremen move them all the time.
     const [jobs, running, caps, limits] = await Promise.all([
       this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
-        FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ${ACTIVE_JOBS_CAP}`),
+        FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT $1`, [window]),
       this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
       this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
       this.q('SELECT pattern, max, per_ms, tokens, refilled_at FROM rate_limits ORDER BY pattern'),
     ]);
     const byJob = new Map(running.rows.map((r) => [r.job_id as string, Number(r.n)]));
+    const oldest = jobs.rows;
+    let more: pg.QueryResultRow[] = [];
+    if (oldest.length === window) {
+      const from = windowStart(cursorOf(oldest.at(-1)!), params.after);
+      more = (await this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+        FROM jobs WHERE state IN ('queued', 'running') AND (created_at, id) > ($1::bigint, $2::text) ORDER BY created_at, id LIMIT $3`,
+      [from.createdAt, from.jobId, window])).rows;
+    }
     return {
-      jobs: jobs.rows.map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0)),
+      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0)),
+      next: more.length === window ? cursorOf(more.at(-1)!) : null,
       ownerCaps: caps.rows.map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
       rateLimits: limits.rows.map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),
     };

@@ -24,12 +24,12 @@ import type {
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
 } from '../store.ts';
-import { ACTIVE_JOBS_CAP, POSITION_COUNT_CAP, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { activeJobFromRow, artifactFromRow, bucketFromRow, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -165,7 +165,10 @@ export class SqliteStore implements Store {
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
       activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
-        FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, rowid LIMIT ${ACTIVE_JOBS_CAP}`),
+        FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ?`),
+      activeJobsAfter: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+        FROM jobs WHERE state IN ('queued', 'running') AND (created_at > @createdAt OR (created_at = @createdAt AND id > @jobId))
+        ORDER BY created_at, id LIMIT @window`),
       runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks INDEXED BY tasks_lease WHERE state = 'running' GROUP BY job_id`),
       runningByJobAndOwner: db.prepare(`SELECT t.job_id, j.owner, count(*) AS n FROM tasks t INDEXED BY tasks_lease JOIN jobs j ON j.id = t.job_id
         WHERE t.state = 'running' GROUP BY t.job_id`),
@@ -577,10 +580,14 @@ export class SqliteStore implements Store {
     return withinCaps(plan, caps, running);
   }
 
-  async schedulerSnapshot(): Promise<SchedulerSnapshot> {
+  async schedulerSnapshot(params: { after?: JobCursor | null; window?: number } = {}): Promise<SchedulerSnapshot> {
+    const window = params.window ?? ACTIVE_JOBS_WINDOW;
     const running = new Map((this.s.runningByJob.all() as Row[]).map((r) => [r.job_id as string, r.n as number]));
+    const oldest = this.s.activeJobs.all(window) as Row[];
+    const more = oldest.length < window ? [] : this.s.activeJobsAfter.all({ ...windowStart(cursorOf(oldest.at(-1)!), params.after), window }) as Row[];
     return {
-      jobs: (this.s.activeJobs.all() as Row[]).map((r) => activeJobFromRow(r, running.get(r.id) ?? 0)),
+      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, running.get(r.id) ?? 0)),
+      next: more.length === window ? cursorOf(more.at(-1)!) : null,
       ownerCaps: (this.s.ownerCaps.all() as Row[]).map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
       rateLimits: (this.s.rateLimits.all() as Row[]).map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),
     };

@@ -2,6 +2,8 @@
  * `npm run bench [-- --database <url>] [-- --runs N]`: these benchmarks, each
  * printed as one JSON line so runs can be compared by a script:
  *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
+ *   small-jobs: 5,000 jobs of one task each, submitted 500 at a time: jobs/s from the first
+ *               submission to the last result (thousands of jobs sharing the workers at once)
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
  *   map-unchunked: the same map with chunkSize 1 (10,000 tasks of one argument each)
@@ -185,6 +187,25 @@ try {
     }
     const cost = perTask(cpu0, await cpuNow(), TASKS * RUNS);
     console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...cost, ...meta }));
+  }
+
+  if (want('small-jobs')) {
+    // Many jobs of one task each (as a REST client submitting task by task makes them): the
+    // scheduler shares the workers between thousands of jobs at once.
+    const JOBS = 5_000;
+    const rates: number[] = [];
+    const cpu0 = await cpuNow();
+    for (let r = 0; r < RUNS; r++) {
+      const t0 = performance.now();
+      const handles = [];
+      for (let i = 0; i < JOBS; i += 500) handles.push(...await Promise.all(Array.from({ length: Math.min(500, JOBS - i) }, (_, k) => client.submit('bench.echo', i + k))));
+      const results = await Promise.all(handles.map((h) => h.result()));
+      if (results.some((v, i) => v !== i)) throw new Error('small-jobs: wrong results');
+      rates.push(JOBS / ((performance.now() - t0) / 1000));
+    }
+    const cost = perTask(cpu0, await cpuNow(), JOBS * RUNS);
+    console.log(JSON.stringify({ bench: 'small-jobs', jobs: JOBS, tasks_per_job: 1, jobs_per_s: Math.round(median(rates)), runs_jobs_per_s: rates.map(Math.round),
+      foreman_cpu_us_per_job: cost.foreman_cpu_us_per_task, ...meta }));
   }
 
   if (want('latency')) {

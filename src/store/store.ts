@@ -262,7 +262,8 @@ export interface TaskClaimParams {
   /**
    * Take only from these jobs, at most `limit` tasks from each, each job's tasks in its own
    * queue order (the scheduler has chosen how many each gets). Omitted: from the whole queue,
-   * best priority first, then oldest. `capped`: the job or its owner has a cap on running
+   * best priority first, then oldest (on SQLite, whose queue index is by job, that sorts the
+   * queued tasks of a priority: for small queues; the dispatcher always names the jobs). `capped`: the job or its owner has a cap on running
    * tasks, which the store holds exactly (across foremen) by counting running tasks under a lock.
    * `few`: the job has about `limit` tasks left or fewer, so the store may read all of its
    * queued tasks at once, together with other such jobs.

@@ -172,10 +172,11 @@ export class ShareLedger {
    */
   plan(slots: number, target: ShareTarget, except: ReadonlySet<string>): { jobId: string; limit: number; capped?: boolean; few?: boolean }[] {
     const candidates: ShareJob[] = [];
+    const key = target.patterns.join('\u0000');
     for (const e of this.waiting) {
       const j = e.job;
       if (except.has(j.jobId)) continue;
-      if (j.kind === 'map' ? !target.allowCode : !this.serves(e, target.patterns)) continue;
+      if (j.kind === 'map' ? !target.allowCode : !this.serves(e, target.patterns, key)) continue;
       if (j.runOn !== null && j.runOn !== target.kind) continue;
       candidates.push(e.share);
     }
@@ -226,10 +227,9 @@ export class ShareLedger {
   }
 
   /** Whether a worker with these patterns may run some of a named job's tasks (true when its types are not known). */
-  private serves(e: LedgerJob, patterns: readonly string[]): boolean {
+  private serves(e: LedgerJob, patterns: readonly string[], key: string): boolean {
     if (patterns.length === 0) return false;
     if (e.job.types === null) return true;
-    const key = patterns.join('\u0000');
     e.serves ??= new Map();
     let yes = e.serves.get(key);
     if (yes === undefined) {

@@ -249,8 +249,11 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE jobs ADD COLUMN max_concurrency INTEGER;
       -- An API key's cap on its jobs' tasks running at once.
       ALTER TABLE credentials ADD COLUMN max_concurrency INTEGER;
-      -- Each job's own queue, in dispatch order: the scheduler takes from the jobs it chooses.
-      CREATE INDEX tasks_job_queue ON tasks (job_id, priority, seq) WHERE state = 'queued' AND requires IS NULL;
+      -- The queue by priority, then job: each job's own queue at a priority is a range of it (the
+      -- scheduler takes from the jobs it chooses), and queued tasks by priority are counted from
+      -- its front. One index where two would cost every insert and claim a second update.
+      DROP INDEX tasks_queue;
+      CREATE INDEX tasks_queue ON tasks (priority, job_id, seq) WHERE state = 'queued';
       -- Per task type (a pattern), how many tasks may start per window: a token bucket, spent by claims.
       CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms INTEGER NOT NULL, tokens REAL NOT NULL, refilled_at INTEGER NOT NULL);
     `,

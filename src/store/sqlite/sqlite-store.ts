@@ -157,9 +157,9 @@ export class SqliteStore implements Store {
       graphFailed: db.prepare(`SELECT id FROM tasks WHERE job_id = ? AND state = 'failed'`),
       graphRelease: db.prepare(`UPDATE tasks SET available_at = ? WHERE id = ? AND state = 'queued' AND available_at >= ${BLOCKED_UNTIL}`),
       taskSeqById: db.prepare('SELECT seq FROM tasks WHERE id = ?'),
-      // The first queued tasks in queue order, by priority: enough to count any position up to the cap.
+      // The first queued tasks by priority (in index order): enough to count any position up to the cap.
       queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
-        ORDER BY priority, seq LIMIT ${POSITION_COUNT_CAP + 1}) GROUP BY priority`),
+        ORDER BY priority LIMIT ${POSITION_COUNT_CAP + 1}) GROUP BY priority`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
@@ -501,7 +501,10 @@ export class SqliteStore implements Store {
     if (filters.length === 0) return null;
     // Tasks of jobs that run only on the other kind of worker are not this one's (kind is one of two words, not input).
     // Tasks that require resources are claimed apart, where what is free is counted.
-    const which = jobs === 'one' ? 'job_id = ? AND ' : jobs === 'few' ? 'job_id IN (SELECT value FROM json_each(?)) AND ' : '';
+    // A job's queue is one range of the queue index per priority: naming every priority lets
+    // SQLite read them in order, with no sort.
+    const ranks = `priority IN (${Object.values(PRIORITY_RANK).sort().join(', ')})`;
+    const which = jobs === 'one' ? `job_id = ? AND ${ranks} AND ` : jobs === 'few' ? `job_id IN (SELECT value FROM json_each(?)) AND ${ranks} AND ` : '';
     stmt = this.db.prepare(`SELECT seq, type, job_id${requiring ? ', requires' : ''} FROM tasks WHERE ${which}${guard('claim')} AND available_at <= ? AND (${filters.join(' OR ')})
       AND (run_on IS NULL OR run_on = '${kind === 'browser' ? 'browser' : 'node'}') AND requires IS ${requiring ? 'NOT ' : ''}NULL
       ${jobs === 'few' ? 'ORDER BY job_id, priority, seq' : 'ORDER BY priority, seq LIMIT ?'}`);

@@ -86,6 +86,6 @@ module.exports = {
     // Type-only imports count as dependencies too.
     tsPreCompilationDeps: true,
     doNotFollow: { path: 'node_modules' },
-    enhancedResolveOptions: { conditionNames: ['crowdcompute-source', 'import', 'types', 'default'] },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['crowdcompute-source', 'import', 'types', 'default'], extensions: ['.ts', '.js', '.d.ts'] },
   },
 };

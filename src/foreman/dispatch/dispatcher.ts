@@ -80,6 +80,8 @@ export class Dispatcher implements Service {
   private again = false;
   private stopped = false;
   private rotate = 0;
+  /** A claim of this dispatch came back short while rate limits were set: look again when they refill. */
+  private rateHeld = false;
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAt = Infinity;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
@@ -339,7 +341,7 @@ export class Dispatcher implements Service {
     if (!targets.some((t) => t.free > 0 && this.emptyAt.get(t.workerId) !== this.workVersion)) return;
     const later = await this.ledger.refreshIfDue(Date.now());
     if (later !== null) this.wakeAt_(Date.now() + later);
-    let short = false;
+    this.rateHeld = false;
     // Start at a different worker each tick, so scarce work is spread, not always given to the first.
     this.rotate = (this.rotate + 1) % targets.length;
     for (let i = 0; i < targets.length; i++) {
@@ -363,12 +365,12 @@ export class Dispatcher implements Service {
         claimed.push(...fitting);
       }
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
-      if (claimed.length < free) { this.emptyAt.set(t.workerId, version); short = true; }
+      if (claimed.length < free) this.emptyAt.set(t.workerId, version);
       if (claimed.length === 0) continue;
       await this.deliver(t, claimed);
     }
     // Work held back by a spent rate limit is looked at again when the limit has room.
-    const refill = short ? this.ledger.nextRefillMs() : null;
+    const refill = this.rateHeld ? this.ledger.nextRefillMs() : null;
     if (refill !== null) this.wakeAt_(Date.now() + refill);
   }
 
@@ -393,6 +395,8 @@ export class Dispatcher implements Service {
       const perJob = new Map<string, number>();
       for (const c of got) perJob.set(c.jobId, (perJob.get(c.jobId) ?? 0) + 1);
       for (const p of plan) if ((perJob.get(p.jobId) ?? 0) < p.limit) except.add(p.jobId);
+      // Under rate limits, fewer than planned may mean tasks waiting for their rate.
+      if (this.ledger.rateLimited && got.length < plan.reduce((a, p) => a + p.limit, 0)) this.rateHeld = true;
       out.push(...got);
     }
     return out;

@@ -484,10 +484,12 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The queue query for one combination of patterns and allowCode, prepared once. It walks
-   * the partial queue index in (priority, seq) order and stops at LIMIT; `one`, one job's own
-   * queue index (its first parameter is the job id); `few`, the queued tasks of several jobs
-   * (its first parameter a JSON array of job ids), all of them, by job in queue order.
+   * The queue query for one combination of patterns and allowCode, prepared once: `one`, one
+   * job's queued tasks in queue order up to LIMIT, read from its ranges of the queue index
+   * (priority, job_id, seq) (its first parameter is the job id); `few`, the queued tasks of
+   * several jobs (its first parameter a JSON array of job ids), all of them, by job in queue
+   * order; `all`, the whole queue by priority and submission, up to LIMIT (which sorts a
+   * priority's queued tasks: the dispatcher always names the jobs).
    */
   private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false, jobs: 'all' | 'one' | 'few' = 'all'): Database.Statement | null {
     const key = `${requiring ? 'r' : ''}${jobs}${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
@@ -524,7 +526,7 @@ export class SqliteStore implements Store {
       const buckets = p.rateLimits ? (this.s.rateLimits.all() as Row[]).map(bucketFromRow) : [];
       const left = buckets.length > 0 ? buckets.map((b) => ({ pattern: b.pattern, left: Math.floor(tokensAt(b, p.now)) })) : null;
       // Under rate limits, a few more rows are read than wanted, since some may have to wait.
-      const pick = (rows: Row[], n: number): Row[] => (left ? withinRates(rows as { type: string }[], n, left) as Row[] : rows);
+      const pick = (rows: Row[], n: number): Row[] => (left ? withinRates(rows as { type: string }[], n, left) as Row[] : rows.slice(0, n));
       const read = (n: number) => (left ? n + RATE_SLACK : n);
       let seqs: Row[];
       if (p.jobs) {
@@ -543,7 +545,7 @@ export class SqliteStore implements Store {
           const n = Math.min(j.limit, p.limit - seqs.length);
           if (n <= 0) break;
           const rows = (j.few ? fewRows.get(j.jobId) ?? [] : select.all(j.jobId, p.now, ...globs, read(n))) as Row[];
-          seqs.push(...(left ? pick(rows, n) : rows.slice(0, n)));
+          seqs.push(...pick(rows, n));
         }
       } else {
         seqs = pick(select.all(p.now, ...globs, read(p.limit)) as Row[], p.limit);

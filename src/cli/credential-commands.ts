@@ -86,13 +86,18 @@ export function credentialCommands(program: Command): void {
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
       await withCredentials(o, false, async (svc) => {
-        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}) });
+        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}) });
         process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created; it is shown only now\n`);
         deliver(issued.text, o.out);
       });
     });
   databaseOption(key.command('list').description('List API keys (never their secrets)'))
     .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('key')).map(view)); }); });
+  databaseOption(key.command('limit').description('Set or lift an API key\'s cap on its jobs\' running tasks (running foremen apply it within a second)')
+    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')
+    .requiredOption('--max-concurrency <n|none>', 'at most this many tasks of its jobs run at once, or none for no cap',
+      (v: string) => (v === 'none' ? null : parseIntArg(v))))
+    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.setMaxConcurrency(id.replace(/^cck_/, '').split('_')[0], o.maxConcurrency))); }); });
   databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)'))
     .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cck_/, '').split('_')[0]))); }); });

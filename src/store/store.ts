@@ -696,6 +696,8 @@ export interface Store {
   credentialList(params: { kind?: CredentialRecord['kind'] }): Promise<CredentialRecord[]>;
   /** Revoke a credential (again is harmless); the credentials version goes up. Null if unknown. */
   credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null>;
+  /** Set (or, with null, lift) an API key's cap on its jobs' running tasks; null if no key has the id. */
+  credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null>;
   /** Note a credential's use: when, and from which address. */
   credentialTouch(params: { id: string; now: number; from: string }): Promise<void>;
   /** A number that goes up whenever a credential is created or revoked (foremen watch it). */

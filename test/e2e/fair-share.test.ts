@@ -124,6 +124,18 @@ test('owners share before jobs do: an owner with eight jobs gets one owner\'s sh
     assert.ok(peak.get('capped')! <= 2, `the capped owner ran ${peak.get('capped')} tasks at once (cap 2)`);
     assert.ok(peak.get('other')! > 2, `the slots the cap leaves go to others (they ran ${peak.get('other')} at once)`);
     await stopWorkers();
+
+    // The cap changed on a running foreman: `key limit` raises it, the foreman applies it.
+    const keyId = cappedKey.split('_')[1];
+    const limited = JSON.parse(await cli(['key', 'limit', keyId, '--max-concurrency', '4', ...db])) as { max_concurrency: number };
+    assert.equal(limited.max_concurrency, 4);
+    await waitFor(async () => (await client.stats()).sharing.owners.length === 0 || null, { timeoutMs: 30_000 });
+    const c = await capped.submitMany(tasks('capped4', 80));
+    await waitFor(async () => (await client.stats()).sharing.owners.find((o) => o.owner === keyId)?.max_concurrency === 4 || null, { timeoutMs: 30_000 });
+    await startWorker('fair-3c', 10, 15);
+    await c.result();
+    assert.ok(peak.get('capped4')! <= 4, `the raised cap of 4 held (${peak.get('capped4')} at once)`);
+    await stopWorkers();
   } finally {
     await Promise.all([many.close(), one.close(), capped.close()]);
   }

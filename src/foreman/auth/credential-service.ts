@@ -99,6 +99,13 @@ export class CredentialService {
   }
 
   /** Revoke a credential; CC_ERR_BAD_MESSAGE if there is none with that id. */
+  /** Set (or, with null, lift) an API key's cap on its jobs' running tasks; foremen apply it within a second. */
+  async setMaxConcurrency(id: string, maxConcurrency: number | null): Promise<CredentialRecord> {
+    const r = await this.store.credentialSetMaxConcurrency({ id, maxConcurrency });
+    if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key has the id ${id}`);
+    return r;
+  }
+
   async revoke(id: string, now = Date.now()): Promise<CredentialRecord> {
     const r = await this.store.credentialRevoke({ id, now });
     if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key or worker token has the id ${id}`);

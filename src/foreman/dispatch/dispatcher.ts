@@ -335,12 +335,14 @@ export class Dispatcher implements Service {
   }
 
   private async dispatch(): Promise<void> {
+    // Read who shares the workers when due, even with no worker to claim for: the statistics
+    // and the dashboard show it.
+    const later = await this.ledger.refreshIfDue(Date.now());
+    if (later !== null) this.wakeAt_(Date.now() + later);
     const targets = this.registry.targets();
     if (targets.length === 0) return;
     if (this.emptyAt.size > 2 * targets.length + 100) { this.emptyAt.clear(); this.emptyFitAt.clear(); }
     if (!targets.some((t) => t.free > 0 && this.emptyAt.get(t.workerId) !== this.workVersion)) return;
-    const later = await this.ledger.refreshIfDue(Date.now());
-    if (later !== null) this.wakeAt_(Date.now() + later);
     this.rateHeld = false;
     // Start at a different worker each tick, so scarce work is spread, not always given to the first.
     this.rotate = (this.rotate + 1) % targets.length;

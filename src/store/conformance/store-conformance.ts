@@ -799,6 +799,11 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(owned.map((t) => t.jobId), [a.job.id, a.job.id, b.job.id], 'the owner\'s cap of 3 over both its jobs');
       await store.taskFinishMany({ outcomes: [{ taskId: owned[0].taskId, attempt: 1, workerId: 'w', status: 'completed', result: 1 }], now: Date.now() });
       assert.equal((await take([{ jobId: b.job.id, limit: 5, capped: true }])).length, 1, 'a finished task makes room for one');
+      assert.equal((await store.credentialSetMaxConcurrency({ id: 'owner-k', maxConcurrency: 5 }))?.maxConcurrency, 5);
+      assert.equal((await take([{ jobId: b.job.id, limit: 5, capped: true }])).length, 2, 'a raised cap makes room for the difference');
+      assert.equal((await store.credentialSetMaxConcurrency({ id: 'owner-k', maxConcurrency: null }))?.maxConcurrency, null);
+      assert.deepEqual((await store.schedulerSnapshot()).ownerCaps, [], 'a lifted cap is gone');
+      assert.equal(await store.credentialSetMaxConcurrency({ id: 'no-such-key', maxConcurrency: 1 }), null);
     });
 
     test('the space probe succeeds where there is room, and leaves nothing behind; stats say how much space the store takes', async () => {

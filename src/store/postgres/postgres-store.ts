@@ -1096,6 +1096,11 @@ export class PostgresStore implements Store {
     return (await this.q('SELECT * FROM credentials WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC, id', [params.kind ?? null])).rows.map(credentialFromRow);
   }
 
+  async credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null> {
+    const r = (await this.q(`UPDATE credentials SET max_concurrency = $2 WHERE id = $1 AND kind = 'key' RETURNING *`, [params.id, params.maxConcurrency])).rows[0];
+    return r ? credentialFromRow(r) : null;
+  }
+
   async credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null> {
     return this.tx(async (c) => {
       const r = (await c.query('UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *', [params.id, params.now])).rows[0];

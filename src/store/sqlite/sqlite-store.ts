@@ -276,6 +276,7 @@ export class SqliteStore implements Store {
       credentialGet: db.prepare('SELECT * FROM credentials WHERE id = ?'),
       credentialList: db.prepare('SELECT * FROM credentials WHERE (@kind IS NULL OR kind = @kind) ORDER BY created_at DESC, rowid DESC'),
       credentialRevoke: db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id'),
+      credentialCap: db.prepare(`UPDATE credentials SET max_concurrency = @maxConcurrency WHERE id = @id AND kind = 'key' RETURNING *`),
       credentialTouch: db.prepare('UPDATE credentials SET last_used_at = @now, last_used_from = @from WHERE id = @id'),
       metaGet: db.prepare('SELECT value FROM cc_meta WHERE key = ?'),
       probeInsert: db.prepare(`INSERT INTO cc_meta (key, value) VALUES ('space_probe', ?)`),
@@ -895,6 +896,11 @@ export class SqliteStore implements Store {
 
   async credentialList(params: { kind?: CredentialRecord['kind'] }): Promise<CredentialRecord[]> {
     return (this.s.credentialList.all({ kind: params.kind ?? null }) as Row[]).map(credentialFromRow);
+  }
+
+  async credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null> {
+    const r = this.s.credentialCap.get(params) as Row | undefined;
+    return r ? credentialFromRow(r) : null;
   }
 
   async credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null> {

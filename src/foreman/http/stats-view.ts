@@ -1,6 +1,6 @@
 import type { StatsView } from '../../protocol/index.ts';
 import type { ShareView } from '../dispatch/share-ledger.ts';
-import { formatRate } from '../rate-limit-spec.ts';
+import { rateLimitView } from './rate-limit-routes.ts';
 import type { Store } from '../../store/store.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 
@@ -44,7 +44,7 @@ function sharingView(v: ShareView): StatsView['sharing'] {
     owners: v.owners.map((o) => ({ owner: o.owner, running: o.running, share: round(o.share), max_concurrency: o.maxConcurrency, jobs: o.jobs })),
     jobs: v.jobs.map((j) => ({ job_id: j.jobId, owner: j.owner, priority: j.priority as StatsView['sharing']['jobs'][number]['priority'], weight: j.weight,
       max_concurrency: j.maxConcurrency, running: j.running, waiting: j.waiting, share: round(j.share) })),
-    rate_limits: v.rateLimits.map((l) => ({ pattern: l.pattern, limit: formatRate(l), max: l.max, per_ms: l.perMs, available: l.available })),
+    rate_limits: v.rateLimits.map((l) => ({ ...rateLimitView(l), available: l.available })),
   };
 }
 

@@ -31,6 +31,7 @@ import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
+import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerRateLimitRoutes } from './http/rate-limit-routes.ts';
 import { formatRate, parseRateLimit } from './rate-limit-spec.ts';
@@ -267,6 +268,7 @@ export class Foreman {
     app.setValidatorCompiler(() => (data) => ({ value: data }));
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes, o.maxFileBytes));
+    registerJsonBodyParser(app);
     registerHttpAuth(app, auth);
     await registerUiAssets(app);
     await app.register(swagger, {

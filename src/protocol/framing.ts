@@ -6,6 +6,7 @@
  */
 
 import { CrowdComputeError } from './errors.ts';
+import { checkDocumentDepth } from './json-limits.ts';
 
 /** Run `fn` after the current turn, once pending I/O has been seen (setImmediate where there is one). */
 export type Scheduler = (fn: () => void) => void;
@@ -14,8 +15,9 @@ const defaultScheduler: Scheduler = typeof globalThis.setImmediate === 'function
   ? (fn) => { globalThis.setImmediate(fn); }
   : (fn) => { setTimeout(fn, 0); };
 
-/** The messages of a frame: one, or several when the frame is a JSON array. Throws CC_ERR_BAD_JSON. */
+/** The messages of a frame: one, or several when the frame is a JSON array. Throws CC_ERR_BAD_JSON or CC_ERR_TOO_DEEP. */
 export function decodeFrame(text: string): unknown[] {
+  checkDocumentDepth(text, 'the frame');
   let value: unknown;
   try {
     value = JSON.parse(text);

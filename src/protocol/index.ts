@@ -8,6 +8,7 @@ export * from './errors.ts';
 export * from './messages.ts';
 export * from './parse.ts';
 export * from './framing.ts';
+export * from './json-limits.ts';
 export * from './case-keys.ts';
 export * from './rest.ts';
 export * from './auth.ts';

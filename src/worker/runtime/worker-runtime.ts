@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import {
-  CrowdComputeError, PROTOCOL_VERSION, formatBytes, taskError,
+  CrowdComputeError, MAX_VALUE_DEPTH, PROTOCOL_VERSION, formatBytes, jsonDepthExceeds, taskError,
   type Outbound, type TaskOutcome, type WireTask, type WorkerInbound,
 } from '../../protocol/index.ts';
 import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.ts';
@@ -510,6 +510,9 @@ export class WorkerRuntime extends EventEmitter {
         o = { ...o, status: 'failed', error: taskError('CC_ERR_HANDLER_FAILED', `task ${task.taskId} returned a value that is not JSON (${typeof ending.result})`, { retryable: false }) };
       } else if (text.length > this.maxPayloadBytes) {
         o = { ...o, status: 'failed', error: taskError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${task.taskId} result is ${formatBytes(text.length)}, the foreman accepts at most ${formatBytes(this.maxPayloadBytes)} (--max-payload)`, { retryable: false }) };
+      } else if (jsonDepthExceeds(text, MAX_VALUE_DEPTH)) {
+        // The foreman would refuse the whole frame that carried it, other results included.
+        o = { ...o, status: 'failed', error: taskError('CC_ERR_TOO_DEEP', `task ${task.taskId} result nests JSON more than ${MAX_VALUE_DEPTH} levels deep, the most a value may`, { retryable: false, details: { limit: MAX_VALUE_DEPTH } }) };
       } else {
         o.result = ending.result === undefined ? null : ending.result;
         bytes = text.length;
@@ -519,7 +522,7 @@ export class WorkerRuntime extends EventEmitter {
       // A failed map chunk carries the results of its arguments that did not throw, if they fit.
       if (ending.result !== undefined) {
         const text = JSON.stringify(ending.result);
-        if (text !== undefined && text.length <= this.maxPayloadBytes) { o.result = ending.result; bytes = text.length; }
+        if (text !== undefined && text.length <= this.maxPayloadBytes && !jsonDepthExceeds(text, MAX_VALUE_DEPTH)) { o.result = ending.result; bytes = text.length; }
       }
     }
     if (o.status === 'completed') this.stats.tasksCompleted++;

@@ -1,0 +1,66 @@
+/**
+ * How deep JSON may nest wherever it arrives. Parsing deep JSON is safe (V8's parser does not
+ * recurse), but writing it back out is not: `JSON.stringify`, the database drivers and any
+ * code that walks a value recurse once per level, so a 10 KB frame of 5,000 nested arrays can
+ * throw a stack overflow far from where it arrived, in a loop that carries everyone's work.
+ * Every frame and request body is therefore measured before it is parsed, and refused whole
+ * when it nests too deep, with an error that names the limit.
+ */
+import { CrowdComputeError } from './errors.ts';
+
+/**
+ * Most levels of arrays and objects inside one another in a value a peer supplies: a task's
+ * input or result, a map argument, metadata, progress data, an artifact, a checkpoint.
+ */
+export const MAX_VALUE_DEPTH = 64;
+
+/**
+ * Most levels in a whole frame or request body: a value's own levels plus the envelope around
+ * it (the frame's array, the message, its list of tasks or results, the entry).
+ */
+export const MAX_DOCUMENT_DEPTH = MAX_VALUE_DEPTH + 16;
+
+/**
+ * True when the JSON text nests arrays and objects more than `max` levels deep. One pass over
+ * the text, without parsing it: strings are skipped whole (brackets inside them do not count).
+ * Text that is not valid JSON gives some answer; parsing it fails anyway.
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  const n = text.length;
+  // Nesting deeper than `max` takes more than `max` opening brackets.
+  if (n <= max) return false;
+  let depth = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      // The closing quote is the next one not escaped by an odd run of backslashes.
+      let j = i + 1;
+      for (;;) {
+        j = text.indexOf('"', j);
+        if (j < 0) return false;
+        let k = j - 1;
+        while (text.charCodeAt(k) === 92 /* \ */) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+        j++;
+      }
+      i = j;
+    } else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (++depth > max) return true;
+    } else if (c === 93 /* ] */ || c === 125 /* } */) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** The error for JSON nested too deep: what held it, and the limit. */
+export function tooDeepError(what: string, max: number): CrowdComputeError {
+  return new CrowdComputeError('CC_ERR_TOO_DEEP',
+    `${what} nests JSON more than ${max} levels deep (arrays and objects inside one another); values may nest at most ${MAX_VALUE_DEPTH} levels`,
+    { limit: max });
+}
+
+/** Throw CC_ERR_TOO_DEEP when `text` (a frame or a body) nests deeper than {@link MAX_DOCUMENT_DEPTH}. */
+export function checkDocumentDepth(text: string, what: string): void {
+  if (jsonDepthExceeds(text, MAX_DOCUMENT_DEPTH)) throw tooDeepError(what, MAX_DOCUMENT_DEPTH);
+}

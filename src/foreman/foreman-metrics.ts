@@ -40,6 +40,8 @@ export class ForemanMetrics {
   readonly tasks = new Gauge({ name: 'crowdcompute_tasks', help: 'Tasks in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
   readonly jobs = new Gauge({ name: 'crowdcompute_jobs', help: 'Jobs in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
   readonly storeStatements = new Gauge({ name: 'crowdcompute_store_statements', help: 'Statements (round trips) this foreman has sent to its database server since it started (PostgreSQL)', registers: [this.registry] });
+  readonly loopStalled = new Gauge({ name: 'crowdcompute_loop_stalled', help: '1 while a loop of the foreman makes no progress (one round stuck, or every round failing, for longer than --stall-after), by loop', labelNames: ['loop'], registers: [this.registry] });
+  readonly loopPoisoned = new Counter({ name: 'crowdcompute_loop_poisoned_items_total', help: 'Items a loop set aside because they failed on their own (the rest of their batch went through), by loop', labelNames: ['loop'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'crowdcompute_queue_depth', help: 'Tasks waiting for a worker (read at each scrape)', registers: [this.registry] });
   private readonly typeLabels = new Set<string>();
 

@@ -70,6 +70,8 @@ export const FOREMAN_DEFAULTS = {
   browserHeartbeatIntervalMs: 2_000,
   browserLeaseTtlMs: 10_000,
   maxTasksPerBrowser: 4,
+  /** A loop (dispatcher, reapers, pruner, feed) stuck in one round, or failing every round, this long makes /health say so. */
+  stallAfterMs: 60_000,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -153,6 +155,11 @@ export interface ForemanOptions {
   browserLeaseTtlMs?: number;
   /** Most tasks a browser tab holds at once. Default 4. */
   maxTasksPerBrowser?: number;
+  /**
+   * A loop of the foreman (the dispatcher, the reapers, the pruner, the dashboard's feed) stuck in
+   * one round, or failing every round, for this long makes /health answer 503 naming it. Default 60 s.
+   */
+  stallAfterMs?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */

@@ -30,6 +30,7 @@ import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
+import { LoopHealth } from './loop-health.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
@@ -182,7 +183,9 @@ export class Foreman {
     const series = new ThroughputSeries();
     // Download links for the files a task carries: signed with the deployment's secret.
     const fileSigner: FileLinkSigner | null = auth ? { sign: (id, exp) => auth!.signFile(id, exp), verify: (id, exp, sig) => auth!.verifyFile(id, exp, sig) } : null;
-    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series, fileLink: (id) => fileLink(id, fileSigner) },
+    // Whether the loops make progress: /health names one that is stuck or keeps failing.
+    const loops = new LoopHealth(metrics, log, { stallMs: o.stallAfterMs });
+    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series, fileLink: (id) => fileLink(id, fileSigner), tracker: loops.track('dispatcher') },
       { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
@@ -229,7 +232,8 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
-    const feed = new LiveFeed({ store, registry, events, series, log, stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
+    const feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
+      stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
       ...(auth ? [auth] : []),
       events,
@@ -238,14 +242,16 @@ export class Foreman {
       dispatcher,
       // Cuts peers silent for a lease TTL (sockets that died without a close frame) or that do
       // not read; a cut worker's tasks go back to the queue at once.
-      PeriodicService.of('connection reaper', checkEveryMs, log, (now) => ws.pingAndCull(now, o.leaseTtlMs)),
+      PeriodicService.of('connection reaper', checkEveryMs, log, (now) => ws.pingAndCull(now, o.leaseTtlMs)).watchedBy(loops),
       // Zombies: workers that heartbeat but hold a task past its deadline plus a lease TTL lose it.
-      PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)),
+      PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)).watchedBy(loops),
       new LeaseReaper({ store, registry, events, metrics, workAvailable, health },
-        { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log),
-      new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log),
-      new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log),
+        { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log).watchedBy(loops),
+      new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
+      new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
       feed,
+      // A stall is logged when it begins, even while nobody asks /health.
+      PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),
     ];
     if (store.listen) {
       // Other foremen on the same database: their new work wakes our workers, their commits
@@ -285,7 +291,7 @@ export class Foreman {
     registerRateLimitRoutes(app, { store, changed: () => dispatcher!.rateLimitsChanged() });
     registerTaskRoutes(app, { store, jobs });
     registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
-    registerHealthRoutes(app, { store, health, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
+    registerHealthRoutes(app, { store, health, loops, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerDashboard(app, { store, registry, feed, series });
     registerJoinRoutes(app, { credentials: credentialService, registry, audit: (event, fields) => auth?.audit(event, fields) });
     registerLogin(app, auth);

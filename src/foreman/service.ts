@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { isStoreOutage } from '../store/store-errors.ts';
+import type { LoopHealth, LoopTracker } from './loop-health.ts';
 
 /** A long-running part of the foreman. */
 export interface Service {
@@ -26,6 +27,8 @@ export abstract class PeriodicService implements Service {
   private state: 'new' | 'running' | 'stopped' = 'new';
   protected readonly intervalMs: number;
   protected readonly log: Logger;
+  /** Where the rounds are reported, once {@link PeriodicService.watchedBy} is called. */
+  protected tracker: LoopTracker | null = null;
 
   constructor(intervalMs: number, log: Logger) {
     this.intervalMs = intervalMs;
@@ -42,11 +45,22 @@ export abstract class PeriodicService implements Service {
     this.timer.unref();
   }
 
+  /** Report this service's rounds to `loops` (so that /health sees a round stuck or failing). */
+  watchedBy(loops: LoopHealth): this {
+    this.tracker = loops.track(this.name);
+    return this;
+  }
+
   /** Run a round now, or wait for the one already running. */
   runNow(now = Date.now()): Promise<void> {
-    this.current ??= this.runOnce(now)
-      // A store outage is logged once, when it starts, by the store's health tracker.
-      .catch((err: unknown) => this.log[isStoreOutage(err) ? 'debug' : 'error']({ err, service: this.name }, `${this.name} failed; it runs again in ${this.intervalMs} ms`))
+    if (this.current) return this.current;
+    this.tracker?.began();
+    this.current = this.runOnce(now)
+      .then(() => this.tracker?.succeeded(), (err: unknown) => {
+        this.tracker?.failed(err);
+        // A store outage is logged once, when it starts, by the store's health tracker.
+        this.log[isStoreOutage(err) ? 'debug' : 'error']({ err, service: this.name }, `${this.name} failed; it runs again in ${this.intervalMs} ms`);
+      })
       .finally(() => { this.current = null; });
     return this.current;
   }

@@ -277,6 +277,11 @@ export const CancelTaskSchema = z.object({
 export const ResultAckSchema = z.object({
   type: z.literal('result_ack'),
   tasks: z.array(TaskRefSchema),
+  /**
+   * Outcomes among `tasks` that the store could not record as sent (a value the database
+   * refuses): the task failed with `error` (CC_ERR_RESULT_REFUSED) instead.
+   */
+  refused: z.array(TaskRefSchema.extend({ error: WireErrorSchema })).optional(),
 });
 
 /** Upstream artifacts for a graph node's input adapter, and whether the upstream nodes are done. */

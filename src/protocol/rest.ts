@@ -425,8 +425,9 @@ export type StatsView = z.output<typeof StatsViewSchema>;
 
 /** GET /health: the fields health checks of task services read, plus the store and the connected workers. */
 export const HealthViewSchema = z.object({
-  status: z.enum(['healthy', 'degraded', 'stopping']).describe('degraded: the store cannot be reached or cannot grow (see reason)'),
+  status: z.enum(['healthy', 'degraded', 'stopping']).describe('degraded: the store cannot be reached or cannot grow, or a loop of the foreman makes no progress (see reason)'),
   reason: z.string().optional(),
+  stalled_loops: z.array(z.string()).optional().describe('The loops that made no progress for --stall-after: dispatcher, lease reaper, pruner, …'),
   store: z.object({
     state: z.enum(['ok', 'unavailable', 'full']),
     since: isoTime,

@@ -6,9 +6,9 @@
  */
 import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
-import { PRIORITY_BY_RANK, type TaskError } from '../protocol/index.ts';
+import { PRIORITY_BY_RANK, type Requirements, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -20,6 +20,34 @@ const bool = (v: unknown): boolean => v === 1 || v === true;
 export const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
 /** A JSON column back to its value. */
 export const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
+
+/**
+ * A claimed task row as the worker gets it. A row whose stored JSON does not parse (damaged
+ * outside the foreman) comes back marked `unreadable` instead of failing the claim: otherwise
+ * every claim that reached it would fail, and with it the dispatcher.
+ */
+export function claimedFromRow(r: Row): ClaimedTask {
+  let input: unknown = null;
+  let fileIds: string[] | undefined;
+  let unreadable: string | undefined;
+  try {
+    input = fromJson(r.input);
+    if (r.files) fileIds = JSON.parse(r.files) as string[];
+  } catch (err) {
+    unreadable = `task ${r.id}: its stored input cannot be read (${(err as Error).message})`;
+  }
+  return {
+    taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input,
+    priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
+    createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
+    ...(fileIds ? { fileIds } : {}), ...(unreadable ? { unreadable } : {}),
+  };
+}
+
+/** A task's stored requirements; null when they cannot be read (such a task fits no worker, and stalls no claim). */
+export function requirementsOf(text: string): Requirements | null {
+  try { return JSON.parse(text) as Requirements; } catch { return null; }
+}
 
 /** A jobs row as a record. */
 export function jobFromRow(r: Row): JobRecord {

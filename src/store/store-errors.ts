@@ -45,3 +45,25 @@ export function storeError(err: unknown, what: string): unknown {
   }
   return err;
 }
+
+/**
+ * SQLite result codes and PostgreSQL error classes that say the database as a whole cannot do
+ * the work now (busy, locked, out of memory or resources, an I/O failure, a serialization
+ * conflict or deadlock, a cancelled statement), as opposed to refusing one of the values or
+ * rows it was given (a constraint, a value it cannot store, a row a trigger protects).
+ */
+const WIDE_SQLITE = /^SQLITE_(BUSY|LOCKED|NOMEM|IOERR|CORRUPT|NOTADB|CANTOPEN|PROTOCOL|INTERRUPT)/;
+const WIDE_PG_CLASSES = new Set(['08', '0A', '25', '26', '40', '42', '53', '55', '57', '58', 'XX']);
+
+/**
+ * True when a failed write says nothing about the items it carried: the store is out or full,
+ * or busy, or failing as a whole. Batches that fail so are put back and tried again later;
+ * any other failure may be one item's, and is isolated (core/commit-in-parts.ts).
+ */
+export function isStoreWideError(err: unknown): boolean {
+  if (isStoreOutage(err) || isConnectionError(err) || isFullError(err)) return true;
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== 'string') return false;
+  if (WIDE_SQLITE.test(code)) return true;
+  return /^[0-9A-Z]{5}$/.test(code) && WIDE_PG_CLASSES.has(code.slice(0, 2));
+}

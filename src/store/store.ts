@@ -127,6 +127,8 @@ export interface ClaimedTask {
   fileIds?: string[];
   /** Those files, as the worker receives them (set by the dispatcher). */
   files?: WireTask['files'];
+  /** Set when the row's stored input could not be read: why. Such a task is failed, not sent. */
+  unreadable?: string;
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -517,6 +519,19 @@ export interface JobRetryResult {
 }
 
 /** What one pruning step may do, and which jobs it takes. */
+/** The sweeps the foreman's maintenance loops make: expired leases, queue deadlines, pruning. */
+export type Sweep = 'leases' | 'queue_deadlines' | 'prune';
+
+/**
+ * Which items a sweep may take (task ids for `leases`, job ids for the others): none of
+ * `except` (items a loop set aside because they fail on their own), and, when `only` is
+ * given, only those (a loop committing a few at a time to find which one fails).
+ */
+export interface SweepFilter {
+  except?: readonly string[];
+  only?: readonly string[];
+}
+
 export interface JobPruneParams {
   now: number;
   /** Most tasks deleted in this step (the step is one short transaction). */
@@ -624,7 +639,7 @@ export interface Store {
    */
   jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null>;
   /** Fail the tasks of jobs past their queue deadline that no worker has started (CC_ERR_NO_WORKER). */
-  taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }>;
+  taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }>;
   /**
    * Atomically move up to `limit` queued tasks the worker can run to `running`, best priority
    * first. Tasks that require resources are left to `taskClaimFitting`.
@@ -651,7 +666,13 @@ export interface Store {
   /** Put running tasks back in the queue (their worker went away); conditional on the attempt. */
   taskRequeueMany(params: TaskRequeueParams): Promise<TaskRequeueResult>;
   /** Requeue (or fail, past maxLost) every running task whose lease expired before `now`. */
-  taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: ExpiredLease[] }>;
+  taskRequeueExpired(params: { now: number; maxLost?: number; limit: number } & SweepFilter): Promise<TaskRequeueResult & { expired: ExpiredLease[] }>;
+  /**
+   * The ids a sweep would take now, without taking them (at most `limit`, in the order it would):
+   * tasks whose lease expired (`leases`), jobs past their queue deadline (`queue_deadlines`),
+   * jobs due for pruning (`prune`, with `completedBefore` as jobPrune takes it).
+   */
+  sweepCandidates(params: { sweep: Sweep; now: number; limit: number; completedBefore?: number } & SweepFilter): Promise<string[]>;
   /** Push the lease of tasks a worker still runs to `until`; returns how many it still held. */
   taskLeaseExtend(params: { workerId: string; tasks: TaskRef[]; until: number }): Promise<number>;
   /** Cancel one task: a queued one never starts; a running one is reported so its worker can be told. */
@@ -706,7 +727,7 @@ export interface Store {
    * Delete finished jobs past their retention, with their tasks, results and attempt history,
    * a few thousand tasks at a time; each pruned job leaves a tombstone (its id and owner).
    */
-  jobPrune(params: JobPruneParams): Promise<JobPruneResult>;
+  jobPrune(params: JobPruneParams & SweepFilter): Promise<JobPruneResult>;
   /** A pruned job's tombstone, while it is kept. */
   jobPruned(jobId: string): Promise<{ owner: string | null; prunedAt: number } | null>;
   /** Set a setting unless it is set; returns the value the store holds (the first writer's). */

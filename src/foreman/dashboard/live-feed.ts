@@ -7,7 +7,9 @@ import type { JobEvents } from '../jobs/job-events.ts';
 import type { Service } from '../service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { jobView, workerView } from '../http/rest-views.ts';
+import { isStoreWideError } from '../../store/store-errors.ts';
 import type { SeriesPoint, ThroughputSeries } from './throughput-series.ts';
+import type { LoopTracker } from '../loop-health.ts';
 
 /** How often viewers get the cards, the workers and the chart's latest bucket. */
 const TICK_MS = 2_000;
@@ -47,6 +49,8 @@ export class LiveFeed implements Service {
   private readonly deps: {
     store: Store; registry: WorkerRegistry; events: JobEvents; series: ThroughputSeries; log: Logger;
     stats: () => Promise<StatsView>;
+    /** Where the feed's rounds are reported (/health sees a feed that is stuck or keeps failing). */
+    tracker?: LoopTracker;
   };
 
   constructor(deps: LiveFeed['deps']) {
@@ -106,19 +110,33 @@ export class LiveFeed implements Service {
     for (const id of ids) this.changed.delete(id);
     if (this.changed.size > 0) this.flushTimer = setTimeout(() => void this.flushJobs(), JOBS_MS);
     if (this.viewers.size === 0 || ids.length === 0) return;
-    try {
-      const jobs = (await Promise.all(ids.map((id) => this.deps.store.jobGet(id)))).filter((j) => j !== null);
-      for (const v of this.viewers) {
-        const visible = jobs.filter((j) => mayAccessJob(v.principal, j.owner));
-        if (visible.length) this.send(v, { type: 'jobs', data: visible.map((j) => jobView(j, this.deps.events.runningProgress(j.id, j.counts.total))) });
-      }
-    } catch (err) {
-      this.deps.log.debug({ err }, 'dashboard feed: could not read changed jobs; they are sent with the next change');
+    const tracker = this.deps.tracker;
+    tracker?.began();
+    // Each job is read on its own: one that cannot be read (or shown) does not keep the others back.
+    const read = await Promise.allSettled(ids.map(async (id) => {
+      const j = await this.deps.store.jobGet(id);
+      return j && { job: j, view: jobView(j, this.deps.events.runningProgress(j.id, j.counts.total)) };
+    }));
+    const jobs = read.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+    const failed = read.flatMap((r, i) => (r.status === 'rejected' ? [{ jobId: ids[i], err: r.reason as unknown }] : []));
+    if (failed.length > 0 && jobs.length === 0 && failed.length === ids.length && isStoreWideError(failed[0].err)) {
+      // The store is away: the viewers keep the last picture; these jobs are sent with their next change.
+      tracker?.failed(failed[0].err);
+      this.deps.log.debug({ err: failed[0].err }, 'dashboard feed: could not read changed jobs; they are sent with the next change');
+      return;
+    }
+    for (const f of failed) this.deps.log.warn({ err: f.err, jobId: f.jobId }, 'dashboard feed: a changed job could not be read; the others are sent without it');
+    tracker?.poisoned(failed.length);
+    tracker?.succeeded();
+    for (const v of this.viewers) {
+      const visible = jobs.filter((j) => mayAccessJob(v.principal, j.job.owner));
+      if (visible.length) this.send(v, { type: 'jobs', data: visible.map((j) => j.view) });
     }
   }
 
   private async broadcastState(viewers: Viewer[]): Promise<void> {
     if (viewers.length === 0) return;
+    this.deps.tracker?.began();
     try {
       const [stats, workers] = await Promise.all([this.deps.stats(), this.deps.store.workerList()]);
       const running = this.deps.registry.snapshot().runningByWorker;
@@ -129,7 +147,9 @@ export class LiveFeed implements Service {
         this.send(v, { type: 'workers', data: views });
         this.send(v, { type: 'point', data: point });
       }
+      this.deps.tracker?.succeeded();
     } catch (err) {
+      this.deps.tracker?.failed(err);
       // The store is away: the viewers keep the last picture; the page shows the feed is stale.
       this.deps.log.debug({ err }, 'dashboard feed: could not read the state');
     }

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import type { TaskOutcome } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
-import { isConnectionError, isStoreOutage } from '../../store/store-errors.ts';
-import type { ClaimedTask, JobRecord, Store, TaskOutcomeParams } from '../../store/store.ts';
+import { isConnectionError, isStoreOutage, isStoreWideError } from '../../store/store-errors.ts';
+import type { ClaimedTask, JobRecord, Store, TaskFinishResult, TaskOutcomeParams } from '../../store/store.ts';
+import { commitInParts } from '../../core/commit-in-parts.ts';
+import type { LoopTracker } from '../loop-health.ts';
 import { taskError } from '../../protocol/index.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
@@ -34,6 +36,12 @@ export interface DispatcherOptions {
   leaseTtlMs: number;
   /** How often idle workers look for work even when nothing announced any (retries coming due, other foremen). */
   sweepIntervalMs: number;
+}
+
+/** An outcome on its way to the store: as the worker sent it, and as the store is asked to record it. */
+interface Settling {
+  b: SettledOutcome;
+  p: TaskOutcomeParams;
 }
 
 /** Rounds of a worker's claim: a job that came back short leaves its slots to the next round's choice. */
@@ -106,8 +114,11 @@ export class Dispatcher implements Service {
   private readonly options: DispatcherOptions;
   /** Where a worker downloads a file its task carries (a signed path on this foreman). */
   private readonly fileLink: (fileId: string) => string;
+  /** Where each tick is reported (/health sees a dispatcher that is stuck or keeps failing). */
+  private readonly tracker: LoopTracker | null;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries; fileLink?: (fileId: string) => string }, options: DispatcherOptions) {
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries; fileLink?: (fileId: string) => string; tracker?: LoopTracker }, options: DispatcherOptions) {
+    this.tracker = deps.tracker ?? null;
     this.series = deps.series ?? null;
     this.fileLink = deps.fileLink ?? ((id) => `/api/files/${encodeURIComponent(id)}/download`);
     this.store = deps.store;
@@ -225,12 +236,15 @@ export class Dispatcher implements Service {
     this.scheduled = false;
     if (this.running) { this.again = true; return; }
     this.running = true;
+    this.tracker?.began();
     try {
       await this.flushOutcomes();
       if (!this.stopped) await this.dispatch();
       this.failures = 0;
+      this.tracker?.succeeded();
     } catch (err) {
       this.failures++;
+      this.tracker?.failed(err);
       // A store outage is logged once by the store's health tracker; anything else here is a bug.
       if (!isStoreOutage(err) && !isConnectionError(err)) {
         this.log.error({ err }, 'dispatch tick failed; trying again shortly');
@@ -249,34 +263,81 @@ export class Dispatcher implements Service {
     }
   }
 
+  /**
+   * Record the outcomes that arrived, in one transaction. When the store as a whole fails, they
+   * go back to the head of the queue, unacknowledged (their workers keep them), and the tick
+   * fails. When the commit fails for one outcome (a value the database refuses), the others are
+   * recorded without it (core/commit-in-parts.ts), and that task fails with CC_ERR_RESULT_REFUSED.
+   */
   private async flushOutcomes(): Promise<void> {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
     const now = Date.now();
-    const params: TaskOutcomeParams[] = batch.map(({ workerId, outcome: o }) => ({
-      taskId: o.taskId, attempt: o.attempt, workerId, status: o.status, result: o.result, error: o.error,
-      retryAt: o.status === 'failed' && o.error?.retryable !== false ? now + retryDelayMs(o.attempt) : undefined,
-    }));
-    let result: Awaited<ReturnType<Store['taskFinishMany']>>;
+    const items: Settling[] = batch.map((b) => ({ b, p: {
+      taskId: b.outcome.taskId, attempt: b.outcome.attempt, workerId: b.workerId, status: b.outcome.status, result: b.outcome.result, error: b.outcome.error,
+      retryAt: b.outcome.status === 'failed' && b.outcome.error?.retryable !== false ? now + retryDelayMs(b.outcome.attempt) : undefined,
+    } }));
     const started = performance.now();
-    try {
-      result = await this.store.taskFinishMany({ outcomes: params, now });
-      this.metrics.storeCommitSeconds.observe('results', (performance.now() - started) / 1000);
-    } catch (err) {
-      // Not recorded: back to the head of the queue, still unacknowledged.
-      this.pending = batch.concat(this.pending);
-      throw err;
+    const r = await commitInParts(items, (part) => this.store.taskFinishMany({ outcomes: part.map((i) => i.p), now }), isStoreWideError);
+    if (r.done.length === 1) this.metrics.storeCommitSeconds.observe('results', (performance.now() - started) / 1000);
+    for (const part of r.done) this.recorded(part.items, part.value, now);
+    let released = r.done.reduce((n, part) => n + part.value.released, 0);
+    if (r.poisoned.length > 0) {
+      this.tracker?.poisoned(r.poisoned.length);
+      const refused = await commitInParts(r.poisoned.map(({ item, error }) => this.refusal(item, error)),
+        (part) => this.store.taskFinishMany({ outcomes: part.map((i) => i.p), now }), isStoreWideError);
+      for (const part of refused.done) {
+        this.recorded(part.items, part.value, now);
+        released += part.value.released;
+        for (const i of part.items) this.registry.refuseResult(i.b.workerId, { taskId: i.p.taskId, attempt: i.p.attempt }, i.p.error!);
+      }
+      // Not even the failure could be recorded: the worker forgets the outcome, and the task's
+      // lease runs out (the worker no longer lists it), so it is handled as a lost attempt.
+      for (const { item, error } of refused.poisoned) {
+        this.log.error({ err: error, jobId: item.b.jobId || undefined, taskId: item.p.taskId, attempt: item.p.attempt, workerId: item.b.workerId },
+          'the store refused both the outcome of a task and its failure; the outcome is dropped and the task is taken back when its lease expires');
+        this.registry.refuseResult(item.b.workerId, { taskId: item.p.taskId, attempt: item.p.attempt }, item.p.error!);
+      }
+      if (refused.error) {
+        // Back to the head of the queue as the worker sent them: they are judged again next time.
+        this.pending = r.rest.map((i) => i.b).concat(refused.rest.map((i) => i.b), this.pending);
+        throw refused.error;
+      }
     }
+    if (r.error) {
+      this.pending = r.rest.map((i) => i.b).concat(this.pending);
+      throw r.error;
+    }
+    // Graph nodes whose upstream nodes just completed may start (and may require resources).
+    if (released > 0) this.announceWork({ requiring: true });
+  }
+
+  /**
+   * The failure that stands in for an outcome the store refused: the task fails for good with
+   * CC_ERR_RESULT_REFUSED, naming the worker and what the database said.
+   */
+  private refusal(item: Settling, error: unknown): Settling {
+    const why = (error instanceof Error ? error.message : String(error)).slice(0, 500);
+    const { taskId, workerId, status } = item.p;
+    this.log.error({ err: error, jobId: item.b.jobId || undefined, taskId, attempt: item.p.attempt, workerId },
+      'CC_ERR_RESULT_REFUSED: the store refused to record a task\'s outcome; the task fails instead, and the rest of its batch was recorded');
+    return { b: item.b, p: { taskId, attempt: item.p.attempt, workerId, status: 'failed', retryAt: undefined,
+      error: taskError('CC_ERR_RESULT_REFUSED', `task ${taskId}: the store could not record the ${status === 'completed' ? 'result' : 'outcome'} sent by worker ${workerId} (${why}); the task failed instead`,
+        { retryable: false, details: { status, reason: why } }) } };
+  }
+
+  /** What a commit recorded and refused: acknowledged to the workers, counted, published. */
+  private recorded(batch: Settling[], result: TaskFinishResult, now: number): void {
     this.metrics.resultsCommitted.inc(result.recorded.length);
     this.metrics.commitBatch.observe(batch.length);
     const indexOf = new Map<string, number>();
-    batch.forEach((b, i) => indexOf.set(`${b.outcome.taskId}#${b.outcome.attempt}`, i));
+    batch.forEach((i, n) => indexOf.set(`${i.p.taskId}#${i.p.attempt}`, n));
     if (this.series) {
       let completed = 0;
       let failed = 0;
       for (const r of result.recorded) {
-        const status = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!].outcome.status;
+        const status = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!].p.status;
         if (status === 'completed') completed++; else if (status === 'failed') failed++;
       }
       this.series.record(completed, failed);
@@ -285,20 +346,19 @@ export class Dispatcher implements Service {
     // Acknowledge every outcome, recorded or refused: either way the worker can forget it.
     let capped = false;
     for (const r of result.recorded) {
-      const i = indexOf.get(`${r.taskId}#${r.attempt}`)!;
-      const b = batch[i];
+      const { b, p } = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!];
       if (b.jobId && this.ledger.settled(b.jobId, r.retried)) capped = true;
       this.acks.add(b.workerId, { taskId: r.taskId, attempt: r.attempt });
-      this.observe(b, r.retried, now);
+      this.observe(b, p.status, r.retried, now);
       if (b.jobId) this.events.taskSettled(b.jobId, r.taskId);
-      if (r.retried) this.wakeAt_(params[i].retryAt ?? now);
-      if (b.outcome.status === 'failed') {
-        this.log.info({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: b.outcome.error?.message, retry: r.retried },
+      if (r.retried) this.wakeAt_(p.retryAt ?? now);
+      if (p.status === 'failed') {
+        this.log.info({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: p.error?.message, retry: r.retried },
           r.retried ? 'task failed; retry scheduled' : 'task failed');
       }
     }
     for (const r of result.rejected) {
-      const b = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!];
+      const { b } = batch[indexOf.get(`${r.taskId}#${r.attempt}`)!];
       this.acks.add(b.workerId, { taskId: r.taskId, attempt: r.attempt });
       this.metrics.resultsRejected.inc();
       const level = r.currentState === 'cancelled' ? 'debug' : 'warn';
@@ -307,20 +367,18 @@ export class Dispatcher implements Service {
     }
     for (const j of result.jobs) if (j.finished) this.ledger.finished(j.jobId);
     this.events.publish(result.jobs);
-    // Graph nodes whose upstream nodes just completed may start (and may require resources).
-    if (result.released > 0) this.announceWork({ requiring: true });
     // A capped job or owner has room again: workers left idle by the cap look again.
-    else if (capped) { this.workVersion++; this.kick(); }
+    if (capped) { this.workVersion++; this.kick(); }
   }
 
   /** A recorded outcome in the metrics: by type and how it ended, its run time, and (completed) its latency from submission. */
-  private observe(b: SettledOutcome, retried: boolean, now: number): void {
+  private observe(b: SettledOutcome, status: TaskOutcomeParams['status'], retried: boolean, now: number): void {
     const type = this.metrics.typeLabel(b.type || 'unknown');
     const o = b.outcome;
-    this.metrics.tasksFinished.inc({ type, outcome: retried ? 'retried' : o.status });
+    this.metrics.tasksFinished.inc({ type, outcome: retried ? 'retried' : status });
     const ran = o.durationMs ?? (b.assignedAt ? now - b.assignedAt : null);
     if (ran !== null) this.metrics.executionTime.observe(type, ran / 1000);
-    if (o.status === 'completed' && b.createdAt) this.metrics.endToEnd.observe(type, Math.max(0, now - b.createdAt) / 1000);
+    if (status === 'completed' && b.createdAt) this.metrics.endToEnd.observe(type, Math.max(0, now - b.createdAt) / 1000);
   }
 
   /** Look again at `at`, when a retry comes due. */
@@ -425,7 +483,26 @@ export class Dispatcher implements Service {
     return info;
   }
 
+  /**
+   * Claimed tasks whose stored input could not be read fail at once, as if their worker had
+   * reported it (through the next group commit); they are not sent. The others go on.
+   */
+  private failUnreadable(t: DispatchTarget, bad: ClaimedTask[]): void {
+    this.tracker?.poisoned(bad.length);
+    for (const c of bad) {
+      this.log.error({ jobId: c.jobId, taskId: c.taskId, attempt: c.attempt, workerId: t.workerId, reason: c.unreadable }, 'a claimed task cannot be read from the store; it fails without being sent');
+      this.pending.push({ workerId: t.workerId, jobId: c.jobId, type: c.type, createdAt: c.createdAt, assignedAt: null,
+        outcome: { taskId: c.taskId, attempt: c.attempt, status: 'failed', error: taskError('CC_ERR_INTERNAL', c.unreadable!, { retryable: false, reason: 'unreadable' }) } });
+    }
+    this.again = true;
+  }
+
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
+    if (claimed.some((c) => c.unreadable !== undefined)) {
+      this.failUnreadable(t, claimed.filter((c) => c.unreadable !== undefined));
+      claimed = claimed.filter((c) => c.unreadable === undefined);
+      if (claimed.length === 0) return;
+    }
     const sources: Record<string, { code: string; name: string | null }> = {};
     for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = await this.codeOf(jobId);
     // A map chunk says where its arguments start in the job, so that an error can name the

@@ -6,15 +6,16 @@ import { HostUsage } from '../../host/host-usage.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { StoreHealth } from '../store-health.ts';
+import type { LoopHealth } from '../loop-health.ts';
 import { routeSchema } from './openapi.ts';
 
 /**
  * GET /health (the fields task-service health checks read, and the store's state) and
- * GET /metrics (Prometheus text). /health answers 503 while stopping or while the store is out,
- * with the reason, from what the foreman already knows: a health check does not itself wait on
- * a database that does not answer.
+ * GET /metrics (Prometheus text). /health answers 503 while stopping, while the store is out, or
+ * while a loop of the foreman makes no progress, with the reason, from what the foreman already
+ * knows: a health check does not itself wait on a database that does not answer.
  */
-export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; health: StoreHealth; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean; metricsPublic: boolean }): void {
+export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; health: StoreHealth; loops: LoopHealth; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean; metricsPublic: boolean }): void {
   const usage = new HostUsage();
   app.get('/health', {
     config: { access: 'open' },
@@ -23,13 +24,16 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store;
     const h = deps.health;
     // Counts only while the store answers; during an outage asking would only wait.
     const s = h.state === 'ok' ? await deps.store.stats().catch(() => null) : null;
+    const stalls = deps.loops.stalls();
     const stopping = deps.isStopping();
-    const status = stopping ? 'stopping' : h.state === 'ok' && s ? 'healthy' : 'degraded';
+    const status = stopping ? 'stopping' : h.state === 'ok' && s && stalls.length === 0 ? 'healthy' : 'degraded';
     reply.status(status === 'healthy' ? 200 : 503);
     const now = Date.now();
+    const storeReason = h.state === 'ok' ? (s ? null : 'the store did not answer') : h.state === 'full' ? `the store cannot grow: ${h.lastError}` : `the store cannot be reached: ${h.lastError ?? 'no answer'}`;
     return {
       status,
-      ...(status === 'degraded' ? { reason: h.state === 'full' ? `the store cannot grow: ${h.lastError}` : `the store cannot be reached: ${h.lastError ?? 'no answer'}` } : {}),
+      ...(status === 'degraded' ? { reason: [storeReason, ...stalls.map((x) => x.reason)].filter((r) => r !== null).join('; ') } : {}),
+      ...(stalls.length > 0 ? { stalled_loops: stalls.map((x) => x.loop) } : {}),
       store: {
         state: h.state,
         since: new Date(h.since).toISOString(),

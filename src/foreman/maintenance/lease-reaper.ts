@@ -6,6 +6,7 @@ import type { JobEvents } from '../jobs/job-events.ts';
 import { PeriodicService } from '../service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { StoreHealth } from '../store-health.ts';
+import { PoisonQuarantine, sweepIsolating } from './sweep-isolation.ts';
 
 /** How the lease reaper is paced. */
 export interface LeaseReaperOptions {
@@ -28,6 +29,7 @@ export class LeaseReaper extends PeriodicService {
   private readonly deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; workAvailable: () => void; health: StoreHealth };
   private readonly options: LeaseReaperOptions;
   private readonly startsAt: number;
+  private readonly quarantine = new PoisonQuarantine();
 
   constructor(deps: LeaseReaper['deps'], options: LeaseReaperOptions, log: Logger) {
     super(options.intervalMs, log);
@@ -43,13 +45,18 @@ export class LeaseReaper extends PeriodicService {
     const { health } = this.deps;
     if (health.state !== 'ok' || now < leaseReapingStartsAt(health.availableSince, this.options.leaseTtlMs)) return;
     const { store, registry, events, metrics } = this.deps;
-    const reaped = await store.taskRequeueExpired({ now, maxLost: this.options.maxLostAttempts, limit: this.options.batch ?? 1000 });
-    if (reaped.expired.length === 0) return;
-    this.log.warn({ requeued: reaped.requeued.length, failed: reaped.failed.length, taskIds: reaped.expired.slice(0, 5).map((t) => t.taskId) },
-      'leases expired; tasks put back in the queue');
-    metrics.tasksRequeued.inc(reaped.requeued.length);
-    registry.leasesExpired(reaped.expired);
-    events.publish(reaped.jobs);
-    this.deps.workAvailable();
+    const limit = this.options.batch ?? 1000;
+    const { values, error } = await sweepIsolating({ loop: this.name, sweep: 'leases', store, now, limit, quarantine: this.quarantine, tracker: this.tracker, log: this.log,
+      run: (filter) => store.taskRequeueExpired({ now, maxLost: this.options.maxLostAttempts, limit, ...filter }) });
+    for (const reaped of values) {
+      if (reaped.expired.length === 0) continue;
+      this.log.warn({ requeued: reaped.requeued.length, failed: reaped.failed.length, taskIds: reaped.expired.slice(0, 5).map((t) => t.taskId) },
+        'leases expired; tasks put back in the queue');
+      metrics.tasksRequeued.inc(reaped.requeued.length);
+      registry.leasesExpired(reaped.expired);
+      events.publish(reaped.jobs);
+      this.deps.workAvailable();
+    }
+    if (error !== undefined) throw error;
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import { PeriodicService } from '../service.ts';
+import { PoisonQuarantine, sweepIsolating } from './sweep-isolation.ts';
 
 /** How the pruner paces itself. */
 export interface PrunerOptions {
@@ -26,6 +27,7 @@ export class Pruner extends PeriodicService {
   readonly name = 'pruner';
   private readonly deps: { store: Store; metrics: ForemanMetrics };
   private readonly options: PrunerOptions;
+  private readonly quarantine = new PoisonQuarantine();
 
   constructor(deps: Pruner['deps'], options: PrunerOptions, log: Logger) {
     super(options.intervalMs, log);
@@ -37,15 +39,20 @@ export class Pruner extends PeriodicService {
     const { store, metrics } = this.deps;
     let jobs = 0;
     let tasks = 0;
-    for (let step = 0; step < (this.options.maxSteps ?? 50); step++) {
-      const r = await store.jobPrune({ now, maxTasks: this.options.batchTasks ?? 1_000, forgetPrunedBefore: now - this.options.retentionMs });
-      jobs += r.jobs;
-      tasks += r.tasks;
-      if (!r.more) break;
+    const maxTasks = this.options.batchTasks ?? 1_000;
+    let error: unknown;
+    for (let step = 0; step < (this.options.maxSteps ?? 50) && error === undefined; step++) {
+      // A step kept to a few jobs (finding one that fails) leaves the tombstones to a whole step.
+      const r = await sweepIsolating({ loop: this.name, sweep: 'prune', store, now, limit: 50, quarantine: this.quarantine, tracker: this.tracker, log: this.log,
+        run: (filter) => store.jobPrune({ now, maxTasks, ...(filter.only ? {} : { forgetPrunedBefore: now - this.options.retentionMs }), ...filter }) });
+      error = r.error;
+      for (const v of r.values) { jobs += v.jobs; tasks += v.tasks; }
+      if (!r.values.some((v) => v.more)) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     metrics.prunedJobs.inc(jobs);
     metrics.prunedTasks.inc(tasks);
     if (jobs > 0) this.log.debug({ jobs, tasks }, 'pruned finished jobs past their retention');
+    if (error !== undefined) throw error;
   }
 }

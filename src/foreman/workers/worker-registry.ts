@@ -328,6 +328,11 @@ export class WorkerRegistry {
     this.byId.get(workerId)?.peer.send({ type: 'result_ack', tasks });
   }
 
+  /** Tell a worker that an outcome it sent could not be recorded as sent, and what was recorded instead. */
+  refuseResult(workerId: string, ref: TaskRef, error: TaskError): void {
+    this.byId.get(workerId)?.peer.send({ type: 'result_ack', tasks: [ref], refused: [{ ...ref, error: { code: error.code ?? 'CC_ERR_RESULT_REFUSED', message: error.message } }] });
+  }
+
   /** Tell a worker connected here to stop an attempt (the only place cancel_task is sent). */
   stopTask(workerId: string | null, ref: TaskRef, reason: string, cause: 'coordinator' | 'lease_lost' = 'coordinator'): void {
     if (!workerId) return;

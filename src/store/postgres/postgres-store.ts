@@ -20,13 +20,13 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
-  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
+  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { activeJobFromRow, artifactFromRow, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -86,16 +86,6 @@ function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boo
   return out;
 }
 
-/** A claimed task row as the worker gets it. */
-function claimedFromRow(r: pg.QueryResultRow): ClaimedTask {
-  return {
-    taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-    priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-    createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
-    ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-  };
-}
-
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
   let name = preparedNames.get(text);
   if (!name) { name = `cc_${preparedNames.size}`; preparedNames.set(text, name); }
@@ -107,6 +97,17 @@ const QUEUE_READ_OPTIONS = ' -c enable_sort=off -c enable_bitmapscan=off -c sync
 const RETRYABLE = new Set(['40001', '40P01']);
 /** Thrown inside the space probe's transaction to roll it back. */
 const ROLLBACK_PROBE = Symbol('rollback');
+
+/** The values a sweep's filter binds, in the order {@link sweepFilter} numbers them. */
+function sweepParams(f: SweepFilter): string[][] {
+  return [...(f.except?.length ? [[...f.except]] : []), ...(f.only ? [[...f.only]] : [])];
+}
+
+/** `AND` clauses keeping a sweep to its filter, with parameters numbered from `first`. */
+function sweepFilter(f: SweepFilter, first: number): string {
+  let n = first;
+  return `${f.except?.length ? `AND NOT (id = ANY($${n++}::text[]))` : ''} ${f.only ? `AND id = ANY($${n}::text[])` : ''}`;
+}
 
 /** Our globs (`*`, `?`) as a LIKE pattern with `\` as escape. */
 export function toLikePattern(glob: string): string {
@@ -493,12 +494,12 @@ export class PostgresStore implements Store {
     });
   }
 
-  async taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }> {
+  async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {
     return this.tx(async (c) => {
       const out = { failed: 0, jobs: [] as JobChange[] };
       // SKIP LOCKED: foremen sweeping at once take different jobs.
       const due = (await c.query(`SELECT id FROM jobs WHERE queue_deadline IS NOT NULL AND queue_deadline <= $1
-        AND state IN ('queued', 'running') ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit])).rows;
+        AND state IN ('queued', 'running') ${sweepFilter(params, 3)} ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit, ...sweepParams(params)])).rows;
       for (const { id } of due) {
         const error = toJson(taskError('CC_ERR_NO_WORKER', `no worker started this task of job ${id} before its queue deadline`, { reason: 'queue_timeout' }));
         const n = (await c.query(`UPDATE tasks SET state = ${to('expire')}, error = $3, completed_at = $2
@@ -733,8 +734,8 @@ export class PostgresStore implements Store {
       const chosen = new Map<number, Requirements>();
       for (const r of candidates) {
         if (chosen.size >= p.limit) break;
-        const req = JSON.parse(r.requires) as Requirements;
-        if (!fits(req, free)) continue;
+        const req = requirementsOf(r.requires);
+        if (!req || !fits(req, free)) continue;
         free = take(free, req);
         chosen.set(Number(r.seq), req);
       }
@@ -745,12 +746,7 @@ export class PostgresStore implements Store {
         [p.workerId, p.now, p.now + p.leaseMs, [...chosen.keys()]])).rows;
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`, [p.now, [...new Set(rows.map((r) => r.job_id))]]);
-      return rows.map((r) => ({
-        taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-        priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-        createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: chosen.get(Number(r.seq))!,
-        ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-      }));
+      return rows.map((r) => ({ ...claimedFromRow(r), requires: chosen.get(Number(r.seq))! }));
     });
   }
 
@@ -889,11 +885,11 @@ export class PostgresStore implements Store {
     return this.tx((c) => this.requeueIn(c, params));
   }
 
-  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
+  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number } & SweepFilter): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
     return this.tx(async (c) => {
       // SKIP LOCKED: two foremen reaping at once split the expired tasks between them.
-      const expired = (await c.query(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < $1
-          ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit])).rows
+      const expired = (await c.query(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < $1 ${sweepFilter(params, 3)}
+          ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit, ...sweepParams(params)])).rows
         .map((r): ExpiredLease => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }));
       if (expired.length === 0) return { requeued: [], failed: [], jobs: [], expired };
       const res = await this.requeueIn(c, {
@@ -1120,12 +1116,24 @@ export class PostgresStore implements Store {
     return Number((await this.q(`SELECT value FROM cc_meta WHERE key = 'credentials_version'`)).rows[0]?.value ?? 0);
   }
 
-  async jobPrune(p: JobPruneParams): Promise<JobPruneResult> {
+  async sweepCandidates(p: { sweep: Sweep; now: number; limit: number; completedBefore?: number } & SweepFilter): Promise<string[]> {
+    const sql = p.sweep === 'leases'
+      ? `SELECT id FROM tasks WHERE state = 'running' AND lease_expires_at < $1 ${sweepFilter(p, 3)} ORDER BY lease_expires_at LIMIT $2`
+      : p.sweep === 'queue_deadlines'
+        ? `SELECT id FROM jobs WHERE queue_deadline IS NOT NULL AND queue_deadline <= $1 AND state IN ('queued', 'running') ${sweepFilter(p, 3)} ORDER BY id LIMIT $2`
+        : p.completedBefore !== undefined
+          ? `SELECT id FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ${sweepFilter(p, 3)} ORDER BY completed_at LIMIT $2`
+          : `SELECT id FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ${sweepFilter(p, 3)} ORDER BY prune_after LIMIT $2`;
+    const at = p.sweep === 'prune' && p.completedBefore !== undefined ? p.completedBefore : p.now;
+    return (await this.q(sql, [at, p.limit, ...sweepParams(p)])).rows.map((r) => r.id as string);
+  }
+
+  async jobPrune(p: JobPruneParams & SweepFilter): Promise<JobPruneResult> {
     return this.tx(async (c) => {
       // SKIP LOCKED: foremen pruning at once take different jobs.
       const due = (p.completedBefore !== undefined
-        ? await c.query('SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ORDER BY completed_at LIMIT 50 FOR UPDATE SKIP LOCKED', [p.completedBefore])
-        : await c.query('SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ORDER BY prune_after LIMIT 50 FOR UPDATE SKIP LOCKED', [p.now])).rows;
+        ? await c.query(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ${sweepFilter(p, 2)} ORDER BY completed_at LIMIT 50 FOR UPDATE SKIP LOCKED`, [p.completedBefore, ...sweepParams(p)])
+        : await c.query(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ${sweepFilter(p, 2)} ORDER BY prune_after LIMIT 50 FOR UPDATE SKIP LOCKED`, [p.now, ...sweepParams(p)])).rows;
       let budget = p.maxTasks;
       const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
       for (const job of due) {

@@ -22,14 +22,14 @@ import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
-  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState,
+  ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { activeJobFromRow, artifactFromRow, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -53,6 +53,18 @@ type Row = Record<string, any>;
 
 /** Bytes the space probe writes: a few pages, as a small submission would. */
 const PROBE_BYTES = 64 * 1024;
+
+/** Keeps a sweep to its filter: `@except` and `@only` are JSON arrays of ids, or null. */
+const SWEEP_FILTER = `AND (@except IS NULL OR id NOT IN (SELECT value FROM json_each(@except)))
+  AND (@only IS NULL OR id IN (SELECT value FROM json_each(@only)))`;
+
+/** True when a sweep is restricted (the unrestricted one keeps its plain statement). */
+const isFiltered = (f: SweepFilter): boolean => (f.except?.length ?? 0) > 0 || f.only !== undefined;
+
+/** The named parameters of a filtered sweep statement. */
+function sweepArgs(now: number, limit: number, f: SweepFilter): { now: number; limit: number; except: string | null; only: string | null } {
+  return { now, limit, except: f.except?.length ? JSON.stringify(f.except) : null, only: f.only ? JSON.stringify(f.only) : null };
+}
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
 function toSqliteGlob(pattern: string): string {
@@ -204,6 +216,8 @@ export class SqliteStore implements Store {
         cancel_requested = 0, queue_deadline = @now + queue_timeout_ms WHERE id = @id RETURNING *`),
       jobsPastQueueDeadline: db.prepare(`SELECT id FROM jobs INDEXED BY jobs_queue_deadline WHERE queue_deadline IS NOT NULL AND queue_deadline <= ?
         AND state IN ('queued', 'running') LIMIT ?`),
+      jobsPastQueueDeadlineSweep: db.prepare(`SELECT id FROM jobs INDEXED BY jobs_queue_deadline WHERE queue_deadline IS NOT NULL AND queue_deadline <= @now
+        AND state IN ('queued', 'running') ${SWEEP_FILTER} LIMIT @limit`),
       taskExpire: db.prepare(`UPDATE tasks SET state = ${to('expire')}, error = @error, completed_at = @now
         WHERE job_id = @jobId AND ${guard('expire')} AND started_at IS NULL`),
       jobClearDeadline: db.prepare('UPDATE jobs SET queue_deadline = NULL WHERE id = ?'),
@@ -233,6 +247,7 @@ export class SqliteStore implements Store {
           lease_expires_at = NULL, errors = json_insert(coalesce(errors, '[]'), '$[#]', json_set(json(@entry), '$.workerId', worker_id, '$.startedAt', started_at))
         WHERE id = @id AND ${guard('abandon')} AND attempt = @attempt`),
       taskExpired: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < ? LIMIT ?`),
+      taskExpiredSweep: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE state = 'running' AND lease_expires_at < @now ${SWEEP_FILTER} LIMIT @limit`),
       taskLease: db.prepare(`UPDATE tasks SET lease_expires_at = @until
         WHERE id = @id AND state = 'running' AND attempt = @attempt AND worker_id = @worker`),
       taskCancelById: db.prepare(`UPDATE tasks SET state = ${to('cancel')}, completed_at = @now, lease_expires_at = NULL, error = @error
@@ -284,6 +299,8 @@ export class SqliteStore implements Store {
         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + @n AS TEXT)`),
       pruneDue: db.prepare(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= ? ORDER BY prune_after LIMIT 50`),
       pruneFinishedBefore: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= ? ORDER BY completed_at LIMIT 50`),
+      pruneDueSweep: db.prepare(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= @now ${SWEEP_FILTER} ORDER BY prune_after LIMIT @limit`),
+      pruneFinishedBeforeSweep: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= @now ${SWEEP_FILTER} ORDER BY completed_at LIMIT @limit`),
       pruneTasks: db.prepare('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = ? LIMIT ?)'),
       pruneHasTasks: db.prepare('SELECT 1 FROM tasks WHERE job_id = ? LIMIT 1'),
       pruneJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
@@ -428,10 +445,11 @@ export class SqliteStore implements Store {
     })(params);
   }
 
-  async taskExpireQueued(params: { now: number; limit: number }): Promise<{ failed: number; jobs: JobChange[] }> {
-    return this.tx('taskExpireQueued', (p: { now: number; limit: number }) => {
+  async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {
+    return this.tx('taskExpireQueued', (p: { now: number; limit: number } & SweepFilter) => {
       const out = { failed: 0, jobs: [] as JobChange[] };
-      for (const { id } of this.s.jobsPastQueueDeadline.all(p.now, p.limit) as Row[]) {
+      const due = (isFiltered(p) ? this.s.jobsPastQueueDeadlineSweep.all(sweepArgs(p.now, p.limit, p)) : this.s.jobsPastQueueDeadline.all(p.now, p.limit)) as Row[];
+      for (const { id } of due) {
         const error = toJson(taskError('CC_ERR_NO_WORKER', `no worker started this task of job ${id} before its queue deadline`, { reason: 'queue_timeout' }));
         const n = this.s.taskExpire.run({ jobId: id, now: p.now, error }).changes;
         // Whatever started in time runs on; the deadline is spent.
@@ -558,12 +576,7 @@ export class SqliteStore implements Store {
         const r = this.s.taskClaimOne.get(p.workerId, p.now, lease, seq) as Row | undefined;
         if (!r) continue;
         if (r.job_id !== lastJob) { this.s.jobStart.run(p.now, r.job_id); lastJob = r.job_id; }
-        out.push({
-          taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-          priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-          createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at),
-          ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-        });
+        out.push(claimedFromRow(r));
       }
       // What the claimed tasks spent of their rate limits (read above in this transaction).
       buckets.forEach((b, i) => {
@@ -620,18 +633,13 @@ export class SqliteStore implements Store {
       let free = p.free;
       for (const { seq, requires } of candidates) {
         if (out.length >= p.limit) break;
-        const req = JSON.parse(requires) as Requirements;
-        if (!fits(req, free)) continue;
+        const req = requirementsOf(requires);
+        if (!req || !fits(req, free)) continue;
         const r = this.s.taskClaimOne.get(p.workerId, p.now, p.now + p.leaseMs, seq) as Row | undefined;
         if (!r) continue;
         free = take(free, req);
         this.s.jobStart.run(p.now, r.job_id);
-        out.push({
-          taskId: r.id, jobId: r.job_id, index: r.idx, kind: r.kind, type: r.type, input: fromJson(r.input),
-          priority: PRIORITY_BY_RANK[r.priority], attempt: r.attempt, timeoutMs: r.timeout_ms,
-          createdAt: r.created_at, queuedAt: Math.max(r.created_at, r.available_at), requires: req,
-          ...(r.files ? { fileIds: JSON.parse(r.files) as string[] } : {}),
-        });
+        out.push({ ...claimedFromRow(r), requires: req });
       }
       return out;
     })([select, p]);
@@ -735,9 +743,10 @@ export class SqliteStore implements Store {
     return this.tx('taskRequeueMany', (p: TaskRequeueParams) => this.requeueSync(p))(params);
   }
 
-  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number }): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
-    return this.tx('taskRequeueExpired', (p: { now: number; maxLost?: number; limit: number }) => {
-      const expired: ExpiredLease[] = (this.s.taskExpired.all(p.now, p.limit) as Row[]).map((r) => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }));
+  async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number } & SweepFilter): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
+    return this.tx('taskRequeueExpired', (p: { now: number; maxLost?: number; limit: number } & SweepFilter) => {
+      const rows = (isFiltered(p) ? this.s.taskExpiredSweep.all(sweepArgs(p.now, p.limit, p)) : this.s.taskExpired.all(p.now, p.limit)) as Row[];
+      const expired: ExpiredLease[] = rows.map((r) => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }));
       const res = this.requeueSync({
         tasks: expired, now: p.now, ...(p.maxLost !== undefined ? { maxLost: p.maxLost } : {}),
         error: taskError('CC_ERR_WORKER_LOST', 'the lease expired (no heartbeat from the worker in time)', { reason: 'lease_expired' }),
@@ -919,9 +928,18 @@ export class SqliteStore implements Store {
     return Number((this.s.metaGet.get('credentials_version') as Row | undefined)?.value ?? 0);
   }
 
-  async jobPrune(params: JobPruneParams): Promise<JobPruneResult> {
-    return this.tx('jobPrune', (p: JobPruneParams): JobPruneResult => {
-      const due = (p.completedBefore !== undefined ? this.s.pruneFinishedBefore.all(p.completedBefore) : this.s.pruneDue.all(p.now)) as Row[];
+  async sweepCandidates(p: { sweep: Sweep; now: number; limit: number; completedBefore?: number } & SweepFilter): Promise<string[]> {
+    const args = sweepArgs(p.sweep === 'prune' && p.completedBefore !== undefined ? p.completedBefore : p.now, p.limit, p);
+    const st = p.sweep === 'leases' ? this.s.taskExpiredSweep : p.sweep === 'queue_deadlines' ? this.s.jobsPastQueueDeadlineSweep
+      : p.completedBefore !== undefined ? this.s.pruneFinishedBeforeSweep : this.s.pruneDueSweep;
+    return (st.all(args) as Row[]).map((r) => r.id as string);
+  }
+
+  async jobPrune(params: JobPruneParams & SweepFilter): Promise<JobPruneResult> {
+    return this.tx('jobPrune', (p: JobPruneParams & SweepFilter): JobPruneResult => {
+      const due = (isFiltered(p)
+        ? (p.completedBefore !== undefined ? this.s.pruneFinishedBeforeSweep : this.s.pruneDueSweep).all(sweepArgs(p.completedBefore ?? p.now, 50, p))
+        : p.completedBefore !== undefined ? this.s.pruneFinishedBefore.all(p.completedBefore) : this.s.pruneDue.all(p.now)) as Row[];
       let budget = p.maxTasks;
       const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
       for (const job of due) {

@@ -91,7 +91,7 @@ function closeReason(code: number, reason: string, accepted: boolean): string {
 /**
  * A worker, without its host: see the file's comment. Events: `connected`, `disconnected`,
  * `taskStarted`, `taskFinished` (the outcome, then `{type, jobId}` of its task), `acked`,
- * `foremanError`, `error` (reconnection gave up), `stopped`.
+ * `resultRefused` (`{ taskId, attempt, error }`: an outcome the foreman's store refused), `foremanError`, `error` (reconnection gave up), `stopped`.
  */
 export class WorkerRuntime extends EventEmitter {
   /** This worker's id. */
@@ -477,6 +477,10 @@ export class WorkerRuntime extends EventEmitter {
       }
       case 'result_ack':
         this.outbox.acknowledged(msg.tasks);
+        for (const r of msg.refused ?? []) {
+          this.logger.warn({ taskId: r.taskId, attempt: r.attempt, code: r.error.code, error: r.error.message }, 'the foreman could not record this task\'s outcome as sent; the task failed instead');
+          this.emit('resultRefused', r);
+        }
         this.emit('acked');
         return;
       case 'error': {

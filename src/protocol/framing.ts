@@ -6,7 +6,7 @@
  */
 
 import { CrowdComputeError } from './errors.ts';
-import { checkDocumentDepth } from './json-limits.ts';
+import { MAX_DOCUMENT_DEPTH, messagesTooDeep } from './json-limits.ts';
 
 /** Run `fn` after the current turn, once pending I/O has been seen (setImmediate where there is one). */
 export type Scheduler = (fn: () => void) => void;
@@ -15,16 +15,37 @@ const defaultScheduler: Scheduler = typeof globalThis.setImmediate === 'function
   ? (fn) => { globalThis.setImmediate(fn); }
   : (fn) => { setTimeout(fn, 0); };
 
-/** The messages of a frame: one, or several when the frame is a JSON array. Throws CC_ERR_BAD_JSON or CC_ERR_TOO_DEEP. */
+/**
+ * A message of a frame that nests too deep to be handled (see protocol/json-limits.ts). It
+ * stands in the frame's list for the message, so the receiver answers it (by its request id)
+ * and goes on with the others.
+ */
+export class TooDeepMessage {
+  readonly requestId: string | undefined;
+  readonly type: string | undefined;
+  constructor(raw: unknown) {
+    const m = typeof raw === 'object' && raw !== null ? raw as { requestId?: unknown; type?: unknown } : {};
+    this.requestId = typeof m.requestId === 'string' ? m.requestId.slice(0, 100) : undefined;
+    this.type = typeof m.type === 'string' ? m.type.slice(0, 60) : undefined;
+  }
+}
+
+/**
+ * The messages of a frame: one, or several when the frame is a JSON array; a message nested
+ * deeper than MAX_DOCUMENT_DEPTH comes as a {@link TooDeepMessage}. Throws CC_ERR_BAD_JSON.
+ * (Parsing deep JSON is safe; handling it afterwards is what is not.)
+ */
 export function decodeFrame(text: string): unknown[] {
-  checkDocumentDepth(text, 'the frame');
+  const deep = messagesTooDeep(text, MAX_DOCUMENT_DEPTH);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
     throw new CrowdComputeError('CC_ERR_BAD_JSON', `frame is not valid JSON (${(err as Error).message})`);
   }
-  return Array.isArray(value) ? value : [value];
+  const messages = Array.isArray(value) ? value : [value];
+  for (const i of deep) if (i < messages.length) messages[i] = new TooDeepMessage(messages[i]);
+  return messages;
 }
 
 /** One frame from messages already encoded as JSON text. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_DOCUMENT_DEPTH, MAX_VALUE_DEPTH, jsonDepthExceeds } from './json-limits.ts';
+import { MAX_DOCUMENT_DEPTH, MAX_VALUE_DEPTH, jsonDepthExceeds, messagesTooDeep } from './json-limits.ts';
 import { decodeFrame } from './framing.ts';
 import { parseInbound } from './parse.ts';
 
@@ -23,16 +23,20 @@ test('brackets inside strings do not count, escaped quotes included', () => {
   assert.equal(jsonDepthExceeds(JSON.stringify([['\\\\', [[['x']]]]]), 5), false);
 });
 
-test('a frame nested too deep is refused before it is parsed, naming the limit; one within it is read', () => {
-  const deep = `{"type":"task_results","results":[{"taskId":"t","attempt":1,"status":"completed","result":${nested(5_000)}}]}`;
-  assert.throws(() => decodeFrame(deep), (err: Error & { code?: string }) => {
-    assert.equal(err.code, 'CC_ERR_TOO_DEEP');
-    assert.match(err.message, new RegExp(`more than ${MAX_DOCUMENT_DEPTH} levels`));
-    return true;
-  });
-  const [r] = parseInbound(deep);
-  assert.equal(r.ok, false);
+test('a message nested too deep is refused alone, naming the limit and answering its request id; the others of its frame are read', () => {
+  const deep = `{"type":"submit_job","requestId":"r-deep","job":{"kind":"tasks","tasks":[{"type":"x","input":${nested(5_000)}}]}}`;
   const fine = `{"type":"task_results","results":[{"taskId":"t","attempt":1,"status":"completed","result":${nested(MAX_VALUE_DEPTH)}}]}`;
-  const [ok] = parseInbound(`[${fine}]`);
+  const [bad, ok] = parseInbound(`[${deep},${fine}]`);
+  assert.equal(bad.ok, false);
+  if (!bad.ok) {
+    assert.equal(bad.error.code, 'CC_ERR_TOO_DEEP');
+    assert.equal(bad.requestId, 'r-deep');
+    assert.match(bad.error.message, new RegExp(`the "submit_job" message nests JSON more than ${MAX_DOCUMENT_DEPTH} levels deep`));
+  }
   assert.equal(ok.ok, true);
+  // A lone message, and brackets in strings between messages.
+  assert.deepEqual(messagesTooDeep(deep, MAX_DOCUMENT_DEPTH), [0]);
+  assert.deepEqual(messagesTooDeep(`[{"a":"],[,"},${deep},{"b":1},${deep}]`, MAX_DOCUMENT_DEPTH), [1, 3]);
+  assert.deepEqual(messagesTooDeep(`[${fine},${fine}]`, MAX_DOCUMENT_DEPTH), []);
+  assert.equal(decodeFrame(`[${deep}]`).length, 1);
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CrowdComputeError } from './errors.ts';
-import { decodeFrame } from './framing.ts';
+import { TooDeepMessage, decodeFrame } from './framing.ts';
+import { MAX_DOCUMENT_DEPTH, tooDeepError } from './json-limits.ts';
 import { InboundSchema, OutboundSchema, INBOUND_TYPES, OUTBOUND_TYPES, type Inbound, type Outbound } from './messages.ts';
 
 /** The first few problems of a failed parse, each with its path: `tasks.0.type: Required`. */
@@ -34,6 +35,9 @@ function parseFrame<T>(text: string, schema: z.ZodType<T>, known: ReadonlySet<st
     return [{ ok: false, error: err as CrowdComputeError }];
   }
   return raws.map((raw) => {
+    if (raw instanceof TooDeepMessage) {
+      return { ok: false, error: tooDeepError(raw.type ? `the "${raw.type}" message` : 'the message', MAX_DOCUMENT_DEPTH), ...(raw.requestId ? { requestId: raw.requestId } : {}) };
+    }
     try {
       return { ok: true, message: parseOne(raw, schema, known) };
     } catch (err) {

@@ -39,7 +39,7 @@ export function makeErrorHandler(log: Logger, maxBodyBytes: number, maxFileBytes
       const file = request.routeOptions.url === '/api/files';
       const limit = file ? maxFileBytes : maxBodyBytes;
       err = new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `${file ? 'the file' : 'request body'} exceeds ${formatBytes(limit)}, the foreman's limit (${file ? '--max-file-size' : '--max-payload'})`, { limit });
-    } else if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error instanceof SyntaxError) {
+    } else if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof SyntaxError && (error as FastifyError).statusCode === 400)) {
       err = new CrowdComputeError('CC_ERR_BAD_JSON', `request body is not valid JSON: ${error.message}`);
     } else if ((error as FastifyError).statusCode && (error as FastifyError).statusCode! < 500) {
       reply.status((error as FastifyError).statusCode!).send({ code: (error as FastifyError).code ?? 'CC_ERR_BAD_MESSAGE', message: error.message, detail: error.message });

@@ -557,6 +557,42 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await store.taskExpireQueued({ now: t0 + 11_000, limit: 10 })).failed, 2);
     });
 
+    test('sweeps name what they would take, and leave out `except` or keep to `only`: leases, queue deadlines, pruning', async () => {
+      const t0 = Date.now();
+      // Leases.
+      await store.jobInsert(namedJob(['sw.a', 'sw.b', 'sw.c']));
+      const run = await store.taskClaimMany({ workerId: 'w', patterns: ['sw.*'], allowCode: false, limit: 3, leaseMs: 1_000, now: t0 });
+      const [a, b, c] = run.map((t) => t.taskId);
+      assert.deepEqual((await store.sweepCandidates({ sweep: 'leases', now: t0 + 500, limit: 10 })), [], 'nothing expired yet');
+      assert.deepEqual((await store.sweepCandidates({ sweep: 'leases', now: t0 + 5_000, limit: 10 })).sort(), [a, b, c].sort());
+      assert.deepEqual((await store.sweepCandidates({ sweep: 'leases', now: t0 + 5_000, limit: 10, except: [b] })).sort(), [a, c].sort());
+      const onlyA = await store.taskRequeueExpired({ now: t0 + 5_000, limit: 10, only: [a] });
+      assert.deepEqual(onlyA.expired.map((t) => t.taskId), [a]);
+      const exceptB = await store.taskRequeueExpired({ now: t0 + 5_000, limit: 10, except: [b] });
+      assert.deepEqual(exceptB.expired.map((t) => t.taskId), [c]);
+      assert.equal((await store.taskGet(b))?.state, 'running', 'left out');
+      // Queue deadlines.
+      const q1 = await store.jobInsert({ ...namedJob(['nq.a'], { queueTimeoutMs: 1_000 }), now: t0 });
+      const q2 = await store.jobInsert({ ...namedJob(['nq.a'], { queueTimeoutMs: 1_000 }), now: t0 });
+      assert.deepEqual((await store.sweepCandidates({ sweep: 'queue_deadlines', now: t0 + 2_000, limit: 10 })).sort(), [q1.job.id, q2.job.id].sort());
+      assert.equal((await store.taskExpireQueued({ now: t0 + 2_000, limit: 10, except: [q1.job.id] })).failed, 1);
+      assert.equal((await store.jobGet(q1.job.id))?.counts.failed, 0);
+      assert.equal((await store.taskExpireQueued({ now: t0 + 2_000, limit: 10, only: [q2.job.id] })).failed, 0, 'its deadline is spent');
+      assert.equal((await store.taskExpireQueued({ now: t0 + 2_000, limit: 10, only: [q1.job.id] })).failed, 1);
+      // Pruning.
+      const p1 = await store.jobInsert({ ...namedJob(['pr.a'], { retentionMs: 1_000 }), now: t0 });
+      const p2 = await store.jobInsert({ ...namedJob(['pr.a'], { retentionMs: 1_000 }), now: t0 });
+      for (const jobId of [p1.job.id, p2.job.id]) await store.jobCancel({ jobId, now: t0 });
+      const due = await store.sweepCandidates({ sweep: 'prune', now: t0 + 2_000, limit: 50 });
+      assert.ok(due.includes(p1.job.id) && due.includes(p2.job.id));
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'prune', now: t0 + 2_000, limit: 50, only: [p2.job.id] }), [p2.job.id]);
+      assert.equal((await store.jobPrune({ now: t0 + 2_000, maxTasks: 100, except: [p1.job.id] })).jobs, due.length - 1);
+      assert.ok(await store.jobGet(p1.job.id), 'left out');
+      assert.equal(await store.jobGet(p2.job.id), null);
+      assert.equal((await store.jobPrune({ now: t0 + 2_000, maxTasks: 100, only: [p1.job.id] })).jobs, 1);
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'prune', now: t0 + 2_000, limit: 50, completedBefore: t0 + 1 }), []);
+    });
+
     test('listings filter jobs by state, text and time, and page tasks from an index', async () => {
       const t0 = Date.now() - 10_000;
       const a = await store.jobInsert({ ...namedJob(['image.resize', 'image.crop']), now: t0 });

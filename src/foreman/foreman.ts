@@ -261,11 +261,11 @@ export class Foreman {
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
         onCredentials: () => void auth?.checkChanges(),
-      }),
-      // A backstop for a notification lost with a dropped LISTEN connection: watched jobs that
-      // finished through another foreman are looked up now and then.
-      PeriodicService.of('watched job recheck', 3_000, log, () => events.recheckWatched()));
+      }));
     }
+    // Watched jobs are looked up now and then: a backstop for a notification lost with a dropped
+    // LISTEN connection (several foremen), and how a waiter hears of a job pruned unfinished.
+    services.push(PeriodicService.of('watched job recheck', 3_000, log, () => events.recheckWatched()).watchedBy(loops));
 
     const app = (o.tls ? Fastify({ logger: false, bodyLimit: o.maxPayloadBytes, https: { cert: o.tls.cert, key: o.tls.key } })
       : Fastify({ logger: false, bodyLimit: o.maxPayloadBytes })) as unknown as FastifyInstance;

@@ -18,6 +18,12 @@ const bool = (v: unknown): boolean => v === 1 || v === true;
 
 /** A value as JSON text for a column (undefined stays NULL). */
 export const toJson = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+/**
+ * JSON text that PostgreSQL's jsonb accepts: jsonb refuses the NUL character and unpaired
+ * surrogates in strings, which JSON (and a worker's error message) may hold; they become U+FFFD.
+ * For the attempt history, which is appended to as jsonb.
+ */
+export const jsonbText = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? x.toWellFormed().replaceAll('\0', '\ufffd') : x));
 /** A JSON column back to its value. */
 export const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
 

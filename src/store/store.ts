@@ -538,6 +538,12 @@ export interface JobPruneParams {
   maxTasks: number;
   /** Prune jobs finished before this time, whatever their retention (on demand); default: those whose retention has passed. */
   completedBefore?: number;
+  /**
+   * Prune jobs that have not finished (queued or running), submitted before this time, instead:
+   * their tasks never run, or their results are refused. The way to empty a full database
+   * without writing anything but tombstones.
+   */
+  unfinishedBefore?: number;
   /** Forget pruned jobs' tombstones older than this. */
   forgetPrunedBefore?: number;
 }

@@ -498,6 +498,33 @@ export class Dispatcher implements Service {
   }
 
   private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
+    // A graph node's task says which node it is and how it reads its upstream nodes; named
+    // tasks carry their job's metadata. A job that cannot be read fails its tasks here, alone.
+    let info: Awaited<ReturnType<Dispatcher['infoOf']>> | null = null;
+    let infoJob = '';
+    let unreadableJob: string | null = null;
+    for (const c of claimed) {
+      if (c.kind !== 'named' || c.unreadable !== undefined) continue;
+      // Claims come mostly from one job: ask the cache once per run of tasks of the same job.
+      if (c.jobId !== infoJob) {
+        infoJob = c.jobId;
+        try {
+          info = await this.infoOf(c.jobId);
+          unreadableJob = null;
+        } catch (err) {
+          if (isStoreWideError(err)) throw err;
+          info = null;
+          unreadableJob = `task ${c.taskId}: its job ${c.jobId} cannot be read from the store (${(err as Error).message})`;
+        }
+      }
+      if (unreadableJob !== null) { c.unreadable = unreadableJob; continue; }
+      if (!info) continue;
+      if (info.metadata) c.metadata = info.metadata;
+      const node = info.graph?.nodes[c.index];
+      if (node && node.taskId === c.taskId) {
+        c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
+      }
+    }
     if (claimed.some((c) => c.unreadable !== undefined)) {
       this.failUnreadable(t, claimed.filter((c) => c.unreadable !== undefined));
       claimed = claimed.filter((c) => c.unreadable === undefined);
@@ -508,21 +535,6 @@ export class Dispatcher implements Service {
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.
     for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
-    // A graph node's task says which node it is and how it reads its upstream nodes; named
-    // tasks carry their job's metadata.
-    let info: Awaited<ReturnType<Dispatcher['infoOf']>> | null = null;
-    let infoJob = '';
-    for (const c of claimed) {
-      if (c.kind !== 'named') continue;
-      // Claims come mostly from one job: ask the cache once per run of tasks of the same job.
-      if (c.jobId !== infoJob) { info = await this.infoOf(c.jobId); infoJob = c.jobId; }
-      if (!info) continue;
-      if (info.metadata) c.metadata = info.metadata;
-      const node = info.graph?.nodes[c.index];
-      if (node && node.taskId === c.taskId) {
-        c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
-      }
-    }
     // Files the tasks carry: their names and sizes, and links to download them.
     const fileIds = [...new Set(claimed.flatMap((c) => c.fileIds ?? []))];
     if (fileIds.length > 0) {

@@ -160,15 +160,20 @@ export class JobEvents implements Service {
 
   /**
    * Look up the jobs someone here is waiting for and publish those that finished: a backstop
-   * for a missed notification when several foremen share the store (called periodically).
+   * for a missed notification when several foremen share the store, and the way a waiter hears
+   * of a job pruned before it finished (`crowdcompute prune --unfinished`): it ends cancelled,
+   * and its results are CC_ERR_JOB_PRUNED (called periodically).
    */
   async recheckWatched(limit = 1000): Promise<void> {
     let n = 0;
     for (const jobId of [...this.subscribers.keys()]) {
       if (n++ >= limit) break;
       const job = await this.store.jobGet(jobId);
-      if (job && job.completedAt !== null && this.subscribers.has(jobId)) {
+      if (!this.subscribers.has(jobId)) continue;
+      if (job && job.completedAt !== null) {
         this.publish([{ jobId, state: job.state, counts: job.counts, finished: true }]);
+      } else if (!job && await this.store.jobPruned(jobId)) {
+        this.publish([{ jobId, state: 'cancelled', counts: { total: 0, completed: 0, failed: 0, cancelled: 0 }, finished: true }]);
       }
     }
   }

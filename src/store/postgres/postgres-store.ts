@@ -26,7 +26,7 @@ import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit,
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -796,7 +796,7 @@ export class PostgresStore implements Store {
             WHERE id = $1 AND ${guard('fail')} AND attempt = $2 AND worker_id = $3 FOR UPDATE`, [o.taskId, o.attempt, o.workerId])).rows[0];
           if (!row) continue;
           const err = o.error ?? { message: 'unknown error' };
-          const entry = JSON.stringify({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
+          const entry = jsonbText({ attempt: o.attempt, workerId: o.workerId, error: err, at: now });
           const hist = `errors = (COALESCE(errors::jsonb, '[]'::jsonb) || jsonb_build_array($6::jsonb || jsonb_build_object('workerId', worker_id, 'startedAt', started_at)))::text`;
           const next = o.retryAt === undefined ? 'fail' : afterFailure({ failures: row.failures, maxAttempts: row.max_attempts }, err);
           if (next === 'retry') {
@@ -1131,7 +1131,9 @@ export class PostgresStore implements Store {
   async jobPrune(p: JobPruneParams & SweepFilter): Promise<JobPruneResult> {
     return this.tx(async (c) => {
       // SKIP LOCKED: foremen pruning at once take different jobs.
-      const due = (p.completedBefore !== undefined
+      const due = (p.unfinishedBefore !== undefined
+        ? await c.query('SELECT id, owner FROM jobs WHERE completed_at IS NULL AND created_at <= $1 ORDER BY created_at LIMIT 50 FOR UPDATE SKIP LOCKED', [p.unfinishedBefore])
+        : p.completedBefore !== undefined
         ? await c.query(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ${sweepFilter(p, 2)} ORDER BY completed_at LIMIT 50 FOR UPDATE SKIP LOCKED`, [p.completedBefore, ...sweepParams(p)])
         : await c.query(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ${sweepFilter(p, 2)} ORDER BY prune_after LIMIT 50 FOR UPDATE SKIP LOCKED`, [p.now, ...sweepParams(p)])).rows;
       let budget = p.maxTasks;

@@ -51,6 +51,13 @@ export interface SqliteStoreOptions {
 
 type Row = Record<string, any>;
 
+/**
+ * Room kept above a size cap (--max-database-size) for writes that make room: a share of the
+ * cap, and at least a few MiB. Measured: cancelling a queued task writes about 150 bytes.
+ */
+const HEADROOM_SHARE = 0.05;
+const HEADROOM_MIN_BYTES = 4 * 1024 * 1024;
+
 /** Bytes the space probe writes: a few pages, as a small submission would. */
 const PROBE_BYTES = 64 * 1024;
 
@@ -84,7 +91,9 @@ export class SqliteStore implements Store {
     this.db = new Database(options.path);
     if (options.maxSizeBytes) {
       const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-      this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+      this.capPages = Math.max(1, Math.floor(options.maxSizeBytes / pageSize));
+      this.headroomPages = Math.ceil(Math.max(HEADROOM_MIN_BYTES, options.maxSizeBytes * HEADROOM_SHARE) / pageSize);
+      this.db.pragma(`max_page_count = ${this.capPages}`);
     }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -103,6 +112,9 @@ export class SqliteStore implements Store {
   }
 
   private checkpointer: Checkpointer | null = null;
+  /** The size cap in pages (none: 0), and the headroom above it kept for writes that free space. */
+  private capPages = 0;
+  private headroomPages = 0;
   private readonly lock: ForemanLock | null;
   private readonly path: string;
 
@@ -114,6 +126,22 @@ export class SqliteStore implements Store {
     let t = this.txs.get(name);
     if (!t) { t = this.db.transaction(body); this.txs.set(name, t); }
     return t.immediate as (arg: A) => R;
+  }
+
+  /**
+   * A transaction that makes room (a cancel, a failure, a prune): under a size cap it may use
+   * the headroom kept above the cap, so that a full database can always be emptied. (Cancelling
+   * writes each task's new state and error; pruning its tombstone. Submissions and results
+   * never reach the headroom.) The cap cannot go below the file's size, so after such a write
+   * the file stays as large as it grew, and new rows reuse the space freed.
+   */
+  private freeing<A, R>(name: string, body: (arg: A) => R): (arg: A) => R {
+    const run = this.tx(name, body);
+    if (this.capPages === 0) return run;
+    return (arg: A) => {
+      this.db.pragma(`max_page_count = ${this.capPages + this.headroomPages}`);
+      try { return run(arg); } finally { this.db.pragma(`max_page_count = ${this.capPages}`); }
+    };
   }
 
   /** A wrapper for use inside a transaction: a savepoint, so a failure undoes only its own writes. */
@@ -299,6 +327,7 @@ export class SqliteStore implements Store {
         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + @n AS TEXT)`),
       pruneDue: db.prepare(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= ? ORDER BY prune_after LIMIT 50`),
       pruneFinishedBefore: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= ? ORDER BY completed_at LIMIT 50`),
+      pruneUnfinishedBefore: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NULL AND created_at <= ? ORDER BY created_at LIMIT 50`),
       pruneDueSweep: db.prepare(`SELECT id, owner FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= @now ${SWEEP_FILTER} ORDER BY prune_after LIMIT @limit`),
       pruneFinishedBeforeSweep: db.prepare(`SELECT id, owner FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= @now ${SWEEP_FILTER} ORDER BY completed_at LIMIT @limit`),
       pruneTasks: db.prepare('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = ? LIMIT ?)'),
@@ -446,7 +475,7 @@ export class SqliteStore implements Store {
   }
 
   async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {
-    return this.tx('taskExpireQueued', (p: { now: number; limit: number } & SweepFilter) => {
+    return this.freeing('taskExpireQueued', (p: { now: number; limit: number } & SweepFilter) => {
       const out = { failed: 0, jobs: [] as JobChange[] };
       const due = (isFiltered(p) ? this.s.jobsPastQueueDeadlineSweep.all(sweepArgs(p.now, p.limit, p)) : this.s.jobsPastQueueDeadline.all(p.now, p.limit)) as Row[];
       for (const { id } of due) {
@@ -476,7 +505,7 @@ export class SqliteStore implements Store {
   }
 
   async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {
-    return this.tx('jobCancel', (params: { jobId: string; now: number }): JobCancelResult | null => {
+    return this.freeing('jobCancel', (params: { jobId: string; now: number }): JobCancelResult | null => {
       const row = this.s.jobGet.get(params.jobId) as Row | undefined;
       if (!row) return null;
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
@@ -744,7 +773,7 @@ export class SqliteStore implements Store {
   }
 
   async taskRequeueExpired(params: { now: number; maxLost?: number; limit: number } & SweepFilter): Promise<TaskRequeueResult & { expired: ExpiredLease[] }> {
-    return this.tx('taskRequeueExpired', (p: { now: number; maxLost?: number; limit: number } & SweepFilter) => {
+    return this.freeing('taskRequeueExpired', (p: { now: number; maxLost?: number; limit: number } & SweepFilter) => {
       const rows = (isFiltered(p) ? this.s.taskExpiredSweep.all(sweepArgs(p.now, p.limit, p)) : this.s.taskExpired.all(p.now, p.limit)) as Row[];
       const expired: ExpiredLease[] = rows.map((r) => ({ taskId: r.id, attempt: r.attempt, workerId: r.worker_id }));
       const res = this.requeueSync({
@@ -764,7 +793,7 @@ export class SqliteStore implements Store {
   }
 
   async taskCancel(params: { taskId: string; now: number }) {
-    return this.tx('taskCancel', (p: { taskId: string; now: number }) => {
+    return this.freeing('taskCancel', (p: { taskId: string; now: number }) => {
       const before = this.s.taskGet.get(p.taskId) as Row | undefined;
       if (!before) return null;
       if (!canTake('cancel', before.state)) return { task: taskFromRow(before), running: null, change: null };
@@ -936,10 +965,11 @@ export class SqliteStore implements Store {
   }
 
   async jobPrune(params: JobPruneParams & SweepFilter): Promise<JobPruneResult> {
-    return this.tx('jobPrune', (p: JobPruneParams & SweepFilter): JobPruneResult => {
-      const due = (isFiltered(p)
-        ? (p.completedBefore !== undefined ? this.s.pruneFinishedBeforeSweep : this.s.pruneDueSweep).all(sweepArgs(p.completedBefore ?? p.now, 50, p))
-        : p.completedBefore !== undefined ? this.s.pruneFinishedBefore.all(p.completedBefore) : this.s.pruneDue.all(p.now)) as Row[];
+    return this.freeing('jobPrune', (p: JobPruneParams & SweepFilter): JobPruneResult => {
+      const due = (p.unfinishedBefore !== undefined ? this.s.pruneUnfinishedBefore.all(p.unfinishedBefore)
+        : isFiltered(p)
+          ? (p.completedBefore !== undefined ? this.s.pruneFinishedBeforeSweep : this.s.pruneDueSweep).all(sweepArgs(p.completedBefore ?? p.now, 50, p))
+          : p.completedBefore !== undefined ? this.s.pruneFinishedBefore.all(p.completedBefore) : this.s.pruneDue.all(p.now)) as Row[];
       let budget = p.maxTasks;
       const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
       for (const job of due) {

@@ -41,7 +41,8 @@ export function storeError(err: unknown, what: string): unknown {
   if (isFullError(err)) {
     const code = (err as { code: string }).code;
     const why = code.startsWith('SQLITE_READONLY') ? 'the database file is read-only' : 'the database or its disk is full';
-    return new CrowdComputeError('CC_ERR_STORE_FULL', `${why} (${code}) while ${what}; free space, prune finished jobs (crowdcompute prune), or raise the size limit`);
+    return new CrowdComputeError('CC_ERR_STORE_FULL', `${why} (${code}) while ${what}; free space: cancel queued jobs (crowdcompute cancel), prune finished jobs (crowdcompute prune), `
+      + 'or drop unfinished ones (crowdcompute prune --unfinished), or raise the size limit');
   }
   return err;
 }

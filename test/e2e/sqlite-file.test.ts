@@ -69,6 +69,55 @@ test('a full database: submissions get 507, health is degraded, held results wai
   }
 });
 
+test('a database full of queued work can be emptied with the foreman running: cancel (REST and CLI) in the headroom, then prune, or prune --unfinished', { timeout: 180_000 }, async () => {
+  const foreman = await startTestForeman({ maxDatabaseBytes: 4 * 1024 * 1024 });
+  const client = new Client({ url: foreman.url });
+  const submit = (tasks: unknown[]) => foreman.fetch('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'tasks', tasks }) });
+  try {
+    // Queued work nobody serves fills the file.
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const r = await submit([{ type: 'nobody.serves', input: `${i}-${'x'.repeat(60_000)}` }]);
+      if (r.status === 507) break;
+      const body = await r.json();
+      assert.equal(r.status, 201, `filler ${i}: ${JSON.stringify(body)}`);
+      ids.push(body.job_id);
+    }
+    assert.ok(ids.length > 10 && ids.length < 400, `the store filled up (${ids.length} jobs)`);
+    assert.equal((await foreman.fetch('/health')).status, 503);
+    const refused = await submit([{ type: 'nobody.serves', input: 'y'.repeat(60_000) }]);
+    assert.equal(refused.status, 507);
+    assert.match((await refused.json()).message, /crowdcompute prune --unfinished/);
+
+    // Cancelling while full: through REST (the dashboard's Cancel uses the same route) and the CLI.
+    const cancelled = await foreman.fetch(`/api/jobs/${ids[0]}/cancel`, { method: 'POST' });
+    const cancelledBody = await cancelled.json();
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelledBody));
+    assert.equal(cancelledBody.status, 'cancelled');
+    const viaCli = JSON.parse(await cli(['cancel', ids[1], '--foreman', foreman.url]));
+    assert.equal(viaCli.status, 'cancelled');
+    for (const id of ids.slice(2, 10)) assert.equal((await client.cancel(id)).status, 'cancelled');
+    // Then the cancelled jobs go, and with them their inputs.
+    assert.match(await cli(['prune', '--database', foreman.databaseUrl, '--older-than', '0s']), /^pruned 10 jobs that finished more than/);
+
+    // The rest never finished: a client waiting on one hears that it was pruned.
+    const waiting = await client.watch(ids[ids.length - 1]);
+    const outcome = waiting.result().then(() => null, (err: Error & { code?: string }) => err);
+    const out = await cli(['prune', '--database', foreman.databaseUrl, '--unfinished']);
+    assert.match(out, new RegExp(`^pruned ${ids.length - 10} jobs past their retention or had not finished \\(${ids.length - 10} of them\\)`));
+    const err = await outcome;
+    assert.ok(err, 'the waiter is told');
+    assert.equal(err.code, 'CC_ERR_JOB_PRUNED');
+    assert.equal((await foreman.fetch(`/api/jobs/${ids[ids.length - 1]}`)).status, 404);
+
+    await waitFor(async () => (await foreman.fetch('/health')).status === 200 || null, { timeoutMs: 20_000, message: 'health recovers' });
+    assert.equal((await submit([{ type: 'nobody.serves', input: 'after' }])).status, 201, 'submissions are accepted again');
+  } finally {
+    await client.close();
+    await foreman.cleanup();
+  }
+});
+
 test('a second foreman on the same SQLite file refuses to start and names the one that holds it; the CLI still works beside it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-lock-'));
   const database = `sqlite:${join(dir, 'one.db')}`;

@@ -53,7 +53,9 @@ type Row = Record<string, any>;
 
 /**
  * Room kept above a size cap (--max-database-size) for writes that make room: a share of the
- * cap, and at least a few MiB. Measured: cancelling a queued task writes about 150 bytes.
+ * cap, and at least 4 MiB. Measured: cancelling grows the file by 110 to 170 bytes per queued
+ * task (its state, its error), so the least headroom cancels about 25,000 tasks; a larger
+ * backlog is dropped with `crowdcompute prune --unfinished`, which only deletes.
  */
 const HEADROOM_SHARE = 0.05;
 const HEADROOM_MIN_BYTES = 4 * 1024 * 1024;

@@ -29,6 +29,8 @@ const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof Foreman
   { flag: '--prune-interval <duration>', key: 'pruneIntervalMs', help: 'how often jobs past their retention are looked for', parse: parseDuration },
   { flag: '--queue-timeout <duration>', key: 'queueTimeoutMs', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
   { flag: '--auth-skew <duration>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
+  { flag: '--stall-after <duration>', key: 'stallAfterMs', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
+  { flag: '--max-sandbox-crashes <n>', key: 'maxSandboxCrashes', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
 ];
 
 /** `crowdcompute foreman`: start a foreman. */

@@ -72,6 +72,8 @@ export const FOREMAN_DEFAULTS = {
   maxTasksPerBrowser: 4,
   /** A loop (dispatcher, reapers, pruner, feed) stuck in one round, or failing every round, this long makes /health say so. */
   stallAfterMs: 60_000,
+  /** Sandboxes a map job's function may take down (out of memory, crashed) before the job fails as a whole. */
+  maxSandboxCrashes: 3,
 } as const;
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
@@ -160,6 +162,11 @@ export interface ForemanOptions {
    * one round, or failing every round, for this long makes /health answer 503 naming it. Default 60 s.
    */
   stallAfterMs?: number;
+  /**
+   * Sandboxes a map job's function may take down on Node workers (CC_ERR_MEMORY_LIMIT,
+   * CC_ERR_SANDBOX_CRASHED) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED. Default 3.
+   */
+  maxSandboxCrashes?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
   /** A pino logger; default: one on stderr at `logLevel`. */

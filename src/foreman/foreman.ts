@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
-import { PROTOCOL_VERSION, isWorkerMessage } from '../protocol/index.ts';
+import { PROTOCOL_VERSION, isWorkerMessage, taskError } from '../protocol/index.ts';
 import type { Store } from '../store/store.ts';
 import { canonicalDatabaseUrl, openStore } from '../store/open-store.ts';
 import { localCredentialsFor, saveLocalCredentials } from '../host/local-credentials.ts';
@@ -31,6 +31,7 @@ import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { LoopHealth } from './loop-health.ts';
+import { CrashBreaker } from './jobs/crash-breaker.ts';
 import { makeErrorHandler } from './http/http-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
@@ -185,13 +186,22 @@ export class Foreman {
     const fileSigner: FileLinkSigner | null = auth ? { sign: (id, exp) => auth!.signFile(id, exp), verify: (id, exp, sig) => auth!.verifyFile(id, exp, sig) } : null;
     // Whether the loops make progress: /health names one that is stuck or keeps failing.
     const loops = new LoopHealth(metrics, log, { stallMs: o.stallAfterMs });
-    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series, fileLink: (id) => fileLink(id, fileSigner), tracker: loops.track('dispatcher') },
+    // A map job whose function keeps crashing sandboxes fails as a whole (see crash-breaker.ts).
+    let jobService: JobService | null = null;
+    const breaker = new CrashBreaker(o.maxSandboxCrashes, (jobId, crashes, last) => {
+      const error = taskError('CC_ERR_SANDBOX_CRASHED', `job ${jobId} failed: its function took down ${crashes} sandboxes (--max-sandbox-crashes ${o.maxSandboxCrashes}); the last: ${last.slice(0, 300)}`,
+        { retryable: false, reason: 'sandbox_crashes' });
+      jobService?.failJob(jobId, error).catch((err: unknown) => log.warn({ err, jobId }, 'could not fail a job whose tasks keep crashing their sandboxes'));
+    });
+    dispatcher = new Dispatcher({ store, registry, events, metrics, log, series, fileLink: (id) => fileLink(id, fileSigner), tracker: loops.track('dispatcher'),
+      onFailure: (settled) => breaker.observe(settled) },
       { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
+    jobService = jobs;
     // A finished job (here, or through another foreman) takes no more of the workers.
-    events.onChange((change) => { if (change.finished) dispatcher?.jobFinished(change.jobId); });
+    events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
     events.onChange((change) => {
       if (change.counts.failed > 0 && !change.finished && change.state !== 'failed' && change.state !== 'cancelled' && change.state !== 'completed') {

@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   CC_ERR_HANDLER_FAILED: 'The task handler or shipped function threw.',
   CC_ERR_TIMEOUT: 'The task did not finish within its timeoutMs.',
   CC_ERR_MEMORY_LIMIT: 'Shipped code exceeded the sandbox memory limit.',
+  CC_ERR_SANDBOX_CRASHED: 'Shipped code took down the sandbox that ran it; a job whose function does so repeatedly fails as a whole.',
   CC_ERR_WORKER_LOST: 'The worker running the task went away.',
   CC_ERR_STALE_ATTEMPT: 'A result arrived for an attempt that no longer holds the task.',
   CC_ERR_RESULT_REFUSED: 'The store could not record a task\'s result or error as sent (a value the database refuses); the task failed with this code instead.',

@@ -635,6 +635,11 @@ export interface Store {
   /** A job's results in order, all of them or a page (`offset`, `limit`, counted in results). */
   jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;
+  /**
+   * Fail a job as a whole: its queued and running tasks fail with `error` (running ones are
+   * returned, for their workers to be told), it takes no more parts, and it ends `failed`.
+   */
+  jobFail(params: { jobId: string; now: number; error: TaskError }): Promise<JobCancelResult | null>;
 
   taskGet(taskId: string): Promise<TaskRecord | null>;
   /** A job's tasks in index order from `offset` (an index, so paging deep into a big job stays fast); `state` keeps one state. */

@@ -117,8 +117,13 @@ export class Dispatcher implements Service {
   /** Where each tick is reported (/health sees a dispatcher that is stuck or keeps failing). */
   private readonly tracker: LoopTracker | null;
 
-  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries; fileLink?: (fileId: string) => string; tracker?: LoopTracker }, options: DispatcherOptions) {
+  /** Told of every failure recorded (the crash breaker counts sandbox crashes per job). */
+  private readonly onFailure: ((settled: SettledOutcome) => void) | null;
+
+  constructor(deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; log: Logger; series?: ThroughputSeries; fileLink?: (fileId: string) => string; tracker?: LoopTracker;
+    onFailure?: (settled: SettledOutcome) => void }, options: DispatcherOptions) {
     this.tracker = deps.tracker ?? null;
+    this.onFailure = deps.onFailure ?? null;
     this.series = deps.series ?? null;
     this.fileLink = deps.fileLink ?? ((id) => `/api/files/${encodeURIComponent(id)}/download`);
     this.store = deps.store;
@@ -353,6 +358,7 @@ export class Dispatcher implements Service {
       if (b.jobId) this.events.taskSettled(b.jobId, r.taskId);
       if (r.retried) this.wakeAt_(p.retryAt ?? now);
       if (p.status === 'failed') {
+        this.onFailure?.(b);
         this.log.info({ jobId: b.jobId || undefined, taskId: r.taskId, attempt: r.attempt, workerId: b.workerId, error: p.error?.message, retry: r.retried },
           r.retried ? 'task failed; retry scheduled' : 'task failed');
       }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements } from '../../protocol/index.ts';
+import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements, type TaskError } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
 import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
@@ -272,6 +272,18 @@ export class JobService {
     if (!res || !res.change) return;
     for (const t of res.running) this.registry.stopTask(t.workerId, t, `graph ${jobId} failed: one of its nodes failed`);
     this.log.info({ jobId, runningStopped: res.running.length }, 'a graph node failed: the rest of the graph is cancelled');
+    this.events.publish([res.change]);
+  }
+
+  /**
+   * Fail a job as a whole (its function keeps crashing sandboxes): what is queued or running
+   * fails with `error`, running tasks are told to stop, finished results stay.
+   */
+  async failJob(jobId: string, error: TaskError): Promise<void> {
+    const res = await this.store.jobFail({ jobId, now: Date.now(), error });
+    if (!res || !res.change) return;
+    for (const t of res.running) this.registry.stopTask(t.workerId, t, `job ${jobId} failed: ${error.message}`);
+    this.log.warn({ jobId, runningStopped: res.running.length, error: error.message }, 'job failed as a whole: its tasks kept crashing their sandboxes');
     this.events.publish([res.change]);
   }
 

@@ -63,6 +63,8 @@ export interface ConnectionEvent {
 /** One outcome a worker reported, with the job it belongs to ('' if the foreman no longer knew the task). */
 export interface SettledOutcome {
   workerId: string;
+  /** The kind of worker that reported it (absent when the foreman itself decided the outcome). */
+  kind?: WorkerKind;
   jobId: string;
   /** The task's type, when and when the foreman handed it out, if it knew the task (metrics). */
   type?: string | null;
@@ -308,7 +310,7 @@ export class WorkerRegistry {
       const a = s.assigned.get(o.taskId);
       if (a && a.attempt === o.attempt) s.assigned.delete(o.taskId);
       if (s.revoked.get(o.taskId) === o.attempt) s.revoked.delete(o.taskId);
-      return { workerId: s.workerId, jobId: a?.jobId ?? '', type: a?.type ?? null, createdAt: a?.createdAt || null, assignedAt: a?.assignedAt ?? null, outcome: o };
+      return { workerId: s.workerId, kind: s.kind, jobId: a?.jobId ?? '', type: a?.type ?? null, createdAt: a?.createdAt || null, assignedAt: a?.assignedAt ?? null, outcome: o };
     });
   }
 

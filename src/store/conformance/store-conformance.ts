@@ -557,6 +557,30 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await store.taskExpireQueued({ now: t0 + 11_000, limit: 10 })).failed, 2);
     });
 
+    test('a job failed as a whole: queued and running tasks fail with the error, finished ones stay, it takes no more parts', async () => {
+      const t0 = Date.now();
+      const { job } = await store.jobInsert({ ...namedJob(['jf.a', 'jf.b', 'jf.c', 'jf.d']), now: t0 });
+      const [a, b] = await store.taskClaimMany({ workerId: 'w', patterns: ['jf.*'], allowCode: false, limit: 2, leaseMs: 60_000, now: t0 });
+      await store.taskFinishMany({ outcomes: [{ taskId: a.taskId, attempt: a.attempt, workerId: 'w', status: 'completed', result: 'kept' }], now: t0 + 1 });
+      const error = { code: 'CC_ERR_SANDBOX_CRASHED', message: 'CC_ERR_SANDBOX_CRASHED: job failed', retryable: false };
+      const r = await store.jobFail({ jobId: job.id, now: t0 + 2, error });
+      assert.ok(r);
+      assert.deepEqual(r.running, [{ taskId: b.taskId, attempt: b.attempt, workerId: 'w' }]);
+      assert.deepEqual(r.change?.counts, { total: 4, completed: 1, failed: 3, cancelled: 0 });
+      assert.equal(r.change?.state, 'failed');
+      assert.equal(r.change?.finished, true);
+      assert.equal(r.job.state, 'failed');
+      const tasks = await store.taskList({ jobId: job.id, limit: 10, offset: 0 });
+      assert.deepEqual(tasks.map((t) => t.state), ['completed', 'failed', 'failed', 'failed']);
+      assert.equal(tasks[0].result, 'kept');
+      assert.equal(tasks[2].error?.code, 'CC_ERR_SANDBOX_CRASHED');
+      // The running task's late result is refused; failing again changes nothing.
+      const late = await store.taskFinishMany({ outcomes: [{ taskId: b.taskId, attempt: b.attempt, workerId: 'w', status: 'completed', result: 'late' }], now: t0 + 3 });
+      assert.equal(late.recorded.length, 0);
+      assert.equal((await store.jobFail({ jobId: job.id, now: t0 + 4, error }))?.change, null);
+      assert.equal(await store.jobFail({ jobId: 'no-such-job', now: t0, error }), null);
+    });
+
     test('sweeps name what they would take, and leave out `except` or keep to `only`: leases, queue deadlines, pruning', async () => {
       const t0 = Date.now();
       // Leases.

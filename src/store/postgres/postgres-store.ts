@@ -11,7 +11,7 @@
 import pg from 'pg';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
-  type JobCounts, type JobState, type TaskState, type Requirements,
+  type JobCounts, type JobState, type TaskError, type TaskState, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
@@ -555,6 +555,23 @@ export class PostgresStore implements Store {
     const change = { jobId, state, counts, finished };
     if (r.announced === null) await this.notify(c, { kind: 'job', change });
     return change;
+  }
+
+  async jobFail(params: { jobId: string; now: number; error: TaskError }): Promise<JobCancelResult | null> {
+    return this.tx(async (c) => {
+      const row = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
+      if (!row) return null;
+      if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
+      const rows = (await c.query(`UPDATE tasks t SET state = ${to('halt')}, completed_at = $2, lease_expires_at = NULL, error = $3
+          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('halt', 't.state')}
+          RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, toJson(params.error)])).rows;
+      await c.query('UPDATE jobs SET open = FALSE WHERE id = $1', [params.jobId]);
+      const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: rows.length, cancelled: 0 }, params.now);
+      const running = rows.filter((r) => r.was === 'running').map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${params.jobId} failed: ${params.error.message}` } });
+      const job = (await c.query('SELECT * FROM jobs WHERE id = $1', [params.jobId])).rows[0];
+      return { job: jobFromRow(job), running, change };
+    });
   }
 
   async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {

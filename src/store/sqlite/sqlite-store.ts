@@ -13,7 +13,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
-  type JobState, type TaskState, type JobCounts, type Requirements,
+  type JobState, type TaskError, type TaskState, type JobCounts, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
@@ -286,6 +286,9 @@ export class SqliteStore implements Store {
       taskRunningOfJob: db.prepare(`SELECT id, attempt, worker_id FROM tasks WHERE job_id = ? AND state = 'running'`),
       taskCancelJob: db.prepare(`UPDATE tasks SET state = ${to('cancel')}, completed_at = @now, lease_expires_at = NULL,
         error = @error WHERE job_id = @jobId AND ${guard('cancel')}`),
+      taskHaltJob: db.prepare(`UPDATE tasks SET state = ${to('halt')}, completed_at = @now, lease_expires_at = NULL,
+        error = @error WHERE job_id = @jobId AND ${guard('halt')}`),
+      jobSeal: db.prepare('UPDATE jobs SET open = 0 WHERE id = ?'),
       taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lease_expires_at IS NOT NULL AND worker_id = ?`),
       taskProgress: db.prepare(`UPDATE tasks SET progress = @progress, progress_message = @message
         WHERE id = @id AND state = 'running' AND attempt = @attempt`),
@@ -504,6 +507,20 @@ export class SqliteStore implements Store {
     if (!job) return null;
     const { from, to } = resultTasks(job, page);
     return flattenResults(job, this.s.taskResults.all(jobId, from, to) as Row[], page);
+  }
+
+  async jobFail(params: { jobId: string; now: number; error: TaskError }): Promise<JobCancelResult | null> {
+    return this.freeing('jobFail', (p: { jobId: string; now: number; error: TaskError }): JobCancelResult | null => {
+      const row = this.s.jobGet.get(p.jobId) as Row | undefined;
+      if (!row) return null;
+      if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
+      const running = (this.s.taskRunningOfJob.all(p.jobId) as Row[])
+        .map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
+      const n = this.s.taskHaltJob.run({ jobId: p.jobId, now: p.now, error: toJson(p.error) }).changes;
+      this.s.jobSeal.run(p.jobId);
+      const change = this.applyCounts(p.jobId, { completed: 0, failed: n, cancelled: 0 }, p.now);
+      return { job: jobFromRow(this.s.jobGet.get(p.jobId) as Row), running, change };
+    })(params);
   }
 
   async jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null> {

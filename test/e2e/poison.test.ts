@@ -199,6 +199,28 @@ for (const store of STORES) {
     }
   });
 
+  test(`a worker that leaves: the tasks that can go back to the queue do at once, beside one the database refuses (${store})`, { skip: skipFor(store), timeout: 120_000 }, async () => {
+    const { foreman, client, db, done } = await bench(store);
+    const leaving = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'w-leaving', maxConcurrentTasks: 2, logLevel: 'silent' })
+      .handle('z.*', () => new Promise(() => {}));
+    const staying = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'w-staying', logLevel: 'silent' }).handle('z.*', async (t) => t.input);
+    try {
+      await leaving.start();
+      const job = await client.submitMany([{ type: 'z.x', input: 'refused' }, { type: 'z.x', input: 'good' }]);
+      await waitFor(async () => (await client.getJobTasks(job.id)).every((t) => t.status === 'running'), { message: 'both run on the leaving worker' });
+      const [refused, good] = await client.getJobTasks(job.id);
+      await db.refuse('tasks', 'UPDATE', `OLD.id = '${refused.taskId}'`);
+      await leaving.stop({ drainTimeoutMs: 0 });
+      await staying.start();
+      await waitFor(async () => (await client.getTask(good.taskId)).status === 'completed', { timeoutMs: 30_000, message: 'the good task goes back and completes elsewhere' });
+      assert.equal((await client.getTask(refused.taskId)).status, 'running', 'the refused one is left to its lease');
+      await stillServes(foreman, client, 'z.x');
+    } finally {
+      await staying.stop();
+      await done();
+    }
+  });
+
   test(`queue deadlines fail the job they can and set aside the one the database refuses (${store})`, { skip: skipFor(store), timeout: 120_000 }, async () => {
     const { foreman, client, db, done } = await bench(store, { sweepIntervalMs: 100 });
     try {

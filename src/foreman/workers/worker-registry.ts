@@ -4,7 +4,9 @@ import {
 } from '../../protocol/index.ts';
 import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
 import type { ResourceAmounts } from '../../core/resources.ts';
-import type { ClaimedTask, WorkerKind, ExpiredLease, Store } from '../../store/store.ts';
+import type { ClaimedTask, WorkerKind, ExpiredLease, Store, TaskRequeueResult } from '../../store/store.ts';
+import { commitInParts } from '../../core/commit-in-parts.ts';
+import { isStoreWideError } from '../../store/store-errors.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
 import type { Peer } from '../peer.ts';
@@ -385,7 +387,18 @@ export class WorkerRegistry {
    */
   async requeue(workerId: string, tasks: TaskRef[], error: TaskError, countAsLost: boolean): Promise<void> {
     if (tasks.length === 0) return;
-    const res = await this.store.taskRequeueMany({ tasks, now: this.now(), error, maxLost: this.options.maxLostAttempts, countAsLost });
+    const now = this.now();
+    // A task whose row the database will not change is left to its lease (the lease reaper
+    // sets it aside in turn); the others go back now.
+    const r = await commitInParts(tasks, (part) => this.store.taskRequeueMany({ tasks: part, now, error, maxLost: this.options.maxLostAttempts, countAsLost }), isStoreWideError);
+    for (const { item, error: err } of r.poisoned) {
+      this.log.error({ err, workerId, taskId: item.taskId, attempt: item.attempt }, 'the store refused to put this task back in the queue; it is left to its lease, and the others go back now');
+    }
+    for (const part of r.done) this.requeued(workerId, part.value, error);
+    if (r.error !== undefined) throw r.error;
+  }
+
+  private requeued(workerId: string, res: TaskRequeueResult, error: TaskError): void {
     this.metrics.tasksRequeued.inc(res.requeued.length);
     if (res.requeued.length > 0) {
       this.log.warn({ workerId, tasks: res.requeued.length, taskIds: res.requeued.slice(0, 5).map((t) => t.taskId), reason: error.reason },

@@ -518,7 +518,6 @@ export interface JobRetryResult {
   change: JobChange | null;
 }
 
-/** What one pruning step may do, and which jobs it takes. */
 /** The sweeps the foreman's maintenance loops make: expired leases, queue deadlines, pruning. */
 export type Sweep = 'leases' | 'queue_deadlines' | 'prune';
 
@@ -532,6 +531,7 @@ export interface SweepFilter {
   only?: readonly string[];
 }
 
+/** What one pruning step may do, and which jobs it takes. */
 export interface JobPruneParams {
   now: number;
   /** Most tasks deleted in this step (the step is one short transaction). */

@@ -14,7 +14,7 @@ import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerView,
+  type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -498,7 +498,11 @@ export class Client {
     return camelKeys(await this.http<TaskView>('POST', `/api/tasks/${encodeURIComponent(taskId)}/cancel`));
   }
 
-  /** The foreman's statistics (snake_case, as the REST API has them), with running tasks against fair shares (`sharing`). */
+  /**
+   * The foreman's statistics (snake_case, as the REST API has them), with running tasks against
+   * fair shares (`sharing`). With a key that is not admin, `sharing` lists its own owner row and
+   * jobs, and sums every other owner in `sharing.others` (null for an admin key).
+   */
   async stats(): Promise<StatsView> { return this.http('GET', '/api/stats'); }
 
   /** The rate limits per task type. */
@@ -521,6 +525,12 @@ export class Client {
   }
   /** The workers the foreman's store knows (snake_case, as the REST API has them). */
   async workers(): Promise<WorkerView[]> { return this.http('GET', '/api/workers'); }
+  /**
+   * One worker (snake_case, as the REST API has it): what it runs now on this foreman and its
+   * last connections there. With a key that is not admin, `running` lists the tasks of its own
+   * jobs and `running_others` counts the rest. CC_ERR_WORKER_NOT_FOUND for an unknown id.
+   */
+  async worker(workerId: string): Promise<WorkerDetailView> { return this.http('GET', `/api/workers/${encodeURIComponent(workerId)}`); }
   /** The foreman's health (snake_case, as the REST API has them). */
   async health(): Promise<HealthView> { return this.http('GET', '/health'); }
 

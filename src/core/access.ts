@@ -50,9 +50,18 @@ export function mayAccessJob(p: Principal, owner: string | null): boolean {
   return p.scopes.includes('admin') || (owner !== null && owner === p.keyId);
 }
 
+/**
+ * True when the principal sees every owner's jobs, tasks and keys in listings, statistics and
+ * worker views (admin, or --insecure). Any other key sees its own in full and the rest only
+ * as counts and totals, without ids.
+ */
+export function seesEveryOwner(p: Principal): boolean {
+  return p.kind === 'insecure' || (p.kind === 'key' && p.scopes.includes('admin'));
+}
+
 /** Only what `admin` may list across owners; everyone else sees their own. */
 export function listingOwner(p: Principal): string | null | undefined {
-  if (p.kind === 'insecure' || (p.kind === 'key' && p.scopes.includes('admin'))) return undefined;
+  if (seesEveryOwner(p)) return undefined;
   return p.kind === 'key' ? p.keyId : null;
 }
 

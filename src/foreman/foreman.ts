@@ -44,7 +44,7 @@ import { registerDashboard } from './dashboard/dashboard-routes.ts';
 import { registerJoinRoutes } from './http/join-routes.ts';
 import { LiveFeed } from './dashboard/live-feed.ts';
 import { ThroughputSeries } from './dashboard/throughput-series.ts';
-import { statsView } from './http/stats-view.ts';
+import { readStats } from './http/stats-view.ts';
 import { registerUiAssets } from '../host/ui-assets.ts';
 import { registerHttpAuth, registerLogin } from './http/http-auth.ts';
 import { Authenticator } from './auth/authenticator.ts';
@@ -243,7 +243,7 @@ export class Foreman {
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
     const feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
-      stats: () => statsView({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
+      stats: () => readStats({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
       ...(auth ? [auth] : []),
       events,

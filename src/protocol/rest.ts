@@ -230,10 +230,15 @@ export const WorkerViewSchema = z.object({
 /** A worker, as the REST API shows it. */
 export type WorkerView = z.output<typeof WorkerViewSchema>;
 
-/** GET /api/workers/{id}: the worker, what it runs now, and its last connections to this foreman. */
+/**
+ * GET /api/workers/{id}: the worker, what it runs now, and its last connections to this
+ * foreman. A key that is not admin sees only the running tasks of its own jobs listed; the
+ * others are counted in `running_others`.
+ */
 export const WorkerDetailViewSchema = WorkerViewSchema.extend({
   running: z.array(z.object({ task_id: z.string(), job_id: z.string(), type: z.string(), attempt: z.number().int(), assigned_at: isoTime }))
-    .describe('tasks it runs now (known when it is connected to this foreman)'),
+    .describe("tasks it runs now (known when it is connected to this foreman): every one for an admin key, else those of the key's own jobs"),
+  running_others: z.number().int().describe("tasks it runs now of jobs the key may not see, counted and not listed (0 for an admin key, or with authentication off)"),
   connections: z.array(z.object({
     event: z.enum(['connected', 'disconnected']), at: isoTime, remote: z.string().nullable(), detail: z.string().nullable(),
   })).describe('its last connections and disconnections on this foreman, newest first'),
@@ -370,15 +375,20 @@ export const RateLimitListViewSchema = z.object({ rate_limits: z.array(RateLimit
 /** DELETE /api/rate-limits: which pattern's limit to remove. */
 export const RateLimitDeleteQuerySchema = z.object({ pattern: z.string().min(1).max(200) });
 
-/** Running tasks against fair shares (GET /api/stats `sharing`, and the dashboard). */
+/**
+ * Running tasks against fair shares (GET /api/stats `sharing`, and the dashboard). An admin key
+ * (or a foreman with authentication off) sees every owner and job; any other key sees its own
+ * owner row and jobs, and every other owner only summed in `others`, without ids.
+ */
 export const SharingViewSchema = z.object({
   owners: z.array(z.object({
     owner: z.string().nullable().describe('the API key id; null: jobs submitted with authentication off'),
     running: z.number().int(),
+    waiting: z.number().int().describe('tasks of its unfinished jobs not yet started'),
     share: z.number().describe('its fair share of running tasks, 0 to 1, were every job with work to keep running'),
     max_concurrency: z.number().int().nullable(),
     jobs: z.number().int().describe('its unfinished jobs'),
-  })),
+  })).describe("every owner with unfinished jobs; for a key that is not admin, only its own (none when it has no unfinished job)"),
   jobs: z.array(z.object({
     job_id: z.string(),
     owner: z.string().nullable(),
@@ -388,7 +398,14 @@ export const SharingViewSchema = z.object({
     running: z.number().int(),
     waiting: z.number().int().describe('tasks not yet started (some may wait for a retry or upstream nodes)'),
     share: z.number(),
-  })).describe('the 100 unfinished jobs running the most'),
+  })).describe('the 100 unfinished jobs running the most; for a key that is not admin, the 100 of its own'),
+  others: z.object({
+    owners: z.number().int().describe('other owners with unfinished jobs'),
+    jobs: z.number().int().describe('their unfinished jobs'),
+    running: z.number().int(),
+    waiting: z.number().int(),
+    share: z.number().describe('their fair shares together, 0 to 1'),
+  }).nullable().describe("for a key that is not admin: every other owner's unfinished jobs, summed, with no ids; null when `owners` and `jobs` list everyone (an admin key, or authentication off)"),
   rate_limits: z.array(RateLimitViewSchema.extend({ available: z.number().int().describe('tasks that may start now on this foreman') })),
 }).describe("as this foreman's scheduler sees it (with several foremen, the others' running tasks as of its last look, within a second)");
 

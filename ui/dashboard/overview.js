@@ -33,19 +33,25 @@ function Throughput({ series }) {
 const pct = (x) => `${Math.round(100 * x)}%`;
 
 // Who the workers are shared between: per job (and per owner, when there are several) the
-// tasks running now against the fair share, caps, and the rate limits' tokens left.
+// tasks running now against the fair share, caps, and the rate limits' tokens left. A key that
+// is not admin gets its own jobs and owner row, and the other owners summed (`others`).
 function Sharing({ sharing, jobs }) {
   const active = (sharing?.jobs ?? []).filter((j) => j.running > 0 || j.waiting > 0);
-  if (active.length === 0 && !(sharing?.rate_limits ?? []).length) return '';
-  const running = active.reduce((a, j) => a + j.running, 0);
+  const others = sharing?.others && (sharing.others.running > 0 || sharing.others.waiting > 0) ? sharing.others : null;
+  if (active.length === 0 && !others && !(sharing?.rate_limits ?? []).length) return '';
+  const running = active.reduce((a, j) => a + j.running, 0) + (others?.running ?? 0);
   const named = new Map(jobs.map((j) => [j.id, j]));
-  const owners = (sharing.owners ?? []).filter((o) => o.running > 0 || o.share > 0);
+  const owners = [
+    ...(sharing.owners ?? []).filter((o) => o.running > 0 || o.share > 0)
+      .map((o) => html`<code>${o.owner ?? 'no key'}</code> ${num(o.running)} running, share ${pct(o.share)}${o.max_concurrency !== null ? `, cap ${o.max_concurrency}` : ''}`),
+    ...(others ? [html`<span data-share-others>${num(others.owners)} other owner${others.owners === 1 ? '' : 's'} (${num(others.jobs)} job${others.jobs === 1 ? '' : 's'}) ${num(others.running)} running, ${num(others.waiting)} waiting, share ${pct(others.share)}</span>`] : []),
+  ];
   return html`<${Section} title="Sharing" right=${html`<span class="small muted">running tasks against each one's fair share</span>`}>
     ${active.length ? html`<div class="table-wrap"><table><thead><tr><th>job</th><th class="hide-narrow">priority</th><th class="num">weight</th><th class="num">running</th><th class="num">of running</th><th class="num">fair share</th><th class="num hide-narrow">cap</th><th class="num hide-narrow">waiting</th></tr></thead>
     <tbody>${active.slice(0, 12).map((j) => html`<tr data-share-job=${j.job_id}><td><${Link} href=${`/jobs/${j.job_id}`}>${named.has(j.job_id) ? jobTitle(named.get(j.job_id)) : j.job_id.slice(0, 8)}</${Link}></td>
       <td class="hide-narrow">${j.priority}</td><td class="num">${j.weight}</td><td class="num">${num(j.running)}</td><td class="num">${running ? pct(j.running / running) : '–'}</td>
       <td class="num">${pct(j.share)}</td><td class="num hide-narrow">${j.max_concurrency ?? '–'}</td><td class="num hide-narrow">${num(j.waiting)}</td></tr>`)}</tbody></table></div>` : ''}
-    ${owners.length > 1 ? html`<p class="small" data-share-owners>By owner: ${owners.map((o, i) => html`${i ? ' · ' : ''}<code>${o.owner ?? 'no key'}</code> ${num(o.running)} running, share ${pct(o.share)}${o.max_concurrency !== null ? `, cap ${o.max_concurrency}` : ''}`)}</p>` : ''}
+    ${owners.length > 1 ? html`<p class="small" data-share-owners>By owner: ${owners.map((o, i) => html`${i ? ' · ' : ''}${o}`)}</p>` : ''}
     ${(sharing.rate_limits ?? []).length ? html`<p class="small muted" data-rate-limits>Rate limits: ${sharing.rate_limits.map((l, i) => html`${i ? ' · ' : ''}<code>${l.pattern}</code> ${l.limit} (${num(l.available)} now)`)}</p>` : ''}
   </${Section}>`;
 }

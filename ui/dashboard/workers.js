@@ -119,7 +119,8 @@ export function WorkerPage({ id, live }) {
     <h2>Running now</h2>
     <div class="table-wrap"><table><thead><tr><th>task</th><th>type</th><th>job</th><th class="num">attempt</th><th>since</th></tr></thead><tbody>
       ${w.running.map((r) => html`<tr><td class="mono small">${r.task_id}</td><td>${r.type || '–'}</td><td>${r.job_id ? html`<${Link} href=${`/jobs/${r.job_id}`}>${r.job_id.slice(0, 8)}</${Link}>` : '–'}</td><td class="num">${r.attempt}</td><td class="small muted">${age(r.assigned_at)}</td></tr>`)}
-      ${w.running.length === 0 ? html`<tr><td colspan="5" class="muted">${w.status === 'online' ? 'Nothing (or it is connected to another foreman).' : 'It is offline.'}</td></tr>` : ''}
+      ${w.running_others ? html`<tr data-running-others><td colspan="5" class="muted">${w.running.length ? 'and ' : ''}${num(w.running_others)} task${w.running_others === 1 ? '' : 's'} of other owners' jobs</td></tr>` : ''}
+      ${w.running.length === 0 && !w.running_others ? html`<tr><td colspan="5" class="muted">${w.status === 'online' ? 'Nothing (or it is connected to another foreman).' : 'It is offline.'}</td></tr>` : ''}
     </tbody></table></div>
     <h2>Connections</h2>
     <div class="table-wrap"><table><thead><tr><th>when</th><th>what</th><th class="hide-narrow">from</th><th>detail</th></tr></thead><tbody>

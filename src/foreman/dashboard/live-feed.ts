@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { FastifyReply } from 'fastify';
-import { mayAccessJob, type Principal } from '../../core/access.ts';
+import { seesEveryOwner, type Principal } from '../../core/access.ts';
 import type { JobView, StatsView, WorkerView } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
@@ -8,6 +8,7 @@ import type { Service } from '../service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { jobView, workerView } from '../http/rest-views.ts';
 import { isStoreWideError } from '../../store/store-errors.ts';
+import { statsFor, type StatsPicture } from '../http/stats-view.ts';
 import type { SeriesPoint, ThroughputSeries } from './throughput-series.ts';
 import type { LoopTracker } from '../loop-health.ts';
 
@@ -22,7 +23,15 @@ const JOBS_PER_FLUSH = 100;
 interface Viewer {
   reply: FastifyReply;
   principal: Principal;
+  /**
+   * Whose jobs it may see: `ALL` (admin, --insecure), or the key id whose own it sees. Viewers
+   * of one audience get the same events, so each event is made once per audience.
+   */
+  audience: string;
 }
+
+/** The audience of viewers who see every owner (no key id has this form). */
+const ALL = '*';
 
 /** What the feed sends: `{ type, data }`, one JSON object per event. */
 type FeedEvent =
@@ -37,7 +46,13 @@ type FeedEvent =
  * nobody watches. While someone does: the cards and the workers every two seconds, the
  * throughput chart's latest bucket, and every job that changed (its counts, its state, its
  * handlers' progress), coalesced to at most two sends a second and read once for all viewers.
- * Each viewer gets only the jobs its key may see.
+ *
+ * Each viewer gets only what its key may see, as GET /api/stats and GET /api/jobs/{id} would
+ * answer it: an admin everything; another key its own jobs, and in the statistics its own
+ * owner row and jobs with the other owners summed. What that costs does not grow with each
+ * viewer: the store and the scheduler are read once per tick for everyone, indexed by owner;
+ * each distinct key among the viewers then costs the narrowing to its own jobs and one
+ * serialization, and each viewer only the writes of text already made.
  */
 export class LiveFeed implements Service {
   readonly name = 'dashboard feed';
@@ -48,7 +63,8 @@ export class LiveFeed implements Service {
   private unlisten: (() => void)[] = [];
   private readonly deps: {
     store: Store; registry: WorkerRegistry; events: JobEvents; series: ThroughputSeries; log: Logger;
-    stats: () => Promise<StatsView>;
+    /** The statistics, read once per tick and narrowed per viewer. */
+    stats: () => Promise<StatsPicture>;
     /** Where the feed's rounds are reported (/health sees a feed that is stuck or keeps failing). */
     tracker?: LoopTracker;
   };
@@ -79,7 +95,7 @@ export class LiveFeed implements Service {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const viewer: Viewer = { reply, principal };
+    const viewer: Viewer = { reply, principal, audience: seesEveryOwner(principal) ? ALL : principal.kind === 'key' ? principal.keyId : '' };
     this.viewers.add(viewer);
     raw.on('close', () => {
       this.viewers.delete(viewer);
@@ -128,9 +144,15 @@ export class LiveFeed implements Service {
     for (const f of failed) this.deps.log.warn({ err: f.err, jobId: f.jobId }, 'dashboard feed: a changed job could not be read; the others are sent without it');
     tracker?.poisoned(failed.length);
     tracker?.succeeded();
+    const frames = new Map<string, string | null>();
     for (const v of this.viewers) {
-      const visible = jobs.filter((j) => mayAccessJob(v.principal, j.job.owner));
-      if (visible.length) this.send(v, { type: 'jobs', data: visible.map((j) => j.view) });
+      let text = frames.get(v.audience);
+      if (text === undefined) {
+        // An admin's audience sees every job; a key's, its own (never those with no owner).
+        const visible = v.audience === ALL ? jobs : jobs.filter((j) => j.job.owner === v.audience);
+        frames.set(v.audience, text = visible.length ? frame({ type: 'jobs', data: visible.map((j) => j.view) }) : null);
+      }
+      if (text !== null) this.write(v, text);
     }
   }
 
@@ -138,14 +160,17 @@ export class LiveFeed implements Service {
     if (viewers.length === 0) return;
     this.deps.tracker?.began();
     try {
-      const [stats, workers] = await Promise.all([this.deps.stats(), this.deps.store.workerList()]);
+      const [picture, workers] = await Promise.all([this.deps.stats(), this.deps.store.workerList()]);
       const running = this.deps.registry.snapshot().runningByWorker;
-      const views = workers.map((w) => workerView(w, running.get(w.id) ?? 0));
-      const point = this.deps.series.latest();
+      // The workers and the chart name no job or key: the same text for everyone.
+      const shared = frame({ type: 'workers', data: workers.map((w) => workerView(w, running.get(w.id) ?? 0)) })
+        + frame({ type: 'point', data: this.deps.series.latest() });
+      const stats = new Map<string, string>();
       for (const v of viewers) {
-        this.send(v, { type: 'stats', data: stats });
-        this.send(v, { type: 'workers', data: views });
-        this.send(v, { type: 'point', data: point });
+        let text = stats.get(v.audience);
+        if (text === undefined) stats.set(v.audience, text = frame({ type: 'stats', data: statsFor(picture, v.principal) }));
+        this.write(v, text);
+        this.write(v, shared);
       }
       this.deps.tracker?.succeeded();
     } catch (err) {
@@ -156,11 +181,20 @@ export class LiveFeed implements Service {
   }
 
   private send(v: Viewer, event: FeedEvent): void {
+    this.write(v, frame(event));
+  }
+
+  private write(v: Viewer, text: string): void {
     const raw = v.reply.raw;
     if (raw.writableEnded) return;
     // A viewer that does not read (a sleeping laptop) is dropped rather than buffered for;
     // its browser reconnects and starts from a fresh picture.
     if (raw.writableLength > 4 * 1024 * 1024) { raw.end(); this.viewers.delete(v); return; }
-    raw.write(`data: ${JSON.stringify(event)}\n\n`);
+    raw.write(text);
   }
+}
+
+/** One server-sent event. */
+function frame(event: FeedEvent): string {
+  return `data: ${JSON.stringify(event)}\n\n`;
 }

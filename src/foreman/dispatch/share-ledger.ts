@@ -28,7 +28,8 @@ interface LedgerJob {
 
 /** A job's or an owner's running tasks against their fair share, for the dashboard and /api/stats. */
 export interface ShareView {
-  owners: { owner: string | null; running: number; share: number; maxConcurrency: number | null; jobs: number }[];
+  owners: { owner: string | null; running: number; waiting: number; share: number; maxConcurrency: number | null; jobs: number }[];
+  /** Every unfinished job, largest running first (the REST views show the first hundred a viewer may see). */
   jobs: { jobId: string; owner: string | null; priority: string; weight: number; maxConcurrency: number | null; running: number; waiting: number; share: number }[];
   /** As of the last read of the store. */
   rateLimits: RateLimitState[];
@@ -208,10 +209,11 @@ export class ShareLedger {
   view(): ShareView {
     const list = [...this.jobs.values()];
     const shares = fairShares(list.map((e) => e.share));
-    const owners = new Map<string | null, { running: number; share: number; jobs: number }>();
+    const owners = new Map<string | null, { running: number; waiting: number; share: number; jobs: number }>();
     for (const { job, share } of list) {
-      const o = owners.get(job.owner) ?? { running: 0, share: 0, jobs: 0 };
+      const o = owners.get(job.owner) ?? { running: 0, waiting: 0, share: 0, jobs: 0 };
       o.running += share.running;
+      o.waiting += share.waiting;
       o.share += shares.get(job.jobId) ?? 0;
       o.jobs++;
       owners.set(job.owner, o);
@@ -221,7 +223,7 @@ export class ShareLedger {
         .sort((a, b) => b.running - a.running || b.share - a.share),
       jobs: list.map(({ job, share }) => ({ jobId: job.jobId, owner: job.owner, priority: job.priority, weight: job.weight, maxConcurrency: job.maxConcurrency,
         running: share.running, waiting: share.waiting, share: shares.get(job.jobId) ?? 0 }))
-        .sort((a, b) => b.running - a.running || b.share - a.share).slice(0, 100),
+        .sort((a, b) => b.running - a.running || b.share - a.share),
       rateLimits: this.limits,
     };
   }

@@ -38,8 +38,14 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { store, registry, jobs, events } = deps;
   const view = (j: JobRecord): JobView => jobView(j, events.runningProgress(j.id, j.counts.total));
 
-  app.get('/api/stats', { config: { access: 'read' }, schema: routeSchema({ operationId: 'getStats', tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime, what retention keeps and has pruned', response: { 200: StatsViewSchema }, errors: [401, 403] }) },
-    async (): Promise<StatsView> => statsView(deps));
+  app.get('/api/stats', {
+    config: { access: 'read' },
+    schema: routeSchema({
+      operationId: 'getStats', tags: ['system'], summary: 'Statistics: connected workers, capacity, jobs and tasks by state, uptime, what retention keeps and has pruned, running tasks against fair shares',
+      description: "Counts are of every owner's jobs and tasks. In `sharing`, an admin key sees every owner and job; any other key sees its own owner row and jobs, and the other owners summed in `sharing.others`, without their ids.",
+      response: { 200: StatsViewSchema }, errors: [401, 403],
+    }),
+  }, async (req): Promise<StatsView> => statsView(deps, req.principal));
 
   app.get('/api/jobs', {
     schema: routeSchema({ operationId: 'listJobs', tags: ['jobs'], summary: "List jobs, newest first, by state, text and time: the key's own, or every owner's for admin", querystring: JobListQuerySchema, response: { 200: z.array(JobViewSchema) }, errors: [400, 401] }),

@@ -135,6 +135,7 @@ export class Foreman {
     // Credentials: the deployment's secret, the local admin key and worker token, the authenticator.
     let auth: Authenticator | null = null;
     let transport: WsTransport | null = null;
+    let feed: LiveFeed | null = null;
     const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
     let local: { secret: string; apiKey: string; workerToken: string } | null = null;
     let credentialService: CredentialService | null = null;
@@ -165,7 +166,8 @@ export class Foreman {
       if (database && !saved) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
       credentialService = credentials;
       auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
-        const cut = transport?.closeHolding(ids) ?? 0;
+        // Sockets and dashboard streams alike: a revoked key sees nothing more.
+        const cut = (transport?.closeHolding(ids) ?? 0) + (feed?.closeHolding(ids) ?? 0);
         if (cut > 0) log.warn({ credentialIds: [...ids], connections: cut }, 'revoked credentials: their connections were closed');
       } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: o.maxAuthFailuresPerMinute,
         failureRefillMs: 60_000 / o.maxAuthFailuresPerMinute, pollIntervalMs: 1_000 });
@@ -242,7 +244,7 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
-    const feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
+    feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
       stats: () => readStats({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
       ...(auth ? [auth] : []),

@@ -259,6 +259,16 @@ test('dashboard sessions: a login sets an HttpOnly SameSite=Strict cookie; chang
   assert.equal(withCsrf.json.status, 'cancelled');
 });
 
+test('a revoked key\'s open dashboard feed is ended, as its sockets are', async () => {
+  const key = await cli(['key', 'create', '--scopes', 'read', '--name', 'feed viewer', '--database', foreman.databaseUrl]);
+  const res = await fetch(`${foreman.url}/api/events`, { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(res.status, 200);
+  const ended = (async () => { for await (const _chunk of res.body!) { /* read until the foreman ends it */ } return true; })();
+  await cli(['key', 'revoke', key.split('_')[1], '--database', foreman.databaseUrl]);
+  assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 20_000))]), true, 'the stream ended');
+  assert.equal((await call('GET', '/api/events', key)).status, 401);
+});
+
 test('failed attempts are limited per address, and say nothing about which keys exist', async () => {
   const f = await startTestForeman({ maxAuthFailuresPerMinute: 5 });
   try {

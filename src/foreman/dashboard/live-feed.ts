@@ -109,6 +109,18 @@ export class LiveFeed implements Service {
     this.tick.unref();
   }
 
+  /** End the streams of viewers who hold one of these credentials (revoked); returns how many. */
+  closeHolding(ids: ReadonlySet<string>): number {
+    let n = 0;
+    for (const v of [...this.viewers]) {
+      if (v.principal.kind !== 'key' || !ids.has(v.principal.keyId)) continue;
+      this.viewers.delete(v);
+      v.reply.raw.end();
+      n++;
+    }
+    return n;
+  }
+
   /** How many dashboards are open. */
   get size(): number {
     return this.viewers.size;

@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HostUsage } from '../host/host-usage.ts';
 import { pageShell, registerUiAssets } from '../host/ui-assets.ts';
+import { registerPageHeaders } from '../host/page-headers.ts';
 import type { WorkerStatusSource } from './status/status-source.ts';
 import { prefersHtml } from './status/accept.ts';
 import { WorkerMetrics } from './status/worker-metrics.ts';
@@ -26,6 +27,8 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
  *
  * When its port is taken (a second worker on the same machine), it takes the next free one of
  * the {@link STATUS_PORT_FALLBACKS} after it; `port` says which.
+ *
+ * Its answers carry the same security headers as the foreman's.
  */
 export class WorkerStatusServer {
   private app: FastifyInstance | null = null;
@@ -90,6 +93,7 @@ export class WorkerStatusServer {
     const w = this.worker;
     const app = Fastify();
     const seconds = (ms: number) => Math.round(ms) / 1000;
+    registerPageHeaders(app);
     await registerUiAssets(app);
     this.feed.attach(app.server);
 
@@ -98,7 +102,7 @@ export class WorkerStatusServer {
       reply.header('vary', 'Accept');
       if (prefersHtml(req.headers.accept)) {
         reply.type('text/html; charset=utf-8');
-        return pageShell(escapeHtml(`CrowdCompute worker ${w.workerId}`), '/ui/worker.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">');
+        return pageShell(escapeHtml(`CrowdCompute worker ${w.workerId}`), '/ui/worker.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">\n<link rel="stylesheet" href="/ui/worker.css">');
       }
       const running = w.runningTasks;
       return {

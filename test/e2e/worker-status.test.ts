@@ -90,7 +90,7 @@ test('GET / answers JSON to clients and the page to browsers; /ws pushes the sta
     assert.match(page.text, /<title>CrowdCompute worker status-&#60;b&#62;&#38;&#34;1&#34;<\/title>/);
     assert.ok(!page.text.includes('status-<b>'), 'the worker id never reaches the HTML unescaped');
     assert.match(page.text, /<script type="module" src="\/ui\/worker.js">/);
-    for (const asset of ['/ui/worker.js', '/ui/common.js', '/ui/style.css', '/ui/vendor/preact.mjs', '/ui/vendor/uplot.mjs', '/ui/vendor/uplot.css']) {
+    for (const asset of ['/ui/worker.js', '/ui/worker.css', '/ui/common.js', '/ui/style.css', '/ui/vendor/preact.mjs', '/ui/vendor/uplot.mjs', '/ui/vendor/uplot.css']) {
       assert.equal((await get(`${base}${asset}`)).status, 200, asset);
     }
 

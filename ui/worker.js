@@ -208,39 +208,4 @@ function App() {
     <${Page} data=${data} open=${open} />`;
 }
 
-// What only this page needs, on top of the shared style.css.
-const style = document.createElement('style');
-style.textContent = `
-  header.top h1 { display: flex; align-items: baseline; gap: .5rem; flex-wrap: wrap; min-width: 0; }
-  .worker-id { font: 600 .95rem ui-monospace, SFMono-Regular, Menlo, monospace; color: var(--accent); word-break: break-all; }
-  .section { margin-top: 1rem; }
-  .cards { grid-template-columns: repeat(auto-fit, minmax(9.5rem, 1fr)); }
-  .task-type { font-weight: 600; overflow-wrap: anywhere; }
-  th.progress-col { width: 30%; }
-  .panel-title { margin: 0 0 .7rem; }
-  .panel h3 { margin: 1rem 0 .4rem; font-size: .85rem; color: var(--muted); font-weight: 600; }
-  .legend { display: flex; flex-wrap: wrap; gap: .3rem 1rem; align-items: center; margin-bottom: .4rem; }
-  .legend b { font-variant-numeric: tabular-nums; }
-  .legend .readout { margin-left: auto; }
-  .swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .35rem; vertical-align: -1px; }
-  .chart-box { width: 100%; min-height: 200px; overflow: hidden; }
-  .history { list-style: none; margin: 0; padding: 0; max-height: 15rem; overflow-y: auto; }
-  .history li { display: grid; grid-template-columns: max-content max-content 1fr; gap: .6rem; align-items: baseline; padding: .3rem 0; border-top: 1px solid var(--line); }
-  .history li:first-child { border-top: none; }
-  .history time { font-variant-numeric: tabular-nums; }
-  .history .why { min-width: 0; overflow-wrap: anywhere; }
-  .kv dd { min-width: 0; overflow-wrap: anywhere; }
-  .kv dd code { word-break: break-all; }
-  code.id { display: inline-block; max-width: 16rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; background: none; padding: 0; }
-  code.chip { display: inline-block; margin: 0 .3rem .2rem 0; }
-  .links { margin: 0; padding-left: 1.1rem; } .links li { margin: .2rem 0; }
-  @media (max-width: 640px) {
-    code.id { max-width: 8rem; }
-    th.progress-col { width: auto; }
-    .legend .readout { margin-left: 0; width: 100%; }
-    .kv { grid-template-columns: 1fr; gap: .1rem; } .kv dt { margin-top: .45rem; }
-  }
-`;
-document.head.append(style);
-
 render(html`<${App} />`, document.getElementById('app'));

@@ -40,6 +40,7 @@ export function workerCommand(program: Command): void {
     .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, D.sandboxTimeoutMs)
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', parseIntArg, D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
+    .option('--status-host-name <name>', 'a host name the status server answers to (repeatable), besides localhost, IP addresses, this machine\'s hostname and --status-host; requests naming another host are refused (403), so that no web page can read it through DNS rebinding', (v: string, all: string[] = []) => [...all, v])
     .option('--no-status', 'do not start the status HTTP server')
     .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
     .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, D.reconnectIntervalMs)
@@ -61,6 +62,7 @@ export function workerCommand(program: Command): void {
       const worker = new Worker({
         foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
         ...(token ? { token } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}), statusHost: o.statusHost,
+        ...(o.statusHostName ? { statusHostNames: o.statusHostName } : {}),
         sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout },
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),

@@ -46,6 +46,7 @@ import { LiveFeed } from './dashboard/live-feed.ts';
 import { ThroughputSeries } from './dashboard/throughput-series.ts';
 import { readStats } from './http/stats-view.ts';
 import { registerUiAssets } from '../host/ui-assets.ts';
+import { DOCS_CSP, registerPageHeaders } from '../host/page-headers.ts';
 import { registerHttpAuth, registerLogin } from './http/http-auth.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialService } from './auth/credential-service.ts';
@@ -287,6 +288,7 @@ export class Foreman {
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes, o.maxFileBytes));
     registerJsonBodyParser(app);
+    registerPageHeaders(app);
     registerHttpAuth(app, auth);
     await registerUiAssets(app);
     await app.register(swagger, {
@@ -297,7 +299,7 @@ export class Foreman {
         tags: [{ name: 'jobs' }, { name: 'tasks' }, { name: 'workers' }, { name: 'system' }],
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' } });
+    await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' }, staticCSP: DOCS_CSP });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
     registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() });
     registerRateLimitRoutes(app, { store, changed: () => dispatcher!.rateLimitsChanged() });

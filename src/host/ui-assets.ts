@@ -73,7 +73,9 @@ function libModule(path: string): string | null {
 
 /**
  * The HTML shell of a page: a title, the shared style, the import map, and one module that
- * renders everything else. The page's data never passes through this string.
+ * renders everything else. The page's data never passes through this string. The import map
+ * is the only inline script the pages' policy allows (by its hash, in page-headers.ts): add
+ * styles and scripts as files under ui/, never inline.
  */
 export function pageShell(title: string, module: string, extraHead = ''): string {
   return `<!doctype html>

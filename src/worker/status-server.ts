@@ -4,11 +4,13 @@ import { cpus, totalmem } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { HostUsage } from '../host/host-usage.ts';
 import { pageShell, registerUiAssets } from '../host/ui-assets.ts';
+import { registerPageHeaders } from '../host/page-headers.ts';
 import type { WorkerStatusSource } from './status/status-source.ts';
 import { prefersHtml } from './status/accept.ts';
 import { WorkerMetrics } from './status/worker-metrics.ts';
 import { LiveFeed } from './status/live-feed.ts';
 import { statusSnapshot, taskStats } from './status/status-snapshot.ts';
+import { hostRefusal, statusHostNames } from './status/host-names.ts';
 
 export type { WorkerStatusSource } from './status/status-source.ts';
 
@@ -18,6 +20,18 @@ export const STATUS_PORT_FALLBACKS = 20;
 /** Text for an HTML text node or attribute: the page's title is the only data in its shell. */
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** Where the status server listens and whom it answers. */
+export interface WorkerStatusServerOptions {
+  /** The port asked for (0 = any free one). */
+  port: number;
+  /** The interface it listens on. */
+  host: string;
+  /** POST /restart needs it as a bearer token; null turns POST /restart off. */
+  restartToken: string | null;
+  /** Host names it answers to besides localhost, IP addresses, the machine's hostname and `host`. */
+  hostNames?: readonly string[];
+}
+
 /**
  * The worker's own HTTP server (default port 8001 from the CLI): `GET /` (who it is, what it
  * runs, as JSON; to a browser, a live page fed by `/ws`), `GET /stats`, `POST /restart` (drop
@@ -26,12 +40,16 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt
  *
  * When its port is taken (a second worker on the same machine), it takes the next free one of
  * the {@link STATUS_PORT_FALLBACKS} after it; `port` says which.
+ *
+ * It has no login, so it answers only requests sent to one of its own host names (see
+ * status/host-names.ts: a page on a rebound DNS name is refused, on HTTP and on /ws), and its
+ * page carries the same security headers as the foreman's.
  */
 export class WorkerStatusServer {
   private app: FastifyInstance | null = null;
   private starting: Promise<void> | null = null;
   private readonly worker: WorkerStatusSource;
-  private readonly options: { port: number; host: string; restartToken: string | null };
+  private readonly options: WorkerStatusServerOptions;
   private readonly usage = new HostUsage();
   private readonly metrics: WorkerMetrics;
   private readonly feed: LiveFeed;
@@ -40,8 +58,7 @@ export class WorkerStatusServer {
   /** Ports found taken before `port` (empty when it got the one asked for). */
   readonly takenPorts: number[] = [];
 
-  /** `restartToken`: POST /restart needs it as a bearer token; null turns POST /restart off. */
-  constructor(worker: WorkerStatusSource, options: { port: number; host: string; restartToken: string | null }) {
+  constructor(worker: WorkerStatusSource, options: WorkerStatusServerOptions) {
     this.worker = worker;
     this.options = options;
     this.metrics = new WorkerMetrics(worker);
@@ -90,15 +107,21 @@ export class WorkerStatusServer {
     const w = this.worker;
     const app = Fastify();
     const seconds = (ms: number) => Math.round(ms) / 1000;
+    const names = statusHostNames(this.options.host, this.options.hostNames);
+    registerPageHeaders(app);
+    app.addHook('onRequest', async (req, reply) => {
+      const refused = hostRefusal(req.headers.host, names);
+      if (refused) return reply.code(403).send({ code: 'CC_ERR_FORBIDDEN', message: refused, detail: 'unknown host name' });
+    });
     await registerUiAssets(app);
-    this.feed.attach(app.server);
+    this.feed.attach(app.server, { refusal: (req) => hostRefusal(req.headers.host, names) });
 
     app.get('/', async (req, reply) => {
       // Browsers get the page, everyone else the JSON they always got; caches must keep both.
       reply.header('vary', 'Accept');
       if (prefersHtml(req.headers.accept)) {
         reply.type('text/html; charset=utf-8');
-        return pageShell(escapeHtml(`CrowdCompute worker ${w.workerId}`), '/ui/worker.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">');
+        return pageShell(escapeHtml(`CrowdCompute worker ${w.workerId}`), '/ui/worker.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">\n<link rel="stylesheet" href="/ui/worker.css">');
       }
       const running = w.runningTasks;
       return {

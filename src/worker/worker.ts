@@ -37,6 +37,12 @@ export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | '
   statusPort?: number | false;
   /** Interface of the status server. Default 127.0.0.1 (this machine only). */
   statusHost?: string;
+  /**
+   * Host names the status server answers to besides localhost, IP addresses, this machine's
+   * hostname and `statusHost` (a DNS name or alias it is reached by). Requests naming any other
+   * host are refused with 403, so that a web page cannot read it through DNS rebinding.
+   */
+  statusHostNames?: string[];
   /** Trust this CA certificate (PEM) for a wss:// foreman with a private certificate. */
   ca?: string | Buffer;
   /** A pino logger; default: one on stderr at `logLevel`. */
@@ -57,7 +63,7 @@ export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | '
 export class Worker extends WorkerRuntime {
   /** The worker's logger. */
   readonly log: Logger;
-  private readonly statusOptions: { port: number | false; host: string };
+  private readonly statusOptions: { port: number | false; host: string; hostNames: string[] };
   private statusServer: WorkerStatusServer | null = null;
   private readonly restartToken: string | undefined;
 
@@ -66,7 +72,7 @@ export class Worker extends WorkerRuntime {
     const urls = Array.isArray(options.foremanUrl) ? options.foremanUrl : String(options.foremanUrl ?? '').split(',');
     const token = options.token ?? process.env.CROWDCOMPUTE_WORKER_TOKEN ?? urls.map((u) => localCredentialsAt(u.trim())?.workerToken).find(Boolean);
     const log = (options.logger ?? pino({ level: options.logLevel ?? WORKER_DEFAULTS.logLevel }, pino.destination(2))).child({ workerId });
-    const { allowCode, sandbox, statusPort, statusHost, logger: _l, logLevel: _ll, ca: _ca, ...runtime } = options;
+    const { allowCode, sandbox, statusPort, statusHost, statusHostNames, logger: _l, logLevel: _ll, ca: _ca, ...runtime } = options;
     super({
       ...(token ? { token } : {}),
       // The runtime speaks the standard WebSocket API; in Node, the ws package's implementation
@@ -80,7 +86,7 @@ export class Worker extends WorkerRuntime {
       resources: { ...hostResources(), ...(options.resources ?? {}) },
     });
     this.log = log;
-    this.statusOptions = { port: statusPort ?? false, host: statusHost ?? '127.0.0.1' };
+    this.statusOptions = { port: statusPort ?? false, host: statusHost ?? '127.0.0.1', hostNames: statusHostNames ?? [] };
     this.restartToken = token;
   }
 
@@ -89,7 +95,7 @@ export class Worker extends WorkerRuntime {
 
   protected override async beforeStart(): Promise<void> {
     if (this.statusOptions.port === false) return;
-    this.statusServer = new WorkerStatusServer(this, { port: this.statusOptions.port, host: this.statusOptions.host, restartToken: this.restartToken ?? null });
+    this.statusServer = new WorkerStatusServer(this, { port: this.statusOptions.port, host: this.statusOptions.host, hostNames: this.statusOptions.hostNames, restartToken: this.restartToken ?? null });
     await this.statusServer.start();
     const taken = this.statusServer.takenPorts;
     if (taken.length > 0) {

@@ -8,6 +8,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,5 +318,71 @@ test('--insecure turns authentication off and says so loudly; TLS serves HTTPS a
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A Content-Security-Policy header as directive → sources. */
+function cspOf(header: string | null): Map<string, string[]> {
+  const directives = new Map<string, string[]>();
+  for (const part of (header ?? '').split(';')) {
+    const [name, ...sources] = part.trim().split(/\s+/);
+    if (name) directives.set(name.toLowerCase(), sources);
+  }
+  return directives;
+}
+
+/** The `'sha256-…'` source that allows an inline script with this text. */
+const sha256Source = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+test('every response carries a Content-Security-Policy that forbids framing and inline script, nosniff and a Referrer-Policy; only the join page may eval', async () => {
+  const login = await call('POST', '/login', null, { key: keys.read });
+  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const job = await call('POST', '/api/jobs', keys.submit, { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] });
+  const pages = ['/', '/jobs', `/jobs/${job.json.id}`, '/workers', '/workers/nobody', '/login', '/join', '/docs/'];
+  // Pages through the session; the API with a key and without; a 404; a page without a session.
+  const others: [string, string | null][] = [['/api/stats', keys.read], ['/api/stats', null], ['/health', null], ['/openapi.json', null], ['/ui/style.css', null], ['/ui/nothing-here.js', null], ['/jobs', null]];
+  const seen: number[] = [];
+  for (const [path, key, page] of [...pages.map((p) => [p, null, true] as const), ...others.map(([p, k]) => [p, k, false] as const)]) {
+    const res = await fetch(`${foreman.url}${path}`, { redirect: 'manual', headers: key ? { authorization: `Bearer ${key}` } : page ? { cookie } : {} });
+    seen.push(res.status);
+    const where = `${path} (${res.status})`;
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', where);
+    assert.equal(res.headers.get('referrer-policy'), 'same-origin', where);
+    const csp = cspOf(res.headers.get('content-security-policy'));
+    assert.deepEqual(csp.get('frame-ancestors'), ["'none'"], `${where}: frame-ancestors`);
+    assert.deepEqual(csp.get('object-src') ?? csp.get('default-src'), ["'none'"], `${where}: no plugins`);
+    const scripts = csp.get('script-src') ?? [];
+    assert.ok(!scripts.includes("'unsafe-inline'"), `${where}: no inline script`);
+    assert.equal(scripts.includes("'unsafe-eval'"), path === '/join', `${where}: eval only where shipped functions run`);
+    assert.ok(!(csp.get('style-src') ?? []).includes("'unsafe-inline'"), `${where}: no inline style`);
+    if (!page) continue;
+    assert.equal(res.status, 200, where);
+    const html = await res.text();
+    // What is inline is allowed by its hash, one by one; the login page has nothing inline.
+    const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+    for (const text of inline) assert.ok(scripts.includes(sha256Source(text)), `${where}: the inline script is allowed by its hash`);
+    assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i, `${where}: no inline style or handler`);
+    if (path === '/login') assert.deepEqual(inline, [], 'the login page has no inline script');
+  }
+  assert.ok(seen.includes(401) && seen.includes(404) && seen.includes(302), `refusals carry them too: ${seen.join(', ')}`);
+});
+
+test('the redirect to the login page carries a path of this site only', async () => {
+  const plain = await call('GET', '/jobs/abc?state=failed', null);
+  assert.equal(plain.status, 302);
+  assert.equal(plain.headers.get('location'), `/login?next=${encodeURIComponent('/jobs/abc?state=failed')}`);
+  // A request line may carry a whole URL (absolute form); the redirect keeps only its path.
+  const { port } = new URL(foreman.url);
+  for (const target of ['http://evil.example/jobs?state=failed', 'http://evil.example//evil.example/']) {
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.end(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+    let answer = '';
+    socket.on('data', (d) => { answer += d; });
+    await once(socket, 'close');
+    const location = /^location: (.*)$/im.exec(answer)?.[1]?.trim();
+    if (location === undefined) continue; // not a page route: refused, not redirected
+    const next = new URL(location, foreman.url).searchParams.get('next')!;
+    assert.match(next, /^\/(?![/\\])/, `${target}: next is a path of this site, not ${next}`);
+    assert.equal(new URL(next, foreman.url).origin, new URL(foreman.url).origin, `${target}: ${next}`);
   }
 });

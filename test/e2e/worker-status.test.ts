@@ -1,7 +1,8 @@
 /**
  * The worker's status server: JSON or the page by the Accept header, the live feed on /ws,
- * /metrics unchanged, /metrics/prometheus, and a second worker on the same machine taking the
- * next free status port instead of failing.
+ * /metrics unchanged, /metrics/prometheus, answers only to its own host names (DNS
+ * rebinding), and a second worker on the same machine taking the next free status port
+ * instead of failing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import WebSocket from 'ws';
 import parsePrometheusTextFormat, { type PromFamily } from 'parse-prometheus-text-format';
@@ -36,7 +38,7 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8';
 
-function newWorker(foreman: TestForeman, options: { workerId: string; statusPort: number; logger?: Logger }): Worker {
+function newWorker(foreman: TestForeman, options: { workerId: string; statusPort: number; logger?: Logger; statusHostNames?: string[] }): Worker {
   const worker = new Worker({
     foremanUrl: foreman.wsUrl, token: foreman.credentials!.workerToken, maxConcurrentTasks: 2, logLevel: 'silent', statusHost: '127.0.0.1', ...options,
   });
@@ -90,7 +92,7 @@ test('GET / answers JSON to clients and the page to browsers; /ws pushes the sta
     assert.match(page.text, /<title>CrowdCompute worker status-&#60;b&#62;&#38;&#34;1&#34;<\/title>/);
     assert.ok(!page.text.includes('status-<b>'), 'the worker id never reaches the HTML unescaped');
     assert.match(page.text, /<script type="module" src="\/ui\/worker.js">/);
-    for (const asset of ['/ui/worker.js', '/ui/common.js', '/ui/style.css', '/ui/vendor/preact.mjs', '/ui/vendor/uplot.mjs', '/ui/vendor/uplot.css']) {
+    for (const asset of ['/ui/worker.js', '/ui/worker.css', '/ui/common.js', '/ui/style.css', '/ui/vendor/preact.mjs', '/ui/vendor/uplot.mjs', '/ui/vendor/uplot.css']) {
       assert.equal((await get(`${base}${asset}`)).status, 200, asset);
     }
 
@@ -144,6 +146,58 @@ test('GET / answers JSON to clients and the page to browsers; /ws pushes the sta
     assert.equal(metrics.tasks_queued, 0);
   } finally {
     await client.close();
+    await worker.stop();
+    await foreman.cleanup();
+  }
+});
+
+/** Whether a WebSocket upgrade with these headers is accepted (101) or refused (its status). */
+function upgrade(url: string, headers: Record<string, string>): Promise<number> {
+  const ws = new WebSocket(url, { headers });
+  return new Promise<number>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => resolve(101));
+    ws.on('error', () => {});
+  }).finally(() => ws.terminate());
+}
+
+test('the status server answers only to its own names, so a page on a rebound DNS name cannot read it, over HTTP or /ws', async () => {
+  const foreman = await startTestForeman();
+  const worker = newWorker(foreman, { workerId: 'rebind-target', statusPort: 0, statusHostNames: ['worker-7.lab.example'] });
+  try {
+    await worker.start();
+    const port = worker.statusPort!;
+    const base = `http://127.0.0.1:${port}`;
+    for (const name of ['evil.example', 'localhost.evil.example', '127.0.0.1.nip.example', 'worker-7.lab.example.evil.example']) {
+      for (const path of ['/', '/stats', '/health', '/metrics', '/metrics/prometheus', '/ui/worker.js']) {
+        const res = await get(`${base}${path}`, { host: `${name}:${port}`, accept: BROWSER_ACCEPT });
+        assert.equal(res.status, 403, `${name} ${path}`);
+        const body = JSON.parse(res.text);
+        assert.equal(body.code, 'CC_ERR_FORBIDDEN');
+        assert.ok(body.message.includes(`${name}:${port}`), `the refusal names the Host: ${body.message}`);
+        assert.match(body.message, /--status-host-name/);
+        assert.ok(!res.text.includes('rebind-target') && !res.text.includes(foreman.wsUrl), 'nothing of the worker in the refusal');
+      }
+      // The page's origin is the rebound name, so an Origin check alone lets it through.
+      assert.equal(await upgrade(`ws://127.0.0.1:${port}/ws`, { host: `${name}:${port}`, origin: `http://${name}:${port}` }), 403, `${name} /ws`);
+    }
+    const own = ['127.0.0.1', 'localhost', 'LOCALHOST', '[::1]', hostname(), 'worker-7.lab.example', '192.0.2.7', 'status.localhost'];
+    for (const name of own) {
+      for (const path of ['/', '/stats', '/metrics']) {
+        const res = await get(`${base}${path}`, { host: `${name}:${port}` });
+        assert.equal(res.status, 200, `${name} ${path}`);
+      }
+      assert.equal(await upgrade(`ws://127.0.0.1:${port}/ws`, { host: `${name}:${port}`, origin: `http://${name}:${port}` }), 101, `${name} /ws`);
+    }
+    // The page and its answers carry the same headers as the foreman's.
+    for (const [path, accept] of [['/', BROWSER_ACCEPT], ['/', 'application/json'], ['/ui/worker.js', '*/*']]) {
+      const res = await get(`${base}${path}`, { accept });
+      assert.equal(res.headers['x-content-type-options'], 'nosniff', path);
+      assert.equal(res.headers['referrer-policy'], 'same-origin', path);
+      assert.match(String(res.headers['content-security-policy']), /frame-ancestors 'none'/, path);
+      assert.doesNotMatch(String(res.headers['content-security-policy']), /unsafe-inline|unsafe-eval/, path);
+    }
+  } finally {
     await worker.stop();
     await foreman.cleanup();
   }
@@ -272,7 +326,7 @@ test('the CLI prints the status port it really took', async () => {
   const port = await freePort();
   const held = await holdPorts(port, port);
   const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', foreman.wsUrl, '--allow-code', '--status-port', String(port), '--id', 'cli-port', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', foreman.wsUrl, '--allow-code', '--status-port', String(port), '--status-host-name', 'worker-7.lab.example', '--id', 'cli-port', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CROWDCOMPUTE_WORKER_TOKEN: foreman.credentials!.workerToken },
   });
   let out = '';
@@ -287,6 +341,8 @@ test('the CLI prints the status port it really took', async () => {
     assert.match(out, new RegExp(`port ${port} was taken; listening on ${took} instead`), 'the log says which port it took');
     const body = JSON.parse((await get(`http://127.0.0.1:${took}/`)).text);
     assert.equal(body.worker_id, 'cli-port');
+    assert.equal((await get(`http://127.0.0.1:${took}/`, { host: `worker-7.lab.example:${took}` })).status, 200, 'a name given with --status-host-name is answered');
+    assert.equal((await get(`http://127.0.0.1:${took}/`, { host: `evil.example:${took}` })).status, 403, 'another is not');
   } finally {
     child.kill('SIGTERM');
     await exited;

@@ -45,7 +45,7 @@ export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | nul
     const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.ip });
     req.principal = who.principal;
     if (who.principal.kind === 'anonymous') {
-      if (access === 'page') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
+      if (access === 'page') return reply.redirect(`/login?next=${encodeURIComponent(pathOf(req.url))}`);
       throw unauthenticated();
     }
     if (who.via === 'session' && !SAFE_METHODS.has(req.method) && !auth.checkCsrf(who.session!, req.headers['x-csrf-token'] as string | undefined)) {
@@ -55,25 +55,31 @@ export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | nul
   });
 }
 
+/**
+ * The path and query of a request's target, for the login page's `next`. A request line may
+ * carry a whole URL (`GET http://elsewhere/ HTTP/1.1`); only its path is kept, and one that a
+ * browser would read as another site (`//host`) becomes `/`.
+ */
+function pathOf(target: string): string {
+  let url: URL;
+  try { url = new URL(target, 'http://foreman.invalid'); } catch { return '/'; }
+  const path = `${url.pathname}${url.search}`;
+  return path.startsWith('//') || path.includes('\\') ? '/' : path;
+}
+
+/** The login form; its style and script are files under ui/ (the pages' policy allows no inline ones). */
 const LOGIN_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CrowdCompute: log in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- :root{color-scheme:light dark} body{font:15px/1.4 system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh}
- form{display:grid;gap:.6rem;width:min(28rem,90vw)} input,button{font:inherit;padding:.5rem} p{margin:0} #error{color:#c33;min-height:1.4em}
-</style></head><body>
+<link rel="icon" href="/ui/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/ui/login.css">
+<script type="module" src="/ui/login.js"></script>
+</head><body>
 <form id="login"><h1>CrowdCompute</h1>
 <p>Log in with an API key (<code>crowdcompute key create --scopes read</code> makes one).</p>
 <input id="key" type="password" autocomplete="current-password" placeholder="cck_…" required aria-label="API key">
 <button type="submit">Log in</button><p id="error" role="alert"></p></form>
-<script>
-document.getElementById('login').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const res = await fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: document.getElementById('key').value }) });
-  if (res.ok) { const next = new URLSearchParams(location.search).get('next'); location.href = next && next.startsWith('/') && !next.startsWith('//') ? next : '/'; return; }
-  document.getElementById('error').textContent = (await res.json().catch(() => ({}))).message || 'login failed';
-});
-</script></body></html>`;
+</body></html>`;
 
 /** GET /login (a form), POST /login (a key in, a session cookie out), POST /logout. */
 export function registerLogin(app: FastifyInstance, auth: Authenticator | null): void {

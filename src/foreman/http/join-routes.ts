@@ -4,6 +4,7 @@ import {
 } from '../../protocol/index.ts';
 import { z } from 'zod';
 import { pageShell } from '../../host/ui-assets.ts';
+import { JOIN_PAGE_CSP } from '../../host/page-headers.ts';
 import type { CredentialRecord } from '../../store/store.ts';
 import type { CredentialService } from '../auth/credential-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
@@ -29,6 +30,8 @@ export function registerJoinRoutes(app: FastifyInstance, deps: { credentials: Cr
   app.get('/join', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => {
     reply.type('text/html; charset=utf-8');
     reply.header('cache-control', 'no-store');
+    // The one page whose policy lets shipped functions run (see JOIN_PAGE_CSP).
+    reply.header('content-security-policy', JOIN_PAGE_CSP);
     return deps.credentials ? PAGE : OPEN_PAGE;
   });
 

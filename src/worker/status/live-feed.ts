@@ -28,11 +28,21 @@ export class LiveFeed {
   /** People watching now. */
   get watchers(): number { return this.clients.size; }
 
-  /** Answer WebSocket upgrades on `path` of `server`; other paths get 404. */
-  attach(server: Server, path = '/ws'): void {
+  /**
+   * Answer WebSocket upgrades on `path` of `server`; other paths get 404, and upgrades that
+   * `refusal` gives a reason for get 403 with it (as the server's HTTP routes would).
+   */
+  attach(server: Server, options: { path?: string; refusal?: (req: IncomingMessage) => string | null } = {}): void {
+    const path = options.path ?? '/ws';
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if ((req.url ?? '').split('?')[0] !== path || this.closed) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const refused = options.refusal?.(req);
+      if (refused) {
+        const body = JSON.stringify({ code: 'CC_ERR_FORBIDDEN', message: refused, detail: 'refused' });
+        socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
         return;
       }
       // Browsers let any web site open a WebSocket to 127.0.0.1; only the page this server
@@ -90,7 +100,8 @@ function sameOrigin(req: IncomingMessage): boolean {
   const origin = req.headers.origin;
   if (!origin) return true;
   try {
-    return new URL(origin).host === req.headers.host;
+    // Both as URLs spell them (lower case, default port dropped).
+    return new URL(origin).host === new URL(`http://${req.headers.host ?? ''}`).host;
   } catch {
     return false;
   }

@@ -200,10 +200,16 @@ export async function spawnForemanProcess(port: number, args: string[], env: Rec
   const url = `http://127.0.0.1:${port}`;
   let dead = false;
   void exited.then(() => { dead = true; });
-  await waitFor(async () => {
-    if (dead) throw new Error(`foreman exited: ${out.slice(-2000)}`);
-    return (await fetch(`${url}/health`)).ok;
-  }, { timeoutMs: 20_000, message: 'foreman process answers /health' });
+  try {
+    await waitFor(async () => {
+      if (dead) throw new Error(`foreman exited: ${out.slice(-2000)}`);
+      return (await fetch(`${url}/health`)).ok;
+    }, { timeoutMs: 20_000, message: 'foreman process answers /health' });
+  } catch (err) {
+    // A foreman that did not come up in time is not left running behind the failed test.
+    if (!dead) child.kill('SIGKILL');
+    throw err;
+  }
   return { child, url, wsUrl: `ws://127.0.0.1:${port}/ws`, output: () => out, exited,
     kill: (signal = 'SIGTERM') => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); } };
 }

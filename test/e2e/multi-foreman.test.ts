@@ -110,7 +110,16 @@ test('three foremen on one database, one killed with SIGKILL mid-job: workers mo
   const log = join(dir, 'exec.log');
   const ports = await Promise.all([freePort(), freePort(), freePort()]);
   const args = (i: number) => ['--database', database, '--id', `f${i + 1}`, '--heartbeat-interval', '200', '--lease-ttl', '2000'];
-  const foremen: ChildForeman[] = await Promise.all(ports.map((p, i) => spawnForemanProcess(p, args(i))));
+  const started = await Promise.allSettled(ports.map((p, i) => spawnForemanProcess(p, args(i))));
+  const foremen: ChildForeman[] = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // The ones that did start are stopped before the test fails.
+    for (const f of foremen) f.kill('SIGKILL');
+    await Promise.all(foremen.map((f) => f.exited));
+    await dropSchema(schema);
+    throw (failed as PromiseRejectedResult).reason;
+  }
   const wsList = (first: number) => [0, 1, 2].map((k) => foremen[(first + k) % 3].wsUrl).join(',');
   // Each worker starts on a different foreman and knows all three.
   const workers: ChildWorker[] = [0, 1, 2].map((i) => spawnWorkerProcess(['--foreman', wsList(i), '--id', `mw${i + 1}`, '--concurrency', '8',

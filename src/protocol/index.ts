@@ -11,3 +11,4 @@ export * from './framing.ts';
 export * from './case-keys.ts';
 export * from './rest.ts';
 export * from './auth.ts';
+export * from './limits.ts';

@@ -24,6 +24,7 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser }[] = [
   { key: 'idempotencyTtlMs', arg: '<duration>', help: 'how long an idempotency key returns the same job', parse: parseDuration },
   { key: 'maxMessagesPerSecond', arg: '<n>', help: 'per WebSocket connection (bursts twice that)', parse: parseIntArg },
   { key: 'maxConnections', arg: '<n>', help: 'WebSocket connections at once', parse: parseIntArg },
+  { key: 'maxConnectionsPerAddress', arg: '<n>', help: 'open connections (HTTP and WebSocket) one client address may hold; more are closed at once, counted in crowdcompute_connections_refused_total (raise it for many workers behind one NAT address)', parse: parseIntArg },
   { key: 'floodCloseAfterMs', arg: '<duration>', help: 'a connection over its rate limit this long is closed', parse: parseDuration },
   { key: 'heartbeatIntervalMs', arg: '<duration>', help: 'how often workers heartbeat', parse: parseDuration },
   { key: 'leaseTtlMs', arg: '<duration>', help: 'how long an assignment is held without a heartbeat', parse: parseDuration },
@@ -31,9 +32,13 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser }[] = [
   { key: 'browserLeaseTtlMs', arg: '<duration>', help: 'how long a browser tab\'s assignment is held without a heartbeat', parse: parseDuration },
   { key: 'maxTasksPerBrowser', arg: '<n>', help: 'most tasks a browser tab holds at once', parse: parseIntArg },
   { key: 'sweepIntervalMs', arg: '<duration>', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseDuration },
-  { key: 'maxAuthFailuresPerMinute', arg: '<n>', help: 'failed credential checks one address may make per minute before it gets 429', parse: parseIntArg },
+  { key: 'maxAuthFailuresPerMinute', arg: '<n>', help: 'failed credential checks one client address, or one key or token id, may make per minute; past that, failed checks get 429 (valid credentials are always accepted)', parse: parseIntArg },
   { key: 'authenticateWithinMs', arg: '<duration>', help: 'a WebSocket connection that proves nothing (no key, no valid worker hello) this long is closed', parse: parseDuration },
   { key: 'sessionTtlMs', arg: '<duration>', help: 'how long a dashboard login lasts', parse: parseDuration },
+  { key: 'headersTimeoutMs', arg: '<duration>', help: 'a request whose headers have not all arrived this long after it began gets 408 and its connection is closed (at most --request-timeout)', parse: parseDuration },
+  { key: 'requestTimeoutMs', arg: '<duration>', help: 'a request whose body has not all arrived this long after it began gets 408 and its connection is closed (uploads included)', parse: parseDuration },
+  { key: 'keepAliveTimeoutMs', arg: '<duration>', help: 'an idle keep-alive HTTP connection is closed after this long (keep it above a load balancer\'s idle timeout)', parse: parseDuration },
+  { key: 'idleTimeoutMs', arg: '<duration>', help: 'an HTTP connection on which nothing moves this long is closed (not WebSockets, not the dashboard\'s event stream)', parse: parseDuration },
   { key: 'retentionMs', arg: '<duration>', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
   { key: 'pruneIntervalMs', arg: '<duration>', help: 'how often jobs past their retention are looked for', parse: parseDuration },
   { key: 'queueTimeoutMs', arg: '<duration>', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
@@ -61,6 +66,9 @@ export function foremanCommand(program: Command): void {
     cmd.addOption(new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? ms(value) : String(value)));
   }
   cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', bounded('maxDatabaseBytes', parseBytes));
+  cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
+    + 'repeatable. From anyone else the header is ignored. Set it when a proxy is in front, or every client counts as the proxy\'s address')
+    .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'));
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
     .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
@@ -80,6 +88,7 @@ export function foremanCommand(program: Command): void {
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),
+        ...(o.trustedProxy.length > 0 ? { trustedProxies: o.trustedProxy } : {}),
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);

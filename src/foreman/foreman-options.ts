@@ -8,7 +8,7 @@ import { JOB_LIMITS, UNITS, boundProblem, type Bound } from '../protocol/index.t
 import type { RateLimitSpec } from './rate-limit-spec.ts';
 import type { Store } from '../store/store.ts';
 
-const { MINUTE, HOUR, DAY, MiB, TiB } = UNITS;
+const { SECOND, MINUTE, HOUR, DAY, MiB, TiB } = UNITS;
 
 /** The default of every foreman option that has one. */
 export const FOREMAN_DEFAULTS = {
@@ -71,6 +71,22 @@ export const FOREMAN_DEFAULTS = {
   browserHeartbeatIntervalMs: 2_000,
   browserLeaseTtlMs: 10_000,
   maxTasksPerBrowser: 4,
+  /**
+   * A request whose headers have not all arrived this long after it began is refused (408) and
+   * its connection closed: a client dripping its headers byte by byte holds nothing for long.
+   */
+  headersTimeoutMs: 20_000,
+  /** A request whose body has not all arrived this long after it began is refused (408): Node's own default. */
+  requestTimeoutMs: 300_000,
+  /**
+   * An idle keep-alive connection is closed after this long: longer than the 60 s idle timeout
+   * of common load balancers, so that they, not the foreman, close first (Fastify's default).
+   */
+  keepAliveTimeoutMs: 72_000,
+  /** An HTTP connection on which nothing is sent or received for this long is closed (WebSockets and the dashboard's stream excepted). */
+  idleTimeoutMs: 120_000,
+  /** Open connections (HTTP and WebSocket) one client address may hold; more are closed at once. */
+  maxConnectionsPerAddress: 1_000,
 } as const;
 
 /**
@@ -108,6 +124,11 @@ export const FOREMAN_BOUNDS = {
   maxTasksPerBrowser: { flag: '--max-tasks-per-browser', min: 1, max: 1_000 },
   // SQLite's own largest database is about 281 TB.
   maxDatabaseBytes: { flag: '--max-database-size', min: 1, max: 256 * TiB, unit: 'bytes' },
+  headersTimeoutMs: { flag: '--headers-timeout', min: 1, max: HOUR, unit: 'ms' },
+  requestTimeoutMs: { flag: '--request-timeout', min: 1, max: DAY, unit: 'ms' },
+  keepAliveTimeoutMs: { flag: '--keep-alive-timeout', min: 1, max: HOUR, unit: 'ms' },
+  idleTimeoutMs: { flag: '--idle-timeout', min: SECOND / 10, max: DAY, unit: 'ms' },
+  maxConnectionsPerAddress: { flag: '--max-connections-per-address', min: 1, max: 1_000_000 },
 } as const satisfies { [K in NumericOption]: Bound & { flag: string } };
 
 /** The ForemanOptions that are numbers. */
@@ -208,6 +229,23 @@ export interface ForemanOptions {
   maxTasksPerBrowser?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
+  /** A request whose headers have not all arrived this long after it began is refused (408) and closed. Default 20 s; at most requestTimeoutMs. */
+  headersTimeoutMs?: number;
+  /** A request whose body has not all arrived this long after it began is refused (408) and closed. Default 300 s. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long. Default 72 s. */
+  keepAliveTimeoutMs?: number;
+  /** An HTTP connection silent both ways this long is closed (not WebSockets, not the dashboard's event stream). Default 120 s. */
+  idleTimeoutMs?: number;
+  /** Open connections (HTTP and WebSocket) one client address may hold; further ones are closed at once. Default 1,000. */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` names the client: addresses, CIDR ranges, or
+   * `loopback`, `linklocal`, `uniquelocal`. From them the client's address (for the
+   * failed-attempt limit, the connection cap and the audit log) is the one they forward; from
+   * anyone else the header is ignored. Default none.
+   */
+  trustedProxies?: string[];
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -223,13 +261,19 @@ export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'lo
  */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
   const problems: string[] = [];
   for (const key of Object.keys(FOREMAN_BOUNDS) as NumericOption[]) {
     const value = (rest as Record<string, unknown>)[key];
     if (value === undefined) continue;
     const problem = foremanOptionProblem(key, value, 'field');
     if (problem) problems.push(problem);
+  }
+  if (problems.length === 0 && rest.headersTimeoutMs > rest.requestTimeoutMs) {
+    problems.push(`headersTimeoutMs (--headers-timeout) must be at most requestTimeoutMs (--request-timeout), ${rest.requestTimeoutMs} ms; it is ${rest.headersTimeoutMs} ms`);
+  }
+  if (!Array.isArray(rest.trustedProxies) || rest.trustedProxies.some((p) => typeof p !== 'string')) {
+    problems.push('trustedProxies (--trusted-proxy) must be a list of addresses or CIDR ranges');
   }
   if (problems.length > 0) throw new RangeError(problems.join('; '));
   return rest as ResolvedForemanOptions;

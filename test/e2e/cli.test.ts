@@ -295,6 +295,8 @@ test('every numeric flag has an upper bound, and a value past it is refused nami
   const cases: [string[], RegExp][] = [
     [[...foreman, '--port', '0', '--lease-ttl', '30d'], /--lease-ttl must be at most 86400000 ms \(24 h\)/],
     [[...foreman, '--port', '0', '--max-payload', '2GiB'], /--max-payload must be at most 536870912 bytes \(512 MiB\)/],
+    [[...foreman, '--port', '0', '--max-connections-per-address', '2000000'], /--max-connections-per-address must be at most 1000000/],
+    [[...foreman, '--port', '0', '--request-timeout', '2d'], /--request-timeout must be at most 86400000 ms \(24 h\)/],
     [[...foreman, '--port', '70000'], /--port must be at most 65535/],
     [[...worker, '--concurrency', '20000'], /--concurrency must be at most 10000/],
     [[...worker, '--drain-timeout', '30d'], /--drain-timeout must be at most 86400000 ms \(24 h\)/],

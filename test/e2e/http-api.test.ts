@@ -143,6 +143,8 @@ test('foreman and worker options past their bounds are refused at start, naming 
   const start = (o: ForemanOptions) => startForeman({ port: 0, host: '127.0.0.1', database: 'sqlite::memory:', logLevel: 'silent', ...o });
   await assert.rejects(start({ leaseTtlMs: 30 * 86_400_000 }), /leaseTtlMs \(--lease-ttl\) must be at most 86400000 ms \(24 h\)/);
   await assert.rejects(start({ maxAuthFailuresPerMinute: 0 }), /maxAuthFailuresPerMinute \(--max-auth-failures-per-minute\) must be at least 1/);
+  await assert.rejects(start({ headersTimeoutMs: 60_000, requestTimeoutMs: 30_000 }), /--headers-timeout\) must be at most requestTimeoutMs/);
+  await assert.rejects(start({ trustedProxies: ['not an address'] }), /--trusted-proxy "not an address" is not an IP address/);
   assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, drainTimeoutMs: 30 * 86_400_000, logLevel: 'silent' }), /drainTimeoutMs \(--drain-timeout\) must be at most 86400000 ms \(24 h\)/);
   assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, maxConcurrentTasks: 20_000, logLevel: 'silent' }), /maxConcurrentTasks \(--concurrency\) must be at most 10000/);
   assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, sandbox: { defaultTimeoutMs: 2 ** 31 }, allowCode: true, logLevel: 'silent' }), /--sandbox-timeout\) must be at most 2073600000 ms \(24 d\)/);

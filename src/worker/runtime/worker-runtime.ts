@@ -488,7 +488,8 @@ export class WorkerRuntime extends EventEmitter {
           p.reject(CrowdComputeError.fromWire(msg));
           return;
         }
-        if (msg.code === 'CC_ERR_UNAUTHORIZED') this.lastRefusal = msg.message;
+        // A refused hello: why, in full, for the error the worker stops with (the close reason is cut short).
+        if (msg.code === 'CC_ERR_UNAUTHORIZED' || msg.code === 'CC_ERR_RATE_LIMITED') this.lastRefusal = msg.message;
         this.logger.warn({ code: msg.code, message: msg.message }, 'foreman reported an error');
         this.emit('foremanError', msg);
         return;

@@ -44,9 +44,6 @@ export class FailureLimiter {
     return null;
   }
 
-  /** Subjects remembered now (for tests of the bound). */
-  get size(): number { return this.entries.size; }
-
   private entryOf(subject: string, now: number): Entry {
     let entry = this.entries.get(subject);
     if (entry) {
@@ -69,7 +66,11 @@ export class FailureLimiter {
    */
   private forget(now: number): void {
     const refilledAfter = this.options.burst * this.options.refillMs;
-    for (const [subject, e] of this.entries) if (now - e.at >= refilledAfter) this.entries.delete(subject);
+    // The map is in order of last failure, oldest first: the refilled are at its start.
+    for (const [subject, e] of this.entries) {
+      if (now - e.at < refilledAfter) break;
+      this.entries.delete(subject);
+    }
     const excess = this.entries.size - Math.floor(this.options.maxSubjects * 0.9);
     if (excess <= 0) return;
     let n = 0;

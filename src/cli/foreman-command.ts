@@ -63,7 +63,7 @@ export function foremanCommand(program: Command): void {
   for (const t of TUNING) {
     const value = FOREMAN_DEFAULTS[t.key] as number;
     // Durations show their default as a duration (7d), not as milliseconds.
-    cmd.addOption(new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? ms(value) : String(value)));
+    cmd.addOption(new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? showDuration(value) : String(value)));
   }
   cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', bounded('maxDatabaseBytes', parseBytes));
   cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
@@ -108,6 +108,13 @@ export async function dashboardHint(foreman: { url: string; credentials: { apiKe
   if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
   const { credentialsFile } = await import('../host/local-credentials.ts');
   return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
+}
+
+/** A default duration as a flag takes it, exactly: `7d`, `72s` (ms() alone would round 72 s to `1m`). */
+function showDuration(value: number): string {
+  const short = ms(value);
+  if (ms(short as ms.StringValue) === value) return short;
+  return value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`;
 }
 
 /** `--max-payload` → `maxPayload`, the key commander gives the option. */

@@ -2,9 +2,9 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
-import { PRIORITIES, type JobResultsView, type Priority } from '../protocol/index.ts';
+import { JOB_LIMITS, PRIORITIES, UNITS, type JobResultsView, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
-import { parseDuration, parseIntArg, parseJsonArg, parseWeight } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseJsonArg, parseWeight, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
@@ -43,7 +43,7 @@ const foremanOption = (cmd: Command) => cmd
   .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
   .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
   .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')
-    .argParser(parseDuration).default(10_000, '10s'));
+    .argParser(within(parseDuration, '--connect-timeout', { min: 0, max: UNITS.DAY, unit: 'ms' })).default(10_000, '10s'));
 
 function priorityArg(v: string): Priority {
   if (!(PRIORITIES as readonly string[]).includes(v)) throw new Error(`priority must be one of ${PRIORITIES.join(', ')}`);
@@ -78,14 +78,14 @@ export function clientCommands(program: Command): void {
     .argument('<inputs>', 'JSON file holding an array of arguments')
     .option('--export <name>', 'named export to ship instead of the default')
     .option('-o, --out <file>', 'write results to a file instead of stdout')
-    .option('--chunk-size <n>', 'arguments per task (default: chosen from the count)', parseIntArg)
+    .option('--chunk-size <n>', 'arguments per task (default: chosen from the count)', within(parseIntArg, '--chunk-size', JOB_LIMITS.chunkSize))
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <duration>', 'per-task timeout, e.g. 30s', parseDuration)
-    .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
+    .option('--timeout <duration>', 'per-task timeout, e.g. 30s (at most 24d)', within(parseDuration, '--timeout', JOB_LIMITS.timeoutMs))
+    .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
     .option('--run-on <where>', 'any (default), node (Node workers only) or browser (browser tabs that opened a join link only)', runOnArg)
-    .option('--max-attempts <n>', 'attempts per task', parseIntArg)
+    .option('--max-attempts <n>', 'attempts per task', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
     .option('--weight <w>', 'its share of the workers against your other jobs of its priority (default 1; 3 = three times as many tasks at once)', parseWeight)
-    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', parseIntArg))
+    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
       const mod = await loadModule(modulePath, 'map module');
@@ -127,9 +127,9 @@ export function clientCommands(program: Command): void {
     .argument('<type>', 'task type, e.g. image.resize')
     .argument('<input>', 'task input as JSON')
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <duration>', 'task timeout, e.g. 30s', parseDuration)
-    .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', parseDuration)
-    .option('--max-attempts <n>', 'attempts before the task fails for good', parseIntArg)
+    .option('--timeout <duration>', 'task timeout, e.g. 30s (at most 24d)', within(parseDuration, '--timeout', JOB_LIMITS.timeoutMs))
+    .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
+    .option('--max-attempts <n>', 'attempts before the task fails for good', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
     .option('--no-wait', 'print the task id and return at once'))
@@ -158,7 +158,7 @@ export function clientCommands(program: Command): void {
   foremanOption(program.command('jobs')
     .description('List jobs, newest first: a table of id, name (else task type or function), state, progress, tasks and age')
     .option('--status <status>', 'queued, running, completed, failed or cancelled')
-    .option('--limit <n>', 'how many', parseIntArg, 20)
+    .option('--limit <n>', 'how many (at most 10000)', within(parseIntArg, '--limit', { min: 1, max: 10_000 }), 20)
     .option('--json', 'print the jobs as the REST API has them (GET /api/jobs)'))
     .action(async (o) => {
       await withClient(o, async (client) => {
@@ -257,7 +257,7 @@ export function clientCommands(program: Command): void {
   foremanOption(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
-    .option('--poll <duration>', 'how often to look at the nodes', parseDuration, 500)
+    .option('--poll <duration>', 'how often to look at the nodes', within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' }), 500)
     .option('--no-wait', 'print the job id and return at once'))
     .action(async (file: string, o) => {
       if (!existsSync(file)) throw new Error(`graph file ${file} does not exist`);
@@ -316,8 +316,8 @@ export function clientCommands(program: Command): void {
   foremanOption(program.command('artifacts')
     .description('List the artifacts a task wrote, in the order they were recorded (JSON lines: seq, batch uid, size, data)')
     .argument('<taskId>', 'the task\'s id')
-    .option('--after <seq>', 'only those numbered after this', parseIntArg)
-    .option('--limit <n>', 'at most this many', parseIntArg, 1_000))
+    .option('--after <seq>', 'only those numbered after this', within(parseIntArg, '--after', { min: 0, max: Number.MAX_SAFE_INTEGER }))
+    .option('--limit <n>', 'at most this many (at most 10000)', within(parseIntArg, '--limit', { min: 1, max: 10_000 }), 1_000))
     .action(async (taskId: string, o) => {
       await withClient(o, async (client) => {
         const a = await client.getArtifacts(taskId, { limit: o.limit, ...(o.after !== undefined ? { after: o.after } : {}) });

@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { SCOPES, joinUrl } from '../protocol/index.ts';
 import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
-import { parseDuration, parseIntArg } from './parse-args.ts';
+import { parseDuration, parseIntArg, within } from './parse-args.ts';
+import { JOB_LIMITS, UNITS } from '../protocol/index.ts';
 
 const databaseOption = (cmd: Command) => cmd
   // The environment variable is named, never its value, in --help: it may hold a password.
@@ -82,7 +83,7 @@ export function credentialCommands(program: Command): void {
     .description('Create an API key and print it once (only its hash is stored)')
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for (shown in lists and logs)')
-    .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', parseIntArg)
+    .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
       await withCredentials(o, false, async (svc) => {
@@ -96,7 +97,7 @@ export function credentialCommands(program: Command): void {
   databaseOption(key.command('limit').description('Set or lift an API key\'s cap on its jobs\' running tasks (running foremen apply it within a second)')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')
     .requiredOption('--max-concurrency <n|none>', 'at most this many tasks of its jobs run at once, or none for no cap',
-      (v: string) => (v === 'none' ? null : parseIntArg(v))))
+      (v: string) => (v === 'none' ? null : within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)(v))))
     .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.setMaxConcurrency(id.replace(/^cck_/, '').split('_')[0], o.maxConcurrency))); }); });
   databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)'))
@@ -122,8 +123,8 @@ export function credentialCommands(program: Command): void {
   const join = program.command('join-link').description('Join links: a browser that opens one lends its tab to map jobs (create, list, revoke)');
   databaseOption(join.command('create')
     .description('Create a join link and print it once: whoever opens it in a browser lends that tab to map jobs until they close it')
-    .option('--expires <duration>', 'how long the link works, e.g. 2h, 7d', parseDuration, 86_400_000)
-    .option('--max-workers <n>', 'most browser tabs connected with it at once', parseIntArg, 100)
+    .option('--expires <duration>', 'how long the link works, e.g. 2h, 7d (at most 365d)', within(parseDuration, '--expires', { min: 1, max: 365 * UNITS.DAY, unit: 'ms' }), 86_400_000)
+    .option('--max-workers <n>', 'most browser tabs connected with it at once', within(parseIntArg, '--max-workers', { min: 1, max: 100_000 }), 100)
     .option('--name <name>', 'what the link is for (shown in lists)')
     .option('--url <foreman>', 'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one a foreman on this machine left, else http://localhost:8000)'))
     .action(async (o) => {

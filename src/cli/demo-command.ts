@@ -2,7 +2,7 @@ import { dashboardHint } from './foreman-command.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
-import { parseIntArg } from './parse-args.ts';
+import { parseIntArg, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
@@ -32,11 +32,11 @@ function spawnWorker(index: number, wsUrl: string, statusPort: number): ChildPro
 export function demoCommand(program: Command): void {
   program.command('demo')
     .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C')
-    .option('-p, --port <port>', 'foreman port; workers\' status servers take the next two', parseIntArg, 8000)
+    .option('-p, --port <port>', 'foreman port; workers\' status servers take the next two', within(parseIntArg, '--port', { min: 0, max: 65_533 }), 8000)
     // The environment variable is named, never its value, in --help: it may hold a password.
     .addOption(new Option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://…').env('CROWDCOMPUTE_DATABASE').default('sqlite:./crowdcompute.db'))
-    .option('-w, --workers <n>', 'local worker processes', parseIntArg, 2)
-    .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', parseIntArg, 200)
+    .option('-w, --workers <n>', 'local worker processes', within(parseIntArg, '--workers', { min: 1, max: 64 }), 2)
+    .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', within(parseIntArg, '--ranges', { min: 1, max: 100_000 }), 200)
     .option('--exit', 'stop after printing the result instead of serving until Ctrl-C')
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');

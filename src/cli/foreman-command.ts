@@ -1,43 +1,62 @@
 import { Option, type Command } from 'commander';
 import ms from 'ms';
-import { FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
+import { FOREMAN_BOUNDS, FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
-import { parseBytes, parseDuration, parseIntArg } from './parse-args.ts';
+import { parseBytes, parseDuration, parseIntArg, within } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
 
 type Parser = (value: string) => number;
+type Bounded = keyof typeof FOREMAN_BOUNDS & keyof typeof FOREMAN_DEFAULTS;
 
-/** Each tuning option: its flag, the ForemanOptions key it sets, what it means. Defaults come from FOREMAN_DEFAULTS. */
-const TUNING: { flag: string; key: keyof typeof FOREMAN_DEFAULTS & keyof ForemanOptions; help: string; parse: Parser }[] = [
-  { flag: '--max-payload <bytes>', key: 'maxPayloadBytes', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
-  { flag: '--max-artifact-size <bytes>', key: 'maxArtifactBytes', help: 'largest artifact or checkpoint a batch handler may record, e.g. 1MiB', parse: parseBytes },
-  { flag: '--max-file-size <bytes>', key: 'maxFileBytes', help: 'largest file uploaded for tasks, e.g. 64MiB', parse: parseBytes },
-  { flag: '--max-args <n>', key: 'maxArgs', help: 'most arguments or tasks in one message (a submission or a part appended to an open job)', parse: parseIntArg },
-  { flag: '--default-timeout <duration>', key: 'defaultTimeoutMs', help: 'deadline of a task submitted without timeoutMs', parse: parseDuration },
-  { flag: '--max-lost-attempts <n>', key: 'maxLostAttempts', help: 'times a task may lose its worker before it fails', parse: parseIntArg },
-  { flag: '--idempotency-ttl <duration>', key: 'idempotencyTtlMs', help: 'how long an idempotency key returns the same job', parse: parseDuration },
-  { flag: '--max-messages-per-second <n>', key: 'maxMessagesPerSecond', help: 'per WebSocket connection (bursts twice that)', parse: parseIntArg },
-  { flag: '--max-connections <n>', key: 'maxConnections', help: 'WebSocket connections at once', parse: parseIntArg },
-  { flag: '--flood-close-after <duration>', key: 'floodCloseAfterMs', help: 'a connection over its rate limit this long is closed', parse: parseDuration },
-  { flag: '--heartbeat-interval <duration>', key: 'heartbeatIntervalMs', help: 'how often workers heartbeat', parse: parseDuration },
-  { flag: '--lease-ttl <duration>', key: 'leaseTtlMs', help: 'how long an assignment is held without a heartbeat', parse: parseDuration },
-  { flag: '--sweep-interval <duration>', key: 'sweepIntervalMs', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseDuration },
-  { flag: '--max-auth-failures-per-minute <n>', key: 'maxAuthFailuresPerMinute', help: 'failed credential checks one address may make per minute before it gets 429', parse: parseIntArg },
-  { flag: '--retention <duration>', key: 'retentionMs', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
-  { flag: '--prune-interval <duration>', key: 'pruneIntervalMs', help: 'how often jobs past their retention are looked for', parse: parseDuration },
-  { flag: '--queue-timeout <duration>', key: 'queueTimeoutMs', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
-  { flag: '--auth-skew <duration>', key: 'authSkewMs', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
-  { flag: '--stall-after <duration>', key: 'stallAfterMs', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
-  { flag: '--max-sandbox-crashes <n>', key: 'maxSandboxCrashes', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
+/**
+ * Each tuning option: the ForemanOptions key it sets (its flag and range come from
+ * FOREMAN_BOUNDS, its default from FOREMAN_DEFAULTS), its argument, what it means.
+ */
+const TUNING: { key: Bounded; arg: string; help: string; parse: Parser }[] = [
+  { key: 'maxPayloadBytes', arg: '<bytes>', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
+  { key: 'maxArtifactBytes', arg: '<bytes>', help: 'largest artifact or checkpoint a batch handler may record, e.g. 1MiB', parse: parseBytes },
+  { key: 'maxFileBytes', arg: '<bytes>', help: 'largest file uploaded for tasks, e.g. 64MiB', parse: parseBytes },
+  { key: 'maxArgs', arg: '<n>', help: 'most arguments or tasks in one message (a submission or a part appended to an open job)', parse: parseIntArg },
+  { key: 'defaultTimeoutMs', arg: '<duration>', help: 'deadline of a task submitted without timeoutMs', parse: parseDuration },
+  { key: 'maxLostAttempts', arg: '<n>', help: 'times a task may lose its worker before it fails', parse: parseIntArg },
+  { key: 'idempotencyTtlMs', arg: '<duration>', help: 'how long an idempotency key returns the same job', parse: parseDuration },
+  { key: 'maxMessagesPerSecond', arg: '<n>', help: 'per WebSocket connection (bursts twice that)', parse: parseIntArg },
+  { key: 'maxConnections', arg: '<n>', help: 'WebSocket connections at once', parse: parseIntArg },
+  { key: 'maxConnectionsPerAddress', arg: '<n>', help: 'open connections (HTTP and WebSocket) one client address may hold; more are closed at once, counted in crowdcompute_connections_refused_total (raise it for many workers behind one NAT address)', parse: parseIntArg },
+  { key: 'floodCloseAfterMs', arg: '<duration>', help: 'a connection over its rate limit this long is closed', parse: parseDuration },
+  { key: 'heartbeatIntervalMs', arg: '<duration>', help: 'how often workers heartbeat', parse: parseDuration },
+  { key: 'leaseTtlMs', arg: '<duration>', help: 'how long an assignment is held without a heartbeat', parse: parseDuration },
+  { key: 'browserHeartbeatIntervalMs', arg: '<duration>', help: 'how often browser tabs heartbeat', parse: parseDuration },
+  { key: 'browserLeaseTtlMs', arg: '<duration>', help: 'how long a browser tab\'s assignment is held without a heartbeat', parse: parseDuration },
+  { key: 'maxTasksPerBrowser', arg: '<n>', help: 'most tasks a browser tab holds at once', parse: parseIntArg },
+  { key: 'sweepIntervalMs', arg: '<duration>', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseDuration },
+  { key: 'maxAuthFailuresPerMinute', arg: '<n>', help: 'failed credential checks one client address, or one key or token id, may make per minute; past that, failed checks get 429 (valid credentials are always accepted)', parse: parseIntArg },
+  { key: 'authenticateWithinMs', arg: '<duration>', help: 'a WebSocket connection that proves nothing (no key, no valid worker hello) this long is closed', parse: parseDuration },
+  { key: 'sessionTtlMs', arg: '<duration>', help: 'how long a dashboard login lasts', parse: parseDuration },
+  { key: 'headersTimeoutMs', arg: '<duration>', help: 'a request whose headers have not all arrived this long after it began gets 408 and its connection is closed (at most --request-timeout)', parse: parseDuration },
+  { key: 'requestTimeoutMs', arg: '<duration>', help: 'a request whose body has not all arrived this long after it began gets 408 and its connection is closed (uploads included)', parse: parseDuration },
+  { key: 'keepAliveTimeoutMs', arg: '<duration>', help: 'an idle keep-alive HTTP connection is closed after this long (keep it above a load balancer\'s idle timeout)', parse: parseDuration },
+  { key: 'idleTimeoutMs', arg: '<duration>', help: 'an HTTP connection on which nothing moves this long is closed (not WebSockets, not the dashboard\'s event stream)', parse: parseDuration },
+  { key: 'retentionMs', arg: '<duration>', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
+  { key: 'pruneIntervalMs', arg: '<duration>', help: 'how often jobs past their retention are looked for', parse: parseDuration },
+  { key: 'queueTimeoutMs', arg: '<duration>', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
+  { key: 'authSkewMs', arg: '<duration>', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
+  { key: 'stallAfterMs', arg: '<duration>', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
+  { key: 'maxSandboxCrashes', arg: '<n>', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
 ];
+
+/** A flag's parser that also keeps it within the option's range, refused in the flag's name. */
+function bounded(key: keyof typeof FOREMAN_BOUNDS, parse: Parser): Parser {
+  return within(parse, FOREMAN_BOUNDS[key].flag, FOREMAN_BOUNDS[key]);
+}
 
 /** `crowdcompute foreman`: start a foreman. */
 export function foremanCommand(program: Command): void {
   const cmd = program.command('foreman')
     .description('Start a foreman: REST API, WebSocket endpoint (/ws) for workers and clients, status page; on SQLite, or on PostgreSQL shared with other foremen')
-    .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', parseIntArg, FOREMAN_DEFAULTS.port)
+    .option('-p, --port <port>', 'HTTP and WebSocket port (0 = any free port)', bounded('port', parseIntArg), FOREMAN_DEFAULTS.port)
     .option('--host <host>', 'interface to listen on', FOREMAN_DEFAULTS.host)
     // The environment variable is named, never its value, in --help: it may hold a password.
     .addOption(new Option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://user@host:5432/db[?schema=name]')
@@ -46,9 +65,12 @@ export function foremanCommand(program: Command): void {
   for (const t of TUNING) {
     const value = FOREMAN_DEFAULTS[t.key] as number;
     // Durations show their default as a duration (7d), not as milliseconds.
-    cmd.addOption(new Option(t.flag, t.help).argParser(t.parse).default(value, t.parse === parseDuration ? ms(value) : String(value)));
+    cmd.addOption(new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? showDuration(value) : String(value)));
   }
-  cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', parseBytes);
+  cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', bounded('maxDatabaseBytes', parseBytes));
+  cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
+    + 'repeatable. From anyone else the header is ignored. Set it when a proxy is in front, or every client counts as the proxy\'s address')
+    .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'));
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
     .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
@@ -68,8 +90,9 @@ export function foremanCommand(program: Command): void {
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),
+        ...(o.trustedProxy.length > 0 ? { trustedProxies: o.trustedProxy } : {}),
       };
-      for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(t.flag)];
+      for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
       process.stderr.write(`${await dashboardHint(foreman)}\n`);
@@ -89,9 +112,16 @@ export async function dashboardHint(foreman: { url: string; credentials: { apiKe
   return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
 }
 
-/** `--max-payload <bytes>` → `maxPayload`, the key commander gives the option. */
+/** A default duration as a flag takes it, exactly: `7d`, `72s` (ms() alone would round 72 s to `1m`). */
+function showDuration(value: number): string {
+  const short = ms(value);
+  if (ms(short as ms.StringValue) === value) return short;
+  return value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`;
+}
+
+/** `--max-payload` → `maxPayload`, the key commander gives the option. */
 function camel(flag: string): string {
-  return flag.replace(/^--/, '').split(' ')[0].replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
 /**

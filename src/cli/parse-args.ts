@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import ms from 'ms';
+import { boundProblem, JOB_LIMITS, type Bound } from '../protocol/index.ts';
 
 /** A non-negative integer option. */
 export function parseIntArg(value: string): number {
@@ -8,20 +9,43 @@ export function parseIntArg(value: string): number {
   return n;
 }
 
-/** A job's weight: a number from 0.01 to 1000. */
-export function parseWeight(value: string): number {
+/** An integer option that may be negative (`-1` = never). */
+export function parseSignedInt(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0.01 || n > 1_000) throw new InvalidArgumentError(`"${value}" is not a weight from 0.01 to 1000`);
+  if (value.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`"${value}" is not an integer`);
   return n;
 }
 
-/** A size option: `8MiB`, `512KiB`, `1048576`. */
+/** A number option that may have a fraction (`--cpus 0.5`). */
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number`);
+  return n;
+}
+
+/**
+ * A parser that also keeps the value within its bound, refusing it in the flag's name:
+ * `--lease-ttl must be at most 86400000 ms (24 h)`.
+ */
+export function within(parse: (value: string) => number, flag: string, bound: Bound): (value: string) => number {
+  return (value) => {
+    const n = parse(value);
+    const problem = boundProblem(n, bound);
+    if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
+    return n;
+  };
+}
+
+/** A job's weight: a number from 0.01 to 1000. */
+export const parseWeight = within(parseNumber, '--weight', JOB_LIMITS.weight);
+
+/** A size option: `8MiB`, `512KiB`, `2TiB`, `1048576`. */
 export function parseBytes(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb)?$/i.exec(value.trim());
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|kb|mib|mb|gib|gb|tib|tb)?$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError(`"${value}" is not a size (e.g. 8MiB, 512KiB, 1048576)`);
   const unit = (m[2] ?? 'b').toLowerCase();
-  const mult = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-  return Math.round(Number(m[1]) * mult);
+  const power = { b: 0, k: 1, m: 2, g: 3, t: 4 }[unit[0] as 'b' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * 1024 ** power);
 }
 
 /** Parse a JSON argument, with an error that says which argument was wrong. */

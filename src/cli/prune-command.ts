@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import ms from 'ms';
-import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
-import { parseDuration } from './parse-args.ts';
+import { FOREMAN_BOUNDS, FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+import { parseDuration, within } from './parse-args.ts';
 
 /**
  * `crowdcompute prune`: delete finished jobs now, from the command line. It works beside a
@@ -13,7 +13,7 @@ export function pruneCommand(program: Command): void {
     .description('Delete finished jobs with their tasks, results and attempt history: those past their retention, or with --older-than, all that finished longer ago than that')
     // The environment variable is named, never its value, in --help: it may hold a password.
     .addOption(new Option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://…').env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
-    .option('--older-than <duration>', 'prune every job that finished longer ago than this (e.g. 1d, 6h, 0s for all finished jobs), whatever its retention', parseDuration)
+    .option('--older-than <duration>', 'prune every job that finished longer ago than this (e.g. 1d, 6h, 0s for all finished jobs), whatever its retention', within(parseDuration, '--older-than', FOREMAN_BOUNDS.retentionMs))
     .option('--unfinished', 'also delete jobs that have not finished (queued or running; with --older-than, those submitted longer ago than that): '
       + 'their tasks never run, and results still coming for them are refused. It only deletes, so it works on a database too full to cancel in')
     .option('--json', 'print the outcome as JSON')

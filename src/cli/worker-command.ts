@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
-import { WORKER_DEFAULTS as D } from '../worker/runtime/worker-defaults.ts';
+import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
-import { parseIntArg } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseNumber, parseSignedInt, within } from './parse-args.ts';
+
+/** A flag's parser that keeps it within the worker option's range, refused in the flag's name. */
+function bounded(key: keyof typeof WORKER_BOUNDS, parse: (value: string) => number): (value: string) => number {
+  const bound = WORKER_BOUNDS[key];
+  return within(parse, 'flag' in bound ? bound.flag : key, bound);
+}
 
 /**
  * Register the handlers a module exports. Accepted shapes:
@@ -33,24 +39,24 @@ export function workerCommand(program: Command): void {
     .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
     .option('--token-file <file>', 'read the worker token from this file')
     .option('--ca <file>', 'trust this CA certificate (PEM) for a wss:// foreman with a private certificate')
-    .option('-c, --concurrency <n>', 'tasks run at once', parseIntArg, D.maxConcurrentTasks)
+    .option('-c, --concurrency <n>', 'tasks run at once', bounded('maxConcurrentTasks', parseIntArg), D.maxConcurrentTasks)
     .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', D.allowCode)
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
-    .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', parseIntArg, D.sandboxMemoryMb)
-    .option('--sandbox-timeout <ms>', 'wall-clock limit of a map task without its own timeout', parseIntArg, D.sandboxTimeoutMs)
-    .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', parseIntArg, D.statusPort)
+    .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
+    .option('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', bounded('sandboxTimeoutMs', parseDuration), D.sandboxTimeoutMs)
+    .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
     .option('--status-host-name <name>', 'a host name the status server answers to (repeatable), besides localhost, IP addresses, this machine\'s hostname and --status-host; requests naming another host are refused (403), so that no web page can read it through DNS rebinding', (v: string, all: string[] = []) => [...all, v])
     .option('--no-status', 'do not start the status HTTP server')
-    .option('--heartbeat-interval <ms>', 'heartbeat period (default: the foreman\'s)', parseIntArg)
-    .option('--reconnect-interval <ms>', 'base delay between reconnection attempts', parseIntArg, D.reconnectIntervalMs)
-    .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', (v) => Number(v), D.maxReconnectAttempts)
+    .option('--heartbeat-interval <duration>', 'heartbeat period, e.g. 5s (default: the foreman\'s)', bounded('heartbeatIntervalMs', parseDuration))
+    .option('--reconnect-interval <duration>', 'base delay between reconnection attempts, e.g. 1s', bounded('reconnectIntervalMs', parseDuration), D.reconnectIntervalMs)
+    .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', bounded('maxReconnectAttempts', parseSignedInt), D.maxReconnectAttempts)
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
-    .option('--drain-timeout <ms>', 'on SIGTERM, how long running tasks may take to finish', parseIntArg, D.drainTimeoutMs)
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long running tasks may take to finish, e.g. 30s', bounded('drainTimeoutMs', parseDuration), D.drainTimeoutMs)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
-    .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', Number)
-    .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', Number)
-    .option('--gpus <n>', 'GPUs to offer tasks that require them', parseIntArg)
+    .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', bounded('cpuCores', parseIntArg))
+    .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', bounded('memoryMb', parseNumber))
+    .option('--gpus <n>', 'GPUs to offer tasks that require them', bounded('gpu', parseIntArg))
     .option('--label <key=value>', 'a label tasks may require (repeatable), e.g. region=eu', (v: string, all: Record<string, string> = {}) => {
       const i = v.indexOf('=');
       if (i <= 0) throw new Error(`--label takes key=value, not "${v}"`);

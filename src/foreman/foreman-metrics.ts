@@ -25,6 +25,7 @@ export class ForemanMetrics {
   readonly tasksNeverStarted = new Counter({ name: 'crowdcompute_tasks_never_started_total', help: 'Tasks failed with CC_ERR_NO_WORKER: no worker started them before their queue deadline', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'crowdcompute_protocol_errors_total', help: 'Messages refused, by error code', labelNames: ['code'], registers: [this.registry] });
   readonly authRefusals = new Counter({ name: 'crowdcompute_auth_refusals_total', help: 'Requests, connections and hellos refused for their credentials', labelNames: ['reason'], registers: [this.registry] });
+  readonly connectionsRefused = new Counter({ name: 'crowdcompute_connections_refused_total', help: 'Connections closed as they opened, by reason: per_address (--max-connections-per-address), max_connections (--max-connections, WebSocket)', labelNames: ['reason'], registers: [this.registry] });
   readonly securityEvents = new Counter({ name: 'crowdcompute_security_events_total', help: 'Security events written to the audit log', labelNames: ['event'], registers: [this.registry] });
   readonly storeUp = new Gauge({ name: 'crowdcompute_store_up', help: '1 while the store answers, 0 during an outage', registers: [this.registry] });
   readonly storeOutages = new Counter({ name: 'crowdcompute_store_outages_total', help: 'Store outages (unreachable, or unable to grow)', labelNames: ['kind'], registers: [this.registry] });

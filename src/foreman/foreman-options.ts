@@ -4,10 +4,11 @@
  * This file imports nothing heavy, so that `--help` stays fast.
  */
 import type { Logger } from 'pino';
+import { JOB_LIMITS, UNITS, boundProblem, type Bound } from '../protocol/index.ts';
 import type { RateLimitSpec } from './rate-limit-spec.ts';
 import type { Store } from '../store/store.ts';
 
-const MiB = 1024 * 1024;
+const { SECOND, MINUTE, HOUR, DAY, MiB, TiB } = UNITS;
 
 /** The default of every foreman option that has one. */
 export const FOREMAN_DEFAULTS = {
@@ -70,11 +71,86 @@ export const FOREMAN_DEFAULTS = {
   browserHeartbeatIntervalMs: 2_000,
   browserLeaseTtlMs: 10_000,
   maxTasksPerBrowser: 4,
+  /**
+   * A request whose headers have not all arrived this long after it began is refused (408) and
+   * its connection closed: a client dripping its headers byte by byte holds nothing for long.
+   */
+  headersTimeoutMs: 20_000,
+  /** A request whose body has not all arrived this long after it began is refused (408): Node's own default. */
+  requestTimeoutMs: 300_000,
+  /**
+   * An idle keep-alive connection is closed after this long: longer than the 60 s idle timeout
+   * of common load balancers, so that they, not the foreman, close first (Fastify's default).
+   */
+  keepAliveTimeoutMs: 72_000,
+  /** An HTTP connection on which nothing is sent or received for this long is closed (WebSockets and the dashboard's stream excepted). */
+  idleTimeoutMs: 120_000,
+  /** Open connections (HTTP and WebSocket) one client address may hold; more are closed at once. */
+  maxConnectionsPerAddress: 1_000,
   /** A loop (dispatcher, reapers, pruner, feed) stuck in one round, or failing every round, this long makes /health say so. */
   stallAfterMs: 60_000,
   /** Sandboxes a map job's function may take down (out of memory, crashed) before the job fails as a whole. */
   maxSandboxCrashes: 3,
 } as const;
+
+/**
+ * The range of every numeric foreman option, with the flag that sets it, so that an option out
+ * of range is refused at start naming the flag and the limit (`--lease-ttl must be at most
+ * 86400000 ms (24 h)`). The limits are far beyond real use: they stop a typo (30d for 30s) or a
+ * number that would break something (a timer past 24 days fires at once).
+ */
+export const FOREMAN_BOUNDS = {
+  port: { flag: '--port', min: 0, max: 65_535 },
+  heartbeatIntervalMs: { flag: '--heartbeat-interval', min: 1, max: HOUR, unit: 'ms' },
+  leaseTtlMs: { flag: '--lease-ttl', min: 1, max: DAY, unit: 'ms' },
+  // A frame or body is held in memory whole, and parsed as one string (V8's longest is about 512 MiB).
+  maxPayloadBytes: { flag: '--max-payload', min: 1_024, max: 512 * MiB, unit: 'bytes' },
+  maxArgs: { flag: '--max-args', min: 1, max: 10_000_000 },
+  maxArtifactBytes: { flag: '--max-artifact-size', min: 1, max: 512 * MiB, unit: 'bytes' },
+  // Files are kept in the database as one value; SQLite's and PostgreSQL's stop at 1 GB.
+  maxFileBytes: { flag: '--max-file-size', min: 1, max: 512 * MiB, unit: 'bytes' },
+  defaultTimeoutMs: { flag: '--default-timeout', ...JOB_LIMITS.timeoutMs },
+  maxLostAttempts: { flag: '--max-lost-attempts', min: 1, max: JOB_LIMITS.maxAttempts.max },
+  idempotencyTtlMs: { flag: '--idempotency-ttl', min: 0, max: 365 * DAY, unit: 'ms' },
+  maxMessagesPerSecond: { flag: '--max-messages-per-second', min: 1, max: 1_000_000 },
+  maxConnections: { flag: '--max-connections', min: 1, max: 1_000_000 },
+  floodCloseAfterMs: { flag: '--flood-close-after', min: 0, max: HOUR, unit: 'ms' },
+  sweepIntervalMs: { flag: '--sweep-interval', min: 1, max: HOUR, unit: 'ms' },
+  authSkewMs: { flag: '--auth-skew', min: 0, max: HOUR, unit: 'ms' },
+  sessionTtlMs: { flag: '--session-ttl', min: MINUTE, max: 30 * DAY, unit: 'ms' },
+  authenticateWithinMs: { flag: '--authenticate-within', min: 0, max: HOUR, unit: 'ms' },
+  maxAuthFailuresPerMinute: { flag: '--max-auth-failures-per-minute', min: 1, max: 1_000_000 },
+  retentionMs: { flag: '--retention', ...JOB_LIMITS.retentionMs },
+  pruneIntervalMs: { flag: '--prune-interval', min: 1, max: DAY, unit: 'ms' },
+  queueTimeoutMs: { flag: '--queue-timeout', min: 0, max: JOB_LIMITS.queueTimeoutMs.max, unit: 'ms' },
+  browserHeartbeatIntervalMs: { flag: '--browser-heartbeat-interval', min: 1, max: HOUR, unit: 'ms' },
+  browserLeaseTtlMs: { flag: '--browser-lease-ttl', min: 1, max: DAY, unit: 'ms' },
+  maxTasksPerBrowser: { flag: '--max-tasks-per-browser', min: 1, max: 1_000 },
+  // SQLite's own largest database is about 281 TB.
+  maxDatabaseBytes: { flag: '--max-database-size', min: 1, max: 256 * TiB, unit: 'bytes' },
+  headersTimeoutMs: { flag: '--headers-timeout', min: 1, max: HOUR, unit: 'ms' },
+  requestTimeoutMs: { flag: '--request-timeout', min: 1, max: DAY, unit: 'ms' },
+  keepAliveTimeoutMs: { flag: '--keep-alive-timeout', min: 1, max: HOUR, unit: 'ms' },
+  idleTimeoutMs: { flag: '--idle-timeout', min: SECOND / 10, max: DAY, unit: 'ms' },
+  maxConnectionsPerAddress: { flag: '--max-connections-per-address', min: 1, max: 1_000_000 },
+  stallAfterMs: { flag: '--stall-after', min: SECOND, max: DAY, unit: 'ms' },
+  maxSandboxCrashes: { flag: '--max-sandbox-crashes', min: 1, max: 1_000_000 },
+} as const satisfies { [K in NumericOption]: Bound & { flag: string } };
+
+/** The ForemanOptions that are numbers. */
+type NumericOption = { [K in keyof ForemanOptions]-?: NonNullable<ForemanOptions[K]> extends number ? K : never }[keyof ForemanOptions];
+
+/**
+ * Why a value is out of its option's range, naming the option as the caller gave it: the flag
+ * (`--lease-ttl must be at most 86400000 ms (24 h)`) or the field and its flag
+ * (`leaseTtlMs (--lease-ttl) must be …`). Null when it fits.
+ */
+export function foremanOptionProblem(key: NumericOption, value: unknown, as: 'flag' | 'field'): string | null {
+  const bound = FOREMAN_BOUNDS[key];
+  const problem = boundProblem(value, bound);
+  if (!problem) return null;
+  return as === 'flag' ? `${bound.flag} ${problem}` : `${key} (${bound.flag}) ${problem}`;
+}
 
 /** How to start a foreman. Every option has a default ({@link FOREMAN_DEFAULTS}). */
 export interface ForemanOptions {
@@ -169,6 +245,23 @@ export interface ForemanOptions {
   maxSandboxCrashes?: number;
   /** SQLite: the database file may not grow past this many bytes (writes beyond fail as a full disk would). */
   maxDatabaseBytes?: number;
+  /** A request whose headers have not all arrived this long after it began is refused (408) and closed. Default 20 s; at most requestTimeoutMs. */
+  headersTimeoutMs?: number;
+  /** A request whose body has not all arrived this long after it began is refused (408) and closed. Default 300 s. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long. Default 72 s. */
+  keepAliveTimeoutMs?: number;
+  /** An HTTP connection silent both ways this long is closed (not WebSockets, not the dashboard's event stream). Default 120 s. */
+  idleTimeoutMs?: number;
+  /** Open connections (HTTP and WebSocket) one client address may hold; further ones are closed at once. Default 1,000. */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` names the client: addresses, CIDR ranges, or
+   * `loopback`, `linklocal`, `uniquelocal`. From them the client's address (for the
+   * failed-attempt limit, the connection cap and the audit log) is the one they forward; from
+   * anyone else the header is ignored. Default none.
+   */
+  trustedProxies?: string[];
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -178,9 +271,27 @@ export interface ForemanOptions {
 /** Options with every default filled in. @internal */
 export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
 
-/** Fill in the defaults. @internal */
+/**
+ * Fill in the defaults, and refuse a numeric option out of its range (a RangeError naming the
+ * option, its flag and the limit). @internal
+ */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const problems: string[] = [];
+  for (const key of Object.keys(FOREMAN_BOUNDS) as NumericOption[]) {
+    const value = (rest as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    const problem = foremanOptionProblem(key, value, 'field');
+    if (problem) problems.push(problem);
+  }
+  if (problems.length === 0 && rest.headersTimeoutMs > rest.requestTimeoutMs) {
+    problems.push(`headersTimeoutMs (--headers-timeout) must be at most requestTimeoutMs (--request-timeout), ${rest.requestTimeoutMs} ms; it is ${rest.headersTimeoutMs} ms`);
+  }
+  if (!Array.isArray(rest.trustedProxies) || rest.trustedProxies.some((p) => typeof p !== 'string')) {
+    problems.push('trustedProxies (--trusted-proxy) must be a list of addresses or CIDR ranges');
+  }
+  if (problems.length > 0) throw new RangeError(problems.join('; '));
   return rest as ResolvedForemanOptions;
 }
+

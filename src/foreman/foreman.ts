@@ -6,7 +6,7 @@
  */
 /// <reference types="node" preserve="true" />
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -52,6 +52,8 @@ import { Authenticator } from './auth/authenticator.ts';
 import { CredentialService } from './auth/credential-service.ts';
 import { ensureLocalCredentials } from './auth/local-setup.ts';
 import { newSecret } from './auth/secrets.ts';
+import { clientAddresses } from './http/client-address.ts';
+import { AddressCap } from './address-cap.ts';
 
 const MiB = 1024 * 1024;
 
@@ -118,8 +120,11 @@ export class Foreman {
     const log = this.log;
     const metrics = this.metrics;
     const startedAt = Date.now();
-    // Refused before anything opens: a rate limit that does not parse names itself.
+    // Refused before anything opens: a rate limit or a trusted proxy that does not parse names itself.
     const rateLimits = (o.rateLimits ?? []).map((r) => (typeof r === 'string' ? parseRateLimit(r) : r));
+    // Who the client is: the socket's peer, or what a trusted proxy forwards (HTTP and WebSocket alike).
+    const addresses = clientAddresses(o.trustedProxies);
+    const cap = new AddressCap(o.maxConnectionsPerAddress, { metrics, log });
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
@@ -222,9 +227,13 @@ export class Foreman {
     transport = new WsTransport({
       authenticate: async (req) => {
         if (!auth) return { principal: { kind: 'insecure' } };
-        const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.socket.remoteAddress ?? 'unknown' });
+        const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: addresses.of(req) });
         return { principal: who.principal, ...(who.principal.kind === 'key' ? { credentialId: who.principal.keyId } : {}) };
       },
+      clientAddress: (req) => addresses.of(req),
+      // A direct client's connection was counted when its socket opened; one through a trusted
+      // proxy is counted now, against the address the proxy forwards.
+      admit: (req) => (addresses.isTrustedProxy(req.socket.remoteAddress ?? '') ? cap.open(addresses.of(req)) : () => {}),
       onMessage: (peer, message) => (isWorkerMessage(message) ? workerMessages.handle(peer, message) : clientMessages.handle(peer, message)),
       onClose: async (peer) => {
         events.dropConnection(peer);
@@ -239,7 +248,7 @@ export class Foreman {
       },
     }, { metrics, log }, {
       path: '/ws', maxPayloadBytes: o.maxPayloadBytes, maxMessagesPerSecond: o.maxMessagesPerSecond, maxConnections: o.maxConnections,
-      floodCloseAfterMs: o.floodCloseAfterMs, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes),
+      maxConnectionsPerAddress: o.maxConnectionsPerAddress, floodCloseAfterMs: o.floodCloseAfterMs, maxBufferedBytes: Math.max(64 * MiB, 4 * o.maxPayloadBytes),
       authenticateWithinMs: auth ? o.authenticateWithinMs : 0,
     });
     const ws = transport;
@@ -280,8 +289,30 @@ export class Foreman {
     // LISTEN connection (several foremen), and how a waiter hears of a job pruned unfinished.
     services.push(PeriodicService.of('watched job recheck', 3_000, log, () => events.recheckWatched()).watchedBy(loops));
 
-    const app = (o.tls ? Fastify({ logger: false, bodyLimit: o.maxPayloadBytes, https: { cert: o.tls.cert, key: o.tls.key } })
-      : Fastify({ logger: false, bodyLimit: o.maxPayloadBytes })) as unknown as FastifyInstance;
+    // Slow clients hold nothing for long: headers must arrive within headersTimeoutMs and a whole
+    // request within requestTimeoutMs (Node answers 408 and closes), a silent connection is
+    // closed after idleTimeoutMs and an idle keep-alive one after keepAliveTimeoutMs. Node looks
+    // at the first two every connectionsCheckingInterval (30 s by default): a quarter of the
+    // shorter, so that a timeout is enforced within a quarter of itself.
+    const timing = {
+      headersTimeout: o.headersTimeoutMs, requestTimeout: o.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(30_000, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4))),
+    };
+    const common = { logger: false, bodyLimit: o.maxPayloadBytes, trustProxy: o.trustedProxies.length > 0 ? addresses.trust : false,
+      requestTimeout: o.requestTimeoutMs, connectionTimeout: o.idleTimeoutMs, keepAliveTimeout: o.keepAliveTimeoutMs } as const;
+    const app = (o.tls ? Fastify({ ...common, https: { cert: o.tls.cert, key: o.tls.key, ...timing } })
+      : Fastify({ ...common, http: timing })) as unknown as FastifyInstance;
+    app.server.headersTimeout = o.headersTimeoutMs;
+    // The per-address cap, at the socket: every connection, HTTP or WebSocket, from its peer's
+    // address. A trusted proxy carries many clients; its WebSocket upgrades are counted by the
+    // forwarded address (the transport's admit), its HTTP requests by nobody: limit at the proxy.
+    app.server.on('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      if (addresses.isTrustedProxy(address)) return;
+      const release = cap.open(address);
+      if (!release) { socket.destroy(); return; }
+      socket.once('close', release);
+    });
     // Route schemas document the API (OpenAPI); requests are parsed with zod in the handlers,
     // and answers are plain JSON, so neither is reshaped by Fastify.
     app.setValidatorCompiler(() => (data) => ({ value: data }));

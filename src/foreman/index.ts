@@ -3,4 +3,4 @@
  * @packageDocumentation
  */
 export { Foreman, startForeman } from './foreman.ts';
-export { FOREMAN_DEFAULTS, type ForemanOptions } from './foreman-options.ts';
+export { FOREMAN_BOUNDS, FOREMAN_DEFAULTS, type ForemanOptions } from './foreman-options.ts';

@@ -12,3 +12,4 @@ export * from './json-limits.ts';
 export * from './case-keys.ts';
 export * from './rest.ts';
 export * from './auth.ts';
+export * from './limits.ts';

@@ -6,10 +6,16 @@
 import { z } from 'zod';
 import { PRIORITIES, JOB_STATES, TASK_KINDS } from './states.ts';
 import { HelloAuthSchema } from './auth.ts';
+import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
 const positiveInt = z.number().int().positive();
+/** A number within one of the limits (protocol/limits.ts), refused in the limits' own words: `chunkSize: must be at most 1000000`. */
+function bounded(b: Bound) {
+  const n = b.fractional ? z.number() : z.number().int('must be a whole number');
+  return n.min(b.min, `must be at least ${describeAmount(b.min, b.unit)}`).max(b.max, `must be at most ${describeAmount(b.max, b.unit)}`);
+}
 /** Any JSON value; the size limit is enforced on the frame, not here. */
 const json = z.unknown();
 
@@ -22,11 +28,11 @@ export const WireErrorSchema = z.object({
 
 /** What a worker tells the foreman about the machine it runs on. */
 export const ResourcesSchema = z.object({
-  cpuCores: z.number().int().nonnegative().optional(),
-  memoryMb: z.number().nonnegative().optional(),
+  cpuCores: bounded({ ...RESOURCE_LIMITS.cpu, fractional: false }).optional(),
+  memoryMb: bounded(RESOURCE_LIMITS.memoryMb).optional(),
   platform: z.string().max(100).optional(),
   runtime: z.string().max(100).optional(),
-  gpu: z.number().int().nonnegative().optional(),
+  gpu: bounded(RESOURCE_LIMITS.gpu).optional(),
   /** Free-form labels a task may require (`region: eu`). */
   labels: z.record(z.string().max(100), z.string().max(200)).optional(),
 }).catchall(z.unknown());
@@ -36,9 +42,9 @@ export const ResourcesSchema = z.object({
  * less what its other tasks require) and labels it must have.
  */
 export const RequirementsSchema = z.object({
-  cpu: z.number().positive().max(100_000).optional(),
-  memoryMb: z.number().positive().max(1e9).optional(),
-  gpu: z.number().int().nonnegative().max(10_000).optional(),
+  cpu: z.number().positive().max(RESOURCE_LIMITS.cpu.max, `must be at most ${RESOURCE_LIMITS.cpu.max}`).optional(),
+  memoryMb: z.number().positive().max(RESOURCE_LIMITS.memoryMb.max, `must be at most ${describeAmount(RESOURCE_LIMITS.memoryMb.max, 'MiB')}`).optional(),
+  gpu: bounded(RESOURCE_LIMITS.gpu).optional(),
   labels: z.record(z.string().max(100), z.string().max(200)).optional(),
 });
 /** What a task needs of the worker that runs it. */
@@ -57,22 +63,22 @@ export const JobOptionsSchema = z.object({
   name: z.string().max(200).optional(),
   /** Tasks of a higher priority run first; within one, jobs share the workers. Default normal. */
   priority: priority.optional(),
-  /** Per-task deadline, measured on the worker from the moment the task starts. */
-  timeoutMs: positiveInt.optional(),
-  /** Attempts per task before it fails for good (1 = no retry). */
-  maxAttempts: positiveInt.max(100).optional(),
+  /** Per-task deadline, measured on the worker from the moment the task starts; at most 24 days. */
+  timeoutMs: bounded(JOB_LIMITS.timeoutMs).optional(),
+  /** Attempts per task before it fails for good (1 = no retry); at most 100. */
+  maxAttempts: bounded(JOB_LIMITS.maxAttempts).optional(),
   /** Submitting again with the same key returns the same job instead of a new one. */
   idempotencyKey: z.string().min(1).max(200).optional(),
   /** Anything the caller wants kept with the job. */
   metadata: z.record(z.string(), z.unknown()).optional(),
   /** How long the job, its tasks and results are kept once it has finished; default the foreman's --retention. */
-  retentionMs: z.number().int().nonnegative().max(10 * 365 * 86_400_000).optional(),
+  retentionMs: bounded(JOB_LIMITS.retentionMs).optional(),
   /**
    * How long a task may wait for a worker to start it; past that it fails with CC_ERR_NO_WORKER
    * (say, no connected worker serves its type). Default the foreman's --queue-timeout (none).
-   * Running tasks keep timeoutMs.
+   * Running tasks keep timeoutMs. At most a year.
    */
-  queueTimeoutMs: positiveInt.optional(),
+  queueTimeoutMs: bounded(JOB_LIMITS.queueTimeoutMs).optional(),
   /**
    * Open for appending: more tasks (or, for a map job, more arguments) come in later parts
    * (`append_tasks`, POST /api/jobs/{id}/tasks) until the job is sealed. An open job does not
@@ -84,9 +90,9 @@ export const JobOptionsSchema = z.object({
    * Its share of the workers against the same owner's other jobs of its priority: a job of
    * weight 3 runs three times as many tasks at once as one of weight 1. Default 1.
    */
-  weight: z.number().min(0.01).max(1_000).optional(),
+  weight: bounded(JOB_LIMITS.weight).optional(),
   /** At most this many of its tasks run at once, on all workers together. Default: no cap. */
-  maxConcurrency: positiveInt.max(1_000_000).optional(),
+  maxConcurrency: bounded(JOB_LIMITS.maxConcurrency).optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
@@ -97,8 +103,8 @@ export const NamedTaskSpecSchema = z.object({
   input: json.optional(),
   taskId: id.optional(),
   priority: priority.optional(),
-  timeoutMs: positiveInt.optional(),
-  maxAttempts: positiveInt.max(100).optional(),
+  timeoutMs: bounded(JOB_LIMITS.timeoutMs).optional(),
+  maxAttempts: bounded(JOB_LIMITS.maxAttempts).optional(),
   /** Resources the worker must have free (and labels it must have) to run it. */
   requires: RequirementsSchema.optional(),
   /** Files it carries: ids of files uploaded with POST /api/files (client.uploadFile). */
@@ -115,9 +121,9 @@ export const MapJobSpecSchema = z.object({
   args: z.array(json),
   /**
    * Arguments per task; omitted = chosen by the foreman from the argument count (for an open
-   * job, whose count is not known yet: 100).
+   * job, whose count is not known yet: 100). At most 1,000,000.
    */
-  chunkSize: positiveInt.optional(),
+  chunkSize: bounded(JOB_LIMITS.chunkSize).optional(),
   /** The function's name, for lists (the SDK sends it; source text loses a `const f = …` name). */
   functionName: z.string().max(200).optional(),
   /**
@@ -149,14 +155,14 @@ export const InputArgsSchema = z.object({
   /** The upstream nodes whose artifacts it reads (they are dependencies too). */
   fromNodes: z.array(nodeId).min(1).max(100),
   /** How often to look for new artifacts while upstream nodes still run. Default 300 ms. */
-  pollMs: positiveInt.max(60_000).optional(),
+  pollMs: bounded({ min: 1, max: 60_000, unit: 'ms' }).optional(),
   /**
    * True (default): start as soon as upstream nodes have written artifacts, and read them as
    * they come until every upstream node is done. False: start when they are all completed.
    */
   eofOnTaskDone: z.boolean().optional(),
   /** rechunk:size: items per batch. */
-  size: positiveInt.max(1_000_000).optional(),
+  size: bounded({ min: 1, max: 1_000_000 }).optional(),
   /** rechunk:size: the key of each artifact holding its list of items (default: the artifact is the list). */
   metaListKey: z.string().min(1).max(200).optional(),
 });
@@ -173,8 +179,8 @@ export const GraphNodeSpecSchema = z.object({
   inputAdapter: z.enum(INPUT_ADAPTERS).optional(),
   inputArgs: InputArgsSchema.optional(),
   priority: priority.optional(),
-  timeoutMs: positiveInt.optional(),
-  maxAttempts: positiveInt.max(100).optional(),
+  timeoutMs: bounded(JOB_LIMITS.timeoutMs).optional(),
+  maxAttempts: bounded(JOB_LIMITS.maxAttempts).optional(),
   /** Resources the worker must have free (and labels it must have) to run it. */
   requires: RequirementsSchema.optional(),
   /** Its failure does not fail the graph: the nodes after it go on without what it did not write. */
@@ -319,7 +325,7 @@ export const HelloSchema = z.object({
   protocol: z.string(),
   role: z.literal('worker'),
   workerId: id,
-  capacity: positiveInt.max(10_000),
+  capacity: bounded(CAPACITY_LIMIT),
   patterns: z.array(z.string().min(1).max(200)).max(1000),
   allowCode: z.boolean(),
   resources: ResourcesSchema.optional(),
@@ -373,7 +379,7 @@ export const HeartbeatSchema = z.object({
 /** The worker takes work again (after a drain) or changes its capacity. */
 export const WorkerReadySchema = z.object({
   type: z.literal('worker_ready'),
-  capacity: positiveInt.max(10_000).optional(),
+  capacity: bounded(CAPACITY_LIMIT).optional(),
 });
 
 /** The worker is shutting down: send it nothing new. */

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './states.ts';
 import { AppendPartShape, JobSpecSchema, TaskErrorSchema } from './messages.ts';
 import { snakeCaseSchema } from './case-keys.ts';
+import { JOB_LIMITS, describeAmount } from './limits.ts';
 
 const isoTime = z.string().describe('ISO 8601 time');
 const nullableTime = isoTime.nullable();
@@ -36,8 +37,9 @@ export const TaskSubmitBodySchema = z.object({
     input: z.unknown().optional().describe("the handler's input as it is, instead of args and kwargs"),
   }),
   priority: z.enum(PRIORITIES).optional(),
-  timeout_ms: z.number().int().positive().optional(),
-  max_attempts: z.number().int().positive().max(100).optional(),
+  timeout_ms: z.number().int('must be a whole number').min(1, 'must be at least 1 ms')
+    .max(JOB_LIMITS.timeoutMs.max, `must be at most ${describeAmount(JOB_LIMITS.timeoutMs.max, 'ms')}`).optional(),
+  max_attempts: z.number().int('must be a whole number').min(1, 'must be at least 1').max(JOB_LIMITS.maxAttempts.max, `must be at most ${JOB_LIMITS.maxAttempts.max}`).optional(),
   idempotency_key: z.string().min(1).max(200).optional(),
 });
 /** POST /task/submit's body. */

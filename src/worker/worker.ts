@@ -12,7 +12,7 @@ import { withOptions } from '../host/ws-options.ts';
 import { hostResources } from '../host/host-usage.ts';
 import { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
-import { WORKER_DEFAULTS } from './runtime/worker-defaults.ts';
+import { WORKER_DEFAULTS, checkWorkerOption } from './runtime/worker-defaults.ts';
 import { WorkerStatusServer } from './status-server.ts';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 
@@ -73,6 +73,9 @@ export class Worker extends WorkerRuntime {
     const token = options.token ?? process.env.CROWDCOMPUTE_WORKER_TOKEN ?? urls.map((u) => localCredentialsAt(u.trim())?.workerToken).find(Boolean);
     const log = (options.logger ?? pino({ level: options.logLevel ?? WORKER_DEFAULTS.logLevel }, pino.destination(2))).child({ workerId });
     const { allowCode, sandbox, statusPort, statusHost, statusHostNames, logger: _l, logLevel: _ll, ca: _ca, ...runtime } = options;
+    if (statusPort !== false) checkWorkerOption('statusPort', statusPort);
+    checkWorkerOption('sandboxMemoryMb', sandbox?.memoryLimitMb);
+    checkWorkerOption('sandboxTimeoutMs', sandbox?.defaultTimeoutMs);
     super({
       ...(token ? { token } : {}),
       // The runtime speaks the standard WebSocket API; in Node, the ws package's implementation

@@ -286,6 +286,33 @@ test('--database with a scheme CrowdCompute has no driver for is refused, with t
   }
 });
 
+test('every numeric flag has an upper bound, and a value past it is refused naming the flag and the limit', async () => {
+  const inputs = join(dir, 'bounds.json');
+  writeFileSync(inputs, '[1]');
+  // Were a bound missing, these would start a throwaway foreman or worker, not touch anything.
+  const foreman = ['foreman', '--host', '127.0.0.1', '--database', 'sqlite::memory:'];
+  const worker = ['worker', '--foreman', 'ws://127.0.0.1:9/ws', '--no-status'];
+  const cases: [string[], RegExp][] = [
+    [[...foreman, '--port', '0', '--lease-ttl', '30d'], /--lease-ttl must be at most 86400000 ms \(24 h\)/],
+    [[...foreman, '--port', '0', '--max-payload', '2GiB'], /--max-payload must be at most 536870912 bytes \(512 MiB\)/],
+    [[...foreman, '--port', '0', '--max-connections-per-address', '2000000'], /--max-connections-per-address must be at most 1000000/],
+    [[...foreman, '--port', '0', '--request-timeout', '2d'], /--request-timeout must be at most 86400000 ms \(24 h\)/],
+    [[...foreman, '--port', '70000'], /--port must be at most 65535/],
+    [[...worker, '--concurrency', '20000'], /--concurrency must be at most 10000/],
+    [[...worker, '--drain-timeout', '30d'], /--drain-timeout must be at most 86400000 ms \(24 h\)/],
+    [[...worker, '--sandbox-memory', '1000000'], /--sandbox-memory must be at most 65536 MiB/],
+    [['map', handlersModule, inputs, '--chunk-size', '2000000'], /--chunk-size must be at most 1000000/],
+    [['submit', 'math.add', '{}', '--timeout', '30d'], /--timeout must be at most 2073600000 ms \(24 d\)/],
+    [['key', 'create', '--scopes', 'read', '--max-concurrency', '2000000'], /--max-concurrency must be at most 1000000/],
+    [['join-link', 'create', '--expires', '2y'], /--expires must be at most 31536000000 ms \(365 d\)/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(args, { cwd: dir });
+    assert.notEqual(r.code, 0, `crowdcompute ${args.join(' ')} is refused`);
+    assert.match(r.stderr, message, `crowdcompute ${args.join(' ')}`);
+  }
+});
+
 // ---------------------------------------------------------------- help
 
 test('--help names the environment variables but never shows their values', async () => {

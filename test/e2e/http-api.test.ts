@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from '../../src/worker/index.ts';
-import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+import { startForeman, type ForemanOptions } from '../../src/foreman/index.ts';
+import { RawSocket, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
 
 let foreman: TestForeman;
 let worker: Worker;
@@ -107,6 +108,46 @@ test('bad REST input gets a clear error with a stable code and the limit', async
   assert.match(tooBig.json.message, /256\.0 KiB/);
   const empty = await http('POST', '/api/jobs', { kind: 'map', code: '(x) => x', args: [] });
   assert.equal(empty.json.code, 'CC_ERR_INVALID_JOB');
+});
+
+test('numeric job options past their bounds are refused naming the field and the limit, over REST and WebSocket', async () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ kind: 'map', code: '(x) => x', args: [1], chunk_size: 2_000_000 }, /chunk_size: must be at most 1000000/],
+    [{ kind: 'tasks', tasks: [{ type: 'math.add' }], timeout_ms: 30 * 86_400_000 }, /timeout_ms: must be at most 2073600000 ms \(24 d\)/],
+    [{ kind: 'tasks', tasks: [{ type: 'math.add', timeout_ms: 2 ** 40 }] }, /tasks\.0\.timeout_ms: must be at most 2073600000 ms/],
+    [{ kind: 'tasks', tasks: [{ type: 'math.add' }], queue_timeout_ms: 2 * 365 * 86_400_000 }, /queue_timeout_ms: must be at most 31536000000 ms \(365 d\)/],
+    [{ kind: 'tasks', tasks: [{ type: 'math.add' }], weight: 5_000 }, /weight: must be at most 1000/],
+    [{ kind: 'tasks', tasks: [{ type: 'math.add' }], max_concurrency: 2_000_000 }, /max_concurrency: must be at most 1000000/],
+  ];
+  for (const [spec, message] of cases) {
+    const res = await http('POST', '/api/jobs', spec);
+    assert.equal(res.status, 400, JSON.stringify(spec));
+    assert.match(res.json.message, message);
+  }
+  const legacy = await http('POST', '/task/submit', { payload: { function: 'math.add' }, timeout_ms: 30 * 86_400_000 });
+  assert.equal(legacy.status, 400);
+  assert.match(legacy.json.message, /timeout_ms: must be at most 2073600000 ms \(24 d\)/);
+  const s = await RawSocket.open(foreman.wsUrl, { token: null });
+  try {
+    s.send({ type: 'submit_job', requestId: 'big-chunk', job: { kind: 'map', code: '(x) => x', args: [1], chunkSize: 2_000_000 } });
+    const err = await s.next((m) => m.requestId === 'big-chunk');
+    assert.equal(err.code, 'CC_ERR_BAD_MESSAGE');
+    assert.match(err.message, /job\.chunkSize: must be at most 1000000/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('foreman and worker options past their bounds are refused at start, naming the option, its flag and the limit', async () => {
+  // Refused before anything opens: nothing to clean up.
+  const start = (o: ForemanOptions) => startForeman({ port: 0, host: '127.0.0.1', database: 'sqlite::memory:', logLevel: 'silent', ...o });
+  await assert.rejects(start({ leaseTtlMs: 30 * 86_400_000 }), /leaseTtlMs \(--lease-ttl\) must be at most 86400000 ms \(24 h\)/);
+  await assert.rejects(start({ maxAuthFailuresPerMinute: 0 }), /maxAuthFailuresPerMinute \(--max-auth-failures-per-minute\) must be at least 1/);
+  await assert.rejects(start({ headersTimeoutMs: 60_000, requestTimeoutMs: 30_000 }), /--headers-timeout\) must be at most requestTimeoutMs/);
+  await assert.rejects(start({ trustedProxies: ['not an address'] }), /--trusted-proxy "not an address" is not an IP address/);
+  assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, drainTimeoutMs: 30 * 86_400_000, logLevel: 'silent' }), /drainTimeoutMs \(--drain-timeout\) must be at most 86400000 ms \(24 h\)/);
+  assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, maxConcurrentTasks: 20_000, logLevel: 'silent' }), /maxConcurrentTasks \(--concurrency\) must be at most 10000/);
+  assert.throws(() => new Worker({ foremanUrl: foreman.wsUrl, sandbox: { defaultTimeoutMs: 2 ** 31 }, allowCode: true, logLevel: 'silent' }), /--sandbox-timeout\) must be at most 2073600000 ms \(24 d\)/);
 });
 
 test('POST /api/jobs/{id}/cancel cancels a queued job', async () => {

@@ -2,8 +2,9 @@
  * The security suite: every REST route and the WebSocket refuse missing, bad, revoked and
  * under-scoped credentials with the right status and code; workers prove their tokens and are
  * cut off when one is revoked; a key sees and cancels only its own jobs; dashboard sessions
- * need their CSRF token for changes; failed attempts are limited per address; TLS works end to
- * end. Credentials are made with the CLI, as an operator would.
+ * need their CSRF token for changes; failed attempts are limited per client address and per key
+ * id, never refusing a valid credential, with the client's address forwarded only by trusted
+ * proxies; TLS works end to end. Credentials are made with the CLI, as an operator would.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -281,8 +282,79 @@ test('failed attempts are limited per address, and say nothing about which keys 
     assert.ok(statuses.slice(5).every((s) => s === 429), `then 429: ${statuses}`);
     const body = await (await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).json();
     assert.equal(body.code, 'CC_ERR_RATE_LIMITED');
+    assert.match(body.message, /too many failed attempts from 127\.0\.0\.1 .*--max-auth-failures-per-minute.*a valid credential is still accepted/);
   } finally {
     await f.cleanup();
+  }
+});
+
+test('the failed-attempt limit never refuses a valid credential: a key, a login and a worker from an address over it get in', async () => {
+  const f = await startTestForeman({ maxAuthFailuresPerMinute: 5 });
+  const worker = new Worker({ foremanUrl: f.wsUrl, workerId: 'sec-after-failures', token: f.credentials!.workerToken, logLevel: 'silent' });
+  worker.handle('x', async () => 'ok');
+  try {
+    // 21 bad bearers from this address: it is well over its budget.
+    for (let i = 0; i < 21; i++) await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${BAD_KEY}` } });
+    assert.equal((await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${BAD_KEY}` } })).status, 429, 'failures from it are refused');
+    assert.equal((await fetch(`${f.url}/api/jobs`, { headers: { authorization: `Bearer ${f.credentials!.apiKey}` } })).status, 200, 'a valid key is accepted');
+    const login = await fetch(`${f.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: f.credentials!.apiKey }) });
+    assert.equal(login.status, 200, 'a login with a valid key is accepted');
+    assert.equal((await fetch(`${f.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: BAD_KEY }) })).status, 429);
+    // WebSocket upgrades: a valid key opens, a bad one is refused with 429.
+    const keyed = await RawSocket.open(f.wsUrl, { apiKey: f.credentials!.apiKey, token: null });
+    await keyed.close();
+    const bad = new WebSocket(f.wsUrl, { headers: { authorization: `Bearer ${BAD_KEY}` } });
+    bad.on('error', () => {});
+    assert.equal(await new Promise<number>((resolve) => bad.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))), 429);
+    bad.terminate();
+    // Workers: a valid hello is welcomed; a forged one gets CC_ERR_RATE_LIMITED.
+    await worker.start();
+    assert.ok(worker.connected, 'a worker with a valid token connects from the same address');
+    const host = new URL(f.wsUrl).host;
+    const forged = signHello(f.credentials!.workerToken, 'sec-forged', host);
+    const s = await RawSocket.open(f.wsUrl, { apiKey: null, token: null });
+    s.send({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: 'sec-forged', capacity: 1, patterns: ['x'], allowCode: false, auth: { ...forged, signature: forged.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) } });
+    assert.equal((await s.next((m) => m.type === 'error')).code, 'CC_ERR_RATE_LIMITED');
+    await s.closed;
+  } finally {
+    await worker.stop();
+    await f.cleanup();
+  }
+});
+
+test('trusted proxies: X-Forwarded-For names the client for HTTP and WebSocket alike, only from them; failures count per address and per key id', async () => {
+  const f = await startTestForeman({ maxAuthFailuresPerMinute: 3, trustedProxies: ['127.0.0.1'] });
+  const direct = await startTestForeman({ maxAuthFailuresPerMinute: 3 });
+  const wrongSecret = (key: string) => `cck_${key.split('_')[1]}_${'y'.repeat(43)}`;
+  const get = (base: string, key: string, from: string) => fetch(`${base}/api/jobs`, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': from } }).then((r) => r.status);
+  const upgrade = (key: string, from: string) => new Promise<number>((resolve) => {
+    const ws = new WebSocket(f.wsUrl, { headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': from } });
+    ws.on('error', () => {});
+    ws.once('open', () => { ws.terminate(); resolve(101); });
+    ws.once('unexpected-response', (_req, res) => { ws.terminate(); resolve(res.statusCode ?? 0); });
+  });
+  try {
+    // Behind the proxy, each client has its own budget: one client over it locks out no other.
+    const client = '198.51.100.1';
+    assert.deepEqual([await get(f.url, BAD_KEY, client), await get(f.url, BAD_KEY, client), await get(f.url, BAD_KEY, client), await get(f.url, BAD_KEY, client)], [401, 401, 401, 429]);
+    assert.equal(await get(f.url, `cck_BBBBBBBBBBBB_${'x'.repeat(43)}`, '198.51.100.2'), 401, 'another client behind the same proxy is not locked out');
+    assert.equal(await upgrade(`cck_CCCCCCCCCCCC_${'x'.repeat(43)}`, client), 429, 'the WebSocket upgrade counts the same client address as HTTP');
+    assert.equal(await upgrade(`cck_DDDDDDDDDDDD_${'x'.repeat(43)}`, '198.51.100.3'), 401);
+    assert.equal(await upgrade(f.credentials!.apiKey, client), 101, 'a valid key upgrades from a client over its budget');
+    assert.equal(await get(f.url, f.credentials!.apiKey, client), 200);
+
+    // Guessing one key's secret from many addresses is limited by the key id.
+    const guesses: number[] = [];
+    for (let i = 0; i < 5; i++) guesses.push(await get(f.url, wrongSecret(f.credentials!.apiKey), `203.0.113.${i + 1}`));
+    assert.deepEqual(guesses, [401, 401, 401, 429, 429], 'each guess from a fresh address, all at one key id');
+    assert.equal(await get(f.url, f.credentials!.apiKey, '203.0.113.99'), 200, 'the key itself still works');
+
+    // A client that is not a trusted proxy cannot pick its address with the header.
+    const spoofed: number[] = [];
+    for (let i = 0; i < 5; i++) spoofed.push(await get(direct.url, `cck_EEEEEEEEEEE${i}_${'x'.repeat(43)}`, `192.0.2.${i + 1}`));
+    assert.deepEqual(spoofed, [401, 401, 401, 429, 429], 'X-Forwarded-For from an untrusted peer is ignored');
+  } finally {
+    await Promise.all([f.cleanup(), direct.cleanup()]);
   }
 });
 

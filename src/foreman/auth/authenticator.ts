@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { TokenBucket } from 'limiter';
 import {
   CrowdComputeError, helloSigningText, parseCredential, type Hello,
 } from '../../protocol/index.ts';
@@ -9,6 +8,7 @@ import { isStoreOutage } from '../../store/store-errors.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { Service } from '../service.ts';
 import type { CredentialService } from './credential-service.ts';
+import { FailureLimiter } from './failure-limiter.ts';
 import { hashKeySecret, safeEqual, sign } from './secrets.ts';
 
 /** How strict the authenticator is. */
@@ -17,7 +17,11 @@ export interface AuthenticatorOptions {
   skewMs: number;
   /** How long a dashboard session lasts. Default 12 h. */
   sessionTtlMs: number;
-  /** Failed attempts one address may make in a burst; then one more per `failureRefillMs`. */
+  /**
+   * Failed attempts one client address, or one credential id, may make in a burst; then one
+   * more per `failureRefillMs`. Past that, failed checks are answered 429; valid credentials
+   * are accepted all the same.
+   */
   failureBurst: number;
   failureRefillMs: number;
   /** How often the store is asked whether credentials changed. Default 1 s. */
@@ -51,7 +55,8 @@ export function parseCookies(header: string | undefined): Map<string, string> {
  * dashboard session) and workers' signed hellos. It caches key records, learns of new and
  * revoked credentials by watching the store's credentials version (and PostgreSQL's
  * notifications), tells the foreman which credentials were revoked so their connections are
- * cut, limits failed attempts per address, and writes the audit lines.
+ * cut, limits failed attempts per client address and per credential id (never refusing a valid
+ * credential), and writes the audit lines.
  */
 export class Authenticator implements Service {
   readonly name = 'authenticator';
@@ -64,7 +69,7 @@ export class Authenticator implements Service {
   private readonly onRevoked: (ids: ReadonlySet<string>) => void;
   private readonly records = new Map<string, CredentialRecord | null>();
   private readonly nonces = new Map<string, number>();
-  private readonly failures = new Map<string, { bucket: TokenBucket; at: number }>();
+  private readonly failures: FailureLimiter;
   private revoked = new Set<string>();
   private known: Set<string> | null = null;
   private version = -1;
@@ -79,6 +84,7 @@ export class Authenticator implements Service {
     this.log = deps.log;
     this.onRevoked = deps.onRevoked;
     this.options = options;
+    this.failures = new FailureLimiter({ burst: options.failureBurst, refillMs: options.failureRefillMs });
   }
 
   async start(): Promise<void> {
@@ -138,38 +144,20 @@ export class Authenticator implements Service {
     throw new CrowdComputeError('CC_ERR_UNAUTHORIZED', message);
   }
 
-  /** Count a failed attempt from `address`; past its budget, further attempts are refused unchecked. */
-  private failed(address: string): void {
-    this.bucketOf(address).bucket.tryRemoveTokens(1);
-  }
-
-  private bucketOf(address: string): { bucket: TokenBucket; at: number } {
-    let entry = this.failures.get(address);
-    if (!entry) {
-      if (this.failures.size > 10_000) this.pruneFailures();
-      const bucket = new TokenBucket({ bucketSize: this.options.failureBurst, tokensPerInterval: 1, interval: this.options.failureRefillMs });
-      bucket.content = this.options.failureBurst;
-      entry = { bucket, at: Date.now() };
-      this.failures.set(address, entry);
-    }
-    entry.at = Date.now();
-    return entry;
-  }
-
-  private pruneFailures(): void {
-    const cutoff = Date.now() - 10 * 60_000;
-    for (const [address, e] of this.failures) if (e.at < cutoff) this.failures.delete(address);
-  }
-
-  /** Refuse, without looking, an address that failed too often lately. */
-  private throttle(address: string): void {
-    const entry = this.failures.get(address);
-    if (!entry) return;
-    entry.bucket.drip();
-    if (entry.bucket.content < 1) {
+  /**
+   * A check failed: count it against the client's address and, when one was named, the
+   * credential id it tried; refuse with 429 when either was already over its budget, else 401.
+   * A failure is refused, never a credential: nothing here runs before a check.
+   */
+  private failed(reason: string, address: string, message: string, fields: Record<string, unknown> = {}, credentialId?: string): never {
+    const over = this.failures.fail([`address ${address}`, ...(credentialId ? [`credential ${credentialId}`] : [])]);
+    if (over) {
       this.metrics.authRefusals.inc({ reason: 'rate_limited' });
-      throw new CrowdComputeError('CC_ERR_RATE_LIMITED', `too many failed attempts from ${address}; wait a minute before trying again`);
+      const whose = over.startsWith('address ') ? `from ${address}` : `with credential ${credentialId}`;
+      throw new CrowdComputeError('CC_ERR_RATE_LIMITED', `too many failed attempts ${whose} (over ${this.options.failureBurst} a minute, --max-auth-failures-per-minute), and this one failed too: ${message}. `
+        + 'Failed attempts are refused with 429 until a minute has passed; a valid credential is still accepted');
     }
+    return this.refuse(reason, address, message, fields);
   }
 
   private async record(id: string): Promise<CredentialRecord | null> {
@@ -192,14 +180,12 @@ export class Authenticator implements Service {
 
   /** An API key's text to its principal; refuses unknown, wrong and revoked keys alike. */
   async key(text: string, address: string): Promise<Principal> {
-    this.throttle(address);
     const parts = parseCredential(text);
     const record = parts?.kind === 'key' ? await this.record(parts.id) : null;
     // Hash even when there is nothing to compare with, so that timing says nothing of which keys exist.
     const hash = hashKeySecret(parts?.secret ?? '');
     if (!record || record.kind !== 'key' || record.revokedAt !== null || !record.secretHash || !safeEqual(record.secretHash, hash)) {
-      this.failed(address);
-      this.refuse('bad_key', address, NOT_VALID, { credentialId: parts?.id });
+      this.failed('bad_key', address, NOT_VALID, { credentialId: parts?.id }, parts?.id);
     }
     this.used(record, address);
     return { kind: 'key', keyId: record.id, name: record.name, scopes: record.scopes };
@@ -209,10 +195,7 @@ export class Authenticator implements Service {
   async fromHttp(p: { authorization?: string | undefined; cookie?: string | undefined; address: string }): Promise<Authenticated> {
     if (p.authorization) {
       const m = /^Bearer\s+(\S+)$/i.exec(p.authorization.trim());
-      if (!m) {
-        this.failed(p.address);
-        this.refuse('bad_header', p.address, 'the Authorization header must be "Bearer <API key>"');
-      }
+      if (!m) this.failed('bad_header', p.address, 'the Authorization header must be "Bearer <API key>"');
       return { principal: await this.key(m[1], p.address), via: 'bearer' };
     }
     const session = parseCookies(p.cookie).get(SESSION_COOKIE);
@@ -231,11 +214,8 @@ export class Authenticator implements Service {
    * not seen before, and an HMAC over what it signed that only the token's holder can make.
    */
   async worker(hello: Hello, p: { host: string; address: string }): Promise<Principal> {
-    this.throttle(p.address);
-    const fail = (reason: string, message: string): never => {
-      this.failed(p.address);
-      return this.refuse(reason, p.address, `worker ${hello.workerId}: ${message}`, { workerId: hello.workerId, credentialId: hello.auth?.tokenId });
-    };
+    const fail = (reason: string, message: string): never =>
+      this.failed(reason, p.address, `worker ${hello.workerId}: ${message}`, { workerId: hello.workerId, credentialId: hello.auth?.tokenId }, hello.auth?.tokenId);
     const auth = hello.auth;
     if (!auth) return fail('no_token', 'no credential; start it with a worker token (--token or CROWDCOMPUTE_WORKER_TOKEN)');
     const now = Date.now();

@@ -1,6 +1,12 @@
-import { API_KEY_PREFIX, CrowdComputeError, SCOPES, WORKER_TOKEN_PREFIX, parseCredential, type Scope } from '../../protocol/index.ts';
+import { API_KEY_PREFIX, CrowdComputeError, JOB_LIMITS, SCOPES, WORKER_TOKEN_PREFIX, boundProblem, parseCredential, type Scope } from '../../protocol/index.ts';
 import type { CredentialRecord, Store } from '../../store/store.ts';
 import { hashKeySecret, newCredentialId, newKeySecret, safeEqual, secretFingerprint, workerTokenSecret } from './secrets.ts';
+
+/** A key's cap on its jobs' running tasks is in the range a job's is. */
+function checkKeyCap(maxConcurrency: number): void {
+  const problem = boundProblem(maxConcurrency, JOB_LIMITS.maxConcurrency);
+  if (problem) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `an API key's maxConcurrency (--max-concurrency) ${problem}`);
+}
 
 /** A credential just made: its record, and its text, shown once and stored nowhere. */
 export interface IssuedCredential {
@@ -49,6 +55,7 @@ export class CredentialService {
     if (scopes.length === 0 || unknown.length > 0) {
       throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `scopes must be some of ${SCOPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
     }
+    if (params.maxConcurrency !== undefined) checkKeyCap(params.maxConcurrency);
     const id = newCredentialId();
     const secret = newKeySecret();
     await this.store.credentialInsert({ id, kind: 'key', name: params.name ?? null, scopes: scopes as Scope[], workerId: null, secretHash: hashKeySecret(secret), createdAt: params.now ?? Date.now(),
@@ -101,6 +108,7 @@ export class CredentialService {
   /** Revoke a credential; CC_ERR_BAD_MESSAGE if there is none with that id. */
   /** Set (or, with null, lift) an API key's cap on its jobs' running tasks; foremen apply it within a second. */
   async setMaxConcurrency(id: string, maxConcurrency: number | null): Promise<CredentialRecord> {
+    if (maxConcurrency !== null) checkKeyCap(maxConcurrency);
     const r = await this.store.credentialSetMaxConcurrency({ id, maxConcurrency });
     if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key has the id ${id}`);
     return r;

@@ -94,6 +94,9 @@ export class LiveFeed implements Service {
   async add(reply: FastifyReply, principal: Principal): Promise<void> {
     reply.hijack();
     const raw = reply.raw;
+    // A stream that lasts while the page is open: the foreman's idle timeout (--idle-timeout) is
+    // for requests, not for it. A viewer that goes away closes it; one that stops reading is cut below.
+    raw.socket?.setTimeout(0);
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     const viewer: Viewer = { reply, principal, audience: seesEveryOwner(principal) ? ALL : principal.kind === 'key' ? principal.keyId : '' };
     this.viewers.add(viewer);

@@ -17,6 +17,8 @@ export interface WsTransportOptions {
   maxMessagesPerSecond: number;
   /** Most connections at once; more are refused with 503. */
   maxConnections: number;
+  /** Most connections one client address may hold (for the refusal's message; the handlers' `admit` counts). */
+  maxConnectionsPerAddress: number;
   /** A peer that does not read: its connection is cut when this much is waiting to be sent. */
   maxBufferedBytes: number;
   /** A connection over its rate limit for this long is closed (policy violation). */
@@ -40,6 +42,20 @@ export interface WsTransportHandlers {
    * the connection holds, if any.
    */
   authenticate(req: IncomingMessage): Promise<{ principal: Principal; credentialId?: string }>;
+  /** The client's address of an upgrade, the same as HTTP requests get (X-Forwarded-For from trusted proxies only). */
+  clientAddress(req: IncomingMessage): string;
+  /**
+   * A place for this upgrade under the per-address connection cap: a function that gives it
+   * back, or null when the client's address holds the most it may (refused with 429).
+   */
+  admit(req: IncomingMessage): (() => void) | null;
+}
+
+/** Answer an upgrade with an HTTP error (401, 429, 500) whose body names the problem, and close. */
+function refuseUpgrade(socket: Duplex, e: CrowdComputeError): void {
+  const status = e.code === 'CC_ERR_RATE_LIMITED' ? '429 Too Many Requests' : e.code === 'CC_ERR_UNAUTHORIZED' ? '401 Unauthorized' : '500 Internal Server Error';
+  const body = JSON.stringify({ code: e.code, message: e.message, detail: e.message });
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** Most messages in one frame (a JSON array). */
@@ -80,24 +96,27 @@ export class WsTransport implements Service {
         return;
       }
       if (this.connections.size >= this.options.maxConnections) {
+        this.metrics.connectionsRefused.inc({ reason: 'max_connections' });
         this.log.warn({ limit: this.options.maxConnections }, 'connection refused: too many connections (--max-connections)');
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
         return;
       }
+      const release = this.handlers.admit(req);
+      if (!release) {
+        refuseUpgrade(socket, new CrowdComputeError('CC_ERR_RATE_LIMITED', `${this.handlers.clientAddress(req)} holds ${this.options.maxConnectionsPerAddress} open connections, the most one address may (--max-connections-per-address)`));
+        return;
+      }
+      // The place is given back when the socket closes, whether the upgrade was refused, failed or served.
+      socket.once('close', release);
       this.handlers.authenticate(req).then(
         (who) => this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, req, who)),
-        (err: unknown) => {
-          const e = err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${(err as Error).message}`);
-          const status = e.code === 'CC_ERR_RATE_LIMITED' ? '429 Too Many Requests' : e.code === 'CC_ERR_UNAUTHORIZED' ? '401 Unauthorized' : '500 Internal Server Error';
-          const body = JSON.stringify({ code: e.code, message: e.message, detail: e.message });
-          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-        },
+        (err: unknown) => refuseUpgrade(socket, err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `internal error: ${(err as Error).message}`)),
       );
     });
   }
 
   private onSocket(ws: WebSocket, req: IncomingMessage, who: { principal: Principal; credentialId?: string }): void {
-    const conn = new Connection(ws, { remote: req.socket.remoteAddress ?? 'unknown', host: req.headers.host ?? '', principal: who.principal }, {
+    const conn = new Connection(ws, { remote: this.handlers.clientAddress(req), host: req.headers.host ?? '', principal: who.principal }, {
       maxFrameBytes: Math.max(64 * 1024, this.options.maxPayloadBytes),
       maxMessagesPerSecond: this.options.maxMessagesPerSecond,
       floodCloseAfterMs: this.options.floodCloseAfterMs,

@@ -1,3 +1,5 @@
+import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, UNITS, boundProblem, type Bound } from '../../protocol/index.ts';
+
 /**
  * The default of every worker option that has one, shared by the Worker API and the
  * `crowdcompute worker` command, so each is written once.
@@ -26,3 +28,34 @@ export const WORKER_DEFAULTS = {
   /** Log level of the default logger. */
   logLevel: 'info',
 } as const;
+
+const { HOUR, DAY } = UNITS;
+
+/**
+ * The range of every numeric worker option, with its flag on `crowdcompute worker`, so that an
+ * option out of range is refused naming the option, the flag and the limit. The limits are far
+ * beyond real use; a timer longer than 24 days would fire at once.
+ */
+export const WORKER_BOUNDS = {
+  maxConcurrentTasks: { flag: '--concurrency', ...CAPACITY_LIMIT },
+  heartbeatIntervalMs: { flag: '--heartbeat-interval', min: 1, max: HOUR, unit: 'ms' },
+  reconnectIntervalMs: { flag: '--reconnect-interval', min: 1, max: HOUR, unit: 'ms' },
+  maxReconnectAttempts: { flag: '--max-reconnect-attempts', min: -1, max: 1_000_000_000 },
+  timeoutGraceMs: { min: 0, max: HOUR, unit: 'ms' },
+  drainTimeoutMs: { flag: '--drain-timeout', min: 0, max: DAY, unit: 'ms' },
+  statusPort: { flag: '--status-port', min: 0, max: 65_535 },
+  // isolated-vm takes no less than 8 MiB; 64 GiB is more than one task's heap should ever be.
+  sandboxMemoryMb: { flag: '--sandbox-memory', min: 8, max: 65_536, unit: 'MiB' },
+  sandboxTimeoutMs: { flag: '--sandbox-timeout', ...JOB_LIMITS.timeoutMs },
+  cpuCores: { flag: '--cpus', ...RESOURCE_LIMITS.cpu, fractional: false },
+  memoryMb: { flag: '--memory', ...RESOURCE_LIMITS.memoryMb },
+  gpu: { flag: '--gpus', ...RESOURCE_LIMITS.gpu },
+} as const satisfies Record<string, Bound & { flag?: string }>;
+
+/** Refuse a worker option out of its range: `Worker: drainTimeoutMs (--drain-timeout) must be at most 86400000 ms (24 h)`. */
+export function checkWorkerOption(key: keyof typeof WORKER_BOUNDS, value: unknown): void {
+  if (value === undefined) return;
+  const bound: Bound & { flag?: string } = WORKER_BOUNDS[key];
+  const problem = boundProblem(value, bound);
+  if (problem) throw new RangeError(`Worker: ${key}${bound.flag ? ` (${bound.flag})` : ''} ${problem}`);
+}

@@ -19,7 +19,7 @@ import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handle
 import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type PulledArtifacts, type PullQuery, type RecordParts } from './batch-handler.ts';
 import { ResultOutbox } from './result-outbox.ts';
 import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
-import { WORKER_DEFAULTS } from './worker-defaults.ts';
+import { WORKER_DEFAULTS, checkWorkerOption } from './worker-defaults.ts';
 import { checkWorkerToken, signHello } from './hello-signature.ts';
 import { ConnectionHistory, Throughput } from './status-history.ts';
 
@@ -146,9 +146,10 @@ export class WorkerRuntime extends EventEmitter {
       drainTimeoutMs: options.drainTimeoutMs ?? d.drainTimeoutMs,
       resources: options.resources ?? {},
     };
-    if (!Number.isInteger(this.o.maxConcurrentTasks) || this.o.maxConcurrentTasks < 1) {
-      throw new TypeError(`Worker: maxConcurrentTasks must be a positive integer, got ${options.maxConcurrentTasks}`);
+    for (const key of ['maxConcurrentTasks', 'heartbeatIntervalMs', 'reconnectIntervalMs', 'maxReconnectAttempts', 'timeoutGraceMs', 'drainTimeoutMs'] as const) {
+      checkWorkerOption(key, options[key]);
     }
+    for (const key of ['cpuCores', 'memoryMb', 'gpu'] as const) checkWorkerOption(key, this.o.resources[key]);
     const later = (fn: () => void) => { setTimeout(fn, 0); };
     this.outbox = new ResultOutbox((results) => this.welcomed && this.link.send({ type: 'task_results', results }),
       typeof globalThis.setImmediate === 'function' ? (fn) => { globalThis.setImmediate(fn); } : later);
@@ -491,7 +492,8 @@ export class WorkerRuntime extends EventEmitter {
           p.reject(CrowdComputeError.fromWire(msg));
           return;
         }
-        if (msg.code === 'CC_ERR_UNAUTHORIZED') this.lastRefusal = msg.message;
+        // A refused hello: why, in full, for the error the worker stops with (the close reason is cut short).
+        if (msg.code === 'CC_ERR_UNAUTHORIZED' || msg.code === 'CC_ERR_RATE_LIMITED') this.lastRefusal = msg.message;
         this.logger.warn({ code: msg.code, message: msg.message }, 'foreman reported an error');
         this.emit('foremanError', msg);
         return;

@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   CC_ERR_NO_HANDLER: 'The worker has no handler for the task type.',
   CC_ERR_HANDLER_FAILED: 'The task handler or shipped function threw.',
   CC_ERR_TIMEOUT: 'The task did not finish within its timeoutMs.',
-  CC_ERR_MEMORY_LIMIT: 'Shipped code exceeded the sandbox memory limit.',
+  CC_ERR_MEMORY_LIMIT: 'Shipped code exceeded the sandbox memory limit (not retried).',
   CC_ERR_SANDBOX_CRASHED: 'The process running shipped code died while running it (not retried).',
   CC_ERR_WORKER_LOST: 'The worker running the task went away.',
   CC_ERR_STALE_ATTEMPT: 'A result arrived for an attempt that no longer holds the task.',

@@ -26,8 +26,8 @@ export class ChunkFailedError extends CrowdComputeError {
 /**
  * The shipped function took down the process it ran in: V8 ran out of heap in a way the
  * isolate's limit could not turn into an error (CC_ERR_MEMORY_LIMIT), or the process died
- * otherwise (CC_ERR_SANDBOX_CRASHED). The attempt is not retried: the same function would
- * take down the sandbox of the next worker it reached.
+ * otherwise (CC_ERR_SANDBOX_CRASHED). Neither code is retried: the same function would take
+ * down the sandbox of the next worker it reached.
  */
 export class SandboxCrashError extends CrowdComputeError {}
 

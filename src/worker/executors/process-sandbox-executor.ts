@@ -3,10 +3,10 @@
  * so that nothing the code does can take the worker down.
  *
  * isolated-vm bounds an isolate's heap, but not always gracefully: a function that grows an
- * object or a Map without end makes V8 abort the whole process with a fatal out-of-memory
- * error, which no in-process sandbox can catch. Here the process that aborts is a sandbox
- * process, and the worker fails the one chunk that ran in it (CC_ERR_MEMORY_LIMIT, not retried)
- * and starts another process for the next.
+ * object or a Map without end usually makes V8 abort the whole process with a fatal
+ * out-of-memory error, which no in-process sandbox can catch. Here the process that aborts is
+ * a sandbox process, and the worker fails the one chunk that ran in it (CC_ERR_MEMORY_LIMIT,
+ * not retried) and starts another process for the next.
  */
 import { availableParallelism } from 'node:os';
 import { CrowdComputeError } from '../../protocol/index.ts';

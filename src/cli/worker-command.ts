@@ -40,10 +40,11 @@ export function workerCommand(program: Command): void {
     .option('--token-file <file>', 'read the worker token from this file')
     .option('--ca <file>', 'trust this CA certificate (PEM) for a wss:// foreman with a private certificate')
     .option('-c, --concurrency <n>', 'tasks run at once', bounded('maxConcurrentTasks', parseIntArg), D.maxConcurrentTasks)
-    .option('--allow-code', 'accept map jobs: run shipped functions in an isolated-vm sandbox', D.allowCode)
+    .option('--allow-code', 'accept map jobs: run shipped functions in isolated-vm sandboxes, in child processes', D.allowCode)
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
     .option('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', bounded('sandboxTimeoutMs', parseDuration), D.sandboxTimeoutMs)
+    .option('--sandbox-processes <n>', 'sandbox processes at most, each running one map task at a time (default: CPU cores + 1)', bounded('sandboxProcesses', parseIntArg))
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
     .option('--status-host-name <name>', 'a host name the status server answers to (repeatable), besides localhost, IP addresses, this machine\'s hostname and --status-host; requests naming another host are refused (403), so that no web page can read it through DNS rebinding', (v: string, all: string[] = []) => [...all, v])
@@ -69,7 +70,7 @@ export function workerCommand(program: Command): void {
         foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
         ...(token ? { token } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}), statusHost: o.statusHost,
         ...(o.statusHostName ? { statusHostNames: o.statusHostName } : {}),
-        sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout },
+        sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout, ...(o.sandboxProcesses ? { maxProcesses: o.sandboxProcesses } : {}) },
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,

@@ -1,6 +1,6 @@
 /**
  * The Node worker: the runtime (runtime/worker-runtime.ts) with what a Node host adds around
- * it: an isolated-vm sandbox for shipped code, a status HTTP server, the machine's resources
+ * it: isolated-vm sandboxes in child processes for shipped code, a status HTTP server, the machine's resources
  * in its hello, a default id from the host name, and pino logs.
  */
 /// <reference types="node" preserve="true" />
@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 import { WebSocket as WsWebSocket } from 'ws';
 import { withOptions } from '../host/ws-options.ts';
 import { hostResources } from '../host/host-usage.ts';
-import { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';
+import { ProcessSandboxExecutor, type ProcessSandboxOptions } from './executors/process-sandbox-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
 import { WORKER_DEFAULTS, checkWorkerOption } from './runtime/worker-defaults.ts';
 import { WorkerStatusServer } from './status-server.ts';
@@ -25,10 +25,10 @@ export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | '
    * on this machine left in the local credentials file for its URL.
    */
   token?: string;
-  /** Accept map jobs: shipped code, run in an isolated-vm sandbox. Default false. */
+  /** Accept map jobs: shipped code, run in isolated-vm sandboxes in child processes of this one. Default false. */
   allowCode?: boolean;
   /** Sandbox limits for shipped code. */
-  sandbox?: Partial<SandboxOptions>;
+  sandbox?: Partial<Omit<ProcessSandboxOptions, 'log'>>;
   /**
    * Port of the status HTTP server (GET / as JSON or, to a browser, a live page; /stats, /health,
    * /metrics, /metrics/prometheus; POST /restart); false = none. Default false. When it is taken,
@@ -76,6 +76,7 @@ export class Worker extends WorkerRuntime {
     if (statusPort !== false) checkWorkerOption('statusPort', statusPort);
     checkWorkerOption('sandboxMemoryMb', sandbox?.memoryLimitMb);
     checkWorkerOption('sandboxTimeoutMs', sandbox?.defaultTimeoutMs);
+    checkWorkerOption('sandboxProcesses', sandbox?.maxProcesses);
     super({
       ...(token ? { token } : {}),
       // The runtime speaks the standard WebSocket API; in Node, the ws package's implementation
@@ -85,7 +86,7 @@ export class Worker extends WorkerRuntime {
       ...runtime,
       workerId,
       log,
-      codeExecutor: (allowCode ?? WORKER_DEFAULTS.allowCode) ? new SandboxExecutor(sandbox) : null,
+      codeExecutor: (allowCode ?? WORKER_DEFAULTS.allowCode) ? new ProcessSandboxExecutor({ ...sandbox, log }) : null,
       resources: { ...hostResources(), ...(options.resources ?? {}) },
     });
     this.log = log;

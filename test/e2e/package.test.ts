@@ -75,7 +75,9 @@ export { options, handler, spec, info, view, mapOptions, WorkerRuntime, JobFaile
     for (const cmd of ['foreman', 'worker', 'map', 'submit', 'demo']) assert.match(help.stdout, new RegExp(`\\b${cmd}\\b`));
 
     // The README's example, as printed, from the installed package: a map job and a named task.
-    const ran = await sh(process.execPath, ['--no-node-snapshot', 'example.ts'], app);
+    // Run as the README says, without --no-node-snapshot: the worker's sandbox processes (the
+    // compiled dist/ ones) start with it by themselves.
+    const ran = await sh(process.execPath, ['example.ts'], app);
     assert.match(ran.stdout, /squares \[1,4,9,16,25\]/);
     assert.match(ran.stdout, /math\.add \{"result":3\}/);
   } finally {

@@ -1,17 +1,26 @@
 /**
  * Shipped code tries to get out of its isolate, or to take the worker down with it. Each
  * attempt is contained: the call fails (or returns harmlessly) with a clear reason, the
- * worker's process is unharmed, and the same sandbox serves the next call.
+ * worker's process is unharmed, and the executor serves the next call. The executor is the
+ * one workers run: isolates in sandbox processes.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { SandboxExecutor } from './sandbox-executor.ts';
+import { readFileSync } from 'node:fs';
+import { ProcessSandboxExecutor } from './process-sandbox-executor.ts';
+import { SandboxCrashError } from '../runtime/code-executor.ts';
 import { CrowdComputeError } from '../../protocol/index.ts';
 import { checkFunctionSource } from '../../foreman/jobs/job-submission.ts';
 
-const sandbox = new SandboxExecutor({ memoryLimitMb: 64, defaultTimeoutMs: 1_500 });
+// Calls that must end at a deadline set their own; the default is for calls that must not hit one.
+const sandbox = new ProcessSandboxExecutor({ memoryLimitMb: 64, defaultTimeoutMs: 60_000 });
 after(() => sandbox.dispose());
 let n = 0;
+/**
+ * Long enough for a heap to fill on a busy machine: near its limit V8 collects again and
+ * again before it gives up, and a shorter timeout would stop the function first.
+ */
+const FILL = 180_000;
 
 /** Run `code` over `args` in a job of its own; resolve with the results or the CrowdComputeError. */
 async function attempt(code: string, args: unknown[] = [0], timeoutMs: number | null = null): Promise<unknown[] | CrowdComputeError> {
@@ -41,12 +50,49 @@ test('an infinite loop is stopped at the deadline', async () => {
   await stillServes();
 });
 
+/** The largest resident set each live sandbox process has had (VmHWM), in bytes; Linux's /proc. */
+function sandboxPeaks(): number[] {
+  const pids = readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  return pids.map((pid) => {
+    try { return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { return 0; }
+  });
+}
+
 test('unbounded allocation hits the memory limit, ArrayBuffers and SharedArrayBuffers included', async () => {
   const before = process.memoryUsage().rss;
-  failsWith(await attempt('() => { const a = []; for (;;) a.push(new Array(1e6).fill(1)); }'), 'CC_ERR_MEMORY_LIMIT');
-  failsWith(await attempt('() => { const b = []; for (let i = 0; i < 20; i++) b.push(new ArrayBuffer(2 ** 30)); return b.length; }'), 'CC_ERR_HANDLER_FAILED', /allocation failed/);
-  failsWith(await attempt('() => { const b = []; for (let i = 0; i < 20; i++) b.push(new SharedArrayBuffer(2 ** 30)); return b.length; }'), 'CC_ERR_HANDLER_FAILED', /allocation failed/);
+  failsWith(await attempt('() => { const a = []; for (;;) a.push(new Array(1e6).fill(1)); }', [0], FILL), 'CC_ERR_MEMORY_LIMIT');
+  failsWith(await attempt('() => { const a = []; for (let i = 0; ; i++) a.push(\'x\'.repeat(1000) + i); }', [0], FILL), 'CC_ERR_MEMORY_LIMIT');
+  failsWith(await attempt('() => { const b = []; for (let i = 0; i < 20; i++) b.push(new ArrayBuffer(2 ** 30)); return b.length; }', [0], FILL), 'CC_ERR_HANDLER_FAILED', /allocation failed/);
+  failsWith(await attempt('() => { const b = []; for (let i = 0; i < 20; i++) b.push(new SharedArrayBuffer(2 ** 30)); return b.length; }', [0], FILL), 'CC_ERR_HANDLER_FAILED', /allocation failed/);
+  failsWith(await attempt('() => { const b = []; for (;;) b.push(new Float64Array(1e6)); }', [0], FILL), 'CC_ERR_HANDLER_FAILED', /allocation failed/);
   assert.ok(process.memoryUsage().rss - before < 512 * 1024 * 1024, 'the worker did not grow by the gigabytes asked for');
+  const peaks = sandboxPeaks();
+  assert.ok(peaks.length > 0 && peaks.every((b) => b < 512 * 1024 * 1024), `no sandbox process grew by them either (peaks ${peaks.map((b) => Math.round(b / 2 ** 20)).join(', ')} MiB)`);
+  await stillServes();
+});
+
+test('objects, Maps and Sets grown without end, which make V8 abort its process, fail the call alone', async () => {
+  let aborted = 0;
+  for (const code of [
+    `() => { const o = {}; for (let i = 0; ; i++) o['k' + i] = i; }`,
+    `() => { const m = new Map(); for (let i = 0; ; i++) m.set(i, i); }`,
+    `() => { const s = new Set(); for (let i = 0; ; i++) s.add('v' + i); }`,
+  ]) {
+    const r = await attempt(code, [0], FILL);
+    failsWith(r, 'CC_ERR_MEMORY_LIMIT', /64 MiB \(--sandbox-memory\)/);
+    // V8 either fails the call (isolated-vm's limit) or aborts the process: it depends on its timing.
+    if (r instanceof SandboxCrashError) {
+      aborted++;
+      assert.match(r.message, /sandbox process was stopped \(signal SIGABRT\); the task is not retried/);
+    }
+    await stillServes();
+  }
+  assert.ok(aborted > 0, 'at least one of them aborted its sandbox process');
+});
+
+test('Atomics.wait on a SharedArrayBuffer, in plain and async functions, ends at the deadline', async () => {
+  failsWith(await attempt('() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)', [0], 200), 'CC_ERR_TIMEOUT', /longer than 200 ms/);
+  failsWith(await attempt('async () => { await null; return Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); }', [0], 200), 'CC_ERR_TIMEOUT');
   await stillServes();
 });
 

@@ -1,7 +1,10 @@
 import ivm from 'isolated-vm';
-import { CrowdComputeError } from '../../protocol/index.ts';
-import { chunkFailure, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
+// The error class alone, not the protocol's index: sandbox processes load this file, and the
+// index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
+import { CrowdComputeError } from '../../protocol/errors.ts';
+import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
+import { PRELUDE, RUNNER, memoryLimitMessage, readResults, stoppedError } from './sandbox-runner.ts';
 
 /** Limits of the sandbox. */
 export interface SandboxOptions {
@@ -14,53 +17,6 @@ export interface SandboxOptions {
   /** Map jobs whose source is remembered (code arrives once per job and connection). Default 1000. */
   maxJobs: number;
 }
-
-/**
- * The code that runs inside each isolate around the shipped function. Arguments go in and
- * results come out as JSON text: one string copy each way is cheaper than structured clone
- * of many small values, and it bounds what can cross to plain data.
- *
- * An argument that throws does not stop the others: the chunk's results come back with an
- * error per argument that threw, so the arguments that did not keep their results.
- *
- * The loop stays synchronous while the function returns plain values, so isolated-vm's
- * `timeout` (which covers synchronous execution) stops an infinite loop; an async function
- * switches to an awaiting loop, bounded by the host-side deadline instead.
- */
-const RUNNER = `
-const __ccError = (i, e) => ({ index: i,
-  message: String(e && e.message !== undefined ? e.message : e), name: e && e.name ? String(e.name) : 'Error',
-  stack: e && e.stack ? String(e.stack) : undefined });
-const __ccJson = (out, errors) => { try { return JSON.stringify(errors.length ? { __ccPartial: { results: out, errors } } : out); } catch (e) {
-  return JSON.stringify({ __ccError: __ccError(-1, { name: 'TypeError', message: 'the results cannot be turned into JSON (' + String(e && e.message) + ')' }) }); } };
-if (typeof __ccFn !== 'function') throw new TypeError('the shipped code is a ' + typeof __ccFn + ', not a function');
-globalThis.__ccRun = function (argsJson) {
-  const args = JSON.parse(argsJson);
-  const out = new Array(args.length).fill(null);
-  const errors = [];
-  for (let i = 0; i < args.length; i++) {
-    let v;
-    try { v = __ccFn(args[i]); } catch (e) { errors.push(__ccError(i, e)); continue; }
-    if (v !== null && typeof v === 'object' && typeof v.then === 'function') {
-      return (async () => {
-        try { out[i] = await v; } catch (e) { errors.push(__ccError(i, e)); }
-        for (let j = i + 1; j < args.length; j++) {
-          try { out[j] = await __ccFn(args[j]); } catch (e) { errors.push(__ccError(j, e)); }
-        }
-        return __ccJson(out, errors);
-      })();
-    }
-    out[i] = v;
-  }
-  return __ccJson(out, errors);
-};`;
-
-/**
- * What runs in a fresh isolate before the shipped code. WebAssembly goes: its memory is
- * allocated outside the isolate's heap, so the memory limit would not hold it (measured:
- * eight 1 GiB WebAssembly.Memory objects grew the worker by 8 GB under a 64 MiB limit).
- */
-const PRELUDE = `delete globalThis.WebAssembly;`;
 
 interface Warm {
   isolate: ivm.Isolate;
@@ -79,6 +35,10 @@ interface JobEntry {
  * Code arrives once per job (`setCode`); each concurrent task of the job takes a warm isolate
  * from the job's pool, so compilation is paid once per isolate, not per task. An isolate that
  * timed out, hit its memory limit or was cancelled is disposed, never reused.
+ *
+ * The isolates share this process, and some heap exhaustion (an object or a Map grown without
+ * end) makes V8 abort it. Workers therefore run this executor in sandbox processes of their own
+ * (process-sandbox-executor.ts); use it directly only with code you trust not to do that.
  */
 export class SandboxExecutor implements CodeExecutor {
   private readonly jobs = new Map<string, JobEntry>();
@@ -89,8 +49,8 @@ export class SandboxExecutor implements CodeExecutor {
     // isolated-vm's own instruction: on Node 20 and later it needs the startup snapshot off.
     // Without it, isolates can crash the process; say so now rather than at the first map task.
     if (!process.execArgv.includes('--no-node-snapshot') && !/--no-node-snapshot\b/.test(process.env.NODE_OPTIONS ?? '')) {
-      throw new Error('running shipped code (allowCode) needs Node started with --no-node-snapshot, which isolated-vm requires: '
-        + 'run `node --no-node-snapshot your-script.ts`, or set NODE_OPTIONS=--no-node-snapshot (the crowdcompute command does this itself)');
+      throw new Error('a SandboxExecutor needs Node started with --no-node-snapshot, which isolated-vm requires: '
+        + 'run `node --no-node-snapshot your-script.ts`, or set NODE_OPTIONS=--no-node-snapshot (a ProcessSandboxExecutor, which workers use, starts its processes with it)');
     }
     this.o = {
       memoryLimitMb: options.memoryLimitMb ?? WORKER_DEFAULTS.sandboxMemoryMb,
@@ -144,41 +104,39 @@ export class SandboxExecutor implements CodeExecutor {
 
   /** Run the job's function over `args`. Rejects with a CrowdComputeError naming what went wrong. */
   start(jobId: string, args: unknown[], timeoutMs: number | null, argOffset = 0): CodeRun {
+    const run = this.startJson(jobId, JSON.stringify(args), timeoutMs);
+    return { result: run.result.then((text) => readResults(text, jobId, argOffset, args.length)), kill: run.kill };
+  }
+
+  /**
+   * Run the job's function over a chunk given as JSON text; resolves with the runner's JSON
+   * text, which {@link readResults} reads (the sandbox processes pass both strings on as they are).
+   */
+  startJson(jobId: string, argsJson: string, timeoutMs: number | null): { result: Promise<string>; kill(reason: 'cancelled' | 'timeout'): void } {
     let killWith: ((reason: 'cancelled' | 'timeout') => void) | null = null;
     let killedBefore: 'cancelled' | 'timeout' | null = null;
     const limit = timeoutMs ?? this.o.defaultTimeoutMs;
-    const result = (async (): Promise<unknown[]> => {
+    const result = (async (): Promise<string> => {
       const entry = this.jobs.get(jobId);
       if (!entry) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
       const w = await this.warm(jobId, entry);
-      if (killedBefore) { w.isolate.dispose(); throw this.killError(killedBefore, jobId, limit); }
+      if (killedBefore) { w.isolate.dispose(); throw stoppedError(killedBefore, jobId, limit); }
       let killed: 'cancelled' | 'timeout' | null = null;
       killWith = (reason) => { killed = reason; if (!w.isolate.isDisposed) w.isolate.dispose(); };
       // The host-side deadline covers what isolated-vm's own timeout cannot: awaited promises.
       const deadline = setTimeout(() => killWith?.('timeout'), limit + 50);
       try {
-        const text = await w.run.apply(undefined, [JSON.stringify(args)], { timeout: limit, result: { promise: true } }) as string;
-        const parsed = JSON.parse(text) as unknown;
-        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccError' in parsed) {
-          const e = (parsed as { __ccError: { message: string } }).__ccError;
-          throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${e.message}`);
-        }
-        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && '__ccPartial' in parsed) {
-          const { results, errors } = (parsed as { __ccPartial: { results: unknown[]; errors: ArgumentFailure[] } }).__ccPartial;
-          throw chunkFailure(jobId, argOffset, args.length, results, errors);
-        }
+        const text = await w.run.apply(undefined, [argsJson], { timeout: limit, result: { promise: true } }) as string;
         if (!w.isolate.isDisposed && !this.disposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
-        return parsed as unknown[];
+        return text;
       } catch (err) {
-        if (!w.isolate.isDisposed && !(err instanceof CrowdComputeError)) w.isolate.dispose();
-        else if (!w.isolate.isDisposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
-        if (killed) throw this.killError(killed, jobId, limit);
-        if (err instanceof CrowdComputeError) throw err;
+        if (!w.isolate.isDisposed) w.isolate.dispose();
+        if (killed) throw stoppedError(killed, jobId, limit);
         const message = (err as Error).message ?? String(err);
         if (/memory limit/i.test(message)) {
-          throw new CrowdComputeError('CC_ERR_MEMORY_LIMIT', `job ${jobId}: the function exceeded the sandbox memory limit of ${this.o.memoryLimitMb} MiB (--sandbox-memory)`, { limitMb: this.o.memoryLimitMb });
+          throw new CrowdComputeError('CC_ERR_MEMORY_LIMIT', memoryLimitMessage(jobId, this.o.memoryLimitMb), { limitMb: this.o.memoryLimitMb });
         }
-        if (/timed out/i.test(message)) throw this.killError('timeout', jobId, limit);
+        if (/timed out/i.test(message)) throw stoppedError('timeout', jobId, limit);
         throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${message}`);
       } finally {
         clearTimeout(deadline);
@@ -190,11 +148,8 @@ export class SandboxExecutor implements CodeExecutor {
     };
   }
 
-  private killError(reason: 'cancelled' | 'timeout', jobId: string, limit: number): CrowdComputeError {
-    return reason === 'timeout'
-      ? new CrowdComputeError('CC_ERR_TIMEOUT', `job ${jobId}: the function ran longer than ${limit} ms and was stopped`, { timeoutMs: limit })
-      : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its sandbox stopped`);
-  }
+  /** Forget a job: its source and its warm isolates. */
+  forget(jobId: string): void { this.dropJob(jobId); }
 
   /** Dispose of every isolate. */
   dispose(): void {

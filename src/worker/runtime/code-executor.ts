@@ -1,9 +1,12 @@
 /**
  * What runs shipped map functions. The runtime does not know how: in Node it is an
- * isolated-vm sandbox (executors/sandbox-executor.ts), in a browser it will be a Web Worker.
+ * isolated-vm sandbox in a child process (executors/process-sandbox-executor.ts), in a
+ * browser a Web Worker (browser/web-worker-executor.ts).
  */
 
-import { CrowdComputeError } from '../../protocol/index.ts';
+// The error class alone, not the protocol's index: sandbox processes load this file, and the
+// index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
+import { CrowdComputeError } from '../../protocol/errors.ts';
 
 /**
  * Some arguments of a chunk threw: the error names the first of them by its index in the whole
@@ -19,6 +22,14 @@ export class ChunkFailedError extends CrowdComputeError {
     this.partialResults = partialResults;
   }
 }
+
+/**
+ * The shipped function took down the process it ran in: V8 ran out of heap in a way the
+ * isolate's limit could not turn into an error (CC_ERR_MEMORY_LIMIT), or the process died
+ * otherwise (CC_ERR_SANDBOX_CRASHED). Neither code is retried: the same function would take
+ * down the sandbox of the next worker it reached.
+ */
+export class SandboxCrashError extends CrowdComputeError {}
 
 /** An argument of a chunk that threw, as an executor reports it (its index within the chunk). */
 export interface ArgumentFailure {

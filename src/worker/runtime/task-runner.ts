@@ -141,8 +141,12 @@ export class TaskRunner {
 
   private describe(err: unknown, task: WireTask): TaskError {
     if (err instanceof CrowdComputeError) {
-      const retryable = err.code === 'CC_ERR_TIMEOUT' || err.code === 'CC_ERR_MEMORY_LIMIT' ? true
-        : err.code === 'CC_ERR_CODE_COMPILE' || err.code === 'CC_ERR_NO_HANDLER' || err.code === 'CC_ERR_PAYLOAD_TOO_LARGE' ? false : undefined;
+      // Shipped code that hit the memory limit or crashed its sandbox process is not sent to
+      // another worker to do it again. Which of the two a heap exhaustion is depends on V8's
+      // timing (the same Map can fail its call or abort its process), so both are treated alike.
+      const retryable = err.code === 'CC_ERR_TIMEOUT' ? true
+        : err.code === 'CC_ERR_CODE_COMPILE' || err.code === 'CC_ERR_NO_HANDLER' || err.code === 'CC_ERR_PAYLOAD_TOO_LARGE'
+          || err.code === 'CC_ERR_MEMORY_LIMIT' || err.code === 'CC_ERR_SANDBOX_CRASHED' ? false : undefined;
       return err.toTaskError(retryable !== undefined ? { retryable } : {});
     }
     return HandlerRegistry.describe(err, this.deps.handlers.find(task.type)?.options ?? {});

@@ -47,6 +47,8 @@ export const WORKER_BOUNDS = {
   // isolated-vm takes no less than 8 MiB; 64 GiB is more than one task's heap should ever be.
   sandboxMemoryMb: { flag: '--sandbox-memory', min: 8, max: 65_536, unit: 'MiB' },
   sandboxTimeoutMs: { flag: '--sandbox-timeout', ...JOB_LIMITS.timeoutMs },
+  // Each sandbox process is a Node process of its own (about 14 MiB and 0.2 s of CPU to start).
+  sandboxProcesses: { flag: '--sandbox-processes', min: 1, max: 1_024 },
   cpuCores: { flag: '--cpus', ...RESOURCE_LIMITS.cpu, fractional: false },
   memoryMb: { flag: '--memory', ...RESOURCE_LIMITS.memoryMb },
   gpu: { flag: '--gpus', ...RESOURCE_LIMITS.gpu },

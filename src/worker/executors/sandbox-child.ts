@@ -1,0 +1,47 @@
+/**
+ * The entry point of a sandbox process: a child of the worker that hosts an in-process
+ * {@link SandboxExecutor} and runs the chunks the worker sends it, one at a time. Whatever
+ * the shipped code does to this process (a V8 heap exhaustion aborts it), the worker survives
+ * and charges the death to the one chunk that was running here.
+ *
+ * Started by sandbox-process.ts with `--no-node-snapshot` (isolated-vm needs it) and the
+ * sandbox's limits as JSON in argv[2].
+ */
+// The error class alone, not the protocol's index: sandbox processes load this file, and the
+// index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
+import { CrowdComputeError } from '../../protocol/errors.ts';
+import { SandboxExecutor, type SandboxOptions } from './sandbox-executor.ts';
+import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
+
+// The worker decides when this process ends (it kills it, or it exits itself, and the IPC
+// channel closes). A Ctrl-C in a terminal or a service manager's SIGTERM reach the whole
+// process group; ignoring them here lets the worker drain the chunk running here.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+// Not process.exit(): its exit handlers wait for a running isolate, which may never end.
+process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+
+const options = JSON.parse(process.argv[2] ?? '{}') as Partial<SandboxOptions>;
+// The worker tracks which sources each process holds and says when to forget one.
+const sandbox = new SandboxExecutor({ ...options, maxJobs: Number.MAX_SAFE_INTEGER });
+
+function send(m: FromSandbox): void {
+  process.send!(m);
+}
+
+process.on('message', (m: ToSandbox) => {
+  switch (m.t) {
+    case 'code': sandbox.setCode(m.jobId, m.code); return;
+    case 'forget': sandbox.forget(m.jobId); return;
+    case 'run':
+      sandbox.startJson(m.jobId, m.argsJson, m.timeoutMs).result.then(
+        (text) => send({ t: 'done', text }),
+        (err: unknown) => {
+          const e = err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `job ${m.jobId}: ${(err as Error)?.message ?? String(err)}`);
+          send({ t: 'failed', error: { ...e.toJSON(), stack: e.stack } });
+        },
+      );
+  }
+});
+
+send({ t: 'ready' });

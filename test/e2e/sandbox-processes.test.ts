@@ -55,3 +55,23 @@ test('a function that aborts its sandbox process fails its task once, and the wo
   assert.equal(worker.child.pid, pid);
   assert.equal((await client.stats()).connected_workers, 1);
 });
+
+test('a job whose function keeps taking down sandboxes fails as a whole after --max-sandbox-crashes, not task after task', async () => {
+  const args = Array.from({ length: 20 }, (_, i) => i);
+  const job = await client.submitMap((x: number) => { const o: Record<string, number> = {}; for (let i = 0; ; i++) o[`k${i}`] = i + x; }, args,
+    { chunkSize: 1, timeoutMs: 180_000 });
+  const outcome = await Promise.race([job.outcome(), worker.exited.then((how) => assert.fail(`the worker process died (${how}):\n${worker.output()}`))]);
+  assert.equal(outcome.state, 'failed');
+  assert.equal(outcome.failures.length, 20);
+  const tasks = await client.getJobTasks(job.id, { limit: 100 });
+  const crashed = tasks.filter((t) => t.error?.code === 'CC_ERR_MEMORY_LIMIT');
+  const halted = tasks.filter((t) => t.error?.code === 'CC_ERR_SANDBOX_CRASHED');
+  assert.ok(crashed.length >= 3, `${crashed.length} tasks took down their sandbox before the job failed`);
+  assert.equal(crashed.length + halted.length, 20);
+  assert.ok(halted.length > 0, 'the rest of the job failed without running');
+  assert.match(halted[0].error!.message, /its function took down 3 sandboxes \(--max-sandbox-crashes 3\)/);
+  // At most the tasks in flight when the third crash was recorded ran past it (the worker runs two at once).
+  assert.ok(tasks.filter((t) => t.attempt > 0).length <= 3 + 4, `tasks that ran: ${tasks.filter((t) => t.attempt > 0).length}`);
+  assert.equal(worker.child.exitCode, null, `the worker process is still running:\n${worker.output()}`);
+  assert.deepEqual(await client.map((x: number) => x + 1, [1, 2]), [2, 3]);
+});

@@ -21,7 +21,7 @@ const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url))
 /** The task type of the known-good job, which only the rig's real worker runs. */
 export const PROBE_TYPE = 'fuzz.probe.square';
 /** How long the known-good job may take: generous, for a loaded 2-core machine. */
-const PROBE_DEADLINE_MS = 30_000;
+const PROBE_DEADLINE_MS = 20_000;
 
 /** A foreman under fuzzing, its real worker and client, and the hostile peers' credentials. */
 export class FuzzRig {

@@ -50,7 +50,8 @@ export class FuzzSocket {
 
   /** Connect to `url`, with an API key in the upgrade or none. */
   static async open(url: string, apiKey: string | null): Promise<FuzzSocket> {
-    const ws = new WebSocket(url, apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {});
+    // A foreman that accepts the connection but never upgrades it fails the case, not the run.
+    const ws = new WebSocket(url, { handshakeTimeout: 15_000, ...(apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {}) });
     await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
     return new FuzzSocket(ws);
   }

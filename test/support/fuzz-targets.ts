@@ -20,7 +20,7 @@ import { FuzzSocket, type Received } from './fuzz-socket.ts';
 import type { FuzzRig } from './fuzz-rig.ts';
 
 /** How long the foreman may take to answer one case: generous, for a loaded 2-core machine. */
-const ANSWER_DEADLINE_MS = 20_000;
+const ANSWER_DEADLINE_MS = 15_000;
 
 /** Codes no hostile peer should get from a healthy foreman: they say the foreman failed, not the peer. */
 const FOREMAN_FAILURES = new Set(['CC_ERR_INTERNAL', 'CC_ERR_STORE_UNAVAILABLE', 'CC_ERR_STORE_FULL']);
@@ -96,10 +96,13 @@ export function clientTarget(rig: FuzzRig, skip: readonly string[]): FuzzTarget<
       }));
       sending(frame);
       s.send(frame.data, frame.binary);
-      // Answered once the barrier, a request that always gets an error, comes back.
-      s.send({ type: 'subscribe_job', requestId: `barrier-${i}`, jobId: 'fuzz-no-such-job' });
-      await s.next((m) => m.requestId === `barrier-${i}`, ANSWER_DEADLINE_MS, `answer to case ${i}`);
-      const problems = [...problemsOn(s), ...closeProblem(s)];
+      // Answered once the barrier, a valid submission, is: sent right behind the case, it is
+      // usually committed in the same transaction, and must not pay for what the case did.
+      s.send({ type: 'submit_job', requestId: `barrier-${i}`, subscribe: false, job: { kind: 'tasks', name: 'fuzz barrier', tasks: [{ type: 'fuzz.barrier', input: i }] } });
+      const barrier = await s.next((m) => m.requestId === `barrier-${i}`, ANSWER_DEADLINE_MS, `answer to case ${i}`);
+      const refused = barrier?.type === 'error' ? [`refused a valid submit_job sent right behind it: ${barrier.code}: ${String(barrier.message).slice(0, 200)}`] : [];
+      if (barrier?.type === 'error') s.errors.splice(s.errors.indexOf(barrier), 1);
+      const problems = [...refused, ...problemsOn(s), ...closeProblem(s)];
       s.received.length = 0;
       return problems;
     },

@@ -89,7 +89,7 @@ export function clientTarget(rig: FuzzRig, skip: readonly string[]): FuzzTarget<
     },
     async send(c, i, sending) {
       const s = sock!.isOpen ? sock! : await connect();
-      const frame = i % 50 === 49 ? overfullBatch(10_001) : frameOf(schema, c, (v) => withKeys(v, {
+      const frame = i % 25 === 24 ? overfullBatch(10_001) : frameOf(schema, c, (v) => withKeys(v, {
         requestId: (old) => (typeof old === 'string' ? `case-${i}` : old),
         // Real jobs two times in three, so appends and cancels reach a job.
         jobId: (old) => (typeof old === 'string' && i % 3 !== 0 ? pool.jobIds[i % pool.jobIds.length] : old),

@@ -32,7 +32,7 @@ import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { LoopHealth } from './loop-health.ts';
 import { CrashBreaker } from './jobs/crash-breaker.ts';
-import { makeErrorHandler } from './http/http-errors.ts';
+import { makeErrorHandler, notFound } from './http/http-errors.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { registerApiRoutes } from './http/api-routes.ts';
 import { registerRateLimitRoutes } from './http/rate-limit-routes.ts';
@@ -318,6 +318,7 @@ export class Foreman {
     app.setValidatorCompiler(() => (data) => ({ value: data }));
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
     app.setErrorHandler(makeErrorHandler(log, o.maxPayloadBytes, o.maxFileBytes));
+    app.setNotFoundHandler(notFound);
     registerJsonBodyParser(app);
     registerPageHeaders(app);
     registerHttpAuth(app, auth);

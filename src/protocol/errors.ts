@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   CC_ERR_DUPLICATE_WORKER: 'A worker with this id is already connected.',
   CC_ERR_UNAUTHORIZED: 'No credential, or one that is wrong, revoked or expired (HTTP 401).',
   CC_ERR_FORBIDDEN: 'The credential lacks the scope the request needs (HTTP 403).',
+  CC_ERR_NOT_FOUND: 'No route answers this method and path (HTTP 404).',
   CC_ERR_JOB_NOT_FOUND: 'No job has this id.',
   CC_ERR_JOB_PRUNED: 'The job finished and was pruned after its retention period (HTTP 404).',
   CC_ERR_STORE_UNAVAILABLE: 'The database cannot be reached right now; retry shortly (HTTP 503 with Retry-After).',

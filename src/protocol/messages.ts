@@ -10,7 +10,11 @@ import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
+/** The largest attempt number: the stores keep attempts as 32-bit integers. */
+export const MAX_ATTEMPT = 2_147_483_647;
 const positiveInt = z.number().int().positive();
+/** An attempt number, as the stores can keep it (a larger one names no attempt that exists). */
+const attempt = positiveInt.max(MAX_ATTEMPT);
 /** A number within one of the limits (protocol/limits.ts), refused in the limits' own words: `chunkSize: must be at most 1000000`. */
 function bounded(b: Bound) {
   const n = b.fractional ? z.number() : z.number().int('must be a whole number');
@@ -51,7 +55,7 @@ export const RequirementsSchema = z.object({
 export type Requirements = z.infer<typeof RequirementsSchema>;
 
 /** One attempt of one task: what leases, acks and hand-backs name. */
-export const TaskRefSchema = z.object({ taskId: id, attempt: positiveInt });
+export const TaskRefSchema = z.object({ taskId: id, attempt });
 /** One attempt of one task. */
 export type TaskRef = z.infer<typeof TaskRefSchema>;
 
@@ -221,7 +225,7 @@ export const WireTaskSchema = z.object({
   kind: z.enum(TASK_KINDS),
   type: z.string(),
   input: json,
-  attempt: positiveInt,
+  attempt,
   priority,
   timeoutMs: positiveInt.nullable(),
   /** Map tasks: the index of the chunk's first argument in the whole job. */
@@ -273,7 +277,7 @@ export const AssignTasksSchema = z.object({
 export const CancelTaskSchema = z.object({
   type: z.literal('cancel_task'),
   taskId: id,
-  attempt: positiveInt,
+  attempt,
   reason: z.string(),
   /** Who stopped it: a cancellation (`coordinator`, the default), or the foreman taking it back (`lease_lost`). */
   cause: z.enum(['coordinator', 'lease_lost']).optional(),
@@ -356,7 +360,7 @@ export type TaskError = z.infer<typeof TaskErrorSchema>;
 /** How one attempt of a task ended. */
 export const TaskOutcomeSchema = z.object({
   taskId: id,
-  attempt: positiveInt,
+  attempt,
   status: z.enum(['completed', 'failed', 'cancelled']),
   result: json.optional(),
   error: TaskErrorSchema.optional(),
@@ -402,7 +406,7 @@ export const PullArtifactsSchema = z.object({
   type: z.literal('pull_artifacts'),
   requestId: z.string().max(100),
   taskId: id,
-  attempt: positiveInt,
+  attempt,
   fromNodes: z.array(z.string()).min(1).max(100),
   afterSeq: z.number().int().nonnegative(),
   limit: positiveInt.max(10_000),
@@ -420,7 +424,7 @@ export const TaskRecordSchema = z.object({
   type: z.literal('task_record'),
   requestId: z.string().max(100),
   taskId: id,
-  attempt: positiveInt,
+  attempt,
   batch: z.object({ uid: z.string().min(1).max(MAX_BATCH_UID), metrics: z.record(z.string(), z.number()).optional() }).optional(),
   artifacts: z.array(z.object({ batchUid: z.string().min(1).max(MAX_BATCH_UID), data: json })).max(1_000).optional(),
   /** The state to resume from; absent = unchanged. */
@@ -434,7 +438,7 @@ export type TaskRecordMessage = z.infer<typeof TaskRecordSchema>;
 export const TaskProgressSchema = z.object({
   type: z.literal('task_progress'),
   taskId: id,
-  attempt: positiveInt,
+  attempt,
   progress: z.number().min(0).max(100),
   message: z.string().max(1000).optional(),
   data: z.record(z.string(), z.unknown()).optional(),

@@ -26,6 +26,12 @@ export function isStoreOutage(err: unknown): boolean {
   return err instanceof CrowdComputeError && (err.code === 'CC_ERR_STORE_UNAVAILABLE' || err.code === 'CC_ERR_STORE_FULL');
 }
 
+/** True for PostgreSQL's refusal of a NUL character or an unpaired surrogate in a text or jsonb value. */
+function isUnstorableText(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === '22021' || code === '22P05';
+}
+
 /** True for "cannot write": SQLite's full disk or page limit, read-only file or directory; PostgreSQL's disk_full. */
 export function isFullError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
@@ -37,6 +43,10 @@ export function storeError(err: unknown, what: string): unknown {
   if (err instanceof CrowdComputeError) return err;
   if (isConnectionError(err)) {
     return new CrowdComputeError('CC_ERR_STORE_UNAVAILABLE', `the database cannot be reached (${(err as Error).message}) while ${what}; retry shortly`);
+  }
+  if (isUnstorableText(err)) {
+    return new CrowdComputeError('CC_ERR_BAD_MESSAGE', `a text value holds a character the database cannot store (${(err as Error).message}) while ${what}: `
+      + 'PostgreSQL keeps no NUL character (\\u0000) in text; remove it');
   }
   if (isFullError(err)) {
     const code = (err as { code: string }).code;

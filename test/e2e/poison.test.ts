@@ -104,6 +104,41 @@ for (const store of STORES) {
     }
   });
 
+  test(`a submission the database refuses fails alone; the others committed with it are accepted (${store})`, { skip: skipFor(store), timeout: 120_000 }, async () => {
+    const { foreman, client, db, done } = await bench(store);
+    const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'w-submit', logLevel: 'silent' }).handle('s.*', async (t) => t.input);
+    try {
+      await db.refuse('jobs', 'INSERT', `NEW.name = 'refuse me'`);
+      // Two submissions in one frame: the foreman commits them in one group.
+      const raw = await RawSocket.open(foreman.wsUrl);
+      const submit = (requestId: string, name: string) => ({ type: 'submit_job', requestId, job: { kind: 'tasks', name, tasks: [{ type: 's.echo', input: requestId }] } });
+      raw.send([submit('bad', 'refuse me'), submit('good', 'fine')]);
+      const refused = await raw.next((m) => m.type === 'error' && m.requestId === 'bad');
+      assert.match(refused.message, /refused by the test's trigger/);
+      const accepted = await raw.next((m) => m.type === 'job_accepted' && m.requestId === 'good');
+      await worker.start();
+      assert.deepEqual(await (await client.watch(accepted.jobId)).result(), ['good']);
+      await raw.close();
+      // Over REST, a path no route answers gets the same error body as everything else.
+      const lost = await foreman.fetch('/api/no/such/route', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(lost.status, 404);
+      assert.equal((await lost.json()).code, 'CC_ERR_NOT_FOUND');
+      if (store === 'postgres') {
+        // PostgreSQL keeps no NUL in text: a clear 400, not an internal error.
+        const nul = await foreman.fetch('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ kind: 'tasks', name: 'a\u0000b', tasks: [{ type: 's.echo', input: 1 }] }) });
+        const body = await nul.json();
+        assert.equal(nul.status, 400, JSON.stringify(body));
+        assert.equal(body.code, 'CC_ERR_BAD_MESSAGE');
+        assert.match(body.message, /NUL character/);
+      }
+      await stillServes(foreman, client, 's.echo');
+    } finally {
+      await worker.stop();
+      await done();
+    }
+  });
+
   test(`a result the database refuses fails its task alone with CC_ERR_RESULT_REFUSED; its batch and the next job are recorded (${store})`, { skip: skipFor(store), timeout: 120_000 }, async () => {
     const { foreman, client, db, done } = await bench(store);
     const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'w-refused', maxConcurrentTasks: 8, logLevel: 'silent' }).handle('r.*', async (t) => t.input);

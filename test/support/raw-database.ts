@@ -14,10 +14,10 @@ export interface RawDatabase {
   /** The rows of one query. */
   rows(sql: string): Promise<Record<string, unknown>[]>;
   /**
-   * From now on the database refuses `op` (UPDATE or DELETE) on rows of `table` for which the
-   * SQL condition `when` holds (it may name OLD and, for UPDATE, NEW), as a constraint would.
+   * From now on the database refuses `op` on rows of `table` for which the SQL condition `when`
+   * holds (it may name OLD, and NEW for INSERT and UPDATE), as a constraint would.
    */
-  refuse(table: string, op: 'UPDATE' | 'DELETE', when: string): Promise<void>;
+  refuse(table: string, op: 'INSERT' | 'UPDATE' | 'DELETE', when: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -5,6 +5,7 @@ import { CrowdComputeError, formatBytes, type ErrorCode } from '../../protocol/i
 const STATUS: Partial<Record<ErrorCode, number>> = {
   CC_ERR_UNAUTHORIZED: 401,
   CC_ERR_FORBIDDEN: 403,
+  CC_ERR_NOT_FOUND: 404,
   CC_ERR_JOB_NOT_FOUND: 404,
   CC_ERR_JOB_PRUNED: 404,
   CC_ERR_WORKER_NOT_FOUND: 404,
@@ -52,4 +53,10 @@ export function makeErrorHandler(log: Logger, maxBodyBytes: number, maxFileBytes
     if (err.code === 'CC_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '2');
     reply.status(STATUS[err.code] ?? 500).send({ code: err.code, message: err.message, detail: err.message, ...(err.details ? { details: err.details } : {}) });
   };
+}
+
+/** 404 for a path no route answers, in the same body as every other error. */
+export function notFound(request: FastifyRequest, reply: FastifyReply): void {
+  const message = `CC_ERR_NOT_FOUND: no route answers ${request.method} ${request.url.split('?')[0].slice(0, 200)}`;
+  reply.status(404).send({ code: 'CC_ERR_NOT_FOUND', message, detail: message });
 }

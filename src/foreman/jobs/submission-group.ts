@@ -1,4 +1,6 @@
 import type { JobInsertOutcome, JobInsertParams, JobInsertResult } from '../../store/store.ts';
+import { commitInParts } from '../../core/commit-in-parts.ts';
+import { isStoreWideError } from '../../store/store-errors.ts';
 
 interface Pending {
   params: JobInsertParams;
@@ -10,8 +12,8 @@ interface Pending {
  * Group commit for submissions: those that arrive while the event loop is busy (many REST
  * requests parsed in one turn, many WebSocket messages) are inserted in one transaction, so a
  * burst of small jobs pays for one commit instead of one each. A submission still resolves
- * only after the transaction holding it commits, and a job refused alone (its task id taken)
- * fails alone. A group holds at most `maxTasks` tasks, so one big job does not delay the rest
+ * only after the transaction holding it commits, and a job refused alone (its task id taken, or
+ * a value the database will not store) fails alone. A group holds at most `maxTasks` tasks, so one big job does not delay the rest
  * by much; a bigger job goes in a group of its own.
  */
 export class SubmissionGroup {
@@ -44,17 +46,17 @@ export class SubmissionGroup {
         let n = 0;
         while (n < this.pending.length && (n === 0 || tasks + this.pending[n].params.tasks.length <= this.maxTasks)) tasks += this.pending[n++].params.tasks.length;
         const group = this.pending.splice(0, n);
-        let outcomes: JobInsertOutcome[];
-        try {
-          outcomes = await this.insertMany(group.map((p) => p.params));
-        } catch (err) {
-          for (const p of group) p.reject(err as Error);
-          continue;
+        // One submission the database refuses (a value it cannot store) fails alone; the store
+        // failing as a whole fails the rest of the group, which its callers may send again.
+        const r = await commitInParts(group, (part) => this.insertMany(part.map((p) => p.params)), isStoreWideError);
+        for (const { items, value } of r.done) {
+          items.forEach((p, i) => {
+            const o = value[i];
+            if ('error' in o) p.reject(o.error); else p.resolve(o);
+          });
         }
-        group.forEach((p, i) => {
-          const o = outcomes[i];
-          if ('error' in o) p.reject(o.error); else p.resolve(o);
-        });
+        for (const { item, error } of r.poisoned) item.reject(error as Error);
+        for (const p of r.rest) p.reject(r.error as Error);
       }
     } finally {
       this.running = false;

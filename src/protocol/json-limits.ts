@@ -21,6 +21,22 @@ export const MAX_VALUE_DEPTH = 64;
 export const MAX_DOCUMENT_DEPTH = MAX_VALUE_DEPTH + 16;
 
 /**
+ * Where the string that opens at `start` (a quote) ends: its closing quote, the next one not
+ * escaped by an odd run of backslashes; -1 when it never closes.
+ */
+function stringEnd(text: string, start: number): number {
+  let j = start + 1;
+  for (;;) {
+    j = text.indexOf('"', j);
+    if (j < 0) return -1;
+    let k = j - 1;
+    while (text.charCodeAt(k) === 92 /* \ */) k--;
+    if ((j - 1 - k) % 2 === 0) return j;
+    j++;
+  }
+}
+
+/**
  * True when the JSON text nests arrays and objects more than `max` levels deep. One pass over
  * the text, without parsing it: strings are skipped whole (brackets inside them do not count).
  * Text that is not valid JSON gives some answer; parsing it fails anyway.
@@ -33,17 +49,8 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 34 /* " */) {
-      // The closing quote is the next one not escaped by an odd run of backslashes.
-      let j = i + 1;
-      for (;;) {
-        j = text.indexOf('"', j);
-        if (j < 0) return false;
-        let k = j - 1;
-        while (text.charCodeAt(k) === 92 /* \ */) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-        j++;
-      }
-      i = j;
+      i = stringEnd(text, i);
+      if (i < 0) return false;
     } else if (c === 91 /* [ */ || c === 123 /* { */) {
       if (++depth > max) return true;
     } else if (c === 93 /* ] */ || c === 125 /* } */) {
@@ -71,16 +78,8 @@ export function messagesTooDeep(text: string, max: number): number[] {
   for (; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 34 /* " */) {
-      let j = i + 1;
-      for (;;) {
-        j = text.indexOf('"', j);
-        if (j < 0) return out;
-        let k = j - 1;
-        while (text.charCodeAt(k) === 92 /* \ */) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-        j++;
-      }
-      i = j;
+      i = stringEnd(text, i);
+      if (i < 0) return out;
     } else if (c === 91 /* [ */ || c === 123 /* { */) {
       if (++depth - base > max && out[out.length - 1] !== index) out.push(index);
     } else if (c === 93 /* ] */ || c === 125 /* } */) {

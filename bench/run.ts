@@ -92,6 +92,9 @@ if (FOREMEN > 1 && !database.startsWith('postgres')) throw new Error('--foremen 
 const ports = await Promise.all(Array.from({ length: FOREMEN }, () => freePort()));
 const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn',
   ...(args.insecure ? ['--insecure'] : []), ...(args.only?.split(',').includes('retention') ? ['--retention', '1s', '--prune-interval', '250ms'] : [])]));
+// However this run ends (a foreman or worker that does not come up throws), its processes go with it.
+const children: ChildProcess[] = [...foremen];
+process.once('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
 const urls = ports.map((p) => `http://127.0.0.1:${p}`);
 const url = urls[urls.length - 1];
 const deadline = Date.now() + 20_000;
@@ -107,6 +110,7 @@ const workerPorts = args['spread-workers'] ? ports : [ports[0]];
 const workers = workerPorts.map((port, i) => start(`worker ${i + 1}`, ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', `bench-worker-${i + 1}`,
   '--concurrency', String(Math.ceil(Number(args.concurrency) / workerPorts.length)),
   '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']));
+children.push(...workers);
 const worker = workers[0];
 // Counted in the store: with several foremen the workers are connected to others than the client's.
 while (!(await client.stats().then((s) => s.workers.online >= workers.length, () => false))) {

@@ -1,6 +1,46 @@
 """CrowdCompute for Python: workers and clients of a CrowdCompute foreman."""
 
 from ._version import PROTOCOL_VERSION, __version__
-from .errors import CrowdComputeError, NonRetryableError
+from .errors import (
+    CancelledError,
+    ConflictError,
+    ConnectionFailedError,
+    CrowdComputeError,
+    ForbiddenError,
+    HandlerFailedError,
+    InvalidRequestError,
+    JobFailedError,
+    NonRetryableError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    ShuttingDownError,
+    StoreUnavailableError,
+    TaskTimeoutError,
+    UnauthorizedError,
+)
+from .task import Task
+from .worker import Worker
 
-__all__ = ["CrowdComputeError", "NonRetryableError", "PROTOCOL_VERSION", "__version__"]
+__all__ = [
+    "CancelledError",
+    "ConflictError",
+    "ConnectionFailedError",
+    "CrowdComputeError",
+    "ForbiddenError",
+    "HandlerFailedError",
+    "InvalidRequestError",
+    "JobFailedError",
+    "NonRetryableError",
+    "NotFoundError",
+    "PROTOCOL_VERSION",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "ShuttingDownError",
+    "StoreUnavailableError",
+    "Task",
+    "TaskTimeoutError",
+    "UnauthorizedError",
+    "Worker",
+    "__version__",
+]

@@ -1,0 +1,270 @@
+"""Runs the tasks a worker was given: each with its handler, under its deadline; cancellations
+and timeouts reach the handler (an `async def` handler is cancelled, a plain `def` one, which
+runs in a thread, sees `task.cancel_event`), and exactly one ending is reported per attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import time
+import traceback
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ._patterns import best_pattern
+from .errors import CrowdComputeError, NonRetryableError
+from .task import Task
+
+#: A handler: takes the task, returns its result (any JSON value) or raises.
+Handler = Callable[[Task], Any]
+#: Decides whether an error is permanent: `(reason, permanent)`, as FlowKit's `classify_error`.
+Classifier = Callable[[BaseException], "tuple[str, bool]"]
+
+
+@dataclass
+class HandlerEntry:
+    pattern: str
+    handler: Handler
+    is_async: bool
+    classify_error: Classifier | None = None
+
+
+class HandlerRegistry:
+    """Handlers by pattern (`image.*`); the most specific pattern matching a type wins."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, HandlerEntry] = {}
+        self._cache: dict[str, HandlerEntry | None] = {}
+
+    def add(self, pattern: str, handler: Handler, classify_error: Classifier | None = None) -> None:
+        if not isinstance(pattern, str) or not pattern or not callable(handler):
+            raise TypeError("register_handler(pattern, handler): pattern must be a non-empty string and handler callable")
+        is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
+        self._entries[pattern] = HandlerEntry(pattern, handler, is_async, classify_error)
+        self._cache.clear()
+
+    @property
+    def patterns(self) -> list[str]:
+        return list(self._entries)
+
+    def find(self, task_type: str) -> HandlerEntry | None:
+        try:
+            return self._cache[task_type]
+        except KeyError:
+            pattern = best_pattern(self._entries, task_type)
+            entry = self._entries[pattern] if pattern is not None else None
+            if len(self._cache) < 10_000:
+                self._cache[task_type] = entry
+            return entry
+
+
+def describe_error(error: BaseException, entry: HandlerEntry | None) -> dict[str, Any]:
+    """What a handler raised, in the wire's form: message, class name, Python traceback, code, retryable."""
+    if isinstance(error, CrowdComputeError):
+        out: dict[str, Any] = {"message": error.message, "name": type(error).__name__, "code": error.code}
+        if error.details:
+            out["details"] = error.details
+    else:
+        out = {"message": str(error) or type(error).__name__, "name": type(error).__name__}
+        code = getattr(error, "code", None)
+        if isinstance(code, (str, int)) and not isinstance(code, bool):
+            out["code"] = str(code)
+    out["stack"] = "".join(traceback.format_exception(error))[-16_000:]
+    if isinstance(error, NonRetryableError):
+        out["retryable"] = False
+    elif entry is not None and entry.classify_error is not None:
+        try:
+            reason, permanent = entry.classify_error(error)
+            out["retryable"] = not permanent
+            if reason:
+                out["code"] = str(reason)
+        except Exception:
+            pass  # a broken classifier does not hide the original error
+    return out
+
+
+def task_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"message": f"{code}: {message}", "code": code, **extra}
+
+
+@dataclass(eq=False)
+class Running:
+    task: Task
+    started_at: float
+    entry: HandlerEntry | None
+    aio: "asyncio.Future[Any] | None" = None
+    settled: bool = False
+    forced: dict[str, Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    started_wall: float = field(default_factory=time.time)
+
+
+#: The task whose handler is running in this context (what `send_task_progress` reports on).
+current: contextvars.ContextVar[Running | None] = contextvars.ContextVar("crowdcompute_current_task", default=None)
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        handlers: HandlerRegistry,
+        executor: Executor | None,
+        log: logging.Logger,
+        timeout_grace: float,
+        started: Callable[[Task], None],
+        finished: Callable[[Running, dict[str, Any]], None],
+    ) -> None:
+        self.worker_id = worker_id
+        self.handlers = handlers
+        self.executor = executor
+        self.log = log
+        self.timeout_grace = timeout_grace
+        self._started = started
+        self._finished = finished
+        self.running: dict[str, Running] = {}
+        self._idle: list[asyncio.Future[None]] = []
+
+    @property
+    def size(self) -> int:
+        """Tasks running now."""
+        return len(self.running)
+
+    def refs(self) -> list[dict[str, Any]]:
+        return [{"taskId": r.task.task_id, "attempt": r.task.attempt} for r in self.running.values()]
+
+    def start(self, task: Task) -> None:
+        existing = self.running.get(task.task_id)
+        if existing is not None and existing.task.attempt >= task.attempt:
+            return  # the same assignment again
+        loop = asyncio.get_running_loop()
+        entry = self.handlers.find(task.type)
+        r = Running(task, time.monotonic(), entry)
+        self.running[task.task_id] = r
+        self._started(task)
+        if entry is None:
+            patterns = ", ".join(self.handlers.patterns) or "none"
+            self._settle(r, {"status": "failed", "error": task_error(
+                "CC_ERR_NO_HANDLER", f'worker {self.worker_id} has no handler for task type "{task.type}" (patterns: {patterns})', retryable=False)})
+            return
+        if task.timeout_ms:
+            r.timer = loop.call_later(task.timeout_ms / 1000, self._interrupt, r, "timeout",
+                                      f"task {task.task_id} exceeded its timeout of {task.timeout_ms} ms", "timeout")
+        if entry.is_async:
+            r.aio = loop.create_task(self._run_async(r, entry.handler))
+        else:
+            r.aio = asyncio.ensure_future(self._run_threaded(r, entry.handler, loop))
+        r.aio.add_done_callback(lambda fut: self._done(r, fut))
+
+    async def _run_async(self, r: Running, handler: Handler) -> Any:
+        current.set(r)
+        return await handler(r.task)
+
+    async def _run_threaded(self, r: Running, handler: Handler, loop: asyncio.AbstractEventLoop) -> Any:
+        def call() -> Any:
+            token = current.set(r)
+            try:
+                return handler(r.task)
+            finally:
+                current.reset(token)
+
+        result = await loop.run_in_executor(self.executor, call)
+        if inspect.isawaitable(result):
+            current.set(r)
+            result = await result
+        return result
+
+    def _done(self, r: Running, fut: "asyncio.Future[Any]") -> None:
+        if fut.cancelled():
+            # Cancelled by a timeout or cancel_task (forced ending) or by abandon_all (settled already).
+            self._settle(r, r.forced or {"status": "cancelled", "error": task_error("CC_ERR_CANCELLED", f"task {r.task.task_id} was cancelled")})
+            return
+        err = fut.exception()
+        if err is None:
+            self._settle(r, {"status": "completed", "result": fut.result()})
+        else:
+            self._settle(r, {"status": "failed", "error": describe_error(err, r.entry)})
+
+    def cancel(self, task_id: str, attempt: int, reason: str, cause: str = "coordinator") -> None:
+        r = self.running.get(task_id)
+        if r is not None and r.task.attempt == attempt:
+            self._interrupt(r, "cancelled", reason, cause)
+
+    def abandon_all(self, reason: str) -> list[dict[str, Any]]:
+        """Stop every running task without reporting an ending (they are handed back unfinished)."""
+        refs = self.refs()
+        for r in self.running.values():
+            r.settled = True
+            if r.timer:
+                r.timer.cancel()
+            r.task.cancel_reason = "worker_shutdown"
+            r.task.cancel_event.set()
+            if r.aio is not None:
+                r.aio.cancel()
+        self.running.clear()
+        self._wake_idle()
+        return refs
+
+    async def wait_idle(self, timeout: float) -> None:
+        if not self.running:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _wake_idle(self) -> None:
+        if not self.running:
+            for f in self._idle:
+                if not f.done():
+                    f.set_result(None)
+            self._idle.clear()
+
+    def _interrupt(self, r: Running, kind: str, message: str, cause: str) -> None:
+        """Stop a task (cancel, timeout): cancel its handler, then give it `timeout_grace` to
+        return before its slot is freed regardless. The ending is decided here."""
+        if r.settled or r.forced is not None:
+            return
+        if kind == "timeout":
+            r.forced = {"status": "failed", "error": task_error("CC_ERR_TIMEOUT", message, name="TimeoutError", retryable=True)}
+        else:
+            r.forced = {"status": "cancelled", "error": task_error("CC_ERR_CANCELLED", message, name="CancelledError")}
+        self.log.info(message, extra={"task_id": r.task.task_id, "job_id": r.task.job_id, "reason": kind})
+        r.task.cancel_reason = "timeout" if kind == "timeout" else cause
+        r.task.cancel_event.set()
+        if r.timer:
+            r.timer.cancel()
+        if r.aio is not None and r.entry is not None and r.entry.is_async:
+            r.aio.cancel()
+        forced = r.forced
+        r.timer = asyncio.get_running_loop().call_later(self.timeout_grace, self._settle, r, forced)
+
+    def _settle(self, r: Running, ending: dict[str, Any]) -> None:
+        if r.settled:
+            return
+        r.settled = True
+        if r.timer:
+            r.timer.cancel()
+        if self.running.get(r.task.task_id) is r:
+            del self.running[r.task.task_id]
+        self._finished(r, r.forced or ending)
+        self._wake_idle()
+
+
+def awaitable_none() -> Awaitable[None]:
+    """Something `await` accepts that is already done: lets a call work with and without `await`."""
+    return _Done()
+
+
+class _Done:
+    __slots__ = ()
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return iter(())

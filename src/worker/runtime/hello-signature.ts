@@ -23,10 +23,17 @@ export function checkWorkerToken(token: string): void {
   }
 }
 
-/** Sign a hello for `workerId`, dialing `host`, with `token`. */
-export async function signHello(token: string, workerId: string, host: string, now = Date.now()): Promise<HelloAuth> {
+/** A fresh nonce: 18 random bytes, 24 characters of base64url. */
+function randomNonce(): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(18)));
+}
+
+/**
+ * Sign a hello for `workerId`, dialing `host`, with `token`. The time and nonce are given only
+ * to check a known signature (the test vector of docs/protocol.md); a real hello takes fresh ones.
+ */
+export async function signHello(token: string, workerId: string, host: string, now = Date.now(), nonce = randomNonce()): Promise<HelloAuth> {
   const parts = parseCredential(token)!;
-  const nonce = base64url(crypto.getRandomValues(new Uint8Array(18)));
   const text = helloSigningText({ workerId, tokenId: parts.id, timestamp: now, nonce, host });
   const signature = base64url(hmac(sha256, encoder.encode(parts.secret), encoder.encode(text)));
   return { tokenId: parts.id, timestamp: now, nonce, signature };

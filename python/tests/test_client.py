@@ -300,3 +300,17 @@ def test_the_sync_client_times_out_a_wait_without_ending_the_job(foreman: Forema
         assert not job.finished
         c.cancel_job(job.id)
         assert job.ended(timeout=30)["state"] == "cancelled"
+
+
+# ---------------------------------------------------------------- reconnecting
+
+async def test_a_job_in_flight_survives_a_foreman_restart(client: AsyncClient, foreman: Foreman, worker: Worker) -> None:
+    job = await client.submit("py.sleep", {"ms": 3000, "steps": 30})
+    async for event in job.progress():
+        if event["type"] == "task_progress":
+            break
+    # The client reconnects and subscribes again; the worker reconnects and reports its result.
+    await asyncio.to_thread(foreman.restart)
+    assert await asyncio.wait_for(job.result(), 60) == {"slept": 3000}
+    # And new submissions go over the new connection.
+    assert await (await client.submit("py.echo", "after")).result() == "after"

@@ -35,6 +35,28 @@ def wire_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def snake(key: str) -> str:
+    """`timeoutMs` -> `timeout_ms`; a key already in snake_case stays as it is."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
+def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec object with its protocol keys in snake_case, as the REST API takes it."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if key in _DATA_KEYS:
+            out[snake(key)] = value
+        elif isinstance(value, Mapping):
+            out[snake(key)] = rest_keys(value)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            out[snake(key)] = [rest_keys(v) for v in value]
+        else:
+            out[snake(key)] = value
+    return out
+
+
 def job_options(**options: Any) -> dict[str, Any]:
     """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase."""
     return {camel(k): v for k, v in options.items() if v is not None}

@@ -10,6 +10,7 @@ one on a private event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import ssl
@@ -21,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 from ._http import HttpTransport, http_base, ws_url
 from ._link import Link
-from ._spec import graph_output, job_options, wire_keys
+from ._spec import graph_output, job_options, rest_keys, wire_keys
 from .credentials import local_api_key_at
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
@@ -31,6 +32,13 @@ log = logging.getLogger("crowdcompute.client")
 DEFAULT_URL = "http://localhost:8000"
 #: Results per page when reading a job's results over REST.
 RESULTS_PAGE = 10_000
+#: Jobs of more tasks or arguments than this are sent open, in parts (one message would exceed the foreman's limits).
+STREAM_ABOVE_ITEMS = 20_000
+#: Most items, and about how many bytes of JSON, in one appended part.
+PART_MAX_ITEMS = 10_000
+PART_MAX_BYTES = 2 * 1024 * 1024
+#: Tasks a large map job is split into when the caller gives no chunk size (the foreman's choice too).
+TARGET_TASKS_PER_JOB = 256
 #: Completions kept for jobs whose acceptance has not arrived yet.
 EARLY_COMPLETIONS = 1_000
 
@@ -156,7 +164,10 @@ class AsyncClient:
     async def submit_many(self, tasks: Iterable[Mapping[str, Any]], **options: Unpack[JobOptions]) -> JobHandle:
         """Submit named tasks as one job (`[{type, input, task_id?, priority?, timeout_ms?, max_attempts?, requires?, files?}]`):
         one commit, results in task order."""
-        return await self._submit({"kind": "tasks", "tasks": [wire_keys(t) for t in tasks], **job_options(**options)}, {})
+        wire = [wire_keys(t) for t in tasks]
+        if len(wire) > STREAM_ABOVE_ITEMS:
+            return await self._submit_in_parts({"kind": "tasks", **job_options(**options)}, "tasks", wire)
+        return await self._submit({"kind": "tasks", "tasks": wire, **job_options(**options)}, {})
 
     async def submit_graph(self, nodes: Sequence[Mapping[str, Any]], output: str | None = None, **options: Unpack[JobOptions]) -> JobHandle:
         """Submit a task graph as one job: `nodes` are `{id, type, input?, depends_on?, input_adapter?, input_args?, optional?, …}`.
@@ -172,8 +183,15 @@ class AsyncClient:
                          function_name: str | None = None, **options: Unpack[JobOptions]) -> JobHandle:
         """Submit a map job: `code` is the JavaScript source of a self-contained function, called once per argument
         on workers started with --allow-code; `result()` is the return values in argument order."""
-        spec = {"kind": "map", "code": code, "args": list(args), **job_options(chunk_size=chunk_size, run_on=run_on, function_name=function_name, **options)}
-        return await self._submit(spec, {})
+        values = list(args)
+        if len(values) > STREAM_ABOVE_ITEMS and chunk_size is None:
+            # The chunk size the whole would get in one message (the foreman aims at 256 tasks per
+            # large job); an open job's own default (100) knows nothing of the total.
+            chunk_size = -(-len(values) // TARGET_TASKS_PER_JOB)
+        spec = {"kind": "map", "code": code, **job_options(chunk_size=chunk_size, run_on=run_on, function_name=function_name, **options)}
+        if len(values) > STREAM_ABOVE_ITEMS:
+            return await self._submit_in_parts(spec, "args", values)
+        return await self._submit({**spec, "args": values}, {})
 
     async def map(self, code: str, args: Sequence[Any], *, chunk_size: int | None = None, **options: Unpack[JobOptions]) -> list[Any]:
         """Run a JavaScript function (source text) over every argument on the workers; the results in argument order."""
@@ -192,6 +210,29 @@ class AsyncClient:
         self._track(handle)
         await self._link.ensure_open()
         await self._link.send({"type": "subscribe_job", "jobId": job_id})
+        return handle
+
+    async def _submit_in_parts(self, spec: dict[str, Any], field: Literal["tasks", "args"], items: list[Any]) -> JobHandle:
+        """Submit a job open, send its tasks (or arguments) in parts over REST, and seal it.
+
+        Each part says where it starts (`at`), so a part sent again after a lost answer is
+        appended once; a map job's parts hold whole chunks, so each task keeps its place."""
+        handle = await self._submit({**spec, field: [], "open": True}, {})
+        unit = 1
+        if field == "args":
+            unit = int((await self.get_job(handle.id)).get("chunk_size") or 1)
+        start = 0
+        while start < len(items):
+            end, size = start, 0
+            while end < len(items) and end - start < PART_MAX_ITEMS and size < PART_MAX_BYTES:
+                size += len(json.dumps(items[end])) + 1
+                end += 1
+            if end < len(items) and end - start >= unit:
+                end -= (end - start) % unit
+            part = items[start:end]
+            body = {field: [rest_keys(t) for t in part] if field == "tasks" else part, "at": start, **({"seal": True} if end >= len(items) else {})}
+            await self._rest("POST", f"/api/jobs/{_path(handle.id)}/tasks", body)
+            start = end
         return handle
 
     async def _submit(self, spec: dict[str, Any], shape: dict[str, Any]) -> JobHandle:

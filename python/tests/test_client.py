@@ -35,13 +35,13 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
 class Worker:
     """A Node worker process running the test handlers, connected to `foreman`."""
 
-    def __init__(self, foreman: Foreman, worker_id: str) -> None:
+    def __init__(self, foreman: Foreman, worker_id: str, *args: str) -> None:
         self.id = worker_id
         self.log = SESSION_DIR / f"worker-{worker_id}-{foreman.port}.log"
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [node(), "--no-node-snapshot", str(BIN), "worker", "--foreman", foreman.ws_url, "--id", worker_id,
-                 "--handlers", str(HANDLERS), "--concurrency", "8", "--no-status", "--log-level", "warn"],
+                 "--handlers", str(HANDLERS), "--concurrency", "8", "--no-status", "--log-level", "warn", *args],
                 stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
             )
 
@@ -61,6 +61,14 @@ class Worker:
 @pytest.fixture
 def worker(foreman: Foreman) -> Iterator[Worker]:
     w = Worker(foreman, "py-client-worker")
+    yield w
+    w.kill()
+
+
+@pytest.fixture
+def code_worker(foreman: Foreman) -> Iterator[Worker]:
+    """A worker that also runs map jobs (shipped JavaScript functions)."""
+    w = Worker(foreman, "py-client-code-worker", "--allow-code")
     yield w
     w.kill()
 
@@ -167,6 +175,27 @@ async def test_graph_result_is_the_output_nodes(client: AsyncClient, worker: Wor
     assert job.output == "b"
     assert await job.result() == "second"
     assert await job.node_results() == {"a": "first", "b": "second"}
+
+
+async def test_map_runs_a_javascript_function_over_its_arguments(client: AsyncClient, code_worker: Worker) -> None:
+    assert await client.map("(x) => x + 1", [1, 2, 3]) == [2, 3, 4]
+
+
+async def test_large_jobs_are_sent_open_in_parts(client: AsyncClient, code_worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crowdcompute.client as module
+
+    # Small limits, so that a small job takes the path a job of over 20,000 tasks takes.
+    monkeypatch.setattr(module, "STREAM_ABOVE_ITEMS", 10)
+    monkeypatch.setattr(module, "PART_MAX_ITEMS", 4)
+    job = await client.submit_many([{"type": "py.echo", "input": i, "task_id": f"part-{i}", "max_attempts": 2} for i in range(11)], name="in-parts")
+    assert await job.result() == list(range(11))
+    view = await job.get()
+    assert view["total_tasks"] == 11 and view["open"] is False and view["name"] == "in-parts"
+    assert [t["task_id"] for t in await client.tasks(job.id)] == [f"part-{i}" for i in range(11)]
+    # A map job's parts hold whole chunks (of 3: parts of 3, 3, 3 and the last 2).
+    squares = await client.submit_map("(x) => x * x", list(range(11)), chunk_size=3)
+    assert await squares.result() == [i * i for i in range(11)]
+    assert [len(t["input"]) for t in await client.tasks(squares.id)] == [3, 3, 3, 2]
 
 
 # ---------------------------------------------------------------- queries

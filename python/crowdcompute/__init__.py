@@ -19,10 +19,17 @@ from .errors import (
     TaskTimeoutError,
     UnauthorizedError,
 )
+from .client import AsyncClient
+from .job import JobHandle
+from .sync_client import Client, SyncJobHandle
 from .task import Task
 from .worker import Worker
 
 __all__ = [
+    "AsyncClient",
+    "Client",
+    "JobHandle",
+    "SyncJobHandle",
     "CancelledError",
     "ConflictError",
     "ConnectionFailedError",

@@ -85,7 +85,25 @@ class CancelledError(CrowdComputeError):
 
 
 class JobFailedError(CrowdComputeError):
-    """At least one task of the job failed (raised by `job.result()`)."""
+    """At least one task of the job failed, or it was cancelled (raised by `job.result()`).
+
+    `failures` lists the tasks that did not complete (`task_id`, `index`, `status`, `error`),
+    `results` what did (None elsewhere), `state` how the job ended (`failed`, `cancelled`).
+    """
+
+    job_id: str | None
+    state: str | None
+    results: list[Any]
+    failures: list[dict[str, Any]]
+
+    def __init__(self, code: str, message: str, details: Mapping[str, Any] | None = None, *, status: int | None = None,
+                 job_id: str | None = None, state: str | None = None, results: list[Any] | None = None,
+                 failures: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(code, message, details, status=status)
+        self.job_id = job_id
+        self.state = state
+        self.results = results if results is not None else []
+        self.failures = failures if failures is not None else []
 
 
 class HandlerFailedError(CrowdComputeError):

@@ -1,0 +1,74 @@
+"""Job specs as Python callers write them (snake_case) -> as the WebSocket takes them (camelCase).
+
+Only the protocol's own keys are renamed: a task's `input`, a job's `metadata` and a worker's
+`labels` are the caller's data and keep their keys as written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+#: Values that belong to the caller: passed on untouched, keys and all.
+_DATA_KEYS = frozenset({"input", "metadata", "labels", "args"})
+
+
+def camel(key: str) -> str:
+    """`timeout_ms` -> `timeoutMs`; a key already in camelCase stays as it is."""
+    head, *rest = key.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def wire_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec object with its protocol keys in camelCase (nested objects and lists of them too)."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if key in _DATA_KEYS:
+            out[camel(key)] = value
+        elif isinstance(value, Mapping):
+            out[camel(key)] = wire_keys(value)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            out[camel(key)] = [wire_keys(v) for v in value]
+        else:
+            out[camel(key)] = value
+    return out
+
+
+def snake(key: str) -> str:
+    """`timeoutMs` -> `timeout_ms`; a key already in snake_case stays as it is."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
+def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec object with its protocol keys in snake_case, as the REST API takes it."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if key in _DATA_KEYS:
+            out[snake(key)] = value
+        elif isinstance(value, Mapping):
+            out[snake(key)] = rest_keys(value)
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            out[snake(key)] = [rest_keys(v) for v in value]
+        else:
+            out[snake(key)] = value
+    return out
+
+
+def job_options(**options: Any) -> dict[str, Any]:
+    """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase."""
+    return {camel(k): v for k, v in options.items() if v is not None}
+
+
+def graph_output(nodes: list[dict[str, Any]], output: str | None) -> str | None:
+    """The graph's output node: the one named, else the last node nothing depends on (as the foreman picks it)."""
+    if output is not None:
+        return output
+    depended: set[str] = set()
+    for n in nodes:
+        depended.update(n.get("dependsOn") or [])
+        depended.update((n.get("inputArgs") or {}).get("fromNodes") or [])
+    sinks = [n["id"] for n in nodes if n.get("id") not in depended]
+    return sinks[-1] if sinks else None

@@ -226,7 +226,7 @@ export const WorkerViewSchema = z.object({
   disconnected_at: nullableTime,
   tasks_completed: z.number().int(),
   tasks_failed: z.number().int(),
-  kind: z.enum(['node', 'browser', 'other']).describe('a Node process, or a browser tab that joined through a join link'),
+  kind: z.enum(['node', 'browser', 'python', 'other']).describe('a Node process, a browser tab that joined through a join link, or a Python process (from its resources.runtime)'),
   user_agent: z.string().nullable().describe("browser tabs: the browser's user agent"),
 });
 /** A worker, as the REST API shows it. */

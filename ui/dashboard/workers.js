@@ -48,13 +48,14 @@ export function Workers({ live }) {
   return html`
     <h2>Workers</h2>
     <div class="table-wrap"><table>
-      <thead><tr><th>worker</th><th>status</th><th class="num">running</th><th class="hide-narrow">handles</th><th class="num hide-narrow">completed</th><th class="num hide-narrow">failed</th><th class="hide-narrow">foreman</th><th class="hide-narrow">last seen</th></tr></thead>
+      <thead><tr><th>worker</th><th>status</th><th class="num">running</th><th class="hide-narrow">handles</th><th class="hide-narrow">runtime</th><th class="num hide-narrow">completed</th><th class="num hide-narrow">failed</th><th class="hide-narrow">foreman</th><th class="hide-narrow">last seen</th></tr></thead>
       <tbody>${workers.map((w) => html`<tr data-worker=${w.worker_id}>
         <td><${Link} href=${`/workers/${encodeURIComponent(w.worker_id)}`}>${w.worker_id}</${Link}></td><td><${State} state=${w.status} /></td>
         <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="hide-narrow small">${handles(w)}</td>
+        <td class="hide-narrow small" data-runtime>${w.resources?.runtime ?? '–'}</td>
         <td class="num hide-narrow">${num(w.tasks_completed)}</td><td class="num hide-narrow">${num(w.tasks_failed)}</td>
         <td class="hide-narrow small">${w.foreman_id ?? '–'}</td><td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
-      ${workers.length === 0 ? html`<tr><td colspan="8" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>
+      ${workers.length === 0 ? html`<tr><td colspan="9" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>
     <h2>Browsers</h2>
     <${BrowserTable} workers=${browsers} />
     <${JoinLinks} />`;

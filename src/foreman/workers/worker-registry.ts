@@ -46,10 +46,11 @@ export interface DispatchTarget {
   freeResources(): ResourceAmounts;
 }
 
-/** What kind of worker a hello's `resources.runtime` describes: `node 24.1.0`, `browser Chrome 131`, … */
-export function workerKind(runtime: string | undefined): 'node' | 'browser' | 'other' {
+/** What kind of worker a hello's `resources.runtime` describes: `node 24.1.0`, `browser Chrome 131`, `python 3.11.2`, … */
+export function workerKind(runtime: string | undefined): 'node' | 'browser' | 'python' | 'other' {
   if (!runtime) return 'other';
   if (/^node\b/i.test(runtime)) return 'node';
+  if (/^python\b/i.test(runtime)) return 'python';
   return /^browser\b/i.test(runtime) ? 'browser' : 'other';
 }
 

@@ -275,7 +275,7 @@ async def test_a_graph_mixing_typescript_and_python_nodes(foreman: Any) -> None:
         job = await api(foreman, "POST", "/api/jobs", {"kind": "graph", "output": "total", "nodes": [
             {"id": "numbers", "type": "mix.numbers", "input": {"from": 1, "to": 100, "batchSize": 10}},
             {"id": "sums", "type": "mix.sums", "input_adapter": "pull.from_artifacts.rechunk:size",
-             "input_args": {"from_nodes": ["numbers"], "size": 7, "meta_list_key": "items", "poll_ms": 50}},
+             "input_args": {"from_nodes": ["numbers"], "size": 7, "meta_list_key": "items"}},  # polls at pull_poll_ms_default
             {"id": "total", "type": "mix.total", "input_adapter": "pull.from_artifacts", "input_args": {"from_nodes": ["sums"], "poll_ms": 50}},
         ]})
         assert (await finished(foreman, job["id"]))["status"] == "completed", log.read_text()

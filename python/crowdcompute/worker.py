@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Iterable
 
 from . import _runner
+from ._batch import batch_task_handler, is_batch_handler
 from ._link import CloseInfo, ForemanLink
 from ._outbox import ResultOutbox
 from ._runner import Classifier, Handler, HandlerRegistry, Running, TaskRunner, task_error
@@ -192,8 +193,12 @@ class Worker:
     def register_handler(self, pattern: str, handler: Handler | Any, *, classify_error: Classifier | None = None) -> "Worker":
         """Run tasks whose type matches `pattern` (`math.*`) with `handler`: an `async def`
         (run on the event loop, cancelled on cancel or timeout) or a plain `def` (run in a
-        thread pool of `max_concurrent_tasks` threads), given the `Task`, returning its result.
-        Chainable."""
+        thread pool of `max_concurrent_tasks` threads), given the `Task`, returning its result;
+        or a batch handler (`iter_batches`, `process_batch`, … as `crowdcompute.flowkit.Handler`),
+        whose batches, artifacts and checkpoints are recorded as it goes. Chainable."""
+        if is_batch_handler(handler):
+            handler, classify = batch_task_handler(self, handler)
+            classify_error = classify_error or classify
         if not callable(handler):
             raise TypeError(f"register_handler({pattern!r}, handler): the handler must be callable, got {type(handler).__name__}")
         self._handlers.add(pattern, handler, classify_error)

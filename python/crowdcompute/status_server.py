@@ -104,7 +104,7 @@ class StatusServer:
                 port += 1
         self._started = True
         if self.taken_ports:
-            self.log.warning("status server: port %d was taken; listening on %d", wanted, self.port)
+            self.log.warning("status server: port %d was taken; listening on %d instead", wanted, self.port)
 
     async def stop(self) -> None:
         """Stop listening, closing the page's live connections. Safe to call twice."""

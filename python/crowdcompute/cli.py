@@ -1,0 +1,220 @@
+"""`python -m crowdcompute worker`: run a Python worker from the command line, with the Node
+CLI's flags and environment (`crowdcompute worker`) where they apply.
+
+    python -m crowdcompute worker --foreman ws://localhost:8000/ws --handlers my_tasks
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from typing import Any, Sequence
+
+from ._cli_args import DAY, HOUR, parse_count, parse_duration, parse_label, parse_number, parse_signed, within
+from ._handlers_module import HandlersModuleError, register_handlers_from
+from .errors import CrowdComputeError
+from .status_server import DEFAULT_STATUS_PORT, StatusServer
+from .worker import MAX_CAPACITY, Worker
+
+_LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+               "error": logging.ERROR, "silent": logging.CRITICAL + 10}
+
+_NO_SHIPPED_CODE = ("Python workers do not run shipped code (map jobs of JavaScript functions) yet: "
+                    "run those on a Node worker (npx crowdcompute worker --allow-code) and give this one --handlers")
+
+_HANDLERS_HELP = """\
+--handlers takes a module name importable from the working directory (my_tasks, pkg.tasks) or a
+file (./tasks.py). The module declares its handlers with a dict of task type pattern -> handler,
+a register(worker) function (an async def is awaited), or both:
+
+    HANDLERS = {"math.*": add}            # def add(task): return task.get_input("a") + task.get_input("b")
+
+    def register(worker):
+        worker.register_handler("images.resize", resize)
+
+A handler is given the Task and returns its result (JSON). An async def runs on the worker's
+event loop; a plain def runs in a thread pool of --concurrency threads.
+
+On SIGTERM or Ctrl-C the worker takes no new tasks, lets running ones finish for up to
+--drain-timeout, hands the rest back to the foreman and exits 0; a second signal ends it at once.
+It exits 1 when it gives up reconnecting (--max-reconnect-attempts) or its token is refused.
+
+Environment: CROWDCOMPUTE_FOREMAN, CROWDCOMPUTE_WORKER_ID and CROWDCOMPUTE_WORKER_TOKEN (or
+DISTWORKER_CONTROLLER_URL, DISTWORKER_WORKER_ID, DISTWORKER_WORKER_TOKEN) stand for --foreman,
+--id and --token when those are not given.
+"""
+
+
+def _env(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m crowdcompute", description="CrowdCompute for Python.")
+    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    w = commands.add_parser(
+        "worker", help="start a worker: connect to a foreman and run named tasks with Python handlers",
+        description="Start a worker: connect to a foreman and run named tasks with the handlers a Python module declares (--handlers).",
+        epilog=_HANDLERS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.set_defaults(subparser=w)
+    add = w.add_argument
+    add("-f", "--foreman", metavar="<urls>", help="foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)")
+    add("--id", metavar="<workerId>", help="unique worker id (env CROWDCOMPUTE_WORKER_ID; default: hostname-pid-random)")
+    add("--token", metavar="<token>", help="worker token, cct_... (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman's, from the local credentials file)")
+    add("--token-file", metavar="<file>", help="read the worker token from this file")
+    add("--ca", metavar="<file>", help="trust this CA certificate (PEM) for a wss:// foreman with a private certificate (instead of the system's CAs)")
+    add("-c", "--concurrency", metavar="<n>", type=within(parse_count, 1, MAX_CAPACITY), default=4, help="tasks run at once (default: 4)")
+    add("--handlers", metavar="<module>", help="module declaring task handlers: a module name or a .py file (see below)")
+    add("--status-port", metavar="<port>", type=within(parse_count, 0, 65535), default=DEFAULT_STATUS_PORT,
+        help="status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; "
+             "POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any (default: 8001)")
+    add("--status-host", metavar="<host>", default="127.0.0.1", help="interface of the status server (default: 127.0.0.1)")
+    add("--status-host-name", metavar="<name>", action="append", default=[],
+        help="a host name the status server answers to (repeatable), besides localhost, IP addresses, this machine's hostname "
+             "and --status-host; requests naming another host are refused (403), so that no web page can read it through DNS rebinding")
+    add("--no-status", dest="status", action="store_false", help="do not start the status HTTP server")
+    add("--heartbeat-interval", metavar="<duration>", type=within(parse_duration, 1, HOUR, "ms"), help="heartbeat period, e.g. 5s (default: the foreman's)")
+    add("--reconnect-interval", metavar="<duration>", type=within(parse_duration, 1, HOUR, "ms"), default=1000,
+        help="base delay between reconnection attempts, e.g. 1s (default: 1s)")
+    add("--max-reconnect-attempts", metavar="<n>", type=within(parse_signed, -1, 1_000_000_000), default=-1,
+        help="give up after this many failed reconnects (-1 = never; default: -1)")
+    add("--no-auto-restart", dest="auto_restart", action="store_false", help="exit instead of reconnecting when the connection drops")
+    add("--drain-timeout", metavar="<duration>", type=within(parse_duration, 0, DAY, "ms"), default=30_000,
+        help="on SIGTERM, how long running tasks may take to finish, e.g. 30s (default: 30s)")
+    add("--log-level", metavar="<level>", choices=list(_LOG_LEVELS), default="info", help="trace, debug, info, warn, error, silent (default: info)")
+    add("--cpus", metavar="<n>", type=within(parse_count, 0, 100_000), help="CPU cores to offer tasks that require them (default: the machine's)")
+    add("--memory", metavar="<MiB>", type=within(parse_number, 0, 1e9, "MiB"), help="memory to offer tasks that require it, MiB (default: the machine's)")
+    add("--gpus", metavar="<n>", type=within(parse_count, 0, 10_000), help="GPUs to offer tasks that require them")
+    add("--label", metavar="<key=value>", type=parse_label, action="append", default=[], help="a label tasks may require (repeatable), e.g. region=eu")
+    # The Node worker's flags for shipped JavaScript functions: refused with the reason, not unknown.
+    for flag in ("--sandbox-memory", "--sandbox-timeout", "--sandbox-processes"):
+        add(flag, metavar="<value>", help=argparse.SUPPRESS)
+    add("--allow-code", action="store_true", help="not available: Python workers do not run shipped code (map jobs) yet")
+    return parser
+
+
+def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The Worker's arguments from the flags; refusals (parser.error) name the flag."""
+    for flag, given in (("--allow-code", args.allow_code), ("--sandbox-memory", args.sandbox_memory),
+                        ("--sandbox-timeout", args.sandbox_timeout), ("--sandbox-processes", args.sandbox_processes)):
+        if given:
+            parser.error(f"{flag}: {_NO_SHIPPED_CODE}")
+    foreman = args.foreman or _env("CROWDCOMPUTE_FOREMAN", "DISTWORKER_CONTROLLER_URL")
+    if not foreman:
+        parser.error("--foreman <urls> is required (or set CROWDCOMPUTE_FOREMAN), e.g. --foreman ws://localhost:8000/ws")
+    if not args.handlers:
+        parser.error("this worker would receive no tasks: give --handlers <module> (a module name or a .py file declaring HANDLERS or register(worker))")
+    token = args.token
+    if token is None and args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as err:
+            parser.error(f"--token-file {args.token_file}: cannot read it ({err.strerror or err})")
+        if not token:
+            parser.error(f"--token-file {args.token_file} is empty")
+    if args.ca:
+        if not os.path.isfile(args.ca):
+            parser.error(f"--ca {args.ca} does not exist")
+        # Read by OpenSSL whenever the WebSocket client makes its TLS context: the worker trusts
+        # this CA (as the Node worker's --ca does) for wss:// foremen.
+        os.environ["SSL_CERT_FILE"] = os.path.abspath(args.ca)
+    resources: dict[str, Any] = {}
+    if args.cpus is not None:
+        resources["cpuCores"] = args.cpus
+    if args.memory is not None:
+        resources["memoryMb"] = args.memory
+    if args.gpus is not None:
+        resources["gpu"] = args.gpus
+    if args.label:
+        resources["labels"] = dict(args.label)
+    return {
+        "foreman_url": foreman, "worker_id": args.id, "worker_token": token, "max_concurrent_tasks": args.concurrency,
+        "reconnect_interval": args.reconnect_interval / 1000, "max_reconnect_attempts": args.max_reconnect_attempts,
+        "heartbeat_interval": None if args.heartbeat_interval is None else args.heartbeat_interval / 1000,
+        "auto_restart": args.auto_restart, "drain_timeout": args.drain_timeout / 1000, "resource_info": resources,
+        # The command drains on SIGTERM and Ctrl-C itself, then exits 0.
+        "handle_signals": False,
+    }
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+async def _serve(worker: Worker, args: argparse.Namespace) -> int:
+    await register_handlers_from(worker, args.handlers)
+    status: StatusServer | None = None
+    if args.status:
+        status = StatusServer(worker, port=args.status_port, host=args.status_host, host_names=args.status_host_name)
+        await status.start()
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def shutdown(name: str) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        _say(f"{name}: worker {worker.worker_id} draining (taking no new tasks)")
+        # A second signal ends the process at once, as it would have without this handler.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        worker.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown, sig.name)
+    try:
+        try:
+            await worker.start()
+        except CrowdComputeError as err:
+            if not stopping:
+                _say(f"worker {worker.worker_id} stopped: {err}")
+                return 1
+        else:
+            where = ""
+            if status:
+                moved = f" ({args.status_port} was taken)" if status.taken_ports and args.status_port != 0 else ""
+                where = f", status {status.url.rstrip('/')}{moved}"
+            _say(f"worker {worker.worker_id} connected to {worker.foreman_url} (concurrency {worker.max_concurrent_tasks}, "
+                 f"code refused, handlers: {', '.join(worker.patterns) or 'none'}{where})")
+        await worker.wait_stopped()
+        if not stopping:
+            _say(f"worker {worker.worker_id} stopped: {worker.connection_history[-1].get('reason') if worker.connection_history else 'connection closed'}")
+            return 1
+        return 0
+    finally:
+        if status:
+            await status.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    worker_parser: argparse.ArgumentParser = args.subparser
+    options = _worker_options(args, worker_parser)
+    logging.basicConfig(level=_LOG_LEVELS[args.log_level], stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        worker = Worker(**options)
+    except (TypeError, ValueError, CrowdComputeError) as err:
+        worker_parser.error(str(err))
+    try:
+        return asyncio.run(_serve(worker, args))
+    except HandlersModuleError as err:
+        _say(f"python -m crowdcompute worker: error: {err}")
+        return 1
+    except OSError as err:
+        # The status server's "ports in use" says what to do; others are the system's words.
+        _say(f"python -m crowdcompute worker: error: {err.strerror if err.errno == errno.EADDRINUSE and err.strerror else err}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["main", "build_parser"]

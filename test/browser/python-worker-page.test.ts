@@ -6,21 +6,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { Client } from '../../src/client/index.ts';
 import { startTestForeman, waitFor } from '../../src/testing/index.ts';
 import { browserSkip, launchBrowser, newContext, screenshot } from '../support/browser.ts';
+import { PYTHON, PYTHON_PACKAGE_DIR as PYTHON_DIR, pythonSkip } from '../support/python.ts';
 
-const PYTHON = process.env.CROWDCOMPUTE_TEST_PYTHON ?? '/usr/bin/python3';
-const PYTHON_DIR = fileURLToPath(new URL('../../python/', import.meta.url));
-const pythonReady = spawnSync(PYTHON, ['-c', 'import websockets'], { stdio: 'ignore' }).status === 0;
-if (!pythonReady && process.env.CI === 'true') throw new Error(`Python 3.11+ with websockets is required under CI=true (${PYTHON})`);
-const skip = browserSkip || (pythonReady ? false : `no Python with websockets at ${PYTHON}`);
+const skip = browserSkip || pythonSkip;
 
 const HANDLERS = `
 import os, time

@@ -51,8 +51,10 @@ test('the dashboard lists a Python worker with its runtime, and its tasks as a N
 
     await page.goto(`${foreman.url}/workers/py-dash`);
     await page.getByText(/python 3\.\d+/).first().waitFor();
-    await page.goto(`${foreman.url}/jobs/${job.jobId}`);
-    await page.getByText('py-dash').first().waitFor();
+    await page.goto(`${foreman.url}/jobs/${job.id}`);
+    // A finished task's attempts name the worker that ran it.
+    await page.locator('tr[data-task] button.link').first().click();
+    await page.locator('table.attempts').getByText('py-dash').waitFor();
     await screenshot(page, 'python-worker-job');
     assert.deepEqual(errors, []);
     await context.close();
@@ -60,6 +62,7 @@ test('the dashboard lists a Python worker with its runtime, and its tasks as a N
     await browser.close();
     py.child.kill('SIGTERM');
     await new Promise((r) => { if (py.child.exitCode !== null || py.child.signalCode !== null) r(null); else py.child.once('exit', r); });
-    await foreman.stop();
+    await client.close();
+    await foreman.cleanup();
   }
 });

@@ -10,6 +10,8 @@ by pattern, deadlines, cancellation, retries) is the same as for plain handlers.
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import inspect
 import json
@@ -213,7 +215,7 @@ def _as(kind: type, value: Any, what: str) -> Any:
     """A handler's return as `kind` (BatchResult, FinalizationResult): the dataclass, or a dict of its fields."""
     if isinstance(value, kind) or value is None:
         return value
-    names = set(kind.__dataclass_fields__)
+    names = {f.name for f in dataclasses.fields(kind)}
     if isinstance(value, Mapping) and set(value) <= names:
         return kind(**value)
     raise TypeError(f"{what} must return a {kind.__name__} (or a dict of {', '.join(sorted(names))}), got {type(value).__name__}")

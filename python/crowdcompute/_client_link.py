@@ -1,8 +1,6 @@
 """The client's WebSocket to its foreman: opened on first use, reopened when it drops.
 
-Written against websockets 10.4 (`websockets.client.connect`, `extra_headers=`); with
-websockets 13 and later the new asyncio client (`additional_headers=`) is used instead,
-since the old one is deprecated there.
+The WebSocket comes from `_ws`, which speaks to every websockets release from 10.4 on.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import ssl
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -18,30 +15,9 @@ from .errors import ConnectionFailedError, CrowdComputeError, ForbiddenError, Un
 
 log = logging.getLogger("crowdcompute.client")
 
-try:  # websockets >= 13
-    from websockets.asyncio.client import connect as _new_connect  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # websockets 10.4 .. 12
-    _new_connect = None
-from websockets.client import connect as _legacy_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
-
-def _open(url: str, headers: Mapping[str, str], open_timeout: float, ssl_context: ssl.SSLContext | None) -> Any:
-    # No frame size limit on what the foreman sends: a job_completed may carry results up to
-    # half of the foreman's own frame limit, which is its setting, not ours.
-    kwargs: dict[str, Any] = {"open_timeout": open_timeout, "max_size": None}
-    if ssl_context is not None and url.startswith("wss:"):
-        kwargs["ssl"] = ssl_context
-    if _new_connect is not None:
-        return _new_connect(url, additional_headers=dict(headers), **kwargs)
-    return _legacy_connect(url, extra_headers=dict(headers), **kwargs)
-
-
-def _handshake_status(err: BaseException) -> int | None:
-    status = getattr(err, "status_code", None)  # websockets <= 12: InvalidStatusCode
-    if status is None:
-        status = getattr(getattr(err, "response", None), "status_code", None)  # websockets >= 13: InvalidStatus
-    return status if isinstance(status, int) else None
+from . import _ws
+from ._link import retry_delay
+from ._ws import ConnectionClosed, InvalidHandshake, InvalidURI
 
 
 class Link:
@@ -122,7 +98,9 @@ class Link:
         failures = 0
         while not self._closed:
             try:
-                ws = await _open(self.url, self._headers, self._connect_timeout, self._ssl)
+                # No frame size limit on what the foreman sends: a job_completed may carry results up
+                # to half of the foreman's own frame limit, which is its setting, not ours.
+                ws = await _ws.connect(self.url, headers=self._headers, max_size=None, open_timeout=self._connect_timeout, ssl_context=self._ssl)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - every way of not connecting is said in words
@@ -154,8 +132,7 @@ class Link:
 
     def _delay(self, failures: int) -> float:
         """The reconnect interval, doubling per failure up to 10 s, with jitter."""
-        base = min(self._reconnect_interval * 2 ** (failures - 1), max(self._reconnect_interval, 10.0))
-        return base * (0.5 + random.random() / 2)
+        return retry_delay(failures, self._reconnect_interval, max(self._reconnect_interval, 10.0))
 
     def _dispatch(self, frame: str | bytes) -> None:
         try:
@@ -172,7 +149,7 @@ class Link:
                     log.exception("handling a %s message failed", message.get("type"))
 
     def _describe(self, err: BaseException) -> CrowdComputeError:
-        status = _handshake_status(err)
+        status = _ws.handshake_status(err)
         if status == 401:
             return UnauthorizedError("CC_ERR_UNAUTHORIZED", f"the foreman at {self.url} refused the API key (HTTP 401): give a valid key (api_key=, CROWDCOMPUTE_API_KEY)", status=401)
         if status == 403:

@@ -26,7 +26,7 @@ MAX_FRAME = 512 * 1024 * 1024 + 1024 * 1024
 
 def retry_delay(failures: int, base: float, cap: float) -> float:
     """Exponential backoff with equal jitter: within [ceiling/2, ceiling], ceiling doubling from `base` up to `cap`."""
-    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    ceiling = min(cap, base * 2.0 ** max(0, failures - 1))
     return ceiling / 2 + random.random() * (ceiling / 2)
 
 

@@ -48,8 +48,8 @@ def local_credentials_at(url: str) -> dict[str, Any] | None:
         return None
     for entry in content.get("foremen", []) if isinstance(content, dict) else []:
         try:
-            if any(endpoint_identity(u) == at for u in entry.get("urls", [])):
-                return entry
+            if isinstance(entry, dict) and any(endpoint_identity(u) == at for u in entry.get("urls", [])):
+                return dict(entry)
         except ValueError:
             continue
     return None

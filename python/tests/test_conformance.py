@@ -17,7 +17,7 @@ import pytest
 
 from crowdcompute import ConnectionFailedError, Task, UnauthorizedError, Worker
 from proxy import CuttableProxy
-from support import api, finished, results_of, submit, tasks_of, wait_for
+from support import finished, results_of, submit, tasks_of, wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -164,7 +164,7 @@ def test_the_distworker_quick_start_runs_with_only_its_import_changed(foreman: A
             {"type": "math.mul", "input": {"operation": "multiply", "a": 4, "b": 5}},
             {"type": "math.pow", "input": {"operation": "pow", "a": 1, "b": 1}, "max_attempts": 1},
         ]})
-        while (j := foreman.api("GET", f"/api/jobs/{job['id']}"))["status"] not in ("completed", "failed"):
+        while foreman.api("GET", f"/api/jobs/{job['id']}")["status"] not in ("completed", "failed"):
             assert time.monotonic() < deadline + 30
             time.sleep(0.05)
         tasks = foreman.api("GET", f"/api/jobs/{job['id']}/tasks")

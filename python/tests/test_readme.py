@@ -1,0 +1,42 @@
+"""The README's Python worker and client run as written (the foreman's address aside)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def block(starting: str) -> str:
+    for code in re.findall(r"```python\n(.*?)```", README.read_text(), re.S):
+        if code.startswith(starting):
+            return str(code)
+    raise AssertionError(f"README.md has no python block starting with {starting!r}")
+
+
+def test_the_readme_worker_and_client(foreman: Any, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(README.parent / "python")}
+    worker = block("import asyncio\nfrom crowdcompute import Worker").replace("ws://localhost:8000/ws", foreman.ws_url)
+    client = block("from crowdcompute import Client").replace("http://localhost:8000", foreman.url)
+    (tmp_path / "worker.py").write_text(worker)
+    (tmp_path / "client.py").write_text(client)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "worker.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(w["worker_id"] == "math-worker-001" and w["status"] != "offline" for w in foreman.api("GET", "/api/workers")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the README's worker did not connect"
+            time.sleep(0.1)
+        done = subprocess.run([sys.executable, str(tmp_path / "client.py")], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == "{'result': 3}"
+        assert lines[1] == str([{"result": 2 * i} for i in range(100)])
+        assert lines[2].split(" ", 1)[1] == "['math-worker-001']"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -2,7 +2,7 @@
 # The Python SDK's tests use Debian's python3 and Debian's packages of what they need; install
 # the missing ones from Debian (never from a Python registry, which these machines do not reach).
 set -uo pipefail
-PACKAGES=(python3 python3-websockets python3-pytest python3-pytest-asyncio python3-venv python3-setuptools python3-wheel python3-build python3-pip python3-mypy)
+PACKAGES=(python3 python3-websockets python3-pytest python3-pytest-asyncio python3-venv python3-setuptools python3-wheel python3-build python3-pip python3-mypy python3-jsonschema)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -145,3 +145,44 @@ async def test_graceful_stop_hands_back_what_does_not_finish(foreman: Any) -> No
     # Handed back: queued again at once, the attempt recorded as released (not a failure).
     assert t["status"] == "queued"
     assert [e["error"]["reason"] for e in t["attempt_errors"]] == ["released"]
+
+
+async def test_files_a_task_carries_are_listed_and_read(foreman: Any) -> None:
+    from crowdcompute import AsyncClient
+
+    async def read(task: Task) -> dict[str, Any]:
+        [listed] = task.get_files_by_name("hello.txt")
+        assert task.get_file_by_id(listed["file_id"]) is listed and listed["storage_url"] == listed["url"]
+        data = await task.read_file(listed)
+        return {"text": data.decode(), "size": listed["size"], "type": listed["content_type"]}
+
+    worker = Worker(foreman.ws_url, "py-files", foreman.worker_token)
+    worker.register_handler("files.read", read)
+    await worker.start()
+    try:
+        async with AsyncClient(foreman.url) as client:
+            uploaded = await client.upload_file(b"hello, file", "hello.txt", "text/plain")
+            job = await client.submit("files.read", None, files=[uploaded["file_id"]])
+            assert await job.result() == {"text": "hello, file", "size": 11, "type": "text/plain"}
+    finally:
+        await worker.stop()
+
+
+def test_the_distworker_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTWORKER_CONTROLLER_URL", "ws://example.test:9000/ws")
+    monkeypatch.setenv("DISTWORKER_WORKER_ID", "dw-1")
+    monkeypatch.setenv("DISTWORKER_WORKER_TOKEN", "cct_abcdEFGH1234_secretSECRETsecret0123456789")
+    worker = Worker()
+    assert (worker.foreman_url, worker.worker_id) == ("ws://example.test:9000/ws", "dw-1")
+    monkeypatch.setenv("CROWDCOMPUTE_WORKER_ID", "cc-1")  # the CrowdCompute name wins
+    assert Worker().worker_id == "cc-1"
+    monkeypatch.setenv("DISTWORKER_WORKER_TOKEN", "not-a-token")
+    with pytest.raises(Exception, match="cct_<id>_<secret>"):
+        Worker()
+
+
+def test_options_out_of_range_are_refused_naming_the_limit() -> None:
+    with pytest.raises(ValueError, match="max_concurrent_tasks must be between 1 and 10000"):
+        Worker("ws://localhost:8000/ws", "w", None, max_concurrent_tasks=0)
+    with pytest.raises(ValueError, match="must be ws:// or wss://"):
+        Worker("http://localhost:8000", "w", None)

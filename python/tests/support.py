@@ -54,3 +54,15 @@ async def tasks_of(foreman: Any, job_id: str) -> list[dict[str, Any]]:
 
 async def results_of(foreman: Any, job_id: str) -> list[Any]:
     return (await api(foreman, "GET", f"/api/jobs/{job_id}/results"))["results"]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 60, message: str = "condition", interval: float = 0.05) -> Any:
+    """`wait_for` for tests without an event loop: poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)

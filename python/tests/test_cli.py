@@ -11,13 +11,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support import wait_until
 
 from conftest import ROOT, free_port
 
@@ -36,17 +37,6 @@ def register(worker):
 
     worker.register_handler("slow.wait", wait)
 '''
-
-
-def wait_until(check: Any, timeout: float = 60, message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
 
 
 class CliWorker:

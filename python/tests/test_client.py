@@ -6,11 +6,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from support import wait_until
 
 from conftest import BIN, SESSION_DIR, Foreman, free_port, node
 from crowdcompute import AsyncClient, Client
@@ -22,14 +23,7 @@ HANDLERS = Path(__file__).parent / "fixtures" / "client_handlers.mjs"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
+    return wait_until(check, timeout, what)
 
 
 class Worker:

@@ -17,7 +17,7 @@ import pytest
 
 from crowdcompute import ConnectionFailedError, Task, UnauthorizedError, Worker
 from proxy import CuttableProxy
-from support import finished, results_of, submit, tasks_of, wait_for
+from support import finished, results_of, submit, tasks_of, wait_for, wait_until
 
 HERE = Path(__file__).resolve().parent
 
@@ -152,21 +152,17 @@ def test_the_distworker_quick_start_runs_with_only_its_import_changed(foreman: A
     proc = subprocess.Popen([sys.executable, str(HERE.parent / "examples" / "distworker_quickstart.py")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        import time
-
-        deadline = time.monotonic() + 30
-        while not any(w["worker_id"] == "math-worker-001" and w["status"] != "offline" for w in foreman.api("GET", "/api/workers")):
+        def connected() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the quick-start worker did not connect"
-            time.sleep(0.1)
+            return any(w["worker_id"] == "math-worker-001" and w["status"] != "offline" for w in foreman.api("GET", "/api/workers"))
+
+        wait_until(connected, 30, "the quick-start worker to connect")
         job = foreman.api("POST", "/api/jobs", {"kind": "tasks", "tasks": [
             {"type": "math.add", "input": {"operation": "add", "a": 2, "b": 3}},
             {"type": "math.mul", "input": {"operation": "multiply", "a": 4, "b": 5}},
             {"type": "math.pow", "input": {"operation": "pow", "a": 1, "b": 1}, "max_attempts": 1},
         ]})
-        while foreman.api("GET", f"/api/jobs/{job['id']}")["status"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline + 30
-            time.sleep(0.05)
+        wait_until(lambda: foreman.api("GET", f"/api/jobs/{job['id']}")["status"] in ("completed", "failed"), 60, "the job to end")
         tasks = foreman.api("GET", f"/api/jobs/{job['id']}/tasks")
         assert [t["result"] for t in tasks[:2]] == [{"result": 5}, {"result": 20}]
         assert tasks[2]["error"]["name"] == "ValueError" and tasks[2]["error"]["message"] == "Unknown operation: pow"

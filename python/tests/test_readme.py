@@ -5,9 +5,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from support import wait_until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,10 +28,11 @@ def test_the_readme_worker_and_client(foreman: Any, tmp_path: Path) -> None:
     (tmp_path / "client.py").write_text(client)
     proc = subprocess.Popen([sys.executable, str(tmp_path / "worker.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while not any(w["worker_id"] == "math-worker-001" and w["status"] != "offline" for w in foreman.api("GET", "/api/workers")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the README's worker did not connect"
-            time.sleep(0.1)
+        def connected() -> bool:
+            assert proc.poll() is None, "the README's worker exited"
+            return any(w["worker_id"] == "math-worker-001" and w["status"] != "offline" for w in foreman.api("GET", "/api/workers"))
+
+        wait_until(connected, 30, "the README's worker to connect")
         done = subprocess.run([sys.executable, str(tmp_path / "client.py")], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         lines = done.stdout.splitlines()

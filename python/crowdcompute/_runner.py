@@ -11,7 +11,8 @@ import logging
 import time
 import traceback
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from ._patterns import best_pattern
@@ -90,18 +91,24 @@ def task_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"message": f"{code}: {message}", "code": code, **extra}
 
 
-@dataclass(eq=False)
 class Running:
-    task: Task
-    started_at: float
-    entry: HandlerEntry | None
-    aio: "asyncio.Future[Any] | None" = None
-    settled: bool = False
-    forced: dict[str, Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-    progress: float | None = None
-    progress_message: str | None = None
-    started_wall: float = field(default_factory=time.time)
+    """One attempt running on this worker (a plain class with slots: one is made per task)."""
+
+    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun")
+
+    def __init__(self, task: Task, started_at: float, entry: HandlerEntry | None) -> None:
+        self.task = task
+        self.started_at = started_at
+        self.entry = entry
+        self.aio: "asyncio.Future[Any] | None" = None
+        self.settled = False
+        self.forced: dict[str, Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.progress: float | None = None
+        self.progress_message: str | None = None
+        self.started_wall = time.time()
+        #: The handler's coroutine has started (a task cancelled before that never runs it).
+        self.begun = False
 
 
 #: The task whose handler is running in this context (what `send_task_progress` reports on).
@@ -156,14 +163,27 @@ class TaskRunner:
             r.timer = loop.call_later(task.timeout_ms / 1000, self._interrupt, r, "timeout",
                                       f"task {task.task_id} exceeded its timeout of {task.timeout_ms} ms", "timeout")
         if entry.is_async:
+            # The coroutine reports its own ending: no done callback, no extra turn of the loop.
             r.aio = loop.create_task(self._run_async(r, entry.handler))
         else:
             r.aio = asyncio.ensure_future(self._run_threaded(r, entry.handler, loop))
-        r.aio.add_done_callback(lambda fut: self._done(r, fut))
+            r.aio.add_done_callback(partial(self._done, r))
 
-    async def _run_async(self, r: Running, handler: Handler) -> Any:
+    async def _run_async(self, r: Running, handler: Handler) -> None:
+        r.begun = True
         current.set(r)
-        return await handler(r.task)
+        try:
+            result = await handler(r.task)
+        except asyncio.CancelledError:
+            # By a timeout or cancel_task (forced ending) or by abandon_all (settled already).
+            self._settle(r, r.forced or {"status": "cancelled", "error": task_error("CC_ERR_CANCELLED", f"task {r.task.task_id} was cancelled")})
+            raise
+        except BaseException as err:
+            self._settle(r, {"status": "failed", "error": describe_error(err, r.entry)})
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            self._settle(r, {"status": "completed", "result": result})
 
     async def _run_threaded(self, r: Running, handler: Handler, loop: asyncio.AbstractEventLoop) -> Any:
         def call() -> Any:
@@ -243,6 +263,11 @@ class TaskRunner:
             r.timer.cancel()
         if r.aio is not None and r.entry is not None and r.entry.is_async:
             r.aio.cancel()
+            if not r.begun:
+                # Cancelled before its handler started: the handler never runs, so nothing
+                # else would report the ending.
+                self._settle(r, r.forced)
+                return
         forced = r.forced
         r.timer = asyncio.get_running_loop().call_later(self.timeout_grace, self._settle, r, forced)
 

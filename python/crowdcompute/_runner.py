@@ -94,7 +94,7 @@ def task_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
 class Running:
     """One attempt running on this worker (a plain class with slots: one is made per task)."""
 
-    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun")
+    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun", "deadline")
 
     def __init__(self, task: Task, started_at: float, entry: HandlerEntry | None) -> None:
         self.task = task
@@ -109,6 +109,22 @@ class Running:
         self.started_wall = time.time()
         #: The handler's coroutine has started (a task cancelled before that never runs it).
         self.begun = False
+        #: The shared timer its timeout is counted by, until it ends.
+        self.deadline: _Deadline | None = None
+
+
+class _Deadline:
+    """Tasks started in one turn of the loop with the same timeout share one timer (a timer
+    per task costs as much as the rest of a no-op task), armed at the end of that turn: each
+    task gets at least its whole timeout, and at most that turn's length more."""
+
+    __slots__ = ("timeout_ms", "members", "handle")
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        #: The tasks still running (a dict as an ordered set).
+        self.members: dict[Running, None] = {}
+        self.handle: asyncio.TimerHandle | None = None
 
 
 #: The task whose handler is running in this context (what `send_task_progress` reports on).
@@ -136,6 +152,8 @@ class TaskRunner:
         self._finished = finished
         self.running: dict[str, Running] = {}
         self._idle: list[asyncio.Future[None]] = []
+        #: This turn's deadlines by timeout, armed at the end of the turn.
+        self._forming: dict[int, _Deadline] = {}
 
     @property
     def size(self) -> int:
@@ -160,8 +178,13 @@ class TaskRunner:
                 "CC_ERR_NO_HANDLER", f'worker {self.worker_id} has no handler for task type "{task.type}" (patterns: {patterns})', retryable=False)})
             return
         if task.timeout_ms:
-            r.timer = loop.call_later(task.timeout_ms / 1000, self._interrupt, r, "timeout",
-                                      f"task {task.task_id} exceeded its timeout of {task.timeout_ms} ms", "timeout")
+            d = self._forming.get(task.timeout_ms)
+            if d is None:
+                if not self._forming:
+                    loop.call_soon(self._arm_deadlines)
+                d = self._forming[task.timeout_ms] = _Deadline(task.timeout_ms)
+            d.members[r] = None
+            r.deadline = d
         if entry.is_async:
             # The coroutine reports its own ending: no done callback, no extra turn of the loop.
             r.aio = loop.create_task(self._run_async(r, entry.handler))
@@ -210,6 +233,29 @@ class TaskRunner:
         else:
             self._settle(r, {"status": "failed", "error": describe_error(err, r.entry)})
 
+    def _arm_deadlines(self) -> None:
+        loop = asyncio.get_running_loop()
+        for d in self._forming.values():
+            if d.members:
+                d.handle = loop.call_later(d.timeout_ms / 1000, self._expire, d)
+        self._forming.clear()
+
+    def _expire(self, d: _Deadline) -> None:
+        d.handle = None
+        for r in list(d.members):
+            self._interrupt(r, "timeout", f"task {r.task.task_id} exceeded its timeout of {r.task.timeout_ms} ms", "timeout")
+
+    @staticmethod
+    def _untime(r: Running) -> None:
+        """Take an ending task off its deadline (whose timer goes once no task is left on it)."""
+        d = r.deadline
+        if d is not None:
+            r.deadline = None
+            d.members.pop(r, None)
+            if not d.members and d.handle is not None:
+                d.handle.cancel()
+                d.handle = None
+
     def cancel(self, task_id: str, attempt: int, reason: str, cause: str = "coordinator") -> None:
         r = self.running.get(task_id)
         if r is not None and r.task.attempt == attempt:
@@ -220,6 +266,7 @@ class TaskRunner:
         refs = self.refs()
         for r in self.running.values():
             r.settled = True
+            self._untime(r)
             if r.timer:
                 r.timer.cancel()
             r.task.cancel_reason = "worker_shutdown"
@@ -259,6 +306,7 @@ class TaskRunner:
         self.log.info(message, extra={"task_id": r.task.task_id, "job_id": r.task.job_id, "reason": kind})
         r.task.cancel_reason = "timeout" if kind == "timeout" else cause
         r.task.cancel_event.set()
+        self._untime(r)
         if r.timer:
             r.timer.cancel()
         if r.aio is not None and r.entry is not None and r.entry.is_async:
@@ -275,6 +323,7 @@ class TaskRunner:
         if r.settled:
             return
         r.settled = True
+        self._untime(r)
         if r.timer:
             r.timer.cancel()
         if self.running.get(r.task.task_id) is r:

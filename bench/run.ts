@@ -1,7 +1,10 @@
 /**
  * `npm run bench [-- --database <url>] [-- --runs N]`: these benchmarks, each
  * printed as one JSON line so runs can be compared by a script:
- *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
+ *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50;
+ *               then the same run by a Python worker (the Python SDK's, bench/python-worker.py,
+ *               on Debian's /usr/bin/python3 or $CROWDCOMPUTE_PYTHON; a line saying so when it
+ *               is missing): its tasks/s, the ratio to the Node worker's, and each worker's CPU per task
  *   small-jobs: 5,000 jobs of one task each, submitted 500 at a time: jobs/s from the first
  *               submission to the last result (thousands of jobs sharing the workers at once)
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
@@ -177,20 +180,72 @@ const mapLine = (bench: string, m: { walls: number[]; tasks: number }, extra: Re
 try {
   if (want('throughput')) {
     // Warm up JITs and the page cache with a small job first.
-    await (await client.submitMany(Array.from({ length: 2_000 }, () => ({ type: 'bench.noop' })))).result();
-    const rates: number[] = [];
+    const warmUp = async (type: string) => { await (await client.submitMany(Array.from({ length: 2_000 }, () => ({ type })))).result(); };
+    /** RUNS jobs of TASKS tasks of `type`; each run's tasks/s. */
+    const throughputRuns = async (type: string): Promise<number[]> => {
+      const rates: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const tasks = Array.from({ length: TASKS }, () => ({ type }));
+        const t0 = performance.now();
+        const job = await client.submitMany(tasks);
+        const results = await job.result();
+        const s = (performance.now() - t0) / 1000;
+        if (results.length !== TASKS) throw new Error(`throughput: got ${results.length} results`);
+        rates.push(TASKS / s);
+      }
+      return rates;
+    };
+    await warmUp('bench.noop');
     const cpu0 = await cpuNow();
-    for (let r = 0; r < RUNS; r++) {
-      const tasks = Array.from({ length: TASKS }, () => ({ type: 'bench.noop' }));
-      const t0 = performance.now();
-      const job = await client.submitMany(tasks);
-      const results = await job.result();
-      const s = (performance.now() - t0) / 1000;
-      if (results.length !== TASKS) throw new Error(`throughput: got ${results.length} results`);
-      rates.push(TASKS / s);
-    }
+    const rates = await throughputRuns('bench.noop');
     const cost = perTask(cpu0, await cpuNow(), TASKS * RUNS);
     console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...cost, ...meta }));
+
+    // The same workload run by the Python SDK's worker (bench/python-worker.py), on the same
+    // foreman at the same concurrency, with a task type only it handles.
+    const python = process.env.CROWDCOMPUTE_PYTHON ?? '/usr/bin/python3';
+    const pythonLine = { bench: 'throughput-python', tasks: TASKS, concurrency: Number(args.concurrency) };
+    const missing = existsSync(python)
+      ? await new Promise<string | null>((resolve) => execFile(python, ['-c', 'import websockets'], (err) => resolve(err ? `${python} cannot import websockets (apt-get install -y python3-websockets)` : null)))
+      : `no Python at ${python} (apt-get install -y python3 python3-websockets)`;
+    if (missing) {
+      console.log(JSON.stringify({ ...pythonLine, skipped: missing, ...meta }));
+    } else {
+      const online = (await client.stats()).workers.online;
+      const py = spawn(python, [join(root, 'bench/python-worker.py'), `ws://127.0.0.1:${ports[0]}/ws`, 'bench-python-worker', String(args.concurrency)],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PYTHONPATH: join(root, 'python') } });
+      children.push(py);
+      let pyErr = '';
+      py.stderr!.on('data', (d) => { pyErr += d; if (pyErr.length > 10_000) pyErr = pyErr.slice(-5_000); });
+      let pyStopping = false;
+      const pyExit = new Promise<number | null>((r) => py.once('exit', (code, signal) => {
+        // A worker gone mid-run would leave the job waiting for ever.
+        if (!pyStopping && !stopping) { process.stderr.write(`the Python worker exited (${code ?? signal}):\n${pyErr}\n`); process.exit(1); }
+        r(code);
+      }));
+      const pyBy = Date.now() + 20_000;
+      while (!(await client.stats().then((s) => s.workers.online > online, () => false))) {
+        if (Date.now() > pyBy) throw new Error(`the Python worker did not connect within 20 s:\n${pyErr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      try {
+        await warmUp('bench.python.noop');
+        const f0 = foremen.reduce((s, f) => s + cpuOf(f.pid!), 0);
+        const p0 = cpuOf(py.pid!);
+        const pyRates = await throughputRuns('bench.python.noop');
+        const n = TASKS * RUNS;
+        console.log(JSON.stringify({ ...pythonLine, tasks_per_s: Math.round(median(pyRates)), runs_tasks_per_s: pyRates.map(Math.round),
+          ratio_to_node: round(median(pyRates) / median(rates)),
+          foreman_cpu_us_per_task: round(((foremen.reduce((s, f) => s + cpuOf(f.pid!), 0) - f0) * 1e6) / n, 1),
+          worker_cpu_us_per_task: round(((cpuOf(py.pid!) - p0) * 1e6) / n, 1), node_worker_cpu_us_per_task: cost.worker_cpu_us_per_task,
+          python, ...meta }));
+      } finally {
+        pyStopping = true;
+        py.kill('SIGTERM');
+        const code = await pyExit;
+        if (code !== null && code !== 0) process.stderr.write(`the Python worker exited ${code}:\n${pyErr}\n`);
+      }
+    }
   }
 
   if (want('small-jobs')) {

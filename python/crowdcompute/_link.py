@@ -22,6 +22,8 @@ from . import _ws
 OPEN_TIMEOUT = 10.0
 #: The largest frame the foreman may be configured to send (its --max-payload is at most 512 MiB).
 MAX_FRAME = 512 * 1024 * 1024 + 1024 * 1024
+#: One encoder for every message (json.dumps with options makes a new one per call).
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def retry_delay(failures: int, base: float, cap: float) -> float:
@@ -70,8 +72,10 @@ class ForemanLink:
         self._ws: Any = None
         self._stopped = True
         self._task: asyncio.Task[None] | None = None
-        self._frame: list[dict[str, Any]] = []
+        #: This turn's messages: dicts, or JSON text for those encoded ahead (`send_encoded`).
+        self._frame: list[dict[str, Any] | str] = []
         self._flush_scheduled = False
+        self._before_flush: Callable[[], None] | None = None
         self._writes: asyncio.Queue[str | None] | None = None
         self._silence = 0.0
         self._last_heard = 0.0
@@ -113,13 +117,35 @@ class ForemanLink:
             asyncio.get_running_loop().call_soon(self.flush)
         return True
 
+    def send_encoded(self, text: str) -> bool:
+        """`send` for a message already encoded as a JSON object's text."""
+        if self._ws is None:
+            return False
+        self._frame.append(text)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        return True
+
+    def flush_with(self, fn: Callable[[], None]) -> None:
+        """Call `fn` (one caller's own batching) when this turn's frame is made, just before it
+        leaves: what it sends goes in that frame, a turn of the loop sooner than its own flush."""
+        self._before_flush = fn
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
     def flush(self) -> None:
+        before, self._before_flush = self._before_flush, None
+        if before is not None:
+            before()
         self._flush_scheduled = False
         if not self._frame or self._writes is None:
             self._frame.clear()
             return
         frame, self._frame = self._frame, []
-        self._writes.put_nowait(json.dumps(frame[0] if len(frame) == 1 else frame, separators=(",", ":"), ensure_ascii=False))
+        parts = [m if isinstance(m, str) else encode_json(m) for m in frame]
+        self._writes.put_nowait(parts[0] if len(parts) == 1 else "[" + ",".join(parts) + "]")
 
     def restart(self) -> None:
         """Drop the connection now and reconnect."""

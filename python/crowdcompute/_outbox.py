@@ -9,11 +9,16 @@ from typing import Any, Callable
 
 
 class ResultOutbox:
-    def __init__(self, send: Callable[[list[dict[str, Any]]], bool], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, send: Callable[[list[str]], bool], loop: asyncio.AbstractEventLoop,
+                 schedule: Callable[[Callable[[], None]], None] | None = None) -> None:
+        #: Sends a batch of outcomes, each as its JSON text; False when there is no connection.
         self._send = send
         self._loop = loop
-        self._unacked: dict[str, tuple[dict[str, Any], int]] = {}
-        self._pending: list[tuple[dict[str, Any], int]] = []
+        #: Has `flush` called later in this turn (by default at the start of the next).
+        self._schedule = schedule or loop.call_soon
+        #: By task id: the outcome, its JSON text (encoded once, sent as often as needed) and its result's size.
+        self._unacked: dict[str, tuple[dict[str, Any], str, int]] = {}
+        self._pending: list[tuple[dict[str, Any], str, int]] = []
         self._scheduled = False
         self._ack_waiters: list[asyncio.Future[None]] = []
         #: Half the foreman's frame limit: large results travel a few per message.
@@ -26,16 +31,17 @@ class ResultOutbox:
 
     def refs(self) -> list[dict[str, Any]]:
         """Tasks whose outcome is unacknowledged: still this worker's, as far as a hello says."""
-        return [{"taskId": o["taskId"], "attempt": o["attempt"]} for o, _ in self._unacked.values()]
+        return [{"taskId": o["taskId"], "attempt": o["attempt"]} for o, _, _ in self._unacked.values()]
 
-    def add(self, outcome: dict[str, Any], result_bytes: int) -> None:
-        item = (outcome, result_bytes)
+    def add(self, outcome: dict[str, Any], text: str, result_bytes: int) -> None:
+        """`text` is `outcome` as JSON."""
+        item = (outcome, text, result_bytes)
         self._unacked[outcome["taskId"]] = item
         self._pending.append(item)
         if not self._scheduled:
             # Outcomes of one turn of the loop leave together.
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._schedule(self.flush)
 
     def resend_all(self) -> None:
         self._pending = list(self._unacked.values())
@@ -46,15 +52,15 @@ class ResultOutbox:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        batch: list[dict[str, Any]] = []
+        batch: list[str] = []
         size = 0
-        for outcome, nbytes in pending:
+        for _, text, nbytes in pending:
             cost = nbytes + 200
             if batch and size + cost > self.max_batch_bytes:
                 if not self._send(batch):
                     return  # no connection: everything waits for resend_all
                 batch, size = [], 0
-            batch.append(outcome)
+            batch.append(text)
             size += cost
         if batch:
             self._send(batch)

@@ -11,7 +11,8 @@ import logging
 import time
 import traceback
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from ._patterns import best_pattern
@@ -90,18 +91,40 @@ def task_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"message": f"{code}: {message}", "code": code, **extra}
 
 
-@dataclass(eq=False)
 class Running:
-    task: Task
-    started_at: float
-    entry: HandlerEntry | None
-    aio: "asyncio.Future[Any] | None" = None
-    settled: bool = False
-    forced: dict[str, Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-    progress: float | None = None
-    progress_message: str | None = None
-    started_wall: float = field(default_factory=time.time)
+    """One attempt running on this worker (a plain class with slots: one is made per task)."""
+
+    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun", "deadline")
+
+    def __init__(self, task: Task, started_at: float, entry: HandlerEntry | None) -> None:
+        self.task = task
+        self.started_at = started_at
+        self.entry = entry
+        self.aio: "asyncio.Future[Any] | None" = None
+        self.settled = False
+        self.forced: dict[str, Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.progress: float | None = None
+        self.progress_message: str | None = None
+        self.started_wall = time.time()
+        #: The handler's coroutine has started (a task cancelled before that never runs it).
+        self.begun = False
+        #: The shared timer its timeout is counted by, until it ends.
+        self.deadline: _Deadline | None = None
+
+
+class _Deadline:
+    """Tasks started in one turn of the loop with the same timeout share one timer (a timer
+    per task costs as much as the rest of a no-op task), armed at the end of that turn: each
+    task gets at least its whole timeout, and at most that turn's length more."""
+
+    __slots__ = ("timeout_ms", "members", "handle")
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout_ms = timeout_ms
+        #: The tasks still running (a dict as an ordered set).
+        self.members: dict[Running, None] = {}
+        self.handle: asyncio.TimerHandle | None = None
 
 
 #: The task whose handler is running in this context (what `send_task_progress` reports on).
@@ -129,6 +152,8 @@ class TaskRunner:
         self._finished = finished
         self.running: dict[str, Running] = {}
         self._idle: list[asyncio.Future[None]] = []
+        #: This turn's deadlines by timeout, armed at the end of the turn.
+        self._forming: dict[int, _Deadline] = {}
 
     @property
     def size(self) -> int:
@@ -153,17 +178,35 @@ class TaskRunner:
                 "CC_ERR_NO_HANDLER", f'worker {self.worker_id} has no handler for task type "{task.type}" (patterns: {patterns})', retryable=False)})
             return
         if task.timeout_ms:
-            r.timer = loop.call_later(task.timeout_ms / 1000, self._interrupt, r, "timeout",
-                                      f"task {task.task_id} exceeded its timeout of {task.timeout_ms} ms", "timeout")
+            d = self._forming.get(task.timeout_ms)
+            if d is None:
+                if not self._forming:
+                    loop.call_soon(self._arm_deadlines)
+                d = self._forming[task.timeout_ms] = _Deadline(task.timeout_ms)
+            d.members[r] = None
+            r.deadline = d
         if entry.is_async:
+            # The coroutine reports its own ending: no done callback, no extra turn of the loop.
             r.aio = loop.create_task(self._run_async(r, entry.handler))
         else:
             r.aio = asyncio.ensure_future(self._run_threaded(r, entry.handler, loop))
-        r.aio.add_done_callback(lambda fut: self._done(r, fut))
+            r.aio.add_done_callback(partial(self._done, r))
 
-    async def _run_async(self, r: Running, handler: Handler) -> Any:
+    async def _run_async(self, r: Running, handler: Handler) -> None:
+        r.begun = True
         current.set(r)
-        return await handler(r.task)
+        try:
+            result = await handler(r.task)
+        except asyncio.CancelledError:
+            # By a timeout or cancel_task (forced ending) or by abandon_all (settled already).
+            self._settle(r, r.forced or {"status": "cancelled", "error": task_error("CC_ERR_CANCELLED", f"task {r.task.task_id} was cancelled")})
+            raise
+        except BaseException as err:
+            self._settle(r, {"status": "failed", "error": describe_error(err, r.entry)})
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            self._settle(r, {"status": "completed", "result": result})
 
     async def _run_threaded(self, r: Running, handler: Handler, loop: asyncio.AbstractEventLoop) -> Any:
         def call() -> Any:
@@ -190,6 +233,29 @@ class TaskRunner:
         else:
             self._settle(r, {"status": "failed", "error": describe_error(err, r.entry)})
 
+    def _arm_deadlines(self) -> None:
+        loop = asyncio.get_running_loop()
+        for d in self._forming.values():
+            if d.members:
+                d.handle = loop.call_later(d.timeout_ms / 1000, self._expire, d)
+        self._forming.clear()
+
+    def _expire(self, d: _Deadline) -> None:
+        d.handle = None
+        for r in list(d.members):
+            self._interrupt(r, "timeout", f"task {r.task.task_id} exceeded its timeout of {r.task.timeout_ms} ms", "timeout")
+
+    @staticmethod
+    def _untime(r: Running) -> None:
+        """Take an ending task off its deadline (whose timer goes once no task is left on it)."""
+        d = r.deadline
+        if d is not None:
+            r.deadline = None
+            d.members.pop(r, None)
+            if not d.members and d.handle is not None:
+                d.handle.cancel()
+                d.handle = None
+
     def cancel(self, task_id: str, attempt: int, reason: str, cause: str = "coordinator") -> None:
         r = self.running.get(task_id)
         if r is not None and r.task.attempt == attempt:
@@ -200,6 +266,7 @@ class TaskRunner:
         refs = self.refs()
         for r in self.running.values():
             r.settled = True
+            self._untime(r)
             if r.timer:
                 r.timer.cancel()
             r.task.cancel_reason = "worker_shutdown"
@@ -239,10 +306,16 @@ class TaskRunner:
         self.log.info(message, extra={"task_id": r.task.task_id, "job_id": r.task.job_id, "reason": kind})
         r.task.cancel_reason = "timeout" if kind == "timeout" else cause
         r.task.cancel_event.set()
+        self._untime(r)
         if r.timer:
             r.timer.cancel()
         if r.aio is not None and r.entry is not None and r.entry.is_async:
             r.aio.cancel()
+            if not r.begun:
+                # Cancelled before its handler started: the handler never runs, so nothing
+                # else would report the ending.
+                self._settle(r, r.forced)
+                return
         forced = r.forced
         r.timer = asyncio.get_running_loop().call_later(self.timeout_grace, self._settle, r, forced)
 
@@ -250,6 +323,7 @@ class TaskRunner:
         if r.settled:
             return
         r.settled = True
+        self._untime(r)
         if r.timer:
             r.timer.cancel()
         if self.running.get(r.task.task_id) is r:

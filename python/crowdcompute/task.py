@@ -10,6 +10,8 @@ from typing import Any
 from .errors import ConnectionFailedError, NotFoundError
 
 _NO_METADATA: dict[str, Any] = {}
+#: Makes a task's cancel event once when two threads ask for it at the same time.
+_EVENT_LOCK = threading.Lock()
 
 
 class Task:
@@ -23,7 +25,7 @@ class Task:
 
     __slots__ = (
         "task_id", "job_id", "queue", "type", "input_data", "attempt", "priority", "timeout_ms", "metadata",
-        "files", "index", "resume", "graph", "cancel_event", "cancel_reason", "_wire",
+        "files", "index", "resume", "graph", "_cancel_event", "cancel_reason", "_wire",
     )
 
     def __init__(self, wire: dict[str, Any], files: list[dict[str, Any]]) -> None:
@@ -45,9 +47,9 @@ class Task:
         self.resume: dict[str, Any] | None = wire.get("resume")
         #: A graph node's task: `{nodeId, inputAdapter?, inputArgs?}`; None otherwise.
         self.graph: dict[str, Any] | None = wire.get("graph")
-        #: Set when the task is cancelled, times out, or the worker hands it back; a handler
-        #: running in a thread (a plain `def`) polls it, since a thread cannot be interrupted.
-        self.cancel_event = threading.Event()
+        # Made when first asked for (`cancel_event`): most tasks end without anyone looking,
+        # and an Event costs more to make than the rest of the task.
+        self._cancel_event: threading.Event | None = None
         #: Why it was asked to stop once `cancel_event` is set: `coordinator`, `timeout`,
         #: `lease_lost` or `worker_shutdown`.
         self.cancel_reason: str | None = None
@@ -57,8 +59,21 @@ class Task:
         return self.task_id
 
     @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the task is cancelled, times out, or the worker hands it back; a handler
+        running in a thread (a plain `def`) polls it, since a thread cannot be interrupted."""
+        event = self._cancel_event
+        if event is None:
+            with _EVENT_LOCK:
+                event = self._cancel_event
+                if event is None:
+                    event = self._cancel_event = threading.Event()
+        return event
+
+    @property
     def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        event = self._cancel_event
+        return event is not None and event.is_set()
 
     def get_input(self, key: str, default: Any = None) -> Any:
         data = self.input_data

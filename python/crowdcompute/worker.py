@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from . import _runner
 from ._batch import batch_task_handler, is_batch_handler
-from ._link import CloseInfo, ForemanLink
+from ._link import CloseInfo, ForemanLink, encode_json
 from ._outbox import ResultOutbox
 from ._runner import Classifier, Handler, HandlerRegistry, Running, TaskRunner, task_error
 from ._version import PROTOCOL_VERSION, __version__
@@ -38,6 +38,10 @@ DEFAULT_FOREMAN = "ws://localhost:8000/ws"
 #: The deepest a result may nest JSON (the foreman refuses the whole frame past it).
 MAX_VALUE_DEPTH = 64
 MAX_CAPACITY = 10_000
+#: A result's JSON: NaN and Infinity refused (they are not JSON), as the foreman would.
+_encode_result = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+#: A string as JSON (ensure_ascii=False), as the encoders write one.
+_encode_string = json.encoder.encode_basestring
 HOUR = 3600.0
 
 #: DistWorker's `resource_info` keys, as the protocol names them.
@@ -301,7 +305,8 @@ class Worker:
             self._loop = loop
             self._stopped_event = asyncio.Event()
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrent_tasks, thread_name_prefix=f"cc-{self.worker_id}")
-            self._outbox = ResultOutbox(self._send_results, loop)
+            # Outcomes are batched as the link makes its frame: they leave in the turn they were made.
+            self._outbox = ResultOutbox(self._send_results, loop, schedule=lambda flush: self._link.flush_with(flush) if self._link else loop.call_soon(flush))
             self._runner = TaskRunner(
                 worker_id=self.worker_id, handlers=self._handlers, executor=self._executor, log=self.log,
                 timeout_grace=self.timeout_grace, started=self._task_started, finished=self._report,
@@ -575,8 +580,8 @@ class Worker:
         self._start_waiters.clear()
         self._emit("connected", {"foreman_id": msg.get("foremanId")})
 
-    def _send_results(self, results: list[dict[str, Any]]) -> bool:
-        return self._welcomed and self._link is not None and self._link.send({"type": "task_results", "results": results})
+    def _send_results(self, results: list[str]) -> bool:
+        return self._welcomed and self._link is not None and self._link.send_encoded('{"type":"task_results","results":[' + ",".join(results) + "]}")
 
     async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send a request (task_record, pull_artifacts) and wait for its answer. Unanswered
@@ -604,28 +609,42 @@ class Worker:
         duration_ms = (time.monotonic() - r.started_at) * 1000
         outcome: dict[str, Any] = {"taskId": task.task_id, "attempt": task.attempt, "status": ending["status"], "durationMs": round(duration_ms, 3)}
         nbytes = 0
+        text: str | None = None
         if ending["status"] == "completed":
             result = ending.get("result")
             problem = None
             try:
-                text = json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+                text = "null" if result is None else _encode_result(result)
             except (TypeError, ValueError) as err:
                 problem = task_error("CC_ERR_HANDLER_FAILED", f"task {task.task_id} returned a value that is not JSON ({type(result).__name__}: {err})", retryable=False)
             else:
-                nbytes = len(text.encode())
+                nbytes = len(text) if text.isascii() else len(text.encode())
                 if nbytes > self._max_payload:
                     problem = task_error("CC_ERR_PAYLOAD_TOO_LARGE", f"task {task.task_id} result is {nbytes} bytes, the foreman accepts at most {self._max_payload} (--max-payload)", retryable=False)
-                elif json_depth_exceeds(result, MAX_VALUE_DEPTH):
+                elif isinstance(result, (list, tuple, dict)) and json_depth_exceeds(result, MAX_VALUE_DEPTH):
                     problem = task_error("CC_ERR_TOO_DEEP", f"task {task.task_id} result nests JSON more than {MAX_VALUE_DEPTH} levels deep, the most a value may",
                                          retryable=False, details={"limit": MAX_VALUE_DEPTH})
             if problem:
                 outcome["status"] = "failed"
                 outcome["error"] = problem
                 nbytes = 0
+                text = None
             else:
                 outcome["result"] = result
+                # The outcome's JSON made once, the result's text spliced in as encoded above.
+                if type(task.task_id) is str and type(task.attempt) is int:
+                    text = '{"taskId":%s,"attempt":%d,"status":"completed","durationMs":%r,"result":%s}' % (
+                        _encode_string(task.task_id), task.attempt, outcome["durationMs"], text)
+                else:
+                    text = encode_json({k: v for k, v in outcome.items() if k != "result"})[:-1] + ',"result":' + text + "}"  # type: ignore[operator]
         elif ending.get("error"):
             outcome["error"] = ending["error"]
+        if text is None:
+            try:
+                text = encode_json(outcome)
+            except (TypeError, ValueError):
+                # An error whose details are not all JSON: sent with those values as text.
+                text = json.dumps(outcome, ensure_ascii=False, separators=(",", ":"), default=repr)
         status = outcome["status"]
         if status == "completed":
             self.stats.tasks_completed += 1
@@ -635,7 +654,7 @@ class Worker:
         else:
             self.stats.tasks_cancelled += 1
         self.stats.total_execution_time += duration_ms / 1000
-        self._outbox.add(outcome, nbytes)
+        self._outbox.add(outcome, text, nbytes)
         self._emit("task_finished", outcome, task)
 
 

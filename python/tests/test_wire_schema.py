@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from crowdcompute import AsyncClient, NonRetryableError, Task, Worker
-from crowdcompute import _client_link, _link
+from crowdcompute import _link
 from crowdcompute.flowkit import Batch, BatchResult, FinalizationResult, Handler
 from support import wait_for
 
@@ -43,31 +43,35 @@ class Counted(Handler):
 async def test_what_the_python_sdk_sends_and_receives_matches_the_schema(foreman: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[dict[str, Any]] = []
     received: list[dict[str, Any]] = []
-    worker_send, worker_dispatch = _link.ForemanLink.send, _link.ForemanLink._dispatch
-    client_send = _client_link.Link.send
+    worker_connect, worker_dispatch = _link._ws.connect, _link.ForemanLink._dispatch
 
-    def capture_send(self: Any, message: dict[str, Any]) -> bool:
-        sent.append(json.loads(json.dumps(message)))
-        return worker_send(self, message)
+    def record_frame(frame: str | bytes) -> None:
+        data = json.loads(frame)
+        sent.extend(data if isinstance(data, list) else [data])
+
+    async def capture_connect(*args: Any, **kwargs: Any) -> Any:
+        # What the worker and the client write to their sockets, frame by frame, as the foreman reads it.
+        ws = await worker_connect(*args, **kwargs)
+        send = ws.send
+
+        async def capture(frame: str | bytes) -> None:
+            record_frame(frame)
+            await send(frame)
+
+        ws.send = capture
+        return ws
 
     def capture_dispatch(self: Any, frame: Any) -> None:
         data = json.loads(frame)
         received.extend(data if isinstance(data, list) else [data])
         worker_dispatch(self, frame)
 
-    async def capture_client_send(self: Any, message: Any) -> bool:
-        sent.append(json.loads(json.dumps(message)))
-        return await client_send(self, message)
-
-    monkeypatch.setattr(_link.ForemanLink, "send", capture_send)
-    monkeypatch.setattr(_link.ForemanLink, "_dispatch", capture_dispatch)
     client_receive = AsyncClient._on_message
 
     def capture_client_receive(self: Any, message: dict[str, Any]) -> None:
         received.append(json.loads(json.dumps(message)))
         client_receive(self, message)
 
-    monkeypatch.setattr(_client_link.Link, "send", capture_client_send)
     monkeypatch.setattr(AsyncClient, "_on_message", capture_client_receive)
 
     worker = Worker(foreman.ws_url, "py-schema", foreman.worker_token, resource_info={"cpu_cores": 2, "labels": {"zone": "a"}})

@@ -73,6 +73,8 @@ async def test_what_the_python_sdk_sends_and_receives_matches_the_schema(foreman
         client_receive(self, message)
 
     monkeypatch.setattr(AsyncClient, "_on_message", capture_client_receive)
+    monkeypatch.setattr(_link._ws, "connect", capture_connect)
+    monkeypatch.setattr(_link.ForemanLink, "_dispatch", capture_dispatch)
 
     worker = Worker(foreman.ws_url, "py-schema", foreman.worker_token, resource_info={"cpu_cores": 2, "labels": {"zone": "a"}})
 

@@ -68,8 +68,11 @@ export interface CodeRun {
 
 /** Runs map jobs' functions, isolated from the worker. */
 export interface CodeExecutor {
-  /** The source of a job's function (arrives once per job and connection). */
-  setCode(jobId: string, code: string): void;
+  /**
+   * The source of a job's function (arrives once per job and connection), and its language:
+   * undefined for JavaScript.
+   */
+  setCode(jobId: string, code: string, language?: 'javascript' | 'python'): void;
   /**
    * Run the job's function over `args`, the chunk whose first argument is number `argOffset`
    * of the job (errors name arguments by their index in the whole job); the executor enforces

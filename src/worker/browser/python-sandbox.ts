@@ -41,8 +41,10 @@ async function boot(m) {
   const createPyodideModule = (0, eval)('(function () {' + asm.replace(tail, '').split('import.meta.url').join(JSON.stringify(base + 'pyodide.asm.mjs')) + '\\nreturn _createPyodideModule; })')();
   // The page compiled the (memory-capped) module once for all its workers: instantiate that one rather than compile it again.
   const streaming = WebAssembly.instantiateStreaming;
+  // (Pyodide still asks for the module's file, and gets an empty answer it never reads.)
   if (m.wasm instanceof WebAssembly.Module) {
     WebAssembly.instantiateStreaming = async (_response, imports) => ({ module: m.wasm, instance: await WebAssembly.instantiate(m.wasm, imports) });
+    files['pyodide.asm.wasm'] = new Uint8Array(0);
   } else files['pyodide.asm.wasm'] = m.wasm;
   try {
     pyodide = await self.loadPyodide({ indexURL: base, lockFileContents: files['pyodide-lock.json'], createPyodideModule,

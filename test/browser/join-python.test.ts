@@ -39,7 +39,8 @@ test('a tab runs Python map functions in Pyodide Web Workers, contained, and fet
 
     // The page's own executor (the one the tab's worker runtime uses), made in the page.
     await page.evaluate(async (pyodideUrl) => {
-      const { WebWorkerExecutor } = await import('/ui/lib/worker/browser/web-worker-executor.js');
+      const module = '/ui/lib/worker/browser/web-worker-executor.js';
+      const { WebWorkerExecutor } = await import(module) as { WebWorkerExecutor: new (o: object) => unknown };
       (window as unknown as { ex: unknown }).ex = new WebWorkerExecutor({ pyodideUrl, maxIdle: 4 });
     }, base!);
     const run = (jobId: string, code: string | null, args: unknown[], timeoutMs: number | null = 60_000) => page.evaluate(async ([jobId, code, args, timeoutMs]) => {

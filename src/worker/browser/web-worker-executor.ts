@@ -12,6 +12,7 @@
  */
 import { CrowdComputeError } from '../../protocol/index.ts';
 import { chunkFailure, SandboxCrashError, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
+import type { CodeLanguage } from '../../protocol/messages.ts';
 import { loadPyodideFiles, type PyodideFiles } from './pyodide-files.ts';
 import { PYTHON_SANDBOX_URL, PYTHON_SETUP } from './python-sandbox.ts';
 
@@ -72,7 +73,7 @@ export interface WebWorkerExecutorOptions {
   pythonMemoryBytes?: number;
 }
 
-type Language = 'javascript' | 'python';
+type Language = CodeLanguage;
 
 /** Runs map jobs' functions in Web Workers (see the file's comment). */
 export class WebWorkerExecutor implements CodeExecutor {

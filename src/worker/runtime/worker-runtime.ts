@@ -449,11 +449,7 @@ export class WorkerRuntime extends EventEmitter {
         return;
       }
       case 'assign_tasks':
-        if (msg.code && this.code) {
-          // Jobs not in `languages` are JavaScript (read loosely: older foremen do not send it).
-          const languages = (msg as { languages?: Record<string, 'javascript' | 'python'> }).languages ?? {};
-          for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code, languages[jobId]);
-        }
+        if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code, msg.languages?.[jobId]);
         if (msg.jobNames) {
           for (const [jobId, name] of Object.entries(msg.jobNames)) this.jobNames.set(jobId, name);
           while (this.jobNames.size > 100) this.jobNames.delete(this.jobNames.keys().next().value!);

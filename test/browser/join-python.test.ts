@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestForeman } from '../../src/testing/index.ts';
+import { Client } from '../../src/client/index.ts';
+import { startTestForeman, waitFor } from '../../src/testing/index.ts';
 import { browserSkip, launchBrowser, newContext } from '../support/browser.ts';
 
 /** The result of a run in the page: its results, or its error's code, message and details. */
@@ -128,6 +129,60 @@ test('a tab runs Python map functions in Pyodide Web Workers, contained, and fet
     await context.close();
   } finally {
     await browser.close();
+    await foreman.cleanup();
+  }
+});
+
+test('a tab that joined with a link runs Python map jobs sent to browsers, and downloads Pyodide once', { skip: browserSkip, timeout: 170_000 }, async () => {
+  const foreman = await startTestForeman({ heartbeatIntervalMs: 500 });
+  const client = new Client({ url: foreman.url });
+  const browser = await launchBrowser();
+  try {
+    const res = await foreman.fetch('/api/join-links', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const url = (await res.json()).url as string;
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const downloads: string[] = [];
+    page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/pyodide/')) downloads.push(r.url()); });
+    await page.goto(url);
+    await waitFor(async () => /Connected|Working/.test((await page.locator('[data-testid=status]').textContent()) ?? '') || null, { timeoutMs: 30_000, message: 'the tab joins' });
+
+    // Submitted as a raw job spec over REST, as any client may.
+    const submitted = await foreman.fetch('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({
+      kind: 'map', language: 'python', run_on: 'browser', chunk_size: 5,
+      code: 'def cube(x):\n    return x * x * x\n', args: Array.from({ length: 30 }, (_, i) => i),
+    }) });
+    assert.ok(submitted.status < 300, await submitted.clone().text());
+    const { job_id: jobId } = await submitted.json() as { job_id: string };
+    await waitFor(async () => (await client.getJob(jobId)).status === 'completed' || null, { timeoutMs: 60_000, message: 'the Python job completes in the tab' });
+    const first = (await client.getJobResults(jobId)).results;
+    assert.deepEqual(first, Array.from({ length: 30 }, (_, i) => i ** 3));
+    assert.ok((await client.getJobTasks(jobId)).every((t) => t.workerId?.startsWith('browser-')), 'the tab ran it');
+    const afterFirst = downloads.length;
+    assert.equal(afterFirst, 5, `each of Pyodide's files once: ${downloads.join(', ')}`);
+
+    // Reaching for JavaScript fails that argument alone.
+    const reach = await client.submitMap({ python: 'def f(x):\n    if x == 1:\n        import js\n    return x\n' }, [0, 1, 2], { runOn: 'browser', chunkSize: 3 });
+    const o = await reach.outcome();
+    assert.equal(o.state, 'failed');
+    assert.deepEqual(o.results, [0, null, 2]);
+    assert.match(JSON.stringify(o.failures[0]), /ModuleNotFoundError/);
+
+    // A busy loop is stopped at its limit; the tab runs the next task, Python and JavaScript alike.
+    const runaway = await client.submitMap({ python: 'def f(x):\n    while x == 1:\n        pass\n    return x\n' }, [0, 1, 2], { runOn: 'browser', chunkSize: 1, timeoutMs: 2_000 });
+    const r = await runaway.outcome();
+    assert.deepEqual(r.results, [0, null, 2]);
+    assert.equal(r.failures[0]?.error?.code, 'CC_ERR_TIMEOUT', JSON.stringify(r.failures));
+    assert.deepEqual(await client.map({ python: 'def f(s):\n    return s.upper()\n' }, ['a', 'b'], { runOn: 'browser' }), ['A', 'B']);
+    assert.deepEqual(await client.map((x: number) => x + 1, [1], { runOn: 'browser' }), [2]);
+    assert.equal(downloads.length, afterFirst, 'later jobs download nothing more');
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    await browser.close();
+    await client.close();
     await foreman.cleanup();
   }
 });

@@ -8,6 +8,8 @@ const credential = decodeURIComponent(location.hash.slice(1));
 // A foreman without authentication (--insecure) admits any tab; it says so in the page.
 const open = document.querySelector('meta[name="crowdcompute-auth"]')?.getAttribute('content') === 'off';
 const foremanUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+// Where Python map functions' interpreter (Pyodide) is served; fetched only when a Python task comes.
+const pyodideUrl = document.querySelector('meta[name="crowdcompute-pyodide"]')?.getAttribute('content') ?? undefined;
 
 function Missing() {
   return html`<main class="join"><p class="brand">CrowdCompute</p><section class="join-card">
@@ -19,7 +21,7 @@ function Missing() {
 }
 
 function Join() {
-  const [worker] = useState(() => new BrowserWorker({ foremanUrl, token: credential || undefined, onChange: (s) => setState(s) }));
+  const [worker] = useState(() => new BrowserWorker({ foremanUrl, token: credential || undefined, pyodideUrl, onChange: (s) => setState(s) }));
   const [state, setState] = useState(worker.state);
   const [, tick] = useState(0);
   useEffect(() => {

@@ -46,9 +46,12 @@ export const PAGE_CSP = policy(BASE);
  * site can be reached from them), and such a worker inherits the policy of the page that made
  * it, so this page alone allows `data:` workers and `'unsafe-eval'` (the worker turns the
  * function's source into a function with eval, and the function itself may use eval or
- * `Function`, as it may in a Node worker's isolate). The dashboard's pages allow neither.
+ * `Function`, as it may in a Node worker's isolate). Python functions run in Pyodide, CPython
+ * compiled to WebAssembly: the page fetches its files from /pyodide/ (the page's own origin)
+ * and compiles its module, which `'wasm-unsafe-eval'` allows (browsers that count WebAssembly
+ * under `'unsafe-eval'` need it named no more than the others). The dashboard's pages allow none of these.
  */
-export const JOIN_PAGE_CSP = policy({ ...BASE, 'script-src': [...BASE['script-src']!, "'unsafe-eval'"], 'worker-src': ['data:'] });
+export const JOIN_PAGE_CSP = policy({ ...BASE, 'script-src': [...BASE['script-src']!, "'unsafe-eval'", "'wasm-unsafe-eval'"], 'worker-src': ['data:'] });
 
 /**
  * The API docs' policy (/docs, served by @fastify/swagger-ui): the one above, plus the inline

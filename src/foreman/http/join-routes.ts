@@ -5,6 +5,7 @@ import {
 import { z } from 'zod';
 import { pageShell } from '../../host/ui-assets.ts';
 import { JOIN_PAGE_CSP } from '../../host/page-headers.ts';
+import { PYODIDE_PATH, registerPyodideAssets } from '../../host/pyodide-assets.ts';
 import type { CredentialRecord } from '../../store/store.ts';
 import type { CredentialService } from '../auth/credential-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
@@ -14,9 +15,11 @@ import { parseRequest } from './rest-inputs.ts';
 /** A join link works a day, for a hundred browsers at once, unless its maker says otherwise. */
 export const JOIN_LINK_DEFAULTS = { expiresInMs: 86_400_000, maxWorkers: 100 } as const;
 
-const PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js');
+// Where the tab loads Pyodide from when a Python map task comes.
+const PYODIDE_META = `\n<meta name="crowdcompute-pyodide" content="${PYODIDE_PATH}">`;
+const PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js', PYODIDE_META);
 // With authentication off, the page joins without a link, and needs to know that it may.
-const OPEN_PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js', '\n<meta name="crowdcompute-auth" content="off">');
+const OPEN_PAGE = pageShell('Lend this browser · CrowdCompute', '/ui/join.js', `${PYODIDE_META}\n<meta name="crowdcompute-auth" content="off">`);
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -26,6 +29,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
  * tab may join, and the link is the page's address.
  */
 export function registerJoinRoutes(app: FastifyInstance, deps: { credentials: CredentialService | null; registry: WorkerRegistry; audit: (event: string, fields: Record<string, unknown>) => void }): void {
+  registerPyodideAssets(app);
   // The page holds nothing secret; what lets a tab in is the credential in the link.
   app.get('/join', { schema: { hide: true }, config: { access: 'open' } }, async (_req, reply) => {
     reply.type('text/html; charset=utf-8');

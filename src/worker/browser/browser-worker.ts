@@ -41,6 +41,8 @@ export interface BrowserWorkerOptions {
   capacity?: number;
   /** Called whenever the state changes. */
   onChange?: (state: BrowserWorkerState) => void;
+  /** Where the foreman serves Pyodide (`/pyodide/<version>/`, named by the join page); without it the tab runs no Python. */
+  pyodideUrl?: string;
 }
 
 /** The capacity a device suggests: its logical cores less one for the page, between 1 and the cap. */
@@ -65,7 +67,7 @@ export class BrowserWorker {
       workerId: `browser-${crypto.randomUUID().slice(0, 8)}`,
       token: options.token,
       maxConcurrentTasks: capacity,
-      codeExecutor: new WebWorkerExecutor(),
+      codeExecutor: new WebWorkerExecutor(options.pyodideUrl === undefined ? {} : { pyodideUrl: options.pyodideUrl }),
       resources: { cpuCores: navigator.hardwareConcurrency, runtime: `browser ${browserName(agent)}`, platform: navigator.platform || 'unknown', userAgent: agent.slice(0, 300) },
       log: consoleLog('warn'),
     });

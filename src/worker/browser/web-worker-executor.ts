@@ -5,11 +5,16 @@
  * page's cookies or storage, and a request they send carries none of the page's credentials.
  * The network and storage globals are taken away besides. A call that overruns its time limit
  * (or is cancelled) is stopped by terminating its worker; the next call gets a fresh one.
- * Browsers give a worker no heap limit of its own: a function that allocates without end is
- * stopped by the time limit, or by the tab's own.
+ * Browsers give a worker no heap limit of its own: a JavaScript function that allocates
+ * without end is stopped by the time limit, or by the tab's own. Python functions run in
+ * Pyodide in the same kind of worker (python-sandbox.ts), whose WebAssembly memory is capped:
+ * past the cap, Python raises MemoryError.
  */
 import { CrowdComputeError } from '../../protocol/index.ts';
-import { chunkFailure, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
+import { chunkFailure, SandboxCrashError, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
+import type { CodeLanguage } from '../../protocol/messages.ts';
+import { loadPyodideFiles, type PyodideFiles } from './pyodide-files.ts';
+import { PYTHON_SANDBOX_URL, PYTHON_SETUP } from './python-sandbox.ts';
 
 /** What runs inside each Web Worker: load a function, then run it over chunks of arguments. */
 const SANDBOX = `
@@ -62,29 +67,50 @@ export interface WebWorkerExecutorOptions {
   defaultTimeoutMs?: number;
   /** Loaded workers kept for reuse, across jobs. Default 4. */
   maxIdle?: number;
+  /** Where the foreman serves Pyodide's files (`/pyodide/<version>/`); without it, Python jobs fail. */
+  pyodideUrl?: string;
+  /** The most memory one Python worker's interpreter may take. Default 512 MiB. */
+  pythonMemoryBytes?: number;
 }
+
+type Language = CodeLanguage;
 
 /** Runs map jobs' functions in Web Workers (see the file's comment). */
 export class WebWorkerExecutor implements CodeExecutor {
   private readonly code = new Map<string, string>();
+  private readonly languages = new Map<string, Language>();
   private readonly idle: Loaded[] = [];
   private readonly busy = new Set<Worker>();
   private readonly defaultTimeoutMs: number;
   private readonly maxIdle: number;
   private disposed = false;
+  private readonly pyodideUrl: string | undefined;
+  private readonly pythonMemoryBytes: number;
+  /** Pyodide's files, fetched when the first Python task comes. */
+  private pyodideFiles: Promise<PyodideFiles> | null = null;
+  /** A Python worker booted ahead of need (after one was stopped), for the next Python task. */
+  private spare: Promise<Worker> | null = null;
 
   constructor(options: WebWorkerExecutorOptions = {}) {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 60_000;
     this.maxIdle = options.maxIdle ?? 4;
+    this.pyodideUrl = options.pyodideUrl;
+    this.pythonMemoryBytes = options.pythonMemoryBytes ?? 512 * 1_048_576;
   }
 
   /** Keep a job's function source (a new source for the same job replaces the old). */
-  setCode(jobId: string, code: string): void {
-    if (this.code.get(jobId) === code) return;
+  setCode(jobId: string, code: string, language?: Language): void {
+    const lang = language ?? 'javascript';
+    if (this.code.get(jobId) === code && (this.languages.get(jobId) ?? 'javascript') === lang) return;
     this.code.set(jobId, code);
+    if (lang === 'javascript') this.languages.delete(jobId); else this.languages.set(jobId, lang);
     for (const l of this.idle.filter((x) => x.jobId === jobId)) this.retire(l);
     // A long session sees many jobs: keep the latest sources only.
-    while (this.code.size > 100) this.code.delete(this.code.keys().next().value!);
+    while (this.code.size > 100) {
+      const oldest = this.code.keys().next().value!;
+      this.code.delete(oldest);
+      this.languages.delete(oldest);
+    }
   }
 
   /** Run the job's function over `args` (the chunk starting at argument `argOffset` of the job). */
@@ -96,7 +122,8 @@ export class WebWorkerExecutor implements CodeExecutor {
       const code = this.code.get(jobId);
       if (code === undefined) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
       if (this.disposed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'the worker is stopping');
-      const loaded = await this.take(jobId, code);
+      const python = this.languages.get(jobId) === 'python';
+      const loaded = await this.take(jobId, code, python);
       this.busy.add(loaded.worker);
       return new Promise<unknown[]>((resolve, reject) => {
         let settled = false;
@@ -105,7 +132,12 @@ export class WebWorkerExecutor implements CodeExecutor {
           settled = true;
           clearTimeout(timer);
           this.busy.delete(loaded.worker);
-          if (keep) this.release(loaded); else loaded.worker.terminate();
+          if (keep) this.release(loaded);
+          else {
+            loaded.worker.terminate();
+            // Booting Pyodide takes seconds: have the next Python task find a worker ready.
+            if (python && !this.disposed) this.warmSpare();
+          }
           f();
         };
         stop = (reason) => finish(false, () => reject(reason === 'timeout'
@@ -115,6 +147,13 @@ export class WebWorkerExecutor implements CodeExecutor {
         loaded.worker.onmessage = (event: MessageEvent) => {
           const m = event.data as { type: string; json?: string; errors?: ArgumentFailure[]; error?: ArgumentFailure };
           if (m.type === 'error') { finish(true, () => reject(new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${m.error!.message}`))); return; }
+          if (m.type === 'crash') {
+            // The interpreter itself failed (it aborted, or its memory is spent where Python could not raise): not retried.
+            const memory = /memory|Cannot enlarge/i.test(m.error!.message);
+            finish(false, () => reject(new SandboxCrashError(memory ? 'CC_ERR_MEMORY_LIMIT' : 'CC_ERR_SANDBOX_CRASHED',
+              `job ${jobId}: the Python interpreter in the browser failed${memory ? ` (its memory is capped at ${this.pythonMemoryBytes / 1_048_576} MiB)` : ''}: ${m.error!.message}`)));
+            return;
+          }
           const results = JSON.parse(m.json!) as unknown[];
           if (m.errors && m.errors.length > 0) finish(true, () => reject(chunkFailure(jobId, argOffset, args.length, results, m.errors!)));
           else finish(true, () => resolve(results));
@@ -136,19 +175,29 @@ export class WebWorkerExecutor implements CodeExecutor {
     for (const l of this.idle.splice(0)) l.worker.terminate();
     for (const w of this.busy) w.terminate();
     this.busy.clear();
+    void this.spare?.then((w) => w.terminate(), () => {});
+    this.spare = null;
   }
 
   /** A worker with the job's function loaded: an idle one, or a new one. */
-  private async take(jobId: string, code: string): Promise<Loaded> {
+  private async take(jobId: string, code: string, python: boolean): Promise<Loaded> {
     const i = this.idle.findIndex((l) => l.jobId === jobId);
     if (i >= 0) return this.idle.splice(i, 1)[0]!;
-    const worker = new Worker(SANDBOX_URL);
+    let worker: Worker;
+    if (python) {
+      const spare = this.spare;
+      this.spare = null;
+      worker = await (spare ? spare.catch(() => this.bootPython(jobId)) : this.bootPython(jobId));
+    } else worker = new Worker(SANDBOX_URL);
     await new Promise<void>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent) => {
         const m = event.data as { type: string; error?: ArgumentFailure };
         if (m.type === 'loaded') { resolve(); return; }
         worker.terminate();
-        reject(new CrowdComputeError('CC_ERR_CODE_COMPILE', `job ${jobId}: the shipped function failed to load in the browser: ${m.error?.message ?? 'unknown error'}`));
+        const why = `${m.error?.name && m.error.name !== 'Error' ? `${m.error.name}: ` : ''}${m.error?.message ?? 'unknown error'}`;
+        reject(m.type === 'crash'
+          ? new SandboxCrashError('CC_ERR_SANDBOX_CRASHED', `job ${jobId}: the Python interpreter in the browser failed while loading the function: ${why}`)
+          : new CrowdComputeError('CC_ERR_CODE_COMPILE', `job ${jobId}: the shipped function failed to load in the browser: ${why}`));
       };
       worker.onerror = (event: ErrorEvent) => {
         event.preventDefault();
@@ -158,6 +207,40 @@ export class WebWorkerExecutor implements CodeExecutor {
       worker.postMessage({ type: 'load', code });
     });
     return { worker, jobId };
+  }
+
+  /** A Web Worker with Pyodide booted in it, no function loaded yet. */
+  private async bootPython(jobId: string): Promise<Worker> {
+    if (this.pyodideUrl === undefined) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: this tab cannot run Python (the page did not say where Pyodide is served)`);
+    if (this.pyodideFiles === null) {
+      this.pyodideFiles = loadPyodideFiles(this.pyodideUrl, this.pythonMemoryBytes);
+      // A failed download is tried again by the next Python task.
+      this.pyodideFiles.catch(() => { this.pyodideFiles = null; });
+    }
+    let assets: PyodideFiles;
+    try { assets = await this.pyodideFiles; } catch (err) {
+      throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: the tab could not load Pyodide: ${(err as Error).message}`);
+    }
+    const worker = new Worker(PYTHON_SANDBOX_URL);
+    await new Promise<void>((resolve, reject) => {
+      const fail = (why: string) => { worker.terminate(); reject(new CrowdComputeError('CC_ERR_SANDBOX_CRASHED', `job ${jobId}: Pyodide did not start in a Web Worker: ${why}`)); };
+      worker.onmessage = (event: MessageEvent) => {
+        const m = event.data as { type: string; error?: ArgumentFailure };
+        if (m.type === 'ready') resolve(); else fail(m.error?.message ?? 'unknown error');
+      };
+      worker.onerror = (event: ErrorEvent) => { event.preventDefault(); fail(event.message || 'the Web Worker failed'); };
+      // Copies of the files (the page keeps its own for the next worker); the compiled module is shared.
+      worker.postMessage({ type: 'boot', indexURL: assets.indexURL, files: assets.files, wasm: assets.wasm, setup: PYTHON_SETUP });
+    });
+    if (this.disposed) { worker.terminate(); throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'the worker is stopping'); }
+    return worker;
+  }
+
+  private warmSpare(): void {
+    if (this.spare) return;
+    const spare = this.bootPython('(spare)');
+    spare.catch(() => { if (this.spare === spare) this.spare = null; });
+    this.spare = spare;
   }
 
   private release(l: Loaded): void {

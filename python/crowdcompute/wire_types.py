@@ -474,6 +474,9 @@ class HelloMessage(TypedDict):
     capacity: int  # 1 to 10000
     patterns: list[str]  # at most 1000 items, each 1 to 200 characters
     allowCode: bool
+    #: With `allowCode`: the languages of shipped functions it runs. Omitted: JavaScript only (a
+    #: worker from before Python map jobs); the Node worker and browser tabs run both.
+    codeLanguages: NotRequired[list[Literal["javascript", "python"]]]  # at most 10 items
     resources: NotRequired[Resources]
     version: NotRequired[str]  # at most 100 characters
     running: NotRequired[list[TaskRef]]

@@ -121,6 +121,15 @@ export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;
 export const CODE_LANGUAGES = ['javascript', 'python'] as const;
 /** One of {@link CODE_LANGUAGES}. */
 export type CodeLanguage = (typeof CODE_LANGUAGES)[number];
+/**
+ * The task type of a map job's tasks, by its function's language: what a worker's claim selects
+ * by, so that a task goes only to a worker that runs its language.
+ */
+export const MAP_TASK_TYPES: Readonly<Record<CodeLanguage, string>> = { javascript: 'map', python: 'map.python' };
+/** The map task types of these languages, each once, in a fixed order. */
+export function mapTaskTypes(languages: readonly CodeLanguage[]): string[] {
+  return CODE_LANGUAGES.filter((l) => languages.includes(l)).map((l) => MAP_TASK_TYPES[l]);
+}
 
 /** A map job: a self-contained function and its arguments; one call per argument. */
 export const MapJobSpecSchema = z.object({
@@ -345,6 +354,11 @@ export const HelloSchema = z.object({
   capacity: bounded(CAPACITY_LIMIT),
   patterns: z.array(z.string().min(1).max(200)).max(1000),
   allowCode: z.boolean(),
+  /**
+   * With `allowCode`: the languages of shipped functions it runs. Omitted: JavaScript only (a
+   * worker from before Python map jobs); the Node worker and browser tabs run both.
+   */
+  codeLanguages: z.array(z.enum(CODE_LANGUAGES)).max(10).optional(),
   resources: ResourcesSchema.optional(),
   version: z.string().max(100).optional(),
   running: z.array(TaskRefSchema).optional(),

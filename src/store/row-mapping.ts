@@ -156,7 +156,7 @@ export function activeJobFromRow(r: Row, running: number): ActiveJob {
     jobId: r.id, kind: r.kind, owner: r.owner ?? null, priority: PRIORITY_BY_RANK[r.priority], weight: Number(r.weight ?? 1),
     maxConcurrency: r.max_concurrency ?? null, running,
     waiting: Math.max(0, Number(r.total) - Number(r.completed) - Number(r.failed) - Number(r.cancelled) - running),
-    runOn: r.run_on ?? null, createdAt: Number(r.created_at),
+    runOn: r.run_on ?? null, language: r.kind === 'map' ? r.language ?? 'javascript' : null, createdAt: Number(r.created_at),
     types: typesFromLabel({ kind: r.kind, label: r.label ?? null, open: bool(r.open) }),
   };
 }

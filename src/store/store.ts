@@ -262,6 +262,8 @@ export interface TaskClaimParams {
   workerId: string;
   patterns: readonly string[];
   allowCode: boolean;
+  /** With `allowCode`: the languages of shipped functions the worker runs (default every one). */
+  codeLanguages?: readonly CodeLanguage[];
   limit: number;
   leaseMs: number;
   now: number;
@@ -299,6 +301,8 @@ export interface ActiveJob {
   running: number;
   /** Only this kind of worker may run its tasks; null: any. */
   runOn: WorkerKind | null;
+  /** Map jobs: its function's language (only workers that run it take its tasks); null for other jobs. */
+  language: CodeLanguage | null;
   /** Named jobs: its task types, when known (see `typesFromLabel`); null: any may be there. */
   types: string[] | null;
   createdAt: number;

@@ -41,16 +41,25 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const code = await (await fetch(`${foreman.url}/api/jobs/${job.id}/code`, { headers: { authorization: `Bearer ${foreman.credentials!.apiKey}` } })).json();
       assert.deepEqual(code, { job_id: job.id, language: 'python', function_name: 'collatz_steps', source: COLLATZ });
 
-      // A worker that runs shipped code gets the source once, with its language beside it.
+      // A worker that runs only JavaScript (a hello without codeLanguages) is given the
+      // JavaScript job's tasks, never the Python one's.
+      const js = await client.submitMap((x: number) => x + 1, [1]);
+      const jsOnly = await RawSocket.open(foreman.wsUrl);
+      jsOnly.send({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: 'raw-js', capacity: 10, patterns: [], allowCode: true, running: [] });
+      const jsAssign = await jsOnly.next((m) => m.type === 'assign_tasks');
+      assert.deepEqual(jsAssign.tasks.map((t: { jobId: string }) => t.jobId), [js.id]);
+      assert.equal(jsAssign.languages, undefined);
+      await jsOnly.close();
+
+      // A worker that runs Python gets the source once, with its language beside it.
       const s = await RawSocket.open(foreman.wsUrl);
-      s.send({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: 'raw-python', capacity: 2, patterns: [], allowCode: true, running: [] });
+      s.send({ type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: 'raw-python', capacity: 2, patterns: [], allowCode: true, codeLanguages: ['python'], running: [] });
       const assign = await s.next((m) => m.type === 'assign_tasks');
       assert.equal(assign.code[job.id], COLLATZ);
       assert.deepEqual(assign.languages, { [job.id]: 'python' });
+      assert.ok(assign.tasks.every((t: { jobId: string; type: string }) => t.jobId === job.id && t.type === 'map.python'));
       await s.close();
 
-      // JavaScript jobs carry no languages entry.
-      const js = await client.submitMap((x: number) => x + 1, [1]);
       assert.equal((await (await fetch(`${foreman.url}/api/jobs/${js.id}`, { headers: { authorization: `Bearer ${foreman.credentials!.apiKey}` } })).json()).language, 'javascript');
       await js.cancel();
       await job.cancel();

@@ -188,7 +188,7 @@ export class Dispatcher implements Service {
     if (options.jobs) {
       for (const j of options.jobs) {
         this.ledger.upsert({ jobId: j.id, kind: j.kind, owner: j.owner, priority: j.priority, weight: j.weight, maxConcurrency: j.maxConcurrency,
-          runOn: j.runOn, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled });
+          runOn: j.runOn, language: j.language, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled });
       }
     } else {
       // Work this foreman did not accept (returned, retried, or another foreman's): read who shares again.
@@ -449,12 +449,12 @@ export class Dispatcher implements Service {
   private async claimShared(t: DispatchTarget, free: number, now: number): Promise<ClaimedTask[]> {
     const out: ClaimedTask[] = [];
     const except = new Set<string>();
-    const target = { allowCode: t.hello.allowCode, patterns: t.hello.patterns, kind: t.kind };
+    const target = { allowCode: t.hello.allowCode, codeLanguages: t.hello.codeLanguages ?? ['javascript' as const], patterns: t.hello.patterns, kind: t.kind };
     for (let round = 0; round < CLAIM_ROUNDS && out.length < free; round++) {
       const plan = this.ledger.plan(free - out.length, target, except);
       if (plan.length === 0) break;
       const got = await this.store.taskClaimMany({
-        workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode,
+        workerId: t.workerId, patterns: t.hello.patterns, allowCode: t.hello.allowCode, codeLanguages: target.codeLanguages,
         limit: free - out.length, leaseMs: t.leaseTtlMs, now, kind: t.kind, jobs: plan, ...(this.ledger.rateLimited ? { rateLimits: true } : {}),
       });
       this.ledger.claimed(got);

@@ -1,7 +1,7 @@
 import { PRIORITY_RANK } from '../../protocol/index.ts';
 import { allocateSlots, fairShares, type ShareJob, type ShareOwner } from '../../core/fair-share.ts';
 import { matchesAny } from '../../core/pattern.ts';
-import type { ActiveJob, JobCursor, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
+import type { ActiveJob, CodeLanguage, JobCursor, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
 
 /** Waits for a rate limit to earn a task are at least this long. */
 const RATE_WAKE_MIN_MS = 10;
@@ -11,6 +11,8 @@ const STALE_READ_MIN_MS = 50;
 /** What a worker can run, as far as choosing jobs for it goes. */
 export interface ShareTarget {
   allowCode: boolean;
+  /** With `allowCode`: the languages of shipped functions it runs. */
+  codeLanguages: readonly CodeLanguage[];
   patterns: readonly string[];
   kind: WorkerKind;
 }
@@ -177,7 +179,7 @@ export class ShareLedger {
     for (const e of this.waiting) {
       const j = e.job;
       if (except.has(j.jobId)) continue;
-      if (j.kind === 'map' ? !target.allowCode : !this.serves(e, target.patterns, key)) continue;
+      if (j.kind === 'map' ? !target.allowCode || !target.codeLanguages.includes(j.language ?? 'javascript') : !this.serves(e, target.patterns, key)) continue;
       if (j.runOn !== null && j.runOn !== target.kind) continue;
       candidates.push(e.share);
     }

@@ -1,6 +1,6 @@
 import { v7 as timeOrderedUuid } from 'uuid';
 import {
-  CrowdComputeError, formatBytes, type JobSpec, type Priority,
+  CrowdComputeError, MAP_TASK_TYPES, formatBytes, type CodeLanguage, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
@@ -56,7 +56,7 @@ function jsonSize(v: unknown): number {
 export const OPEN_MAP_CHUNK_SIZE = 100;
 
 /** A map job's arguments as tasks of `size` arguments, the first being task `firstIndex`; each within the payload limit. */
-function mapTasks(args: readonly unknown[], size: number, firstIndex: number, limits: SubmissionLimits, common: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined): (Omit<NewTask, 'id'> & { id?: string })[] {
+function mapTasks(args: readonly unknown[], size: number, firstIndex: number, limits: SubmissionLimits, common: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined, language: CodeLanguage): (Omit<NewTask, 'id'> & { id?: string })[] {
   if (args.length > limits.maxArgs) {
     throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a map job (or a part of one) has ${args.length} arguments, the foreman accepts at most ${limits.maxArgs} in one message (--max-args); submit the job open and append the rest in parts`,
       { limit: limits.maxArgs, actual: args.length });
@@ -68,7 +68,7 @@ function mapTasks(args: readonly unknown[], size: number, firstIndex: number, li
       throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `map job task ${index} (arguments ${index * size}..${index * size + part.length - 1}) is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} per task (--max-payload); use a smaller chunkSize`);
     }
     const id = idOf(index);
-    return { ...(id ? { id } : {}), index, kind: 'map' as const, type: 'map', input: part, ...common };
+    return { ...(id ? { id } : {}), index, kind: 'map' as const, type: MAP_TASK_TYPES[language], input: part, ...common };
   });
 }
 
@@ -106,7 +106,7 @@ export function buildPart(job: JobRecord, part: { tasks?: NamedTaskSpec[]; args?
     if (part.tasks?.length) throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${job.id} is a map job: append arguments (args), not named tasks`, { jobId: job.id });
     const args = part.args ?? [];
     const size = job.chunkSize ?? 1;
-    const tasks = mapTasks(args, size, Math.floor((at ?? job.argCount ?? 0) / size), limits, common, none).map(({ index: _, ...t }) => t);
+    const tasks = mapTasks(args, size, Math.floor((at ?? job.argCount ?? 0) / size), limits, common, none, job.language ?? 'javascript').map(({ index: _, ...t }) => t);
     return { jobId: job.id, tasks, args: args.length, at, seal: part.seal === true, label: null, now };
   }
   if (job.kind !== 'tasks') throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${job.id} is a ${job.kind} job; only map jobs and jobs of named tasks take appended parts`, { jobId: job.id });
@@ -133,7 +133,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
     if (spec.language === 'python') checkPythonSourceShape(spec.code);
     else checkFunctionSource(spec.code);
     const size = open ? spec.chunkSize ?? OPEN_MAP_CHUNK_SIZE : chooseChunkSize(spec.args.length, spec.chunkSize);
-    const tasks = mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf) as NewTask[];
+    const tasks = mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf, spec.language ?? 'javascript') as NewTask[];
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,

@@ -37,7 +37,7 @@ export interface DispatchTarget {
   readonly workerId: string;
   /** Slots free now. */
   readonly free: number;
-  readonly hello: Pick<Hello, 'patterns' | 'allowCode'>;
+  readonly hello: Pick<Hello, 'patterns' | 'allowCode' | 'codeLanguages'>;
   /** What it is: claims leave out tasks of jobs that run only on the other kind. */
   readonly kind: WorkerKind;
   /** The lease its claims take. */

@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import {
-  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
+  CODE_LANGUAGES, PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, mapTaskTypes, taskError,
   type JobCounts, type JobState, type TaskError, type TaskState, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
@@ -107,6 +107,11 @@ function sweepParams(f: SweepFilter): string[][] {
 function sweepFilter(f: SweepFilter, first: number): string {
   let n = first;
   return `${f.except?.length ? `AND NOT (id = ANY($${n++}::text[]))` : ''} ${f.only ? `AND id = ANY($${n}::text[])` : ''}`;
+}
+
+/** The map task types a claim takes: those of the languages the worker runs, none without allowCode. */
+function claimedMapTypes(p: TaskClaimParams): string[] {
+  return p.allowCode ? mapTaskTypes(p.codeLanguages ?? CODE_LANGUAGES) : [];
 }
 
 /** Our globs (`*`, `?`) as a LIKE pattern with `\` as escape. */
@@ -612,23 +617,23 @@ export class PostgresStore implements Store {
     if (p.jobs) p = { ...p, jobs: withinLimit(p.jobs, p.limit) };
     if (p.rateLimits || p.jobs?.some((j) => j.capped)) return this.claimGuarded(p);
     // One statement text for every worker: $5 is the array of LIKE patterns (empty matches
-    // nothing), $6 whether the worker runs shipped code.
+    // nothing), $6 the map task types of the languages it runs (empty: it runs no shipped code).
     // One statement, committed on its own: pick, claim, and mark the jobs started.
     const rows = p.jobs
       ? (await this.q(prepared(`WITH want AS (SELECT * FROM unnest($4::text[], $8::int[]) AS w(job_id, n)),
         picked AS (SELECT one.seq FROM want CROSS JOIN LATERAL (SELECT seq FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
-            AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+            AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
             AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
           ORDER BY priority, seq LIMIT want.n FOR UPDATE SKIP LOCKED) one),
         ${CLAIM_REST}`,
-      [p.workerId, p.now, p.now + p.leaseMs, p.jobs.map((j) => j.jobId), p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node', p.jobs.map((j) => j.limit)]), [], true, this.claimPool)).rows
+      [p.workerId, p.now, p.now + p.leaseMs, p.jobs.map((j) => j.jobId), p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node', p.jobs.map((j) => j.limit)]), [], true, this.claimPool)).rows
       : (await this.q(prepared(`WITH picked AS (
         SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
-          AND ((kind = 'map' AND $6::boolean) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
+          AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
           AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
         ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
         ${CLAIM_REST}`,
-      [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node']), [], true, this.claimPool)).rows;
+      [p.workerId, p.now, p.now + p.leaseMs, p.limit, p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node']), [], true, this.claimPool)).rows;
     // In queue order (each chosen job's tasks together, in the order the jobs were chosen).
     const jobOrder = new Map(p.jobs?.map((j, i) => [j.jobId, i]));
     rows.sort((a, b) => (jobOrder.get(a.job_id) ?? 0) - (jobOrder.get(b.job_id) ?? 0) || a.priority - b.priority || a.seq - b.seq);
@@ -665,9 +670,9 @@ export class PostgresStore implements Store {
       const left = buckets.length > 0 ? buckets.map((b) => ({ pattern: b.pattern, left: Math.floor(tokensAt(b, p.now)) })) : null;
       const pick = <R extends { type: string }>(rows: R[], n: number): R[] => (left ? withinRates(rows, n, left) : rows.slice(0, n));
       const slack = left ? RATE_SLACK : 0;
-      const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND $3::boolean) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
+      const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND type = ANY ($3::text[])) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
         AND (run_on IS NULL OR run_on = $4) AND requires IS NULL`;
-      const common = [p.now, p.patterns.map(toLikePattern), p.allowCode, p.kind ?? 'node'];
+      const common = [p.now, p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node'];
       const chosen: number[] = [];
       if (jobs) {
         const rows = (await c.query(`SELECT want.ord, one.seq, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
@@ -698,7 +703,7 @@ export class PostgresStore implements Store {
     // Separate reads, not one transaction: the counts are a moment's view anyway, and other
     // foremen move them all the time.
     const [jobs, running, caps, limits] = await Promise.all([
-      this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+      this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT $1`, [window]),
       this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
       this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
@@ -709,7 +714,7 @@ export class PostgresStore implements Store {
     let more: pg.QueryResultRow[] = [];
     if (oldest.length === window) {
       const from = windowStart(cursorOf(oldest.at(-1)!), params.after);
-      more = (await this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+      more = (await this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
         FROM jobs WHERE state IN ('queued', 'running') AND (created_at, id) > ($1::bigint, $2::text) ORDER BY created_at, id LIMIT $3`,
       [from.createdAt, from.jobId, window])).rows;
     }

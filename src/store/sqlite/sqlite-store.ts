@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
-  PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, taskError,
+  CODE_LANGUAGES, PRIORITY_BY_RANK, PRIORITY_RANK, TERMINAL_JOB_STATES, mapTaskTypes, taskError,
   type JobState, type TaskError, type TaskState, type JobCounts, type Requirements,
 } from '../../protocol/index.ts';
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
@@ -206,9 +206,9 @@ export class SqliteStore implements Store {
       jobCode: db.prepare('SELECT code, chunk_size, name, label, language FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
-      activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+      activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT ?`),
-      activeJobsAfter: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
+      activeJobsAfter: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
         FROM jobs WHERE state IN ('queued', 'running') AND (created_at > @createdAt OR (created_at = @createdAt AND id > @jobId))
         ORDER BY created_at, id LIMIT @window`),
       runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks INDEXED BY tasks_lease WHERE state = 'running' GROUP BY job_id`),
@@ -558,12 +558,14 @@ export class SqliteStore implements Store {
    * order; `all`, the whole queue by priority and submission, up to LIMIT (which sorts a
    * priority's queued tasks: the dispatcher always names the jobs).
    */
-  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false, jobs: 'all' | 'one' | 'few' = 'all'): Database.Statement | null {
-    const key = `${requiring ? 'r' : ''}${jobs}${kind}\u0000${allowCode ? 1 : 0}\u0000${patterns.join('\u0000')}`;
+  private claimSelect(patterns: readonly string[], allowCode: boolean, kind: WorkerKind, requiring = false, jobs: 'all' | 'one' | 'few' = 'all', languages: readonly CodeLanguage[] = CODE_LANGUAGES): Database.Statement | null {
+    const mapTypes = allowCode ? mapTaskTypes(languages) : [];
+    const key = `${requiring ? 'r' : ''}${jobs}${kind}\u0000${mapTypes.join(',')}\u0000${patterns.join('\u0000')}`;
     let stmt = this.claimStmts.get(key);
     if (stmt) return stmt;
     const filters: string[] = [];
-    if (allowCode && !requiring) filters.push(`kind = 'map'`);
+    // Map tasks of the languages the worker runs (their types are fixed words, not input).
+    if (mapTypes.length > 0 && !requiring) filters.push(`(kind = 'map' AND type IN (${mapTypes.map((t) => `'${t}'`).join(', ')}))`);
     if (patterns.length > 0) {
       filters.push(`(kind = 'named' AND (${patterns.map(() => 'type GLOB ?').join(' OR ')}))`);
     }
@@ -583,9 +585,9 @@ export class SqliteStore implements Store {
   }
 
   async taskClaimMany(p: TaskClaimParams): Promise<ClaimedTask[]> {
-    const select = this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, p.jobs ? 'one' : 'all');
+    const select = this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, p.jobs ? 'one' : 'all', p.codeLanguages);
     if (!select || p.limit <= 0) return [];
-    const few = p.jobs?.some((j) => j.few) ? this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, 'few') : null;
+    const few = p.jobs?.some((j) => j.few) ? this.claimSelect(p.patterns, p.allowCode, p.kind ?? 'node', false, 'few', p.codeLanguages) : null;
     // Select, then update each row by its key, in one write transaction: measured 40% cheaper
     // than one UPDATE ... WHERE seq IN (subquery), and the rows come back in queue order.
     return this.tx('taskClaimMany', ([select, few, p]: [Database.Statement, Database.Statement | null, TaskClaimParams]): ClaimedTask[] => {

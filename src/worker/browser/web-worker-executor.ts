@@ -79,6 +79,8 @@ type Language = CodeLanguage;
 export class WebWorkerExecutor implements CodeExecutor {
   private readonly code = new Map<string, string>();
   private readonly languages = new Map<string, Language>();
+  /** Tabs run JavaScript and Python functions alike. */
+  readonly codeLanguages = ['javascript', 'python'] as const;
   private readonly idle: Loaded[] = [];
   private readonly busy = new Set<Worker>();
   private readonly defaultTimeoutMs: number;

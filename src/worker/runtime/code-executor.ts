@@ -69,6 +69,8 @@ export interface CodeRun {
 
 /** Runs map jobs' functions, isolated from the worker. */
 export interface CodeExecutor {
+  /** The languages of shipped functions it runs (the worker's hello says them); default JavaScript only. */
+  readonly codeLanguages?: readonly CodeLanguage[];
   /**
    * The source of a job's function (arrives once per job and connection), and its language
    * (undefined: JavaScript).

@@ -372,6 +372,7 @@ export class WorkerRuntime extends EventEmitter {
     this.link.send({
       type: 'hello', protocol: PROTOCOL_VERSION, role: 'worker', workerId: this.workerId,
       capacity: this.o.maxConcurrentTasks, patterns: this.handlers.patterns, allowCode: this.code !== null,
+      ...(this.code ? { codeLanguages: [...(this.code.codeLanguages ?? ['javascript' as const])] } : {}),
       resources: this.o.resources as never, version: PROTOCOL_VERSION, running, ...(auth ? { auth } : {}),
     });
   }

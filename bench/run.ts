@@ -10,6 +10,11 @@
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
  *   map-unchunked: the same map with chunkSize 1 (10,000 tasks of one argument each)
+ *   map-python: the same map written in Python, run in Pyodide by the Node worker (warm
+ *               interpreters), beside the JavaScript map and beside the same computation in one
+ *               CPython process on this machine ($CROWDCOMPUTE_PYTHON, default /usr/bin/python3);
+ *               also the first task's latency with a cold and a warm interpreter, and the
+ *               worker's memory per interpreter (RSS of its Pyodide processes)
  *   checkpoint: one task of 2,000 batches, each recorded with a checkpoint (a batch handler),
  *               beside the same work in a plain handler; the difference per batch is what
  *               recording a batch costs
@@ -39,7 +44,7 @@
  * resident memory (before, and its peak sampled every 100 ms).
  * Loopback only; bounded in count and time.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
@@ -47,7 +52,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
-import { Client } from '../src/client/index.ts';
+import { Client, type MapFunction } from '../src/client/index.ts';
 import { localCredentialsAt } from '../src/host/local-credentials.ts';
 
 const { values: args } = parseArgs({ options: {
@@ -155,17 +160,51 @@ const perTask = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<ty
   foreman_cpu_us_per_task: round(((b.foremen - a.foremen) * 1e6) / n, 1), worker_cpu_us_per_task: round(((b.worker - a.worker) * 1e6) / n, 1),
   ...(onPostgres ? { postgres_cpu_us_per_task: round(((b.postgres - a.postgres) * 1e6) / n, 1), statements_per_task: round((b.statements - a.statements) / n, 3) } : {}),
 });
+const SUM_TO_PY_SOURCE = 'def sum_to(n):\n    s = 0\n    for i in range(1, 10001):\n        s += i\n    return s + n * 0\n';
+const SUM_TO_PY = { python: SUM_TO_PY_SOURCE, name: 'sum_to' };
+/** The same 10,000 calls in one CPython process on this machine: the physical reference. Its wall time in ms, or why not. */
+const cpythonWallMs = (): number | string => {
+  const python = process.env.CROWDCOMPUTE_PYTHON ?? '/usr/bin/python3';
+  const program = `${SUM_TO_PY_SOURCE}\nimport time\nwalls = []\nfor _ in range(${RUNS}):\n    t0 = time.perf_counter()\n    r = [sum_to(n) for n in range(10000)]\n    walls.append((time.perf_counter() - t0) * 1000)\nassert r[9999] == 50005000\nprint(sorted(walls)[len(walls) // 2])\n`;
+  try {
+    return Number(execFileSync(python, ['-c', program], { encoding: 'utf8', timeout: 600_000 }).trim());
+  } catch (err) {
+    return `no CPython reference: ${python} did not run (${(err as Error).message.split('\n')[0]})`;
+  }
+};
+/** RSS in bytes of each Pyodide sandbox process under these worker processes. */
+const pyodideProcesses = (roots: number[]): number[] => {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      try {
+        if (/python-sandbox/.test(readFileSync(`/proc/${c}/cmdline`, 'utf8'))) out.push(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${c}/status`, 'utf8'))?.[1] ?? 0) * 1024);
+      } catch { /* gone */ }
+      walk(c);
+    }
+  };
+  for (const r of roots) walk(r);
+  return out;
+};
 const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s += i; return s + n * 0; };
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
 /** Run the 10,000-argument map RUNS times (after a warm-up); wall times and the job's task count. */
-async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }): Promise<{ walls: number[]; tasks: number }> {
-  await (await client.submitMap(sumTo, mapArgs.slice(0, 500), options)).result();
+async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }, fn: MapFunction<number, number> = sumTo): Promise<{ walls: number[]; tasks: number }> {
+  await (await client.submitMap(fn, mapArgs.slice(0, 500), options)).result();
   const walls: number[] = [];
   let tasks = 0;
   for (let r = 0; r < RUNS; r++) {
     const t0 = performance.now();
-    const job = await client.submitMap(sumTo, mapArgs, options);
+    const job = await client.submitMap(fn, mapArgs, options);
     const results = await job.result();
     walls.push(performance.now() - t0);
     if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
@@ -282,6 +321,24 @@ try {
   if (want('map')) console.log(mapLine('map', await mapRuns({})));
   // The same map with one argument per task: what the job costs when nothing is batched.
   if (want('map-unchunked')) console.log(mapLine('map-unchunked', await mapRuns({ chunkSize: 1 }), { chunk_size: 1 }));
+
+  if (want('map-python')) {
+    // The first Python task of the run meets cold interpreters (each loads Pyodide); the next, warm ones.
+    const firstTask = async () => { const t0 = performance.now(); await (await client.submitMap(SUM_TO_PY, [1])).result(); return performance.now() - t0; };
+    const cold = await firstTask();
+    const warm = median([await firstTask(), await firstTask(), await firstTask()]);
+    const python = await mapRuns({}, SUM_TO_PY);
+    const javascript = await mapRuns({});
+    const interpreters = pyodideProcesses(workers.map((w) => w.pid!));
+    const native = cpythonWallMs();
+    const wall = median(python.walls);
+    console.log(mapLine('map-python', python, {
+      javascript_wall_ms: Math.round(median(javascript.walls)), ratio_to_javascript: round(wall / median(javascript.walls), 2),
+      ...(typeof native === 'number' ? { cpython_one_process_wall_ms: Math.round(native), ratio_to_cpython: round(wall / native, 2) } : { cpython: native }),
+      first_task_cold_ms: Math.round(cold), first_task_warm_ms: Math.round(warm),
+      interpreters: interpreters.length, interpreter_rss_mib: interpreters.length ? Math.round(median(interpreters) / 2 ** 20) : null,
+    }));
+  }
 
   if (want('checkpoint')) {
     const BATCHES = 2_000;

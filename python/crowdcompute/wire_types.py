@@ -133,8 +133,13 @@ class MapJobSpec(TypedDict):
     """A map job: a self-contained function and its arguments; one call per argument."""
 
     kind: Literal["map"]
-    #: Source text of a self-contained function: it sees its argument and nothing else.
+    #: Source text of a self-contained function: it sees its argument and nothing else. JavaScript:
+    #: a function expression or declaration. Python: exactly one top-level `def` (no decorators),
+    #: which may import standard-library modules inside itself.
     code: str  # at least 1 character
+    #: The function's language (default `javascript`). Python functions run in Pyodide (CPython in
+    #: WebAssembly) on Node workers and browser tabs.
+    language: NotRequired[Literal["javascript", "python"]]
     args: list[Any]
     #: Arguments per task; omitted = chosen by the foreman from the argument count (for an open job,
     #: whose count is not known yet: 100). At most 1,000,000.
@@ -388,6 +393,9 @@ class AssignTasksMessage(TypedDict):
     tasks: list[WireTask]
     #: Source of the function of each map job among `tasks` that this connection has not seen yet.
     code: NotRequired[dict[str, str]]
+    #: The language of each of those functions that is not JavaScript (`python`); a job not listed
+    #: is JavaScript.
+    languages: NotRequired[dict[str, Literal["javascript", "python"]]]
     #: Names of those map jobs, for people (a browser tab shows what it works on).
     jobNames: NotRequired[dict[str, str]]
 

@@ -23,7 +23,7 @@ def block(starting: str) -> str:
 def test_the_readme_worker_and_client(foreman: Any, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(README.parent / "python")}
     worker = block("import asyncio\nfrom crowdcompute import Worker").replace("ws://localhost:8000/ws", foreman.ws_url)
-    client = block("from crowdcompute import Client").replace("http://localhost:8000", foreman.url)
+    client = block("from crowdcompute import Client, JobFailedError").replace("http://localhost:8000", foreman.url)
     (tmp_path / "worker.py").write_text(worker)
     (tmp_path / "client.py").write_text(client)
     proc = subprocess.Popen([sys.executable, str(tmp_path / "worker.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

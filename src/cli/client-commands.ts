@@ -1,9 +1,10 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { Client as ClientType } from '../client/index.ts';
+import type { Client as ClientType, MapFunction } from '../client/index.ts';
 import { JOB_LIMITS, PRIORITIES, UNITS, type JobResultsView, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
+import { pythonFunctionFromFile, splitPythonTarget } from './python-function.ts';
 import { parseDuration, parseIntArg, parseJsonArg, parseWeight, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
@@ -74,7 +75,7 @@ const warn = (warnings: readonly string[]) => { for (const w of warnings) proces
 export function clientCommands(program: Command): void {
   foremanOption(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
-    .argument('<module>', 'module whose default export (or --export) is a self-contained function of one argument')
+    .argument('<module>', 'module whose default export (or --export) is a self-contained function of one argument; or a Python file, module.py:function (or --export function), whose function runs in Pyodide on the workers')
     .argument('<inputs>', 'JSON file holding an array of arguments')
     .option('--export <name>', 'named export to ship instead of the default')
     .option('-o, --out <file>', 'write results to a file instead of stdout')
@@ -88,14 +89,23 @@ export function clientCommands(program: Command): void {
     .option('--max-concurrency <n>', 'at most this many of its tasks run at once', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
-      const mod = await loadModule(modulePath, 'map module');
-      const fn = o.export ? mod[o.export] : mod.default;
-      if (typeof fn !== 'function') throw new Error(`map module ${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
+      const python = splitPythonTarget(modulePath);
+      let fn: MapFunction<unknown, unknown>;
+      if (python.path.endsWith('.py')) {
+        if (!existsSync(python.path)) throw new Error(`Python file ${python.path} does not exist`);
+        const picked = pythonFunctionFromFile(python.path, python.name ?? o.export);
+        fn = { python: picked.source, name: picked.name };
+      } else {
+        const mod = await loadModule(modulePath, 'map module');
+        const exported: unknown = o.export ? mod[o.export] : mod.default;
+        if (typeof exported !== 'function') throw new Error(`map module ${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
+        fn = exported as (x: unknown) => unknown;
+      }
       if (!existsSync(inputsPath)) throw new Error(`inputs file ${inputsPath} does not exist`);
       const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
       if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
       await withClient(o, async (client) => {
-        const job = await client.submitMap(fn as (x: unknown) => unknown, args, {
+        const job = await client.submitMap(fn, args, {
           ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
           ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),

@@ -73,6 +73,21 @@ const STREAM_ABOVE_ITEMS = 20_000;
 const RESULTS_PAGE = 10_000;
 
 /** The function's name goes along for lists: source text loses it for `const square = (x) => …`. */
+/**
+ * What `map` ships: a JavaScript function (or its source), or a Python function's source as
+ * `{ python: source, name? }`, which runs in Pyodide on Node workers and browser tabs.
+ */
+export type MapFunction<T, R> = ((arg: T) => R | Promise<R>) | string | { python: string; name?: string };
+
+/** A map job's `code`, `language` and `functionName`, from what `map` was given. */
+function shippedFunction(fn: MapFunction<never, unknown>): { code: string; language?: 'python'; functionName?: string } {
+  if (typeof fn === 'object' && fn !== null && typeof (fn as { python?: unknown }).python === 'string') {
+    const { python, name } = fn as { python: string; name?: string };
+    return { code: python, language: 'python', ...(name ? { functionName: name.slice(0, 200) } : {}) };
+  }
+  return { code: functionSource(fn as never), ...functionNameOf(fn) };
+}
+
 function functionNameOf(fn: unknown): { functionName?: string } {
   return typeof fn === 'function' && fn.name ? { functionName: fn.name.slice(0, 200) } : {};
 }
@@ -185,13 +200,13 @@ export class Client {
   // ------------------------------------------------------------------ submitting
 
   /** Run `fn` over every argument on the workers; resolves with the results in argument order. */
-  async map<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<R[]> {
+  async map<T, R>(fn: MapFunction<T, R>, args: readonly T[], options: MapOptions = {}): Promise<R[]> {
     const job = await this.submitMap(fn, args, options);
     return job.result();
   }
 
   /** Submit a map job and return its handle at once. */
-  async submitMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, args: readonly T[], options: MapOptions = {}): Promise<JobHandle<R>> {
+  async submitMap<T, R>(fn: MapFunction<T, R>, args: readonly T[], options: MapOptions = {}): Promise<JobHandle<R>> {
     if (args.length > STREAM_ABOVE_ITEMS) {
       // Too many for one message: sent open, in parts, with the chunk size the whole would get.
       const open = await this.openMap<T, R>(fn, { ...options, chunkSize: chooseChunkSize(args.length, options.chunkSize) });
@@ -199,7 +214,7 @@ export class Client {
       return open.seal();
     }
     const { onProgress, chunkSize, ...common } = options;
-    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...functionNameOf(fn), ...common });
+    const handle = await this.submitJob<R>({ kind: 'map', ...shippedFunction(fn), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...common });
     if (onProgress) handle.onProgress(onProgress);
     return handle;
   }
@@ -209,9 +224,9 @@ export class Client {
    * arguments that come as they are produced, or more of them than one message holds. Its
    * chunk size is fixed now (`chunkSize`, default 100): the total is not known yet.
    */
-  async openMap<T, R>(fn: ((arg: T) => R | Promise<R>) | string, options: MapOptions = {}): Promise<OpenJob<R, T>> {
+  async openMap<T, R>(fn: MapFunction<T, R>, options: MapOptions = {}): Promise<OpenJob<R, T>> {
     const { onProgress, chunkSize, ...common } = options;
-    const handle = await this.submitJob<R>({ kind: 'map', code: functionSource(fn as never), args: [], open: true, ...(chunkSize ? { chunkSize } : {}), ...functionNameOf(fn), ...common });
+    const handle = await this.submitJob<R>({ kind: 'map', ...shippedFunction(fn), args: [], open: true, ...(chunkSize ? { chunkSize } : {}), ...common });
     if (onProgress) handle.onProgress(onProgress);
     const info = await this.getJob(handle.id);
     return new OpenJob<R, T>(handle, 'map', { chunkSize: info.chunkSize ?? 1, initial: info.argCount ?? 0, send: this.sendPart });

@@ -117,11 +117,22 @@ export const NamedTaskSpecSchema = z.object({
 /** One named task of a `tasks` job. */
 export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;
 
+/** The languages a map job's function may be written in. */
+export const CODE_LANGUAGES = ['javascript', 'python'] as const;
+/** One of {@link CODE_LANGUAGES}. */
+export type CodeLanguage = (typeof CODE_LANGUAGES)[number];
+
 /** A map job: a self-contained function and its arguments; one call per argument. */
 export const MapJobSpecSchema = z.object({
   kind: z.literal('map'),
-  /** Source text of a self-contained function: it sees its argument and nothing else. */
+  /**
+   * Source text of a self-contained function: it sees its argument and nothing else. JavaScript:
+   * a function expression or declaration. Python: exactly one top-level `def` (no decorators),
+   * which may import standard-library modules inside itself.
+   */
   code: z.string().min(1),
+  /** The function's language (default `javascript`). Python functions run in Pyodide (CPython in WebAssembly) on Node workers and browser tabs. */
+  language: z.enum(CODE_LANGUAGES).optional(),
   args: z.array(json),
   /**
    * Arguments per task; omitted = chosen by the foreman from the argument count (for an open
@@ -269,6 +280,8 @@ export const AssignTasksSchema = z.object({
   tasks: z.array(WireTaskSchema),
   /** Source of the function of each map job among `tasks` that this connection has not seen yet. */
   code: z.record(z.string(), z.string()).optional(),
+  /** The language of each of those functions that is not JavaScript (`python`); a job not listed is JavaScript. */
+  languages: z.record(z.string(), z.enum(CODE_LANGUAGES)).optional(),
   /** Names of those map jobs, for people (a browser tab shows what it works on). */
   jobNames: z.record(z.string(), z.string().max(200)).optional(),
 });

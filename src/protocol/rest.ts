@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './states.ts';
-import { AppendPartShape, JobSpecSchema, TaskErrorSchema } from './messages.ts';
+import { AppendPartShape, CODE_LANGUAGES, JobSpecSchema, TaskErrorSchema } from './messages.ts';
 import { snakeCaseSchema } from './case-keys.ts';
 import { JOB_LIMITS, describeAmount } from './limits.ts';
 
@@ -86,6 +86,7 @@ export const JobViewSchema = z.object({
   job_id: z.string().describe('the same as id'),
   kind: z.enum(JOB_KINDS),
   name: z.string().nullable(),
+  language: z.enum(CODE_LANGUAGES).nullable().describe("a map job's function's language (javascript, python); null for other jobs"),
   status: z.enum(JOB_STATES),
   priority: z.enum(PRIORITIES),
   total_tasks: z.number().int(),
@@ -310,6 +311,16 @@ export const FileViewSchema = z.object({
 });
 /** An uploaded file, as the REST API shows it. */
 export type FileView = z.infer<typeof FileViewSchema>;
+
+/** GET /api/jobs/{id}/code: a map job's shipped function. */
+export const JobCodeViewSchema = z.object({
+  job_id: z.string(),
+  language: z.enum(CODE_LANGUAGES),
+  function_name: z.string().nullable().describe("the function's name, as the submitter or its source gives it"),
+  source: z.string().describe("the function's source, as shipped to the workers"),
+});
+/** A map job's shipped function, as the REST API shows it. */
+export type JobCodeView = z.infer<typeof JobCodeViewSchema>;
 
 /** A task graph's nodes and where each stands. */
 export const GraphViewSchema = z.object({

@@ -76,6 +76,7 @@ export function jobFromRow(r: Row): JobRecord {
     label: r.label ?? null,
     queueTimeoutMs: r.queue_timeout_ms ?? null,
     runOn: r.run_on ?? null,
+    language: r.kind === 'map' ? (r.language ?? 'javascript') : null,
     open: bool(r.open),
     weight: r.weight ?? 1,
     maxConcurrency: r.max_concurrency ?? null,

@@ -10,7 +10,7 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
+  CodeLanguage, JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
 } from '../protocol/index.ts';
 
 import type { GraphPlan } from '../core/graph.ts';
@@ -44,6 +44,8 @@ export interface JobRecord {
   queueTimeoutMs: number | null;
   /** Only this kind of worker may run its tasks; null: any. */
   runOn: WorkerKind | null;
+  /** Map jobs: the language of the shipped function (`javascript` or `python`); null for other jobs. */
+  language: CodeLanguage | null;
   /** Takes more tasks (appends) until sealed; an open job does not finish. */
   open: boolean;
   /** Its share of the workers against other jobs of its priority and owner (default 1). */
@@ -190,6 +192,8 @@ export interface JobInsertParams {
     queueTimeoutMs: number | null;
     /** Map jobs: only this kind of worker may run its tasks; null: any. */
     runOn: WorkerKind | null;
+    /** Map jobs: the shipped function's language; null or omitted: JavaScript. */
+    language?: CodeLanguage | null;
     /** Graph jobs: the nodes, their tasks and dependencies. */
     graph?: GraphPlan | null;
     /** Open for appending (`jobAppend`) until sealed; it does not finish while open. */
@@ -250,6 +254,8 @@ export type JobInsertOutcome = JobInsertResult | { error: Error };
 
 /** A Node process (the CLI, the SDK) or a browser tab that joined through a join link. */
 export type WorkerKind = 'node' | 'browser';
+
+export type { CodeLanguage };
 
 /** Who claims tasks, for what, and how many. */
 export interface TaskClaimParams {
@@ -631,7 +637,7 @@ export interface Store {
   /** A graph job's nodes (null for other jobs or none). */
   jobGraph(jobId: string): Promise<GraphPlan | null>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
-  jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null>;
+  jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null>;
   /** A job's results in order, all of them or a page (`offset`, `limit`, counted in results). */
   jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;

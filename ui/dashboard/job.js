@@ -4,6 +4,7 @@ import { html, api, age, duration, preview, num, State, useEffect, useState, use
 import { JobProgress, Counts, jobTitle, unservedTypes, labelTypes, Link } from './shared.js';
 
 const PAGE = 50;
+const LANGUAGE_NAMES = { javascript: 'JavaScript', python: 'Python' };
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 function Attempts({ task }) {
@@ -58,6 +59,7 @@ export function JobPage({ id, live }) {
   const [notice, setNotice] = useState(null);
   const [busy, setBusy] = useState(false);
   const [graph, setGraph] = useState(null);
+  const [code, setCode] = useState(null);
   const pending = useRef(null);
 
   const loadTasks = async (f = from, s = status) => {
@@ -71,6 +73,7 @@ export function JobPage({ id, live }) {
       const j = await api(`/api/jobs/${id}`);
       setJob(j);
       if (j.kind === 'graph') setGraph(await api(`/api/jobs/${id}/graph`));
+      if (j.kind === 'map' && !code) setCode(await api(`/api/jobs/${id}/code`));
       await loadTasks();
       setError(null);
     } catch (e) { setError(e.message); }
@@ -119,7 +122,7 @@ export function JobPage({ id, live }) {
       <div class="progress-big"><${JobProgress} job=${job} /> <${Counts} job=${job} /></div>
       <dl class="kv">
         <dt>id</dt><dd class="mono">${job.id}</dd>
-        <dt>kind</dt><dd>${job.kind === 'map' ? `map: ${job.label ?? 'function'} over ${num(job.arg_count)} arguments, ${num(job.chunk_size)} per task`
+        <dt>kind</dt><dd>${job.kind === 'map' ? `map: ${job.label ?? 'function'} (${LANGUAGE_NAMES[job.language] ?? job.language}) over ${num(job.arg_count)} arguments, ${num(job.chunk_size)} per task`
           : job.kind === 'graph' ? `task graph of ${num(job.total_tasks)} nodes: ${job.label ?? ''}` : `named tasks: ${job.label ?? ''}`}</dd>
         <dt>priority</dt><dd>${job.priority}</dd>
         <dt>attempts per task</dt><dd>${job.max_attempts}${job.timeout_ms ? ` · timeout ${duration(job.timeout_ms)}` : ''}</dd>
@@ -129,6 +132,7 @@ export function JobPage({ id, live }) {
         ${job.prune_at ? html`<dt>kept until</dt><dd>${new Date(job.prune_at).toLocaleString()}</dd>` : ''}
       </dl>
     </div>
+    ${code ? html`<details class="panel" data-code><summary>Function <span class="small muted">${LANGUAGE_NAMES[code.language] ?? code.language}</span></summary><pre class="mono">${code.source}</pre></details>` : ''}
     ${graph ? html`<${GraphNodes} graph=${graph} />` : ''}
     <div class="section-head"><h2>Tasks</h2>
       <div class="filters"><select aria-label="task state" value=${status} onChange=${(e) => { setFrom(0); setStatus(e.currentTarget.value); }}>

@@ -4,7 +4,11 @@ import { html, api, age, num, State, useEffect, useMemo, useRef, useState } from
 import { Link } from './shared.js';
 import { TimeChart } from './chart.js';
 
-const handles = (w) => [...w.patterns, w.allow_code ? 'shipped code' : null].filter(Boolean).join(', ') || '–';
+// A worker that runs shipped code outside a sandbox (a Python worker started with allow_code)
+// says so wherever its code is listed: only fit for deployments that trust every submitter.
+const unsandboxed = (w) => w.allow_code && w.resources?.codeSandbox === 'none';
+const handles = (w) => html`${[...w.patterns, w.allow_code ? 'shipped code' : null].filter(Boolean).join(', ') || '–'}${unsandboxed(w)
+  ? html` <span class="state failed" data-unsandboxed title="It runs shipped functions natively, not in a sandbox: every holder of submit:code can run anything on this machine">unsandboxed</span>` : ''}`;
 
 /** Join links: make one (the link is shown once), see who uses them, revoke them. Admin keys only. */
 function JoinLinks() {

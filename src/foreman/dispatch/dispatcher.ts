@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { TaskOutcome } from '../../protocol/index.ts';
+import type { CodeLanguage, TaskOutcome } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
 import { isConnectionError, isStoreOutage, isStoreWideError } from '../../store/store-errors.ts';
 import type { ClaimedTask, JobRecord, Store, TaskFinishResult, TaskOutcomeParams } from '../../store/store.ts';
@@ -93,7 +93,7 @@ export class Dispatcher implements Service {
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAt = Infinity;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
-  private readonly code = new JobCache<{ code: string; chunkSize: number; name: string | null }>(1000);
+  private readonly code = new JobCache<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage }>(1000);
   /** What named tasks are sent with, per job: its graph (null if none) and its metadata (null if none). */
   private readonly jobInfo = new JobCache<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }>(10_000);
   private readonly acks: AckBatcher;
@@ -469,10 +469,10 @@ export class Dispatcher implements Service {
   }
 
   /** A map job's source and chunk size, from the cache or the store. */
-  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null }> {
+  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage }> {
     let entry = this.code.get(jobId);
     if (entry === undefined) {
-      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1, name: null };
+      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1, name: null, language: 'javascript' };
       this.code.set(jobId, entry);
     }
     return entry;
@@ -536,7 +536,7 @@ export class Dispatcher implements Service {
       claimed = claimed.filter((c) => c.unreadable === undefined);
       if (claimed.length === 0) return;
     }
-    const sources: Record<string, { code: string; name: string | null }> = {};
+    const sources: Record<string, { code: string; name: string | null; language: CodeLanguage }> = {};
     for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = await this.codeOf(jobId);
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.

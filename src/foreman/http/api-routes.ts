@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import {
-  CrowdComputeError, GraphViewSchema, IdParamsSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
+  CrowdComputeError, GraphViewSchema, IdParamsSchema, JobCodeViewSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
   RestJobSpecSchema, RetryQuerySchema, RestAppendPartSchema, ResultsQuerySchema, JobAppendViewSchema, type JobAppendView, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
-  type GraphView, type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
+  type GraphView, type JobCodeView, type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
 import type { JobRecord, Store } from '../../store/store.ts';
@@ -104,6 +104,19 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     await jobs.visibleJob(id, req.principal);
     const q = parseRequest(TaskListQuerySchema, req.query, 'query');
     return (await store.taskList({ jobId: id, limit: q.limit, offset: q.offset, ...(q.status ? { state: q.status } : {}) })).map(taskView);
+  });
+
+  app.get('/api/jobs/:id/code', {
+    schema: routeSchema({
+      operationId: 'getJobCode', tags: ['jobs'], summary: "A map job's shipped function: its language, name and source",
+      params: IdParamsSchema, response: { 200: JobCodeViewSchema }, errors: [401, 404],
+    }),
+  }, async (req): Promise<JobCodeView> => {
+    const id = idOf(req.params);
+    const job = await jobs.visibleJob(id, req.principal);
+    const code = job.kind === 'map' ? await store.jobCode(id) : null;
+    if (!code) throw new CrowdComputeError('CC_ERR_JOB_NOT_FOUND', `job ${id} is not a map job: it ships no function`, { jobId: id });
+    return { job_id: id, language: code.language, function_name: job.label, source: code.code };
   });
 
   app.get('/api/jobs/:id/graph', {

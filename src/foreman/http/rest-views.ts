@@ -18,6 +18,7 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     job_id: j.id,
     kind: j.kind,
     name: j.name,
+    language: j.language,
     status: j.state,
     priority: j.priority,
     total_tasks: j.counts.total,

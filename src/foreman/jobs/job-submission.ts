@@ -7,6 +7,7 @@ import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 import type { JobAppendParams, JobInsertParams, JobRecord, NewTask } from '../../store/store.ts';
 import type { NamedTaskSpec } from '../../protocol/index.ts';
 import { checkFunctionSource } from './code-check.ts';
+import { checkPythonSourceShape } from './python-source-shape.ts';
 
 export { checkFunctionSource };
 
@@ -32,7 +33,9 @@ export interface SubmissionLimits {
  */
 export function jobLabel(spec: JobSpec): string {
   if (spec.kind === 'map') {
-    const declared = /^\s*(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)/.exec(spec.code)?.[1];
+    const declared = spec.language === 'python'
+      ? /^\s*def\s+([A-Za-z_][\w]*)\s*\(/m.exec(spec.code)?.[1]
+      : /^\s*(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)/.exec(spec.code)?.[1];
     return spec.functionName || declared || 'anonymous function';
   }
   const types: string[] = [];
@@ -127,14 +130,15 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
 
   if (spec.kind === 'map') {
     if (spec.args.length === 0 && !open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a map job needs at least one argument (or submit it open and append them)');
-    checkFunctionSource(spec.code);
+    if (spec.language === 'python') checkPythonSourceShape(spec.code);
+    else checkFunctionSource(spec.code);
     const size = open ? spec.chunkSize ?? OPEN_MAP_CHUNK_SIZE : chooseChunkSize(spec.args.length, spec.chunkSize);
     const tasks = mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf) as NewTask[];
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
         label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
-        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, graph: null, open, ...share },
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, language: spec.language ?? 'javascript', graph: null, open, ...share },
       tasks, now,
     };
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import {
-  CrowdComputeError, taskError, type Hello, type TaskError, type TaskOutcome, type TaskRef, type WireTask,
+  CrowdComputeError, taskError, type CodeLanguage, type Hello, type TaskError, type TaskOutcome, type TaskRef, type WireTask,
 } from '../../protocol/index.ts';
 import { overdueAssignments, reconcileHeartbeat, reconcileHello } from '../../core/leases.ts';
 import type { ResourceAmounts } from '../../core/resources.ts';
@@ -273,11 +273,12 @@ export class WorkerRegistry {
    * seen. Returns false when the worker left (or reconnected) since the claim: the caller
    * puts the tasks back.
    */
-  deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, { code: string; name: string | null }>>): boolean {
+  deliver(target: DispatchTarget, tasks: readonly ClaimedTask[], sources: Readonly<Record<string, { code: string; name: string | null; language?: CodeLanguage }>>): boolean {
     const s = target as WorkerSession;
     if (this.byId.get(s.workerId) !== s || s.peer.closed) return false;
     const now = this.now();
     const code: Record<string, string> = {};
+    const languages: Record<string, CodeLanguage> = {};
     const jobNames: Record<string, string> = {};
     for (const t of tasks) {
       s.assigned.set(t.taskId, t.requires
@@ -286,6 +287,7 @@ export class WorkerRegistry {
       const source = sources[t.jobId];
       if (t.kind === 'map' && !s.codeSent.has(t.jobId) && source !== undefined) {
         code[t.jobId] = source.code;
+        if (source.language && source.language !== 'javascript') languages[t.jobId] = source.language;
         if (source.name) jobNames[t.jobId] = source.name.slice(0, 200);
         s.codeSent.add(t.jobId);
       }
@@ -301,7 +303,7 @@ export class WorkerRegistry {
       return w;
     });
     s.peer.send(Object.keys(code).length > 0
-      ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
+      ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(languages).length > 0 ? { languages } : {}), ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
       : { type: 'assign_tasks', tasks: wire });
     return true;
   }

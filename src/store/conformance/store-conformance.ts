@@ -121,7 +121,18 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(await claim(store, 'w', ['*'], 10, false), []);
       const got = await claim(store, 'w', [], 10, true);
       assert.deepEqual(got.map((t) => t.input), [[1, 2], [3]]);
-      assert.deepEqual(await store.jobCode(got[0].jobId), { code: '(x) => x * x', chunkSize: 2, name: 'squares' });
+      assert.deepEqual(await store.jobCode(got[0].jobId), { code: '(x) => x * x', chunkSize: 2, name: 'squares', language: 'javascript' });
+    });
+
+    test("a map job keeps its function's language; other jobs have none", async () => {
+      const python = mapJob([1], 1);
+      python.job.code = 'def f(x):\n    return x\n';
+      python.job.language = 'python';
+      const inserted = await store.jobInsert(python);
+      assert.equal((await store.jobCode(inserted.job.id))?.language, 'python');
+      assert.equal((await store.jobGet(inserted.job.id))?.language, 'python');
+      assert.equal((await store.jobGet((await store.jobInsert(mapJob([1], 1))).job.id))?.language, 'javascript');
+      assert.equal((await store.jobGet((await store.jobInsert(namedJob(['x.lang']))).job.id))?.language, null);
     });
 
     test('a result is recorded once; a duplicate or a stale attempt is rejected', async () => {

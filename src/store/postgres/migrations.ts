@@ -238,4 +238,12 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms BIGINT NOT NULL, tokens DOUBLE PRECISION NOT NULL, refilled_at BIGINT NOT NULL);
     `,
   },
+  {
+    version: 11,
+    name: 'map jobs in Python',
+    sql: `
+      -- The language of a map job's shipped function; NULL (jobs from before) is JavaScript.
+      ALTER TABLE jobs ADD COLUMN language TEXT;
+    `,
+  },
 ];

@@ -18,7 +18,7 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
+  ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
@@ -381,12 +381,13 @@ export class PostgresStore implements Store {
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency)
-        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20, $21, $22)
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20, $21, $22, $23)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
-        job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null]));
+        job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
+        job.kind === 'map' ? job.language ?? 'javascript' : null]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -515,9 +516,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null> {
-    const r = (await this.q('SELECT code, chunk_size, name, label FROM jobs WHERE id = $1', [jobId])).rows[0];
-    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null } : null;
+  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null> {
+    const r = (await this.q('SELECT code, chunk_size, name, label, language FROM jobs WHERE id = $1', [jobId])).rows[0];
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null, language: r.language ?? 'javascript' } : null;
   }
 
 

@@ -258,4 +258,12 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE TABLE rate_limits (pattern TEXT PRIMARY KEY, max INTEGER NOT NULL, per_ms INTEGER NOT NULL, tokens REAL NOT NULL, refilled_at INTEGER NOT NULL);
     `,
   },
+  {
+    version: 13,
+    name: 'map jobs in Python',
+    sql: `
+      -- The language of a map job's shipped function; NULL (jobs from before) is JavaScript.
+      ALTER TABLE jobs ADD COLUMN language TEXT;
+    `,
+  },
 ];

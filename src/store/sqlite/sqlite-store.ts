@@ -21,7 +21,7 @@ import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
-  Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+  CodeLanguage, Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
@@ -172,9 +172,9 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @now) RETURNING *`),
+         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
       // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh.
       jobAppend: db.prepare(`UPDATE jobs SET total = total + @tasks, arg_count = CASE WHEN kind = 'map' THEN arg_count + @args ELSE arg_count END,
@@ -203,7 +203,7 @@ export class SqliteStore implements Store {
       queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
         ORDER BY priority LIMIT ${POSITION_COUNT_CAP + 1}) GROUP BY priority`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
-      jobCode: db.prepare('SELECT code, chunk_size, name, label FROM jobs WHERE id = ?'),
+      jobCode: db.prepare('SELECT code, chunk_size, name, label, language FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
       activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, created_at
@@ -401,7 +401,7 @@ export class SqliteStore implements Store {
       argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
-      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, now,
+      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null, now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -497,9 +497,9 @@ export class SqliteStore implements Store {
     })(params);
   }
 
-  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null } | null> {
+  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null> {
     const r = this.s.jobCode.get(jobId) as Row | undefined;
-    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null } : null;
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null, language: r.language ?? 'javascript' } : null;
   }
 
   async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {

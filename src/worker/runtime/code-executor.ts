@@ -7,6 +7,7 @@
 // The error class alone, not the protocol's index: sandbox processes load this file, and the
 // index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
 import { CrowdComputeError } from '../../protocol/errors.ts';
+import type { CodeLanguage } from '../../protocol/messages.ts';
 
 /**
  * Some arguments of a chunk threw: the error names the first of them by its index in the whole
@@ -68,8 +69,11 @@ export interface CodeRun {
 
 /** Runs map jobs' functions, isolated from the worker. */
 export interface CodeExecutor {
-  /** The source of a job's function (arrives once per job and connection). */
-  setCode(jobId: string, code: string): void;
+  /**
+   * The source of a job's function (arrives once per job and connection), and its language
+   * (undefined: JavaScript).
+   */
+  setCode(jobId: string, code: string, language?: CodeLanguage): void;
   /**
    * Run the job's function over `args`, the chunk whose first argument is number `argOffset`
    * of the job (errors name arguments by their index in the whole job); the executor enforces

@@ -449,7 +449,7 @@ export class WorkerRuntime extends EventEmitter {
         return;
       }
       case 'assign_tasks':
-        if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code);
+        if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code, msg.languages?.[jobId]);
         if (msg.jobNames) {
           for (const [jobId, name] of Object.entries(msg.jobNames)) this.jobNames.set(jobId, name);
           while (this.jobNames.size > 100) this.jobNames.delete(this.jobNames.keys().next().value!);

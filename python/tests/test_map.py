@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import signal
+import subprocess
+import sys
 from typing import Any, Callable
 
 import pytest
 
-from crowdcompute import AsyncClient, Worker
+from crowdcompute import AsyncClient, Client, Worker
+from crowdcompute.errors import CrowdComputeError, JobFailedError
 from crowdcompute._code_pool import ChunkError, ChunkFailed, CodePool
 from crowdcompute._pyfunc import FunctionSourceError, check_free_names, function_source, map_args, map_code
 from crowdcompute.client import argument_failure
 
-from support import finished
+from conftest import ROOT
+from support import finished, wait_for
 
 CONSTANT = 3
 
@@ -237,3 +243,134 @@ async def test_a_python_worker_refuses_a_javascript_map_job_saying_why(foreman: 
 async def client_workers(foreman: Any) -> list[dict[str, Any]]:
     async with AsyncClient(foreman.url, foreman.api_key) as client:
         return await client.workers()
+
+
+# ---------------------------------------------------------------------- end to end, Python workers
+
+
+def divide_ten(x):  # type: ignore[no-untyped-def]
+    return 10 // x
+
+
+def sleepy(x):  # type: ignore[no-untyped-def]
+    import time
+
+    time.sleep(x)
+    return x
+
+
+def hog(mib):  # type: ignore[no-untyped-def]
+    return len(bytearray(mib * 1024 * 1024))
+
+
+def slow_square(x):  # type: ignore[no-untyped-def]
+    import time
+
+    time.sleep(0.02)
+    return x * x
+
+
+async def test_collatz_over_ten_thousand_arguments_on_a_python_worker(foreman: Any) -> None:
+    worker = Worker(foreman.ws_url, "py-map", foreman.worker_token, allow_code=True, max_concurrent_tasks=4)
+    await worker.start()
+    try:
+        # The synchronous client, as a script would use it (its own loop, in a thread here).
+        def run() -> list[Any]:
+            with Client(foreman.url, foreman.api_key) as client:
+                return client.map(collatz_steps, range(1, 10001))
+
+        results = await asyncio.to_thread(run)
+        assert results[:5] == [0, 1, 7, 2, 5]
+        assert results == [collatz_steps(n) for n in range(1, 10001)]
+        async with AsyncClient(foreman.url, foreman.api_key) as client:
+            assert await client.map(collatz_steps, [27], chunk_size=1) == [111]
+    finally:
+        await worker.stop()
+
+
+async def test_each_failed_argument_comes_back_with_its_type_message_and_traceback(foreman: Any) -> None:
+    worker = Worker(foreman.ws_url, "py-map-fail", foreman.worker_token, allow_code=True)
+    await worker.start()
+    try:
+        async with AsyncClient(foreman.url, foreman.api_key) as client:
+            with pytest.raises(JobFailedError) as info:
+                await client.map(divide_ten, [1, 0, 5, 0, 2], chunk_size=5, max_attempts=1)
+        err = info.value
+        assert err.results == [10, None, 2, None, 5]
+        assert [(f["argument_index"], f["error_type"], f["error_message"]) for f in err.failures] == [
+            (1, "ZeroDivisionError", "integer division or modulo by zero"), (3, "ZeroDivisionError", "integer division or modulo by zero")]
+        assert 'in divide_ten' in err.failures[0]["traceback"] and err.failures[0]["traceback"].rstrip().endswith("ZeroDivisionError: integer division or modulo by zero")
+    finally:
+        await worker.stop()
+
+
+async def test_names_from_outside_are_refused_at_submission(foreman: Any) -> None:
+    async with AsyncClient(foreman.url, foreman.api_key) as client:
+        with pytest.raises(FunctionSourceError, match="uses_globals uses names from outside itself: helper, CONSTANT"):
+            await client.submit_map(uses_globals, [1])
+        # What the client does not check, the foreman does: one top-level def and nothing else.
+        with pytest.raises(CrowdComputeError, match="CC_ERR_CODE_COMPILE") as refused:
+            await client.submit_job({"kind": "map", "language": "python", "code": "import os\ndef f(x):\n    return x\n", "args": [1]})
+        assert "exactly one top-level" in str(refused.value)
+
+
+async def test_a_timeout_kills_the_call(foreman: Any) -> None:
+    worker = Worker(foreman.ws_url, "py-map-timeout", foreman.worker_token, allow_code=True, timeout_grace=0.2)
+    await worker.start()
+    try:
+        async with AsyncClient(foreman.url, foreman.api_key) as client:
+            job = await client.submit_map(sleepy, [3600], timeout_ms=300, max_attempts=1)
+            outcome = await job.outcome()
+        assert outcome["state"] == "failed"
+        assert outcome["failures"][0]["error"]["code"] == "CC_ERR_TIMEOUT"
+    finally:
+        await worker.stop()
+
+
+async def test_the_memory_limit_fails_the_chunk_without_retry(foreman: Any) -> None:
+    worker = Worker(foreman.ws_url, "py-map-memory", foreman.worker_token, allow_code=True, code_memory_mb=256)
+    await worker.start()
+    try:
+        async with AsyncClient(foreman.url, foreman.api_key) as client:
+            job = await client.submit_map(hog, [1, 2048], chunk_size=1, max_attempts=3)
+            outcome = await job.outcome()
+        assert outcome["results"][0] == 1024 * 1024
+        error = outcome["failures"][0]["error"]
+        assert error["code"] == "CC_ERR_MEMORY_LIMIT" and "256 MiB" in error["message"]
+        task = await foreman_task(foreman, outcome["failures"][0]["task_id"])
+        assert task["attempt"] == 1  # not retried: it would run out on the next worker too
+    finally:
+        await worker.stop()
+
+
+async def foreman_task(foreman: Any, task_id: str) -> dict[str, Any]:
+    async with AsyncClient(foreman.url, foreman.api_key) as client:
+        return await client.get_task(task_id)
+
+
+async def test_a_worker_killed_mid_job_still_gives_exact_results(foreman: Any, tmp_path: Any) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    doomed = subprocess.Popen([sys.executable, "-m", "crowdcompute", "worker", "-f", foreman.ws_url, "--token", foreman.worker_token,
+                               "--id", "py-doomed", "--allow-code", "--no-status", "--log-level", "warn"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    survivor: Worker | None = None
+    try:
+        async with AsyncClient(foreman.url, foreman.api_key) as client:
+            job = await client.submit_map(slow_square, range(400), chunk_size=10)
+
+            async def some_done() -> bool:
+                j = await client.get_job(job.id)
+                return 0 < j["completed_tasks"] < j["total_tasks"]
+
+            await wait_for(some_done, 60, message="the doomed worker to finish some chunks, not all")
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+            survivor = Worker(foreman.ws_url, "py-survivor", foreman.worker_token, allow_code=True)
+            await survivor.start()
+            assert await job.result() == [x * x for x in range(400)]
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+        if survivor is not None:
+            await survivor.stop()

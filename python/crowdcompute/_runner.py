@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Awaitable, Callable
 
+from ._code_pool import ChunkError, ChunkFailed, CodePool
 from ._patterns import best_pattern
 from .errors import CrowdComputeError, NonRetryableError
 from .task import Task
@@ -94,7 +95,7 @@ def task_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
 class Running:
     """One attempt running on this worker (a plain class with slots: one is made per task)."""
 
-    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun", "deadline")
+    __slots__ = ("task", "started_at", "entry", "aio", "settled", "forced", "timer", "progress", "progress_message", "started_wall", "begun", "deadline", "kill")
 
     def __init__(self, task: Task, started_at: float, entry: HandlerEntry | None) -> None:
         self.task = task
@@ -111,6 +112,8 @@ class Running:
         self.begun = False
         #: The shared timer its timeout is counted by, until it ends.
         self.deadline: _Deadline | None = None
+        #: Stops a map chunk's process (timeout, cancellation), once it runs.
+        self.kill: Callable[[str], None] | None = None
 
 
 class _Deadline:
@@ -142,6 +145,7 @@ class TaskRunner:
         timeout_grace: float,
         started: Callable[[Task], None],
         finished: Callable[[Running, dict[str, Any]], None],
+        code: CodePool | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.handlers = handlers
@@ -150,6 +154,8 @@ class TaskRunner:
         self.timeout_grace = timeout_grace
         self._started = started
         self._finished = finished
+        #: Runs map jobs' functions; None when the worker refuses shipped code.
+        self.code = code
         self.running: dict[str, Running] = {}
         self._idle: list[asyncio.Future[None]] = []
         #: This turn's deadlines by timeout, armed at the end of the turn.
@@ -168,29 +174,78 @@ class TaskRunner:
         if existing is not None and existing.task.attempt >= task.attempt:
             return  # the same assignment again
         loop = asyncio.get_running_loop()
-        entry = self.handlers.find(task.type)
+        is_map = task.kind == "map"
+        entry = None if is_map else self.handlers.find(task.type)
         r = Running(task, time.monotonic(), entry)
         self.running[task.task_id] = r
         self._started(task)
+        if is_map:
+            if self.code is None:
+                self._settle(r, {"status": "failed", "error": task_error(
+                    "CC_ERR_CODE_NOT_ALLOWED", f"worker {self.worker_id} was started without allow_code and will not run shipped code (job {task.job_id})")})
+                return
+            self._time(r, loop)
+            r.aio = loop.create_task(self._run_map(r, self.code))
+            return
         if entry is None:
             patterns = ", ".join(self.handlers.patterns) or "none"
             self._settle(r, {"status": "failed", "error": task_error(
                 "CC_ERR_NO_HANDLER", f'worker {self.worker_id} has no handler for task type "{task.type}" (patterns: {patterns})', retryable=False)})
             return
-        if task.timeout_ms:
-            d = self._forming.get(task.timeout_ms)
-            if d is None:
-                if not self._forming:
-                    loop.call_soon(self._arm_deadlines)
-                d = self._forming[task.timeout_ms] = _Deadline(task.timeout_ms)
-            d.members[r] = None
-            r.deadline = d
+        self._time(r, loop)
         if entry.is_async:
             # The coroutine reports its own ending: no done callback, no extra turn of the loop.
             r.aio = loop.create_task(self._run_async(r, entry.handler))
         else:
             r.aio = asyncio.ensure_future(self._run_threaded(r, entry.handler, loop))
             r.aio.add_done_callback(partial(self._done, r))
+
+    def _time(self, r: Running, loop: asyncio.AbstractEventLoop) -> None:
+        """Put the task on the deadline of its timeout (shared with the tasks started in this turn)."""
+        timeout_ms = r.task.timeout_ms
+        if timeout_ms:
+            d = self._forming.get(timeout_ms)
+            if d is None:
+                if not self._forming:
+                    loop.call_soon(self._arm_deadlines)
+                d = self._forming[timeout_ms] = _Deadline(timeout_ms)
+            d.members[r] = None
+            r.deadline = d
+
+    async def _run_map(self, r: Running, pool: CodePool) -> None:
+        task = r.task
+        r.begun = True
+
+        def on_start(kill: Callable[[str], None]) -> None:
+            r.kill = kill
+            if r.forced is not None:
+                kill("cancelled")  # stopped while its process was starting
+
+        try:
+            if not isinstance(task.input_data, list):
+                raise ChunkError("CC_ERR_BAD_MESSAGE", f"map task {task.task_id} has no argument list")
+            results = await pool.run(task.job_id, task.input_data, task.arg_offset, on_start)
+        except ChunkFailed as err:
+            error: dict[str, Any] = {"message": err.message, "name": "ChunkFailedError", "code": err.code, "details": err.details}
+            if err.stack:
+                error["stack"] = err.stack
+            self._settle(r, {"status": "failed", "error": error, "result": err.partial_results})
+        except ChunkError as err:
+            error = {"message": err.message, "name": err.name or "Error", "code": err.code}
+            if err.stack:
+                error["stack"] = err.stack
+            if err.retryable is not None:
+                error["retryable"] = err.retryable
+            self._settle(r, {"status": "failed", "error": error})
+        except asyncio.CancelledError:
+            if r.kill:
+                r.kill("cancelled")
+            self._settle(r, r.forced or {"status": "cancelled", "error": task_error("CC_ERR_CANCELLED", f"task {task.task_id} was cancelled")})
+            raise
+        except Exception as err:
+            self._settle(r, {"status": "failed", "error": describe_error(err, None)})
+        else:
+            self._settle(r, {"status": "completed", "result": results})
 
     async def _run_async(self, r: Running, handler: Handler) -> None:
         r.begun = True
@@ -271,6 +326,8 @@ class TaskRunner:
                 r.timer.cancel()
             r.task.cancel_reason = "worker_shutdown"
             r.task.cancel_event.set()
+            if r.kill is not None:
+                r.kill("cancelled")
             if r.aio is not None:
                 r.aio.cancel()
         self.running.clear()
@@ -309,6 +366,8 @@ class TaskRunner:
         self._untime(r)
         if r.timer:
             r.timer.cancel()
+        if r.kill is not None:
+            r.kill(kind)
         if r.aio is not None and r.entry is not None and r.entry.is_async:
             r.aio.cancel()
             if not r.begun:

@@ -164,7 +164,7 @@ def connection_history(w: "Worker") -> list[dict[str, Any]]:
 
 
 def config(w: "Worker") -> dict[str, Any]:
-    return {"max_concurrent_tasks": w.max_concurrent_tasks, "allow_code": False, "patterns": list(w.patterns)}
+    return {"max_concurrent_tasks": w.max_concurrent_tasks, "allow_code": w.allow_code, "patterns": list(w.patterns)}
 
 
 def status_snapshot(w: "Worker", usage: HostUsage, throughput: Throughput, now: float | None = None) -> dict[str, Any]:

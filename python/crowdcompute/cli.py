@@ -24,8 +24,8 @@ from .worker import MAX_CAPACITY, Worker
 _LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
                "error": logging.ERROR, "silent": logging.CRITICAL + 10}
 
-_NO_SHIPPED_CODE = ("Python workers do not run shipped code (map jobs of JavaScript functions) yet: "
-                    "run those on a Node worker (npx crowdcompute worker --allow-code) and give this one --handlers")
+_NO_SANDBOX = ("a Python worker runs shipped Python functions natively, not in a sandbox: "
+               "limit them with --code-memory and --code-cpu-seconds (with --allow-code)")
 
 _HANDLERS_HELP = """\
 --handlers takes a module name importable from the working directory (my_tasks, pkg.tasks) or a
@@ -94,21 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     # The Node worker's flags for shipped JavaScript functions: refused with the reason, not unknown.
     for flag in ("--sandbox-memory", "--sandbox-timeout", "--sandbox-processes"):
         add(flag, metavar="<value>", help=argparse.SUPPRESS)
-    add("--allow-code", action="store_true", help="not available: Python workers do not run shipped code (map jobs) yet")
+    add("--allow-code", action="store_true",
+        help="run map jobs of Python functions, natively in child processes: NOT sandboxed (a shipped function can do whatever "
+             "this worker's user can), for foremen whose submitters are trusted; JavaScript functions are refused")
+    add("--code-memory", metavar="<MiB>", type=within(parse_count, 0, 1_000_000_000), default=1024,
+        help="address space each map function process may use, MiB (RLIMIT_AS; 0 = no limit; default: 1024)")
+    add("--code-cpu-seconds", metavar="<s>", type=within(parse_count, 0, 30 * 24 * 3600), default=0,
+        help="CPU seconds a map function may use per chunk (RLIMIT_CPU; 0 = no limit, the task's timeout still applies; default: 0)")
     return parser
 
 
 def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The Worker's arguments from the flags; refusals (parser.error) name the flag."""
-    for flag, given in (("--allow-code", args.allow_code), ("--sandbox-memory", args.sandbox_memory),
-                        ("--sandbox-timeout", args.sandbox_timeout), ("--sandbox-processes", args.sandbox_processes)):
+    for flag, given in (("--sandbox-memory", args.sandbox_memory), ("--sandbox-timeout", args.sandbox_timeout),
+                        ("--sandbox-processes", args.sandbox_processes)):
         if given:
-            parser.error(f"{flag}: {_NO_SHIPPED_CODE}")
+            parser.error(f"{flag}: {_NO_SANDBOX}")
     foreman = args.foreman or _env("CROWDCOMPUTE_FOREMAN", "DISTWORKER_CONTROLLER_URL")
     if not foreman:
         parser.error("--foreman <urls> is required (or set CROWDCOMPUTE_FOREMAN), e.g. --foreman ws://localhost:8000/ws")
-    if not args.handlers:
-        parser.error("this worker would receive no tasks: give --handlers <module> (a module name or a .py file declaring HANDLERS or register(worker))")
+    if not args.handlers and not args.allow_code:
+        parser.error("this worker would receive no tasks: give --handlers <module> (a module name or a .py file declaring HANDLERS or register(worker)), "
+                     "or --allow-code to run map jobs of Python functions")
     token = args.token
     if token is None and args.token_file:
         try:
@@ -140,6 +147,7 @@ def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         "auto_restart": args.auto_restart, "drain_timeout": args.drain_timeout / 1000, "resource_info": resources,
         # The command drains on SIGTERM and Ctrl-C itself, then exits 0.
         "handle_signals": False,
+        "allow_code": args.allow_code, "code_memory_mb": args.code_memory, "code_cpu_seconds": args.code_cpu_seconds,
     }
 
 
@@ -149,7 +157,8 @@ def _say(text: str) -> None:
 
 
 async def _serve(worker: Worker, args: argparse.Namespace) -> int:
-    await register_handlers_from(worker, args.handlers)
+    if args.handlers:
+        await register_handlers_from(worker, args.handlers)
     status: StatusServer | None = None
     if args.status:
         status = StatusServer(worker, port=args.status_port, host=args.status_host, host_names=args.status_host_name)
@@ -183,7 +192,7 @@ async def _serve(worker: Worker, args: argparse.Namespace) -> int:
                 moved = f" ({args.status_port} was taken)" if status.taken_ports and args.status_port != 0 else ""
                 where = f", status {status.url.rstrip('/')}{moved}"
             _say(f"worker {worker.worker_id} connected to {worker.foreman_url} (concurrency {worker.max_concurrent_tasks}, "
-                 f"code refused, handlers: {', '.join(worker.patterns) or 'none'}{where})")
+                 f"{'Python map functions run unsandboxed' if worker.allow_code else 'code refused'}, handlers: {', '.join(worker.patterns) or 'none'}{where})")
         await worker.wait_stopped()
         if not stopping:
             _say(f"worker {worker.worker_id} stopped: {worker.connection_history[-1].get('reason') if worker.connection_history else 'connection closed'}")

@@ -13,16 +13,18 @@ import asyncio
 import json
 import logging
 import os
+import re
 import ssl
 import time
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Literal, Mapping, NamedTuple, Sequence, TypedDict, Unpack
+from typing import Any, AsyncIterator, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypedDict, Unpack
 from urllib.parse import quote, urlencode
 
 from ._http import HttpTransport, http_base, ws_url
 from ._client_link import Link
 from ._spec import graph_output, job_options, rest_keys, wire_keys
+from ._pyfunc import Language, map_args, map_code
 from .credentials import local_api_key_at
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
@@ -68,6 +70,29 @@ class JobOptions(TypedDict, total=False):
     weight: float
     #: At most this many of its tasks run at once.
     max_concurrency: int
+
+
+_ARGUMENT_MESSAGE = re.compile(r"argument (\d+): ([A-Za-z_][\w.]*): (.*)", re.S)
+
+
+def argument_failure(failure: dict[str, Any]) -> dict[str, Any]:
+    """A failure as the REST API lists it, with a map argument's own failure spelled out:
+    `argument_index`, `error_type` (the exception's class, `ZeroDivisionError`), `error_message`
+    (its text) and `traceback` (the worker's, when it sent one for that argument)."""
+    error = failure.get("error") or {}
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, dict) or not isinstance(details.get("argumentIndex"), int):
+        return failure
+    m = _ARGUMENT_MESSAGE.fullmatch(str(error.get("message") or ""))
+    out = {**failure, "argument_index": details["argumentIndex"]}
+    if m:
+        out["error_type"], out["error_message"] = m.group(2), m.group(3)
+    stack = details.get("stack") or error.get("stack")
+    # A failed chunk's traceback is its first failed argument's; the foreman repeats it on
+    # each argument's failure, so it is kept where it ends with this argument's own error.
+    if isinstance(stack, str) and stack and (details.get("stack") or (m and stack.rstrip().endswith(f"{m.group(2)}: {m.group(3)}".rstrip()))):
+        out["traceback"] = stack
+    return out
 
 
 class Retried(NamedTuple):
@@ -179,23 +204,36 @@ class AsyncClient:
         shape = {"node_ids": [str(n.get("id")) for n in wire_nodes], "output": graph_output(wire_nodes, output)}
         return await self._submit(spec, shape)
 
-    async def submit_map(self, code: str, args: Sequence[Any], *, chunk_size: int | None = None, run_on: Literal["any", "node", "browser"] | None = None,
-                         function_name: str | None = None, **options: Unpack[JobOptions]) -> JobHandle:
-        """Submit a map job: `code` is the JavaScript source of a self-contained function, called once per argument
-        on workers started with --allow-code; `result()` is the return values in argument order."""
-        values = list(args)
+    async def submit_map(self, code: str | Callable[[Any], Any], args: Iterable[Any], *, chunk_size: int | None = None,
+                         run_on: Literal["any", "node", "browser"] | None = None, function_name: str | None = None,
+                         language: Language | None = None, **options: Unpack[JobOptions]) -> JobHandle:
+        """Submit a map job: a function called once per argument on workers that run shipped code
+        (started with --allow-code); `result()` is the return values in argument order.
+
+        `code` is a Python function (a plain top-level `def` that imports what it needs inside
+        itself; its source is shipped, so names from outside it are refused here, each named), or
+        source text: JavaScript, unless `language='python'`. `args` are JSON values (any
+        iterable: a `range` is fine)."""
+        language, source, name = map_code(code, language)
+        values = map_args(args)
         if len(values) > STREAM_ABOVE_ITEMS and chunk_size is None:
             # The chunk size the whole would get in one message (the foreman aims at 256 tasks per
             # large job); an open job's own default (100) knows nothing of the total.
             chunk_size = -(-len(values) // TARGET_TASKS_PER_JOB)
-        spec = {"kind": "map", "code": code, **job_options(chunk_size=chunk_size, run_on=run_on, function_name=function_name, **options)}
+        spec = {"kind": "map", "code": source, **job_options(chunk_size=chunk_size, run_on=run_on, function_name=function_name or name, **options)}
+        if language == "python":
+            spec["language"] = "python"
         if len(values) > STREAM_ABOVE_ITEMS:
             return await self._submit_in_parts(spec, "args", values)
         return await self._submit({**spec, "args": values}, {})
 
-    async def map(self, code: str, args: Sequence[Any], *, chunk_size: int | None = None, **options: Unpack[JobOptions]) -> list[Any]:
-        """Run a JavaScript function (source text) over every argument on the workers; the results in argument order."""
-        job = await self.submit_map(code, args, chunk_size=chunk_size, **options)
+    async def map(self, code: str | Callable[[Any], Any], args: Iterable[Any], *, chunk_size: int | None = None,
+                  language: Language | None = None, **options: Unpack[JobOptions]) -> list[Any]:
+        """Run a function (a Python `def`, or source text) over every argument on the workers; the results in argument order.
+
+        Raises JobFailedError when any argument failed: its `failures` name each (`argument_index`,
+        `error_type`, `message`), its `results` keep the others' values (None where one failed)."""
+        job = await self.submit_map(code, args, chunk_size=chunk_size, language=language, **options)
         result: list[Any] = await job.result()
         return result
 
@@ -296,7 +334,7 @@ class AsyncClient:
         state = "queued"
         async for page in self.result_pages(job_id):
             results.extend(page["results"])
-            failures.extend(page["failures"])
+            failures.extend(argument_failure(f) for f in page["failures"])
             state = page["status"]
         job = await self.get_job(job_id)
         counts: JobCounts = {"total": job["total_tasks"], "completed": job["completed_tasks"], "failed": job["failed_tasks"], "cancelled": job["cancelled_tasks"]}

@@ -13,8 +13,9 @@ import concurrent.futures
 import os
 import ssl
 import threading
-from typing import Any, AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar, Unpack
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar, Unpack
 
+from ._pyfunc import Language
 from .client import AsyncClient, JobOptions
 from .errors import CrowdComputeError
 from .job import JobEnd, JobHandle, JobOutcome
@@ -181,12 +182,17 @@ class Client:
     def submit_graph(self, nodes: Sequence[Mapping[str, Any]], output: str | None = None, **options: Unpack[JobOptions]) -> SyncJobHandle:
         return self._wrap(self._async.submit_graph(nodes, output, **options))
 
-    def submit_map(self, code: str, args: Sequence[Any], *, chunk_size: int | None = None, run_on: Literal["any", "node", "browser"] | None = None,
-                   function_name: str | None = None, **options: Unpack[JobOptions]) -> SyncJobHandle:
-        return self._wrap(self._async.submit_map(code, args, chunk_size=chunk_size, run_on=run_on, function_name=function_name, **options))
+    def submit_map(self, code: str | Callable[[Any], Any], args: Iterable[Any], *, chunk_size: int | None = None,
+                   run_on: Literal["any", "node", "browser"] | None = None, function_name: str | None = None,
+                   language: Language | None = None, **options: Unpack[JobOptions]) -> SyncJobHandle:
+        """Submit a map job: a Python function (its `def` is shipped) or source text (JavaScript unless `language='python'`)."""
+        return self._wrap(self._async.submit_map(code, args, chunk_size=chunk_size, run_on=run_on, function_name=function_name,
+                                                 language=language, **options))
 
-    def map(self, code: str, args: Sequence[Any], *, chunk_size: int | None = None, **options: Unpack[JobOptions]) -> list[Any]:
-        return self._run(self._async.map(code, args, chunk_size=chunk_size, **options))
+    def map(self, code: str | Callable[[Any], Any], args: Iterable[Any], *, chunk_size: int | None = None,
+            language: Language | None = None, **options: Unpack[JobOptions]) -> list[Any]:
+        """Run a function over every argument on the workers; the results in argument order (see AsyncClient.map)."""
+        return self._run(self._async.map(code, args, chunk_size=chunk_size, language=language, **options))
 
     def submit_job(self, spec: Mapping[str, Any]) -> SyncJobHandle:
         return self._wrap(self._async.submit_job(spec))

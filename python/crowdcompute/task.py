@@ -25,7 +25,7 @@ class Task:
 
     __slots__ = (
         "task_id", "job_id", "queue", "type", "input_data", "attempt", "priority", "timeout_ms", "metadata",
-        "files", "index", "resume", "graph", "_cancel_event", "cancel_reason", "_wire",
+        "files", "index", "resume", "graph", "kind", "arg_offset", "_cancel_event", "cancel_reason", "_wire",
     )
 
     def __init__(self, wire: dict[str, Any], files: list[dict[str, Any]]) -> None:
@@ -43,6 +43,10 @@ class Task:
         self.metadata: dict[str, Any] = wire.get("metadata") or _NO_METADATA
         self.files: list[dict[str, Any]] = files
         self.index: int = wire.get("index", 0)
+        #: `named` (run by a handler) or `map` (a chunk of a map job's arguments, run by its shipped function).
+        self.kind: str = wire.get("kind") or "named"
+        #: A map chunk's first argument's index in the whole job.
+        self.arg_offset: int = wire.get("argOffset") or 0
         #: A retried task that recorded batches: `{checkpoint?, batches}`; None otherwise.
         self.resume: dict[str, Any] | None = wire.get("resume")
         #: A graph node's task: `{nodeId, inputAdapter?, inputArgs?}`; None otherwise.

@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from . import _runner
 from ._batch import batch_task_handler, is_batch_handler
+from ._code_pool import CodePool
 from ._link import CloseInfo, ForemanLink, encode_json
 from ._outbox import ResultOutbox
 from ._runner import Classifier, Handler, HandlerRegistry, Running, TaskRunner, task_error
@@ -43,6 +44,8 @@ _encode_result = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separator
 #: A string as JSON (ensure_ascii=False), as the encoders write one.
 _encode_string: Callable[[str], str] = getattr(json.encoder, "encode_basestring")  # C-accelerated; not in typeshed
 HOUR = 3600.0
+#: The address space a map function's process may use, MiB (RLIMIT_AS; 0 = no limit).
+DEFAULT_CODE_MEMORY_MB = 1024
 
 #: DistWorker's `resource_info` keys, as the protocol names them.
 _RESOURCE_KEYS = {"cpu_cores": "cpuCores", "memory_mb": "memoryMb", "gpus": "gpu"}
@@ -117,6 +120,12 @@ class Worker:
     `CROWDCOMPUTE_WORKER_TOKEN` (or `DISTWORKER_WORKER_TOKEN`), else the one a foreman on this
     machine left in the local credentials file for that URL (none is needed by a foreman
     started with --insecure).
+
+    `allow_code=True` makes it run map jobs of Python functions: natively, in a pool of child
+    processes, NOT sandboxed (a shipped function can do whatever this worker's user can), so
+    only for foremen whose submitters are trusted. Each process may use `code_memory_mb` of
+    address space (RLIMIT_AS; 0 = no limit) and `code_cpu_seconds` of CPU per chunk
+    (RLIMIT_CPU; 0 = no limit, the task's timeout still applies).
     """
 
     def __init__(
@@ -138,6 +147,9 @@ class Worker:
         handle_signals: bool = True,
         version: str | None = None,
         logger: logging.Logger | None = None,
+        allow_code: bool = False,
+        code_memory_mb: int = DEFAULT_CODE_MEMORY_MB,
+        code_cpu_seconds: int = 0,
     ) -> None:
         given = foreman_url if foreman_url is not None else controller_url
         if given is None:
@@ -166,7 +178,14 @@ class Worker:
         self.auto_restart = auto_restart
         self.handle_signals = handle_signals
         self.version = version or f"crowdcompute-python {__version__}"
+        #: Runs map jobs' Python functions (natively, in child processes: not sandboxed).
+        self.allow_code = bool(allow_code)
+        self.code_memory_mb = int(_bound("code_memory_mb", code_memory_mb, 0, 1e9, " MiB"))
+        self.code_cpu_seconds = int(_bound("code_cpu_seconds", code_cpu_seconds, 0, 30 * 24 * HOUR, " s"))
         self.resources = machine_resources()
+        if self.allow_code:
+            # Shown by the dashboard: this worker runs shipped functions without a sandbox.
+            self.resources["codeSandbox"] = "none"
         for key, value in (resource_info or {}).items():
             self.resources[_RESOURCE_KEYS.get(key, key)] = value
         self.log = logger or log
@@ -183,6 +202,7 @@ class Worker:
         self._runner: TaskRunner | None = None
         self._outbox: ResultOutbox | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._code: CodePool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._start_waiters: list[asyncio.Future[None]] = []
         self._stop_task: asyncio.Task[None] | None = None
@@ -300,8 +320,8 @@ class Worker:
             raise ShuttingDownError("CC_ERR_SHUTTING_DOWN", f"worker {self.worker_id} was stopped; create a new one")
         loop = asyncio.get_running_loop()
         if self._state == "idle":
-            if not self.patterns:
-                self.log.warning("worker %s has no handlers: it will receive no tasks", self.worker_id)
+            if not self.patterns and not self.allow_code:
+                self.log.warning("worker %s has no handlers and allow_code is off: it will receive no tasks", self.worker_id)
             self._loop = loop
             self._stopped_event = asyncio.Event()
             self._executor = ThreadPoolExecutor(max_workers=self.max_concurrent_tasks, thread_name_prefix=f"cc-{self.worker_id}")
@@ -313,9 +333,11 @@ class Worker:
                     loop.call_soon(flush)
 
             self._outbox = ResultOutbox(self._send_results, loop, schedule=schedule)
+            if self.allow_code:
+                self._code = CodePool(size=self.max_concurrent_tasks, memory_mb=self.code_memory_mb, cpu_seconds=self.code_cpu_seconds, log=self.log)
             self._runner = TaskRunner(
                 worker_id=self.worker_id, handlers=self._handlers, executor=self._executor, log=self.log,
-                timeout_grace=self.timeout_grace, started=self._task_started, finished=self._report,
+                timeout_grace=self.timeout_grace, started=self._task_started, finished=self._report, code=self._code,
             )
             self._link = ForemanLink(
                 self.foreman_urls, reconnect_interval=self.reconnect_interval, max_reconnect_attempts=self.max_reconnect_attempts,
@@ -388,6 +410,8 @@ class Worker:
         self._pending.clear()
         if self._executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._code:
+            await self._code.close()
         self._state = "stopped"
         self._welcomed = False
         for w in self._start_waiters:
@@ -445,7 +469,7 @@ class Worker:
         self._http_base = ("https://" if url.startswith("wss://") else "http://") + url.split("://", 1)[1].split("/", 1)[0] + "/"
         hello: dict[str, Any] = {
             "type": "hello", "protocol": PROTOCOL_VERSION, "role": "worker", "workerId": self.worker_id,
-            "capacity": self.max_concurrent_tasks, "patterns": self.patterns, "allowCode": False,
+            "capacity": self.max_concurrent_tasks, "patterns": self.patterns, "allowCode": self.allow_code,
             "resources": self.resources, "version": self.version,
             # Finished but unacknowledged tasks are still this worker's until the foreman records them.
             "running": self._runner.refs() + self._outbox.refs(),
@@ -523,6 +547,11 @@ class Worker:
                 link.send({"type": "release_tasks", "tasks": [{"taskId": t["taskId"], "attempt": t["attempt"]} for t in tasks],
                            "reason": f"worker {self.worker_id} is draining"})
                 return
+            code = msg.get("code")
+            if code and self._code is not None:
+                languages = msg.get("languages") or {}
+                for job_id, source in code.items():
+                    self._code.set_code(job_id, source, languages.get(job_id))
             for t in tasks:
                 runner.start(Task(t, wire_files(t.get("files"), self._http_base) if t.get("files") else []))
         elif kind == "result_ack":
@@ -645,6 +674,9 @@ class Worker:
                     text = encode_json({k: v for k, v in outcome.items() if k != "result"})[:-1] + ',"result":' + text + "}"  # type: ignore[operator]
         elif ending.get("error"):
             outcome["error"] = ending["error"]
+            if isinstance(ending.get("result"), list):
+                # A map chunk in which some arguments raised: the others' results are kept.
+                outcome["result"] = ending["result"]
         if text is None:
             try:
                 text = encode_json(outcome)

@@ -276,8 +276,8 @@ def test_status_port_taken_moves_on_and_no_status_serves_none(foreman: Any, laun
     (["--status-port", "70000"], "argument --status-port: must be at most 65535"),
     (["--max-reconnect-attempts", "-2"], "argument --max-reconnect-attempts: must be at least -1"),
     (["--label", "region"], '--label takes key=value, not "region"'),
-    (["--allow-code"], "--allow-code: Python workers do not run shipped code"),
-    (["--sandbox-memory", "64"], "--sandbox-memory: Python workers do not run shipped code"),
+    (["--allow-code", "--code-memory", "lots"], 'argument --code-memory: "lots" is not a non-negative integer'),
+    (["--sandbox-memory", "64"], "--sandbox-memory: a Python worker runs shipped Python functions natively, not in a sandbox"),
 ])
 def test_a_bad_flag_is_refused_naming_it_and_its_limit(tmp_path: Path, args: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, "-m", "crowdcompute", "worker", "-f", "ws://127.0.0.1:9/ws", "--handlers", "x.py", *args],

@@ -474,6 +474,9 @@ class Worker:
             # Finished but unacknowledged tasks are still this worker's until the foreman records them.
             "running": self._runner.refs() + self._outbox.refs(),
         }
+        if self.allow_code:
+            # Only Python functions: the foreman keeps JavaScript map tasks from this worker.
+            hello["codeLanguages"] = ["python"]
         if self._token:
             # Signed anew for every connection: a fresh timestamp and nonce, the host dialed.
             hello["auth"] = sign_hello(self._token, self.worker_id, dialed_host(url))

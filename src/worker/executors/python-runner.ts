@@ -69,13 +69,18 @@ def _cc_forget(job_id):
     _cc_fns.pop(job_id, None)
 
 def _cc_error(i, e):
-    # The traceback without this runner's frame: it starts in the shipped function.
+    # The traceback without this runner's frame: it starts in the shipped function. Its frames'
+    # locals go first, so that what filled the memory is freed before the text is made.
     tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
     message = str(e)
     if isinstance(e, MemoryError) and not message:
         message = f"out of memory (the sandbox's limit is {_CC_MEMORY_MB} MiB)"
-    return {'index': i, 'name': type(e).__name__, 'message': message,
-            'stack': ''.join(_traceback.format_exception(type(e), e, tb))}
+    try:
+        _traceback.clear_frames(tb)
+        stack = ''.join(_traceback.format_exception(type(e), e, tb))
+    except BaseException:
+        stack = None
+    return {'index': i, 'name': type(e).__name__, 'message': message, 'stack': stack}
 
 def _cc_run(job_id, args_json):
     fn = _cc_fns[job_id]

@@ -135,6 +135,13 @@ process.on('message', (m: ToSandbox) => {
       try {
         text = fns.run(m.jobId, m.argsJson) as string;
       } catch (err) {
+        if (isPythonError(err) && (err as { type?: string }).type === 'MemoryError') {
+          // Memory ran out outside the function (holding its results, say). The interpreter's
+          // memory never shrinks back: the worker kills this process, and the next starts afresh.
+          const e = new CrowdComputeError('CC_ERR_MEMORY_LIMIT', `job ${m.jobId}: the function exceeded the sandbox memory limit of ${memoryLimitMb} MiB; the task is not retried`, { limitMb: memoryLimitMb });
+          send({ ...failure(e, m.jobId), fatal: true } as FromSandbox);
+          return;
+        }
         if (isPythonError(err)) { send(failure(err, m.jobId)); return; }
         // Pyodide has failed fatally (a WebAssembly stack overflow, an abort): this
         // interpreter cannot run anything more. The worker kills this process on this answer.

@@ -66,10 +66,16 @@ export interface CodeRun {
   kill(reason: 'cancelled' | 'timeout'): void;
 }
 
+/** The language of a map job's function; absent means JavaScript. */
+export type CodeLanguage = 'javascript' | 'python';
+
 /** Runs map jobs' functions, isolated from the worker. */
 export interface CodeExecutor {
-  /** The source of a job's function (arrives once per job and connection). */
-  setCode(jobId: string, code: string): void;
+  /**
+   * The source of a job's function (arrives once per job and connection), in `language`
+   * (JavaScript when absent). An executor that does not run the language fails the job's chunks.
+   */
+  setCode(jobId: string, code: string, language?: CodeLanguage): void;
   /**
    * Run the job's function over `args`, the chunk whose first argument is number `argOffset`
    * of the job (errors name arguments by their index in the whole job); the executor enforces

@@ -14,7 +14,7 @@ import {
 } from '../../protocol/index.ts';
 import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.ts';
 import { silentLog, type Log } from '../../link/log.ts';
-import type { CodeExecutor } from './code-executor.ts';
+import type { CodeExecutor, CodeLanguage } from './code-executor.ts';
 import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
 import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type PulledArtifacts, type PullQuery, type RecordParts } from './batch-handler.ts';
 import { ResultOutbox } from './result-outbox.ts';
@@ -449,7 +449,12 @@ export class WorkerRuntime extends EventEmitter {
         return;
       }
       case 'assign_tasks':
-        if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code);
+        if (msg.code && this.code) {
+          // The language of each job that is not JavaScript. Read defensively until the
+          // assign_tasks schema on this line declares it.
+          const languages = (msg as { languages?: Record<string, CodeLanguage> }).languages;
+          for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code, languages?.[jobId]);
+        }
         if (msg.jobNames) {
           for (const [jobId, name] of Object.entries(msg.jobNames)) this.jobNames.set(jobId, name);
           while (this.jobNames.size > 100) this.jobNames.delete(this.jobNames.keys().next().value!);

@@ -11,12 +11,23 @@ import { WebSocket as WsWebSocket } from 'ws';
 import { withOptions } from '../host/ws-options.ts';
 import { hostResources } from '../host/host-usage.ts';
 import { ProcessSandboxExecutor, type ProcessSandboxOptions } from './executors/process-sandbox-executor.ts';
+import { PythonSandboxExecutor } from './executors/python-sandbox-executor.ts';
+import { LanguageExecutor } from './executors/language-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
 import { WORKER_DEFAULTS, checkWorkerOption } from './runtime/worker-defaults.ts';
 import { WorkerStatusServer } from './status-server.ts';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 
 /** How to run a Node worker. Every option but `foremanUrl` has a default ({@link WORKER_DEFAULTS}). */
+/** What runs shipped code: each job's function in the sandbox for its language. */
+function codeExecutor(sandbox: NonNullable<WorkerOptions['sandbox']>, log: ProcessSandboxOptions['log']): LanguageExecutor {
+  const { pythonMemoryMb, ...limits } = sandbox;
+  return new LanguageExecutor(
+    new ProcessSandboxExecutor({ ...limits, log }),
+    () => new PythonSandboxExecutor({ ...limits, memoryLimitMb: pythonMemoryMb ?? WORKER_DEFAULTS.pythonSandboxMemoryMb, log }),
+  );
+}
+
 export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | 'codeExecutor' | 'log'> {
   /** Unique id; default `CROWDCOMPUTE_WORKER_ID`, else `<hostname>-<pid>-<random>`. */
   workerId?: string;
@@ -25,10 +36,17 @@ export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | '
    * on this machine left in the local credentials file for its URL.
    */
   token?: string;
-  /** Accept map jobs: shipped code, run in isolated-vm sandboxes in child processes of this one. Default false. */
+  /**
+   * Accept map jobs: shipped code, run in sandboxes in child processes of this one (JavaScript
+   * in isolated-vm isolates, Python in Pyodide interpreters). Default false.
+   */
   allowCode?: boolean;
-  /** Sandbox limits for shipped code. */
-  sandbox?: Partial<Omit<ProcessSandboxOptions, 'log'>>;
+  /**
+   * Sandbox limits for shipped code. `memoryLimitMb` is a JavaScript isolate's heap;
+   * `pythonMemoryMb` a Python interpreter's whole memory (default 256). JavaScript and Python
+   * jobs each have up to `maxProcesses` sandbox processes.
+   */
+  sandbox?: Partial<Omit<ProcessSandboxOptions, 'log'>> & { pythonMemoryMb?: number };
   /**
    * Port of the status HTTP server (GET / as JSON or, to a browser, a live page; /stats, /health,
    * /metrics, /metrics/prometheus; POST /restart); false = none. Default false. When it is taken,
@@ -86,7 +104,7 @@ export class Worker extends WorkerRuntime {
       ...runtime,
       workerId,
       log,
-      codeExecutor: (allowCode ?? WORKER_DEFAULTS.allowCode) ? new ProcessSandboxExecutor({ ...sandbox, log }) : null,
+      codeExecutor: (allowCode ?? WORKER_DEFAULTS.allowCode) ? codeExecutor(sandbox ?? {}, log) : null,
       resources: { ...hostResources(), ...(options.resources ?? {}) },
     });
     this.log = log;

@@ -49,7 +49,7 @@ interface Waiter {
  * cancellation kill its process: nothing inside can outlast them.
  */
 export class ProcessSandboxExecutor implements CodeExecutor {
-  private readonly o: ProcessSandboxOptions;
+  protected readonly o: ProcessSandboxOptions;
   private readonly jobs = new Map<string, string>();
   private readonly processes = new Set<SandboxProcess>();
   private idle: SandboxProcess[] = [];
@@ -160,12 +160,17 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       return pick;
     }
     if (this.processes.size >= this.o.maxProcesses) return null;
-    const p = new SandboxProcess({
+    const p = this.newProcess();
+    this.processes.add(p);
+    return p;
+  }
+
+  /** Start a sandbox process. */
+  protected newProcess(): SandboxProcess {
+    return new SandboxProcess({
       sandbox: { memoryLimitMb: this.o.memoryLimitMb, defaultTimeoutMs: this.o.defaultTimeoutMs, maxWarmJobs: this.o.maxWarmJobs, maxJobs: this.o.maxJobs },
       maxJobs: this.o.maxWarmJobs, killGraceMs: this.o.killGraceMs, startTimeoutMs: this.o.startTimeoutMs, log: this.o.log,
     });
-    this.processes.add(p);
-    return p;
   }
 
   /** A chunk is done with its process: keep it for the next (or drop it if it died), and serve a waiting chunk. */

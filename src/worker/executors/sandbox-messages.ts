@@ -20,5 +20,8 @@ export type FromSandbox =
   | { t: 'ready' }
   /** The run's results, as the runner's JSON text. */
   | { t: 'done'; text: string }
-  /** The run failed as a whole (a CrowdComputeError, with its stack). */
-  | { t: 'failed'; error: WireError & { stack?: string | undefined } };
+  /**
+   * The run failed as a whole (a CrowdComputeError, with its stack). `fatal`: the process can
+   * run nothing more (its interpreter failed fatally); the worker kills it.
+   */
+  | { t: 'failed'; error: WireError & { stack?: string | undefined }; fatal?: boolean };

@@ -26,6 +26,11 @@ export interface SandboxProcessParams {
   /** How long the process may take to start. */
   startTimeoutMs: number;
   log: Log;
+  /**
+   * The program the process runs, when not the JavaScript sandbox (sandbox-child.ts): its
+   * path, its arguments after the limits, and Node flags besides the worker's `--conditions`.
+   */
+  entry?: { path: string; args: string[]; execArgv: string[] } | undefined;
 }
 
 /** A chunk to run. */
@@ -107,8 +112,9 @@ export class SandboxProcess {
 
   constructor(params: SandboxProcessParams) {
     this.p = params;
-    this.child = fork(CHILD, [JSON.stringify(params.sandbox)], {
-      execArgv: childExecArgv(), serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: childEnv(),
+    const entry = params.entry ?? { path: CHILD, args: [], execArgv: [] };
+    this.child = fork(entry.path, [JSON.stringify(params.sandbox), ...entry.args], {
+      execArgv: [...childExecArgv(), ...entry.execArgv], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: childEnv(),
     });
     // An idle sandbox process does not keep the worker's process alive; a running chunk's
     // deadline timer does.
@@ -218,8 +224,11 @@ export class SandboxProcess {
     if (!p) return;
     this.lastUsed = Date.now();
     if (m.t === 'done') { p.resolve(m.text); return; }
-    const err = CrowdComputeError.fromWire(m.error);
+    const wire = CrowdComputeError.fromWire(m.error);
+    const err = m.fatal ? new SandboxCrashError(wire.code, wire.message, wire.details) : wire;
     if (m.error.stack) err.stack = m.error.stack;
+    // Dead before the chunk's caller hears of it, so that no next chunk is given this process.
+    if (m.fatal) this.kill('cancelled');
     p.reject(err);
   }
 

@@ -8,6 +8,7 @@
 // index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import type { CodeLanguage } from '../../protocol/messages.ts';
+export type { CodeLanguage };
 
 /**
  * Some arguments of a chunk threw: the error names the first of them by its index in the whole
@@ -72,8 +73,8 @@ export interface CodeExecutor {
   /** The languages of shipped functions it runs (the worker's hello says them); default JavaScript only. */
   readonly codeLanguages?: readonly CodeLanguage[];
   /**
-   * The source of a job's function (arrives once per job and connection), and its language
-   * (undefined: JavaScript).
+   * The source of a job's function (arrives once per job and connection), in `language`
+   * (JavaScript when absent). An executor that does not run the language fails the job's chunks.
    */
   setCode(jobId: string, code: string, language?: CodeLanguage): void;
   /**

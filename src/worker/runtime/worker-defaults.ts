@@ -23,6 +23,12 @@ export const WORKER_DEFAULTS = {
   statusPort: 8001,
   /** Heap limit of each sandbox isolate, MiB. */
   sandboxMemoryMb: 128,
+  /**
+   * Memory of each Python interpreter (its WebAssembly memory), MiB. Pyodide takes about 30 MiB
+   * of it at start, and Python objects are larger than JavaScript's: 256 leaves a map function
+   * about 220 MiB.
+   */
+  pythonSandboxMemoryMb: 256,
   /** Wall-clock limit of a map task without its own timeout. */
   sandboxTimeoutMs: 60_000,
   /** Log level of the default logger. */

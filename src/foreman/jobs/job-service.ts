@@ -6,6 +6,7 @@ import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
 import { buildJob, buildPart, type SubmissionLimits } from './job-submission.ts';
+import { checkPythonFunction } from './python-code-check.ts';
 import { SubmissionGroup } from './submission-group.ts';
 import type { WorkAnnouncement } from '../dispatch/dispatcher.ts';
 import { matchesAny } from '../../core/pattern.ts';
@@ -58,6 +59,9 @@ export class JobService {
     requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
     const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
+    // A Python function is parsed and its names looked up by Python itself (in Pyodide, once the
+    // shape check above has passed): what does not parse, or takes names from outside itself, is refused here.
+    if (spec.kind === 'map' && spec.language === 'python') await checkPythonFunction(spec.code);
     await this.checkFiles(params.tasks.flatMap((t) => t.files ?? []), principal);
     beforeInsert?.(params.job.id);
     let accepted: JobInsertResult;

@@ -42,3 +42,24 @@ def test_the_readme_worker_and_client(foreman: Any, tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_the_readme_map_example_runs_on_a_node_worker_in_pyodide(foreman: Any, tmp_path: Path) -> None:
+    from conftest import BIN, node
+
+    env = {**os.environ, "PYTHONPATH": str(README.parent / "python")}
+    example = block("from crowdcompute import Client\n\ndef collatz_steps").replace("http://localhost:8000", foreman.url)
+    (tmp_path / "collatz.py").write_text(example)
+    worker = subprocess.Popen([node(), "--no-node-snapshot", str(BIN), "worker", "--foreman", foreman.ws_url, "--id", "node-pyodide",
+                               "--allow-code", "--no-status", "--log-level", "warn"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        done = subprocess.run([sys.executable, str(tmp_path / "collatz.py")], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.strip() == "[0, 1, 7, 2, 5]"
+        job = foreman.api("GET", "/api/jobs?limit=1")[0]
+        assert job["language"] == "python" and job["label"] == "collatz_steps"
+        tasks = foreman.api("GET", f"/api/jobs/{job['id']}/tasks?limit=5")
+        assert {t["attempts"][-1]["worker_id"] for t in tasks} == {"node-pyodide"}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)

@@ -16,7 +16,7 @@ from crowdcompute import Worker
 async def square(task):
     return task.input_data * task.input_data
 
-Worker(os.environ["FOREMAN"], "py-dash", None).register_handler("py.*", square).run()
+Worker(os.environ["FOREMAN"], "py-dash", None, allow_code=True).register_handler("py.*", square).run()
 `;
 
 test('the dashboard lists a Python worker with its runtime, and its tasks as a Node worker\'s', { skip: browserSkip || pythonSkip, timeout: 120_000 }, async () => {
@@ -49,13 +49,25 @@ test('the dashboard lists a Python worker with its runtime, and its tasks as a N
     await waitFor(async () => (await row.locator('td').nth(5).textContent())?.trim() === '6', { message: 'the row counts its 6 completed tasks' });
     await screenshot(page, 'python-worker-list');
 
+    // It runs shipped Python natively: marked so wherever its code is listed.
+    assert.equal(await row.locator('[data-unsandboxed]').textContent(), 'unsandboxed');
     await page.goto(`${foreman.url}/workers/py-dash`);
     await page.getByText(/python 3\.\d+/).first().waitFor();
+    await page.locator('[data-unsandboxed]').first().waitFor();
     await page.goto(`${foreman.url}/jobs/${job.id}`);
     // A finished task's attempts name the worker that ran it.
     await page.locator('tr[data-task] button.link').first().click();
     await page.locator('table.attempts').getByText('py-dash').waitFor();
     await screenshot(page, 'python-worker-job');
+
+    // A Python map job's page says its language and shows its function's source.
+    const map = await client.submitMap({ python: 'def cube(x):\n    return x ** 3\n', name: 'cube' }, [1, 2, 3]);
+    assert.deepEqual(await map.result(), [1, 8, 27]);
+    await page.goto(`${foreman.url}/jobs/${map.id}`);
+    await page.getByText('map: cube (Python)').first().waitFor();
+    await page.locator('details[data-code] summary').click();
+    assert.match(await page.locator('details[data-code] pre').textContent() ?? '', /def cube\(x\):\s+return x \*\* 3/);
+    await screenshot(page, 'python-map-job');
     assert.deepEqual(errors, []);
     await context.close();
   } finally {

@@ -21,7 +21,7 @@ from crowdcompute._pyfunc import FunctionSourceError, check_free_names, function
 from crowdcompute.client import argument_failure
 
 from conftest import ROOT
-from support import finished, wait_for
+from support import wait_for
 
 CONSTANT = 3
 

@@ -43,6 +43,7 @@ export function workerCommand(program: Command): void {
     .option('--allow-code', 'accept map jobs: run shipped functions in isolated-vm sandboxes, in child processes', D.allowCode)
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
+    .option('--python-memory <mb>', "memory of each Python interpreter (Pyodide's WebAssembly memory) running shipped Python functions, MiB", bounded('pythonSandboxMemoryMb', parseIntArg), D.pythonSandboxMemoryMb)
     .option('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', bounded('sandboxTimeoutMs', parseDuration), D.sandboxTimeoutMs)
     .option('--sandbox-processes <n>', 'sandbox processes at most, each running one map task at a time (default: CPU cores + 1)', bounded('sandboxProcesses', parseIntArg))
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
@@ -70,7 +71,7 @@ export function workerCommand(program: Command): void {
         foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
         ...(token ? { token } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}), statusHost: o.statusHost,
         ...(o.statusHostName ? { statusHostNames: o.statusHostName } : {}),
-        sandbox: { memoryLimitMb: o.sandboxMemory, defaultTimeoutMs: o.sandboxTimeout, ...(o.sandboxProcesses ? { maxProcesses: o.sandboxProcesses } : {}) },
+        sandbox: { memoryLimitMb: o.sandboxMemory, pythonMemoryMb: o.pythonMemory, defaultTimeoutMs: o.sandboxTimeout, ...(o.sandboxProcesses ? { maxProcesses: o.sandboxProcesses } : {}) },
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,

@@ -93,6 +93,7 @@ export class Worker extends WorkerRuntime {
     const { allowCode, sandbox, statusPort, statusHost, statusHostNames, logger: _l, logLevel: _ll, ca: _ca, ...runtime } = options;
     if (statusPort !== false) checkWorkerOption('statusPort', statusPort);
     checkWorkerOption('sandboxMemoryMb', sandbox?.memoryLimitMb);
+    checkWorkerOption('pythonSandboxMemoryMb', sandbox?.pythonMemoryMb);
     checkWorkerOption('sandboxTimeoutMs', sandbox?.defaultTimeoutMs);
     checkWorkerOption('sandboxProcesses', sandbox?.maxProcesses);
     super({

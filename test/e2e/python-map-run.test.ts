@@ -85,3 +85,21 @@ test('Python map jobs survive a worker SIGKILL and a foreman SIGKILL mid-job, wi
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("--python-memory caps each interpreter's memory: past it, the argument fails with MemoryError and the worker goes on", { timeout: 120_000 }, async () => {
+  const foreman = await startTestForeman();
+  const worker = spawnWorkerProcess(['--foreman', foreman.wsUrl, '--id', 'py-capped', '--allow-code', '--python-memory', '96']);
+  const client = new Client({ url: foreman.url });
+  try {
+    const grow = { name: 'grow', python: 'def grow(mib):\n    return len(bytearray(mib * 1024 * 1024))\n' };
+    const outcome = await (await client.submitMap(grow, [16, 200, 32], { chunkSize: 3 })).outcome();
+    assert.deepEqual(outcome.results, [16 * 2 ** 20, null, 32 * 2 ** 20]);
+    assert.match(outcome.failures[0].error?.message ?? '', /argument 1: MemoryError/);
+    assert.deepEqual(await client.map(grow, [8]), [8 * 2 ** 20]);
+  } finally {
+    await client.close();
+    worker.kill('SIGKILL');
+    await worker.exited;
+    await foreman.cleanup();
+  }
+});

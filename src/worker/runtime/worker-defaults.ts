@@ -52,6 +52,8 @@ export const WORKER_BOUNDS = {
   statusPort: { flag: '--status-port', min: 0, max: 65_535 },
   // isolated-vm takes no less than 8 MiB; 64 GiB is more than one task's heap should ever be.
   sandboxMemoryMb: { flag: '--sandbox-memory', min: 8, max: 65_536, unit: 'MiB' },
+  // Pyodide starts with about 30 MiB of its own; WebAssembly (32-bit) addresses at most 4 GiB.
+  pythonSandboxMemoryMb: { flag: '--python-memory', min: 64, max: 4_096, unit: 'MiB' },
   sandboxTimeoutMs: { flag: '--sandbox-timeout', ...JOB_LIMITS.timeoutMs },
   // Each sandbox process is a Node process of its own (about 14 MiB and 0.2 s of CPU to start).
   sandboxProcesses: { flag: '--sandbox-processes', min: 1, max: 1_024 },

@@ -4,7 +4,7 @@
  * module capped in memory and compiled once, for every Python worker of the tab. The sandboxed
  * workers fetch nothing: they get these by postMessage.
  */
-import { capWasmMemory } from './wasm-memory-cap.ts';
+import { capWasmMemory } from '../runtime/wasm-memory-cap.ts';
 
 /** What a Python worker boots from. */
 export interface PyodideFiles {

@@ -23,7 +23,7 @@ import type { PyodideAPI } from 'pyodide';
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
 import { pythonRunner } from './python-runner.ts';
-import { capWasmMemory, WASM_PAGE } from './wasm-memory-cap.ts';
+import { capWasmMemory, WASM_PAGE } from '../runtime/wasm-memory-cap.ts';
 
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
@@ -51,7 +51,7 @@ async function load(): Promise<{ set: PyFn; forget: PyFn; run: PyFn }> {
     // Only the interpreter's module is large; small helper modules define no memory.
     if (bytes.byteLength < 1_000_000) return src;
     capped++;
-    return capWasmMemory(bytes, maxPages);
+    return capWasmMemory(bytes, maxPages * WASM_PAGE);
   };
   wa.instantiate = function (src: unknown, ...rest: unknown[]) { return original.instantiate.call(WebAssembly, patch(src), ...rest); };
   wa.compile = function (src: unknown, ...rest: unknown[]) { return original.compile.call(WebAssembly, patch(src), ...rest); };

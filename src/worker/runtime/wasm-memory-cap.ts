@@ -5,7 +5,9 @@
  * taking the tab's memory. Pure byte work: it runs in a browser and in Node alike.
  */
 
-const PAGE = 65_536;
+/** The size of a WebAssembly memory page. */
+export const WASM_PAGE = 65_536;
+const PAGE = WASM_PAGE;
 
 /** Read an unsigned LEB128 number at `at`: its value and the offset after it. */
 function readLeb(bytes: Uint8Array, at: number): [number, number] {

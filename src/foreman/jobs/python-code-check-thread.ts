@@ -3,6 +3,7 @@
  * Python map functions with Python's own parser (`ast`) and symbol tables (`symtable`).
  * Neither runs the code it reads.
  */
+import type { PyodideModule } from '../../host/pyodide-api.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 
 /** Returns '<name>' when the source is one acceptable function, else '!' and the problem. */
@@ -47,7 +48,7 @@ def _cc_check(source):
 `;
 
 const { pyodideUrl } = workerData as { pyodideUrl: string };
-const { loadPyodide } = await import(pyodideUrl) as typeof import('pyodide');
+const { loadPyodide } = await import(pyodideUrl) as PyodideModule;
 const py = await loadPyodide({ jsglobals: {}, env: {}, stdout: () => {}, stderr: () => {} });
 const ns = (py.globals.get('dict') as () => { get(k: string): unknown })();
 py.runPython(CHECK, { globals: ns as never });

@@ -18,7 +18,7 @@
  * Started by the worker with the limits as JSON in argv[2] and the URL of Pyodide's module in argv[3].
  */
 import { constants as fsConstants } from 'node:fs';
-import type { PyodideAPI } from 'pyodide';
+import type { PyodideInterpreter, PyodideModule } from '../../host/pyodide-api.ts';
 // The error class alone, not the protocol's index (see sandbox-child.ts).
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
@@ -64,8 +64,8 @@ async function load(): Promise<{ set: PyFn; forget: PyFn; run: PyFn }> {
   const binding = proc.binding;
   proc.binding = (name: string) => (name === 'constants' ? { fs: fsConstants } : binding.call(process, name));
 
-  const { loadPyodide } = await import(pyodideUrl) as typeof import('pyodide');
-  const py: PyodideAPI = await loadPyodide({ jsglobals: {}, env: {}, stdout: () => {}, stderr: () => {} });
+  const { loadPyodide } = await import(pyodideUrl) as PyodideModule;
+  const py: PyodideInterpreter = await loadPyodide({ jsglobals: {}, env: {}, stdout: () => {}, stderr: () => {} });
   wa.instantiate = original.instantiate;
   wa.compile = original.compile;
   if (capped !== 1) throw new Error(`expected to cap the memory of one WebAssembly module, capped ${capped}`);

@@ -7,12 +7,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Client, JobFailedError } from '../../src/client/index.ts';
 import { Worker } from '../../src/worker/index.ts';
 import { freePort, spawnForemanProcess, spawnWorkerProcess, startTestForeman, waitFor } from '../../src/testing/index.ts';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 
 const COLLATZ = { name: 'collatz_steps', python: `def collatz_steps(n):
     steps = 0
@@ -39,6 +45,17 @@ test('a Node worker runs Python map functions in Pyodide: ordered results, per-a
     // One failure per argument that raised, named by its index in the job, with the Python traceback.
     assert.deepEqual(outcome.failures.map((f) => [f.index, f.error?.message]), [[1, 'argument 1: ZeroDivisionError: division by zero'], [3, 'argument 3: ZeroDivisionError: division by zero']]);
     assert.match(outcome.failures[0].error?.stack ?? '', /Traceback[\s\S]*line 3, in tenth[\s\S]*ZeroDivisionError/);
+
+    // From the command line: the function named in a Python file, its results printed in order.
+    const dir = mkdtempSync(join(tmpdir(), 'cc-pymap-cli-'));
+    try {
+      writeFileSync(join(dir, 'steps.py'), `import sys\n\n${COLLATZ.python}\ndef other(x):\n    return x\n`);
+      writeFileSync(join(dir, 'inputs.json'), JSON.stringify([1, 2, 3, 4, 5]));
+      const { stdout } = await run(process.execPath, ['--no-node-snapshot', BIN, 'map', `${join(dir, 'steps.py')}:collatz_steps`, join(dir, 'inputs.json'), '--foreman', foreman.url], { timeout: 120_000 });
+      assert.deepEqual(JSON.parse(stdout), [0, 1, 7, 2, 5]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
 
     await assert.rejects(client.map({ python: 'def uses(x):\n    return helper(x) + LIMIT\n' }, [1]),
       (e: Error & { code?: string }) => e.code === 'CC_ERR_CODE_COMPILE' && /helper/.test(e.message) && /LIMIT/.test(e.message));

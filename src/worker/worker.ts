@@ -18,7 +18,6 @@ import { WORKER_DEFAULTS, checkWorkerOption } from './runtime/worker-defaults.ts
 import { WorkerStatusServer } from './status-server.ts';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 
-/** How to run a Node worker. Every option but `foremanUrl` has a default ({@link WORKER_DEFAULTS}). */
 /** What runs shipped code: each job's function in the sandbox for its language. */
 function codeExecutor(sandbox: NonNullable<WorkerOptions['sandbox']>, log: ProcessSandboxOptions['log']): LanguageExecutor {
   const { pythonMemoryMb, ...limits } = sandbox;
@@ -28,6 +27,7 @@ function codeExecutor(sandbox: NonNullable<WorkerOptions['sandbox']>, log: Proce
   );
 }
 
+/** How to run a Node worker. Every option but `foremanUrl` has a default ({@link WORKER_DEFAULTS}). */
 export interface WorkerOptions extends Omit<WorkerRuntimeOptions, 'workerId' | 'codeExecutor' | 'log'> {
   /** Unique id; default `CROWDCOMPUTE_WORKER_ID`, else `<hostname>-<pid>-<random>`. */
   workerId?: string;

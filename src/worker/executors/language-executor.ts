@@ -5,6 +5,7 @@
  */
 import type { CodeExecutor, CodeLanguage, CodeRun } from '../runtime/code-executor.ts';
 
+/** Runs each job's function with the executor of its language: JavaScript or Python. */
 export class LanguageExecutor implements CodeExecutor {
   private readonly javascript: CodeExecutor;
   private readonly makePython: () => CodeExecutor;

@@ -21,7 +21,8 @@ from .errors import (
 )
 from .client import AsyncClient
 from .job import JobHandle
-from .sync_client import Client, SyncJobHandle
+from .open_job import OpenJob
+from .sync_client import Client, SyncJobHandle, SyncOpenJob
 from .task import Task
 from .worker import Worker
 
@@ -30,6 +31,7 @@ __all__ = [
     "Client",
     "JobHandle",
     "SyncJobHandle",
+    "SyncOpenJob",
     "CancelledError",
     "ConflictError",
     "ConnectionFailedError",
@@ -40,6 +42,7 @@ __all__ = [
     "JobFailedError",
     "NonRetryableError",
     "NotFoundError",
+    "OpenJob",
     "PROTOCOL_VERSION",
     "PayloadTooLargeError",
     "RateLimitedError",

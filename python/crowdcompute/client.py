@@ -10,7 +10,6 @@ one on a private event loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
@@ -23,11 +22,12 @@ from urllib.parse import quote, urlencode
 
 from ._http import HttpTransport, http_base, ws_url
 from ._client_link import Link
-from ._spec import graph_output, job_options, rest_keys, wire_keys
+from ._spec import graph_output, job_options, wire_keys
 from ._pyfunc import Language, map_args, map_code
 from .credentials import local_api_key_at
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
+from .open_job import OpenJob
 
 log = logging.getLogger("crowdcompute.client")
 
@@ -36,9 +36,6 @@ DEFAULT_URL = "http://localhost:8000"
 RESULTS_PAGE = 10_000
 #: Jobs of more tasks or arguments than this are sent open, in parts (one message would exceed the foreman's limits).
 STREAM_ABOVE_ITEMS = 20_000
-#: Most items, and about how many bytes of JSON, in one appended part.
-PART_MAX_ITEMS = 10_000
-PART_MAX_BYTES = 2 * 1024 * 1024
 #: Tasks a large map job is split into when the caller gives no chunk size (the foreman's choice too).
 TARGET_TASKS_PER_JOB = 256
 #: Completions kept for jobs whose acceptance has not arrived yet.
@@ -251,27 +248,31 @@ class AsyncClient:
         return handle
 
     async def _submit_in_parts(self, spec: dict[str, Any], field: Literal["tasks", "args"], items: list[Any]) -> JobHandle:
-        """Submit a job open, send its tasks (or arguments) in parts over REST, and seal it.
+        """Submit a job open, send its tasks (or arguments) in parts over REST, and seal it."""
+        job = await self._open(spec, field)
+        await job.append(items)
+        return await job.seal()
 
-        Each part says where it starts (`at`), so a part sent again after a lost answer is
-        appended once; a map job's parts hold whole chunks, so each task keeps its place."""
+    async def _open(self, spec: dict[str, Any], field: Literal["tasks", "args"]) -> OpenJob:
         handle = await self._submit({**spec, field: [], "open": True}, {})
-        unit = 1
-        if field == "args":
-            unit = int((await self.get_job(handle.id)).get("chunk_size") or 1)
-        start = 0
-        while start < len(items):
-            end, size = start, 0
-            while end < len(items) and end - start < PART_MAX_ITEMS and size < PART_MAX_BYTES:
-                size += len(json.dumps(items[end])) + 1
-                end += 1
-            if end < len(items) and end - start >= unit:
-                end -= (end - start) % unit
-            part = items[start:end]
-            body = {field: [rest_keys(t) for t in part] if field == "tasks" else part, "at": start, **({"seal": True} if end >= len(items) else {})}
-            await self._rest("POST", f"/api/jobs/{_path(handle.id)}/tasks", body)
-            start = end
-        return handle
+        unit = int((await self.get_job(handle.id)).get("chunk_size") or 1) if field == "args" else 1
+        return OpenJob(self, handle, field, unit)
+
+    async def open_tasks(self, **options: Unpack[JobOptions]) -> OpenJob:
+        """Submit a job of named tasks open, to append its tasks as they are produced
+        (`await job.append([{type, input, ...}])`, then `await job.seal()`); its first tasks run
+        while the rest are still coming."""
+        return await self._open({"kind": "tasks", **job_options(**options)}, "tasks")
+
+    async def open_map(self, code: str | Callable[[Any], Any], *, chunk_size: int | None = None, language: Language | None = None,
+                       function_name: str | None = None, **options: Unpack[JobOptions]) -> OpenJob:
+        """Submit a map job open, to append its arguments as they come (`append`, then `seal`).
+        Its chunk size is fixed now (`chunk_size`, default 100): the total is not known yet."""
+        language, source, name = map_code(code, language)
+        spec = {"kind": "map", "code": source, **job_options(chunk_size=chunk_size, function_name=function_name or name, **options)}
+        if language == "python":
+            spec["language"] = "python"
+        return await self._open(spec, "args")
 
     async def _submit(self, spec: dict[str, Any], shape: dict[str, Any]) -> JobHandle:
         if self._closed:

@@ -19,8 +19,32 @@ from ._pyfunc import Language
 from .client import AsyncClient, JobOptions
 from .errors import CrowdComputeError
 from .job import JobEnd, JobHandle, JobOutcome
+from .open_job import OpenJob
 
 T = TypeVar("T")
+
+
+class SyncOpenJob:
+    """A job submitted open, for the synchronous client: `append(items)` as often as needed,
+    then `seal()`, which returns its job handle."""
+
+    def __init__(self, client: "Client", job: OpenJob) -> None:
+        self._client = client
+        self._job = job
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def appended(self) -> int:
+        return self._job.appended
+
+    def append(self, items: Iterable[Any]) -> None:
+        self._client._run(self._job.append(list(items)))
+
+    def seal(self) -> "SyncJobHandle":
+        return SyncJobHandle(self._client, self._client._run(self._job.seal()))
 
 
 class SyncJobHandle:
@@ -175,6 +199,15 @@ class Client:
     def submit(self, type: str, input: Any = None, *, task_id: str | None = None, requires: Mapping[str, Any] | None = None,
                files: Sequence[str] | None = None, **options: Unpack[JobOptions]) -> SyncJobHandle:
         return self._wrap(self._async.submit(type, input, task_id=task_id, requires=requires, files=files, **options))
+
+    def open_tasks(self, **options: Unpack[JobOptions]) -> SyncOpenJob:
+        """Submit a job of named tasks open, to append its tasks as they are produced."""
+        return SyncOpenJob(self, self._run(self._async.open_tasks(**options)))
+
+    def open_map(self, code: str | Callable[[Any], Any], *, chunk_size: int | None = None, language: Language | None = None,
+                 **options: Unpack[JobOptions]) -> SyncOpenJob:
+        """Submit a map job open, to append its arguments as they come."""
+        return SyncOpenJob(self, self._run(self._async.open_map(code, chunk_size=chunk_size, language=language, **options)))
 
     def submit_many(self, tasks: Iterable[Mapping[str, Any]], **options: Unpack[JobOptions]) -> SyncJobHandle:
         return self._wrap(self._async.submit_many(list(tasks), **options))

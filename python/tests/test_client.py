@@ -177,10 +177,11 @@ async def test_map_runs_a_javascript_function_over_its_arguments(client: AsyncCl
 
 async def test_large_jobs_are_sent_open_in_parts(client: AsyncClient, code_worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     import crowdcompute.client as module
+    import crowdcompute.open_job as parts
 
     # Small limits, so that a small job takes the path a job of over 20,000 tasks takes.
     monkeypatch.setattr(module, "STREAM_ABOVE_ITEMS", 10)
-    monkeypatch.setattr(module, "PART_MAX_ITEMS", 4)
+    monkeypatch.setattr(parts, "PART_MAX_ITEMS", 4)
     job = await client.submit_many([{"type": "py.echo", "input": i, "task_id": f"part-{i}", "max_attempts": 2} for i in range(11)], name="in-parts")
     assert await job.result() == list(range(11))
     view = await job.get()
@@ -337,3 +338,31 @@ async def test_a_job_in_flight_survives_a_foreman_restart(client: AsyncClient, f
     assert await asyncio.wait_for(job.result(), 60) == {"slept": 3000}
     # And new submissions go over the new connection.
     assert await (await client.submit("py.echo", "after")).result() == "after"
+
+
+async def test_open_jobs_take_their_tasks_and_arguments_as_they_come(client: AsyncClient, code_worker: Worker) -> None:
+    tasks = await client.open_tasks(name="as-they-come")
+    await tasks.append([{"type": "py.echo", "input": i} for i in range(3)])
+    # The first part is there, and runs, while the job is still open.
+    assert len(await client.tasks(tasks.id)) == 3 and (await tasks.handle.get())["open"] is True
+    await tasks.append([{"type": "py.echo", "input": i} for i in range(3, 5)])
+    handle = await tasks.seal()
+    assert await handle.result() == [0, 1, 2, 3, 4]
+    assert (await handle.get())["open"] is False
+    with pytest.raises(ValueError, match="sealed"):
+        await tasks.append([{"type": "py.echo", "input": 9}])
+
+    squares = await client.open_map("(x) => x * x", chunk_size=2)
+    await squares.append([1, 2, 3])          # one whole chunk goes; the third argument waits
+    assert squares.appended == 2
+    await squares.append([4, 5])             # 3 and 4 go; 5 waits for the seal
+    assert squares.appended == 4
+    assert await (await squares.seal()).result() == [1, 4, 9, 16, 25]
+
+
+def test_the_sync_client_appends_to_an_open_job(foreman: Any, code_worker: Worker) -> None:
+    with Client(foreman.url) as sync:
+        job = sync.open_map("(x) => x + 1", chunk_size=2)
+        job.append(range(3))
+        job.append([3])
+        assert job.seal().result(timeout=60) == [1, 2, 3, 4]

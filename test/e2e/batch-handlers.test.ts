@@ -129,6 +129,8 @@ test('a run sees why it was stopped: coordinator, timeout, lease lost, worker sh
       proxy.restore();
       await waitFor(() => seen.length === 3 || null, { timeoutMs: 15_000, message: 'the handler hears its lease is lost' });
       assert.equal(seen[2], 'lease_lost');
+      // Cancelled once its next attempt runs (a task cancelled while queued never reaches a handler).
+      await waitFor(async () => { const [t] = await client.getJobTasks(lost.jobId); return (t?.status === 'running' && t.attempt >= 2) || null; }, { timeoutMs: 30_000, message: 'the next attempt runs' });
       await client.cancel(lost.jobId);
       await waitFor(() => seen.length === 4 || null, { timeoutMs: 15_000, message: 'the next attempt is cancelled' });
     } finally {

@@ -109,28 +109,26 @@ class ForemanLink:
 
     def send(self, message: dict[str, Any]) -> bool:
         """Queue a message for this turn's frame; False when there is no connection (it is dropped)."""
-        if self._ws is None:
-            return False
-        self._frame.append(message)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-        return True
+        return self._queue(message)
 
     def send_encoded(self, text: str) -> bool:
         """`send` for a message already encoded as a JSON object's text."""
-        if self._ws is None:
-            return False
-        self._frame.append(text)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-        return True
+        return self._queue(text)
 
     def flush_with(self, fn: Callable[[], None]) -> None:
         """Call `fn` (one caller's own batching) when this turn's frame is made, just before it
         leaves: what it sends goes in that frame, a turn of the loop sooner than its own flush."""
         self._before_flush = fn
+        self._schedule_flush()
+
+    def _queue(self, item: dict[str, Any] | str) -> bool:
+        if self._ws is None:
+            return False
+        self._frame.append(item)
+        self._schedule_flush()
+        return True
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)

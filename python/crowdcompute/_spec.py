@@ -6,7 +6,7 @@ Only the protocol's own keys are renamed: a task's `input`, a job's `metadata` a
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 #: Values that belong to the caller: passed on untouched, keys and all.
 _DATA_KEYS = frozenset({"input", "metadata", "labels", "args"})
@@ -18,21 +18,27 @@ def camel(key: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def wire_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A spec object with its protocol keys in camelCase (nested objects and lists of them too)."""
+def _convert_keys(spec: Mapping[str, Any], name: Callable[[str], str]) -> dict[str, Any]:
+    """`spec` with its protocol keys renamed by `name` (nested objects and lists of them too;
+    the values of data keys such as `input` or `metadata` are the user's, left as they are)."""
     out: dict[str, Any] = {}
     for key, value in spec.items():
         if value is None:
             continue
         if key in _DATA_KEYS:
-            out[camel(key)] = value
+            out[name(key)] = value
         elif isinstance(value, Mapping):
-            out[camel(key)] = wire_keys(value)
+            out[name(key)] = _convert_keys(value, name)
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            out[camel(key)] = [wire_keys(v) for v in value]
+            out[name(key)] = [_convert_keys(v, name) for v in value]
         else:
-            out[camel(key)] = value
+            out[name(key)] = value
     return out
+
+
+def wire_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec object with its protocol keys in camelCase, as the WebSocket takes it."""
+    return _convert_keys(spec, camel)
 
 
 def snake(key: str) -> str:
@@ -42,19 +48,7 @@ def snake(key: str) -> str:
 
 def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A spec object with its protocol keys in snake_case, as the REST API takes it."""
-    out: dict[str, Any] = {}
-    for key, value in spec.items():
-        if value is None:
-            continue
-        if key in _DATA_KEYS:
-            out[snake(key)] = value
-        elif isinstance(value, Mapping):
-            out[snake(key)] = rest_keys(value)
-        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            out[snake(key)] = [rest_keys(v) for v in value]
-        else:
-            out[snake(key)] = value
-    return out
+    return _convert_keys(spec, snake)
 
 
 def job_options(**options: Any) -> dict[str, Any]:

@@ -103,6 +103,10 @@ class GraphJobSpec(TypedDict):
     weight: NotRequired[float]  # 0.01 to 1000
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
 
 
 class HelloAuth(TypedDict):
@@ -178,6 +182,10 @@ class MapJobSpec(TypedDict):
     weight: NotRequired[float]  # 0.01 to 1000
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
 
 
 class NamedTaskSpec(TypedDict):
@@ -193,6 +201,10 @@ class NamedTaskSpec(TypedDict):
     requires: NotRequired[Requirements]
     #: Files it carries: ids of files uploaded with POST /api/files (client.uploadFile).
     files: NotRequired[list[str]]  # at most 100 items, each 1 to 200 characters
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
 
 
 class TasksJobSpec(TypedDict):
@@ -230,6 +242,10 @@ class TasksJobSpec(TypedDict):
     weight: NotRequired[float]  # 0.01 to 1000
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
 
 
 # A job as submitted: a map job, a job of named tasks, or a task graph, told apart by `kind`.
@@ -406,7 +422,7 @@ class CancelAckMessage(TypedDict):
     type: Literal["cancel_ack"]
     requestId: NotRequired[str]
     jobId: str  # 1 to 200 characters
-    state: Literal["queued", "running", "completed", "failed", "cancelled"]
+    state: Literal["scheduled", "queued", "running", "completed", "failed", "cancelled"]
 
 
 class CancelJobMessage(TypedDict):
@@ -505,7 +521,7 @@ class JobCompletedMessage(TypedDict):
 
     type: Literal["job_completed"]
     jobId: str  # 1 to 200 characters
-    state: Literal["queued", "running", "completed", "failed", "cancelled"]
+    state: Literal["scheduled", "queued", "running", "completed", "failed", "cancelled"]
     counts: JobCounts
     #: Ordered results, when they fit in one frame; otherwise fetch GET /api/jobs/{id}/results.
     results: NotRequired[list[Any]]
@@ -516,7 +532,7 @@ class JobProgressMessage(TypedDict):
 
     type: Literal["job_progress"]
     jobId: str  # 1 to 200 characters
-    state: Literal["queued", "running", "completed", "failed", "cancelled"]
+    state: Literal["scheduled", "queued", "running", "completed", "failed", "cancelled"]
     counts: JobCounts
 
 

@@ -13,3 +13,4 @@ export * from './case-keys.ts';
 export * from './rest.ts';
 export * from './auth.ts';
 export * from './limits.ts';
+export * from './time-fields.ts';

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { PRIORITIES, JOB_STATES, TASK_KINDS } from './states.ts';
 import { HelloAuthSchema } from './auth.ts';
 import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
+import { MAX_TIME_AHEAD_MS, TimeFieldSchema, durationField } from './time-fields.ts';
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
@@ -97,6 +98,13 @@ export const JobOptionsSchema = z.object({
   weight: bounded(JOB_LIMITS.weight).optional(),
   /** At most this many of its tasks run at once, on all workers together. Default: no cap. */
   maxConcurrency: bounded(JOB_LIMITS.maxConcurrency).optional(),
+  /**
+   * Not to run before this time (epoch ms or RFC 3339): its tasks wait as `scheduled` until then.
+   * At most a year ahead; a time already past runs at once. Not with `delay`.
+   */
+  runAt: TimeFieldSchema.optional(),
+  /** Not to run until this long after submission (ms, or `10m`); at most a year. Not with `runAt`. */
+  delay: durationField(MAX_TIME_AHEAD_MS).optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
@@ -113,6 +121,10 @@ export const NamedTaskSpecSchema = z.object({
   requires: RequirementsSchema.optional(),
   /** Files it carries: ids of files uploaded with POST /api/files (client.uploadFile). */
   files: z.array(id).max(100).optional(),
+  /** Not to run before this time; overrides the job's `runAt` / `delay` for this task. Not with `delay`. */
+  runAt: TimeFieldSchema.optional(),
+  /** Not to run until this long after submission; overrides the job's. Not with `runAt`. */
+  delay: durationField(MAX_TIME_AHEAD_MS).optional(),
 });
 /** One named task of a `tasks` job. */
 export type NamedTaskSpec = z.infer<typeof NamedTaskSpecSchema>;

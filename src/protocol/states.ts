@@ -3,13 +3,19 @@
  * This folder is the leaf of the dependency graph: it imports nothing else from src/.
  */
 
-/** Every state a task can be in. `queued` covers both "ready now" and "waiting for a retry time". */
-export const TASK_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+/**
+ * Every state a task can be in. `scheduled`: submitted with a time (`runAt` / `delay`) not yet
+ * come; it becomes `queued` then. `queued` covers both "ready now" and "waiting for a retry time".
+ */
+export const TASK_STATES = ['scheduled', 'queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 /** A task's state. */
 export type TaskState = (typeof TASK_STATES)[number];
 
-/** Every state a job can be in. A job is terminal once all of its tasks are terminal. */
-export const JOB_STATES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+/**
+ * Every state a job can be in. A job is terminal once all of its tasks are terminal. `scheduled`:
+ * none of its tasks may run yet (its `runAt` has not come).
+ */
+export const JOB_STATES = ['scheduled', 'queued', 'running', 'completed', 'failed', 'cancelled'] as const;
 /** A job's state. */
 export type JobState = (typeof JOB_STATES)[number];
 

@@ -266,7 +266,7 @@ export function resultTasks(job: Row, page?: ResultPage): { from: number; to: nu
  * counted apart (few, through a partial index); the rest are queued. So the figures cost
  * O(jobs), not O(tasks), however many tasks are kept.
  */
-export function taskCountsFromJobs(rows: Row[], running: number): { queued: number; running: number; completed: number; failed: number; cancelled: number } {
+export function taskCountsFromJobs(rows: Row[], running: number, scheduled = 0): { scheduled: number; queued: number; running: number; completed: number; failed: number; cancelled: number } {
   let total = 0, completed = 0, failed = 0, cancelled = 0;
   for (const r of rows) {
     total += Number(r.total ?? 0);
@@ -274,7 +274,7 @@ export function taskCountsFromJobs(rows: Row[], running: number): { queued: numb
     failed += Number(r.failed ?? 0);
     cancelled += Number(r.cancelled ?? 0);
   }
-  return { queued: Math.max(0, total - completed - failed - cancelled - running), running, completed, failed, cancelled };
+  return { scheduled, queued: Math.max(0, total - completed - failed - cancelled - running - scheduled), running, completed, failed, cancelled };
 }
 
 /** A recorded batch from its row. */

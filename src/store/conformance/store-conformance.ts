@@ -350,11 +350,11 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       await claim(store, 'w', ['st.b'], 1);
       await store.jobCancel({ jobId: b.job.id, now: Date.now() });
       await store.jobRetry({ jobId: a.job.id, now: Date.now() });
-      const byTask = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+      const byTask = { scheduled: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
       for (const j of await store.jobList({ limit: 100, offset: 0 })) {
         for (const t of await store.taskList({ jobId: j.id, limit: 100, offset: 0 })) byTask[t.state]++;
       }
-      assert.deepEqual(byTask, { queued: 4, running: 2, completed: 1, failed: 0, cancelled: 3 });
+      assert.deepEqual(byTask, { scheduled: 0, queued: 4, running: 2, completed: 1, failed: 0, cancelled: 3 });
       assert.deepEqual((await store.stats()).tasks, byTask);
     });
 

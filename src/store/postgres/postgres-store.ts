@@ -1212,7 +1212,7 @@ export class PostgresStore implements Store {
   }
 
   async stats(): Promise<StoreStats> {
-    const jobs = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const jobs = { scheduled: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     const workers = { online: 0, offline: 0 };
     // Tasks by state from the jobs' counters (see taskCountsFromJobs): O(jobs), not O(tasks).
     const [j, t, w] = await Promise.all([

@@ -1048,7 +1048,7 @@ export class SqliteStore implements Store {
   }
 
   async stats(): Promise<StoreStats> {
-    const jobs = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+    const jobs = { scheduled: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     const workers = { online: 0, offline: 0 };
     const byState = this.s.statsJobs.all() as Row[];
     for (const r of byState) (jobs as any)[r.state] = r.n;

@@ -7,6 +7,7 @@
  */
 import type { TaskState } from '../protocol/index.ts';
 import { shouldRetry } from './retry.ts';
+import { BLOCKED_UNTIL } from './graph.ts';
 
 /** One edge of the task state machine. */
 export interface TaskTransition {
@@ -21,6 +22,7 @@ export interface TaskTransition {
 
 /** The task state machine: every transition the drivers may apply. */
 export const TASK_TRANSITIONS = {
+  release: { from: ['scheduled'], to: 'queued', fenced: false, means: 'its time (runAt / delay) came: it joins the queue' },
   claim: { from: ['queued'], to: 'running', fenced: false, means: 'a worker was given the task; the attempt number goes up' },
   complete: { from: ['running'], to: 'completed', fenced: true, means: 'the worker reported a result' },
   retry: { from: ['running'], to: 'queued', fenced: true, means: 'the attempt failed and attempts remain; it runs again after a backoff' },
@@ -28,10 +30,10 @@ export const TASK_TRANSITIONS = {
   stop: { from: ['running'], to: 'cancelled', fenced: true, means: 'the worker reported the attempt cancelled' },
   requeue: { from: ['running'], to: 'queued', fenced: true, means: 'the worker went away, its lease expired, or it handed the task back' },
   abandon: { from: ['running'], to: 'failed', fenced: true, means: 'the task lost its worker too many times (CC_ERR_WORKER_LOST)' },
-  cancel: { from: ['queued', 'running'], to: 'cancelled', fenced: false, means: 'the task or its job was cancelled' },
+  cancel: { from: ['scheduled', 'queued', 'running'], to: 'cancelled', fenced: false, means: 'the task or its job was cancelled' },
   rerun: { from: ['failed', 'cancelled'], to: 'queued', fenced: false, means: 'someone retried the failed or cancelled task: it runs again with fresh attempts' },
   expire: { from: ['queued'], to: 'failed', fenced: false, means: 'no worker started it before its queue deadline (CC_ERR_NO_WORKER)' },
-  halt: { from: ['queued', 'running'], to: 'failed', fenced: false, means: 'its job was failed as a whole: its tasks kept crashing their sandboxes (CC_ERR_SANDBOX_CRASHED)' },
+  halt: { from: ['scheduled', 'queued', 'running'], to: 'failed', fenced: false, means: 'its job was failed as a whole: its tasks kept crashing their sandboxes (CC_ERR_SANDBOX_CRASHED)' },
 } as const satisfies Record<string, TaskTransition>;
 
 /** The name of a transition of {@link TASK_TRANSITIONS}. */
@@ -55,4 +57,12 @@ export function afterLoss(task: { lost: number }, params: { maxLost?: number | u
 /** True when `state` may take `transition` (what the drivers' guards check, for code that holds a row). */
 export function canTake(transition: TaskTransitionName, state: TaskState): boolean {
   return (TASK_TRANSITIONS[transition].from as readonly TaskState[]).includes(state);
+}
+
+/**
+ * The state a new task is stored in: `scheduled` while its time is ahead (it is released to
+ * the queue then), `queued` otherwise, including a graph node blocked on its upstream nodes.
+ */
+export function initialTaskState(availableAt: number | undefined, now: number): 'scheduled' | 'queued' {
+  return availableAt !== undefined && availableAt > now && availableAt < BLOCKED_UNTIL ? 'scheduled' : 'queued';
 }

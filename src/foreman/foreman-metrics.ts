@@ -38,6 +38,7 @@ export class ForemanMetrics {
   readonly queueWait = new FastHistogram({ name: 'crowdcompute_task_queue_wait_seconds', help: 'From ready to run (submitted, or due for a retry) to handed to a worker, by task type', labelName: 'type', buckets: SECONDS_BUCKETS, registers: [this.registry] });
   readonly executionTime = new FastHistogram({ name: 'crowdcompute_task_execution_seconds', help: 'Run time of recorded attempts as the worker measured it, by task type', labelName: 'type', buckets: SECONDS_BUCKETS, registers: [this.registry] });
   readonly endToEnd = new FastHistogram({ name: 'crowdcompute_task_latency_seconds', help: 'From submission to the recorded result of completed tasks, by task type', labelName: 'type', buckets: SECONDS_BUCKETS, registers: [this.registry] });
+  readonly tasksReleased = new Counter({ name: 'crowdcompute_tasks_released_total', help: 'Delayed tasks (runAt / delay) this foreman moved from scheduled to the queue when their time came', registers: [this.registry] });
   readonly tasks = new Gauge({ name: 'crowdcompute_tasks', help: 'Tasks in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
   readonly jobs = new Gauge({ name: 'crowdcompute_jobs', help: 'Jobs in the store, by state (read at each scrape)', labelNames: ['state'], registers: [this.registry] });
   readonly storeStatements = new Gauge({ name: 'crowdcompute_store_statements', help: 'Statements (round trips) this foreman has sent to its database server since it started (PostgreSQL)', registers: [this.registry] });

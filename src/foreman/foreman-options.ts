@@ -164,6 +164,11 @@ export interface ForemanOptions {
   store?: Store;
   /** Stable id of this foreman; random if omitted. */
   foremanId?: string;
+  /**
+   * The clock that decides when delayed tasks and schedules are due (epoch ms); default
+   * `Date.now`. Tests move it instead of waiting. @internal
+   */
+  clock?: () => number;
   /** How often workers send heartbeats. Default 5 s. */
   heartbeatIntervalMs?: number;
   /** How long an assignment is held without a heartbeat. Default 30 s. */
@@ -269,7 +274,7 @@ export interface ForemanOptions {
 }
 
 /** Options with every default filled in. @internal */
-export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
 
 /**
  * Fill in the defaults, and refuse a numeric option out of its range (a RangeError naming the
@@ -277,7 +282,7 @@ export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'lo
  */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const { store: _s, logger: _l, foremanId: _f, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const { store: _s, logger: _l, foremanId: _f, clock: _c, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
   const problems: string[] = [];
   for (const key of Object.keys(FOREMAN_BOUNDS) as NumericOption[]) {
     const value = (rest as Record<string, unknown>)[key];

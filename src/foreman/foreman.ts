@@ -28,6 +28,7 @@ import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
 import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
+import { TaskReleaser } from './maintenance/task-releaser.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { LoopHealth } from './loop-health.ts';
@@ -80,6 +81,9 @@ export class Foreman {
   private readonly metrics = new ForemanMetrics();
   private readonly options: ResolvedForemanOptions;
   private readonly injectedStore: Store | undefined;
+  private readonly clock: () => number;
+  /** Releases delayed tasks when they are due (exposed for tests that move the clock). @internal */
+  releaser: TaskReleaser | null = null;
   private parts: Parts | null = null;
   private ownsStore = false;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -92,6 +96,7 @@ export class Foreman {
     this.options = resolveForemanOptions(options);
     this.log = (options.logger ?? pino({ level: this.options.logLevel }, pino.destination(2))).child({ foremanId: this.id });
     this.injectedStore = options.store;
+    this.clock = options.clock ?? Date.now;
   }
 
   /** The HTTP base URL, e.g. http://127.0.0.1:8000 (https:// with TLS). */
@@ -208,6 +213,11 @@ export class Foreman {
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
     jobService = jobs;
+    // Delayed tasks: one timer for the earliest, set again by every submission that holds some.
+    const releaser = new TaskReleaser({ store, metrics, log, workAvailable: () => workAvailable(), tracker: loops.track('task releaser') },
+      { recheckMs: Math.max(1_000, o.sweepIntervalMs * 5), now: this.clock });
+    this.releaser = releaser;
+    jobs.onDelayed = (at) => releaser.dueAt(at);
     // A finished job (here, or through another foreman) takes no more of the workers.
     events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
@@ -271,6 +281,7 @@ export class Foreman {
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log).watchedBy(loops),
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
+      releaser,
       feed,
       // A stall is logged when it begins, even while nobody asks /health.
       PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),
@@ -283,6 +294,7 @@ export class Foreman {
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
         onCredentials: () => void auth?.checkChanges(),
+        onRelease: (at) => releaser.dueAt(at),
       }));
     }
     // Watched jobs are looked up now and then: a backstop for a notification lost with a dropped

@@ -107,6 +107,7 @@ export const JobViewSchema = z.object({
   completed_at: nullableTime,
   label: z.string().nullable().describe('what the job runs: its tasks\' type(s), or the shipped function\'s name'),
   queue_timeout_ms: z.number().int().nullable().describe('tasks not started this long after submission (or a retry) fail with CC_ERR_NO_WORKER'),
+  run_at: nullableTime.describe('not to run before this time (its run_at or delay); the job is `scheduled` until then; null: at once'),
   retention_ms: z.number().int().nullable().describe('how long the job is kept once finished; null for jobs from before retention, kept until pruned on demand'),
   prune_at: nullableTime.describe('when the finished job may be pruned (completed_at + retention_ms); null while it runs'),
   open: z.boolean().describe('takes more tasks (POST /api/jobs/{id}/tasks) until sealed; an open job does not finish'),
@@ -188,7 +189,7 @@ export const TaskViewSchema = z.object({
   started_at: nullableTime,
   completed_at: nullableTime,
   lease_expires_at: nullableTime,
-  available_at: nullableTime,
+  available_at: nullableTime.describe('not to run before this time: a delayed task (`scheduled` until then) or a retry waiting for its backoff; null: at once'),
 });
 /** A task, as the REST API shows it. */
 export type TaskView = z.output<typeof TaskViewSchema>;

@@ -24,11 +24,13 @@ export function parseDuration(text: string): number | undefined {
 
 /** A duration: milliseconds (a whole number) or a text such as `10m`; at most `maxMs`. */
 export function durationField(maxMs: number, minMs = 0) {
-  const bounds = `must be between ${describeAmount(minMs, 'ms')} and ${describeAmount(maxMs, 'ms')}`;
+  const atLeast = `must be at least ${describeAmount(minMs, 'ms')}`;
+  const atMost = `must be at most ${describeAmount(maxMs, 'ms')}`;
   return z.union([
-    z.number().int('must be a whole number of milliseconds').min(minMs, bounds).max(maxMs, bounds),
+    z.number().int('must be a whole number of milliseconds').min(minMs, atLeast).max(maxMs, atMost),
     z.string().max(100).refine((s) => parseDuration(s) !== undefined, 'must be milliseconds or a duration such as 500ms, 30s, 10m, 1h or 2d')
-      .refine((s) => { const v = parseDuration(s); return v === undefined || (v >= minMs && v <= maxMs); }, bounds),
+      .refine((s) => (parseDuration(s) ?? minMs) >= minMs, atLeast)
+      .refine((s) => (parseDuration(s) ?? maxMs) <= maxMs, atMost),
   ]).describe('milliseconds, or a duration such as 30s, 10m, 1h');
 }
 

@@ -61,7 +61,8 @@ export function jobFromRow(r: Row): JobRecord {
     id: r.id,
     kind: r.kind,
     name: r.name,
-    state: r.state,
+    // Scheduled: still queued (nothing started) and its time to run has not come.
+    state: r.state === 'queued' && r.run_at != null && Number(r.run_at) > Date.now() ? 'scheduled' : r.state,
     priority: PRIORITY_BY_RANK[r.priority],
     counts: { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled },
     argCount: r.arg_count,
@@ -76,6 +77,7 @@ export function jobFromRow(r: Row): JobRecord {
     label: r.label ?? null,
     queueTimeoutMs: r.queue_timeout_ms ?? null,
     runOn: r.run_on ?? null,
+    runAt: r.run_at == null ? null : Number(r.run_at),
     language: r.kind === 'map' ? (r.language ?? 'javascript') : null,
     open: bool(r.open),
     weight: r.weight ?? 1,

@@ -44,6 +44,8 @@ export interface JobRecord {
   queueTimeoutMs: number | null;
   /** Only this kind of worker may run its tasks; null: any. */
   runOn: WorkerKind | null;
+  /** Not to run before this time (its `runAt` / `delay`); null: at once. Its tasks appended later wait for it too. */
+  runAt: number | null;
   /** Map jobs: the language of the shipped function (`javascript` or `python`); null for other jobs. */
   language: CodeLanguage | null;
   /** Takes more tasks (appends) until sealed; an open job does not finish. */
@@ -160,7 +162,10 @@ export interface NewTask {
   priority: Priority;
   maxAttempts: number;
   timeoutMs: number | null;
-  /** Not to run before this time: a graph node waiting for its upstream nodes (BLOCKED_UNTIL). Default now. */
+  /**
+   * Not to run before this time: a delayed task (stored `scheduled` until then) or a graph node
+   * waiting for its upstream nodes (BLOCKED_UNTIL, stored `queued`). Default now.
+   */
   availableAt?: number;
   /** Resources its worker must have free; such tasks are claimed by `taskClaimFitting` only. */
   requires?: Requirements | null;
@@ -194,6 +199,8 @@ export interface JobInsertParams {
     runOn: WorkerKind | null;
     /** Map jobs: the shipped function's language; null or omitted: JavaScript. */
     language?: CodeLanguage | null;
+    /** Not to run before this time (the job's `runAt` / `delay`); null or omitted: at once. Its queue deadline counts from then. */
+    runAt?: number | null;
     /** Graph jobs: the nodes, their tasks and dependencies. */
     graph?: GraphPlan | null;
     /** Open for appending (`jobAppend`) until sealed; it does not finish while open. */
@@ -576,6 +583,20 @@ export interface StoreNotifications {
   onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
   /** A credential was created or revoked. */
   onCredentials?(): void;
+  /** Delayed tasks were stored through another foreman; the earliest is due at `at` (epoch ms). */
+  onRelease?(at: number): void;
+}
+
+/** Which scheduled tasks to release. */
+export interface TaskReleaseParams {
+  /** Release tasks due at or before this time (the releaser's clock). */
+  now: number;
+  limit: number;
+  /**
+   * The wall clock: a released task is claimable from its own time or this, whichever is
+   * earlier. They differ only when a test moved the releaser's clock ahead of the claims'.
+   */
+  wallNow: number;
 }
 
 /** A running task taken away when its lease ran out, and the worker that held it. */
@@ -659,6 +680,14 @@ export interface Store {
    * attempts; recorded results stay. The job becomes unfinished again. Null if there is no such job.
    */
   jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null>;
+  /**
+   * Move scheduled tasks whose time has come (at or before `now`) to the queue, earliest first,
+   * at most `limit`; returns how many and of which jobs. Several foremen may call it at once:
+   * each task is released by one of them (a guarded update).
+   */
+  taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }>;
+  /** When the earliest scheduled task is due (epoch ms), or null when none waits. */
+  taskNextRelease(): Promise<number | null>;
   /** Fail the tasks of jobs past their queue deadline that no worker has started (CC_ERR_NO_WORKER). */
   taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }>;
   /**

@@ -6,6 +6,7 @@
 import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
 import type { ArtifactRecord, JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
 import { workerKind } from '../workers/worker-registry.ts';
+import { BLOCKED_UNTIL } from '../../core/graph.ts';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const isoAlways = (ms: number): string => new Date(ms).toISOString();
@@ -42,6 +43,7 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     running_progress: runningProgress,
     label: j.label,
     queue_timeout_ms: j.queueTimeoutMs,
+    run_at: iso(j.runAt),
     retention_ms: j.retentionMs,
     prune_at: j.completedAt === null || j.retentionMs === null ? null : iso(j.completedAt + j.retentionMs),
   };
@@ -96,7 +98,8 @@ export function taskView(t: TaskRecord): TaskView {
     started_at: iso(t.startedAt),
     completed_at: iso(t.completedAt),
     lease_expires_at: iso(t.leaseExpiresAt),
-    available_at: iso(t.availableAt),
+    // 0 (at once) and a graph node's "blocked" mark are no times to show.
+    available_at: t.availableAt > 0 && t.availableAt < BLOCKED_UNTIL ? iso(t.availableAt) : null,
   };
 }
 

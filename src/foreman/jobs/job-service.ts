@@ -12,6 +12,7 @@ import type { WorkAnnouncement } from '../dispatch/dispatcher.ts';
 import { matchesAny } from '../../core/pattern.ts';
 import { announced, describeRequirements, fits } from '../../core/resources.ts';
 import { failsGraph } from '../../core/graph.ts';
+import { initialTaskState } from '../../core/task-transitions.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 
 /** Submission limits, plus how long an idempotency key returns the same job. */
@@ -33,6 +34,8 @@ export class JobService {
   private readonly log: Logger;
   private readonly workAvailable: (work?: WorkAnnouncement) => void;
   /** An admin cancelled another owner's work (an audit event). */
+  /** Tasks were stored that wait until `at` (the earliest of them): the releaser sets its timer by it. */
+  onDelayed: ((at: number) => void) | null = null;
   onAdminCancel: ((event: { keyId: string; jobId: string; taskId?: string; owner: string | null }) => void) | null = null;
   private readonly options: JobServiceOptions;
   private readonly group: SubmissionGroup;
@@ -81,6 +84,7 @@ export class JobService {
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
+      this.announceDelayed(params.tasks, now);
       this.workAvailable(spec.kind === 'map' ? { code: true, jobs: [accepted.job] } : {
         jobs: [accepted.job],
         requiring: params.tasks.some((t) => t.requires),
@@ -88,6 +92,13 @@ export class JobService {
       });
     }
     return { ...accepted, warnings: await this.unservedWarnings(spec), firstTaskId: accepted.deduplicated ? null : params.tasks[0]?.id ?? null };
+  }
+
+  /** Tell the releaser when the earliest of these tasks that wait is due. */
+  private announceDelayed(tasks: readonly { availableAt?: number }[], now: number): void {
+    let earliest = Infinity;
+    for (const t of tasks) if (t.availableAt !== undefined && t.availableAt < earliest && initialTaskState(t.availableAt, now) === 'scheduled') earliest = t.availableAt;
+    if (earliest < Infinity) this.onDelayed?.(earliest);
   }
 
   /**
@@ -126,6 +137,7 @@ export class JobService {
     if (!res.deduplicated) {
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId, tasks: params.tasks.length, sealed: params.seal }, 'part appended to an open job');
+      this.announceDelayed(params.tasks, params.now);
       if (params.tasks.length > 0) {
         this.workAvailable(job.kind === 'map' ? { code: true, jobs: [res.job] }
           : { jobs: [res.job], requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });

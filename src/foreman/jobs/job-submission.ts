@@ -1,6 +1,6 @@
 import { v7 as timeOrderedUuid } from 'uuid';
 import {
-  CrowdComputeError, MAP_TASK_TYPES, formatBytes, type CodeLanguage, type JobSpec, type Priority,
+  CrowdComputeError, MAP_TASK_TYPES, MAX_TIME_AHEAD_MS, durationMs, formatBytes, timeMs, type CodeLanguage, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
@@ -72,8 +72,31 @@ function mapTasks(args: readonly unknown[], size: number, firstIndex: number, li
   });
 }
 
+/**
+ * When something given `runAt` or `delay` may run: epoch ms, or undefined for at once (no time
+ * given, or a time already past). Both at once, or a time more than a year ahead, is refused.
+ */
+export function releaseTime(what: string, given: { runAt?: number | string | undefined; delay?: number | string | undefined }, now: number): number | undefined {
+  if (given.runAt !== undefined && given.delay !== undefined) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `${what} gives both runAt and delay; give one (runAt: a time, delay: how long from now)`);
+  }
+  const at = given.runAt !== undefined ? timeMs(given.runAt) : given.delay !== undefined ? now + durationMs(given.delay) : undefined;
+  if (at === undefined || !Number.isFinite(at) || at <= now) return undefined;
+  if (at > now + MAX_TIME_AHEAD_MS) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `${what} may not run before ${new Date(at).toISOString()}, more than a year from now; the limit is a year ahead`,
+      { limit: MAX_TIME_AHEAD_MS, runAt: at });
+  }
+  return at;
+}
+
+/** Tasks that may not run before `at` (undefined: at once). */
+function delayed<T extends { availableAt?: number }>(tasks: T[], at: number | undefined): T[] {
+  if (at !== undefined) for (const t of tasks) if (t.availableAt === undefined) t.availableAt = at;
+  return tasks;
+}
+
 /** Named tasks of a job, the first being task `firstIndex`; each within the payload limit. */
-function namedTasks(list: readonly NamedTaskSpec[], firstIndex: number, limits: SubmissionLimits, defaults: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined): (Omit<NewTask, 'id'> & { id?: string })[] {
+function namedTasks(list: readonly NamedTaskSpec[], firstIndex: number, limits: SubmissionLimits, defaults: Pick<NewTask, 'priority' | 'maxAttempts' | 'timeoutMs'>, idOf: (index: number) => string | undefined, now = Date.now()): (Omit<NewTask, 'id'> & { id?: string })[] {
   if (list.length > limits.maxTasksPerJob) {
     throw new CrowdComputeError('CC_ERR_INVALID_JOB', `a job (or a part of one) has ${list.length} tasks, the foreman accepts at most ${limits.maxTasksPerJob} in one message (--max-args); submit the job open and append the rest in parts`,
       { limit: limits.maxTasksPerJob, actual: list.length });
@@ -85,8 +108,9 @@ function namedTasks(list: readonly NamedTaskSpec[], firstIndex: number, limits: 
       throw new CrowdComputeError('CC_ERR_PAYLOAD_TOO_LARGE', `task ${index} (${t.type}) input is ${formatBytes(bytes)}, the foreman accepts at most ${formatBytes(limits.maxPayloadBytes)} (--max-payload)`);
     }
     const id = t.taskId ?? idOf(index);
+    const at = releaseTime(`task ${index} (${t.type})`, t, now);
     return {
-      ...(id ? { id } : {}), index, kind: 'named' as const, type: t.type, input: t.input ?? null,
+      ...(id ? { id } : {}), ...(at !== undefined ? { availableAt: at } : {}), index, kind: 'named' as const, type: t.type, input: t.input ?? null,
       priority: t.priority ?? defaults.priority, maxAttempts: t.maxAttempts ?? defaults.maxAttempts, timeoutMs: t.timeoutMs ?? defaults.timeoutMs,
       ...(t.requires ? { requires: t.requires } : {}), ...(t.files?.length ? { files: t.files } : {}),
     };
@@ -102,17 +126,19 @@ export function buildPart(job: JobRecord, part: { tasks?: NamedTaskSpec[]; args?
   const common = { priority: job.priority, maxAttempts: job.maxAttempts, timeoutMs: job.timeoutMs };
   const at = part.at ?? null;
   const none = () => undefined;
+  // Appended tasks wait for the job's time, as its first ones did.
+  const runAt = job.runAt !== null && job.runAt > now ? job.runAt : undefined;
   if (job.kind === 'map') {
     if (part.tasks?.length) throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${job.id} is a map job: append arguments (args), not named tasks`, { jobId: job.id });
     const args = part.args ?? [];
     const size = job.chunkSize ?? 1;
-    const tasks = mapTasks(args, size, Math.floor((at ?? job.argCount ?? 0) / size), limits, common, none, job.language ?? 'javascript').map(({ index: _, ...t }) => t);
+    const tasks = delayed(mapTasks(args, size, Math.floor((at ?? job.argCount ?? 0) / size), limits, common, none, job.language ?? 'javascript').map(({ index: _, ...t }) => t), runAt);
     return { jobId: job.id, tasks, args: args.length, at, seal: part.seal === true, label: null, now };
   }
   if (job.kind !== 'tasks') throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${job.id} is a ${job.kind} job; only map jobs and jobs of named tasks take appended parts`, { jobId: job.id });
   if (part.args?.length) throw new CrowdComputeError('CC_ERR_INVALID_JOB', `job ${job.id} is a job of named tasks: append tasks, not arguments (args)`, { jobId: job.id });
   const list = part.tasks ?? [];
-  const tasks = namedTasks(list, at ?? job.counts.total, limits, common, none).map(({ index: _, ...t }) => t);
+  const tasks = delayed(namedTasks(list, at ?? job.counts.total, limits, common, none, now).map(({ index: _, ...t }) => t), runAt);
   return { jobId: job.id, tasks, args: 0, at, seal: part.seal === true, label: list.length ? jobLabel({ kind: 'tasks', tasks: list }) : null, now };
 }
 
@@ -127,18 +153,20 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   const open = spec.open === true;
   const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null };
   const idOf = (index: number) => `${jobId}.${index}`;
+  const runAt = releaseTime('the job', spec, now);
+  const time = { runAt: runAt ?? null };
 
   if (spec.kind === 'map') {
     if (spec.args.length === 0 && !open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a map job needs at least one argument (or submit it open and append them)');
     if (spec.language === 'python') checkPythonSourceShape(spec.code);
     else checkFunctionSource(spec.code);
     const size = open ? spec.chunkSize ?? OPEN_MAP_CHUNK_SIZE : chooseChunkSize(spec.args.length, spec.chunkSize);
-    const tasks = mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf, spec.language ?? 'javascript') as NewTask[];
+    const tasks = delayed(mapTasks(spec.args, size, 0, limits, { priority, maxAttempts, timeoutMs }, idOf, spec.language ?? 'javascript') as NewTask[], runAt);
     return {
       job: { id: jobId, kind: 'map', name: spec.name ?? null, priority, argCount: spec.args.length, chunkSize: size, code: spec.code,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
         label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs,
-        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, language: spec.language ?? 'javascript', graph: null, open, ...share },
+        runOn: spec.runOn && spec.runOn !== 'any' ? spec.runOn : null, language: spec.language ?? 'javascript', graph: null, open, ...share, ...time },
       tasks, now,
     };
   }
@@ -156,23 +184,23 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
       tasks.push({
         id: plan.nodes[index].taskId, index, kind: 'named', type: n.type, input: n.input ?? null,
         priority: n.priority ?? priority, maxAttempts: n.maxAttempts ?? maxAttempts, timeoutMs: n.timeoutMs ?? timeoutMs,
-        ...(waits ? { availableAt: BLOCKED_UNTIL } : {}), ...(n.requires ? { requires: n.requires } : {}), ...(n.files?.length ? { files: n.files } : {}),
+        ...(waits ? { availableAt: BLOCKED_UNTIL } : runAt !== undefined ? { availableAt: runAt } : {}), ...(n.requires ? { requires: n.requires } : {}), ...(n.files?.length ? { files: n.files } : {}),
       });
     });
     return {
       job: { id: jobId, kind: 'graph', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
         timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: plan, ...share },
+        label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: plan, ...share, ...time },
       tasks, now,
     };
   }
 
   if (spec.tasks.length === 0 && !open) throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'a job needs at least one task (or submit it open and append them)');
-  const tasks = namedTasks(spec.tasks, 0, limits, { priority, maxAttempts, timeoutMs }, idOf) as NewTask[];
+  const tasks = delayed(namedTasks(spec.tasks, 0, limits, { priority, maxAttempts, timeoutMs }, idOf, now) as NewTask[], runAt);
   return {
     job: { id: jobId, kind: 'tasks', name: spec.name ?? null, priority, argCount: null, chunkSize: null, code: null,
       timeoutMs, maxAttempts, idempotencyKey: spec.idempotencyKey ?? null, metadata: spec.metadata ?? null, owner, retentionMs: spec.retentionMs ?? limits.defaultRetentionMs,
-      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null, open, ...share },
+      label: jobLabel(spec), queueTimeoutMs: spec.queueTimeoutMs ?? limits.defaultQueueTimeoutMs, runOn: null, graph: null, open, ...share, ...time },
     tasks, now,
   };
 }

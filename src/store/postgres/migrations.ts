@@ -246,4 +246,16 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE jobs ADD COLUMN language TEXT;
     `,
   },
+  {
+    version: 12,
+    name: 'delayed tasks',
+    sql: `
+      -- A job's runAt: its tasks (and those appended later) wait as 'scheduled' until then.
+      ALTER TABLE jobs ADD COLUMN run_at BIGINT;
+      -- Scheduled tasks by release time: the next release is the index's first entry, and
+      -- releasing reads only what is due. They stay out of the queue indexes until released, so
+      -- claims never step over tasks that may not run yet.
+      CREATE INDEX tasks_scheduled ON tasks (available_at) WHERE state = 'scheduled';
+    `,
+  },
 ];

@@ -16,10 +16,10 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
-import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
+import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
-  TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
+  TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
@@ -306,6 +306,7 @@ export class PostgresStore implements Store {
         else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
         else if (m.kind === 'credentials') handlers.onCredentials?.();
+        else if (m.kind === 'release' && typeof m.at === 'number') handlers.onRelease?.(m.at);
       });
       try {
         await client.connect();
@@ -386,13 +387,13 @@ export class PostgresStore implements Store {
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language)
-        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $13::bigint + $17::bigint, $18, $19, $20, $21, $22, $23)
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, run_at)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($24::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23, $24)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
-        job.kind === 'map' ? job.language ?? 'javascript' : null]));
+        job.kind === 'map' ? job.language ?? 'javascript' : null, job.runAt ?? null]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -411,14 +412,21 @@ export class PostgresStore implements Store {
     let position = 0;
     for (const [rank, n] of queued) if (rank <= firstRank) position += n;
     // Counted only once the job is in: a job refused adds nothing.
-    for (const t of tasks) queued.set(PRIORITY_RANK[t.priority], (queued.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
+    for (const t of tasks) if (initialTaskState(t.availableAt, now) === 'queued') queued.set(PRIORITY_RANK[t.priority], (queued.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
     return { job: jobFromRow(jr), position: Math.min(position, POSITION_COUNT_CAP), deduplicated: false };
   }
 
-  /** A job's tasks in one statement: arrays in, unnest, in index order (which is also seq order). */
-  private insertTasks(c: pg.PoolClient, jobId: string, runOn: string | null, tasks: NewTask[], now: number): Promise<pg.QueryResult> {
-    return c.query(prepared(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
-        SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority, 'queued', t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
+  /**
+   * A job's tasks in one statement: arrays in, unnest, in index order (which is also seq order).
+   * Delayed ones are announced with the earliest's time, so that every foreman's releaser knows.
+   */
+  private async insertTasks(c: pg.PoolClient, jobId: string, runOn: string | null, tasks: NewTask[], now: number): Promise<void> {
+    let earliest = Infinity;
+    for (const t of tasks) if (t.availableAt !== undefined && t.availableAt < earliest && initialTaskState(t.availableAt, now) === 'scheduled') earliest = t.availableAt;
+    if (earliest < Infinity) await this.notify(c, { kind: 'release', at: earliest });
+    await c.query(prepared(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
+        SELECT t.id, $1, t.idx, t.kind, t.type, t.input, t.priority,
+          CASE WHEN t.available_at > $2 AND t.available_at < ${BLOCKED_UNTIL} THEN 'scheduled' ELSE 'queued' END, t.max_attempts, t.timeout_ms, $2, $11::text, t.available_at, t.requires, t.files
         FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::int[], $12::bigint[], $13::text[], $14::text[])
           AS t(id, idx, kind, type, input, priority, max_attempts, timeout_ms, available_at, requires, files)
         ORDER BY t.idx`,
@@ -467,7 +475,10 @@ export class PostgresStore implements Store {
     const where: string[] = [];
     const values: unknown[] = [];
     const add = (sql: (n: string) => string, v: unknown) => { values.push(v); where.push(sql(`$${values.length}`)); };
-    if (params.state !== undefined) add((n) => `state = ${n}`, params.state);
+    // A scheduled job is stored queued, with its time ahead.
+    if (params.state === 'scheduled') add((n) => `state = 'queued' AND run_at > ${n}`, Date.now());
+    else if (params.state === 'queued') add((n) => `state = 'queued' AND (run_at IS NULL OR run_at <= ${n})`, Date.now());
+    else if (params.state !== undefined) add((n) => `state = ${n}`, params.state);
     if (params.owner !== undefined) add((n) => `owner = ${n}`, params.owner);
     if (params.search !== undefined) add((n) => `(strpos(lower(coalesce(label, '')), lower(${n})) > 0 OR strpos(lower(coalesce(name, '')), lower(${n})) > 0 OR id = ${n})`, params.search);
     if (params.createdAfter !== undefined) add((n) => `created_at >= ${n}`, params.createdAfter);
@@ -498,6 +509,24 @@ export class PostgresStore implements Store {
       await this.notify(c, { kind: 'work' });
       return { job: jobFromRow(r), retried: rows.length, change };
     });
+  }
+
+  async taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }> {
+    return this.tx(async (c) => {
+      // SKIP LOCKED: foremen releasing at once take different tasks.
+      const rows = (await c.query(prepared(`WITH due AS (SELECT seq FROM tasks WHERE state = 'scheduled' AND available_at <= $1
+          ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+        UPDATE tasks t SET state = ${to('release')}, available_at = least(t.available_at, $3::bigint) FROM due
+        WHERE t.seq = due.seq AND ${guard('release', 't.state')} RETURNING t.job_id`, [params.now, params.limit, params.wallNow]))).rows;
+      // Other foremen's workers may take them too.
+      if (rows.length > 0) await this.notify(c, { kind: 'work' });
+      return { released: rows.length, jobIds: [...new Set(rows.map((r) => r.job_id as string))] };
+    });
+  }
+
+  async taskNextRelease(): Promise<number | null> {
+    const at = (await this.q(`SELECT min(available_at) AS at FROM tasks WHERE state = 'scheduled'`)).rows[0]?.at;
+    return at === null || at === undefined ? null : Number(at);
   }
 
   async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {
@@ -1216,13 +1245,13 @@ export class PostgresStore implements Store {
     const workers = { online: 0, offline: 0 };
     // Tasks by state from the jobs' counters (see taskCountsFromJobs): O(jobs), not O(tasks).
     const [j, t, w] = await Promise.all([
-      this.q(`SELECT state, count(*) AS n, sum(total) AS total, sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled
-        FROM jobs GROUP BY state`),
-      this.q(`SELECT count(*) AS n FROM tasks WHERE state = 'running'`),
+      this.q(`SELECT CASE WHEN state = 'queued' AND run_at > $1 THEN 'scheduled' ELSE state END AS state, count(*) AS n, sum(total) AS total,
+        sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled FROM jobs GROUP BY 1`, [Date.now()]),
+      this.q(`SELECT count(*) FILTER (WHERE state = 'running') AS n, count(*) FILTER (WHERE state = 'scheduled') AS scheduled FROM tasks WHERE state IN ('running', 'scheduled')`),
       this.q('SELECT state, count(*) AS n FROM workers GROUP BY state'),
     ]);
     for (const r of j.rows) (jobs as any)[r.state] = Number(r.n);
-    const tasks = taskCountsFromJobs(j.rows, Number(t.rows[0].n));
+    const tasks = taskCountsFromJobs(j.rows, Number(t.rows[0].n), Number(t.rows[0].scheduled));
     for (const r of w.rows) (workers as any)[r.state] = Number(r.n);
     const pruned = { jobs: 0, tasks: 0 };
     for (const r of (await this.q(`SELECT key, value FROM cc_meta WHERE key IN ('pruned_jobs', 'pruned_tasks')`)).rows) pruned[r.key === 'pruned_jobs' ? 'jobs' : 'tasks'] = Number(r.value);

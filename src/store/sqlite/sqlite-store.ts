@@ -18,10 +18,10 @@ import {
 import { deriveJobState, isJobDone } from '../../core/job-state.ts';
 import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../core/graph.ts';
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
-import { afterFailure, afterLoss, canTake } from '../../core/task-transitions.ts';
+import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
-  CodeLanguage, Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+  CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
@@ -172,9 +172,9 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, run_at, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, @now + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language, @now) RETURNING *`),
+         @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language, @runAt, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
       // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh.
       jobAppend: db.prepare(`UPDATE jobs SET total = total + @tasks, arg_count = CASE WHEN kind = 'map' THEN arg_count + @args ELSE arg_count END,
@@ -183,7 +183,7 @@ export class SqliteStore implements Store {
         WHERE id = @id AND open = 1 AND (@at IS NULL OR @at = CASE WHEN kind = 'map' THEN arg_count ELSE total END)
           AND (kind <> 'map' OR @args = 0 OR arg_count % chunk_size = 0) RETURNING *`),
       taskInsert: db.prepare(`INSERT INTO tasks (id, job_id, idx, kind, type, input, priority, state, max_attempts, timeout_ms, created_at, run_on, available_at, requires, files)
-        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`),
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       fileInsert: db.prepare(`INSERT INTO files (id, owner, filename, size, content_type, sha256, data, created_at)
         VALUES (@id, @owner, @filename, @size, @contentType, @sha256, @data, @createdAt)`),
       fileAttach: db.prepare('UPDATE files SET job_id = ? WHERE id = ? AND job_id IS NULL'),
@@ -315,8 +315,13 @@ export class SqliteStore implements Store {
       workerCount: db.prepare(`UPDATE workers SET tasks_completed = tasks_completed + @completed,
         tasks_failed = tasks_failed + @failed, last_seen_at = @now WHERE id = @id`),
       workerList: db.prepare('SELECT * FROM workers ORDER BY state DESC, id'),
-      statsJobs: db.prepare(`SELECT state, count(*) AS n, sum(total) AS total, sum(completed) AS completed, sum(failed) AS failed,
-        sum(cancelled) AS cancelled FROM jobs GROUP BY state`),
+      statsJobs: db.prepare(`SELECT CASE WHEN state = 'queued' AND run_at > ? THEN 'scheduled' ELSE state END AS state, count(*) AS n, sum(total) AS total,
+        sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled FROM jobs GROUP BY 1`),
+      statsScheduled: db.prepare(`SELECT count(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE state = 'scheduled'`),
+      // Earliest due first, through the index of scheduled tasks only.
+      taskReleaseDue: db.prepare(`UPDATE tasks SET state = ${to('release')}, available_at = min(available_at, @wallNow) WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_scheduled
+        WHERE state = 'scheduled' AND available_at <= @now ORDER BY available_at LIMIT @limit) AND ${guard('release')} RETURNING job_id`),
+      taskNextRelease: db.prepare(`SELECT min(available_at) AS at FROM tasks INDEXED BY tasks_scheduled WHERE state = 'scheduled'`),
       statsRunning: db.prepare(`SELECT count(*) AS n FROM tasks WHERE state = 'running'`),
       statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
       credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency)
@@ -401,7 +406,7 @@ export class SqliteStore implements Store {
       argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
-      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null, now,
+      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null, runAt: job.runAt ?? null, now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -410,10 +415,11 @@ export class SqliteStore implements Store {
     const added = new Map<number, number>();
     for (const t of tasks) {
       const rank = PRIORITY_RANK[t.priority];
-      this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
+      const state = initialTaskState(t.availableAt, now);
+      this.s.taskInsert.run(t.id, job.id, t.index, t.kind, t.type, toJson(t.input), rank, state, t.maxAttempts, t.timeoutMs, now, job.runOn, t.availableAt ?? 0,
         t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
       for (const f of t.files ?? []) this.s.fileAttach.run(job.id, f);
-      added.set(rank, (added.get(rank) ?? 0) + 1);
+      if (state === 'queued') added.set(rank, (added.get(rank) ?? 0) + 1);
     }
     // Counted only once the job is in: a failed job adds nothing.
     for (const [rank, n] of added) queued.set(rank, (queued.get(rank) ?? 0) + n);
@@ -429,7 +435,8 @@ export class SqliteStore implements Store {
       }
       const first = r.total - p.tasks.length;
       p.tasks.forEach((t, i) => {
-        this.s.taskInsert.run(t.id ?? `${p.jobId}.${first + i}`, p.jobId, first + i, t.kind, t.type, toJson(t.input), PRIORITY_RANK[t.priority], t.maxAttempts, t.timeoutMs, p.now,
+        this.s.taskInsert.run(t.id ?? `${p.jobId}.${first + i}`, p.jobId, first + i, t.kind, t.type, toJson(t.input), PRIORITY_RANK[t.priority], initialTaskState(t.availableAt, p.now),
+          t.maxAttempts, t.timeoutMs, p.now,
           r.run_on, t.availableAt ?? 0, t.requires ? JSON.stringify(t.requires) : null, t.files?.length ? JSON.stringify(t.files) : null);
         for (const f of t.files ?? []) this.s.fileAttach.run(p.jobId, f);
       });
@@ -437,6 +444,16 @@ export class SqliteStore implements Store {
       const change = p.seal ? this.applyCounts(p.jobId, { completed: 0, failed: 0, cancelled: 0 }, p.now) : null;
       return { job: jobFromRow(change?.finished ? this.s.jobGet.get(p.jobId) as Row : r), deduplicated: false, change, firstIndex: first };
     })(params);
+  }
+
+  async taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }> {
+    const rows = this.s.taskReleaseDue.all({ now: params.now, limit: params.limit, wallNow: params.wallNow }) as Row[];
+    return { released: rows.length, jobIds: [...new Set(rows.map((r) => r.job_id as string))] };
+  }
+
+  async taskNextRelease(): Promise<number | null> {
+    const at = (this.s.taskNextRelease.get() as Row).at;
+    return at === null || at === undefined ? null : Number(at);
   }
 
   async jobGet(jobId: string): Promise<JobRecord | null> {
@@ -449,7 +466,10 @@ export class SqliteStore implements Store {
 
   async jobList(params: JobListParams): Promise<JobRecord[]> {
     const where: string[] = [];
-    if (params.state !== undefined) where.push('state = @state');
+    // A scheduled job is stored queued, with its time ahead.
+    if (params.state === 'scheduled') where.push(`state = 'queued' AND run_at > @now`);
+    else if (params.state === 'queued') where.push(`state = 'queued' AND (run_at IS NULL OR run_at <= @now)`);
+    else if (params.state !== undefined) where.push('state = @state');
     if (params.owner !== undefined) where.push('owner = @owner');
     if (params.search !== undefined) where.push(`(instr(lower(coalesce(label, '')), lower(@search)) > 0 OR instr(lower(coalesce(name, '')), lower(@search)) > 0 OR id = @search)`);
     if (params.createdAfter !== undefined) where.push('created_at >= @createdAfter');
@@ -458,7 +478,9 @@ export class SqliteStore implements Store {
     let stmt = this.listings.get(sql);
     if (!stmt) { stmt = this.db.prepare(sql); this.listings.set(sql, stmt); }
     const { limit, offset, state, owner, search, createdAfter, createdBefore } = params;
-    const bound = Object.fromEntries(Object.entries({ limit, offset, state, owner, search, createdAfter, createdBefore }).filter(([, v]) => v !== undefined));
+    const byTime = state === 'scheduled' || state === 'queued';
+    const bound = Object.fromEntries(Object.entries({ limit, offset, state: byTime ? undefined : state, now: byTime ? Date.now() : undefined, owner, search, createdAfter, createdBefore })
+      .filter(([, v]) => v !== undefined));
     return (stmt.all(bound) as Row[]).map(jobFromRow);
   }
 
@@ -1050,9 +1072,9 @@ export class SqliteStore implements Store {
   async stats(): Promise<StoreStats> {
     const jobs = { scheduled: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
     const workers = { online: 0, offline: 0 };
-    const byState = this.s.statsJobs.all() as Row[];
+    const byState = this.s.statsJobs.all(Date.now()) as Row[];
     for (const r of byState) (jobs as any)[r.state] = r.n;
-    const tasks = taskCountsFromJobs(byState, (this.s.statsRunning.get() as Row).n);
+    const tasks = taskCountsFromJobs(byState, (this.s.statsRunning.get() as Row).n, (this.s.statsScheduled.get() as Row).n);
     for (const r of this.s.statsWorkers.all() as Row[]) (workers as any)[r.state] = r.n;
     const counter = (key: string) => Number((this.s.metaGet.get(key) as Row | undefined)?.value ?? 0);
     return { jobs, tasks, workers, pruned: { jobs: counter('pruned_jobs'), tasks: counter('pruned_tasks') }, storageBytes: this.storageBytes() };

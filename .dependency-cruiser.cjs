@@ -17,9 +17,9 @@ module.exports = {
     {
       name: 'protocol-is-a-leaf',
       severity: 'error',
-      comment: 'protocol/ defines the language; it imports nothing else of ours, and nothing of Node.',
+      comment: 'protocol/ defines the language; it imports nothing else of ours, and nothing of Node: only zod (schemas) and ms (duration text such as 10m), both pure and browser-safe.',
       from: { path: '^src/protocol/', pathNot: notTest },
-      to: { pathNot: ['^src/protocol/', '^node_modules/zod/'] },
+      to: { pathNot: ['^src/protocol/', '^node_modules/(zod|ms)/'] },
     },
     {
       name: 'core-is-pure',

@@ -84,6 +84,7 @@ export function arbitraryOf(schema: z.ZodType): fc.Arbitrary<unknown> {
       if (regex) return fc.stringMatching(regex.pattern as RegExp);
       // A format (email, datetime, ...) sits on the schema itself (z.email()) or among its checks.
       const format = def.format ?? checks.find((c) => c.check === 'string_format')?.format;
+      if (format === 'datetime') return fc.date({ min: new Date(0), max: new Date(Date.UTC(2100, 0, 1)), noInvalidDate: true }).map((d) => d.toISOString());
       if (format) throw new Error(`zod-arbitrary: string format ${format} is not supported`);
       const { min, max } = lengthBounds(def, 200);
       return stringArbitrary(min, max);

@@ -66,6 +66,45 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.taskGet('nope'), null);
     });
 
+    test('delayed tasks wait as scheduled out of the queue, and each is released once, at its time', async () => {
+      const now = Date.now();
+      const p = namedJob(['d.a', 'd.b', 'd.c']);
+      p.tasks[0].availableAt = now + 60_000;
+      p.tasks[1].availableAt = now + 30_000;
+      p.job.runAt = now + 30_000;
+      const { job } = await store.jobInsert(p);
+      assert.equal(job.state, 'queued', 'one task runs at once: the job is not scheduled as a whole');
+      assert.deepEqual((await store.taskList({ jobId: job.id, limit: 10, offset: 0 })).map((t) => t.state), ['scheduled', 'scheduled', 'queued']);
+      assert.equal(await store.taskNextRelease(), now + 30_000);
+      assert.deepEqual((await claim(store, 'w', ['d.*'], 10)).map((t) => t.type), ['d.c'], 'only the task due now is claimed');
+      assert.equal((await store.stats()).tasks.scheduled, 2);
+      assert.deepEqual(await store.taskReleaseDue({ now: now + 29_999, limit: 10, wallNow: now + 29_999 }), { released: 0, jobIds: [] });
+      // Two foremen releasing at once: each task once.
+      const [r1, r2] = await Promise.all([0, 1].map(() => store.taskReleaseDue({ now: now + 60_000, limit: 10, wallNow: now + 60_000 })));
+      assert.equal(r1.released + r2.released, 2);
+      assert.equal(await store.taskNextRelease(), null);
+      const claimed = await store.taskClaimMany({ workerId: 'w', patterns: ['d.*'], allowCode: false, limit: 10, leaseMs: 30_000, now: now + 60_000 });
+      assert.deepEqual(claimed.map((t) => t.type).sort(), ['d.a', 'd.b']);
+      assert.equal(claimed.find((t) => t.type === 'd.a')!.queuedAt, now + 60_000, 'queued from its own time: queue wait counts from then');
+    });
+
+    test('a job whose tasks all wait is scheduled, and cancelling it cancels them', async () => {
+      const now = Date.now();
+      const p = namedJob(['s.a', 's.b']);
+      for (const t of p.tasks) t.availableAt = now + 60_000;
+      p.job.runAt = now + 60_000;
+      const { job } = await store.jobInsert(p);
+      assert.equal(job.state, 'scheduled');
+      assert.equal(job.runAt, now + 60_000);
+      assert.deepEqual((await store.jobList({ limit: 10, offset: 0, state: 'scheduled' })).map((j) => j.id), [job.id]);
+      assert.deepEqual(await store.jobList({ limit: 10, offset: 0, state: 'queued' }), []);
+      assert.equal((await store.stats()).jobs.scheduled, 1);
+      await store.jobCancel({ jobId: job.id, now });
+      assert.deepEqual((await store.taskList({ jobId: job.id, limit: 10, offset: 0 })).map((t) => t.state), ['cancelled', 'cancelled']);
+      assert.equal((await store.jobGet(job.id))!.state, 'cancelled');
+      assert.equal(await store.taskNextRelease(), null);
+    });
+
     test('position counts queued tasks ahead in priority order', async () => {
       await store.jobInsert(namedJob(['p.a', 'p.b', 'p.c'], { priority: 'normal' }));
       const high = await store.jobInsert(namedJob(['p.d'], { priority: 'high' }));

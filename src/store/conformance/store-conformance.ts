@@ -71,7 +71,6 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const p = namedJob(['d.a', 'd.b', 'd.c']);
       p.tasks[0].availableAt = now + 60_000;
       p.tasks[1].availableAt = now + 30_000;
-      p.job.runAt = now + 30_000;
       const { job } = await store.jobInsert(p);
       assert.equal(job.state, 'queued', 'one task runs at once: the job is not scheduled as a whole');
       assert.deepEqual((await store.taskList({ jobId: job.id, limit: 10, offset: 0 })).map((t) => t.state), ['scheduled', 'scheduled', 'queued']);

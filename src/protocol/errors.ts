@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   CC_ERR_APPEND_CONFLICT: 'A part of an open job said where it starts (`at`), and that is not where the job ends now (HTTP 409).',
   CC_ERR_NOTHING_TO_RETRY: 'A retry found no failed or cancelled task to run again (HTTP 409).',
   CC_ERR_NO_WORKER: 'No worker started the task before its queue deadline (queueTimeoutMs): no connected worker serves its type, or none had room.',
+  CC_ERR_DEADLINE: 'The job\'s deadline passed before the task finished: its scheduled, queued and running tasks failed, and running ones were told to stop (not retried).',
   CC_ERR_INVALID_JOB: 'A job submission is malformed (empty, too many arguments, bad options).',
   CC_ERR_CODE_COMPILE: 'The shipped function does not compile.',
   CC_ERR_CODE_NOT_ALLOWED: 'Shipped code reached a worker started without allowCode.',

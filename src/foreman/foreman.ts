@@ -28,6 +28,7 @@ import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
 import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
+import { EXPIRY_SAFETY_SWEEP_MS, JobExpiry } from './maintenance/job-expiry.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { LoopHealth } from './loop-health.ts';
@@ -206,8 +207,12 @@ export class Foreman {
       { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
-        defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
+        defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null,
+        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null });
     jobService = jobs;
+    // Open jobs nobody seals and jobs past their deadline: one timer, set to the next time due.
+    const expiry = new JobExpiry({ store, registry, events }, { safetySweepMs: EXPIRY_SAFETY_SWEEP_MS }, log).watchedBy(loops);
+    jobs.onExpiry = (at) => expiry.soon(at);
     // A finished job (here, or through another foreman) takes no more of the workers.
     events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
@@ -271,6 +276,7 @@ export class Foreman {
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log).watchedBy(loops),
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
+      expiry,
       feed,
       // A stall is logged when it begins, even while nobody asks /health.
       PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),

@@ -16,6 +16,7 @@ import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/i
 import type { ForemanOptions } from '../../src/foreman/index.ts';
 import { testPostgresUrl } from '../../src/store/postgres/postgres-test-url.ts';
 import { openRawDatabase } from '../support/raw-database.ts';
+import { jobSummary } from '../../src/cli/views.ts';
 
 const pgUrl = await testPostgresUrl();
 const STORES = ['sqlite', 'postgres'] as const;
@@ -77,6 +78,7 @@ for (const store of STORES) {
       assert.deepEqual([v.status, v.open, v.closed_by, v.open_timeout_ms, v.on_open_timeout, v.open_expires_at], ['completed', false, 'open_timeout', 300, 'seal', null]);
       const line = await waitFor(() => b.lines.find((l) => l.jobId === handle.id && /sealed/.test(String(l.msg))) ?? null);
       assert.match(String(line.msg), new RegExp(`open job ${handle.id} sealed: it got no part and no seal for 300 ms`));
+      assert.match(jobSummary(await b.client.getJob(handle.id)), /closed by\s+its open timeout: no part and no seal came in time/, 'crowdcompute job says so');
       const late = await b.post(`/api/jobs/${handle.id}/tasks`, { tasks: [{ type: 'echo.c', input: 3 }] });
       assert.equal(late.status, 409);
       assert.match(late.body.message, /closed by its open timeout: no part and no seal came for 300 ms/);
@@ -151,6 +153,7 @@ for (const store of STORES) {
       await waitFor(async () => (await b.client.getTask(held)).status === 'running', { message: 'a worker holds the first task' });
       const v = await finished(b, id, 'failed');
       assert.equal(v.failed_tasks, 3);
+      assert.match(jobSummary(await b.client.getJob(id)), /deadline\s+.*what is not done by then fails \(CC_ERR_DEADLINE\)/);
       for (const t of await b.client.getJobTasks(id)) {
         assert.equal(t.status, 'failed');
         assert.equal(t.error?.code, 'CC_ERR_DEADLINE');

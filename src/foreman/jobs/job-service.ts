@@ -223,6 +223,8 @@ export class JobService {
         : `job ${jobId} has no failed or cancelled task to retry (it is ${res.job.state})`, { jobId, ...(taskId ? { taskId } : {}) });
     }
     this.log.info({ jobId, taskId, retried: res.retried }, 'failed and cancelled tasks put back in the queue');
+    // A deadline still holds for the retried tasks.
+    this.expiresAt(res.job);
     if (res.change) this.events.publish([res.change]);
     this.metrics.tasksRetried.inc(res.retried);
     this.workAvailable({ requiring: true, jobs: [res.job] });

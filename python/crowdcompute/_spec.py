@@ -6,6 +6,7 @@ Only the protocol's own keys are renamed: a task's `input`, a job's `metadata` a
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 #: Values that belong to the caller: passed on untouched, keys and all.
@@ -51,9 +52,44 @@ def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
     return _convert_keys(spec, snake)
 
 
+def duration_ms(value: float | timedelta, name: str) -> int:
+    """A duration given in seconds (a number) or as a timedelta, in whole milliseconds."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"{name} takes seconds (a number) or a timedelta, not {type(value).__name__}")
+    if seconds < 0:
+        raise ValueError(f"{name} must not be negative, got {seconds} s")
+    return round(seconds * 1000)
+
+
+def time_value(value: datetime | int | str, name: str) -> int | str:
+    """A point in time as the protocol takes it: a datetime (a naive one is local time, as
+    Python reads it) becomes epoch milliseconds; epoch milliseconds and RFC 3339 text pass as they are."""
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{name} takes a datetime, epoch milliseconds or an RFC 3339 string, not {type(value).__name__}")
+
+
 def job_options(**options: Any) -> dict[str, Any]:
-    """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase."""
-    return {camel(k): v for k, v in options.items() if v is not None}
+    """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase:
+    `open_timeout` (seconds or a timedelta) in milliseconds, `deadline` (a datetime) in epoch milliseconds."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "open_timeout":
+            value = duration_ms(value, key)
+        elif key == "deadline":
+            value = time_value(value, key)
+        out[camel(key)] = value
+    return out
 
 
 def graph_output(nodes: list[dict[str, Any]], output: str | None) -> str | None:

@@ -16,6 +16,7 @@ import re
 import ssl
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypedDict, Unpack
 from urllib.parse import quote, urlencode
@@ -67,6 +68,14 @@ class JobOptions(TypedDict, total=False):
     weight: float
     #: At most this many of its tasks run at once.
     max_concurrency: int
+    #: Open jobs: closed when no part and no seal comes for this long, in seconds or a timedelta
+    #: (default the foreman's --open-timeout, 1 h; 0 = never).
+    open_timeout: float | timedelta
+    #: What the open timeout does: "cancel" (default: unfinished tasks are cancelled) or "seal" (its tasks run to the end).
+    on_open_timeout: Literal["seal", "cancel"]
+    #: Past this time its unfinished tasks fail with CC_ERR_DEADLINE: a datetime (naive = local time),
+    #: epoch milliseconds, or an RFC 3339 string.
+    deadline: datetime | int | str
 
 
 _ARGUMENT_MESSAGE = re.compile(r"argument (\d+): ([A-Za-z_][\w.]*): (.*)", re.S)

@@ -107,6 +107,14 @@ class GraphJobSpec(TypedDict):
     runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    openTimeout: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: What the open timeout does: `cancel` (default) ends the job cancelled, its tasks not yet
+    #: finished cancelled with an error naming the timeout (results already in stay); `seal` seals
+    #: it, and the tasks it has run to the end as if the producer had sealed it.
+    onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
 
 
 class HelloAuth(TypedDict):
@@ -186,6 +194,14 @@ class MapJobSpec(TypedDict):
     runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    openTimeout: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: What the open timeout does: `cancel` (default) ends the job cancelled, its tasks not yet
+    #: finished cancelled with an error naming the timeout (results already in stay); `seal` seals
+    #: it, and the tasks it has run to the end as if the producer had sealed it.
+    onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
 
 
 class NamedTaskSpec(TypedDict):
@@ -246,6 +262,14 @@ class TasksJobSpec(TypedDict):
     runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: milliseconds, or a duration such as 30s, 10m, 1h
+    openTimeout: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+    #: What the open timeout does: `cancel` (default) ends the job cancelled, its tasks not yet
+    #: finished cancelled with an error naming the timeout (results already in stay); `seal` seals
+    #: it, and the tasks it has run to the end as if the producer had sealed it.
+    onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
+    #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
+    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
 
 
 # A job as submitted: a map job, a job of named tasks, or a task graph, told apart by `kind`.

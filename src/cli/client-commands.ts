@@ -5,7 +5,7 @@ import type { Client as ClientType, MapFunction } from '../client/index.ts';
 import { JOB_LIMITS, PRIORITIES, UNITS, type JobResultsView, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
 import { pythonFunctionFromFile, splitPythonTarget } from './python-function.ts';
-import { parseDuration, parseIntArg, parseJsonArg, parseWeight, within } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseJsonArg, parseTimeArg, parseWeight, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
@@ -86,7 +86,8 @@ export function clientCommands(program: Command): void {
     .option('--run-on <where>', 'any (default), node (Node workers only) or browser (browser tabs that opened a join link only)', runOnArg)
     .option('--max-attempts <n>', 'attempts per task', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
     .option('--weight <w>', 'its share of the workers against your other jobs of its priority (default 1; 3 = three times as many tasks at once)', parseWeight)
-    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)))
+    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
+    .option('--deadline <time>', 'fail its unfinished tasks (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
       const python = splitPythonTarget(modulePath);
@@ -110,6 +111,7 @@ export function clientCommands(program: Command): void {
           ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
           ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),
           ...(o.weight !== undefined ? { weight: o.weight } : {}), ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}),
+          ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
           name: `${modulePath} over ${args.length}`,
         });
         warn(job.warnings);
@@ -141,6 +143,7 @@ export function clientCommands(program: Command): void {
     .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
     .option('--max-attempts <n>', 'attempts before the task fails for good', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
+    .option('--deadline <time>', 'fail the task if unfinished (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg)
     .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
     .option('--no-wait', 'print the task id and return at once'))
     .action(async (type: string, inputText: string, o) => {
@@ -151,7 +154,7 @@ export function clientCommands(program: Command): void {
           ...(files.length ? { files } : {}),
           ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
           ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
-          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}),
+          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
         });
         warn(task.job.warnings);
         if (!o.wait) { print({ task_id: task.taskId, job_id: task.jobId, position: task.position }); return; }
@@ -268,13 +271,14 @@ export function clientCommands(program: Command): void {
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
     .option('--poll <duration>', 'how often to look at the nodes', within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' }), 500)
+    .option('--deadline <time>', 'fail its unfinished nodes (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg)
     .option('--no-wait', 'print the job id and return at once'))
     .action(async (file: string, o) => {
       if (!existsSync(file)) throw new Error(`graph file ${file} does not exist`);
       const spec = parseJsonArg(readFileSync(file, 'utf8'), file) as { nodes?: unknown; name?: string };
       if (!spec || typeof spec !== 'object' || !Array.isArray(spec.nodes)) throw new Error(`${file} must hold a JSON object with a "nodes" array`);
       await withClient(o, async (client, { JobFailedError }) => {
-        const handle = await client.submitGraph({ name: spec.name ?? file, ...(spec as object) } as Parameters<ClientType['submitGraph']>[0]);
+        const handle = await client.submitGraph({ name: spec.name ?? file, ...(spec as object), ...(o.deadline !== undefined ? { deadline: o.deadline } : {}) } as Parameters<ClientType['submitGraph']>[0]);
         warn(handle.job.warnings);
         if (!o.wait) { print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output }); return; }
         process.stderr.write(`graph ${handle.jobId}: ${handle.nodeIds.length} nodes, output ${handle.output}\n`);

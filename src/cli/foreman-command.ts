@@ -14,7 +14,7 @@ type Bounded = keyof typeof FOREMAN_BOUNDS & keyof typeof FOREMAN_DEFAULTS;
  * Each tuning option: the ForemanOptions key it sets (its flag and range come from
  * FOREMAN_BOUNDS, its default from FOREMAN_DEFAULTS), its argument, what it means.
  */
-const TUNING: { key: Bounded; arg: string; help: string; parse: Parser }[] = [
+const TUNING: { key: Bounded; arg: string; help: string; parse: Parser; env?: string }[] = [
   { key: 'maxPayloadBytes', arg: '<bytes>', help: 'largest frame, request body, task input or result, e.g. 8MiB', parse: parseBytes },
   { key: 'maxArtifactBytes', arg: '<bytes>', help: 'largest artifact or checkpoint a batch handler may record, e.g. 1MiB', parse: parseBytes },
   { key: 'maxFileBytes', arg: '<bytes>', help: 'largest file uploaded for tasks, e.g. 64MiB', parse: parseBytes },
@@ -42,6 +42,7 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser }[] = [
   { key: 'retentionMs', arg: '<duration>', help: 'how long finished jobs, their tasks and results are kept before they are pruned (a job\'s retentionMs may say otherwise), e.g. 7d, 12h, 30s', parse: parseDuration },
   { key: 'pruneIntervalMs', arg: '<duration>', help: 'how often jobs past their retention are looked for', parse: parseDuration },
   { key: 'queueTimeoutMs', arg: '<duration>', help: 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER) when their job does not say; 0 = they wait for ever', parse: parseDuration },
+  { key: 'openTimeoutMs', arg: '<duration>', help: 'close an open job that gets no part and no seal this long, when it does not say (openTimeout): cancelled, or sealed if it chose onOpenTimeout seal; 0 = never', parse: parseDuration, env: 'CROWDCOMPUTE_OPEN_TIMEOUT' },
   { key: 'authSkewMs', arg: '<duration>', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
   { key: 'stallAfterMs', arg: '<duration>', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
   { key: 'maxSandboxCrashes', arg: '<n>', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
@@ -65,7 +66,8 @@ export function foremanCommand(program: Command): void {
   for (const t of TUNING) {
     const value = FOREMAN_DEFAULTS[t.key] as number;
     // Durations show their default as a duration (7d), not as milliseconds.
-    cmd.addOption(new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? showDuration(value) : String(value)));
+    const option = new Option(`${FOREMAN_BOUNDS[t.key].flag} ${t.arg}`, t.help).argParser(bounded(t.key, t.parse)).default(value, t.parse === parseDuration ? showDuration(value) : String(value));
+    cmd.addOption(t.env ? option.env(t.env) : option);
   }
   cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', bounded('maxDatabaseBytes', parseBytes));
   cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '

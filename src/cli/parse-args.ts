@@ -63,3 +63,20 @@ export function parseDuration(value: string): number {
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 500ms, 30s, 5m, 7d, or milliseconds)`);
   return Math.round(n);
 }
+
+/**
+ * A point in time, as epoch milliseconds: an RFC 3339 time (`2026-12-06T20:00:00Z`), epoch
+ * milliseconds, or a duration from now (`30m`, `2h`), which is what a deadline usually is.
+ */
+export function parseTimeArg(value: string, now = Date.now()): number {
+  const v = value.trim();
+  if (/^\d{4}-\d{2}-\d{2}T/.test(v)) {
+    const t = Date.parse(v);
+    if (Number.isFinite(t) && /(Z|[+-]\d{2}:\d{2})$/i.test(v)) return t;
+    throw new InvalidArgumentError(`"${value}" is not an RFC 3339 time with its offset, e.g. 2026-12-06T20:00:00Z`);
+  }
+  if (/^\d{12,}$/.test(v)) return Number(v);
+  const d = ms(v as ms.StringValue);
+  if (typeof d === 'number' && Number.isFinite(d) && d > 0) return now + Math.round(d);
+  throw new InvalidArgumentError(`"${value}" is not a time: give an RFC 3339 time (2026-12-06T20:00:00Z), epoch milliseconds, or a duration from now (30m, 2h)`);
+}

@@ -77,6 +77,15 @@ export function jobsTable(jobs: Job[], now = Date.now(), tty?: boolean): string 
     jobs.map((j) => [j.id, jobLabel(j), j.status, progressText(j), j.totalTasks, relativeTime(j.createdAt, now)]), tty);
 }
 
+/** Why an open job stopped taking parts, for people. */
+const CLOSED_BY: Record<NonNullable<Job['closedBy']>, string> = {
+  seal: 'its producer: sealed',
+  open_timeout: 'its open timeout: no part and no seal came in time',
+  cancel: 'a cancel',
+  deadline: 'its deadline',
+  failure: 'a failure of the whole job',
+};
+
 /** `crowdcompute job <id>`: what the job is, how far it got, when, and its options. */
 export function jobSummary(j: Job, now = Date.now()): string {
   const finished = j.completedTasks + j.failedTasks + j.cancelledTasks;
@@ -93,6 +102,11 @@ export function jobSummary(j: Job, now = Date.now()): string {
     ['attempts', `up to ${j.maxAttempts} per task`],
   ];
   if (j.timeoutMs !== null) rows.push(['timeout', `${ms(j.timeoutMs, { long: true })} per task`]);
+  if (j.deadline !== null) rows.push(['deadline', `${when(j.deadline, now)}: what is not done by then fails (CC_ERR_DEADLINE)`]);
+  if (j.open && j.openExpiresAt !== null) {
+    rows.push(['open timeout', `${j.onOpenTimeout === 'seal' ? 'sealed' : 'cancelled'} ${when(j.openExpiresAt, now)} unless a part or a seal comes first (no part for ${ms(j.openTimeoutMs ?? 0, { long: true })})`]);
+  }
+  if (j.closedBy !== null) rows.push(['closed by', CLOSED_BY[j.closedBy]]);
   if (j.retentionMs !== null) rows.push(['retention', `kept ${ms(j.retentionMs, { long: true })} once finished${j.pruneAt ? `; may be pruned from ${when(j.pruneAt, now)}` : ''}`]);
   return `job ${j.id}\n${fields(rows, '  ')}`;
 }

@@ -12,13 +12,19 @@ test('the state machine: only a retry by hand leaves a terminal state, and only 
   // A completed result is never run again; a failed or cancelled task may be, by hand, from the queue.
   assert.deepEqual([...TASK_TRANSITIONS.rerun.from].sort(), ['cancelled', 'failed']);
   assert.equal(TASK_TRANSITIONS.rerun.to, 'queued');
-  // Every state is reachable (a task is inserted scheduled or queued); only claiming, cancelling, the queue deadline and failing the whole job apply to a queued task.
+  // Every state is reachable (a task is inserted scheduled or queued); only claiming, cancelling, the queue deadline, the job's deadline and failing the whole job apply to a queued task.
   assert.deepEqual(new Set([...Object.values(TASK_TRANSITIONS).map((t) => t.to), 'scheduled']), new Set(TASK_STATES));
-  // A scheduled task only waits: its time releases it, or it is cancelled, or its job fails as a whole.
-  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('scheduled')).map(([n]) => n).sort(), ['cancel', 'halt', 'release']);
-  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('queued')).map(([n]) => n).sort(), ['cancel', 'claim', 'expire', 'halt']);
+  // A scheduled task only waits: its time releases it, or it is cancelled, or its job's deadline passes, or its job fails as a whole.
+  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('scheduled')).map(([n]) => n).sort(), ['cancel', 'deadline', 'halt', 'release']);
+  assert.deepEqual(Object.entries(TASK_TRANSITIONS).filter(([, t]) => (t.from as readonly string[]).includes('queued')).map(([n]) => n).sort(), ['cancel', 'claim', 'deadline', 'expire', 'halt']);
   assert.ok(canTake('cancel', 'queued') && !canTake('complete', 'queued') && !canTake('cancel', 'completed'));
   assert.ok(canTake('rerun', 'failed') && !canTake('rerun', 'completed') && !canTake('expire', 'running'));
+});
+
+test("a job's deadline ends every unfinished task, whatever it waits for, and never a finished one", () => {
+  assert.deepEqual([...TASK_TRANSITIONS.deadline.from].sort(), ['queued', 'running', 'scheduled']);
+  assert.equal(TASK_TRANSITIONS.deadline.to, 'failed');
+  assert.ok(!canTake('deadline', 'completed') && !canTake('deadline', 'failed') && !canTake('deadline', 'cancelled'));
 });
 
 test('a failure retries while attempts remain and the error is not permanent', () => {

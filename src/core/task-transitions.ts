@@ -33,6 +33,7 @@ export const TASK_TRANSITIONS = {
   cancel: { from: ['scheduled', 'queued', 'running'], to: 'cancelled', fenced: false, means: 'the task or its job was cancelled' },
   rerun: { from: ['failed', 'cancelled'], to: 'queued', fenced: false, means: 'someone retried the failed or cancelled task: it runs again with fresh attempts' },
   expire: { from: ['queued'], to: 'failed', fenced: false, means: 'no worker started it before its queue deadline (CC_ERR_NO_WORKER)' },
+  deadline: { from: ['scheduled', 'queued', 'running'], to: 'failed', fenced: false, means: 'its job\'s deadline passed before it finished (CC_ERR_DEADLINE); a running one is told to stop' },
   halt: { from: ['scheduled', 'queued', 'running'], to: 'failed', fenced: false, means: 'its job was failed as a whole: its tasks kept crashing their sandboxes (CC_ERR_SANDBOX_CRASHED)' },
 } as const satisfies Record<string, TaskTransition>;
 

@@ -64,6 +64,8 @@ export const FOREMAN_DEFAULTS = {
   pruneIntervalMs: 1_000,
   /** How long a task may wait for a worker to start it when its job does not say (queueTimeoutMs); 0 = for ever. */
   queueTimeoutMs: 0,
+  /** How long an open job may go without a part or a seal when it does not say (openTimeout); 0 = for ever. */
+  openTimeoutMs: HOUR,
   /**
    * Browser tabs come and go without warning: they heartbeat often, their leases are short (a
    * vanished tab's tasks run elsewhere within seconds), and each holds few tasks at once.
@@ -123,6 +125,7 @@ export const FOREMAN_BOUNDS = {
   retentionMs: { flag: '--retention', ...JOB_LIMITS.retentionMs },
   pruneIntervalMs: { flag: '--prune-interval', min: 1, max: DAY, unit: 'ms' },
   queueTimeoutMs: { flag: '--queue-timeout', min: 0, max: JOB_LIMITS.queueTimeoutMs.max, unit: 'ms' },
+  openTimeoutMs: { flag: '--open-timeout', min: 0, max: 365 * DAY, unit: 'ms' },
   browserHeartbeatIntervalMs: { flag: '--browser-heartbeat-interval', min: 1, max: HOUR, unit: 'ms' },
   browserLeaseTtlMs: { flag: '--browser-lease-ttl', min: 1, max: DAY, unit: 'ms' },
   maxTasksPerBrowser: { flag: '--max-tasks-per-browser', min: 1, max: 1_000 },
@@ -232,6 +235,11 @@ export interface ForemanOptions {
    * past that it fails with CC_ERR_NO_WORKER. Default 0: it waits for ever.
    */
   queueTimeoutMs?: number;
+  /**
+   * How long an open job may go without a part or a seal when it does not say (openTimeout);
+   * past that it is closed as it chose (onOpenTimeout: cancelled by default, or sealed). Default 1 h; 0: never.
+   */
+  openTimeoutMs?: number;
   /** Browser tabs' heartbeat period. Default 2 s. */
   browserHeartbeatIntervalMs?: number;
   /** How long a browser tab's assignment holds without a heartbeat. Default 10 s. */

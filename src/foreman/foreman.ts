@@ -29,6 +29,7 @@ import { LeaseReaper } from './maintenance/lease-reaper.ts';
 import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { TaskReleaser } from './maintenance/task-releaser.ts';
+import { EXPIRY_SAFETY_SWEEP_MS, JobExpiry } from './maintenance/job-expiry.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
 import { LoopHealth } from './loop-health.ts';
@@ -211,13 +212,17 @@ export class Foreman {
       { leaseTtlMs: o.leaseTtlMs, sweepIntervalMs: o.sweepIntervalMs });
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
-        defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null });
+        defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null,
+        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null });
     jobService = jobs;
     // Delayed tasks: one timer for the earliest, set again by every submission that holds some.
     const releaser = new TaskReleaser({ store, metrics, log, workAvailable: () => workAvailable(), tracker: loops.track('task releaser') },
       { recheckMs: Math.max(1_000, o.sweepIntervalMs * 5), now: this.clock });
     this.releaser = releaser;
     jobs.onDelayed = (at) => releaser.dueAt(at);
+    // Open jobs nobody seals and jobs past their deadline: one timer, set to the next time due.
+    const expiry = new JobExpiry({ store, registry, events }, { safetySweepMs: EXPIRY_SAFETY_SWEEP_MS, clock: this.clock }, log).watchedBy(loops);
+    jobs.onExpiry = (at) => expiry.soon(at);
     // A finished job (here, or through another foreman) takes no more of the workers.
     events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
@@ -282,6 +287,7 @@ export class Foreman {
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
       releaser,
+      expiry,
       feed,
       // A stall is logged when it begins, even while nobody asks /health.
       PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),

@@ -105,6 +105,25 @@ export const JobOptionsSchema = z.object({
   runAt: TimeFieldSchema.optional(),
   /** Not to run until this long after submission (ms, or `10m`); at most a year. Not with `runAt`. */
   delay: durationField(MAX_TIME_AHEAD_MS).optional(),
+  /**
+   * An open job that gets no part and no seal for this long (ms, or `1h`) is closed as
+   * `onOpenTimeout` says, so that a producer that went away does not leave it open for ever.
+   * Each part pushes the time back. Default the foreman's --open-timeout (1 h); 0 = never.
+   * Only for open jobs; at most a year.
+   */
+  openTimeout: durationField(MAX_TIME_AHEAD_MS).optional(),
+  /**
+   * What the open timeout does: `cancel` (default) ends the job cancelled, its tasks not yet
+   * finished cancelled with an error naming the timeout (results already in stay); `seal` seals
+   * it, and the tasks it has run to the end as if the producer had sealed it.
+   */
+  onOpenTimeout: z.enum(['seal', 'cancel']).optional(),
+  /**
+   * A time (epoch ms or RFC 3339) by which the job must be done: past it, its tasks not yet
+   * finished (scheduled, queued or running) fail with CC_ERR_DEADLINE and running ones are told
+   * to stop. Must be in the future, at most a year ahead, and after `runAt` / `delay`.
+   */
+  deadline: TimeFieldSchema.optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;

@@ -113,6 +113,12 @@ export const JobViewSchema = z.object({
   open: z.boolean().describe('takes more tasks (POST /api/jobs/{id}/tasks) until sealed; an open job does not finish'),
   weight: z.number().describe("its share of the workers against its owner's other jobs of the same priority (default 1)"),
   max_concurrency: z.number().int().nullable().describe('at most this many of its tasks run at once; null: no cap'),
+  open_timeout_ms: z.number().int().nullable().describe('an open job that gets no part and no seal this long is closed (on_open_timeout); null: never'),
+  on_open_timeout: z.enum(['seal', 'cancel']).nullable().describe('what the open timeout does to the job: seal it, or cancel it; null when it has no open timeout'),
+  open_expires_at: nullableTime.describe('when the open job is closed unless a part or a seal comes first; null once it is closed'),
+  closed_by: z.enum(['seal', 'open_timeout', 'cancel', 'deadline', 'failure']).nullable()
+    .describe('why an open job stopped taking parts: sealed by its producer, closed by its open timeout, cancelled, failed at its deadline, or failed as a whole; null while open and for jobs never open'),
+  deadline: nullableTime.describe('past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

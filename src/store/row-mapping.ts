@@ -6,9 +6,9 @@
  */
 import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
-import { PRIORITY_BY_RANK, type Requirements, type TaskError } from '../protocol/index.ts';
+import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -82,6 +82,11 @@ export function jobFromRow(r: Row): JobRecord {
     open: bool(r.open),
     weight: r.weight ?? 1,
     maxConcurrency: r.max_concurrency ?? null,
+    openTimeoutMs: r.open_timeout_ms ?? null,
+    onOpenTimeout: r.open_timeout_ms == null ? null : (r.on_open_timeout ?? 'cancel'),
+    openExpiresAt: r.open_expires_at ?? null,
+    closedBy: r.closed_by ?? null,
+    deadline: r.deadline ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -325,4 +330,25 @@ export function fileFromRow(r: Row): FileRecord {
     id: r.id, owner: r.owner, jobId: r.job_id, filename: r.filename, size: Number(r.size), contentType: r.content_type,
     sha256: r.sha256, createdAt: Number(r.created_at),
   };
+}
+
+/**
+ * A new job's open-timeout columns: a timeout and what it does, for an open job that has a
+ * timeout (a job not open, or with 0, never expires; the default action is to cancel).
+ */
+export function openTimeoutColumns(job: { open?: boolean; openTimeoutMs?: number | null; onOpenTimeout?: OpenTimeoutAction }): { openTimeoutMs: number | null; onOpenTimeout: OpenTimeoutAction | null } {
+  const ms = job.open && job.openTimeoutMs ? job.openTimeoutMs : null;
+  return { openTimeoutMs: ms, onOpenTimeout: ms === null ? null : job.onOpenTimeout ?? 'cancel' };
+}
+
+/** The error a task of a job cancelled by its open timeout carries. */
+export function openTimeoutError(jobId: string, openTimeoutMs: number): TaskError {
+  return taskError('CC_ERR_CANCELLED', `job ${jobId} was cancelled: it was open and got no part and no seal for ${describeAmount(openTimeoutMs, 'ms')} (its openTimeout)`,
+    { retryable: false, reason: 'open_timeout' });
+}
+
+/** The error a task of a job past its deadline carries. */
+export function deadlineError(jobId: string, deadline: number): TaskError {
+  return taskError('CC_ERR_DEADLINE', `job ${jobId} passed its deadline ${new Date(deadline).toISOString()} before this task finished`,
+    { retryable: false, reason: 'deadline' });
 }

@@ -54,10 +54,29 @@ export interface JobRecord {
   weight: number;
   /** At most this many of its tasks run at once; null: no cap. */
   maxConcurrency: number | null;
+  /** An open job that gets no part and no seal this long is closed (see `onOpenTimeout`); null: never. */
+  openTimeoutMs: number | null;
+  /** What its open timeout does; null when it has none. */
+  onOpenTimeout: OpenTimeoutAction | null;
+  /** When the open job is closed unless a part or a seal comes first; null once closed, or without an open timeout. */
+  openExpiresAt: number | null;
+  /** Why an open job stopped taking parts; null while open and for jobs never open. */
+  closedBy: JobClosedBy | null;
+  /** Past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none. */
+  deadline: number | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
 }
+
+/** What an open job's open timeout does: seal it (its tasks run to the end) or cancel it. */
+export type OpenTimeoutAction = 'seal' | 'cancel';
+
+/**
+ * Why an open job stopped taking parts: its producer sealed it, its open timeout closed it, it
+ * was cancelled, its deadline passed, or it failed as a whole.
+ */
+export type JobClosedBy = 'seal' | 'open_timeout' | 'cancel' | 'deadline' | 'failure';
 
 /** A task as the store keeps it. */
 export interface TaskRecord {
@@ -209,6 +228,12 @@ export interface JobInsertParams {
     weight?: number;
     /** At most this many of its tasks run at once; null or omitted: no cap. */
     maxConcurrency?: number | null;
+    /** Open jobs: closed after this long without a part or a seal (`onOpenTimeout`); null or omitted: never. */
+    openTimeoutMs?: number | null;
+    /** What the open timeout does; default cancel. */
+    onOpenTimeout?: OpenTimeoutAction;
+    /** Past this time (epoch ms) its unfinished tasks fail with CC_ERR_DEADLINE; null or omitted: none. */
+    deadline?: number | null;
   };
   tasks: NewTask[];
   now: number;
@@ -535,8 +560,32 @@ export interface JobRetryResult {
   change: JobChange | null;
 }
 
-/** The sweeps the foreman's maintenance loops make: expired leases, queue deadlines, pruning. */
-export type Sweep = 'leases' | 'queue_deadlines' | 'prune';
+/**
+ * The sweeps the foreman's maintenance loops make: expired leases, queue deadlines, pruning,
+ * open jobs past their open timeout, jobs past their deadline.
+ */
+export type Sweep = 'leases' | 'queue_deadlines' | 'prune' | 'open_timeouts' | 'deadlines';
+
+/** An open job closed by its open timeout: sealed, or cancelled (with the running tasks whose workers must be told). */
+export interface JobOpenExpiry {
+  jobId: string;
+  action: OpenTimeoutAction;
+  /** The timeout that passed. */
+  openTimeoutMs: number;
+  /** Tasks that were running and were cancelled (none when sealed). */
+  running: { taskId: string; attempt: number; workerId: string | null }[];
+  change: JobChange | null;
+}
+
+/** A job whose deadline passed: its unfinished tasks failed, the running ones among them to be stopped. */
+export interface JobDeadlinePassed {
+  jobId: string;
+  deadline: number;
+  /** Tasks failed with CC_ERR_DEADLINE. */
+  failed: number;
+  running: { taskId: string; attempt: number; workerId: string | null }[];
+  change: JobChange | null;
+}
 
 /**
  * Which items a sweep may take (task ids for `leases`, job ids for the others): none of
@@ -688,6 +737,20 @@ export interface Store {
   taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }>;
   /** When the earliest scheduled task is due (epoch ms), or null when none waits. */
   taskNextRelease(): Promise<number | null>;
+  /**
+   * Close open jobs that got no part and no seal before their `openExpiresAt`, each as it chose:
+   * sealed (it finishes when its tasks do), or cancelled (its unfinished tasks cancelled with an
+   * error naming the timeout). Either way it takes no more parts and `closedBy` is `open_timeout`.
+   */
+  jobExpireOpen(params: { now: number; limit: number } & SweepFilter): Promise<JobOpenExpiry[]>;
+  /**
+   * Fail the unfinished tasks (scheduled, queued, running) of jobs whose deadline has passed,
+   * with CC_ERR_DEADLINE (the `deadline` transition); an open one is closed. Running tasks are
+   * returned (and, on a shared database, announced) for their workers to be told to stop.
+   */
+  jobFailPastDeadline(params: { now: number; limit: number } & SweepFilter): Promise<JobDeadlinePassed[]>;
+  /** The earliest open timeout or deadline still to come or overdue, of any unfinished job; null when there is none. */
+  jobNextExpiry(): Promise<number | null>;
   /** Fail the tasks of jobs past their queue deadline that no worker has started (CC_ERR_NO_WORKER). */
   taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }>;
   /**
@@ -720,7 +783,8 @@ export interface Store {
   /**
    * The ids a sweep would take now, without taking them (at most `limit`, in the order it would):
    * tasks whose lease expired (`leases`), jobs past their queue deadline (`queue_deadlines`),
-   * jobs due for pruning (`prune`, with `completedBefore` as jobPrune takes it).
+   * jobs due for pruning (`prune`, with `completedBefore` as jobPrune takes it), open jobs past
+   * their open timeout (`open_timeouts`), jobs past their deadline (`deadlines`).
    */
   sweepCandidates(params: { sweep: Sweep; now: number; limit: number; completedBefore?: number } & SweepFilter): Promise<string[]>;
   /** Push the lease of tasks a worker still runs to `until`; returns how many it still held. */

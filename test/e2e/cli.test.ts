@@ -298,6 +298,7 @@ test('every numeric flag has an upper bound, and a value past it is refused nami
     [[...foreman, '--port', '0', '--max-connections-per-address', '2000000'], /--max-connections-per-address must be at most 1000000/],
     [[...foreman, '--port', '0', '--request-timeout', '2d'], /--request-timeout must be at most 86400000 ms \(24 h\)/],
     [[...foreman, '--port', '70000'], /--port must be at most 65535/],
+    [[...foreman, '--port', '0', '--open-timeout', '2y'], /--open-timeout must be at most 31536000000 ms \(365 d\)/],
     [[...worker, '--concurrency', '20000'], /--concurrency must be at most 10000/],
     [[...worker, '--drain-timeout', '30d'], /--drain-timeout must be at most 86400000 ms \(24 h\)/],
     [[...worker, '--sandbox-memory', '1000000'], /--sandbox-memory must be at most 65536 MiB/],
@@ -357,4 +358,16 @@ test('foreman --rate-limit keeps its limits in the database; a rate that does no
   });
   assert.notEqual(refused.code, 0);
   assert.match(refused.out, /rate "fast" is not <count>\/<window>/);
+});
+
+test('submit --deadline: a task nobody runs fails with CC_ERR_DEADLINE once the time passes; a time that does not parse is refused by name', async () => {
+  const r = await cli(['submit', 'nobody.runs.this', '{}', '--deadline', '1s', '--foreman', foreman.url]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /CC_ERR_DEADLINE|passed its deadline/);
+  const [job] = await client.listJobs({ limit: 1 });
+  assert.equal(job.status, 'failed');
+  assert.ok(job.deadline !== null && Date.parse(job.deadline) > Date.parse(job.createdAt), 'the deadline is a time after submission');
+  const bad = await cli(['submit', 'math.add', '{}', '--deadline', 'tomorrow-ish', '--foreman', foreman.url]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--deadline <time>' argument 'tomorrow-ish' is invalid\. "tomorrow-ish" is not a time: give an RFC 3339 time/);
 });

@@ -46,6 +46,11 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     run_at: iso(j.runAt),
     retention_ms: j.retentionMs,
     prune_at: j.completedAt === null || j.retentionMs === null ? null : iso(j.completedAt + j.retentionMs),
+    open_timeout_ms: j.openTimeoutMs,
+    on_open_timeout: j.onOpenTimeout,
+    open_expires_at: iso(j.openExpiresAt),
+    closed_by: j.closedBy,
+    deadline: iso(j.deadline),
   };
 }
 

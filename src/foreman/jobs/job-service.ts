@@ -15,6 +15,18 @@ import { failsGraph } from '../../core/graph.ts';
 import { initialTaskState } from '../../core/task-transitions.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 
+/** Why a job takes no more parts, for the error that refuses one. */
+function whyClosed(j: JobRecord): string {
+  switch (j.closedBy) {
+    case 'open_timeout': return `was closed by its open timeout: no part and no seal came for ${j.openTimeoutMs ?? '?'} ms (openTimeout), and it was ${j.cancelRequested ? 'cancelled' : 'sealed'}`;
+    case 'deadline': return `passed its deadline${j.deadline !== null ? ` ${new Date(j.deadline).toISOString()}` : ''}`;
+    case 'cancel': return 'was cancelled';
+    case 'seal': return 'was sealed';
+    case 'failure': return 'failed as a whole';
+    default: return j.cancelRequested ? 'was cancelled' : 'was not submitted open, or was sealed';
+  }
+}
+
 /** Submission limits, plus how long an idempotency key returns the same job. */
 export interface JobServiceOptions extends SubmissionLimits {
   idempotencyTtlMs: number;
@@ -33,6 +45,8 @@ export class JobService {
   private readonly metrics: ForemanMetrics;
   private readonly log: Logger;
   private readonly workAvailable: (work?: WorkAnnouncement) => void;
+  /** A job now has an open timeout or a deadline at `at` (the expiry timer wakes by then). */
+  onExpiry: ((at: number) => void) | null = null;
   /** An admin cancelled another owner's work (an audit event). */
   /** Tasks were stored that wait until `at` (the earliest of them): the releaser sets its timer by it. */
   onDelayed: ((at: number) => void) | null = null;
@@ -81,6 +95,7 @@ export class JobService {
       throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'this idempotency key is taken by a job of another owner; choose another key');
     }
     if (!accepted.deduplicated) {
+      this.expiresAt(accepted.job);
       this.metrics.jobsSubmitted.inc();
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
@@ -127,7 +142,7 @@ export class JobService {
       const unit = j.kind === 'map' ? 'arguments' : 'tasks';
       switch (res.refused) {
         case 'sealed':
-          throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${jobId} takes no more ${unit}: it ${j.cancelRequested ? 'was cancelled' : 'was not submitted open, or was sealed'} (it has ${end})`, { jobId, [unit]: end });
+          throw new CrowdComputeError('CC_ERR_JOB_SEALED', `job ${jobId} takes no more ${unit}: it ${whyClosed(j)} (it has ${end})`, { jobId, [unit]: end, ...(j.closedBy ? { closedBy: j.closedBy } : {}) });
         case 'conflict':
           throw new CrowdComputeError('CC_ERR_APPEND_CONFLICT', `this part of job ${jobId} starts at ${part.at}, but the job has ${end} ${unit}; send the part that starts at ${end}`, { jobId, at: part.at, expected: end });
         case 'partial_chunk':
@@ -135,6 +150,7 @@ export class JobService {
       }
     }
     if (!res.deduplicated) {
+      this.expiresAt(res.job);
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId, tasks: params.tasks.length, sealed: params.seal }, 'part appended to an open job');
       this.announceDelayed(params.tasks, params.now);
@@ -145,6 +161,12 @@ export class JobService {
       if (res.change) this.events.publish([res.change]);
     }
     return { job: res.job, deduplicated: res.deduplicated, firstIndex: res.firstIndex };
+  }
+
+  /** Tell the expiry timer when this job's open timeout or deadline comes, if it has one. */
+  private expiresAt(job: JobRecord): void {
+    const times = [job.openExpiresAt, job.deadline].filter((t): t is number => t !== null);
+    if (times.length > 0) this.onExpiry?.(Math.min(...times));
   }
 
   /**
@@ -213,6 +235,8 @@ export class JobService {
         : `job ${jobId} has no failed or cancelled task to retry (it is ${res.job.state})`, { jobId, ...(taskId ? { taskId } : {}) });
     }
     this.log.info({ jobId, taskId, retried: res.retried }, 'failed and cancelled tasks put back in the queue');
+    // A deadline still holds for the retried tasks.
+    this.expiresAt(res.job);
     if (res.change) this.events.publish([res.change]);
     this.metrics.tasksRetried.inc(res.retried);
     this.workAvailable({ requiring: true, jobs: [res.job] });

@@ -25,6 +25,35 @@ export interface SubmissionLimits {
   defaultRetentionMs: number;
   /** How long a task may wait for a worker to start it when its job does not say; null: for ever. */
   defaultQueueTimeoutMs: number | null;
+  /** How long an open job may go without a part or a seal when it does not say; null: for ever. */
+  defaultOpenTimeoutMs?: number | null;
+}
+
+/**
+ * A job's expiry options as the store takes them: its open timeout (the job's, else the
+ * foreman's default; 0 = never) and what it does, and its deadline in epoch ms. A deadline must
+ * be in the future, within a year, and after the job may start (`runAt` / `delay`): a job that
+ * could only fail is refused, naming the times.
+ */
+export function jobExpiry(spec: JobSpec, limits: SubmissionLimits, now: number): { openTimeoutMs: number | null; onOpenTimeout: 'seal' | 'cancel'; deadline: number | null } {
+  const given = spec.openTimeout === undefined ? undefined : durationMs(spec.openTimeout);
+  const openTimeoutMs = given ?? limits.defaultOpenTimeoutMs ?? null;
+  let deadline: number | null = null;
+  if (spec.deadline !== undefined) {
+    deadline = timeMs(spec.deadline);
+    const at = new Date(deadline).toISOString();
+    if (deadline <= now) {
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `deadline ${at} has passed (it is ${new Date(now).toISOString()} on the foreman): the job could only fail; give a time in the future`, { deadline: at });
+    }
+    if (deadline > now + MAX_TIME_AHEAD_MS) {
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `deadline ${at} is more than a year ahead; the foreman accepts deadlines up to ${new Date(now + MAX_TIME_AHEAD_MS).toISOString()}`, { deadline: at });
+    }
+    const start = spec.runAt !== undefined ? timeMs(spec.runAt) : spec.delay !== undefined ? now + durationMs(spec.delay) : null;
+    if (start !== null && start >= deadline) {
+      throw new CrowdComputeError('CC_ERR_INVALID_JOB', `deadline ${at} is not after the job may start (${new Date(start).toISOString()}, its runAt or delay): it could only fail`, { deadline: at, start: new Date(start).toISOString() });
+    }
+  }
+  return { openTimeoutMs: openTimeoutMs && openTimeoutMs > 0 ? openTimeoutMs : null, onOpenTimeout: spec.onOpenTimeout ?? 'cancel', deadline };
 }
 
 /**
@@ -151,7 +180,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
   const open = spec.open === true;
-  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null };
+  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null, ...jobExpiry(spec, limits, now) };
   const idOf = (index: number) => `${jobId}.${index}`;
   const runAt = releaseTime('the job', spec, now);
   const time = { runAt: runAt ?? null };

@@ -290,6 +290,117 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual([page?.results, page?.offset, page?.total], [[1], 1, 3]);
     });
 
+    test('an open job without a part or a seal for its open timeout is sealed when it chose so; each part pushes the time back', async () => {
+      const t0 = Date.now();
+      const p = { ...namedJob(['ot.a']), now: t0 };
+      Object.assign(p.job, { open: true, openTimeoutMs: 1_000, onOpenTimeout: 'seal' });
+      const { job } = await store.jobInsert(p);
+      assert.deepEqual([job.openTimeoutMs, job.onOpenTimeout, job.openExpiresAt, job.closedBy], [1_000, 'seal', t0 + 1_000, null]);
+      assert.equal(await store.jobNextExpiry(), t0 + 1_000);
+      assert.deepEqual(await store.jobExpireOpen({ now: t0 + 999, limit: 10 }), [], 'not before its time');
+      const part = await store.jobAppend({ jobId: job.id, at: null, seal: false, args: 0, label: null, now: t0 + 800,
+        tasks: [{ kind: 'named', type: 'ot.b', input: null, priority: 'normal', maxAttempts: 1, timeoutMs: null }] });
+      assert.ok(part && !('refused' in part));
+      assert.equal(part.job.openExpiresAt, t0 + 1_800, 'a part pushes the time back');
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'open_timeouts', now: t0 + 1_500, limit: 10 }), []);
+      assert.deepEqual(await store.jobExpireOpen({ now: t0 + 1_500, limit: 10 }), []);
+      const ts = await claim(store, 'w', ['ot.*'], 10);
+      await store.taskFinishMany({ outcomes: ts.map((t) => ({ taskId: t.taskId, attempt: t.attempt, workerId: 'w', status: 'completed' as const, result: t.index })), now: t0 + 1_600 });
+      assert.equal((await store.jobGet(job.id))?.state, 'running', 'open: not finished though its tasks are');
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'open_timeouts', now: t0 + 1_800, limit: 10 }), [job.id]);
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'open_timeouts', now: t0 + 1_800, limit: 10, except: [job.id] }), []);
+      const [r, ...more] = await store.jobExpireOpen({ now: t0 + 1_800, limit: 10 });
+      assert.equal(more.length, 0);
+      assert.deepEqual([r.jobId, r.action, r.openTimeoutMs, r.running], [job.id, 'seal', 1_000, []]);
+      assert.equal(r.change?.finished, true, 'sealed, a job whose tasks are done finishes');
+      const closed = await store.jobGet(job.id);
+      assert.deepEqual([closed?.state, closed?.open, closed?.closedBy, closed?.openExpiresAt], ['completed', false, 'open_timeout', null]);
+      assert.equal(await store.jobNextExpiry(), null);
+      assert.deepEqual(await store.jobExpireOpen({ now: t0 + 5_000, limit: 10 }), [], 'closed once');
+      const late = await store.jobAppend({ jobId: job.id, at: null, seal: false, args: 0, label: null, now: t0 + 5_000, tasks: [] });
+      assert.ok(late && 'refused' in late && late.refused === 'sealed');
+    });
+
+    test('an open job that chose cancel is cancelled by its open timeout: unfinished tasks cancelled with an error naming it, running ones returned', async () => {
+      const t0 = Date.now();
+      const p = { ...namedJob(['oc.a', 'oc.b', 'oc.c']), now: t0 };
+      Object.assign(p.job, { open: true, openTimeoutMs: 500 });
+      const { job } = await store.jobInsert(p);
+      assert.equal(job.onOpenTimeout, 'cancel', 'cancel unless the job says');
+      const [a, b] = await store.taskClaimMany({ workerId: 'w', patterns: ['oc.*'], allowCode: false, limit: 2, leaseMs: 60_000, now: t0 });
+      await store.taskFinishMany({ outcomes: [{ taskId: a.taskId, attempt: a.attempt, workerId: 'w', status: 'completed', result: 'kept' }], now: t0 + 1 });
+      // Jobs that never expire: one open without a timeout, one not open (a timeout given to it is dropped).
+      const forever = { ...namedJob(['oc.z']), now: t0 };
+      forever.job.open = true;
+      await store.jobInsert(forever);
+      const shut = { ...namedJob(['oc.y']), now: t0 };
+      shut.job.openTimeoutMs = 10;
+      assert.deepEqual([(await store.jobInsert(shut)).job.openTimeoutMs, (await store.jobGet(shut.job.id))?.openExpiresAt], [null, null]);
+      const [r] = await store.jobExpireOpen({ now: t0 + 500, limit: 10 });
+      assert.deepEqual([r.jobId, r.action, r.running], [job.id, 'cancel', [{ taskId: b.taskId, attempt: b.attempt, workerId: 'w' }]]);
+      assert.deepEqual([r.change?.state, r.change?.finished, r.change?.counts], ['cancelled', true, { total: 3, completed: 1, failed: 0, cancelled: 2 }]);
+      const tasks = await store.taskList({ jobId: job.id, limit: 10, offset: 0 });
+      assert.deepEqual(tasks.map((t) => t.state), ['completed', 'cancelled', 'cancelled']);
+      assert.equal(tasks[0].result, 'kept');
+      assert.equal(tasks[2].error?.code, 'CC_ERR_CANCELLED');
+      assert.equal(tasks[2].error?.reason, 'open_timeout');
+      assert.match(tasks[2].error?.message ?? '', new RegExp(`job ${job.id} was cancelled: it was open and got no part and no seal for 500 ms`));
+      assert.equal((await store.jobGet(job.id))?.closedBy, 'open_timeout');
+      assert.deepEqual(await store.jobExpireOpen({ now: t0 + 1e9, limit: 10 }), [], 'the others never expire');
+      // Why other open jobs were closed: sealed by their producer, cancelled.
+      const sealedJob = (await store.jobInsert({ ...namedJob(['oc.s']), job: { ...namedJob(['oc.s']).job, open: true, openTimeoutMs: 1_000 } })).job;
+      const sealed = await store.jobAppend({ jobId: sealedJob.id, at: null, seal: true, args: 0, label: null, now: t0, tasks: [] });
+      assert.ok(sealed && !('refused' in sealed));
+      assert.deepEqual([sealed.job.closedBy, sealed.job.openExpiresAt], ['seal', null]);
+      await store.jobCancel({ jobId: forever.job.id, now: t0 });
+      assert.equal((await store.jobGet(forever.job.id))?.closedBy, 'cancel');
+      assert.equal((await store.jobGet(shut.job.id))?.closedBy, null, 'a job never open was never closed');
+    });
+
+    test('past its deadline a job fails its scheduled, queued and running tasks with CC_ERR_DEADLINE; finished ones stay; a late result is refused', async () => {
+      const t0 = Date.now();
+      const p = { ...namedJob(['dl.a', 'dl.b', 'dl.c', 'dl.d']), now: t0 };
+      p.job.deadline = t0 + 1_000;
+      p.job.open = true;
+      const { job } = await store.jobInsert(p);
+      assert.equal(job.deadline, t0 + 1_000);
+      const done = { ...namedJob(['dl.x']), now: t0 };
+      done.job.deadline = t0 + 500;
+      await store.jobInsert(done);
+      assert.equal(await store.jobNextExpiry(), t0 + 500);
+      const ran = await store.taskClaimMany({ workerId: 'w', patterns: ['dl.*'], allowCode: false, limit: 3, leaseMs: 60_000, now: t0,
+        jobs: [{ jobId: job.id, limit: 2 }, { jobId: done.job.id, limit: 1 }] });
+      const byType = new Map(ran.map((t) => [t.type, t]));
+      const a = byType.get('dl.a')!;
+      const b = byType.get('dl.b')!;
+      const x = byType.get('dl.x')!;
+      await store.taskFinishMany({ outcomes: [b, x].map((t) => ({ taskId: t.taskId, attempt: t.attempt, workerId: 'w', status: 'completed' as const, result: 'kept' })), now: t0 + 1 });
+      assert.equal((await store.jobGet(done.job.id))?.state, 'completed');
+      assert.equal(await store.jobNextExpiry(), t0 + 1_000, 'a finished job\'s deadline is no longer due');
+      assert.deepEqual(await store.jobFailPastDeadline({ now: t0 + 999, limit: 10 }), [], 'not before its time; a finished job never');
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'deadlines', now: t0 + 1_000, limit: 10 }), [job.id]);
+      assert.deepEqual(await store.sweepCandidates({ sweep: 'deadlines', now: t0 + 1_000, limit: 10, except: [job.id] }), []);
+      const [r, ...more] = await store.jobFailPastDeadline({ now: t0 + 1_000, limit: 10 });
+      assert.equal(more.length, 0);
+      assert.deepEqual([r.jobId, r.deadline, r.failed, r.running], [job.id, t0 + 1_000, 3, [{ taskId: a.taskId, attempt: a.attempt, workerId: 'w' }]]);
+      assert.deepEqual([r.change?.state, r.change?.finished, r.change?.counts], ['failed', true, { total: 4, completed: 1, failed: 3, cancelled: 0 }]);
+      const after = await store.jobGet(job.id);
+      assert.deepEqual([after?.state, after?.open, after?.closedBy], ['failed', false, 'deadline'], 'an open job is closed at its deadline');
+      const tasks = await store.taskList({ jobId: job.id, limit: 10, offset: 0 });
+      assert.deepEqual(tasks.map((t) => t.state), ['failed', 'completed', 'failed', 'failed']);
+      assert.equal(tasks[1].result, 'kept');
+      for (const t of [tasks[0], tasks[2], tasks[3]]) {
+        assert.equal(t.error?.code, 'CC_ERR_DEADLINE');
+        assert.equal(t.error?.retryable, false);
+        assert.ok(t.error?.message.includes(`job ${job.id} passed its deadline ${new Date(t0 + 1_000).toISOString()}`), t.error?.message);
+      }
+      const late = await store.taskFinishMany({ outcomes: [{ taskId: a.taskId, attempt: a.attempt, workerId: 'w', status: 'completed', result: 'late' }], now: t0 + 1_001 });
+      assert.equal(late.recorded.length, 0, 'the stopped task\'s late result is refused');
+      assert.deepEqual(await store.jobFailPastDeadline({ now: t0 + 5_000, limit: 10 }), [], 'once');
+      assert.equal(await store.jobNextExpiry(), null);
+      assert.equal((await store.jobGet(done.job.id))?.state, 'completed', 'a job done before its deadline is left as it was');
+    });
+
     test('an open map job: parts of whole chunks, the last may be partial, results paged by argument', async () => {
       const p = mapJob([1, 2, 3, 4], 2);
       p.job.open = true;

@@ -258,4 +258,22 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX tasks_scheduled ON tasks (available_at) WHERE state = 'scheduled';
     `,
   },
+  {
+    version: 13,
+    name: 'open timeouts, deadlines',
+    sql: `
+      -- An open job with no part and no seal for open_timeout_ms is sealed or cancelled (on_open_timeout)
+      -- at open_expires_at, which each part pushes back and which is NULL once the job is closed.
+      ALTER TABLE jobs ADD COLUMN open_timeout_ms BIGINT;
+      ALTER TABLE jobs ADD COLUMN on_open_timeout TEXT;
+      ALTER TABLE jobs ADD COLUMN open_expires_at BIGINT;
+      -- Why an open job stopped taking parts: seal, open_timeout, cancel, deadline, failure.
+      ALTER TABLE jobs ADD COLUMN closed_by TEXT;
+      -- Past it, the job's unfinished tasks fail with CC_ERR_DEADLINE.
+      ALTER TABLE jobs ADD COLUMN deadline BIGINT;
+      -- The next one due is read from the front of these (the expiry timer), so finished jobs stay out of them.
+      CREATE INDEX jobs_open_expires ON jobs (open_expires_at) WHERE open_expires_at IS NOT NULL;
+      CREATE INDEX jobs_deadline ON jobs (deadline) WHERE deadline IS NOT NULL AND state IN ('scheduled', 'queued', 'running');
+    `,
+  },
 ];

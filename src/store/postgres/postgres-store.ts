@@ -21,11 +21,13 @@ import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
+import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
 import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
@@ -97,6 +99,11 @@ const QUEUE_READ_OPTIONS = ' -c enable_sort=off -c enable_bitmapscan=off -c sync
 const RETRYABLE = new Set(['40001', '40P01']);
 /** Thrown inside the space probe's transaction to roll it back. */
 const ROLLBACK_PROBE = Symbol('rollback');
+
+/** Open jobs past their open timeout at $1. */
+const OPEN_EXPIRED = 'WHERE open_expires_at IS NOT NULL AND open_expires_at <= $1 AND open';
+/** Unfinished jobs past their deadline at $1. */
+const PAST_DEADLINE = `WHERE deadline IS NOT NULL AND deadline <= $1 AND state IN ('scheduled', 'queued', 'running')`;
 
 /** The values a sweep's filter binds, in the order {@link sweepFilter} numbers them. */
 function sweepParams(f: SweepFilter): string[][] {
@@ -386,14 +393,17 @@ export class PostgresStore implements Store {
   /** One job's rows, inside the group's transaction; `queued` counts the queue by priority (see jobInsertMany). */
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
+    const timeouts = openTimeoutColumns(job);
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, run_at)
-        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($24::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23, $24)
+        max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at)
+        VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($27::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23,
+          $24, $25, $13::bigint + $24::bigint, $26, $27)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
-        job.kind === 'map' ? job.language ?? 'javascript' : null, job.runAt ?? null]));
+        job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -440,9 +450,11 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const p = params;
       // Only if it is still open, the part starts where the job ends (when it says where), and a
-      // map job's earlier parts were whole chunks. Queued tasks wait afresh.
+      // map job's earlier parts were whole chunks. Queued tasks wait afresh, and the open timeout
+      // starts again (a seal ends it).
       const r = (await c.query(`UPDATE jobs SET total = total + $2, arg_count = CASE WHEN kind = 'map' THEN arg_count + $3 ELSE arg_count END,
           open = NOT $4, label = coalesce(nullif(label, ''), $6),
+          open_expires_at = CASE WHEN $4 THEN NULL ELSE $7::bigint + open_timeout_ms END, closed_by = CASE WHEN $4 THEN 'seal' ELSE NULL END,
           queue_deadline = CASE WHEN queue_timeout_ms IS NULL THEN queue_deadline ELSE $7::bigint + queue_timeout_ms END
         WHERE id = $1 AND open AND ($5::bigint IS NULL OR $5::bigint = CASE WHEN kind = 'map' THEN arg_count ELSE total END)
           AND (kind <> 'map' OR $3 = 0 OR arg_count % chunk_size = 0) RETURNING *`,
@@ -550,6 +562,65 @@ export class PostgresStore implements Store {
     });
   }
 
+  async jobExpireOpen(params: { now: number; limit: number } & SweepFilter): Promise<JobOpenExpiry[]> {
+    return this.tx(async (c) => {
+      const out: JobOpenExpiry[] = [];
+      // SKIP LOCKED: foremen sweeping at once take different jobs; an append waits for this
+      // commit and then finds the job closed (its guard is open = TRUE), or committed first and
+      // pushed the time back, so that the row no longer matches here.
+      const due = (await c.query(`SELECT id, open_timeout_ms, on_open_timeout FROM jobs ${OPEN_EXPIRED} ${sweepFilter(params, 3)}
+        ORDER BY open_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit, ...sweepParams(params)])).rows;
+      for (const r of due) {
+        const jobId = r.id as string;
+        const action: OpenTimeoutAction = r.on_open_timeout === 'seal' ? 'seal' : 'cancel';
+        let running: JobOpenExpiry['running'] = [];
+        let cancelled = 0;
+        if (action === 'cancel') {
+          const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
+              FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
+              RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(openTimeoutError(jobId, r.open_timeout_ms))])).rows;
+          cancelled = rows.length;
+          running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
+          for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${jobId} was cancelled: it got no part and no seal for its openTimeout` } });
+        }
+        await c.query(`UPDATE jobs SET open = FALSE, open_expires_at = NULL, closed_by = 'open_timeout', cancel_requested = cancel_requested OR $2 WHERE id = $1`, [jobId, action === 'cancel']);
+        // Sealing may finish a job whose tasks have all ended already; cancelling ends it.
+        const change = await this.applyCounts(c, jobId, { completed: 0, failed: 0, cancelled }, params.now);
+        out.push({ jobId, action, openTimeoutMs: r.open_timeout_ms, running, change });
+      }
+      return out;
+    });
+  }
+
+  async jobFailPastDeadline(params: { now: number; limit: number } & SweepFilter): Promise<JobDeadlinePassed[]> {
+    return this.tx(async (c) => {
+      const out: JobDeadlinePassed[] = [];
+      const due = (await c.query(`SELECT id, deadline FROM jobs ${PAST_DEADLINE} ${sweepFilter(params, 3)}
+        ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED`, [params.now, params.limit, ...sweepParams(params)])).rows;
+      for (const r of due) {
+        const jobId = r.id as string;
+        const error = deadlineError(jobId, r.deadline);
+        const rows = (await c.query(`UPDATE tasks t SET state = ${to('deadline')}, completed_at = $2, lease_expires_at = NULL, error = $3
+            FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('deadline', 't.state')}
+            RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(error)])).rows;
+        const running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
+        for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: error.message } });
+        // An open job takes no more parts: it ends now, with what it has.
+        await c.query(`UPDATE jobs SET open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'deadline' ELSE closed_by END WHERE id = $1`, [jobId]);
+        const change = await this.applyCounts(c, jobId, { completed: 0, failed: rows.length, cancelled: 0 }, params.now);
+        out.push({ jobId, deadline: r.deadline, failed: rows.length, running, change });
+      }
+      return out;
+    });
+  }
+
+  async jobNextExpiry(): Promise<number | null> {
+    // least() passes over NULLs; each min() reads the front of its partial index.
+    const r = (await this.q(`SELECT least((SELECT min(open_expires_at) FROM jobs WHERE open_expires_at IS NOT NULL),
+      (SELECT min(deadline) FROM jobs WHERE deadline IS NOT NULL AND state IN ('scheduled', 'queued', 'running'))) AS at`)).rows[0];
+    return r?.at ?? null;
+  }
+
   async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null> {
     const r = (await this.q('SELECT code, chunk_size, name, label, language FROM jobs WHERE id = $1', [jobId])).rows[0];
     return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null, language: r.language ?? 'javascript' } : null;
@@ -600,7 +671,7 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('halt')}, completed_at = $2, lease_expires_at = NULL, error = $3
           FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('halt', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, toJson(params.error)])).rows;
-      await c.query('UPDATE jobs SET open = FALSE WHERE id = $1', [params.jobId]);
+      await c.query(`UPDATE jobs SET open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'failure' ELSE closed_by END WHERE id = $1`, [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: rows.length, cancelled: 0 }, params.now);
       const running = rows.filter((r) => r.was === 'running').map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
       for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${params.jobId} failed: ${params.error.message}` } });
@@ -619,7 +690,7 @@ export class PostgresStore implements Store {
           FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
       // A cancelled job takes no more parts.
-      await c.query('UPDATE jobs SET cancel_requested = TRUE, open = FALSE WHERE id = $1', [params.jobId]);
+      await c.query(`UPDATE jobs SET cancel_requested = TRUE, open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'cancel' ELSE closed_by END WHERE id = $1`, [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: 0, cancelled: rows.length }, params.now);
       const running = rows.filter((r) => r.was === 'running').map((r) => ({ taskId: r.id as string, attempt: r.attempt as number, workerId: r.worker_id as string | null }));
       for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: `job ${params.jobId} was cancelled` } });
@@ -1173,6 +1244,8 @@ export class PostgresStore implements Store {
       ? `SELECT id FROM tasks WHERE state = 'running' AND lease_expires_at < $1 ${sweepFilter(p, 3)} ORDER BY lease_expires_at LIMIT $2`
       : p.sweep === 'queue_deadlines'
         ? `SELECT id FROM jobs WHERE queue_deadline IS NOT NULL AND queue_deadline <= $1 AND state IN ('queued', 'running') ${sweepFilter(p, 3)} ORDER BY id LIMIT $2`
+        : p.sweep === 'open_timeouts' ? `SELECT id FROM jobs ${OPEN_EXPIRED} ${sweepFilter(p, 3)} ORDER BY open_expires_at LIMIT $2`
+        : p.sweep === 'deadlines' ? `SELECT id FROM jobs ${PAST_DEADLINE} ${sweepFilter(p, 3)} ORDER BY deadline LIMIT $2`
         : p.completedBefore !== undefined
           ? `SELECT id FROM jobs WHERE completed_at IS NOT NULL AND completed_at <= $1 ${sweepFilter(p, 3)} ORDER BY completed_at LIMIT $2`
           : `SELECT id FROM jobs WHERE prune_after IS NOT NULL AND prune_after <= $1 ${sweepFilter(p, 3)} ORDER BY prune_after LIMIT $2`;

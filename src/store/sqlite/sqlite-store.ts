@@ -23,12 +23,14 @@ import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
+import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
 import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
@@ -172,13 +174,17 @@ export class SqliteStore implements Store {
     return {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
-        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language, run_at, created_at) VALUES
+        max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
-         @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language, @runAt, @now) RETURNING *`),
+         @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language,
+         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
-      // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh.
+      // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh,
+      // and the open timeout starts again (a seal ends it).
       jobAppend: db.prepare(`UPDATE jobs SET total = total + @tasks, arg_count = CASE WHEN kind = 'map' THEN arg_count + @args ELSE arg_count END,
         open = CASE WHEN @seal = 1 THEN 0 ELSE 1 END, label = coalesce(nullif(label, ''), @label),
+        open_expires_at = CASE WHEN @seal = 1 THEN NULL ELSE @now + open_timeout_ms END, closed_by = CASE WHEN @seal = 1 THEN 'seal' ELSE NULL END,
         queue_deadline = CASE WHEN queue_timeout_ms IS NULL THEN queue_deadline ELSE @now + queue_timeout_ms END
         WHERE id = @id AND open = 1 AND (@at IS NULL OR @at = CASE WHEN kind = 'map' THEN arg_count ELSE total END)
           AND (kind <> 'map' OR @args = 0 OR arg_count % chunk_size = 0) RETURNING *`),
@@ -227,7 +233,8 @@ export class SqliteStore implements Store {
       // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
       jobSetState: db.prepare('UPDATE jobs SET state = @state, completed_at = @now, prune_after = @now + retention_ms WHERE id = @id'),
       // A cancelled job takes no more parts.
-      jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1, open = 0 WHERE id = ?`),
+      jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1, open = 0, open_expires_at = NULL,
+        closed_by = CASE WHEN open = 1 THEN 'cancel' ELSE closed_by END WHERE id = ?`),
       taskGet: db.prepare('SELECT * FROM tasks WHERE id = ?'),
       taskClaimOne: db.prepare(`UPDATE tasks SET state = ${to('claim')}, attempt = attempt + 1, worker_id = ?, started_at = ?,
         lease_expires_at = ?, progress = NULL, progress_message = NULL WHERE seq = ? AND ${guard('claim')}
@@ -288,7 +295,20 @@ export class SqliteStore implements Store {
         error = @error WHERE job_id = @jobId AND ${guard('cancel')}`),
       taskHaltJob: db.prepare(`UPDATE tasks SET state = ${to('halt')}, completed_at = @now, lease_expires_at = NULL,
         error = @error WHERE job_id = @jobId AND ${guard('halt')}`),
-      jobSeal: db.prepare('UPDATE jobs SET open = 0 WHERE id = ?'),
+      jobSeal: db.prepare(`UPDATE jobs SET open = 0, open_expires_at = NULL, closed_by = CASE WHEN open = 1 THEN 'failure' ELSE closed_by END WHERE id = ?`),
+      // Open jobs past their open timeout, and jobs past their deadline, first due first.
+      jobsOpenExpired: db.prepare(`SELECT id, open_timeout_ms, on_open_timeout FROM jobs INDEXED BY jobs_open_expires
+        WHERE open_expires_at IS NOT NULL AND open_expires_at <= @now AND open = 1 ${SWEEP_FILTER} ORDER BY open_expires_at LIMIT @limit`),
+      jobCloseOpen: db.prepare(`UPDATE jobs SET open = 0, open_expires_at = NULL, closed_by = 'open_timeout',
+        cancel_requested = CASE WHEN @cancel = 1 THEN 1 ELSE cancel_requested END WHERE id = @id AND open = 1`),
+      jobsPastDeadline: db.prepare(`SELECT id, deadline FROM jobs INDEXED BY jobs_deadline
+        WHERE deadline IS NOT NULL AND deadline <= @now AND state IN ('scheduled', 'queued', 'running') ${SWEEP_FILTER} ORDER BY deadline LIMIT @limit`),
+      taskFailPastDeadline: db.prepare(`UPDATE tasks SET state = ${to('deadline')}, completed_at = @now, lease_expires_at = NULL,
+        error = @error WHERE job_id = @jobId AND ${guard('deadline')}`),
+      jobCloseAtDeadline: db.prepare(`UPDATE jobs SET open = 0, open_expires_at = NULL, closed_by = CASE WHEN open = 1 THEN 'deadline' ELSE closed_by END WHERE id = ?`),
+      jobNextExpiry: db.prepare(`SELECT min(at) AS at FROM (
+        SELECT min(open_expires_at) AS at FROM jobs INDEXED BY jobs_open_expires WHERE open_expires_at IS NOT NULL
+        UNION ALL SELECT min(deadline) FROM jobs INDEXED BY jobs_deadline WHERE deadline IS NOT NULL AND state IN ('scheduled', 'queued', 'running'))`),
       taskRunningByWorker: db.prepare(`SELECT id, attempt FROM tasks INDEXED BY tasks_lease WHERE state = 'running' AND lease_expires_at IS NOT NULL AND worker_id = ?`),
       taskProgress: db.prepare(`UPDATE tasks SET progress = @progress, progress_message = @message
         WHERE id = @id AND state = 'running' AND attempt = @attempt`),
@@ -406,7 +426,8 @@ export class SqliteStore implements Store {
       argCount: job.argCount, chunkSize: job.chunkSize, code: job.code, timeoutMs: job.timeoutMs,
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
-      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null, runAt: job.runAt ?? null, now,
+      weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
+      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -517,6 +538,47 @@ export class SqliteStore implements Store {
       }
       return out;
     })(params);
+  }
+
+  async jobExpireOpen(params: { now: number; limit: number } & SweepFilter): Promise<JobOpenExpiry[]> {
+    return this.freeing('jobExpireOpen', (p: { now: number; limit: number } & SweepFilter): JobOpenExpiry[] => {
+      const out: JobOpenExpiry[] = [];
+      for (const r of this.s.jobsOpenExpired.all(sweepArgs(p.now, p.limit, p)) as Row[]) {
+        const jobId = r.id as string;
+        const action: OpenTimeoutAction = r.on_open_timeout === 'seal' ? 'seal' : 'cancel';
+        let running: JobOpenExpiry['running'] = [];
+        let cancelled = 0;
+        if (action === 'cancel') {
+          running = (this.s.taskRunningOfJob.all(jobId) as Row[]).map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
+          cancelled = this.s.taskCancelJob.run({ jobId, now: p.now, error: toJson(openTimeoutError(jobId, r.open_timeout_ms)) }).changes;
+        }
+        this.s.jobCloseOpen.run({ id: jobId, cancel: action === 'cancel' ? 1 : 0 });
+        // Sealing may finish a job whose tasks have all ended already; cancelling ends it.
+        const change = this.applyCounts(jobId, { completed: 0, failed: 0, cancelled }, p.now);
+        out.push({ jobId, action, openTimeoutMs: r.open_timeout_ms, running, change });
+      }
+      return out;
+    })(params);
+  }
+
+  async jobFailPastDeadline(params: { now: number; limit: number } & SweepFilter): Promise<JobDeadlinePassed[]> {
+    return this.freeing('jobFailPastDeadline', (p: { now: number; limit: number } & SweepFilter): JobDeadlinePassed[] => {
+      const out: JobDeadlinePassed[] = [];
+      for (const r of this.s.jobsPastDeadline.all(sweepArgs(p.now, p.limit, p)) as Row[]) {
+        const jobId = r.id as string;
+        const running = (this.s.taskRunningOfJob.all(jobId) as Row[]).map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
+        const failed = this.s.taskFailPastDeadline.run({ jobId, now: p.now, error: toJson(deadlineError(jobId, r.deadline)) }).changes;
+        // An open job takes no more parts: it ends now, with what it has.
+        this.s.jobCloseAtDeadline.run(jobId);
+        const change = this.applyCounts(jobId, { completed: 0, failed, cancelled: 0 }, p.now);
+        out.push({ jobId, deadline: r.deadline, failed, running, change });
+      }
+      return out;
+    })(params);
+  }
+
+  async jobNextExpiry(): Promise<number | null> {
+    return ((this.s.jobNextExpiry.get() as Row | undefined)?.at as number | null | undefined) ?? null;
   }
 
   async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null> {
@@ -1003,6 +1065,7 @@ export class SqliteStore implements Store {
   async sweepCandidates(p: { sweep: Sweep; now: number; limit: number; completedBefore?: number } & SweepFilter): Promise<string[]> {
     const args = sweepArgs(p.sweep === 'prune' && p.completedBefore !== undefined ? p.completedBefore : p.now, p.limit, p);
     const st = p.sweep === 'leases' ? this.s.taskExpiredSweep : p.sweep === 'queue_deadlines' ? this.s.jobsPastQueueDeadlineSweep
+      : p.sweep === 'open_timeouts' ? this.s.jobsOpenExpired : p.sweep === 'deadlines' ? this.s.jobsPastDeadline
       : p.completedBefore !== undefined ? this.s.pruneFinishedBeforeSweep : this.s.pruneDueSweep;
     return (st.all(args) as Row[]).map((r) => r.id as string);
   }

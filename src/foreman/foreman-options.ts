@@ -168,8 +168,8 @@ export interface ForemanOptions {
   /** Stable id of this foreman; random if omitted. */
   foremanId?: string;
   /**
-   * The clock that decides when delayed tasks and schedules are due (epoch ms); default
-   * `Date.now`. Tests move it instead of waiting. @internal
+   * The clock that decides when delayed tasks, schedules, open timeouts and deadlines are due,
+   * and how late a tick is (epoch ms); default `Date.now`. Tests move it instead of waiting. @internal
    */
   clock?: () => number;
   /** How often workers send heartbeats. Default 5 s. */
@@ -282,7 +282,7 @@ export interface ForemanOptions {
 }
 
 /** Options with every default filled in. @internal */
-export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>;
 
 /**
  * Fill in the defaults, and refuse a numeric option out of its range (a RangeError naming the

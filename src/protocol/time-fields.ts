@@ -1,11 +1,10 @@
 /**
  * Times and durations as jobs and schedules take them on the wire: a time is epoch
  * milliseconds or an RFC 3339 string (`2026-12-06T20:00:00Z`), a duration is milliseconds or
- * a short text (`500ms`, `30s`, `10m`, `1h`, `2d`, as the `ms` package reads it). Schemas
+ * a short text (`500ms`, `30s`, `10m`, `1h`, `2d`). Schemas
  * validate the form; the foreman turns each into milliseconds with {@link timeMs} and
  * {@link durationMs} once, at its boundary.
  */
-import ms from 'ms';
 import { z } from 'zod';
 import { UNITS, describeAmount } from './limits.ts';
 
@@ -14,12 +13,36 @@ const { DAY } = UNITS;
 /** How far ahead a job may be delayed or a deadline set: a year. */
 export const MAX_TIME_AHEAD_MS = 365 * DAY;
 
-/** A duration's text as the `ms` package reads it, in milliseconds; undefined when it is not one. */
+/** Milliseconds per unit of a duration's text, by the unit's short and long names. */
+const UNIT_MS: Readonly<Record<string, number>> = (() => {
+  const out: Record<string, number> = {};
+  const units: [number, string[]][] = [
+    [1, ['ms', 'msec', 'msecs', 'millisecond', 'milliseconds']],
+    [1_000, ['s', 'sec', 'secs', 'second', 'seconds']],
+    [60_000, ['m', 'min', 'mins', 'minute', 'minutes']],
+    [3_600_000, ['h', 'hr', 'hrs', 'hour', 'hours']],
+    [DAY, ['d', 'day', 'days']],
+    [7 * DAY, ['w', 'week', 'weeks']],
+    [365.25 * DAY, ['y', 'yr', 'yrs', 'year', 'years']],
+  ];
+  for (const [ms, names] of units) for (const n of names) out[n] = ms;
+  return out;
+})();
+
+/**
+ * A duration's text in milliseconds (`500ms`, `30s`, `1.5h`, `10 minutes`, `2d`, or a bare
+ * number of milliseconds); undefined when it is not one. The same forms the `ms` package reads
+ * (the CLI uses it); written here because this module also runs in browser tabs, which load
+ * ES modules only.
+ */
 export function parseDuration(text: string): number | undefined {
-  const t = text.trim();
-  if (t === '' || t.length > 100) return undefined;
-  const v = ms(t as ms.StringValue);
-  return typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : undefined;
+  const m = /^\s*(-?(?:\d+)?\.?\d+)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m || text.length > 100) return undefined;
+  const unit = m[2].toLowerCase();
+  const per = unit === '' ? 1 : UNIT_MS[unit];
+  if (per === undefined) return undefined;
+  const v = Number(m[1]) * per;
+  return Number.isFinite(v) ? Math.round(v) : undefined;
 }
 
 /** A duration: milliseconds (a whole number) or a text such as `10m`; at most `maxMs`. */

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import ms from 'ms';
-import { boundProblem, JOB_LIMITS, type Bound } from '../protocol/index.ts';
+import { boundProblem, JOB_LIMITS, TimeFieldSchema, parseDuration as protocolDuration, type Bound } from '../protocol/index.ts';
 
 /** A non-negative integer option. */
 export function parseIntArg(value: string): number {
@@ -62,4 +62,29 @@ export function parseDuration(value: string): number {
   const n = /^\d+$/.test(value.trim()) ? Number(value) : ms(value.trim() as ms.StringValue);
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 500ms, 30s, 5m, 7d, or milliseconds)`);
   return Math.round(n);
+}
+
+/**
+ * `--at`: an RFC 3339 time with its offset (`2026-12-06T20:00:00Z`, `2026-12-06T21:00:00+01:00`)
+ * or epoch milliseconds, passed on as written (the foreman reads both).
+ */
+export function parseTime(flag: string): (value: string) => string | number {
+  return (value) => {
+    const v = value.trim();
+    if (/^\d+$/.test(v)) return Number(v);
+    if (TimeFieldSchema.safeParse(v).success) return v;
+    throw new InvalidArgumentError(`${flag} "${value}" is not a time: give an RFC 3339 time with its offset, such as 2026-12-06T20:00:00Z, or epoch milliseconds`);
+  };
+}
+
+/** A duration flag read as the protocol reads durations (`500ms`, `30s`, `10m`, `1h`, `2d`, or milliseconds), within `min`..`max` ms. */
+export function parseDurationFlag(flag: string, max: number, min = 0): (value: string) => number {
+  return (value) => {
+    const v = value.trim();
+    const n = /^\d+$/.test(v) ? Number(v) : protocolDuration(v);
+    if (n === undefined) throw new InvalidArgumentError(`${flag} "${value}" is not a duration (e.g. 500ms, 30s, 10m, 1h, 2d, or milliseconds)`);
+    const problem = boundProblem(n, { min, max, unit: 'ms' });
+    if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
+    return n;
+  };
 }

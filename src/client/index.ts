@@ -2,3 +2,4 @@ export { Client, type ClientOptions, type JobOptions, type MapFunction, type Map
 export { GraphHandle, JobHandle, TaskHandle, JobFailedError, type JobOutcome, type JobProgress, type JobFailure, type TaskProgressEvent } from './job-handle.ts';
 export { functionSource } from './function-source.ts';
 export { OpenJob } from './open-job.ts';
+export { mapJobSpec, taskJobSpec, type SdkJobSpec } from './job-specs.ts';

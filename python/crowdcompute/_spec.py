@@ -6,6 +6,7 @@ Only the protocol's own keys are renamed: a task's `input`, a job's `metadata` a
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 #: Values that belong to the caller: passed on untouched, keys and all.
@@ -51,9 +52,34 @@ def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
     return _convert_keys(spec, snake)
 
 
+def wire_time(value: datetime | int | str) -> int | str:
+    """A `run_at` as the protocol takes it: epoch ms or RFC 3339 text. A `datetime` becomes
+    epoch ms (a naive one is local time, as `datetime.timestamp()` reads it)."""
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"run_at must be a datetime, epoch milliseconds (int) or RFC 3339 text, not {type(value).__name__}")
+    return value
+
+
+def wire_duration(value: timedelta | int | str, name: str = "delay") -> int | str:
+    """A duration as the protocol takes it: milliseconds or text such as `"10m"`. A `timedelta` becomes milliseconds."""
+    if isinstance(value, timedelta):
+        return round(value.total_seconds() * 1000)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be a timedelta, milliseconds (int) or text such as '10m', not {type(value).__name__}")
+    return value
+
+
 def job_options(**options: Any) -> dict[str, Any]:
-    """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase."""
-    return {camel(k): v for k, v in options.items() if v is not None}
+    """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase
+    (`run_at` and `delay` as the protocol takes them)."""
+    out = {camel(k): v for k, v in options.items() if v is not None}
+    if "runAt" in out:
+        out["runAt"] = wire_time(out["runAt"])
+    if "delay" in out:
+        out["delay"] = wire_duration(out["delay"])
+    return out
 
 
 def graph_output(nodes: list[dict[str, Any]], output: str | None) -> str | None:

@@ -16,6 +16,7 @@ import re
 import ssl
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence, TypedDict, Unpack
 from urllib.parse import quote, urlencode
@@ -67,6 +68,13 @@ class JobOptions(TypedDict, total=False):
     weight: float
     #: At most this many of its tasks run at once.
     max_concurrency: int
+    #: Not to start before this time: a `datetime` (a naive one is local time, as
+    #: `datetime.timestamp()` reads it), epoch milliseconds, or RFC 3339 text. Its tasks wait in
+    #: state `scheduled` until then; at most a year ahead. Not with `delay`.
+    run_at: datetime | int | str
+    #: Not to start until this long after submission: a `timedelta`, milliseconds (as
+    #: `timeout_ms` and the other options count), or text such as `"10m"`. Not with `run_at`.
+    delay: timedelta | int | str
 
 
 _ARGUMENT_MESSAGE = re.compile(r"argument (\d+): ([A-Za-z_][\w.]*): (.*)", re.S)

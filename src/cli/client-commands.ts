@@ -82,7 +82,7 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('jobs')
     .description('List jobs, newest first: a table of id, name (else task type or function), state, progress, tasks and age')
-    .option('--status <status>', 'queued, running, completed, failed or cancelled')
+    .option('--status <status>', 'scheduled, queued, running, completed, failed or cancelled')
     .option('--limit <n>', 'how many (at most 10000)', within(parseIntArg, '--limit', { min: 1, max: 10_000 }), 20)
     .option('--json', 'print the jobs as the REST API has them (GET /api/jobs)'))
     .action(async (o) => {

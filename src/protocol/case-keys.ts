@@ -77,3 +77,37 @@ function toCamel(schema: z.ZodType, value: unknown): unknown {
 export function snakeCaseSchema<S extends z.ZodType>(schema: S): z.ZodType<z.output<S>> {
   return snakeStructure(schema).transform((v) => toCamel(schema, v) as z.output<S>) as unknown as z.ZodType<z.output<S>>;
 }
+
+/** Walk a camelCase value beside its schema and rename the keys the schema names to snake_case (values left as they are). */
+function toSnake(schema: z.ZodType, value: unknown): unknown {
+  if (value === undefined || value === null) return value;
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) return toSnake(schema.unwrap() as z.ZodType, value);
+  if (schema instanceof z.ZodArray) return Array.isArray(value) ? value.map((v) => toSnake(schema.element as z.ZodType, v)) : value;
+  if (schema instanceof z.ZodObject) {
+    const src = value as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(schema.shape as Record<string, z.ZodType>)) if (k in src) out[snakeCase(k)] = toSnake(v, src[k]);
+    return out;
+  }
+  if (schema instanceof z.ZodDiscriminatedUnion) {
+    const key = schema.def.discriminator;
+    const tag = (value as Record<string, unknown>)[key];
+    const option = (schema.options as z.ZodObject[]).find((o) => (o.shape[key] as z.ZodLiteral).values.has(tag as never));
+    return option ? toSnake(option, value) : value;
+  }
+  return value;
+}
+
+/**
+ * A camelCase value with the keys its schema names in snake_case, nested ones too (never the
+ * keys inside an open value such as a task's input): what a REST body built from an SDK
+ * value looks like.
+ */
+export function snakeKeysOf<S extends z.ZodType>(schema: S, value: z.input<S> | z.output<S>): Record<string, unknown> {
+  return toSnake(schema, value) as Record<string, unknown>;
+}
+
+/** The reverse of {@link snakeKeysOf}: a snake_case value read back with its schema's camelCase keys. */
+export function camelKeysOf<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  return toCamel(schema, value) as z.output<S>;
+}

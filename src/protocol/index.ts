@@ -14,3 +14,4 @@ export * from './rest.ts';
 export * from './auth.ts';
 export * from './limits.ts';
 export * from './time-fields.ts';
+export * from './schedules.ts';

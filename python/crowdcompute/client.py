@@ -29,6 +29,7 @@ from .credentials import local_api_key_at
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
 from .open_job import OpenJob
+from .schedules import AsyncSchedules
 
 log = logging.getLogger("crowdcompute.client")
 
@@ -142,7 +143,7 @@ class _Pending:
         self.shape = shape
 
 
-class AsyncClient:
+class AsyncClient(AsyncSchedules):
     """A client of one foreman. Use it as `async with AsyncClient(url) as client:` or call `aclose()`.
 
     `url` is the foreman's address, `http://host:8000` (`ws://host:8000/ws` is accepted too);

@@ -5,10 +5,10 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { SdkJobSpec } from '../client/index.ts';
+import type { ScheduleInfo } from '../client/index.ts';
 import {
-  JobSpecSchema, RestJobSpecSchema, SCHEDULE_CATCH_UP, SCHEDULE_LIMITS, SCHEDULE_OVERLAP,
-  type ScheduleCatchUpPolicy, type ScheduleOverlap, type ScheduleView,
+  JobSpecSchema, RestJobSpecSchema, SCHEDULE_CATCH_UP, SCHEDULE_LIMITS, SCHEDULE_OVERLAP, snakeKeysOf,
+  type JobSpec, type ScheduleCatchUpPolicy, type ScheduleOverlap, type ScheduleView,
 } from '../protocol/index.ts';
 import { foremanOption, print, withClient } from './foreman-client.ts';
 import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, taskFlags, type JobFlagValues } from './job-flags.ts';
@@ -34,7 +34,7 @@ function protocolKeys(spec: Record<string, unknown>): string[] {
  * `graph run` write it (camelCase: `timeoutMs`). Keys of one word are the same in both; a key
  * with `_` says the file is in the REST API's form. Checked here, so a mistake names the file.
  */
-function jobFromFile(path: string): SdkJobSpec {
+function jobFromFile(path: string): JobSpec {
   if (!existsSync(path)) throw new Error(`job file ${path} does not exist`);
   const raw = parseJsonArg(readFileSync(path, 'utf8'), path);
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path} must hold a JSON object: a job spec with "kind" (tasks, map or graph)`);
@@ -52,8 +52,11 @@ interface CreateFlags extends JobFlagValues {
   jitter?: number; paused?: boolean; name?: string; job?: string; export?: string; json?: boolean;
 }
 
-/** The job a schedule fires, from `--job <file>` or the words after its id. */
-async function jobFrom(words: string[], o: CreateFlags): Promise<SdkJobSpec> {
+/**
+ * The job a schedule fires, from `--job <file>` or the words after its id. It takes no start
+ * time (`--at`, `--delay`): each fire is its own start.
+ */
+async function jobFrom(words: string[], o: CreateFlags): Promise<JobSpec> {
   if (o.job) {
     if (words.length) throw new Error(`give the job either as --job ${o.job} or as ${words[0]} …, not both`);
     return jobFromFile(o.job);
@@ -62,15 +65,22 @@ async function jobFrom(words: string[], o: CreateFlags): Promise<SdkJobSpec> {
   const options = jobOptionsFrom(o);
   if (extra.length) throw new Error(`too many words for the job: ${words.join(' ')} (give ${JOB_WORDS})`);
   const sdk = await import('../client/index.ts');
-  if (what === 'submit' && a) return sdk.taskJobSpec(a, b === undefined ? null : parseJsonArg(b, 'input'), options);
-  if (what === 'map' && a && b) return sdk.mapJobSpec(await mapFunctionFrom(a, o.export), mapInputsFrom(b), options);
-  if (what === 'graph' && a && b === undefined) return { ...graphFrom(a), ...options, kind: 'graph' } as SdkJobSpec;
+  if (what === 'submit' && a) return sdk.taskJobSpec(a, b === undefined ? null : parseJsonArg(b, 'input'), options) as JobSpec;
+  if (what === 'map' && a && b) return sdk.mapJobSpec(await mapFunctionFrom(a, o.export), mapInputsFrom(b), options) as JobSpec;
+  if (what === 'graph' && a && b === undefined) return { ...graphFrom(a), ...options, kind: 'graph' } as JobSpec;
   if (what === undefined) throw new Error(`a schedule needs a job: --job <file>, or after its id ${JOB_WORDS}`);
   throw new Error(`"${words.join(' ')}" is not a job: give ${JOB_WORDS}, or --job <file>`);
 }
 
-/** A schedule as the REST API shows it, from the SDK's (camelCase at the top) view. */
-const rest = (v: object): ScheduleView => snakeKeys(v) as unknown as ScheduleView;
+/** A schedule as the REST API shows it, from the SDK's camelCase one. */
+function rest(s: ScheduleInfo): ScheduleView {
+  return {
+    ...(snakeKeys(s) as Omit<ScheduleView, 'job' | 'catch_up' | 'recent_runs'>),
+    job: snakeKeysOf(JobSpecSchema, s.job),
+    catch_up: { window_ms: s.catchUp.windowMs, policy: s.catchUp.policy },
+    recent_runs: s.recentRuns.map((r) => snakeKeys(r) as ScheduleView['recent_runs'][number]),
+  };
+}
 
 /** The `schedule` commands. */
 export function scheduleCommands(program: Command): void {

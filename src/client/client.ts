@@ -12,7 +12,8 @@ import { withOptions } from '../host/ws-options.ts';
 import { Agent, fetch as fetchWithAgent } from 'undici';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
-  CrowdComputeError, camelKeys,
+  CrowdComputeError, camelKeys, camelKeysOf, snakeKeysOf, JobSpecSchema, ScheduleSpecSchema, SchedulePatchSchema,
+  type ScheduleSpec, type SchedulePatch, type ScheduleView, type ScheduleRunView, type ScheduleBackfillView, type ScheduleTriggerView,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type FileView, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
@@ -77,6 +78,26 @@ interface PendingSubmit {
 
 /** A job as the REST API shows it, with camelCase keys. */
 export type JobInfo = CamelKeys<JobView>;
+
+/** One tick of a schedule and what became of it (camelCase keys). */
+export type ScheduleRunInfo = CamelKeys<ScheduleRunView>;
+
+/** A schedule as the REST API shows it, camelCased: its job is a job spec as `createSchedule` takes it. */
+export type ScheduleInfo = Omit<CamelKeys<ScheduleView>, 'job' | 'catchUp' | 'recentRuns'> & {
+  job: JobSpec;
+  catchUp: { windowMs: number; policy: ScheduleView['catch_up']['policy'] };
+  recentRuns: ScheduleRunInfo[];
+};
+
+/** A schedule view with camelCase keys, its job spec too. */
+function scheduleInfo(v: ScheduleView): ScheduleInfo {
+  return {
+    ...camelKeys(v),
+    job: camelKeysOf(JobSpecSchema, v.job),
+    catchUp: { windowMs: v.catch_up.window_ms, policy: v.catch_up.policy },
+    recentRuns: v.recent_runs.map((r) => camelKeys(r)),
+  };
+}
 
 /** A task as the REST API shows it, with camelCase keys. */
 export type TaskInfoRest = CamelKeys<TaskView>;
@@ -271,7 +292,7 @@ export class Client {
   // ------------------------------------------------------------------ REST queries
 
   /** A REST call; answers of a foreman whose store is out for a moment (503) are tried again within the connect timeout. */
-  private async http<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  private async http<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const started = Date.now();
     for (let outages = 1; ; outages++) {
       try {
@@ -283,7 +304,7 @@ export class Client {
     }
   }
 
-  private async httpOnce<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal, raw?: { body?: { data: Uint8Array; contentType: string }; bytes?: boolean }): Promise<T> {
+  private async httpOnce<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal, raw?: { body?: { data: Uint8Array; contentType: string }; bytes?: boolean }): Promise<T> {
     const unreachable: string[] = [];
     for (let i = 0; i < this.httpBases.length; i++) {
       const base = this.httpBases[(this.httpIndex + i) % this.httpBases.length];
@@ -477,6 +498,63 @@ export class Client {
    * jobs, and sums every other owner in `sharing.others` (null for an admin key).
    */
   async stats(): Promise<StatsView> { return this.http('GET', '/api/stats'); }
+
+  // ------------------------------------------------------------------ schedules
+
+  /**
+   * Create a recurring schedule: `job` fires at each tick of `cron` (in `timezone`) or `every`
+   * interval, as a job of its own owned by this key. Its first tick is the first after now.
+   * CC_ERR_SCHEDULE_EXISTS if the id is taken; CC_ERR_INVALID_SCHEDULE names a bad field.
+   */
+  async createSchedule(spec: ScheduleSpec): Promise<ScheduleInfo> {
+    return scheduleInfo(await this.http<ScheduleView>('POST', '/api/schedules', snakeKeysOf(ScheduleSpecSchema, spec)));
+  }
+
+  /** One schedule: its spec, next ticks and recent runs (CC_ERR_SCHEDULE_NOT_FOUND if none is this key's to see). */
+  async getSchedule(id: string): Promise<ScheduleInfo> {
+    return scheduleInfo(await this.http<ScheduleView>('GET', `/api/schedules/${encodeURIComponent(id)}`));
+  }
+
+  /** This key's schedules (every owner's for admin), by id. */
+  async listSchedules(): Promise<ScheduleInfo[]> {
+    return (await this.http<ScheduleView[]>('GET', '/api/schedules')).map(scheduleInfo);
+  }
+
+  /** Change a schedule: any field but the id (`cron` replaces `every` and the other way round). */
+  async updateSchedule(id: string, patch: SchedulePatch): Promise<ScheduleInfo> {
+    return scheduleInfo(await this.http<ScheduleView>('PATCH', `/api/schedules/${encodeURIComponent(id)}`, snakeKeysOf(SchedulePatchSchema, patch)));
+  }
+
+  /** Pause a schedule (no tick fires until it is resumed), with a note for people. */
+  async pauseSchedule(id: string, note?: string): Promise<ScheduleInfo> {
+    return scheduleInfo(await this.http<ScheduleView>('POST', `/api/schedules/${encodeURIComponent(id)}/pause`, note === undefined ? {} : { note }));
+  }
+
+  /** Resume a paused schedule from its first tick after now. */
+  async resumeSchedule(id: string): Promise<ScheduleInfo> {
+    return scheduleInfo(await this.http<ScheduleView>('POST', `/api/schedules/${encodeURIComponent(id)}/resume`));
+  }
+
+  /** Delete a schedule and its run history; the jobs it fired stay. */
+  async deleteSchedule(id: string): Promise<{ deleted: true; id: string }> {
+    return this.http('DELETE', `/api/schedules/${encodeURIComponent(id)}`);
+  }
+
+  /** Fire the schedule's job now, outside its ticks; a handle on that job. */
+  async triggerSchedule<R = unknown>(id: string): Promise<JobHandle<R>> {
+    const res = await this.http<ScheduleTriggerView>('POST', `/api/schedules/${encodeURIComponent(id)}/trigger`);
+    return this.watch<R>(res.job_id);
+  }
+
+  /**
+   * Fire every past tick t with from <= t < to (Dates, epoch ms or RFC 3339), each as its own
+   * job, at most 1,000. A tick that fired already is not fired again (counted in `skipped`).
+   */
+  async backfillSchedule(id: string, from: Date | number | string, to: Date | number | string): Promise<{ fired: number; skipped: number; jobIds: string[] }> {
+    const when = (t: Date | number | string) => (t instanceof Date ? t.getTime() : t);
+    const res = await this.http<ScheduleBackfillView>('POST', `/api/schedules/${encodeURIComponent(id)}/backfill`, { from: when(from), to: when(to) });
+    return { fired: res.fired, skipped: res.skipped, jobIds: res.job_ids };
+  }
 
   /** The rate limits per task type. */
   async rateLimits(): Promise<RateLimitInfo[]> {

@@ -44,6 +44,8 @@ export class ForemanMetrics {
   readonly loopStalled = new Gauge({ name: 'crowdcompute_loop_stalled', help: '1 while a loop of the foreman makes no progress (one round stuck, or every round failing, for longer than --stall-after), by loop', labelNames: ['loop'], registers: [this.registry] });
   readonly loopPoisoned = new Counter({ name: 'crowdcompute_loop_poisoned_items_total', help: 'Items a loop set aside because they failed on their own (the rest of their batch went through), by loop', labelNames: ['loop'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'crowdcompute_queue_depth', help: 'Tasks waiting for a worker (read at each scrape)', registers: [this.registry] });
+  readonly scheduleTicks = new Counter({ name: 'crowdcompute_schedule_ticks_total', help: 'Schedule ticks handled by this foreman, by outcome: fired, skipped (overlap), missed (catch-up), buffered (overlap buffer_one), lost (another foreman handled it first), error', labelNames: ['outcome'], registers: [this.registry] });
+  readonly scheduleLateness = new Histogram({ name: 'crowdcompute_schedule_fire_lateness_seconds', help: 'From when a tick was due (its jitter included) to when this foreman fired it', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600], registers: [this.registry] });
   private readonly typeLabels = new Set<string>();
 
   constructor() {

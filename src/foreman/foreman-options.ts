@@ -264,12 +264,17 @@ export interface ForemanOptions {
   trustedProxies?: string[];
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
+  /**
+   * What time it is, in epoch ms, for the schedules (when a tick is due, how late it is);
+   * default Date.now. Tests move it to see ticks come due and catch-up at work. @internal
+   */
+  clock?: () => number;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
   logLevel?: string;
 }
 
 /** Options with every default filled in. @internal */
-export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes'>;
+export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'logger' | 'foremanId' | 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>> & Pick<ForemanOptions, 'secret' | 'tls' | 'maxDatabaseBytes' | 'clock'>;
 
 /**
  * Fill in the defaults, and refuse a numeric option out of its range (a RangeError naming the

@@ -54,6 +54,9 @@ import { ensureLocalCredentials } from './auth/local-setup.ts';
 import { newSecret } from './auth/secrets.ts';
 import { clientAddresses } from './http/client-address.ts';
 import { AddressCap } from './address-cap.ts';
+import { Scheduler } from './schedules/scheduler.ts';
+import { ScheduleService } from './schedules/schedule-service.ts';
+import { registerScheduleRoutes } from './http/schedule-routes.ts';
 
 const MiB = 1024 * 1024;
 
@@ -62,6 +65,7 @@ interface Parts {
   store: Store;
   transport: WsTransport;
   app: FastifyInstance;
+  scheduler: Scheduler;
   health: StoreHealth;
   /** In start order; stopped in reverse. */
   services: Service[];
@@ -111,6 +115,14 @@ export class Foreman {
    * machine, also left in the local credentials file; null under --insecure.
    */
   get credentials(): { apiKey: string; workerToken: string } | null { return this.local; }
+
+  /**
+   * Make the scheduler look at the schedules now (tests that move the clock); resolves when
+   * what was due has fired. @internal
+   */
+  lookAtSchedules(): Promise<void> {
+    return this.parts?.scheduler.lookAgain() ?? Promise.resolve();
+  }
 
   /** Open the store, start every service and listen. Resolves once the foreman serves. Safe to call twice. */
   async start(): Promise<this> {
@@ -220,6 +232,10 @@ export class Foreman {
     if (auth) {
       jobs.onAdminCancel = (event) => auth.audit('admin_cancel', event);
     }
+    // Recurring schedules: one timer for the earliest due, fires written under a guard (see scheduler.ts).
+    const clock = o.clock ?? Date.now;
+    const scheduler = new Scheduler({ store, jobs, events, metrics, log, tracker: loops.track('scheduler') }, { clock });
+    const schedules = new ScheduleService({ store, jobs, log, clock, changed: () => void scheduler.lookAgain() });
     const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log, auth },
       { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes, maxArtifactBytes: o.maxArtifactBytes,
         browserHeartbeatIntervalMs: o.browserHeartbeatIntervalMs, browserLeaseTtlMs: o.browserLeaseTtlMs, maxTasksPerBrowser: o.maxTasksPerBrowser });
@@ -272,6 +288,7 @@ export class Foreman {
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
       feed,
+      scheduler,
       // A stall is logged when it begins, even while nobody asks /health.
       PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),
     ];
@@ -283,6 +300,7 @@ export class Foreman {
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
         onCredentials: () => void auth?.checkChanges(),
+        onSchedules: () => void scheduler.lookAgain(),
       }));
     }
     // Watched jobs are looked up now and then: a backstop for a notification lost with a dropped
@@ -328,12 +346,13 @@ export class Foreman {
         info: { title: 'CrowdCompute foreman API', version: PROTOCOL_VERSION, description: 'Jobs, tasks and workers. Every route but /health needs `Authorization: Bearer <API key>`. Workers and clients also connect over WebSocket at /ws (see docs/protocol.md).' },
         components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (cck_…): crowdcompute key create' } } },
         security: [{ apiKey: [] }],
-        tags: [{ name: 'jobs' }, { name: 'tasks' }, { name: 'workers' }, { name: 'system' }],
+        tags: [{ name: 'jobs' }, { name: 'schedules' }, { name: 'tasks' }, { name: 'workers' }, { name: 'system' }],
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs', theme: { title: 'CrowdCompute API' }, staticCSP: DOCS_CSP });
     app.get('/openapi.json', { schema: { hide: true }, config: { access: 'open' } }, async () => app.swagger());
     registerApiRoutes(app, { store, registry, jobs, events, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() });
+    registerScheduleRoutes(app, { store, schedules, clock });
     registerRateLimitRoutes(app, { store, changed: () => dispatcher!.rateLimitsChanged() });
     registerTaskRoutes(app, { store, jobs });
     registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
@@ -342,7 +361,7 @@ export class Foreman {
     registerJoinRoutes(app, { credentials: credentialService, registry, audit: (event, fields) => auth?.audit(event, fields) });
     registerLogin(app, auth);
     ws.attach(app.server);
-    this.parts = { store: opened, transport: ws, app, health, services };
+    this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
     await app.listen({ port: o.port, host: o.host });
     this.boundPort = (app.server.address() as AddressInfo).port;

@@ -8,7 +8,7 @@ import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, type Requirements, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -324,3 +324,25 @@ export function fileFromRow(r: Row): FileRecord {
     sha256: r.sha256, createdAt: Number(r.created_at),
   };
 }
+
+/** A schedules row (joined with its last job's state as `last_job_state`) as a record. */
+export function scheduleFromRow(r: Row): ScheduleRecord {
+  return {
+    id: r.id, owner: r.owner ?? null, name: r.name ?? null, cron: r.cron ?? null, everyMs: r.every_ms ?? null, timezone: r.timezone,
+    job: JSON.parse(r.job) as ScheduleRecord['job'], overlap: r.overlap, windowMs: r.window_ms, policy: r.catch_up, jitterMs: r.jitter_ms,
+    paused: bool(r.paused), pauseNote: r.pause_note ?? null, nextTick: r.next_tick ?? null, dueAt: r.due_at ?? null,
+    bufferedTick: r.buffered_tick ?? null, lastJobId: r.last_job_id ?? null, lastJobState: r.last_job_state ?? null,
+    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+/** A schedule_runs row (joined with its job's state as `job_state`) as a record. */
+export function scheduleRunFromRow(r: Row): ScheduleRunRecord {
+  return { scheduleId: r.schedule_id, tickAt: r.tick_at, firedAt: r.fired_at ?? null, reason: r.reason, outcome: r.outcome, jobId: r.job_id ?? null, jobState: r.job_state ?? null };
+}
+
+/** The columns a schedule change sets, by record field. */
+export const SCHEDULE_COLUMNS: Record<keyof ScheduleChange, string> = {
+  name: 'name', cron: 'cron', everyMs: 'every_ms', timezone: 'timezone', job: 'job', overlap: 'overlap', windowMs: 'window_ms', policy: 'catch_up',
+  jitterMs: 'jitter_ms', paused: 'paused', pauseNote: 'pause_note', nextTick: 'next_tick', dueAt: 'due_at', bufferedTick: 'buffered_tick',
+};

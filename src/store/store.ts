@@ -10,7 +10,8 @@
  * @internal This interface is not public API; it changes with the drivers.
  */
 import type {
-  CodeLanguage, JobCounts, JobKind, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
+  CodeLanguage, JobCounts, JobKind, JobSpec, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
+  ScheduleCatchUpPolicy, ScheduleOverlap, ScheduleRunOutcome, ScheduleRunReason,
 } from '../protocol/index.ts';
 
 import type { GraphPlan } from '../core/graph.ts';
@@ -576,6 +577,8 @@ export interface StoreNotifications {
   onCancel(task: { taskId: string; attempt: number; workerId: string | null; reason: string }): void;
   /** A credential was created or revoked. */
   onCredentials?(): void;
+  /** A schedule was created, changed or deleted: when the next one is due may have moved. */
+  onSchedules?(): void;
 }
 
 /** A running task taken away when its lease ran out, and the worker that held it. */
@@ -614,6 +617,94 @@ export interface CredentialRecord {
 /** A credential to store. */
 export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers' | 'maxConcurrency'>
   & { expiresAt?: number | null; maxWorkers?: number | null; maxConcurrency?: number | null };
+
+/** A recurring schedule as the store keeps it (see docs/operations.md, "Schedules"). */
+export interface ScheduleRecord {
+  id: string;
+  /** The API key that created it (its jobs are that key's); null under --insecure. */
+  owner: string | null;
+  name: string | null;
+  /** Exactly one of `cron` and `everyMs`. */
+  cron: string | null;
+  everyMs: number | null;
+  timezone: string;
+  /** The job each fire submits. */
+  job: JobSpec;
+  overlap: ScheduleOverlap;
+  windowMs: number;
+  policy: ScheduleCatchUpPolicy;
+  jitterMs: number;
+  paused: boolean;
+  pauseNote: string | null;
+  /** The first tick not handled yet (fired, skipped, missed or buffered); null when the rule has no more. */
+  nextTick: number | null;
+  /** When that tick is due: the tick plus its jitter. */
+  dueAt: number | null;
+  /** overlap buffer_one: the tick held until the previous run's job finishes. */
+  bufferedTick: number | null;
+  /** The previous run's job (what the overlap policy looks at). */
+  lastJobId: string | null;
+  /** That job's state, read with the schedule; null without one, or once it was pruned. */
+  lastJobState: JobState | null;
+  /** Goes up at every change; a fire or an update guarded by it applies only to the schedule as read. */
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A new schedule. */
+export type ScheduleInsertParams = Omit<ScheduleRecord, 'bufferedTick' | 'lastJobId' | 'lastJobState' | 'version' | 'updatedAt'>;
+
+/** What a schedule change sets (PATCH, pause, resume). */
+export type ScheduleChange = Partial<Pick<ScheduleRecord, 'name' | 'cron' | 'everyMs' | 'timezone' | 'job' | 'overlap' | 'windowMs' | 'policy' | 'jitterMs'
+  | 'paused' | 'pauseNote' | 'nextTick' | 'dueAt' | 'bufferedTick'>>;
+
+/** One tick of a schedule and what became of it. */
+export interface ScheduleRunRecord {
+  scheduleId: string;
+  tickAt: number;
+  firedAt: number | null;
+  reason: ScheduleRunReason;
+  outcome: ScheduleRunOutcome;
+  jobId: string | null;
+  /** Its job's state now (null without a job, or once it was pruned). */
+  jobState: JobState | null;
+}
+
+/** Runs kept per schedule; older ones are deleted as new ones are recorded. */
+export const SCHEDULE_RUNS_KEPT = 100;
+
+/** A run to record; one with a job inserts it in the same transaction (or finds it by its idempotency key). */
+export interface ScheduleRunInsert {
+  tickAt: number;
+  firedAt: number | null;
+  reason: ScheduleRunReason;
+  outcome: ScheduleRunOutcome;
+  job?: JobInsertParams;
+}
+
+/**
+ * One step of one schedule, written in one transaction with the others of its group: the
+ * schedule moves on, its runs are recorded and their jobs inserted, only if the schedule is
+ * still as the foreman read it (`guard`). Two foremen firing the same tick: one applies, the
+ * other changes nothing.
+ */
+export interface ScheduleFireParams {
+  scheduleId: string;
+  /** Applied only while the schedule has this version and next tick; null: unguarded (a trigger, a backfill, kept once by their jobs' idempotency keys). */
+  guard: { version: number; nextTick: number | null } | null;
+  /** Where the schedule stands after this step; omitted: where it was. */
+  advance?: { nextTick: number | null; dueAt: number | null; bufferedTick: number | null };
+  runs: ScheduleRunInsert[];
+  /** The job of the last run with one becomes the previous run's job (what overlap looks at). */
+  setsLastJob: boolean;
+  now: number;
+}
+
+/** What a step did: nothing (the guard failed, or the schedule is gone), or its jobs by tick. */
+export type ScheduleFireOutcome =
+  | { applied: false; error?: Error }
+  | { applied: true; jobs: (JobInsertResult & { tickAt: number })[] };
 
 /** The store: one interface, one driver per database. */
 export interface Store {
@@ -758,6 +849,27 @@ export interface Store {
    * the database cannot grow (full disk, size limit, read-only file), succeeds once it can.
    */
   probeSpace(): Promise<void>;
+
+  /** Create a schedule; null when its id is taken (by any owner). */
+  scheduleCreate(params: ScheduleInsertParams): Promise<ScheduleRecord | null>;
+  scheduleGet(id: string): Promise<ScheduleRecord | null>;
+  /** Schedules by id; `owner` keeps only that key's. */
+  scheduleList(params: { owner?: string }): Promise<ScheduleRecord[]>;
+  /** Change a schedule (its version goes up); with `expectVersion`, only if it is still at that version. Null when not applied. */
+  scheduleUpdate(params: { id: string; change: ScheduleChange; expectVersion?: number; now: number }): Promise<ScheduleRecord | null>;
+  /** Delete a schedule and its run history (its jobs stay); false if there was none. */
+  scheduleDelete(id: string): Promise<boolean>;
+  /** When the earliest unpaused schedule is due (its next tick plus jitter); null when none is. */
+  scheduleNextDue(): Promise<number | null>;
+  /**
+   * Schedules to look at now, at most `limit`, earliest due first: unpaused ones due at or
+   * before `now`, and those holding a buffered tick whose previous job has finished (or is gone).
+   */
+  scheduleDue(params: { now: number; limit: number; except?: readonly string[] }): Promise<ScheduleRecord[]>;
+  /** Steps of several schedules in one transaction (see ScheduleFireParams); one outcome each, in order. */
+  scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]>;
+  /** A schedule's runs, newest first. */
+  scheduleRunList(params: { scheduleId: string; limit: number }): Promise<ScheduleRunRecord[]>;
 
   /** What an operator should know about the database's settings (logged at start), if anything. */
   setupWarnings?(): Promise<string[]>;

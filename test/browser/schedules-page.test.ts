@@ -63,8 +63,8 @@ test('the Schedules pages: the list, a schedule\'s next runs, Pause, Resume, Run
     await page.getByRole('button', { name: 'Run now' }).click();
     await page.locator('.notice.ok a').waitFor();
     const jobId = await waitFor(async () => {
-      const runs = (await client.getSchedule('reports')).recentRuns as { job_id: string | null; reason: string }[];
-      return runs.find((r) => r.reason === 'trigger')?.job_id ?? null;
+      const runs = (await client.getSchedule('reports')).recentRuns;
+      return runs.find((r) => r.reason === 'trigger')?.jobId ?? null;
     }, { message: 'the trigger is recorded' });
     // The run's job completes on the worker, and the page shows it without a reload.
     const run = page.locator(`[data-run-job="${jobId}"]`);

@@ -81,7 +81,7 @@ test('schedule create from submit\'s words, list, show, pause, resume, trigger, 
   assert.match(created.stdout, /^\s+job\s+1 named task \(math\.add\)$/m);
   assert.match(created.stdout, /^next 5 ticks:$/m);
   const spec = await client.getSchedule('adder');
-  assert.deepEqual(spec.job, { kind: 'tasks', tasks: [{ type: 'math.add', input: { a: 40, b: 2 } }], max_attempts: 2 }, 'the job submit would have sent');
+  assert.deepEqual(spec.job, { kind: 'tasks', tasks: [{ type: 'math.add', input: { a: 40, b: 2 } }], maxAttempts: 2 }, 'the job submit would have sent');
 
   const list = await ok('schedule', 'list');
   assert.match(list, /^ID\s+NAME\s+WHEN\s+NEXT RUN\s+LAST RUN\s+PAUSED$/m);

@@ -16,9 +16,9 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'No API key, or one that is wrong or revoked (CC_ERR_UNAUTHORIZED)',
   403: 'The API key lacks the scope this needs (CC_ERR_FORBIDDEN)',
-  400: 'Bad input: the message names the field and the rule (CC_ERR_INVALID_JOB, CC_ERR_BAD_JSON, CC_ERR_BAD_MESSAGE, CC_ERR_CODE_COMPILE)',
-  404: 'No such job or task (CC_ERR_JOB_NOT_FOUND, CC_ERR_TASK_NOT_FOUND), or a job pruned after its retention (CC_ERR_JOB_PRUNED)',
-  409: 'Conflict: a task with this id exists (CC_ERR_TASK_EXISTS), nothing failed or was cancelled to retry (CC_ERR_NOTHING_TO_RETRY), the job takes no more tasks (CC_ERR_JOB_SEALED), or a part does not start where the job ends (CC_ERR_APPEND_CONFLICT)',
+  400: 'Bad input: the message names the field and the rule (CC_ERR_INVALID_JOB, CC_ERR_INVALID_SCHEDULE, CC_ERR_BAD_JSON, CC_ERR_BAD_MESSAGE, CC_ERR_CODE_COMPILE)',
+  404: 'No such job, task or schedule (CC_ERR_JOB_NOT_FOUND, CC_ERR_TASK_NOT_FOUND, CC_ERR_SCHEDULE_NOT_FOUND), or a job pruned after its retention (CC_ERR_JOB_PRUNED)',
+  409: 'Conflict: a task or schedule with this id exists (CC_ERR_TASK_EXISTS, CC_ERR_SCHEDULE_EXISTS), nothing failed or was cancelled to retry (CC_ERR_NOTHING_TO_RETRY), the job takes no more tasks (CC_ERR_JOB_SEALED), or a part does not start where the job ends (CC_ERR_APPEND_CONFLICT)',
   413: 'Too large: the message names the limit (CC_ERR_PAYLOAD_TOO_LARGE)',
   429: 'Too many failed credential checks from this address (CC_ERR_RATE_LIMITED)',
   503: 'The database cannot be reached right now (CC_ERR_STORE_UNAVAILABLE, with Retry-After), or the foreman is shutting down (CC_ERR_SHUTTING_DOWN)',

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements, type TaskError } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
-import type { JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
+import type { JobInsertParams, JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
@@ -77,17 +77,50 @@ export class JobService {
       // Another owner's idempotency key: the same key must not leak that job.
       throw new CrowdComputeError('CC_ERR_INVALID_JOB', 'this idempotency key is taken by a job of another owner; choose another key');
     }
-    if (!accepted.deduplicated) {
-      this.metrics.jobsSubmitted.inc();
-      this.metrics.tasksSubmitted.inc(params.tasks.length);
-      this.log.debug({ jobId: accepted.job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-      this.workAvailable(spec.kind === 'map' ? { code: true, jobs: [accepted.job] } : {
-        jobs: [accepted.job],
-        requiring: params.tasks.some((t) => t.requires),
-        types: spec.kind === 'graph' ? [...new Set(spec.nodes.map((n) => n.type))] : [...new Set(spec.tasks.map((t) => t.type))],
-      });
-    }
+    if (!accepted.deduplicated) this.announceAccepted(spec, params, accepted.job);
     return { ...accepted, warnings: await this.unservedWarnings(spec), firstTaskId: accepted.deduplicated ? null : params.tasks[0]?.id ?? null };
+  }
+
+  /** A new job is in the store (a submission, or a schedule's fire): count it and wake the dispatcher for its tasks. */
+  announceAccepted(spec: JobSpec, params: JobInsertParams, job: JobRecord): void {
+    this.metrics.jobsSubmitted.inc();
+    this.metrics.tasksSubmitted.inc(params.tasks.length);
+    this.log.debug({ jobId: job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
+    this.workAvailable(spec.kind === 'map' ? { code: true, jobs: [job] } : {
+      jobs: [job],
+      requiring: params.tasks.some((t) => t.requires),
+      types: spec.kind === 'graph' ? [...new Set(spec.nodes.map((n) => n.type))] : [...new Set(spec.tasks.map((t) => t.type))],
+    });
+  }
+
+  /**
+   * The rows of a job a schedule fires: built by the same code as a submission (buildJob, with
+   * this foreman's limits), owned by the schedule's owner.
+   */
+  buildFired(spec: JobSpec, owner: string | null, now: number): JobInsertParams {
+    return buildJob(spec, this.options, now, owner);
+  }
+
+  /**
+   * Check a job spec as a submission is checked (scope, limits, shipped code, files) without
+   * submitting it: a schedule's job is checked when the schedule is created or changed.
+   */
+  async checkSpec(spec: JobSpec, principal: Principal): Promise<void> {
+    requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
+    const params = buildJob(spec, this.options, Date.now(), ownerOf(principal));
+    if (spec.kind === 'map' && spec.language === 'python') await checkPythonFunction(spec.code);
+    await this.checkFiles(params.tasks.flatMap((t) => t.files ?? []), principal);
+  }
+
+  /** Cancel a job for the system (a schedule's cancel_previous): as cancel() does, without a caller to check. */
+  async cancelBySystem(jobId: string, why: string): Promise<void> {
+    const res = await this.store.jobCancel({ jobId, now: Date.now() });
+    if (!res) return;
+    for (const t of res.running) this.registry.stopTask(t.workerId, t, why);
+    if (res.change) {
+      this.log.info({ jobId, runningStopped: res.running.length, why }, 'job cancelled');
+      this.events.publish([res.change]);
+    }
   }
 
   /**

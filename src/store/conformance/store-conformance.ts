@@ -10,6 +10,7 @@ import type {
 import { POSITION_COUNT_CAP } from '../store.ts';
 import type { Priority } from '../../protocol/index.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
+import { scheduleConformance } from './schedule-conformance.ts';
 
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
@@ -52,6 +53,8 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
     let store: Store;
     beforeEach(async () => { store = await makeStore(); });
     afterEach(async () => { await store.close(); });
+
+    scheduleConformance(() => store);
 
     test('a job and its tasks are stored and read back', async () => {
       const p = namedJob(['a.x', 'a.y']);

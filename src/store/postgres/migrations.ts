@@ -246,4 +246,27 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE jobs ADD COLUMN language TEXT;
     `,
   },
+  {
+    version: 12,
+    name: 'recurring schedules',
+    sql: `
+      -- A schedule fires a job at each tick. next_tick is the first tick not handled yet, due_at
+      -- when it is due (its jitter included); a fire moves them on under a guard on version.
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY, owner TEXT, name TEXT, cron TEXT, every_ms BIGINT, timezone TEXT NOT NULL, job TEXT NOT NULL,
+        overlap TEXT NOT NULL, window_ms BIGINT NOT NULL, catch_up TEXT NOT NULL, jitter_ms BIGINT NOT NULL,
+        paused BOOLEAN NOT NULL DEFAULT FALSE, pause_note TEXT, next_tick BIGINT, due_at BIGINT, buffered_tick BIGINT, last_job_id TEXT,
+        version INTEGER NOT NULL DEFAULT 1, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL
+      );
+      CREATE INDEX schedules_due ON schedules (due_at) WHERE NOT paused AND due_at IS NOT NULL;
+      CREATE INDEX schedules_buffered ON schedules (id) WHERE buffered_tick IS NOT NULL;
+      CREATE INDEX schedules_owner ON schedules (owner, id);
+      -- Each tick and what became of it; the newest runs of each schedule are kept.
+      CREATE TABLE schedule_runs (
+        seq BIGSERIAL PRIMARY KEY, schedule_id TEXT NOT NULL, tick_at BIGINT NOT NULL, fired_at BIGINT,
+        reason TEXT NOT NULL, outcome TEXT NOT NULL, job_id TEXT
+      );
+      CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, seq);
+    `,
+  },
 ];

@@ -21,12 +21,13 @@ import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
+  ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -306,6 +307,7 @@ export class PostgresStore implements Store {
         else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
         else if (m.kind === 'credentials') handlers.onCredentials?.();
+        else if (m.kind === 'schedules') handlers.onSchedules?.();
       });
       try {
         await client.connect();
@@ -1209,6 +1211,130 @@ export class PostgresStore implements Store {
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
     await this.q('INSERT INTO cc_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [params.key, params.value]);
     return (await this.q('SELECT value FROM cc_meta WHERE key = $1', [params.key])).rows[0].value;
+  }
+
+  // ------------------------------------------------------------------ schedules
+
+  /** A schedule with its last job's state. */
+  private static readonly SCHEDULE_SELECT = 'SELECT s.*, j.state AS last_job_state FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id';
+
+  async scheduleCreate(p: ScheduleInsertParams): Promise<ScheduleRecord | null> {
+    return this.tx(async (c) => {
+      const r = await c.query(`INSERT INTO schedules (id, owner, name, cron, every_ms, timezone, job, overlap, window_ms, catch_up, jitter_ms, paused, pause_note,
+          next_tick, due_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) ON CONFLICT (id) DO NOTHING`,
+      [p.id, p.owner, p.name, p.cron, p.everyMs, p.timezone, JSON.stringify(p.job), p.overlap, p.windowMs, p.policy, p.jitterMs, p.paused, p.pauseNote,
+        p.nextTick, p.dueAt, p.createdAt]);
+      if (r.rowCount === 0) return null;
+      // Other foremen re-arm their timer for the earliest schedule.
+      await this.notify(c, { kind: 'schedules' });
+      return scheduleFromRow((await c.query(`${PostgresStore.SCHEDULE_SELECT} WHERE s.id = $1`, [p.id])).rows[0]);
+    });
+  }
+
+  async scheduleGet(id: string): Promise<ScheduleRecord | null> {
+    const r = (await this.q(`${PostgresStore.SCHEDULE_SELECT} WHERE s.id = $1`, [id])).rows[0];
+    return r ? scheduleFromRow(r) : null;
+  }
+
+  async scheduleList(params: { owner?: string }): Promise<ScheduleRecord[]> {
+    const rows = params.owner !== undefined
+      ? (await this.q(`${PostgresStore.SCHEDULE_SELECT} WHERE s.owner = $1 ORDER BY s.id`, [params.owner])).rows
+      : (await this.q(`${PostgresStore.SCHEDULE_SELECT} ORDER BY s.id`)).rows;
+    return rows.map(scheduleFromRow);
+  }
+
+  async scheduleUpdate(p: { id: string; change: ScheduleChange; expectVersion?: number; now: number }): Promise<ScheduleRecord | null> {
+    const keys = (Object.keys(p.change) as (keyof ScheduleChange)[]).filter((k) => p.change[k] !== undefined);
+    const values: unknown[] = [p.id, p.now, p.expectVersion ?? null];
+    const set = keys.map((k) => {
+      const v = p.change[k];
+      values.push(k === 'job' ? JSON.stringify(v) : v);
+      return `${SCHEDULE_COLUMNS[k]} = $${values.length}`;
+    }).join(', ');
+    return this.tx(async (c) => {
+      const r = await c.query(`UPDATE schedules SET ${set ? `${set}, ` : ''}version = version + 1, updated_at = $2
+        WHERE id = $1 AND ($3::int IS NULL OR version = $3::int)`, values);
+      if (r.rowCount === 0) return null;
+      await this.notify(c, { kind: 'schedules' });
+      return scheduleFromRow((await c.query(`${PostgresStore.SCHEDULE_SELECT} WHERE s.id = $1`, [p.id])).rows[0]);
+    });
+  }
+
+  async scheduleDelete(id: string): Promise<boolean> {
+    return this.tx(async (c) => {
+      await c.query('DELETE FROM schedule_runs WHERE schedule_id = $1', [id]);
+      const n = (await c.query('DELETE FROM schedules WHERE id = $1', [id])).rowCount ?? 0;
+      if (n > 0) await this.notify(c, { kind: 'schedules' });
+      return n > 0;
+    });
+  }
+
+  async scheduleNextDue(): Promise<number | null> {
+    return (await this.q('SELECT min(due_at) AS due FROM schedules WHERE NOT paused AND due_at IS NOT NULL')).rows[0].due ?? null;
+  }
+
+  async scheduleDue(p: { now: number; limit: number; except?: readonly string[] }): Promise<ScheduleRecord[]> {
+    const except = [...(p.except ?? [])];
+    // Two reads, each on its own index: ticks due, and buffered ticks whose previous job is done.
+    const due = (await this.q(`${PostgresStore.SCHEDULE_SELECT} WHERE NOT s.paused AND s.due_at <= $1 AND NOT (s.id = ANY($3::text[]))
+      ORDER BY s.due_at LIMIT $2`, [p.now, p.limit, except])).rows;
+    const buffered = (await this.q(`${PostgresStore.SCHEDULE_SELECT} WHERE s.buffered_tick IS NOT NULL AND NOT s.paused
+      AND (j.state IS NULL OR j.state IN ('completed', 'failed', 'cancelled')) AND NOT (s.id = ANY($2::text[])) LIMIT $1`, [p.limit, except])).rows;
+    const seen = new Set(due.map((r) => r.id));
+    return [...due, ...buffered.filter((r) => !seen.has(r.id))].slice(0, p.limit).map(scheduleFromRow);
+  }
+
+  /**
+   * The group in one transaction. Repeating it after a lost connection is safe: a guarded step
+   * that committed finds its guard changed, and every fired job carries an idempotency key.
+   */
+  async scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]> {
+    return this.tx(async (c) => {
+      const out: ScheduleFireOutcome[] = [];
+      for (const p of list) {
+        // Each schedule in a savepoint: one that fails (a value the database refuses) leaves the others.
+        await c.query('SAVEPOINT schedule_fire');
+        try {
+          out.push(await this.fireOne(c, p));
+          await c.query('RELEASE SAVEPOINT schedule_fire');
+        } catch (err) {
+          if (isConnectionError(err)) throw err;
+          await c.query('ROLLBACK TO SAVEPOINT schedule_fire');
+          out.push({ applied: false, error: err as Error });
+        }
+      }
+      if (out.some((o) => o.applied && o.jobs.some((j) => !j.deduplicated))) await this.notify(c, { kind: 'work' });
+      return out;
+    });
+  }
+
+  /** One schedule's step, inside scheduleFire's transaction. */
+  private async fireOne(c: pg.PoolClient, p: ScheduleFireParams): Promise<ScheduleFireOutcome> {
+    const guard = '($2::boolean IS FALSE OR (version = $3::int AND next_tick IS NOT DISTINCT FROM $4::bigint))';
+    const base = [p.scheduleId, p.guard !== null, p.guard?.version ?? null, p.guard?.nextTick ?? null];
+    const r = p.advance
+      ? await c.query(`UPDATE schedules SET next_tick = $5, due_at = $6, buffered_tick = $7, version = version + 1 WHERE id = $1 AND ${guard}`,
+        [...base, p.advance.nextTick, p.advance.dueAt, p.advance.bufferedTick])
+      : await c.query(`UPDATE schedules SET version = version + 1 WHERE id = $1 AND ${guard}`, base);
+    if (r.rowCount === 0) return { applied: false };
+    const jobs: (JobInsertResult & { tickAt: number })[] = [];
+    for (const run of p.runs) {
+      const res = run.job ? await this.insertJobRows(c, run.job, new Map()) : null;
+      if (res) jobs.push({ ...res, tickAt: run.tickAt });
+      await c.query('INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, reason, outcome, job_id) VALUES ($1, $2, $3, $4, $5, $6)',
+        [p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null]);
+    }
+    if (p.setsLastJob && jobs.length > 0) await c.query('UPDATE schedules SET last_job_id = $1 WHERE id = $2', [jobs.at(-1)!.job.id, p.scheduleId]);
+    if (p.runs.length > 0) {
+      await c.query(`DELETE FROM schedule_runs WHERE schedule_id = $1 AND seq < (SELECT seq FROM schedule_runs WHERE schedule_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
+        [p.scheduleId, SCHEDULE_RUNS_KEPT - 1]);
+    }
+    return { applied: true, jobs };
+  }
+
+  async scheduleRunList(p: { scheduleId: string; limit: number }): Promise<ScheduleRunRecord[]> {
+    return (await this.q(`SELECT r.*, j.state AS job_state FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id
+      WHERE r.schedule_id = $1 ORDER BY r.seq DESC LIMIT $2`, [p.scheduleId, p.limit])).rows.map(scheduleRunFromRow);
   }
 
   async stats(): Promise<StoreStats> {

@@ -266,4 +266,27 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE jobs ADD COLUMN language TEXT;
     `,
   },
+  {
+    version: 14,
+    name: 'recurring schedules',
+    sql: `
+      -- A schedule fires a job at each tick. next_tick is the first tick not handled yet, due_at
+      -- when it is due (its jitter included); a fire moves them on under a guard on version.
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY, owner TEXT, name TEXT, cron TEXT, every_ms INTEGER, timezone TEXT NOT NULL, job TEXT NOT NULL,
+        overlap TEXT NOT NULL, window_ms INTEGER NOT NULL, catch_up TEXT NOT NULL, jitter_ms INTEGER NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0, pause_note TEXT, next_tick INTEGER, due_at INTEGER, buffered_tick INTEGER, last_job_id TEXT,
+        version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX schedules_due ON schedules (due_at) WHERE paused = 0 AND due_at IS NOT NULL;
+      CREATE INDEX schedules_buffered ON schedules (id) WHERE buffered_tick IS NOT NULL;
+      CREATE INDEX schedules_owner ON schedules (owner, id);
+      -- Each tick and what became of it; the newest runs of each schedule are kept.
+      CREATE TABLE schedule_runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, schedule_id TEXT NOT NULL, tick_at INTEGER NOT NULL, fired_at INTEGER,
+        reason TEXT NOT NULL, outcome TEXT NOT NULL, job_id TEXT
+      );
+      CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, seq);
+    `,
+  },
 ];

@@ -23,13 +23,14 @@ import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   CodeLanguage, Store, StoreStats, TaskClaimParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
+  ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 
@@ -1045,6 +1046,118 @@ export class SqliteStore implements Store {
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
     this.s.metaInsert.run(params.key, params.value);
     return (this.s.metaGet.get(params.key) as Row).value;
+  }
+
+  // ------------------------------------------------------------------ schedules
+
+  /** Statements of the schedules, prepared once each. */
+  private readonly scheduleStmts = new Map<string, Database.Statement>();
+  private st(sql: string): Database.Statement {
+    let stmt = this.scheduleStmts.get(sql);
+    if (!stmt) { stmt = this.db.prepare(sql); this.scheduleStmts.set(sql, stmt); }
+    return stmt;
+  }
+
+  /** A schedule with its last job's state. */
+  private static readonly SCHEDULE_SELECT = 'SELECT s.*, j.state AS last_job_state FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id';
+
+  async scheduleCreate(p: ScheduleInsertParams): Promise<ScheduleRecord | null> {
+    const r = this.st(`INSERT INTO schedules (id, owner, name, cron, every_ms, timezone, job, overlap, window_ms, catch_up, jitter_ms, paused, pause_note,
+        next_tick, due_at, created_at, updated_at) VALUES (@id, @owner, @name, @cron, @everyMs, @timezone, @job, @overlap, @windowMs, @policy, @jitterMs,
+        @paused, @pauseNote, @nextTick, @dueAt, @createdAt, @createdAt) ON CONFLICT (id) DO NOTHING`)
+      .run({ ...p, job: JSON.stringify(p.job), paused: p.paused ? 1 : 0 });
+    return r.changes === 0 ? null : this.scheduleGet(p.id);
+  }
+
+  async scheduleGet(id: string): Promise<ScheduleRecord | null> {
+    const r = this.st(`${SqliteStore.SCHEDULE_SELECT} WHERE s.id = ?`).get(id) as Row | undefined;
+    return r ? scheduleFromRow(r) : null;
+  }
+
+  async scheduleList(params: { owner?: string }): Promise<ScheduleRecord[]> {
+    const rows = params.owner !== undefined
+      ? this.st(`${SqliteStore.SCHEDULE_SELECT} WHERE s.owner = ? ORDER BY s.id`).all(params.owner)
+      : this.st(`${SqliteStore.SCHEDULE_SELECT} ORDER BY s.id`).all();
+    return (rows as Row[]).map(scheduleFromRow);
+  }
+
+  async scheduleUpdate(p: { id: string; change: ScheduleChange; expectVersion?: number; now: number }): Promise<ScheduleRecord | null> {
+    const keys = (Object.keys(p.change) as (keyof ScheduleChange)[]).filter((k) => p.change[k] !== undefined);
+    const set = keys.map((k) => `${SCHEDULE_COLUMNS[k]} = @${k}`).join(', ');
+    const values: Record<string, unknown> = { id: p.id, now: p.now, version: p.expectVersion ?? null };
+    for (const k of keys) {
+      const v = p.change[k];
+      values[k] = k === 'job' ? JSON.stringify(v) : typeof v === 'boolean' ? (v ? 1 : 0) : v;
+    }
+    const r = this.st(`UPDATE schedules SET ${set ? `${set}, ` : ''}version = version + 1, updated_at = @now
+      WHERE id = @id AND (@version IS NULL OR version = @version)`).run(values);
+    return r.changes === 0 ? null : this.scheduleGet(p.id);
+  }
+
+  async scheduleDelete(id: string): Promise<boolean> {
+    return this.tx('scheduleDelete', (scheduleId: string) => {
+      this.st('DELETE FROM schedule_runs WHERE schedule_id = ?').run(scheduleId);
+      return this.st('DELETE FROM schedules WHERE id = ?').run(scheduleId).changes > 0;
+    })(id);
+  }
+
+  async scheduleNextDue(): Promise<number | null> {
+    return (this.st('SELECT min(due_at) AS due FROM schedules WHERE paused = 0 AND due_at IS NOT NULL').get() as Row).due ?? null;
+  }
+
+  async scheduleDue(p: { now: number; limit: number; except?: readonly string[] }): Promise<ScheduleRecord[]> {
+    const except = p.except?.length ? JSON.stringify(p.except) : null;
+    const notExcepted = 'AND (@except IS NULL OR s.id NOT IN (SELECT value FROM json_each(@except)))';
+    // Two reads, each on its own index: ticks due, and buffered ticks whose previous job is done.
+    const due = this.st(`${SqliteStore.SCHEDULE_SELECT} WHERE s.paused = 0 AND s.due_at <= @now ${notExcepted} ORDER BY s.due_at LIMIT @limit`)
+      .all({ now: p.now, limit: p.limit, except }) as Row[];
+    const buffered = this.st(`${SqliteStore.SCHEDULE_SELECT} WHERE s.buffered_tick IS NOT NULL AND s.paused = 0
+        AND (j.state IS NULL OR j.state IN ('completed', 'failed', 'cancelled')) ${notExcepted} LIMIT @limit`)
+      .all({ limit: p.limit, except }) as Row[];
+    const seen = new Set(due.map((r) => r.id));
+    return [...due, ...buffered.filter((r) => !seen.has(r.id))].slice(0, p.limit).map(scheduleFromRow);
+  }
+
+  async scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]> {
+    return this.tx('scheduleFire', (items: ScheduleFireParams[]): ScheduleFireOutcome[] => items.map((item) => {
+      try {
+        // Each schedule in a savepoint: one that fails (a value the database refuses) leaves the others.
+        return this.savepoint('scheduleFireOne', this.fireOne)(item);
+      } catch (err) {
+        if (!this.db.inTransaction) throw err;
+        return { applied: false, error: err as Error };
+      }
+    }))(list);
+  }
+
+  /** One schedule's step, inside scheduleFire's transaction. */
+  private readonly fireOne = (p: ScheduleFireParams): ScheduleFireOutcome => {
+    const advance = p.advance
+      ? this.st('UPDATE schedules SET next_tick = @nextTick, due_at = @dueAt, buffered_tick = @bufferedTick, version = version + 1 WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))')
+      : this.st('UPDATE schedules SET version = version + 1 WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))');
+    const applied = advance.run({
+      id: p.scheduleId, guarded: p.guard ? 1 : 0, version: p.guard?.version ?? null, seen: p.guard?.nextTick ?? null,
+      ...(p.advance ? { nextTick: p.advance.nextTick, dueAt: p.advance.dueAt, bufferedTick: p.advance.bufferedTick } : {}),
+    }).changes > 0;
+    if (!applied) return { applied: false };
+    const jobs: (JobInsertResult & { tickAt: number })[] = [];
+    const insertRun = this.st('INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, reason, outcome, job_id) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const run of p.runs) {
+      const res = run.job ? this.insertJobRows(run.job, new Map()) : null;
+      if (res) jobs.push({ ...res, tickAt: run.tickAt });
+      insertRun.run(p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null);
+    }
+    if (p.setsLastJob && jobs.length > 0) this.st('UPDATE schedules SET last_job_id = ? WHERE id = ?').run(jobs.at(-1)!.job.id, p.scheduleId);
+    if (p.runs.length > 0) {
+      this.st(`DELETE FROM schedule_runs WHERE schedule_id = @id AND seq < (SELECT seq FROM schedule_runs WHERE schedule_id = @id ORDER BY seq DESC LIMIT 1 OFFSET @keep)`)
+        .run({ id: p.scheduleId, keep: SCHEDULE_RUNS_KEPT - 1 });
+    }
+    return { applied: true, jobs };
+  };
+
+  async scheduleRunList(p: { scheduleId: string; limit: number }): Promise<ScheduleRunRecord[]> {
+    return (this.st(`SELECT r.*, j.state AS job_state FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id
+      WHERE r.schedule_id = ? ORDER BY r.seq DESC LIMIT ?`).all(p.scheduleId, p.limit) as Row[]).map(scheduleRunFromRow);
   }
 
   async stats(): Promise<StoreStats> {

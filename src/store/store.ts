@@ -671,8 +671,24 @@ export interface ScheduleRunRecord {
   jobState: JobState | null;
 }
 
-/** Runs kept per schedule; older ones are deleted as new ones are recorded. */
+/** Runs kept per schedule; older ones are deleted as new ones are recorded (see {@link trimsRuns}). */
 export const SCHEDULE_RUNS_KEPT = 100;
+
+/**
+ * Whether a step deletes its schedule's runs past the newest SCHEDULE_RUNS_KEPT: a step of
+ * several runs, an unguarded one, and every tenth guarded step (by version), so that a fire of
+ * one tick mostly skips the delete and a schedule holds at most 10 runs more than it keeps.
+ */
+export function trimsRuns(p: Pick<ScheduleFireParams, 'guard' | 'runs'>): boolean {
+  return p.runs.length > 0 && (p.guard === null || p.runs.length > 1 || (p.guard.version + 1) % 10 === 0);
+}
+
+/** The job id a step makes the previous run's (the last of its runs with a job), if it sets one. */
+export function lastJobOf(p: Pick<ScheduleFireParams, 'runs' | 'setsLastJob'>): string | null {
+  if (!p.setsLastJob) return null;
+  for (let i = p.runs.length - 1; i >= 0; i--) if (p.runs[i].job) return p.runs[i].job!.job.id;
+  return null;
+}
 
 /** A run to record; one with a job inserts it in the same transaction (or finds it by its idempotency key). */
 export interface ScheduleRunInsert {

@@ -23,13 +23,13 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
-import { isConnectionError, storeError } from '../store-errors.ts';
+import { isConnectionError, isStoreOutage, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
 
 /** Where the PostgreSQL store lives. */
@@ -1289,10 +1289,10 @@ export class PostgresStore implements Store {
    * that committed finds its guard changed, and every fired job carries an idempotency key.
    */
   async scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]> {
-    return this.tx(async (c) => {
+    const group = (savepoints: boolean) => this.tx(async (c) => {
       const out: ScheduleFireOutcome[] = [];
       for (const p of list) {
-        // Each schedule in a savepoint: one that fails (a value the database refuses) leaves the others.
+        if (!savepoints) { out.push(await this.fireOne(c, p)); continue; }
         await c.query('SAVEPOINT schedule_fire');
         try {
           out.push(await this.fireOne(c, p));
@@ -1306,28 +1306,39 @@ export class PostgresStore implements Store {
       if (out.some((o) => o.applied && o.jobs.some((j) => !j.deduplicated))) await this.notify(c, { kind: 'work' });
       return out;
     });
+    try {
+      return await group(false);
+    } catch (err) {
+      // Something the database refuses in one step: the group again, each step in a savepoint,
+      // so that the one that fails fails alone and the others fire.
+      if (isStoreOutage(err)) throw err;
+      return group(true);
+    }
   }
 
   /** One schedule's step, inside scheduleFire's transaction. */
   private async fireOne(c: pg.PoolClient, p: ScheduleFireParams): Promise<ScheduleFireOutcome> {
+    const last = lastJobOf(p);
     const guard = '($2::boolean IS FALSE OR (version = $3::int AND next_tick IS NOT DISTINCT FROM $4::bigint))';
-    const base = [p.scheduleId, p.guard !== null, p.guard?.version ?? null, p.guard?.nextTick ?? null];
+    const base = [p.scheduleId, p.guard !== null, p.guard?.version ?? null, p.guard?.nextTick ?? null, last];
     const r = p.advance
-      ? await c.query(`UPDATE schedules SET next_tick = $5, due_at = $6, buffered_tick = $7, version = version + 1 WHERE id = $1 AND ${guard}`,
-        [...base, p.advance.nextTick, p.advance.dueAt, p.advance.bufferedTick])
-      : await c.query(`UPDATE schedules SET version = version + 1 WHERE id = $1 AND ${guard}`, base);
+      ? await c.query(prepared(`UPDATE schedules SET next_tick = $6, due_at = $7, buffered_tick = $8, last_job_id = coalesce($5, last_job_id), version = version + 1 WHERE id = $1 AND ${guard}`,
+        [...base, p.advance.nextTick, p.advance.dueAt, p.advance.bufferedTick]))
+      : await c.query(prepared(`UPDATE schedules SET last_job_id = coalesce($5, last_job_id), version = version + 1 WHERE id = $1 AND ${guard}`, base));
     if (r.rowCount === 0) return { applied: false };
     const jobs: (JobInsertResult & { tickAt: number })[] = [];
     for (const run of p.runs) {
       const res = run.job ? await this.insertJobRows(c, run.job, new Map()) : null;
       if (res) jobs.push({ ...res, tickAt: run.tickAt });
-      await c.query('INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, reason, outcome, job_id) VALUES ($1, $2, $3, $4, $5, $6)',
-        [p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null]);
+      await c.query(prepared('INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, reason, outcome, job_id) VALUES ($1, $2, $3, $4, $5, $6)',
+        [p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null]));
     }
-    if (p.setsLastJob && jobs.length > 0) await c.query('UPDATE schedules SET last_job_id = $1 WHERE id = $2', [jobs.at(-1)!.job.id, p.scheduleId]);
-    if (p.runs.length > 0) {
-      await c.query(`DELETE FROM schedule_runs WHERE schedule_id = $1 AND seq < (SELECT seq FROM schedule_runs WHERE schedule_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
-        [p.scheduleId, SCHEDULE_RUNS_KEPT - 1]);
+    // A job found by its key (a tick fired already) is the previous run instead of the one built.
+    const actual = p.setsLastJob ? jobs.at(-1)?.job.id ?? null : null;
+    if (actual !== last) await c.query('UPDATE schedules SET last_job_id = $1 WHERE id = $2', [actual, p.scheduleId]);
+    if (trimsRuns(p)) {
+      await c.query(prepared(`DELETE FROM schedule_runs WHERE schedule_id = $1 AND seq < (SELECT seq FROM schedule_runs WHERE schedule_id = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2)`,
+        [p.scheduleId, SCHEDULE_RUNS_KEPT - 1]));
     }
     return { applied: true, jobs };
   }

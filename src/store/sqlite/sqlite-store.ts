@@ -25,7 +25,7 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
@@ -33,6 +33,7 @@ import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
+import { isStoreOutage, storeError } from '../store-errors.ts';
 
 /** Where the embedded store keeps its file, and how hard it holds on to commits. */
 export interface SqliteStoreOptions {
@@ -1119,24 +1120,32 @@ export class SqliteStore implements Store {
   }
 
   async scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]> {
-    return this.tx('scheduleFire', (items: ScheduleFireParams[]): ScheduleFireOutcome[] => items.map((item) => {
-      try {
-        // Each schedule in a savepoint: one that fails (a value the database refuses) leaves the others.
-        return this.savepoint('scheduleFireOne', this.fireOne)(item);
-      } catch (err) {
-        if (!this.db.inTransaction) throw err;
-        return { applied: false, error: err as Error };
-      }
-    }))(list);
+    try {
+      return this.tx('scheduleFire', (items: ScheduleFireParams[]) => items.map(this.fireOne))(list);
+    } catch (err) {
+      // Something the database refuses in one step: the group again, each step in a savepoint,
+      // so that the one that fails fails alone and the others fire.
+      if (this.db.inTransaction || isStoreOutage(storeError(err, 'firing schedules'))) throw err;
+      return this.tx('scheduleFireEach', (items: ScheduleFireParams[]): ScheduleFireOutcome[] => items.map((item) => {
+        try {
+          return this.savepoint('scheduleFireOne', this.fireOne)(item);
+        } catch (one) {
+          if (!this.db.inTransaction) throw one;
+          return { applied: false, error: one as Error };
+        }
+      }))(list);
+    }
   }
 
   /** One schedule's step, inside scheduleFire's transaction. */
   private readonly fireOne = (p: ScheduleFireParams): ScheduleFireOutcome => {
+    const last = lastJobOf(p);
     const advance = p.advance
-      ? this.st('UPDATE schedules SET next_tick = @nextTick, due_at = @dueAt, buffered_tick = @bufferedTick, version = version + 1 WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))')
-      : this.st('UPDATE schedules SET version = version + 1 WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))');
+      ? this.st(`UPDATE schedules SET next_tick = @nextTick, due_at = @dueAt, buffered_tick = @bufferedTick, last_job_id = coalesce(@last, last_job_id), version = version + 1
+          WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))`)
+      : this.st('UPDATE schedules SET last_job_id = coalesce(@last, last_job_id), version = version + 1 WHERE id = @id AND (@guarded = 0 OR (version = @version AND next_tick IS @seen))');
     const applied = advance.run({
-      id: p.scheduleId, guarded: p.guard ? 1 : 0, version: p.guard?.version ?? null, seen: p.guard?.nextTick ?? null,
+      id: p.scheduleId, guarded: p.guard ? 1 : 0, version: p.guard?.version ?? null, seen: p.guard?.nextTick ?? null, last,
       ...(p.advance ? { nextTick: p.advance.nextTick, dueAt: p.advance.dueAt, bufferedTick: p.advance.bufferedTick } : {}),
     }).changes > 0;
     if (!applied) return { applied: false };
@@ -1147,8 +1156,10 @@ export class SqliteStore implements Store {
       if (res) jobs.push({ ...res, tickAt: run.tickAt });
       insertRun.run(p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null);
     }
-    if (p.setsLastJob && jobs.length > 0) this.st('UPDATE schedules SET last_job_id = ? WHERE id = ?').run(jobs.at(-1)!.job.id, p.scheduleId);
-    if (p.runs.length > 0) {
+    // A job found by its key (a tick fired already) is the previous run instead of the one built.
+    const actual = p.setsLastJob ? jobs.at(-1)?.job.id ?? null : null;
+    if (actual !== last) this.st('UPDATE schedules SET last_job_id = ? WHERE id = ?').run(actual, p.scheduleId);
+    if (trimsRuns(p)) {
       this.st(`DELETE FROM schedule_runs WHERE schedule_id = @id AND seq < (SELECT seq FROM schedule_runs WHERE schedule_id = @id ORDER BY seq DESC LIMIT 1 OFFSET @keep)`)
         .run({ id: p.scheduleId, keep: SCHEDULE_RUNS_KEPT - 1 });
     }

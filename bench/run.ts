@@ -29,6 +29,12 @@
  *   fairness:   head-of-line blocking: the latency of a 10-task job submitted right after a
  *               100,000-task job of the same priority (p50 over `--fairness-runs`, default 20),
  *               beside the same 10-task job's latency on an idle foreman, and their ratio
+ *   time:       1,000 schedules firing every second for a minute, then 100,000 tasks delayed at
+ *               random over a minute (`--time-schedules`, `--time-seconds`, `--time-tasks`): the
+ *               lateness of fires (a job's creation against its tick) and of releases (a worker
+ *               getting the task against its time), p50 / p99 / max in ms, ticks missed and fired
+ *               twice, and the foremen's CPU over 10 s while the schedules and delayed tasks only wait,
+ *               beside the same with nothing to wait for
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen;
@@ -63,6 +69,9 @@ const { values: args } = parseArgs({ options: {
   'steady-tasks': { type: 'string', default: '1000000' },
   'fairness-runs': { type: 'string', default: '20' },
   'million-tasks': { type: 'string', default: '1000000' },
+  'time-schedules': { type: 'string', default: '1000' },
+  'time-seconds': { type: 'string', default: '60' },
+  'time-tasks': { type: 'string', default: '100000' },
 } });
 const RUNS = Number(args.runs);
 const TASKS = Number(args.tasks);
@@ -562,6 +571,94 @@ try {
         p50_ms: round(pct(all, 50), 2), p99_ms: round(pct(all, 99), 2), runs_submissions_per_s: rates.map(Math.round), ...meta }));
     }
     agent.destroy();
+  }
+
+  if (want('time')) {
+    // Time: 1,000 schedules firing every second, then 100,000 tasks delayed at random over the
+    // same span; how late fires and releases are against their intended time, ticks missed or
+    // fired twice, and the foremen's CPU while they only wait.
+    const SCHEDULES = Number(args['time-schedules']);
+    const SPAN_S = Number(args['time-seconds']);
+    const DELAYED = Number(args['time-tasks']);
+    const tag = `bench-${process.pid}`;
+    const noop = { kind: 'tasks' as const, tasks: [{ type: 'bench.noop' }] };
+    const foremenCpu = () => foremen.reduce((s, f) => s + cpuOf(f.pid!), 0);
+
+    // The foremen's CPU with nothing to wait for, then while 1,000 schedules and 100,000 delayed
+    // tasks wait (not due for an hour): the difference is what waiting costs.
+    const IDLE_S = 10;
+    const baseFrom = foremenCpu();
+    await new Promise((r) => setTimeout(r, IDLE_S * 1_000));
+    const baseCpuPct = ((foremenCpu() - baseFrom) / IDLE_S / FOREMEN) * 100;
+    for (let i = 0; i < SCHEDULES; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, SCHEDULES - i) }, (_, k) => client.createSchedule({ id: `${tag}-idle-${i + k}`, every: '1h', job: noop })));
+    }
+    const idleJobs: string[] = [];
+    for (let i = 0; i < DELAYED; i += 10_000) idleJobs.push((await client.submitMany(Array.from({ length: 10_000 }, () => ({ type: 'bench.noop' })), { delay: '1h' })).id);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const idleFrom = foremenCpu();
+    await new Promise((r) => setTimeout(r, IDLE_S * 1_000));
+    const idleCpuPct = ((foremenCpu() - idleFrom) / IDLE_S / FOREMEN) * 100;
+    for (const id of idleJobs) await client.cancel(id);
+    for (let i = 0; i < SCHEDULES; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, SCHEDULES - i) }, (_, k) => client.deleteSchedule(`${tag}-idle-${i + k}`)));
+    }
+
+    // Schedules: every second for SPAN_S seconds. A fire's lateness is its job's creation
+    // against its tick (the tick is in the job's idempotency key, schedule:<id>:<tick>).
+    const firstTick = Math.ceil((Date.now() + 5_000) / 1_000) * 1_000;
+    const lastTick = firstTick + (SPAN_S - 1) * 1_000;
+    const ids = Array.from({ length: SCHEDULES }, (_, i) => `${tag}-s-${i}`);
+    for (let i = 0; i < SCHEDULES; i += 50) await Promise.all(ids.slice(i, i + 50).map((id) => client.createSchedule({ id, every: '1s', job: noop, overlap: 'allow', catchUp: { window: '1h', policy: 'all' } })));
+    await new Promise((r) => setTimeout(r, lastTick - Date.now() + 1_000));
+    for (let i = 0; i < SCHEDULES; i += 50) await Promise.all(ids.slice(i, i + 50).map((id) => client.pauseSchedule(id)));
+    const fires = new Map<string, number>();
+    const fireLate: number[] = [];
+    let duplicated = 0;
+    for (let offset = 0; ; offset += 10_000) {
+      const page = await client.listJobs({ limit: 10_000, offset });
+      for (const j of page) {
+        const m = /^schedule:(bench-\d+-s-\d+):(\d+)$/.exec(String((j as { idempotencyKey?: string | null }).idempotencyKey ?? ''));
+        if (!m || !m[1].startsWith(tag)) continue;
+        const tick = Number(m[2]);
+        if (tick < firstTick || tick > lastTick) continue;
+        const key = `${m[1]}:${tick}`;
+        if (fires.has(key)) duplicated++;
+        fires.set(key, tick);
+        fireLate.push(Date.parse(String(j.createdAt)) - tick);
+      }
+      if (page.length < 10_000) break;
+    }
+    let missed = 0;
+    for (const id of ids) for (let t = firstTick; t <= lastTick; t += 1_000) if (!fires.has(`${id}:${t}`)) missed++;
+    for (let i = 0; i < SCHEDULES; i += 50) await Promise.all(ids.slice(i, i + 50).map((id) => client.deleteSchedule(id)));
+
+    // Delayed tasks: each with its own time, at random over SPAN_S seconds from 5 s on (the
+    // submissions are done by then). A release's lateness is when a worker got the task
+    // against its time.
+    const base = Date.now() + 5_000;
+    const jobs: string[] = [];
+    for (let i = 0; i < DELAYED; i += 1_000) {
+      const tasks = Array.from({ length: Math.min(1_000, DELAYED - i) }, () => ({ type: 'bench.noop', runAt: Math.round(base + Math.random() * SPAN_S * 1_000) }));
+      jobs.push((await client.submitMany(tasks)).id);
+    }
+    for (const id of jobs) await (await client.watch(id)).result();
+    const releaseLate: number[] = [];
+    let early = 0;
+    for (const id of jobs) {
+      for (const t of await client.getJobTasks(id, { limit: 1_000 })) {
+        const late = Date.parse(String(t.startedAt)) - Date.parse(String(t.availableAt));
+        if (late < 0) early++;
+        releaseLate.push(late);
+      }
+    }
+    const stats = (xs: number[]) => ({ p50: round(pct(xs, 50), 1), p99: round(pct(xs, 99), 1), max: round(Math.max(...xs), 1) });
+    const f = stats(fireLate);
+    const r = stats(releaseLate);
+    console.log(JSON.stringify({ bench: 'time', schedules: SCHEDULES, every_s: 1, seconds: SPAN_S, fires: fires.size, fires_expected: SCHEDULES * SPAN_S,
+      fire_lateness_p50_ms: f.p50, fire_lateness_p99_ms: f.p99, fire_lateness_max_ms: f.max, fires_missed: missed, fires_duplicated: duplicated,
+      delayed_tasks: releaseLate.length, release_lateness_p50_ms: r.p50, release_lateness_p99_ms: r.p99, release_lateness_max_ms: r.max, released_early: early,
+      waiting_foreman_cpu_pct: round(idleCpuPct, 2), idle_foreman_cpu_pct: round(baseCpuPct, 2), waiting_with: { schedules: SCHEDULES, delayed_tasks: DELAYED }, ...meta }));
   }
 } finally {
   stopping = true;

@@ -52,17 +52,23 @@ def rest_keys(spec: Mapping[str, Any]) -> dict[str, Any]:
     return _convert_keys(spec, snake)
 
 
-def duration_ms(value: float | timedelta, name: str) -> int:
-    """A duration given in seconds (a number) or as a timedelta, in whole milliseconds."""
+def wire_time(value: datetime | int | str) -> int | str:
+    """A `run_at` as the protocol takes it: epoch ms or RFC 3339 text. A `datetime` becomes
+    epoch ms (a naive one is local time, as `datetime.timestamp()` reads it)."""
+    if isinstance(value, datetime):
+        return round(value.timestamp() * 1000)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"run_at must be a datetime, epoch milliseconds (int) or RFC 3339 text, not {type(value).__name__}")
+    return value
+
+
+def wire_duration(value: timedelta | int | str, name: str = "delay") -> int | str:
+    """A duration as the protocol takes it: milliseconds or text such as `"10m"`. A `timedelta` becomes milliseconds."""
     if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"{name} takes seconds (a number) or a timedelta, not {type(value).__name__}")
-    if seconds < 0:
-        raise ValueError(f"{name} must not be negative, got {seconds} s")
-    return round(seconds * 1000)
+        return round(value.total_seconds() * 1000)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be a timedelta, milliseconds (int) or text such as '10m', not {type(value).__name__}")
+    return value
 
 
 def time_value(value: datetime | int | str, name: str) -> int | str:
@@ -70,24 +76,22 @@ def time_value(value: datetime | int | str, name: str) -> int | str:
     Python reads it) becomes epoch milliseconds; epoch milliseconds and RFC 3339 text pass as they are."""
     if isinstance(value, datetime):
         return round(value.timestamp() * 1000)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"{name} takes a datetime, epoch milliseconds or an RFC 3339 string, not {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} takes a datetime, epoch milliseconds or an RFC 3339 string, not {type(value).__name__}")
+    return value
 
 
 def job_options(**options: Any) -> dict[str, Any]:
     """The options every job takes (`priority`, `timeout_ms`, …), those given, in camelCase:
-    `open_timeout` (seconds or a timedelta) in milliseconds, `deadline` (a datetime) in epoch milliseconds."""
+    times (`run_at`, `deadline`) and durations (`delay`, `open_timeout`) as the protocol takes them."""
     out: dict[str, Any] = {}
     for key, value in options.items():
         if value is None:
             continue
-        if key == "open_timeout":
-            value = duration_ms(value, key)
-        elif key == "deadline":
+        if key in ("run_at", "deadline"):
             value = time_value(value, key)
+        elif key in ("delay", "open_timeout"):
+            value = wire_duration(value, key)
         out[camel(key)] = value
     return out
 

@@ -29,6 +29,7 @@ from .credentials import local_api_key_at
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
 from .open_job import OpenJob
+from .schedules import AsyncSchedules
 
 log = logging.getLogger("crowdcompute.client")
 
@@ -68,9 +69,16 @@ class JobOptions(TypedDict, total=False):
     weight: float
     #: At most this many of its tasks run at once.
     max_concurrency: int
-    #: Open jobs: closed when no part and no seal comes for this long, in seconds or a timedelta
-    #: (default the foreman's --open-timeout, 1 h; 0 = never).
-    open_timeout: float | timedelta
+    #: Not to start before this time: a `datetime` (a naive one is local time, as
+    #: `datetime.timestamp()` reads it), epoch milliseconds, or RFC 3339 text. Its tasks wait in
+    #: state `scheduled` until then; at most a year ahead. Not with `delay`.
+    run_at: datetime | int | str
+    #: Not to start until this long after submission: a `timedelta`, milliseconds (as
+    #: `timeout_ms` and the other options count), or text such as `"10m"`. Not with `run_at`.
+    delay: timedelta | int | str
+    #: Open jobs: closed when no part and no seal comes for this long: a `timedelta`, milliseconds,
+    #: or text such as `"1h"` (default the foreman's --open-timeout, 1 h; 0 = never).
+    open_timeout: timedelta | int | str
     #: What the open timeout does: "cancel" (default: unfinished tasks are cancelled) or "seal" (its tasks run to the end).
     on_open_timeout: Literal["seal", "cancel"]
     #: Past this time its unfinished tasks fail with CC_ERR_DEADLINE: a datetime (naive = local time),
@@ -143,7 +151,7 @@ class _Pending:
         self.shape = shape
 
 
-class AsyncClient:
+class AsyncClient(AsyncSchedules):
     """A client of one foreman. Use it as `async with AsyncClient(url) as client:` or call `aclose()`.
 
     `url` is the foreman's address, `http://host:8000` (`ws://host:8000/ws` is accepted too);

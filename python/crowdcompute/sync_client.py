@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterable,
 
 from ._pyfunc import Language
 from .client import AsyncClient, JobOptions
+from .schedules import CatchUpPolicy, Duration, Overlap, Time
 from .errors import CrowdComputeError
 from .job import JobEnd, JobHandle, JobOutcome
 from .open_job import OpenJob
@@ -307,6 +308,50 @@ class Client:
 
     def download_file(self, file_id: str) -> bytes:
         return self._run(self._async.download_file(file_id))
+
+    # ------------------------------------------------------------------ schedules (see crowdcompute.schedules)
+
+    def create_schedule(self, id: str, *, job: Mapping[str, Any], cron: str | None = None, every: Duration | None = None,
+                        timezone: str | None = None, overlap: Overlap | None = None, catch_up: CatchUpPolicy | Mapping[str, Any] | None = None,
+                        jitter: Duration | None = None, paused: bool | None = None, name: str | None = None) -> dict[str, Any]:
+        """Create a schedule (see `AsyncClient.create_schedule`); the schedule as the REST API shows it."""
+        return self._run(self._async.create_schedule(id, job=job, cron=cron, every=every, timezone=timezone, overlap=overlap,
+                                                     catch_up=catch_up, jitter=jitter, paused=paused, name=name))
+
+    def get_schedule(self, id: str) -> dict[str, Any]:
+        """One schedule, with `next_fires` and `recent_runs`."""
+        return self._run(self._async.get_schedule(id))
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        """The schedules this key may see, by id."""
+        return self._run(self._async.list_schedules())
+
+    def update_schedule(self, id: str, *, cron: str | None = None, every: Duration | None = None, timezone: str | None = None,
+                        job: Mapping[str, Any] | None = None, overlap: Overlap | None = None, catch_up: CatchUpPolicy | Mapping[str, Any] | None = None,
+                        jitter: Duration | None = None, paused: bool | None = None, name: str | None = None) -> dict[str, Any]:
+        """Change the fields given; its next tick is worked out again."""
+        return self._run(self._async.update_schedule(id, cron=cron, every=every, timezone=timezone, job=job, overlap=overlap,
+                                                     catch_up=catch_up, jitter=jitter, paused=paused, name=name))
+
+    def pause_schedule(self, id: str, note: str | None = None) -> dict[str, Any]:
+        """Pause it: no tick fires until it is resumed."""
+        return self._run(self._async.pause_schedule(id, note))
+
+    def resume_schedule(self, id: str) -> dict[str, Any]:
+        """Resume it: it fires from its next tick on."""
+        return self._run(self._async.resume_schedule(id))
+
+    def delete_schedule(self, id: str) -> dict[str, Any]:
+        """Delete it; the jobs it fired are kept."""
+        return self._run(self._async.delete_schedule(id))
+
+    def trigger_schedule(self, id: str) -> SyncJobHandle:
+        """Fire its job once now, outside its ticks; a handle on that job."""
+        return self._wrap(self._async.trigger_schedule(id))
+
+    def backfill_schedule(self, id: str, start: Time, end: Time) -> dict[str, Any]:
+        """Fire every tick t with start <= t < end, each as its own job: `{"fired", "skipped", "job_ids"}`."""
+        return self._run(self._async.backfill_schedule(id, start, end))
 
     def close(self) -> None:
         """Close the connection and stop the client's thread. Safe to call twice."""

@@ -1,66 +1,16 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { Option, type Command } from 'commander';
-import type { Client as ClientType, MapFunction } from '../client/index.ts';
-import { JOB_LIMITS, PRIORITIES, UNITS, type JobResultsView, type Priority } from '../protocol/index.ts';
-import { loadModule } from './load-module.ts';
-import { pythonFunctionFromFile, splitPythonTarget } from './python-function.ts';
-import { parseDuration, parseIntArg, parseJsonArg, parseTimeArg, parseWeight, within } from './parse-args.ts';
+import type { Command } from 'commander';
+import type { Client as ClientType } from '../client/index.ts';
+import { UNITS, type JobResultsView } from '../protocol/index.ts';
+import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
+import { checkForemanUrls, foremanOption, print, withClient } from './foreman-client.ts';
+import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags } from './job-flags.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
-type Sdk = typeof import('../client/index.ts');
-
-/**
- * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
- * loaded only when a command runs, which keeps `--help` fast.
- */
-async function withClient(o: { foreman: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
-  checkForemanUrls(o.foreman);
-  const sdk = await import('../client/index.ts');
-  const client = new sdk.Client({ url: o.foreman, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
-  try {
-    await fn(client, sdk);
-  } finally {
-    await client.close();
-  }
-}
-
-/**
- * A foreman URL needs its scheme: `localhost:8000` would otherwise be read as a URL of scheme
- * `localhost:`. The error shows the URL as it should be written.
- */
-function checkForemanUrls(value: string): void {
-  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
-  if (urls.length === 0) throw new Error('--foreman is empty: give the foreman\'s URL, e.g. http://localhost:8000');
-  if (urls.every((u) => /^(https?|wss?):\/\//i.test(u))) return;
-  const fixed = urls.map((u) => (/^(https?|wss?):\/\//i.test(u) ? u : `http://${u.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}`)).join(',');
-  const wrong = urls.find((u) => !/^(https?|wss?):\/\//i.test(u))!;
-  throw new Error(`the foreman URL ${wrong} needs http:// or https:// in front: --foreman ${fixed}`);
-}
-
-const foremanOption = (cmd: Command) => cmd
-  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000'))
-  .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
-  .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
-  .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')
-    .argParser(within(parseDuration, '--connect-timeout', { min: 0, max: UNITS.DAY, unit: 'ms' })).default(10_000, '10s'));
-
-function priorityArg(v: string): Priority {
-  if (!(PRIORITIES as readonly string[]).includes(v)) throw new Error(`priority must be one of ${PRIORITIES.join(', ')}`);
-  return v as Priority;
-}
-
-const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
-
 /** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
 const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
-
-/** `--run-on`: where a map job's tasks may run. */
-function runOnArg(v: string): 'any' | 'node' | 'browser' {
-  if (v !== 'any' && v !== 'node' && v !== 'browser') throw new Error(`--run-on takes any, node or browser, not "${v}"`);
-  return v;
-}
 
 /** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
 /** Upload a file from disk, named by its base name. */
@@ -73,47 +23,17 @@ const warn = (warnings: readonly string[]) => { for (const w of warnings) proces
 
 /** The client commands: map, submit, jobs, job, workers, stats, retry, cancel. */
 export function clientCommands(program: Command): void {
-  foremanOption(program.command('map')
+  foremanOption(startFlags(mapFlags(taskFlags(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
     .argument('<module>', 'module whose default export (or --export) is a self-contained function of one argument; or a Python file, module.py:function (or --export function), whose function runs in Pyodide on the workers')
     .argument('<inputs>', 'JSON file holding an array of arguments')
-    .option('--export <name>', 'named export to ship instead of the default')
-    .option('-o, --out <file>', 'write results to a file instead of stdout')
-    .option('--chunk-size <n>', 'arguments per task (default: chosen from the count)', within(parseIntArg, '--chunk-size', JOB_LIMITS.chunkSize))
-    .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <duration>', 'per-task timeout, e.g. 30s (at most 24d)', within(parseDuration, '--timeout', JOB_LIMITS.timeoutMs))
-    .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
-    .option('--run-on <where>', 'any (default), node (Node workers only) or browser (browser tabs that opened a join link only)', runOnArg)
-    .option('--max-attempts <n>', 'attempts per task', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
-    .option('--weight <w>', 'its share of the workers against your other jobs of its priority (default 1; 3 = three times as many tasks at once)', parseWeight)
-    .option('--max-concurrency <n>', 'at most this many of its tasks run at once', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
-    .option('--deadline <time>', 'fail its unfinished tasks (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg))
+    .option('-o, --out <file>', 'write results to a file instead of stdout')))))
     .action(async (modulePath: string, inputsPath: string, o) => {
       checkForemanUrls(o.foreman);
-      const python = splitPythonTarget(modulePath);
-      let fn: MapFunction<unknown, unknown>;
-      if (python.path.endsWith('.py')) {
-        if (!existsSync(python.path)) throw new Error(`Python file ${python.path} does not exist`);
-        const picked = pythonFunctionFromFile(python.path, python.name ?? o.export);
-        fn = { python: picked.source, name: picked.name };
-      } else {
-        const mod = await loadModule(modulePath, 'map module');
-        const exported: unknown = o.export ? mod[o.export] : mod.default;
-        if (typeof exported !== 'function') throw new Error(`map module ${modulePath} has no ${o.export ? `export "${o.export}"` : 'default export'} that is a function`);
-        fn = exported as (x: unknown) => unknown;
-      }
-      if (!existsSync(inputsPath)) throw new Error(`inputs file ${inputsPath} does not exist`);
-      const args = parseJsonArg(readFileSync(inputsPath, 'utf8'), inputsPath);
-      if (!Array.isArray(args)) throw new Error(`${inputsPath} must hold a JSON array of arguments`);
+      const fn = await mapFunctionFrom(modulePath, o.export);
+      const args = mapInputsFrom(inputsPath);
       await withClient(o, async (client) => {
-        const job = await client.submitMap(fn, args, {
-          ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.priority ? { priority: o.priority } : {}),
-          ...(o.timeout ? { timeoutMs: o.timeout } : {}), ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}),
-          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),
-          ...(o.weight !== undefined ? { weight: o.weight } : {}), ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}),
-          ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
-          name: `${modulePath} over ${args.length}`,
-        });
+        const job = await client.submitMap(fn, args, { ...jobOptionsFrom(o), name: `${modulePath} over ${args.length}` });
         warn(job.warnings);
         const bar = new ProgressBar(`job ${job.id.slice(0, 8)}`);
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
@@ -134,27 +54,19 @@ export function clientCommands(program: Command): void {
       });
     });
 
-  foremanOption(program.command('submit')
+  foremanOption(startFlags(taskFlags(program.command('submit')
     .description('Submit one named task and (by default) wait for its result')
     .argument('<type>', 'task type, e.g. image.resize')
-    .argument('<input>', 'task input as JSON')
-    .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
-    .option('--timeout <duration>', 'task timeout, e.g. 30s (at most 24d)', within(parseDuration, '--timeout', JOB_LIMITS.timeoutMs))
-    .option('--queue-timeout <duration>', 'fail the task if no worker has started it this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
-    .option('--max-attempts <n>', 'attempts before the task fails for good', within(parseIntArg, '--max-attempts', JOB_LIMITS.maxAttempts))
+    .argument('<input>', 'task input as JSON'))
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
-    .option('--deadline <time>', 'fail the task if unfinished (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg)
     .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
-    .option('--no-wait', 'print the task id and return at once'))
+    .option('--no-wait', 'print the task id and return at once')))
     .action(async (type: string, inputText: string, o) => {
       await withClient(o, async (client, { JobFailedError }) => {
         const files: string[] = [];
         for (const path of (o.file ?? []) as string[]) files.push((await uploadFrom(client, path)).fileId);
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
-          ...(files.length ? { files } : {}),
-          ...(o.priority ? { priority: o.priority } : {}), ...(o.timeout ? { timeoutMs: o.timeout } : {}),
-          ...(o.maxAttempts ? { maxAttempts: o.maxAttempts } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
-          ...(o.queueTimeout ? { queueTimeoutMs: o.queueTimeout } : {}), ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
+          ...jobOptionsFrom(o), ...(files.length ? { files } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
         });
         warn(task.job.warnings);
         if (!o.wait) { print({ task_id: task.taskId, job_id: task.jobId, position: task.position }); return; }
@@ -170,7 +82,7 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('jobs')
     .description('List jobs, newest first: a table of id, name (else task type or function), state, progress, tasks and age')
-    .option('--status <status>', 'queued, running, completed, failed or cancelled')
+    .option('--status <status>', 'scheduled, queued, running, completed, failed or cancelled')
     .option('--limit <n>', 'how many (at most 10000)', within(parseIntArg, '--limit', { min: 1, max: 10_000 }), 20)
     .option('--json', 'print the jobs as the REST API has them (GET /api/jobs)'))
     .action(async (o) => {
@@ -267,18 +179,15 @@ export function clientCommands(program: Command): void {
     });
 
   const graph = program.command('graph').description('Task graphs: run one from a JSON file and follow its nodes, or show one');
-  foremanOption(graph.command('run')
+  foremanOption(startFlags(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
     .option('--poll <duration>', 'how often to look at the nodes', within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' }), 500)
-    .option('--deadline <time>', 'fail its unfinished nodes (CC_ERR_DEADLINE) past this time: an RFC 3339 time, epoch ms, or a duration from now such as 30m', parseTimeArg)
-    .option('--no-wait', 'print the job id and return at once'))
+    .option('--no-wait', 'print the job id and return at once')))
     .action(async (file: string, o) => {
-      if (!existsSync(file)) throw new Error(`graph file ${file} does not exist`);
-      const spec = parseJsonArg(readFileSync(file, 'utf8'), file) as { nodes?: unknown; name?: string };
-      if (!spec || typeof spec !== 'object' || !Array.isArray(spec.nodes)) throw new Error(`${file} must hold a JSON object with a "nodes" array`);
+      const spec = graphFrom(file);
       await withClient(o, async (client, { JobFailedError }) => {
-        const handle = await client.submitGraph({ name: spec.name ?? file, ...(spec as object), ...(o.deadline !== undefined ? { deadline: o.deadline } : {}) } as Parameters<ClientType['submitGraph']>[0]);
+        const handle = await client.submitGraph({ name: spec.name ?? file, ...spec, ...jobOptionsFrom(o) } as Parameters<ClientType['submitGraph']>[0]);
         warn(handle.job.warnings);
         if (!o.wait) { print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output }); return; }
         process.stderr.write(`graph ${handle.jobId}: ${handle.nodeIds.length} nodes, output ${handle.output}\n`);

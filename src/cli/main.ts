@@ -6,6 +6,7 @@ import { clientCommands } from './client-commands.ts';
 import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
 import { pruneCommand } from './prune-command.ts';
+import { scheduleCommands } from './schedule-commands.ts';
 
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
@@ -16,6 +17,7 @@ demoCommand(program);
 foremanCommand(program);
 workerCommand(program);
 clientCommands(program);
+scheduleCommands(program);
 credentialCommands(program);
 pruneCommand(program);
 

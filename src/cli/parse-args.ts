@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import ms from 'ms';
-import { boundProblem, JOB_LIMITS, type Bound } from '../protocol/index.ts';
+import { boundProblem, JOB_LIMITS, TimeFieldSchema, parseDuration as protocolDuration, type Bound } from '../protocol/index.ts';
 
 /** A non-negative integer option. */
 export function parseIntArg(value: string): number {
@@ -79,4 +79,29 @@ export function parseTimeArg(value: string, now = Date.now()): number {
   const d = ms(v as ms.StringValue);
   if (typeof d === 'number' && Number.isFinite(d) && d > 0) return now + Math.round(d);
   throw new InvalidArgumentError(`"${value}" is not a time: give an RFC 3339 time (2026-12-06T20:00:00Z), epoch milliseconds, or a duration from now (30m, 2h)`);
+}
+
+/**
+ * `--at`: an RFC 3339 time with its offset (`2026-12-06T20:00:00Z`, `2026-12-06T21:00:00+01:00`)
+ * or epoch milliseconds, passed on as written (the foreman reads both).
+ */
+export function parseTime(flag: string): (value: string) => string | number {
+  return (value) => {
+    const v = value.trim();
+    if (/^\d+$/.test(v)) return Number(v);
+    if (TimeFieldSchema.safeParse(v).success) return v;
+    throw new InvalidArgumentError(`${flag} "${value}" is not a time: give an RFC 3339 time with its offset, such as 2026-12-06T20:00:00Z, or epoch milliseconds`);
+  };
+}
+
+/** A duration flag read as the protocol reads durations (`500ms`, `30s`, `10m`, `1h`, `2d`, or milliseconds), within `min`..`max` ms. */
+export function parseDurationFlag(flag: string, max: number, min = 0): (value: string) => number {
+  return (value) => {
+    const v = value.trim();
+    const n = /^\d+$/.test(v) ? Number(v) : protocolDuration(v);
+    if (n === undefined) throw new InvalidArgumentError(`${flag} "${value}" is not a duration (e.g. 500ms, 30s, 10m, 1h, 2d, or milliseconds)`);
+    const problem = boundProblem(n, { min, max, unit: 'ms' });
+    if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
+    return n;
+  };
 }

@@ -14,14 +14,14 @@ import { localCredentialsAt } from '../host/local-credentials.ts';
 import {
   CrowdComputeError, camelKeys, camelKeysOf, snakeKeysOf, JobSpecSchema, ScheduleSpecSchema, SchedulePatchSchema,
   type ScheduleSpec, type SchedulePatch, type ScheduleView, type ScheduleRunView, type ScheduleBackfillView, type ScheduleTriggerView,
-  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type Requirements, type FileView, type JobOptions, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
+  type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type FileView, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
   type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
 import { planGraph } from '../core/graph.ts';
 import { chooseChunkSize } from '../core/chunking.ts';
-import { functionSource } from './function-source.ts';
+import { mapJobSpec, taskJobSpec, wireSpec, type JobOptions, type MapFunction, type MapOptions, type SdkJobSpec, type TaskOptions } from './job-specs.ts';
 import { OpenJob, type SendPart } from './open-job.ts';
 import { GraphHandle, JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
@@ -45,53 +45,12 @@ export interface ClientOptions {
   logLevel?: string;
 }
 
-export type { JobOptions };
-
-/** Options of a map job. */
-export interface MapOptions extends JobOptions {
-  /** Arguments per task; default chosen by the foreman from the argument count. */
-  chunkSize?: number;
-  /**
-   * Where its tasks may run: `'any'` worker (default), only `'node'` workers, or only
-   * `'browser'` tabs that joined through a join link.
-   */
-  runOn?: 'any' | 'node' | 'browser';
-  onProgress?: (p: JobProgress) => void;
-}
-
-/** Options of a single named task. */
-export interface TaskOptions extends JobOptions {
-  taskId?: string;
-  /** Resources its worker must have free (`{ cpu, memoryMb, gpu, labels }`). */
-  requires?: Requirements;
-  /** Files it carries (ids from `uploadFile`). */
-  files?: string[];
-}
+export type { JobOptions, MapOptions, TaskOptions, MapFunction, SdkJobSpec };
 
 /** Jobs of more tasks or arguments than this are sent open, in parts. */
 const STREAM_ABOVE_ITEMS = 20_000;
 /** Results per page when reading a job's results. */
 const RESULTS_PAGE = 10_000;
-
-/** The function's name goes along for lists: source text loses it for `const square = (x) => …`. */
-/**
- * What `map` ships: a JavaScript function (or its source), or a Python function's source as
- * `{ python: source, name? }`, which runs in Pyodide on Node workers and browser tabs.
- */
-export type MapFunction<T, R> = ((arg: T) => R | Promise<R>) | string | { python: string; name?: string };
-
-/** A map job's `code`, `language` and `functionName`, from what `map` was given. */
-function shippedFunction(fn: MapFunction<never, unknown>): { code: string; language?: 'python'; functionName?: string } {
-  if (typeof fn === 'object' && fn !== null && typeof (fn as { python?: unknown }).python === 'string') {
-    const { python, name } = fn as { python: string; name?: string };
-    return { code: python, language: 'python', ...(name ? { functionName: name.slice(0, 200) } : {}) };
-  }
-  return { code: functionSource(fn as never), ...functionNameOf(fn) };
-}
-
-function functionNameOf(fn: unknown): { functionName?: string } {
-  return typeof fn === 'function' && fn.name ? { functionName: fn.name.slice(0, 200) } : {};
-}
 
 /** A page of a job's results, as `getJobResults` and `resultPages` return it. */
 export interface ResultsPage {
@@ -234,8 +193,8 @@ export class Client {
       await open.append(args);
       return open.seal();
     }
-    const { onProgress, chunkSize, ...common } = options;
-    const handle = await this.submitJob<R>({ kind: 'map', ...shippedFunction(fn), args: [...args], ...(chunkSize ? { chunkSize } : {}), ...common });
+    const { onProgress, ...rest } = options;
+    const handle = await this.submitJob<R>(mapJobSpec(fn, args, rest));
     if (onProgress) handle.onProgress(onProgress);
     return handle;
   }
@@ -246,8 +205,8 @@ export class Client {
    * chunk size is fixed now (`chunkSize`, default 100): the total is not known yet.
    */
   async openMap<T, R>(fn: MapFunction<T, R>, options: MapOptions = {}): Promise<OpenJob<R, T>> {
-    const { onProgress, chunkSize, ...common } = options;
-    const handle = await this.submitJob<R>({ kind: 'map', ...shippedFunction(fn), args: [], open: true, ...(chunkSize ? { chunkSize } : {}), ...common });
+    const { onProgress, ...rest } = options;
+    const handle = await this.submitJob<R>({ ...mapJobSpec(fn, [], rest), open: true });
     if (onProgress) handle.onProgress(onProgress);
     const info = await this.getJob(handle.id);
     return new OpenJob<R, T>(handle, 'map', { chunkSize: info.chunkSize ?? 1, initial: info.argCount ?? 0, send: this.sendPart });
@@ -268,10 +227,9 @@ export class Client {
 
   /** Submit one named task (`image.resize`) with its input. */
   async submit<I = unknown, R = unknown>(type: string, input: I, options: TaskOptions = {}): Promise<TaskHandle<R>> {
-    const { taskId, requires, files, ...common } = options;
-    const job = await this.submitJob<R>({ kind: 'tasks', tasks: [{ type, input, ...(taskId ? { taskId } : {}), ...(requires ? { requires } : {}), ...(files ? { files } : {}) }], ...common });
+    const job = await this.submitJob<R>(taskJobSpec(type, input, options));
     // Tasks of a job are named `<jobId>.<index>` unless the caller named them.
-    return new TaskHandle<R>(job, taskId ?? `${job.id}.0`);
+    return new TaskHandle<R>(job, options.taskId ?? `${job.id}.0`);
   }
 
   /** Submit many named tasks as one job: one commit, results in order. */
@@ -290,7 +248,7 @@ export class Client {
    * nodes allow (completed, or, with an input adapter, as soon as they write artifacts).
    * The graph is checked here first (ids, dependencies, cycles), with errors naming the node.
    */
-  async submitGraph<R = unknown>(spec: Omit<GraphJobSpec, 'kind'> & { kind?: 'graph' }): Promise<GraphHandle<R>> {
+  async submitGraph<R = unknown>(spec: Omit<GraphJobSpec, 'kind' | 'runAt'> & { kind?: 'graph'; runAt?: Date | number | string }): Promise<GraphHandle<R>> {
     const { output } = planGraph('check', { nodes: spec.nodes, output: spec.output });
     const job = await this.submitJob<unknown>({ ...spec, kind: 'graph' });
     return new GraphHandle<R>(job, spec.nodes.map((n) => n.id), output);
@@ -308,10 +266,10 @@ export class Client {
     };
   }
 
-  /** Submit a job spec as the protocol defines it. */
-  async submitJob<R = unknown>(spec: JobSpec): Promise<JobHandle<R>> {
+  /** Submit a job spec as the protocol defines it (`runAt` may be a `Date` too). */
+  async submitJob<R = unknown>(spec: SdkJobSpec): Promise<JobHandle<R>> {
     if (this.closed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client is closed');
-    const job: JobSpec = { ...spec, idempotencyKey: spec.idempotencyKey ?? `auto-${crypto.randomUUID()}` };
+    const job: JobSpec = { ...wireSpec(spec), idempotencyKey: spec.idempotencyKey ?? `auto-${crypto.randomUUID()}` };
     await this.connect();
     return new Promise<JobHandle<R>>((resolve, reject) => {
       const requestId = crypto.randomUUID();

@@ -3,3 +3,4 @@ export type { ScheduleSpec, SchedulePatch, ScheduleOverlap, ScheduleCatchUpPolic
 export { GraphHandle, JobHandle, TaskHandle, JobFailedError, type JobOutcome, type JobProgress, type JobFailure, type TaskProgressEvent } from './job-handle.ts';
 export { functionSource } from './function-source.ts';
 export { OpenJob } from './open-job.ts';
+export { mapJobSpec, taskJobSpec, type SdkJobSpec } from './job-specs.ts';

@@ -103,6 +103,7 @@ test('every page works under its Content-Security-Policy with no violation; the 
     await worker.start();
     const job = await client.submitMany(Array.from({ length: 5 }, (_, i) => ({ type: 'csp.echo', input: i })), { name: 'echoes' });
     await job.result();
+    await client.createSchedule({ id: 'csp-echoes', every: '1h', job: { kind: 'tasks', tasks: [{ type: 'csp.echo', input: 'tick' }] } });
     const context = await newContext(browser);
     const errorsOf = await watch(context);
     const page = await context.newPage();
@@ -115,7 +116,8 @@ test('every page works under its Content-Security-Policy with no violation; the 
     await page.locator('.uplot').first().waitFor();
     assert.deepEqual(errorsOf(page), [], 'the login page and the dashboard load with no violation');
     await refusesInlineScript(page, errorsOf(page));
-    for (const [path, ready] of [['/jobs', `[data-job="${job.id}"]`], [`/jobs/${job.id}`, '.job-head'], ['/workers', '[data-worker="csp-worker"]'], ['/workers/csp-worker', 'h2']] as const) {
+    for (const [path, ready] of [['/jobs', `[data-job="${job.id}"]`], [`/jobs/${job.id}`, '.job-head'], ['/workers', '[data-worker="csp-worker"]'], ['/workers/csp-worker', 'h2'],
+      ['/schedules', '[data-schedule="csp-echoes"]'], ['/schedules/csp-echoes', '[data-testid="next-runs"] tr']] as const) {
       await page.goto(`${foreman.url}${path}`);
       await page.locator(ready).first().waitFor();
     }

@@ -1,7 +1,7 @@
 // One job: what it is, how far it got, its tasks with their inputs, results, errors and every
 // attempt, and the Cancel and Retry buttons.
 import { html, api, age, duration, preview, num, State, useEffect, useState, useRef } from '../common.js';
-import { JobProgress, Counts, jobTitle, unservedTypes, labelTypes, Link } from './shared.js';
+import { JobProgress, Counts, jobTitle, unservedTypes, labelTypes, Link, STATES } from './shared.js';
 
 const PAGE = 50;
 const LANGUAGE_NAMES = { javascript: 'JavaScript', python: 'Python' };
@@ -104,7 +104,7 @@ export function JobPage({ id, live }) {
   if (!job) return html`<p class="muted">Loading…</p>`;
   const retryable = job.failed_tasks + job.cancelled_tasks > 0;
   const waiting = !TERMINAL.has(job.status) && job.completed_tasks + job.failed_tasks + job.cancelled_tasks < job.total_tasks;
-  const types = [...new Set([...labelTypes(job), ...(tasks ?? []).filter((t) => t.status === 'queued' && t.kind === 'named').map((t) => t.type)])];
+  const types = [...new Set([...labelTypes(job), ...(tasks ?? []).filter((t) => (t.status === 'queued' || t.status === 'scheduled') && t.kind === 'named').map((t) => t.type)])];
   const unserved = waiting ? unservedTypes(job, types, live.workers) : [];
   return html`
     <p class="small"><${Link} href="/jobs">← all jobs</${Link}></p>
@@ -136,7 +136,7 @@ export function JobPage({ id, live }) {
     ${graph ? html`<${GraphNodes} graph=${graph} />` : ''}
     <div class="section-head"><h2>Tasks</h2>
       <div class="filters"><select aria-label="task state" value=${status} onChange=${(e) => { setFrom(0); setStatus(e.currentTarget.value); }}>
-        <option value="">every state</option>${['queued', 'running', 'completed', 'failed', 'cancelled'].map((s) => html`<option value=${s}>${s}</option>`)}</select></div></div>
+        <option value="">every state</option>${STATES.map((s) => html`<option value=${s}>${s}</option>`)}</select></div></div>
     <div class="table-wrap"><table class="tasks">
       <thead><tr><th class="num">#</th><th>type</th><th>state</th><th class="num">attempt</th><th class="hide-narrow">worker</th><th>result or error</th><th></th></tr></thead>
       <tbody>${(tasks ?? []).map((t) => html`<${TaskRow} key=${t.task_id} task=${t} busy=${busy} onRetry=${(taskId) => act('retry', `/api/tasks/${encodeURIComponent(taskId)}/retry`)} />`)}

@@ -1,7 +1,7 @@
 // The job list: filters by state, text (task type, function, name, id) and time; pages; rows
 // updated live as their jobs change.
 import { html, api, age, State, useEffect, useState, useRef } from '../common.js';
-import { Link, JobProgress, Counts, jobTitle } from './shared.js';
+import { Link, JobProgress, Counts, jobTitle, STATES } from './shared.js';
 
 const PAGE = 50;
 const SINCE = { '': 'any time', '1h': 'last hour', '24h': 'last 24 hours', '7d': 'last 7 days' };
@@ -61,7 +61,7 @@ export function Jobs({ live }) {
     <h2>Jobs</h2>
     <div class="filters" role="search">
       <select aria-label="state" value=${f.status} onChange=${(e) => setF({ ...f, status: e.currentTarget.value, page: 0 })}>
-        <option value="">every state</option>${['queued', 'running', 'completed', 'failed', 'cancelled'].map((s) => html`<option value=${s}>${s}</option>`)}
+        <option value="">every state</option>${STATES.map((s) => html`<option value=${s}>${s}</option>`)}
       </select>
       <input type="search" aria-label="search" placeholder="task type, function, name or id" value=${text} onInput=${(e) => setText(e.currentTarget.value)} />
       <select aria-label="created" value=${f.since} onChange=${(e) => setF({ ...f, since: e.currentTarget.value, page: 0 })}>

@@ -12,6 +12,12 @@ export function navigate(path) {
 export const Link = ({ href, children, class: cls }) => html`<a href=${href} class=${cls}
   onClick=${(e) => { if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return; e.preventDefault(); navigate(href); }}>${children}</a>`;
 
+/**
+ * Every state a job or task can be in, in the order work moves through them (as the foreman's
+ * protocol lists them): `scheduled` waits for its start time, `queued` for a worker.
+ */
+export const STATES = ['scheduled', 'queued', 'running', 'completed', 'failed', 'cancelled'];
+
 /** What a job runs, in a few words: its name, else its task types or function. */
 export const jobTitle = (j) => j.name || j.label || (j.kind === 'map' ? 'map job' : 'tasks');
 

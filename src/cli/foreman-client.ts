@@ -1,0 +1,51 @@
+/**
+ * What every command that talks to a foreman shares: the `--foreman` flags (URL, key, CA,
+ * connect timeout), a client opened on them and closed afterwards, and JSON on stdout.
+ */
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import type { Client as ClientType } from '../client/index.ts';
+import { UNITS } from '../protocol/index.ts';
+import { parseDuration, within } from './parse-args.ts';
+
+export type Sdk = typeof import('../client/index.ts');
+
+/**
+ * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
+ * loaded only when a command runs, which keeps `--help` fast.
+ */
+export async function withClient(o: { foreman: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+  checkForemanUrls(o.foreman);
+  const sdk = await import('../client/index.ts');
+  const client = new sdk.Client({ url: o.foreman, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
+  try {
+    await fn(client, sdk);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * A foreman URL needs its scheme: `localhost:8000` would otherwise be read as a URL of scheme
+ * `localhost:`. The error shows the URL as it should be written.
+ */
+export function checkForemanUrls(value: string): void {
+  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new Error('--foreman is empty: give the foreman\'s URL, e.g. http://localhost:8000');
+  if (urls.every((u) => /^(https?|wss?):\/\//i.test(u))) return;
+  const fixed = urls.map((u) => (/^(https?|wss?):\/\//i.test(u) ? u : `http://${u.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}`)).join(',');
+  const wrong = urls.find((u) => !/^(https?|wss?):\/\//i.test(u))!;
+  throw new Error(`the foreman URL ${wrong} needs http:// or https:// in front: --foreman ${fixed}`);
+}
+
+/** The flags that say which foreman to talk to and how. */
+export const foremanOption = (cmd: Command) => cmd
+  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000'))
+  .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
+  .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
+  .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')
+    .argParser(within(parseDuration, '--connect-timeout', { min: 0, max: UNITS.DAY, unit: 'ms' })).default(10_000, '10s'));
+
+/** A value as indented JSON on stdout. */
+export const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+

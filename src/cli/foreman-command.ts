@@ -31,6 +31,7 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser; env?: st
   { key: 'browserHeartbeatIntervalMs', arg: '<duration>', help: 'how often browser tabs heartbeat', parse: parseDuration },
   { key: 'browserLeaseTtlMs', arg: '<duration>', help: 'how long a browser tab\'s assignment is held without a heartbeat', parse: parseDuration },
   { key: 'maxTasksPerBrowser', arg: '<n>', help: 'most tasks a browser tab holds at once', parse: parseIntArg },
+  { key: 'maxSchedulesPerKey', arg: '<n>', help: 'most schedules one API key may keep', parse: parseIntArg },
   { key: 'sweepIntervalMs', arg: '<duration>', help: 'how often idle workers look for work nobody announced (retries coming due)', parse: parseDuration },
   { key: 'maxAuthFailuresPerMinute', arg: '<n>', help: 'failed credential checks one client address, or one key or token id, may make per minute; past that, failed checks get 429 (valid credentials are always accepted)', parse: parseIntArg },
   { key: 'authenticateWithinMs', arg: '<duration>', help: 'a WebSocket connection that proves nothing (no key, no valid worker hello) this long is closed', parse: parseDuration },

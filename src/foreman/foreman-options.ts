@@ -73,6 +73,7 @@ export const FOREMAN_DEFAULTS = {
   browserHeartbeatIntervalMs: 2_000,
   browserLeaseTtlMs: 10_000,
   maxTasksPerBrowser: 4,
+  maxSchedulesPerKey: 10_000,
   /**
    * A request whose headers have not all arrived this long after it began is refused (408) and
    * its connection closed: a client dripping its headers byte by byte holds nothing for long.
@@ -129,6 +130,7 @@ export const FOREMAN_BOUNDS = {
   browserHeartbeatIntervalMs: { flag: '--browser-heartbeat-interval', min: 1, max: HOUR, unit: 'ms' },
   browserLeaseTtlMs: { flag: '--browser-lease-ttl', min: 1, max: DAY, unit: 'ms' },
   maxTasksPerBrowser: { flag: '--max-tasks-per-browser', min: 1, max: 1_000 },
+  maxSchedulesPerKey: { flag: '--max-schedules', min: 1, max: 10_000_000 },
   // SQLite's own largest database is about 281 TB.
   maxDatabaseBytes: { flag: '--max-database-size', min: 1, max: 256 * TiB, unit: 'bytes' },
   headersTimeoutMs: { flag: '--headers-timeout', min: 1, max: HOUR, unit: 'ms' },
@@ -246,6 +248,8 @@ export interface ForemanOptions {
   browserLeaseTtlMs?: number;
   /** Most tasks a browser tab holds at once. Default 4. */
   maxTasksPerBrowser?: number;
+  /** Most schedules one API key may keep (each fires jobs for ever, so a key's share is bounded). Default 10,000. */
+  maxSchedulesPerKey?: number;
   /**
    * A loop of the foreman (the dispatcher, the reapers, the pruner, the dashboard's feed) stuck in
    * one round, or failing every round, for this long makes /health answer 503 naming it. Default 60 s.

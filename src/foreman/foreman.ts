@@ -250,7 +250,7 @@ export class Foreman {
     // Recurring schedules: one timer for the earliest due, fires written under a guard (see scheduler.ts).
     const clock = this.clock;
     const scheduler = new Scheduler({ store, jobs, events, metrics, log, tracker: loops.track('scheduler') }, { clock });
-    const schedules = new ScheduleService({ store, jobs, log, clock, changed: () => void scheduler.lookAgain() });
+    const schedules = new ScheduleService({ store, jobs, log, clock, changed: () => void scheduler.lookAgain(), maxPerOwner: o.maxSchedulesPerKey });
     const workerMessages = new WorkerMessages({ store, registry, dispatcher, events, log, auth },
       { foremanId: this.id, heartbeatIntervalMs: o.heartbeatIntervalMs, leaseTtlMs: o.leaseTtlMs, maxPayloadBytes: o.maxPayloadBytes, maxArtifactBytes: o.maxArtifactBytes,
         browserHeartbeatIntervalMs: o.browserHeartbeatIntervalMs, browserLeaseTtlMs: o.browserLeaseTtlMs, maxTasksPerBrowser: o.maxTasksPerBrowser });

@@ -342,3 +342,20 @@ for (const store of stores) {
     });
   });
 }
+
+test('a key keeps at most --max-schedules schedules; deleting one makes room', async () => {
+  const foreman = await startTestForeman({ maxSchedulesPerKey: 2 });
+  const client = new Client({ url: foreman.url });
+  try {
+    const job = { kind: 'tasks' as const, tasks: [{ type: 'capped.noop' }] };
+    await client.createSchedule({ id: 'cap-1', every: '1h', job });
+    await client.createSchedule({ id: 'cap-2', every: '1h', job });
+    await assert.rejects(client.createSchedule({ id: 'cap-3', every: '1h', job }),
+      (e: CrowdComputeError) => e.code === 'CC_ERR_INVALID_SCHEDULE' && /at most 2 per key \(--max-schedules\)/.test(e.message));
+    await client.deleteSchedule('cap-1');
+    assert.equal((await client.createSchedule({ id: 'cap-3', every: '1h', job })).id, 'cap-3');
+  } finally {
+    await client.close();
+    await foreman.cleanup();
+  }
+});

@@ -18,6 +18,8 @@ export interface ScheduleServiceDeps {
   changed: () => void;
   /** What time it is for the schedules (the foreman's clock). */
   clock: () => number;
+  /** Most schedules one owner may keep (--max-schedules). */
+  maxPerOwner: number;
 }
 
 /**
@@ -52,6 +54,13 @@ export class ScheduleService {
     this.mayManage(principal);
     const fields = scheduleFields(spec);
     await this.checkJob(fields, principal);
+    // A schedule fires for ever: one key's share of them is bounded, as its other work is.
+    const owner = ownerOf(principal);
+    const kept = (await this.d.store.scheduleList({ owner: owner ?? '' })).length;
+    if (kept >= this.d.maxPerOwner) {
+      throw new CrowdComputeError('CC_ERR_INVALID_SCHEDULE', `this key keeps ${kept} schedules, the foreman allows at most ${this.d.maxPerOwner} per key (--max-schedules); delete one first`,
+        { limit: this.d.maxPerOwner, actual: kept });
+    }
     const now = this.d.clock();
     const next = nextTick(ruleOf(fields), now);
     const made = await this.d.store.scheduleCreate({

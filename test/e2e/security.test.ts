@@ -62,6 +62,9 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
   const job = await call('POST', '/api/jobs', keys.submit, { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] });
   assert.equal(job.status, 201);
   const taskId = `${job.json.id}.0`;
+  const schedule = await call('POST', '/api/schedules', keys.submit, { id: 'sec-schedule', every: '1h', job: { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] } });
+  assert.equal(schedule.status, 201);
+  const sched = '/api/schedules/sec-schedule';
   // Each route: what it needs (a scope, or `own` = any key, for its own jobs) and a body.
   const routes: { method: string; path: string; openapi: string; needs: string; body?: unknown }[] = [
     { method: 'GET', path: '/api/stats', openapi: '/api/stats', needs: 'read' },
@@ -99,6 +102,15 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'POST', path: '/api/files?filename=a.txt', openapi: '/api/files', needs: 'submit', body: { any: 'bytes' } },
     { method: 'GET', path: '/api/files/nope', openapi: '/api/files/{id}', needs: 'own' },
     { method: 'GET', path: '/api/files/nope/download', openapi: '/api/files/{id}/download', needs: 'own' },
+    { method: 'GET', path: '/api/schedules', openapi: '/api/schedules', needs: 'own' },
+    { method: 'POST', path: '/api/schedules', openapi: '/api/schedules', needs: 'submit', body: { id: 'sec-other', every: '1h', job: { kind: 'tasks', tasks: [{ type: 'a' }] } } },
+    { method: 'GET', path: sched, openapi: '/api/schedules/{id}', needs: 'own' },
+    { method: 'PATCH', path: sched, openapi: '/api/schedules/{id}', needs: 'submit', body: { name: 'renamed' } },
+    { method: 'DELETE', path: sched, openapi: '/api/schedules/{id}', needs: 'submit' },
+    { method: 'POST', path: `${sched}/pause`, openapi: '/api/schedules/{id}/pause', needs: 'submit', body: {} },
+    { method: 'POST', path: `${sched}/resume`, openapi: '/api/schedules/{id}/resume', needs: 'submit', body: {} },
+    { method: 'POST', path: `${sched}/trigger`, openapi: '/api/schedules/{id}/trigger', needs: 'submit', body: {} },
+    { method: 'POST', path: `${sched}/backfill`, openapi: '/api/schedules/{id}/backfill', needs: 'submit', body: { from: 0, to: 1 } },
   ];
   const open = ['/health'];
   const documented = Object.keys((await call('GET', '/openapi.json', null)).json.paths);
@@ -118,11 +130,12 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
       assert.equal(res.status, 403, `${what} without the ${r.needs} scope`);
       assert.equal(res.json.code, 'CC_ERR_FORBIDDEN');
       assert.match(res.json.message, new RegExp(`"${r.needs}" scope`));
-    } else if (r.path.includes(job.json.id)) {
-      // Another key's job is not found, whatever the key may do otherwise.
+    }
+    if (r.path.includes(job.json.id) || (r.path.startsWith(sched) && r.needs !== 'read')) {
+      // Another key's job or schedule is not found, whatever the key may do otherwise.
       const res = await call(r.method, r.path, keys.submit2, r.body);
       assert.equal(res.status, 404, `${what} by another key`);
-      assert.match(res.json.code, /CC_ERR_(JOB|TASK)_NOT_FOUND/);
+      assert.match(res.json.code, /CC_ERR_(JOB|TASK|SCHEDULE)_NOT_FOUND/);
     }
   }
   // The owner and admin get through.
@@ -215,6 +228,10 @@ test('workers: wrong, forged, replayed and stale hellos are refused; a rotated t
   await refused({ ...hello('sec-w1'), auth: { ...forged, signature: forged.signature.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) } }, /not valid/);
   await refused({ ...hello('sec-w1'), auth: signHello(mine, 'sec-w1', 'elsewhere:9999') }, /not valid/);
   await refused({ ...hello('sec-w1'), auth: signHello(mine, 'sec-w1', host, Date.now() - 5 * 60_000) }, /off this foreman's clock/);
+  // A refusal whose reason is longer in UTF-8 than a close frame holds (a worker id in another
+  // script) still closes the connection at once.
+  const wide = 'ꧏ🬕ꔉ𛈚𘲜'.repeat(8);
+  await refused({ ...hello(wide), auth: signHello(mine, wide, host, Date.now() - 5 * 60_000) }, /off this foreman's clock/);
   const once = signHello(mine, 'sec-w1', host);
   const first = await RawSocket.open(foreman.wsUrl, { apiKey: null, token: null });
   first.send({ ...hello('sec-w1'), auth: once });

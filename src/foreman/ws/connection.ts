@@ -43,6 +43,27 @@ export class Connection implements Peer {
   close(code: number, reason: string): void {
     this.outbox.flush();
     this.closed = true;
-    try { this.socket.close(code, reason.slice(0, 120)); } catch { /* already closing */ }
+    try { this.socket.close(code, closeReason(reason)); } catch { /* already closing */ }
   }
+}
+
+/** The most bytes a WebSocket close frame's reason may hold (RFC 6455: 125 less the code's 2). */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * A close reason cut to what a close frame holds, in bytes of UTF-8 and at a character's
+ * boundary: a reason too long is refused by the socket (it throws), and the connection would
+ * stay open. Reasons carry what peers sent (a worker id in any script), so they are measured.
+ */
+export function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= MAX_CLOSE_REASON_BYTES) return text;
+  let bytes = 0;
+  let out = '';
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > MAX_CLOSE_REASON_BYTES) break;
+    bytes += n;
+    out += ch;
+  }
+  return out;
 }

@@ -170,7 +170,7 @@ export class WorkerMessages {
     const refuse = (err: CrowdComputeError) => {
       // A worker that cannot prove its token (or may not come in) gets the reason, then the door.
       peer.send({ type: 'error', ...err.toJSON() });
-      peer.close(4401, err.message.slice(0, 120));
+      peer.close(4401, err.message);
     };
     if (auth) {
       let who;

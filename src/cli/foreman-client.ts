@@ -8,6 +8,7 @@ import type { Client as ClientType } from '../client/index.ts';
 import { UNITS } from '../protocol/index.ts';
 import { parseDuration, within } from './parse-args.ts';
 
+/** The client SDK module, as `withClient` hands it to a command (loaded when the command runs). */
 export type Sdk = typeof import('../client/index.ts');
 
 /**

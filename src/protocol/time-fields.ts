@@ -53,7 +53,9 @@ export function durationField(maxMs: number, minMs = 0) {
     z.number().int('must be a whole number of milliseconds').min(minMs, atLeast).max(maxMs, atMost),
     z.string().max(100).refine((s) => parseDuration(s) !== undefined, 'must be milliseconds or a duration such as 500ms, 30s, 10m, 1h or 2d')
       .refine((s) => (parseDuration(s) ?? minMs) >= minMs, atLeast)
-      .refine((s) => (parseDuration(s) ?? maxMs) <= maxMs, atMost),
+      .refine((s) => (parseDuration(s) ?? maxMs) <= maxMs, atMost)
+      // Values within the bounds, for documentation and for generating valid messages in tests.
+      .meta({ examples: [`${minMs}ms`, `${Math.round((minMs + maxMs) / 2)}ms`, `${maxMs}ms`] }),
   ]).describe('milliseconds, or a duration such as 30s, 10m, 1h');
 }
 

@@ -80,6 +80,9 @@ export function arbitraryOf(schema: z.ZodType): fc.Arbitrary<unknown> {
       return jsonArbitrary;
     case 'string': {
       const checks = checksOf(def);
+      // A refined string (a duration's text): no generator knows its rule; its examples are valid.
+      const examples = (schema as { meta?: () => { examples?: unknown } | undefined }).meta?.()?.examples;
+      if (checks.some((c) => c.check === 'custom') && Array.isArray(examples) && examples.length > 0) return fc.constantFrom(...(examples as unknown[]));
       const regex = checks.find((c) => c.check === 'string_format' && c.format === 'regex');
       if (regex) return fc.stringMatching(regex.pattern as RegExp);
       // A format (email, datetime, ...) sits on the schema itself (z.email()) or among its checks.

@@ -476,3 +476,22 @@ test('the redirect to the login page carries a path of this site only', async ()
     assert.equal(new URL(next, foreman.url).origin, new URL(foreman.url).origin, `${target}: ${next}`);
   }
 });
+
+test("a revoked key's schedules stop firing: the foreman pauses them and says why", async () => {
+  const db = ['--database', foreman.databaseUrl];
+  const key = await cli(['key', 'create', '--scopes', 'submit', '--name', 'schedules then revoked', ...db]);
+  const keyId = key.split('_')[1];
+  const made = await call('POST', '/api/schedules', key, { id: 'sec-revoked-owner', every: '1s', job: { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] } });
+  assert.equal(made.status, 201);
+  await waitFor(async () => ((await call('GET', '/api/schedules/sec-revoked-owner', keys.admin)).json.recent_runs ?? []).length > 0, { message: 'the schedule fires while its key is valid' });
+  await cli(['key', 'revoke', keyId, ...db]);
+  const paused = await waitFor(async () => {
+    const s = (await call('GET', '/api/schedules/sec-revoked-owner', keys.admin)).json;
+    return s.paused ? s : null;
+  }, { message: 'the schedule is paused once its key is revoked' });
+  assert.match(paused.pause_note, new RegExp(`API key ${keyId} that owns it was revoked`));
+  const fired = paused.recent_runs.length;
+  // Paused: nothing more fires (checked after more than one tick's time has passed).
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.equal((await call('GET', '/api/schedules/sec-revoked-owner', keys.admin)).json.recent_runs.length, fired);
+});

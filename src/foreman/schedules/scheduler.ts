@@ -130,10 +130,29 @@ export class Scheduler implements Service {
     }
   }
 
+  /**
+   * The owners among these whose API key is revoked or gone: their schedules must not fire
+   * (a revoked key does nothing more, here as on a socket), so they are paused, saying why.
+   */
+  private async revokedOwners(due: ScheduleRecord[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const owner of new Set(due.map((s) => s.owner).filter((o): o is string => o !== null))) {
+      const key = await this.store.credentialGet(owner);
+      if (!key || key.revokedAt !== null) out.add(owner);
+    }
+    return out;
+  }
+
   /** Build each due schedule's step and write them in one transaction. */
   private async fireBatch(due: ScheduleRecord[], now: number): Promise<void> {
     const steps: { schedule: ScheduleRecord; step: ScheduleStep }[] = [];
+    const revoked = await this.revokedOwners(due);
     for (const s of due) {
+      if (s.owner !== null && revoked.has(s.owner)) {
+        await this.store.scheduleUpdate({ id: s.id, change: { paused: true, pauseNote: `paused by the foreman: the API key ${s.owner} that owns it was revoked` }, now: Date.now() });
+        this.log.warn({ scheduleId: s.id, owner: s.owner }, 'schedule paused: the API key that owns it was revoked');
+        continue;
+      }
       try {
         // Job rows carry the real time (creation, queue deadlines); ticks go by the clock.
         const step = scheduleStep(s, now, (spec, owner) => this.jobs.buildFired(spec, owner, Date.now()));

@@ -112,10 +112,11 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'POST', path: `${sched}/trigger`, openapi: '/api/schedules/{id}/trigger', needs: 'submit', body: {} },
     { method: 'POST', path: `${sched}/backfill`, openapi: '/api/schedules/{id}/backfill', needs: 'submit', body: { from: 0, to: 1 } },
   ];
-  const open = ['/health'];
+  const open = ['/health', '/health/live'];
   const documented = Object.keys((await call('GET', '/openapi.json', null)).json.paths);
   assert.deepEqual([...new Set(routes.map((r) => r.openapi)), ...open].sort(), documented.sort(), 'every documented route is in this matrix');
   assert.equal((await call('GET', '/health', null)).status, 200, '/health is open');
+  assert.equal((await call('GET', '/health/live', null)).status, 200, '/health/live is open');
 
   for (const r of routes) {
     const what = `${r.method} ${r.path}`;

@@ -10,10 +10,11 @@ import type { LoopHealth } from '../loop-health.ts';
 import { routeSchema } from './openapi.ts';
 
 /**
- * GET /health (the fields task-service health checks read, and the store's state) and
- * GET /metrics (Prometheus text). /health answers 503 while stopping, while the store is out, or
- * while a loop of the foreman makes no progress, with the reason, from what the foreman already
- * knows: a health check does not itself wait on a database that does not answer.
+ * GET /health (the fields task-service health checks read, and the store's state),
+ * GET /health/live and GET /metrics (Prometheus text). /health answers 503 while stopping, while
+ * the store is out, or while a loop of the foreman makes no progress, with the reason, from what
+ * the foreman already knows: a health check does not itself wait on a database that does not
+ * answer.
  */
 export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store; health: StoreHealth; loops: LoopHealth; registry: WorkerRegistry; metrics: ForemanMetrics; isStopping: () => boolean; metricsPublic: boolean }): void {
   const usage = new HostUsage();
@@ -49,6 +50,13 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { store: Store;
       timestamp: new Date().toISOString(),
     };
   });
+  // Liveness, apart from readiness (/health): answered by the event loop alone, so that an
+  // orchestrator restarts a foreman that no longer answers, but never foremen whose database is
+  // away (a restart would cut every worker's connection and bring the database back no sooner).
+  app.get('/health/live', {
+    config: { access: 'open' },
+    schema: routeSchema({ operationId: 'getLiveness', tags: ['system'], summary: 'Liveness: 200 while the foreman answers requests, whatever its store\'s state (GET /health says whether it is ready to serve)', response: { 200: z.object({ status: z.literal('alive') }) } }),
+  }, async () => ({ status: 'alive' as const }));
   // Both paths: /metrics as Prometheus scrapes it, /metrics/prometheus as task services name it.
   for (const [path, operationId] of [['/metrics', 'getMetrics'], ['/metrics/prometheus', 'getMetricsPrometheus']] as const) {
     app.get(path, {

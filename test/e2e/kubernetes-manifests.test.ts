@@ -28,7 +28,7 @@ import * as keda from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import * as monitoring from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { Client } from '../../src/client/index.ts';
 import { TASK_STATES } from '../../src/protocol/index.ts';
-import { freePort, waitFor } from '../../src/testing/index.ts';
+import { FreezableProxy, freePort, waitFor } from '../../src/testing/index.ts';
 import { testPostgresUrl } from '../../src/store/postgres/postgres-test-url.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -47,6 +47,8 @@ function kubectlMissing(): string | false {
   }
 }
 const missing = kubectlMissing();
+// Asked before any test runs: the renders below block the event loop for seconds at a time.
+const pgUrl = missing ? null : await testPostgresUrl();
 
 // ---- the objects, as rendered ----
 
@@ -269,6 +271,7 @@ for (const overlay of overlays) {
     const scaler = scalers[0];
     assert.equal(scaler.spec.scaleTargetRef.name, worker.metadata.name);
     assert.equal(scaler.spec.scaleTargetRef.kind ?? 'Deployment', 'Deployment');
+    assert.equal(worker.spec.replicas, undefined, 'the autoscaled Deployment names no replica count, which each kubectl apply would restore');
     let query: string;
     if (scaler.kind === 'ScaledObject') {
       assert.equal(scaler.spec.triggers.length, 1);
@@ -301,7 +304,6 @@ for (const overlay of overlays) {
 
 // ---- the rendered commands, run ----
 
-const pgUrl = missing ? null : await testPostgresUrl();
 
 /** `kubectl -n … exec deploy/<name> -- <command>` inside each `create secret` of the walkthrough. */
 function documentedExecs(): Map<string, { deployment: string; command: string[] }> {
@@ -312,7 +314,7 @@ function documentedExecs(): Map<string, { deployment: string; command: string[] 
   return out;
 }
 
-test('the production overlay\'s foreman and worker commands, run outside Kubernetes with the walkthrough\'s steps: ready, scraped, a job runs, a worker drains on SIGTERM', { skip: missing || (pgUrl ? false : 'no PostgreSQL reachable') }, async () => {
+test('the production overlay\'s foreman and worker commands, run outside Kubernetes with the walkthrough\'s steps: ready, scraped, a job runs, unready but alive while the database is away, a worker drains on SIGTERM', { skip: missing || (pgUrl ? false : 'no PostgreSQL reachable') }, async () => {
   const objects = render('production');
   const deployments = objects.filter((o) => o.kind === 'Deployment');
   const foreman = one(deployments, 'Deployment', (d) => role(d) === 'foreman');
@@ -323,11 +325,16 @@ test('the production overlay\'s foreman and worker commands, run outside Kuberne
   assert.deepEqual(entry.slice(0, 2), ['node', '--no-node-snapshot']);
 
   const schema = `cc_kubernetes_${process.pid}`;
+  // The database, behind a proxy that can take it away.
+  const proxy = await FreezableProxy.start(Number(new URL(pgUrl!).port || 5432));
+  const database = new URL(pgUrl!);
+  database.port = String(proxy.port);
+  database.searchParams.set('schema', schema);
   const scratch = mkdtempSync(join(tmpdir(), 'cc-kubernetes-'));
   // The Secrets of step 2; those of step 4 are filled in below.
   const secrets = new Map<string, Record<string, string>>([
     ['crowdcompute-secret', { secret: randomBytes(32).toString('base64') }],
-    ['crowdcompute-database', { url: `${pgUrl}?schema=${schema}` }],
+    ['crowdcompute-database', { url: database.toString() }],
   ]);
   const secret = (name: string, key: string) => {
     const v = secrets.get(name)?.[key];
@@ -427,6 +434,17 @@ test('the production overlay\'s foreman and worker commands, run outside Kuberne
       assert.ok(scrape!.text.includes(want), `the scrape has ${want.trim()}`);
     }
 
+    // The database goes away: the foremen are unready, alive, and keep their worker.
+    const liveness = containerOf(foreman).livenessProbe.httpGet;
+    proxy.cut();
+    for (const f of foremen) {
+      await waitFor(async () => (await get(f.port, probe.path))?.status === 503 || null, { timeoutMs: 60_000, message: `foreman on ${f.port} unready while the database is away` });
+      assert.equal((await get(f.port, liveness.path))?.status, 200, 'alive while the database is away');
+    }
+    assert.equal((await get(statusPort, wprobe.path))?.status, 200, 'the worker stays connected');
+    proxy.restore();
+    for (const f of foremen) await waitFor(async () => (await get(f.port, probe.path))?.status === 200 || null, { timeoutMs: 60_000, message: `foreman on ${f.port} ready again` });
+
     // A scale-down: SIGTERM drains the worker, which exits by itself within its grace period.
     const exited = new Promise<number | null>((r) => workerProcess.once('exit', (code) => r(code)));
     workerProcess.kill('SIGTERM');
@@ -439,6 +457,7 @@ test('the production overlay\'s foreman and worker commands, run outside Kuberne
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r)))));
     rmSync(scratch, { recursive: true, force: true });
+    await proxy.close();
     const c = new pg.Client({ connectionString: pgUrl! });
     await c.connect();
     await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);

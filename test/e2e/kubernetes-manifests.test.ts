@@ -77,12 +77,13 @@ const docs = readFileSync(join(root, 'docs/operations.md'), 'utf8');
 /** The metric names the foreman exports, read from its source so that renaming one fails here. */
 const foremanMetricNames = new Set([...readFileSync(join(root, 'src/foreman/foreman-metrics.ts'), 'utf8').matchAll(/name: '(crowdcompute_[a-z_]+)'/g)].map((m) => m[1]));
 
-/** Every long flag of a CLI command, from its --help. */
+/** Every long option of a CLI command, from its --help. */
 const helpFlags = new Map<string, Set<string>>();
 function flagsOf(command: string): Set<string> {
   if (!helpFlags.has(command)) {
     const help = execFileSync(process.execPath, ['--no-node-snapshot', 'bin/crowdcompute.js', command, '--help'], { cwd: root, encoding: 'utf8' });
-    helpFlags.set(command, new Set(help.match(/--[a-z][a-z-]*/g) ?? []));
+    // The options' own lines (`  -p, --port <port>  …`), not flags named in other options' help.
+    helpFlags.set(command, new Set([...help.matchAll(/^ {2}(?:-[a-zA-Z], )?(--[a-z][a-z-]*)/gm)].map((m) => m[1])));
   }
   return helpFlags.get(command)!;
 }

@@ -305,7 +305,6 @@ for (const overlay of overlays) {
 
 // ---- the rendered commands, run ----
 
-
 /** `kubectl -n … exec deploy/<name> -- <command>` inside each `create secret` of the walkthrough. */
 function documentedExecs(): Map<string, { deployment: string; command: string[] }> {
   const out = new Map<string, { deployment: string; command: string[] }>();

@@ -230,7 +230,7 @@ export const WorkerViewSchema = z.object({
   version: z.string().nullable(),
   foreman_id: z.string().nullable(),
   connected_at: isoTime,
-  last_seen_at: isoTime,
+  last_seen_at: isoTime.describe('when it was last heard from (a heartbeat, a result): live for a worker connected to the foreman that answers; for one connected elsewhere, as its foreman last wrote it (once a minute)'),
   disconnected_at: nullableTime,
   tasks_completed: z.number().int(),
   tasks_failed: z.number().int(),

@@ -108,8 +108,12 @@ export function taskView(t: TaskRecord): TaskView {
   };
 }
 
-/** A worker as the REST API shows it; `runningTasks` comes from the live session, if connected here. */
-export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
+/**
+ * A worker as the REST API shows it. `runningTasks` and `seenAt` come from its live session, if
+ * it is connected here: the stored last seen is refreshed only now and then (see
+ * WorkerRegistry.writeLastSeen), the session's at every heartbeat.
+ */
+export function workerView(w: WorkerRecord, runningTasks: number, seenAt: number | null = null): WorkerView {
   return {
     worker_id: w.id,
     status: w.state,
@@ -121,7 +125,7 @@ export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
     version: w.version,
     foreman_id: w.foremanId,
     connected_at: isoAlways(w.connectedAt),
-    last_seen_at: isoAlways(w.lastSeenAt),
+    last_seen_at: isoAlways(w.state === 'online' && seenAt !== null ? Math.max(w.lastSeenAt, seenAt) : w.lastSeenAt),
     disconnected_at: iso(w.disconnectedAt),
     tasks_completed: w.tasksCompleted,
     tasks_failed: w.tasksFailed,

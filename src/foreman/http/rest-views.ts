@@ -61,7 +61,8 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
 export function attemptsOf(t: TaskRecord): AttemptView[] {
   const out: AttemptView[] = t.attemptErrors.map((e) => ({
     attempt: e.attempt, worker_id: e.workerId,
-    status: e.error.code === 'CC_ERR_WORKER_LOST' ? 'lost' : 'failed',
+    // A worker that went away, or handed the task back as it stopped: no failure of the task.
+    status: e.error.code === 'CC_ERR_WORKER_LOST' || e.error.reason === 'released' ? 'lost' : 'failed',
     started_at: iso(e.startedAt ?? null), ended_at: isoAlways(e.at),
     duration_ms: e.startedAt ? e.at - e.startedAt : null, error: e.error,
   }));

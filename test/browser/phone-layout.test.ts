@@ -1,9 +1,10 @@
 /**
  * Every dashboard page on a phone (390 × 844): nothing sticks out of the screen or out of its
- * card unless it sits in a box that scrolls sideways, and a job page's failed task shows its
- * error and its Retry button. The same job page says how a task's attempts add up (lost with a
+ * card unless it sits in a box that scrolls sideways, every table wraps to its box (nothing cut
+ * at the edge), and a job page's failed task shows its error and its Retry button without any
+ * sideways scrolling. The same job page says how a task's attempts add up (lost with a
  * worker, failed, before a Retry) beside its max attempts, and names a map job's tasks by their
- * type, `map`, as the CLI and the REST API do. The Workers page shows an idle worker seen after
+ * type, `map`, as the CLI and the REST API do, and the jobs list each job by its kind. The Workers page shows an idle worker seen after
  * it connected. Screenshots of each page.
  */
 import { test } from 'node:test';
@@ -84,7 +85,7 @@ async function reachable(page: Page, selector: string): Promise<void> {
   assert.ok(seen.touched, `${selector} is not covered`);
 }
 
-test('the dashboard on a phone: every page fits or scrolls inside its card; a failed task\'s error and Retry are reachable; attempts add up; map tasks are "map"', { skip: browserSkip, timeout: 240_000 }, async () => {
+test('the dashboard on a phone: every page and table fits its width; a failed task\'s error and Retry are reachable; attempts add up; map tasks are "map"', { skip: browserSkip, timeout: 240_000 }, async () => {
   const foreman = await startTestForeman({ heartbeatIntervalMs: 200 });
   let release: () => void = () => {};
   const held = new Promise<void>((r) => { release = r; });
@@ -174,6 +175,11 @@ test('the dashboard on a phone: every page fits or scrolls inside its card; a fa
     await page.goto(`${foreman.url}/jobs/${map.id}`);
     await page.locator('[data-task]').first().waitFor();
     assert.deepEqual([...new Set(await page.locator('[data-task] td:nth-child(2)').allInnerTexts())], ['map']);
+    // And the jobs list names each job's kind as the REST API does (a graph is no list of tasks).
+    await page.goto(`${foreman.url}/jobs`);
+    await page.locator(`[data-job="${graph.id}"]`).waitFor();
+    assert.deepEqual([await page.locator(`[data-job="${map.id}"] [data-kind]`).textContent(), await page.locator(`[data-job="${graph.id}"] [data-kind]`).textContent(),
+      await page.locator(`[data-job="${failing.id}"] [data-kind]`).textContent()], ['map', 'graph', 'tasks']);
     assert.deepEqual(errors, [], 'no errors in the page');
     await close();
     release();

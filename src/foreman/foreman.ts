@@ -61,6 +61,12 @@ import { ScheduleService } from './schedules/schedule-service.ts';
 import { registerScheduleRoutes } from './http/schedule-routes.ts';
 
 const MiB = 1024 * 1024;
+/**
+ * How often the stored last seen of connected workers is brought up to date: what other
+ * foremen (and `crowdcompute workers` through them) see of a worker connected here is at most
+ * this old, for one small write a minute instead of one per heartbeat per worker.
+ */
+const LAST_SEEN_WRITE_MS = 60_000;
 
 /** The parts of a running foreman. */
 interface Parts {
@@ -298,6 +304,9 @@ export class Foreman {
       PeriodicService.of('connection reaper', checkEveryMs, log, (now) => ws.pingAndCull(now, o.leaseTtlMs)).watchedBy(loops),
       // Zombies: workers that heartbeat but hold a task past its deadline plus a lease TTL lose it.
       PeriodicService.of('zombie reaper', checkEveryMs, log, (now) => registry.revokeOverdue(now)).watchedBy(loops),
+      // Heartbeats refresh a worker's last seen in memory (the REST API shows that one); the
+      // store gets it once a minute, in one write for every worker heard from meanwhile.
+      PeriodicService.of('last seen writer', LAST_SEEN_WRITE_MS, log, () => registry.writeLastSeen()).watchedBy(loops),
       new LeaseReaper({ store, registry, events, metrics, workAvailable, health },
         { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log).watchedBy(loops),
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),

@@ -172,6 +172,12 @@ export interface WorkerRecord {
   tasksFailed: number;
 }
 
+/** Workers a foreman heard from, and when (see {@link Store.workerSeen}). */
+export interface WorkerSeenParams {
+  foremanId: string;
+  workers: readonly { id: string; at: number }[];
+}
+
 /** A task to insert with its job. */
 export interface NewTask {
   id: string;
@@ -927,6 +933,12 @@ export interface Store {
 
   workerUpsert(params: Omit<WorkerRecord, 'tasksCompleted' | 'tasksFailed' | 'disconnectedAt'>): Promise<void>;
   workerDisconnected(params: { workerId: string; now: number }): Promise<void>;
+  /**
+   * Note when workers connected to `foremanId` were last heard from, in one write for many: a
+   * foreman refreshes its workers' `lastSeenAt` now and then rather than at every heartbeat.
+   * A row only moves forward, and only while the worker is online at that foreman.
+   */
+  workerSeen(params: WorkerSeenParams): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
 
   stats(): Promise<StoreStats>;

@@ -149,6 +149,7 @@ test('SIGTERM to a worker process: it takes nothing new, finishes what runs, and
     assert.equal(tasks[0].workerId, 'leaving', 'the short task finished during the drain');
     assert.equal(tasks[1].workerId, 'staying', 'the long one was handed back and ran elsewhere');
     assert.equal((tasks[1].attemptErrors[0].error as { reason: string }).reason, 'released');
+    assert.deepEqual(tasks[1].attempts.map((a) => a.status), ['lost', 'completed'], 'a handed-back attempt is shown lost, not failed');
     assert.equal(tasks[2].workerId, 'staying', 'nothing new went to the draining worker');
   } finally {
     leaving.kill('SIGKILL');

@@ -9,23 +9,40 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 function Attempts({ task }) {
   if (!task.attempts.length) return html`<p class="muted small">Not started yet.</p>`;
-  return html`<table class="attempts"><thead><tr><th>#</th><th>worker</th><th>ended</th><th>started</th><th class="num">took</th><th>error</th></tr></thead><tbody>
+  return html`<table class="attempts"><thead><tr><th>#</th><th>worker</th><th>ended</th><th class="hide-narrow">started</th><th class="num hide-narrow">took</th><th>error</th></tr></thead><tbody>
     ${task.attempts.map((a) => html`<tr><td>${a.attempt}</td><td>${a.worker_id ? html`<${Link} href=${`/workers/${encodeURIComponent(a.worker_id)}`}>${a.worker_id}</${Link}>` : '–'}</td>
       <td><${State} state=${a.status === 'lost' ? 'failed' : a.status} />${a.status === 'lost' ? html` <span class="small muted">lost</span>` : ''}</td>
-      <td class="small muted">${a.started_at ? new Date(a.started_at).toLocaleTimeString() : '–'}</td>
-      <td class="num small">${a.duration_ms !== null ? duration(a.duration_ms) : '–'}</td>
+      <td class="small muted hide-narrow">${a.started_at ? new Date(a.started_at).toLocaleTimeString() : '–'}</td>
+      <td class="num small hide-narrow">${a.duration_ms !== null ? duration(a.duration_ms) : '–'}</td>
       <td class="small">${a.error ? html`<code>${a.error.code ?? a.error.name ?? 'Error'}</code> ${a.error.message}` : ''}</td></tr>`)}
   </tbody></table>`;
 }
+
+/**
+ * How a task's attempts add up, beside its attempt number: the failures counted against its
+ * max attempts (since the last Retry, which starts the count again), the attempts lost with
+ * their worker (never counted), and those that ended before a Retry. Each attempt is one of
+ * these, or the one running or finished now, so the numbers explain the attempt number.
+ */
+export function attemptNote(task) {
+  const lost = task.attempts.filter((a) => a.status === 'lost').length;
+  // A cancelled attempt is one before a Retry, unless it is the task's state now.
+  const failed = task.attempts.filter((a) => a.status === 'failed' || (a.status === 'cancelled' && a.attempt < task.attempt)).length;
+  const beforeRetry = Math.max(0, failed - task.failures);
+  if (task.attempt <= 1 && lost === 0) return '';
+  return [`failed ${task.failures} of ${task.max_attempts}`, lost ? `lost ${lost}` : '', beforeRetry ? `${beforeRetry} before a Retry` : ''].filter(Boolean).join(' · ');
+}
+
+const ATTEMPT_HELP = 'Failed: errors and timeouts counted against the max attempts since the last Retry. Lost: attempts whose worker went away, which are not counted.';
 
 function TaskRow({ task, onRetry, busy }) {
   const [open, setOpen] = useState(false);
   return html`
     <tr data-task=${task.task_id} class=${open ? 'open' : ''}>
       <td class="num">${task.index}</td>
-      <td><button class="link" aria-expanded=${open} onClick=${() => setOpen(!open)}>${task.kind === 'map' ? 'chunk' : task.type}</button></td>
+      <td><button class="link" aria-expanded=${open} onClick=${() => setOpen(!open)}>${task.type}</button></td>
       <td><${State} state=${task.status} />${task.status === 'running' && task.progress !== null ? html` <span class="small">${Math.round(task.progress)}%</span>` : ''}</td>
-      <td class="num">${task.attempt}</td>
+      <td class="num" data-attempt>${task.attempt}${attemptNote(task) ? html`<div class="small muted" title=${ATTEMPT_HELP}>${attemptNote(task)}</div>` : ''}</td>
       <td class="small hide-narrow">${task.worker_id ?? '–'}</td>
       <td class="small err">${task.error ? task.error.message : task.status === 'completed' ? html`<span class="muted">${preview(task.result, 60)}</span>` : ''}</td>
       <td>${task.status === 'failed' || task.status === 'cancelled' ? html`<button disabled=${busy} onClick=${() => onRetry(task.task_id)}>Retry</button>` : ''}</td>
@@ -125,7 +142,8 @@ export function JobPage({ id, live }) {
         <dt>kind</dt><dd>${job.kind === 'map' ? `map: ${job.label ?? 'function'} (${LANGUAGE_NAMES[job.language] ?? job.language}) over ${num(job.arg_count)} arguments, ${num(job.chunk_size)} per task`
           : job.kind === 'graph' ? `task graph of ${num(job.total_tasks)} nodes: ${job.label ?? ''}` : `named tasks: ${job.label ?? ''}`}</dd>
         <dt>priority</dt><dd>${job.priority}</dd>
-        <dt>attempts per task</dt><dd>${job.max_attempts}${job.timeout_ms ? ` · timeout ${duration(job.timeout_ms)}` : ''}</dd>
+        <dt>max attempts</dt><dd data-max-attempts>${job.max_attempts} per task${job.max_attempts === 1 ? ' (no retry)' : ''}${job.timeout_ms ? ` · timeout ${duration(job.timeout_ms)}` : ''}
+          <div class="small muted">Errors and timeouts count; an attempt lost with its worker does not, and Retry starts the count again.</div></dd>
         <dt>created</dt><dd>${new Date(job.created_at).toLocaleString()} <span class="muted">(${age(job.created_at)})</span></dd>
         ${job.started_at ? html`<dt>started</dt><dd>${new Date(job.started_at).toLocaleString()}</dd>` : ''}
         ${job.completed_at ? html`<dt>finished</dt><dd>${new Date(job.completed_at).toLocaleString()} <span class="muted">(took ${duration(Date.parse(job.completed_at) - Date.parse(job.started_at ?? job.created_at))})</span></dd>` : ''}

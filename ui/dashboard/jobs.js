@@ -74,7 +74,7 @@ export function Jobs({ live }) {
       <tbody>
         ${shown.map((j) => html`<tr data-job=${j.id}>
           <td><${Link} href=${`/jobs/${j.id}`}>${jobTitle(j)}</${Link}><div class="small muted mono">${j.id.slice(0, 8)}</div></td>
-          <td class="hide-narrow">${j.kind === 'map' ? 'map' : 'tasks'}</td>
+          <td class="hide-narrow" data-kind>${j.kind}</td>
           <td><${State} state=${j.status} />${j.open ? html` <span class="small muted" title="It takes more tasks until its submitter seals it">open</span>` : ''}</td>
           <td><${JobProgress} job=${j} /><div><${Counts} job=${j} /></div></td>
           <td class="hide-narrow">${j.priority}</td>

@@ -42,7 +42,7 @@ function BrowserTable({ workers }) {
       <td><${Link} href=${`/workers/${encodeURIComponent(w.worker_id)}`}>${w.worker_id}</${Link}></td><td><${State} state=${w.status} /></td>
       <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="num">${num(w.tasks_completed)}</td>
       <td class="hide-narrow small" title=${w.user_agent ?? ''}>${w.resources?.runtime?.replace(/^browser /, '') ?? '–'}${w.resources?.platform ? ` · ${w.resources.platform}` : ''}</td>
-      <td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
+      <td class="hide-narrow small muted" data-last-seen=${w.last_seen_at}>${age(w.last_seen_at)}</td></tr>`)}
     ${workers.length === 0 ? html`<tr><td colspan="6" class="muted">No browser has joined yet.</td></tr>` : ''}</tbody></table></div>`;
 }
 
@@ -58,7 +58,7 @@ export function Workers({ live }) {
         <td class="num">${w.running_tasks} / ${w.capacity}</td><td class="hide-narrow small">${handles(w)}</td>
         <td class="hide-narrow small" data-runtime>${w.resources?.runtime ?? '–'}</td>
         <td class="num hide-narrow">${num(w.tasks_completed)}</td><td class="num hide-narrow">${num(w.tasks_failed)}</td>
-        <td class="hide-narrow small">${w.foreman_id ?? '–'}</td><td class="hide-narrow small muted">${age(w.last_seen_at)}</td></tr>`)}
+        <td class="hide-narrow small">${w.foreman_id ?? '–'}</td><td class="hide-narrow small muted" data-last-seen=${w.last_seen_at}>${age(w.last_seen_at)}</td></tr>`)}
       ${workers.length === 0 ? html`<tr><td colspan="9" class="muted">No worker has connected yet.</td></tr>` : ''}</tbody></table></div>
     <h2>Browsers</h2>
     <${BrowserTable} workers=${browsers} />

@@ -56,7 +56,7 @@ export function registerDashboard(app: FastifyInstance, deps: { store: Store; re
     const running = deps.registry.runningOf(id);
     const listed = await visibleRunning(deps.store, running, req.principal);
     return {
-      ...workerView(w, running.length),
+      ...workerView(w, running.length, deps.registry.lastSeen(id)),
       running: listed.map((r) => ({ task_id: r.taskId, job_id: r.jobId, type: r.type, attempt: r.attempt, assigned_at: new Date(r.assignedAt).toISOString() })),
       running_others: running.length - listed.length,
       connections: deps.registry.connectionLog(id).map((c) => ({ event: c.event, at: new Date(c.at).toISOString(), remote: c.remote, detail: c.detail })),

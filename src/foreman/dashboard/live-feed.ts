@@ -178,7 +178,7 @@ export class LiveFeed implements Service {
       const [picture, workers] = await Promise.all([this.deps.stats(), this.deps.store.workerList()]);
       const running = this.deps.registry.snapshot().runningByWorker;
       // The workers and the chart name no job or key: the same text for everyone.
-      const shared = frame({ type: 'workers', data: workers.map((w) => workerView(w, running.get(w.id) ?? 0)) })
+      const shared = frame({ type: 'workers', data: workers.map((w) => workerView(w, running.get(w.id) ?? 0, this.deps.registry.lastSeen(w.id))) })
         + frame({ type: 'point', data: this.deps.series.latest() });
       const stats = new Map<string, string>();
       for (const v of viewers) {

@@ -197,6 +197,6 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/api/workers', { config: { access: 'read' }, schema: routeSchema({ operationId: 'listWorkers', tags: ['workers'], summary: 'Workers this store knows, connected first', response: { 200: z.array(WorkerViewSchema) }, errors: [401, 403] }) },
     async (): Promise<WorkerView[]> => {
       const running = registry.snapshot().runningByWorker;
-      return (await store.workerList()).map((w) => workerView(w, running.get(w.id) ?? 0));
+      return (await store.workerList()).map((w) => workerView(w, running.get(w.id) ?? 0, registry.lastSeen(w.id)));
     });
 }

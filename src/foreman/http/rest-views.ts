@@ -61,7 +61,8 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
 export function attemptsOf(t: TaskRecord): AttemptView[] {
   const out: AttemptView[] = t.attemptErrors.map((e) => ({
     attempt: e.attempt, worker_id: e.workerId,
-    status: e.error.code === 'CC_ERR_WORKER_LOST' ? 'lost' : 'failed',
+    // A worker that went away, or handed the task back as it stopped: no failure of the task.
+    status: e.error.code === 'CC_ERR_WORKER_LOST' || e.error.reason === 'released' ? 'lost' : 'failed',
     started_at: iso(e.startedAt ?? null), ended_at: isoAlways(e.at),
     duration_ms: e.startedAt ? e.at - e.startedAt : null, error: e.error,
   }));
@@ -108,8 +109,12 @@ export function taskView(t: TaskRecord): TaskView {
   };
 }
 
-/** A worker as the REST API shows it; `runningTasks` comes from the live session, if connected here. */
-export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
+/**
+ * A worker as the REST API shows it. `runningTasks` and `seenAt` come from its live session, if
+ * it is connected here: the stored last seen is refreshed only now and then (see
+ * WorkerRegistry.writeLastSeen), the session's at every heartbeat.
+ */
+export function workerView(w: WorkerRecord, runningTasks: number, seenAt: number | null = null): WorkerView {
   return {
     worker_id: w.id,
     status: w.state,
@@ -121,7 +126,7 @@ export function workerView(w: WorkerRecord, runningTasks: number): WorkerView {
     version: w.version,
     foreman_id: w.foremanId,
     connected_at: isoAlways(w.connectedAt),
-    last_seen_at: isoAlways(w.lastSeenAt),
+    last_seen_at: isoAlways(w.state === 'online' && seenAt !== null ? Math.max(w.lastSeenAt, seenAt) : w.lastSeenAt),
     disconnected_at: iso(w.disconnectedAt),
     tasks_completed: w.tasksCompleted,
     tasks_failed: w.tasksFailed,

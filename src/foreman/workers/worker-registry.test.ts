@@ -77,6 +77,31 @@ test('heartbeats renew the leases of listed tasks and take back tasks the worker
   assert.equal(registry.snapshot().running, 1);
 }, { clock: () => clock }));
 
+test('an idle worker\'s heartbeats keep its last seen current: live at once, in the store at the next writeLastSeen', () => withParts(async ({ registry, store }) => {
+  const peer = new RecordingPeer();
+  clock = Date.now() - 13 * 60_000;
+  const connectedAt = clock;
+  await registry.admit(peer, hello('idle'));
+  const stored = async () => (await store.workerList()).find((w) => w.id === 'idle')!.lastSeenAt;
+  assert.equal(await stored(), connectedAt);
+  // Thirteen minutes of heartbeats and nothing else: no task, no result.
+  for (let i = 0; i < 13; i++) {
+    clock += 60_000;
+    await registry.heartbeat(peer, [], () => {});
+  }
+  assert.equal(registry.lastSeen('idle'), clock, 'the session knows it was heard from just now');
+  assert.equal(await stored(), connectedAt, 'heartbeats alone do not write to the store');
+  await registry.writeLastSeen();
+  assert.equal(await stored(), clock, 'the periodic write brings the store up to date');
+  // Nothing new heard: no write; and a worker not connected here has no live time here.
+  let writes = 0;
+  const write = store.workerSeen.bind(store);
+  store.workerSeen = (p) => { writes++; return write(p); };
+  await registry.writeLastSeen();
+  assert.equal(writes, 0);
+  assert.equal(registry.lastSeen('elsewhere'), null);
+}, { clock: () => clock }));
+
 test('deliver sends a map job\'s code once per connection, and refuses a worker that left since the claim', () => withParts(async (parts) => {
   const { registry, store, jobs } = parts;
   const peer = new RecordingPeer();

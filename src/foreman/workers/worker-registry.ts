@@ -311,6 +311,7 @@ export class WorkerRegistry {
   /** Outcomes arrived from a worker: free their slots now. The dispatcher records them. */
   settle(peer: Peer, outcomes: readonly TaskOutcome[]): SettledOutcome[] {
     const s = this.sessionOf(peer, 'task_results');
+    s.lastSeenAt = this.now();
     return outcomes.map((o) => {
       const a = s.assigned.get(o.taskId);
       if (a && a.attempt === o.attempt) s.assigned.delete(o.taskId);
@@ -415,7 +416,26 @@ export class WorkerRegistry {
     this.events.publish(res.jobs);
   }
 
-  /** Connected workers at a glance. */
+  /** When a worker connected here was last heard from (epoch ms), or null when it is not connected here. */
+  lastSeen(workerId: string): number | null {
+    return this.byId.get(workerId)?.lastSeenAt ?? null;
+  }
+
+  /**
+   * Write when each connected worker was last heard from to the store, in one write, for those
+   * heard from since the last time. Heartbeats only touch memory (a write per heartbeat per
+   * worker would cost the store more than the rest of an idle foreman's work); this runs now
+   * and then, so that other foremen, and this one after a restart, see a connected worker's
+   * last seen at most that old.
+   */
+  async writeLastSeen(): Promise<void> {
+    const due = [...this.byId.values()].filter((s) => s.lastSeenAt > s.storedSeenAt);
+    if (due.length === 0) return;
+    const workers = due.map((s) => ({ id: s.workerId, at: s.lastSeenAt }));
+    await this.store.workerSeen({ foremanId: this.options.foremanId, workers });
+    due.forEach((s, i) => { s.storedSeenAt = Math.max(s.storedSeenAt, workers[i].at); });
+  }
+
   /** Browser tabs connected here with this join link's credential. */
   connectedWith(tokenId: string): number {
     let n = 0;
@@ -447,6 +467,7 @@ export class WorkerRegistry {
     if (log.length > 20) log.shift();
   }
 
+  /** Connected workers at a glance. */
   snapshot(): RegistrySnapshot {
     const runningByWorker = new Map<string, number>();
     let capacity = 0;

@@ -36,7 +36,10 @@ export class WorkerSession {
   readonly codeSent = new Set<string>();
   /** A draining worker finishes what it has and gets nothing new. */
   draining = false;
+  /** When the worker was last heard from (hello, heartbeat, results): the REST API shows it live. */
   lastSeenAt: number;
+  /** The `lastSeenAt` last written to the store (the registry writes it now and then, not at every heartbeat). */
+  storedSeenAt: number;
   /** When the previous heartbeat arrived: tasks assigned before it must appear in the next. */
   previousHeartbeatAt: number;
   readonly connectedAt: number;
@@ -50,7 +53,7 @@ export class WorkerSession {
   constructor(peer: Peer, hello: Hello, now: number, options: { kind: WorkerKind; leaseTtlMs: number; tokenId: string | null }) {
     this.peer = peer;
     this.hello = hello;
-    this.lastSeenAt = this.previousHeartbeatAt = this.connectedAt = now;
+    this.lastSeenAt = this.storedSeenAt = this.previousHeartbeatAt = this.connectedAt = now;
     this.kind = options.kind;
     this.leaseTtlMs = options.leaseTtlMs;
     this.tokenId = options.tokenId;

@@ -490,6 +490,23 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(stats.workers, { online: 0, offline: 1 });
     });
 
+    test('workerSeen moves an online worker\'s last seen forward, in one write for many, only at its own foreman', async () => {
+      const t0 = Date.now() - 60_000;
+      const hello = { capacity: 1, patterns: [], allowCode: false, resources: {}, version: null, connectedAt: t0, lastSeenAt: t0 };
+      await store.workerUpsert({ id: 'seen-a', state: 'online', foremanId: 'fa', ...hello });
+      await store.workerUpsert({ id: 'seen-b', state: 'online', foremanId: 'fa', ...hello });
+      await store.workerUpsert({ id: 'seen-other', state: 'online', foremanId: 'fb', ...hello });
+      await store.workerUpsert({ id: 'seen-gone', state: 'online', foremanId: 'fa', ...hello });
+      await store.workerDisconnected({ workerId: 'seen-gone', now: t0 + 1 });
+      await store.workerSeen({ foremanId: 'fa', workers: [{ id: 'seen-a', at: t0 + 5_000 }, { id: 'seen-b', at: t0 + 7_000 }, { id: 'seen-other', at: t0 + 9_000 }, { id: 'seen-gone', at: t0 + 9_000 }, { id: 'seen-unknown', at: t0 }] });
+      const seen = async () => new Map((await store.workerList()).filter((w) => w.id.startsWith('seen-')).map((w) => [w.id, w.lastSeenAt]));
+      assert.deepEqual(Object.fromEntries(await seen()), { 'seen-a': t0 + 5_000, 'seen-b': t0 + 7_000, 'seen-other': t0, 'seen-gone': t0 + 1 });
+      // Never backwards (a late batch after a newer one), and nothing to write is no write.
+      await store.workerSeen({ foremanId: 'fa', workers: [{ id: 'seen-a', at: t0 + 1_000 }] });
+      await store.workerSeen({ foremanId: 'fa', workers: [] });
+      assert.equal((await seen()).get('seen-a'), t0 + 5_000);
+    });
+
     test('task counts by state agree with the tasks themselves through claims, results, failures, cancels and retries', async () => {
       const a = await store.jobInsert(namedJob(['st.a', 'st.a', 'st.a', 'st.a', 'st.a']));
       const b = await store.jobInsert(namedJob(['st.b', 'st.b', 'st.b']));

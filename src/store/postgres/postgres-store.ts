@@ -19,7 +19,7 @@ import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
-  TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
+  TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord, WorkerSeenParams,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
@@ -1188,6 +1188,13 @@ export class PostgresStore implements Store {
 
   async workerDisconnected(params: { workerId: string; now: number }): Promise<void> {
     await this.q(`UPDATE workers SET state = 'offline', disconnected_at = $2, last_seen_at = $2 WHERE id = $1`, [params.workerId, params.now]);
+  }
+
+  async workerSeen(params: WorkerSeenParams): Promise<void> {
+    if (params.workers.length === 0) return;
+    await this.q(`UPDATE workers w SET last_seen_at = GREATEST(w.last_seen_at, s.at)
+      FROM unnest($2::text[], $3::bigint[]) AS s(id, at) WHERE w.id = s.id AND w.state = 'online' AND w.foreman_id = $1`,
+    [params.foremanId, params.workers.map((w) => w.id), params.workers.map((w) => w.at)]);
   }
 
   async workerList(): Promise<WorkerRecord[]> {

@@ -21,7 +21,7 @@ import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
-  CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
+  CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord, WorkerSeenParams,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
@@ -333,6 +333,7 @@ export class SqliteStore implements Store {
         allow_code = excluded.allow_code, resources = excluded.resources, version = excluded.version,
         foreman_id = excluded.foreman_id, connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at,
         disconnected_at = NULL`),
+      workerSeen: db.prepare(`UPDATE workers SET last_seen_at = max(last_seen_at, @at) WHERE id = @id AND state = 'online' AND foreman_id = @foremanId`),
       workerOffline: db.prepare(`UPDATE workers SET state = 'offline', disconnected_at = @now, last_seen_at = @now WHERE id = @id`),
       workerCount: db.prepare(`UPDATE workers SET tasks_completed = tasks_completed + @completed,
         tasks_failed = tasks_failed + @failed, last_seen_at = @now WHERE id = @id`),
@@ -1020,6 +1021,13 @@ export class SqliteStore implements Store {
 
   async workerDisconnected(params: { workerId: string; now: number }): Promise<void> {
     this.s.workerOffline.run({ id: params.workerId, now: params.now });
+  }
+
+  async workerSeen(params: WorkerSeenParams): Promise<void> {
+    if (params.workers.length === 0) return;
+    this.tx('workerSeen', (p: WorkerSeenParams) => {
+      for (const w of p.workers) this.s.workerSeen.run({ id: w.id, at: w.at, foremanId: p.foremanId });
+    })(params);
   }
 
   async workerList(): Promise<WorkerRecord[]> {

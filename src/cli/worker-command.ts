@@ -16,16 +16,30 @@ function durationOption(flags: string, help: string, key: keyof typeof WORKER_BO
   return new Option(flags, help).argParser(bounded(key, parseDuration)).default(value, showDuration(value));
 }
 
+/** How long a worker started without --foreman waits for a local foreman to record itself. */
+const LOCAL_FOREMAN_WAIT_MS = 10_000;
+
 /**
  * The foreman a worker started without --foreman connects to: the local one, from the local
  * credentials file (as the client commands find theirs), with that foreman's worker token unless
- * one is given.
+ * one is given. `crowdcompute foreman & crowdcompute worker …` starts both at once: the first
+ * time, the foreman records itself only once it listens, so the worker waits a little for it.
  */
 async function localForemanWsUrl(tokenGiven: boolean): Promise<string> {
   const { localForeman } = await import('./local-foreman.ts');
   const { credentialsFile } = await import('../host/local-credentials.ts');
   const next = 'pass --foreman ws://<host>:8000/ws (env CROWDCOMPUTE_FOREMAN) with --token or --token-file';
-  const found = localForeman(process.env.CROWDCOMPUTE_URL || undefined, next, { needsUrl: true });
+  const deadline = Date.now() + LOCAL_FOREMAN_WAIT_MS;
+  let found;
+  for (;;) {
+    try {
+      found = localForeman(process.env.CROWDCOMPUTE_URL || undefined, next, { needsUrl: true });
+      break;
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
   if (!found.url) throw new Error(`the local foreman of ${found.entry.database} has not recorded its address in ${credentialsFile()}: start it (crowdcompute foreman), or ${next}`);
   if (!tokenGiven && !found.entry.workerToken) {
     throw new Error(`${credentialsFile()} holds no worker token for the foreman at ${found.url}: restart that foreman (it leaves one), or give --token-file with one from crowdcompute token create --worker '*'`);

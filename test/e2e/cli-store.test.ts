@@ -199,6 +199,31 @@ test('worker without --foreman connects to the local foreman with its token, and
     { env: { CROWDCOMPUTE_CONFIG_DIR: empty } });
 });
 
+test('crowdcompute foreman & crowdcompute worker: a worker started just before the foreman\'s first start waits for it to record itself', async () => {
+  const config = mkdtempSync(join(root, 'first-start-'));
+  const dir = mkdtempSync(join(root, 'first-start-db-'));
+  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--handlers', handlersModule, '--id', 'early', '--no-status', '--log-level', 'warn'],
+    { cwd: elsewhere, env: env({ CROWDCOMPUTE_CONFIG_DIR: config }), stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => { err += d; });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  let second: ChildForeman | null = null;
+  try {
+    second = await spawnForemanProcess(await freePort(), ['--database', `sqlite:${join(dir, 'crowdcompute.db')}`], { CROWDCOMPUTE_CONFIG_DIR: config });
+    const started = second;
+    await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`the worker exited: ${err}`);
+      return / connected to /.test(err) || null;
+    }, { timeoutMs: 30_000, message: 'the worker connects' });
+    assert.match(err, new RegExp(`worker early connected to ${started.wsUrl.replaceAll('.', '\\.')}`));
+  } finally {
+    child.kill();
+    await exited;
+    second?.kill();
+    await second?.exited;
+  }
+});
+
 test('join-link create takes --foreman for the address browsers reach, and still --url; the links are the running foreman\'s', async () => {
   const viaForeman = await ok(['join-link', 'create', '--foreman', 'http://192.168.1.20:8000', '--name', 'via foreman', '--expires', '2h']);
   assert.match(viaForeman.stdout, /^http:\/\/192\.168\.1\.20:8000\/join#cct_\S+\n$/);

@@ -185,8 +185,9 @@ export function credentialCommands(program: Command): void {
     // The flag's old name, kept for scripts written before it was --foreman.
     .addOption(new Option('--url <foreman>').hideHelp()),
   'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one the local foreman recorded, else http://localhost:8000); when that foreman runs on this machine, its database is the one used')
-    .action(async (o) => {
-      const foreman: string | undefined = o.foreman ?? o.url;
+    .action(async (o, cmd: Command) => {
+      // --url given on the command line wins over CROWDCOMPUTE_URL, as --foreman does.
+      const foreman: string | undefined = cmd.getOptionValueSource('foreman') === 'cli' ? o.foreman : o.url ?? o.foreman;
       await withCredentials({ ...o, foreman }, true, async (svc, opened) => {
         const now = Date.now();
         const issued = await svc.createJoinLink({ name: o.name ?? null, expiresAt: now + o.expires, maxWorkers: o.maxWorkers, now });

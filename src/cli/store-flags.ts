@@ -70,7 +70,13 @@ export async function openCliStore(o: StoreFlagValues, options: { foremanIsAddre
   try {
     store = await openStore(url, { create: o.create === true });
   } catch (err) {
-    if (!(err instanceof StoreNotFoundError)) throw err;
+    if (!(err instanceof StoreNotFoundError)) {
+      // The file records PostgreSQL URLs without their password; libpq's PGPASSWORD (or ~/.pgpass) supplies it.
+      if (foremanUrl && /^postgres/.test(database) && /password|authentication/i.test((err as Error).message)) {
+        throw new Error(`${(err as Error).message} (${database}, as the local credentials file records it, without its password: set PGPASSWORD, or pass --database with the password)`);
+      }
+      throw err;
+    }
     const where = foremanUrl ? `, the database the foreman at ${foremanUrl} recorded in ${local.credentialsFile()},` : /^postgres/.test(database) ? ` (${database})` : '';
     throw new Error(`${err.message}${where}: start the foreman first, or pass --create to make a new store`);
   }

@@ -245,7 +245,7 @@ test('join-link create takes --foreman for the address browsers reach, and still
 });
 
 test('no duration flag shows its default in milliseconds in --help', async () => {
-  for (const cmd of [['worker'], ['join-link', 'create'], ['graph', 'run'], ['foreman'], ['submit'], ['map'], ['prune']]) {
+  for (const cmd of [['worker'], ['join-link', 'create'], ['graph', 'run'], ['foreman'], ['demo'], ['submit'], ['map'], ['retry'], ['job'], ['schedule', 'create'], ['prune']]) {
     // One block per option: its first line starts with the flag, the next lines are indented further.
     const options = (await ok([...cmd, '--help'])).stdout.split(/\n(?= {2}-)/).map((o) => o.replace(/\s+/g, ' '));
     const raw = options.filter((o) => /<duration>/.test(o) && /\(default: \d+\)/.test(o));

@@ -1,6 +1,6 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { UNITS, type JobResultsView } from '../protocol/index.ts';
 import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
@@ -182,7 +182,7 @@ export function clientCommands(program: Command): void {
   foremanOption(startFlags(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
-    .option('--poll <duration>', 'how often to look at the nodes', within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' }), 500)
+    .addOption(new Option('--poll <duration>', 'how often to look at the nodes').argParser(within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' })).default(500, '500ms'))
     .option('--no-wait', 'print the job id and return at once')))
     .action(async (file: string, o) => {
       const spec = graphFrom(file);

@@ -1,16 +1,21 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { SCOPES, joinUrl } from '../protocol/index.ts';
-import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+import type { CredentialRecord, Store } from '../store/store.ts';
+import type { CredentialService } from '../foreman/auth/credential-service.ts';
 import { parseDuration, parseIntArg, within } from './parse-args.ts';
 import { JOB_LIMITS, UNITS } from '../protocol/index.ts';
-
-const databaseOption = (cmd: Command) => cmd
-  // The environment variable is named, never its value, in --help: it may hold a password.
-  .addOption(new Option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://…').env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
-  .option('--secret-file <path>', 'file holding the deployment\'s secret (env CROWDCOMPUTE_SECRET; default: the local credentials file)');
+import { openCliStore, storeFlags, type CliStore } from './store-flags.ts';
+import { credentialJson, credentialsTable, utcTime } from './credential-views.ts';
 
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+
+/** The flags of every credential command: which store, and the deployment's secret. */
+const databaseOption = (cmd: Command, foremanHelp?: string) => storeFlags(cmd, foremanHelp)
+  .option('--secret-file <path>', 'file holding the deployment\'s secret (env CROWDCOMPUTE_SECRET; default: the local credentials file)');
+
+/** `--json`, on the commands that print a credential or a list of them. */
+const jsonOption = (cmd: Command, what: string) => cmd.option('--json', `print ${what} as JSON, snake_case (for scripts)`);
 
 /** The secret given on the command line or in the environment, if any. */
 export function givenSecret(secretFile: string | undefined): string | undefined {
@@ -18,46 +23,73 @@ export function givenSecret(secretFile: string | undefined): string | undefined 
   return process.env.CROWDCOMPUTE_SECRET || undefined;
 }
 
+interface CredentialFlags { database?: string; foreman?: string; create?: boolean; secretFile?: string }
+
 /**
  * Open the store and a credential service on it, run `fn`, close. Worker tokens need the
  * deployment's secret: given, or the local credentials file's; with neither, a new secret is
  * made and saved there (a foreman started later on this machine finds it).
  */
-async function withCredentials(o: { database: string; secretFile?: string }, needsSecret: boolean,
-  fn: (svc: import('../foreman/auth/credential-service.ts').CredentialService) => Promise<void>): Promise<void> {
-  const { openStore, canonicalDatabaseUrl } = await import('../store/open-store.ts');
+async function withCredentials(o: CredentialFlags, needsSecret: boolean,
+  fn: (svc: CredentialService, opened: CliStore) => Promise<void>, options: { foremanIsAddress?: boolean } = {}): Promise<void> {
   const { CredentialService } = await import('../foreman/auth/credential-service.ts');
   const { newSecret } = await import('../foreman/auth/secrets.ts');
   const local = await import('../host/local-credentials.ts');
-  const database = canonicalDatabaseUrl(o.database);
-  if (!database) throw new Error('credentials live in a database file or server; an in-memory store has none to manage');
-  const store = await openStore(o.database);
+  const opened = await openCliStore(o, options);
   try {
     let secret: string | null = null;
     if (needsSecret) {
-      const saved = local.localCredentialsFor(database);
-      secret = givenSecret(o.secretFile) ?? saved?.secret ?? null;
+      secret = givenSecret(o.secretFile) ?? opened.local?.secret ?? null;
       if (!secret) {
         secret = newSecret();
-        local.saveLocalCredentials({ database, urls: [], secret }, { persist: true });
-        process.stderr.write(`a new secret for ${database} was saved in ${local.credentialsFile()}; give every foreman of this database the same (CROWDCOMPUTE_SECRET)\n`);
+        local.saveLocalCredentials({ database: opened.database, urls: [], secret }, { persist: true });
+        process.stderr.write(`a new secret for ${opened.database} was saved in ${local.credentialsFile()}; give every foreman of this database the same (CROWDCOMPUTE_SECRET)\n`);
       }
     }
-    const svc = new CredentialService(store, secret);
+    const svc = new CredentialService(opened.store, secret);
     if (secret) await svc.checkSecret();
-    await fn(svc);
+    await fn(svc, opened);
   } finally {
-    await store.close();
+    await opened.store.close();
   }
 }
 
-const view = (r: import('../store/store.ts').CredentialRecord) => ({
-  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency } : r.kind === 'join' ? {
-    expires_at: r.expiresAt === null ? null : new Date(r.expiresAt).toISOString(), max_workers: r.maxWorkers,
-  } : { worker_id: r.workerId }),
-  created_at: new Date(r.createdAt).toISOString(), revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
-  last_used_at: r.lastUsedAt === null ? null : new Date(r.lastUsedAt).toISOString(), last_used_from: r.lastUsedFrom,
-});
+const KIND_NAME = { key: 'API key', token: 'worker token', join: 'join link' } as const;
+const KIND_COMMAND = { key: 'key', token: 'token', join: 'join-link' } as const;
+const A_KIND = { key: 'an API key', token: 'a worker token', join: 'a join link' } as const;
+
+/** The credential of this kind with this id, or a one-line error saying what the id is instead. */
+async function credentialOfKind(store: Store, kind: CredentialRecord['kind'], id: string): Promise<CredentialRecord> {
+  const r = await store.credentialGet(id);
+  if (!r) throw new Error(`no ${KIND_NAME[kind]} has the id ${id} in this database: crowdcompute ${KIND_COMMAND[kind]} list shows them`);
+  if (r.kind !== kind) throw new Error(`${id} is ${A_KIND[r.kind]}, not ${A_KIND[kind]}: crowdcompute ${KIND_COMMAND[r.kind]} revoke ${id}`);
+  return r;
+}
+
+/** `revoke` of each kind: revoked now, or already (said so, with when); exit 0 either way. */
+function revokeAction(kind: CredentialRecord['kind'], idOf: (arg: string) => string, effect: string) {
+  return async (arg: string, o: CredentialFlags & { json?: boolean }) => {
+    const id = idOf(arg);
+    await withCredentials(o, false, async (svc, { store }) => {
+      const before = await credentialOfKind(store, kind, id);
+      const r = before.revokedAt !== null ? before : await svc.revoke(id);
+      if (o.json) { print(credentialJson(r)); return; }
+      process.stdout.write(before.revokedAt !== null
+        ? `${KIND_NAME[kind]} ${id} was already revoked on ${utcTime(before.revokedAt)}; nothing changed\n`
+        : `${KIND_NAME[kind]} ${id} revoked: ${effect}\n`);
+    });
+  };
+}
+
+/** `list` of each kind: a table, or `--json`. */
+function listAction(kind: CredentialRecord['kind']) {
+  return async (o: CredentialFlags & { json?: boolean }) => {
+    await withCredentials(o, false, async (svc) => {
+      const records = await svc.list(kind);
+      if (o.json) print(records.map(credentialJson)); else process.stdout.write(credentialsTable(kind, records));
+    });
+  };
+}
 
 function parseScopes(v: string): string[] {
   const scopes = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -76,7 +108,18 @@ function deliver(text: string, out: string | undefined): void {
   }
 }
 
-/** `crowdcompute key …`, `token …` and `join-link …`: credentials, managed in the database, no foreman needed. */
+/** `cck_<id>_<secret>` or `<id>` → `<id>`. */
+const keyId = (v: string) => v.replace(/^cck_/, '').split('_')[0];
+/** `cct_<id>_<secret>` or `<id>` → `<id>`. */
+const tokenId = (v: string) => v.replace(/^cct_/, '').split('_')[0];
+
+/** Join links last a day unless told. */
+const JOIN_LINK_TTL_MS = UNITS.DAY;
+
+/**
+ * `crowdcompute key …`, `token …` and `join-link …`: credentials, managed in the database, no
+ * foreman needed. The database is the local foreman's unless `--database` names another.
+ */
 export function credentialCommands(program: Command): void {
   const key = program.command('key').description('API keys of clients and operators: create (shown once), list, revoke');
   databaseOption(key.command('create')
@@ -86,22 +129,30 @@ export function credentialCommands(program: Command): void {
     .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
-      await withCredentials(o, false, async (svc) => {
+      await withCredentials(o, false, async (svc, opened) => {
         const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}) });
-        process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created; it is shown only now\n`);
+        process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created in ${opened.described}; it is shown only now\n`);
         deliver(issued.text, o.out);
       });
     });
-  databaseOption(key.command('list').description('List API keys (never their secrets)'))
-    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('key')).map(view)); }); });
-  databaseOption(key.command('limit').description('Set or lift an API key\'s cap on its jobs\' running tasks (running foremen apply it within a second)')
+  jsonOption(databaseOption(key.command('list').description('List API keys: id, name, scopes, cap, when created and last used, whether revoked (never their secrets)')), 'them')
+    .action(listAction('key'));
+  jsonOption(databaseOption(key.command('limit').description('Set or lift an API key\'s cap on its jobs\' running tasks (running foremen apply it within a second)')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')
     .requiredOption('--max-concurrency <n|none>', 'at most this many tasks of its jobs run at once, or none for no cap',
-      (v: string) => (v === 'none' ? null : within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)(v))))
-    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.setMaxConcurrency(id.replace(/^cck_/, '').split('_')[0], o.maxConcurrency))); }); });
-  databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
-    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)'))
-    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cck_/, '').split('_')[0]))); }); });
+      (v: string) => (v === 'none' ? null : within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)(v)))), 'the key')
+    .action(async (arg: string, o) => {
+      const id = keyId(arg);
+      await withCredentials(o, false, async (svc, { store }) => {
+        await credentialOfKind(store, 'key', id);
+        const r = await svc.setMaxConcurrency(id, o.maxConcurrency);
+        if (o.json) { print(credentialJson(r)); return; }
+        process.stdout.write(r.maxConcurrency === null ? `API key ${id}: no cap on its running tasks\n` : `API key ${id}: at most ${r.maxConcurrency} tasks of its jobs run at once\n`);
+      });
+    });
+  jsonOption(databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
+    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')), 'the key')
+    .action(revokeAction('key', keyId, 'refused from now on; foremen close its connections within a second'));
 
   const token = program.command('token').description('Worker tokens: create (shown once), list, revoke');
   databaseOption(token.command('create')
@@ -112,40 +163,42 @@ export function credentialCommands(program: Command): void {
     .option('--if-missing', 'with --out: do nothing when the file already exists (for set-up scripts run on every start)'))
     .action(async (o) => {
       if (o.ifMissing && o.out && existsSync(o.out)) { process.stderr.write(`${o.out} exists; no new token\n`); return; }
-      await withCredentials(o, true, async (svc) => {
+      await withCredentials(o, true, async (svc, opened) => {
         const issued = await svc.createToken({ workerId: o.worker, name: o.name ?? null });
-        process.stderr.write(`worker token ${issued.record.id} for ${o.worker === '*' ? 'any worker' : `worker ${o.worker}`} created; it is shown only now\n`);
+        process.stderr.write(`worker token ${issued.record.id} for ${o.worker === '*' ? 'any worker' : `worker ${o.worker}`} created in ${opened.described}; it is shown only now\n`);
         deliver(issued.text, o.out);
       });
     });
-  databaseOption(token.command('list').description('List worker tokens'))
-    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('token')).map(view)); }); });
+  jsonOption(databaseOption(token.command('list').description('List worker tokens: id, name, worker, when created and last used, whether revoked')), 'them')
+    .action(listAction('token'));
+  jsonOption(databaseOption(token.command('revoke').description('Revoke a worker token: its connected workers are cut off within a second, and refused from then on')
+    .argument('<id>', 'the token\'s id')), 'the token')
+    .action(revokeAction('token', tokenId, 'its connected workers are cut off within a second'));
+
   const join = program.command('join-link').description('Join links: a browser that opens one lends its tab to map jobs (create, list, revoke)');
   databaseOption(join.command('create')
     .description('Create a join link and print it once: whoever opens it in a browser lends that tab to map jobs until they close it')
-    .option('--expires <duration>', 'how long the link works, e.g. 2h, 7d (at most 365d)', within(parseDuration, '--expires', { min: 1, max: 365 * UNITS.DAY, unit: 'ms' }), 86_400_000)
+    .addOption(new Option('--expires <duration>', 'how long the link works, e.g. 2h, 7d (at most 365d)')
+      .argParser(within(parseDuration, '--expires', { min: 1, max: 365 * UNITS.DAY, unit: 'ms' })).default(JOIN_LINK_TTL_MS, '24h'))
     .option('--max-workers <n>', 'most browser tabs connected with it at once', within(parseIntArg, '--max-workers', { min: 1, max: 100_000 }), 100)
     .option('--name <name>', 'what the link is for (shown in lists)')
-    .option('--url <foreman>', 'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one a foreman on this machine left, else http://localhost:8000)'))
-    .action(async (o) => {
-      await withCredentials(o, true, async (svc) => {
+    // The flag's old name, kept for scripts written before it was --foreman.
+    .addOption(new Option('--url <foreman>').hideHelp()),
+  'the foreman\'s address as browsers reach it, e.g. https://compute.example.org (default: the one the local foreman recorded, else http://localhost:8000); when that foreman runs on this machine, its database is the one used')
+    .action(async (o, cmd: Command) => {
+      // --url given on the command line wins over CROWDCOMPUTE_URL, as --foreman does.
+      const foreman: string | undefined = cmd.getOptionValueSource('foreman') === 'cli' ? o.foreman : o.url ?? o.foreman;
+      await withCredentials({ ...o, foreman }, true, async (svc, opened) => {
         const now = Date.now();
         const issued = await svc.createJoinLink({ name: o.name ?? null, expiresAt: now + o.expires, maxWorkers: o.maxWorkers, now });
-        const local = await import('../host/local-credentials.ts');
-        const { canonicalDatabaseUrl } = await import('../store/open-store.ts');
-        const saved = local.localCredentialsFor(canonicalDatabaseUrl(o.database) ?? '');
-        const base = o.url ?? saved?.urls.find((u) => /^https?:/.test(u)) ?? 'http://localhost:8000';
-        process.stderr.write(`join link ${issued.record.id} created: up to ${o.maxWorkers} tabs at once, until ${new Date(issued.record.expiresAt!).toISOString()}; it is shown only now\n`);
+        const base = foreman?.split(',')[0]?.trim() || opened.local?.urls.find((u) => /^https?:/.test(u)) || 'http://localhost:8000';
+        process.stderr.write(`join link ${issued.record.id} created in ${opened.described}: up to ${o.maxWorkers} tabs at once, until ${utcTime(issued.record.expiresAt!)}; it is shown only now\n`);
         process.stdout.write(`${joinUrl(base, issued.text)}\n`);
-      });
+      }, { foremanIsAddress: true });
     });
-  databaseOption(join.command('list').description('List join links (never their secrets)'))
-    .action(async (o) => { await withCredentials(o, false, async (svc) => { print((await svc.list('join')).map(view)); }); });
-  databaseOption(join.command('revoke').description('Revoke a join link: tabs connected with it are cut off within a second, and no tab may join with it again')
-    .argument('<id>', 'the link\'s id (as listed, or the cct_<id>_… after #)'))
-    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^.*#/, '').replace(/^cct_/, '').split('_')[0]))); }); });
-
-  databaseOption(token.command('revoke').description('Revoke a worker token: its connected workers are cut off within a second, and refused from then on')
-    .argument('<id>', 'the token\'s id'))
-    .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cct_/, '').split('_')[0]))); }); });
+  jsonOption(databaseOption(join.command('list').description('List join links: id, name, tabs allowed, when they expire, whether revoked (never their secrets)')), 'them')
+    .action(listAction('join'));
+  jsonOption(databaseOption(join.command('revoke').description('Revoke a join link: tabs connected with it are cut off within a second, and no tab may join with it again')
+    .argument('<id>', 'the link\'s id (as listed, or the cct_<id>_… after #)')), 'the link')
+    .action(revokeAction('join', (v) => tokenId(v.replace(/^.*#/, '')), 'tabs connected with it are cut off within a second'));
 }

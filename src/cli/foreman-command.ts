@@ -1,9 +1,8 @@
 import { Option, type Command } from 'commander';
-import ms from 'ms';
 import { FOREMAN_BOUNDS, FOREMAN_DEFAULTS, type ForemanOptions } from '../foreman/foreman-options.ts';
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
-import { parseBytes, parseDuration, parseIntArg, within } from './parse-args.ts';
+import { parseBytes, parseDuration, parseIntArg, showDuration, within } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
 
@@ -113,13 +112,6 @@ export async function dashboardHint(foreman: { url: string; credentials: { apiKe
   if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
   const { credentialsFile } = await import('../host/local-credentials.ts');
   return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
-}
-
-/** A default duration as a flag takes it, exactly: `7d`, `72s` (ms() alone would round 72 s to `1m`). */
-function showDuration(value: number): string {
-  const short = ms(value);
-  if (ms(short as ms.StringValue) === value) return short;
-  return value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`;
 }
 
 /** `--max-payload` → `maxPayload`, the key commander gives the option. */

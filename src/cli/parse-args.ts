@@ -65,6 +65,16 @@ export function parseDuration(value: string): number {
 }
 
 /**
+ * A default duration as a flag takes it, exactly, for --help: `7d`, `72s`, not 604800000
+ * (ms() alone would round 72 s to `1m`).
+ */
+export function showDuration(value: number): string {
+  const short = ms(value);
+  if (ms(short as ms.StringValue) === value) return short;
+  return value % 1_000 === 0 ? `${value / 1_000}s` : `${value}ms`;
+}
+
+/**
  * A point in time, as epoch milliseconds: an RFC 3339 time (`2026-12-06T20:00:00Z`), epoch
  * milliseconds, or a duration from now (`30m`, `2h`), which is what a deadline usually is.
  */

@@ -1,7 +1,8 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import ms from 'ms';
-import { FOREMAN_BOUNDS, FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
+import { FOREMAN_BOUNDS } from '../foreman/foreman-options.ts';
 import { parseDuration, within } from './parse-args.ts';
+import { openCliStore, storeFlags, type StoreFlagValues } from './store-flags.ts';
 
 /**
  * `crowdcompute prune`: delete finished jobs now, from the command line. It works beside a
@@ -9,18 +10,15 @@ import { parseDuration, within } from './parse-args.ts';
  * in the same short steps the foreman's pruner takes, so dispatch does not stall behind it.
  */
 export function pruneCommand(program: Command): void {
-  program.command('prune')
-    .description('Delete finished jobs with their tasks, results and attempt history: those past their retention, or with --older-than, all that finished longer ago than that')
-    // The environment variable is named, never its value, in --help: it may hold a password.
-    .addOption(new Option('-d, --database <url>', 'the foreman\'s store: sqlite:<file> or postgres://…').env('CROWDCOMPUTE_DATABASE').default(FOREMAN_DEFAULTS.database))
+  storeFlags(program.command('prune')
+    .description('Delete finished jobs with their tasks, results and attempt history: those past their retention, or with --older-than, all that finished longer ago than that (in the local foreman\'s database unless --database says another)'))
     .option('--older-than <duration>', 'prune every job that finished longer ago than this (e.g. 1d, 6h, 0s for all finished jobs), whatever its retention', within(parseDuration, '--older-than', FOREMAN_BOUNDS.retentionMs))
     .option('--unfinished', 'also delete jobs that have not finished (queued or running; with --older-than, those submitted longer ago than that): '
       + 'their tasks never run, and results still coming for them are refused. It only deletes, so it works on a database too full to cancel in')
     .option('--json', 'print the outcome as JSON')
-    .action(async (o: { database: string; olderThan?: number; unfinished?: boolean; json?: boolean }) => {
-      const { openStore, canonicalDatabaseUrl } = await import('../store/open-store.ts');
-      if (!canonicalDatabaseUrl(o.database)) throw new Error('an in-memory store lives inside its foreman; prune it with --retention there');
-      const store = await openStore(o.database);
+    .action(async (o: StoreFlagValues & { olderThan?: number; unfinished?: boolean; json?: boolean }) => {
+      const { store, described } = await openCliStore(o);
+      if (!o.json) process.stderr.write(`pruning ${described}\n`);
       const started = Date.now();
       const total = { jobs: 0, tasks: 0, unfinished: 0 };
       let shown = started;

@@ -3,12 +3,48 @@ import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
-import { parseDuration, parseIntArg, parseNumber, parseSignedInt, within } from './parse-args.ts';
+import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
 
 /** A flag's parser that keeps it within the worker option's range, refused in the flag's name. */
 function bounded(key: keyof typeof WORKER_BOUNDS, parse: (value: string) => number): (value: string) => number {
   const bound = WORKER_BOUNDS[key];
   return within(parse, 'flag' in bound ? bound.flag : key, bound);
+}
+
+/** A duration flag of the worker, its default shown as a duration (60s), not in milliseconds. */
+function durationOption(flags: string, help: string, key: keyof typeof WORKER_BOUNDS, value: number): Option {
+  return new Option(flags, help).argParser(bounded(key, parseDuration)).default(value, showDuration(value));
+}
+
+/** How long a worker started without --foreman waits for a local foreman to record itself. */
+const LOCAL_FOREMAN_WAIT_MS = 10_000;
+
+/**
+ * The foreman a worker started without --foreman connects to: the local one, from the local
+ * credentials file (as the client commands find theirs), with that foreman's worker token unless
+ * one is given. `crowdcompute foreman & crowdcompute worker …` starts both at once: the first
+ * time, the foreman records itself only once it listens, so the worker waits a little for it.
+ */
+async function localForemanWsUrl(tokenGiven: boolean): Promise<string> {
+  const { localForeman } = await import('./local-foreman.ts');
+  const { credentialsFile } = await import('../host/local-credentials.ts');
+  const next = 'pass --foreman ws://<host>:8000/ws (env CROWDCOMPUTE_FOREMAN) with --token or --token-file';
+  const deadline = Date.now() + LOCAL_FOREMAN_WAIT_MS;
+  let found;
+  for (;;) {
+    try {
+      found = localForeman(process.env.CROWDCOMPUTE_URL || undefined, next, { needsUrl: true });
+      break;
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  if (!found.url) throw new Error(`the local foreman of ${found.entry.database} has not recorded its address in ${credentialsFile()}: start it (crowdcompute foreman), or ${next}`);
+  if (!tokenGiven && !found.entry.workerToken) {
+    throw new Error(`${credentialsFile()} holds no worker token for the foreman at ${found.url}: restart that foreman (it leaves one), or give --token-file with one from crowdcompute token create --worker '*'`);
+  }
+  return `${found.url.replace(/^http/, 'ws').replace(/\/+$/, '')}/ws`;
 }
 
 /**
@@ -34,7 +70,7 @@ export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
     // .env(): the variable is read when the option is not given, and --help names it without showing its value.
-    .addOption(new Option('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover').env('CROWDCOMPUTE_FOREMAN').makeOptionMandatory())
+    .addOption(new Option('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (default: the local foreman\'s, from the local credentials file)').env('CROWDCOMPUTE_FOREMAN'))
     .addOption(new Option('--id <workerId>', 'unique worker id (default: hostname-pid-random)').env('CROWDCOMPUTE_WORKER_ID'))
     .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
     .option('--token-file <file>', 'read the worker token from this file')
@@ -44,17 +80,17 @@ export function workerCommand(program: Command): void {
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
     .option('--python-memory <mb>', "memory of each Python interpreter (Pyodide's WebAssembly memory) running shipped Python functions, MiB", bounded('pythonSandboxMemoryMb', parseIntArg), D.pythonSandboxMemoryMb)
-    .option('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', bounded('sandboxTimeoutMs', parseDuration), D.sandboxTimeoutMs)
+    .addOption(durationOption('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', 'sandboxTimeoutMs', D.sandboxTimeoutMs))
     .option('--sandbox-processes <n>', 'sandbox processes at most, each running one map task at a time (default: CPU cores + 1)', bounded('sandboxProcesses', parseIntArg))
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
     .option('--status-host-name <name>', 'a host name the status server answers to (repeatable), besides localhost, IP addresses, this machine\'s hostname and --status-host; requests naming another host are refused (403), so that no web page can read it through DNS rebinding', (v: string, all: string[] = []) => [...all, v])
     .option('--no-status', 'do not start the status HTTP server')
     .option('--heartbeat-interval <duration>', 'heartbeat period, e.g. 5s (default: the foreman\'s)', bounded('heartbeatIntervalMs', parseDuration))
-    .option('--reconnect-interval <duration>', 'base delay between reconnection attempts, e.g. 1s', bounded('reconnectIntervalMs', parseDuration), D.reconnectIntervalMs)
+    .addOption(durationOption('--reconnect-interval <duration>', 'base delay between reconnection attempts, e.g. 1s', 'reconnectIntervalMs', D.reconnectIntervalMs))
     .option('--max-reconnect-attempts <n>', 'give up after this many failed reconnects (-1 = never)', bounded('maxReconnectAttempts', parseSignedInt), D.maxReconnectAttempts)
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
-    .option('--drain-timeout <duration>', 'on SIGTERM, how long running tasks may take to finish, e.g. 30s', bounded('drainTimeoutMs', parseDuration), D.drainTimeoutMs)
+    .addOption(durationOption('--drain-timeout <duration>', 'on SIGTERM, how long running tasks may take to finish, e.g. 30s', 'drainTimeoutMs', D.drainTimeoutMs))
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
     .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', bounded('cpuCores', parseIntArg))
     .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', bounded('memoryMb', parseNumber))
@@ -67,8 +103,12 @@ export function workerCommand(program: Command): void {
     .action(async (o) => {
       const { Worker } = await import('../worker/index.ts');
       const token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : undefined);
+      if (!o.handlers && !o.allowCode) {
+        throw new Error('this worker would receive no tasks: give --handlers <module>, --allow-code, or both');
+      }
+      const foremanUrl: string = o.foreman ?? await localForemanWsUrl(Boolean(token ?? process.env.CROWDCOMPUTE_WORKER_TOKEN));
       const worker = new Worker({
-        foremanUrl: o.foreman, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
+        foremanUrl, workerId: o.id, maxConcurrentTasks: o.concurrency, allowCode: o.allowCode,
         ...(token ? { token } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}), statusHost: o.statusHost,
         ...(o.statusHostName ? { statusHostNames: o.statusHostName } : {}),
         sandbox: { memoryLimitMb: o.sandboxMemory, pythonMemoryMb: o.pythonMemory, defaultTimeoutMs: o.sandboxTimeout, ...(o.sandboxProcesses ? { maxProcesses: o.sandboxProcesses } : {}) },
@@ -82,9 +122,6 @@ export function workerCommand(program: Command): void {
         },
       });
       if (o.handlers) await registerHandlersFrom(worker, o.handlers);
-      if (!o.handlers && !o.allowCode) {
-        throw new Error('this worker would receive no tasks: give --handlers <module>, --allow-code, or both');
-      }
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;

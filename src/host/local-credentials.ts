@@ -76,6 +76,11 @@ export function localCredentialsFor(database: string): LocalCredentials | undefi
   return inProcess.find((e) => e.database === id) ?? readFile().foremen.find((e) => e.database === id);
 }
 
+/** Every entry the file holds, newest first (foremen on throwaway stores are not among them). */
+export function localCredentialsList(): LocalCredentials[] {
+  return readFile().foremen;
+}
+
 /** The entry of the foreman at `url` (HTTP or WebSocket), newest first. */
 export function localCredentialsAt(url: string): LocalCredentials | undefined {
   let at: string;

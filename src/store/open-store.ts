@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Store } from './store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
@@ -12,6 +13,20 @@ export interface OpenStoreOptions {
   foremanId?: string;
   /** SQLite: the file may not grow past this many bytes. */
   maxSizeBytes?: number;
+  /**
+   * Make the store when there is none (the default, what a foreman does): a new SQLite file, or
+   * the tables in an empty PostgreSQL schema. With false, a missing store is a StoreNotFoundError
+   * and nothing is written, so a command run in the wrong place cannot leave a stray empty store.
+   */
+  create?: boolean;
+}
+
+/** The database named holds no CrowdCompute store (and `create: false` forbade making one). */
+export class StoreNotFoundError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreNotFoundError';
+  }
 }
 
 /** The forms a database URL may take, as error messages list them. */
@@ -55,9 +70,17 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     // Loaded only when used: a SQLite-only install never touches pg.
     const { PostgresStore } = await import('./postgres/postgres-store.ts');
     const schema = options.schema ?? process.env.CROWDCOMPUTE_SCHEMA;
-    store = new PostgresStore({ url, ...(schema ? { schema } : {}), ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
+    const pgStore = new PostgresStore({ url, ...(schema ? { schema } : {}), ...(options.instanceId ? { instanceId: options.instanceId } : {}) });
+    if (options.create === false && !(await pgStore.isSetUp().catch(async (err: unknown) => { await pgStore.close(); throw err; }))) {
+      await pgStore.close();
+      throw new StoreNotFoundError(`the PostgreSQL database has no CrowdCompute store in schema ${pgStore.schema}`);
+    }
+    store = pgStore;
   } else {
     const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : url;
+    if (options.create === false && path !== ':memory:' && !existsSync(resolve(path))) {
+      throw new StoreNotFoundError(`the SQLite file ${resolve(path)} does not exist`);
+    }
     store = new SqliteStore({
       path: path === ':memory:' ? path : resolve(path),
       ...(options.foremanId ? { foremanId: options.foremanId } : {}), ...(options.maxSizeBytes ? { maxSizeBytes: options.maxSizeBytes } : {}),

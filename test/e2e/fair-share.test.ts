@@ -127,7 +127,7 @@ test('owners share before jobs do: an owner with eight jobs gets one owner\'s sh
 
     // The cap changed on a running foreman: `key limit` raises it, the foreman applies it.
     const keyId = cappedKey.split('_')[1];
-    const limited = JSON.parse(await cli(['key', 'limit', keyId, '--max-concurrency', '4', ...db])) as { max_concurrency: number };
+    const limited = JSON.parse(await cli(['key', 'limit', keyId, '--max-concurrency', '4', '--json', ...db])) as { max_concurrency: number };
     assert.equal(limited.max_concurrency, 4);
     await waitFor(async () => (await client.stats()).sharing.owners.length === 0 || null, { timeoutMs: 30_000 });
     const c = await capped.submitMany(tasks('capped4', 80));

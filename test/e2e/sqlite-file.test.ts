@@ -130,7 +130,7 @@ test('a second foreman on the same SQLite file refuses to start and names the on
     assert.match(second.stderr, /one\.db is in use by another foreman \(holder, pid \d+/);
     assert.equal(first.child.exitCode, null, 'the first foreman is unharmed');
     // Credential and prune commands open the file beside the running foreman.
-    assert.match(await cli(['key', 'list', '--database', database]), /"kind": "key"/);
+    assert.match(await cli(['key', 'list', '--database', database, '--json']), /"kind": "key"/);
     assert.match(await cli(['prune', '--database', database]), /^pruned 0 jobs past their retention/);
   } finally {
     first.kill();

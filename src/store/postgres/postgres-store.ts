@@ -248,6 +248,12 @@ export class PostgresStore implements Store {
     return c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ ...payload, from: this.instanceId })]);
   }
 
+  /** Whether the schema holds a store already (its migrations table): what `migrate()` would otherwise create. */
+  async isSetUp(): Promise<boolean> {
+    const r = await this.q('SELECT to_regclass($1) IS NOT NULL AS present', [`"${this.schema}".cc_migrations`], false);
+    return r.rows[0].present === true;
+  }
+
   async migrate(): Promise<void> {
     const c = await this.pool.connect();
     try {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { SCOPES, joinUrl } from '../protocol/index.ts';
+import { SCOPES, joinUrl, webhookUrlProblem } from '../protocol/index.ts';
 import { FOREMAN_DEFAULTS } from '../foreman/foreman-options.ts';
 import { parseDuration, parseIntArg, within } from './parse-args.ts';
 import { JOB_LIMITS, UNITS } from '../protocol/index.ts';
@@ -52,7 +52,7 @@ async function withCredentials(o: { database: string; secretFile?: string }, nee
 }
 
 const view = (r: import('../store/store.ts').CredentialRecord) => ({
-  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency } : r.kind === 'join' ? {
+  id: r.id, kind: r.kind, name: r.name, ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency, webhook_url: r.webhookUrl } : r.kind === 'join' ? {
     expires_at: r.expiresAt === null ? null : new Date(r.expiresAt).toISOString(), max_workers: r.maxWorkers,
   } : { worker_id: r.workerId }),
   created_at: new Date(r.createdAt).toISOString(), revoked_at: r.revokedAt === null ? null : new Date(r.revokedAt).toISOString(),
@@ -64,6 +64,16 @@ function parseScopes(v: string): string[] {
   const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
   if (scopes.length === 0 || unknown.length) throw new Error(`--scopes takes some of ${SCOPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
   return scopes;
+}
+
+/** `--webhook`: an http(s) URL, or (where it may be removed) none. */
+function webhookArg(allowNone: boolean) {
+  return (v: string): string | null => {
+    if (allowNone && v === 'none') return null;
+    const problem = webhookUrlProblem(v);
+    if (problem) throw new Error(`--webhook ${problem}`);
+    return v;
+  };
 }
 
 /** Write a credential's text to a file readable by the user only, or print it. */
@@ -84,10 +94,12 @@ export function credentialCommands(program: Command): void {
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for (shown in lists and logs)')
     .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
+    .option('--webhook <url>', 'post the end of this key\'s jobs that name no webhook to this http(s) URL, signed (see `crowdcompute webhook secret`)', webhookArg(false))
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
       await withCredentials(o, false, async (svc) => {
-        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}) });
+        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}),
+          ...(o.webhook ? { webhookUrl: o.webhook } : {}) });
         process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created; it is shown only now\n`);
         deliver(issued.text, o.out);
       });
@@ -99,9 +111,23 @@ export function credentialCommands(program: Command): void {
     .requiredOption('--max-concurrency <n|none>', 'at most this many tasks of its jobs run at once, or none for no cap',
       (v: string) => (v === 'none' ? null : within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency)(v))))
     .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.setMaxConcurrency(id.replace(/^cck_/, '').split('_')[0], o.maxConcurrency))); }); });
+  databaseOption(key.command('webhook').description('Set or remove an API key\'s webhook: where the end of its jobs that name none is posted (jobs ending from now on)')
+    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')
+    .argument('<url|none>', 'an http(s) URL, or none to remove it', webhookArg(true)))
+    .action(async (id: string, url: string | null, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.setWebhook(id.replace(/^cck_/, '').split('_')[0], url))); }); });
   databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)'))
     .action(async (id: string, o) => { await withCredentials(o, false, async (svc) => { print(view(await svc.revoke(id.replace(/^cck_/, '').split('_')[0]))); }); });
+
+  const webhook = program.command('webhook').description('Webhooks: the secret their signatures are made with');
+  databaseOption(webhook.command('secret')
+    .description('Print the secret webhook deliveries are signed with (whsec_…, Standard Webhooks): give it to receivers so they can verify them. Derived from the deployment\'s secret: the same on every foreman of the database'))
+    .action(async (o) => {
+      await withCredentials(o, true, async (svc) => {
+        const { webhookSecret } = await import('../foreman/auth/secrets.ts');
+        process.stdout.write(`${webhookSecret(svc.deploymentSecret())}\n`);
+      });
+    });
 
   const token = program.command('token').description('Worker tokens: create (shown once), list, revoke');
   databaseOption(token.command('create')

@@ -46,6 +46,10 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser; env?: st
   { key: 'openTimeoutMs', arg: '<duration>', help: 'close an open job that gets no part and no seal this long, when it does not say (openTimeout): cancelled, or sealed if it chose onOpenTimeout seal; 0 = never', parse: parseDuration, env: 'CROWDCOMPUTE_OPEN_TIMEOUT' },
   { key: 'authSkewMs', arg: '<duration>', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
   { key: 'stallAfterMs', arg: '<duration>', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
+  { key: 'webhookAttempts', arg: '<n>', help: 'attempts to post a job\'s end to its webhook before giving up', parse: parseIntArg },
+  { key: 'webhookBackoffMs', arg: '<duration>', help: 'wait before a webhook\'s second attempt; it doubles (jittered) after each failure, up to 6h', parse: parseDuration },
+  { key: 'webhookTimeoutMs', arg: '<duration>', help: 'how long a webhook receiver has to answer an attempt', parse: parseDuration },
+  { key: 'webhookConcurrency', arg: '<n>', help: 'webhook attempts in flight at once, per foreman', parse: parseIntArg },
   { key: 'maxSandboxCrashes', arg: '<n>', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
 ];
 

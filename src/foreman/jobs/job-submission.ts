@@ -180,7 +180,7 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
   const open = spec.open === true;
-  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null, ...jobExpiry(spec, limits, now) };
+  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null, webhookUrl: spec.webhook ?? null, ...jobExpiry(spec, limits, now) };
   const idOf = (index: number) => `${jobId}.${index}`;
   const runAt = releaseTime('the job', spec, now);
   const time = { runAt: runAt ?? null };

@@ -65,6 +65,8 @@ export class WebhookSender implements Service {
   private readonly clock: () => number;
   private readonly agent: Agent;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Aborts the sends in flight when the foreman stops: a silent receiver does not hold up a shutdown. */
+  private readonly stopping = new AbortController();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private armedAt: number | null = null;
   private current: Promise<void> | null = null;
@@ -85,13 +87,14 @@ export class WebhookSender implements Service {
     void this.lookAgain();
   }
 
-  /** Stop claiming; wait for the attempts in flight (each bounded by the timeout). */
+  /** Stop claiming; cut the attempts in flight short (each is recorded, to be tried again) and wait for them. */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     const started = this.state === 'running';
     this.state = 'stopped';
     this.disarm();
     await this.current;
+    this.stopping.abort();
     await Promise.allSettled([...this.inFlight]);
     if (started) await this.agent.close().catch(() => {});
   }
@@ -150,7 +153,8 @@ export class WebhookSender implements Service {
     if (!view) result = { status: null, error: 'the job is gone (pruned) before its end could be delivered' };
     else result = await this.post(claim, view, at);
     const attempt: WebhookAttempt = { attempt: claim.attempts, at, status: result.status, error: result.error, durationMs: Math.round(performance.now() - started) };
-    const last = claim.attempts >= this.options.attempts || !view;
+    // Cut short by a stop, an attempt is not given up on: another foreman (or this one, restarted) tries again.
+    const last = (claim.attempts >= this.options.attempts || !view) && !this.stopping.signal.aborted;
     const next = result.error === null ? { state: 'delivered' as const }
       : last ? { state: 'failed' as const }
         : { state: 'pending' as const, retryAt: this.clock() + retryDelayMs(claim.attempts, this.options.backoff) };
@@ -176,7 +180,7 @@ export class WebhookSender implements Service {
     };
     if (this.deps.signingSecret) headers[WEBHOOK_HEADERS.signature] = signWebhook(this.deps.signingSecret, id, timestamp, body);
     try {
-      const res = await request(claim.url, { method: 'POST', headers, body, dispatcher: this.agent, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      const res = await request(claim.url, { method: 'POST', headers, body, dispatcher: this.agent, signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopping.signal]) });
       // Read a little of the answer for the error message, and drop the rest (and the socket) on the floor.
       let text = '';
       try {
@@ -196,6 +200,7 @@ export class WebhookSender implements Service {
       return { status: res.statusCode, error: `HTTP ${res.statusCode}${redirect}${text ? `: ${text}` : ''}` };
     } catch (err) {
       const e = err as Error & { code?: string };
+      if (this.stopping.signal.aborted) return { status: null, error: 'the foreman stopped before an answer came' };
       const what = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT'
         ? `no answer within ${this.options.timeoutMs} ms (--webhook-timeout)`
         : `${e.code ?? e.name}: ${e.message}`;

@@ -80,7 +80,7 @@ describe(`webhooks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'Postg
 
   before(async () => {
     // Retries come quickly here; the timeout is long, so a receiver that never answers stays in flight for the whole test.
-    foreman = await startTestForeman({ webhookBackoffMs: 50, webhookTimeoutMs: 120_000, heartbeatIntervalMs: 200,
+    foreman = await startTestForeman({ webhookBackoffMs: 50, webhookTimeoutMs: 120_000, webhookConcurrency: 2, heartbeatIntervalMs: 200,
       ...(store === 'postgres' ? { database: `${pgUrl}?schema=webhooks_${Date.now()}` } : {}) });
     client = new Client({ url: foreman.url });
     worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: `hooks-${store}`, maxConcurrentTasks: 4, logLevel: 'silent' })
@@ -140,6 +140,7 @@ describe(`webhooks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'Postg
     const list = await rest(`/api/jobs/${handle.jobId}/webhook-deliveries`);
     assert.equal(list.status, 200);
     assert.deepEqual(list.body.map((d: any) => [d.state, d.attempts, d.job_status]), [['delivered', 3, 'completed']]);
+    assert.deepEqual((await client.webhookDeliveries(handle.jobId)).map((d) => [d.state, d.attempts, d.jobStatus, d.attemptLog.length]), [['delivered', 3, 'completed', 3]]);
 
     // `crowdcompute job <id>` says where it went and how it went.
     const shown = await cli(['job', handle.jobId, '--foreman', foreman.url]);
@@ -174,20 +175,6 @@ describe(`webhooks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'Postg
     }
   });
 
-  test("a receiver that never answers holds up nothing: another job runs and ends while the delivery is in flight", async () => {
-    const silent = await receiver(() => secret, () => null);
-    servers.push(silent.server);
-    const hung = await client.submit('hook.hung', { h: 1 }, { webhook: silent.url });
-    await hung.result();
-    await waitFor(() => silent.got.length === 1, { timeoutMs: 30_000, message: 'the silent receiver got the delivery' });
-
-    const other = await client.submit('hook.other', { o: 1 });
-    assert.deepEqual(await other.result(), { echoed: { o: 1 } });
-    const after = await rest(`/api/jobs/${hung.jobId}`);
-    assert.deepEqual([after.body.webhook.state, after.body.webhook.attempts, after.body.webhook.attempt_log.length], ['pending', 1, 0],
-      'the other job ended while the first attempt was still waiting for an answer');
-  });
-
   test('a bad webhook URL is refused on every way in, naming the problem', async () => {
     await assert.rejects(client.submit('hook.x', {}, { webhook: 'ftp://example.com/x' }), (err: any) => {
       assert.equal(err.code, 'CC_ERR_BAD_MESSAGE');
@@ -208,6 +195,22 @@ describe(`webhooks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'Postg
     const byKey = await cli(['key', 'create', '--scopes', 'read', '--webhook', 'file:///etc/passwd', '--database', foreman.databaseUrl]);
     assert.notEqual(byKey.code, 0);
     assert.match(byKey.stderr, /--webhook must be http or https, not file:/);
+  });
+
+  // Last: its silent receiver keeps both of the sender's slots for the rest of the file.
+  test('receivers that never answer hold up nothing: with every send slot taken, another job runs and ends, and the next delivery waits its turn', async () => {
+    const silent = await receiver(() => secret, () => null);
+    servers.push(silent.server);
+    const hung = await Promise.all([1, 2, 3].map((h) => client.submit('hook.hung', { h }, { webhook: silent.url })));
+    await Promise.all(hung.map((h) => h.result()));
+    await waitFor(() => silent.got.length === 2, { timeoutMs: 30_000, message: 'the silent receiver got two deliveries, one per slot' });
+
+    const other = await client.submit('hook.other', { o: 1 });
+    assert.deepEqual(await other.result(), { echoed: { o: 1 } });
+    const views = await Promise.all(hung.map(async (h) => (await rest(`/api/jobs/${h.jobId}`)).body.webhook));
+    assert.ok(views.every((w) => w.state === 'pending' && w.attempt_log.length === 0), 'no answer has come for any');
+    assert.deepEqual(views.map((w) => w.attempts).sort(), [0, 1, 1], 'two in flight (one per slot), the third waiting for a slot');
+    assert.equal(silent.got.length, 2);
   });
 });
 }

@@ -71,6 +71,7 @@ export function webhookConformance(store: () => Store): void {
 
     // Two claimers at once: every delivery goes to exactly one of them.
     const [a, b] = await Promise.all([s.webhookClaimDue({ now, limit: 4, leaseMs: 60_000 }), s.webhookClaimDue({ now, limit: 4, leaseMs: 60_000 })]);
+    assert.ok(a.length <= 4 && b.length <= 4, `each claim takes at most its limit (took ${a.length} and ${b.length})`);
     const ids = [...a, ...b].map((c) => c.id);
     assert.equal(ids.length, 6, 'all six claimed');
     assert.equal(new Set(ids).size, 6, 'none twice');
@@ -103,6 +104,17 @@ export function webhookConformance(store: () => Store): void {
     assert.deepEqual([t.state, t.lastStatus, t.lastError], ['failed', null, 'timed out']);
     assert.deepEqual(await s.webhookClaimDue({ now: now + 10 * 60_000, limit: 10, leaseMs: 60_000 }).then((r) => r.filter((c) => [first.id, second.id, third.id].includes(c.id))), [],
       'finished deliveries are never claimed again');
+  });
+
+  test('webhooks: a claim takes at most its limit, earliest first', async () => {
+    const s = store();
+    const jobs = [];
+    for (let i = 0; i < 3; i++) jobs.push((await s.jobInsert(job({ webhookUrl: `http://127.0.0.1:9/l${i}` }))).job);
+    for (const j of jobs) await s.jobCancel({ jobId: j.id, now: Date.now() });
+    const now = Date.now() + 1_000;
+    const first = await s.webhookClaimDue({ now, limit: 2, leaseMs: 60_000 });
+    assert.deepEqual(first.map((c) => c.jobId), jobs.slice(0, 2).map((j) => j.id));
+    assert.deepEqual((await s.webhookClaimDue({ now, limit: 2, leaseMs: 60_000 })).map((c) => c.jobId), [jobs[2].id]);
   });
 
   test('webhooks: a retried job that ends again is announced again; pruning a job removes its deliveries', async () => {

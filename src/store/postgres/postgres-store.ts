@@ -1326,11 +1326,14 @@ export class PostgresStore implements Store {
 
   async webhookClaimDue(params: { now: number; limit: number; leaseMs: number }): Promise<WebhookClaim[]> {
     // SKIP LOCKED: foremen claiming at once take different rows instead of waiting on each other;
-    // the guard on state and time in the update keeps a row from being claimed twice. Not
+    // the guard on state and time in the update keeps a row from being claimed twice. The rows
+    // are chosen once, in a materialized CTE: a locking subquery the planner rescans (the inner
+    // side of a join) skips the rows it has just locked and returns more than its LIMIT. Not
     // retried on a dropped connection: a claim that did commit would then be taken again.
-    const r = await this.q(`UPDATE webhook_deliveries d SET attempts = d.attempts + 1, in_flight = TRUE, next_attempt_at = $1::bigint + $3::bigint
-        FROM (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) due
-        WHERE d.id = due.id AND d.state = 'pending' AND d.next_attempt_at <= $1
+    const r = await this.q(`WITH due AS MATERIALIZED (
+          SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+        UPDATE webhook_deliveries d SET attempts = d.attempts + 1, in_flight = TRUE, next_attempt_at = $1::bigint + $3::bigint
+        FROM due WHERE d.id = due.id AND d.state = 'pending' AND d.next_attempt_at <= $1
         RETURNING d.id, d.job_id, d.url, d.attempts, d.job_state, d.created_at`, [params.now, params.limit, params.leaseMs], false);
     return r.rows.map((row) => ({ id: Number(row.id), jobId: row.job_id, url: row.url, attempts: row.attempts, jobState: row.job_state, createdAt: Number(row.created_at) }))
       .sort((a, b) => a.id - b.id);

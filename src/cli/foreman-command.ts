@@ -78,6 +78,8 @@ export function foremanCommand(program: Command): void {
   cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
     + 'repeatable. From anyone else the header is ignored. Set it when a proxy is in front, or every client counts as the proxy\'s address')
     .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'));
+  cmd.addOption(new Option('--webhook-host <host>', 'a host webhooks may call: a name such as hooks.example.com, or *.example.com; repeatable. '
+    + 'A job naming another is refused. Default: any host, this network\'s own included').argParser((v: string, all: string[]) => [...all, v]).default([], 'any'));
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
     .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
@@ -98,6 +100,7 @@ export function foremanCommand(program: Command): void {
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),
         ...(o.trustedProxy.length > 0 ? { trustedProxies: o.trustedProxy } : {}),
+        ...(o.webhookHost.length > 0 ? { webhookHosts: o.webhookHost } : {}),
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);

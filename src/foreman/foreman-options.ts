@@ -299,6 +299,12 @@ export interface ForemanOptions {
    * anyone else the header is ignored. Default none.
    */
   trustedProxies?: string[];
+  /**
+   * The hosts webhooks may call: names (`hooks.example.com`) or `*.example.com`. A job naming
+   * another host is refused at submission, and a key's webhook to one is given up without being
+   * called. Default none: any host, including this network's own (see docs/security.md).
+   */
+  webhookHosts?: string[];
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -314,7 +320,7 @@ export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'lo
  */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const { store: _s, logger: _l, foremanId: _f, clock: _c, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const { store: _s, logger: _l, foremanId: _f, clock: _c, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], webhookHosts: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
   const problems: string[] = [];
   for (const key of Object.keys(FOREMAN_BOUNDS) as NumericOption[]) {
     const value = (rest as Record<string, unknown>)[key];
@@ -327,6 +333,9 @@ export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanO
   }
   if (!Array.isArray(rest.trustedProxies) || rest.trustedProxies.some((p) => typeof p !== 'string')) {
     problems.push('trustedProxies (--trusted-proxy) must be a list of addresses or CIDR ranges');
+  }
+  if (!Array.isArray(rest.webhookHosts) || rest.webhookHosts.some((h) => typeof h !== 'string' || !/^(\*\.)?[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h))) {
+    problems.push('webhookHosts (--webhook-host) must be a list of host names, *.domain patterns or [IPv6] addresses');
   }
   if (problems.length > 0) throw new RangeError(problems.join('; '));
   return rest as ResolvedForemanOptions;

@@ -229,7 +229,7 @@ export class Foreman {
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null,
-        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null });
+        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null, webhookHosts: o.webhookHosts });
     jobService = jobs;
     // Delayed tasks: one timer for the earliest, set again by every submission that holds some.
     const releaser = new TaskReleaser({ store, metrics, log, workAvailable: () => workAvailable(), tracker: loops.track('task releaser') },
@@ -244,7 +244,7 @@ export class Foreman {
       store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: local ? webhookSecret(local.secret) : null,
       jobView: async (jobId) => { const j = await store.jobGet(jobId); return j ? jobView(j) : null; },
     }, { attempts: o.webhookAttempts, backoff: { baseMs: o.webhookBackoffMs, maxMs: Math.max(o.webhookBackoffMs, WEBHOOK_MAX_BACKOFF_MS) },
-      timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, clock: this.clock });
+      timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, hosts: o.webhookHosts, clock: this.clock });
     this.webhooks = webhooks;
     events.onChange((change) => { if (change.finished) webhooks.jobEnded(); });
     // A finished job (here, or through another foreman) takes no more of the workers.

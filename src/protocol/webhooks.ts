@@ -17,6 +17,20 @@ export function webhookUrlProblem(value: string): string | null {
   return null;
 }
 
+/**
+ * Whether a webhook URL's host is one of `hosts`: a name (`hooks.example.com`, any port), or
+ * `*.example.com` for the names under it. No hosts: every host is allowed.
+ */
+export function webhookHostAllowed(url: string, hosts: readonly string[]): boolean {
+  if (hosts.length === 0) return true;
+  let host: string;
+  try { host = new URL(url).hostname.toLowerCase(); } catch { return false; }
+  return hosts.some((h) => {
+    const pattern = h.toLowerCase();
+    return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern;
+  });
+}
+
 /** A webhook URL, refused in the words of {@link webhookUrlProblem}. */
 export const WebhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);

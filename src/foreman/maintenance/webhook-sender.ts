@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import { WEBHOOK_EVENT, WEBHOOK_HEADERS, type JobView } from '../../protocol/index.ts';
+import { WEBHOOK_EVENT, WEBHOOK_HEADERS, webhookHostAllowed, type JobView } from '../../protocol/index.ts';
 import { retryDelayMs, type BackoffOptions } from '../../core/retry.ts';
 import type { Store, WebhookAttempt, WebhookClaim } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
@@ -21,6 +21,8 @@ export interface WebhookSenderOptions {
   concurrency: number;
   /** The longest the timer sleeps: deliveries written through another foreman are found within this. */
   safetySweepMs: number;
+  /** The hosts it may call (`--webhook-host`); empty or omitted: any. */
+  hosts?: readonly string[];
   /** The time now (tests may set it). Default Date.now. */
   clock?: () => number;
 }
@@ -29,7 +31,7 @@ export interface WebhookSenderOptions {
 export const WEBHOOK_MAX_BACKOFF_MS = 6 * 3_600_000;
 /** The safety sweep of the sender's timer. */
 export const WEBHOOK_SAFETY_SWEEP_MS = 5_000;
-/** Most of a receiver's answer read: enough for an error message, never a flood. */
+/** Most of a receiver's answer read (and dropped): never a flood. */
 const MAX_ANSWER_BYTES = 4_096;
 /** A claim's result that never came back (its foreman stopped) is tried again this long after the send's timeout. */
 const LEASE_MARGIN_MS = 30_000;
@@ -50,7 +52,8 @@ export function signWebhook(secret: string, id: string, timestamp: number, body:
  * transaction that ended the job), so nothing here is on the dispatch path: the dispatcher
  * commits, and this service, on its own timer, claims due attempts and sends them, at most
  * `concurrency` at once. A receiver that is slow or never answers holds one of those slots until
- * the timeout, nothing else; redirects are not followed and at most 4 KiB of an answer is read.
+ * the timeout, nothing else; redirects are not followed and at most 4 KiB of an answer is read
+ * (and not kept).
  *
  * Each attempt is claimed in the store before it is sent (exactly once across foremen) and its
  * outcome recorded under a guard on the attempt: a 2xx answer delivers it, anything else is
@@ -150,11 +153,14 @@ export class WebhookSender implements Service {
     const at = this.clock();
     const started = performance.now();
     let result: { status: number | null; error: string | null };
+    // A key's webhook, or one named before the list changed, to a host the foreman may not call: never sent.
+    const refused = !webhookHostAllowed(claim.url, this.options.hosts ?? []);
     if (!view) result = { status: null, error: 'the job is gone (pruned) before its end could be delivered' };
+    else if (refused) result = { status: null, error: `host ${new URL(claim.url).hostname} is not one this foreman calls (--webhook-host)` };
     else result = await this.post(claim, view, at);
     const attempt: WebhookAttempt = { attempt: claim.attempts, at, status: result.status, error: result.error, durationMs: Math.round(performance.now() - started) };
     // Cut short by a stop, an attempt is not given up on: another foreman (or this one, restarted) tries again.
-    const last = (claim.attempts >= this.options.attempts || !view) && !this.stopping.signal.aborted;
+    const last = (claim.attempts >= this.options.attempts || !view || refused) && !this.stopping.signal.aborted;
     const next = result.error === null ? { state: 'delivered' as const }
       : last ? { state: 'failed' as const }
         : { state: 'pending' as const, retryAt: this.clock() + retryDelayMs(claim.attempts, this.options.backoff) };
@@ -181,23 +187,21 @@ export class WebhookSender implements Service {
     if (this.deps.signingSecret) headers[WEBHOOK_HEADERS.signature] = signWebhook(this.deps.signingSecret, id, timestamp, body);
     try {
       const res = await request(claim.url, { method: 'POST', headers, body, dispatcher: this.agent, signal: AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopping.signal]) });
-      // Read a little of the answer for the error message, and drop the rest (and the socket) on the floor.
-      let text = '';
+      // The answer's body is not kept, nor shown: the job's owner chose the URL, and it must not
+      // become a way to read what a service inside the network answers. A little is read so the
+      // connection can be reused, then the rest (and the socket) is dropped.
       try {
-        const chunks: Buffer[] = [];
         let size = 0;
         for await (const chunk of res.body) {
-          chunks.push(chunk as Buffer);
           size += (chunk as Buffer).length;
           if (size >= MAX_ANSWER_BYTES) break;
         }
-        text = Buffer.concat(chunks).subarray(0, 200).toString('utf8').replace(/\s+/g, ' ').trim();
       } finally {
         res.body.destroy();
       }
       if (res.statusCode >= 200 && res.statusCode < 300) return { status: res.statusCode, error: null };
       const redirect = res.statusCode >= 300 && res.statusCode < 400 ? ' (redirects are not followed: give the final URL)' : '';
-      return { status: res.statusCode, error: `HTTP ${res.statusCode}${redirect}${text ? `: ${text}` : ''}` };
+      return { status: res.statusCode, error: `HTTP ${res.statusCode}${redirect}` };
     } catch (err) {
       const e = err as Error & { code?: string };
       if (this.stopping.signal.aborted) return { status: null, error: 'the foreman stopped before an answer came' };

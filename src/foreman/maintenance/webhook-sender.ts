@@ -124,13 +124,17 @@ export class WebhookSender implements Service {
     tracker?.began();
     try {
       const room = this.options.concurrency - this.inFlight.size;
+      let claimed = 0;
       if (room > 0) {
         const claims = await store.webhookClaimDue({ now: this.clock(), limit: room, leaseMs: this.options.timeoutMs + LEASE_MARGIN_MS });
         for (const c of claims) this.launch(c);
+        claimed = claims.length;
       }
       // Full: the next round is when an attempt in flight ends (it calls lookAgain).
       const next = await store.webhookNextDue();
-      if (this.inFlight.size < this.options.concurrency) this.arm(next ?? this.clock() + this.options.safetySweepMs);
+      // Due, yet nothing was taken: another foreman holds those rows for a moment; look again shortly, not at once.
+      const at = next !== null && next <= this.clock() && claimed === 0 && room > 0 ? this.clock() + RETRY_ROUND_MS : next;
+      if (this.inFlight.size < this.options.concurrency) this.arm(at ?? this.clock() + this.options.safetySweepMs);
       tracker?.succeeded();
     } catch (err) {
       tracker?.failed(err);

@@ -94,7 +94,7 @@ export const FOREMAN_DEFAULTS = {
   stallAfterMs: 60_000,
   /** Sandboxes a map job's function may take down (out of memory, crashed) before the job fails as a whole. */
   maxSandboxCrashes: 3,
-  /** Attempts to deliver a job's end to its webhook before giving up: with the backoff below, about two hours. */
+  /** Attempts to deliver a job's end to its webhook before giving up: with the backoff below, one to two hours in all. */
   webhookAttempts: 8,
   /** Wait before a webhook's second attempt; it doubles after each failure (jittered), up to 6 h. */
   webhookBackoffMs: MINUTE,

@@ -84,6 +84,9 @@ class JobOptions(TypedDict, total=False):
     #: Past this time its unfinished tasks fail with CC_ERR_DEADLINE: a datetime (naive = local time),
     #: epoch milliseconds, or an RFC 3339 string.
     deadline: datetime | int | str
+    #: An http(s) URL the job's end is posted to, signed (Standard Webhooks) and retried until it
+    #: answers 2xx; default the API key's webhook, if it has one (docs/operations.md, "Webhooks").
+    webhook: str
 
 
 _ARGUMENT_MESSAGE = re.compile(r"argument (\d+): ([A-Za-z_][\w.]*): (.*)", re.S)

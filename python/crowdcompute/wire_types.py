@@ -115,6 +115,8 @@ class GraphJobSpec(TypedDict):
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: an http or https URL, at most 2000 characters
+    webhook: NotRequired[str]
 
 
 class HelloAuth(TypedDict):
@@ -202,6 +204,8 @@ class MapJobSpec(TypedDict):
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: an http or https URL, at most 2000 characters
+    webhook: NotRequired[str]
 
 
 class NamedTaskSpec(TypedDict):
@@ -270,6 +274,8 @@ class TasksJobSpec(TypedDict):
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    #: an http or https URL, at most 2000 characters
+    webhook: NotRequired[str]
 
 
 # A job as submitted: a map job, a job of named tasks, or a task graph, told apart by `kind`.

@@ -5,7 +5,7 @@ import type { Client as ClientType } from '../client/index.ts';
 import { UNITS, type JobResultsView } from '../protocol/index.ts';
 import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
 import { checkForemanUrls, foremanOption, print, withClient } from './foreman-client.ts';
-import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags } from './job-flags.ts';
+import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags, webhookFlag } from './job-flags.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
 
@@ -179,11 +179,11 @@ export function clientCommands(program: Command): void {
     });
 
   const graph = program.command('graph').description('Task graphs: run one from a JSON file and follow its nodes, or show one');
-  foremanOption(startFlags(graph.command('run')
+  foremanOption(webhookFlag(startFlags(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
     .addOption(new Option('--poll <duration>', 'how often to look at the nodes').argParser(within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' })).default(500, '500ms'))
-    .option('--no-wait', 'print the job id and return at once')))
+    .option('--no-wait', 'print the job id and return at once'))))
     .action(async (file: string, o) => {
       const spec = graphFrom(file);
       await withClient(o, async (client, { JobFailedError }) => {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { SCOPES, joinUrl } from '../protocol/index.ts';
+import { SCOPES, joinUrl, webhookUrlProblem } from '../protocol/index.ts';
 import type { CredentialRecord, Store } from '../store/store.ts';
 import type { CredentialService } from '../foreman/auth/credential-service.ts';
 import { parseDuration, parseIntArg, within } from './parse-args.ts';
@@ -98,6 +98,16 @@ function parseScopes(v: string): string[] {
   return scopes;
 }
 
+/** `--webhook`: an http(s) URL, or (where it may be removed) none. */
+function webhookArg(allowNone: boolean) {
+  return (v: string): string | null => {
+    if (allowNone && v === 'none') return null;
+    const problem = webhookUrlProblem(v);
+    if (problem) throw new Error(`--webhook ${problem}`);
+    return v;
+  };
+}
+
 /** Write a credential's text to a file readable by the user only, or print it. */
 function deliver(text: string, out: string | undefined): void {
   if (out) {
@@ -127,10 +137,12 @@ export function credentialCommands(program: Command): void {
     .requiredOption('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes)
     .option('--name <name>', 'what the key is for (shown in lists and logs)')
     .option('--max-concurrency <n>', 'at most this many tasks of this key\'s jobs run at once, on all workers together (default: no cap)', within(parseIntArg, '--max-concurrency', JOB_LIMITS.maxConcurrency))
+    .option('--webhook <url>', 'post the end of this key\'s jobs that name no webhook to this http(s) URL, signed (see `crowdcompute webhook secret`)', webhookArg(false))
     .option('--out <file>', 'write the key to this file (mode 0600) instead of printing it'))
     .action(async (o) => {
       await withCredentials(o, false, async (svc, opened) => {
-        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}) });
+        const issued = await svc.createKey({ scopes: o.scopes, name: o.name ?? null, ...(o.maxConcurrency !== undefined ? { maxConcurrency: o.maxConcurrency } : {}),
+          ...(o.webhook ? { webhookUrl: o.webhook } : {}) });
         process.stderr.write(`API key ${issued.record.id} (${issued.record.scopes.join(', ')}) created in ${opened.described}; it is shown only now\n`);
         deliver(issued.text, o.out);
       });
@@ -150,9 +162,31 @@ export function credentialCommands(program: Command): void {
         process.stdout.write(r.maxConcurrency === null ? `API key ${id}: no cap on its running tasks\n` : `API key ${id}: at most ${r.maxConcurrency} tasks of its jobs run at once\n`);
       });
     });
+  jsonOption(databaseOption(key.command('webhook').description('Set or remove an API key\'s webhook: where the end of its jobs that name none is posted (jobs ending from now on)')
+    .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')
+    .argument('<url|none>', 'an http(s) URL, or none to remove it', webhookArg(true))), 'the key')
+    .action(async (arg: string, url: string | null, o) => {
+      const id = keyId(arg);
+      await withCredentials(o, false, async (svc, { store }) => {
+        await credentialOfKind(store, 'key', id);
+        const r = await svc.setWebhook(id, url);
+        if (o.json) { print(credentialJson(r)); return; }
+        process.stdout.write(url === null ? `API key ${id}: no webhook\n` : `API key ${id}: the end of its jobs that name no webhook is posted to ${url}\n`);
+      });
+    });
   jsonOption(databaseOption(key.command('revoke').description('Revoke an API key: refused from now on; foremen close its connections within a second')
     .argument('<id>', 'the key\'s id (cck_<id>_…, or as listed)')), 'the key')
     .action(revokeAction('key', keyId, 'refused from now on; foremen close its connections within a second'));
+
+  const webhook = program.command('webhook').description('Webhooks: the secret their signatures are made with');
+  databaseOption(webhook.command('secret')
+    .description('Print the secret webhook deliveries are signed with (whsec_…, Standard Webhooks): give it to receivers so they can verify them. Derived from the deployment\'s secret: the same on every foreman of the database'))
+    .action(async (o) => {
+      await withCredentials(o, true, async (svc) => {
+        const { webhookSecret } = await import('../foreman/auth/secrets.ts');
+        process.stdout.write(`${webhookSecret(svc.deploymentSecret())}\n`);
+      });
+    });
 
   const token = program.command('token').description('Worker tokens: create (shown once), list, revoke');
   databaseOption(token.command('create')

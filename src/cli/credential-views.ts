@@ -12,7 +12,7 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 export function credentialJson(r: CredentialRecord): Record<string, unknown> {
   return {
     id: r.id, kind: r.kind, name: r.name,
-    ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency }
+    ...(r.kind === 'key' ? { scopes: r.scopes, max_concurrency: r.maxConcurrency, webhook_url: r.webhookUrl }
       : r.kind === 'join' ? { expires_at: iso(r.expiresAt), max_workers: r.maxWorkers }
         : { worker_id: r.workerId }),
     created_at: iso(r.createdAt), revoked_at: iso(r.revokedAt), last_used_at: iso(r.lastUsedAt), last_used_from: r.lastUsedFrom,

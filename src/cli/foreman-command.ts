@@ -45,6 +45,10 @@ const TUNING: { key: Bounded; arg: string; help: string; parse: Parser; env?: st
   { key: 'openTimeoutMs', arg: '<duration>', help: 'close an open job that gets no part and no seal this long, when it does not say (openTimeout): cancelled, or sealed if it chose onOpenTimeout seal; 0 = never', parse: parseDuration, env: 'CROWDCOMPUTE_OPEN_TIMEOUT' },
   { key: 'authSkewMs', arg: '<duration>', help: 'largest clock difference accepted in a worker\'s signed hello', parse: parseDuration },
   { key: 'stallAfterMs', arg: '<duration>', help: 'a loop of the foreman (dispatcher, reapers, pruner, dashboard feed) stuck in one round, or failing every round, this long makes /health answer 503 naming it', parse: parseDuration },
+  { key: 'webhookAttempts', arg: '<n>', help: 'attempts to post a job\'s end to its webhook before giving up', parse: parseIntArg },
+  { key: 'webhookBackoffMs', arg: '<duration>', help: 'wait before a webhook\'s second attempt; it doubles (jittered) after each failure, up to 6h', parse: parseDuration },
+  { key: 'webhookTimeoutMs', arg: '<duration>', help: 'how long a webhook receiver has to answer an attempt', parse: parseDuration },
+  { key: 'webhookConcurrency', arg: '<n>', help: 'webhook attempts in flight at once, per foreman', parse: parseIntArg },
   { key: 'maxSandboxCrashes', arg: '<n>', help: 'sandboxes a map job\'s function may take down on Node workers (out of memory, crashed) before the rest of the job fails with CC_ERR_SANDBOX_CRASHED', parse: parseIntArg },
 ];
 
@@ -73,6 +77,8 @@ export function foremanCommand(program: Command): void {
   cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
     + 'repeatable. From anyone else the header is ignored. Set it when a proxy is in front, or every client counts as the proxy\'s address')
     .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'));
+  cmd.addOption(new Option('--webhook-host <host>', 'a host webhooks may call: a name such as hooks.example.com, or *.example.com; repeatable. '
+    + 'A job naming another is refused. Default: any host, this network\'s own included').argParser((v: string, all: string[]) => [...all, v]).default([], 'any'));
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
     .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
@@ -93,6 +99,7 @@ export function foremanCommand(program: Command): void {
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),
         ...(o.trustedProxy.length > 0 ? { trustedProxies: o.trustedProxy } : {}),
+        ...(o.webhookHost.length > 0 ? { webhookHosts: o.webhookHost } : {}),
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { MapFunction, MapOptions, TaskOptions } from '../client/index.ts';
-import { JOB_LIMITS, MAX_TIME_AHEAD_MS, PRIORITIES, type Priority } from '../protocol/index.ts';
+import { JOB_LIMITS, MAX_TIME_AHEAD_MS, PRIORITIES, webhookUrlProblem, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
 import { pythonFunctionFromFile, splitPythonTarget } from './python-function.ts';
 import { parseDuration, parseDurationFlag, parseIntArg, parseJsonArg, parseTime, parseTimeArg, parseWeight, within } from './parse-args.ts';
@@ -26,12 +26,24 @@ function runOnArg(v: string): 'any' | 'node' | 'browser' {
 export interface JobFlagValues {
   priority?: Priority; timeout?: number; queueTimeout?: number; maxAttempts?: number;
   chunkSize?: number; runOn?: 'any' | 'node' | 'browser'; weight?: number; maxConcurrency?: number;
-  at?: string | number; delay?: number; deadline?: number;
+  at?: string | number; delay?: number; deadline?: number; webhook?: string;
 }
 
-/** Options every job of tasks takes: priority, per-task timeout, queue timeout, attempts. */
+/** `--webhook`: a URL the job's end is posted to, checked here so a typo fails before anything is sent. */
+function webhookArg(v: string): string {
+  const problem = webhookUrlProblem(v);
+  if (problem) throw new Error(`--webhook ${problem}`);
+  return v;
+}
+
+/** `--webhook <url>`: post the job's end there (signed; see docs/operations.md, "Webhooks"). */
+export function webhookFlag(cmd: Command): Command {
+  return cmd.option('--webhook <url>', 'post the job\'s end to this http(s) URL, signed, retried until it answers 2xx (default: your API key\'s webhook, if it has one)', webhookArg);
+}
+
+/** Options every job of tasks takes: priority, per-task timeout, queue timeout, attempts, webhook. */
 export function taskFlags(cmd: Command): Command {
-  return cmd
+  return webhookFlag(cmd)
     .option('--priority <p>', `one of ${PRIORITIES.join(', ')}`, priorityArg)
     .option('--timeout <duration>', 'per-task timeout, e.g. 30s (at most 24d)', within(parseDuration, '--timeout', JOB_LIMITS.timeoutMs))
     .option('--queue-timeout <duration>', 'fail tasks no worker has started this long after submission (CC_ERR_NO_WORKER), e.g. 5m', within(parseDuration, '--queue-timeout', JOB_LIMITS.queueTimeoutMs))
@@ -66,7 +78,7 @@ export function jobOptionsFrom(o: JobFlagValues): MapOptions & TaskOptions {
     ...(o.chunkSize ? { chunkSize: o.chunkSize } : {}), ...(o.runOn ? { runOn: o.runOn } : {}),
     ...(o.weight !== undefined ? { weight: o.weight } : {}), ...(o.maxConcurrency ? { maxConcurrency: o.maxConcurrency } : {}),
     ...(o.at !== undefined ? { runAt: o.at } : {}), ...(o.delay !== undefined ? { delay: o.delay } : {}),
-    ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
+    ...(o.deadline !== undefined ? { deadline: o.deadline } : {}), ...(o.webhook !== undefined ? { webhook: o.webhook } : {}),
   };
 }
 

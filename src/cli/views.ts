@@ -107,6 +107,17 @@ export function jobSummary(j: Job, now = Date.now()): string {
     rows.push(['open timeout', `${j.onOpenTimeout === 'seal' ? 'sealed' : 'cancelled'} ${when(j.openExpiresAt, now)} unless a part or a seal comes first (no part for ${ms(j.openTimeoutMs ?? 0, { long: true })})`]);
   }
   if (j.closedBy !== null) rows.push(['closed by', CLOSED_BY[j.closedBy]]);
+  const hook = j.webhook;
+  if (hook) {
+    const last = hook.attempt_log[hook.attempt_log.length - 1];
+    const tries = `${hook.attempts} attempt${hook.attempts === 1 ? '' : 's'}`;
+    const said = hook.state === 'delivered' ? `delivered ${when(hook.finished_at, now)} after ${tries}`
+      : hook.state === 'failed' ? `given up after ${tries}${hook.last_error ? `; last: ${short(hook.last_error)}` : ''}`
+        : `pending: ${tries} so far${last?.error ? ` (last: ${short(last.error)})` : ''}${hook.next_attempt_at ? `; next by ${when(hook.next_attempt_at, now)}` : ''}`;
+    rows.push(['webhook', `${hook.url}: ${said}`]);
+  } else if (j.webhookUrl) {
+    rows.push(['webhook', `${j.webhookUrl}: called when the job ends`]);
+  }
   if (j.retentionMs !== null) rows.push(['retention', `kept ${ms(j.retentionMs, { long: true })} once finished${j.pruneAt ? `; may be pruned from ${when(j.pruneAt, now)}` : ''}`]);
   return `job ${j.id}\n${fields(rows, '  ')}`;
 }

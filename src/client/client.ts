@@ -15,7 +15,7 @@ import {
   CrowdComputeError, camelKeys, camelKeysOf, snakeKeysOf, JobSpecSchema, ScheduleSpecSchema, SchedulePatchSchema,
   type ScheduleSpec, type SchedulePatch, type ScheduleView, type ScheduleRunView, type ScheduleBackfillView, type ScheduleTriggerView,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type FileView, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type JobRetryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
+  type JobRetryView, type WebhookDeliveryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -78,6 +78,9 @@ interface PendingSubmit {
 
 /** A job as the REST API shows it, with camelCase keys. */
 export type JobInfo = CamelKeys<JobView>;
+
+/** An announcement of a job's end to its webhook, with its attempts (camelCase keys; the attempts as the REST API writes them). */
+export type WebhookDeliveryInfo = CamelKeys<WebhookDeliveryView>;
 
 /** One tick of a schedule and what became of it (camelCase keys). */
 export type ScheduleRunInfo = CamelKeys<ScheduleRunView>;
@@ -359,6 +362,11 @@ export class Client {
   /** One job. */
   async getJob(jobId: string): Promise<JobInfo> {
     return camelKeys(await this.http<JobView>('GET', `/api/jobs/${encodeURIComponent(jobId)}`));
+  }
+
+  /** Every announcement of a job's end to a webhook, oldest first, each with its attempts (`docs/operations.md`, "Webhooks"). */
+  async webhookDeliveries(jobId: string): Promise<WebhookDeliveryInfo[]> {
+    return (await this.http<WebhookDeliveryView[]>('GET', `/api/jobs/${encodeURIComponent(jobId)}/webhook-deliveries`)).map((d) => camelKeys(d));
   }
 
   /** Jobs, newest first, optionally of one state. */

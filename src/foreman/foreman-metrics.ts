@@ -20,6 +20,7 @@ export class ForemanMetrics {
   readonly resultsCommitted = new Counter({ name: 'crowdcompute_results_committed_total', help: 'Task outcomes recorded', registers: [this.registry] });
   readonly resultsRejected = new Counter({ name: 'crowdcompute_results_rejected_total', help: 'Task outcomes refused (stale attempt, duplicate, cancelled)', registers: [this.registry] });
   readonly tasksFinished = new Counter({ name: 'crowdcompute_tasks_finished_total', help: 'Task attempts recorded by this foreman, by type and outcome (completed, failed, retried, cancelled)', labelNames: ['type', 'outcome'], registers: [this.registry] });
+  readonly webhookDeliveries = new Counter({ name: 'crowdcompute_webhook_deliveries_total', help: 'Webhook attempts sent by this foreman, by outcome (delivered, retried, failed: given up)', labelNames: ['outcome'], registers: [this.registry] });
   readonly tasksRequeued = new Counter({ name: 'crowdcompute_tasks_requeued_total', help: 'Running tasks put back in the queue after their worker went away', registers: [this.registry] });
   readonly tasksRetried = new Counter({ name: 'crowdcompute_tasks_retried_total', help: 'Failed or cancelled tasks run again by a retry (SDK, REST, CLI, dashboard)', registers: [this.registry] });
   readonly tasksNeverStarted = new Counter({ name: 'crowdcompute_tasks_never_started_total', help: 'Tasks failed with CC_ERR_NO_WORKER: no worker started them before their queue deadline', registers: [this.registry] });

@@ -94,6 +94,14 @@ export const FOREMAN_DEFAULTS = {
   stallAfterMs: 60_000,
   /** Sandboxes a map job's function may take down (out of memory, crashed) before the job fails as a whole. */
   maxSandboxCrashes: 3,
+  /** Attempts to deliver a job's end to its webhook before giving up: with the backoff below, one to two hours in all. */
+  webhookAttempts: 8,
+  /** Wait before a webhook's second attempt; it doubles after each failure (jittered), up to 6 h. */
+  webhookBackoffMs: MINUTE,
+  /** A webhook receiver that has not answered (headers and body) this long counts as a failed attempt. */
+  webhookTimeoutMs: 10 * SECOND,
+  /** Webhook attempts in flight at once, per foreman. */
+  webhookConcurrency: 8,
 } as const;
 
 /**
@@ -131,6 +139,10 @@ export const FOREMAN_BOUNDS = {
   browserLeaseTtlMs: { flag: '--browser-lease-ttl', min: 1, max: DAY, unit: 'ms' },
   maxTasksPerBrowser: { flag: '--max-tasks-per-browser', min: 1, max: 1_000 },
   maxSchedulesPerKey: { flag: '--max-schedules', min: 1, max: 10_000_000 },
+  webhookAttempts: { flag: '--webhook-attempts', min: 1, max: 100 },
+  webhookBackoffMs: { flag: '--webhook-backoff', min: 1, max: DAY, unit: 'ms' },
+  webhookTimeoutMs: { flag: '--webhook-timeout', min: 1, max: HOUR, unit: 'ms' },
+  webhookConcurrency: { flag: '--webhook-concurrency', min: 1, max: 10_000 },
   // SQLite's own largest database is about 281 TB.
   maxDatabaseBytes: { flag: '--max-database-size', min: 1, max: 256 * TiB, unit: 'bytes' },
   headersTimeoutMs: { flag: '--headers-timeout', min: 1, max: HOUR, unit: 'ms' },
@@ -250,6 +262,14 @@ export interface ForemanOptions {
   maxTasksPerBrowser?: number;
   /** Most schedules one API key may keep (each fires jobs for ever, so a key's share is bounded). Default 10,000. */
   maxSchedulesPerKey?: number;
+  /** Attempts to post a job's end to its webhook before the delivery is given up (`failed`). Default 8. */
+  webhookAttempts?: number;
+  /** Wait before a webhook's second attempt, doubling (jittered) after each failure up to 6 h. Default 1 min. */
+  webhookBackoffMs?: number;
+  /** How long a webhook receiver has to answer an attempt (headers and body). Default 10 s. */
+  webhookTimeoutMs?: number;
+  /** Webhook attempts in flight at once, per foreman. Default 8. */
+  webhookConcurrency?: number;
   /**
    * A loop of the foreman (the dispatcher, the reapers, the pruner, the dashboard's feed) stuck in
    * one round, or failing every round, for this long makes /health answer 503 naming it. Default 60 s.
@@ -279,6 +299,12 @@ export interface ForemanOptions {
    * anyone else the header is ignored. Default none.
    */
   trustedProxies?: string[];
+  /**
+   * The hosts webhooks may call: names (`hooks.example.com`) or `*.example.com`. A job naming
+   * another host is refused at submission, and a key's webhook to one is given up without being
+   * called. Default none: any host, including this network's own (see docs/security.md).
+   */
+  webhookHosts?: string[];
   /** A pino logger; default: one on stderr at `logLevel`. */
   logger?: Logger;
   /** Level of the default logger: trace, debug, info, warn, error, silent. Default info. */
@@ -294,7 +320,7 @@ export type ResolvedForemanOptions = Required<Omit<ForemanOptions, 'store' | 'lo
  */
 export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanOptions {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const { store: _s, logger: _l, foremanId: _f, clock: _c, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
+  const { store: _s, logger: _l, foremanId: _f, clock: _c, ...rest } = { ...FOREMAN_DEFAULTS, trustedProxies: [], webhookHosts: [], ...defined } as ForemanOptions & typeof FOREMAN_DEFAULTS;
   const problems: string[] = [];
   for (const key of Object.keys(FOREMAN_BOUNDS) as NumericOption[]) {
     const value = (rest as Record<string, unknown>)[key];
@@ -307,6 +333,9 @@ export function resolveForemanOptions(options: ForemanOptions): ResolvedForemanO
   }
   if (!Array.isArray(rest.trustedProxies) || rest.trustedProxies.some((p) => typeof p !== 'string')) {
     problems.push('trustedProxies (--trusted-proxy) must be a list of addresses or CIDR ranges');
+  }
+  if (!Array.isArray(rest.webhookHosts) || rest.webhookHosts.some((h) => typeof h !== 'string' || !/^(\*\.)?[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/i.test(h))) {
+    problems.push('webhookHosts (--webhook-host) must be a list of host names, *.domain patterns or [IPv6] addresses');
   }
   if (problems.length > 0) throw new RangeError(problems.join('; '));
   return rest as ResolvedForemanOptions;

@@ -53,7 +53,9 @@ import { registerHttpAuth, registerLogin } from './http/http-auth.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialService } from './auth/credential-service.ts';
 import { ensureLocalCredentials } from './auth/local-setup.ts';
-import { newSecret } from './auth/secrets.ts';
+import { newSecret, webhookSecret } from './auth/secrets.ts';
+import { WEBHOOK_MAX_BACKOFF_MS, WEBHOOK_SAFETY_SWEEP_MS, WebhookSender } from './maintenance/webhook-sender.ts';
+import { jobView } from './http/rest-views.ts';
 import { clientAddresses } from './http/client-address.ts';
 import { AddressCap } from './address-cap.ts';
 import { Scheduler } from './schedules/scheduler.ts';
@@ -95,6 +97,8 @@ export class Foreman {
   private readonly clock: () => number;
   /** Releases delayed tasks when they are due (exposed for tests that move the clock). @internal */
   releaser: TaskReleaser | null = null;
+  /** Posts job ends to their webhooks (tests may call lookAgain). @internal */
+  webhooks: WebhookSender | null = null;
   private parts: Parts | null = null;
   private ownsStore = false;
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -231,7 +235,7 @@ export class Foreman {
     const jobs = new JobService({ store, registry, events, metrics, log, workAvailable },
       { maxPayloadBytes: o.maxPayloadBytes, maxArgs: o.maxArgs, maxTasksPerJob: o.maxArgs, defaultTimeoutMs: o.defaultTimeoutMs, idempotencyTtlMs: o.idempotencyTtlMs,
         defaultRetentionMs: o.retentionMs, defaultQueueTimeoutMs: o.queueTimeoutMs > 0 ? o.queueTimeoutMs : null,
-        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null });
+        defaultOpenTimeoutMs: o.openTimeoutMs > 0 ? o.openTimeoutMs : null, webhookHosts: o.webhookHosts });
     jobService = jobs;
     // Delayed tasks: one timer for the earliest, set again by every submission that holds some.
     const releaser = new TaskReleaser({ store, metrics, log, workAvailable: () => workAvailable(), tracker: loops.track('task releaser') },
@@ -241,6 +245,14 @@ export class Foreman {
     // Open jobs nobody seals and jobs past their deadline: one timer, set to the next time due.
     const expiry = new JobExpiry({ store, registry, events }, { safetySweepMs: EXPIRY_SAFETY_SWEEP_MS, clock: this.clock }, log).watchedBy(loops);
     jobs.onExpiry = (at) => expiry.soon(at);
+    // Webhooks: the store writes a delivery with each job end; the sender posts them off the dispatch path.
+    const webhooks = new WebhookSender({
+      store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: local ? webhookSecret(local.secret) : null,
+      jobView: async (jobId) => { const j = await store.jobGet(jobId); return j ? jobView(j) : null; },
+    }, { attempts: o.webhookAttempts, backoff: { baseMs: o.webhookBackoffMs, maxMs: Math.max(o.webhookBackoffMs, WEBHOOK_MAX_BACKOFF_MS) },
+      timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, hosts: o.webhookHosts, clock: this.clock });
+    this.webhooks = webhooks;
+    events.onChange((change) => { if (change.finished) webhooks.jobEnded(); });
     // A finished job (here, or through another foreman) takes no more of the workers.
     events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.
@@ -313,6 +325,7 @@ export class Foreman {
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
       releaser,
       expiry,
+      webhooks,
       feed,
       scheduler,
       // A stall is logged when it begins, even while nobody asks /health.

@@ -8,6 +8,7 @@ import { PRIORITIES, JOB_STATES, TASK_KINDS } from './states.ts';
 import { HelloAuthSchema } from './auth.ts';
 import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
 import { MAX_TIME_AHEAD_MS, TimeFieldSchema, durationField } from './time-fields.ts';
+import { WebhookUrlSchema } from './webhooks.ts';
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
@@ -124,6 +125,11 @@ export const JobOptionsSchema = z.object({
    * to stop. Must be in the future, at most a year ahead, and after `runAt` / `delay`.
    */
   deadline: TimeFieldSchema.optional(),
+  /**
+   * An http(s) URL the job's end is posted to (signed; retried with backoff until it answers
+   * 2xx). Default: the submitting key's webhook, if it has one. See docs/operations.md, "Webhooks".
+   */
+  webhook: WebhookUrlSchema.optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;

@@ -9,6 +9,7 @@ import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './st
 import { AppendPartShape, CODE_LANGUAGES, JobSpecSchema, TaskErrorSchema } from './messages.ts';
 import { snakeCaseSchema } from './case-keys.ts';
 import { JOB_LIMITS, describeAmount } from './limits.ts';
+import { WEBHOOK_DELIVERY_STATES, WebhookUrlSchema } from './webhooks.ts';
 
 const isoTime = z.string().describe('ISO 8601 time');
 const nullableTime = isoTime.nullable();
@@ -41,6 +42,7 @@ export const TaskSubmitBodySchema = z.object({
     .max(JOB_LIMITS.timeoutMs.max, `must be at most ${describeAmount(JOB_LIMITS.timeoutMs.max, 'ms')}`).optional(),
   max_attempts: z.number().int('must be a whole number').min(1, 'must be at least 1').max(JOB_LIMITS.maxAttempts.max, `must be at most ${JOB_LIMITS.maxAttempts.max}`).optional(),
   idempotency_key: z.string().min(1).max(200).optional(),
+  webhook: WebhookUrlSchema.optional().describe("an http(s) URL the job's end is posted to, signed (see docs/operations.md, \"Webhooks\"); default the key's webhook"),
 });
 /** POST /task/submit's body. */
 export type TaskSubmitBody = z.output<typeof TaskSubmitBodySchema>;
@@ -79,6 +81,32 @@ export const RetryQuerySchema = z.object({
 export const IdParamsSchema = z.object({ id: z.string().min(1).max(200) });
 
 // ---------------------------------------------------------------- responses
+
+/** One try at posting a job's end to its webhook. */
+export const WebhookAttemptViewSchema = z.object({
+  attempt: z.number().int(),
+  at: isoTime.describe('when it was sent'),
+  status: z.number().int().nullable().describe("the receiver's HTTP status; null when no answer came"),
+  error: z.string().nullable().describe('why it did not count as delivered (a status other than 2xx, a refused connection, a timeout); null when it did'),
+  duration_ms: z.number().int(),
+});
+
+/** The announcement of one end of a job to its webhook, with its attempts. */
+export const WebhookDeliveryViewSchema = z.object({
+  id: z.number().int(),
+  url: z.string(),
+  state: z.enum(WEBHOOK_DELIVERY_STATES).describe('pending: being tried (again); delivered: the receiver answered 2xx; failed: given up after the last attempt'),
+  job_status: z.enum(JOB_STATES).describe('the state the job ended in, which this delivery announces'),
+  attempts: z.number().int().describe('attempts made so far (one in flight counts)'),
+  next_attempt_at: nullableTime.describe('when the next attempt is due; null once delivered or given up'),
+  last_status: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  created_at: isoTime.describe('when the job ended'),
+  finished_at: nullableTime.describe('when it was delivered or given up'),
+  attempt_log: z.array(WebhookAttemptViewSchema).describe('every attempt that came back, oldest first'),
+});
+/** A webhook delivery, as the REST API shows it. */
+export type WebhookDeliveryView = z.output<typeof WebhookDeliveryViewSchema>;
 
 /** A job. */
 export const JobViewSchema = z.object({
@@ -119,6 +147,9 @@ export const JobViewSchema = z.object({
   closed_by: z.enum(['seal', 'open_timeout', 'cancel', 'deadline', 'failure']).nullable()
     .describe('why an open job stopped taking parts: sealed by its producer, closed by its open timeout, cancelled, failed at its deadline, or failed as a whole; null while open and for jobs never open'),
   deadline: nullableTime.describe('past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none'),
+  webhook_url: z.string().nullable().describe("the URL its end is posted to; null: its key's webhook, if the key has one"),
+  webhook: WebhookDeliveryViewSchema.nullable().optional()
+    .describe('GET /api/jobs/{id} only: the latest announcement of its end to a webhook (null: none yet, or no webhook); every one is at /api/jobs/{id}/webhook-deliveries'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

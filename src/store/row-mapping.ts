@@ -8,7 +8,7 @@ import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -87,6 +87,7 @@ export function jobFromRow(r: Row): JobRecord {
     openExpiresAt: r.open_expires_at ?? null,
     closedBy: r.closed_by ?? null,
     deadline: r.deadline ?? null,
+    webhookUrl: r.webhook_url ?? null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,
@@ -184,6 +185,18 @@ export function credentialFromRow(r: Row): CredentialRecord {
     expiresAt: r.expires_at ?? null,
     maxWorkers: r.max_workers ?? null,
     maxConcurrency: r.max_concurrency ?? null,
+    webhookUrl: r.webhook_url ?? null,
+  };
+}
+
+/** A webhook_deliveries row as a record. */
+export function webhookDeliveryFromRow(r: Row): WebhookDeliveryRecord {
+  return {
+    id: Number(r.id), jobId: r.job_id, url: r.url, state: r.state, jobState: r.job_state, attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at == null ? null : Number(r.next_attempt_at),
+    lastStatus: r.last_status ?? null, lastError: r.last_error ?? null,
+    attemptLog: (typeof r.attempt_log === 'string' ? JSON.parse(r.attempt_log) : r.attempt_log) as WebhookAttempt[],
+    createdAt: Number(r.created_at), finishedAt: r.finished_at == null ? null : Number(r.finished_at),
   };
 }
 

@@ -65,6 +65,8 @@ export interface JobRecord {
   closedBy: JobClosedBy | null;
   /** Past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none. */
   deadline: number | null;
+  /** The URL its end is posted to; null: its key's default webhook, if the key has one. */
+  webhookUrl: string | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -241,6 +243,8 @@ export interface JobInsertParams {
     onOpenTimeout?: OpenTimeoutAction;
     /** Past this time (epoch ms) its unfinished tasks fail with CC_ERR_DEADLINE; null or omitted: none. */
     deadline?: number | null;
+    /** The URL its end is posted to; null or omitted: its key's default webhook, if any. */
+    webhookUrl?: string | null;
   };
   tasks: NewTask[];
   now: number;
@@ -688,11 +692,66 @@ export interface CredentialRecord {
   maxWorkers: number | null;
   /** Keys: at most this many tasks of its jobs run at once (null: no cap). */
   maxConcurrency: number | null;
+  /** Keys: the webhook of its jobs that name none (null: none). */
+  webhookUrl: string | null;
 }
 
 /** A credential to store. */
-export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers' | 'maxConcurrency'>
-  & { expiresAt?: number | null; maxWorkers?: number | null; maxConcurrency?: number | null };
+export type CredentialInsertParams = Omit<CredentialRecord, 'revokedAt' | 'lastUsedAt' | 'lastUsedFrom' | 'expiresAt' | 'maxWorkers' | 'maxConcurrency' | 'webhookUrl'>
+  & { expiresAt?: number | null; maxWorkers?: number | null; maxConcurrency?: number | null; webhookUrl?: string | null };
+
+/** What became of a webhook delivery: still being tried, accepted by its receiver, or given up. */
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One try at posting a job's end to its webhook. */
+export interface WebhookAttempt {
+  attempt: number;
+  /** When it was sent (epoch ms). */
+  at: number;
+  /** The receiver's HTTP status; null when no answer came (refused, timed out). */
+  status: number | null;
+  /** Why it did not count as delivered; null when it did. */
+  error: string | null;
+  durationMs: number;
+}
+
+/**
+ * The announcement of one job end to one URL. A row is written in the transaction that ends
+ * the job (a database trigger), so no end is lost; the sender claims attempts from it.
+ */
+export interface WebhookDeliveryRecord {
+  id: number;
+  jobId: string;
+  url: string;
+  state: WebhookDeliveryState;
+  /** The job's state when it ended (what the delivery announces). */
+  jobState: JobState;
+  /** Attempts claimed so far (an attempt in flight is counted). */
+  attempts: number;
+  /** When the next attempt is due; while one is in flight, when it is given up as lost. Null once finished. */
+  nextAttemptAt: number | null;
+  lastStatus: number | null;
+  lastError: string | null;
+  /** Every attempt that came back, oldest first. */
+  attemptLog: WebhookAttempt[];
+  createdAt: number;
+  /** When it was delivered or given up; null while pending. */
+  finishedAt: number | null;
+}
+
+/** An attempt claimed for sending: the delivery, with `attempts` already counting this one. */
+export type WebhookClaim = Pick<WebhookDeliveryRecord, 'id' | 'jobId' | 'url' | 'attempts' | 'jobState' | 'createdAt'>;
+
+/**
+ * How an attempt ended, recorded only if that attempt is the delivery's current one and still
+ * in flight (recorded once; a claim that lapsed and was claimed again does not record): delivered, tried
+ * again at `retryAt`, or given up.
+ */
+export interface WebhookAttemptParams {
+  id: number;
+  attempt: WebhookAttempt;
+  next: { state: 'delivered' } | { state: 'pending'; retryAt: number } | { state: 'failed' };
+}
 
 /** A recurring schedule as the store keeps it (see docs/operations.md, "Schedules"). */
 export interface ScheduleRecord {
@@ -952,6 +1011,8 @@ export interface Store {
   credentialRevoke(params: { id: string; now: number }): Promise<CredentialRecord | null>;
   /** Set (or, with null, lift) an API key's cap on its jobs' running tasks; null if no key has the id. */
   credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null>;
+  /** Set (or, with null, remove) an API key's default webhook; null if no key has the id. */
+  credentialSetWebhook(params: { id: string; webhookUrl: string | null }): Promise<CredentialRecord | null>;
   /** Note a credential's use: when, and from which address. */
   credentialTouch(params: { id: string; now: number; from: string }): Promise<void>;
   /** A number that goes up whenever a credential is created or revoked (foremen watch it). */
@@ -991,6 +1052,19 @@ export interface Store {
   scheduleFire(list: ScheduleFireParams[]): Promise<ScheduleFireOutcome[]>;
   /** A schedule's runs, newest first. */
   scheduleRunList(params: { scheduleId: string; limit: number }): Promise<ScheduleRunRecord[]>;
+
+  /**
+   * Claim up to `limit` webhook attempts due at or before `now`, earliest first: each is counted
+   * and pushed to `now + leaseMs` (when it is tried again if its result never comes). Exactly
+   * once per attempt across foremen: a claimed attempt is not due again before that time.
+   */
+  webhookClaimDue(params: { now: number; limit: number; leaseMs: number }): Promise<WebhookClaim[]>;
+  /** Record an attempt's outcome (see WebhookAttemptParams); false when the attempt was not the delivery's current one. */
+  webhookRecordAttempt(params: WebhookAttemptParams): Promise<boolean>;
+  /** When the earliest pending delivery is due (or its claim lapses); null when none is pending. */
+  webhookNextDue(): Promise<number | null>;
+  /** A job's webhook deliveries, oldest first. */
+  webhookDeliveryList(jobId: string): Promise<WebhookDeliveryRecord[]>;
 
   /** What an operator should know about the database's settings (logged at start), if anything. */
   setupWarnings?(): Promise<string[]>;

@@ -95,6 +95,7 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'GET', path: `/api/tasks/${taskId}`, openapi: '/api/tasks/{id}', needs: 'own' },
     { method: 'GET', path: `/api/jobs/${job.json.id}/graph`, openapi: '/api/jobs/{id}/graph', needs: 'own' },
     { method: 'GET', path: `/api/jobs/${job.json.id}/code`, openapi: '/api/jobs/{id}/code', needs: 'own' },
+    { method: 'GET', path: `/api/jobs/${job.json.id}/webhook-deliveries`, openapi: '/api/jobs/{id}/webhook-deliveries', needs: 'own' },
     { method: 'GET', path: `/api/tasks/${taskId}/artifacts`, openapi: '/api/tasks/{id}/artifacts', needs: 'own' },
     { method: 'GET', path: `/api/tasks/${taskId}/batches`, openapi: '/api/tasks/{id}/batches', needs: 'own' },
     { method: 'POST', path: `/task/${taskId}/cancel`, openapi: '/task/{id}/cancel', needs: 'own' },

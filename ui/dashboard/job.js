@@ -2,6 +2,7 @@
 // attempt, and the Cancel and Retry buttons.
 import { html, api, age, duration, preview, num, State, useEffect, useState, useRef } from '../common.js';
 import { JobProgress, Counts, jobTitle, unservedTypes, labelTypes, Link, STATES } from './shared.js';
+import { WebhookDeliveries } from './webhook.js';
 
 const PAGE = 50;
 const LANGUAGE_NAMES = { javascript: 'JavaScript', python: 'Python' };
@@ -152,6 +153,7 @@ export function JobPage({ id, live }) {
     </div>
     ${code ? html`<details class="panel" data-code><summary>Function <span class="small muted">${LANGUAGE_NAMES[code.language] ?? code.language}</span></summary><pre class="mono">${code.source}</pre></details>` : ''}
     ${graph ? html`<${GraphNodes} graph=${graph} />` : ''}
+    <${WebhookDeliveries} id=${id} job=${job} />
     <div class="section-head"><h2>Tasks</h2>
       <div class="filters"><select aria-label="task state" value=${status} onChange=${(e) => { setFrom(0); setStatus(e.currentTarget.value); }}>
         <option value="">every state</option>${STATES.map((s) => html`<option value=${s}>${s}</option>`)}</select></div></div>

@@ -1,4 +1,4 @@
-import { API_KEY_PREFIX, CrowdComputeError, JOB_LIMITS, SCOPES, WORKER_TOKEN_PREFIX, boundProblem, parseCredential, type Scope } from '../../protocol/index.ts';
+import { API_KEY_PREFIX, CrowdComputeError, JOB_LIMITS, SCOPES, WORKER_TOKEN_PREFIX, boundProblem, parseCredential, webhookUrlProblem, type Scope } from '../../protocol/index.ts';
 import type { CredentialRecord, Store } from '../../store/store.ts';
 import { hashKeySecret, newCredentialId, newKeySecret, safeEqual, secretFingerprint, workerTokenSecret } from './secrets.ts';
 
@@ -6,6 +6,12 @@ import { hashKeySecret, newCredentialId, newKeySecret, safeEqual, secretFingerpr
 function checkKeyCap(maxConcurrency: number): void {
   const problem = boundProblem(maxConcurrency, JOB_LIMITS.maxConcurrency);
   if (problem) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `an API key's maxConcurrency (--max-concurrency) ${problem}`);
+}
+
+/** A key's default webhook is checked as a job's is. */
+function checkKeyWebhook(url: string): void {
+  const problem = webhookUrlProblem(url);
+  if (problem) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `an API key's webhook (--webhook) ${problem}`);
 }
 
 /** A credential just made: its record, and its text, shown once and stored nowhere. */
@@ -35,6 +41,11 @@ export class CredentialService {
     return this.secret;
   }
 
+  /** The deployment's secret (for what is derived from it, such as the webhook signing secret); an error without one. */
+  deploymentSecret(): string {
+    return this.requireSecret();
+  }
+
   /**
    * Tie the store to this secret on first use, and refuse a secret that is not the one the
    * store was set up with (its workers' tokens would all fail).
@@ -49,17 +60,18 @@ export class CredentialService {
   }
 
   /** A new API key with these scopes. */
-  async createKey(params: { scopes: readonly string[]; name?: string | null; now?: number; maxConcurrency?: number }): Promise<IssuedCredential> {
+  async createKey(params: { scopes: readonly string[]; name?: string | null; now?: number; maxConcurrency?: number; webhookUrl?: string }): Promise<IssuedCredential> {
     const scopes = [...new Set(params.scopes)];
     const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
     if (scopes.length === 0 || unknown.length > 0) {
       throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `scopes must be some of ${SCOPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
     }
     if (params.maxConcurrency !== undefined) checkKeyCap(params.maxConcurrency);
+    if (params.webhookUrl !== undefined) checkKeyWebhook(params.webhookUrl);
     const id = newCredentialId();
     const secret = newKeySecret();
     await this.store.credentialInsert({ id, kind: 'key', name: params.name ?? null, scopes: scopes as Scope[], workerId: null, secretHash: hashKeySecret(secret), createdAt: params.now ?? Date.now(),
-      ...(params.maxConcurrency !== undefined ? { maxConcurrency: params.maxConcurrency } : {}) });
+      ...(params.maxConcurrency !== undefined ? { maxConcurrency: params.maxConcurrency } : {}), ...(params.webhookUrl !== undefined ? { webhookUrl: params.webhookUrl } : {}) });
     return { record: (await this.store.credentialGet(id))!, text: `${API_KEY_PREFIX}${id}_${secret}` };
   }
 
@@ -110,6 +122,14 @@ export class CredentialService {
   async setMaxConcurrency(id: string, maxConcurrency: number | null): Promise<CredentialRecord> {
     if (maxConcurrency !== null) checkKeyCap(maxConcurrency);
     const r = await this.store.credentialSetMaxConcurrency({ id, maxConcurrency });
+    if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key has the id ${id}`);
+    return r;
+  }
+
+  /** Set (or, with null, remove) an API key's default webhook: its jobs that name none and end from now on are posted there. */
+  async setWebhook(id: string, webhookUrl: string | null): Promise<CredentialRecord> {
+    if (webhookUrl !== null) checkKeyWebhook(webhookUrl);
+    const r = await this.store.credentialSetWebhook({ id, webhookUrl });
     if (!r) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `no API key has the id ${id}`);
     return r;
   }

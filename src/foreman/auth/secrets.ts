@@ -42,6 +42,15 @@ export function workerTokenSecret(secret: string, tokenId: string): string {
 }
 
 /**
+ * The secret webhook deliveries are signed with, derived from the deployment's secret (so every
+ * foreman of a deployment signs alike and nothing more is stored), in the Standard Webhooks
+ * form: `whsec_` and the base64 of the 32 key bytes. Receivers verify with it.
+ */
+export function webhookSecret(secret: string): string {
+  return `whsec_${createHmac('sha256', secret).update('crowdcompute webhook secret').digest('base64')}`;
+}
+
+/**
  * A fingerprint of the deployment's secret, kept in the store: a foreman started with another
  * secret than the one the database was set up with is refused, instead of refusing every worker.
  */

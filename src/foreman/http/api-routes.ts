@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   CrowdComputeError, GraphViewSchema, IdParamsSchema, JobCodeViewSchema, JobListQuerySchema, JobResultsViewSchema, JobRetryViewSchema, JobSubmitViewSchema, JobViewSchema,
   RestJobSpecSchema, RetryQuerySchema, RestAppendPartSchema, ResultsQuerySchema, JobAppendViewSchema, type JobAppendView, StatsViewSchema, TaskListQuerySchema, TaskViewSchema, WorkerViewSchema,
+  WebhookDeliveryViewSchema, type WebhookDeliveryView,
   type GraphView, type JobCodeView, type JobResultsView, type JobRetryView, type JobSubmitView, type JobView, type StatsView, type TaskView, type WorkerView,
 } from '../../protocol/index.ts';
 import { z } from 'zod';
@@ -11,7 +12,7 @@ import { BLOCKED_UNTIL } from '../../core/graph.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
-import { jobView, taskView, workerView } from './rest-views.ts';
+import { jobView, taskView, webhookDeliveryView, workerView } from './rest-views.ts';
 import { statsView } from './stats-view.ts';
 import type { ShareView } from '../dispatch/share-ledger.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
@@ -91,8 +92,23 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { ...view(res.job), deduplicated: res.deduplicated, first_index: res.firstIndex };
   });
 
-  app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
-    async (req): Promise<JobView> => view(await jobs.visibleJob(idOf(req.params), req.principal)));
+  app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job, with the latest announcement of its end to its webhook', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
+    async (req): Promise<JobView> => {
+      const job = await jobs.visibleJob(idOf(req.params), req.principal);
+      const deliveries = await store.webhookDeliveryList(job.id);
+      return { ...view(job), webhook: deliveries.length ? webhookDeliveryView(deliveries[deliveries.length - 1]) : null };
+    });
+
+  app.get('/api/jobs/:id/webhook-deliveries', {
+    schema: routeSchema({
+      operationId: 'listJobWebhookDeliveries', tags: ['jobs'], summary: "Every announcement of the job's end to a webhook, oldest first, with its attempts",
+      description: 'One delivery per time the job ended (a retried job that ends again is announced again). See docs/operations.md, "Webhooks".',
+      params: IdParamsSchema, response: { 200: z.array(WebhookDeliveryViewSchema) }, errors: [401, 404],
+    }),
+  }, async (req): Promise<WebhookDeliveryView[]> => {
+    const job = await jobs.visibleJob(idOf(req.params), req.principal);
+    return (await store.webhookDeliveryList(job.id)).map(webhookDeliveryView);
+  });
 
   app.get('/api/jobs/:id/tasks', {
     schema: routeSchema({

@@ -35,6 +35,6 @@ export function jobSpecFromTaskSubmit(body: unknown): JobSpec {
   return parseRequest(JobSpecSchema, {
     kind: 'tasks',
     tasks: [defined({ type: payload.function, input, taskId: b.task_id })],
-    ...defined({ priority: b.priority, timeoutMs: b.timeout_ms, maxAttempts: b.max_attempts, idempotencyKey: b.idempotency_key }),
+    ...defined({ priority: b.priority, timeoutMs: b.timeout_ms, maxAttempts: b.max_attempts, idempotencyKey: b.idempotency_key, webhook: b.webhook }),
   }, 'task submission', 'CC_ERR_INVALID_JOB');
 }

@@ -3,8 +3,8 @@
  * function is typed by its schema, so a field added to one and not the other does not compile.
  * @internal
  */
-import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
-import type { ArtifactRecord, JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
+import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView, WebhookDeliveryView } from '../../protocol/index.ts';
+import type { ArtifactRecord, JobRecord, TaskRecord, WebhookDeliveryRecord, WorkerRecord } from '../../store/store.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 import { BLOCKED_UNTIL } from '../../core/graph.ts';
 
@@ -51,6 +51,17 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     open_expires_at: iso(j.openExpiresAt),
     closed_by: j.closedBy,
     deadline: iso(j.deadline),
+    webhook_url: j.webhookUrl,
+  };
+}
+
+/** A webhook delivery as the REST API shows it. */
+export function webhookDeliveryView(d: WebhookDeliveryRecord): WebhookDeliveryView {
+  return {
+    id: d.id, url: d.url, state: d.state, job_status: d.jobState, attempts: d.attempts,
+    next_attempt_at: d.state === 'pending' ? iso(d.nextAttemptAt) : null,
+    last_status: d.lastStatus, last_error: d.lastError, created_at: isoAlways(d.createdAt), finished_at: iso(d.finishedAt),
+    attempt_log: d.attemptLog.map((a) => ({ attempt: a.attempt, at: isoAlways(a.at), status: a.status, error: a.error, duration_ms: Math.round(a.durationMs) })),
   };
 }
 

@@ -1,6 +1,6 @@
 import { v7 as timeOrderedUuid } from 'uuid';
 import {
-  CrowdComputeError, MAP_TASK_TYPES, MAX_TIME_AHEAD_MS, durationMs, formatBytes, timeMs, type CodeLanguage, type JobSpec, type Priority,
+  CrowdComputeError, MAP_TASK_TYPES, MAX_TIME_AHEAD_MS, durationMs, formatBytes, timeMs, webhookHostAllowed, type CodeLanguage, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
 import { chooseChunkSize, chunk } from '../../core/chunking.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
@@ -27,6 +27,8 @@ export interface SubmissionLimits {
   defaultQueueTimeoutMs: number | null;
   /** How long an open job may go without a part or a seal when it does not say; null: for ever. */
   defaultOpenTimeoutMs?: number | null;
+  /** The hosts a job's webhook may name (`--webhook-host`); empty or omitted: any. */
+  webhookHosts?: readonly string[];
 }
 
 /**
@@ -180,7 +182,11 @@ export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, o
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;
   const open = spec.open === true;
-  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null, ...jobExpiry(spec, limits, now) };
+  if (spec.webhook !== undefined && !webhookHostAllowed(spec.webhook, limits.webhookHosts ?? [])) {
+    throw new CrowdComputeError('CC_ERR_INVALID_JOB', `webhook host ${new URL(spec.webhook).hostname} is not one this foreman calls (--webhook-host ${limits.webhookHosts!.join(', ')}); use one of those`,
+      { webhook: spec.webhook });
+  }
+  const share = { weight: spec.weight ?? 1, maxConcurrency: spec.maxConcurrency ?? null, webhookUrl: spec.webhook ?? null, ...jobExpiry(spec, limits, now) };
   const idOf = (index: number) => `${jobId}.${index}`;
   const runAt = releaseTime('the job', spec, now);
   const time = { runAt: runAt ?? null };

@@ -11,6 +11,7 @@ import { POSITION_COUNT_CAP } from '../store.ts';
 import type { Priority } from '../../protocol/index.ts';
 import { BLOCKED_UNTIL, planGraph } from '../../core/graph.ts';
 import { scheduleConformance } from './schedule-conformance.ts';
+import { webhookConformance } from './webhook-conformance.ts';
 
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
@@ -55,6 +56,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
     afterEach(async () => { await store.close(); });
 
     scheduleConformance(() => store);
+    webhookConformance(() => store);
 
     test('a job and its tasks are stored and read back', async () => {
       const p = namedJob(['a.x', 'a.y']);

@@ -299,4 +299,44 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, seq);
     `,
   },
+  {
+    version: 15,
+    name: 'webhooks',
+    sql: `
+      -- The URL a job's end is posted to (its webhook); NULL: its key's default, if any.
+      ALTER TABLE jobs ADD COLUMN webhook_url TEXT;
+      -- An API key's default webhook, for its jobs that name none.
+      ALTER TABLE credentials ADD COLUMN webhook_url TEXT;
+      -- One row per job end to announce. An attempt is claimed by counting it (attempts + 1), marking
+      -- it in flight and pushing next_attempt_at past the send's timeout, in one guarded update (FOR UPDATE SKIP
+      -- LOCKED): one foreman sends each attempt, and an attempt whose foreman died is claimed
+      -- again once that time passes.
+      CREATE TABLE webhook_deliveries (
+        id BIGSERIAL PRIMARY KEY, job_id TEXT NOT NULL, url TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, in_flight BOOLEAN NOT NULL DEFAULT FALSE, next_attempt_at BIGINT, last_status INTEGER, last_error TEXT,
+        attempt_log JSONB NOT NULL DEFAULT '[]', job_state TEXT NOT NULL, created_at BIGINT NOT NULL, finished_at BIGINT
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id, id);
+      -- A delivery is written in the same transaction as the job's end, whichever statement ends
+      -- it (a result, a cancel, a deadline, a queue timeout...): the end cannot happen without it,
+      -- even if the foreman stops right after. A retried job that ends again is announced again.
+      CREATE FUNCTION jobs_webhook() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        target TEXT := NEW.webhook_url;
+        at BIGINT := coalesce(NEW.completed_at, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+      BEGIN
+        IF target IS NULL AND NEW.owner IS NOT NULL THEN
+          SELECT webhook_url INTO target FROM credentials WHERE id = NEW.owner AND kind = 'key' AND revoked_at IS NULL;
+        END IF;
+        IF target IS NOT NULL THEN
+          INSERT INTO webhook_deliveries (job_id, url, job_state, next_attempt_at, created_at) VALUES (NEW.id, target, NEW.state, at, at);
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_webhook AFTER UPDATE OF state ON jobs FOR EACH ROW
+        WHEN (NEW.state IN ('completed', 'failed', 'cancelled') AND OLD.state NOT IN ('completed', 'failed', 'cancelled'))
+        EXECUTE FUNCTION jobs_webhook();
+    `,
+  },
 ];

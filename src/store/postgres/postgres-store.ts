@@ -23,13 +23,14 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
+  WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, type Row } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, isStoreOutage, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -404,14 +405,14 @@ export class PostgresStore implements Store {
     const timeouts = openTimeoutColumns(job);
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
-        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at)
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url)
         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($27::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23,
-          $24, $25, $13::bigint + $24::bigint, $26, $27)
+          $24, $25, $13::bigint + $24::bigint, $26, $27, $28)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
-        job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null]));
+        job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null, job.webhookUrl ?? null]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -1214,8 +1215,8 @@ export class PostgresStore implements Store {
 
   async credentialInsert(p: CredentialInsertParams): Promise<void> {
     await this.tx(async (c) => {
-      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt, p.expiresAt ?? null, p.maxWorkers ?? null, p.maxConcurrency ?? null]);
+      await c.query(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency, webhook_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [p.id, p.kind, p.name, JSON.stringify(p.scopes), p.workerId, p.secretHash, p.createdAt, p.expiresAt ?? null, p.maxWorkers ?? null, p.maxConcurrency ?? null, p.webhookUrl ?? null]);
       await c.query(this.bumpVersion);
       await this.notify(c, { kind: 'credentials' });
     });
@@ -1232,6 +1233,11 @@ export class PostgresStore implements Store {
 
   async credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null> {
     const r = (await this.q(`UPDATE credentials SET max_concurrency = $2 WHERE id = $1 AND kind = 'key' RETURNING *`, [params.id, params.maxConcurrency])).rows[0];
+    return r ? credentialFromRow(r) : null;
+  }
+
+  async credentialSetWebhook(params: { id: string; webhookUrl: string | null }): Promise<CredentialRecord | null> {
+    const r = (await this.q(`UPDATE credentials SET webhook_url = $2 WHERE id = $1 AND kind = 'key' RETURNING *`, [params.id, params.webhookUrl])).rows[0];
     return r ? credentialFromRow(r) : null;
   }
 
@@ -1287,6 +1293,7 @@ export class PostgresStore implements Store {
         await c.query('DELETE FROM task_batches WHERE job_id = $1', [job.id]);
         await c.query('DELETE FROM artifacts WHERE job_id = $1', [job.id]);
         await c.query('DELETE FROM files WHERE job_id = $1', [job.id]);
+        await c.query('DELETE FROM webhook_deliveries WHERE job_id = $1', [job.id]);
         await c.query('INSERT INTO pruned_jobs (id, owner, pruned_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET pruned_at = $3', [job.id, job.owner, p.now]);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }
@@ -1326,6 +1333,41 @@ export class PostgresStore implements Store {
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
     await this.q('INSERT INTO cc_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [params.key, params.value]);
     return (await this.q('SELECT value FROM cc_meta WHERE key = $1', [params.key])).rows[0].value;
+  }
+
+  // ------------------------------------------------------------------ webhooks
+
+  async webhookClaimDue(params: { now: number; limit: number; leaseMs: number }): Promise<WebhookClaim[]> {
+    // SKIP LOCKED: foremen claiming at once take different rows instead of waiting on each other;
+    // the guard on state and time in the update keeps a row from being claimed twice. The rows
+    // are chosen once, in a materialized CTE: a locking subquery the planner rescans (the inner
+    // side of a join) skips the rows it has just locked and returns more than its LIMIT. Not
+    // retried on a dropped connection: a claim that did commit would then be taken again.
+    const r = await this.q(`WITH due AS MATERIALIZED (
+          SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+        UPDATE webhook_deliveries d SET attempts = d.attempts + 1, in_flight = TRUE, next_attempt_at = $1::bigint + $3::bigint
+        FROM due WHERE d.id = due.id AND d.state = 'pending' AND d.next_attempt_at <= $1
+        RETURNING d.id, d.job_id, d.url, d.attempts, d.job_state, d.created_at`, [params.now, params.limit, params.leaseMs], false);
+    return r.rows.map((row) => ({ id: Number(row.id), jobId: row.job_id, url: row.url, attempts: row.attempts, jobState: row.job_state, createdAt: Number(row.created_at) }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async webhookRecordAttempt(p: WebhookAttemptParams): Promise<boolean> {
+    const done = p.next.state !== 'pending';
+    const r = await this.q(`UPDATE webhook_deliveries SET state = $2, last_status = $3, last_error = $4, attempt_log = attempt_log || jsonb_build_array($5::jsonb),
+        next_attempt_at = $6, finished_at = $7, in_flight = FALSE WHERE id = $1 AND state = 'pending' AND in_flight AND attempts = $8`,
+    [p.id, p.next.state, p.attempt.status, p.attempt.error, JSON.stringify(p.attempt), p.next.state === 'pending' ? p.next.retryAt : null,
+      done ? p.attempt.at + p.attempt.durationMs : null, p.attempt.attempt], false);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async webhookNextDue(): Promise<number | null> {
+    const r = (await this.q(`SELECT next_attempt_at FROM webhook_deliveries WHERE state = 'pending' ORDER BY next_attempt_at LIMIT 1`)).rows[0];
+    return r ? Number(r.next_attempt_at) : null;
+  }
+
+  async webhookDeliveryList(jobId: string): Promise<WebhookDeliveryRecord[]> {
+    return (await this.q('SELECT * FROM webhook_deliveries WHERE job_id = $1 ORDER BY id', [jobId])).rows.map(webhookDeliveryFromRow);
   }
 
   // ------------------------------------------------------------------ schedules

@@ -319,4 +319,36 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX schedule_runs_schedule ON schedule_runs (schedule_id, seq);
     `,
   },
+  {
+    version: 17,
+    name: 'webhooks',
+    sql: `
+      -- The URL a job's end is posted to (its webhook); NULL: its key's default, if any.
+      ALTER TABLE jobs ADD COLUMN webhook_url TEXT;
+      -- An API key's default webhook, for its jobs that name none.
+      ALTER TABLE credentials ADD COLUMN webhook_url TEXT;
+      -- One row per job end to announce. An attempt is claimed by counting it (attempts + 1), marking
+      -- it in flight and pushing next_attempt_at past the send's timeout, in one guarded update: one foreman sends
+      -- each attempt, and an attempt whose foreman died is claimed again once that time passes.
+      CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, url TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0, in_flight INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER, last_status INTEGER, last_error TEXT,
+        attempt_log TEXT NOT NULL DEFAULT '[]', job_state TEXT NOT NULL, created_at INTEGER NOT NULL, finished_at INTEGER
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+      CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id, id);
+      -- A delivery is written in the same transaction as the job's end, whichever statement ends
+      -- it (a result, a cancel, a deadline, a queue timeout...): the end cannot happen without it,
+      -- even if the foreman stops right after. A retried job that ends again is announced again.
+      CREATE TRIGGER jobs_webhook AFTER UPDATE OF state ON jobs
+        WHEN NEW.state IN ('completed', 'failed', 'cancelled') AND OLD.state NOT IN ('completed', 'failed', 'cancelled')
+      BEGIN
+        INSERT INTO webhook_deliveries (job_id, url, job_state, next_attempt_at, created_at)
+          SELECT NEW.id, u.url, NEW.state, coalesce(NEW.completed_at, CAST(unixepoch('subsec') * 1000 AS INTEGER)), coalesce(NEW.completed_at, CAST(unixepoch('subsec') * 1000 AS INTEGER))
+          FROM (SELECT coalesce(NEW.webhook_url,
+            (SELECT webhook_url FROM credentials WHERE id = NEW.owner AND kind = 'key' AND revoked_at IS NULL)) AS url) u
+          WHERE u.url IS NOT NULL;
+      END;
+    `,
+  },
 ];

@@ -25,6 +25,7 @@ import type {
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
+  WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
@@ -32,7 +33,7 @@ import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 import { isStoreOutage, storeError } from '../store-errors.ts';
@@ -177,10 +178,10 @@ export class SqliteStore implements Store {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
-        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, created_at) VALUES
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
          @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language,
-         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @now) RETURNING *`),
+         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @webhookUrl, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
       // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh,
       // and the open timeout starts again (a seal ends it).
@@ -347,8 +348,8 @@ export class SqliteStore implements Store {
       taskNextRelease: db.prepare(`SELECT min(available_at) AS at FROM tasks INDEXED BY tasks_scheduled WHERE state = 'scheduled'`),
       statsRunning: db.prepare(`SELECT count(*) AS n FROM tasks WHERE state = 'running'`),
       statsWorkers: db.prepare('SELECT state, count(*) AS n FROM workers GROUP BY state'),
-      credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency)
-        VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt, @expiresAt, @maxWorkers, @maxConcurrency)`),
+      credentialInsert: db.prepare(`INSERT INTO credentials (id, kind, name, scopes, worker_id, secret_hash, created_at, expires_at, max_workers, max_concurrency, webhook_url)
+        VALUES (@id, @kind, @name, @scopes, @workerId, @secretHash, @createdAt, @expiresAt, @maxWorkers, @maxConcurrency, @webhookUrl)`),
       credentialGet: db.prepare('SELECT * FROM credentials WHERE id = ?'),
       credentialList: db.prepare('SELECT * FROM credentials WHERE (@kind IS NULL OR kind = @kind) ORDER BY created_at DESC, rowid DESC'),
       credentialRevoke: db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, @now) WHERE id = @id'),
@@ -430,7 +431,7 @@ export class SqliteStore implements Store {
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
       weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
-      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, now,
+      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, webhookUrl: job.webhookUrl ?? null, now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -1037,7 +1038,7 @@ export class SqliteStore implements Store {
   async credentialInsert(p: CredentialInsertParams): Promise<void> {
     this.tx('credentialInsert', (p: CredentialInsertParams) => {
       this.s.credentialInsert.run({ id: p.id, kind: p.kind, name: p.name, scopes: JSON.stringify(p.scopes), workerId: p.workerId, secretHash: p.secretHash,
-        createdAt: p.createdAt, expiresAt: p.expiresAt ?? null, maxWorkers: p.maxWorkers ?? null, maxConcurrency: p.maxConcurrency ?? null });
+        createdAt: p.createdAt, expiresAt: p.expiresAt ?? null, maxWorkers: p.maxWorkers ?? null, maxConcurrency: p.maxConcurrency ?? null, webhookUrl: p.webhookUrl ?? null });
       this.s.versionBump.run();
     })(p);
   }
@@ -1053,6 +1054,11 @@ export class SqliteStore implements Store {
 
   async credentialSetMaxConcurrency(params: { id: string; maxConcurrency: number | null }): Promise<CredentialRecord | null> {
     const r = this.s.credentialCap.get(params) as Row | undefined;
+    return r ? credentialFromRow(r) : null;
+  }
+
+  async credentialSetWebhook(params: { id: string; webhookUrl: string | null }): Promise<CredentialRecord | null> {
+    const r = this.st(`UPDATE credentials SET webhook_url = @webhookUrl WHERE id = @id AND kind = 'key' RETURNING *`).get(params) as Row | undefined;
     return r ? credentialFromRow(r) : null;
   }
 
@@ -1097,6 +1103,7 @@ export class SqliteStore implements Store {
         this.s.pruneBatches.run(job.id);
         this.s.pruneArtifacts.run(job.id);
         this.s.pruneFiles.run(job.id);
+        this.st('DELETE FROM webhook_deliveries WHERE job_id = ?').run(job.id);
         this.s.pruneTombstone.run(job.id, job.owner, p.now);
         out.jobs++;
         if (budget <= 0) { out.more = true; break; }
@@ -1140,6 +1147,36 @@ export class SqliteStore implements Store {
   async metaSetIfAbsent(params: { key: string; value: string }): Promise<string> {
     this.s.metaInsert.run(params.key, params.value);
     return (this.s.metaGet.get(params.key) as Row).value;
+  }
+
+  // ------------------------------------------------------------------ webhooks
+
+  async webhookClaimDue(params: { now: number; limit: number; leaseMs: number }): Promise<WebhookClaim[]> {
+    // One writer at a time (an immediate transaction), so a due row is claimed once.
+    return this.tx('webhookClaimDue', (p: { now: number; limit: number; leaseMs: number }) => (this.st(`UPDATE webhook_deliveries
+        SET attempts = attempts + 1, in_flight = 1, next_attempt_at = @now + @leaseMs
+        WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at, id LIMIT @limit)
+        RETURNING id, job_id, url, attempts, job_state, created_at`).all(p) as Row[])
+      .map((r) => ({ id: r.id, jobId: r.job_id, url: r.url, attempts: r.attempts, jobState: r.job_state, createdAt: r.created_at })))(params);
+  }
+
+  async webhookRecordAttempt(p: WebhookAttemptParams): Promise<boolean> {
+    const done = p.next.state !== 'pending';
+    return this.st(`UPDATE webhook_deliveries SET state = @state, last_status = @status, last_error = @error,
+        attempt_log = json_insert(attempt_log, '$[#]', json(@entry)), next_attempt_at = @nextAt, finished_at = @finishedAt, in_flight = 0
+        WHERE id = @id AND state = 'pending' AND in_flight = 1 AND attempts = @attempt`).run({
+      id: p.id, state: p.next.state, status: p.attempt.status, error: p.attempt.error, entry: JSON.stringify(p.attempt), attempt: p.attempt.attempt,
+      nextAt: p.next.state === 'pending' ? p.next.retryAt : null, finishedAt: done ? p.attempt.at + p.attempt.durationMs : null,
+    }).changes > 0;
+  }
+
+  async webhookNextDue(): Promise<number | null> {
+    const r = this.st(`SELECT next_attempt_at FROM webhook_deliveries WHERE state = 'pending' ORDER BY next_attempt_at LIMIT 1`).get() as Row | undefined;
+    return r ? r.next_attempt_at : null;
+  }
+
+  async webhookDeliveryList(jobId: string): Promise<WebhookDeliveryRecord[]> {
+    return (this.st('SELECT * FROM webhook_deliveries WHERE job_id = ? ORDER BY id').all(jobId) as Row[]).map(webhookDeliveryFromRow);
   }
 
   // ------------------------------------------------------------------ schedules

@@ -1,0 +1,66 @@
+"""Webhooks from Python: a job submitted with `webhook=` has its end posted there, signed; the
+receiver below verifies it as docs/operations.md shows, fails once, then accepts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from conftest import Foreman, cli
+from crowdcompute import Client
+from crowdcompute.errors import InvalidRequestError
+from support import wait_until
+
+
+def verify(secret: str, headers: Any, body: bytes) -> bool:
+    """Standard Webhooks verification, as a receiver written in Python does it."""
+    msg_id, ts, given = headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"]
+    if abs(time.time() - int(ts)) > 300:
+        return False
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    return any(hmac.compare_digest(sig.split(",", 1)[-1], expected) for sig in given.split(" ") if sig.startswith("v1,"))
+
+
+def test_a_jobs_end_is_posted_signed_and_retried_until_accepted(start_foreman: Any) -> None:
+    foreman: Foreman = start_foreman("--webhook-backoff", "50ms")
+    secret = cli("webhook", "secret", "--database", foreman.database).strip()
+    got: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["content-length"]))
+            got.append({"signed": verify(secret, self.headers, body), "payload": json.loads(body)})
+            self.send_response(503 if len(got) == 1 else 204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        with Client(foreman.url) as client:
+            # No worker serves it: cancelling ends it, which is what the webhook announces.
+            job = client.submit("py.nobody", {}, webhook=url)
+            assert client.get_job(job.id)["webhook_url"] == url
+            client.cancel_job(job.id)
+            view = wait_until(lambda: (v := client.get_job(job.id))["webhook"] and v["webhook"]["state"] == "delivered" and v, 30, "the delivery succeeds")
+            assert [a["status"] for a in view["webhook"]["attempt_log"]] == [503, 204]
+            assert all(g["signed"] for g in got)
+            assert got[-1]["payload"]["event"] == "job.finished"
+            assert got[-1]["payload"]["status"] == "cancelled"
+            assert got[-1]["payload"]["job"]["id"] == job.id
+            with pytest.raises(InvalidRequestError, match="webhook: must be http or https, not ftp:"):
+                client.submit("py.nobody", {}, webhook="ftp://example.com/hook")
+    finally:
+        server.shutdown()

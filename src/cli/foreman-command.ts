@@ -82,7 +82,8 @@ export function foremanCommand(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
     .addOption(new Option('--rate-limit <pattern=rate>', 'at most so many tasks of the matching types start per window, e.g. \'image.*=100/s\' or \'mail.send=6000/10m\' '
       + '(a burst of up to the count, then the count per window; kept in the database for every foreman; repeatable; change later with PUT /api/rate-limits)')
-      .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'))
+      // Checked as it is read, so that a rate that does not parse is refused as the flag's value.
+      .argParser((v: string, all: string[]) => { parseRateLimit(v); return [...all, v]; }).default([], 'none'))
     .action(async (o) => {
       keepYoungGenerationSmall();
       const { startForeman } = await import('../foreman/index.ts');

@@ -46,6 +46,17 @@ async function failsWith(args: string[], message: RegExp, options: { env?: Recor
   return lines[0];
 }
 
+/** The command is refused as typed: exit code 2 and one line, `crowdcompute: <message>; see crowdcompute <command> --help`. */
+async function refusedAsTyped(args: string[], message: RegExp, options: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
+  const r = await cli(args, options);
+  assert.equal(r.code, 2, `exit code of crowdcompute ${args.join(' ')}; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
+  assert.match(lines[0], /^crowdcompute: .*; see crowdcompute [a-z -]+ --help$/);
+  assert.match(lines[0], message);
+  return lines[0];
+}
+
 let foreman: TestForeman;
 let worker: Worker;
 let client: Client;
@@ -235,8 +246,59 @@ test('a host name that does not resolve: the URL tried, and the name', async () 
 });
 
 test('a --foreman URL without a scheme: it needs http:// or https://, and the corrected URL', async () => {
-  await failsWith(['jobs', '--foreman', 'localhost:8000'], /localhost:8000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/localhost:8000$/);
-  await failsWith(['workers'], /foreman\.internal:9000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/foreman\.internal:9000$/, { env: { CROWDCOMPUTE_URL: 'foreman.internal:9000' } });
+  await refusedAsTyped(['jobs', '--foreman', 'localhost:8000'], /localhost:8000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/localhost:8000; see crowdcompute jobs --help$/);
+  await refusedAsTyped(['workers'], /from env 'CROWDCOMPUTE_URL' .*foreman\.internal:9000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/foreman\.internal:9000; see/, { env: { CROWDCOMPUTE_URL: 'foreman.internal:9000' } });
+});
+
+test('an https:// URL to a plain-HTTP foreman: it does not speak HTTPS, use http:// (no OpenSSL dump)', async () => {
+  const plain = new URL(foreman.url);
+  const line = await failsWith(['jobs', '--foreman', `https://${plain.host}`], new RegExp(`at https://${plain.host.replaceAll('.', '\\.')}: it does not speak HTTPS .*; use http://${plain.host.replaceAll('.', '\\.')}$`));
+  assert.ok(!/SSL routines|openssl/i.test(line), line);
+  await failsWith(['submit', 'math.add', '{}', '--foreman', `https://${plain.host}`, '--connect-timeout', '1s'], /does not speak HTTPS .*; use http:\/\//);
+});
+
+test('cancel: one line for people (tasks cancelled, already done); --json is the REST job view; a finished job says there is nothing to cancel', async () => {
+  const queued = await cli(['submit', 'nobody.serves.this', '{}', '--no-wait', '--json', '--foreman', foreman.url]);
+  assert.equal(queued.code, 0, queued.stderr);
+  const jobId = (JSON.parse(queued.stdout) as { job_id: string }).job_id;
+  const r = await cli(['cancel', jobId, '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `cancelled job ${jobId}: 1 task cancelled, 0 already done\n`);
+  await failsWith(['cancel', jobId, '--foreman', foreman.url], new RegExp(`job ${jobId} already finished \\(cancelled\\) at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(.*\\); nothing to cancel$`));
+  await failsWith(['cancel', completedJob, '--foreman', foreman.url, '--json'], new RegExp(`job ${completedJob} already finished \\(completed\\) at .*; nothing to cancel$`));
+
+  const second = JSON.parse((await cli(['submit', 'nobody.serves.this', '{}', '--no-wait', '--json', '--foreman', foreman.url])).stdout) as { job_id: string };
+  const json = await cli(['cancel', second.job_id, '--foreman', foreman.url, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const job = JSON.parse(json.stdout) as Record<string, unknown>;
+  assert.equal(job.job_id, second.job_id);
+  assert.equal(job.status, 'cancelled');
+  assert.equal(job.cancelled_tasks, 1);
+  assert.ok('total_tasks' in job && 'created_at' in job && !('totalTasks' in job) && !('cancelledTasks' in job), `snake_case keys: ${json.stdout}`);
+});
+
+test('submit of a type no worker serves: the warning says how long it waits and what to do', async () => {
+  const forever = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--foreman', foreman.url]);
+  assert.equal(forever.code, 0, forever.stderr);
+  assert.match(forever.stdout, /^submitted task \S+\.0 \(job \S+\); \d+ queued tasks? of its priority or better were ahead of it$/m);
+  assert.match(forever.stderr, /^warning: no connected worker handles task type "nobody\.serves\.either"/m);
+  assert.match(forever.stderr, /^warning: job \S+ waits for ever for a worker \(it has no queue timeout\): give --queue-timeout 5m to fail instead; crowdcompute workers lists what the connected workers serve$/m);
+  const bounded = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--queue-timeout', '90s', '--foreman', foreman.url]);
+  assert.match(bounded.stderr, /^warning: job \S+ waits at most 1\.5 min for a worker \(its queue timeout\), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists/m);
+  for (const r of [forever, bounded]) await client.cancel(r.stdout.match(/\(job (\S+)\)/)![1]);
+});
+
+test('map: the progress bar is labelled with the end of the job id, which tells jobs apart', async () => {
+  const module = join(dir, 'double.ts');
+  writeFileSync(module, 'export default function double(x: number) { return x * 2; }\n');
+  const inputs = join(dir, 'two.json');
+  writeFileSync(inputs, '[1, 2]');
+  const r = await cli(['map', module, inputs, '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  const jobId = /^job (\S+) completed: 2 arguments/m.exec(r.stderr)?.[1];
+  assert.ok(jobId, r.stderr);
+  const labels = new Set(r.stderr.split('\n').filter((l) => /^job \S+ \d+%/.test(l)).map((l) => l.split(' ')[1]));
+  assert.deepEqual([...labels], [jobId.slice(-8)]);
 });
 
 test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import ms from 'ms';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
@@ -44,7 +45,8 @@ export function workerCommand(program: Command): void {
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
     .option('--python-memory <mb>', "memory of each Python interpreter (Pyodide's WebAssembly memory) running shipped Python functions, MiB", bounded('pythonSandboxMemoryMb', parseIntArg), D.pythonSandboxMemoryMb)
-    .option('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', bounded('sandboxTimeoutMs', parseDuration), D.sandboxTimeoutMs)
+    .addOption(new Option('--sandbox-timeout <duration>', 'wall-clock limit of each map task on this worker, e.g. 60s (or milliseconds): a task whose job allows longer is still stopped here (CC_ERR_TIMEOUT); one whose job allows less stops at its own')
+      .argParser(bounded('sandboxTimeoutMs', parseDuration)).default(D.sandboxTimeoutMs, ms(D.sandboxTimeoutMs)))
     .option('--sandbox-processes <n>', 'sandbox processes at most, each running one map task at a time (default: CPU cores + 1)', bounded('sandboxProcesses', parseIntArg))
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')

@@ -301,6 +301,33 @@ test('map: the progress bar is labelled with the end of the job id, which tells 
   assert.deepEqual([...labels], [jobId.slice(-8)]);
 });
 
+test('a looping map function stops at the worker\'s --sandbox-timeout, not its job\'s longer default timeout, and the error names the limit', async () => {
+  const own = await startTestForeman();
+  const worker = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', own.wsUrl, '--id', 'short-sandbox', '--allow-code', '--no-status',
+    '--sandbox-timeout', '2s', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  worker.stderr!.on('data', (d) => { err += d; });
+  try {
+    await waitFor(() => / connected to /.test(err) || null, { timeoutMs: 30_000, message: 'the worker starts' });
+    const module = join(dir, 'loop.ts');
+    writeFileSync(module, 'export default function loop(x: number) { for (;;) { x++; } }\n');
+    const inputs = join(dir, 'loop.json');
+    writeFileSync(inputs, '[1]');
+    // The job carries the foreman's default timeout (5 minutes): the worker's 2 s is the limit.
+    const capped = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1']);
+    assert.equal(capped.code, 1, capped.stderr);
+    assert.match(capped.stderr, /ran longer than 2000 ms, this worker's sandbox timeout \(--sandbox-timeout\), and was stopped/);
+    // A job that allows less stops at its own timeout.
+    const own1s = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1', '--timeout', '1s']);
+    assert.equal(own1s.code, 1, own1s.stderr);
+    assert.match(own1s.stderr, /ran longer than 1000 ms, its task's timeout, and was stopped/);
+  } finally {
+    worker.kill();
+    if (worker.exitCode === null) await new Promise((r) => worker.once('exit', r));
+    await own.cleanup();
+  }
+});
+
 test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {
   const server: Server = createServer((_req, res) => { res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>'); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -4,6 +4,7 @@ import ms from 'ms';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
+import { cliLogger, logFormatOption } from './cli-logger.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, within } from './parse-args.ts';
 
 /** A flag's parser that keeps it within the worker option's range, refused in the flag's name. */
@@ -58,6 +59,7 @@ export function workerCommand(program: Command): void {
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running tasks may take to finish, e.g. 30s', bounded('drainTimeoutMs', parseDuration), D.drainTimeoutMs)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
+    .addOption(logFormatOption())
     .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', bounded('cpuCores', parseIntArg))
     .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', bounded('memoryMb', parseNumber))
     .option('--gpus <n>', 'GPUs to offer tasks that require them', bounded('gpu', parseIntArg))
@@ -77,7 +79,7 @@ export function workerCommand(program: Command): void {
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
-        drainTimeoutMs: o.drainTimeout, logLevel: o.logLevel,
+        drainTimeoutMs: o.drainTimeout, logger: await cliLogger(o.logLevel, o.logFormat),
         resources: {
           ...(o.cpus !== undefined ? { cpuCores: o.cpus } : {}), ...(o.memory !== undefined ? { memoryMb: o.memory } : {}),
           ...(o.gpus !== undefined ? { gpu: o.gpus } : {}), ...(o.label ? { labels: o.label } : {}),

@@ -328,6 +328,28 @@ test('a looping map function stops at the worker\'s --sandbox-timeout, not its j
   }
 });
 
+test('logs: human-readable lines on a terminal, JSON lines elsewhere or with --log-format json', async () => {
+  // A worker that gives up at once on a port where nothing listens logs one error and exits.
+  const args = ['worker', '--foreman', `ws://127.0.0.1:${await freePort()}/ws`, '--allow-code', '--no-status', '--max-reconnect-attempts', '0'];
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  /** Run under a pseudo-terminal (util-linux's script), as a person's terminal runs it; both streams arrive on its stdout. */
+  const onTerminal = async (extra: string[]) => {
+    const line = [process.execPath, '--no-node-snapshot', bin, ...args, ...extra].map(quote).join(' ');
+    const r = await run('script', ['-qec', line, '/dev/null'], { timeout: 60_000 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+    return r.stdout.replaceAll('\r', '');
+  };
+  const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
+  const tty = plain(await onTerminal([]));
+  assert.match(tty, /^\[\d\d:\d\d:\d\d\.\d{3}\] ERROR: CC_ERR_CONNECTION: gave up after 0 reconnection attempts .* \{"workerId":/m, tty);
+  assert.ok(!/^\{"level"/m.test(tty), `no JSON on a terminal: ${tty}`);
+  assert.match(await onTerminal(['--log-format', 'json']), /^\{"level":50,.*"msg":"CC_ERR_CONNECTION: gave up/m);
+  const piped = await cli(args);
+  assert.equal(piped.code, 1);
+  assert.match(piped.stderr, /^\{"level":50,.*"msg":"CC_ERR_CONNECTION: gave up/m, 'JSON when stderr is not a terminal');
+  assert.match((await cli([...args, '--log-format', 'pretty'])).stderr, /^\[[\d:.]+\] ERROR: CC_ERR_CONNECTION: gave up/m);
+  await refusedAsTyped([...args, '--log-format', 'xml'], /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are auto, pretty, json; see crowdcompute worker --help$/);
+});
+
 test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {
   const server: Server = createServer((_req, res) => { res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>'); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,6 @@
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { UNITS, type JobResultsView } from '../protocol/index.ts';
 import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
@@ -34,6 +34,21 @@ async function warn(client: ClientType, jobId: string, warnings: readonly string
   process.stderr.write(limit
     ? `warning: job ${jobId} waits at most ${duration(limit)} for a worker (its queue timeout), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists what the connected workers serve\n`
     : `warning: job ${jobId} waits for ever for a worker (it has no queue timeout): give --queue-timeout 5m to fail instead; crowdcompute workers lists what the connected workers serve\n`);
+}
+
+/** How many of the newest jobs a short id is looked for in. */
+const SHORT_ID_WINDOW = 1_000;
+
+/**
+ * A job id as typed: the whole id, or its end as the progress bars show it (`3f9c2a1b`),
+ * looked for among the newest jobs. Anything else is passed on for the foreman to judge.
+ */
+async function jobIdFrom(client: ClientType, id: string): Promise<string> {
+  if (!/^[0-9a-f]{4,12}$/i.test(id)) return id;
+  const matches = (await client.listJobs({ limit: SHORT_ID_WINDOW })).filter((j) => j.id.toLowerCase().endsWith(id.toLowerCase()));
+  if (matches.length === 1) return matches[0].id;
+  if (matches.length === 0) throw new Error(`no job among the newest ${SHORT_ID_WINDOW} has an id ending in ${id}; give the whole id (crowdcompute jobs lists them)`);
+  throw new Error(`${matches.length} jobs have ids ending in ${id} (${matches.slice(0, 3).map((j) => j.id).join(', ')}${matches.length > 3 ? ', …' : ''}); give more of the id`);
 }
 
 /** `cancel` and `retry` print a job as GET /api/jobs/{id} has it. */
@@ -118,13 +133,14 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('job')
     .description('Show one job: what it runs, its state and progress, when it was created, started and finished; --tasks lists its tasks, --results prints its ordered results, --wait waits for it')
-    .argument('<id>', 'job id')
+    .argument('<id>', 'job id, or its last characters as a progress bar shows them')
     .option('--tasks', 'include its tasks (index, id, type, state, attempt, worker, error)')
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar on stderr')
     .option('--json', 'print { job, tasks?, outcome? } as the REST API has them (GET /api/jobs/{id}, …/tasks, …/results)'))
-    .action(async (id: string, o) => {
+    .action(async (typed: string, o) => {
       await withClient(o, async (client) => {
+        const id = await jobIdFrom(client, typed);
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${shortId(id)}`);
@@ -181,13 +197,13 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('retry')
     .description('Run a job\'s failed and cancelled tasks again, with fresh attempts (results already recorded stay), or one task with --task')
-    .argument('<id>', 'job id, or task id with --task')
+    .argument('<id>', 'job id (or its last characters, as a progress bar shows them), or task id with --task')
     .option('--task', 'the id is a task id: retry that task only')
     .option('--wait', 'wait for the job to finish again, with a progress bar')
     .option('--json', 'print the job as the REST API has it (GET /api/jobs/{id}) with "retried", the tasks put back'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const r = o.task ? await client.retryTask(id) : await client.retry(id);
+        const r = o.task ? await client.retryTask(id) : await client.retry(await jobIdFrom(client, id));
         if (o.json) print({ ...jobJson(await client.getJob(r.job.id)), retried: r.retried });
         else process.stderr.write(`job ${r.job.id}: ${r.retried} task${r.retried === 1 ? '' : 's'} put back in the queue\n`);
         if (!o.wait) return;
@@ -207,7 +223,7 @@ export function clientCommands(program: Command): void {
   foremanOption(startFlags(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
-    .option('--poll <duration>', 'how often to look at the nodes', within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' }), 500)
+    .addOption(new Option('--poll <duration>', 'how often to look at the nodes').argParser(within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' })).default(500, '500ms'))
     .option('--no-wait', 'print the job id and return at once')
     .option('--json', 'with --no-wait, print { job_id, nodes, output } instead of a line for people')))
     .action(async (file: string, o) => {
@@ -250,7 +266,7 @@ export function clientCommands(program: Command): void {
     .option('--json', 'print GET /api/jobs/{id}/graph as it is'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const g = await client.getGraph(id);
+        const g = await client.getGraph(await jobIdFrom(client, id));
         if (o.json) { print(snakeKeys(g)); return; }
         process.stdout.write(`graph ${g.jobId} ${g.status}, output ${g.output}\n`);
         process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
@@ -286,17 +302,19 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('cancel')
     .description('Cancel a job (queued tasks never start, running ones are stopped, finished results are kept), or one task with --task')
-    .argument('<id>', 'job id, or task id with --task')
+    .argument('<id>', 'job id (or its last characters, as a progress bar shows them), or task id with --task')
     .option('--task', 'the id is a task id: cancel that task only')
     .option('--json', 'print the job (or task) as the REST API has it after the cancel (GET /api/jobs/{id})'))
-    .action(async (id: string, o) => {
+    .action(async (typed: string, o) => {
       await withClient(o, async (client) => {
         if (o.task) {
+          const id = typed;
           const t = await client.cancelTask(id);
           if (t.status !== 'cancelled') throw new Error(`task ${id} already finished (${t.status})${t.completedAt ? ` at ${when(t.completedAt)}` : ''}; nothing to cancel`);
           if (o.json) print(snakeKeys(t)); else process.stdout.write(`cancelled task ${id} of job ${t.jobId}\n`);
           return;
         }
+        const id = await jobIdFrom(client, typed);
         const before = await client.getJob(id);
         if (FINISHED.has(before.status)) {
           throw new Error(`job ${id} already finished (${before.status})${before.completedAt ? ` at ${when(before.completedAt)}` : ''}; nothing to cancel`);

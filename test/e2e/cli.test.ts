@@ -299,6 +299,11 @@ test('map: the progress bar is labelled with the end of the job id, which tells 
   assert.ok(jobId, r.stderr);
   const labels = new Set(r.stderr.split('\n').filter((l) => /^job \S+ \d+%/.test(l)).map((l) => l.split(' ')[1]));
   assert.deepEqual([...labels], [jobId.slice(-8)]);
+  // What the bar shows is enough to name the job.
+  const shown = await cli(['job', jobId.slice(-8), '--foreman', foreman.url]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, new RegExp(`^job ${jobId}$`, 'm'));
+  await failsWith(['job', 'abcdef0123', '--foreman', foreman.url], /no job among the newest 1000 has an id ending in abcdef0123; give the whole id \(crowdcompute jobs lists them\)$/);
 });
 
 test('a looping map function stops at the worker\'s --sandbox-timeout, not its job\'s longer default timeout, and the error names the limit', async () => {

@@ -477,7 +477,8 @@ test('foreman --rate-limit keeps its limits in the database; a rate that does no
 });
 
 test('submit --deadline: a task nobody runs fails with CC_ERR_DEADLINE once the time passes; a time that does not parse is refused by name', async () => {
-  const r = await cli(['submit', 'nobody.runs.this', '{}', '--deadline', '1s', '--foreman', foreman.url]);
+  // A deadline given as a duration counts from when the flag is read: 5 s leaves a busy machine room to load the SDK and submit before it passes.
+  const r = await cli(['submit', 'nobody.runs.this', '{}', '--deadline', '5s', '--foreman', foreman.url]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /CC_ERR_DEADLINE|passed its deadline/);
   const [job] = await client.listJobs({ limit: 1 });

@@ -266,6 +266,7 @@ test('cancel: one line for people (tasks cancelled, already done); --json is the
   assert.equal(r.stdout, `cancelled job ${jobId}: 1 task cancelled, 0 already done\n`);
   await failsWith(['cancel', jobId, '--foreman', foreman.url], new RegExp(`job ${jobId} already finished \\(cancelled\\) at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(.*\\); nothing to cancel$`));
   await failsWith(['cancel', completedJob, '--foreman', foreman.url, '--json'], new RegExp(`job ${completedJob} already finished \\(completed\\) at .*; nothing to cancel$`));
+  await failsWith(['cancel', `${completedJob}.0`, '--task', '--foreman', foreman.url], new RegExp(`task ${completedJob}\\.0 already finished \\(completed\\) at .*; nothing to cancel$`));
 
   const second = JSON.parse((await cli(['submit', 'nobody.serves.this', '{}', '--no-wait', '--json', '--foreman', foreman.url])).stdout) as { job_id: string };
   const json = await cli(['cancel', second.job_id, '--foreman', foreman.url, '--json']);

@@ -15,7 +15,6 @@ const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 /** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
 const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
 
-/** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
 /** Upload a file from disk, named by its base name. */
 async function uploadFrom(client: ClientType, path: string) {
   if (!existsSync(path)) throw new Error(`file ${path} does not exist`);

@@ -266,7 +266,7 @@ export function clientCommands(program: Command): void {
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
         const g = await client.getGraph(await jobIdFrom(client, id));
-        if (o.json) { print(snakeKeys(g)); return; }
+        if (o.json) { print({ ...snakeKeys(g), nodes: g.nodes.map(snakeKeys) }); return; }
         process.stdout.write(`graph ${g.jobId} ${g.status}, output ${g.output}\n`);
         process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
           g.nodes.map((n) => [n.nodeId, n.type, n.waiting ? 'waiting' : n.status, n.attempt, n.workerId ?? '-', n.artifacts, n.dependsOn.join(', ') || '-'])));

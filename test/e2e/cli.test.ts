@@ -289,6 +289,21 @@ test('submit of a type no worker serves: the warning says how long it waits and 
   for (const r of [forever, bounded]) await client.cancel(r.stdout.match(/\(job (\S+)\)/)![1]);
 });
 
+test('graph show: a table of nodes; --json as GET /api/jobs/{id}/graph has it, nodes in snake_case too', async () => {
+  const graph = await client.submitGraph({ nodes: [{ id: 'sum', type: 'math.add', input: { a: 1, b: 2 } }] });
+  assert.deepEqual(await graph.result(), { result: 3 });
+  const human = await cli(['graph', 'show', graph.jobId, '--foreman', foreman.url]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^NODE\s+TYPE\s+STATE\s+ATTEMPT\s+WORKER\s+ARTIFACTS\s+DEPENDS ON$/m);
+  assert.match(human.stdout, /^sum\s+math\.add\s+completed\s+1\s+cli-test-worker\s+0\s+-$/m);
+  const json = await cli(['graph', 'show', graph.jobId, '--foreman', foreman.url, '--json']);
+  const g = JSON.parse(json.stdout) as { job_id: string; nodes: Record<string, unknown>[] };
+  assert.equal(g.job_id, graph.jobId);
+  assert.equal(g.nodes[0].node_id, 'sum');
+  assert.equal(g.nodes[0].worker_id, 'cli-test-worker');
+  assert.ok(!('nodeId' in g.nodes[0]) && !('workerId' in g.nodes[0]) && 'depends_on' in g.nodes[0], json.stdout);
+});
+
 test('map: the progress bar is labelled with the end of the job id, which tells jobs apart', async () => {
   const module = join(dir, 'double.ts');
   writeFileSync(module, 'export default function double(x: number) { return x * 2; }\n');

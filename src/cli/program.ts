@@ -94,8 +94,9 @@ export async function runCli(argv: readonly string[], writeErr: (text: string) =
   } catch (err) {
     if (err instanceof UsageError) {
       const e = err.commanderError;
-      // --help, --version, and a group typed without its subcommand (its help is shown).
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return e.exitCode;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return e.exitCode;
+      // A group typed without its subcommand (`crowdcompute schedule`): its help, listing them, is on stderr.
+      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : USAGE_ERROR;
       writeErr(`crowdcompute: ${oneLine(e.message)}; see ${commandPath(err.command)} --help\n`);
       return USAGE_ERROR;
     }

@@ -3,7 +3,9 @@
  * command or flag is walked too): an unknown option, a value its parser refuses, and, for the
  * commands that talk to a foreman, a foreman that is not there. Each error is one line on
  * stderr, `crowdcompute: <what went wrong>`, without a stack trace; a usage error (what was
- * typed) ends with `; see crowdcompute <command> --help` and exits 2, any other exits 1.
+ * typed) ends with `; see crowdcompute <command> --help` and exits 2, any other exits 1. The
+ * one usage error with more than a line is a group typed alone (`crowdcompute schedule`),
+ * which shows its help: the list of its commands.
  *
  * The walk runs the program in this process (runCli, which main.ts runs), a fresh program per
  * case, so that it stays quick; a few cases run the real binary to check main.ts passes the
@@ -139,6 +141,11 @@ test('an unknown command, at the top and in each group: exit 2, one line, with a
     const path = commandPath(group).split(' ').slice(1);
     const r = await inProcess([...path, 'no-such-command']);
     assert.match(usageError(r, group, `${commandPath(group)} no-such-command`), /unknown command 'no-such-command'/);
+    if (group.parent) {
+      // A group alone (`crowdcompute schedule`) is the one usage error that shows the help: it lists the commands to choose from.
+      const bare = await inProcess(path);
+      assert.equal(bare.code, 2, `${commandPath(group)} alone exits 2`);
+    }
   }
   const typo = await inProcess(['workrs']);
   assert.match(usageError(typo, program, 'workrs'), /unknown command 'workrs' \(Did you mean workers\?\)/);

@@ -7,19 +7,51 @@ import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.t
 import { checkForemanUrls, foremanOption, print, withClient } from './foreman-client.ts';
 import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags, webhookFlag } from './job-flags.ts';
 import { ProgressBar } from './progress-bar.ts';
-import { jobSummary, jobsTable, resultsText, snakeKeys, statsSummary, table, tasksTable, workersTable } from './views.ts';
+import { bytes, duration, jobSummary, jobsTable, resultsText, shortId, snakeKeys, statsSummary, table, tasksTable, when, workersTable } from './views.ts';
+
+/** The states a job ends in: nothing is left to cancel. */
+const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 
 /** `2 failed`, or nothing when none failed: the text after a progress bar's counts. */
 const failedText = (counts: { failed: number }) => (counts.failed ? `${counts.failed} failed` : '');
 
-/** What the foreman said about a submission (say, that no connected worker handles its type), on stderr. */
 /** Upload a file from disk, named by its base name. */
 async function uploadFrom(client: ClientType, path: string) {
   if (!existsSync(path)) throw new Error(`file ${path} does not exist`);
   return client.uploadFile(new Uint8Array(readFileSync(path)), basename(path));
 }
 
-const warn = (warnings: readonly string[]) => { for (const w of warnings) process.stderr.write(`warning: ${w}\n`); };
+/**
+ * What the foreman said about a submission (say, that no connected worker handles its type), on
+ * stderr; when its tasks may wait for a worker, how long they will (its queue timeout, else for
+ * ever) and what to do about it.
+ */
+async function warn(client: ClientType, jobId: string, warnings: readonly string[]): Promise<void> {
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  if (warnings.length === 0) return;
+  const limit = (await client.getJob(jobId)).queueTimeoutMs;
+  process.stderr.write(limit
+    ? `warning: job ${jobId} waits at most ${duration(limit)} for a worker (its queue timeout), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists what the connected workers serve\n`
+    : `warning: job ${jobId} waits for ever for a worker (it has no queue timeout): give --queue-timeout 5m to fail instead; crowdcompute workers lists what the connected workers serve\n`);
+}
+
+/** How many of the newest jobs a short id is looked for in. */
+const SHORT_ID_WINDOW = 1_000;
+
+/**
+ * A job id as typed: the whole id, or its end as the progress bars show it (`3f9c2a1b`),
+ * looked for among the newest jobs. Anything else is passed on for the foreman to judge.
+ */
+async function jobIdFrom(client: ClientType, id: string): Promise<string> {
+  if (!/^[0-9a-f]{4,12}$/i.test(id)) return id;
+  const matches = (await client.listJobs({ limit: SHORT_ID_WINDOW })).filter((j) => j.id.toLowerCase().endsWith(id.toLowerCase()));
+  if (matches.length === 1) return matches[0].id;
+  if (matches.length === 0) throw new Error(`no job among the newest ${SHORT_ID_WINDOW} has an id ending in ${id}; give the whole id (crowdcompute jobs lists them)`);
+  throw new Error(`${matches.length} jobs have ids ending in ${id} (${matches.slice(0, 3).map((j) => j.id).join(', ')}${matches.length > 3 ? ', …' : ''}); give more of the id`);
+}
+
+/** `cancel` and `retry` print a job as GET /api/jobs/{id} has it. */
+const jobJson = (job: object) => snakeKeys(job);
 
 /** The client commands: map, submit, jobs, job, workers, stats, retry, cancel. */
 export function clientCommands(program: Command): void {
@@ -34,8 +66,8 @@ export function clientCommands(program: Command): void {
       const args = mapInputsFrom(inputsPath);
       await withClient(o, async (client) => {
         const job = await client.submitMap(fn, args, { ...jobOptionsFrom(o), name: `${modulePath} over ${args.length}` });
-        warn(job.warnings);
-        const bar = new ProgressBar(`job ${job.id.slice(0, 8)}`);
+        await warn(client, job.id, job.warnings);
+        const bar = new ProgressBar(`job ${shortId(job.id)}`);
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
         let outcome;
         try {
@@ -60,7 +92,8 @@ export function clientCommands(program: Command): void {
     .argument('<input>', 'task input as JSON'))
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
-    .option('--no-wait', 'print the task id and return at once')))
+    .option('--no-wait', 'print the task id and return at once')
+    .option('--json', 'with --no-wait, print { task_id, job_id, position } instead of a line for people')))
     .action(async (type: string, inputText: string, o) => {
       await withClient(o, async (client, { JobFailedError }) => {
         const files: string[] = [];
@@ -68,8 +101,12 @@ export function clientCommands(program: Command): void {
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
           ...jobOptionsFrom(o), ...(files.length ? { files } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
         });
-        warn(task.job.warnings);
-        if (!o.wait) { print({ task_id: task.taskId, job_id: task.jobId, position: task.position }); return; }
+        await warn(client, task.jobId, task.job.warnings);
+        if (!o.wait) {
+          if (o.json) print({ task_id: task.taskId, job_id: task.jobId, position: task.position });
+          else process.stdout.write(`submitted task ${task.taskId} (job ${task.jobId}); ${task.position} queued task${task.position === 1 ? '' : 's'} of its priority or better were ahead of it\n`);
+          return;
+        }
         task.onProgress((p) => process.stderr.write(`progress ${p.progress}%${p.message ? ` ${p.message}` : ''}\n`));
         try {
           print(await task.result());
@@ -95,16 +132,17 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('job')
     .description('Show one job: what it runs, its state and progress, when it was created, started and finished; --tasks lists its tasks, --results prints its ordered results, --wait waits for it')
-    .argument('<id>', 'job id')
+    .argument('<id>', 'job id, or its last characters as a progress bar shows them')
     .option('--tasks', 'include its tasks (index, id, type, state, attempt, worker, error)')
     .option('--results', 'include its ordered results and failures')
     .option('--wait', 'wait for the job to finish, with a progress bar on stderr')
     .option('--json', 'print { job, tasks?, outcome? } as the REST API has them (GET /api/jobs/{id}, …/tasks, …/results)'))
-    .action(async (id: string, o) => {
+    .action(async (typed: string, o) => {
       await withClient(o, async (client) => {
+        const id = await jobIdFrom(client, typed);
         if (o.wait) {
           const h = await client.watch(id);
-          const bar = new ProgressBar(`job ${id.slice(0, 8)}`);
+          const bar = new ProgressBar(`job ${shortId(id)}`);
           h.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
           let outcome;
           try {
@@ -158,15 +196,17 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('retry')
     .description('Run a job\'s failed and cancelled tasks again, with fresh attempts (results already recorded stay), or one task with --task')
-    .argument('<id>', 'job id, or task id with --task')
+    .argument('<id>', 'job id (or its last characters, as a progress bar shows them), or task id with --task')
     .option('--task', 'the id is a task id: retry that task only')
-    .option('--wait', 'wait for the job to finish again, with a progress bar'))
+    .option('--wait', 'wait for the job to finish again, with a progress bar')
+    .option('--json', 'print the job as the REST API has it (GET /api/jobs/{id}) with "retried", the tasks put back'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const r = o.task ? await client.retryTask(id) : await client.retry(id);
-        process.stderr.write(`job ${r.job.id}: ${r.retried} task${r.retried === 1 ? '' : 's'} put back in the queue\n`);
+        const r = o.task ? await client.retryTask(id) : await client.retry(await jobIdFrom(client, id));
+        if (o.json) print({ ...jobJson(await client.getJob(r.job.id)), retried: r.retried });
+        else process.stderr.write(`job ${r.job.id}: ${r.retried} task${r.retried === 1 ? '' : 's'} put back in the queue\n`);
         if (!o.wait) return;
-        const bar = new ProgressBar(`job ${r.job.id.slice(0, 8)}`);
+        const bar = new ProgressBar(`job ${shortId(r.job.id)}`);
         r.job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
         const outcome = await r.job.outcome();
         bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
@@ -183,13 +223,18 @@ export function clientCommands(program: Command): void {
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
     .addOption(new Option('--poll <duration>', 'how often to look at the nodes').argParser(within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' })).default(500, '500ms'))
-    .option('--no-wait', 'print the job id and return at once'))))
+    .option('--no-wait', 'print the job id and return at once')
+    .option('--json', 'with --no-wait, print { job_id, nodes, output } instead of a line for people'))))
     .action(async (file: string, o) => {
       const spec = graphFrom(file);
       await withClient(o, async (client, { JobFailedError }) => {
         const handle = await client.submitGraph({ name: spec.name ?? file, ...spec, ...jobOptionsFrom(o) } as Parameters<ClientType['submitGraph']>[0]);
-        warn(handle.job.warnings);
-        if (!o.wait) { print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output }); return; }
+        await warn(client, handle.jobId, handle.job.warnings);
+        if (!o.wait) {
+          if (o.json) print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output });
+          else process.stdout.write(`submitted graph ${handle.jobId}: ${handle.nodeIds.length} nodes, output ${handle.output}\n`);
+          return;
+        }
         process.stderr.write(`graph ${handle.jobId}: ${handle.nodeIds.length} nodes, output ${handle.output}\n`);
         const said = new Map<string, string>();
         const show = async () => {
@@ -220,8 +265,8 @@ export function clientCommands(program: Command): void {
     .option('--json', 'print GET /api/jobs/{id}/graph as it is'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const g = await client.getGraph(id);
-        if (o.json) { print(snakeKeys(g)); return; }
+        const g = await client.getGraph(await jobIdFrom(client, id));
+        if (o.json) { print({ ...snakeKeys(g), nodes: g.nodes.map(snakeKeys) }); return; }
         process.stdout.write(`graph ${g.jobId} ${g.status}, output ${g.output}\n`);
         process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
           g.nodes.map((n) => [n.nodeId, n.type, n.waiting ? 'waiting' : n.status, n.attempt, n.workerId ?? '-', n.artifacts, n.dependsOn.join(', ') || '-'])));
@@ -231,9 +276,14 @@ export function clientCommands(program: Command): void {
   const file = program.command('file').description('Files for tasks to carry: upload one (submit --file uploads and attaches in one step)');
   foremanOption(file.command('upload')
     .description('Upload a file; prints its id, to give in a task\'s "files"')
-    .argument('<path>', 'the file'))
+    .argument('<path>', 'the file')
+    .option('--json', 'print the file as the REST API has it (POST /api/files)'))
     .action(async (path: string, o) => {
-      await withClient(o, async (client) => { print(snakeKeys(await uploadFrom(client, path))); });
+      await withClient(o, async (client) => {
+        const f = await uploadFrom(client, path);
+        if (o.json) print(snakeKeys(f));
+        else process.stdout.write(`uploaded ${f.filename} (${bytes(f.size)}): file id ${f.fileId}\n`);
+      });
     });
 
   foremanOption(program.command('artifacts')
@@ -251,9 +301,30 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('cancel')
     .description('Cancel a job (queued tasks never start, running ones are stopped, finished results are kept), or one task with --task')
-    .argument('<id>', 'job id, or task id with --task')
-    .option('--task', 'the id is a task id: cancel that task only'))
-    .action(async (id: string, o) => {
-      await withClient(o, async (client) => { print(o.task ? await client.cancelTask(id) : await client.cancel(id)); });
+    .argument('<id>', 'job id (or its last characters, as a progress bar shows them), or task id with --task')
+    .option('--task', 'the id is a task id: cancel that task only')
+    .option('--json', 'print the job (or task) as the REST API has it after the cancel (GET /api/jobs/{id})'))
+    .action(async (typed: string, o) => {
+      await withClient(o, async (client) => {
+        if (o.task) {
+          const id = typed;
+          const t = await client.cancelTask(id);
+          if (t.status !== 'cancelled') throw new Error(`task ${id} already finished (${t.status})${t.completedAt ? ` at ${when(t.completedAt)}` : ''}; nothing to cancel`);
+          if (o.json) print(snakeKeys(t)); else process.stdout.write(`cancelled task ${id} of job ${t.jobId}\n`);
+          return;
+        }
+        const id = await jobIdFrom(client, typed);
+        const before = await client.getJob(id);
+        if (FINISHED.has(before.status)) {
+          throw new Error(`job ${id} already finished (${before.status})${before.completedAt ? ` at ${when(before.completedAt)}` : ''}; nothing to cancel`);
+        }
+        const after = await client.cancel(id);
+        if (o.json) { print(jobJson(after)); return; }
+        const cancelled = after.cancelledTasks - before.cancelledTasks;
+        const done = after.completedTasks + after.failedTasks;
+        const stopping = after.totalTasks - done - after.cancelledTasks;
+        process.stdout.write(`cancelled job ${id}: ${cancelled} task${cancelled === 1 ? '' : 's'} cancelled, ${done} already done`
+          + `${after.failedTasks ? ` (${after.failedTasks} failed)` : ''}${stopping > 0 ? `, ${stopping} still stopping on their workers` : ''}\n`);
+      });
     });
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { parseIntArg, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
+import { cliLogger } from './cli-logger.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 // demo-handlers.ts in a checkout, demo-handlers.js once compiled: the same extension as this file.
@@ -42,7 +43,7 @@ export function demoCommand(program: Command): void {
       const { startForeman } = await import('../foreman/index.ts');
       const { Client } = await import('../client/index.ts');
       // This machine only: the demo is for a first look, not for the crowd.
-      const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logLevel: 'warn' });
+      const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logger: await cliLogger('warn', 'auto') });
       process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
       process.stderr.write(`${await dashboardHint(foreman)}\n`);
       const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));

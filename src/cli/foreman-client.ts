@@ -41,7 +41,8 @@ export function checkForemanUrls(value: string): void {
 
 /** The flags that say which foreman to talk to and how. */
 export const foremanOption = (cmd: Command) => cmd
-  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000'))
+  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000')
+    .argParser((v: string) => { checkForemanUrls(v); return v; }))
   .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
   .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')
   .addOption(new Option('--connect-timeout <duration>', 'how long to keep trying a foreman that cannot be reached, or whose database is away (503)')

@@ -5,6 +5,7 @@ import v8 from 'node:v8';
 import { parseBytes, parseDuration, parseIntArg, showDuration, within } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
+import { cliLogger, logFormatOption } from './cli-logger.ts';
 
 type Parser = (value: string) => number;
 type Bounded = keyof typeof FOREMAN_BOUNDS & keyof typeof FOREMAN_DEFAULTS;
@@ -85,16 +86,18 @@ export function foremanCommand(program: Command): void {
     .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
     .option('--metrics-public', 'serve GET /metrics without an API key', FOREMAN_DEFAULTS.metricsPublic)
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', FOREMAN_DEFAULTS.logLevel)
+    .addOption(logFormatOption())
     .addOption(new Option('--rate-limit <pattern=rate>', 'at most so many tasks of the matching types start per window, e.g. \'image.*=100/s\' or \'mail.send=6000/10m\' '
       + '(a burst of up to the count, then the count per window; kept in the database for every foreman; repeatable; change later with PUT /api/rate-limits)')
-      .argParser((v: string, all: string[]) => [...all, v]).default([], 'none'))
+      // Checked as it is read, so that a rate that does not parse is refused as the flag's value.
+      .argParser((v: string, all: string[]) => { parseRateLimit(v); return [...all, v]; }).default([], 'none'))
     .action(async (o) => {
       keepYoungGenerationSmall();
       const { startForeman } = await import('../foreman/index.ts');
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const secret = givenSecret(o.secretFile);
       const options: ForemanOptions = {
-        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, insecure: o.insecure, metricsPublic: o.metricsPublic,
+        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger: await cliLogger(o.logLevel, o.logFormat), insecure: o.insecure, metricsPublic: o.metricsPublic,
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),

@@ -1,28 +1,4 @@
-import { Command } from 'commander';
-import { CrowdComputeError } from '../protocol/index.ts';
-import { foremanCommand } from './foreman-command.ts';
-import { workerCommand } from './worker-command.ts';
-import { clientCommands } from './client-commands.ts';
-import { demoCommand } from './demo-command.ts';
-import { credentialCommands } from './credential-commands.ts';
-import { pruneCommand } from './prune-command.ts';
-import { scheduleCommands } from './schedule-commands.ts';
+import { runCli } from './program.ts';
 
-const program = new Command('crowdcompute')
-  .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
-  .version('0.1.0')
-  .showHelpAfterError();
-
-demoCommand(program);
-foremanCommand(program);
-workerCommand(program);
-clientCommands(program);
-scheduleCommands(program);
-credentialCommands(program);
-pruneCommand(program);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const message = err instanceof CrowdComputeError || err instanceof Error ? err.message : String(err);
-  process.stderr.write(`crowdcompute: ${message}\n`);
-  process.exit(1);
-});
+const code = await runCli(process.argv);
+if (code !== 0) process.exit(code);

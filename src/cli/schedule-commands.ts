@@ -14,7 +14,7 @@ import { foremanOption, print, withClient } from './foreman-client.ts';
 import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, taskFlags, type JobFlagValues } from './job-flags.ts';
 import { parseDurationFlag, parseJsonArg, parseTime } from './parse-args.ts';
 import { scheduleSummary, schedulesTable, scheduleWhen } from './schedule-views.ts';
-import { relativeTime, snakeKeys } from './views.ts';
+import { relativeTime, shortId, snakeKeys } from './views.ts';
 import { ProgressBar } from './progress-bar.ts';
 
 /** What the job words after a schedule's id may be. */
@@ -188,7 +188,7 @@ export function scheduleCommands(program: Command): void {
         const job = await client.triggerSchedule(id);
         if (o.json) print({ job_id: job.id }); else process.stdout.write(`${job.id}\n`);
         if (!o.wait) return;
-        const bar = new ProgressBar(`job ${job.id.slice(0, 8)}`);
+        const bar = new ProgressBar(`job ${shortId(job.id)}`);
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total));
         const outcome = await job.outcome();
         bar.update(outcome.counts.total, outcome.counts.total);

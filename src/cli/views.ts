@@ -16,6 +16,24 @@ export function snakeKeys(o: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [snakeCase(k), v]));
 }
 
+/**
+ * The part of an id that tells it apart: the last 8 characters. Job ids are time-ordered (their
+ * first characters are the time, shared by the jobs of a minute); their end is random.
+ */
+export function shortId(id: string): string {
+  return id.length > 8 ? id.slice(-8) : id;
+}
+
+/** A duration for people: `450 ms`, `1.2 s`, `42 s`, `3 min`, `2.5 h`, `3 d`. */
+export function duration(milliseconds: number): string {
+  const unit = (n: number, name: string) => `${n < 10 && !Number.isInteger(n) ? n.toFixed(1).replace(/\.0$/, '') : Math.round(n)} ${name}`;
+  if (milliseconds < 1_000) return `${Math.round(milliseconds)} ms`;
+  if (milliseconds < 60_000) return unit(milliseconds / 1_000, 's');
+  if (milliseconds < 3_600_000) return unit(milliseconds / 60_000, 'min');
+  if (milliseconds < 86_400_000) return unit(milliseconds / 3_600_000, 'h');
+  return unit(milliseconds / 86_400_000, 'd');
+}
+
 /** `4 minutes ago`, `in 7 days`, `just now`; `-` for no time. */
 export function relativeTime(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '-';
@@ -26,8 +44,8 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
   return d > 0 ? `${ms(d, { long: true })} ago` : `in ${ms(-d, { long: true })}`;
 }
 
-/** `2025-05-01 10:42:03 (4 minutes ago)`; `-` for no time. */
-function when(iso: string | null | undefined, now: number): string {
+/** `2025-05-01 10:42:03 UTC (4 minutes ago)`; `-` for no time. */
+export function when(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '-';
   return `${iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC')} (${relativeTime(iso, now)})`;
 }
@@ -160,7 +178,7 @@ function perState(total: number, counts: Record<string, number>): string {
 }
 
 /** `1.2 MiB`. */
-function bytes(n: number): string {
+export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;

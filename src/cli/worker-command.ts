@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
+import { cliLogger, logFormatOption } from './cli-logger.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
 
 /** A flag's parser that keeps it within the worker option's range, refused in the flag's name. */
@@ -80,7 +81,7 @@ export function workerCommand(program: Command): void {
     .option('--handlers <module>', 'module exporting task handlers ({ "math.*": fn } or (worker) => void)')
     .option('--sandbox-memory <mb>', 'heap limit of each sandbox isolate, MiB', bounded('sandboxMemoryMb', parseIntArg), D.sandboxMemoryMb)
     .option('--python-memory <mb>', "memory of each Python interpreter (Pyodide's WebAssembly memory) running shipped Python functions, MiB", bounded('pythonSandboxMemoryMb', parseIntArg), D.pythonSandboxMemoryMb)
-    .addOption(durationOption('--sandbox-timeout <duration>', 'wall-clock limit of a map task without its own timeout, e.g. 60s (or milliseconds)', 'sandboxTimeoutMs', D.sandboxTimeoutMs))
+    .addOption(durationOption('--sandbox-timeout <duration>', 'wall-clock limit of each map task on this worker, e.g. 60s (or milliseconds): a task whose job allows longer is still stopped here (CC_ERR_TIMEOUT); one whose job allows less stops at its own', 'sandboxTimeoutMs', D.sandboxTimeoutMs))
     .option('--sandbox-processes <n>', 'sandbox processes at most, each running one map task at a time (default: CPU cores + 1)', bounded('sandboxProcesses', parseIntArg))
     .option('--status-port <port>', 'status HTTP server port (GET / is a live page in a browser; /stats, /health, /metrics, /metrics/prometheus; POST /restart with the worker token); when taken, the next free one of the 20 after it; 0 = any', bounded('statusPort', parseIntArg), D.statusPort)
     .option('--status-host <host>', 'interface of the status server', '127.0.0.1')
@@ -92,6 +93,7 @@ export function workerCommand(program: Command): void {
     .option('--no-auto-restart', 'exit instead of reconnecting when the connection drops')
     .addOption(durationOption('--drain-timeout <duration>', 'on SIGTERM, how long running tasks may take to finish, e.g. 30s', 'drainTimeoutMs', D.drainTimeoutMs))
     .option('--log-level <level>', 'trace, debug, info, warn, error, silent', D.logLevel)
+    .addOption(logFormatOption())
     .option('--cpus <n>', 'CPU cores to offer tasks that require them (default: the machine\'s)', bounded('cpuCores', parseIntArg))
     .option('--memory <MiB>', 'memory to offer tasks that require it, MiB (default: the machine\'s)', bounded('memoryMb', parseNumber))
     .option('--gpus <n>', 'GPUs to offer tasks that require them', bounded('gpu', parseIntArg))
@@ -115,7 +117,7 @@ export function workerCommand(program: Command): void {
         statusPort: o.status ? o.statusPort : false,
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
-        drainTimeoutMs: o.drainTimeout, logLevel: o.logLevel,
+        drainTimeoutMs: o.drainTimeout, logger: await cliLogger(o.logLevel, o.logFormat),
         resources: {
           ...(o.cpus !== undefined ? { cpuCores: o.cpus } : {}), ...(o.memory !== undefined ? { memoryMb: o.memory } : {}),
           ...(o.gpus !== undefined ? { gpu: o.gpus } : {}), ...(o.label ? { labels: o.label } : {}),

@@ -740,7 +740,13 @@ function whyUnreachable(base: string, err: unknown): string {
   else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = `the host cannot be reached from here (${code})`;
   else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') why = `the connection was closed without an answer${base.startsWith('http:') ? ' (is it an https:// server?)' : ''}`;
   else if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) why = `its TLS certificate is not trusted (${cause.message ?? code}); trust a private CA with the ca option (--ca on the command line)`;
-  else if (code.startsWith('ERR_SSL_') || code === 'EPROTO') why = `the TLS handshake failed (${cause.message ?? code}); is it an http:// server?`;
+  else if (code.startsWith('ERR_SSL_') || code === 'EPROTO') {
+    // OpenSSL's text is a dump (`40CD…:error:0A00010B:SSL routines:…:wrong version number:../deps/…`): its reason is all a person needs.
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(cause.message ?? '')?.[1] ?? code;
+    why = /wrong version number|packet length too long|http request/i.test(`${reason} ${code}`)
+      ? `it does not speak HTTPS (the TLS handshake got a plain answer); use ${base.replace(/^https:/i, 'http:')}`
+      : `the TLS handshake failed (${reason}); is it an http:// server?`;
+  }
   else if (cause.message === 'bad port') why = 'fetch refuses to connect to that port (one of the ports browsers block); use another';
   else why = cause.message ?? e.message ?? String(err);
   return `at ${base}: ${why}`;

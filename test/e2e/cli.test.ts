@@ -46,6 +46,17 @@ async function failsWith(args: string[], message: RegExp, options: { env?: Recor
   return lines[0];
 }
 
+/** The command is refused as typed: exit code 2 and one line, `crowdcompute: <message>; see crowdcompute <command> --help`. */
+async function refusedAsTyped(args: string[], message: RegExp, options: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
+  const r = await cli(args, options);
+  assert.equal(r.code, 2, `exit code of crowdcompute ${args.join(' ')}; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
+  assert.match(lines[0], /^crowdcompute: .*; see crowdcompute [a-z -]+ --help$/);
+  assert.match(lines[0], message);
+  return lines[0];
+}
+
 let foreman: TestForeman;
 let worker: Worker;
 let client: Client;
@@ -235,8 +246,129 @@ test('a host name that does not resolve: the URL tried, and the name', async () 
 });
 
 test('a --foreman URL without a scheme: it needs http:// or https://, and the corrected URL', async () => {
-  await failsWith(['jobs', '--foreman', 'localhost:8000'], /localhost:8000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/localhost:8000$/);
-  await failsWith(['workers'], /foreman\.internal:9000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/foreman\.internal:9000$/, { env: { CROWDCOMPUTE_URL: 'foreman.internal:9000' } });
+  await refusedAsTyped(['jobs', '--foreman', 'localhost:8000'], /localhost:8000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/localhost:8000; see crowdcompute jobs --help$/);
+  await refusedAsTyped(['workers'], /from env 'CROWDCOMPUTE_URL' .*foreman\.internal:9000 needs http:\/\/ or https:\/\/ .*--foreman http:\/\/foreman\.internal:9000; see/, { env: { CROWDCOMPUTE_URL: 'foreman.internal:9000' } });
+});
+
+test('an https:// URL to a plain-HTTP foreman: it does not speak HTTPS, use http:// (no OpenSSL dump)', async () => {
+  const plain = new URL(foreman.url);
+  const line = await failsWith(['jobs', '--foreman', `https://${plain.host}`], new RegExp(`at https://${plain.host.replaceAll('.', '\\.')}: it does not speak HTTPS .*; use http://${plain.host.replaceAll('.', '\\.')}$`));
+  assert.ok(!/SSL routines|openssl/i.test(line), line);
+  await failsWith(['submit', 'math.add', '{}', '--foreman', `https://${plain.host}`, '--connect-timeout', '1s'], /does not speak HTTPS .*; use http:\/\//);
+});
+
+test('cancel: one line for people (tasks cancelled, already done); --json is the REST job view; a finished job says there is nothing to cancel', async () => {
+  const queued = await cli(['submit', 'nobody.serves.this', '{}', '--no-wait', '--json', '--foreman', foreman.url]);
+  assert.equal(queued.code, 0, queued.stderr);
+  const jobId = (JSON.parse(queued.stdout) as { job_id: string }).job_id;
+  const r = await cli(['cancel', jobId, '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `cancelled job ${jobId}: 1 task cancelled, 0 already done\n`);
+  await failsWith(['cancel', jobId, '--foreman', foreman.url], new RegExp(`job ${jobId} already finished \\(cancelled\\) at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC \\(.*\\); nothing to cancel$`));
+  await failsWith(['cancel', completedJob, '--foreman', foreman.url, '--json'], new RegExp(`job ${completedJob} already finished \\(completed\\) at .*; nothing to cancel$`));
+  await failsWith(['cancel', `${completedJob}.0`, '--task', '--foreman', foreman.url], new RegExp(`task ${completedJob}\\.0 already finished \\(completed\\) at .*; nothing to cancel$`));
+
+  const second = JSON.parse((await cli(['submit', 'nobody.serves.this', '{}', '--no-wait', '--json', '--foreman', foreman.url])).stdout) as { job_id: string };
+  const json = await cli(['cancel', second.job_id, '--foreman', foreman.url, '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const job = JSON.parse(json.stdout) as Record<string, unknown>;
+  assert.equal(job.job_id, second.job_id);
+  assert.equal(job.status, 'cancelled');
+  assert.equal(job.cancelled_tasks, 1);
+  assert.ok('total_tasks' in job && 'created_at' in job && !('totalTasks' in job) && !('cancelledTasks' in job), `snake_case keys: ${json.stdout}`);
+});
+
+test('submit of a type no worker serves: the warning says how long it waits and what to do', async () => {
+  const forever = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--foreman', foreman.url]);
+  assert.equal(forever.code, 0, forever.stderr);
+  assert.match(forever.stdout, /^submitted task \S+\.0 \(job \S+\); \d+ queued tasks? of its priority or better were ahead of it$/m);
+  assert.match(forever.stderr, /^warning: no connected worker handles task type "nobody\.serves\.either"/m);
+  assert.match(forever.stderr, /^warning: job \S+ waits for ever for a worker \(it has no queue timeout\): give --queue-timeout 5m to fail instead; crowdcompute workers lists what the connected workers serve$/m);
+  const bounded = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--queue-timeout', '90s', '--foreman', foreman.url]);
+  assert.match(bounded.stderr, /^warning: job \S+ waits at most 1\.5 min for a worker \(its queue timeout\), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists/m);
+  for (const r of [forever, bounded]) await client.cancel(r.stdout.match(/\(job (\S+)\)/)![1]);
+});
+
+test('graph show: a table of nodes; --json as GET /api/jobs/{id}/graph has it, nodes in snake_case too', async () => {
+  const graph = await client.submitGraph({ nodes: [{ id: 'sum', type: 'math.add', input: { a: 1, b: 2 } }] });
+  assert.deepEqual(await graph.result(), { result: 3 });
+  const human = await cli(['graph', 'show', graph.jobId, '--foreman', foreman.url]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^NODE\s+TYPE\s+STATE\s+ATTEMPT\s+WORKER\s+ARTIFACTS\s+DEPENDS ON$/m);
+  assert.match(human.stdout, /^sum\s+math\.add\s+completed\s+1\s+cli-test-worker\s+0\s+-$/m);
+  const json = await cli(['graph', 'show', graph.jobId, '--foreman', foreman.url, '--json']);
+  const g = JSON.parse(json.stdout) as { job_id: string; nodes: Record<string, unknown>[] };
+  assert.equal(g.job_id, graph.jobId);
+  assert.equal(g.nodes[0].node_id, 'sum');
+  assert.equal(g.nodes[0].worker_id, 'cli-test-worker');
+  assert.ok(!('nodeId' in g.nodes[0]) && !('workerId' in g.nodes[0]) && 'depends_on' in g.nodes[0], json.stdout);
+});
+
+test('map: the progress bar is labelled with the end of the job id, which tells jobs apart', async () => {
+  const module = join(dir, 'double.ts');
+  writeFileSync(module, 'export default function double(x: number) { return x * 2; }\n');
+  const inputs = join(dir, 'two.json');
+  writeFileSync(inputs, '[1, 2]');
+  const r = await cli(['map', module, inputs, '--foreman', foreman.url]);
+  assert.equal(r.code, 0, r.stderr);
+  const jobId = /^job (\S+) completed: 2 arguments/m.exec(r.stderr)?.[1];
+  assert.ok(jobId, r.stderr);
+  const labels = new Set(r.stderr.split('\n').filter((l) => /^job \S+ \d+%/.test(l)).map((l) => l.split(' ')[1]));
+  assert.deepEqual([...labels], [jobId.slice(-8)]);
+  // What the bar shows is enough to name the job.
+  const shown = await cli(['job', jobId.slice(-8), '--foreman', foreman.url]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, new RegExp(`^job ${jobId}$`, 'm'));
+  await failsWith(['job', 'abcdef0123', '--foreman', foreman.url], /no job among the newest 1000 has an id ending in abcdef0123; give the whole id \(crowdcompute jobs lists them\)$/);
+});
+
+test('a looping map function stops at the worker\'s --sandbox-timeout, not its job\'s longer default timeout, and the error names the limit', async () => {
+  const own = await startTestForeman();
+  const worker = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', own.wsUrl, '--id', 'short-sandbox', '--allow-code', '--no-status',
+    '--sandbox-timeout', '2s', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  worker.stderr!.on('data', (d) => { err += d; });
+  try {
+    await waitFor(() => / connected to /.test(err) || null, { timeoutMs: 30_000, message: 'the worker starts' });
+    const module = join(dir, 'loop.ts');
+    writeFileSync(module, 'export default function loop(x: number) { for (;;) { x++; } }\n');
+    const inputs = join(dir, 'loop.json');
+    writeFileSync(inputs, '[1]');
+    // The job carries the foreman's default timeout (5 minutes): the worker's 2 s is the limit.
+    const capped = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1']);
+    assert.equal(capped.code, 1, capped.stderr);
+    assert.match(capped.stderr, /ran longer than 2000 ms, this worker's sandbox timeout \(--sandbox-timeout\), and was stopped/);
+    // A job that allows less stops at its own timeout.
+    const own1s = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1', '--timeout', '1s']);
+    assert.equal(own1s.code, 1, own1s.stderr);
+    assert.match(own1s.stderr, /ran longer than 1000 ms, its task's timeout, and was stopped/);
+  } finally {
+    worker.kill();
+    if (worker.exitCode === null) await new Promise((r) => worker.once('exit', r));
+    await own.cleanup();
+  }
+});
+
+test('logs: human-readable lines on a terminal, JSON lines elsewhere or with --log-format json', async () => {
+  // A worker that gives up at once on a port where nothing listens logs one error and exits.
+  const args = ['worker', '--foreman', `ws://127.0.0.1:${await freePort()}/ws`, '--allow-code', '--no-status', '--max-reconnect-attempts', '0'];
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  /** Run under a pseudo-terminal (util-linux's script), as a person's terminal runs it; both streams arrive on its stdout. */
+  const onTerminal = async (extra: string[]) => {
+    const line = [process.execPath, '--no-node-snapshot', bin, ...args, ...extra].map(quote).join(' ');
+    const r = await run('script', ['-qec', line, '/dev/null'], { timeout: 60_000 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+    return r.stdout.replaceAll('\r', '');
+  };
+  const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
+  const tty = plain(await onTerminal([]));
+  assert.match(tty, /^\[\d\d:\d\d:\d\d\.\d{3}\] ERROR: CC_ERR_CONNECTION: gave up after 0 reconnection attempts .* \{"workerId":/m, tty);
+  assert.ok(!/^\{"level"/m.test(tty), `no JSON on a terminal: ${tty}`);
+  assert.match(await onTerminal(['--log-format', 'json']), /^\{"level":50,.*"msg":"CC_ERR_CONNECTION: gave up/m);
+  const piped = await cli(args);
+  assert.equal(piped.code, 1);
+  assert.match(piped.stderr, /^\{"level":50,.*"msg":"CC_ERR_CONNECTION: gave up/m, 'JSON when stderr is not a terminal');
+  assert.match((await cli([...args, '--log-format', 'pretty'])).stderr, /^\[[\d:.]+\] ERROR: CC_ERR_CONNECTION: gave up/m);
+  await refusedAsTyped([...args, '--log-format', 'xml'], /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are auto, pretty, json; see crowdcompute worker --help$/);
 });
 
 test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {
@@ -361,7 +493,8 @@ test('foreman --rate-limit keeps its limits in the database; a rate that does no
 });
 
 test('submit --deadline: a task nobody runs fails with CC_ERR_DEADLINE once the time passes; a time that does not parse is refused by name', async () => {
-  const r = await cli(['submit', 'nobody.runs.this', '{}', '--deadline', '1s', '--foreman', foreman.url]);
+  // A deadline given as a duration counts from when the flag is read: 5 s leaves a busy machine room to load the SDK and submit before it passes.
+  const r = await cli(['submit', 'nobody.runs.this', '{}', '--deadline', '5s', '--foreman', foreman.url]);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /CC_ERR_DEADLINE|passed its deadline/);
   const [job] = await client.listJobs({ limit: 1 });

@@ -43,9 +43,9 @@ test('the CLI: worker with --handlers, map with a module and an inputs file, sub
     assert.equal(list.length, 2);
     const one = await node([bin, 'job', list[0].id, '--foreman', foreman.url, '--results', '--json']);
     assert.deepEqual(JSON.parse(one.stdout).outcome.results, [{ result: 42 }]);
-    const queued = await node([bin, 'submit', 'nobody.handles', '{}', '--foreman', foreman.url, '--no-wait']);
+    const queued = await node([bin, 'submit', 'nobody.handles', '{}', '--foreman', foreman.url, '--no-wait', '--json']);
     const jobId = JSON.parse(queued.stdout).job_id;
-    const cancelled = await node([bin, 'cancel', jobId, '--foreman', foreman.url]);
+    const cancelled = await node([bin, 'cancel', jobId, '--foreman', foreman.url, '--json']);
     assert.equal(JSON.parse(cancelled.stdout).status, 'cancelled');
     await assert.rejects(node([bin, 'submit', 'x', 'not json', '--foreman', foreman.url]), /input is not valid JSON/);
   } finally {

@@ -182,7 +182,7 @@ test('schedule create: what is missing or wrong is said in one line', async () =
 });
 
 test('submit --delay and --at: the job waits as scheduled, then runs; a bad value is refused by the flag\'s name', async () => {
-  const later = JSON.parse(await ok('submit', 'math.add', '{"a":1,"b":2}', '--at', new Date(Date.now() + HOUR).toISOString(), '--no-wait')) as { job_id: string };
+  const later = JSON.parse(await ok('submit', 'math.add', '{"a":1,"b":2}', '--at', new Date(Date.now() + HOUR).toISOString(), '--no-wait', '--json')) as { job_id: string };
   assert.match(await ok('job', later.job_id), /^\s+state\s+scheduled$/m);
   assert.match(await ok('jobs', '--status', 'scheduled'), new RegExp(`^${later.job_id}\\s`, 'm'));
   await ok('cancel', later.job_id);

@@ -94,7 +94,7 @@ test('a database full of queued work can be emptied with the foreman running: ca
     const cancelledBody = await cancelled.json();
     assert.equal(cancelled.status, 200, JSON.stringify(cancelledBody));
     assert.equal(cancelledBody.status, 'cancelled');
-    const viaCli = JSON.parse(await cli(['cancel', ids[1], '--foreman', foreman.url]));
+    const viaCli = JSON.parse(await cli(['cancel', ids[1], '--foreman', foreman.url, '--json']));
     assert.equal(viaCli.status, 'cancelled');
     for (const id of ids.slice(2, 10)) assert.equal((await client.cancel(id)).status, 'cancelled');
     // Then the cancelled jobs go, and with them their inputs.

@@ -104,7 +104,7 @@ test('work nobody serves: a warning from the SDK, REST and the CLI; with a queue
 
   const rest = await foreman.fetch('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'tasks', tasks: [{ type: 'nobody.else' }] }) });
   assert.match((await rest.json()).warnings[0], /"nobody\.else"/);
-  const viaCli = await cli(['submit', 'nobody.either', '{}', '--no-wait', '--foreman', foreman.url]);
+  const viaCli = await cli(['submit', 'nobody.either', '{}', '--no-wait', '--json', '--foreman', foreman.url]);
   assert.equal(viaCli.code, 0);
   assert.match(viaCli.stderr, /warning: no connected worker handles task type "nobody\.either"/);
   // The foreman's own default deadline (60 s here) applies to jobs that do not set one.

@@ -15,7 +15,7 @@ import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
 import type { SandboxOptions } from './sandbox-executor.ts';
 import { SandboxProcess } from './sandbox-process.ts';
-import { readResults, stoppedError } from './sandbox-runner.ts';
+import { readResults, sandboxLimit, stoppedError } from './sandbox-runner.ts';
 
 /** Limits of the sandbox processes, besides those of the isolates in them. */
 export interface ProcessSandboxOptions extends SandboxOptions {
@@ -87,7 +87,7 @@ export class ProcessSandboxExecutor implements CodeExecutor {
    * (as a task's does in the worker), not the time a new process takes to start.
    */
   start(jobId: string, args: unknown[], timeoutMs: number | null, argOffset = 0): CodeRun {
-    const limit = timeoutMs ?? this.o.defaultTimeoutMs;
+    const { ms: limit, byWorker } = sandboxLimit(timeoutMs, this.o.defaultTimeoutMs);
     const startedAt = Date.now();
     let proc: SandboxProcess | null = null;
     let waiter: Waiter | null = null;
@@ -113,13 +113,13 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       const left = limit - (Date.now() - startedAt);
       if (!proc || stopped || left <= 0) {
         if (proc) this.release(proc);
-        throw stoppedError(stopped ?? 'timeout', jobId, limit);
+        throw stoppedError(stopped ?? 'timeout', jobId, limit, byWorker);
       }
       try {
         return readResults(await proc.run({ jobId, code, argsJson, timeoutMs: left }), jobId, argOffset, args.length);
       } catch (err) {
         // The process had what was left of the timeout; the error names the task's whole timeout.
-        if (err instanceof CrowdComputeError && err.code === 'CC_ERR_TIMEOUT') throw stoppedError('timeout', jobId, limit);
+        if (err instanceof CrowdComputeError && err.code === 'CC_ERR_TIMEOUT') throw stoppedError('timeout', jobId, limit, byWorker);
         throw err;
       } finally {
         this.release(proc);

@@ -4,13 +4,13 @@ import ivm from 'isolated-vm';
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
-import { PRELUDE, RUNNER, memoryLimitMessage, readResults, stoppedError } from './sandbox-runner.ts';
+import { PRELUDE, RUNNER, memoryLimitMessage, readResults, sandboxLimit, stoppedError } from './sandbox-runner.ts';
 
 /** Limits of the sandbox. */
 export interface SandboxOptions {
   /** Heap limit of each isolate. Default 128 MiB. */
   memoryLimitMb: number;
-  /** Wall-clock limit of a task that has no timeoutMs of its own. Default 60 s. */
+  /** Wall-clock limit of a map task on this worker (`--sandbox-timeout`): a task whose own timeout is shorter stops at its own. Default 60 s. */
   defaultTimeoutMs: number;
   /** Map jobs whose idle isolates are kept warm. Default 16. */
   maxWarmJobs: number;
@@ -115,12 +115,12 @@ export class SandboxExecutor implements CodeExecutor {
   startJson(jobId: string, argsJson: string, timeoutMs: number | null): { result: Promise<string>; kill(reason: 'cancelled' | 'timeout'): void } {
     let killWith: ((reason: 'cancelled' | 'timeout') => void) | null = null;
     let killedBefore: 'cancelled' | 'timeout' | null = null;
-    const limit = timeoutMs ?? this.o.defaultTimeoutMs;
+    const { ms: limit, byWorker } = sandboxLimit(timeoutMs, this.o.defaultTimeoutMs);
     const result = (async (): Promise<string> => {
       const entry = this.jobs.get(jobId);
       if (!entry) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
       const w = await this.warm(jobId, entry);
-      if (killedBefore) { w.isolate.dispose(); throw stoppedError(killedBefore, jobId, limit); }
+      if (killedBefore) { w.isolate.dispose(); throw stoppedError(killedBefore, jobId, limit, byWorker); }
       let killed: 'cancelled' | 'timeout' | null = null;
       killWith = (reason) => { killed = reason; if (!w.isolate.isDisposed) w.isolate.dispose(); };
       // The host-side deadline covers what isolated-vm's own timeout cannot: awaited promises.
@@ -131,12 +131,12 @@ export class SandboxExecutor implements CodeExecutor {
         return text;
       } catch (err) {
         if (!w.isolate.isDisposed) w.isolate.dispose();
-        if (killed) throw stoppedError(killed, jobId, limit);
+        if (killed) throw stoppedError(killed, jobId, limit, byWorker);
         const message = (err as Error).message ?? String(err);
         if (/memory limit/i.test(message)) {
           throw new CrowdComputeError('CC_ERR_MEMORY_LIMIT', memoryLimitMessage(jobId, this.o.memoryLimitMb), { limitMb: this.o.memoryLimitMb });
         }
-        if (/timed out/i.test(message)) throw stoppedError('timeout', jobId, limit);
+        if (/timed out/i.test(message)) throw stoppedError('timeout', jobId, limit, byWorker);
         throw new CrowdComputeError('CC_ERR_HANDLER_FAILED', `job ${jobId}: ${message}`);
       } finally {
         clearTimeout(deadline);

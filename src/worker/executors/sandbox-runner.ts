@@ -76,10 +76,21 @@ export function readResults(text: string, jobId: string, argOffset: number, argC
 }
 
 /** The error of a call stopped at its deadline or cancelled. */
-export function stoppedError(reason: 'cancelled' | 'timeout', jobId: string, limitMs: number): CrowdComputeError {
+export function stoppedError(reason: 'cancelled' | 'timeout', jobId: string, limitMs: number, byWorker = false): CrowdComputeError {
   return reason === 'timeout'
-    ? new CrowdComputeError('CC_ERR_TIMEOUT', `job ${jobId}: the function ran longer than ${limitMs} ms and was stopped`, { timeoutMs: limitMs })
+    ? new CrowdComputeError('CC_ERR_TIMEOUT', byWorker
+      ? `job ${jobId}: the function ran longer than ${limitMs} ms, this worker's sandbox timeout (--sandbox-timeout), and was stopped`
+      : `job ${jobId}: the function ran longer than ${limitMs} ms, its task's timeout, and was stopped`, { timeoutMs: limitMs })
     : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its sandbox stopped`);
+}
+
+/**
+ * How long a map task may run here: its task's timeout (the job's, or the foreman's default),
+ * but never longer than this worker's sandbox timeout, which is the worker owner's cap on what
+ * shipped code may take of the machine. `byWorker` says which of the two is the limit.
+ */
+export function sandboxLimit(taskTimeoutMs: number | null, workerTimeoutMs: number): { ms: number; byWorker: boolean } {
+  return taskTimeoutMs === null || workerTimeoutMs < taskTimeoutMs ? { ms: workerTimeoutMs, byWorker: true } : { ms: taskTimeoutMs, byWorker: false };
 }
 
 /** What a call that went past the isolate's heap limit is told. */

@@ -11,7 +11,7 @@
  */
 import type {
   CodeLanguage, JobCounts, JobKind, JobSpec, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
-  ScheduleCatchUpPolicy, ScheduleOverlap, ScheduleRunOutcome, ScheduleRunReason,
+  ScheduleCatchUpPolicy, ScheduleOverlap, ScheduleRunOutcome, ScheduleRunReason, TraceContext,
 } from '../protocol/index.ts';
 
 import type { GraphPlan } from '../core/graph.ts';
@@ -65,6 +65,8 @@ export interface JobRecord {
   closedBy: JobClosedBy | null;
   /** Past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none. */
   deadline: number | null;
+  /** The span that accepted it (W3C trace context), whose trace its dispatches join; null: not traced. */
+  traceContext: TraceContext | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -235,6 +237,8 @@ export interface JobInsertParams {
     onOpenTimeout?: OpenTimeoutAction;
     /** Past this time (epoch ms) its unfinished tasks fail with CC_ERR_DEADLINE; null or omitted: none. */
     deadline?: number | null;
+    /** The span that accepted it, whose trace its dispatches join; null or omitted: not traced. */
+    traceContext?: TraceContext | null;
   };
   tasks: NewTask[];
   now: number;

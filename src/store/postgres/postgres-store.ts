@@ -398,14 +398,15 @@ export class PostgresStore implements Store {
     const timeouts = openTimeoutColumns(job);
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
-        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at)
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, trace_context)
         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($27::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23,
-          $24, $25, $13::bigint + $24::bigint, $26, $27)
+          $24, $25, $13::bigint + $24::bigint, $26, $27, $28)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
-        job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null]));
+        job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null,
+        toJson(job.traceContext ?? undefined)]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];

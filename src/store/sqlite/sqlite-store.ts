@@ -177,10 +177,10 @@ export class SqliteStore implements Store {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
-        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, created_at) VALUES
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, trace_context, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
          @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language,
-         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @now) RETURNING *`),
+         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @traceContext, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
       // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh,
       // and the open timeout starts again (a seal ends it).
@@ -429,7 +429,7 @@ export class SqliteStore implements Store {
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
       weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
-      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, now,
+      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, traceContext: toJson(job.traceContext ?? undefined), now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;

@@ -125,6 +125,16 @@ export interface AttemptError {
   at: number;
 }
 
+/** What a map job's tasks are sent with: its function, its arguments per task, its name, and the trace it belongs to. */
+export interface JobCode {
+  code: string;
+  chunkSize: number;
+  name: string | null;
+  language: CodeLanguage;
+  /** The span that accepted the job; null: not traced. */
+  traceContext: TraceContext | null;
+}
+
 /** A task as claimed for a worker: what the worker needs, nothing else. */
 export interface ClaimedTask {
   taskId: string;
@@ -155,6 +165,8 @@ export interface ClaimedTask {
   files?: WireTask['files'];
   /** Set when the row's stored input could not be read: why. Such a task is failed, not sent. */
   unreadable?: string;
+  /** The span that dispatched it, when its job is traced (set by the dispatcher). */
+  traceContext?: TraceContext;
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -822,7 +834,7 @@ export interface Store {
   /** A graph job's nodes (null for other jobs or none). */
   jobGraph(jobId: string): Promise<GraphPlan | null>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
-  jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null>;
+  jobCode(jobId: string): Promise<JobCode | null>;
   /** A job's results in order, all of them or a page (`offset`, `limit`, counted in results). */
   jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;

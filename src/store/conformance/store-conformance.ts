@@ -79,6 +79,14 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const plain = await store.jobInsert(namedJob(['t.b']));
       assert.equal(plain.job.traceContext, null);
       assert.equal((await store.jobGet(plain.job.id))?.traceContext, null);
+      // A map job's tasks are sent with it, read with the function.
+      const map = mapJob([1, 2], 1);
+      map.job.traceContext = { traceparent: traceContext.traceparent };
+      await store.jobInsert(map);
+      assert.deepEqual((await store.jobCode(map.job.id))?.traceContext, { traceparent: traceContext.traceparent });
+      const untraced = mapJob([1], 1);
+      await store.jobInsert(untraced);
+      assert.equal((await store.jobCode(untraced.job.id))?.traceContext, null);
     });
 
     test('delayed tasks wait as scheduled out of the queue, and each is released once, at its time', async () => {

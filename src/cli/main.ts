@@ -7,6 +7,7 @@ import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
 import { pruneCommand } from './prune-command.ts';
 import { scheduleCommands } from './schedule-commands.ts';
+import { startTracing, stopTracing, type SERVICE_NAMES } from '../host/tracing.ts';
 
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
@@ -21,8 +22,22 @@ scheduleCommands(program);
 credentialCommands(program);
 pruneCommand(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+// Spans are exported when OTEL_EXPORTER_OTLP_ENDPOINT is set (src/host/tracing.ts): the
+// foreman and the worker as themselves, every other command as a client. A client command's
+// spans are flushed when it ends; the foreman and the worker flush theirs when they stop.
+let service: keyof typeof SERVICE_NAMES = 'client';
+program.hook('preAction', async (_program, action) => {
+  let top: Command = action;
+  while (top.parent && top.parent !== program) top = top.parent;
+  service = top.name() === 'worker' ? 'worker' : top.name() === 'foreman' || top.name() === 'demo' ? 'foreman' : 'client';
+  await startTracing(service);
+});
+
+program.parseAsync(process.argv).then(async () => {
+  if (service === 'client') await stopTracing();
+}, async (err: unknown) => {
   const message = err instanceof CrowdComputeError || err instanceof Error ? err.message : String(err);
   process.stderr.write(`crowdcompute: ${message}\n`);
+  await stopTracing();
   process.exit(1);
 });

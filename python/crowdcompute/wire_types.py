@@ -72,7 +72,7 @@ class GraphJobSpecTraceContext(TypedDict):
     """
 
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class GraphJobSpec(TypedDict):
@@ -162,7 +162,7 @@ class MapJobSpecTraceContext(TypedDict):
     """
 
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class MapJobSpec(TypedDict):
@@ -258,7 +258,7 @@ class TasksJobSpecTraceContext(TypedDict):
     """
 
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class TasksJobSpec(TypedDict):
@@ -355,7 +355,7 @@ class TaskOutcomeTraceContext(TypedDict):
     """
 
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class TaskOutcome(TypedDict):
@@ -410,7 +410,7 @@ class WireTaskTraceContext(TypedDict):
     """
 
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class WireTaskGraph(TypedDict):
@@ -750,7 +750,7 @@ class TaskRecordAckMessage(TypedDict):
 
 class TaskResultTraceContext(TypedDict):
     traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
-    tracestate: NotRequired[str]  # at most 1024 characters
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class TaskResultMessage(TypedDict):

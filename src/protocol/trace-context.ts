@@ -10,8 +10,11 @@ import { z } from 'zod';
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const ALL_ZERO = /^0+$/;
 
-/** The longest `tracestate` kept: 32 members of at most 256 characters is the W3C limit on members, 512 is what most tracers send. */
-export const MAX_TRACESTATE = 1024;
+/**
+ * The longest `tracestate` taken: W3C asks every participant to pass on at least 512
+ * characters, and it rides in every task message of a traced job, so no more.
+ */
+export const MAX_TRACESTATE = 512;
 
 /** A W3C trace context: the span a job, task or outcome belongs under. */
 export const TraceContextSchema = z.object({

@@ -9,6 +9,8 @@
  * because they flush them when they stop (SIGTERM), which is what this also checks.
  */
 import { after, before, test } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +24,8 @@ import { freePort, spawnForemanProcess, spawnWorkerProcess, waitFor, type ChildF
 import { startTracing, stopTracing } from '../../src/host/tracing.ts';
 
 const HANDLERS = fileURLToPath(new URL('./fixtures/traced-handlers.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
+const run = promisify(execFile);
 
 /** A span as the collector received it, with its service's name. */
 interface ReceivedSpan {
@@ -161,6 +165,12 @@ test('one trace spans the client, the foreman and the worker, with progress and 
   await waitFor(async () => (await (await fetch(`${foreman.url}/api/jobs/${restJob.id}`)).json() as { status: string }).status === 'completed',
     { timeoutMs: 30_000, message: 'the REST job completes' });
 
+  // A client command of the CLI: its spans too are exported once a minute only, so they arrive by its flush as it exits.
+  const submitted = await run(process.execPath, ['--no-node-snapshot', BIN, 'submit', 'trace.step', '{"n": 5}', '--foreman', foreman.url], {
+    env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '60000' }, timeout: 60_000,
+  });
+  assert.match(submitted.stdout, /10/);
+
   // The worker stops first (its results are committed), then the foreman: each flushes its spans as it goes.
   worker.kill('SIGTERM');
   assert.equal(await worker.exited, 0, worker.output());
@@ -170,8 +180,11 @@ test('one trace spans the client, the foreman and the worker, with progress and 
 
   const traceId = request.spanContext().traceId;
   const resultCommits = () => collector.spans.filter((s) => s.traceId === traceId && s.name === 'result commit').length;
-  await waitFor(() => resultCommits() === 2 && collector.spans.some((s) => s.traceId === restTrace && s.service === 'crowdcompute-worker'),
-    { timeoutMs: 30_000, message: 'the collector has the spans of both jobs from every side' });
+  // The CLI's submit span starts a trace of its own (no span was active in that process).
+  const cliSubmit = () => collector.spans.find((s) => s.service === 'crowdcompute-client' && s.name === 'submit' && s.parentSpanId === '');
+  await waitFor(() => resultCommits() === 2 && collector.spans.some((s) => s.traceId === restTrace && s.service === 'crowdcompute-worker')
+    && collector.spans.some((s) => s.traceId === cliSubmit()?.traceId && s.name === 'result commit'),
+  { timeoutMs: 30_000, message: 'the collector has the spans of every job from every side' });
 
   const services = new Set(collector.spans.filter((s) => s.traceId === traceId).map((s) => s.service));
   assert.deepEqual([...services].sort(), ['crowdcompute-client', 'crowdcompute-foreman', 'crowdcompute-worker']);
@@ -210,6 +223,11 @@ test('one trace spans the client, the foreman and the worker, with progress and 
   const batchExecute = collector.one(traceId, 'crowdcompute-worker', 'execute', byTask(batchTask));
   const records = batchExecute.events.filter((e) => e.name === 'record').map((e) => e.attributes);
   assert.deepEqual(records.filter((r) => r.batch !== undefined).map((r) => [r.batch, r.checkpoint, r.recorded]), [['b1', true, true], ['b2', true, true]]);
+
+  // The CLI's job: client, foreman and worker in one trace.
+  const cliTrace = cliSubmit()!.traceId;
+  assert.equal(collector.one(cliTrace, 'crowdcompute-foreman', 'submit').parentSpanId, cliSubmit()!.spanId);
+  assert.deepEqual(collector.one(cliTrace, 'crowdcompute-worker', 'execute').events.map((e) => e.name), ['progress']);
 
   // The REST job: the foreman's submit span is a child of the span the header named.
   const restSubmit = collector.one(restTrace, 'crowdcompute-foreman', 'submit');

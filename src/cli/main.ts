@@ -12,7 +12,9 @@ import { startTracing, stopTracing, type SERVICE_NAMES } from '../host/tracing.t
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addHelpText('after', '\nTraces: with OTEL_EXPORTER_OTLP_ENDPOINT set (an OTLP/HTTP collector), the foreman, the worker and the\n'
+    + 'client commands export OpenTelemetry spans of every job to it (docs/operations.md, "Traces").\n');
 
 demoCommand(program);
 foremanCommand(program);

@@ -59,7 +59,10 @@ export interface WorkerRuntimeOptions {
   log?: Log;
   /** The WebSocket constructor. Default: the global one. */
   webSocket?: WebSocketConstructor;
-  /** Spans around attempts (the Node worker's OpenTelemetry tracing). Default: none. */
+  /**
+   * Spans around attempts. The runtime alone makes none; the Node `Worker` makes OpenTelemetry
+   * `execute` spans for the tracer provider the process registered (`null` there: none).
+   */
   tracer?: TaskTracer | null;
 }
 

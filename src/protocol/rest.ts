@@ -119,6 +119,7 @@ export const JobViewSchema = z.object({
   closed_by: z.enum(['seal', 'open_timeout', 'cancel', 'deadline', 'failure']).nullable()
     .describe('why an open job stopped taking parts: sealed by its producer, closed by its open timeout, cancelled, failed at its deadline, or failed as a whole; null while open and for jobs never open'),
   deadline: nullableTime.describe('past this time its unfinished tasks fail with CC_ERR_DEADLINE; null: none'),
+  trace_id: z.string().nullable().describe('the OpenTelemetry trace of the job (32 hex digits), to look it up in a tracing backend; null when it was not traced'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

@@ -146,6 +146,7 @@ test('one trace spans the client, the foreman and the worker, with progress and 
     const step = await client.submit('trace.step', { n: 21 });
     assert.deepEqual(await step.result(), { doubled: 42 });
     stepTask = step.taskId;
+    assert.equal((await client.getJob(step.jobId)).traceId, request.spanContext().traceId, 'the job view names its trace');
     const batches = await client.submit('trace.batches', { count: 2 });
     assert.equal(await batches.result(), 'batches done');
     batchTask = batches.taskId;
@@ -160,7 +161,8 @@ test('one trace spans the client, the foreman and the worker, with progress and 
     body: JSON.stringify({ kind: 'tasks', tasks: [{ type: 'trace.step', input: { n: 1 } }] }),
   });
   assert.equal(rest.status, 201);
-  const restJob = (await rest.json()) as { id: string };
+  const restJob = (await rest.json()) as { id: string; trace_id: string | null };
+  assert.equal(restJob.trace_id, restTrace, 'the job view names its trace');
   await client.close();
   await waitFor(async () => (await (await fetch(`${foreman.url}/api/jobs/${restJob.id}`)).json() as { status: string }).status === 'completed',
     { timeoutMs: 30_000, message: 'the REST job completes' });

@@ -4,6 +4,7 @@
  * @internal
  */
 import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView } from '../../protocol/index.ts';
+import { parseTraceparent } from '../../protocol/index.ts';
 import type { ArtifactRecord, JobRecord, TaskRecord, WorkerRecord } from '../../store/store.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 import { BLOCKED_UNTIL } from '../../core/graph.ts';
@@ -51,6 +52,7 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     open_expires_at: iso(j.openExpiresAt),
     closed_by: j.closedBy,
     deadline: iso(j.deadline),
+    trace_id: j.traceContext ? parseTraceparent(j.traceContext.traceparent)?.traceId ?? null : null,
   };
 }
 

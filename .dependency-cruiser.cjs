@@ -36,6 +36,13 @@ module.exports = {
       to: { pathNot: ['^src/(protocol|core|link|worker/runtime|worker/browser)/', '^node_modules/(zod|eventemitter3|@noble/hashes)/'] },
     },
     {
+      name: 'tracing-on-the-api-only',
+      severity: 'error',
+      comment: 'tracing/ is the OpenTelemetry glue the sides share: it imports protocol/ and @opentelemetry/api, never an SDK (only the CLI installs one, src/host/tracing.ts).',
+      from: { path: '^src/tracing/', pathNot: notTest },
+      to: { pathNot: ['^src/(tracing|protocol)/', '^node_modules/(zod|@opentelemetry/api)/'] },
+    },
+    {
       name: 'store-below-foreman',
       severity: 'error',
       comment: 'The store knows protocol/ and core/, not the foreman, workers or clients.',

@@ -35,6 +35,10 @@
  *               getting the task against its time), p50 / p99 / max in ms, ticks missed and fired
  *               twice, and the foremen's CPU over 10 s while the schedules and delayed tasks only wait,
  *               beside the same with nothing to wait for
+ *   traces:     the throughput workload on two fresh foreman-and-worker pairs, one started with
+ *               OTEL_EXPORTER_OTLP_ENDPOINT pointing at a sink in this process and one without (what
+ *               everyone who does not trace runs), runs interleaved: tasks/s and CPU per task of each,
+ *               their ratio, and the spans the sink received
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen;
@@ -60,6 +64,7 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'node:http';
 import { Client, type MapFunction } from '../src/client/index.ts';
 import { localCredentialsAt } from '../src/host/local-credentials.ts';
+import { startTraceSink } from './trace-sink.ts';
 
 const { values: args } = parseArgs({ options: {
   database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
@@ -82,8 +87,8 @@ function freePort(): Promise<number> {
   return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
 }
 
-function start(name: string, argv: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--no-node-snapshot', bin, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+function start(name: string, argv: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(process.execPath, ['--no-node-snapshot', bin, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   child.stderr!.on('data', (d) => { err += d; if (err.length > 10_000) err = err.slice(-5_000); });
   child.once('exit', (code) => { if (code && code !== 0 && !stopping) { process.stderr.write(`${name} exited ${code}:\n${err}\n`); process.exit(1); } });
@@ -101,6 +106,8 @@ const dir = mkdtempSync(join(tmpdir(), 'cc-bench-'));
 process.env.CROWDCOMPUTE_CONFIG_DIR = join(dir, 'credentials');
 // PostgreSQL runs get a schema of their own, dropped at the end.
 const schema = `cc_bench_${process.pid}`;
+/** Schemas to drop at the end: the run's, and those of foremen started by one benchmark (traces). */
+const schemas = [schema];
 const database = args.database
   ? (args.database.startsWith('postgres') ? `${args.database}${args.database.includes('?') ? '&' : '?'}schema=${schema}` : args.database)
   : `sqlite:${join(dir, 'bench.db')}`;
@@ -670,6 +677,79 @@ try {
       delayed_tasks: releaseLate.length, delayed_submitted_before_first_due_ms: base - submittedBy, release_lateness_p50_ms: r.p50, release_lateness_p99_ms: r.p99, release_lateness_max_ms: r.max, released_early: early,
       waiting_foreman_cpu_pct: round(idleCpuPct, 2), idle_foreman_cpu_pct: round(baseCpuPct, 2), waiting_with: { schedules: SCHEDULES, delayed_tasks: DELAYED }, ...meta }));
   }
+
+  if (want('traces')) {
+    // The throughput workload on two fresh foreman-and-worker pairs started alike by the CLI,
+    // one with OTEL_EXPORTER_OTLP_ENDPOINT set (pointing at a sink in this process) and one
+    // without, which is what every user who does not trace runs; runs interleaved. The client
+    // here registers no tracer: the traced foreman's submit span starts each trace.
+    const sink = await startTraceSink();
+    const plainEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+    const pairs: { label: 'untraced' | 'traced'; foreman: ChildProcess; worker: ChildProcess; client: Client }[] = [];
+    try {
+      for (const [label, env] of [['untraced', plainEnv], ['traced', { ...plainEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }]] as const) {
+        const port = await freePort();
+        let db = `sqlite:${join(dir, `traces-${label}.db`)}`;
+        if (onPostgres) {
+          schemas.push(`${schema}_${label}`);
+          db = `${args.database}${args.database!.includes('?') ? '&' : '?'}schema=${schema}_${label}`;
+        }
+        const foreman = start(`${label} foreman`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', db, '--id', `bench-${label}`, '--log-level', 'warn',
+          ...(args.insecure ? ['--insecure'] : [])], env);
+        children.push(foreman);
+        const pairUrl = `http://127.0.0.1:${port}`;
+        const by = Date.now() + 20_000;
+        while (await fetch(`${pairUrl}/health`).then((r) => !r.ok, () => true)) {
+          if (Date.now() > by) throw new Error(`the ${label} foreman did not start within 20 s`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const pairWorker = start(`${label} worker`, ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', `bench-${label}-worker`, '--concurrency', String(args.concurrency),
+          '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn'], env);
+        children.push(pairWorker);
+        const pairClient = new Client({ url: pairUrl, connectTimeoutMs: 20_000 });
+        pairs.push({ label, foreman, worker: pairWorker, client: pairClient });
+        while (!(await pairClient.stats().then((s) => s.workers.online >= 1, () => false))) {
+          if (Date.now() > by) throw new Error(`the ${label} worker did not connect within 20 s`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await (await pairClient.submitMany(Array.from({ length: 2_000 }, () => ({ type: 'bench.noop' })))).result();
+      }
+      const rates = new Map(pairs.map((p) => [p.label, [] as number[]]));
+      const cpu = new Map(pairs.map((p) => [p.label, { foreman: 0, worker: 0 }]));
+      for (let r = 0; r < RUNS; r++) {
+        for (const p of pairs) {
+          const f0 = cpuOf(p.foreman.pid!);
+          const w0 = cpuOf(p.worker.pid!);
+          const t0 = performance.now();
+          const results = await (await p.client.submitMany(Array.from({ length: TASKS }, () => ({ type: 'bench.noop' })))).result();
+          const s = (performance.now() - t0) / 1000;
+          if (results.length !== TASKS) throw new Error(`traces: got ${results.length} results`);
+          rates.get(p.label)!.push(TASKS / s);
+          const c = cpu.get(p.label)!;
+          c.foreman += cpuOf(p.foreman.pid!) - f0;
+          c.worker += cpuOf(p.worker.pid!) - w0;
+        }
+      }
+      const n = TASKS * RUNS;
+      const line = (label: 'untraced' | 'traced') => ({
+        tasks_per_s: Math.round(median(rates.get(label)!)), runs_tasks_per_s: rates.get(label)!.map(Math.round),
+        foreman_cpu_us_per_task: round((cpu.get(label)!.foreman * 1e6) / n, 1), worker_cpu_us_per_task: round((cpu.get(label)!.worker * 1e6) / n, 1),
+      });
+      // The traced pair flushes what its span processors still hold when it stops (below); what
+      // the sink has now is what was exported during the runs.
+      const exported = sink.received();
+      console.log(JSON.stringify({ bench: 'traces', tasks: TASKS, concurrency: Number(args.concurrency), untraced: line('untraced'), traced: line('traced'),
+        traced_over_untraced: round(median(rates.get('traced')!) / median(rates.get('untraced')!)),
+        exported: { spans: exported.spans, requests: exported.requests, bytes: exported.bytes }, ...meta }));
+    } finally {
+      for (const p of pairs) await p.client.close();
+      for (const p of pairs) p.worker.kill('SIGTERM');
+      await Promise.all(pairs.map((p) => (p.worker.exitCode !== null ? null : new Promise((r) => p.worker.once('exit', r)))));
+      for (const p of pairs) p.foreman.kill('SIGTERM');
+      await Promise.all(pairs.map((p) => (p.foreman.exitCode !== null ? null : new Promise((r) => p.foreman.once('exit', r)))));
+      await sink.close();
+    }
+  }
 } finally {
   stopping = true;
   await client.close();
@@ -681,7 +761,7 @@ try {
     const { default: pg } = await import('pg');
     const c = new pg.Client({ connectionString: database.replace(/\?.*$/, '') });
     await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
     await c.end();
   }
   rmSync(dir, { recursive: true, force: true });

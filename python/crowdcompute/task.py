@@ -63,6 +63,14 @@ class Task:
         return self.task_id
 
     @property
+    def trace_context(self) -> dict[str, str] | None:
+        """The foreman's span that dispatched this attempt, when its job is traced: W3C
+        `{"traceparent": ..., "tracestate"?: ...}`, for a handler that makes OpenTelemetry spans
+        of its own to start them under (this SDK makes none). None when the job is not traced."""
+        value = self._wire.get("traceContext")
+        return value if isinstance(value, dict) and isinstance(value.get("traceparent"), str) else None
+
+    @property
     def cancel_event(self) -> threading.Event:
         """Set when the task is cancelled, times out, or the worker hands it back; a handler
         running in a thread (a plain `def`) polls it, since a thread cannot be interrupted."""

@@ -65,6 +65,16 @@ class GraphNodeSpec(TypedDict):
     files: NotRequired[list[str]]  # at most 100 items, each 1 to 200 characters
 
 
+class GraphJobSpecTraceContext(TypedDict):
+    """The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    REST a `traceparent` header does the same.
+    """
+
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
+
+
 class GraphJobSpec(TypedDict):
     """A task graph, submitted as one job: each node a task; the job's result is the `output`
     node's.
@@ -117,6 +127,10 @@ class GraphJobSpec(TypedDict):
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
+    #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    #: for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    #: REST a `traceparent` header does the same.
+    traceContext: NotRequired[GraphJobSpecTraceContext]
 
 
 class HelloAuth(TypedDict):
@@ -141,6 +155,16 @@ class JobCounts(TypedDict):
     completed: int
     failed: int
     cancelled: int
+
+
+class MapJobSpecTraceContext(TypedDict):
+    """The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    REST a `traceparent` header does the same.
+    """
+
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class MapJobSpec(TypedDict):
@@ -206,6 +230,10 @@ class MapJobSpec(TypedDict):
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
+    #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    #: for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    #: REST a `traceparent` header does the same.
+    traceContext: NotRequired[MapJobSpecTraceContext]
 
 
 class NamedTaskSpec(TypedDict):
@@ -225,6 +253,16 @@ class NamedTaskSpec(TypedDict):
     runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
+
+
+class TasksJobSpecTraceContext(TypedDict):
+    """The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    REST a `traceparent` header does the same.
+    """
+
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
 
 
 class TasksJobSpec(TypedDict):
@@ -276,6 +314,10 @@ class TasksJobSpec(TypedDict):
     deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
+    #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+    #: for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+    #: REST a `traceparent` header does the same.
+    traceContext: NotRequired[TasksJobSpecTraceContext]
 
 
 # A job as submitted: a map job, a job of named tasks, or a task graph, told apart by `kind`.
@@ -313,6 +355,15 @@ class TaskError(TypedDict):
     details: NotRequired[dict[str, Any]]
 
 
+class TaskOutcomeTraceContext(TypedDict):
+    """The worker's span that ran the attempt, when it was traced: the foreman's span for committing
+    the outcome is its child.
+    """
+
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
+
+
 class TaskOutcome(TypedDict):
     """How one attempt of a task ended."""
 
@@ -322,6 +373,9 @@ class TaskOutcome(TypedDict):
     result: NotRequired[Any]
     error: NotRequired[TaskError]
     durationMs: NotRequired[float]  # at least 0
+    #: The worker's span that ran the attempt, when it was traced: the foreman's span for committing
+    #: the outcome is its child.
+    traceContext: NotRequired[TaskOutcomeTraceContext]
 
 
 class TaskRef(TypedDict):
@@ -356,6 +410,15 @@ class WireTaskFilesItem(TypedDict):
     url: str
 
 
+class WireTaskTraceContext(TypedDict):
+    """The foreman's span that dispatched this attempt, when the job is traced: the worker's span
+    for running it is its child, and the handler runs within that span.
+    """
+
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
+
+
 class WireTaskGraph(TypedDict):
     """A graph node's task: its node id and, when it reads upstream artifacts, how."""
 
@@ -386,6 +449,9 @@ class WireTask(TypedDict):
     files: NotRequired[list[WireTaskFilesItem]]
     #: The job's metadata, when it has some (`task.getMetadata(key)`).
     metadata: NotRequired[dict[str, Any]]
+    #: The foreman's span that dispatched this attempt, when the job is traced: the worker's span
+    #: for running it is its child, and the handler runs within that span.
+    traceContext: NotRequired[WireTaskTraceContext]
     #: A graph node's task: its node id and, when it reads upstream artifacts, how.
     graph: NotRequired[WireTaskGraph]
 
@@ -688,6 +754,11 @@ class TaskRecordAckMessage(TypedDict):
     recorded: bool
 
 
+class TaskResultTraceContext(TypedDict):
+    traceparent: str  # matching ^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$
+    tracestate: NotRequired[str]  # at most 512 characters
+
+
 class TaskResultMessage(TypedDict):
     """Worker → foreman. One outcome as a message of its own; `task_results` carries several in one.
     """
@@ -698,6 +769,7 @@ class TaskResultMessage(TypedDict):
     result: NotRequired[Any]
     error: NotRequired[TaskError]
     durationMs: NotRequired[float]  # at least 0
+    traceContext: NotRequired[TaskResultTraceContext]
     type: Literal["task_result"]
 
 

@@ -34,6 +34,29 @@ async def test_runs_named_tasks_and_returns_results_in_order(foreman: Any) -> No
     assert worker.status == "stopped"
 
 
+async def test_a_traced_jobs_context_reaches_the_handler(foreman: Any) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def show(task: Task) -> Any:
+        return task.trace_context
+
+    worker = Worker(foreman.ws_url, "py-traced", foreman.worker_token)
+    worker.register_handler("trace.show", show)
+    await worker.start()
+    try:
+        traced = await submit(foreman, [{"type": "trace.show"}], trace_context={"traceparent": traceparent, "tracestate": "vendor=a1"})
+        plain = await submit(foreman, [{"type": "trace.show"}])
+        for job in (traced, plain):
+            assert (await finished(foreman, job))["status"] == "completed"
+        (context,) = await results_of(foreman, traced)
+        # Under the same trace; the span is the foreman's dispatch (or the submitter's, on a foreman that does not trace).
+        assert context["traceparent"].split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert context["tracestate"] == "vendor=a1"
+        assert await results_of(foreman, plain) == [None]
+    finally:
+        await worker.stop()
+
+
 async def test_an_exception_fails_the_task_with_its_message_and_traceback(foreman: Any) -> None:
     def broken(task: Task) -> None:  # a plain def: runs in the thread pool
         raise ValueError(f"cannot handle {task.get_input('x')}")

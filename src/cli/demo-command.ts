@@ -5,6 +5,7 @@ import { Option, type Command } from 'commander';
 import { parseIntArg, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { cliLogger } from './cli-logger.ts';
+import { stopTracing } from '../host/tracing.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 // demo-handlers.ts in a checkout, demo-handlers.js once compiled: the same extension as this file.
@@ -56,6 +57,7 @@ export function demoCommand(program: Command): void {
         for (const w of workers) w.kill('SIGTERM');
         await Promise.all(workers.map((w) => (w.exitCode !== null ? undefined : new Promise((r) => w.once('exit', r)))));
         await foreman.stop();
+        await stopTracing();
         process.exit(code);
       };
       process.once('SIGINT', () => { process.stderr.write('\nstopping workers and foreman\n'); void stop(0); });

@@ -6,6 +6,7 @@ import { parseBytes, parseDuration, parseIntArg, showDuration, within } from './
 import { givenSecret } from './credential-commands.ts';
 import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
 import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { stopTracing } from '../host/tracing.ts';
 
 type Parser = (value: string) => number;
 type Bounded = keyof typeof FOREMAN_BOUNDS & keyof typeof FOREMAN_DEFAULTS;
@@ -110,7 +111,7 @@ export function foremanCommand(program: Command): void {
       process.stderr.write(`${await dashboardHint(foreman)}\n`);
       const shutdown = (signal: string) => {
         process.stderr.write(`${signal}: stopping foreman (committing results, closing connections)\n`);
-        foreman.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+        foreman.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -12,6 +12,7 @@ import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
 import { pruneCommand } from './prune-command.ts';
 import { scheduleCommands } from './schedule-commands.ts';
+import { startTracing, stopTracing, type SERVICE_NAMES } from '../host/tracing.ts';
 
 /** Exit code of an error in what was typed (an unknown command or option, a bad value): 2, as for most Unix tools. */
 export const USAGE_ERROR = 2;
@@ -48,7 +49,9 @@ export function buildProgram(): Command {
     .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
     .version('0.1.0')
     // Subcommands made after this inherit it: runCli prints the error itself.
-    .configureOutput({ outputError: () => {} });
+    .configureOutput({ outputError: () => {} })
+    .addHelpText('after', '\nTraces: with OTEL_EXPORTER_OTLP_ENDPOINT set (an OTLP/HTTP collector), the foreman, the worker and the\n'
+      + 'client commands export OpenTelemetry spans of every job to it (docs/operations.md, "Traces").\n');
   demoCommand(program);
   foremanCommand(program);
   workerCommand(program);
@@ -76,6 +79,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Which service the command that runs is, for its spans: the foreman and the worker as
+ * themselves, every other command as a client. Tracing starts only when
+ * OTEL_EXPORTER_OTLP_ENDPOINT is set (src/host/tracing.ts).
+ */
+function traceAs(program: Command): () => keyof typeof SERVICE_NAMES {
+  let service: keyof typeof SERVICE_NAMES = 'client';
+  program.hook('preAction', async (_program, action) => {
+    let top: Command = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    service = top.name() === 'worker' ? 'worker' : top.name() === 'foreman' || top.name() === 'demo' ? 'foreman' : 'client';
+    await startTracing(service);
+  });
+  return () => service;
+}
+
 /** An error as one line: commander's `error: ` prefix dropped, its lines (and an OpenSSL dump's) joined. */
 export function oneLine(message: string): string {
   return message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ').replace(/\.$/, '');
@@ -88,10 +107,15 @@ export function oneLine(message: string): string {
  * error ends with the command's `--help` and exits 2, any other exits 1.
  */
 export async function runCli(argv: readonly string[], writeErr: (text: string) => void = (t) => { process.stderr.write(t); }): Promise<number> {
+  const program = buildProgram();
+  const service = traceAs(program);
   try {
-    await buildProgram().parseAsync(argv as string[]);
+    await program.parseAsync(argv as string[]);
+    // A client command's spans are flushed when it ends; the foreman and the worker flush theirs when they stop.
+    if (service() === 'client') await stopTracing();
     return 0;
   } catch (err) {
+    await stopTracing();
     if (err instanceof UsageError) {
       const e = err.commanderError;
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return e.exitCode;

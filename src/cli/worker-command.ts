@@ -4,6 +4,7 @@ import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
 import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { stopTracing } from '../host/tracing.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
 
 /** A flag's parser that keeps it within the worker option's range, refused in the flag's name. */
@@ -129,11 +130,11 @@ export function workerCommand(program: Command): void {
         if (stopping) return;
         stopping = true;
         process.stderr.write(`${signal}: worker ${worker.workerId} draining (taking no new tasks)\n`);
-        worker.stop().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+        worker.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
-      worker.on('stopped', () => { if (!stopping) process.exit(1); });
+      worker.on('stopped', () => { if (!stopping) void stopTracing().then(() => process.exit(1)); });
       worker.on('error', () => { /* logged by the worker; 'stopped' follows */ });
       await worker.start();
       // The port it really took: another worker on this machine may hold the one asked for.

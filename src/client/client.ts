@@ -23,6 +23,8 @@ import { planGraph } from '../core/graph.ts';
 import { chooseChunkSize } from '../core/chunking.ts';
 import { mapJobSpec, taskJobSpec, wireSpec, type JobOptions, type MapFunction, type MapOptions, type SdkJobSpec, type TaskOptions } from './job-specs.ts';
 import { OpenJob, type SendPart } from './open-job.ts';
+import { SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
+import { ATTR, traceContextOf, tracer } from '../tracing/trace-api.ts';
 import { GraphHandle, JobHandle, TaskHandle, type JobOutcome, type JobProgress } from './job-handle.ts';
 
 /** How a client reaches its foreman(s). */
@@ -269,14 +271,36 @@ export class Client {
     };
   }
 
-  /** Submit a job spec as the protocol defines it (`runAt` may be a `Date` too). */
+  /**
+   * Submit a job spec as the protocol defines it (`runAt` may be a `Date` too). With an
+   * OpenTelemetry tracer provider registered, the submission is a `submit` span under the active
+   * context, and the job carries its context: the foreman's and the workers' spans join that trace.
+   */
   async submitJob<R = unknown>(spec: SdkJobSpec): Promise<JobHandle<R>> {
     if (this.closed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', 'client is closed');
-    const job: JobSpec = { ...wireSpec(spec), idempotencyKey: spec.idempotencyKey ?? `auto-${crypto.randomUUID()}` };
-    await this.connect();
+    const span = tracer.startSpan('submit', { kind: SpanKind.CLIENT, attributes: { [ATTR.jobKind]: spec.kind } }, context.active());
+    const failed = (err: Error) => {
+      span.recordException(err);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+      span.end();
+    };
+    const traceContext = spec.traceContext ?? traceContextOf(span);
+    const job: JobSpec = { ...wireSpec(spec), idempotencyKey: spec.idempotencyKey ?? `auto-${crypto.randomUUID()}`, ...(traceContext ? { traceContext } : {}) };
+    try {
+      await this.connect();
+    } catch (err) {
+      failed(err as Error);
+      throw err;
+    }
     return new Promise<JobHandle<R>>((resolve, reject) => {
       const requestId = crypto.randomUUID();
-      const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve, reject, firstSentAt: Date.now(), outages: 0 };
+      const accepted = (h: JobHandle<R>) => {
+        span.setAttribute(ATTR.jobId, h.id);
+        span.end();
+        resolve(h);
+      };
+      const refused = (err: Error) => { failed(err); reject(err); };
+      const p: PendingSubmit = { message: { type: 'submit_job', requestId, job }, resolve: accepted, reject: refused, firstSentAt: Date.now(), outages: 0 };
       this.pending.set(requestId, p);
       this.link!.send(p.message);
     });

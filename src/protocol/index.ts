@@ -16,3 +16,4 @@ export * from './limits.ts';
 export * from './time-fields.ts';
 export * from './schedules.ts';
 export * from './webhooks.ts';
+export * from './trace-context.ts';

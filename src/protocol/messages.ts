@@ -9,6 +9,7 @@ import { HelloAuthSchema } from './auth.ts';
 import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
 import { MAX_TIME_AHEAD_MS, TimeFieldSchema, durationField } from './time-fields.ts';
 import { WebhookUrlSchema } from './webhooks.ts';
+import { TraceContextSchema } from './trace-context.ts';
 
 const id = z.string().min(1).max(200);
 const priority = z.enum(PRIORITIES);
@@ -130,6 +131,12 @@ export const JobOptionsSchema = z.object({
    * 2xx). Default: the submitting key's webhook, if it has one. See docs/operations.md, "Webhooks".
    */
   webhook: WebhookUrlSchema.optional(),
+  /**
+   * The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
+   * for this job join its trace. The SDK fills it in from the active OpenTelemetry context; over
+   * REST a `traceparent` header does the same.
+   */
+  traceContext: TraceContextSchema.optional(),
 });
 /** Options every job takes, whatever its kind. */
 export type JobOptions = z.infer<typeof JobOptionsSchema>;
@@ -299,6 +306,11 @@ export const WireTaskSchema = z.object({
   files: z.array(z.object({ fileId: z.string(), filename: z.string(), size: z.number().int(), contentType: z.string(), url: z.string() })).optional(),
   /** The job's metadata, when it has some (`task.getMetadata(key)`). */
   metadata: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * The foreman's span that dispatched this attempt, when the job is traced: the worker's span
+   * for running it is its child, and the handler runs within that span.
+   */
+  traceContext: TraceContextSchema.optional(),
   /** A graph node's task: its node id and, when it reads upstream artifacts, how. */
   graph: z.object({
     nodeId: z.string(),
@@ -429,6 +441,8 @@ export const TaskOutcomeSchema = z.object({
   result: json.optional(),
   error: TaskErrorSchema.optional(),
   durationMs: z.number().nonnegative().optional(),
+  /** The worker's span that ran the attempt, when it was traced: the foreman's span for committing the outcome is its child. */
+  traceContext: TraceContextSchema.optional(),
 });
 /** How one attempt of a task ended. */
 export type TaskOutcome = z.infer<typeof TaskOutcomeSchema>;

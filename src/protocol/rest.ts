@@ -150,6 +150,7 @@ export const JobViewSchema = z.object({
   webhook_url: z.string().nullable().describe("the URL its end is posted to; null: its key's webhook, if the key has one"),
   webhook: WebhookDeliveryViewSchema.nullable().optional()
     .describe('GET /api/jobs/{id} only: the latest announcement of its end to a webhook (null: none yet, or no webhook); every one is at /api/jobs/{id}/webhook-deliveries'),
+  trace_id: z.string().nullable().describe('the OpenTelemetry trace of the job (32 hex digits), to look it up in a tracing backend; null when it was not traced'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

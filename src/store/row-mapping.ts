@@ -6,7 +6,7 @@
  */
 import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
-import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError } from '../protocol/index.ts';
+import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError, type TraceContext } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
 import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
 
@@ -26,6 +26,21 @@ export const toJson = (v: unknown): string | null => (v === undefined ? null : J
 export const jsonbText = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'string' ? x.toWellFormed().replaceAll('\0', '\ufffd') : x));
 /** A JSON column back to its value. */
 export const fromJson = (s: string | null): unknown => (s == null ? null : JSON.parse(s));
+
+/**
+ * A job's stored trace context, or null. A value that does not read as one is taken as none:
+ * tracing is never a reason for a job not to run.
+ */
+export function traceContextOf(s: string | null | undefined): TraceContext | null {
+  if (s == null) return null;
+  try {
+    const v = JSON.parse(s) as Partial<TraceContext> | null;
+    if (!v || typeof v.traceparent !== 'string') return null;
+    return typeof v.tracestate === 'string' ? { traceparent: v.traceparent, tracestate: v.tracestate } : { traceparent: v.traceparent };
+  } catch {
+    return null;
+  }
+}
 
 /**
  * A claimed task row as the worker gets it. A row whose stored JSON does not parse (damaged
@@ -88,6 +103,7 @@ export function jobFromRow(r: Row): JobRecord {
     closedBy: r.closed_by ?? null,
     deadline: r.deadline ?? null,
     webhookUrl: r.webhook_url ?? null,
+    traceContext: traceContextOf(r.trace_context),
     createdAt: r.created_at,
     startedAt: r.started_at,
     completedAt: r.completed_at,

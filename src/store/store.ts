@@ -11,7 +11,7 @@
  */
 import type {
   CodeLanguage, JobCounts, JobKind, JobSpec, JobState, Priority, Scope, TaskError, TaskKind, TaskRef, TaskState, WireTask, Requirements,
-  ScheduleCatchUpPolicy, ScheduleOverlap, ScheduleRunOutcome, ScheduleRunReason,
+  ScheduleCatchUpPolicy, ScheduleOverlap, ScheduleRunOutcome, ScheduleRunReason, TraceContext,
 } from '../protocol/index.ts';
 
 import type { GraphPlan } from '../core/graph.ts';
@@ -67,6 +67,8 @@ export interface JobRecord {
   deadline: number | null;
   /** The URL its end is posted to; null: its key's default webhook, if the key has one. */
   webhookUrl: string | null;
+  /** The span that accepted it (W3C trace context), whose trace its dispatches join; null: not traced. */
+  traceContext: TraceContext | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;
@@ -125,6 +127,16 @@ export interface AttemptError {
   at: number;
 }
 
+/** What a map job's tasks are sent with: its function, its arguments per task, its name, and the trace it belongs to. */
+export interface JobCode {
+  code: string;
+  chunkSize: number;
+  name: string | null;
+  language: CodeLanguage;
+  /** The span that accepted the job; null: not traced. */
+  traceContext: TraceContext | null;
+}
+
 /** A task as claimed for a worker: what the worker needs, nothing else. */
 export interface ClaimedTask {
   taskId: string;
@@ -155,6 +167,8 @@ export interface ClaimedTask {
   files?: WireTask['files'];
   /** Set when the row's stored input could not be read: why. Such a task is failed, not sent. */
   unreadable?: string;
+  /** The span that dispatched it, when its job is traced (set by the dispatcher). */
+  traceContext?: TraceContext;
 }
 
 /** A worker as the store remembers it (connected or not). */
@@ -245,6 +259,8 @@ export interface JobInsertParams {
     deadline?: number | null;
     /** The URL its end is posted to; null or omitted: its key's default webhook, if any. */
     webhookUrl?: string | null;
+    /** The span that accepted it, whose trace its dispatches join; null or omitted: not traced. */
+    traceContext?: TraceContext | null;
   };
   tasks: NewTask[];
   now: number;
@@ -883,7 +899,7 @@ export interface Store {
   /** A graph job's nodes (null for other jobs or none). */
   jobGraph(jobId: string): Promise<GraphPlan | null>;
   /** A map job's function source and arguments per task (null for other jobs or none). */
-  jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null>;
+  jobCode(jobId: string): Promise<JobCode | null>;
   /** A job's results in order, all of them or a page (`offset`, `limit`, counted in results). */
   jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null>;
   jobCancel(params: { jobId: string; now: number }): Promise<JobCancelResult | null>;

@@ -12,6 +12,6 @@ export {
   isBatchHandler, FINALIZE_BATCH_UID,
   type Batch, type BatchHandler, type BatchResult, type CancelReason, type FinalizationResult, type RunContext, type RunInfo,
 } from './runtime/batch-handler.ts';
-export type { RunningTaskInfo } from './runtime/task-runner.ts';
+export type { RunningTaskInfo, TaskSpan, TaskTracer, SpanEnding } from './runtime/task-runner.ts';
 export { SandboxExecutor, type SandboxOptions } from './executors/sandbox-executor.ts';
 export { ProcessSandboxExecutor, type ProcessSandboxOptions } from './executors/process-sandbox-executor.ts';

@@ -16,6 +16,7 @@ import { LanguageExecutor } from './executors/language-executor.ts';
 import { WorkerRuntime, type WorkerRuntimeOptions } from './runtime/worker-runtime.ts';
 import { WORKER_DEFAULTS, checkWorkerOption } from './runtime/worker-defaults.ts';
 import { WorkerStatusServer } from './status-server.ts';
+import { otelTaskTracer } from './task-tracing.ts';
 import { localCredentialsAt } from '../host/local-credentials.ts';
 
 /** What runs shipped code: each job's function in the sandbox for its language. */
@@ -107,6 +108,8 @@ export class Worker extends WorkerRuntime {
       log,
       codeExecutor: (allowCode ?? WORKER_DEFAULTS.allowCode) ? codeExecutor(sandbox ?? {}, log) : null,
       resources: { ...hostResources(), ...(options.resources ?? {}) },
+      // Spans for whatever OpenTelemetry tracer provider the process registered (none: no cost).
+      tracer: options.tracer === undefined ? otelTaskTracer : options.tracer,
     });
     this.log = log;
     this.statusOptions = { port: statusPort ?? false, host: statusHost ?? '127.0.0.1', hostNames: statusHostNames ?? [] };

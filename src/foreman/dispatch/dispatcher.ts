@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { CodeLanguage, TaskOutcome } from '../../protocol/index.ts';
+import type { CodeLanguage, TaskOutcome, TraceContext } from '../../protocol/index.ts';
 import { retryDelayMs } from '../../core/retry.ts';
 import { isConnectionError, isStoreOutage, isStoreWideError } from '../../store/store-errors.ts';
-import type { ClaimedTask, JobRecord, Store, TaskFinishResult, TaskOutcomeParams } from '../../store/store.ts';
+import type { ClaimedTask, JobCode, JobRecord, Store, TaskFinishResult, TaskOutcomeParams } from '../../store/store.ts';
 import { commitInParts } from '../../core/commit-in-parts.ts';
 import type { LoopTracker } from '../loop-health.ts';
 import { taskError } from '../../protocol/index.ts';
@@ -18,6 +18,7 @@ import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
 import { matchesAny } from '../../core/pattern.ts';
 import { ShareLedger, type ShareView } from './share-ledger.ts';
 import { typesFromLabel } from '../../core/fair-share.ts';
+import { traceCommit, traceDispatch } from './dispatch-tracing.ts';
 
 /**
  * What new work holds, as far as the announcer knows: tasks that require resources, the named
@@ -93,9 +94,9 @@ export class Dispatcher implements Service {
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private wakeAt = Infinity;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
-  private readonly code = new JobCache<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage }>(1000);
-  /** What named tasks are sent with, per job: its graph (null if none) and its metadata (null if none). */
-  private readonly jobInfo = new JobCache<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }>(10_000);
+  private readonly code = new JobCache<JobCode>(1000);
+  /** What named tasks are sent with, per job: its graph (null if none), its metadata (null if none), and the trace it belongs to (null if none). */
+  private readonly jobInfo = new JobCache<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null; traceContext: TraceContext | null }>(10_000);
   private readonly acks: AckBatcher;
   /** Who shares the workers: jobs, owners, rate limits. */
   private readonly ledger: ShareLedger;
@@ -276,6 +277,19 @@ export class Dispatcher implements Service {
    */
   private async flushOutcomes(): Promise<void> {
     if (this.pending.length === 0) return;
+    const traced = traceCommit(this.pending);
+    if (traced === null) return this.commitPending();
+    try {
+      await this.commitPending();
+      traced(null);
+    } catch (err) {
+      traced(err);
+      throw err;
+    }
+  }
+
+  /** The group commit itself (see flushOutcomes). */
+  private async commitPending(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     const now = Date.now();
@@ -433,7 +447,7 @@ export class Dispatcher implements Service {
       for (const c of claimed) this.metrics.queueWait.observe(this.metrics.typeLabel(c.type), Math.max(0, now - c.queuedAt) / 1000);
       if (claimed.length < free) this.emptyAt.set(t.workerId, version);
       if (claimed.length === 0) continue;
-      await this.deliver(t, claimed);
+      await this.deliver(t, claimed, now);
     }
     // Work held back by a spent rate limit is looked at again when the limit has room.
     const refill = this.rateHeld ? this.ledger.nextRefillMs() : null;
@@ -469,21 +483,21 @@ export class Dispatcher implements Service {
   }
 
   /** A map job's source and chunk size, from the cache or the store. */
-  private async codeOf(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage }> {
+  private async codeOf(jobId: string): Promise<JobCode> {
     let entry = this.code.get(jobId);
     if (entry === undefined) {
-      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1, name: null, language: 'javascript' };
+      entry = (await this.store.jobCode(jobId)) ?? { code: '', chunkSize: 1, name: null, language: 'javascript', traceContext: null };
       this.code.set(jobId, entry);
     }
     return entry;
   }
 
   /** A job's graph and metadata, from the cache or the store. */
-  private async infoOf(jobId: string): Promise<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null }> {
+  private async infoOf(jobId: string): Promise<{ graph: GraphPlan | null; metadata: Record<string, unknown> | null; traceContext: TraceContext | null }> {
     let info = this.jobInfo.get(jobId);
     if (info === undefined) {
       const job = await this.store.jobGet(jobId);
-      info = { graph: job?.kind === 'graph' ? await this.store.jobGraph(jobId) : null, metadata: job?.metadata ?? null };
+      info = { graph: job?.kind === 'graph' ? await this.store.jobGraph(jobId) : null, metadata: job?.metadata ?? null, traceContext: job?.traceContext ?? null };
       this.jobInfo.set(jobId, info);
     }
     return info;
@@ -503,9 +517,11 @@ export class Dispatcher implements Service {
     this.again = true;
   }
 
-  private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>): Promise<void> {
+  private async deliver(t: DispatchTarget, claimed: Awaited<ReturnType<Store['taskClaimMany']>>, claimedAt: number): Promise<void> {
     // A graph node's task says which node it is and how it reads its upstream nodes; named
     // tasks carry their job's metadata. A job that cannot be read fails its tasks here, alone.
+    // Tasks of traced jobs are noted with their job's trace context, for the dispatch spans.
+    let traced: Map<ClaimedTask, TraceContext> | null = null;
     let info: Awaited<ReturnType<Dispatcher['infoOf']>> | null = null;
     let infoJob = '';
     let unreadableJob: string | null = null;
@@ -526,6 +542,7 @@ export class Dispatcher implements Service {
       if (unreadableJob !== null) { c.unreadable = unreadableJob; continue; }
       if (!info) continue;
       if (info.metadata) c.metadata = info.metadata;
+      if (info.traceContext) (traced ??= new Map()).set(c, info.traceContext);
       const node = info.graph?.nodes[c.index];
       if (node && node.taskId === c.taskId) {
         c.graph = { nodeId: node.nodeId, ...(node.inputAdapter ? { inputAdapter: node.inputAdapter } : {}), ...(node.inputArgs ? { inputArgs: node.inputArgs } : {}) };
@@ -540,7 +557,12 @@ export class Dispatcher implements Service {
     for (const jobId of this.registry.jobsWithoutCode(t, claimed)) sources[jobId] = await this.codeOf(jobId);
     // A map chunk says where its arguments start in the job, so that an error can name the
     // argument by its index in the whole job.
-    for (const c of claimed) if (c.kind === 'map') c.argOffset = c.index * (await this.codeOf(c.jobId)).chunkSize;
+    for (const c of claimed) {
+      if (c.kind !== 'map') continue;
+      const job = await this.codeOf(c.jobId);
+      c.argOffset = c.index * job.chunkSize;
+      if (job.traceContext) (traced ??= new Map()).set(c, job.traceContext);
+    }
     // Files the tasks carry: their names and sizes, and links to download them.
     const fileIds = [...new Set(claimed.flatMap((c) => c.fileIds ?? []))];
     if (fileIds.length > 0) {
@@ -559,7 +581,10 @@ export class Dispatcher implements Service {
       for (const c of retried) { const r = resume.get(c.taskId); if (r) c.resume = r; }
     }
     this.acks.flush(t.workerId);
-    if (this.registry.deliver(t, claimed, sources)) {
+    const dispatched = traceDispatch(claimed, traced, t.workerId, claimedAt);
+    const delivered = this.registry.deliver(t, claimed, sources);
+    dispatched?.(delivered);
+    if (delivered) {
       this.metrics.tasksDispatched.inc(claimed.length);
       return;
     }

@@ -16,7 +16,7 @@ import { jobView, taskView, webhookDeliveryView, workerView } from './rest-views
 import { statsView } from './stats-view.ts';
 import type { ShareView } from '../dispatch/share-ledger.ts';
 import type { JobEvents } from '../jobs/job-events.ts';
-import { jobSpecFromRest, parseRequest } from './rest-inputs.ts';
+import { jobSpecFromRest, parseRequest, withTraceHeaders } from './rest-inputs.ts';
 
 /** What the REST API reads and acts on. */
 export interface ApiDeps {
@@ -66,7 +66,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
       body: RestJobSpecSchema, response: { 201: JobSubmitViewSchema, 200: JobSubmitViewSchema }, errors: [400, 401, 403, 409, 413, 507],
     }),
   }, async (req, reply): Promise<JobSubmitView> => {
-    const accepted = await jobs.submit(jobSpecFromRest(req.body), req.principal);
+    const accepted = await jobs.submit(withTraceHeaders(jobSpecFromRest(req.body), req.headers), req.principal);
     reply.status(accepted.deduplicated ? 200 : 201);
     return { ...view(accepted.job), position: accepted.position, deduplicated: accepted.deduplicated, warnings: accepted.warnings };
   });

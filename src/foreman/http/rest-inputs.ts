@@ -4,7 +4,9 @@
  * @internal
  */
 import type { z } from 'zod';
-import { CrowdComputeError, JobSpecSchema, RestJobSpecSchema, TaskSubmitBodySchema, describeIssues, type ErrorCode, type JobSpec } from '../../protocol/index.ts';
+import {
+  CrowdComputeError, JobSpecSchema, MAX_TRACESTATE, RestJobSpecSchema, TaskSubmitBodySchema, describeIssues, parseTraceparent, type ErrorCode, type JobSpec,
+} from '../../protocol/index.ts';
 
 /** Parse a request part with its schema; a failure names the field and the rule, under `code`. */
 export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, what: string, code: ErrorCode = 'CC_ERR_BAD_MESSAGE'): z.output<S> {
@@ -37,4 +39,18 @@ export function jobSpecFromTaskSubmit(body: unknown): JobSpec {
     tasks: [defined({ type: payload.function, input, taskId: b.task_id })],
     ...defined({ priority: b.priority, timeoutMs: b.timeout_ms, maxAttempts: b.max_attempts, idempotencyKey: b.idempotency_key, webhook: b.webhook }),
   }, 'task submission', 'CC_ERR_INVALID_JOB');
+}
+
+/**
+ * A REST submission's trace context: the body's `trace_context`, else the W3C `traceparent`
+ * (and `tracestate`) headers an instrumented HTTP client sends. A header that is not a valid
+ * traceparent is ignored, as W3C asks: the job is then traced from the foreman's span on.
+ */
+export function withTraceHeaders(spec: JobSpec, headers: Record<string, string | string[] | undefined>): JobSpec {
+  if (spec.traceContext) return spec;
+  const traceparent = headers.traceparent;
+  if (typeof traceparent !== 'string' || !parseTraceparent(traceparent)) return spec;
+  const tracestate = headers.tracestate;
+  const state = typeof tracestate === 'string' && tracestate.length <= MAX_TRACESTATE ? tracestate : undefined;
+  return { ...spec, traceContext: state ? { traceparent: traceparent.trim(), tracestate: state } : { traceparent: traceparent.trim() } };
 }

@@ -4,6 +4,7 @@
  * @internal
  */
 import type { ArtifactView, JobView, TaskView, WorkerView, AttemptView, WebhookDeliveryView } from '../../protocol/index.ts';
+import { parseTraceparent } from '../../protocol/index.ts';
 import type { ArtifactRecord, JobRecord, TaskRecord, WebhookDeliveryRecord, WorkerRecord } from '../../store/store.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 import { BLOCKED_UNTIL } from '../../core/graph.ts';
@@ -52,6 +53,7 @@ export function jobView(j: JobRecord, runningProgress = 0): JobView {
     closed_by: j.closedBy,
     deadline: iso(j.deadline),
     webhook_url: j.webhookUrl,
+    trace_id: j.traceContext ? parseTraceparent(j.traceContext.traceparent)?.traceId ?? null : null,
   };
 }
 

@@ -7,7 +7,7 @@ import type { Store } from '../../store/store.ts';
 import type { JobService } from '../jobs/job-service.ts';
 import { routeSchema } from './openapi.ts';
 import { artifactView, taskView } from './rest-views.ts';
-import { jobSpecFromTaskSubmit, parseRequest } from './rest-inputs.ts';
+import { jobSpecFromTaskSubmit, parseRequest, withTraceHeaders } from './rest-inputs.ts';
 
 /**
  * One task at a time, the way FastAPI-style task services expose it: submit a named task,
@@ -21,7 +21,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { store: Store; j
       body: TaskSubmitBodySchema, response: { 200: TaskSubmitViewSchema }, errors: [400, 401, 403, 409, 413, 507],
     }),
   }, async (req): Promise<TaskSubmitView> => {
-    const accepted = await deps.jobs.submit(jobSpecFromTaskSubmit(req.body), req.principal);
+    const accepted = await deps.jobs.submit(withTraceHeaders(jobSpecFromTaskSubmit(req.body), req.headers), req.principal);
     if (accepted.firstTaskId) return { status: 'queued', task_id: accepted.firstTaskId, position: accepted.position, job_id: accepted.job.id };
     // The job an idempotency key found: its task as it is now.
     const [task] = await deps.store.taskList({ jobId: accepted.job.id, limit: 1, offset: 0 });

@@ -14,6 +14,8 @@ import { announced, describeRequirements, fits } from '../../core/resources.ts';
 import { failsGraph } from '../../core/graph.ts';
 import { initialTaskState } from '../../core/task-transitions.ts';
 import { workerKind } from '../workers/worker-registry.ts';
+import { SpanKind, SpanStatusCode, context, type Span } from '@opentelemetry/api';
+import { ATTR, contextFrom, traceContextOf, tracer } from '../../tracing/trace-api.ts';
 
 /** Why a job takes no more parts, for the error that refuses one. */
 function whyClosed(j: JobRecord): string {
@@ -73,9 +75,28 @@ export class JobService {
    * there, because with several foremen the job can finish before this call returns.
    */
   async submit(spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult & { warnings: string[]; firstTaskId: string | null }> {
+    // The foreman's span of the submission, under the submitter's when it sent one. The job
+    // keeps this span's context: its dispatches, and the workers' spans, join the trace.
+    const span = tracer.startSpan('submit', { kind: SpanKind.SERVER, attributes: { [ATTR.jobKind]: spec.kind } }, contextFrom(spec.traceContext) ?? context.active());
+    try {
+      const accepted = await this.submitIn(span, spec, principal, beforeInsert);
+      span.setAttribute(ATTR.jobId, accepted.job.id);
+      return accepted;
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async submitIn(span: Span, spec: JobSpec, principal: Principal, beforeInsert?: (jobId: string) => void): Promise<JobInsertResult & { warnings: string[]; firstTaskId: string | null }> {
     requireScope(principal, submissionScope(spec.kind), spec.kind === 'map' ? 'a map job (shipped code)' : 'submitting named tasks');
     const now = Date.now();
     const params = { ...buildJob(spec, this.options, now, ownerOf(principal)), dedupSince: now - this.options.idempotencyTtlMs };
+    params.job.traceContext = traceContextOf(span) ?? null;
+    if (span.isRecording()) span.setAttribute(ATTR.jobTasks, params.tasks.length);
     // A Python function is parsed and its names looked up by Python itself (in Pyodide, once the
     // shape check above has passed): what does not parse, or takes names from outside itself, is refused here.
     if (spec.kind === 'map' && spec.language === 'python') await checkPythonFunction(spec.code);

@@ -300,6 +300,7 @@ export class WorkerRegistry {
       if (t.graph !== undefined) w.graph = t.graph;
       if (t.files !== undefined) w.files = t.files;
       if (t.metadata !== undefined) w.metadata = t.metadata;
+      if (t.traceContext !== undefined) w.traceContext = t.traceContext;
       return w;
     });
     s.peer.send(Object.keys(code).length > 0

@@ -71,6 +71,26 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.taskGet('nope'), null);
     });
 
+    test('a job keeps the trace context it was accepted under; one without has none', async () => {
+      const traced = namedJob(['t.a']);
+      const traceContext = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=a1' };
+      traced.job.traceContext = traceContext;
+      const { job } = await store.jobInsert(traced);
+      assert.deepEqual(job.traceContext, traceContext);
+      assert.deepEqual((await store.jobGet(job.id))?.traceContext, traceContext);
+      const plain = await store.jobInsert(namedJob(['t.b']));
+      assert.equal(plain.job.traceContext, null);
+      assert.equal((await store.jobGet(plain.job.id))?.traceContext, null);
+      // A map job's tasks are sent with it, read with the function.
+      const map = mapJob([1, 2], 1);
+      map.job.traceContext = { traceparent: traceContext.traceparent };
+      await store.jobInsert(map);
+      assert.deepEqual((await store.jobCode(map.job.id))?.traceContext, { traceparent: traceContext.traceparent });
+      const untraced = mapJob([1], 1);
+      await store.jobInsert(untraced);
+      assert.equal((await store.jobCode(untraced.job.id))?.traceContext, null);
+    });
+
     test('delayed tasks wait as scheduled out of the queue, and each is released once, at its time', async () => {
       const now = Date.now();
       const p = namedJob(['d.a', 'd.b', 'd.c']);

@@ -339,4 +339,13 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
         EXECUTE FUNCTION jobs_webhook();
     `,
   },
+  {
+    version: 16,
+    name: 'trace context of jobs',
+    sql: `
+      -- The foreman's span that accepted the job (W3C traceparent and tracestate, as JSON): the
+      -- spans of its dispatches, and the workers' spans, join that trace. NULL: not traced.
+      ALTER TABLE jobs ADD COLUMN trace_context TEXT;
+    `,
+  },
 ];

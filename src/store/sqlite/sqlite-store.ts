@@ -27,13 +27,13 @@ import type {
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
   WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCode, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow } from '../row-mapping.ts';
+import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 import { isStoreOutage, storeError } from '../store-errors.ts';
@@ -178,10 +178,10 @@ export class SqliteStore implements Store {
       jobByKey: db.prepare('SELECT * FROM jobs WHERE idempotency_key = ?'),
       jobInsert: db.prepare(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
-        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url, created_at) VALUES
+        open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url, trace_context, created_at) VALUES
         (@id, @kind, @name, 'queued', @priority, @total, @argCount, @chunkSize, @code, @timeoutMs, @maxAttempts, @idempotencyKey, @metadata, @owner, @retentionMs,
          @label, @queueTimeoutMs, max(@now, coalesce(@runAt, 0)) + @queueTimeoutMs, @runOn, @graph, @open, @weight, @maxConcurrency, @language,
-         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @webhookUrl, @now) RETURNING *`),
+         @openTimeoutMs, @onOpenTimeout, @now + @openTimeoutMs, @deadline, @runAt, @webhookUrl, @traceContext, @now) RETURNING *`),
       // A part of an open job: only if it is still open, the part starts where the job ends (when
       // it says where), and a map job's earlier parts were whole chunks. Queued tasks wait afresh,
       // and the open timeout starts again (a seal ends it).
@@ -212,7 +212,7 @@ export class SqliteStore implements Store {
       queuedByPriority: db.prepare(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
         ORDER BY priority LIMIT ${POSITION_COUNT_CAP + 1}) GROUP BY priority`),
       jobGet: db.prepare('SELECT * FROM jobs WHERE id = ?'),
-      jobCode: db.prepare('SELECT code, chunk_size, name, label, language FROM jobs WHERE id = ?'),
+      jobCode: db.prepare('SELECT code, chunk_size, name, label, language, trace_context FROM jobs WHERE id = ?'),
       jobStart: db.prepare(`UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'`),
       // What the scheduler shares: unfinished jobs (oldest first), running tasks by job, caps, rate limits.
       activeJobs: db.prepare(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
@@ -431,7 +431,7 @@ export class SqliteStore implements Store {
       maxAttempts: job.maxAttempts, idempotencyKey: job.idempotencyKey, metadata: toJson(job.metadata ?? undefined), owner: job.owner, retentionMs: job.retentionMs,
       label: job.label, queueTimeoutMs: job.queueTimeoutMs, runOn: job.runOn, graph: job.graph ? JSON.stringify(job.graph) : null, open: job.open ? 1 : 0,
       weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
-      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, webhookUrl: job.webhookUrl ?? null, now,
+      ...openTimeoutColumns(job), deadline: job.deadline ?? null, runAt: job.runAt ?? null, webhookUrl: job.webhookUrl ?? null, traceContext: toJson(job.traceContext ?? undefined), now,
     }) as Row;
     const firstRank = tasks.length > 0 ? PRIORITY_RANK[tasks[0].priority] : PRIORITY_RANK[job.priority];
     let position = 0;
@@ -585,9 +585,9 @@ export class SqliteStore implements Store {
     return ((this.s.jobNextExpiry.get() as Row | undefined)?.at as number | null | undefined) ?? null;
   }
 
-  async jobCode(jobId: string): Promise<{ code: string; chunkSize: number; name: string | null; language: CodeLanguage } | null> {
+  async jobCode(jobId: string): Promise<JobCode | null> {
     const r = this.s.jobCode.get(jobId) as Row | undefined;
-    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null, language: r.language ?? 'javascript' } : null;
+    return r?.code ? { code: r.code, chunkSize: r.chunk_size, name: r.name ?? r.label ?? null, language: r.language ?? 'javascript', traceContext: traceContextOf(r.trace_context) } : null;
   }
 
   async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {

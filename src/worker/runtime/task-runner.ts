@@ -1,10 +1,32 @@
-import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type WireTask } from '../../protocol/index.ts';
+import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type TraceContext, type WireTask } from '../../protocol/index.ts';
 import type { Log } from '../../link/log.ts';
 import { ChunkFailedError, type CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, taskInfo, type TaskContext } from './handler-registry.ts';
 
 /** How a task ended, before the runtime measures and sends it. */
 export type Ending = Pick<TaskOutcome, 'status' | 'result' | 'error'>;
+
+/** How an attempt's span ends: its outcome's status, or `released` (handed back unfinished). */
+export type SpanEnding = TaskOutcome['status'] | 'released';
+
+/**
+ * A span around one attempt: the Node worker's OpenTelemetry `execute` span
+ * (worker/task-tracing.ts). The runtime knows it only through this shape, so that browser tabs,
+ * which run the same runtime, load no tracing library.
+ */
+export interface TaskSpan {
+  /** Run the handler within the span: spans the handler makes are its children. */
+  run<T>(fn: () => T): T;
+  /** Something that happened during the attempt: progress reported, a batch recorded. */
+  event(name: string, attributes: Record<string, string | number | boolean>): void;
+  /** End the span; returns its trace context for the outcome to carry, if it has one. */
+  end(ending: SpanEnding, error?: TaskError): TraceContext | undefined;
+}
+
+/** Makes the span of each attempt, or null for an attempt it does not trace. */
+export interface TaskTracer {
+  begin(task: WireTask, workerId: string): TaskSpan | null;
+}
 
 /** What the runner needs from the worker around it. */
 export interface TaskRunnerDeps {
@@ -15,16 +37,20 @@ export interface TaskRunnerDeps {
   log: Log;
   /** After a timeout or cancel fires a handler's AbortSignal, how long it may take to return. */
   timeoutGraceMs: number;
+  /** Spans around attempts; none when absent. */
+  tracer?: TaskTracer | null;
   started(task: WireTask): void;
   progress(task: WireTask, percent: number, message: string | undefined, data: Record<string, unknown> | undefined): void;
-  /** A task ended; called once per attempt. */
-  finished(task: WireTask, startedAt: number, ending: Ending): void;
+  /** A task ended; called once per attempt. `span` is its span, for the caller to end with the outcome it sends. */
+  finished(task: WireTask, startedAt: number, ending: Ending, span: TaskSpan | null): void;
 }
 
 interface Running {
   task: WireTask;
   startedAt: number;
   controller: AbortController;
+  /** Its span, when traced. */
+  span: TaskSpan | null;
   kill?: (reason: 'cancelled' | 'timeout') => void;
   /** Set once the outcome is reported; later ones are ignored. */
   settled: boolean;
@@ -71,6 +97,12 @@ export class TaskRunner {
     return [...this.running.values()].map((r) => ({ taskId: r.task.taskId, attempt: r.task.attempt }));
   }
 
+  /** The span of that attempt, if it runs here and is traced. */
+  spanOf(taskId: string, attempt: number): TaskSpan | null {
+    const r = this.running.get(taskId);
+    return r && r.task.attempt === attempt ? r.span : null;
+  }
+
   /** What runs now, for status pages. */
   list(): RunningTaskInfo[] {
     return [...this.running.values()].map((r) => ({
@@ -84,14 +116,15 @@ export class TaskRunner {
   start(task: WireTask): void {
     const existing = this.running.get(task.taskId);
     if (existing && existing.task.attempt >= task.attempt) return;
-    const r: Running = { task, startedAt: Date.now(), controller: new AbortController(), settled: false };
+    const r: Running = { task, startedAt: Date.now(), controller: new AbortController(), span: this.deps.tracer?.begin(task, this.deps.workerId) ?? null, settled: false };
     this.running.set(task.taskId, r);
     this.deps.started(task);
     if (task.timeoutMs && task.kind !== 'map') {
       // Shipped code is stopped by its executor, which can kill it; handlers get a signal.
       r.timer = setTimeout(() => this.interrupt(r, 'timeout', `task ${task.taskId} exceeded its timeout of ${task.timeoutMs} ms`), task.timeoutMs);
     }
-    const work = task.kind === 'map' ? this.runMap(r) : this.runNamed(r);
+    const run = () => (task.kind === 'map' ? this.runMap(r) : this.runNamed(r));
+    const work = r.span ? r.span.run(run) : run();
     work.then(
       (result) => this.settle(r, { status: 'completed', result }),
       // A map chunk in which some arguments threw keeps the results of the others.
@@ -116,6 +149,7 @@ export class TaskRunner {
     const refs = this.refs();
     for (const r of this.running.values()) {
       r.settled = true;
+      r.span?.end('released', { message: reason });
       if (r.timer) clearTimeout(r.timer);
       r.kill?.('cancelled');
       r.controller.abort(new CrowdComputeError('CC_ERR_SHUTTING_DOWN', reason, { cancelReason: 'worker_shutdown' }));
@@ -170,6 +204,7 @@ export class TaskRunner {
         const text = message !== undefined ? String(message).slice(0, 1000) : undefined;
         r.progress = p;
         r.progressMessage = text;
+        r.span?.event('progress', text !== undefined ? { progress: p, message: text } : { progress: p });
         this.deps.progress(t, p, text, data);
       },
     };
@@ -213,7 +248,7 @@ export class TaskRunner {
     r.settled = true;
     if (r.timer) clearTimeout(r.timer);
     this.running.delete(r.task.taskId);
-    this.deps.finished(r.task, r.startedAt, r.forced ?? ending);
+    this.deps.finished(r.task, r.startedAt, r.forced ?? ending, r.span);
     this.wakeIdle();
   }
 }

@@ -18,7 +18,7 @@ import type { CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
 import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type PulledArtifacts, type PullQuery, type RecordParts } from './batch-handler.ts';
 import { ResultOutbox } from './result-outbox.ts';
-import { TaskRunner, type Ending, type RunningTaskInfo } from './task-runner.ts';
+import { TaskRunner, type Ending, type RunningTaskInfo, type TaskSpan, type TaskTracer } from './task-runner.ts';
 import { WORKER_DEFAULTS, checkWorkerOption } from './worker-defaults.ts';
 import { checkWorkerToken, signHello } from './hello-signature.ts';
 import { ConnectionHistory, Throughput } from './status-history.ts';
@@ -59,6 +59,11 @@ export interface WorkerRuntimeOptions {
   log?: Log;
   /** The WebSocket constructor. Default: the global one. */
   webSocket?: WebSocketConstructor;
+  /**
+   * Spans around attempts. The runtime alone makes none; the Node `Worker` makes OpenTelemetry
+   * `execute` spans for the tracer provider the process registered (`null` there: none).
+   */
+  tracer?: TaskTracer | null;
 }
 
 /** Where a worker is in its life. */
@@ -159,11 +164,12 @@ export class WorkerRuntime extends EventEmitter {
       code: this.code,
       log: this.logger,
       timeoutGraceMs: options.timeoutGraceMs ?? d.timeoutGraceMs,
+      tracer: options.tracer ?? null,
       started: (t) => this.emit('taskStarted', { taskId: t.taskId, jobId: t.jobId, type: t.type, attempt: t.attempt }),
       progress: (t, progress, message, data) => {
         this.link.send({ type: 'task_progress', taskId: t.taskId, attempt: t.attempt, progress, ...(message !== undefined ? { message } : {}), ...(data ? { data } : {}) });
       },
-      finished: (t, startedAt, ending) => this.report(t, startedAt, ending),
+      finished: (t, startedAt, ending, span) => this.report(t, startedAt, ending, span),
     });
     this.link = new ForemanLink({
       urls,
@@ -206,6 +212,11 @@ export class WorkerRuntime extends EventEmitter {
   private async record(task: { taskId: string; attempt: number }, parts: RecordParts): Promise<boolean> {
     const ack = await this.request({ type: 'task_record', requestId: `rec-${++this.requestSeq}`, taskId: task.taskId, attempt: task.attempt, ...parts });
     if (ack.type !== 'task_record_ack') throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `the foreman answered a task_record with ${ack.type}`);
+    // The record in the attempt's trace: which batch, how many artifacts, whether a checkpoint.
+    this.runner.spanOf(task.taskId, task.attempt)?.event('record', {
+      recorded: ack.recorded, ...(parts.batch ? { batch: parts.batch.uid } : {}), ...(parts.artifacts?.length ? { artifacts: parts.artifacts.length } : {}),
+      ...(parts.checkpoint !== undefined ? { checkpoint: true } : {}), ...(parts.artifactsComplete ? { artifactsComplete: true } : {}),
+    });
     if (!ack.recorded) this.runner.cancel(task.taskId, task.attempt, `the foreman no longer counts task ${task.taskId} attempt ${task.attempt} as worker ${this.workerId}'s`, 'lease_lost');
     return ack.recorded;
   }
@@ -507,7 +518,7 @@ export class WorkerRuntime extends EventEmitter {
 
   // ------------------------------------------------------------------ outcomes
 
-  private report(task: WireTask, startedAt: number, ending: Ending): void {
+  private report(task: WireTask, startedAt: number, ending: Ending, span: TaskSpan | null): void {
     const durationMs = Date.now() - startedAt;
     let o: TaskOutcome = { taskId: task.taskId, attempt: task.attempt, status: ending.status, durationMs };
     let bytes = 0;
@@ -537,6 +548,10 @@ export class WorkerRuntime extends EventEmitter {
     else this.stats.tasksCancelled++;
     this.stats.totalExecutionTimeMs += durationMs;
     this.throughput.record(o.status);
+    if (span) {
+      const traceContext = span.end(o.status, o.error);
+      if (traceContext) o.traceContext = traceContext;
+    }
     if (o.status === 'failed') this.logger.warn({ taskId: task.taskId, jobId: task.jobId, type: task.type, attempt: task.attempt, error: o.error?.message }, 'task failed');
     this.outbox.add(o, bytes);
     this.emit('taskFinished', o, { type: task.type, jobId: task.jobId });

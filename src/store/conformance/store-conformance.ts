@@ -184,7 +184,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual(await claim(store, 'w', ['*'], 10, false), []);
       const got = await claim(store, 'w', [], 10, true);
       assert.deepEqual(got.map((t) => t.input), [[1, 2], [3]]);
-      assert.deepEqual(await store.jobCode(got[0].jobId), { code: '(x) => x * x', chunkSize: 2, name: 'squares', language: 'javascript' });
+      assert.deepEqual(await store.jobCode(got[0].jobId), { code: '(x) => x * x', chunkSize: 2, name: 'squares', language: 'javascript', traceContext: null });
     });
 
     test("a map job keeps its function's language; other jobs have none", async () => {

@@ -7,5 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node.sh
 source scripts/node-path.sh
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+help=0
+for arg in "$@"; do case "$arg" in -h|--help) help=1 ;; esac; done
+# --help needs the dependencies, not their freshest install.
+if [ ! -d node_modules ] || { [ "$help" = 0 ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then npm ci --no-audit --no-fund; fi
 exec node --no-node-snapshot bin/crowdcompute.js demo "$@"

@@ -397,7 +397,8 @@ export class Foreman {
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
     // The socket bound at the start (see port-reservation.ts), now served by the HTTP server.
-    await app.listen({ handle: reservation.handOver(), port: o.port, host: o.host } as FastifyListenOptions);
+    await app.listen({ handle: reservation.handle(), port: o.port, host: o.host } as FastifyListenOptions);
+    reservation.handedOver();
     this.boundPort = (app.server.address() as AddressInfo).port;
     for (const s of services) await s.start();
     if (local) {

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 /** A bound, listening socket waiting for the foreman's HTTP server. @internal */
 export class PortReservation {
   private readonly server: Server;
-  private handedOver = false;
+  private served = false;
 
   private constructor(server: Server) {
     this.server = server;
@@ -28,15 +28,22 @@ export class PortReservation {
     return new PortReservation(server);
   }
 
-  /** The listening socket, for `server.listen({ handle })`; from now on its closing is the HTTP server's. */
-  handOver(): Server {
-    this.handedOver = true;
-    return this.server;
+  /**
+   * The listening socket's handle, for `server.listen({ handle })` (Node takes a server's
+   * `_handle` as it does in `server.listen(handle)`).
+   */
+  handle(): object {
+    return (this.server as unknown as { _handle: object })._handle;
   }
 
-  /** Let the port go, unless it was handed over. Safe to call twice. */
+  /** The HTTP server listens on the handle: closing it is the HTTP server's from now on. */
+  handedOver(): void {
+    this.served = true;
+  }
+
+  /** Let the port go, unless an HTTP server serves it. Safe to call twice. */
   release(): void {
-    if (this.handedOver || !this.server.listening) return;
+    if (this.served || !this.server.listening) return;
     this.server.close();
   }
 }

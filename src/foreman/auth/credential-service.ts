@@ -24,7 +24,7 @@ export interface SecretContext {
  */
 export function secretMismatch(c: SecretContext): string {
   const db = c.database ? `the database ${c.database}` : 'this database';
-  const file = c.credentialsFile ? ` (${c.credentialsFile})` : '';
+  const file = c.credentialsFile ? ` ${c.credentialsFile}` : '';
   const which = c.source === 'given' ? 'the secret given (CROWDCOMPUTE_SECRET or --secret-file)'
     : c.source === 'saved' ? `the secret saved for it in the local credentials file${file}`
       : c.source === 'new' ? `a new secret (the local credentials file${file} has none for it: another user, another CROWDCOMPUTE_CONFIG_DIR, or a removed file)`

@@ -1,6 +1,7 @@
 import { dashboardHint } from './foreman-command.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { relative, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parseIntArg, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
@@ -85,11 +86,14 @@ export function demoCommand(program: Command): void {
       if (o.exit) { await stop(0); return; }
       const { credentialsFile } = await import('../host/local-credentials.ts');
       process.stdout.write(`\nforeman running on this machine: status page ${foreman.url}/  API docs ${foreman.url}/docs\n`);
-      // Commands as they can be pasted: `crowdcompute` is on no PATH in a checkout, npx finds it there and where the package is installed.
+      // Commands as they can be pasted: `crowdcompute` is on no PATH in a checkout, where its
+      // bin runs as it is (with the checkout's own Node when the machine's is older); an
+      // installed package has npx.
+      const cc = BIN.includes(`${sep}node_modules${sep}`) ? 'npx crowdcompute' : relative(process.cwd(), BIN);
       // The client commands' default foreman is http://localhost:8000; another port is named.
       const at = o.port === 8000 ? '' : ` --foreman ${foreman.url}`;
-      process.stdout.write(`log in and call the API with the local admin key ("apiKey" in ${credentialsFile()}), or make one: npx crowdcompute key create --scopes read\n`);
-      process.stdout.write(`more workers on this machine: npx crowdcompute worker --foreman ${foreman.wsUrl} --allow-code (they find their token in the same file)\n`);
-      process.stdout.write(`the jobs: npx crowdcompute jobs${at}   every command: npx crowdcompute --help\nCtrl-C to stop.\n`);
+      process.stdout.write(`log in and call the API with the local admin key ("apiKey" in ${credentialsFile()}), or make one: ${cc} key create --scopes read\n`);
+      process.stdout.write(`more workers on this machine: ${cc} worker --foreman ${foreman.wsUrl} --allow-code (they find their token in the same file)\n`);
+      process.stdout.write(`the jobs: ${cc} jobs${at}   every command: ${cc} --help\nCtrl-C to stop.\n`);
     });
 }

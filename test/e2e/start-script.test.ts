@@ -106,7 +106,7 @@ test('start.sh --help lists the demo\'s options, and the README names each of th
   for (const o of options) assert.ok(section.includes(o), `the README's "Two commands" names start.sh's ${o}`);
 });
 
-test('the commands start.sh prints can be pasted in a checkout: npx crowdcompute …', { timeout: 180_000 }, async () => {
+test('the commands start.sh prints can be pasted in a checkout: bin/crowdcompute.js …', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-paste-'));
   const env = { ...process.env, CROWDCOMPUTE_CONFIG_DIR: join(dir, 'config') };
   const demo = spawn(process.execPath, ['--no-node-snapshot', bin, 'demo', '--port', '0', '--database', `sqlite:${join(dir, 'demo.db')}`, '--ranges', '4', '--workers', '1'],
@@ -120,10 +120,10 @@ test('the commands start.sh prints can be pasted in a checkout: npx crowdcompute
       demo.stdout.on('data', (d) => { out += d; if (out.includes('Ctrl-C to stop.')) resolve(); });
       demo.once('exit', (code) => reject(new Error(`the demo ended (${code}) before it was ready: ${err}`)));
     });
-    assert.doesNotMatch(out, /(^|[^x] )crowdcompute (key|worker|jobs)/m, 'every command it prints starts with npx');
-    const jobs = /the jobs: (npx crowdcompute jobs[^\n]*?)\s{2,}/.exec(out)?.[1];
+    assert.doesNotMatch(out, /(^|\s)crowdcompute (key|worker|jobs)/m, 'no command it prints needs crowdcompute on PATH');
+    const jobs = /the jobs: (bin\/crowdcompute\.js jobs[^\n]*?)\s{2,}/.exec(out)?.[1];
     assert.ok(jobs, `prints the jobs command: ${out}`);
-    assert.match(out, /npx crowdcompute key create --scopes read/);
+    assert.match(out, /make one: bin\/crowdcompute\.js key create --scopes read/);
     const { stdout } = await run('bash', ['-c', jobs], { cwd: root, env, timeout: 120_000 });
     assert.match(stdout, /demo: primes below 2,000,000/);
   } finally {

@@ -81,7 +81,8 @@ const LOGIN_PAGE = `<!doctype html>
 <code>credentials.json</code> in <code>$CROWDCOMPUTE_CONFIG_DIR</code>, by default <code>~/.config/crowdcompute/</code>
 (the foreman prints the file's path when it starts). This prints the key of the foreman started last:</p>
 <pre><code id="print-key">grep -m1 -o '"cck_[^"]*' "\${CROWDCOMPUTE_CONFIG_DIR:-\${XDG_CONFIG_HOME:-$HOME/.config}/crowdcompute}/credentials.json" | tr -d '"'</code></pre>
-<p><code>npx crowdcompute key create --scopes read</code> makes a key to share that can only read.</p>
+<p><code>crowdcompute key create --scopes read</code> makes a key to share that can only read
+(<code>npx crowdcompute</code> where the package is installed, <code>bin/crowdcompute.js</code> in a checkout).</p>
 <input id="key" type="password" autocomplete="current-password" placeholder="cck_…" required aria-label="API key">
 <button type="submit">Log in</button><p id="error" role="alert"></p></form>
 </body></html>`;

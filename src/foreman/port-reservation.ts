@@ -20,7 +20,9 @@ export class PortReservation {
    * names it and what to do.
    */
   static async take(port: number, host: string): Promise<PortReservation> {
-    const server = createServer();
+    // A connection that arrives before the HTTP server takes over is closed at once, as a port
+    // nobody listened on would refuse it: the caller tries again (never left hanging).
+    const server = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(portProblem(err, port, host))));
       server.listen({ port, host }, () => resolve());

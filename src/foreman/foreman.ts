@@ -139,7 +139,14 @@ export class Foreman {
   async start(): Promise<this> {
     if (this.state !== 'new') return this;
     this.state = 'starting';
-    const reservation = await PortReservation.take(this.options.port, this.options.host);
+    let reservation: PortReservation;
+    try {
+      reservation = await PortReservation.take(this.options.port, this.options.host);
+    } catch (err) {
+      // Nothing was opened: stop() has nothing to do.
+      this.state = 'stopped';
+      throw err;
+    }
     try {
       return await this.startOn(reservation);
     } finally {
@@ -416,7 +423,8 @@ export class Foreman {
    * reconnect elsewhere or later), close the store. Safe to call twice and before start.
    */
   stop(): Promise<void> {
-    if (this.state === 'new') { this.state = 'stopped'; return Promise.resolve(); }
+    // Never started, or its start failed before anything was built (a port in use).
+    if (this.state === 'new' || !this.parts) { this.state = 'stopped'; return Promise.resolve(); }
     this.stopPromise ??= (async () => {
       this.state = 'stopping';
       const { store, transport, app, health, services } = this.parts!;

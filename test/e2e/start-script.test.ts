@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startForeman } from '../../src/foreman/index.ts';
+import { Foreman, startForeman } from '../../src/foreman/index.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,6 +53,12 @@ test('a busy port: demo and foreman name it and the fix, and write no database a
       assert.equal(existsSync(db), false, `${command} created no database file`);
       assert.equal(existsSync(join(dir, 'config', 'credentials.json')), false, `${command} wrote no credentials file`);
     }
+    // The same from the SDK: refused before the store opens, and stop() after it is safe.
+    const db = join(dir, 'sdk.db');
+    const foreman = new Foreman({ port, host: '127.0.0.1', database: `sqlite:${db}`, logLevel: 'silent' });
+    await assert.rejects(foreman.start(), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    await foreman.stop();
+    assert.equal(existsSync(db), false);
   } finally {
     server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The test command: Node 24, services, Chromium, Debian's Python packages and kubectl, a clean
-# install from the lockfile, then both suites (TypeScript, then the Python SDK's), and one
-# closing line that counts every test.
+# The test command: Node 24 (the checkout's own in .node/ when the machine's is older),
+# services, Chromium, Debian's Python packages and kubectl, a clean install from the lockfile,
+# then both suites (TypeScript, then the Python SDK's), and one closing line that counts every test.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-node.sh || exit 1
+source scripts/node-path.sh
 bash scripts/ensure-services.sh
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-python.sh

@@ -34,6 +34,10 @@ POSTGRES_URL = os.environ.get("CROWDCOMPUTE_TEST_POSTGRES", "postgres://postgres
 
 
 def node() -> str:
+    # The checkout's own Node 24 (scripts/ensure-node.sh puts it in .node/ when the machine's is older).
+    own = ROOT / ".node" / "node_modules" / ".bin" / "node"
+    if own.exists():
+        return str(own)
     found = shutil.which("node")
     if not found:
         raise RuntimeError("Node.js (24) is needed to run a foreman for these tests: bash scripts/ensure-node.sh")

@@ -1,11 +1,13 @@
 import { dashboardHint } from './foreman-command.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { relative, sep } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parseIntArg, within } from './parse-args.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { cliLogger } from './cli-logger.ts';
 import { stopTracing } from '../host/tracing.ts';
+import { givenSecret } from './credential-commands.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 // demo-handlers.ts in a checkout, demo-handlers.js once compiled: the same extension as this file.
@@ -33,18 +35,21 @@ function spawnWorker(index: number, wsUrl: string, statusPort: number): ChildPro
 /** `crowdcompute demo`: a foreman, local workers and an example job, for a first look. */
 export function demoCommand(program: Command): void {
   program.command('demo')
-    .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C')
+    .description('Start a foreman on embedded SQLite with two local worker processes, run an example map job with a progress bar, print its result, keep serving until Ctrl-C '
+      + '(bash scripts/start.sh [options] installs what a checkout needs, then runs this with the same options)')
     .option('-p, --port <port>', 'foreman port; workers\' status servers take the next two', within(parseIntArg, '--port', { min: 0, max: 65_533 }), 8000)
     // The environment variable is named, never its value, in --help: it may hold a password.
     .addOption(new Option('-d, --database <url>', 'store: sqlite:<file>, sqlite::memory: or postgres://…').env('CROWDCOMPUTE_DATABASE').default('sqlite:./crowdcompute.db'))
     .option('-w, --workers <n>', 'local worker processes', within(parseIntArg, '--workers', { min: 1, max: 64 }), 2)
     .option('--ranges <n>', 'the example job counts primes below 2,000,000 in this many ranges', within(parseIntArg, '--ranges', { min: 1, max: 100_000 }), 200)
     .option('--exit', 'stop after printing the result instead of serving until Ctrl-C')
+    .option('--secret-file <path>', 'file holding the deployment\'s secret, for a database set up before (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
     .action(async (o) => {
       const { startForeman } = await import('../foreman/index.ts');
       const { Client } = await import('../client/index.ts');
       // This machine only: the demo is for a first look, not for the crowd.
-      const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logger: await cliLogger('warn', 'auto') });
+      const secret = givenSecret(o.secretFile);
+      const foreman = await startForeman({ port: o.port, host: '127.0.0.1', database: o.database, logger: await cliLogger('warn', 'auto'), ...(secret ? { secret } : {}) });
       process.stderr.write(`foreman on ${foreman.url} (store ${o.database}); starting ${o.workers} local workers\n`);
       process.stderr.write(`${await dashboardHint(foreman)}\n`);
       const workers = Array.from({ length: o.workers }, (_, i) => spawnWorker(i + 1, foreman.wsUrl, o.port === 0 ? 0 : o.port + 1 + i));
@@ -84,7 +89,14 @@ export function demoCommand(program: Command): void {
       if (o.exit) { await stop(0); return; }
       const { credentialsFile } = await import('../host/local-credentials.ts');
       process.stdout.write(`\nforeman running on this machine: status page ${foreman.url}/  API docs ${foreman.url}/docs\n`);
-      process.stdout.write(`log in and call the API with the local admin key (apiKey in ${credentialsFile()}), or make one: crowdcompute key create --scopes read\n`);
-      process.stdout.write(`more workers on this machine: crowdcompute worker --foreman ${foreman.wsUrl} --allow-code (they find their token in the same file)\nCtrl-C to stop.\n`);
+      // Commands as they can be pasted: `crowdcompute` is on no PATH in a checkout, where its
+      // bin runs as it is (with the checkout's own Node when the machine's is older); an
+      // installed package has npx.
+      const cc = BIN.includes(`${sep}node_modules${sep}`) ? 'npx crowdcompute' : relative(process.cwd(), BIN);
+      // The client commands' default foreman is http://localhost:8000; another port is named.
+      const at = o.port === 8000 ? '' : ` --foreman ${foreman.url}`;
+      process.stdout.write(`log in and call the API with the local admin key ("apiKey" in ${credentialsFile()}), or make one: ${cc} key create --scopes read\n`);
+      process.stdout.write(`more workers on this machine: ${cc} worker --foreman ${foreman.wsUrl} --allow-code (they find their token in the same file)\n`);
+      process.stdout.write(`the jobs: ${cc} jobs${at}   every command: ${cc} --help\nCtrl-C to stop.\n`);
     });
 }

@@ -7,14 +7,14 @@
 /// <reference types="node" preserve="true" />
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyListenOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { pino, type Logger } from 'pino';
 import { PROTOCOL_VERSION, isWorkerMessage, taskError } from '../protocol/index.ts';
 import type { Store } from '../store/store.ts';
 import { canonicalDatabaseUrl, openStore } from '../store/open-store.ts';
-import { localCredentialsFor, saveLocalCredentials } from '../host/local-credentials.ts';
+import { credentialsFile, databaseIdentity, localCredentialsFor, saveLocalCredentials } from '../host/local-credentials.ts';
 import { resolveForemanOptions, type ForemanOptions, type ResolvedForemanOptions } from './foreman-options.ts';
 import { ForemanMetrics } from './foreman-metrics.ts';
 import { PeriodicService, type Service } from './service.ts';
@@ -32,6 +32,7 @@ import { TaskReleaser } from './maintenance/task-releaser.ts';
 import { EXPIRY_SAFETY_SWEEP_MS, JobExpiry } from './maintenance/job-expiry.ts';
 import { StoreListener } from './store-listener.ts';
 import { StoreHealth } from './store-health.ts';
+import { PortReservation } from './port-reservation.ts';
 import { LoopHealth } from './loop-health.ts';
 import { CrashBreaker } from './jobs/crash-breaker.ts';
 import { makeErrorHandler, notFound } from './http/http-errors.ts';
@@ -140,10 +141,30 @@ export class Foreman {
     return this.parts?.scheduler.lookAgain() ?? Promise.resolve();
   }
 
-  /** Open the store, start every service and listen. Resolves once the foreman serves. Safe to call twice. */
+  /**
+   * Take the port, open the store, start every service and listen. Resolves once the foreman
+   * serves. Safe to call twice. A port that cannot be taken fails it before the store is opened
+   * or the local credentials file written.
+   */
   async start(): Promise<this> {
     if (this.state !== 'new') return this;
     this.state = 'starting';
+    let reservation: PortReservation;
+    try {
+      reservation = await PortReservation.take(this.options.port, this.options.host);
+    } catch (err) {
+      // Nothing was opened: stop() has nothing to do.
+      this.state = 'stopped';
+      throw err;
+    }
+    try {
+      return await this.startOn(reservation);
+    } finally {
+      reservation.release();
+    }
+  }
+
+  private async startOn(reservation: PortReservation): Promise<this> {
     const o = this.options;
     const log = this.log;
     const metrics = this.metrics;
@@ -184,7 +205,8 @@ export class Foreman {
       // sets it up and saves it in the local credentials file; the others read it from there.
       for (let tries = 0; ; tries++) {
         try {
-          await credentials.checkSecret();
+          await credentials.checkSecret({ database: database && databaseIdentity(database), credentialsFile: credentialsFile(),
+            source: o.secret ? 'given' : saved ? 'saved' : 'new' });
           break;
         } catch (err) {
           if (o.secret || !database || tries >= 50) throw err;
@@ -403,7 +425,9 @@ export class Foreman {
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
-    await app.listen({ port: o.port, host: o.host });
+    // The socket bound at the start (see port-reservation.ts), now served by the HTTP server.
+    await app.listen({ handle: reservation.handle(), port: o.port, host: o.host } as FastifyListenOptions);
+    reservation.handedOver();
     this.boundPort = (app.server.address() as AddressInfo).port;
     for (const s of services) await s.start();
     if (local) {
@@ -421,7 +445,8 @@ export class Foreman {
    * reconnect elsewhere or later), close the store. Safe to call twice and before start.
    */
   stop(): Promise<void> {
-    if (this.state === 'new') { this.state = 'stopped'; return Promise.resolve(); }
+    // Never started, or its start failed before anything was built (a port in use).
+    if (this.state === 'new' || !this.parts) { this.state = 'stopped'; return Promise.resolve(); }
     this.stopPromise ??= (async () => {
       this.state = 'stopping';
       const { store, transport, app, health, services } = this.parts!;

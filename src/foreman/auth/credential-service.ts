@@ -14,6 +14,34 @@ function checkKeyWebhook(url: string): void {
   if (problem) throw new CrowdComputeError('CC_ERR_BAD_MESSAGE', `an API key's webhook (--webhook) ${problem}`);
 }
 
+/** Which database a secret is checked against, and where the secret came from. */
+export interface SecretContext {
+  /** The database as the local credentials file names it (`sqlite:/abs/file.db`, `postgres://…` without password). */
+  database?: string | null;
+  /** `given`: CROWDCOMPUTE_SECRET or --secret-file; `saved`: the local credentials file's entry; `new`: none was found, one was made. */
+  source?: 'given' | 'saved' | 'new';
+  /** The local credentials file's path. */
+  credentialsFile?: string;
+}
+
+/**
+ * The refusal of a secret a database was not set up with: which secret, and the two ways
+ * forward (the secret it was set up with, or a fresh database).
+ */
+export function secretMismatch(c: SecretContext): string {
+  const db = c.database ? `the database ${c.database}` : 'this database';
+  const file = c.credentialsFile ? ` ${c.credentialsFile}` : '';
+  const which = c.source === 'given' ? 'the secret given (CROWDCOMPUTE_SECRET or --secret-file)'
+    : c.source === 'saved' ? `the secret saved for it in the local credentials file${file}`
+      : c.source === 'new' ? `a new secret (the local credentials file${file} has none for it: another user, another CROWDCOMPUTE_CONFIG_DIR, or a removed file)`
+        : 'the secret given (CROWDCOMPUTE_SECRET, --secret-file or the local credentials file)';
+  const sqlite = c.database?.startsWith('sqlite:') ? c.database.slice('sqlite:'.length) : null;
+  const fresh = sqlite ? `choose another --database, or delete ${sqlite} (its jobs, keys and tokens go with it)` : 'choose another --database (or schema)';
+  return `${db} was set up with another secret than ${which}; every foreman of one database needs the same secret: `
+    + 'give the one it was set up with (CROWDCOMPUTE_SECRET or --secret-file; the first foreman on it saved it in its local credentials file), '
+    + `or start afresh: ${fresh}`;
+}
+
 /** A credential just made: its record, and its text, shown once and stored nowhere. */
 export interface IssuedCredential {
   record: CredentialRecord;
@@ -48,15 +76,13 @@ export class CredentialService {
 
   /**
    * Tie the store to this secret on first use, and refuse a secret that is not the one the
-   * store was set up with (its workers' tokens would all fail).
+   * store was set up with (its workers' tokens would all fail). `context` says which database
+   * it is and where the secret came from, so that the refusal can name the way forward.
    */
-  async checkSecret(): Promise<void> {
+  async checkSecret(context: SecretContext = {}): Promise<void> {
     const mine = secretFingerprint(this.requireSecret());
     const stored = await this.store.metaSetIfAbsent({ key: 'secret_fingerprint', value: mine });
-    if (stored !== mine) {
-      throw new Error('this database was set up with another secret than the one given (CROWDCOMPUTE_SECRET, --secret-file or the local credentials file); '
-        + 'every foreman of one database needs the same secret');
-    }
+    if (stored !== mine) throw new Error(secretMismatch(context));
   }
 
   /** A new API key with these scopes. */

@@ -76,7 +76,13 @@ const LOGIN_PAGE = `<!doctype html>
 <script type="module" src="/ui/login.js"></script>
 </head><body>
 <form id="login"><h1>CrowdCompute</h1>
-<p>Log in with an API key (<code>crowdcompute key create --scopes read</code> makes one).</p>
+<p>Log in with an API key.</p>
+<p id="where-key">On the foreman's machine, its admin key is <code>apiKey</code> in the local credentials file:
+<code>credentials.json</code> in <code>$CROWDCOMPUTE_CONFIG_DIR</code>, by default <code>~/.config/crowdcompute/</code>
+(the foreman prints the file's path when it starts). This prints the key of the foreman started last:</p>
+<pre><code id="print-key">grep -m1 -o '"cck_[^"]*' "\${CROWDCOMPUTE_CONFIG_DIR:-\${XDG_CONFIG_HOME:-$HOME/.config}/crowdcompute}/credentials.json" | tr -d '"'</code></pre>
+<p><code>crowdcompute key create --scopes read</code> makes a key to share that can only read
+(<code>npx crowdcompute</code> where the package is installed, <code>bin/crowdcompute.js</code> in a checkout).</p>
 <input id="key" type="password" autocomplete="current-password" placeholder="cck_…" required aria-label="API key">
 <button type="submit">Log in</button><p id="error" role="alert"></p></form>
 </body></html>`;

@@ -262,7 +262,7 @@ test('key, token and join-link lists: a table for people, --json in snake_case f
   assert.match(rows.find((l) => l.startsWith(id))!, new RegExp(`^${id}\\s+listed\\s+read,submit\\s+3\\s+(just now|\\d+ \\w+ ago)\\s+never\\s+active$`));
   const json = JSON.parse((await ok(['key', 'list', '--json'])).stdout) as Record<string, unknown>[];
   const mine = json.find((k) => k.id === id)!;
-  assert.deepEqual(Object.keys(mine).sort(), ['created_at', 'id', 'kind', 'last_used_at', 'last_used_from', 'max_concurrency', 'name', 'revoked_at', 'scopes'].sort());
+  assert.deepEqual(Object.keys(mine).sort(), ['created_at', 'id', 'kind', 'last_used_at', 'last_used_from', 'max_concurrency', 'name', 'revoked_at', 'scopes', 'webhook_url'].sort());
   assert.deepEqual([mine.kind, mine.scopes, mine.max_concurrency, mine.revoked_at], ['key', ['read', 'submit'], 3, null]);
   assert.match((await ok(['token', 'list'])).stdout, /^ID\s+NAME\s+WORKER\s+CREATED\s+LAST USED\s+STATE\n/);
   assert.ok(Array.isArray(JSON.parse((await ok(['token', 'list', '--json'])).stdout)));

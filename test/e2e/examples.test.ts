@@ -130,9 +130,9 @@ test('docs/operations.md: the local credentials file and scraping /metrics with 
   for (const [name, text] of [['README.md', readme], ['docs/operations.md', ops]] as const) assert.match(text, /CROWDCOMPUTE_CONFIG_DIR/, `${name} names CROWDCOMPUTE_CONFIG_DIR`);
   const blocks = shellBlocks(ops);
   const printKey = blocks.find((b) => b.includes('credentials.json'))?.trim();
-  const createKey = blocks.find((b) => b.includes('--name prometheus'))?.trim();
+  const createKey = blocks.find((b) => b.includes('--name prometheus') && b.includes('--out'))?.trim();
   assert.ok(printKey && createKey, 'the credentials file and Prometheus are shown in docs/operations.md');
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(ops.replace(/^ {2}/gm, ''))?.[1] ?? '';
+  const yaml = [...ops.replace(/^ {2}/gm, '').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('scrape_configs')) ?? '';
   assert.match(yaml, /metrics_path: \/metrics/);
   assert.match(yaml, /authorization:\n\s+type: Bearer\n\s+credentials_file: (\S+)/);
   const keyFile = /credentials_file: (\S+)/.exec(yaml)![1]!;

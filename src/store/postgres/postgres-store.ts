@@ -21,15 +21,15 @@ import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
-  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, FAILED_MESSAGE_CHARS, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, type Row } from '../row-mapping.ts';
+import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, isStoreOutage, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -87,6 +87,25 @@ function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boo
     room -= n;
   }
   return out;
+}
+
+/** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
+const FAILED_CODE = `coalesce(t.error::jsonb ->> 'code', t.error::jsonb ->> 'name', 'Error')`;
+const FAILED_MESSAGE = `left(split_part(coalesce(t.error::jsonb ->> 'message', ''), E'\\n', 1), ${FAILED_MESSAGE_CHARS})`;
+
+/** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
+function failedWhere(f: FailedTaskFilter): { where: string; values: unknown[] } {
+  const where = [`t.state = 'failed'`];
+  const values: unknown[] = [];
+  const add = (sql: (n: string) => string, v: unknown) => { if (v !== undefined) { values.push(v); where.push(sql(`$${values.length}`)); } };
+  add((n) => `j.owner = ${n}`, f.owner);
+  add((n) => `t.type = ${n}`, f.type);
+  add((n) => `${FAILED_CODE} = ${n}`, f.errorCode);
+  add((n) => `${FAILED_MESSAGE} = ${n}`, f.message);
+  add((n) => `t.job_id = ${n}`, f.jobId);
+  add((n) => `t.completed_at >= ${n}`, f.since);
+  add((n) => `t.id = ANY(${n}::text[])`, f.taskIds);
+  return { where: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, values };
 }
 
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
@@ -502,7 +521,27 @@ export class PostgresStore implements Store {
       LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows.map(jobFromRow);
   }
 
-  async jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null> {
+  async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
+    const { where, values } = failedWhere(params);
+    values.push(params.limit, params.offset);
+    // The three newest tasks of each group come out of the same scan, numbered by a window.
+    const rows = (await this.q(`WITH f AS (SELECT t.id, t.job_id, t.type, ${FAILED_CODE} AS code, ${FAILED_MESSAGE} AS message, coalesce(t.completed_at, t.created_at) AS at,
+        row_number() OVER (PARTITION BY t.type, ${FAILED_CODE}, ${FAILED_MESSAGE} ORDER BY coalesce(t.completed_at, t.created_at) DESC, t.seq DESC) AS rn
+        FROM ${where})
+      SELECT type, code, message, count(*) AS n, count(DISTINCT job_id) AS jobs, min(at) AS first_at, max(at) AS last_at,
+        json_agg(json_build_array(id, job_id, at)) FILTER (WHERE rn <= 3) AS examples
+      FROM f GROUP BY type, code, message ORDER BY n DESC, type COLLATE "C", code COLLATE "C", message COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows;
+    return rows.map((r) => failedGroupFromRow(r, r.examples ?? []));
+  }
+
+  async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {
+    const { where, values } = failedWhere(params);
+    values.push(params.afterSeq, params.limit);
+    const rows = (await this.q(`SELECT t.seq, t.id, t.job_id FROM ${where} AND t.seq > $${values.length - 1} ORDER BY t.seq LIMIT $${values.length}`, values)).rows;
+    return rows.map((r) => ({ seq: Number(r.seq), taskId: r.id, jobId: r.job_id }));
+  }
+
+  async jobRetry(params: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): Promise<JobRetryResult | null> {
     return this.tx(async (c) => {
       const job = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
       if (!job) return null;
@@ -510,7 +549,8 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
           started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = $3
         FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
-        RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now])).rows;
+          AND ($4::text[] IS NULL OR t.id = ANY($4::text[]))
+        RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now, params.taskIds ?? null])).rows;
       if (rows.length === 0) return { job: jobFromRow(job), retried: 0, change: null };
       const failed = rows.filter((r) => r.was === 'failed').length;
       const r = (await c.query(`UPDATE jobs SET failed = failed - $2, cancelled = cancelled - $3,

@@ -23,16 +23,16 @@ import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
-  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, FAILED_MESSAGE_CHARS, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS } from '../row-mapping.ts';
+import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 import { isStoreOutage, storeError } from '../store-errors.ts';
@@ -80,6 +80,26 @@ function sweepArgs(now: number, limit: number, f: SweepFilter): { now: number; l
 }
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
+/** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
+const FAILED_CODE = `coalesce(json_extract(t.error, '$.code'), json_extract(t.error, '$.name'), 'Error')`;
+const FAILED_TEXT = `coalesce(json_extract(t.error, '$.message'), '')`;
+const FAILED_MESSAGE = `substr(substr(${FAILED_TEXT}, 1, instr(${FAILED_TEXT} || char(10), char(10)) - 1), 1, ${FAILED_MESSAGE_CHARS})`;
+
+/** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
+function failedWhere(f: FailedTaskFilter): { where: string; bound: Record<string, unknown> } {
+  const where = [`t.state = 'failed'`];
+  const bound: Record<string, unknown> = {};
+  const add = (sql: string, name: string, value: unknown) => { if (value !== undefined) { where.push(sql); bound[name] = value; } };
+  add('j.owner = @owner', 'owner', f.owner);
+  add('t.type = @type', 'type', f.type);
+  add(`${FAILED_CODE} = @errorCode`, 'errorCode', f.errorCode);
+  add(`${FAILED_MESSAGE} = @message`, 'message', f.message);
+  add('t.job_id = @jobId', 'jobId', f.jobId);
+  add('t.completed_at >= @since', 'since', f.since);
+  add('t.id IN (SELECT value FROM json_each(@taskIds))', 'taskIds', f.taskIds ? JSON.stringify(f.taskIds) : undefined);
+  return { where: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, bound };
+}
+
 function toSqliteGlob(pattern: string): string {
   return pattern.replace(/\[/g, '[[]');
 }
@@ -246,10 +266,10 @@ export class SqliteStore implements Store {
       taskListByState: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? AND state = ? ORDER BY idx LIMIT ?'),
       jobForRetry: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       taskRetryable: db.prepare(`SELECT state, count(*) AS n FROM tasks WHERE job_id = @jobId AND ${guard('rerun')}
-        AND (@taskId IS NULL OR id = @taskId) GROUP BY state`),
+        AND (@taskId IS NULL OR id = @taskId) AND (@taskIds IS NULL OR id IN (SELECT value FROM json_each(@taskIds))) GROUP BY state`),
       taskRerunJob: db.prepare(`UPDATE tasks SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
         started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = @now
-        WHERE job_id = @jobId AND ${guard('rerun')} AND (@taskId IS NULL OR id = @taskId)`),
+        WHERE job_id = @jobId AND ${guard('rerun')} AND (@taskId IS NULL OR id = @taskId) AND (@taskIds IS NULL OR id IN (SELECT value FROM json_each(@taskIds)))`),
       jobRerun: db.prepare(`UPDATE jobs SET failed = failed - @failed, cancelled = cancelled - @cancelled,
         state = CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END, completed_at = NULL, prune_after = NULL,
         cancel_requested = 0, queue_deadline = @now + queue_timeout_ms WHERE id = @id RETURNING *`),
@@ -507,11 +527,11 @@ export class SqliteStore implements Store {
     return (stmt.all(bound) as Row[]).map(jobFromRow);
   }
 
-  async jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null> {
-    return this.tx('jobRetry', (p: { jobId: string; taskId?: string; now: number }): JobRetryResult | null => {
+  async jobRetry(params: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): Promise<JobRetryResult | null> {
+    return this.tx('jobRetry', (p: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): JobRetryResult | null => {
       const job = this.s.jobForRetry.get(p.jobId) as Row | undefined;
       if (!job) return null;
-      const sel = { jobId: p.jobId, taskId: p.taskId ?? null };
+      const sel = { jobId: p.jobId, taskId: p.taskId ?? null, taskIds: p.taskIds ? JSON.stringify(p.taskIds) : null };
       // The counters hold failed and cancelled tasks: count them before they go back to the queue.
       const before = { failed: 0, cancelled: 0 };
       for (const r of this.s.taskRetryable.all(sel) as Row[]) before[r.state as 'failed' | 'cancelled'] = r.n;
@@ -522,6 +542,31 @@ export class SqliteStore implements Store {
       const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
       return { job: jobFromRow(r), retried, change: { jobId: p.jobId, state: r.state, counts, finished: false } };
     })(params);
+  }
+
+  async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
+    const { where, bound } = failedWhere(params);
+    // The three newest tasks of each group come out of the same scan, numbered by a window.
+    const sql = `WITH f AS (SELECT t.id, t.job_id, t.type, ${FAILED_CODE} AS code, ${FAILED_MESSAGE} AS message, coalesce(t.completed_at, t.created_at) AS at,
+        row_number() OVER (PARTITION BY t.type, ${FAILED_CODE}, ${FAILED_MESSAGE} ORDER BY coalesce(t.completed_at, t.created_at) DESC, t.seq DESC) AS rn
+        FROM ${where})
+      SELECT type, code, message, count(*) AS n, count(DISTINCT job_id) AS jobs, min(at) AS first_at, max(at) AS last_at,
+        json_group_array(json_array(id, job_id, at)) FILTER (WHERE rn <= 3) AS examples
+      FROM f GROUP BY type, code, message ORDER BY n DESC, type, code, message LIMIT @limit OFFSET @offset`;
+    return (this.listing(sql).all({ ...bound, limit: params.limit, offset: params.offset }) as Row[]).map((r) => failedGroupFromRow(r, JSON.parse(r.examples)));
+  }
+
+  async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {
+    const { where, bound } = failedWhere(params);
+    const sql = `SELECT t.seq, t.id, t.job_id FROM ${where} AND t.seq > @afterSeq ORDER BY t.seq LIMIT @limit`;
+    return (this.listing(sql).all({ ...bound, afterSeq: params.afterSeq, limit: params.limit }) as Row[]).map((r) => ({ seq: r.seq, taskId: r.id, jobId: r.job_id }));
+  }
+
+  /** A statement of a listing whose text depends on its filters, prepared once per text. */
+  private listing(sql: string): Database.Statement {
+    let stmt = this.listings.get(sql);
+    if (!stmt) { stmt = this.db.prepare(sql); this.listings.set(sql, stmt); }
+    return stmt;
   }
 
   async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {

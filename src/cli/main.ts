@@ -7,6 +7,7 @@ import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
 import { pruneCommand } from './prune-command.ts';
 import { scheduleCommands } from './schedule-commands.ts';
+import { failedCommands } from './failed-commands.ts';
 
 const program = new Command('crowdcompute')
   .description('CrowdCompute: a foreman, workers over WebSocket, map jobs and named tasks')
@@ -18,6 +19,7 @@ foremanCommand(program);
 workerCommand(program);
 clientCommands(program);
 scheduleCommands(program);
+failedCommands(program);
 credentialCommands(program);
 pruneCommand(program);
 

@@ -15,3 +15,4 @@ export * from './auth.ts';
 export * from './limits.ts';
 export * from './time-fields.ts';
 export * from './schedules.ts';
+export * from './failed-tasks.ts';

@@ -749,6 +749,15 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(r.job.state, 'running', 'the finished job is open again');
       assert.deepEqual((await store.taskFailedGroups({ ...all, owner: 'k1' })).map((g) => [g.type, g.count]), [['dl.b', 1]]);
       assert.deepEqual((await claim(store, 'w', ['dl.*'], 5)).map((t) => t.taskId).sort(), [a0.taskId, a1.taskId].sort(), 'only the listed tasks run again');
+
+      // A hostile handler's error (a NUL, a lone surrogate, an escaped backslash before "u0000") is listed, not refused.
+      const c = await store.jobInsert(namedJob(['dl.odd', 'dl.odd'], { owner: 'k3' }));
+      const [c0, c1] = (await claim(store, 'w', ['dl.odd'], 2)).sort((x, y) => x.index - y.index);
+      await fail(c0, { message: 'nul \u0000 and \ud800 here', code: 'E_ODD\u0000' }, t0 + 20);
+      await fail(c1, { message: 'a path C:\\u0000\\x', code: 'E_PATH' }, t0 + 21);
+      const odd = await store.taskFailedGroups({ ...all, owner: 'k3' });
+      assert.deepEqual(odd.map((g) => [g.count, g.message.startsWith('nul '), g.message.startsWith('a path C:')]).sort(), [[1, false, true], [1, true, false]]);
+      assert.deepEqual((await store.taskFailedPage({ owner: 'k3', errorCode: 'E_PATH', afterSeq: 0, limit: 5 })).map((r) => r.taskId), [c1.taskId]);
     });
 
     test('tasks nobody started before the queue deadline fail with CC_ERR_NO_WORKER; started ones run on', async () => {

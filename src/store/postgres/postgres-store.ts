@@ -90,22 +90,30 @@ function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boo
 }
 
 /** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
-const FAILED_CODE = `coalesce(t.error::jsonb ->> 'code', t.error::jsonb ->> 'name', 'Error')`;
-const FAILED_MESSAGE = `left(split_part(coalesce(t.error::jsonb ->> 'message', ''), E'\\n', 1), ${FAILED_MESSAGE_CHARS})`;
+/**
+ * A task's error as jsonb. Errors are stored as JSON text, where a handler's NUL or lone
+ * surrogate is an escape (`\u0000`, `\ud800`) that text keeps but jsonb refuses: each becomes
+ * `\ufffd` first. The replacement has the escape's shape, so the text stays valid JSON even
+ * where the match follows an escaped backslash.
+ */
+const FAILED_ERROR = `regexp_replace(t.error, '\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})', '\\\\ufffd', 'g')::jsonb`;
+/** The error code (its name when it has none) and message's first line of a task error `e` (jsonb). */
+const errorCodeOf = (e: string): string => `coalesce(${e} ->> 'code', ${e} ->> 'name', 'Error')`;
+const errorMessageOf = (e: string): string => `left(split_part(coalesce(${e} ->> 'message', ''), E'\\n', 1), ${FAILED_MESSAGE_CHARS})`;
 
 /** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
-function failedWhere(f: FailedTaskFilter): { where: string; values: unknown[] } {
+function failedWhere(f: FailedTaskFilter): { from: string; where: string; values: unknown[] } {
   const where = [`t.state = 'failed'`];
   const values: unknown[] = [];
   const add = (sql: (n: string) => string, v: unknown) => { if (v !== undefined) { values.push(v); where.push(sql(`$${values.length}`)); } };
   add((n) => `j.owner = ${n}`, f.owner);
   add((n) => `t.type = ${n}`, f.type);
-  add((n) => `${FAILED_CODE} = ${n}`, f.errorCode);
-  add((n) => `${FAILED_MESSAGE} = ${n}`, f.message);
+  add((n) => `${errorCodeOf(`(${FAILED_ERROR})`)} = ${n}`, f.errorCode);
+  add((n) => `${errorMessageOf(`(${FAILED_ERROR})`)} = ${n}`, f.message);
   add((n) => `t.job_id = ${n}`, f.jobId);
   add((n) => `t.completed_at >= ${n}`, f.since);
   add((n) => `t.id = ANY(${n}::text[])`, f.taskIds);
-  return { where: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, values };
+  return { from: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''}`, where: where.join(' AND '), values };
 }
 
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
@@ -522,22 +530,24 @@ export class PostgresStore implements Store {
   }
 
   async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
-    const { where, values } = failedWhere(params);
+    const { from, where, values } = failedWhere(params);
     values.push(params.limit, params.offset);
-    // The three newest tasks of each group come out of the same scan, numbered by a window.
-    const rows = (await this.q(`WITH f AS (SELECT t.id, t.job_id, t.type, ${FAILED_CODE} AS code, ${FAILED_MESSAGE} AS message, coalesce(t.completed_at, t.created_at) AS at,
-        row_number() OVER (PARTITION BY t.type, ${FAILED_CODE}, ${FAILED_MESSAGE} ORDER BY coalesce(t.completed_at, t.created_at) DESC, t.seq DESC) AS rn
-        FROM ${where})
+    // Each error is parsed once (the lateral subquery is kept apart by OFFSET 0), and the three
+    // newest tasks of each group come out of the same scan, numbered by a window.
+    const rows = (await this.q(`WITH f AS MATERIALIZED (SELECT t.id, t.job_id, t.type, t.seq, coalesce(t.completed_at, t.created_at) AS at,
+          ${errorCodeOf('x.e')} AS code, ${errorMessageOf('x.e')} AS message
+        FROM ${from} CROSS JOIN LATERAL (SELECT ${FAILED_ERROR} AS e OFFSET 0) x WHERE ${where}),
+      r AS (SELECT f.*, row_number() OVER (PARTITION BY type, code, message ORDER BY at DESC, seq DESC) AS rn FROM f)
       SELECT type, code, message, count(*) AS n, count(DISTINCT job_id) AS jobs, min(at) AS first_at, max(at) AS last_at,
         json_agg(json_build_array(id, job_id, at)) FILTER (WHERE rn <= 3) AS examples
-      FROM f GROUP BY type, code, message ORDER BY n DESC, type COLLATE "C", code COLLATE "C", message COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows;
+      FROM r GROUP BY type, code, message ORDER BY n DESC, type COLLATE "C", code COLLATE "C", message COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows;
     return rows.map((r) => failedGroupFromRow(r, r.examples ?? []));
   }
 
   async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {
-    const { where, values } = failedWhere(params);
+    const { from, where, values } = failedWhere(params);
     values.push(params.afterSeq, params.limit);
-    const rows = (await this.q(`SELECT t.seq, t.id, t.job_id FROM ${where} AND t.seq > $${values.length - 1} ORDER BY t.seq LIMIT $${values.length}`, values)).rows;
+    const rows = (await this.q(`SELECT t.seq, t.id, t.job_id FROM ${from} WHERE ${where} AND t.seq > $${values.length - 1} ORDER BY t.seq LIMIT $${values.length}`, values)).rows;
     return rows.map((r) => ({ seq: Number(r.seq), taskId: r.id, jobId: r.job_id }));
   }
 

@@ -4,8 +4,15 @@ import { listingOwner, unauthenticated, type Principal } from '../../core/access
 import type { FailedTaskFilter, FailedTaskGroup, Store } from '../../store/store.ts';
 import type { JobService } from './job-service.ts';
 
-/** Failed tasks a bulk retry reads and requeues per store round: small enough that one batch never holds the loop for long. */
+/** Failed tasks a bulk retry reads per store round. */
 export const RETRY_BATCH = 500;
+
+/**
+ * Tasks of one job requeued per transaction. On SQLite a transaction runs on the event loop's
+ * own thread, and requeueing a task rewrites its row (its error goes): a hundred at a time keeps
+ * each step short, and the loop runs between steps.
+ */
+export const RETRY_STEP = 100;
 
 /** What a bulk retry did. */
 export interface FailedRetryOutcome {
@@ -39,8 +46,8 @@ export class FailedTasks {
 
   /**
    * Requeue up to `limit` of the principal's failed tasks that match, walking them in storage
-   * order a batch at a time, one transaction per job, and letting the event loop run between
-   * batches (on SQLite the store works on the loop's own thread).
+   * order a batch at a time, in short transactions (a job's tasks, at most RETRY_STEP of them),
+   * and letting the event loop run after each (on SQLite the store works on the loop's own thread).
    */
   async retry(filter: FailedTaskFilter, limit: number, principal: Principal): Promise<FailedRetryOutcome> {
     this.jobs.mayCancel(principal, 'retrying failed tasks');
@@ -56,17 +63,20 @@ export class FailedTasks {
       const take = page.slice(0, want);
       const byJob = new Map<string, string[]>();
       for (const t of take) byJob.set(t.jobId, [...(byJob.get(t.jobId) ?? []), t.taskId]);
-      for (const [jobId, taskIds] of byJob) {
-        const res = await this.store.jobRetry({ jobId, taskIds, now: Date.now() });
-        if (!res || res.retried === 0) continue;
-        this.jobs.requeued(res);
-        requeued += res.retried;
-        jobIds.add(jobId);
+      for (const [jobId, ids] of byJob) {
+        for (let i = 0; i < ids.length; i += RETRY_STEP) {
+          const res = await this.store.jobRetry({ jobId, taskIds: ids.slice(i, i + RETRY_STEP), now: Date.now() });
+          if (res && res.retried > 0) {
+            this.jobs.requeued(res);
+            requeued += res.retried;
+            jobIds.add(jobId);
+          }
+          await yieldToLoop();
+        }
       }
       if (take.length > 0) afterSeq = take[take.length - 1].seq;
       if (page.length <= want) break;
       if (requeued >= limit) { more = true; break; }
-      await yieldToLoop();
     }
     if (requeued > 0) this.log.info({ requeued, jobs: jobIds.size, filter: { ...filter, taskIds: filter.taskIds?.length } }, 'failed tasks put back in the queue in bulk');
     return { requeued, jobIds: [...jobIds], more };

@@ -24,7 +24,7 @@ import type {
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, FAILED_MESSAGE_CHARS, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
@@ -90,17 +90,6 @@ function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boo
 }
 
 /** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
-/**
- * A task's error as jsonb. Errors are stored as JSON text, where a handler's NUL or lone
- * surrogate is an escape (`\u0000`, `\ud800`) that text keeps but jsonb refuses: each becomes
- * `\ufffd` first. The replacement has the escape's shape, so the text stays valid JSON even
- * where the match follows an escaped backslash.
- */
-const FAILED_ERROR = `regexp_replace(t.error, '\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})', '\\\\ufffd', 'g')::jsonb`;
-/** The error code (its name when it has none) and message's first line of a task error `e` (jsonb). */
-const errorCodeOf = (e: string): string => `coalesce(${e} ->> 'code', ${e} ->> 'name', 'Error')`;
-const errorMessageOf = (e: string): string => `left(split_part(coalesce(${e} ->> 'message', ''), E'\\n', 1), ${FAILED_MESSAGE_CHARS})`;
-
 /** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
 function failedWhere(f: FailedTaskFilter): { from: string; where: string; values: unknown[] } {
   const where = [`t.state = 'failed'`];
@@ -108,8 +97,8 @@ function failedWhere(f: FailedTaskFilter): { from: string; where: string; values
   const add = (sql: (n: string) => string, v: unknown) => { if (v !== undefined) { values.push(v); where.push(sql(`$${values.length}`)); } };
   add((n) => `j.owner = ${n}`, f.owner);
   add((n) => `t.type = ${n}`, f.type);
-  add((n) => `${errorCodeOf(`(${FAILED_ERROR})`)} = ${n}`, f.errorCode);
-  add((n) => `${errorMessageOf(`(${FAILED_ERROR})`)} = ${n}`, f.message);
+  add((n) => `t.error_code = ${n}`, f.errorCode);
+  add((n) => `t.error_line = ${n}`, f.message);
   add((n) => `t.job_id = ${n}`, f.jobId);
   add((n) => `t.completed_at >= ${n}`, f.since);
   add((n) => `t.id = ANY(${n}::text[])`, f.taskIds);
@@ -532,15 +521,15 @@ export class PostgresStore implements Store {
   async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
     const { from, where, values } = failedWhere(params);
     values.push(params.limit, params.offset);
-    // Each error is parsed once (the lateral subquery is kept apart by OFFSET 0), and the three
-    // newest tasks of each group come out of the same scan, numbered by a window.
-    const rows = (await this.q(`WITH f AS MATERIALIZED (SELECT t.id, t.job_id, t.type, t.seq, coalesce(t.completed_at, t.created_at) AS at,
-          ${errorCodeOf('x.e')} AS code, ${errorMessageOf('x.e')} AS message
-        FROM ${from} CROSS JOIN LATERAL (SELECT ${FAILED_ERROR} AS e OFFSET 0) x WHERE ${where}),
-      r AS (SELECT f.*, row_number() OVER (PARTITION BY type, code, message ORDER BY at DESC, seq DESC) AS rn FROM f)
-      SELECT type, code, message, count(*) AS n, count(DISTINCT job_id) AS jobs, min(at) AS first_at, max(at) AS last_at,
-        json_agg(json_build_array(id, job_id, at)) FILTER (WHERE rn <= 3) AS examples
-      FROM r GROUP BY type, code, message ORDER BY n DESC, type COLLATE "C", code COLLATE "C", message COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows;
+    // Read from the index of failed tasks by type and error (migration 15), errors unread; the
+    // three newest tasks of each group are a few steps down the same index (LATERAL).
+    const rows = (await this.q(`WITH g AS (SELECT t.type, t.error_code AS code, t.error_line AS message, count(*) AS n, count(DISTINCT t.job_id) AS jobs,
+          min(t.completed_at) AS first_at, max(t.completed_at) AS last_at
+        FROM ${from} WHERE ${where} GROUP BY t.type, t.error_code, t.error_line
+        ORDER BY n DESC, t.type COLLATE "C", t.error_code COLLATE "C", t.error_line COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length})
+      SELECT g.*, (SELECT json_agg(json_build_array(e.id, e.job_id, e.completed_at)) FROM (SELECT t.id, t.job_id, t.completed_at FROM ${from}
+          WHERE ${where} AND t.type = g.type AND t.error_code = g.code AND t.error_line = g.message ORDER BY t.seq DESC LIMIT 3) e) AS examples
+      FROM g ORDER BY g.n DESC, g.type COLLATE "C", g.code COLLATE "C", g.message COLLATE "C"`, values)).rows;
     return rows.map((r) => failedGroupFromRow(r, r.examples ?? []));
   }
 

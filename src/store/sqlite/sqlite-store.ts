@@ -26,7 +26,7 @@ import type {
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
 } from '../store.ts';
-import { ACTIVE_JOBS_WINDOW, FAILED_MESSAGE_CHARS, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
+import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
@@ -80,11 +80,6 @@ function sweepArgs(now: number, limit: number, f: SweepFilter): { now: number; l
 }
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
-/** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
-const FAILED_CODE = `coalesce(json_extract(t.error, '$.code'), json_extract(t.error, '$.name'), 'Error')`;
-const FAILED_TEXT = `coalesce(json_extract(t.error, '$.message'), '')`;
-const FAILED_MESSAGE = `substr(substr(${FAILED_TEXT}, 1, instr(${FAILED_TEXT} || char(10), char(10)) - 1), 1, ${FAILED_MESSAGE_CHARS})`;
-
 /** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
 function failedWhere(f: FailedTaskFilter): { where: string; bound: Record<string, unknown> } {
   const where = [`t.state = 'failed'`];
@@ -92,12 +87,16 @@ function failedWhere(f: FailedTaskFilter): { where: string; bound: Record<string
   const add = (sql: string, name: string, value: unknown) => { if (value !== undefined) { where.push(sql); bound[name] = value; } };
   add('j.owner = @owner', 'owner', f.owner);
   add('t.type = @type', 'type', f.type);
-  add(`${FAILED_CODE} = @errorCode`, 'errorCode', f.errorCode);
-  add(`${FAILED_MESSAGE} = @message`, 'message', f.message);
+  add('t.error_code = @errorCode', 'errorCode', f.errorCode);
+  add('t.error_line = @message', 'message', f.message);
   add('t.job_id = @jobId', 'jobId', f.jobId);
   add('t.completed_at >= @since', 'since', f.since);
   add('t.id IN (SELECT value FROM json_each(@taskIds))', 'taskIds', f.taskIds ? JSON.stringify(f.taskIds) : undefined);
-  return { where: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, bound };
+  // The index of failed tasks holds every column these queries filter, group and sort on (a
+  // list of task ids goes by the ids instead): named, so that a filter by owner does not walk
+  // the owner's jobs' tasks, reading each task's error, instead.
+  const index = f.taskIds ? '' : ' INDEXED BY tasks_failed_groups';
+  return { where: `tasks t${index}${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, bound };
 }
 
 function toSqliteGlob(pattern: string): string {
@@ -266,10 +265,16 @@ export class SqliteStore implements Store {
       taskListByState: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? AND state = ? ORDER BY idx LIMIT ?'),
       jobForRetry: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       taskRetryable: db.prepare(`SELECT state, count(*) AS n FROM tasks WHERE job_id = @jobId AND ${guard('rerun')}
-        AND (@taskId IS NULL OR id = @taskId) AND (@taskIds IS NULL OR id IN (SELECT value FROM json_each(@taskIds))) GROUP BY state`),
+        AND (@taskId IS NULL OR id = @taskId) GROUP BY state`),
       taskRerunJob: db.prepare(`UPDATE tasks SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
         started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = @now
-        WHERE job_id = @jobId AND ${guard('rerun')} AND (@taskId IS NULL OR id = @taskId) AND (@taskIds IS NULL OR id IN (SELECT value FROM json_each(@taskIds)))`),
+        WHERE job_id = @jobId AND ${guard('rerun')} AND (@taskId IS NULL OR id = @taskId)`),
+      // A list of a job's tasks: found by their ids, not by walking the job (`+job_id` keeps the planner off the job's index).
+      taskRetryableIds: db.prepare(`SELECT state, count(*) AS n FROM tasks WHERE id IN (SELECT value FROM json_each(@taskIds)) AND +job_id = @jobId
+        AND ${guard('rerun')} GROUP BY state`),
+      taskRerunIds: db.prepare(`UPDATE tasks SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
+        started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = @now
+        WHERE id IN (SELECT value FROM json_each(@taskIds)) AND +job_id = @jobId AND ${guard('rerun')}`),
       jobRerun: db.prepare(`UPDATE jobs SET failed = failed - @failed, cancelled = cancelled - @cancelled,
         state = CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END, completed_at = NULL, prune_after = NULL,
         cancel_requested = 0, queue_deadline = @now + queue_timeout_ms WHERE id = @id RETURNING *`),
@@ -531,13 +536,14 @@ export class SqliteStore implements Store {
     return this.tx('jobRetry', (p: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): JobRetryResult | null => {
       const job = this.s.jobForRetry.get(p.jobId) as Row | undefined;
       if (!job) return null;
-      const sel = { jobId: p.jobId, taskId: p.taskId ?? null, taskIds: p.taskIds ? JSON.stringify(p.taskIds) : null };
+      const byIds = p.taskIds !== undefined;
+      const sel = byIds ? { jobId: p.jobId, taskIds: JSON.stringify(p.taskIds) } : { jobId: p.jobId, taskId: p.taskId ?? null };
       // The counters hold failed and cancelled tasks: count them before they go back to the queue.
       const before = { failed: 0, cancelled: 0 };
-      for (const r of this.s.taskRetryable.all(sel) as Row[]) before[r.state as 'failed' | 'cancelled'] = r.n;
+      for (const r of (byIds ? this.s.taskRetryableIds : this.s.taskRetryable).all(sel) as Row[]) before[r.state as 'failed' | 'cancelled'] = r.n;
       const retried = before.failed + before.cancelled;
       if (retried === 0) return { job: jobFromRow(job), retried: 0, change: null };
-      this.s.taskRerunJob.run({ ...sel, now: p.now });
+      (byIds ? this.s.taskRerunIds : this.s.taskRerunJob).run({ ...sel, now: p.now });
       const r = this.s.jobRerun.get({ id: p.jobId, ...before, now: p.now }) as Row;
       const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
       return { job: jobFromRow(r), retried, change: { jobId: p.jobId, state: r.state, counts, finished: false } };
@@ -546,14 +552,16 @@ export class SqliteStore implements Store {
 
   async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
     const { where, bound } = failedWhere(params);
-    // The three newest tasks of each group come out of the same scan, numbered by a window.
-    const sql = `WITH f AS (SELECT t.id, t.job_id, t.type, ${FAILED_CODE} AS code, ${FAILED_MESSAGE} AS message, coalesce(t.completed_at, t.created_at) AS at,
-        row_number() OVER (PARTITION BY t.type, ${FAILED_CODE}, ${FAILED_MESSAGE} ORDER BY coalesce(t.completed_at, t.created_at) DESC, t.seq DESC) AS rn
-        FROM ${where})
-      SELECT type, code, message, count(*) AS n, count(DISTINCT job_id) AS jobs, min(at) AS first_at, max(at) AS last_at,
-        json_group_array(json_array(id, job_id, at)) FILTER (WHERE rn <= 3) AS examples
-      FROM f GROUP BY type, code, message ORDER BY n DESC, type, code, message LIMIT @limit OFFSET @offset`;
-    return (this.listing(sql).all({ ...bound, limit: params.limit, offset: params.offset }) as Row[]).map((r) => failedGroupFromRow(r, JSON.parse(r.examples)));
+    // Read from the index of failed tasks by type and error (migration 17), errors unread.
+    const sql = `SELECT t.type, t.error_code AS code, t.error_line AS message, count(*) AS n, count(DISTINCT t.job_id) AS jobs,
+        min(t.completed_at) AS first_at, max(t.completed_at) AS last_at
+      FROM ${where} GROUP BY t.type, t.error_code, t.error_line ORDER BY n DESC, t.type, t.error_code, t.error_line LIMIT @limit OFFSET @offset`;
+    const groups = this.listing(sql).all({ ...bound, limit: params.limit, offset: params.offset }) as Row[];
+    // Each group's newest tasks: a few steps down the same index.
+    const examples = this.listing(`SELECT t.id, t.job_id, t.completed_at FROM ${failedWhere({ ...params, type: '', errorCode: '', message: '' }).where}
+      ORDER BY t.seq DESC LIMIT 3`);
+    return groups.map((g) => failedGroupFromRow(g, (examples.all({ ...bound, type: g.type, errorCode: g.code, message: g.message }) as Row[])
+      .map((e) => [e.id, e.job_id, e.completed_at])));
   }
 
   async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {

@@ -21,8 +21,8 @@ const queryTime = z.union([z.coerce.number().int().nonnegative(), z.iso.datetime
 
 const filter = {
   type: z.string().min(1).max(200).optional().describe('only tasks of this type (a map job\'s tasks have type "map")'),
-  error_code: z.string().min(1).max(200).optional().describe("only this error code (the error's name when it has no code)"),
-  message: z.string().min(1).max(1_000).optional().describe("only this error message's first line, exactly as a group shows it"),
+  error_code: z.string().max(200).optional().describe("only this error code (the error's name when it has no code), exactly as a group shows it"),
+  message: z.string().max(1_000).optional().describe("only this error message's first line, exactly as a group shows it (it may be empty)"),
   job_id: z.string().min(1).max(200).optional().describe('only tasks of this job'),
 };
 

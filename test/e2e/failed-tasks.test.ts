@@ -129,6 +129,9 @@ test('a bulk retry is bounded, and refuses a bad filter in one line naming the l
   await assert.rejects(clients.a.retryFailed({ taskIds: Array.from({ length: 10_001 }, (_, i) => `t${i}`) }), /at most 10,000 tasks a call/);
   const res = await fetch(`${foreman.url}/api/failed?limit=0`, { headers: { authorization: `Bearer ${keys.a}` } });
   assert.equal(res.status, 400);
+  // A group's fields as the view shows them, an empty message included, are a valid filter.
+  const emptyMessage = await fetch(`${foreman.url}/api/failed/retry`, { method: 'POST', headers: { authorization: `Bearer ${keys.a}`, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'dl.none', error_code: '', message: '' }) });
+  assert.deepEqual(await emptyMessage.json(), { requeued: 0, jobs: 0, job_ids: [], more: false });
   const anonymous = await fetch(`${foreman.url}/api/failed/retry`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   assert.equal(anonymous.status, 401);
 });

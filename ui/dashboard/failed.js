@@ -77,7 +77,7 @@ export function Failed({ live }) {
       <tbody>
         ${groups.map((g) => html`<tr data-group=${`${g.type} ${g.error_code}`}>
           <td class="mono">${typeText(g.type)}</td>
-          <td class="wrap-anywhere"><span class="err">${g.error_code || "–"}</span><div class="small">${g.message || html`<span class="muted">no message</span>`}</div>
+          <td class="wrap-anywhere"><span class="err">${g.error_code || '–'}</span><div class="small">${g.message || html`<span class="muted">no message</span>`}</div>
             <div class="small muted">e.g. ${[...new Set(g.job_ids)].map((j, i) => html`${i ? ', ' : ''}<${Link} href=${`/jobs/${j}`} class="mono">job ${j.slice(-8)}</${Link}>`)}</div></td>
           <td class="num">${num(g.count)}</td>
           <td class="num hide-narrow">${num(g.jobs)}</td>

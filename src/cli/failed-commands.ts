@@ -34,7 +34,7 @@ export function parseSince(value: string, now = Date.now()): number {
 const filterFlags = (cmd: Command) => cmd
   .option('--type <type>', 'only tasks of this type (a map job\'s tasks have type "map")')
   .option('--error <code>', "only this error code (the error's name when it has none), as the ERROR column shows it")
-  .option('--message <text>', "only this error message's first line, exactly as the MESSAGE column shows it")
+  .option('--message <text>', "only this error message's first line, exactly as `failed --json` shows it (the table cuts long ones)")
   .option('--job <id>', 'only tasks of this job')
   .option('--since <time>', 'only tasks that failed since then: how long ago (1h, 7d), an RFC 3339 time or epoch ms', (v) => parseSince(v));
 

@@ -572,7 +572,7 @@ export interface FailedTaskFilter {
   taskIds?: readonly string[];
 }
 
-/** Characters of an error message's first line a group keeps. */
+/** Characters of an error message's first line a group keeps (computed by both drivers' migrations, which say 200). */
 export const FAILED_MESSAGE_CHARS = 200;
 
 /** Failed-for-good tasks of one type with one error. */

@@ -523,8 +523,7 @@ export class SqliteStore implements Store {
     if (params.createdAfter !== undefined) where.push('created_at >= @createdAfter');
     if (params.createdBefore !== undefined) where.push('created_at < @createdBefore');
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT @limit OFFSET @offset`;
-    let stmt = this.listings.get(sql);
-    if (!stmt) { stmt = this.db.prepare(sql); this.listings.set(sql, stmt); }
+    const stmt = this.listing(sql);
     const { limit, offset, state, owner, search, createdAfter, createdBefore } = params;
     const byTime = state === 'scheduled' || state === 'queued';
     const bound = Object.fromEntries(Object.entries({ limit, offset, state: byTime ? undefined : state, now: byTime ? Date.now() : undefined, owner, search, createdAfter, createdBefore })

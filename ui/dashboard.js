@@ -1,12 +1,13 @@
 // The foreman's dashboard: one page, rendered here, kept live by the foreman's event stream
 // (GET /api/events). Paths: / (overview), /jobs, /jobs/<id>, /workers, /workers/<id>,
-// /schedules, /schedules/<id>.
+// /schedules, /schedules/<id>, /failed.
 import { html, render, useEffect, useState, useLive, LiveDot, api } from './common.js';
 import { Overview } from './dashboard/overview.js';
 import { Jobs } from './dashboard/jobs.js';
 import { JobPage } from './dashboard/job.js';
 import { Workers, WorkerPage } from './dashboard/workers.js';
 import { Schedules, SchedulePage } from './dashboard/schedules.js';
+import { Failed } from './dashboard/failed.js';
 import { Link } from './dashboard/shared.js';
 
 const TITLE = 'CrowdCompute';
@@ -18,6 +19,7 @@ function route(path) {
   if ((m = /^\/workers\/([^/]+)$/.exec(path))) return { page: 'worker', id: decodeURIComponent(m[1]), title: `Worker ${decodeURIComponent(m[1])}` };
   if ((m = /^\/schedules\/([^/]+)$/.exec(path))) return { page: 'schedule', id: decodeURIComponent(m[1]), title: `Schedule ${decodeURIComponent(m[1])}` };
   if (path === '/schedules') return { page: 'schedules', title: 'Schedules' };
+  if (path === '/failed') return { page: 'failed', title: 'Failed tasks' };
   if (path === '/jobs') return { page: 'jobs', title: 'Jobs' };
   if (path === '/workers') return { page: 'workers', title: 'Workers' };
   return { page: 'overview', title: 'Overview' };
@@ -66,7 +68,7 @@ function App() {
 
   const r = route(path);
   useEffect(() => { document.title = `${r.title} · ${TITLE}`; }, [r.title]);
-  const nav = [['/', 'Overview', 'overview'], ['/jobs', 'Jobs', 'jobs'], ['/workers', 'Workers', 'workers'], ['/schedules', 'Schedules', 'schedules']];
+  const nav = [['/', 'Overview', 'overview'], ['/jobs', 'Jobs', 'jobs'], ['/workers', 'Workers', 'workers'], ['/schedules', 'Schedules', 'schedules'], ['/failed', 'Failed', 'failed']];
   return html`
     <header class="top">
       <h1><${Link} href="/">CrowdCompute</${Link}></h1>
@@ -83,6 +85,7 @@ function App() {
       ${r.page === 'worker' ? html`<${WorkerPage} key=${r.id} id=${r.id} live=${live} />` : ''}
       ${r.page === 'schedules' ? html`<${Schedules} live=${live} />` : ''}
       ${r.page === 'schedule' ? html`<${SchedulePage} key=${r.id} id=${r.id} live=${live} />` : ''}
+      ${r.page === 'failed' ? html`<${Failed} live=${live} />` : ''}
     </main>`;
 }
 

@@ -26,6 +26,7 @@ from ._client_link import Link
 from ._spec import graph_output, job_options, wire_keys
 from ._pyfunc import Language, map_args, map_code
 from .credentials import local_api_key_at
+from .failed import AsyncFailedTasks
 from .errors import CrowdComputeError, PayloadTooLargeError
 from .job import JobCounts, JobHandle, JobOutcome
 from .open_job import OpenJob
@@ -154,7 +155,7 @@ class _Pending:
         self.shape = shape
 
 
-class AsyncClient(AsyncSchedules):
+class AsyncClient(AsyncSchedules, AsyncFailedTasks):
     """A client of one foreman. Use it as `async with AsyncClient(url) as client:` or call `aclose()`.
 
     `url` is the foreman's address, `http://host:8000` (`ws://host:8000/ws` is accepted too);

@@ -13,6 +13,7 @@ import concurrent.futures
 import os
 import ssl
 import threading
+from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar, Unpack
 
 from ._pyfunc import Language
@@ -308,6 +309,20 @@ class Client:
 
     def download_file(self, file_id: str) -> bytes:
         return self._run(self._async.download_file(file_id))
+
+    # ------------------------------------------------------------------ failed tasks (see crowdcompute.failed)
+
+    def list_failed(self, *, type: str | None = None, error_code: str | None = None, message: str | None = None,
+                    job_id: str | None = None, since: datetime | int | str | None = None,
+                    limit: int | None = None, offset: int | None = None) -> dict[str, Any]:
+        """Failed-for-good tasks grouped by type and error (see `AsyncClient.list_failed`)."""
+        return self._run(self._async.list_failed(type=type, error_code=error_code, message=message, job_id=job_id, since=since, limit=limit, offset=offset))
+
+    def retry_failed(self, *, type: str | None = None, error_code: str | None = None, message: str | None = None,
+                     job_id: str | None = None, since: datetime | int | str | None = None,
+                     task_ids: Sequence[str] | None = None, limit: int | None = None) -> dict[str, Any]:
+        """Run failed tasks again in bulk (see `AsyncClient.retry_failed`): `{"requeued", "jobs", "job_ids", "more"}`."""
+        return self._run(self._async.retry_failed(type=type, error_code=error_code, message=message, job_id=job_id, since=since, task_ids=task_ids, limit=limit))
 
     # ------------------------------------------------------------------ schedules (see crowdcompute.schedules)
 

@@ -144,7 +144,7 @@ export function websocketSchema(): JsonSchema {
  * answers: the output side). Query strings and path parameters are not bodies and are left out.
  */
 export function restSchema(): JsonSchema {
-  const docs = new Map([...schemaDocs(SOURCE('rest.ts')), ...schemaDocs(SOURCE('schedules.ts'))]);
+  const docs = new Map([...schemaDocs(SOURCE('rest.ts')), ...schemaDocs(SOURCE('schedules.ts')), ...schemaDocs(SOURCE('failed-tasks.ts'))]);
   const requests: Entry[] = [];
   const responses: Entry[] = [];
   for (const [exported, value] of Object.entries(protocol)) {

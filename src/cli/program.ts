@@ -12,6 +12,7 @@ import { demoCommand } from './demo-command.ts';
 import { credentialCommands } from './credential-commands.ts';
 import { pruneCommand } from './prune-command.ts';
 import { scheduleCommands } from './schedule-commands.ts';
+import { failedCommands } from './failed-commands.ts';
 import { startTracing, stopTracing, type SERVICE_NAMES } from '../host/tracing.ts';
 
 /** Exit code of an error in what was typed (an unknown command or option, a bad value): 2, as for most Unix tools. */
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   workerCommand(program);
   clientCommands(program);
   scheduleCommands(program);
+  failedCommands(program);
   credentialCommands(program);
   pruneCommand(program);
   for (const cmd of allCommands(program)) {

@@ -15,7 +15,7 @@ import {
   CrowdComputeError, camelKeys, camelKeysOf, snakeKeysOf, JobSpecSchema, ScheduleSpecSchema, SchedulePatchSchema,
   type ScheduleSpec, type SchedulePatch, type ScheduleView, type ScheduleRunView, type ScheduleBackfillView, type ScheduleTriggerView,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type FileView, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type JobRetryView, type WebhookDeliveryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
+  type JobRetryView, type FailedListView, type FailedRetryView, type FailedGroupView, type WebhookDeliveryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -102,6 +102,33 @@ function scheduleInfo(v: ScheduleView): ScheduleInfo {
     catchUp: { windowMs: v.catch_up.window_ms, policy: v.catch_up.policy },
     recentRuns: v.recent_runs.map((r) => camelKeys(r)),
   };
+}
+
+/** Failed-for-good tasks of one type with one error (camelCase keys of GET /api/failed's groups). */
+export type FailedGroupInfo = CamelKeys<FailedGroupView>;
+
+/** Which failed-for-good tasks `listFailed` and `retryFailed` take; every field narrows. */
+export interface FailedFilter {
+  /** The task type (a map job's tasks have type "map"). */
+  type?: string;
+  /** The error code, or the error's name when it has none. */
+  errorCode?: string;
+  /** The error message's first line, exactly as a group shows it. */
+  message?: string;
+  jobId?: string;
+  /** Failed at or after this time (a Date, epoch ms or RFC 3339). */
+  since?: Date | number | string;
+}
+
+/** The snake_case body or query of a failed-tasks filter. */
+function failedParams(f: FailedFilter): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  if (f.type !== undefined) out.type = f.type;
+  if (f.errorCode !== undefined) out.error_code = f.errorCode;
+  if (f.message !== undefined) out.message = f.message;
+  if (f.jobId !== undefined) out.job_id = f.jobId;
+  if (f.since !== undefined) out.since = f.since instanceof Date ? f.since.getTime() : f.since;
+  return out;
 }
 
 /** A task as the REST API shows it, with camelCase keys. */
@@ -586,6 +613,32 @@ export class Client {
     const when = (t: Date | number | string) => (t instanceof Date ? t.getTime() : t);
     const res = await this.http<ScheduleBackfillView>('POST', `/api/schedules/${encodeURIComponent(id)}/backfill`, { from: when(from), to: when(to) });
     return { fired: res.fired, skipped: res.skipped, jobIds: res.job_ids };
+  }
+
+  // ------------------------------------------------------------------ failed tasks
+
+  /**
+   * Tasks that failed for good (no attempt left, or a permanent error), grouped by task type and
+   * error, largest group first: this key's own (every owner's for admin). Page with `offset`
+   * until `nextOffset` is null.
+   */
+  async listFailed(filter: FailedFilter & { limit?: number; offset?: number } = {}): Promise<{ groups: FailedGroupInfo[]; offset: number; nextOffset: number | null }> {
+    const q = new URLSearchParams(Object.entries(failedParams(filter)).map(([k, v]) => [k, String(v)]));
+    if (filter.limit !== undefined) q.set('limit', String(filter.limit));
+    if (filter.offset !== undefined) q.set('offset', String(filter.offset));
+    const res = await this.http<FailedListView>('GET', `/api/failed${q.size ? `?${q}` : ''}`);
+    return { groups: res.groups.map((g) => camelKeys(g)), offset: res.offset, nextOffset: res.next_offset };
+  }
+
+  /**
+   * Run failed tasks again in bulk, with fresh attempts: those the filter matches, or the
+   * `taskIds` listed. At most `limit` (10,000 at most) a call; `more` says whether others
+   * matched. Their jobs run again; results already recorded stay.
+   */
+  async retryFailed(filter: FailedFilter & { taskIds?: string[]; limit?: number } = {}): Promise<{ requeued: number; jobs: number; jobIds: string[]; more: boolean }> {
+    const body = { ...failedParams(filter), ...(filter.taskIds !== undefined ? { task_ids: filter.taskIds } : {}), ...(filter.limit !== undefined ? { limit: filter.limit } : {}) };
+    const res = await this.http<FailedRetryView>('POST', '/api/failed/retry', body);
+    return { requeued: res.requeued, jobs: res.jobs, jobIds: res.job_ids, more: res.more };
   }
 
   /** The rate limits per task type. */

@@ -62,6 +62,8 @@ import { AddressCap } from './address-cap.ts';
 import { Scheduler } from './schedules/scheduler.ts';
 import { ScheduleService } from './schedules/schedule-service.ts';
 import { registerScheduleRoutes } from './http/schedule-routes.ts';
+import { registerFailedRoutes } from './http/failed-routes.ts';
+import { FailedTasks } from './jobs/failed-tasks.ts';
 
 const MiB = 1024 * 1024;
 /**
@@ -417,6 +419,7 @@ export class Foreman {
     registerScheduleRoutes(app, { store, schedules, clock });
     registerRateLimitRoutes(app, { store, changed: () => dispatcher!.rateLimitsChanged() });
     registerTaskRoutes(app, { store, jobs });
+    registerFailedRoutes(app, { failed: new FailedTasks({ store, jobs, log }) });
     registerFileRoutes(app, { store, signer: fileSigner, maxFileBytes: o.maxFileBytes });
     registerHealthRoutes(app, { store, health, loops, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerDashboard(app, { store, registry, feed, series });

@@ -17,3 +17,4 @@ export * from './time-fields.ts';
 export * from './schedules.ts';
 export * from './webhooks.ts';
 export * from './trace-context.ts';
+export * from './failed-tasks.ts';

@@ -8,7 +8,7 @@ import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError, type TraceContext } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, FailedTaskGroup, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -68,6 +68,15 @@ export function claimedFromRow(r: Row): ClaimedTask {
 /** A task's stored requirements; null when they cannot be read (such a task fits no worker, and stalls no claim). */
 export function requirementsOf(text: string): Requirements | null {
   try { return JSON.parse(text) as Requirements; } catch { return null; }
+}
+
+/** A dead-letter group from its row and its example tasks (`[taskId, jobId, at]`), newest example first. */
+export function failedGroupFromRow(r: Row, examples: [string, string, number | string][]): FailedTaskGroup {
+  const sorted = [...examples].sort((a, b) => Number(b[2]) - Number(a[2]) || (a[0] < b[0] ? 1 : -1));
+  return {
+    type: r.type, errorCode: r.code, message: r.message, count: Number(r.n), jobs: Number(r.jobs),
+    firstAt: Number(r.first_at), lastAt: Number(r.last_at), taskIds: sorted.map((e) => e[0]), jobIds: sorted.map((e) => e[1]),
+  };
 }
 
 /** A jobs row as a record. */

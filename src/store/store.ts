@@ -579,6 +579,50 @@ export interface JobListParams {
   createdBefore?: number;
 }
 
+/**
+ * Which failed-for-good tasks (state `failed`) a dead-letter listing or bulk retry takes. The
+ * error is grouped by its code (its name when it has none) and its message's first line, at
+ * most {@link FAILED_MESSAGE_CHARS} characters.
+ */
+export interface FailedTaskFilter {
+  /** Only this API key's jobs. */
+  owner?: string;
+  type?: string;
+  errorCode?: string;
+  /** The normalized message (first line) exactly, as a group shows it. */
+  message?: string;
+  jobId?: string;
+  /** Failed at or after this time (epoch ms). */
+  since?: number;
+  /** Only these tasks. */
+  taskIds?: readonly string[];
+}
+
+/** Characters of an error message's first line a group keeps (computed by both drivers' migrations, which say 200). */
+export const FAILED_MESSAGE_CHARS = 200;
+
+/** Failed-for-good tasks of one type with one error. */
+export interface FailedTaskGroup {
+  type: string;
+  errorCode: string;
+  message: string;
+  count: number;
+  /** Distinct jobs the tasks belong to. */
+  jobs: number;
+  firstAt: number;
+  lastAt: number;
+  /** Up to three of the newest tasks, and their jobs (one entry per task). */
+  taskIds: string[];
+  jobIds: string[];
+}
+
+/** A failed task a bulk retry takes, with its place for paging (`seq`). */
+export interface FailedTaskRef {
+  seq: number;
+  taskId: string;
+  jobId: string;
+}
+
 /** What a retry did. */
 export interface JobRetryResult {
   job: JobRecord;
@@ -913,10 +957,17 @@ export interface Store {
   /** A job's tasks in index order from `offset` (an index, so paging deep into a big job stays fast); `state` keeps one state. */
   taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]>;
   /**
-   * Run a job's failed and cancelled tasks again (or the one task `taskId` names), with fresh
+   * Run a job's failed and cancelled tasks again (or the one task `taskId` names, or those of `taskIds`), with fresh
    * attempts; recorded results stay. The job becomes unfinished again. Null if there is no such job.
    */
-  jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null>;
+  jobRetry(params: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): Promise<JobRetryResult | null>;
+  /**
+   * Failed-for-good tasks grouped by type and error, largest group first (then by type, code
+   * and message), a page of groups.
+   */
+  taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]>;
+  /** Failed-for-good tasks in storage order after `afterSeq`, at most `limit`: what a bulk retry walks in batches. */
+  taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]>;
   /**
    * Move scheduled tasks whose time has come (at or before `now`) to the queue, earliest first,
    * at most `limit`; returns how many and of which jobs. Several foremen may call it at once:

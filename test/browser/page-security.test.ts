@@ -117,7 +117,7 @@ test('every page works under its Content-Security-Policy with no violation; the 
     assert.deepEqual(errorsOf(page), [], 'the login page and the dashboard load with no violation');
     await refusesInlineScript(page, errorsOf(page));
     for (const [path, ready] of [['/jobs', `[data-job="${job.id}"]`], [`/jobs/${job.id}`, '.job-head'], ['/workers', '[data-worker="csp-worker"]'], ['/workers/csp-worker', 'h2'],
-      ['/schedules', '[data-schedule="csp-echoes"]'], ['/schedules/csp-echoes', '[data-testid="next-runs"] tr']] as const) {
+      ['/schedules', '[data-schedule="csp-echoes"]'], ['/schedules/csp-echoes', '[data-testid="next-runs"] tr'], ['/failed', '[data-testid="failed-groups"] td']] as const) {
       await page.goto(`${foreman.url}${path}`);
       await page.locator(ready).first().waitFor();
     }

@@ -182,7 +182,7 @@ test('the OpenAPI document: every route with an operation id, its answers and it
   const spec = (await http('GET', '/openapi.json')).json;
   assert.equal(spec.openapi.slice(0, 1), '3');
   assert.match(spec.info.title, /CrowdCompute/);
-  for (const p of ['/api/stats', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/tasks', '/api/jobs/{id}/retry', '/api/tasks/{id}/retry', '/api/workers', '/api/workers/{id}', '/task/submit', '/task/{id}', '/health', '/health/live', '/metrics/prometheus']) {
+  for (const p of ['/api/stats', '/api/jobs', '/api/jobs/{id}', '/api/jobs/{id}/tasks', '/api/jobs/{id}/retry', '/api/tasks/{id}/retry', '/api/failed', '/api/failed/retry', '/api/workers', '/api/workers/{id}', '/task/submit', '/task/{id}', '/health', '/health/live', '/metrics/prometheus']) {
     assert.ok(spec.paths[p], `OpenAPI lists ${p}`);
   }
   const ids = new Set<string>();

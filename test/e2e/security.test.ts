@@ -90,6 +90,8 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'POST', path: `/api/jobs/${job.json.id}/cancel`, openapi: '/api/jobs/{id}/cancel', needs: 'own' },
     { method: 'POST', path: `/api/jobs/${job.json.id}/retry`, openapi: '/api/jobs/{id}/retry', needs: 'own' },
     { method: 'POST', path: `/api/tasks/${taskId}/retry`, openapi: '/api/tasks/{id}/retry', needs: 'own' },
+    { method: 'GET', path: '/api/failed', openapi: '/api/failed', needs: 'own' },
+    { method: 'POST', path: '/api/failed/retry', openapi: '/api/failed/retry', needs: 'submit', body: {} },
     { method: 'POST', path: '/task/submit', openapi: '/task/submit', needs: 'submit', body: { payload: { function: 'a' } } },
     { method: 'GET', path: `/task/${taskId}`, openapi: '/task/{id}', needs: 'own' },
     { method: 'GET', path: `/api/tasks/${taskId}`, openapi: '/api/tasks/{id}', needs: 'own' },

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { z } from 'zod';
 import {
-  AppendTasksSchema, CancelJobSchema, HeartbeatSchema, HelloSchema, JoinLinkCreateSchema, PROTOCOL_VERSION, PullArtifactsSchema, RateLimitBodySchema,
+  AppendTasksSchema, CancelJobSchema, FailedRetryBodySchema, HeartbeatSchema, HelloSchema, JoinLinkCreateSchema, PROTOCOL_VERSION, PullArtifactsSchema, RateLimitBodySchema,
   ReleaseTasksSchema, RestAppendPartSchema, RestJobSpecSchema, SubmitJobSchema, SubscribeJobSchema, TaskProgressSchema, TaskRecordSchema, TaskResultSchema,
   TaskResultsSchema, TaskSubmitBodySchema, WorkerDrainingSchema, WorkerReadySchema,
 } from '../../src/protocol/index.ts';
@@ -287,6 +287,7 @@ export function restTarget(rig: FuzzRig, skip: readonly string[]): FuzzTarget<{ 
     { name: 'POST /task/submit', method: 'POST', path: () => '/task/submit', schema: TaskSubmitBodySchema },
     { name: 'PUT /api/rate-limits', method: 'PUT', path: () => '/api/rate-limits', schema: RateLimitBodySchema },
     { name: 'POST /api/join-links', method: 'POST', path: () => '/api/join-links', schema: JoinLinkCreateSchema },
+    { name: 'POST /api/failed/retry', method: 'POST', path: () => '/api/failed/retry', schema: FailedRetryBodySchema },
   ];
   return {
     name: 'REST bodies',

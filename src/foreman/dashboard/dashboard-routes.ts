@@ -18,7 +18,7 @@ const PAGE = pageShell('CrowdCompute', '/ui/dashboard.js', '\n<link rel="stylesh
  * throughput series). It uses the REST API for everything else, with the same access rules.
  */
 export function registerDashboard(app: FastifyInstance, deps: { store: Store; registry: WorkerRegistry; feed: LiveFeed; series: ThroughputSeries }): void {
-  for (const path of ['/', '/jobs', '/jobs/:id', '/workers', '/workers/:id', '/schedules', '/schedules/:id']) {
+  for (const path of ['/', '/jobs', '/jobs/:id', '/workers', '/workers/:id', '/schedules', '/schedules/:id', '/failed']) {
     app.get(path, { schema: { hide: true }, config: { access: 'page' } }, async (_req, reply) => {
       reply.type('text/html; charset=utf-8');
       reply.header('cache-control', 'no-store');

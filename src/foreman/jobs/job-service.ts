@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements, type TaskError } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
-import type { JobInsertParams, JobInsertResult, JobRecord, Store, TaskRecord } from '../../store/store.ts';
+import type { JobInsertParams, JobInsertResult, JobRecord, JobRetryResult, Store, TaskRecord } from '../../store/store.ts';
 import type { ForemanMetrics } from '../foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from './job-events.ts';
@@ -288,12 +288,18 @@ export class JobService {
         : `job ${jobId} has no failed or cancelled task to retry (it is ${res.job.state})`, { jobId, ...(taskId ? { taskId } : {}) });
     }
     this.log.info({ jobId, taskId, retried: res.retried }, 'failed and cancelled tasks put back in the queue');
+    this.requeued(res);
+    return { job: res.job, retried: res.retried };
+  }
+
+  /** What follows tasks put back in the queue (one job's, by a retry): their job's watchers, deadline and the dispatcher are told. */
+  requeued(res: JobRetryResult): void {
+    if (res.retried === 0) return;
     // A deadline still holds for the retried tasks.
     this.expiresAt(res.job);
     if (res.change) this.events.publish([res.change]);
     this.metrics.tasksRetried.inc(res.retried);
     this.workAvailable({ requiring: true, jobs: [res.job] });
-    return { job: res.job, retried: res.retried };
   }
 
   /** Retry one failed or cancelled task. */
@@ -326,7 +332,8 @@ export class JobService {
     return task;
   }
 
-  private mayCancel(principal: Principal, what: string): void {
+  /** Refuse a principal that may not cancel or retry (it needs a submit scope). */
+  mayCancel(principal: Principal, what: string): void {
     if (maySubmit(principal)) return;
     requireScope(principal, 'submit', what);
   }

@@ -741,6 +741,64 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual((await claim(store, 'w', ['o.*'], 2)).map((t) => t.taskId), [got[0].taskId]);
     });
 
+    test('dead letters: failed tasks grouped by type and error (first line), filtered by owner, type, code, job and time, walked in order and retried by list', async () => {
+      const t0 = Date.now();
+      const a = await store.jobInsert(namedJob(['dl.a', 'dl.a', 'dl.a', 'dl.b'], { owner: 'k1' }));
+      const b = await store.jobInsert(namedJob(['dl.a', 'dl.a'], { owner: 'k2' }));
+      const got = await claim(store, 'w', ['dl.*'], 6);
+      const ofJob = (id: string) => got.filter((t) => t.jobId === id).sort((x, y) => x.index - y.index);
+      const [a0, a1, a2, a3] = ofJob(a.job.id);
+      const [b0, b1] = ofJob(b.job.id);
+      const fail = (t: typeof a0, error: { message: string; code?: string; name?: string }, at: number) =>
+        store.taskFinishMany({ now: at, outcomes: [{ taskId: t.taskId, attempt: t.attempt, workerId: 'w', status: 'failed', error: { ...error, retryable: false } }] });
+      await fail(a0, { message: 'disk full\n  at write (x.ts:1)', code: 'E_DISK' }, t0 + 1);
+      await fail(a1, { message: 'disk full\nanother trace', code: 'E_DISK' }, t0 + 2);
+      await fail(b0, { message: 'disk full', code: 'E_DISK' }, t0 + 3);
+      await fail(b1, { message: 'bad input', name: 'TypeError' }, t0 + 4);
+      await fail(a3, { message: 'disk full', code: 'E_DISK' }, t0 + 5);
+      await store.taskFinishMany({ now: t0 + 6, outcomes: [{ taskId: a2.taskId, attempt: a2.attempt, workerId: 'w', status: 'completed', result: 'ok' }] });
+      const all = { limit: 10, offset: 0 };
+      const groups = await store.taskFailedGroups(all);
+      assert.deepEqual(groups.map((g) => [g.type, g.errorCode, g.message, g.count, g.jobs]), [
+        ['dl.a', 'E_DISK', 'disk full', 3, 2],
+        ['dl.a', 'TypeError', 'bad input', 1, 1],
+        ['dl.b', 'E_DISK', 'disk full', 1, 1],
+      ], 'grouped by type, code (the name when there is none) and first line; largest first');
+      assert.deepEqual([groups[0].firstAt, groups[0].lastAt], [t0 + 1, t0 + 3]);
+      assert.deepEqual(groups[0].taskIds, [b0.taskId, a1.taskId, a0.taskId], 'the newest examples first');
+      assert.deepEqual(groups[0].jobIds, [b.job.id, a.job.id, a.job.id]);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, owner: 'k1' })).map((g) => [g.type, g.count]), [['dl.a', 2], ['dl.b', 1]], "one owner's only");
+      assert.deepEqual((await store.taskFailedGroups({ ...all, owner: 'nobody' })), []);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, type: 'dl.b' })).map((g) => g.count), [1]);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, errorCode: 'TypeError' })).map((g) => g.type), ['dl.a']);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, message: 'disk full' })).map((g) => g.count), [3, 1]);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, jobId: b.job.id })).map((g) => g.count), [1, 1]);
+      assert.deepEqual((await store.taskFailedGroups({ ...all, since: t0 + 4 })).map((g) => g.type), ['dl.a', 'dl.b']);
+      assert.deepEqual((await store.taskFailedGroups({ limit: 1, offset: 1 })).map((g) => g.errorCode), ['TypeError'], 'paged');
+
+      const page1 = await store.taskFailedPage({ type: 'dl.a', errorCode: 'E_DISK', afterSeq: 0, limit: 2 });
+      assert.deepEqual(page1.map((r) => r.taskId), [a0.taskId, a1.taskId], 'in storage order');
+      const page2 = await store.taskFailedPage({ type: 'dl.a', errorCode: 'E_DISK', afterSeq: page1[1].seq, limit: 2 });
+      assert.deepEqual(page2.map((r) => [r.taskId, r.jobId]), [[b0.taskId, b.job.id]]);
+      assert.deepEqual((await store.taskFailedPage({ taskIds: [a3.taskId, a2.taskId, 'nope'], owner: 'k1', afterSeq: 0, limit: 10 })).map((r) => r.taskId), [a3.taskId], 'only failed ones of the list');
+
+      const r = (await store.jobRetry({ jobId: a.job.id, taskIds: [a0.taskId, a1.taskId], now: Date.now() }))!;
+      assert.equal(r.retried, 2);
+      assert.deepEqual(r.job.counts, { total: 4, completed: 1, failed: 1, cancelled: 0 });
+      assert.equal(r.job.state, 'running', 'the finished job is open again');
+      assert.deepEqual((await store.taskFailedGroups({ ...all, owner: 'k1' })).map((g) => [g.type, g.count]), [['dl.b', 1]]);
+      assert.deepEqual((await claim(store, 'w', ['dl.*'], 5)).map((t) => t.taskId).sort(), [a0.taskId, a1.taskId].sort(), 'only the listed tasks run again');
+
+      // A hostile handler's error (a NUL, a lone surrogate, an escaped backslash before "u0000") is listed, not refused.
+      const c = await store.jobInsert(namedJob(['dl.odd', 'dl.odd'], { owner: 'k3' }));
+      const [c0, c1] = (await claim(store, 'w', ['dl.odd'], 2)).sort((x, y) => x.index - y.index);
+      await fail(c0, { message: 'nul \u0000 and \ud800 here', code: 'E_ODD\u0000' }, t0 + 20);
+      await fail(c1, { message: 'a path C:\\u0000\\x', code: 'E_PATH' }, t0 + 21);
+      const odd = await store.taskFailedGroups({ ...all, owner: 'k3' });
+      assert.deepEqual(odd.map((g) => [g.count, g.message.startsWith('nul '), g.message.startsWith('a path C:')]).sort(), [[1, false, true], [1, true, false]]);
+      assert.deepEqual((await store.taskFailedPage({ owner: 'k3', errorCode: 'E_PATH', afterSeq: 0, limit: 5 })).map((r) => r.taskId), [c1.taskId]);
+    });
+
     test('tasks nobody started before the queue deadline fail with CC_ERR_NO_WORKER; started ones run on', async () => {
       const t0 = Date.now();
       const { job } = await store.jobInsert({ ...namedJob(['q.a', 'q.b', 'q.c'], { queueTimeoutMs: 1_000 }), now: t0 });

@@ -348,4 +348,31 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       ALTER TABLE jobs ADD COLUMN trace_context TEXT;
     `,
   },
+  {
+    version: 17,
+    name: 'failed tasks by type and error',
+    sql: `
+      -- The dead letters (failed for good), grouped by type and error for the failed-tasks view
+      -- and walked in storage order by a bulk retry. A failed task's error code (its name when it
+      -- has none) and its message's first line (at most 200 characters) are kept in columns, set
+      -- by a trigger when a task fails, and indexed for failed tasks only: grouping reads the
+      -- index, never the errors themselves. Errors are JSON text, where a handler's NUL or lone
+      -- surrogate is an escape that text keeps but jsonb refuses: each becomes the escape of U+FFFD
+      -- first (the replacement has the escape's shape, so the text stays valid JSON).
+      ALTER TABLE tasks ADD COLUMN error_code TEXT, ADD COLUMN error_line TEXT;
+      CREATE FUNCTION cc_task_error_group() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE e jsonb := regexp_replace(NEW.error, '\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})', '\\\\ufffd', 'g')::jsonb;
+      BEGIN
+        NEW.error_code := coalesce(e ->> 'code', e ->> 'name', 'Error');
+        NEW.error_line := left(split_part(coalesce(e ->> 'message', ''), E'\\n', 1), 200);
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER tasks_error_group BEFORE INSERT OR UPDATE OF state, error ON tasks
+        FOR EACH ROW WHEN (NEW.state = 'failed') EXECUTE FUNCTION cc_task_error_group();
+      -- Tasks that failed before this version: the trigger sets their columns.
+      UPDATE tasks SET state = state WHERE state = 'failed';
+      CREATE INDEX tasks_failed ON tasks (seq) WHERE state = 'failed';
+      CREATE INDEX tasks_failed_groups ON tasks (type, error_code, error_line, seq) INCLUDE (job_id, completed_at) WHERE state = 'failed';
+    `,
+  },
 ];

@@ -21,7 +21,7 @@ import type {
   ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord, WorkerSeenParams,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
-  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
   WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
 } from '../store.ts';
@@ -30,7 +30,7 @@ import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf, type Row } from '../row-mapping.ts';
+import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, isStoreOutage, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -88,6 +88,22 @@ function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boo
     room -= n;
   }
   return out;
+}
+
+/** A failed task's error code (its name when it has none) and message's first line, as the dead-letter groups show them. */
+/** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
+function failedWhere(f: FailedTaskFilter): { from: string; where: string; values: unknown[] } {
+  const where = [`t.state = 'failed'`];
+  const values: unknown[] = [];
+  const add = (sql: (n: string) => string, v: unknown) => { if (v !== undefined) { values.push(v); where.push(sql(`$${values.length}`)); } };
+  add((n) => `j.owner = ${n}`, f.owner);
+  add((n) => `t.type = ${n}`, f.type);
+  add((n) => `t.error_code = ${n}`, f.errorCode);
+  add((n) => `t.error_line = ${n}`, f.message);
+  add((n) => `t.job_id = ${n}`, f.jobId);
+  add((n) => `t.completed_at >= ${n}`, f.since);
+  add((n) => `t.id = ANY(${n}::text[])`, f.taskIds);
+  return { from: `tasks t${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''}`, where: where.join(' AND '), values };
 }
 
 function prepared(text: string, values: unknown[]): pg.QueryConfig {
@@ -510,7 +526,29 @@ export class PostgresStore implements Store {
       LIMIT $${values.length - 1} OFFSET $${values.length}`, values)).rows.map(jobFromRow);
   }
 
-  async jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null> {
+  async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
+    const { from, where, values } = failedWhere(params);
+    values.push(params.limit, params.offset);
+    // Read from the index of failed tasks by type and error (migration 15), errors unread; the
+    // three newest tasks of each group are a few steps down the same index (LATERAL).
+    const rows = (await this.q(`WITH g AS (SELECT t.type, t.error_code AS code, t.error_line AS message, count(*) AS n, count(DISTINCT t.job_id) AS jobs,
+          min(t.completed_at) AS first_at, max(t.completed_at) AS last_at
+        FROM ${from} WHERE ${where} GROUP BY t.type, t.error_code, t.error_line
+        ORDER BY n DESC, t.type COLLATE "C", t.error_code COLLATE "C", t.error_line COLLATE "C" LIMIT $${values.length - 1} OFFSET $${values.length})
+      SELECT g.*, (SELECT json_agg(json_build_array(e.id, e.job_id, e.completed_at)) FROM (SELECT t.id, t.job_id, t.completed_at FROM ${from}
+          WHERE ${where} AND t.type = g.type AND t.error_code = g.code AND t.error_line = g.message ORDER BY t.seq DESC LIMIT 3) e) AS examples
+      FROM g ORDER BY g.n DESC, g.type COLLATE "C", g.code COLLATE "C", g.message COLLATE "C"`, values)).rows;
+    return rows.map((r) => failedGroupFromRow(r, r.examples ?? []));
+  }
+
+  async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {
+    const { from, where, values } = failedWhere(params);
+    values.push(params.afterSeq, params.limit);
+    const rows = (await this.q(`SELECT t.seq, t.id, t.job_id FROM ${from} WHERE ${where} AND t.seq > $${values.length - 1} ORDER BY t.seq LIMIT $${values.length}`, values)).rows;
+    return rows.map((r) => ({ seq: Number(r.seq), taskId: r.id, jobId: r.job_id }));
+  }
+
+  async jobRetry(params: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): Promise<JobRetryResult | null> {
     return this.tx(async (c) => {
       const job = (await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [params.jobId])).rows[0];
       if (!job) return null;
@@ -518,7 +556,8 @@ export class PostgresStore implements Store {
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
           started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = $3
         FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
-        RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now])).rows;
+          AND ($4::text[] IS NULL OR t.id = ANY($4::text[]))
+        RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now, params.taskIds ?? null])).rows;
       if (rows.length === 0) return { job: jobFromRow(job), retried: 0, change: null };
       const failed = rows.filter((r) => r.was === 'failed').length;
       const r = (await c.query(`UPDATE jobs SET failed = failed - $2, cancelled = cancelled - $3,

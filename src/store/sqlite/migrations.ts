@@ -360,4 +360,21 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       ALTER TABLE jobs ADD COLUMN trace_context TEXT;
     `,
   },
+  {
+    version: 19,
+    name: 'failed tasks by type and error',
+    sql: `
+      -- The dead letters (failed for good), grouped by type and error for the failed-tasks view
+      -- and walked in storage order by a bulk retry. A failed task's error code (its name when it
+      -- has none) and its message's first line (at most 200 characters) are columns computed
+      -- from its error, kept in an index of failed tasks only: grouping reads the index, never
+      -- the errors themselves.
+      ALTER TABLE tasks ADD COLUMN error_code TEXT GENERATED ALWAYS AS (CASE WHEN state = 'failed' AND json_valid(error)
+        THEN coalesce(json_extract(error, '$.code'), json_extract(error, '$.name'), 'Error') END) VIRTUAL;
+      ALTER TABLE tasks ADD COLUMN error_line TEXT GENERATED ALWAYS AS (CASE WHEN state = 'failed' AND json_valid(error)
+        THEN substr(substr(coalesce(json_extract(error, '$.message'), ''), 1,
+          instr(coalesce(json_extract(error, '$.message'), '') || char(10), char(10)) - 1), 1, 200) END) VIRTUAL;
+      CREATE INDEX tasks_failed_groups ON tasks (type, error_code, error_line, seq, job_id, completed_at) WHERE state = 'failed';
+    `,
+  },
 ];

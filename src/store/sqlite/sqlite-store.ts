@@ -23,7 +23,7 @@ import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
   CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord, WorkerSeenParams,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
-  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction,
+  JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
   WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
 } from '../store.ts';
@@ -33,7 +33,7 @@ import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
+import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { ForemanLock } from './foreman-lock.ts';
 import { isStoreOutage, storeError } from '../store-errors.ts';
@@ -81,6 +81,25 @@ function sweepArgs(now: number, limit: number, f: SweepFilter): { now: number; l
 }
 
 /** Our globs use `*` and `?` only; GLOB also treats `[` specially, so a literal `[` is escaped. */
+/** The FROM and WHERE of a dead-letter query, and its parameters (the jobs are joined only to filter by owner). */
+function failedWhere(f: FailedTaskFilter): { where: string; bound: Record<string, unknown> } {
+  const where = [`t.state = 'failed'`];
+  const bound: Record<string, unknown> = {};
+  const add = (sql: string, name: string, value: unknown) => { if (value !== undefined) { where.push(sql); bound[name] = value; } };
+  add('j.owner = @owner', 'owner', f.owner);
+  add('t.type = @type', 'type', f.type);
+  add('t.error_code = @errorCode', 'errorCode', f.errorCode);
+  add('t.error_line = @message', 'message', f.message);
+  add('t.job_id = @jobId', 'jobId', f.jobId);
+  add('t.completed_at >= @since', 'since', f.since);
+  add('t.id IN (SELECT value FROM json_each(@taskIds))', 'taskIds', f.taskIds ? JSON.stringify(f.taskIds) : undefined);
+  // The index of failed tasks holds every column these queries filter, group and sort on (a
+  // list of task ids goes by the ids instead): named, so that a filter by owner does not walk
+  // the owner's jobs' tasks, reading each task's error, instead.
+  const index = f.taskIds ? '' : ' INDEXED BY tasks_failed_groups';
+  return { where: `tasks t${index}${f.owner !== undefined ? ' JOIN jobs j ON j.id = t.job_id' : ''} WHERE ${where.join(' AND ')}`, bound };
+}
+
 function toSqliteGlob(pattern: string): string {
   return pattern.replace(/\[/g, '[[]');
 }
@@ -251,6 +270,12 @@ export class SqliteStore implements Store {
       taskRerunJob: db.prepare(`UPDATE tasks SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
         started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = @now
         WHERE job_id = @jobId AND ${guard('rerun')} AND (@taskId IS NULL OR id = @taskId)`),
+      // A list of a job's tasks: found by their ids, not by walking the job (`+job_id` keeps the planner off the job's index).
+      taskRetryableIds: db.prepare(`SELECT state, count(*) AS n FROM tasks WHERE id IN (SELECT value FROM json_each(@taskIds)) AND +job_id = @jobId
+        AND ${guard('rerun')} GROUP BY state`),
+      taskRerunIds: db.prepare(`UPDATE tasks SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
+        started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = @now
+        WHERE id IN (SELECT value FROM json_each(@taskIds)) AND +job_id = @jobId AND ${guard('rerun')}`),
       jobRerun: db.prepare(`UPDATE jobs SET failed = failed - @failed, cancelled = cancelled - @cancelled,
         state = CASE WHEN started_at IS NULL THEN 'queued' ELSE 'running' END, completed_at = NULL, prune_after = NULL,
         cancel_requested = 0, queue_deadline = @now + queue_timeout_ms WHERE id = @id RETURNING *`),
@@ -500,8 +525,7 @@ export class SqliteStore implements Store {
     if (params.createdAfter !== undefined) where.push('created_at >= @createdAfter');
     if (params.createdBefore !== undefined) where.push('created_at < @createdBefore');
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT @limit OFFSET @offset`;
-    let stmt = this.listings.get(sql);
-    if (!stmt) { stmt = this.db.prepare(sql); this.listings.set(sql, stmt); }
+    const stmt = this.listing(sql);
     const { limit, offset, state, owner, search, createdAfter, createdBefore } = params;
     const byTime = state === 'scheduled' || state === 'queued';
     const bound = Object.fromEntries(Object.entries({ limit, offset, state: byTime ? undefined : state, now: byTime ? Date.now() : undefined, owner, search, createdAfter, createdBefore })
@@ -509,21 +533,49 @@ export class SqliteStore implements Store {
     return (stmt.all(bound) as Row[]).map(jobFromRow);
   }
 
-  async jobRetry(params: { jobId: string; taskId?: string; now: number }): Promise<JobRetryResult | null> {
-    return this.tx('jobRetry', (p: { jobId: string; taskId?: string; now: number }): JobRetryResult | null => {
+  async jobRetry(params: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): Promise<JobRetryResult | null> {
+    return this.tx('jobRetry', (p: { jobId: string; taskId?: string; taskIds?: readonly string[]; now: number }): JobRetryResult | null => {
       const job = this.s.jobForRetry.get(p.jobId) as Row | undefined;
       if (!job) return null;
-      const sel = { jobId: p.jobId, taskId: p.taskId ?? null };
+      const byIds = p.taskIds !== undefined;
+      const sel = byIds ? { jobId: p.jobId, taskIds: JSON.stringify(p.taskIds) } : { jobId: p.jobId, taskId: p.taskId ?? null };
       // The counters hold failed and cancelled tasks: count them before they go back to the queue.
       const before = { failed: 0, cancelled: 0 };
-      for (const r of this.s.taskRetryable.all(sel) as Row[]) before[r.state as 'failed' | 'cancelled'] = r.n;
+      for (const r of (byIds ? this.s.taskRetryableIds : this.s.taskRetryable).all(sel) as Row[]) before[r.state as 'failed' | 'cancelled'] = r.n;
       const retried = before.failed + before.cancelled;
       if (retried === 0) return { job: jobFromRow(job), retried: 0, change: null };
-      this.s.taskRerunJob.run({ ...sel, now: p.now });
+      (byIds ? this.s.taskRerunIds : this.s.taskRerunJob).run({ ...sel, now: p.now });
       const r = this.s.jobRerun.get({ id: p.jobId, ...before, now: p.now }) as Row;
       const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
       return { job: jobFromRow(r), retried, change: { jobId: p.jobId, state: r.state, counts, finished: false } };
     })(params);
+  }
+
+  async taskFailedGroups(params: FailedTaskFilter & { limit: number; offset: number }): Promise<FailedTaskGroup[]> {
+    const { where, bound } = failedWhere(params);
+    // Read from the index of failed tasks by type and error (migration 17), errors unread.
+    const sql = `SELECT t.type, t.error_code AS code, t.error_line AS message, count(*) AS n, count(DISTINCT t.job_id) AS jobs,
+        min(t.completed_at) AS first_at, max(t.completed_at) AS last_at
+      FROM ${where} GROUP BY t.type, t.error_code, t.error_line ORDER BY n DESC, t.type, t.error_code, t.error_line LIMIT @limit OFFSET @offset`;
+    const groups = this.listing(sql).all({ ...bound, limit: params.limit, offset: params.offset }) as Row[];
+    // Each group's newest tasks: a few steps down the same index.
+    const examples = this.listing(`SELECT t.id, t.job_id, t.completed_at FROM ${failedWhere({ ...params, type: '', errorCode: '', message: '' }).where}
+      ORDER BY t.seq DESC LIMIT 3`);
+    return groups.map((g) => failedGroupFromRow(g, (examples.all({ ...bound, type: g.type, errorCode: g.code, message: g.message }) as Row[])
+      .map((e) => [e.id, e.job_id, e.completed_at])));
+  }
+
+  async taskFailedPage(params: FailedTaskFilter & { afterSeq: number; limit: number }): Promise<FailedTaskRef[]> {
+    const { where, bound } = failedWhere(params);
+    const sql = `SELECT t.seq, t.id, t.job_id FROM ${where} AND t.seq > @afterSeq ORDER BY t.seq LIMIT @limit`;
+    return (this.listing(sql).all({ ...bound, afterSeq: params.afterSeq, limit: params.limit }) as Row[]).map((r) => ({ seq: r.seq, taskId: r.id, jobId: r.job_id }));
+  }
+
+  /** A statement of a listing whose text depends on its filters, prepared once per text. */
+  private listing(sql: string): Database.Statement {
+    let stmt = this.listings.get(sql);
+    if (!stmt) { stmt = this.db.prepare(sql); this.listings.set(sql, stmt); }
+    return stmt;
   }
 
   async taskExpireQueued(params: { now: number; limit: number } & SweepFilter): Promise<{ failed: number; jobs: JobChange[] }> {

@@ -146,11 +146,15 @@ function short(text: string, max = 100): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-/** `crowdcompute job <id> --tasks`: one row per task, in order. */
+/**
+ * `crowdcompute job <id> --tasks`: one row per task, in order. ATTEMPT counts every start (lost
+ * workers and hand retries included); FAILED counts what the max attempts limit, as the
+ * dashboard shows them, so that `attempt 4` never sits beside a limit of 1 unexplained.
+ */
 export function tasksTable(tasks: TaskInfoRest[], tty?: boolean): string {
   if (tasks.length === 0) return 'no tasks\n';
-  return table(['INDEX', 'ID', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ERROR'],
-    tasks.map((t) => [t.index, t.taskId, t.type, t.status, `${t.attempt}/${t.maxAttempts}`, t.workerId ?? '-', t.error ? short(t.error.message) : '']), tty);
+  return table(['INDEX', 'ID', 'TYPE', 'STATE', 'ATTEMPT', 'FAILED', 'WORKER', 'ERROR'],
+    tasks.map((t) => [t.index, t.taskId, t.type, t.status, t.attempt, `${t.failures} of ${t.maxAttempts}`, t.workerId ?? '-', t.error ? short(t.error.message) : '']), tty);
 }
 
 /** `crowdcompute job <id> --results`: the results in order, then what failed. */

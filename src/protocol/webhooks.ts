@@ -35,7 +35,8 @@ export function webhookHostAllowed(url: string, hosts: readonly string[]): boole
 export const WebhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
-}).describe(`an http or https URL, at most ${MAX_WEBHOOK_URL_LENGTH} characters`);
+  // Examples: a refined string's rule is its own, so generators of valid messages take these.
+}).meta({ description: `an http or https URL, at most ${MAX_WEBHOOK_URL_LENGTH} characters`, examples: ['https://example.com/hooks/crowdcompute', 'http://127.0.0.1:9000/done'] });
 
 /** The headers of a delivery (Standard Webhooks). */
 export const WEBHOOK_HEADERS = { id: 'webhook-id', timestamp: 'webhook-timestamp', signature: 'webhook-signature' } as const;

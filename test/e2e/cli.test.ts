@@ -126,8 +126,8 @@ test('job <id>: a summary; --tasks adds a table of tasks, --results the results 
   assert.match(out, /^\s+completed\s+\d{4}-/m);
   assert.match(out, /^\s+priority\s+normal$/m);
   assert.match(out, /^\s+attempts\s+up to 1 per task$/m);
-  assert.match(out, /^INDEX\s+ID\s+TYPE\s+STATE\s+ATTEMPT\s+WORKER\s+ERROR$/m);
-  assert.match(out, new RegExp(`^0\\s+${failedJob}\\.0\\s+always\\.fails\\s+failed\\s+1/1\\s+cli-test-worker\\s+.*this task fails on purpose`, 'm'));
+  assert.match(out, /^INDEX\s+ID\s+TYPE\s+STATE\s+ATTEMPT\s+FAILED\s+WORKER\s+ERROR$/m);
+  assert.match(out, new RegExp(`^0\\s+${failedJob}\\.0\\s+always\\.fails\\s+failed\\s+1\\s+1 of 1\\s+cli-test-worker\\s+.*this task fails on purpose`, 'm'));
   assert.match(out, /^results \(1, in order\): \[null\]$/m);
   assert.match(out, new RegExp(`task ${failedJob}\\.0 \\(index 0\\) failed: .*this task fails on purpose`));
 });

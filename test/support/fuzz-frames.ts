@@ -228,6 +228,8 @@ function splice(value: unknown, path: Path, raw: string | Buffer): string | Buff
 function duplicateKey(value: unknown, path: Path, key: string, raw: string, first: boolean): string {
   const copy = structuredClone(value);
   const target = valueAt(copy, path) as Record<string, unknown>;
+  // A key the object lacks (`__proto__`, `constructor`, ...) is given once as it is, so that the mark gives it twice.
+  if (!Object.hasOwn(target, key)) Object.defineProperty(target, key, { value: 'same', enumerable: true, writable: true, configurable: true });
   const withMark = first ? { [MARK_KEY]: MARK, ...target } : { ...target, [MARK_KEY]: MARK };
   const text = JSON.stringify(path.length === 0 ? withMark : (() => {
     const parent = valueAt(copy, path.slice(0, -1)) as Record<string | number, unknown>;

@@ -428,16 +428,19 @@ export class Foreman {
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
+    this.boundPort = reservation.port;
+    if (local) {
+      this.local = { apiKey: local.apiKey, workerToken: local.workerToken };
+      // Left for the CLI and the workers of this machine (kept in this process for a throwaway store).
+      // Written before the first request is served: whoever sees this foreman answer finds its
+      // credentials, not those an earlier foreman on the same port left.
+      saveLocalCredentials({ database: database ?? `memory:${this.id}`, urls: [this.url], ...local }, { persist: database !== null });
+    }
     // The socket bound at the start (see port-reservation.ts), now served by the HTTP server.
     await app.listen({ handle: reservation.handle(), port: o.port, host: o.host } as FastifyListenOptions);
     reservation.handedOver();
     this.boundPort = (app.server.address() as AddressInfo).port;
     for (const s of services) await s.start();
-    if (local) {
-      this.local = { apiKey: local.apiKey, workerToken: local.workerToken };
-      // Left for the CLI and the workers of this machine (kept in this process for a throwaway store).
-      saveLocalCredentials({ database: database ?? `memory:${this.id}`, urls: [this.url], ...local }, { persist: database !== null });
-    }
     this.state = 'running';
     log.info({ url: this.url, ws: this.wsUrl, database: this.ownsStore ? o.database.replace(/\/\/[^@]*@/, '//***@') : store.driver, authentication: auth ? 'on' : 'OFF' }, 'foreman listening');
     return this;

@@ -4,7 +4,7 @@
  * other settings would then meet a database set up for the first). The listening socket is
  * handed to the HTTP server once its routes are in place, so nobody can take the port between.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 
 /** A bound, listening socket waiting for the foreman's HTTP server. @internal */
 export class PortReservation {
@@ -28,6 +28,11 @@ export class PortReservation {
       server.listen({ port, host }, () => resolve());
     });
     return new PortReservation(server);
+  }
+
+  /** The port bound (the one the system chose, when asked for port 0). */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
   }
 
   /**

@@ -6,25 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Worker } from '../../src/worker/index.ts';
 import { Client } from '../../src/client/index.ts';
-import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
-import { browserSkip, launchBrowser, newContext, screenshot } from '../support/browser.ts';
-
-async function logIn(browser: Browser, foreman: TestForeman, options: { dark?: boolean; phone?: boolean } = {}): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
-  const context = await newContext(browser, options);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(`${foreman.url}/`);
-  // Not logged in: the login form, then back to the dashboard.
-  await page.locator('#key').fill(foreman.credentials!.apiKey);
-  await page.locator('button[type=submit]').click();
-  await page.locator('[data-card]').first().waitFor();
-  return { page, errors, close: () => context.close() };
-}
+import { startTestForeman, waitFor } from '../../src/testing/index.ts';
+import { browserSkip, launchBrowser, screenshot, logIn } from '../support/browser.ts';
 
 /** The percent a job's progress bar shows. */
 async function percent(page: Page, jobId: string): Promise<number> {

@@ -9,28 +9,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Worker, type BatchHandler } from '../../src/worker/index.ts';
 import { Client } from '../../src/client/index.ts';
-import { RawSocket, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
+import { RawSocket, startTestForeman, waitFor } from '../../src/testing/index.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/index.ts';
 import pipeline from '../../examples/pipeline/handlers.ts';
-import { browserSkip, launchBrowser, newContext, screenshot } from '../support/browser.ts';
+import { browserSkip, launchBrowser, screenshot, logIn } from '../support/browser.ts';
 
 const ERROR = 'storage refused upload of holiday-photos/2026/IMG_20260714_183255_HDR_panorama.jpg: 503 Service Unavailable from bucket eu-west-1-archive';
-
-async function logIn(browser: Browser, foreman: TestForeman): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
-  const context = await newContext(browser, { phone: true });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(`${foreman.url}/`);
-  await page.locator('#key').fill(foreman.credentials!.apiKey);
-  await page.locator('button[type=submit]').click();
-  await page.locator('[data-card]').first().waitFor();
-  return { page, errors, close: () => context.close() };
-}
 
 /**
  * Elements that reach past the screen, or past the card (panel, table box, notice) they are
@@ -122,7 +109,7 @@ test('the dashboard on a phone: every page and table fits its width; a failed ta
     assert.equal(await graph.result(), 338350, 'the sum of the squares of 1..100');
     await client.createSchedule({ id: 'nightly-report-of-the-uploads', name: 'nightly report of the uploads', cron: '15 3 * * *', timezone: 'America/Argentina/Buenos_Aires', job: { kind: 'tasks', tasks: [{ type: 'hold.on', input: 0 }] } });
 
-    const { page, errors, close } = await logIn(browser, foreman);
+    const { page, errors, close } = await logIn(browser, foreman, { phone: true });
     await page.goto(`${foreman.url}/workers`);
     await page.getByTestId('create-join-link').click();
     await page.getByTestId('join-link-url').waitFor();

@@ -6,24 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+
 import { Worker } from '../../src/worker/index.ts';
 import { Client } from '../../src/client/index.ts';
-import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
-import { browserSkip, launchBrowser, newContext, screenshot } from '../support/browser.ts';
-
-async function logIn(browser: Browser, foreman: TestForeman, options: { dark?: boolean; phone?: boolean } = {}): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
-  const context = await newContext(browser, options);
-  const page = await context.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(`${foreman.url}/`);
-  await page.locator('#key').fill(foreman.credentials!.apiKey);
-  await page.locator('button[type=submit]').click();
-  await page.locator('[data-card]').first().waitFor();
-  return { page, errors, close: () => context.close() };
-}
+import { startTestForeman, waitFor } from '../../src/testing/index.ts';
+import { browserSkip, launchBrowser, screenshot, logIn } from '../support/browser.ts';
 
 test('the Schedules pages: the list, a schedule\'s next runs, Pause, Resume, Run now, a run\'s link to its job', { skip: browserSkip, timeout: 170_000 }, async () => {
   const foreman = await startTestForeman();

@@ -43,3 +43,21 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/**
+ * A new browser context logged in to a foreman's dashboard with its local admin key, as a person
+ * would through the login form; `errors` collects the page's uncaught errors and console errors.
+ */
+export async function logIn(browser: Browser, foreman: { url: string; credentials: { apiKey: string } | null },
+  options: { dark?: boolean; phone?: boolean } = {}): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
+  const context = await newContext(browser, options);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(`${foreman.url}/`);
+  await page.locator('#key').fill(foreman.credentials!.apiKey);
+  await page.locator('button[type=submit]').click();
+  await page.locator('[data-card]').first().waitFor();
+  return { page, errors, close: () => context.close() };
+}

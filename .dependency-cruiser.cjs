@@ -53,7 +53,7 @@ module.exports = {
       name: 'foreman-logic-without-transport',
       severity: 'error',
       comment: 'Sessions, dispatch, jobs and maintenance talk to peers, not to the WebSocket transport.',
-      from: { path: '^src/foreman/(workers|dispatch|jobs|maintenance)/', pathNot: notTest },
+      from: { path: '^src/foreman/(workers|dispatch|jobs|maintenance|shared)/', pathNot: notTest },
       to: { path: ['^src/foreman/ws/', '^node_modules/ws/'] },
     },
     {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { parseBytes, parseDuration, parseIntArg, showDuration, within } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
-import { parseRateLimit } from '../foreman/rate-limit-spec.ts';
+import { parseRateLimit } from '../foreman/shared/rate-limit-spec.ts';
 import { cliLogger, logFormatOption } from './cli-logger.ts';
 import { stopTracing } from '../host/tracing.ts';
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ForemanMetrics } from './foreman-metrics.ts';
+import type { ForemanMetrics } from './shared/foreman-metrics.ts';
 
 /** While refusals go on, how often one line sums them up. */
 const LOG_EVERY_MS = 60_000;

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { JOB_LIMITS, UNITS, boundProblem, type Bound } from '../protocol/index.ts';
-import type { RateLimitSpec } from './rate-limit-spec.ts';
+import type { RateLimitSpec } from './shared/rate-limit-spec.ts';
 import type { Store } from '../store/store.ts';
 
 const { SECOND, MINUTE, HOUR, DAY, MiB, TiB } = UNITS;

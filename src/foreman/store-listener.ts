@@ -1,5 +1,5 @@
 import type { Store, StoreNotifications } from '../store/store.ts';
-import type { Service } from './service.ts';
+import type { Service } from './shared/service.ts';
 
 /**
  * Hears what other foremen sharing the database announce (new work, job changes, running

@@ -75,7 +75,7 @@ function render(overlay: string): Obj[] {
 const docs = readFileSync(join(root, 'docs/operations.md'), 'utf8');
 
 /** The metric names the foreman exports, read from its source so that renaming one fails here. */
-const foremanMetricNames = new Set([...readFileSync(join(root, 'src/foreman/foreman-metrics.ts'), 'utf8').matchAll(/name: '(crowdcompute_[a-z_]+)'/g)].map((m) => m[1]));
+const foremanMetricNames = new Set([...readFileSync(join(root, 'src/foreman/shared/foreman-metrics.ts'), 'utf8').matchAll(/name: '(crowdcompute_[a-z_]+)'/g)].map((m) => m[1]));
 
 /** Every long option of a CLI command, from its --help. */
 const helpFlags = new Map<string, Set<string>>();
@@ -296,7 +296,7 @@ for (const overlay of overlays) {
     const used = selectors(query);
     assert.deepEqual(used.map((s) => s.metric).sort(), ['crowdcompute_queue_depth', 'crowdcompute_tasks'], 'queued and running tasks');
     for (const s of used) {
-      assert.ok(foremanMetricNames.has(s.metric), `${s.metric} is not a metric of the foreman (src/foreman/foreman-metrics.ts)`);
+      assert.ok(foremanMetricNames.has(s.metric), `${s.metric} is not a metric of the foreman (src/foreman/shared/foreman-metrics.ts)`);
       if (s.labels.state) assert.ok((TASK_STATES as readonly string[]).includes(s.labels.state));
     }
     assert.equal(used.find((s) => s.metric === 'crowdcompute_tasks')?.labels.state, 'running');

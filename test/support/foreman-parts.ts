@@ -7,12 +7,13 @@ import { pino } from 'pino';
 import type { Outbound } from '../../src/protocol/index.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { Store } from '../../src/store/store.ts';
-import { ForemanMetrics } from '../../src/foreman/foreman-metrics.ts';
-import { JobEvents } from '../../src/foreman/jobs/job-events.ts';
+import { ForemanMetrics } from '../../src/foreman/shared/foreman-metrics.ts';
+import { JobEvents } from '../../src/foreman/shared/job-events.ts';
 import { JobService } from '../../src/foreman/jobs/job-service.ts';
-import { Dispatcher, type WorkAnnouncement } from '../../src/foreman/dispatch/dispatcher.ts';
+import { Dispatcher } from '../../src/foreman/dispatch/dispatcher.ts';
+import type { WorkAnnouncement } from '../../src/foreman/shared/work-announcement.ts';
 import { WorkerRegistry } from '../../src/foreman/workers/worker-registry.ts';
-import type { Peer } from '../../src/foreman/peer.ts';
+import type { Peer } from '../../src/foreman/shared/peer.ts';
 import type { Principal } from '../../src/core/access.ts';
 
 let nextPeer = 0;

@@ -5,8 +5,8 @@ import {
 import { withinSkew, type Principal } from '../../core/access.ts';
 import type { CredentialRecord, Store } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { Service } from '../service.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { Service } from '../shared/service.ts';
 import type { CredentialService } from './credential-service.ts';
 import { FailureLimiter } from './failure-limiter.ts';
 import { hashKeySecret, safeEqual, sign } from './secrets.ts';

@@ -8,7 +8,7 @@ import { routeSchema } from '../http/openapi.ts';
 import { parseRequest } from '../http/rest-inputs.ts';
 import { workerView } from '../http/rest-views.ts';
 import type { LiveFeed } from './live-feed.ts';
-import type { ThroughputSeries } from './throughput-series.ts';
+import type { ThroughputSeries } from '../shared/throughput-series.ts';
 
 const PAGE = pageShell('CrowdCompute', '/ui/dashboard.js', '\n<link rel="stylesheet" href="/ui/vendor/uplot.css">');
 

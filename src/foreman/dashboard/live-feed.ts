@@ -3,14 +3,14 @@ import type { FastifyReply } from 'fastify';
 import { seesEveryOwner, type Principal } from '../../core/access.ts';
 import type { JobView, StatsView, WorkerView } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import type { Service } from '../service.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import type { Service } from '../shared/service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { jobView, workerView } from '../http/rest-views.ts';
 import { isStoreWideError } from '../../store/store-errors.ts';
 import { statsFor, type StatsPicture } from '../http/stats-view.ts';
-import type { SeriesPoint, ThroughputSeries } from './throughput-series.ts';
-import type { LoopTracker } from '../loop-health.ts';
+import type { SeriesPoint, ThroughputSeries } from '../shared/throughput-series.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
 
 /** How often viewers get the cards, the workers and the chart's latest bucket. */
 const TICK_MS = 2_000;

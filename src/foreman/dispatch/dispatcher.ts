@@ -4,33 +4,23 @@ import { retryDelayMs } from '../../core/retry.ts';
 import { isConnectionError, isStoreOutage, isStoreWideError } from '../../store/store-errors.ts';
 import type { ClaimedTask, JobCode, JobRecord, Store, TaskFinishResult, TaskOutcomeParams } from '../../store/store.ts';
 import { commitInParts } from '../../core/commit-in-parts.ts';
-import type { LoopTracker } from '../loop-health.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
 import { taskError } from '../../protocol/index.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { Peer } from '../peer.ts';
-import type { Service } from '../service.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { Peer } from '../shared/peer.ts';
+import type { Service } from '../shared/service.ts';
 import type { DispatchTarget, SettledOutcome, WorkerRegistry } from '../workers/worker-registry.ts';
 import { AckBatcher } from './ack-batcher.ts';
 import { JobCache } from './job-cache.ts';
 import type { GraphPlan } from '../../core/graph.ts';
-import type { ThroughputSeries } from '../dashboard/throughput-series.ts';
+import type { ThroughputSeries } from '../shared/throughput-series.ts';
 import { matchesAny } from '../../core/pattern.ts';
-import { ShareLedger, type ShareView } from './share-ledger.ts';
+import { ShareLedger } from './share-ledger.ts';
+import type { ShareView } from '../shared/share-view.ts';
 import { typesFromLabel } from '../../core/fair-share.ts';
 import { traceCommit, traceDispatch } from './dispatch-tracing.ts';
-
-/**
- * What new work holds, as far as the announcer knows: tasks that require resources, the named
- * task types, shipped code (a map job). Without `types` and `code`, any worker may want it.
- */
-export interface WorkAnnouncement {
-  requiring?: boolean;
-  types?: readonly string[];
-  code?: boolean;
-  /** The jobs accepted or appended to: the scheduler shares the workers with them from now on. */
-  jobs?: readonly JobRecord[];
-}
+import type { WorkAnnouncement } from '../shared/work-announcement.ts';
 
 /** How the dispatcher paces itself. */
 export interface DispatcherOptions {

@@ -2,6 +2,7 @@ import { PRIORITY_RANK } from '../../protocol/index.ts';
 import { allocateSlots, fairShares, type ShareJob, type ShareOwner } from '../../core/fair-share.ts';
 import { matchesAny } from '../../core/pattern.ts';
 import type { ActiveJob, CodeLanguage, JobCursor, RateLimitState, SchedulerSnapshot, Store, WorkerKind } from '../../store/store.ts';
+import type { ShareView } from '../shared/share-view.ts';
 
 /** Waits for a rate limit to earn a task are at least this long. */
 const RATE_WAKE_MIN_MS = 10;
@@ -26,15 +27,6 @@ interface LedgerJob {
   share: ShareJob;
   /** Per set of worker patterns: whether any of its known types matches one. */
   serves?: Map<string, boolean>;
-}
-
-/** A job's or an owner's running tasks against their fair share, for the dashboard and /api/stats. */
-export interface ShareView {
-  owners: { owner: string | null; running: number; waiting: number; share: number; maxConcurrency: number | null; jobs: number }[];
-  /** Every unfinished job, largest running first (the REST views show the first hundred a viewer may see). */
-  jobs: { jobId: string; owner: string | null; priority: string; weight: number; maxConcurrency: number | null; running: number; waiting: number; share: number }[];
-  /** As of the last read of the store. */
-  rateLimits: RateLimitState[];
 }
 
 /**

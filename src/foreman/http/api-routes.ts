@@ -14,8 +14,8 @@ import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { routeSchema } from './openapi.ts';
 import { jobView, taskView, webhookDeliveryView, workerView } from './rest-views.ts';
 import { statsView } from './stats-view.ts';
-import type { ShareView } from '../dispatch/share-ledger.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
+import type { ShareView } from '../shared/share-view.ts';
+import type { JobEvents } from '../shared/job-events.ts';
 import { jobSpecFromRest, parseRequest, withTraceHeaders } from './rest-inputs.ts';
 
 /** What the REST API reads and acts on. */

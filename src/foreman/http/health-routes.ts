@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { HealthViewSchema, type HealthView } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import { HostUsage } from '../../host/host-usage.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
-import type { StoreHealth } from '../store-health.ts';
-import type { LoopHealth } from '../loop-health.ts';
+import type { StoreHealth } from '../shared/store-health.ts';
+import type { LoopHealth } from '../shared/loop-health.ts';
 import { routeSchema } from './openapi.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { CrowdComputeError, RateLimitBodySchema, RateLimitDeleteQuerySchema, RateLimitListViewSchema, RateLimitViewSchema, type RateLimitView } from '../../protocol/index.ts';
 import type { RateLimit, Store } from '../../store/store.ts';
-import { formatRate, parseRate } from '../rate-limit-spec.ts';
+import { formatRate, parseRate } from '../shared/rate-limit-spec.ts';
 import { routeSchema } from './openapi.ts';
 import { parseRequest } from './rest-inputs.ts';
 

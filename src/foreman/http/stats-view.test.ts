@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Principal } from '../../core/access.ts';
-import type { ShareView } from '../dispatch/share-ledger.ts';
+import type { ShareView } from '../shared/share-view.ts';
 import { sharingPicture, statsFor, type StatsPicture } from './stats-view.ts';
 
 const key = (keyId: string, ...scopes: ('read' | 'submit' | 'admin')[]): Principal => ({ kind: 'key', keyId, name: null, scopes });

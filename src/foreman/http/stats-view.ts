@@ -1,6 +1,6 @@
 import type { StatsView } from '../../protocol/index.ts';
 import { seesEveryOwner, type Principal } from '../../core/access.ts';
-import type { ShareView } from '../dispatch/share-ledger.ts';
+import type { ShareView } from '../shared/share-view.ts';
 import { rateLimitView } from './rate-limit-routes.ts';
 import type { Store } from '../../store/store.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';

@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import { describeAmount } from '../../protocol/index.ts';
 import type { JobDeadlinePassed, JobOpenExpiry, Store } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import type { LoopHealth, LoopTracker } from '../loop-health.ts';
-import type { Service } from '../service.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import type { LoopHealth, LoopTracker } from '../shared/loop-health.ts';
+import type { Service } from '../shared/service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import { PoisonQuarantine, sweepIsolating } from './sweep-isolation.ts';
 

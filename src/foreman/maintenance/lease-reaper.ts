@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { leaseReapingStartsAt } from '../../core/leases.ts';
 import type { Store } from '../../store/store.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import { PeriodicService } from '../service.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import { PeriodicService } from '../shared/service.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
-import type { StoreHealth } from '../store-health.ts';
+import type { StoreHealth } from '../shared/store-health.ts';
 import { PoisonQuarantine, sweepIsolating } from './sweep-isolation.ts';
 
 /** How the lease reaper is paced. */

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Store } from '../../store/store.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import { PeriodicService } from '../service.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import { PeriodicService } from '../shared/service.ts';
 import { PoisonQuarantine, sweepIsolating } from './sweep-isolation.ts';
 
 /**

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { commitInParts } from '../../core/commit-in-parts.ts';
 import { isStoreWideError } from '../../store/store-errors.ts';
 import type { Store, Sweep, SweepFilter } from '../../store/store.ts';
-import type { LoopTracker } from '../loop-health.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
 
 /** How long an item that failed on its own is left out of its sweep before it is tried again. */
 const QUARANTINE_MS = 10 * 60_000;

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { Store } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
-import type { LoopTracker } from '../loop-health.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { Service } from '../service.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { Service } from '../shared/service.ts';
 
 /** Most tasks released in one statement; a larger backlog is released in several, back to back. */
 const RELEASE_BATCH = 2_000;

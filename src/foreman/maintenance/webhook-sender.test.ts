@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { SqliteStore } from '../../store/sqlite/sqlite-store.ts';
 import type { WebhookDeliveryRecord } from '../../store/store.ts';
-import { ForemanMetrics } from '../foreman-metrics.ts';
+import { ForemanMetrics } from '../shared/foreman-metrics.ts';
 import { WebhookSender, signWebhook } from './webhook-sender.ts';
 
 test('signatures match the Standard Webhooks test vector', () => {

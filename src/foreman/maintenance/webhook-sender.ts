@@ -5,9 +5,9 @@ import { WEBHOOK_EVENT, WEBHOOK_HEADERS, webhookHostAllowed, type JobView } from
 import { retryDelayMs, type BackoffOptions } from '../../core/retry.ts';
 import type { Store, WebhookAttempt, WebhookClaim } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { LoopTracker } from '../loop-health.ts';
-import type { Service } from '../service.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
+import type { Service } from '../shared/service.ts';
 
 /** How deliveries are tried. */
 export interface WebhookSenderOptions {

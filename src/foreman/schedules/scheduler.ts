@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { ScheduleRecord, Store } from '../../store/store.ts';
 import { isStoreOutage } from '../../store/store-errors.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { JobEvents } from '../shared/job-events.ts';
 import type { JobService } from '../jobs/job-service.ts';
-import type { LoopTracker } from '../loop-health.ts';
-import type { Service } from '../service.ts';
+import type { LoopTracker } from '../shared/loop-health.ts';
+import type { Service } from '../shared/service.ts';
 import { scheduleStep, type ScheduleStep } from './schedule-steps.ts';
 
 /** How the scheduler runs. */

@@ -7,9 +7,9 @@ import type { ResourceAmounts } from '../../core/resources.ts';
 import type { ClaimedTask, WorkerKind, ExpiredLease, Store, TaskRequeueResult } from '../../store/store.ts';
 import { commitInParts } from '../../core/commit-in-parts.ts';
 import { isStoreWideError } from '../../store/store-errors.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import type { Peer } from '../peer.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import type { Peer } from '../shared/peer.ts';
 import { WorkerSession } from './worker-session.ts';
 
 /** Timings and limits the registry applies. */

@@ -2,7 +2,7 @@ import type { WorkerKind } from '../../store/store.ts';
 import type { Hello, Requirements } from '../../protocol/index.ts';
 import { announced, freeOf, type ResourceAmounts } from '../../core/resources.ts';
 import type { Assignment } from '../../core/leases.ts';
-import type { Peer } from '../peer.ts';
+import type { Peer } from '../shared/peer.ts';
 
 /** A task the foreman handed to a worker and has not heard the end of. */
 export interface InFlight extends Assignment {

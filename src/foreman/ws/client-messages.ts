@@ -1,8 +1,8 @@
 import type { ClientInbound } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
+import type { JobEvents } from '../shared/job-events.ts';
 import type { JobService } from '../jobs/job-service.ts';
-import type { Peer } from '../peer.ts';
+import type { Peer } from '../shared/peer.ts';
 
 /**
  * What clients say over the WebSocket: submit a job (and follow it), append to an open one, subscribe to one, cancel

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { FrameBatcher, type Outbound } from '../../protocol/index.ts';
 import type { Principal } from '../../core/access.ts';
-import type { Peer } from '../peer.ts';
+import type { Peer } from '../shared/peer.ts';
 import { FloodGuard } from './flood-guard.ts';
 
 let nextId = 0;

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import { CrowdComputeError, PROTOCOL_VERSION, TERMINAL_TASK_STATES, type TaskOutcome, type WorkerInbound } from '../../protocol/index.ts';
 import type { Store } from '../../store/store.ts';
 import type { Dispatcher } from '../dispatch/dispatcher.ts';
-import type { JobEvents } from '../jobs/job-events.ts';
-import type { Peer } from '../peer.ts';
+import type { JobEvents } from '../shared/job-events.ts';
+import type { Peer } from '../shared/peer.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { Authenticator } from '../auth/authenticator.ts';
 

@@ -4,9 +4,9 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import { CrowdComputeError, formatBytes, parseInbound, type Inbound } from '../../protocol/index.ts';
 import type { Principal } from '../../core/access.ts';
-import type { ForemanMetrics } from '../foreman-metrics.ts';
-import type { Peer } from '../peer.ts';
-import type { Service } from '../service.ts';
+import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
+import type { Peer } from '../shared/peer.ts';
+import type { Service } from '../shared/service.ts';
 import { Connection } from './connection.ts';
 
 /** Limits of the WebSocket endpoint. */

@@ -1,5 +1,5 @@
-import type { Outbound } from '../protocol/index.ts';
-import type { Principal } from '../core/access.ts';
+import type { Outbound } from '../../protocol/index.ts';
+import type { Principal } from '../../core/access.ts';
 
 /**
  * Someone connected to the foreman (a worker, a client, or both): what the foreman's logic

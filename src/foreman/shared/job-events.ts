@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { JobChange, Store } from '../../store/store.ts';
-import type { Peer } from '../peer.ts';
-import type { Service } from '../service.ts';
+import type { Peer } from './peer.ts';
+import type { Service } from './service.ts';
 
 /** How often a running job's subscribers get a progress message, at most. */
 const PROGRESS_INTERVAL_MS = 100;

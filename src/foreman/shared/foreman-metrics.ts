@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { JOB_STATES, TASK_STATES } from '../protocol/index.ts';
+import { JOB_STATES, TASK_STATES } from '../../protocol/index.ts';
 import { FastHistogram } from './fast-histogram.ts';
-import type { Store } from '../store/store.ts';
+import type { Store } from '../../store/store.ts';
 
 /** Task types that get a label of their own; the rest are counted as "other" (label cardinality stays bounded). */
 const MAX_TYPE_LABELS = 100;

@@ -5,7 +5,7 @@
  * The foreman starts its services in order and stops them in reverse.
  */
 import type { Logger } from 'pino';
-import { isStoreOutage } from '../store/store-errors.ts';
+import { isStoreOutage } from '../../store/store-errors.ts';
 import type { LoopHealth, LoopTracker } from './loop-health.ts';
 
 /** A long-running part of the foreman. */

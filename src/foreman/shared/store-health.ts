@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError } from '../protocol/index.ts';
-import type { Store } from '../store/store.ts';
-import { storeError } from '../store/store-errors.ts';
+import { CrowdComputeError } from '../../protocol/index.ts';
+import type { Store } from '../../store/store.ts';
+import { storeError } from '../../store/store-errors.ts';
 import type { ForemanMetrics } from './foreman-metrics.ts';
 
 /**

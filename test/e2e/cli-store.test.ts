@@ -7,23 +7,19 @@
  */
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { bin, oneLineFailure, runBin, type Ran } from '../support/cli-process.ts';
 import pg from 'pg';
 import { Client } from '../../src/client/index.ts';
 import { freePort, spawnForemanProcess, waitFor, type ChildForeman } from '../../src/testing/index.ts';
 import { testPostgresUrl } from '../../src/store/postgres/postgres-test-url.ts';
 
-const run = promisify(execFile);
-const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 const handlersModule = fileURLToPath(new URL('../../examples/handlers.ts', import.meta.url));
 const pgUrl = await testPostgresUrl();
-
-interface Ran { code: number; stdout: string; stderr: string }
 
 let root: string;
 /** The foreman's folder: its SQLite file lives here. */
@@ -45,14 +41,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** Run the CLI in `elsewhere` (or `cwd`); a failure is returned with its exit code, not thrown. */
 async function cli(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Ran> {
-  try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: env(options.env), cwd: options.cwd ?? elsewhere, timeout: 90_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+  return runBin(args, { env: env(options.env), cwd: options.cwd ?? elsewhere });
 }
 
 /** The command succeeds; its result. */
@@ -64,13 +53,7 @@ async function ok(args: string[], options: { env?: Record<string, string>; cwd?:
 
 /** The command fails with exit code 1 and one line, `crowdcompute: <message>`, that matches. */
 async function failsWith(args: string[], message: RegExp, options: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
-  const r = await cli(args, options);
-  assert.equal(r.code, 1, `exit code of crowdcompute ${args.join(' ')}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
-  assert.match(lines[0], /^crowdcompute: /);
-  assert.match(lines[0], message);
-  return lines[0];
+  return oneLineFailure(await cli(args, options), args, message);
 }
 
 /** What the foreman answers a key: the HTTP status of GET /api/stats with it. */

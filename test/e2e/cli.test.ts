@@ -12,38 +12,23 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bin, oneLineFailure, runBin, type Ran } from '../support/cli-process.ts';
 import { promisify } from 'node:util';
 import { Worker } from '../../src/worker/index.ts';
 import { Client, JobFailedError } from '../../src/client/index.ts';
 import { freePort, spawnForemanProcess, startTestForeman, waitFor, type TestForeman } from '../../src/testing/index.ts';
 
 const run = promisify(execFile);
-const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 const handlersModule = fileURLToPath(new URL('../../examples/handlers.ts', import.meta.url));
-
-interface Ran { code: number; stdout: string; stderr: string }
 
 /** Run the CLI; a failure is returned (with its exit code), not thrown. */
 async function cli(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Ran> {
-  try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd, timeout: 90_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+  return runBin(args, { env: { ...process.env, ...options.env }, cwd: options.cwd });
 }
 
 /** The command fails with exit code 1 and one line, `crowdcompute: <message>`, that matches. */
 async function failsWith(args: string[], message: RegExp, options: { env?: Record<string, string>; cwd?: string } = {}): Promise<string> {
-  const r = await cli(args, options);
-  assert.equal(r.code, 1, `exit code of crowdcompute ${args.join(' ')}; stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
-  assert.match(lines[0], /^crowdcompute: /);
-  assert.match(lines[0], message);
-  return lines[0];
+  return oneLineFailure(await cli(args, options), args, message);
 }
 
 /** The command is refused as typed: exit code 2 and one line, `crowdcompute: <message>; see crowdcompute <command> --help`. */

@@ -114,7 +114,7 @@ class GraphJobSpec(TypedDict):
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    runAt: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
     #: milliseconds, or a duration such as 30s, 10m, 1h
@@ -124,7 +124,7 @@ class GraphJobSpec(TypedDict):
     #: it, and the tasks it has run to the end as if the producer had sealed it.
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    deadline: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
     #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
@@ -217,7 +217,7 @@ class MapJobSpec(TypedDict):
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    runAt: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
     #: milliseconds, or a duration such as 30s, 10m, 1h
@@ -227,7 +227,7 @@ class MapJobSpec(TypedDict):
     #: it, and the tasks it has run to the end as if the producer had sealed it.
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    deadline: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
     #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans
@@ -250,7 +250,7 @@ class NamedTaskSpec(TypedDict):
     #: Files it carries: ids of files uploaded with POST /api/files (client.uploadFile).
     files: NotRequired[list[str]]  # at most 100 items, each 1 to 200 characters
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    runAt: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
 
@@ -301,7 +301,7 @@ class TasksJobSpec(TypedDict):
     #: At most this many of its tasks run at once, on all workers together. Default: no cap.
     maxConcurrency: NotRequired[int]  # 1 to 1000000
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    runAt: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    runAt: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: milliseconds, or a duration such as 30s, 10m, 1h
     delay: NotRequired[int | str]  # 0 to 31536000000, at most 100 characters
     #: milliseconds, or a duration such as 30s, 10m, 1h
@@ -311,7 +311,7 @@ class TasksJobSpec(TypedDict):
     #: it, and the tasks it has run to the end as if the producer had sealed it.
     onOpenTimeout: NotRequired[Literal["seal", "cancel"]]
     #: epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z
-    deadline: NotRequired[int | str]  # at least 0, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
+    deadline: NotRequired[int | str]  # 0 to 8640000000000000, matching ^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:Z|([+-](?:[01]\d|2[0-3]):[0-5]\d)))$
     #: an http or https URL, at most 2000 characters
     webhook: NotRequired[str]
     #: The submitter's span (W3C traceparent and tracestate): the foreman's and the workers' spans

@@ -60,8 +60,13 @@ export function durationField(maxMs: number, minMs = 0) {
 }
 
 /** A point in time: epoch milliseconds or an RFC 3339 string with its offset. */
+/** The largest epoch millisecond a Date can hold. */
+export const MAX_EPOCH_MS = 8_640_000_000_000_000;
+
 export const TimeFieldSchema = z.union([
-  z.number().int('must be a whole number of epoch milliseconds').min(0, 'must be epoch milliseconds or an RFC 3339 time'),
+  z.number().int('must be a whole number of epoch milliseconds').min(0, 'must be epoch milliseconds or an RFC 3339 time')
+    // The largest time a JavaScript Date holds (year 275760): past it no time can be named or compared.
+    .max(MAX_EPOCH_MS, `must be at most ${MAX_EPOCH_MS} epoch milliseconds (the year 275760)`),
   z.iso.datetime({ offset: true, message: 'must be an RFC 3339 time such as 2026-12-06T20:00:00Z, or epoch milliseconds' }),
 ]).describe('epoch milliseconds, or an RFC 3339 time such as 2026-12-06T20:00:00Z');
 

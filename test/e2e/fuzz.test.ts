@@ -8,7 +8,8 @@
  *
  * Seeded: the seed is printed; CC_FUZZ_SEED=<seed> runs the same cases again, CC_FUZZ_RUNS
  * sets the cases per target, CC_FUZZ_SKIP=<mutation>,… leaves mutations out (to look past one
- * failure that hides the others), and CC_FUZZ_VERBOSE=1 prints every case as it is sent.
+ * failure that hides the others), CC_FUZZ_VERBOSE=1 prints every case as it is sent, and
+ * CC_FUZZ_ROOM=<chars> shows that much of each case (240 by default).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

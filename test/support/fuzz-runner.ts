@@ -49,7 +49,7 @@ export interface TargetRun {
 }
 
 /** A frame in a line: its start and end, with its size, and control characters escaped. */
-export function preview(frame: Frame, room = 240): string {
+export function preview(frame: Frame, room = Number(process.env.CC_FUZZ_ROOM ?? 240)): string {
   const bytes = Buffer.byteLength(frame.data);
   const text = typeof frame.data === 'string' ? frame.data : frame.data.toString('utf8');
   const shown = text.length <= room ? text : `${text.slice(0, room - 60)} …[${bytes} bytes in all]… ${text.slice(-50)}`;

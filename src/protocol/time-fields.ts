@@ -59,10 +59,10 @@ export function durationField(maxMs: number, minMs = 0) {
   ]).describe('milliseconds, or a duration such as 30s, 10m, 1h');
 }
 
-/** A point in time: epoch milliseconds or an RFC 3339 string with its offset. */
 /** The largest epoch millisecond a Date can hold. */
 export const MAX_EPOCH_MS = 8_640_000_000_000_000;
 
+/** A point in time: epoch milliseconds or an RFC 3339 string with its offset. */
 export const TimeFieldSchema = z.union([
   z.number().int('must be a whole number of epoch milliseconds').min(0, 'must be epoch milliseconds or an RFC 3339 time')
     // The largest time a JavaScript Date holds (year 275760): past it no time can be named or compared.

@@ -1,6 +1,7 @@
 /**
- * `npm run bench:peers [-- --rounds N] [-- --only a,b] [-- --workloads W1,W2,W3]`: CrowdCompute beside
- * three job queues on the same three workloads (see bench/peers/README.md):
+ * `npm run bench:peers [-- --rounds N] [-- --only a,b] [-- --workloads W1,W2,W3] [-- --floors cheap|all|none]`:
+ * CrowdCompute beside three job queues, each in its default and its documented fastest ("tuned")
+ * configuration, on the same three workloads (see bench/peers/README.md):
  *   W1 throughput: 20,000 no-op jobs added in bulk, one worker process at concurrency 50
  *                  (after an untimed 2,000-job warm-up); from just before the add to the last completion
  *   W2 latency:    1,000 sequential add -> completion observed by the client round trips (after 100
@@ -13,8 +14,11 @@
  * Rounds are interleaved: round 1 runs every system once, then round 2, and so on. Every system and
  * workload is bounded (120 s); each run gets fresh state (a new BullMQ queue obliterated after, a new
  * PostgreSQL schema dropped after). Loopback only: Redis 127.0.0.1:6379, PostgreSQL 127.0.0.1:5432.
- * stdout: one JSON line per system and workload (medians over rounds and every round's figure);
- * stderr: progress, then the ratio table.
+ * The floors measured by bench/run.ts rather than these workloads (REST intake, two foremen, a million
+ * tasks) run in each round too, as `--floors` says.
+ * stdout: one JSON line per system and workload (medians over rounds and every round's figure), the
+ * machine limits line and the floors line; stderr: progress, then the ratio tables, the machine limits
+ * and the floors table.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';

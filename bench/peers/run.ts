@@ -8,8 +8,8 @@
  *                  untimed), p50 / p99
  *   W3 map:        10,000 jobs, one per argument, each summing 1..10,000 in a loop (after an untimed
  *                  500-argument warm-up); from submit to all 10,000 results in hand, in argument order
- * Systems: bullmq (Redis), graphile (Graphile Worker, PostgreSQL), pgboss (pg-boss, PostgreSQL),
- * crowdcompute-sqlite and crowdcompute-postgres (bench/run.ts, spawned and parsed, not reimplemented).
+ * Systems: bullmq (Redis), graphile (Graphile Worker, PostgreSQL), pgboss (pg-boss, PostgreSQL), each
+ * also as bullmq-tuned, graphile-tuned, pgboss-tuned; crowdcompute-sqlite and crowdcompute-postgres (bench/run.ts, spawned and parsed, not reimplemented).
  * Each peer's worker runs in a child process (bench/peers/worker.ts); its client runs here.
  * Rounds are interleaved: round 1 runs every system once, then round 2, and so on. Every system and
  * workload is bounded (120 s); each run gets fresh state (a new BullMQ queue obliterated after, a new

@@ -691,20 +691,34 @@ const floors: FloorRow[] = [];
 const addFloor = (floor: string, op: '>=' | '<=', goal: number, goalText: string, value: number | null, measured: string, missing: string) =>
   floors.push({ floor, goal: goalText, value: value === null ? null : round(value, 3), measured: value === null ? `not measured (${missing})` : measured, met: value === null ? null : op === '>=' ? value >= goal : value <= goal });
 const n0 = (v: number | null) => (v === null ? '—' : Math.round(v).toLocaleString('en-US'));
+/** Why a system's figure is missing: not selected, a workload not selected or not run, or failed rounds. */
+const whyNo = (system: string, w: Workload) => {
+  if (!systems.includes(system as System)) return `${system} not selected`;
+  if (!workloads.includes(w)) return `${w} not selected`;
+  return NOT_RUN[system as System]?.[w] ? `${system} does not run ${w}` : `no ${system} ${w} figure: its rounds failed`;
+};
+/** Why a peer's figure is missing (`best`: any peer configuration; a family: either of its two). */
+const whyNoPeer = (peer: 'best' | Family, w: Workload) => {
+  const among = peer === 'best' ? PEERS : PEERS.filter((p) => familyOf(p) === peer);
+  if (!among.some((p) => systems.includes(p))) return `no ${peer === 'best' ? 'peer' : peer} configuration selected`;
+  return workloads.includes(w) ? `no ${peer === 'best' ? 'peer' : peer} ${w} figure: its rounds failed` : `${w} not selected`;
+};
+/** Why a floor run's figure is missing. */
+const whyNoExtra = (e: Extra, flag: string) => (extras.includes(e) ? `the ${e} floor run failed` : `run with --floors ${flag}`);
 {
   // Throughput: ours / theirs (above 1 we are faster).
   const rate = (label: string, ours: System, peer: 'best' | Family, goal: number) => {
     const v = get(ours, 'W1', 'tasks_per_s');
     const b = systems.includes(ours) ? peerOf(peer, 'W1', 'tasks_per_s', true) : null;
     const x = v !== null && b ? v / b.value : null;
-    addFloor(label, '>=', goal, `ours/theirs tasks/s >= ${goal}x`, x, `ours/theirs ${x?.toFixed(2)}x (${n0(v)} vs ${n0(b?.value ?? null)} tasks/s, ${b?.system})`, `needs ${ours} and ${peer === 'best' ? 'a peer' : peer} with W1`);
+    addFloor(label, '>=', goal, `ours/theirs tasks/s >= ${goal}x`, x, `ours/theirs ${x?.toFixed(2)}x (${n0(v)} vs ${n0(b?.value ?? null)} tasks/s, ${b?.system})`, v === null ? whyNo(ours, 'W1') : whyNoPeer(peer, 'W1'));
   };
   // Times: ours / theirs (below 1 we are faster), said as such to leave no doubt about the direction.
   const time = (label: string, ours: System, w: Workload, ok: string, peer: Family, pk: string, goal: number, unit: string) => {
     const v = get(ours, w, ok);
     const b = systems.includes(ours) ? peerOf(peer, w, pk, false) : null;
     const x = v !== null && b && b.value > 0 ? v / b.value : null;
-    addFloor(label, '<=', goal, `ours/theirs time <= ${goal}`, x, `ours/theirs time ${x?.toFixed(2)} (${fmt(v, 3)} vs ${fmt(b?.value ?? null, 3)} ${unit}, ${b?.system})`, `needs ${ours} and ${peer} with ${w}`);
+    addFloor(label, '<=', goal, `ours/theirs time <= ${goal}`, x, `ours/theirs time ${x?.toFixed(2)} (${fmt(v, 3)} vs ${fmt(b?.value ?? null, 3)} ${unit}, ${b?.system})`, v === null ? whyNo(ours, w) : whyNoPeer(peer, w));
   };
   const ex = (e: Extra, key: string, field: string) => (extraRounds.get(e) ? medianOr(extraRounds.get(e)!.map((l) => l[key]?.[field])) : null);
   rate('SQLite W1 tasks/s vs best peer', 'crowdcompute-sqlite', 'best', 5);
@@ -713,20 +727,20 @@ const n0 = (v: number | null) => (v === null ? '—' : Math.round(v).toLocaleStr
   time('SQLite W3 map-unchunked vs BullMQ', 'crowdcompute-sqlite', 'W3', 'unchunked_wall_s', 'bullmq', 'wall_s', 0.5, 's');
   rate('PostgreSQL W1 tasks/s vs Graphile', 'crowdcompute-postgres', 'graphile', 2);
   const pgP50 = get('crowdcompute-postgres', 'W2', 'p50_ms') ?? ex('pg-latency-1-foreman', 'latency', 'p50_ms');
-  addFloor('PostgreSQL W2 p50', '<=', 4, '<= 4 ms', pgP50, `${fmt(pgP50, 3)} ms`, 'needs crowdcompute-postgres with W2, or the cheap floor runs');
+  addFloor('PostgreSQL W2 p50', '<=', 4, '<= 4 ms', pgP50, `${fmt(pgP50, 3)} ms`, `${whyNo('crowdcompute-postgres', 'W2')}, and ${whyNoExtra('pg-latency-1-foreman', 'cheap')}`);
   time('PostgreSQL W2 p50 vs pg-boss', 'crowdcompute-postgres', 'W2', 'p50_ms', 'pgboss', 'p50_ms', 0.5, 'ms');
   const restRate = ex('rest', 'rest /task/submit', 'submissions_per_s');
   const restP50 = ex('rest', 'rest /task/submit', 'p50_ms');
-  addFloor('REST POST /task/submit at 50 connections (SQLite)', '>=', 10_000, '>= 10,000/s', restRate, `${n0(restRate)}/s`, 'run with --floors cheap or all');
-  addFloor('REST POST /task/submit p50 at 50 connections (SQLite)', '<=', 5, '<= 5 ms', restP50, `${fmt(restP50, 2)} ms`, 'run with --floors cheap or all');
+  addFloor('REST POST /task/submit at 50 connections (SQLite)', '>=', 10_000, '>= 10,000/s', restRate, `${n0(restRate)}/s`, whyNoExtra('rest', 'cheap'));
+  addFloor('REST POST /task/submit p50 at 50 connections (SQLite)', '<=', 5, '<= 5 ms', restP50, `${fmt(restP50, 2)} ms`, whyNoExtra('rest', 'cheap'));
   const million = ex('pg-million', 'million-tasks', 'items_per_s');
   const twentyK = ex('pg-million', 'throughput', 'tasks_per_s');
   const mx = million !== null && twentyK ? million / twentyK : null;
-  addFloor('PostgreSQL million tasks rate vs its 20k throughput rate', '>=', 0.9, 'million/20k >= 0.9x', mx, `million/20k ${mx?.toFixed(2)}x (${n0(million)} vs ${n0(twentyK)} tasks/s)`, 'run with --floors all');
+  addFloor('PostgreSQL million tasks rate vs its 20k throughput rate', '>=', 0.9, 'million/20k >= 0.9x', mx, `million/20k ${mx?.toFixed(2)}x (${n0(million)} vs ${n0(twentyK)} tasks/s)`, whyNoExtra('pg-million', 'all'));
   const one = ex('pg-latency-1-foreman', 'latency', 'p50_ms');
   const two = ex('pg-latency-2-foremen', 'latency', 'p50_ms');
   const fx = one !== null && two !== null && one > 0 ? two / one : null;
-  addFloor('PostgreSQL two foremen W2 p50 vs one foreman', '<=', 1.2, 'two/one p50 time <= 1.2x', fx, `two/one ${fx?.toFixed(2)}x (${fmt(two, 3)} vs ${fmt(one, 3)} ms)`, 'run with --floors cheap or all');
+  addFloor('PostgreSQL two foremen W2 p50 vs one foreman', '<=', 1.2, 'two/one p50 time <= 1.2x', fx, `two/one ${fx?.toFixed(2)}x (${fmt(two, 3)} vs ${fmt(one, 3)} ms)`, one === null ? whyNoExtra('pg-latency-1-foreman', 'cheap') : whyNoExtra('pg-latency-2-foremen', 'cheap'));
 }
 const met = floors.filter((f) => f.met === true).length;
 const missed = floors.filter((f) => f.met === false).length;

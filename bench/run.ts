@@ -1,10 +1,16 @@
 /**
  * `npm run bench [-- --database <url>] [-- --runs N]`: these benchmarks, each
  * printed as one JSON line so runs can be compared by a script:
- *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50;
+ *   throughput: 20,000 no-op named tasks submitted in bulk, one worker process at concurrency 50
+ *               (tasks/s, and the CPU per task of the foreman, the worker and the client);
  *               then the same run by a Python worker (the Python SDK's, bench/python-worker.py,
  *               on Debian's /usr/bin/python3 or $CROWDCOMPUTE_PYTHON; a line saying so when it
  *               is missing): its tasks/s, the ratio to the Node worker's, and each worker's CPU per task
+ *   limits:     what the machine allows: a WebSocket round trip between two Node processes on
+ *               loopback (p50 / p99, with `ws`), SQLite rows inserted and updated per second in
+ *               batched transactions with the foreman's settings (bench/sqlite-write-probe.ts),
+ *               and the CPU per task of the foreman, the worker and the client in the throughput
+ *               workload (the throughput line's, or one run of it when that line is not selected)
  *   small-jobs: 5,000 jobs of one task each, submitted 500 at a time: jobs/s from the first
  *               submission to the last result (thousands of jobs sharing the workers at once)
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99
@@ -121,10 +127,13 @@ const children: ChildProcess[] = [...foremen];
 process.once('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
 const urls = ports.map((p) => `http://127.0.0.1:${p}`);
 const url = urls[urls.length - 1];
-const deadline = Date.now() + 20_000;
+// Generous: on a machine shared with other work, starting the foremen and the worker (Node with
+// TypeScript sources) can take many seconds; the bound only catches a process that never comes up.
+const STARTUP_MS = 60_000;
+const deadline = Date.now() + STARTUP_MS;
 for (const u of urls) {
   while (await fetch(`${u}/health`).then((r) => !r.ok, () => true)) {
-    if (Date.now() > deadline) throw new Error('foreman did not start within 20 s');
+    if (Date.now() > deadline) throw new Error(`foreman did not start within ${STARTUP_MS / 1000} s`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -138,7 +147,7 @@ children.push(...workers);
 const worker = workers[0];
 // Counted in the store: with several foremen the workers are connected to others than the client's.
 while (!(await client.stats().then((s) => s.workers.online >= workers.length, () => false))) {
-  if (Date.now() > deadline) throw new Error('worker did not connect within 20 s');
+  if (Date.now() > deadline) throw new Error(`worker did not connect within ${STARTUP_MS / 1000} s`);
   await new Promise((r) => setTimeout(r, 50));
 }
 const meta = { database: database.split(':')[0], foremen: FOREMEN, workers: workers.length, auth: args.insecure ? 'off' : 'on', cpus: cpus().length, node: process.versions.node, runs: RUNS };
@@ -176,6 +185,10 @@ const perTask = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<ty
   foreman_cpu_us_per_task: round(((b.foremen - a.foremen) * 1e6) / n, 1), worker_cpu_us_per_task: round(((b.worker - a.worker) * 1e6) / n, 1),
   ...(onPostgres ? { postgres_cpu_us_per_task: round(((b.postgres - a.postgres) * 1e6) / n, 1), statements_per_task: round((b.statements - a.statements) / n, 3) } : {}),
 });
+/** µs of this process's CPU (the client's) per task since `from` (a process.cpuUsage() reading). */
+const clientCpuPerTask = (from: NodeJS.CpuUsage, n: number) => { const d = process.cpuUsage(from); return round((d.user + d.system) / n, 1); };
+/** The throughput workload's CPU per task in each process, kept for the limits line. */
+let throughputCost: (ReturnType<typeof perTask> & { client_cpu_us_per_task: number }) | null = null;
 const SUM_TO_PY_SOURCE = 'def sum_to(n):\n    s = 0\n    for i in range(1, 10001):\n        s += i\n    return s + n * 0\n';
 const SUM_TO_PY = { python: SUM_TO_PY_SOURCE, name: 'sum_to' };
 /** The same 10,000 calls in one CPython process on this machine: the physical reference. Its wall time in ms, or why not. */
@@ -252,8 +265,10 @@ try {
     };
     await warmUp('bench.noop');
     const cpu0 = await cpuNow();
+    const client0 = process.cpuUsage();
     const rates = await throughputRuns('bench.noop');
-    const cost = perTask(cpu0, await cpuNow(), TASKS * RUNS);
+    const cost = { ...perTask(cpu0, await cpuNow(), TASKS * RUNS), client_cpu_us_per_task: clientCpuPerTask(client0, TASKS * RUNS) };
+    throughputCost = cost;
     console.log(JSON.stringify({ bench: 'throughput', tasks: TASKS, concurrency: Number(args.concurrency), tasks_per_s: Math.round(median(rates)), runs_tasks_per_s: rates.map(Math.round), ...cost, ...meta }));
 
     // The same workload run by the Python SDK's worker (bench/python-worker.py), on the same
@@ -301,6 +316,46 @@ try {
         if (code !== null && code !== 0) process.stderr.write(`the Python worker exited ${code}:\n${pyErr}\n`);
       }
     }
+  }
+
+  if (want('limits')) {
+    // What the machine allows, beside which the other lines can be read: a WebSocket round trip
+    // between two Node processes on loopback (what one dispatch-and-result exchange cannot beat),
+    // SQLite's batched inserts and updates with the foreman's settings (bench/sqlite-write-probe.ts),
+    // and the CPU each process spends per task in the throughput workload (measured above when it
+    // ran; otherwise by one run of it here).
+    const echo = spawn(process.execPath, ['--no-node-snapshot', join(root, 'bench/ws-echo-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(echo);
+    const echoPort = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      echo.stdout!.on('data', (d) => { out += d; if (out.includes('\n')) resolve(Number(out.trim())); });
+      echo.once('exit', (code) => reject(new Error(`the WebSocket echo server exited (${code}) before it listened`)));
+    });
+    const { WebSocket } = await import('ws');
+    const socket = new WebSocket(`ws://127.0.0.1:${echoPort}`);
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    // About the size of a task assignment.
+    const message = JSON.stringify({ type: 'assign', tasks: [{ taskId: crypto.randomUUID(), attempt: 1, jobId: crypto.randomUUID(), type: 'bench.echo', input: 1 }] });
+    const trip = () => new Promise<number>((resolve) => { const t0 = performance.now(); socket.once('message', () => resolve(performance.now() - t0)); socket.send(message); });
+    for (let i = 0; i < 200; i++) await trip();
+    const trips: number[] = [];
+    for (let i = 0; i < 2_000; i++) trips.push(await trip());
+    socket.close();
+    echo.kill('SIGTERM');
+    const { sqliteWriteProbe, INSERT_BATCH, UPDATE_BATCH } = await import('./sqlite-write-probe.ts');
+    const sqliteRates = sqliteWriteProbe(join(dir, 'limits-probe.db'));
+    let cost = throughputCost;
+    if (!cost) {
+      await (await client.submitMany(Array.from({ length: 2_000 }, () => ({ type: 'bench.noop' })))).result();
+      const cpu0 = await cpuNow();
+      const client0 = process.cpuUsage();
+      const results = await (await client.submitMany(Array.from({ length: TASKS }, () => ({ type: 'bench.noop' })))).result();
+      if (results.length !== TASKS) throw new Error(`limits: got ${results.length} results`);
+      cost = { ...perTask(cpu0, await cpuNow(), TASKS), client_cpu_us_per_task: clientCpuPerTask(client0, TASKS) };
+    }
+    console.log(JSON.stringify({ bench: 'limits', ws_round_trips: trips.length, ws_round_trip_p50_ms: round(pct(trips, 50), 3), ws_round_trip_p99_ms: round(pct(trips, 99), 3),
+      sqlite_inserts_per_s: sqliteRates.inserts_per_s, sqlite_insert_batch: INSERT_BATCH, sqlite_updates_per_s: sqliteRates.updates_per_s, sqlite_update_batch: UPDATE_BATCH,
+      sqlite_synchronous: 'NORMAL', throughput_tasks: TASKS, ...cost, ...meta }));
   }
 
   if (want('small-jobs')) {

@@ -2,7 +2,9 @@
  * The worker side of one peer, run as its own process by bench/peers/run.ts (the client stays in
  * the runner's process, as CrowdCompute's bench keeps its client apart from its worker):
  *   node --no-node-snapshot bench/peers/worker.ts <bullmq|graphile|pgboss> '<json config>'
- * config: { queue } for BullMQ; { connectionString, schema, channel } for Graphile and pg-boss.
+ * config: { queue, concurrency } for BullMQ; { connectionString, schema, channel } for Graphile and pg-boss;
+ * and `tuned`: the configuration the peer's own documentation advises for speed instead of its
+ * defaults (see bench/peers/README.md for each, with the documentation it follows).
  *
  * Every peer runs the same three handlers, chosen by the job's data `k`:
  *   noop -> null                       (W1)
@@ -21,7 +23,7 @@ const load = (name: string): Promise<any> => import(name);
 
 const CONCURRENCY = 50;
 const [system, rawConfig] = process.argv.slice(2);
-const config = JSON.parse(rawConfig ?? '{}') as { queue?: string; connectionString?: string; schema?: string; channel?: string };
+const config = JSON.parse(rawConfig ?? '{}') as { queue?: string; concurrency?: number; connectionString?: string; schema?: string; channel?: string; tuned?: boolean };
 
 function sum(): number {
   let s = 0;
@@ -41,12 +43,13 @@ process.on('SIGTERM', () => {
 
 if (system === 'bullmq') {
   const { Worker } = await load('bullmq');
+  // Tuned, the runner starts several of these processes (BullMQ's recommended set-up), sharing the 50.
   const worker = new Worker(config.queue!, async (job: { data: Data }) => {
     const d = job.data as Data;
     if (d.k === 'echo') return d.i;
     if (d.k === 'sum') return sum();
     return null;
-  }, { connection: { host: '127.0.0.1', port: 6379 }, concurrency: CONCURRENCY });
+  }, { connection: { host: '127.0.0.1', port: 6379 }, concurrency: config.concurrency ?? CONCURRENCY });
   worker.on('error', (err: unknown) => process.stderr.write(`bullmq worker: ${err}\n`));
   await worker.waitUntilReady();
   stop = () => worker.close();
@@ -65,6 +68,11 @@ if (system === 'bullmq') {
     maxPoolSize: CONCURRENCY,
     noHandleSignals: true,
     logger,
+    // Tuned: the batching Graphile's performance page recommends for high-throughput queues
+    // (https://worker.graphile.org/docs/performance#batching): a local queue of concurrency + 1
+    // jobs fetched (and locked) in one query, and completions and failures released in batches
+    // (delay 0, as in its own perfTest set-up: the next tick's worth, no added wait).
+    ...(config.tuned ? { preset: { worker: { localQueue: { size: CONCURRENCY + 1 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } } } : {}),
     taskList: {
       bench: async (payload: unknown, helpers: { withPgClient: (fn: (c: Sql) => Promise<unknown>) => Promise<unknown> }) => {
         const d = payload as Data;
@@ -101,8 +109,11 @@ if (system === 'bullmq') {
   // Results: a single-job batch stores its handler's return value as output; for larger batches
   // pg-boss stores none, so each sum job is completed on its own with its output
   // (boss.complete(name, id, value) -> output {"value": 50005000}); the rest are completed by pg-boss.
-  const LOOPS = Number(process.env.PEERS_PGBOSS_LOOPS ?? 10);
-  const BATCH = Number(process.env.PEERS_PGBOSS_BATCH ?? 5);
+  // Tuned: batch fetching as pg-boss documents it (work()'s batchSize: up to that many jobs per
+  // fetch, handed to the handler together), all 50 in one fetch loop: a fiftieth of the fetches
+  // (each sorts the waiting jobs), at the cost of polling an idle queue only every 0.5 s.
+  const LOOPS = config.tuned ? 1 : Number(process.env.PEERS_PGBOSS_LOOPS ?? 10);
+  const BATCH = config.tuned ? CONCURRENCY : Number(process.env.PEERS_PGBOSS_BATCH ?? 5);
   const handle = async (job: { id: string; data: Data }) => {
     const d = job.data;
     if (d.k === 'echo') await db.executeSql('select pg_notify($1, $2)', [config.channel, String(d.i)]);

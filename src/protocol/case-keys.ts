@@ -46,27 +46,68 @@ function snakeStructure(schema: z.ZodType): z.ZodType {
   return schema;
 }
 
+/** A walk of values of one schema that renames their keys. */
+type Walk = (value: unknown) => unknown;
+
+/**
+ * The walk for a schema, made once and kept: what kind of schema it is and which keys it
+ * renames are looked up when the walk is made, not for every value (a REST submission is
+ * renamed on every request). A child's walk is made at its first use, so a schema that
+ * contains itself is fine.
+ */
+function walkOf(walks: WeakMap<z.ZodType, Walk>, make: (schema: z.ZodType) => Walk, schema: z.ZodType): Walk {
+  let w = walks.get(schema);
+  if (!w) { w = make(schema); walks.set(schema, w); }
+  return w;
+}
+
+/** A child's walk, made at its first use. */
+function lazyWalk(walks: WeakMap<z.ZodType, Walk>, make: (schema: z.ZodType) => Walk, schema: z.ZodType): Walk {
+  let w: Walk | undefined;
+  return (value) => (w ??= walkOf(walks, make, schema))(value);
+}
+
+const camelWalks = new WeakMap<z.ZodType, Walk>();
+const snakeWalks = new WeakMap<z.ZodType, Walk>();
+const same: Walk = (value) => value;
+
 /** Walk a parsed snake_case value beside its camelCase schema and rename the keys the schema names. */
-function toCamel(schema: z.ZodType, value: unknown): unknown {
-  if (value === undefined || value === null) return value;
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) return toCamel(schema.unwrap() as z.ZodType, value);
-  if (schema instanceof z.ZodArray) return (value as unknown[]).map((v) => toCamel(schema.element as z.ZodType, v));
+function makeCamelWalk(schema: z.ZodType): Walk {
+  const child = (s: z.ZodType) => lazyWalk(camelWalks, makeCamelWalk, s);
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
+    const inner = child(schema.unwrap() as z.ZodType);
+    return (value) => (value === undefined || value === null ? value : inner(value));
+  }
+  if (schema instanceof z.ZodArray) {
+    const element = child(schema.element as z.ZodType);
+    return (value) => (value === undefined || value === null ? value : (value as unknown[]).map(element));
+  }
   if (schema instanceof z.ZodObject) {
-    const src = value as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
-      const sk = snakeCase(k);
-      if (sk in src) out[k] = toCamel(v, src[sk]);
-    }
-    return out;
+    const keys = Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => ({ k, sk: snakeCase(k), walk: child(v) }));
+    return (value) => {
+      if (value === undefined || value === null) return value;
+      const src = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      for (const { k, sk, walk } of keys) if (sk in src) out[k] = walk(src[sk]);
+      return out;
+    };
   }
   if (schema instanceof z.ZodDiscriminatedUnion) {
     const key = schema.def.discriminator;
-    const tag = (value as Record<string, unknown>)[snakeCase(key)];
-    const option = (schema.options as z.ZodObject[]).find((o) => (o.shape[key] as z.ZodLiteral).values.has(tag as never));
-    return option ? toCamel(option, value) : value;
+    const sk = snakeCase(key);
+    const options = (schema.options as z.ZodObject[]).map((o) => ({ values: (o.shape[key] as z.ZodLiteral).values, walk: child(o) }));
+    return (value) => {
+      if (value === undefined || value === null) return value;
+      const tag = (value as Record<string, unknown>)[sk];
+      const option = options.find((o) => o.values.has(tag as never));
+      return option ? option.walk(value) : value;
+    };
   }
-  return value;
+  return same;
+}
+
+function toCamel(schema: z.ZodType, value: unknown): unknown {
+  return walkOf(camelWalks, makeCamelWalk, schema)(value);
 }
 
 /**
@@ -79,23 +120,41 @@ export function snakeCaseSchema<S extends z.ZodType>(schema: S): z.ZodType<z.out
 }
 
 /** Walk a camelCase value beside its schema and rename the keys the schema names to snake_case (values left as they are). */
-function toSnake(schema: z.ZodType, value: unknown): unknown {
-  if (value === undefined || value === null) return value;
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) return toSnake(schema.unwrap() as z.ZodType, value);
-  if (schema instanceof z.ZodArray) return Array.isArray(value) ? value.map((v) => toSnake(schema.element as z.ZodType, v)) : value;
+function makeSnakeWalk(schema: z.ZodType): Walk {
+  const child = (s: z.ZodType) => lazyWalk(snakeWalks, makeSnakeWalk, s);
+  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
+    const inner = child(schema.unwrap() as z.ZodType);
+    return (value) => (value === undefined || value === null ? value : inner(value));
+  }
+  if (schema instanceof z.ZodArray) {
+    const element = child(schema.element as z.ZodType);
+    return (value) => (Array.isArray(value) ? value.map(element) : value);
+  }
   if (schema instanceof z.ZodObject) {
-    const src = value as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(schema.shape as Record<string, z.ZodType>)) if (k in src) out[snakeCase(k)] = toSnake(v, src[k]);
-    return out;
+    const keys = Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => ({ k, sk: snakeCase(k), walk: child(v) }));
+    return (value) => {
+      if (value === undefined || value === null) return value;
+      const src = value as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      for (const { k, sk, walk } of keys) if (k in src) out[sk] = walk(src[k]);
+      return out;
+    };
   }
   if (schema instanceof z.ZodDiscriminatedUnion) {
     const key = schema.def.discriminator;
-    const tag = (value as Record<string, unknown>)[key];
-    const option = (schema.options as z.ZodObject[]).find((o) => (o.shape[key] as z.ZodLiteral).values.has(tag as never));
-    return option ? toSnake(option, value) : value;
+    const options = (schema.options as z.ZodObject[]).map((o) => ({ values: (o.shape[key] as z.ZodLiteral).values, walk: child(o) }));
+    return (value) => {
+      if (value === undefined || value === null) return value;
+      const tag = (value as Record<string, unknown>)[key];
+      const option = options.find((o) => o.values.has(tag as never));
+      return option ? option.walk(value) : value;
+    };
   }
-  return value;
+  return same;
+}
+
+function toSnake(schema: z.ZodType, value: unknown): unknown {
+  return walkOf(snakeWalks, makeSnakeWalk, schema)(value);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CrowdComputeError, type Scope } from '../../protocol/index.ts';
 import { requireScope, unauthenticated, type Principal } from '../../core/access.ts';
-import { Authenticator } from '../auth/authenticator.ts';
+import { Authenticator, type Authenticated } from '../auth/authenticator.ts';
 
 /**
  * What a route asks of its caller: nothing (`open`); a login, or a redirect to the login page
@@ -36,23 +36,44 @@ export function registerHttpAuth(app: FastifyInstance, auth: Authenticator | nul
     // The API docs and the pages' static files hold nothing secret.
     if (route.url.startsWith('/docs') || route.url.startsWith('/ui/')) route.config = { ...route.config, access: 'open' };
   });
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!auth) { req.principal = INSECURE; return; }
+  // A callback hook, not an async one: a request whose key's record is cached (all but a key's
+  // first) is decided in this turn, without a promise to wait on.
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    if (!auth) { req.principal = INSECURE; done(); return; }
     const access: Access = req.routeOptions.config?.access ?? 'authenticated';
-    if (access === 'open') { req.principal = ANONYMOUS; return; }
+    if (access === 'open') { req.principal = ANONYMOUS; done(); return; }
     // A signed link (a task's file download) is checked by its route; without one, a key is needed.
-    if (access === 'link' && typeof (req.query as { sig?: unknown } | undefined)?.sig === 'string') { req.principal = ANONYMOUS; return; }
-    const who = await auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.ip });
-    req.principal = who.principal;
+    if (access === 'link' && typeof (req.query as { sig?: unknown } | undefined)?.sig === 'string') { req.principal = ANONYMOUS; done(); return; }
+    let who: Authenticated | Promise<Authenticated>;
+    try {
+      who = auth.fromHttp({ authorization: req.headers.authorization, cookie: req.headers.cookie, address: req.ip });
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    if (who instanceof Promise) who.then((w) => admit(auth, req, reply, access, w, done), done);
+    else admit(auth, req, reply, access, who, done);
+  });
+}
+
+/** Let a recognised caller through to the route (`done()`), or refuse it (`done(err)`), or send an anonymous page visitor to the login page. */
+function admit(auth: Authenticator, req: FastifyRequest, reply: FastifyReply, access: Exclude<Access, 'open'>, who: Authenticated, done: (err?: Error) => void): void {
+  req.principal = who.principal;
+  try {
     if (who.principal.kind === 'anonymous') {
-      if (access === 'page') return reply.redirect(`/login?next=${encodeURIComponent(pathOf(req.url))}`);
+      // Answered here: the route does not run (done is not called).
+      if (access === 'page') { void reply.redirect(`/login?next=${encodeURIComponent(pathOf(req.url))}`); return; }
       throw unauthenticated();
     }
     if (who.via === 'session' && !SAFE_METHODS.has(req.method) && !auth.checkCsrf(who.session!, req.headers['x-csrf-token'] as string | undefined)) {
       throw new CrowdComputeError('CC_ERR_FORBIDDEN', 'a change asked through a dashboard session must carry its CSRF token (x-csrf-token header)');
     }
     if (access !== 'authenticated' && access !== 'page' && access !== 'link') requireScope(who.principal, access, `${req.method} ${req.routeOptions.url}`);
-  });
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  done();
 }
 
 /**

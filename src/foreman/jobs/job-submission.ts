@@ -1,4 +1,3 @@
-import { v7 as timeOrderedUuid } from 'uuid';
 import {
   CrowdComputeError, MAP_TASK_TYPES, MAX_TIME_AHEAD_MS, durationMs, formatBytes, timeMs, webhookHostAllowed, type CodeLanguage, type JobSpec, type Priority,
 } from '../../protocol/index.ts';
@@ -8,6 +7,7 @@ import type { JobAppendParams, JobInsertParams, JobRecord, NewTask } from '../..
 import type { NamedTaskSpec } from '../../protocol/index.ts';
 import { checkFunctionSource } from './code-check.ts';
 import { checkPythonSourceShape } from './python-source-shape.ts';
+import { newJobId } from './job-id.ts';
 
 export { checkFunctionSource };
 
@@ -175,9 +175,8 @@ export function buildPart(job: JobRecord, part: { tasks?: NamedTaskSpec[]; args?
 
 /** Turn a validated job spec into the rows to insert, enforcing the limits with errors that name them. */
 export function buildJob(spec: JobSpec, limits: SubmissionLimits, now: number, owner: string | null = null): JobInsertParams {
-  // Time-ordered ids: a new job's rows go at the end of every index keyed by job id (its
-  // queue, its tasks' ids), instead of at random places, which each commit would have to touch.
-  const jobId = timeOrderedUuid();
+  // Time-ordered (see job-id.ts).
+  const jobId = newJobId();
   const priority: Priority = spec.priority ?? 'normal';
   const maxAttempts = spec.maxAttempts ?? 1;
   const timeoutMs = spec.timeoutMs ?? limits.defaultTimeoutMs;

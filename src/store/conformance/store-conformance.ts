@@ -141,6 +141,24 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await store.jobInsert(namedJob(['p.g'], { priority: 'high' }))).position, 1);
     });
 
+    test('position follows the queue between submissions: claims, cancels, appends and groups in between', async () => {
+      assert.equal((await store.jobInsert(namedJob(['q.a', 'q.a', 'q.a']))).position, 0);
+      assert.equal((await store.jobInsert(namedJob(['q.b']))).position, 3);
+      assert.equal((await claim(store, 'w', ['q.a'], 2)).length, 2);
+      assert.equal((await store.jobInsert(namedJob(['q.c']))).position, 2, 'the two claimed no longer wait');
+      const cancelled = await store.jobInsert(namedJob(['q.d', 'q.d']));
+      assert.equal(cancelled.position, 3);
+      await store.jobCancel({ jobId: cancelled.job.id, now: Date.now() });
+      const [g1, g2] = await store.jobInsertMany([namedJob(['q.e']), namedJob(['q.f'], { priority: 'high' })]);
+      assert.ok(!('error' in g1) && !('error' in g2));
+      assert.equal(g1.position, 3, 'the cancelled tasks no longer wait');
+      assert.equal(g2.position, 0);
+      assert.equal((await store.jobInsert(namedJob(['q.g'], { priority: 'high' }))).position, 1);
+      // The queued tasks as counted afresh agree with the positions handed out.
+      assert.equal((await store.stats()).tasks.queued, 6);
+      assert.equal((await store.jobInsert(namedJob(['q.h'], { priority: 'low' }))).position, 6);
+    });
+
     test('a group insert: each job in whole or not at all, a refused job alone, keys shared within the group', async () => {
       await store.jobInsert(namedJob(['g.a', 'g.b', 'g.c']));
       const taken = namedJob(['g.d', 'g.e']);

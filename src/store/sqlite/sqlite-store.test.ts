@@ -35,3 +35,30 @@ test('a size limit makes the file behave as a full disk: writes fail with SQLITE
     await store.close();
   }
 });
+
+test('a position counts what another connection to the file queued, claimed or cancelled since the last submission', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'cc-sqlite-')), 'shared.db');
+  const a = new SqliteStore({ path });
+  await a.migrate();
+  const b = new SqliteStore({ path });
+  await b.migrate();
+  const job = (id: string, types: string[]) => ({
+    job: { id, kind: 'tasks' as const, name: null, priority: 'normal' as const, argCount: null, chunkSize: null, code: null, timeoutMs: null,
+      maxAttempts: 1, idempotencyKey: null, metadata: null, owner: null, retentionMs: 60_000, label: 'x', queueTimeoutMs: null, runOn: null },
+    tasks: types.map((type, index) => ({ id: `${id}.${index}`, index, kind: 'named' as const, type, input: null, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null })),
+    now: Date.now(),
+  });
+  try {
+    assert.equal((await a.jobInsert(job('a1', ['x', 'x']))).position, 0);
+    assert.equal((await a.jobInsert(job('a2', ['x']))).position, 2);
+    await b.jobInsert(job('b1', ['y', 'y', 'y']));
+    assert.equal((await a.jobInsert(job('a3', ['x']))).position, 6, 'the other connection\'s three count');
+    assert.equal((await b.taskClaimMany({ workerId: 'w', patterns: ['y'], allowCode: false, limit: 3, leaseMs: 30_000, now: Date.now() })).length, 3);
+    assert.equal((await a.jobInsert(job('a4', ['x']))).position, 4, 'the three it claimed no longer wait');
+    await b.jobCancel({ jobId: 'a1', now: Date.now() });
+    assert.equal((await a.jobInsert(job('a5', ['x']))).position, 3);
+  } finally {
+    await b.close();
+    await a.close();
+  }
+});

@@ -73,8 +73,9 @@ interface Thread {
   exited: Promise<void>;
 }
 
-/** The SQLite store, run on a thread of its own (see the file's comment). @internal */
+/** The forwarded calls, which the loop at the end of this file puts on the class's prototype. @internal */
 export interface ThreadedSqliteStore extends Pick<Store, Forwarded> {}
+/** The SQLite store, run on a thread of its own (see the file's comment). @internal */
 export class ThreadedSqliteStore {
   readonly driver = 'sqlite' as const;
   private readonly data: StoreThreadData;

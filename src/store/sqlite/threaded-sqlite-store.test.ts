@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { runStoreConformance } from '../conformance/store-conformance.ts';
 import { ThreadedSqliteStore } from './threaded-sqlite-store.ts';
@@ -109,4 +111,19 @@ test('close answers the calls made before it, is safe twice, and calls after it 
   } finally {
     await reopened.close();
   }
+});
+
+test('a process closing the store with a call still in flight waits for the thread to end before it exits', async () => {
+  // Alone in a process, as the foreman's last moments are: nothing else keeps its event loop alive.
+  const script = `
+    const { ThreadedSqliteStore } = await import(${JSON.stringify(new URL('./threaded-sqlite-store.ts', import.meta.url).href)});
+    const store = new ThreadedSqliteStore({ path: ${JSON.stringify(freshPath())} });
+    await store.migrate();
+    const inFlight = store.stats();
+    await store.close();
+    console.log('closed', (await inFlight).jobs.queued);`;
+  const file = join(mkdtempSync(join(tmpdir(), 'cc-sqlite-thread-')), 'close.mjs');
+  writeFileSync(file, script);
+  const { stdout } = await promisify(execFile)(process.execPath, ['--no-node-snapshot', file]);
+  assert.equal(stdout.trim(), 'closed 0');
 });

@@ -127,9 +127,14 @@ export class ThreadedSqliteStore {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    if (this.pending.size === 0) this.thread?.worker.unref();
+    this.unrefIfIdle();
     if ('error' in m) p.reject(rebuildError(m.error as CarriedError));
     else p.resolve(ITEM_ERROR_METHODS.has(p.method) ? rebuildItemErrors(m.value) : m.value);
+  }
+
+  /** No call waits: the thread need not hold the process open (while closing it must, until it has ended). */
+  private unrefIfIdle(): void {
+    if (this.pending.size === 0 && !this.closing) this.thread?.worker.unref();
   }
 
   private failPending(err: Error): void {
@@ -156,7 +161,7 @@ export class ThreadedSqliteStore {
       } catch (err) {
         // An argument that cannot be cloned (a function, a class instance with private state).
         this.pending.delete(id);
-        if (this.pending.size === 0) thread.worker.unref();
+        this.unrefIfIdle();
         reject(err as Error);
       }
     });

@@ -48,6 +48,8 @@
  * The foreman and the worker run as separate processes (the CLI), the client in this one.
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen;
+ * `--foreman-args='--no-store-thread'` passes more flags to every foreman it starts (an A/B of a
+ * foreman option).
  * `--spread-workers` starts one worker per foreman instead, sharing `--concurrency`, so that the
  * foremen share the dispatching.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
@@ -77,6 +79,7 @@ const { values: args } = parseArgs({ options: {
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
   foremen: { type: 'string', default: '1' }, 'spread-workers': { type: 'boolean', default: false },
   insecure: { type: 'boolean', default: false },
+  'foreman-args': { type: 'string' },
   'steady-tasks': { type: 'string', default: '1000000' },
   'fairness-runs': { type: 'string', default: '20' },
   'million-tasks': { type: 'string', default: '1000000' },
@@ -85,6 +88,8 @@ const { values: args } = parseArgs({ options: {
   'time-tasks': { type: 'string', default: '100000' },
 } });
 const RUNS = Number(args.runs);
+/** More flags for every foreman the bench starts (`--foreman-args=--no-store-thread`): an A/B of a foreman option. */
+const FOREMAN_ARGS = args['foreman-args']?.split(' ').filter(Boolean) ?? [];
 const TASKS = Number(args.tasks);
 const root = fileURLToPath(new URL('../', import.meta.url));
 const bin = process.env.CC_BENCH_BIN ?? join(root, 'bin/crowdcompute.js');
@@ -120,16 +125,17 @@ const database = args.database
 const FOREMEN = Number(args.foremen);
 if (FOREMEN > 1 && !database.startsWith('postgres')) throw new Error('--foremen > 1 needs --database postgres://…');
 const ports = await Promise.all(Array.from({ length: FOREMEN }, () => freePort()));
-const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn',
+const foremen = ports.map((port, i) => start(`foreman ${i + 1}`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', database, '--id', `bench-f${i + 1}`, '--log-level', 'warn', ...FOREMAN_ARGS,
   ...(args.insecure ? ['--insecure'] : []), ...(args.only?.split(',').includes('retention') ? ['--retention', '1s', '--prune-interval', '250ms'] : [])]));
 // However this run ends (a foreman or worker that does not come up throws), its processes go with it.
 const children: ChildProcess[] = [...foremen];
 process.once('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
 const urls = ports.map((p) => `http://127.0.0.1:${p}`);
 const url = urls[urls.length - 1];
-// Generous: on a machine shared with other work, starting the foremen and the worker (Node with
-// TypeScript sources) can take many seconds; the bound only catches a process that never comes up.
-const STARTUP_MS = 60_000;
+// How long the foremen and the workers may take to come up ($CC_BENCH_STARTUP_MS, default 60 s):
+// on a machine shared with other work, starting from the TypeScript sources can take many seconds;
+// the bound only catches a process that never comes up.
+const STARTUP_MS = Number(process.env.CC_BENCH_STARTUP_MS ?? 60_000);
 const deadline = Date.now() + STARTUP_MS;
 for (const u of urls) {
   while (await fetch(`${u}/health`).then((r) => !r.ok, () => true)) {
@@ -137,7 +143,7 @@ for (const u of urls) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-const client = new Client({ url, connectTimeoutMs: 20_000 });
+const client = new Client({ url, connectTimeoutMs: STARTUP_MS });
 // One worker on the first foreman; with --spread-workers, one per foreman, sharing the concurrency.
 const workerPorts = args['spread-workers'] ? ports : [ports[0]];
 const workers = workerPorts.map((port, i) => start(`worker ${i + 1}`, ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', `bench-worker-${i + 1}`,
@@ -178,11 +184,37 @@ const statementsSent = async (): Promise<number> => {
   }
   return sum;
 };
+/**
+ * CPU seconds of a process's threads, by kind (from /proc/<pid>/task): its main thread (the event
+ * loop), its worker threads (the SQLite store's thread, and the checkpointer's), and the rest (V8's
+ * garbage-collector helpers, libuv's pool).
+ */
+const threadCpuOf = (pid: number): { main: number; workers: number; other: number } => {
+  const out = { main: 0, workers: 0, other: 0 };
+  let tids: string[] = [];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const used = (Number(f[11]) + Number(f[12])) / 100;
+      if (Number(tid) === pid) out.main += used;
+      else if (comm === 'WorkerThread') out.workers += used;
+      else out.other += used;
+    } catch { /* ended */ }
+  }
+  return out;
+};
 const onPostgres = database.startsWith('postgres');
-const cpuNow = async () => ({ foremen: foremen.reduce((s, f) => s + cpuOf(f.pid!), 0), worker: workers.reduce((s, w) => s + cpuOf(w.pid!), 0), postgres: onPostgres ? postgresCpu() : 0, statements: onPostgres ? await statementsSent() : 0 });
+const foremenThreads = () => foremen.map((f) => threadCpuOf(f.pid!)).reduce((a, b) => ({ main: a.main + b.main, workers: a.workers + b.workers, other: a.other + b.other }), { main: 0, workers: 0, other: 0 });
+const cpuNow = async () => ({ threads: foremenThreads(), foremen: foremen.reduce((s, f) => s + cpuOf(f.pid!), 0), worker: workers.reduce((s, w) => s + cpuOf(w.pid!), 0), postgres: onPostgres ? postgresCpu() : 0, statements: onPostgres ? await statementsSent() : 0 });
 /** What each task cost between two readings: µs of CPU in the foremen, the worker and PostgreSQL, and statements sent. */
 const perTask = (a: Awaited<ReturnType<typeof cpuNow>>, b: Awaited<ReturnType<typeof cpuNow>>, n: number) => ({
   foreman_cpu_us_per_task: round(((b.foremen - a.foremen) * 1e6) / n, 1), worker_cpu_us_per_task: round(((b.worker - a.worker) * 1e6) / n, 1),
+  // Where the foreman's CPU went: its event loop, its worker threads (the SQLite store's own), the rest.
+  foreman_threads_cpu_us_per_task: { main: round(((b.threads.main - a.threads.main) * 1e6) / n, 1), workers: round(((b.threads.workers - a.threads.workers) * 1e6) / n, 1),
+    other: round(((b.threads.other - a.threads.other) * 1e6) / n, 1) },
   ...(onPostgres ? { postgres_cpu_us_per_task: round(((b.postgres - a.postgres) * 1e6) / n, 1), statements_per_task: round((b.statements - a.statements) / n, 3) } : {}),
 });
 /** µs of this process's CPU (the client's) per task since `from` (a process.cpuUsage() reading). */
@@ -374,19 +406,21 @@ try {
     }
     const cost = perTask(cpu0, await cpuNow(), JOBS * RUNS);
     console.log(JSON.stringify({ bench: 'small-jobs', jobs: JOBS, tasks_per_job: 1, jobs_per_s: Math.round(median(rates)), runs_jobs_per_s: rates.map(Math.round),
-      foreman_cpu_us_per_job: cost.foreman_cpu_us_per_task, ...meta }));
+      foreman_cpu_us_per_job: cost.foreman_cpu_us_per_task, foreman_threads_cpu_us_per_job: cost.foreman_threads_cpu_us_per_task, ...meta }));
   }
 
   if (want('latency')) {
     for (let i = 0; i < 100; i++) await (await client.submit('bench.echo', i)).result();
     const lat: number[] = [];
+    const cpu0 = await cpuNow();
     for (let i = 0; i < 1_000; i++) {
       const t0 = performance.now();
       const v = await (await client.submit('bench.echo', i)).result();
       lat.push(performance.now() - t0);
       if (v !== i) throw new Error(`latency: round trip ${i} returned ${v}`);
     }
-    console.log(JSON.stringify({ bench: 'latency', round_trips: lat.length, p50_ms: round(pct(lat, 50), 3), p99_ms: round(pct(lat, 99), 3), mean_ms: round(lat.reduce((a, b) => a + b, 0) / lat.length, 3), ...meta }));
+    console.log(JSON.stringify({ bench: 'latency', round_trips: lat.length, p50_ms: round(pct(lat, 50), 3), p99_ms: round(pct(lat, 99), 3), mean_ms: round(lat.reduce((a, b) => a + b, 0) / lat.length, 3),
+      ...(({ foreman_cpu_us_per_task, foreman_threads_cpu_us_per_task }) => ({ foreman_cpu_us_per_round_trip: foreman_cpu_us_per_task, foreman_threads_cpu_us_per_round_trip: foreman_threads_cpu_us_per_task }))(perTask(cpu0, await cpuNow(), lat.length)), ...meta }));
   }
 
   if (want('map')) console.log(mapLine('map', await mapRuns({})));
@@ -749,7 +783,7 @@ try {
           schemas.push(`${schema}_${label}`);
           db = `${args.database}${args.database!.includes('?') ? '&' : '?'}schema=${schema}_${label}`;
         }
-        const foreman = start(`${label} foreman`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', db, '--id', `bench-${label}`, '--log-level', 'warn',
+        const foreman = start(`${label} foreman`, ['foreman', '--port', String(port), '--host', '127.0.0.1', '--database', db, '--id', `bench-${label}`, '--log-level', 'warn', ...FOREMAN_ARGS,
           ...(args.insecure ? ['--insecure'] : [])], env);
         children.push(foreman);
         const pairUrl = `http://127.0.0.1:${port}`;

@@ -180,7 +180,7 @@ export class Foreman {
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
-      opened = await openStore(o.database, { instanceId: this.id, foremanId: this.id, ...(o.maxDatabaseBytes ? { maxSizeBytes: o.maxDatabaseBytes } : {}) });
+      opened = await openStore(o.database, { instanceId: this.id, foremanId: this.id, thread: o.storeThread, ...(o.maxDatabaseBytes ? { maxSizeBytes: o.maxDatabaseBytes } : {}) });
       this.ownsStore = true;
     }
     // Every part talks to the store through its health tracker (outages, 503/507, /health).

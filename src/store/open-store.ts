@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Store } from './store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
+import { ThreadedSqliteStore } from './sqlite/threaded-sqlite-store.ts';
 
 /** How to open a store. */
 export interface OpenStoreOptions {
@@ -19,6 +20,12 @@ export interface OpenStoreOptions {
    * and nothing is written, so a command run in the wrong place cannot leave a stray empty store.
    */
   create?: boolean;
+  /**
+   * SQLite: run the store on a thread of its own (sqlite/threaded-sqlite-store.ts), so that its
+   * statements and the foreman's event loop use two cores. Default false: a command that
+   * opens the store for one call has nothing to overlap.
+   */
+  thread?: boolean;
 }
 
 /** The database named holds no CrowdCompute store (and `create: false` forbade making one). */
@@ -81,11 +88,13 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     if (options.create === false && path !== ':memory:' && !existsSync(resolve(path))) {
       throw new StoreNotFoundError(`the SQLite file ${resolve(path)} does not exist`);
     }
-    store = new SqliteStore({
+    const sqlite = {
       path: path === ':memory:' ? path : resolve(path),
       ...(options.foremanId ? { foremanId: options.foremanId } : {}), ...(options.maxSizeBytes ? { maxSizeBytes: options.maxSizeBytes } : {}),
-    });
+    };
+    store = options.thread ? new ThreadedSqliteStore(sqlite) : new SqliteStore(sqlite);
   }
-  await store.migrate();
+  // A threaded store reports a failure to open (the foreman lock taken) here; its thread is ended.
+  await store.migrate().catch(async (err: unknown) => { if (store instanceof ThreadedSqliteStore) await store.close(); throw err; });
   return store;
 }

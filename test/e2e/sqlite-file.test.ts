@@ -18,8 +18,10 @@ const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
 
-test('a full database: submissions get 507, health is degraded, held results wait, and everything resumes once pruning frees space', async () => {
-  const foreman = await startTestForeman({ maxDatabaseBytes: 1024 * 1024, heartbeatIntervalMs: 200 });
+// Once with the store on the event loop's thread, once on a thread of its own (--store-thread):
+// the full disk's SQLITE_FULL must cross that thread as the error it is.
+for (const storeThread of [false, true]) test(`a full database${storeThread ? ' (the store on its own thread)' : ''}: submissions get 507, health is degraded, held results wait, and everything resumes once pruning frees space`, async () => {
+  const foreman = await startTestForeman({ maxDatabaseBytes: 1024 * 1024, heartbeatIntervalMs: 200, storeThread });
   let release!: () => void;
   const gate = new Promise<void>((r) => { release = r; });
   const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'filler', maxConcurrentTasks: 16, logLevel: 'silent' })

@@ -1,4 +1,8 @@
 import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+
+/** The thread's file beside this one: checkpoint-thread.ts from source, checkpoint-thread.js from the built package. */
+const THREAD = fileURLToPath(import.meta.url).replace(/checkpointer\.(ts|js)$/, 'checkpoint-thread.$1');
 
 /**
  * Moves WAL checkpoints off the event loop.
@@ -14,9 +18,12 @@ import { Worker } from 'node:worker_threads';
 export class Checkpointer {
   private readonly worker: Worker;
   private stopped: Promise<void> | null = null;
+  /** Resolves when the thread has ended (stopped, or never started: its file missing, say). */
+  private readonly exited: Promise<void>;
 
   constructor(path: string, intervalMs: number, onError: (message: string) => void, walLimitBytes = 64 * 1024 * 1024) {
-    this.worker = new Worker(new URL('./checkpoint-thread.ts', import.meta.url), { workerData: { path, intervalMs, walLimitBytes } });
+    this.worker = new Worker(THREAD, { workerData: { path, intervalMs, walLimitBytes } });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (m: { error?: string }) => { if (m.error) onError(m.error); });
     this.worker.on('error', (err) => onError((err as Error).message));
     this.worker.unref();
@@ -28,7 +35,7 @@ export class Checkpointer {
     this.stopped ??= new Promise<void>((resolve) => {
       const done = () => { void this.worker.terminate().then(() => resolve(), () => resolve()); };
       this.worker.once('message', done);
-      this.worker.once('exit', () => resolve());
+      void this.exited.then(() => resolve());
       this.worker.postMessage({ type: 'stop' });
       setTimeout(done, 5_000).unref();
     });

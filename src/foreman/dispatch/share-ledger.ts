@@ -34,8 +34,9 @@ interface LedgerJob {
  * waiting tasks, owners' caps, and the rate limits.
  *
  * It is read from the store now and then (`refreshMs`, and soon after another foreman
- * announces work), and kept up to date in between with what this foreman does: jobs it
- * accepts, tasks it hands out, results it records, jobs that finish. On one foreman that is
+ * announces work it does not describe: returned or released tasks), and kept up to date in
+ * between with what this foreman does (jobs it accepts, tasks it hands out, results it records,
+ * jobs that finish) and the jobs other foremen accept, which their notifications describe. On one foreman that is
  * exact; with several, each sees the others' running tasks as of its last read. Caps and rate
  * limits are held exactly by the store in the claim itself; the ledger only chooses.
  */

@@ -963,15 +963,21 @@ export class PostgresStore implements Store {
         if (o.status === 'completed') w.completed++; else if (o.status === 'failed') w.failed++;
         perWorker.set(o.workerId, w);
       };
-      // Completions, the bulk of any batch: one set-based statement.
+      // Completions, the bulk of any batch: one set-based statement, which also counts them to
+      // their workers (see the workers' update below for the rest).
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
+      const countedTo = new Map<string, number>();
       if (done.length > 0) {
-        const rows = (await c.query(prepared(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+        const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
-            RETURNING t.id, t.attempt, t.job_id`,
+            RETURNING t.id, t.attempt, t.job_id, t.worker_id),
+          counted AS (UPDATE workers w SET tasks_completed = w.tasks_completed + n.k, last_seen_at = $5
+            FROM (SELECT worker_id, count(*)::int AS k FROM done GROUP BY worker_id) n WHERE w.id = n.worker_id)
+          SELECT * FROM done`,
           [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now]))).rows;
+        for (const r of rows) countedTo.set(r.worker_id, (countedTo.get(r.worker_id) ?? 0) + 1);
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
         for (const r of rows) {
           const key = `${r.id}#${r.attempt}`;
@@ -1030,6 +1036,10 @@ export class PostgresStore implements Store {
       if (out.released > 0) await this.notify(c, { kind: 'work' });
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
+        // Completions the statement above counted (and the time it set) are not counted again.
+        const counted = countedTo.get(workerId) ?? 0;
+        w.completed -= counted;
+        if (counted > 0 && w.completed === 0 && w.failed === 0) continue;
         await c.query(prepared('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]));
       }
       if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });

@@ -696,12 +696,25 @@ export class PostgresStore implements Store {
   }
 
 
+  /**
+   * One read (a job's end reaches its client through it): the job's shape, and its tasks in a
+   * range that holds the page's (with a map job's chunks, up to one more), cut to the page's
+   * tasks here (`resultTasks`).
+   */
   async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {
-    const job = (await this.q('SELECT kind, chunk_size, arg_count, total FROM jobs WHERE id = $1', [jobId])).rows[0];
-    if (!job) return null;
+    const offset = page?.offset ?? 0;
+    const end = page ? page.offset + page.limit : 2 ** 53;
+    const rows = (await this.q(prepared(`SELECT j.kind, j.chunk_size, j.arg_count, j.total, t.id, t.idx, t.kind AS task_kind, t.state, t.result, t.error
+        FROM jobs j LEFT JOIN LATERAL (SELECT id, idx, kind, state, result, error FROM tasks
+          WHERE job_id = j.id AND idx >= CASE WHEN j.kind = 'map' THEN $2::bigint / j.chunk_size ELSE $2::bigint END
+            AND idx < CASE WHEN j.kind = 'map' THEN $3::bigint / j.chunk_size + 1 ELSE $3::bigint END) t ON true
+        WHERE j.id = $1`, [jobId, offset, end]))).rows;
+    if (rows.length === 0) return null;
+    const job = rows[0];
     const { from, to } = resultTasks(job, page);
-    const rows = (await this.q('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1 AND idx >= $2 AND idx < $3', [jobId, from, to])).rows;
-    return flattenResults(job, rows, page);
+    const tasks = rows.filter((r) => r.id !== null && r.idx >= from && r.idx < to)
+      .map((r) => ({ id: r.id, idx: r.idx, kind: r.task_kind, state: r.state, result: r.result, error: r.error }));
+    return flattenResults(job, tasks, page);
   }
 
   /** Add to a job's counters and settle its state when every task is terminal; announce the change. */

@@ -183,12 +183,16 @@ export function bucketFromRow(r: Row): RateBucket {
   return { pattern: r.pattern, max: Number(r.max), perMs: Number(r.per_ms), tokens: Number(r.tokens), refilledAt: Number(r.refilled_at) };
 }
 
-/** An unfinished job's row, with its running tasks, as the scheduler sees it. */
-export function activeJobFromRow(r: Row, running: number): ActiveJob {
+/**
+ * An unfinished job's row, with its running and its scheduled (delayed, not yet due) tasks, as
+ * the scheduler sees it. What is neither ended, running nor scheduled is queued: only those
+ * tasks can be claimed, so only they count as waiting.
+ */
+export function activeJobFromRow(r: Row, running: number, scheduled: number): ActiveJob {
   return {
     jobId: r.id, kind: r.kind, owner: r.owner ?? null, priority: PRIORITY_BY_RANK[r.priority], weight: Number(r.weight ?? 1),
-    maxConcurrency: r.max_concurrency ?? null, running,
-    waiting: Math.max(0, Number(r.total) - Number(r.completed) - Number(r.failed) - Number(r.cancelled) - running),
+    maxConcurrency: r.max_concurrency ?? null, running, scheduled,
+    waiting: Math.max(0, Number(r.total) - Number(r.completed) - Number(r.failed) - Number(r.cancelled) - running - scheduled),
     runOn: r.run_on ?? null, language: r.kind === 'map' ? r.language ?? 'javascript' : null, createdAt: Number(r.created_at),
     types: typesFromLabel({ kind: r.kind, label: r.label ?? null, open: bool(r.open) }),
   };

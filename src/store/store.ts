@@ -354,8 +354,10 @@ export interface ActiveJob {
   priority: Priority;
   weight: number;
   maxConcurrency: number | null;
-  /** Its tasks not yet ended and not running: queued, waiting for a retry or for upstream nodes. */
+  /** Its tasks queued (some may wait for a retry or for upstream nodes): those a claim may find. */
   waiting: number;
+  /** Its delayed tasks not yet due (`scheduled`): none of them can be claimed until released. */
+  scheduled: number;
   /** Its tasks running now, on any foreman's workers. */
   running: number;
   /** Only this kind of worker may run its tasks; null: any. */
@@ -695,8 +697,12 @@ export interface JobPruneResult {
 
 /** Other foremen's announcements, heard through a shared database (PostgreSQL's LISTEN/NOTIFY). */
 export interface StoreNotifications {
-  /** New or returned work exists. */
-  onWork(): void;
+  /**
+   * New or returned work exists. With `accepted`: a job another foreman just accepted, as it
+   * committed it (its tasks, waiting and delayed), and whether some of its tasks require
+   * resources; without, anything may have changed.
+   */
+  onWork(accepted?: { job: ActiveJob; requiring: boolean }): void;
   /** A job's counts or state changed through another foreman. */
   onJobChange(change: JobChange): void;
   /** A running task must stop (cancelled through another foreman). */

@@ -176,11 +176,14 @@ export class Dispatcher implements Service {
    */
   announceWork(options: WorkAnnouncement = {}): void {
     const before = this.workVersion++;
-    if (options.jobs) {
-      for (const j of options.jobs) {
+    if (options.jobs || options.accepted) {
+      for (const { record: j, delayed } of options.jobs ?? []) {
+        // What its tasks are sent with is known here already: no read of the job at its first dispatch.
+        if (j.kind !== 'graph' && this.jobInfo.get(j.id) === undefined) this.jobInfo.set(j.id, { graph: null, metadata: j.metadata, traceContext: j.traceContext });
         this.ledger.upsert({ jobId: j.id, kind: j.kind, owner: j.owner, priority: j.priority, weight: j.weight, maxConcurrency: j.maxConcurrency,
-          runOn: j.runOn, language: j.language, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled });
+          runOn: j.runOn, language: j.language, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled }, delayed);
       }
+      for (const j of options.accepted ?? []) this.ledger.accepted(j);
     } else {
       // Work this foreman did not accept (returned, retried, or another foreman's): read who shares again.
       this.ledger.markStale();

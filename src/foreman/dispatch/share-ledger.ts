@@ -34,8 +34,9 @@ interface LedgerJob {
  * waiting tasks, owners' caps, and the rate limits.
  *
  * It is read from the store now and then (`refreshMs`, and soon after another foreman
- * announces work), and kept up to date in between with what this foreman does: jobs it
- * accepts, tasks it hands out, results it records, jobs that finish. On one foreman that is
+ * announces work it does not describe: returned or released tasks), and kept up to date in
+ * between with what this foreman does (jobs it accepts, tasks it hands out, results it records,
+ * jobs that finish) and the jobs other foremen accept, which their notifications describe. On one foreman that is
  * exact; with several, each sees the others' running tasks as of its last read. Caps and rate
  * limits are held exactly by the store in the claim itself; the ledger only chooses.
  */
@@ -124,12 +125,25 @@ export class ShareLedger {
     return o;
   }
 
-  /** A job accepted (or appended to) here: `unfinished` is its tasks not yet ended. */
-  upsert(job: Omit<ActiveJob, 'waiting' | 'running'> & { unfinished: number }): void {
+  /**
+   * A job accepted (or appended to, or retried) here: `unfinished` is its tasks not yet ended,
+   * `delayed` how many of the tasks it just brought wait for their time. Those, and the delayed
+   * ones it had, are not waiting: the releaser's announcement brings them in when they are due.
+   */
+  upsert(job: Omit<ActiveJob, 'waiting' | 'running' | 'scheduled'> & { unfinished: number }, delayed: number): void {
     const had = this.jobs.get(job.jobId);
     const running = had?.share.running ?? 0;
+    const scheduled = (had?.job.scheduled ?? 0) + delayed;
     const { unfinished, ...rest } = job;
-    this.put({ ...rest, running, waiting: Math.max(0, unfinished - running) }, had);
+    this.put({ ...rest, running, scheduled, waiting: Math.max(0, unfinished - running - scheduled) }, had);
+  }
+
+  /**
+   * A job another foreman accepted, as it committed it. One already known was read from the
+   * store after that commit, which is at least as fresh: it is kept.
+   */
+  accepted(job: ActiveJob): void {
+    if (!this.jobs.has(job.jobId)) this.put(job, undefined);
   }
 
   /** A job finished: it takes no more slots. */

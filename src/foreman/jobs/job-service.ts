@@ -120,10 +120,17 @@ export class JobService {
   }
 
   /** Tell the releaser when the earliest of these tasks that wait is due. */
-  private announceDelayed(tasks: readonly { availableAt?: number }[], now: number): void {
+  /** Set the releaser's timer by the earliest of the delayed tasks among `tasks`; returns how many are delayed. */
+  private announceDelayed(tasks: readonly { availableAt?: number }[], now: number): number {
     let earliest = Infinity;
-    for (const t of tasks) if (t.availableAt !== undefined && t.availableAt < earliest && initialTaskState(t.availableAt, now) === 'scheduled') earliest = t.availableAt;
+    let delayed = 0;
+    for (const t of tasks) {
+      if (t.availableAt === undefined || initialTaskState(t.availableAt, now) !== 'scheduled') continue;
+      delayed++;
+      if (t.availableAt < earliest) earliest = t.availableAt;
+    }
     if (earliest < Infinity) this.onDelayed?.(earliest);
+    return delayed;
   }
 
   /** A new job is in the store (a submission, or a schedule's fire): count it, set its timers, and wake the dispatcher for its tasks. */
@@ -132,9 +139,9 @@ export class JobService {
     this.metrics.jobsSubmitted.inc();
     this.metrics.tasksSubmitted.inc(params.tasks.length);
     this.log.debug({ jobId: job.id, kind: spec.kind, tasks: params.tasks.length }, 'job accepted');
-    this.announceDelayed(params.tasks, params.now);
-    this.workAvailable(spec.kind === 'map' ? { code: true, jobs: [job] } : {
-      jobs: [job],
+    const jobs = [{ record: job, delayed: this.announceDelayed(params.tasks, params.now) }];
+    this.workAvailable(spec.kind === 'map' ? { code: true, jobs } : {
+      jobs,
       requiring: params.tasks.some((t) => t.requires),
       types: spec.kind === 'graph' ? [...new Set(spec.nodes.map((n) => n.type))] : [...new Set(spec.tasks.map((t) => t.type))],
     });
@@ -206,10 +213,10 @@ export class JobService {
       this.expiresAt(res.job);
       this.metrics.tasksSubmitted.inc(params.tasks.length);
       this.log.debug({ jobId, tasks: params.tasks.length, sealed: params.seal }, 'part appended to an open job');
-      this.announceDelayed(params.tasks, params.now);
+      const jobs = [{ record: res.job, delayed: this.announceDelayed(params.tasks, params.now) }];
       if (params.tasks.length > 0) {
-        this.workAvailable(job.kind === 'map' ? { code: true, jobs: [res.job] }
-          : { jobs: [res.job], requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });
+        this.workAvailable(job.kind === 'map' ? { code: true, jobs }
+          : { jobs, requiring: params.tasks.some((t) => t.requires), types: [...new Set(params.tasks.map((t) => t.type))] });
       }
       if (res.change) this.events.publish([res.change]);
     }
@@ -299,7 +306,7 @@ export class JobService {
     this.expiresAt(res.job);
     if (res.change) this.events.publish([res.change]);
     this.metrics.tasksRetried.inc(res.retried);
-    this.workAvailable({ requiring: true, jobs: [res.job] });
+    this.workAvailable({ requiring: true, jobs: [{ record: res.job, delayed: 0 }] });
   }
 
   /** Retry one failed or cancelled task. */

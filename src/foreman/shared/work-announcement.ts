@@ -2,7 +2,13 @@
  * What a submission, a retry or a hand-back tells the dispatcher about new work. Its own module
  * so that the job service announces work without importing the dispatcher.
  */
-import type { JobRecord } from '../../store/store.ts';
+import type { ActiveJob, JobRecord } from '../../store/store.ts';
+
+/** A job accepted or appended to here, and how many of the tasks it just brought are delayed (not yet due). */
+export interface AnnouncedJob {
+  record: JobRecord;
+  delayed: number;
+}
 
 /**
  * What new work holds, as far as the announcer knows: tasks that require resources, the named
@@ -13,5 +19,11 @@ export interface WorkAnnouncement {
   types?: readonly string[];
   code?: boolean;
   /** The jobs accepted or appended to: the scheduler shares the workers with them from now on. */
-  jobs?: readonly JobRecord[];
+  jobs?: readonly AnnouncedJob[];
+  /**
+   * Jobs another foreman accepted, as they were when it committed them: shared from now on
+   * without reading the store again (that read would stand between the submission there and
+   * the workers here).
+   */
+  accepted?: readonly ActiveJob[];
 }

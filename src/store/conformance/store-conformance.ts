@@ -1072,6 +1072,22 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.deepEqual((await store.schedulerSnapshot()).jobs.map((j) => j.jobId), [a.job.id], 'a finished job is not shared any more');
     });
 
+    test('the scheduler snapshot counts delayed tasks apart from waiting ones: a job whose tasks are not due has none to claim', async () => {
+      const now = Date.now();
+      const part = namedJob(['d.x', 'd.x', 'd.x']);
+      part.now = now;
+      part.tasks[1].availableAt = now + 60_000;
+      part.tasks[2].availableAt = now + 60_000;
+      const all = { ...namedJob(['d.x', 'd.x']), now: now + 1 };
+      for (const t of all.tasks) t.availableAt = now + 60_000;
+      const a = await store.jobInsert(part);
+      const b = await store.jobInsert(all);
+      const counts = async () => (await store.schedulerSnapshot()).jobs.map((j) => [j.jobId, j.waiting, j.scheduled]);
+      assert.deepEqual(await counts(), [[a.job.id, 1, 2], [b.job.id, 0, 2]], 'delayed tasks are scheduled, not waiting');
+      await store.taskReleaseDue({ now: now + 60_000, limit: 100, wallNow: now + 60_000 });
+      assert.deepEqual(await counts(), [[a.job.id, 3, 0], [b.job.id, 2, 0]], 'released, they wait');
+    });
+
     test('with more unfinished jobs than one read takes, the snapshot adds the next ones past a cursor, and comes round', async () => {
       const t0 = Date.now();
       const ids: string[] = [];

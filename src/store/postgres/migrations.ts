@@ -375,4 +375,13 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX tasks_failed_groups ON tasks (type, error_code, error_line, seq) INCLUDE (job_id, completed_at) WHERE state = 'failed';
     `,
   },
+  {
+    version: 18,
+    name: 'delayed tasks by job',
+    sql: `
+      -- The scheduler counts each unfinished job's delayed tasks (not yet due): they are not
+      -- waiting to be claimed. Counted from this index alone, without reading the tasks.
+      CREATE INDEX tasks_scheduled_job ON tasks (job_id) WHERE state = 'scheduled';
+    `,
+  },
 ];

@@ -18,7 +18,7 @@ import { BLOCKED_UNTIL, graphState, releasable, type GraphPlan } from '../../cor
 import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
-  ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
+  ActiveJob, ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
   TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord, WorkerSeenParams,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
@@ -27,7 +27,7 @@ import type {
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCode, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
-import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
+import { typesFromLabel, withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
 import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf, type Row } from '../row-mapping.ts';
@@ -333,7 +333,7 @@ export class PostgresStore implements Store {
         let m: any;
         try { m = JSON.parse(n.payload); } catch { return; }
         if (m.from === this.instanceId) return;
-        if (m.kind === 'work') handlers.onWork();
+        if (m.kind === 'work') handlers.onWork(m.job && typeof m.job.jobId === 'string' ? { job: m.job as ActiveJob, requiring: m.requiring === true } : undefined);
         else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
         else if (m.kind === 'credentials') handlers.onCredentials?.();
@@ -390,14 +390,13 @@ export class PostgresStore implements Store {
       const out: JobInsertOutcome[] = [];
       // Queued tasks per priority, counted once for the group (the first ones in queue order, up
       // to the cap) and kept up to date as it inserts: a job's position is the queued tasks of
-      // its first task's priority or better. The same statement tells other foremen of new work
-      // (delivered only if the group commits).
+      // its first task's priority or better. Other foremen hear of each new job from the
+      // statement that inserts it (see insertJobRows).
       const queued = new Map<number, number>();
-      for (const r of (await c.query(prepared(`SELECT pg_notify($2, $3), priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
-          ORDER BY priority, seq LIMIT $1) first GROUP BY priority`, [POSITION_COUNT_CAP + 1, CHANNEL, JSON.stringify({ kind: 'work', from: this.instanceId })]))).rows) {
+      for (const r of (await c.query(prepared(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
+          ORDER BY priority, seq LIMIT $1) first GROUP BY priority`, [POSITION_COUNT_CAP + 1]))).rows) {
         queued.set(r.priority, Number(r.n));
       }
-      if (queued.size === 0) await this.notify(c, { kind: 'work' });
       for (const params of list) {
         const chosenIds = params.tasks.some((t) => !t.id.startsWith(`${params.job.id}.`));
         if (!chosenIds) { out.push(await this.insertJobRows(c, params, queued)); continue; }
@@ -419,17 +418,18 @@ export class PostgresStore implements Store {
   private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const timeouts = openTimeoutColumns(job);
+    const announcement = this.acceptedWork(params);
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
         open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url, trace_context)
         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($27::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23,
           $24, $25, $13::bigint + $24::bigint, $26, $27, $28, $29)
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *`,
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *, pg_notify($30, $31) AS announced`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
         job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null, job.webhookUrl ?? null,
-        toJson(job.traceContext ?? undefined)]));
+        toJson(job.traceContext ?? undefined), CHANNEL, announcement]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
@@ -450,6 +450,26 @@ export class PostgresStore implements Store {
     // Counted only once the job is in: a job refused adds nothing.
     for (const t of tasks) if (initialTaskState(t.availableAt, now) === 'queued') queued.set(PRIORITY_RANK[t.priority], (queued.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
     return { job: jobFromRow(jr), position: Math.min(position, POSITION_COUNT_CAP), deduplicated: false };
+  }
+
+  /**
+   * What other foremen are told of a new job, sent by the statement that inserts it (so only
+   * for a job actually inserted, and delivered when the transaction commits): the job as their
+   * schedulers share it, so that they hand its tasks out without reading the store first. A
+   * job too large to describe in one notification (its label) is announced as plain work.
+   */
+  private acceptedWork(params: JobInsertParams): string {
+    const { job, tasks, now } = params;
+    let scheduled = 0;
+    for (const t of tasks) if (initialTaskState(t.availableAt, now) === 'scheduled') scheduled++;
+    const active: ActiveJob = {
+      jobId: job.id, kind: job.kind, owner: job.owner, priority: job.priority, weight: job.weight ?? 1, maxConcurrency: job.maxConcurrency ?? null,
+      waiting: tasks.length - scheduled, scheduled, running: 0, runOn: job.runOn, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
+      types: typesFromLabel({ kind: job.kind, label: job.label, open: job.open === true }), createdAt: now,
+    };
+    const text = JSON.stringify({ kind: 'work', from: this.instanceId, job: active, requiring: tasks.some((t) => t.requires) });
+    // NOTIFY payloads must stay under 8,000 bytes.
+    return Buffer.byteLength(text) < 7_000 ? text : JSON.stringify({ kind: 'work', from: this.instanceId });
   }
 
   /**
@@ -676,12 +696,25 @@ export class PostgresStore implements Store {
   }
 
 
+  /**
+   * One read (a job's end reaches its client through it): the job's shape, and its tasks in a
+   * range that holds the page's (with a map job's chunks, up to one more), cut to the page's
+   * tasks here (`resultTasks`).
+   */
   async jobResults(jobId: string, page?: ResultPage): Promise<JobResults | null> {
-    const job = (await this.q('SELECT kind, chunk_size, arg_count, total FROM jobs WHERE id = $1', [jobId])).rows[0];
-    if (!job) return null;
+    const offset = page?.offset ?? 0;
+    const end = page ? page.offset + page.limit : 2 ** 53;
+    const rows = (await this.q(prepared(`SELECT j.kind, j.chunk_size, j.arg_count, j.total, t.id, t.idx, t.kind AS task_kind, t.state, t.result, t.error
+        FROM jobs j LEFT JOIN LATERAL (SELECT id, idx, kind, state, result, error FROM tasks
+          WHERE job_id = j.id AND idx >= CASE WHEN j.kind = 'map' THEN $2::bigint / j.chunk_size ELSE $2::bigint END
+            AND idx < CASE WHEN j.kind = 'map' THEN $3::bigint / j.chunk_size + 1 ELSE $3::bigint END) t ON true
+        WHERE j.id = $1`, [jobId, offset, end]))).rows;
+    if (rows.length === 0) return null;
+    const job = rows[0];
     const { from, to } = resultTasks(job, page);
-    const rows = (await this.q('SELECT id, idx, kind, state, result, error FROM tasks WHERE job_id = $1 AND idx >= $2 AND idx < $3', [jobId, from, to])).rows;
-    return flattenResults(job, rows, page);
+    const tasks = rows.filter((r) => r.id !== null && r.idx >= from && r.idx < to)
+      .map((r) => ({ id: r.id, idx: r.idx, kind: r.task_kind, state: r.state, result: r.result, error: r.error }));
+    return flattenResults(job, tasks, page);
   }
 
   /** Add to a job's counters and settle its state when every task is terminal; announce the change. */
@@ -698,16 +731,18 @@ export class PostgresStore implements Store {
     this.graphJobs.set(jobId, r.kind === 'graph');
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
     let state: JobState = r.state;
-    let finished = false;
     if (!TERMINAL_JOB_STATES.has(state) && !r.open && isJobDone(counts)) {
       state = r.kind === 'graph' && r.graph
         ? graphState(JSON.parse(r.graph) as GraphPlan, (await c.query(`SELECT id FROM tasks WHERE job_id = $1 AND state = 'failed'`, [jobId])).rows.map((x) => x.id as string), r.cancel_requested)
         : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
-      // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
-      await c.query('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3', [state, now, jobId]);
-      finished = true;
+      // A finished job may be pruned once its retention has passed (jobs from before retention:
+      // never on their own). Other foremen hear of its end from the same statement.
+      const change = { jobId, state, counts, finished: true };
+      await c.query(prepared('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3 RETURNING pg_notify($4, $5)',
+        [state, now, jobId, CHANNEL, JSON.stringify({ kind: 'job', change, from: this.instanceId })]));
+      return change;
     }
-    const change = { jobId, state, counts, finished };
+    const change = { jobId, state, counts, finished: false };
     if (r.announced === null) await this.notify(c, { kind: 'job', change });
     return change;
   }
@@ -851,14 +886,16 @@ export class PostgresStore implements Store {
     const window = params.window ?? ACTIVE_JOBS_WINDOW;
     // Separate reads, not one transaction: the counts are a moment's view anyway, and other
     // foremen move them all the time.
-    const [jobs, running, caps, limits] = await Promise.all([
+    const [jobs, running, scheduled, caps, limits] = await Promise.all([
       this.q(`SELECT id, kind, owner, priority, weight, max_concurrency, total, completed, failed, cancelled, run_on, label, open, language, created_at
         FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at, id LIMIT $1`, [window]),
       this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'running' GROUP BY job_id`),
+      this.q(`SELECT job_id, count(*)::int AS n FROM tasks WHERE state = 'scheduled' GROUP BY job_id`),
       this.q(`SELECT id, max_concurrency FROM credentials WHERE kind = 'key' AND max_concurrency IS NOT NULL AND revoked_at IS NULL`),
       this.q('SELECT pattern, max, per_ms, tokens, refilled_at FROM rate_limits ORDER BY pattern'),
     ]);
     const byJob = new Map(running.rows.map((r) => [r.job_id as string, Number(r.n)]));
+    const delayed = new Map(scheduled.rows.map((r) => [r.job_id as string, Number(r.n)]));
     const oldest = jobs.rows;
     let more: pg.QueryResultRow[] = [];
     if (oldest.length === window) {
@@ -868,7 +905,7 @@ export class PostgresStore implements Store {
       [from.createdAt, from.jobId, window])).rows;
     }
     return {
-      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0)),
+      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, byJob.get(r.id) ?? 0, delayed.get(r.id) ?? 0)),
       next: more.length === window ? cursorOf(more.at(-1)!) : null,
       ownerCaps: caps.rows.map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
       rateLimits: limits.rows.map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),
@@ -939,15 +976,21 @@ export class PostgresStore implements Store {
         if (o.status === 'completed') w.completed++; else if (o.status === 'failed') w.failed++;
         perWorker.set(o.workerId, w);
       };
-      // Completions, the bulk of any batch: one set-based statement.
+      // Completions, the bulk of any batch: one set-based statement, which also counts them to
+      // their workers (see the workers' update below for the rest).
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
+      const countedTo = new Map<string, number>();
       if (done.length > 0) {
-        const rows = (await c.query(prepared(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+        const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
-            RETURNING t.id, t.attempt, t.job_id`,
+            RETURNING t.id, t.attempt, t.job_id, t.worker_id),
+          counted AS (UPDATE workers w SET tasks_completed = w.tasks_completed + n.k, last_seen_at = $5
+            FROM (SELECT worker_id, count(*)::int AS k FROM done GROUP BY worker_id) n WHERE w.id = n.worker_id)
+          SELECT * FROM done`,
           [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now]))).rows;
+        for (const r of rows) countedTo.set(r.worker_id, (countedTo.get(r.worker_id) ?? 0) + 1);
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
         for (const r of rows) {
           const key = `${r.id}#${r.attempt}`;
@@ -1006,6 +1049,10 @@ export class PostgresStore implements Store {
       if (out.released > 0) await this.notify(c, { kind: 'work' });
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
+        // Completions the statement above counted (and the time it set) are not counted again.
+        const counted = countedTo.get(workerId) ?? 0;
+        w.completed -= counted;
+        if (counted > 0 && w.completed === 0 && w.failed === 0) continue;
         await c.query(prepared('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]));
       }
       if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });

@@ -244,6 +244,7 @@ export class SqliteStore implements Store {
         FROM jobs WHERE state IN ('queued', 'running') AND (created_at > @createdAt OR (created_at = @createdAt AND id > @jobId))
         ORDER BY created_at, id LIMIT @window`),
       runningByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks INDEXED BY tasks_lease WHERE state = 'running' GROUP BY job_id`),
+      scheduledByJob: db.prepare(`SELECT job_id, count(*) AS n FROM tasks INDEXED BY tasks_scheduled_job WHERE state = 'scheduled' GROUP BY job_id`),
       runningByJobAndOwner: db.prepare(`SELECT t.job_id, j.owner, count(*) AS n FROM tasks t INDEXED BY tasks_lease JOIN jobs j ON j.id = t.job_id
         WHERE t.state = 'running' GROUP BY t.job_id`),
       jobCaps: db.prepare(`SELECT j.owner, j.max_concurrency, c.max_concurrency AS owner_max FROM jobs j
@@ -821,10 +822,11 @@ export class SqliteStore implements Store {
   async schedulerSnapshot(params: { after?: JobCursor | null; window?: number } = {}): Promise<SchedulerSnapshot> {
     const window = params.window ?? ACTIVE_JOBS_WINDOW;
     const running = new Map((this.s.runningByJob.all() as Row[]).map((r) => [r.job_id as string, r.n as number]));
+    const scheduled = new Map((this.s.scheduledByJob.all() as Row[]).map((r) => [r.job_id as string, r.n as number]));
     const oldest = this.s.activeJobs.all(window) as Row[];
     const more = oldest.length < window ? [] : this.s.activeJobsAfter.all({ ...windowStart(cursorOf(oldest.at(-1)!), params.after), window }) as Row[];
     return {
-      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, running.get(r.id) ?? 0)),
+      jobs: [...oldest, ...more].map((r) => activeJobFromRow(r, running.get(r.id) ?? 0, scheduled.get(r.id) ?? 0)),
       next: more.length === window ? cursorOf(more.at(-1)!) : null,
       ownerCaps: (this.s.ownerCaps.all() as Row[]).map((r) => ({ owner: r.id, maxConcurrency: r.max_concurrency })),
       rateLimits: (this.s.rateLimits.all() as Row[]).map(bucketFromRow).map((b) => ({ pattern: b.pattern, max: b.max, perMs: b.perMs, available: Math.floor(tokensAt(b, Date.now())) })),

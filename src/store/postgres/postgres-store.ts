@@ -67,12 +67,12 @@ const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_b
  */
 const preparedNames = new Map<string, string>();
 /**
- * The rest of a claim after `picked` (the seqs chosen): claim them, mark their jobs started,
+ * The rest of a claim after `picked` (the ids chosen): claim them, mark their jobs started,
  * and return the claimed rows ($1 worker, $2 now, $3 lease expiry).
  */
 const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
       progress = NULL, progress_message = NULL
-    FROM picked WHERE t.seq = picked.seq AND t.${guard('claim')}
+    FROM picked WHERE t.id = picked.id AND t.${guard('claim')}
     RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files),
   started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
   SELECT * FROM claimed`;
@@ -555,7 +555,7 @@ export class PostgresStore implements Store {
       // RETURNING the old state (through a self-join): the counters hold failed and cancelled tasks.
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
           started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = $3
-        FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
+        FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
           AND ($4::text[] IS NULL OR t.id = ANY($4::text[]))
         RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now, params.taskIds ?? null])).rows;
       if (rows.length === 0) return { job: jobFromRow(job), retried: 0, change: null };
@@ -575,10 +575,10 @@ export class PostgresStore implements Store {
   async taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }> {
     return this.tx(async (c) => {
       // SKIP LOCKED: foremen releasing at once take different tasks.
-      const rows = (await c.query(prepared(`WITH due AS (SELECT seq FROM tasks WHERE state = 'scheduled' AND available_at <= $1
+      const rows = (await c.query(prepared(`WITH due AS (SELECT id FROM tasks WHERE state = 'scheduled' AND available_at <= $1
           ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED)
         UPDATE tasks t SET state = ${to('release')}, available_at = least(t.available_at, $3::bigint) FROM due
-        WHERE t.seq = due.seq AND ${guard('release', 't.state')} RETURNING t.job_id`, [params.now, params.limit, params.wallNow]))).rows;
+        WHERE t.id = due.id AND ${guard('release', 't.state')} RETURNING t.job_id`, [params.now, params.limit, params.wallNow]))).rows;
       // Other foremen's workers may take them too.
       if (rows.length > 0) await this.notify(c, { kind: 'work' });
       return { released: rows.length, jobIds: [...new Set(rows.map((r) => r.job_id as string))] };
@@ -626,7 +626,7 @@ export class PostgresStore implements Store {
         let cancelled = 0;
         if (action === 'cancel') {
           const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
-              FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
+              FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('cancel', 't.state')}
               RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(openTimeoutError(jobId, r.open_timeout_ms))])).rows;
           cancelled = rows.length;
           running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
@@ -650,7 +650,7 @@ export class PostgresStore implements Store {
         const jobId = r.id as string;
         const error = deadlineError(jobId, r.deadline);
         const rows = (await c.query(`UPDATE tasks t SET state = ${to('deadline')}, completed_at = $2, lease_expires_at = NULL, error = $3
-            FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('deadline', 't.state')}
+            FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('deadline', 't.state')}
             RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(error)])).rows;
         const running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
         for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: error.message } });
@@ -718,7 +718,7 @@ export class PostgresStore implements Store {
       if (!row) return null;
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('halt')}, completed_at = $2, lease_expires_at = NULL, error = $3
-          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('halt', 't.state')}
+          FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('halt', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, toJson(params.error)])).rows;
       await c.query(`UPDATE jobs SET open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'failure' ELSE closed_by END WHERE id = $1`, [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: rows.length, cancelled: 0 }, params.now);
@@ -736,7 +736,7 @@ export class PostgresStore implements Store {
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
       const error = toJson(taskError('CC_ERR_CANCELLED', `job ${params.jobId} was cancelled`, { reason: 'cancelled' }));
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
-          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
+          FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('cancel', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
       // A cancelled job takes no more parts.
       await c.query(`UPDATE jobs SET cancel_requested = TRUE, open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'cancel' ELSE closed_by END WHERE id = $1`, [params.jobId]);
@@ -770,14 +770,14 @@ export class PostgresStore implements Store {
     // One statement, committed on its own: pick, claim, and mark the jobs started.
     const rows = p.jobs
       ? (await this.q(prepared(`WITH want AS (SELECT * FROM unnest($4::text[], $8::int[]) AS w(job_id, n)),
-        picked AS (SELECT one.seq FROM want CROSS JOIN LATERAL (SELECT seq FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
+        picked AS (SELECT one.id FROM want CROSS JOIN LATERAL (SELECT id FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
             AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
             AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
           ORDER BY priority, seq LIMIT want.n FOR UPDATE SKIP LOCKED) one),
         ${CLAIM_REST}`,
       [p.workerId, p.now, p.now + p.leaseMs, p.jobs.map((j) => j.jobId), p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node', p.jobs.map((j) => j.limit)]), [], true, this.claimPool)).rows
       : (await this.q(prepared(`WITH picked AS (
-        SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
+        SELECT id FROM tasks WHERE ${guard('claim')} AND available_at <= $2
           AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
           AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
         ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
@@ -822,27 +822,27 @@ export class PostgresStore implements Store {
       const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND type = ANY ($3::text[])) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
         AND (run_on IS NULL OR run_on = $4) AND requires IS NULL`;
       const common = [p.now, p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node'];
-      const chosen: number[] = [];
+      const chosen: string[] = [];
       if (jobs) {
-        const rows = (await c.query(`SELECT want.ord, one.seq, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
-          CROSS JOIN LATERAL (SELECT seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${slack} FOR UPDATE SKIP LOCKED) one
+        const rows = (await c.query(`SELECT want.ord, one.id, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
+          CROSS JOIN LATERAL (SELECT id, seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${slack} FOR UPDATE SKIP LOCKED) one
           ORDER BY want.ord, one.priority, one.seq`, [...common, jobs.map((j) => j.jobId), jobs.map((j) => j.limit)])).rows;
         jobs.forEach((j, i) => {
-          for (const r of pick(rows.filter((r) => Number(r.ord) === i + 1), Math.min(j.limit, p.limit - chosen.length))) chosen.push(Number(r.seq));
+          for (const r of pick(rows.filter((r) => Number(r.ord) === i + 1), Math.min(j.limit, p.limit - chosen.length))) chosen.push(r.id as string);
         });
       } else {
-        const rows = (await c.query(`SELECT seq, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
+        const rows = (await c.query(`SELECT id, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
           [...common, p.limit + slack])).rows;
-        for (const r of pick(rows, p.limit)) chosen.push(Number(r.seq));
+        for (const r of pick(rows, p.limit)) chosen.push(r.id as string);
       }
       for (const [i, b] of buckets.entries()) {
         const spent = Math.floor(tokensAt(b, p.now)) - left![i].left;
         if (spent > 0) await c.query('UPDATE rate_limits SET tokens = $1, refilled_at = $2 WHERE pattern = $3', [tokensAt(b, p.now) - spent, p.now, b.pattern]);
       }
       if (chosen.length === 0) return [];
-      const rows = (await c.query(`WITH picked AS (SELECT unnest($4::bigint[]) AS seq), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
-      const order = new Map(chosen.map((seq, i) => [seq, i]));
-      rows.sort((a, b) => order.get(Number(a.seq))! - order.get(Number(b.seq))!);
+      const rows = (await c.query(`WITH picked AS (SELECT unnest($4::text[]) AS id), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
+      const order = new Map(chosen.map((id, i) => [id, i]));
+      rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
       return rows.map(claimedFromRow);
     });
   }
@@ -899,26 +899,26 @@ export class PostgresStore implements Store {
   async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
     if (p.limit <= 0 || p.patterns.length === 0) return [];
     return this.tx(async (c) => {
-      const candidates = (await c.query(`SELECT seq, requires FROM tasks WHERE ${guard('claim')} AND available_at <= $1
+      const candidates = (await c.query(`SELECT id, requires FROM tasks WHERE ${guard('claim')} AND available_at <= $1
           AND kind = 'named' AND type LIKE ANY ($2::text[]) AND (run_on IS NULL OR run_on = $3) AND requires IS NOT NULL
           ORDER BY priority, seq LIMIT 100 FOR UPDATE SKIP LOCKED`, [p.now, p.patterns.map(toLikePattern), p.kind ?? 'node'])).rows;
       let free = p.free;
-      const chosen = new Map<number, Requirements>();
+      const chosen = new Map<string, Requirements>();
       for (const r of candidates) {
         if (chosen.size >= p.limit) break;
         const req = requirementsOf(r.requires);
         if (!req || !fits(req, free)) continue;
         free = take(free, req);
-        chosen.set(Number(r.seq), req);
+        chosen.set(r.id as string, req);
       }
       if (chosen.size === 0) return [];
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
-          progress = NULL, progress_message = NULL WHERE t.seq = ANY($4::bigint[]) AND ${guard('claim')}
+          progress = NULL, progress_message = NULL WHERE t.id = ANY($4::text[]) AND ${guard('claim')}
           RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files`,
         [p.workerId, p.now, p.now + p.leaseMs, [...chosen.keys()]])).rows;
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`, [p.now, [...new Set(rows.map((r) => r.job_id))]]);
-      return rows.map((r) => ({ ...claimedFromRow(r), requires: chosen.get(Number(r.seq))! }));
+      return rows.map((r) => ({ ...claimedFromRow(r), requires: chosen.get(r.id as string)! }));
     });
   }
 
@@ -1325,7 +1325,7 @@ export class PostgresStore implements Store {
       let budget = p.maxTasks;
       const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
       for (const job of due) {
-        const n = (await c.query('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = $1 LIMIT $2)', [job.id, budget])).rowCount ?? 0;
+        const n = (await c.query('DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE job_id = $1 LIMIT $2)', [job.id, budget])).rowCount ?? 0;
         budget -= n;
         out.tasks += n;
         if ((await c.query('SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1', [job.id])).rows.length > 0) { out.more = true; break; }

@@ -77,6 +77,16 @@ const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attem
   started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
   SELECT * FROM claimed`;
 
+/**
+ * In the RETURNING of an update of jobs' counters: announce the job's new counts to other
+ * foremen ($channel, from $from) in the same statement, unless the update leaves every task
+ * ended (the job is then settled and announced after). `announced` is NULL when it did not.
+ */
+const ANNOUNCE_JOB_UNLESS_ENDING = (channel: string, from: string) => `CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
+        THEN pg_notify(${channel}, json_build_object('kind', 'job', 'from', ${from}::text, 'change', json_build_object('jobId', id, 'state', state,
+          'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
+        END AS announced`;
+
 /** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
 function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boolean }[], limit: number): { jobId: string; limit: number; capped?: boolean }[] {
   const out: { jobId: string; limit: number; capped?: boolean }[] = [];
@@ -689,11 +699,13 @@ export class PostgresStore implements Store {
     // Other foremen hear of the change in the same statement, unless it ends the job (the
     // common case: one round trip). A job it ends is settled below and announced then.
     const r = (await c.query(prepared(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
-      WHERE id = $1 RETURNING *, CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
-        THEN pg_notify($5, json_build_object('kind', 'job', 'from', $6::text, 'change', json_build_object('jobId', id, 'state', state,
-          'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
-        END AS announced`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
-    if (!r) return null;
+      WHERE id = $1 RETURNING *, ${ANNOUNCE_JOB_UNLESS_ENDING('$5', '$6')}`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
+    return r ? this.settleCounts(c, r, now) : null;
+  }
+
+  /** After a job's counters moved (`r` its row, with `announced`): settle its state when every task is terminal, and announce it if not done yet. */
+  private async settleCounts(c: pg.PoolClient, r: Row, now: number): Promise<JobChange> {
+    const jobId = r.id as string;
     if (this.graphJobs.size > 10_000) this.graphJobs.clear();
     this.graphJobs.set(jobId, r.kind === 'graph');
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
@@ -927,7 +939,7 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [], released: 0 };
       const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
-      const perWorker = new Map<string, { completed: number; failed: number }>();
+      const perWorker = new Map<string, { failed: number; other: number }>();
       const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled', o: TaskOutcomeParams, retried: boolean) => {
         if (!retried) {
           const d = deltas.get(jobId) ?? { completed: 0, failed: 0, cancelled: 0 };
@@ -935,21 +947,40 @@ export class PostgresStore implements Store {
           deltas.set(jobId, d);
         }
         out.recorded.push({ taskId: o.taskId, attempt: o.attempt, retried });
-        const w = perWorker.get(o.workerId) ?? { completed: 0, failed: 0 };
-        if (o.status === 'completed') w.completed++; else if (o.status === 'failed') w.failed++;
+        const w = perWorker.get(o.workerId) ?? { failed: 0, other: 0 };
+        if (o.status !== 'completed') w.other++;
+        if (o.status === 'failed') w.failed++;
         perWorker.set(o.workerId, w);
       };
-      // Completions, the bulk of any batch: one set-based statement.
+      // Completions, the bulk of any batch: one set-based statement, which also adds them to
+      // their jobs' and workers' counters (announcing each job's new counts, as applyCounts does).
+      // Jobs and workers are locked in id order, so two foremen recording results of the same
+      // jobs take their rows in one order and never wait on each other in a circle.
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
+      const counted = new Map<string, Row>();
       if (done.length > 0) {
-        const rows = (await c.query(prepared(`UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
+        const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
-            RETURNING t.id, t.attempt, t.job_id`,
-          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now]))).rows;
+            RETURNING t.id, t.attempt, t.job_id, t.worker_id),
+          per_job AS (SELECT job_id, count(*)::int AS n FROM done GROUP BY job_id),
+          job_locks AS (SELECT id AS locked_id FROM jobs WHERE id IN (SELECT job_id FROM per_job) ORDER BY id FOR UPDATE),
+          counted AS (UPDATE jobs SET completed = completed + per_job.n FROM job_locks JOIN per_job ON per_job.job_id = job_locks.locked_id
+            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7')}),
+          per_worker AS (SELECT worker_id, count(*)::int AS n FROM done GROUP BY worker_id),
+          worker_locks AS (SELECT id AS locked_id FROM workers WHERE id IN (SELECT worker_id FROM per_worker) ORDER BY id FOR UPDATE),
+          seen AS (UPDATE workers SET tasks_completed = tasks_completed + per_worker.n, last_seen_at = $5 FROM worker_locks JOIN per_worker ON per_worker.worker_id = worker_locks.locked_id
+            WHERE workers.id = worker_locks.locked_id)
+          SELECT id, attempt, job_id, NULL AS job FROM done UNION ALL SELECT NULL, NULL, NULL, row_to_json(counted)::text FROM counted`,
+          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now, CHANNEL, this.instanceId]))).rows;
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
         for (const r of rows) {
+          if (r.job !== null) {
+            const job = JSON.parse(r.job) as Row;
+            counted.set(job.id as string, job);
+            continue;
+          }
           const key = `${r.id}#${r.attempt}`;
           if (recordedKeys.has(key)) continue;
           recordedKeys.add(key);
@@ -998,15 +1029,22 @@ export class PostgresStore implements Store {
         }
       }
       // Jobs in a fixed order, so two foremen committing into the same jobs cannot deadlock.
+      // Completions are counted already: a job with only those is settled from its row.
       for (const jobId of [...deltas.keys()].sort()) {
-        const change = await this.applyCounts(c, jobId, deltas.get(jobId)!, now);
+        const d = deltas.get(jobId)!;
+        const row = counted.get(jobId);
+        const change = row && d.failed === 0 && d.cancelled === 0
+          ? await this.settleCounts(c, row, now)
+          : await this.applyCounts(c, jobId, { ...d, completed: row ? 0 : d.completed }, now);
         if (change) out.jobs.push(change);
         if (await this.isGraph(c, jobId)) out.released += await this.releaseGraph(c, jobId, now);
       }
       if (out.released > 0) await this.notify(c, { kind: 'work' });
+      // Workers with other outcomes than completions (counted above): their failures, and that they were seen.
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
-        await c.query(prepared('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]));
+        if (w.other === 0) continue;
+        await c.query(prepared('UPDATE workers SET tasks_failed = tasks_failed + $2, last_seen_at = $3 WHERE id = $1', [workerId, w.failed, now]));
       }
       if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });
       return out;

@@ -384,4 +384,34 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
       CREATE INDEX tasks_scheduled_job ON tasks (job_id) WHERE state = 'scheduled';
     `,
   },
+  {
+    version: 19,
+    name: 'fewer index writes per task',
+    sql: `
+      -- A claim and a result each change a task's state, which the partial indexes test, so
+      -- neither update can be HOT: each writes a new version of the row, with a new entry in
+      -- every index that holds it. Fewer indexes over every row, less written per task.
+      -- Running tasks by worker (read on a worker's hello) come from tasks_lease, which holds the
+      -- same rows (the running ones): one entry per claim instead of two.
+      DROP INDEX tasks_running_worker;
+      -- Tasks are found by id (unique); seq orders the queues inside their own partial indexes,
+      -- and a unique index on it too was a third entry for each of a task's three versions.
+      ALTER TABLE tasks DROP CONSTRAINT tasks_pkey;
+    `,
+  },
+  {
+    version: 20,
+    name: 'vacuum the tasks table sooner',
+    sql: `
+      -- Every task leaves two dead row versions behind (queued, then running), and their entries
+      -- stay in the indexes until a vacuum removes them: a claim reads past the dead entries at
+      -- the front of the queue index, so it slows as they pile up. The server's defaults wait for
+      -- 20% of the table to be dead (200,000 rows of a million); here 1% and 1,000 rows. Tables
+      -- that only grow (a large submission) are vacuumed after 5% new rows instead of 20%, which
+      -- marks their pages all-visible sooner. These take effect only where autovacuum runs (see
+      -- docs/operations.md for a server with it off).
+      ALTER TABLE tasks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_insert_threshold = 10000);
+    `,
+  },
 ];

@@ -67,15 +67,25 @@ const BEGIN_QUEUE_READ = 'BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_b
  */
 const preparedNames = new Map<string, string>();
 /**
- * The rest of a claim after `picked` (the seqs chosen): claim them, mark their jobs started,
+ * The rest of a claim after `picked` (the ids chosen): claim them, mark their jobs started,
  * and return the claimed rows ($1 worker, $2 now, $3 lease expiry).
  */
 const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
       progress = NULL, progress_message = NULL
-    FROM picked WHERE t.seq = picked.seq AND t.${guard('claim')}
+    FROM picked WHERE t.id = picked.id AND t.${guard('claim')}
     RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files),
   started AS (UPDATE jobs SET state = 'running', started_at = $2 WHERE id IN (SELECT job_id FROM claimed) AND state = 'queued')
   SELECT * FROM claimed`;
+
+/**
+ * In the RETURNING of an update of jobs' counters: announce the job's new counts to other
+ * foremen ($channel, from $from) in the same statement, unless the update leaves every task
+ * ended (the job is then settled and announced after). `announced` is NULL when it did not.
+ */
+const ANNOUNCE_JOB_UNLESS_ENDING = (channel: string, from: string) => `CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
+        THEN pg_notify(${channel}, json_build_object('kind', 'job', 'from', ${from}::text, 'change', json_build_object('jobId', id, 'state', state,
+          'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
+        END AS announced`;
 
 /** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
 function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boolean }[], limit: number): { jobId: string; limit: number; capped?: boolean }[] {
@@ -575,7 +585,7 @@ export class PostgresStore implements Store {
       // RETURNING the old state (through a self-join): the counters hold failed and cancelled tasks.
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('rerun')}, failures = 0, lost = 0, error = NULL, result = NULL, worker_id = NULL,
           started_at = NULL, completed_at = NULL, lease_expires_at = NULL, progress = NULL, progress_message = NULL, available_at = $3
-        FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
+        FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('rerun', 't.state')} AND ($2::text IS NULL OR t.id = $2)
           AND ($4::text[] IS NULL OR t.id = ANY($4::text[]))
         RETURNING old.state AS was`, [params.jobId, params.taskId ?? null, params.now, params.taskIds ?? null])).rows;
       if (rows.length === 0) return { job: jobFromRow(job), retried: 0, change: null };
@@ -595,10 +605,10 @@ export class PostgresStore implements Store {
   async taskReleaseDue(params: TaskReleaseParams): Promise<{ released: number; jobIds: string[] }> {
     return this.tx(async (c) => {
       // SKIP LOCKED: foremen releasing at once take different tasks.
-      const rows = (await c.query(prepared(`WITH due AS (SELECT seq FROM tasks WHERE state = 'scheduled' AND available_at <= $1
+      const rows = (await c.query(prepared(`WITH due AS (SELECT id FROM tasks WHERE state = 'scheduled' AND available_at <= $1
           ORDER BY available_at LIMIT $2 FOR UPDATE SKIP LOCKED)
         UPDATE tasks t SET state = ${to('release')}, available_at = least(t.available_at, $3::bigint) FROM due
-        WHERE t.seq = due.seq AND ${guard('release', 't.state')} RETURNING t.job_id`, [params.now, params.limit, params.wallNow]))).rows;
+        WHERE t.id = due.id AND ${guard('release', 't.state')} RETURNING t.job_id`, [params.now, params.limit, params.wallNow]))).rows;
       // Other foremen's workers may take them too.
       if (rows.length > 0) await this.notify(c, { kind: 'work' });
       return { released: rows.length, jobIds: [...new Set(rows.map((r) => r.job_id as string))] };
@@ -646,7 +656,7 @@ export class PostgresStore implements Store {
         let cancelled = 0;
         if (action === 'cancel') {
           const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
-              FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
+              FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('cancel', 't.state')}
               RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(openTimeoutError(jobId, r.open_timeout_ms))])).rows;
           cancelled = rows.length;
           running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
@@ -670,7 +680,7 @@ export class PostgresStore implements Store {
         const jobId = r.id as string;
         const error = deadlineError(jobId, r.deadline);
         const rows = (await c.query(`UPDATE tasks t SET state = ${to('deadline')}, completed_at = $2, lease_expires_at = NULL, error = $3
-            FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('deadline', 't.state')}
+            FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('deadline', 't.state')}
             RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [jobId, params.now, toJson(error)])).rows;
         const running = rows.filter((t) => t.was === 'running').map((t) => ({ taskId: t.id as string, attempt: t.attempt as number, workerId: t.worker_id as string | null }));
         for (const t of running) await this.notify(c, { kind: 'cancel', task: { ...t, reason: error.message } });
@@ -722,11 +732,13 @@ export class PostgresStore implements Store {
     // Other foremen hear of the change in the same statement, unless it ends the job (the
     // common case: one round trip). A job it ends is settled below and announced then.
     const r = (await c.query(prepared(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
-      WHERE id = $1 RETURNING *, CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
-        THEN pg_notify($5, json_build_object('kind', 'job', 'from', $6::text, 'change', json_build_object('jobId', id, 'state', state,
-          'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
-        END AS announced`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
-    if (!r) return null;
+      WHERE id = $1 RETURNING *, ${ANNOUNCE_JOB_UNLESS_ENDING('$5', '$6')}`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
+    return r ? this.settleCounts(c, r, now) : null;
+  }
+
+  /** After a job's counters moved (`r` its row, with `announced`): settle its state when every task is terminal, and announce it if not done yet. */
+  private async settleCounts(c: pg.PoolClient, r: Row, now: number): Promise<JobChange> {
+    const jobId = r.id as string;
     if (this.graphJobs.size > 10_000) this.graphJobs.clear();
     this.graphJobs.set(jobId, r.kind === 'graph');
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
@@ -753,7 +765,7 @@ export class PostgresStore implements Store {
       if (!row) return null;
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('halt')}, completed_at = $2, lease_expires_at = NULL, error = $3
-          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('halt', 't.state')}
+          FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('halt', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, toJson(params.error)])).rows;
       await c.query(`UPDATE jobs SET open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'failure' ELSE closed_by END WHERE id = $1`, [params.jobId]);
       const change = await this.applyCounts(c, params.jobId, { completed: 0, failed: rows.length, cancelled: 0 }, params.now);
@@ -771,7 +783,7 @@ export class PostgresStore implements Store {
       if (TERMINAL_JOB_STATES.has(row.state)) return { job: jobFromRow(row), running: [], change: null };
       const error = toJson(taskError('CC_ERR_CANCELLED', `job ${params.jobId} was cancelled`, { reason: 'cancelled' }));
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('cancel')}, completed_at = $2, lease_expires_at = NULL, error = $3
-          FROM tasks old WHERE t.seq = old.seq AND t.job_id = $1 AND ${guard('cancel', 't.state')}
+          FROM tasks old WHERE t.id = old.id AND t.job_id = $1 AND ${guard('cancel', 't.state')}
           RETURNING t.id, t.attempt, t.worker_id, old.state AS was`, [params.jobId, params.now, error])).rows;
       // A cancelled job takes no more parts.
       await c.query(`UPDATE jobs SET cancel_requested = TRUE, open = FALSE, open_expires_at = NULL, closed_by = CASE WHEN open THEN 'cancel' ELSE closed_by END WHERE id = $1`, [params.jobId]);
@@ -805,14 +817,14 @@ export class PostgresStore implements Store {
     // One statement, committed on its own: pick, claim, and mark the jobs started.
     const rows = p.jobs
       ? (await this.q(prepared(`WITH want AS (SELECT * FROM unnest($4::text[], $8::int[]) AS w(job_id, n)),
-        picked AS (SELECT one.seq FROM want CROSS JOIN LATERAL (SELECT seq FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
+        picked AS (SELECT one.id FROM want CROSS JOIN LATERAL (SELECT id FROM tasks WHERE job_id = want.job_id AND ${guard('claim')} AND available_at <= $2
             AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
             AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
           ORDER BY priority, seq LIMIT want.n FOR UPDATE SKIP LOCKED) one),
         ${CLAIM_REST}`,
       [p.workerId, p.now, p.now + p.leaseMs, p.jobs.map((j) => j.jobId), p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node', p.jobs.map((j) => j.limit)]), [], true, this.claimPool)).rows
       : (await this.q(prepared(`WITH picked AS (
-        SELECT seq FROM tasks WHERE ${guard('claim')} AND available_at <= $2
+        SELECT id FROM tasks WHERE ${guard('claim')} AND available_at <= $2
           AND ((kind = 'map' AND type = ANY ($6::text[])) OR (kind = 'named' AND type LIKE ANY ($5::text[])))
           AND (run_on IS NULL OR run_on = $7) AND requires IS NULL
         ORDER BY priority, seq LIMIT $4 FOR UPDATE SKIP LOCKED),
@@ -857,27 +869,27 @@ export class PostgresStore implements Store {
       const filter = `${guard('claim')} AND available_at <= $1 AND ((kind = 'map' AND type = ANY ($3::text[])) OR (kind = 'named' AND type LIKE ANY ($2::text[])))
         AND (run_on IS NULL OR run_on = $4) AND requires IS NULL`;
       const common = [p.now, p.patterns.map(toLikePattern), claimedMapTypes(p), p.kind ?? 'node'];
-      const chosen: number[] = [];
+      const chosen: string[] = [];
       if (jobs) {
-        const rows = (await c.query(`SELECT want.ord, one.seq, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
-          CROSS JOIN LATERAL (SELECT seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${slack} FOR UPDATE SKIP LOCKED) one
+        const rows = (await c.query(`SELECT want.ord, one.id, one.type FROM unnest($5::text[], $6::int[]) WITH ORDINALITY AS want(job_id, n, ord)
+          CROSS JOIN LATERAL (SELECT id, seq, type, priority FROM tasks WHERE job_id = want.job_id AND ${filter} ORDER BY priority, seq LIMIT want.n + ${slack} FOR UPDATE SKIP LOCKED) one
           ORDER BY want.ord, one.priority, one.seq`, [...common, jobs.map((j) => j.jobId), jobs.map((j) => j.limit)])).rows;
         jobs.forEach((j, i) => {
-          for (const r of pick(rows.filter((r) => Number(r.ord) === i + 1), Math.min(j.limit, p.limit - chosen.length))) chosen.push(Number(r.seq));
+          for (const r of pick(rows.filter((r) => Number(r.ord) === i + 1), Math.min(j.limit, p.limit - chosen.length))) chosen.push(r.id as string);
         });
       } else {
-        const rows = (await c.query(`SELECT seq, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
+        const rows = (await c.query(`SELECT id, type FROM tasks WHERE ${filter} ORDER BY priority, seq LIMIT $5 FOR UPDATE SKIP LOCKED`,
           [...common, p.limit + slack])).rows;
-        for (const r of pick(rows, p.limit)) chosen.push(Number(r.seq));
+        for (const r of pick(rows, p.limit)) chosen.push(r.id as string);
       }
       for (const [i, b] of buckets.entries()) {
         const spent = Math.floor(tokensAt(b, p.now)) - left![i].left;
         if (spent > 0) await c.query('UPDATE rate_limits SET tokens = $1, refilled_at = $2 WHERE pattern = $3', [tokensAt(b, p.now) - spent, p.now, b.pattern]);
       }
       if (chosen.length === 0) return [];
-      const rows = (await c.query(`WITH picked AS (SELECT unnest($4::bigint[]) AS seq), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
-      const order = new Map(chosen.map((seq, i) => [seq, i]));
-      rows.sort((a, b) => order.get(Number(a.seq))! - order.get(Number(b.seq))!);
+      const rows = (await c.query(`WITH picked AS (SELECT unnest($4::text[]) AS id), ${CLAIM_REST}`, [p.workerId, p.now, p.now + p.leaseMs, chosen])).rows;
+      const order = new Map(chosen.map((id, i) => [id, i]));
+      rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
       return rows.map(claimedFromRow);
     });
   }
@@ -936,26 +948,26 @@ export class PostgresStore implements Store {
   async taskClaimFitting(p: TaskClaimParams & { free: ResourceAmounts }): Promise<ClaimedTask[]> {
     if (p.limit <= 0 || p.patterns.length === 0) return [];
     return this.tx(async (c) => {
-      const candidates = (await c.query(`SELECT seq, requires FROM tasks WHERE ${guard('claim')} AND available_at <= $1
+      const candidates = (await c.query(`SELECT id, requires FROM tasks WHERE ${guard('claim')} AND available_at <= $1
           AND kind = 'named' AND type LIKE ANY ($2::text[]) AND (run_on IS NULL OR run_on = $3) AND requires IS NOT NULL
           ORDER BY priority, seq LIMIT 100 FOR UPDATE SKIP LOCKED`, [p.now, p.patterns.map(toLikePattern), p.kind ?? 'node'])).rows;
       let free = p.free;
-      const chosen = new Map<number, Requirements>();
+      const chosen = new Map<string, Requirements>();
       for (const r of candidates) {
         if (chosen.size >= p.limit) break;
         const req = requirementsOf(r.requires);
         if (!req || !fits(req, free)) continue;
         free = take(free, req);
-        chosen.set(Number(r.seq), req);
+        chosen.set(r.id as string, req);
       }
       if (chosen.size === 0) return [];
       const rows = (await c.query(`UPDATE tasks t SET state = ${to('claim')}, attempt = t.attempt + 1, worker_id = $1, started_at = $2, lease_expires_at = $3,
-          progress = NULL, progress_message = NULL WHERE t.seq = ANY($4::bigint[]) AND ${guard('claim')}
+          progress = NULL, progress_message = NULL WHERE t.id = ANY($4::text[]) AND ${guard('claim')}
           RETURNING t.seq, t.id, t.job_id, t.idx, t.kind, t.type, t.input, t.priority, t.attempt, t.timeout_ms, t.created_at, t.available_at, t.files`,
         [p.workerId, p.now, p.now + p.leaseMs, [...chosen.keys()]])).rows;
       rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       await c.query(`UPDATE jobs SET state = 'running', started_at = $1 WHERE id = ANY($2::text[]) AND state = 'queued'`, [p.now, [...new Set(rows.map((r) => r.job_id))]]);
-      return rows.map((r) => ({ ...claimedFromRow(r), requires: chosen.get(Number(r.seq))! }));
+      return rows.map((r) => ({ ...claimedFromRow(r), requires: chosen.get(r.id as string)! }));
     });
   }
 
@@ -964,7 +976,7 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [], released: 0 };
       const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
-      const perWorker = new Map<string, { completed: number; failed: number }>();
+      const perWorker = new Map<string, { failed: number; other: number }>();
       const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled', o: TaskOutcomeParams, retried: boolean) => {
         if (!retried) {
           const d = deltas.get(jobId) ?? { completed: 0, failed: 0, cancelled: 0 };
@@ -972,27 +984,40 @@ export class PostgresStore implements Store {
           deltas.set(jobId, d);
         }
         out.recorded.push({ taskId: o.taskId, attempt: o.attempt, retried });
-        const w = perWorker.get(o.workerId) ?? { completed: 0, failed: 0 };
-        if (o.status === 'completed') w.completed++; else if (o.status === 'failed') w.failed++;
+        const w = perWorker.get(o.workerId) ?? { failed: 0, other: 0 };
+        if (o.status !== 'completed') w.other++;
+        if (o.status === 'failed') w.failed++;
         perWorker.set(o.workerId, w);
       };
-      // Completions, the bulk of any batch: one set-based statement, which also counts them to
-      // their workers (see the workers' update below for the rest).
+      // Completions, the bulk of any batch: one set-based statement, which also adds them to
+      // their jobs' and workers' counters (announcing each job's new counts, as applyCounts does).
+      // Jobs and workers are locked in id order, so two foremen recording results of the same
+      // jobs take their rows in one order and never wait on each other in a circle.
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
-      const countedTo = new Map<string, number>();
+      const counted = new Map<string, Row>();
       if (done.length > 0) {
         const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
             RETURNING t.id, t.attempt, t.job_id, t.worker_id),
-          counted AS (UPDATE workers w SET tasks_completed = w.tasks_completed + n.k, last_seen_at = $5
-            FROM (SELECT worker_id, count(*)::int AS k FROM done GROUP BY worker_id) n WHERE w.id = n.worker_id)
-          SELECT * FROM done`,
-          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now]))).rows;
-        for (const r of rows) countedTo.set(r.worker_id, (countedTo.get(r.worker_id) ?? 0) + 1);
+          per_job AS (SELECT job_id, count(*)::int AS n FROM done GROUP BY job_id),
+          job_locks AS (SELECT id AS locked_id FROM jobs WHERE id IN (SELECT job_id FROM per_job) ORDER BY id FOR UPDATE),
+          counted AS (UPDATE jobs SET completed = completed + per_job.n FROM job_locks JOIN per_job ON per_job.job_id = job_locks.locked_id
+            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7')}),
+          per_worker AS (SELECT worker_id, count(*)::int AS n FROM done GROUP BY worker_id),
+          worker_locks AS (SELECT id AS locked_id FROM workers WHERE id IN (SELECT worker_id FROM per_worker) ORDER BY id FOR UPDATE),
+          seen AS (UPDATE workers SET tasks_completed = tasks_completed + per_worker.n, last_seen_at = $5 FROM worker_locks JOIN per_worker ON per_worker.worker_id = worker_locks.locked_id
+            WHERE workers.id = worker_locks.locked_id)
+          SELECT id, attempt, job_id, NULL AS job FROM done UNION ALL SELECT NULL, NULL, NULL, row_to_json(counted)::text FROM counted`,
+          [done.map((o) => o.taskId), done.map((o) => o.attempt), done.map((o) => o.workerId), done.map((o) => toJson(o.result) ?? 'null'), now, CHANNEL, this.instanceId]))).rows;
         const byKey = new Map(done.map((o) => [`${o.taskId}#${o.attempt}`, o]));
         for (const r of rows) {
+          if (r.job !== null) {
+            const job = JSON.parse(r.job) as Row;
+            counted.set(job.id as string, job);
+            continue;
+          }
           const key = `${r.id}#${r.attempt}`;
           if (recordedKeys.has(key)) continue;
           recordedKeys.add(key);
@@ -1041,19 +1066,22 @@ export class PostgresStore implements Store {
         }
       }
       // Jobs in a fixed order, so two foremen committing into the same jobs cannot deadlock.
+      // Completions are counted already: a job with only those is settled from its row.
       for (const jobId of [...deltas.keys()].sort()) {
-        const change = await this.applyCounts(c, jobId, deltas.get(jobId)!, now);
+        const d = deltas.get(jobId)!;
+        const row = counted.get(jobId);
+        const change = row && d.failed === 0 && d.cancelled === 0
+          ? await this.settleCounts(c, row, now)
+          : await this.applyCounts(c, jobId, { ...d, completed: row ? 0 : d.completed }, now);
         if (change) out.jobs.push(change);
         if (await this.isGraph(c, jobId)) out.released += await this.releaseGraph(c, jobId, now);
       }
       if (out.released > 0) await this.notify(c, { kind: 'work' });
+      // Workers with other outcomes than completions (counted above): their failures, and that they were seen.
       for (const workerId of [...perWorker.keys()].sort()) {
         const w = perWorker.get(workerId)!;
-        // Completions the statement above counted (and the time it set) are not counted again.
-        const counted = countedTo.get(workerId) ?? 0;
-        w.completed -= counted;
-        if (counted > 0 && w.completed === 0 && w.failed === 0) continue;
-        await c.query(prepared('UPDATE workers SET tasks_completed = tasks_completed + $2, tasks_failed = tasks_failed + $3, last_seen_at = $4 WHERE id = $1', [workerId, w.completed, w.failed, now]));
+        if (w.other === 0) continue;
+        await c.query(prepared('UPDATE workers SET tasks_failed = tasks_failed + $2, last_seen_at = $3 WHERE id = $1', [workerId, w.failed, now]));
       }
       if (out.recorded.some((r) => r.retried)) await this.notify(c, { kind: 'work' });
       return out;
@@ -1372,7 +1400,7 @@ export class PostgresStore implements Store {
       let budget = p.maxTasks;
       const out: JobPruneResult = { jobs: 0, tasks: 0, more: due.length === 50 };
       for (const job of due) {
-        const n = (await c.query('DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks WHERE job_id = $1 LIMIT $2)', [job.id, budget])).rowCount ?? 0;
+        const n = (await c.query('DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE job_id = $1 LIMIT $2)', [job.id, budget])).rowCount ?? 0;
         budget -= n;
         out.tasks += n;
         if ((await c.query('SELECT 1 FROM tasks WHERE job_id = $1 LIMIT 1', [job.id])).rows.length > 0) { out.more = true; break; }

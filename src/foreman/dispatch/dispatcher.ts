@@ -187,7 +187,7 @@ export class Dispatcher implements Service {
     }
     if (options.requiring) this.fitVersion++;
     if (options.types || options.code) this.keepIdle(before, options);
-    this.kick();
+    this.kick(true);
   }
 
   /**
@@ -210,10 +210,17 @@ export class Dispatcher implements Service {
     this.kick();
   }
 
-  private kick(): void {
+  /**
+   * Run a tick soon. Results wait for the end of the turn (setImmediate), so that those read
+   * from every socket in one turn share a commit. New work (`now`) is dispatched within the
+   * turn instead: a submission is announced after the commit that gathered the turn's
+   * submissions, so the next turn would add nothing to the claim, and a submission that finds
+   * an idle worker goes out with its commit rather than a turn later.
+   */
+  private kick(now = false): void {
     if (this.scheduled || this.retryTimer) return;
     this.scheduled = true;
-    setImmediate(() => void this.tick());
+    if (now) queueMicrotask(() => void this.tick()); else setImmediate(() => void this.tick());
   }
 
   /** Outcomes arrived from a worker: its slots are freed now, the outcomes recorded in the next group commit. */

@@ -51,8 +51,9 @@ const ACK_DELAY_MS = 25;
  *     call, and receives them in one frame.
  * A tick is scheduled with setImmediate when results arrive, so under light load a result is
  * committed within the same event-loop turn, and under heavy load many results share one
- * commit; new work is dispatched within the turn that announced it (see `kick`). This is what lets one SQLite file carry tens of thousands of tasks per
- * second: the cost per transaction is paid per batch, not per task.
+ * commit; new work is dispatched within the turn that announced it (see `kick`). This is
+ * what lets one SQLite file carry tens of thousands of tasks per second: the cost per
+ * transaction is paid per batch, not per task.
  *
  * Workers whose last claim came back short are skipped until new work is announced
  * (`workVersion`), so idle workers cost nothing while the queue is empty.

@@ -13,7 +13,7 @@
  *               workload (the throughput line's, or one run of it when that line is not selected)
  *   small-jobs: 5,000 jobs of one task each, submitted 500 at a time: jobs/s from the first
  *               submission to the last result (thousands of jobs sharing the workers at once)
- *   latency:    1,000 sequential submit -> result round trips, p50 / p99
+ *   latency:    1,000 sequential submit -> result round trips, p50 / p99, and the CPU each process spent per round trip
  *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
  *   map-unchunked: the same map with chunkSize 1 (10,000 tasks of one argument each)
  *   map-python: the same map written in Python, run in Pyodide by the Node worker (warm
@@ -413,14 +413,20 @@ try {
     for (let i = 0; i < 100; i++) await (await client.submit('bench.echo', i)).result();
     const lat: number[] = [];
     const cpu0 = await cpuNow();
+    const client0 = process.cpuUsage();
     for (let i = 0; i < 1_000; i++) {
       const t0 = performance.now();
       const v = await (await client.submit('bench.echo', i)).result();
       lat.push(performance.now() - t0);
       if (v !== i) throw new Error(`latency: round trip ${i} returned ${v}`);
     }
+    // CPU per round trip in each process: on a busy machine a steadier figure than the times.
+    const cost = perTask(cpu0, await cpuNow(), lat.length);
+    const clientCpu = process.cpuUsage(client0);
     console.log(JSON.stringify({ bench: 'latency', round_trips: lat.length, p50_ms: round(pct(lat, 50), 3), p99_ms: round(pct(lat, 99), 3), mean_ms: round(lat.reduce((a, b) => a + b, 0) / lat.length, 3),
-      ...(({ foreman_cpu_us_per_task, foreman_threads_cpu_us_per_task }) => ({ foreman_cpu_us_per_round_trip: foreman_cpu_us_per_task, foreman_threads_cpu_us_per_round_trip: foreman_threads_cpu_us_per_task }))(perTask(cpu0, await cpuNow(), lat.length)), ...meta }));
+      foreman_cpu_us_per_trip: cost.foreman_cpu_us_per_task, foreman_threads_cpu_us_per_trip: cost.foreman_threads_cpu_us_per_task,
+      worker_cpu_us_per_trip: cost.worker_cpu_us_per_task, client_cpu_us_per_trip: round((clientCpu.user + clientCpu.system) / lat.length, 1),
+      ...(cost.postgres_cpu_us_per_task !== undefined ? { postgres_cpu_us_per_trip: cost.postgres_cpu_us_per_task, statements_per_trip: cost.statements_per_task } : {}), ...meta }));
   }
 
   if (want('map')) console.log(mapLine('map', await mapRuns({})));

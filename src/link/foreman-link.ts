@@ -136,6 +136,11 @@ export class ForemanLink {
     return true;
   }
 
+  /** Write what is queued now instead of at the end of the turn. */
+  flush(): void {
+    this.outbox.flush();
+  }
+
   private connect(): void {
     if (this.stopped) return;
     const url = this.currentUrl;

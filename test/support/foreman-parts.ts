@@ -39,6 +39,8 @@ export class RecordingPeer implements Peer {
     for (const w of [...this.waiters]) if (w.pred(message)) { this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(message); }
   }
 
+  flush(): void {}
+
   close(code: number, reason: string): void {
     this.closed = true;
     this.closedWith = { code, reason };

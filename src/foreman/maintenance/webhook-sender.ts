@@ -74,6 +74,8 @@ export class WebhookSender implements Service {
   private armedAt: number | null = null;
   private current: Promise<void> | null = null;
   private again = false;
+  /** A look is scheduled for the job ends of this turn. */
+  private endedSoon = false;
   private state: 'new' | 'running' | 'stopped' = 'new';
 
   constructor(deps: WebhookSender['deps'], options: WebhookSenderOptions) {
@@ -102,9 +104,15 @@ export class WebhookSender implements Service {
     if (started) await this.agent.close().catch(() => {});
   }
 
-  /** A job ended (here or through another foreman): its delivery may be due now. */
+  /**
+   * A job ended (here or through another foreman): its delivery may be due now. Looked for after
+   * the turn, not here: this is called as the job's end is published, and the claim would
+   * otherwise come before the job's subscribers hear of it. The ends of one turn share one look.
+   */
   jobEnded(): void {
-    void this.lookAgain();
+    if (this.endedSoon || this.state !== 'running') return;
+    this.endedSoon = true;
+    setImmediate(() => { this.endedSoon = false; void this.lookAgain(); });
   }
 
   /** Claim and send what is due now, then set the timer for the next (tests call it too). */

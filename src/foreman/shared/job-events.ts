@@ -74,16 +74,26 @@ export class JobEvents implements Service {
 
   /** Called after a commit changed jobs. */
   publish(changes: readonly JobChange[]): void {
+    let completions: Promise<Set<Peer> | null>[] | null = null;
     for (const change of changes) {
       for (const l of this.listeners) l(change);
       if (change.finished) {
         this.pendingProgress.delete(change.jobId);
         this.live.delete(change.jobId);
-        void this.sendCompleted(change);
+        (completions ??= []).push(this.sendCompleted(change));
       } else if (this.subscribers.has(change.jobId)) {
         this.pendingProgress.set(change.jobId, change);
         this.timer ??= setTimeout(() => this.flushProgress(), PROGRESS_INTERVAL_MS);
       }
+    }
+    // A completion is what its client waits on: once this commit's completions are queued (one
+    // frame per connection), they are written, not held for the end of the turn.
+    if (completions) {
+      void Promise.all(completions).then((sets) => {
+        const peers = new Set<Peer>();
+        for (const set of sets) if (set) for (const p of set) peers.add(p);
+        for (const p of peers) p.flush();
+      });
     }
   }
 
@@ -111,15 +121,18 @@ export class JobEvents implements Service {
     return size <= this.maxInlineBytes ? { results: res.results } : {};
   }
 
-  private async sendCompleted(change: JobChange): Promise<void> {
+  /** Send a job's completion to its subscribers; resolves with those it was sent to. */
+  private async sendCompleted(change: JobChange): Promise<Set<Peer> | null> {
     const set = this.subscribers.get(change.jobId);
-    if (!set || set.size === 0) return;
+    if (!set || set.size === 0) return null;
     this.subscribers.delete(change.jobId);
     try {
       const extra = await this.inlineResults(change.jobId);
       for (const conn of set) conn.send({ type: 'job_completed', jobId: change.jobId, state: change.state, counts: change.counts, ...extra });
+      return set;
     } catch (err) {
       this.log.error({ err, jobId: change.jobId }, 'could not send job completion');
+      return null;
     }
   }
 

@@ -20,5 +20,10 @@ export interface Peer {
   readonly credentials: Set<string>;
   /** Queue a message; messages of one turn leave as one frame. Dropped once closed. */
   send(message: Outbound): void;
+  /**
+   * Write what is queued now, instead of at the end of the turn: for a message someone waits
+   * on (tasks for an idle worker), when nothing more for this peer is coming this turn.
+   */
+  flush(): void;
   close(code: number, reason: string): void;
 }

@@ -306,6 +306,10 @@ export class WorkerRegistry {
     s.peer.send(Object.keys(code).length > 0
       ? { type: 'assign_tasks', tasks: wire, code, ...(Object.keys(languages).length > 0 ? { languages } : {}), ...(Object.keys(jobNames).length > 0 ? { jobNames } : {}) }
       : { type: 'assign_tasks', tasks: wire });
+    // A worker gets one assignment per dispatch, so nothing is gained by holding it to the end
+    // of the turn. Written now, it leaves ahead of what the turn queued for clients (a
+    // submission's acceptance): the job's result waits on this frame, not on those.
+    s.peer.flush();
     return true;
   }
 

@@ -40,6 +40,10 @@ export class Connection implements Peer {
     if (!this.closed) this.outbox.push(message);
   }
 
+  flush(): void {
+    if (!this.closed) this.outbox.flush();
+  }
+
   close(code: number, reason: string): void {
     this.outbox.flush();
     this.closed = true;

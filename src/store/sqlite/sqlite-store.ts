@@ -1235,6 +1235,9 @@ export class SqliteStore implements Store {
   // ------------------------------------------------------------------ webhooks
 
   async webhookClaimDue(params: { now: number; limit: number; leaseMs: number }): Promise<WebhookClaim[]> {
+    // Nearly every job ends without a webhook: a read finds that, without a write transaction
+    // (the lock, a commit) per job end. A row due but missed here is found by the next look.
+    if (!this.st(`SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? LIMIT 1`).get(params.now)) return [];
     // One writer at a time (an immediate transaction), so a due row is claimed once.
     return this.tx('webhookClaimDue', (p: { now: number; limit: number; leaseMs: number }) => (this.st(`UPDATE webhook_deliveries
         SET attempts = attempts + 1, in_flight = 1, next_attempt_at = @now + @leaseMs

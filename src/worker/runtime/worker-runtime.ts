@@ -156,7 +156,9 @@ export class WorkerRuntime extends EventEmitter {
     }
     for (const key of ['cpuCores', 'memoryMb', 'gpu'] as const) checkWorkerOption(key, this.o.resources[key]);
     const later = (fn: () => void) => { setTimeout(fn, 0); };
-    this.outbox = new ResultOutbox((results) => this.welcomed && this.link.send({ type: 'task_results', results }),
+    // The outbox already gathered the turn's outcomes: the frame is written at once rather than
+    // a turn later (the frame batcher's own turn would start only after this one).
+    this.outbox = new ResultOutbox((results) => { const sent = this.welcomed && this.link.send({ type: 'task_results', results }); if (sent) this.link.flush(); return sent; },
       typeof globalThis.setImmediate === 'function' ? (fn) => { globalThis.setImmediate(fn); } : later);
     this.runner = new TaskRunner({
       workerId: this.workerId,

@@ -76,7 +76,8 @@ export function foremanCommand(program: Command): void {
     cmd.addOption(t.env ? option.env(t.env) : option);
   }
   cmd.option('--store-thread', `SQLite: run the store on a thread of its own, beside the event loop, so that the two use two cores${FOREMAN_DEFAULTS.storeThread ? ' (default)' : ''}`)
-    .option('--no-store-thread', `SQLite: run the store on the event loop's thread${FOREMAN_DEFAULTS.storeThread ? '' : ' (default)'}`);
+    .option('--no-store-thread', `SQLite: run the store on the event loop's thread${FOREMAN_DEFAULTS.storeThread ? '' : ' (default)'}`)
+    .option('--no-vacuum', 'PostgreSQL with autovacuum off: do not vacuum the tasks and jobs tables from the foreman (by default it does once 1% of their rows are dead; see docs/operations.md)');
   cmd.option('--max-database-size <bytes>', 'SQLite: the file may not grow past this (e.g. 2GiB); beyond it submissions get CC_ERR_STORE_FULL (507) until pruning frees space', bounded('maxDatabaseBytes', parseBytes));
   cmd.addOption(new Option('--trusted-proxy <address>', 'a reverse proxy (address, CIDR range such as 10.0.0.0/8, or loopback, linklocal, uniquelocal) whose X-Forwarded-For names the client; '
     + 'repeatable. From anyone else the header is ignored. Set it when a proxy is in front, or every client counts as the proxy\'s address')
@@ -101,7 +102,7 @@ export function foremanCommand(program: Command): void {
       const secret = givenSecret(o.secretFile);
       const options: ForemanOptions = {
         port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger: await cliLogger(o.logLevel, o.logFormat), insecure: o.insecure, metricsPublic: o.metricsPublic,
-        ...(o.storeThread !== undefined ? { storeThread: o.storeThread } : {}),
+        ...(o.storeThread !== undefined ? { storeThread: o.storeThread } : {}), vacuum: o.vacuum,
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
         ...(o.rateLimit.length > 0 ? { rateLimits: o.rateLimit.map(parseRateLimit) } : {}),

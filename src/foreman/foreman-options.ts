@@ -25,6 +25,8 @@ export const FOREMAN_DEFAULTS = {
    * event loop more across the thread than run in place (docs/operations.md).
    */
   storeThread: false,
+  /** PostgreSQL with autovacuum off: the foreman vacuums the tasks and jobs tables itself. */
+  vacuum: true,
   /** How often workers send heartbeats. */
   heartbeatIntervalMs: 5_000,
   /** How long an assignment is held without a heartbeat. */
@@ -296,6 +298,14 @@ export interface ForemanOptions {
    * Default false (see FOREMAN_DEFAULTS). Ignored on PostgreSQL, whose server already runs beside the foreman.
    */
   storeThread?: boolean;
+  /**
+   * PostgreSQL whose autovacuum is off: every 10 s the foreman (one of the database's at a time)
+   * vacuums the tasks and jobs tables once 1% of their rows (and at least 1,000) are dead, as
+   * autovacuum would with the settings the migrations give those tables. Without it a claim reads
+   * past every task claimed since the last vacuum, and slows as they pile up. Where autovacuum is
+   * on it does nothing. Default true.
+   */
+  vacuum?: boolean;
   /** A request whose headers have not all arrived this long after it began is refused (408) and closed. Default 20 s; at most requestTimeoutMs. */
   headersTimeoutMs?: number;
   /** A request whose body has not all arrived this long after it began is refused (408) and closed. Default 300 s. */

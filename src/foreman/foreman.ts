@@ -73,6 +73,8 @@ const MiB = 1024 * 1024;
  * this old, for one small write a minute instead of one per heartbeat per worker.
  */
 const LAST_SEEN_WRITE_MS = 60_000;
+/** How often a foreman on PostgreSQL with autovacuum off looks for tables to vacuum (see ForemanOptions.vacuum). */
+const VACUUM_CHECK_MS = 10_000;
 
 /** The parts of a running foreman. */
 interface Parts {
@@ -353,6 +355,11 @@ export class Foreman {
       webhooks,
       feed,
       scheduler,
+      // Not watched by the loops' health: a vacuum of a large table takes as long as it takes,
+      // on a connection of its own, and holds up nothing else of the foreman.
+      ...(store.vacuumDue && o.vacuum ? [PeriodicService.of('vacuum', VACUUM_CHECK_MS, log, async () => {
+        for (const v of await store.vacuumDue!({ threshold: 1_000, fraction: 0.01 })) log.info({ table: v.table, deadRows: v.deadRows, ms: v.ms }, `vacuumed ${v.table}: ${v.deadRows} dead rows (autovacuum is off on this server)`);
+      })] : []),
       // A stall is logged when it begins, even while nobody asks /health.
       PeriodicService.of('loop watch', Math.min(5_000, o.stallAfterMs / 2), log, () => { loops.stalls(); }),
     ];

@@ -19,6 +19,14 @@ import type { ResourceAmounts } from '../core/resources.ts';
 
 export type { TaskRef, GraphPlan };
 
+/** A table the foreman vacuumed (see Store.vacuumDue). */
+export interface VacuumRun {
+  table: string;
+  /** Its dead rows before the vacuum, as the server's statistics counted them. */
+  deadRows: number;
+  ms: number;
+}
+
 /** A job as the store keeps it. */
 export interface JobRecord {
   id: string;
@@ -1141,6 +1149,14 @@ export interface Store {
 
   /** What an operator should know about the database's settings (logged at start), if anything. */
   setupWarnings?(): Promise<string[]>;
+
+  /**
+   * Where the server does not vacuum by itself (autovacuum off): vacuum the tables a task's
+   * claim and result leave dead rows in, those whose dead rows passed `threshold` plus
+   * `fraction` of their live rows; at most one foreman at a time. Returns what it vacuumed
+   * (nothing where autovacuum is on). Absent on drivers that reuse the space by themselves.
+   */
+  vacuumDue?(params: { threshold: number; fraction: number }): Promise<VacuumRun[]>;
 
   /**
    * Drivers shared by several foremen (PostgreSQL) announce what the others must hear:

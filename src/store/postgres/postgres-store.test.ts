@@ -36,3 +36,37 @@ test('the foreman is told when autovacuum is off (pruned space would never be re
     await store.close();
   }
 });
+
+test('with autovacuum off the store vacuums the tasks table once its dead rows pass the threshold, and not before', { skip: url ? false : 'no PostgreSQL reachable' }, async () => {
+  const store = new TestPostgresStore({ url: url!, schema: `cc_test_${process.pid}_${++n}`, poolSize: 2 });
+  await store.migrate();
+  try {
+    const autovacuum = (await store.pool.query(`SELECT current_setting('autovacuum') AS v`)).rows[0].v;
+    const jobId = `job-vacuum-${process.pid}`;
+    const tasks = Array.from({ length: 1_500 }, (_, index) => ({ id: `${jobId}.${index}`, index, kind: 'named' as const, type: 'v.x', input: { index }, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null }));
+    await store.jobInsert({ job: { id: jobId, kind: 'tasks', name: null, priority: 'normal', argCount: null, chunkSize: null, code: null, timeoutMs: null, maxAttempts: 1,
+      idempotencyKey: null, metadata: null, owner: null, retentionMs: 60_000, label: 'v.x', queueTimeoutMs: null, runOn: null }, tasks, now: Date.now() });
+    const dead = async () => Number((await store.pool.query(`SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tasks'`, [store.schema])).rows[0]?.n_dead_tup ?? 0);
+    // Below the threshold (1,000 dead rows and 1% of the live ones): nothing to do.
+    assert.deepEqual(await store.vacuumDue({ threshold: 1_000, fraction: 0.01 }), []);
+    // Two new versions of every row: 3,000 dead ones, once the server's statistics count them
+    // (each session reports its counts when it goes idle, within about a second).
+    await store.pool.query('UPDATE tasks SET input = input');
+    await store.pool.query('UPDATE tasks SET input = input');
+    const by = Date.now() + 20_000;
+    while (await dead() < 3_000) {
+      assert.ok(Date.now() < by, `the statistics did not count the dead rows within 20 s (${await dead()} counted)`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const runs = await store.vacuumDue({ threshold: 1_000, fraction: 0.01 });
+    if (autovacuum === 'on') {
+      assert.deepEqual(runs, [], 'where autovacuum runs, the foreman leaves vacuuming to it');
+    } else {
+      assert.deepEqual(runs.map((r) => r.table), ['tasks']);
+      assert.ok(runs[0]!.deadRows >= 3_000, `it counted the dead rows (${runs[0]!.deadRows})`);
+      assert.ok(await dead() < 1_000, 'the vacuum removed them');
+    }
+  } finally {
+    await store.close();
+  }
+});

@@ -24,6 +24,7 @@ import type {
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
   WebhookAttemptParams, WebhookClaim, WebhookDeliveryRecord,
+  VacuumRun,
 } from '../store.ts';
 import { ACTIVE_JOBS_WINDOW, POSITION_COUNT_CAP, SCHEDULE_RUNS_KEPT, lastJobOf, trimsRuns, type JobCode, type JobCursor, type RateLimit, type SchedulerSnapshot } from '../store.ts';
 import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
@@ -1433,8 +1434,36 @@ export class PostgresStore implements Store {
   async setupWarnings(): Promise<string[]> {
     const on = (await this.q(`SELECT current_setting('autovacuum') AS v`)).rows[0]?.v;
     return on === 'off'
-      ? ['autovacuum is off on this PostgreSQL server: the space that pruning frees is not reused, and the tables grow without end; turn it on, or run VACUUM on the crowdcompute schema regularly']
+      ? ['autovacuum is off on this PostgreSQL server: the foreman vacuums the tasks and jobs tables itself once 1% of their rows are dead (unless started with --no-vacuum), but nothing vacuums the other tables, whose space pruning frees is then never reused; turn autovacuum on, or run VACUUM on the crowdcompute schema regularly']
       : [];
+  }
+
+  async vacuumDue(params: { threshold: number; fraction: number }): Promise<VacuumRun[]> {
+    const c = await this.pool.connect();
+    try {
+      if ((await c.query(`SELECT current_setting('autovacuum') AS v`)).rows[0]?.v !== 'off') return [];
+      // A session lock on this connection: one foreman of the database vacuums at a time, the
+      // others skip the round rather than queue a second vacuum of the same table behind it.
+      const lock = `crowdcompute:vacuum:${this.schema}`;
+      if (!(await c.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [lock])).rows[0].ok) return [];
+      try {
+        const tables = (await c.query(`SELECT relname, n_dead_tup::float8 AS dead, n_live_tup::float8 AS live FROM pg_stat_user_tables
+          WHERE schemaname = $1 AND relname IN ('tasks', 'jobs') ORDER BY relname DESC`, [this.schema])).rows;
+        const out: VacuumRun[] = [];
+        for (const t of tables) {
+          if (t.dead <= params.threshold + params.fraction * t.live) continue;
+          const started = performance.now();
+          // SKIP_LOCKED: a table another session holds an exclusive lock on is left for the next round.
+          await c.query(`VACUUM (SKIP_LOCKED) "${this.schema}".${t.relname === 'tasks' ? 'tasks' : 'jobs'}`);
+          out.push({ table: t.relname, deadRows: t.dead, ms: Math.round(performance.now() - started) });
+        }
+        return out;
+      } finally {
+        await c.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]);
+      }
+    } finally {
+      c.release();
+    }
   }
 
   async probeSpace(): Promise<void> {

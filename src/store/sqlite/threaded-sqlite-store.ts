@@ -30,8 +30,8 @@ const SELF = fileURLToPath(import.meta.url);
 /** The thread's file beside this one: store-thread.ts from source, store-thread.js from the built package. */
 const THREAD = SELF.replace(/threaded-sqlite-store\.(ts|js)$/, 'store-thread.$1');
 
-/** Members of the Store interface that are not calls forwarded as they are. */
-type NotForwarded = 'driver' | 'statementCount' | 'close' | 'listen' | 'setupWarnings';
+/** Members of the Store interface that are not calls forwarded as they are (or that SQLite does not have). */
+type NotForwarded = 'driver' | 'statementCount' | 'close' | 'listen' | 'setupWarnings' | 'vacuumDue';
 type Forwarded = Exclude<keyof Store, NotForwarded>;
 
 /**

@@ -37,6 +37,14 @@ test('the packed tarball installs into a new project and works from node_modules
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
     await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, tarball!)], app);
 
+    // Threads and child processes are started from files named at run time (new Worker(path)),
+    // which the compiler does not rewrite: a .ts name left in the built code is a file the
+    // package does not have (the WAL checkpointer's thread once never started from node_modules).
+    const dist = join(app, 'node_modules/crowdcompute/dist');
+    const namesTs = (readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith('.js'))
+      .flatMap((f) => [...readFileSync(join(dist, f), 'utf8').matchAll(/['"`]([^'"`\s]*\.ts)['"`]/g)].filter((m) => !m[1]!.endsWith('.d.ts')).map((m) => `${f}: ${m[1]}`));
+    assert.deepEqual(namesTs, [], 'the built code names no .ts file');
+
     // Plain ESM JavaScript: every subpath imports, and has its main exports.
     writeFileSync(join(app, 'imports.mjs'), `${SUBPATHS.map((s) => `import * as ${s} from 'crowdcompute/${s}';`).join('\n')}
 console.log(JSON.stringify({ ${SUBPATHS.map((s) => `${s}: Object.keys(${s}).sort()`).join(', ')} }));\n`);

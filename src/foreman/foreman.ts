@@ -182,7 +182,15 @@ export class Foreman {
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
-      opened = await openStore(o.database, { instanceId: this.id, foremanId: this.id, thread: o.storeThread, ...(o.maxDatabaseBytes ? { maxSizeBytes: o.maxDatabaseBytes } : {}) });
+      // A failing checkpoint loses nothing, but the WAL then grows until one succeeds: said once a
+      // minute at most, not once a second.
+      let checkpointWarnedAt = -Infinity;
+      const onCheckpointError = (message: string) => {
+        if (Date.now() - checkpointWarnedAt < 60_000) return;
+        checkpointWarnedAt = Date.now();
+        log.warn({ database: 'sqlite' }, `a WAL checkpoint failed (the write-ahead log grows until one succeeds): ${message}`);
+      };
+      opened = await openStore(o.database, { instanceId: this.id, foremanId: this.id, thread: o.storeThread, onCheckpointError, ...(o.maxDatabaseBytes ? { maxSizeBytes: o.maxDatabaseBytes } : {}) });
       this.ownsStore = true;
     }
     // Every part talks to the store through its health tracker (outages, 503/507, /health).

@@ -26,6 +26,8 @@ export interface OpenStoreOptions {
    * opens the store for one call has nothing to overlap.
    */
   thread?: boolean;
+  /** SQLite: told of a WAL checkpoint that failed (the store goes on; the WAL grows until one succeeds). */
+  onCheckpointError?: (message: string) => void;
 }
 
 /** The database named holds no CrowdCompute store (and `create: false` forbade making one). */
@@ -91,6 +93,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const sqlite = {
       path: path === ':memory:' ? path : resolve(path),
       ...(options.foremanId ? { foremanId: options.foremanId } : {}), ...(options.maxSizeBytes ? { maxSizeBytes: options.maxSizeBytes } : {}),
+      ...(options.onCheckpointError ? { onCheckpointError: options.onCheckpointError } : {}),
     };
     store = options.thread ? new ThreadedSqliteStore(sqlite) : new SqliteStore(sqlite);
   }

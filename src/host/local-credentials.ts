@@ -8,7 +8,7 @@
  *
  * Foremen on throwaway stores (`sqlite::memory:`) keep their entry in this process only.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -95,15 +95,25 @@ export function localCredentialsAt(url: string): LocalCredentials | undefined {
  */
 export function saveLocalCredentials(entry: LocalCredentials, options: { persist: boolean }): void {
   const e = { ...entry, database: databaseIdentity(entry.database) };
-  // Several foremen of one database on this machine share the entry: it keeps all their URLs.
-  const before = options.persist ? readFile().foremen.find((x) => x.database === e.database) : inProcess.find((x) => x.database === e.database);
-  if (before) e.urls = [...new Set([...e.urls, ...before.urls])].slice(0, 20);
   const i = inProcess.findIndex((x) => x.database === e.database);
-  if (i >= 0) inProcess.splice(i, 1);
-  if (!options.persist) { inProcess.push(e); return; }
-  const dir = credentialsDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const before = i >= 0 ? inProcess.splice(i, 1)[0] : undefined;
+  if (!options.persist) {
+    if (before) e.urls = [...new Set([...e.urls, ...before.urls])].slice(0, 20);
+    inProcess.push(e);
+    return;
+  }
+  mkdirSync(credentialsDir(), { recursive: true, mode: 0o700 });
+  // Foremen started together (two of one database, say) each read, change and write the file:
+  // without the lock the last write would drop what the others added.
+  withFileLock(`${credentialsFile()}.lock`, () => writeEntry(e));
+}
+
+/** Write `e` into the file (under its lock). */
+function writeEntry(e: LocalCredentials): void {
   const content = readFile();
+  // Several foremen of one database on this machine share the entry: it keeps all their URLs.
+  const before = content.foremen.find((x) => x.database === e.database);
+  if (before) e.urls = [...new Set([...e.urls, ...before.urls])].slice(0, 20);
   // A URL belongs to one foreman at a time: older entries that claimed it let it go.
   const urls = new Set(e.urls.map(endpointIdentity));
   for (const other of content.foremen) other.urls = other.urls.filter((u) => !urls.has(endpointIdentity(u)));
@@ -112,4 +122,33 @@ export function saveLocalCredentials(entry: LocalCredentials, options: { persist
   writeFileSync(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, credentialsFile());
+}
+
+/** How long a lock file may stand before it is taken for one its process left behind (it is held for one small write). */
+const STALE_LOCK_MS = 10_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Run `fn` holding an exclusive lock file (created with O_EXCL, removed after). Another process
+ * holding it is waited for, in steps of 5 ms; a lock older than STALE_LOCK_MS is removed as
+ * abandoned. Synchronous, as the file's readers and writers are.
+ */
+function withFileLock<T>(lock: string, fn: () => T): T {
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let age = 0;
+      try { age = Date.now() - statSync(lock).mtimeMs; } catch { continue; }
+      if (age > STALE_LOCK_MS) { rmSync(lock, { force: true }); continue; }
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }

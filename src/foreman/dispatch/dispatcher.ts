@@ -79,6 +79,8 @@ export class Dispatcher implements Service {
   private running = false;
   private again = false;
   private stopped = false;
+  /** Tasks are claimed only once started: work announced before (while the foreman comes up) waits for start's tick. */
+  private started = false;
   private rotate = 0;
   /** A claim of this dispatch came back short while rate limits were set: look again when they refill. */
   private rateHeld = false;
@@ -146,6 +148,7 @@ export class Dispatcher implements Service {
 
   async start(): Promise<void> {
     if (this.sweepTimer || this.stopped) return;
+    this.started = true;
     // Also the pace at which idle workers look again for tasks that require resources, which
     // another foreman may have queued without this one hearing of it.
     this.sweepTimer = setInterval(() => this.announceWork({ requiring: true }), this.options.sweepIntervalMs);
@@ -246,7 +249,7 @@ export class Dispatcher implements Service {
     this.tracker?.began();
     try {
       await this.flushOutcomes();
-      if (!this.stopped) await this.dispatch();
+      if (this.started && !this.stopped) await this.dispatch();
       this.failures = 0;
       this.tracker?.succeeded();
     } catch (err) {

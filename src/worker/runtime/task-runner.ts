@@ -247,7 +247,9 @@ export class TaskRunner {
     if (r.settled) return;
     r.settled = true;
     if (r.timer) clearTimeout(r.timer);
-    this.running.delete(r.task.taskId);
+    // A newer attempt of the task may have started while this one wound down (its lease was
+    // lost and the foreman assigned the task again): that one stays listed, and cancellable.
+    if (this.running.get(r.task.taskId) === r) this.running.delete(r.task.taskId);
     this.deps.finished(r.task, r.startedAt, r.forced ?? ending, r.span);
     this.wakeIdle();
   }

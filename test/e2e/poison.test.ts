@@ -188,7 +188,10 @@ for (const store of STORES) {
     const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'w-unreadable', logLevel: 'silent' }).handle('u.*', async (t) => t.input);
     try {
       const damaged = await client.submitMany([{ type: 'u.echo', input: 'x' }, { type: 'u.echo', input: 'y' }]);
-      const damagedJob = await client.submitMany([{ type: 'u.echo', input: 'z' }], { metadata: { owner: 'ops' } });
+      // A job this foreman accepted goes out with what it knew at submission; a graph's plan, like
+      // a job another foreman accepted or one found after a restart, is read from the store at
+      // its first dispatch: damaged, its tasks fail alone.
+      const damagedJob = await client.submitGraph({ nodes: [{ id: 'a', type: 'u.echo', input: 'z' }], metadata: { owner: 'ops' } });
       const [first] = await client.getJobTasks(damaged.id);
       await db.exec(`UPDATE tasks SET input = '{"oops' WHERE id = '${first.taskId}'`);
       await db.exec(`UPDATE jobs SET metadata = '{"oops' WHERE id = '${damagedJob.id}'`);

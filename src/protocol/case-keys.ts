@@ -71,40 +71,50 @@ const camelWalks = new WeakMap<z.ZodType, Walk>();
 const snakeWalks = new WeakMap<z.ZodType, Walk>();
 const same: Walk = (value) => value;
 
-/** Walk a parsed snake_case value beside its camelCase schema and rename the keys the schema names. */
-function makeCamelWalk(schema: z.ZodType): Walk {
-  const child = (s: z.ZodType) => lazyWalk(camelWalks, makeCamelWalk, s);
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
-    const inner = child(schema.unwrap() as z.ZodType);
-    return (value) => (value === undefined || value === null ? value : inner(value));
-  }
-  if (schema instanceof z.ZodArray) {
-    const element = child(schema.element as z.ZodType);
-    return (value) => (value === undefined || value === null ? value : (value as unknown[]).map(element));
-  }
-  if (schema instanceof z.ZodObject) {
-    const keys = Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => ({ k, sk: snakeCase(k), walk: child(v) }));
-    return (value) => {
-      if (value === undefined || value === null) return value;
-      const src = value as Record<string, unknown>;
-      const out: Record<string, unknown> = {};
-      for (const { k, sk, walk } of keys) if (sk in src) out[k] = walk(src[sk]);
-      return out;
-    };
-  }
-  if (schema instanceof z.ZodDiscriminatedUnion) {
-    const key = schema.def.discriminator;
-    const sk = snakeCase(key);
-    const options = (schema.options as z.ZodObject[]).map((o) => ({ values: (o.shape[key] as z.ZodLiteral).values, walk: child(o) }));
-    return (value) => {
-      if (value === undefined || value === null) return value;
-      const tag = (value as Record<string, unknown>)[sk];
-      const option = options.find((o) => o.values.has(tag as never));
-      return option ? option.walk(value) : value;
-    };
-  }
-  return same;
+/**
+ * The walk that renames, beside a camelCase schema, the keys the schema names: from snake_case
+ * to camelCase (a parsed request body) or back (a response). Values are left as they are.
+ */
+function walkMaker(walks: WeakMap<z.ZodType, Walk>, toSnake: boolean): (schema: z.ZodType) => Walk {
+  const make = (schema: z.ZodType): Walk => {
+    const child = (s: z.ZodType) => lazyWalk(walks, make, s);
+    if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
+      const inner = child(schema.unwrap() as z.ZodType);
+      return (value) => (value === undefined || value === null ? value : inner(value));
+    }
+    if (schema instanceof z.ZodArray) {
+      const element = child(schema.element as z.ZodType);
+      return (value) => (Array.isArray(value) ? value.map(element) : value);
+    }
+    if (schema instanceof z.ZodObject) {
+      const keys = Object.entries(schema.shape as Record<string, z.ZodType>)
+        .map(([k, v]) => (toSnake ? { from: k, to: snakeCase(k), walk: child(v) } : { from: snakeCase(k), to: k, walk: child(v) }));
+      return (value) => {
+        if (value === undefined || value === null) return value;
+        const src = value as Record<string, unknown>;
+        const out: Record<string, unknown> = {};
+        for (const { from, to, walk } of keys) if (from in src) out[to] = walk(src[from]);
+        return out;
+      };
+    }
+    if (schema instanceof z.ZodDiscriminatedUnion) {
+      const key = schema.def.discriminator;
+      const tagKey = toSnake ? key : snakeCase(key);
+      const options = (schema.options as z.ZodObject[]).map((o) => ({ values: (o.shape[key] as z.ZodLiteral).values, walk: child(o) }));
+      return (value) => {
+        if (value === undefined || value === null) return value;
+        const tag = (value as Record<string, unknown>)[tagKey];
+        const option = options.find((o) => o.values.has(tag as never));
+        return option ? option.walk(value) : value;
+      };
+    }
+    return same;
+  };
+  return make;
 }
+
+const makeCamelWalk = walkMaker(camelWalks, false);
+const makeSnakeWalk = walkMaker(snakeWalks, true);
 
 function toCamel(schema: z.ZodType, value: unknown): unknown {
   return walkOf(camelWalks, makeCamelWalk, schema)(value);
@@ -117,40 +127,6 @@ function toCamel(schema: z.ZodType, value: unknown): unknown {
  */
 export function snakeCaseSchema<S extends z.ZodType>(schema: S): z.ZodType<z.output<S>> {
   return snakeStructure(schema).transform((v) => toCamel(schema, v) as z.output<S>) as unknown as z.ZodType<z.output<S>>;
-}
-
-/** Walk a camelCase value beside its schema and rename the keys the schema names to snake_case (values left as they are). */
-function makeSnakeWalk(schema: z.ZodType): Walk {
-  const child = (s: z.ZodType) => lazyWalk(snakeWalks, makeSnakeWalk, s);
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
-    const inner = child(schema.unwrap() as z.ZodType);
-    return (value) => (value === undefined || value === null ? value : inner(value));
-  }
-  if (schema instanceof z.ZodArray) {
-    const element = child(schema.element as z.ZodType);
-    return (value) => (Array.isArray(value) ? value.map(element) : value);
-  }
-  if (schema instanceof z.ZodObject) {
-    const keys = Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => ({ k, sk: snakeCase(k), walk: child(v) }));
-    return (value) => {
-      if (value === undefined || value === null) return value;
-      const src = value as Record<string, unknown>;
-      const out: Record<string, unknown> = {};
-      for (const { k, sk, walk } of keys) if (k in src) out[sk] = walk(src[k]);
-      return out;
-    };
-  }
-  if (schema instanceof z.ZodDiscriminatedUnion) {
-    const key = schema.def.discriminator;
-    const options = (schema.options as z.ZodObject[]).map((o) => ({ values: (o.shape[key] as z.ZodLiteral).values, walk: child(o) }));
-    return (value) => {
-      if (value === undefined || value === null) return value;
-      const tag = (value as Record<string, unknown>)[key];
-      const option = options.find((o) => o.values.has(tag as never));
-      return option ? option.walk(value) : value;
-    };
-  }
-  return same;
 }
 
 function toSnake(schema: z.ZodType, value: unknown): unknown {

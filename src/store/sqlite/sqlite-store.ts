@@ -35,6 +35,7 @@ import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
 import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { preparePlanStable } from './plan-stable-sql.ts';
 import { ForemanLock } from './foreman-lock.ts';
 import { isStoreOutage, storeError } from '../store-errors.ts';
 
@@ -114,7 +115,7 @@ export class SqliteStore implements Store {
     this.path = options.path;
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.lock = options.foremanId && options.path !== ':memory:' ? ForemanLock.acquire(options.path, options.foremanId) : null;
-    this.db = new Database(options.path);
+    this.db = preparePlanStable(new Database(options.path));
     if (options.maxSizeBytes) {
       const pageSize = this.db.pragma('page_size', { simple: true }) as number;
       this.capPages = Math.max(1, Math.floor(options.maxSizeBytes / pageSize));

@@ -14,7 +14,8 @@
  *   small-jobs: 5,000 jobs of one task each, submitted 500 at a time: jobs/s from the first
  *               submission to the last result (thousands of jobs sharing the workers at once)
  *   latency:    1,000 sequential submit -> result round trips, p50 / p99, and the CPU each process spent per round trip
- *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results
+ *   map:        a map job over 10,000 arguments (each call sums 1..10,000), submit -> ordered results,
+ *               and the CPU per argument of the foreman, the worker, its sandbox processes and the client
  *   map-unchunked: the same map with chunkSize 1 (10,000 tasks of one argument each)
  *   map-python: the same map written in Python, run in Pyodide by the Node worker (warm
  *               interpreters), beside the JavaScript map and beside the same computation in one
@@ -165,6 +166,19 @@ const cpuOf = (pid: number): number => {
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch { return 0; }
 };
+/** CPU of the processes started by `pids` (the worker's sandbox processes), live ones only, in s. */
+const childrenCpu = (pids: number[]): number => {
+  const parents = new Set(pids);
+  let sum = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ');
+      if (parents.has(Number(f[1]))) sum += (Number(f[11]) + Number(f[12])) / 100;
+    } catch { /* gone */ }
+  }
+  return sum;
+};
 /** CPU of every PostgreSQL server process on this machine (the bench's database is local). */
 const postgresCpu = (): number => {
   let sum = 0;
@@ -259,10 +273,14 @@ const sumTo = (n: number) => { let s = 0; for (let i = 1; i <= 10_000; i++) s +=
 const mapArgs = Array.from({ length: 10_000 }, (_, i) => i);
 
 /** Run the 10,000-argument map RUNS times (after a warm-up); wall times and the job's task count. */
-async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }, fn: MapFunction<number, number> = sumTo): Promise<{ walls: number[]; tasks: number }> {
+async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }, fn: MapFunction<number, number> = sumTo): Promise<{ walls: number[]; tasks: number; cpu: Record<string, unknown> }> {
   await (await client.submitMap(fn, mapArgs.slice(0, 500), options)).result();
   const walls: number[] = [];
   let tasks = 0;
+  const workerPids = workers.map((w) => w.pid!);
+  const cpu0 = await cpuNow();
+  const sandbox0 = childrenCpu(workerPids);
+  const client0 = process.cpuUsage();
   for (let r = 0; r < RUNS; r++) {
     const t0 = performance.now();
     const job = await client.submitMap(fn, mapArgs, options);
@@ -271,11 +289,17 @@ async function mapRuns(options: { runOn?: 'browser'; chunkSize?: number }, fn: M
     if (results.length !== 10_000 || results[9_999] !== 50_005_000) throw new Error('map: wrong results');
     tasks = (await client.getJob(job.id)).totalTasks;
   }
-  return { walls, tasks };
+  // Per argument, so that chunked and unchunked runs compare; the sandbox processes are the
+  // worker's children (live ones: one replaced mid-run loses what it used).
+  const n = 10_000 * RUNS;
+  const { foreman_threads_cpu_us_per_task: _threads, ...cost } = perTask(cpu0, await cpuNow(), n);
+  const cpu = { ...Object.fromEntries(Object.entries(cost).map(([k, v]) => [k.replace('per_task', 'per_arg'), v])),
+    sandbox_cpu_us_per_arg: round(((childrenCpu(workerPids) - sandbox0) * 1e6) / n, 1), client_cpu_us_per_arg: clientCpuPerTask(client0, n) };
+  return { walls, tasks, cpu };
 }
-const mapLine = (bench: string, m: { walls: number[]; tasks: number }, extra: Record<string, unknown> = {}) => JSON.stringify({
+const mapLine = (bench: string, m: { walls: number[]; tasks: number; cpu?: Record<string, unknown> }, extra: Record<string, unknown> = {}) => JSON.stringify({
   bench, args: 10_000, tasks: m.tasks, wall_ms: Math.round(median(m.walls)), args_per_s: Math.round(10_000 / (median(m.walls) / 1000)),
-  tasks_per_s: Math.round(m.tasks / (median(m.walls) / 1000)), runs_wall_ms: m.walls.map(Math.round), ...extra, ...meta });
+  tasks_per_s: Math.round(m.tasks / (median(m.walls) / 1000)), runs_wall_ms: m.walls.map(Math.round), ...m.cpu, ...extra, ...meta });
 
 try {
   if (want('throughput')) {

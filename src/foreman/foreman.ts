@@ -134,7 +134,8 @@ export class Foreman {
 
   /**
    * The admin API key and the worker token (for any worker id) this foreman keeps for its own
-   * machine, also left in the local credentials file; null under --insecure.
+   * machine, also left in the local credentials file; null under --insecure and with
+   * `localCredentials: false`.
    */
   get credentials(): { apiKey: string; workerToken: string } | null { return this.local; }
 
@@ -179,6 +180,13 @@ export class Foreman {
     // Who the client is: the socket's peer, or what a trusted proxy forwards (HTTP and WebSocket alike).
     const addresses = clientAddresses(o.trustedProxies);
     const cap = new AddressCap(o.maxConnectionsPerAddress, { metrics, log });
+    const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
+    // Without the local credentials file there is nowhere to find the secret of a lasting store,
+    // nor to keep a new one: refused before anything is opened.
+    if (!o.localCredentials && !o.insecure && !o.secret && database) {
+      throw new Error('--no-local-credentials (localCredentials: false) needs the deployment\'s secret, since the local credentials file is not read: '
+        + 'give it with --secret-file or CROWDCOMPUTE_SECRET (secret in the SDK), the same for every foreman of the database');
+    }
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
@@ -204,14 +212,15 @@ export class Foreman {
     let auth: Authenticator | null = null;
     let transport: WsTransport | null = null;
     let feed: LiveFeed | null = null;
-    const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
+    // The deployment's secret (null under --insecure), and what this foreman leaves for its machine.
+    let deploymentSecret: string | null = null;
     let local: { secret: string; apiKey: string; workerToken: string } | null = null;
     let credentialService: CredentialService | null = null;
     if (o.insecure) {
       log.warn({ insecure: true }, 'AUTHENTICATION IS OFF (--insecure): anyone who reaches this port can submit and cancel jobs, read every result, '
         + 'run code on workers that allow it, and connect workers. Use it only on a network you trust.');
     } else {
-      let saved = database ? localCredentialsFor(database) : undefined;
+      let saved = database && o.localCredentials ? localCredentialsFor(database) : undefined;
       let secret = o.secret ?? saved?.secret ?? newSecret();
       let credentials = new CredentialService(store, secret);
       // Foremen of one database starting together on this machine, with no secret given: one
@@ -232,7 +241,8 @@ export class Foreman {
           }
         }
       }
-      if (database && !saved) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      if (database && !saved && o.localCredentials) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      deploymentSecret = secret;
       credentialService = credentials;
       auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
         // Sockets and dashboard streams alike: a revoked key sees nothing more.
@@ -241,7 +251,8 @@ export class Foreman {
       } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: o.maxAuthFailuresPerMinute,
         failureRefillMs: 60_000 / o.maxAuthFailuresPerMinute, pollIntervalMs: 1_000 });
       const a = auth;
-      local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
+      // Issued only to be left for the machine: without the file nobody would find them.
+      if (o.localCredentials) local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
     }
 
     // The registry and the dispatcher call each other through signals, so neither imports the other.
@@ -282,7 +293,7 @@ export class Foreman {
     jobs.onExpiry = (at) => expiry.soon(at);
     // Webhooks: the store writes a delivery with each job end; the sender posts them off the dispatch path.
     const webhooks = new WebhookSender({
-      store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: local ? webhookSecret(local.secret) : null,
+      store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: deploymentSecret ? webhookSecret(deploymentSecret) : null,
       jobView: async (jobId) => { const j = await store.jobGet(jobId); return j ? jobView(j) : null; },
     }, { attempts: o.webhookAttempts, backoff: { baseMs: o.webhookBackoffMs, maxMs: Math.max(o.webhookBackoffMs, WEBHOOK_MAX_BACKOFF_MS) },
       timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, hosts: o.webhookHosts, clock: this.clock });

@@ -27,6 +27,7 @@ import { WsTransport } from './ws/ws-transport.ts';
 import { WorkerMessages } from './ws/worker-messages.ts';
 import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
+import { FOREMAN_LEASE_MIN_MS, ForemanLease } from './maintenance/foreman-lease.ts';
 import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { TaskReleaser } from './maintenance/task-releaser.ts';
@@ -349,9 +350,14 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
+    // This foreman's lease: while it runs, the store shows its workers online; once it runs out
+    // (a foreman killed), any foreman marks them offline.
+    const foremanLease = new ForemanLease({ store, registry, health }, { foremanId: this.id, leaseMs: Math.max(o.leaseTtlMs, FOREMAN_LEASE_MIN_MS) }, log).watchedBy(loops);
     feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
       stats: () => readStats({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
+      // Stopped last: the lease ends once every worker's connection has closed.
+      foremanLease,
       ...(auth ? [auth] : []),
       events,
       // Stopped after the dispatcher, which commits what has arrived before the sockets close.
@@ -455,6 +461,9 @@ export class Foreman {
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
+    // Before the first worker can say hello: taking the lease marks offline what an earlier run
+    // under this id left online.
+    await foremanLease.take();
     this.boundPort = reservation.port;
     if (local) {
       this.local = { apiKey: local.apiKey, workerToken: local.workerToken };

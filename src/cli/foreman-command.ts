@@ -85,7 +85,9 @@ export function foremanCommand(program: Command): void {
   cmd.addOption(new Option('--webhook-host <host>', 'a host webhooks may call: a name such as hooks.example.com, or *.example.com; repeatable. '
     + 'A job naming another is refused. Default: any host, this network\'s own included').argParser((v: string, all: string[]) => [...all, v]).default([], 'any'));
   cmd.option('--insecure', 'turn authentication off: anyone who reaches the port may do anything (logged loudly at every start)', FOREMAN_DEFAULTS.insecure)
-    .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file)')
+    .option('--secret-file <path>', 'file holding the deployment\'s secret; every foreman of one database needs the same (env CROWDCOMPUTE_SECRET; default: the local credentials file\'s)')
+    .option('--no-local-credentials', 'neither read nor write the local credentials file: no admin key or worker token is issued for this machine, and the deployment\'s secret must be given '
+      + '(--secret-file or CROWDCOMPUTE_SECRET); clients and workers bring keys and tokens of their own. For containers, Kubernetes pods, shared or read-only homes (env CROWDCOMPUTE_NO_LOCAL_CREDENTIALS=1)')
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this certificate (PEM); needs --tls-key')
     .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
     .option('--metrics-public', 'serve GET /metrics without an API key', FOREMAN_DEFAULTS.metricsPublic)
@@ -100,8 +102,9 @@ export function foremanCommand(program: Command): void {
       const { startForeman } = await import('../foreman/index.ts');
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const secret = givenSecret(o.secretFile);
+      const localCredentials = cmd.getOptionValueSource('localCredentials') === 'cli' ? o.localCredentials : !envFlag('CROWDCOMPUTE_NO_LOCAL_CREDENTIALS');
       const options: ForemanOptions = {
-        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger: await cliLogger(o.logLevel, o.logFormat), insecure: o.insecure, metricsPublic: o.metricsPublic,
+        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger: await cliLogger(o.logLevel, o.logFormat), insecure: o.insecure, metricsPublic: o.metricsPublic, localCredentials,
         ...(o.storeThread !== undefined ? { storeThread: o.storeThread } : {}), vacuum: o.vacuum,
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
@@ -112,7 +115,7 @@ export function foremanCommand(program: Command): void {
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);
       process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
-      process.stderr.write(`${await dashboardHint(foreman)}\n`);
+      process.stderr.write(`${await dashboardHint(foreman, !o.insecure)}\n`);
       const shutdown = (signal: string) => {
         process.stderr.write(`${signal}: stopping foreman (committing results, closing connections)\n`);
         foreman.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
@@ -122,9 +125,20 @@ export function foremanCommand(program: Command): void {
     });
 }
 
+/**
+ * A yes-or-no environment variable: set to 1 or true, or to 0, false or nothing; anything else is
+ * refused in its name (commander would take any value, 0 included, for yes).
+ */
+function envFlag(name: string): boolean {
+  const v = (process.env[name] ?? '').trim().toLowerCase();
+  if (v === '1' || v === 'true') return true;
+  if (v === '' || v === '0' || v === 'false') return false;
+  throw new Error(`${name} must be 1 or true (or 0, false, unset); it is "${process.env[name]!.slice(0, 40)}"`);
+}
+
 /** Where the dashboard is and how to log in to it, for the line a foreman prints when it starts. */
-export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }): Promise<string> {
-  if (!foreman.credentials) return `dashboard: ${foreman.url}/`;
+export async function dashboardHint(foreman: { url: string; credentials: { apiKey: string } | null }, authenticated = false): Promise<string> {
+  if (!foreman.credentials) return authenticated ? `dashboard: ${foreman.url}/ (log in with an admin API key: crowdcompute key create --scopes admin)` : `dashboard: ${foreman.url}/`;
   const { credentialsFile } = await import('../host/local-credentials.ts');
   return `dashboard: ${foreman.url}/ (log in with the admin API key "apiKey" in ${credentialsFile()}, or one from crowdcompute key create)`;
 }

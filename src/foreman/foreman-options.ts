@@ -59,6 +59,8 @@ export const FOREMAN_DEFAULTS = {
   insecure: false,
   /** GET /metrics needs an API key with the read scope. */
   metricsPublic: false,
+  /** The foreman shares its credentials with this machine through the local credentials file. */
+  localCredentials: true,
   /** Largest clock difference accepted in a worker's signed hello. */
   authSkewMs: 60_000,
   /** How long a dashboard login lasts. */
@@ -234,9 +236,20 @@ export interface ForemanOptions {
   /**
    * The deployment's secret (worker tokens and dashboard sessions derive from it). Default: the
    * one in the local credentials file for this database, or a new one written there. Every
-   * foreman of one PostgreSQL database needs the same.
+   * foreman of one PostgreSQL database needs the same. Required with `localCredentials: false`
+   * (unless the store is a throwaway one).
    */
   secret?: string;
+  /**
+   * Share this foreman's credentials with its machine through the local credentials file
+   * (`credentials.json`, see docs/security.md): take the deployment's secret from there when
+   * none is given, and leave there, as in this process, an admin API key and a worker token for
+   * local clients and workers, with the URL it listens on. `false`, for a container, a
+   * Kubernetes pod or a shared or read-only home: the file is neither read nor written, no key
+   * or token is issued for the machine (`credentials` is null), and `secret` must be given;
+   * clients and workers bring keys and tokens of their own. Default true.
+   */
+  localCredentials?: boolean;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** GET /metrics without an API key. Default false (it needs the read scope). */

@@ -27,6 +27,7 @@ import { WsTransport } from './ws/ws-transport.ts';
 import { WorkerMessages } from './ws/worker-messages.ts';
 import { ClientMessages } from './ws/client-messages.ts';
 import { LeaseReaper } from './maintenance/lease-reaper.ts';
+import { FOREMAN_LEASE_MIN_MS, ForemanLease } from './maintenance/foreman-lease.ts';
 import { Pruner } from './maintenance/pruner.ts';
 import { QueueDeadlines } from './maintenance/queue-deadlines.ts';
 import { TaskReleaser } from './maintenance/task-releaser.ts';
@@ -134,7 +135,8 @@ export class Foreman {
 
   /**
    * The admin API key and the worker token (for any worker id) this foreman keeps for its own
-   * machine, also left in the local credentials file; null under --insecure.
+   * machine, also left in the local credentials file; null under --insecure and with
+   * `localCredentials: false`.
    */
   get credentials(): { apiKey: string; workerToken: string } | null { return this.local; }
 
@@ -179,6 +181,13 @@ export class Foreman {
     // Who the client is: the socket's peer, or what a trusted proxy forwards (HTTP and WebSocket alike).
     const addresses = clientAddresses(o.trustedProxies);
     const cap = new AddressCap(o.maxConnectionsPerAddress, { metrics, log });
+    const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
+    // Without the local credentials file there is nowhere to find the secret of a lasting store,
+    // nor to keep a new one: refused before anything is opened.
+    if (!o.localCredentials && !o.insecure && !o.secret && database) {
+      throw new Error('--no-local-credentials (localCredentials: false) needs the deployment\'s secret, since the local credentials file is not read: '
+        + 'give it with --secret-file or CROWDCOMPUTE_SECRET (secret in the SDK), the same for every foreman of the database');
+    }
     let opened: Store;
     if (this.injectedStore) opened = this.injectedStore;
     else {
@@ -204,14 +213,15 @@ export class Foreman {
     let auth: Authenticator | null = null;
     let transport: WsTransport | null = null;
     let feed: LiveFeed | null = null;
-    const database = this.injectedStore ? null : canonicalDatabaseUrl(o.database);
+    // The deployment's secret (null under --insecure), and what this foreman leaves for its machine.
+    let deploymentSecret: string | null = null;
     let local: { secret: string; apiKey: string; workerToken: string } | null = null;
     let credentialService: CredentialService | null = null;
     if (o.insecure) {
       log.warn({ insecure: true }, 'AUTHENTICATION IS OFF (--insecure): anyone who reaches this port can submit and cancel jobs, read every result, '
         + 'run code on workers that allow it, and connect workers. Use it only on a network you trust.');
     } else {
-      let saved = database ? localCredentialsFor(database) : undefined;
+      let saved = database && o.localCredentials ? localCredentialsFor(database) : undefined;
       let secret = o.secret ?? saved?.secret ?? newSecret();
       let credentials = new CredentialService(store, secret);
       // Foremen of one database starting together on this machine, with no secret given: one
@@ -232,7 +242,8 @@ export class Foreman {
           }
         }
       }
-      if (database && !saved) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      if (database && !saved && o.localCredentials) saveLocalCredentials({ database, urls: [], secret }, { persist: true });
+      deploymentSecret = secret;
       credentialService = credentials;
       auth = new Authenticator({ store, credentials, secret, metrics, log, onRevoked: (ids) => {
         // Sockets and dashboard streams alike: a revoked key sees nothing more.
@@ -241,7 +252,8 @@ export class Foreman {
       } }, { skewMs: o.authSkewMs, sessionTtlMs: o.sessionTtlMs, failureBurst: o.maxAuthFailuresPerMinute,
         failureRefillMs: 60_000 / o.maxAuthFailuresPerMinute, pollIntervalMs: 1_000 });
       const a = auth;
-      local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
+      // Issued only to be left for the machine: without the file nobody would find them.
+      if (o.localCredentials) local = { secret, ...(await ensureLocalCredentials(credentials, saved, (event, fields) => a.audit(event, fields))) };
     }
 
     // The registry and the dispatcher call each other through signals, so neither imports the other.
@@ -282,7 +294,7 @@ export class Foreman {
     jobs.onExpiry = (at) => expiry.soon(at);
     // Webhooks: the store writes a delivery with each job end; the sender posts them off the dispatch path.
     const webhooks = new WebhookSender({
-      store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: local ? webhookSecret(local.secret) : null,
+      store, metrics, log, tracker: loops.track('webhook sender'), signingSecret: deploymentSecret ? webhookSecret(deploymentSecret) : null,
       jobView: async (jobId) => { const j = await store.jobGet(jobId); return j ? jobView(j) : null; },
     }, { attempts: o.webhookAttempts, backoff: { baseMs: o.webhookBackoffMs, maxMs: Math.max(o.webhookBackoffMs, WEBHOOK_MAX_BACKOFF_MS) },
       timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, hosts: o.webhookHosts, clock: this.clock });
@@ -338,9 +350,14 @@ export class Foreman {
     const ws = transport;
 
     const checkEveryMs = Math.max(50, Math.min(o.heartbeatIntervalMs, o.leaseTtlMs / 3));
+    // This foreman's lease: while it runs, the store shows its workers online; once it runs out
+    // (a foreman killed), any foreman marks them offline.
+    const foremanLease = new ForemanLease({ store, registry, health }, { foremanId: this.id, leaseMs: Math.max(o.leaseTtlMs, FOREMAN_LEASE_MIN_MS) }, log).watchedBy(loops);
     feed = new LiveFeed({ store, registry, events, series, log, tracker: loops.track('dashboard feed'),
       stats: () => readStats({ store, registry, startedAt, retentionMs: o.retentionMs, sharing: () => dispatcher!.shares() }) });
     const services: Service[] = [
+      // Stopped last: the lease ends once every worker's connection has closed.
+      foremanLease,
       ...(auth ? [auth] : []),
       events,
       // Stopped after the dispatcher, which commits what has arrived before the sockets close.
@@ -444,6 +461,9 @@ export class Foreman {
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };
 
+    // Before the first worker can say hello: taking the lease marks offline what an earlier run
+    // under this id left online.
+    await foremanLease.take();
     this.boundPort = reservation.port;
     if (local) {
       this.local = { apiKey: local.apiKey, workerToken: local.workerToken };

@@ -202,6 +202,14 @@ export interface WorkerSeenParams {
   workers: readonly { id: string; at: number }[];
 }
 
+/** Foremen found gone by {@link Store.foremanReapLapsed}, and what became of their workers. */
+export interface ForemanReapResult {
+  /** Foremen whose lease had run out (now forgotten). */
+  foremen: string[];
+  /** Workers that were recorded online at a foreman without a live lease, now offline. */
+  workers: number;
+}
+
 /** A task to insert with its job. */
 export interface NewTask {
   id: string;
@@ -1080,6 +1088,36 @@ export interface Store {
    */
   workerSeen(params: WorkerSeenParams): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
+
+  /*
+   * Foremen's leases: how the foremen of one database know which of them are alive, so that the
+   * workers of one that died without a word (SIGKILL, a lost machine) are not shown online for
+   * ever. A foreman holds a lease while it runs, renews it well before it runs out, and ends it
+   * when it stops; any foreman marks offline the workers of foremen whose lease ran out.
+   */
+
+  /**
+   * A foreman starts: it takes its lease (until `until`), and the workers still recorded online
+   * at its id go offline, since it has no connection yet (they were an earlier run's under the
+   * same id). A driver that serves one foreman at a time (SQLite, whose foreman lock this
+   * process holds) also drops every other lease: their holders are gone. Returns how many
+   * workers went offline.
+   */
+  foremanLeaseTake(params: { foremanId: string; now: number; until: number }): Promise<number>;
+  /**
+   * Push a foreman's lease to `until`. False when it held none (it had run out and another
+   * foreman reaped it): its workers may have been marked offline, and it records them again.
+   */
+  foremanLeaseRenew(params: { foremanId: string; until: number }): Promise<boolean>;
+  /** A foreman stops: its lease ends, and its workers still recorded online go offline. */
+  foremanLeaseEnd(params: { foremanId: string; now: number }): Promise<void>;
+  /**
+   * Forget the leases that ran out before `now`, and mark offline every worker recorded online
+   * at a foreman that holds no lease (their last seen stays; they were disconnected then). One
+   * reap at a time, and no lease renewed meanwhile, so a foreman's renewal and a reap of it
+   * never cross (a reaped foreman learns of it at its next renewal).
+   */
+  foremanReapLapsed(params: { now: number }): Promise<ForemanReapResult>;
 
   stats(): Promise<StoreStats>;
 

@@ -238,7 +238,9 @@ for (const overlay of overlays) {
       assert.ok(c.volumeMounts!.some((m) => m.mountPath === '/tmp'));
       assert.ok(c.resources?.limits?.memory && c.resources?.requests?.cpu, `${c.name} has resources`);
     }
-    assert.ok(fc.volumeMounts!.some((m) => m.mountPath === env(fc, 'CROWDCOMPUTE_CONFIG_DIR')?.value), 'the local credentials file is on a mounted volume');
+    // The foremen keep no local credentials file (the root is read-only; nobody in the pod needs one).
+    assert.ok(fc.args!.includes('--no-local-credentials'), 'the foreman writes no local credentials file');
+    assert.ok(env(fc, 'CROWDCOMPUTE_SECRET')?.valueFrom?.secretKeyRef, 'the foreman is given the deployment\'s secret');
     const tokenFile = argAfter(wc, '--token-file')!;
     const tokenMount = wc.volumeMounts!.find((m) => tokenFile.startsWith(`${m.mountPath}/`))!;
     assert.ok(tokenMount, 'the worker token file is mounted');

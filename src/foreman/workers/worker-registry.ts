@@ -152,10 +152,7 @@ export class WorkerRegistry {
     // The worker proved it still holds the adopted tasks: renew their leases now.
     if (adopt.length > 0) await this.store.taskLeaseExtend({ workerId: hello.workerId, tasks: adopt, until: now + session.leaseTtlMs });
     await this.requeue(hello.workerId, lost, taskError('CC_ERR_WORKER_LOST', `worker ${hello.workerId} reconnected without the task`, { reason: 'worker_lost' }), true);
-    await this.store.workerUpsert({
-      id: hello.workerId, state: 'online', capacity: hello.capacity, patterns: hello.patterns, allowCode: hello.allowCode,
-      resources: hello.resources ?? {}, version: hello.version ?? null, foremanId: this.options.foremanId, connectedAt: now, lastSeenAt: now,
-    });
+    await this.store.workerUpsert(this.onlineRecord(session));
     if (peer.closed) return false;
     this.byPeer.set(peer, session);
     this.byId.set(hello.workerId, session);
@@ -439,6 +436,23 @@ export class WorkerRegistry {
     const workers = due.map((s) => ({ id: s.workerId, at: s.lastSeenAt }));
     await this.store.workerSeen({ foremanId: this.options.foremanId, workers });
     due.forEach((s, i) => { s.storedSeenAt = Math.max(s.storedSeenAt, workers[i].at); });
+  }
+
+  /**
+   * Record every worker connected here online again (another foreman took this one for gone
+   * and marked them offline: see ForemanLease). Returns how many.
+   */
+  async recordOnlineAgain(): Promise<number> {
+    const sessions = [...this.byId.values()];
+    for (const s of sessions) await this.store.workerUpsert(this.onlineRecord(s));
+    return sessions.length;
+  }
+
+  /** A connected worker's row in the store. */
+  private onlineRecord(s: WorkerSession): Parameters<Store['workerUpsert']>[0] {
+    const h = s.hello;
+    return { id: h.workerId, state: 'online', capacity: h.capacity, patterns: h.patterns, allowCode: h.allowCode,
+      resources: h.resources ?? {}, version: h.version ?? null, foremanId: this.options.foremanId, connectedAt: s.connectedAt, lastSeenAt: s.lastSeenAt };
   }
 
   /** Browser tabs connected here with this join link's credential. */

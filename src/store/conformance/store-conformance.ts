@@ -547,6 +547,45 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal((await seen()).get('seen-a'), t0 + 5_000);
     });
 
+    test('foremen\'s leases: a foreman whose lease ran out, or that holds none, has its online workers marked offline; a live one keeps them', async () => {
+      const t0 = Date.now();
+      const hello = { capacity: 1, patterns: [], allowCode: false, resources: {}, version: null, connectedAt: t0 - 5_000 };
+      const online = async () => Object.fromEntries((await store.workerList()).filter((w) => w.id.startsWith('fl-')).map((w) => [w.id, w.state]));
+      // A foreman starting under an id that an earlier run left workers at: they go offline, others' stay.
+      assert.equal(await store.foremanLeaseTake({ foremanId: 'fl-b', now: t0, until: t0 + 10_000 }), 0);
+      await store.workerUpsert({ id: 'fl-earlier', state: 'online', foremanId: 'fl-a', lastSeenAt: t0 - 4_000, ...hello });
+      await store.workerUpsert({ id: 'fl-b1', state: 'online', foremanId: 'fl-b', lastSeenAt: t0 - 3_000, ...hello });
+      assert.equal(await store.foremanLeaseTake({ foremanId: 'fl-a', now: t0, until: t0 + 1_000 }), 1);
+      assert.deepEqual(await online(), { 'fl-earlier': 'offline', 'fl-b1': 'online' });
+      assert.equal((await store.workerList()).find((w) => w.id === 'fl-earlier')!.disconnectedAt, t0 - 4_000, 'disconnected when last seen');
+      await store.workerUpsert({ id: 'fl-a1', state: 'online', foremanId: 'fl-a', lastSeenAt: t0 + 500, ...hello });
+      await store.workerUpsert({ id: 'fl-c1', state: 'online', foremanId: 'fl-c', lastSeenAt: t0, ...hello });
+      await store.foremanLeaseTake({ foremanId: 'fl-d', now: t0, until: t0 + 10_000 });
+      await store.workerUpsert({ id: 'fl-d1', state: 'online', foremanId: 'fl-d', lastSeenAt: t0, ...hello });
+
+      // Renewed while held: true. Nothing has lapsed yet; fl-c holds no lease at all.
+      assert.equal(await store.foremanLeaseRenew({ foremanId: 'fl-b', until: t0 + 20_000 }), true);
+      assert.deepEqual(await store.foremanReapLapsed({ now: t0 + 500 }), { foremen: [], workers: 1 });
+      assert.deepEqual(await online(), { 'fl-earlier': 'offline', 'fl-b1': 'online', 'fl-a1': 'online', 'fl-c1': 'offline', 'fl-d1': 'online' });
+
+      // fl-a's lease ran out at t0 + 1000 and fl-d's at t0 + 10000; fl-b renewed past the reap's time.
+      const reaped = await store.foremanReapLapsed({ now: t0 + 12_000 });
+      assert.deepEqual({ ...reaped, foremen: [...reaped.foremen].sort() }, { foremen: ['fl-a', 'fl-d'], workers: 2 });
+      assert.deepEqual(await online(), { 'fl-earlier': 'offline', 'fl-b1': 'online', 'fl-a1': 'offline', 'fl-c1': 'offline', 'fl-d1': 'offline' });
+      assert.equal((await store.workerList()).find((w) => w.id === 'fl-a1')!.disconnectedAt, t0 + 500);
+      // A reaped foreman learns it at its next renewal (and holds its lease again).
+      assert.equal(await store.foremanLeaseRenew({ foremanId: 'fl-a', until: t0 + 30_000 }), false);
+      assert.equal(await store.foremanLeaseRenew({ foremanId: 'fl-a', until: t0 + 31_000 }), true);
+      assert.deepEqual(await store.foremanReapLapsed({ now: t0 + 12_000 }), { foremen: [], workers: 0 });
+      assert.equal((await online())['fl-b1'], 'online', 'a foreman that renewed in time keeps its workers');
+
+      // A foreman stopping ends its lease; its workers still recorded online go offline now.
+      await store.foremanLeaseEnd({ foremanId: 'fl-b', now: t0 + 13_000 });
+      const b1 = (await store.workerList()).find((w) => w.id === 'fl-b1')!;
+      assert.deepEqual([b1.state, b1.disconnectedAt], ['offline', t0 + 13_000]);
+      assert.equal(await store.foremanLeaseRenew({ foremanId: 'fl-b', until: t0 + 40_000 }), false, 'its lease is gone');
+    });
+
     test('task counts by state agree with the tasks themselves through claims, results, failures, cancels and retries', async () => {
       const a = await store.jobInsert(namedJob(['st.a', 'st.a', 'st.a', 'st.a', 'st.a']));
       const b = await store.jobInsert(namedJob(['st.b', 'st.b', 'st.b']));

@@ -414,4 +414,20 @@ export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }
         autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_insert_threshold = 10000);
     `,
   },
+  {
+    version: 21,
+    name: 'foreman leases',
+    sql: `
+      -- Each foreman's lease (see Store.foremanLeaseTake): one whose lease ran out is gone, and
+      -- the workers recorded online at it are not connected any more.
+      CREATE TABLE foreman_leases (foreman_id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+      -- Online workers by foreman: a reap reads those of foremen without a lease.
+      CREATE INDEX workers_online ON workers (foreman_id) WHERE state = 'online';
+      -- Foremen of the version before hold no lease: those with workers online get ten minutes,
+      -- time for a rolling upgrade to replace them, before their workers are taken for gone.
+      INSERT INTO foreman_leases (foreman_id, expires_at)
+        SELECT DISTINCT foreman_id, (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 600000
+        FROM workers WHERE state = 'online' AND foreman_id IS NOT NULL;
+    `,
+  },
 ];

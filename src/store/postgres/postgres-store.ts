@@ -19,7 +19,7 @@ import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ActiveJob, ClaimedTask, CodeLanguage, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, NewTask, ResultPage, JobRecord,  JobResults, Store, StoreNotifications, StoreStats,
-  TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord, WorkerSeenParams,
+  TaskClaimParams, TaskFinishResult, TaskReleaseParams, TaskOutcomeParams, TaskRecord, TaskRef, TaskRequeueParams, TaskRequeueResult, WorkerRecord, WorkerSeenParams, ForemanReapResult,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
@@ -1322,6 +1322,47 @@ export class PostgresStore implements Store {
 
   async workerList(): Promise<WorkerRecord[]> {
     return (await this.q('SELECT * FROM workers ORDER BY state DESC, id')).rows.map(workerFromRow);
+  }
+
+  // ------------------------------------------------------------------ foremen's leases
+
+  async foremanLeaseTake(params: { foremanId: string; now: number; until: number }): Promise<number> {
+    return this.tx(async (c) => {
+      await c.query(`INSERT INTO foreman_leases (foreman_id, expires_at) VALUES ($1, $2)
+        ON CONFLICT (foreman_id) DO UPDATE SET expires_at = excluded.expires_at`, [params.foremanId, params.until]);
+      // An earlier run under the same id: gone some time after they were last seen.
+      const r = await c.query(`UPDATE workers SET state = 'offline', disconnected_at = last_seen_at WHERE state = 'online' AND foreman_id = $1`, [params.foremanId]);
+      return r.rowCount ?? 0;
+    });
+  }
+
+  async foremanLeaseRenew(params: { foremanId: string; until: number }): Promise<boolean> {
+    // xmax is 0 on a row this statement inserted, and set on one it updated: whether the lease
+    // was still there, in one statement.
+    const r = await this.q(`INSERT INTO foreman_leases (foreman_id, expires_at) VALUES ($1, $2)
+      ON CONFLICT (foreman_id) DO UPDATE SET expires_at = excluded.expires_at RETURNING (xmax = 0) AS inserted`, [params.foremanId, params.until]);
+    return r.rows[0].inserted !== true;
+  }
+
+  async foremanLeaseEnd(params: { foremanId: string; now: number }): Promise<void> {
+    await this.tx(async (c) => {
+      await c.query('DELETE FROM foreman_leases WHERE foreman_id = $1', [params.foremanId]);
+      await c.query(`UPDATE workers SET state = 'offline', disconnected_at = $2 WHERE state = 'online' AND foreman_id = $1`, [params.foremanId, params.now]);
+    });
+  }
+
+  async foremanReapLapsed(params: { now: number }): Promise<ForemanReapResult> {
+    return this.tx(async (c) => {
+      // Reaps one at a time, and no lease is taken or renewed meanwhile (the lock conflicts with
+      // every write to the table): each statement below sees every renewal committed before,
+      // and none commits between the two, so a foreman that renewed in time keeps its workers;
+      // one reaped finds its lease gone at its next renewal and records its workers again.
+      await c.query('LOCK TABLE foreman_leases IN SHARE ROW EXCLUSIVE MODE');
+      const lapsed = await c.query('DELETE FROM foreman_leases WHERE expires_at < $1 RETURNING foreman_id', [params.now]);
+      const offline = await c.query(`UPDATE workers w SET state = 'offline', disconnected_at = w.last_seen_at
+        WHERE w.state = 'online' AND NOT EXISTS (SELECT 1 FROM foreman_leases l WHERE l.foreman_id = w.foreman_id)`);
+      return { foremen: lapsed.rows.map((r) => r.foreman_id as string), workers: offline.rowCount ?? 0 };
+    });
   }
 
   // ------------------------------------------------------------------ credentials

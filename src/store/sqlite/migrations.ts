@@ -386,4 +386,17 @@ export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[]
       CREATE INDEX tasks_scheduled_job ON tasks (job_id) WHERE state = 'scheduled';
     `,
   },
+  {
+    version: 21,
+    name: 'foreman leases',
+    sql: `
+      -- Each foreman's lease (see Store.foremanLeaseTake): one whose lease ran out is gone, and
+      -- the workers recorded online at it are not connected any more. A SQLite file serves one
+      -- foreman, which drops every other lease when it starts: workers of foremen before this
+      -- migration go offline then.
+      CREATE TABLE foreman_leases (foreman_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+      -- Online workers by foreman: a reap reads those of foremen without a lease.
+      CREATE INDEX workers_online ON workers (foreman_id) WHERE state = 'online';
+    `,
+  },
 ];

@@ -62,3 +62,32 @@ test('a position counts what another connection to the file queued, claimed or c
     await a.close();
   }
 });
+
+test('a foreman holding the file\'s foreman lock drops every other foreman\'s lease as it takes its own: their workers go offline at once', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'cc-sqlite-')), 'locked.db');
+  const t0 = Date.now();
+  const hello = { capacity: 1, patterns: [], allowCode: false, resources: {}, version: null, connectedAt: t0, lastSeenAt: t0 };
+  // The foreman before, killed: its lease still runs for a minute.
+  const before = new SqliteStore({ path, foremanId: 'killed' });
+  await before.migrate();
+  await before.foremanLeaseTake({ foremanId: 'killed', now: t0, until: t0 + 60_000 });
+  await before.workerUpsert({ id: 'w', state: 'online', foremanId: 'killed', ...hello });
+  await before.close();
+  // Without the lock (the CLI, another connection), a lease that runs is a live foreman's.
+  const unlocked = new SqliteStore({ path });
+  await unlocked.migrate();
+  await unlocked.foremanLeaseTake({ foremanId: 'other', now: t0, until: t0 + 60_000 });
+  assert.deepEqual(await unlocked.foremanReapLapsed({ now: t0 + 1 }), { foremen: [], workers: 0 });
+  await unlocked.foremanLeaseEnd({ foremanId: 'other', now: t0 });
+  await unlocked.close();
+  const after = new SqliteStore({ path, foremanId: 'next' });
+  await after.migrate();
+  try {
+    await after.foremanLeaseTake({ foremanId: 'next', now: t0 + 1, until: t0 + 60_000 });
+    assert.deepEqual(await after.foremanReapLapsed({ now: t0 + 1 }), { foremen: [], workers: 1 });
+    assert.equal((await after.workerList())[0].state, 'offline');
+    assert.equal(await after.foremanLeaseRenew({ foremanId: 'next', until: t0 + 70_000 }), true, 'its own lease stands');
+  } finally {
+    await after.close();
+  }
+});

@@ -21,7 +21,7 @@ import { fits, take, type ResourceAmounts } from '../../core/resources.ts';
 import { afterFailure, afterLoss, canTake, initialTaskState } from '../../core/task-transitions.ts';
 import type {
   ClaimedTask, CredentialInsertParams, CredentialRecord, ExpiredLease, JobListParams, JobPruneParams, JobRetryResult, JobPruneResult, JobCancelResult, TaskRequeueParams, TaskRequeueResult, JobChange, JobInsertParams, JobInsertOutcome, JobInsertResult, JobAppendParams, JobAppendResult, ResultPage, JobRecord, JobResults,
-  CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord, WorkerSeenParams,
+  CodeLanguage, Store, StoreStats, TaskClaimParams, TaskReleaseParams, WorkerKind, TaskFinishResult, TaskOutcomeParams, TaskRecord, TaskRef, WorkerRecord, WorkerSeenParams, ForemanReapResult,
   ArtifactListParams, ArtifactRecord, FileRecord, TaskBatchRecord, TaskRecordParams, TaskResumeState, Sweep, SweepFilter,
   JobOpenExpiry, JobDeadlinePassed, OpenTimeoutAction, FailedTaskFilter, FailedTaskGroup, FailedTaskRef,
   ScheduleChange, ScheduleFireOutcome, ScheduleFireParams, ScheduleInsertParams, ScheduleRecord, ScheduleRunRecord,
@@ -370,6 +370,17 @@ export class SqliteStore implements Store {
       workerCount: db.prepare(`UPDATE workers SET tasks_completed = tasks_completed + @completed,
         tasks_failed = tasks_failed + @failed, last_seen_at = @now WHERE id = @id`),
       workerList: db.prepare('SELECT * FROM workers ORDER BY state DESC, id'),
+      leaseRenew: db.prepare('UPDATE foreman_leases SET expires_at = @until WHERE foreman_id = @foremanId'),
+      leaseInsert: db.prepare('INSERT INTO foreman_leases (foreman_id, expires_at) VALUES (@foremanId, @until) ON CONFLICT (foreman_id) DO UPDATE SET expires_at = excluded.expires_at'),
+      leaseDelete: db.prepare('DELETE FROM foreman_leases WHERE foreman_id = ?'),
+      leaseDeleteOthers: db.prepare('DELETE FROM foreman_leases WHERE foreman_id <> ?'),
+      leaseLapsed: db.prepare('DELETE FROM foreman_leases WHERE expires_at < ? RETURNING foreman_id'),
+      // Gone with their foreman, at some time after they were last seen: that is when they are
+      // said to have disconnected (or `now`, when the foreman itself says so as it stops).
+      workersOfflineAt: db.prepare(`UPDATE workers INDEXED BY workers_online SET state = 'offline', disconnected_at = coalesce(@now, last_seen_at)
+        WHERE state = 'online' AND foreman_id = @foremanId`),
+      workersOfflineUnleased: db.prepare(`UPDATE workers INDEXED BY workers_online SET state = 'offline', disconnected_at = last_seen_at
+        WHERE state = 'online' AND NOT EXISTS (SELECT 1 FROM foreman_leases l WHERE l.foreman_id = workers.foreman_id)`),
       statsJobs: db.prepare(`SELECT CASE WHEN state = 'queued' AND run_at > ? THEN 'scheduled' ELSE state END AS state, count(*) AS n, sum(total) AS total,
         sum(completed) AS completed, sum(failed) AS failed, sum(cancelled) AS cancelled FROM jobs GROUP BY 1`),
       statsScheduled: db.prepare(`SELECT count(*) AS n FROM tasks INDEXED BY tasks_scheduled WHERE state = 'scheduled'`),
@@ -1117,6 +1128,38 @@ export class SqliteStore implements Store {
 
   async workerList(): Promise<WorkerRecord[]> {
     return (this.s.workerList.all() as Row[]).map(workerFromRow);
+  }
+
+  async foremanLeaseTake(params: { foremanId: string; now: number; until: number }): Promise<number> {
+    return this.tx('foremanLeaseTake', (p: { foremanId: string; until: number }) => {
+      // This process holds the file's foreman lock, which goes with its holder's process: every
+      // other foreman that held a lease here is gone, however it ended.
+      if (this.lock) this.s.leaseDeleteOthers.run(p.foremanId);
+      this.s.leaseInsert.run(p);
+      return this.s.workersOfflineAt.run({ foremanId: p.foremanId, now: null }).changes;
+    })(params);
+  }
+
+  async foremanLeaseRenew(params: { foremanId: string; until: number }): Promise<boolean> {
+    return this.tx('foremanLeaseRenew', (p: { foremanId: string; until: number }) => {
+      if (this.s.leaseRenew.run(p).changes > 0) return true;
+      this.s.leaseInsert.run(p);
+      return false;
+    })(params);
+  }
+
+  async foremanLeaseEnd(params: { foremanId: string; now: number }): Promise<void> {
+    this.tx('foremanLeaseEnd', (p: { foremanId: string; now: number }) => {
+      this.s.leaseDelete.run(p.foremanId);
+      this.s.workersOfflineAt.run(p);
+    })(params);
+  }
+
+  async foremanReapLapsed(params: { now: number }): Promise<ForemanReapResult> {
+    return this.tx('foremanReapLapsed', (now: number): ForemanReapResult => {
+      const foremen = (this.s.leaseLapsed.all(now) as Row[]).map((r) => r.foreman_id as string);
+      return { foremen, workers: this.s.workersOfflineUnleased.run().changes };
+    })(params.now);
   }
 
   async credentialInsert(p: CredentialInsertParams): Promise<void> {

@@ -47,6 +47,7 @@ const FORWARDED = [
   'taskLeaseExtend', 'taskCancel', 'taskListRunningByWorker', 'taskProgressSet', 'taskRecord', 'taskResume', 'taskBatches',
   'artifactList', 'artifactCounts', 'fileInsert', 'fileList', 'fileData', 'taskFiles',
   'workerUpsert', 'workerDisconnected', 'workerSeen', 'workerList', 'stats',
+  'foremanLeaseTake', 'foremanLeaseRenew', 'foremanLeaseEnd', 'foremanReapLapsed',
   'credentialInsert', 'credentialGet', 'credentialList', 'credentialRevoke', 'credentialSetMaxConcurrency', 'credentialSetWebhook',
   'credentialTouch', 'credentialsVersion', 'jobPrune', 'jobPruned', 'metaSetIfAbsent', 'probeSpace',
   'scheduleCreate', 'scheduleGet', 'scheduleList', 'scheduleUpdate', 'scheduleDelete', 'scheduleNextDue', 'scheduleDue', 'scheduleFire', 'scheduleRunList',

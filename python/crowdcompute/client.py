@@ -434,6 +434,25 @@ class AsyncClient(AsyncSchedules, AsyncFailedTasks):
         """Remove a pattern's rate limit (NotFoundError, CC_ERR_RATE_LIMIT_NOT_FOUND, when it has none). Admin."""
         await self._rest("DELETE", f"/api/rate-limits{_query(pattern=pattern)}")
 
+    async def get_key(self, key_id: str) -> dict[str, Any]:
+        """An API key (`key_id`: the part of `cck_<id>_...` after `cck_`): scopes, cap, `webhook_url`, last use; never its secret.
+
+        A key may read itself, an admin key any (ForbiddenError otherwise; NotFoundError, CC_ERR_KEY_NOT_FOUND, for an unknown id)."""
+        result: dict[str, Any] = await self._rest("GET", f"/api/keys/{_path(key_id)}")
+        return result
+
+    async def set_key_webhook(self, key_id: str, url: str) -> dict[str, Any]:
+        """Post the end of the key's jobs that name no webhook to `url` (jobs ending from now on); returns the key.
+
+        An http(s) URL on a host the foreman calls (`--webhook-host`). A key may set its own, an admin key any."""
+        result: dict[str, Any] = await self._rest("PUT", f"/api/keys/{_path(key_id)}/webhook", {"url": url})
+        return result
+
+    async def remove_key_webhook(self, key_id: str) -> dict[str, Any]:
+        """Remove the key's webhook: its jobs that name none are announced nowhere; returns the key. Its own, or admin."""
+        result: dict[str, Any] = await self._rest("DELETE", f"/api/keys/{_path(key_id)}/webhook")
+        return result
+
     async def upload_file(self, data: bytes | str | os.PathLike[str], filename: str | None = None, content_type: str | None = None) -> dict[str, Any]:
         """Upload a file for tasks to carry (`submit(type, input, files=[f["file_id"]])`).
 

@@ -123,6 +123,7 @@ _CLASSES: dict[str, type[CrowdComputeError]] = {
     "CC_ERR_TASK_NOT_FOUND": NotFoundError,
     "CC_ERR_WORKER_NOT_FOUND": NotFoundError,
     "CC_ERR_RATE_LIMIT_NOT_FOUND": NotFoundError,
+    "CC_ERR_KEY_NOT_FOUND": NotFoundError,
     "CC_ERR_SCHEDULE_NOT_FOUND": NotFoundError,
     "CC_ERR_SCHEDULE_EXISTS": ConflictError,
     "CC_ERR_INVALID_SCHEDULE": InvalidRequestError,

@@ -304,6 +304,15 @@ class Client:
     def remove_rate_limit(self, pattern: str) -> None:
         self._run(self._async.remove_rate_limit(pattern))
 
+    def get_key(self, key_id: str) -> dict[str, Any]:
+        return self._run(self._async.get_key(key_id))
+
+    def set_key_webhook(self, key_id: str, url: str) -> dict[str, Any]:
+        return self._run(self._async.set_key_webhook(key_id, url))
+
+    def remove_key_webhook(self, key_id: str) -> dict[str, Any]:
+        return self._run(self._async.remove_key_webhook(key_id))
+
     def upload_file(self, data: bytes | str | os.PathLike[str], filename: str | None = None, content_type: str | None = None) -> dict[str, Any]:
         return self._run(self._async.upload_file(data, filename, content_type))
 

@@ -66,7 +66,9 @@ class Task:
     def trace_context(self) -> dict[str, str] | None:
         """The foreman's span that dispatched this attempt, when its job is traced: W3C
         `{"traceparent": ..., "tracestate"?: ...}`, for a handler that makes OpenTelemetry spans
-        of its own to start them under (this SDK makes none). None when the job is not traced."""
+        of its own to start them under (this SDK makes none). The attempt's outcome carries it
+        back to the foreman, whose span for committing the outcome is then its child. None when
+        the job is not traced."""
         value = self._wire.get("traceContext")
         return value if isinstance(value, dict) and isinstance(value.get("traceparent"), str) else None
 

@@ -646,6 +646,12 @@ class Worker:
         task = r.task
         duration_ms = (time.monotonic() - r.started_at) * 1000
         outcome: dict[str, Any] = {"taskId": task.task_id, "attempt": task.attempt, "status": ending["status"], "durationMs": round(duration_ms, 3)}
+        traced = task.trace_context
+        if traced:
+            # This worker makes no spans (no OpenTelemetry here): the attempt's context, the
+            # foreman's dispatch span, goes back as it came, so that the foreman's span for
+            # committing the outcome still joins the job's trace, under the dispatch.
+            outcome["traceContext"] = {k: traced[k] for k in ("traceparent", "tracestate") if isinstance(traced.get(k), str)}
         nbytes = 0
         text: str | None = None
         if ending["status"] == "completed":
@@ -670,7 +676,7 @@ class Worker:
             else:
                 outcome["result"] = result
                 # The outcome's JSON made once, the result's text spliced in as encoded above.
-                if type(task.task_id) is str and type(task.attempt) is int:
+                if type(task.task_id) is str and type(task.attempt) is int and not traced:
                     text = '{"taskId":%s,"attempt":%d,"status":"completed","durationMs":%r,"result":%s}' % (
                         _encode_string(task.task_id), task.attempt, outcome["durationMs"], text)
                 else:

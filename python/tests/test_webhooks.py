@@ -16,7 +16,7 @@ import pytest
 
 from conftest import Foreman, cli
 from crowdcompute import Client
-from crowdcompute.errors import InvalidRequestError
+from crowdcompute.errors import InvalidRequestError, NotFoundError
 from support import wait_until
 
 
@@ -62,5 +62,40 @@ def test_a_jobs_end_is_posted_signed_and_retried_until_accepted(start_foreman: A
             assert got[-1]["payload"]["job"]["id"] == job.id
             with pytest.raises(InvalidRequestError, match="webhook: must be http or https, not ftp:"):
                 client.submit("py.nobody", {}, webhook="ftp://example.com/hook")
+    finally:
+        server.shutdown()
+
+
+def test_a_key_sets_its_own_webhook_over_rest_and_an_admin_removes_it(start_foreman: Any) -> None:
+    foreman: Foreman = start_foreman()
+    got: list[str] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"])))["job"]["id"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    key = cli("key", "create", "--scopes", "submit,read", "--name", "py-hooked", "--database", foreman.database).strip()
+    key_id = key.split("_")[1]
+    try:
+        with Client(foreman.url, api_key=key) as mine, Client(foreman.url) as admin:
+            assert mine.get_key(key_id)["webhook_url"] is None
+            assert mine.set_key_webhook(key_id, url)["webhook_url"] == url
+            job = mine.submit("py.nobody", {})
+            mine.cancel_job(job.id)
+            wait_until(lambda: got == [job.id], 30, "the key's webhook set over REST is called")
+            with pytest.raises(InvalidRequestError, match="url: must be http or https, not ftp:"):
+                mine.set_key_webhook(key_id, "ftp://example.com/hook")
+            with pytest.raises(NotFoundError, match="CC_ERR_KEY_NOT_FOUND"):
+                admin.get_key("nosuchkey")
+            removed = admin.remove_key_webhook(key_id)
+            assert (removed["id"], removed["scopes"], removed["webhook_url"]) == (key_id, ["submit", "read"], None)
     finally:
         server.shutdown()

@@ -15,7 +15,7 @@ import {
   CrowdComputeError, camelKeys, camelKeysOf, snakeKeysOf, JobSpecSchema, ScheduleSpecSchema, SchedulePatchSchema,
   type ScheduleSpec, type SchedulePatch, type ScheduleView, type ScheduleRunView, type ScheduleBackfillView, type ScheduleTriggerView,
   type CamelKeys, type HealthView, type TaskArtifactsView, type TaskBatchesView, type GraphJobSpec, type GraphView, type TaskState, type FileView, type JobResultsView, type JobAppendView, type JobSpec, type JobState, type JobView, type NamedTaskSpec,
-  type JobRetryView, type FailedListView, type FailedRetryView, type FailedGroupView, type WebhookDeliveryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
+  type JobRetryView, type KeyView, type FailedListView, type FailedRetryView, type FailedGroupView, type WebhookDeliveryView, type Outbound, type RateLimitView, type StatsView, type TaskView, type WireError, type WorkerDetailView, type WorkerView,
 } from '../protocol/index.ts';
 import { ForemanLink } from '../link/foreman-link.ts';
 import { retryDelayMs } from '../core/retry.ts';
@@ -135,6 +135,8 @@ function failedParams(f: FailedFilter): Record<string, string | number> {
 export type TaskInfoRest = CamelKeys<TaskView>;
 /** A rate limit per task type: `limit` as written (`100/s`), and its parts. */
 export type RateLimitInfo = CamelKeys<RateLimitView>;
+/** An API key as `getKey` and `setKeyWebhook` return it (never its secret). */
+export type KeyInfo = CamelKeys<KeyView>;
 /** An uploaded file, as `uploadFile` returns it. */
 export interface FileInfo {
   fileId: string;
@@ -659,6 +661,29 @@ export class Client {
   async removeRateLimit(pattern: string): Promise<void> {
     await this.http('DELETE', `/api/rate-limits?pattern=${encodeURIComponent(pattern)}`);
   }
+  /**
+   * An API key: its scopes, cap, webhook and last use, never its secret. `keyId` is the part
+   * after `cck_` (`cck_<id>_<secret>`). A key may read itself; any other needs the admin scope
+   * (CC_ERR_FORBIDDEN), and CC_ERR_KEY_NOT_FOUND answers an admin asking for an unknown id.
+   */
+  async getKey(keyId: string): Promise<KeyInfo> {
+    return camelKeys(await this.http<KeyView>('GET', `/api/keys/${encodeURIComponent(keyId)}`));
+  }
+
+  /**
+   * Set an API key's webhook: the end of its jobs that name none, ending from now on, is posted
+   * to `url` (http or https, on a host the foreman calls: `--webhook-host`). A key may set its
+   * own; any other needs the admin scope.
+   */
+  async setKeyWebhook(keyId: string, url: string): Promise<KeyInfo> {
+    return camelKeys(await this.http<KeyView>('PUT', `/api/keys/${encodeURIComponent(keyId)}/webhook`, { url }));
+  }
+
+  /** Remove an API key's webhook: its jobs that name none are announced nowhere. A key may remove its own; any other needs the admin scope. */
+  async removeKeyWebhook(keyId: string): Promise<KeyInfo> {
+    return camelKeys(await this.http<KeyView>('DELETE', `/api/keys/${encodeURIComponent(keyId)}/webhook`));
+  }
+
   /** The workers the foreman's store knows (snake_case, as the REST API has them). */
   async workers(): Promise<WorkerView[]> { return this.http('GET', '/api/workers'); }
   /**

@@ -47,6 +47,7 @@ import { fileLink, registerFileRoutes, type FileLinkSigner } from './http/file-r
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerDashboard } from './dashboard/dashboard-routes.ts';
 import { registerJoinRoutes } from './http/join-routes.ts';
+import { registerKeyRoutes } from './http/key-routes.ts';
 import { LiveFeed } from './dashboard/live-feed.ts';
 import { ThroughputSeries } from './shared/throughput-series.ts';
 import { readStats } from './http/stats-view.ts';
@@ -457,6 +458,7 @@ export class Foreman {
     registerHealthRoutes(app, { store, health, loops, registry, metrics, isStopping: () => this.state === 'stopping', metricsPublic: o.metricsPublic });
     registerDashboard(app, { store, registry, feed, series });
     registerJoinRoutes(app, { credentials: credentialService, registry, audit: (event, fields) => auth?.audit(event, fields) });
+    registerKeyRoutes(app, { store, credentials: credentialService, webhookHosts: o.webhookHosts, audit: (event, fields) => auth?.audit(event, fields) });
     registerLogin(app, auth);
     ws.attach(app.server);
     this.parts = { store: opened, transport: ws, app, health, services, scheduler };

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   CC_ERR_TASK_NOT_FOUND: 'No task has this id.',
   CC_ERR_WORKER_NOT_FOUND: 'No worker with this id is known to the store (HTTP 404).',
   CC_ERR_RATE_LIMIT_NOT_FOUND: 'No rate limit is set for this task type pattern (HTTP 404).',
+  CC_ERR_KEY_NOT_FOUND: 'No API key has this id (HTTP 404).',
   CC_ERR_TASK_EXISTS: 'A task with this id already exists.',
   CC_ERR_JOB_SEALED: 'The job takes no more tasks: it was not submitted open, or it was sealed, cancelled, closed by its open timeout or failed at its deadline (HTTP 409).',
   CC_ERR_APPEND_CONFLICT: 'A part of an open job said where it starts (`at`), and that is not where the job ends now (HTTP 409).',

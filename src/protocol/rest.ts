@@ -9,7 +9,8 @@ import { JOB_KINDS, JOB_STATES, PRIORITIES, TASK_KINDS, TASK_STATES } from './st
 import { AppendPartShape, CODE_LANGUAGES, JobSpecSchema, TaskErrorSchema } from './messages.ts';
 import { snakeCaseSchema } from './case-keys.ts';
 import { JOB_LIMITS, describeAmount } from './limits.ts';
-import { WEBHOOK_DELIVERY_STATES, WebhookUrlSchema } from './webhooks.ts';
+import { MAX_WEBHOOK_URL_LENGTH, WEBHOOK_DELIVERY_STATES, WebhookUrlSchema } from './webhooks.ts';
+import { SCOPES } from './auth.ts';
 
 const isoTime = z.string().describe('ISO 8601 time');
 const nullableTime = isoTime.nullable();
@@ -398,6 +399,26 @@ export const JoinLinkViewSchema = z.object({
 });
 /** A join link, as the REST API shows it. */
 export type JoinLinkView = z.output<typeof JoinLinkViewSchema>;
+
+/** PUT /api/keys/{id}/webhook: where the end of the key's jobs that name no webhook is posted. */
+export const KeyWebhookBodySchema = z.object({
+  url: WebhookUrlSchema.describe(`an http or https URL, at most ${MAX_WEBHOOK_URL_LENGTH} characters, on a host the foreman calls (--webhook-host)`),
+});
+
+/** An API key as the REST API shows it: what it may do and where its jobs' ends go, never its secret (only a hash is stored). */
+export const KeyViewSchema = z.object({
+  id: z.string().describe('the public part of the key (cck_<id>_…)'),
+  name: z.string().nullable(),
+  scopes: z.array(z.enum(SCOPES)),
+  max_concurrency: z.number().int().nullable().describe("at most this many tasks of its jobs run at once, on all workers together; null: no cap"),
+  webhook_url: z.string().nullable().describe('where the end of its jobs that name no webhook is posted; null: nowhere'),
+  created_at: isoTime,
+  last_used_at: nullableTime,
+  last_used_from: z.string().nullable().describe('the address it was last used from'),
+  revoked_at: nullableTime,
+});
+/** An API key, as the REST API shows it. */
+export type KeyView = z.output<typeof KeyViewSchema>;
 
 /** GET /api/series: tasks recorded per 10-second bucket over the last hour, oldest first. */
 export const SeriesViewSchema = z.array(z.object({ t: z.number().int().describe('bucket start, epoch ms'), completed: z.number().int(), failed: z.number().int() }));

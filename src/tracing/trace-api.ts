@@ -32,6 +32,10 @@ export const ATTR = {
   taskStatus: 'crowdcompute.task.status',
   workerId: 'crowdcompute.worker.id',
   dispatchTasks: 'crowdcompute.dispatch.tasks',
+  scheduleId: 'crowdcompute.schedule.id',
+  scheduleTick: 'crowdcompute.schedule.tick',
+  scheduleReason: 'crowdcompute.schedule.reason',
+  scheduleOutcome: 'crowdcompute.schedule.outcome',
 } as const;
 
 /** The provider the API falls back to when none is registered: its tracers make no-op spans. */

@@ -65,7 +65,8 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
   const schedule = await call('POST', '/api/schedules', keys.submit, { id: 'sec-schedule', every: '1h', job: { kind: 'tasks', tasks: [{ type: 'nobody.runs.this' }] } });
   assert.equal(schedule.status, 201);
   const sched = '/api/schedules/sec-schedule';
-  // Each route: what it needs (a scope, or `own` = any key, for its own jobs) and a body.
+  const readerKey = `/api/keys/${keys.read.split('_')[1]}`;
+  // Each route: what it needs (a scope; `own` = any key, for its own jobs; `self` = the key the path names, or admin) and a body.
   const routes: { method: string; path: string; openapi: string; needs: string; body?: unknown }[] = [
     { method: 'GET', path: '/api/stats', openapi: '/api/stats', needs: 'read' },
     { method: 'GET', path: '/api/workers', openapi: '/api/workers', needs: 'read' },
@@ -80,6 +81,9 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
     { method: 'GET', path: '/api/join-links', openapi: '/api/join-links', needs: 'admin' },
     { method: 'POST', path: '/api/join-links', openapi: '/api/join-links', needs: 'admin', body: {} },
     { method: 'POST', path: '/api/join-links/nope/revoke', openapi: '/api/join-links/{id}/revoke', needs: 'admin' },
+    { method: 'GET', path: readerKey, openapi: '/api/keys/{id}', needs: 'self' },
+    { method: 'PUT', path: `${readerKey}/webhook`, openapi: '/api/keys/{id}/webhook', needs: 'self', body: { url: 'https://example.com/hook' } },
+    { method: 'DELETE', path: `${readerKey}/webhook`, openapi: '/api/keys/{id}/webhook', needs: 'self' },
     { method: 'GET', path: '/api/jobs', openapi: '/api/jobs', needs: 'own' },
     { method: 'POST', path: '/api/jobs', openapi: '/api/jobs', needs: 'submit', body: { kind: 'tasks', tasks: [{ type: 'a' }] } },
     { method: 'GET', path: `/api/jobs/${job.json.id}`, openapi: '/api/jobs/{id}', needs: 'own' },
@@ -134,6 +138,15 @@ test('every REST route refuses no, bad and revoked keys (401) and keys without i
       assert.equal(res.status, 403, `${what} without the ${r.needs} scope`);
       assert.equal(res.json.code, 'CC_ERR_FORBIDDEN');
       assert.match(res.json.message, new RegExp(`"${r.needs}" scope`));
+    }
+    if (r.needs === 'self') {
+      // Another key than the one named is refused, unless it is admin; the key itself gets through.
+      const res = await call(r.method, r.path, keys.submit, r.body);
+      assert.equal(res.status, 403, `${what} by another key`);
+      assert.equal(res.json.code, 'CC_ERR_FORBIDDEN');
+      assert.match(res.json.message, /"admin" scope/);
+      assert.equal((await call(r.method, r.path, keys.read, r.body)).status, 200, `${what} by the key itself`);
+      assert.equal((await call(r.method, r.path, keys.admin, r.body)).status, 200, `${what} by admin`);
     }
     if (r.path.includes(job.json.id) || (r.path.startsWith(sched) && r.needs !== 'read')) {
       // Another key's job or schedule is not found, whatever the key may do otherwise.

@@ -6,7 +6,9 @@
  * one before it, with the handler's progress and its batch records in the worker's span.
  *
  * The foreman and the worker export only every minute here: their spans reach the collector
- * because they flush them when they stop (SIGTERM), which is what this also checks.
+ * because they flush them when they stop (SIGTERM), which is what this also checks. A second
+ * pair, exporting as they go, fires a schedule: its jobs' traces start at the foreman's
+ * `schedule fire` span.
  */
 import { after, before, test } from 'node:test';
 import { execFile } from 'node:child_process';
@@ -236,4 +238,53 @@ test('one trace spans the client, the foreman and the worker, with progress and 
   assert.equal(restSubmit.parentSpanId, restParent);
   assert.equal(restSubmit.attributes['crowdcompute.job.id'], restJob.id);
   assert.equal(collector.one(restTrace, 'crowdcompute-worker', 'execute').attributes['crowdcompute.task.status'], 'completed');
+});
+
+test("a schedule's fire is the root of its job's trace: the foreman's submit, dispatch and result commit and the worker's execute hang under it", async () => {
+  // A foreman and a worker of their own, exporting every 100 ms: their spans arrive while they run.
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '100' };
+  const scheduling = await spawnForemanProcess(await freePort(), ['--database', `sqlite:${join(dir, 'schedules.db')}`, '--insecure'], env);
+  const scheduled = spawnWorkerProcess(['--foreman', scheduling.wsUrl, '--handlers', HANDLERS, '--id', 'scheduled-worker'], env);
+  const client = new Client({ url: scheduling.url });
+  try {
+    await client.createSchedule({ id: 'traced-every-second', every: '1s', job: { kind: 'tasks', tasks: [{ type: 'trace.step', input: { n: 4 } }] } });
+    const ticked = await waitFor(async () => {
+      const run = (await client.getSchedule('traced-every-second')).recentRuns.find((r) => r.outcome === 'fired' && r.jobState === 'completed');
+      return run?.jobId ?? null;
+    }, { timeoutMs: 30_000, message: 'a tick fires a job that completes' });
+    await client.pauseSchedule('traced-every-second');
+    const triggered = await client.triggerSchedule('traced-every-second');
+    assert.deepEqual(await triggered.result(), [{ doubled: 8 }]);
+
+    for (const [jobId, reason] of [[ticked, 'schedule'], [triggered.id, 'trigger']] as const) {
+      const job = await client.getJob(jobId);
+      const traceId = job.traceId;
+      assert.match(traceId ?? '', /^[0-9a-f]{32}$/, `the ${reason} job's view names its trace`);
+      const arrived = (service: string, name: string) => collector.spans.some((s) => s.traceId === traceId && s.service === service && s.name === name);
+      await waitFor(() => arrived('crowdcompute-foreman', 'result commit') && arrived('crowdcompute-worker', 'execute'),
+        { timeoutMs: 30_000, message: `the ${reason} job's spans reach the collector` });
+      const fire = collector.one(traceId!, 'crowdcompute-foreman', 'schedule fire');
+      assert.equal(fire.parentSpanId, '', 'the fire is the root of the trace');
+      const tick = (job.metadata as { schedule: { id: string; tick: number } }).schedule.tick;
+      assert.deepEqual(fire.attributes, {
+        'crowdcompute.schedule.id': 'traced-every-second', 'crowdcompute.schedule.tick': new Date(tick).toISOString(),
+        'crowdcompute.schedule.reason': reason, 'crowdcompute.schedule.outcome': 'fired', 'crowdcompute.job.id': jobId,
+      });
+      const submit = collector.one(traceId!, 'crowdcompute-foreman', 'submit');
+      assert.equal(submit.parentSpanId, fire.spanId);
+      assert.equal(submit.attributes['crowdcompute.job.id'], jobId);
+      const dispatch = collector.one(traceId!, 'crowdcompute-foreman', 'dispatch');
+      assert.equal(dispatch.parentSpanId, submit.spanId, 'the job keeps its submit span\'s context, as a submitted job does');
+      assert.equal(collector.one(traceId!, 'crowdcompute-foreman', 'queue wait').parentSpanId, submit.spanId);
+      const execute = collector.one(traceId!, 'crowdcompute-worker', 'execute');
+      assert.equal(execute.parentSpanId, dispatch.spanId);
+      assert.equal(execute.attributes['crowdcompute.worker.id'], 'scheduled-worker');
+      assert.equal(collector.one(traceId!, 'crowdcompute-foreman', 'result commit').parentSpanId, execute.spanId);
+    }
+  } finally {
+    await client.close();
+    scheduled.kill('SIGTERM');
+    scheduling.kill('SIGTERM');
+    await Promise.all([scheduled.exited, scheduling.exited]);
+  }
 });

@@ -175,6 +175,55 @@ describe(`webhooks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'Postg
     }
   });
 
+  test("a key's webhook over REST: the key sets its own, another key may not, admin removes it, bad URLs and unknown ids are refused", async () => {
+    const hook = await receiver(() => secret, () => 204);
+    servers.push(hook.server);
+    const created = await cli(['key', 'create', '--scopes', 'submit,read', '--name', 'self-hooked', '--database', foreman.databaseUrl]);
+    const other = await cli(['key', 'create', '--scopes', 'submit,read', '--name', 'bystander', '--database', foreman.databaseUrl]);
+    assert.equal(created.code + other.code, 0, created.stderr + other.stderr);
+    const id = created.stdout.split('_')[1];
+    const keyed = new Client({ url: foreman.url, apiKey: created.stdout });
+    const bystander = new Client({ url: foreman.url, apiKey: other.stdout });
+    try {
+      assert.equal((await keyed.getKey(id)).webhookUrl, null);
+      const set = await keyed.setKeyWebhook(id, hook.url);
+      assert.deepEqual([set.id, set.name, set.scopes, set.webhookUrl], [id, 'self-hooked', ['submit', 'read'], hook.url]);
+      const job = await keyed.submit('hook.rest', { r: 1 });
+      await job.result();
+      await waitFor(() => hook.got.length === 1, { timeoutMs: 30_000, message: 'the webhook set over REST is called' });
+      assert.equal(hook.got[0].payload.job.id, job.jobId);
+      assert.ok(hook.got[0].signed);
+
+      // Another key that is not admin is refused, whether the id exists or not.
+      for (const target of [id, 'nosuchkey']) {
+        await assert.rejects(bystander.setKeyWebhook(target, hook.url), (err: any) => {
+          assert.equal(err.code, 'CC_ERR_FORBIDDEN');
+          assert.match(err.message, /a key may read and change only itself .*another key needs the "admin" scope/);
+          return true;
+        });
+      }
+      await assert.rejects(bystander.getKey(id), /CC_ERR_FORBIDDEN/);
+      await assert.rejects(keyed.setKeyWebhook(id, 'ftp://example.com/x'), (err: any) => {
+        assert.equal(err.code, 'CC_ERR_BAD_MESSAGE');
+        assert.match(err.message, /url: must be http or https, not ftp:/);
+        return true;
+      });
+      await assert.rejects(client.getKey('nosuchkey'), /CC_ERR_KEY_NOT_FOUND: no API key has the id nosuchkey/);
+
+      // The admin removes it: the key's next job is announced nowhere.
+      assert.equal((await client.removeKeyWebhook(id)).webhookUrl, null);
+      const listed = await cli(['key', 'list', '--json', '--database', foreman.databaseUrl]);
+      assert.equal(JSON.parse(listed.stdout).find((k: any) => k.id === id).webhook_url, null, 'the database has it removed');
+      const quiet = await keyed.submit('hook.rest', { r: 2 });
+      await quiet.result();
+      // The delivery would be written with the job's end, in one transaction: an ended job without one has none.
+      assert.equal((await keyed.getJob(quiet.jobId)).webhook, null);
+      assert.equal(hook.got.length, 1);
+    } finally {
+      await Promise.all([keyed.close(), bystander.close()]);
+    }
+  });
+
   test('a bad webhook URL is refused on every way in, naming the problem', async () => {
     await assert.rejects(client.submit('hook.x', {}, { webhook: 'ftp://example.com/x' }), (err: any) => {
       assert.equal(err.code, 'CC_ERR_BAD_MESSAGE');
@@ -234,6 +283,10 @@ test('--webhook-host keeps webhooks to the hosts listed: others are refused at s
       assert.equal(given.attempts, 1, 'given up at once, not retried');
       assert.match(given.last_error ?? '', /host 127\.0\.0\.1 is not one this foreman calls \(--webhook-host\)/);
       assert.equal(inside.got.length, 0, 'the host not listed was never called');
+      // Set over REST, a key's webhook is held to the same hosts, and refused at once.
+      const id = created.stdout.split('_')[1];
+      await assert.rejects(keyed.setKeyWebhook(id, inside.url), /CC_ERR_BAD_MESSAGE: webhook host 127\.0\.0\.1 is not one this foreman calls \(--webhook-host hooks\.example\.com, \*\.example\.org\)/);
+      assert.equal((await keyed.setKeyWebhook(id, 'https://hooks.example.com/cc')).webhookUrl, 'https://hooks.example.com/cc');
     } finally {
       await keyed.close();
     }

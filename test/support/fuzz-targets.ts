@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { z } from 'zod';
 import {
-  AppendTasksSchema, CancelJobSchema, FailedRetryBodySchema, HeartbeatSchema, HelloSchema, JoinLinkCreateSchema, PROTOCOL_VERSION, PullArtifactsSchema, RateLimitBodySchema,
+  AppendTasksSchema, CancelJobSchema, FailedRetryBodySchema, HeartbeatSchema, HelloSchema, JoinLinkCreateSchema, KeyWebhookBodySchema, PROTOCOL_VERSION, PullArtifactsSchema, RateLimitBodySchema,
   ReleaseTasksSchema, RestAppendPartSchema, RestJobSpecSchema, SubmitJobSchema, SubscribeJobSchema, TaskProgressSchema, TaskRecordSchema, TaskResultSchema,
   TaskResultsSchema, TaskSubmitBodySchema, WorkerDrainingSchema, WorkerReadySchema,
 } from '../../src/protocol/index.ts';
@@ -287,6 +287,8 @@ export function restTarget(rig: FuzzRig, skip: readonly string[]): FuzzTarget<{ 
     { name: 'POST /task/submit', method: 'POST', path: () => '/task/submit', schema: TaskSubmitBodySchema },
     { name: 'PUT /api/rate-limits', method: 'PUT', path: () => '/api/rate-limits', schema: RateLimitBodySchema },
     { name: 'POST /api/join-links', method: 'POST', path: () => '/api/join-links', schema: JoinLinkCreateSchema },
+    // The rig's own key (a key may set its own webhook), or an id that is not one.
+    { name: 'PUT /api/keys/{id}/webhook', method: 'PUT', path: (i) => `/api/keys/${i % 5 === 0 ? ODD_IDS[i % ODD_IDS.length] : rig.apiKey.split('_')[1]}/webhook`, schema: KeyWebhookBodySchema },
     { name: 'POST /api/failed/retry', method: 'POST', path: () => '/api/failed/retry', schema: FailedRetryBodySchema },
   ];
   return {

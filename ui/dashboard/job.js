@@ -68,6 +68,17 @@ function GraphNodes({ graph }) {
       </tbody></table></div>`;
 }
 
+// The job's OpenTelemetry trace id, to paste into a tracing backend's search: selected whole by
+// one click, or copied by the button (the clipboard needs a secure page: https or localhost).
+function TraceId({ traceId }) {
+  const [copied, setCopied] = useState(false);
+  const copy = async () => {
+    try { await navigator.clipboard.writeText(traceId); setCopied(true); } catch { setCopied(false); }
+  };
+  return html`<code class="select-all" data-trace-id title="Look this trace up in your tracing backend (Jaeger, Tempo, …)">${traceId}</code>
+    ${navigator.clipboard ? html` <button class="small" data-copy-trace onClick=${copy}>${copied ? 'Copied' : 'Copy'}</button>` : ''}`;
+}
+
 export function JobPage({ id, live }) {
   const [job, setJob] = useState(null);
   const [tasks, setTasks] = useState(null);
@@ -148,6 +159,7 @@ export function JobPage({ id, live }) {
         <dt>created</dt><dd>${new Date(job.created_at).toLocaleString()} <span class="muted">(${age(job.created_at)})</span></dd>
         ${job.started_at ? html`<dt>started</dt><dd>${new Date(job.started_at).toLocaleString()}</dd>` : ''}
         ${job.completed_at ? html`<dt>finished</dt><dd>${new Date(job.completed_at).toLocaleString()} <span class="muted">(took ${duration(Date.parse(job.completed_at) - Date.parse(job.started_at ?? job.created_at))})</span></dd>` : ''}
+        ${job.trace_id ? html`<dt>trace</dt><dd><${TraceId} traceId=${job.trace_id} /></dd>` : ''}
         ${job.prune_at ? html`<dt>kept until</dt><dd>${new Date(job.prune_at).toLocaleString()}</dd>` : ''}
       </dl>
     </div>

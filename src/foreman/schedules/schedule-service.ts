@@ -7,6 +7,7 @@ import { dueAt } from '../../core/schedule-plan.ts';
 import { nextTick, ticksBetween } from '../../core/schedule-ticks.ts';
 import type { ScheduleChange, ScheduleFireParams, ScheduleRecord, Store } from '../../store/store.ts';
 import type { JobService } from '../jobs/job-service.ts';
+import { fireTraced } from './fire-tracing.ts';
 import { firedSpec, ruleOf, scheduleFields, tickKey, triggerKey, type ScheduleFields } from './schedule-spec.ts';
 
 /** What the schedule service acts through. */
@@ -123,7 +124,7 @@ export class ScheduleService {
     const fireAt = this.d.clock();
     const spec = firedSpec(s, fireAt, triggerKey(s.id, fireAt));
     const job = this.d.jobs.buildFired(spec, s.owner, Date.now());
-    const [outcome] = await this.d.store.scheduleFire([{
+    const [outcome] = await fireTraced(this.d.store, [{
       scheduleId: s.id, guard: null, runs: [{ tickAt: fireAt, firedAt: fireAt, reason: 'trigger', outcome: 'fired', job }], setsLastJob: true, now: fireAt,
     }]);
     if (!outcome.applied) {
@@ -161,7 +162,7 @@ export class ScheduleService {
       scheduleId: s.id, guard: null, setsLastJob: false, now,
       runs: ticks.map((tick, i) => ({ tickAt: tick, firedAt: now, reason: 'backfill', outcome: 'fired', job: jobs[i] })),
     };
-    const [outcome] = await this.d.store.scheduleFire([params]);
+    const [outcome] = await fireTraced(this.d.store, [params]);
     if (!outcome.applied) {
       if (outcome.error) throw outcome.error;
       throw new CrowdComputeError('CC_ERR_SCHEDULE_NOT_FOUND', `schedule ${id} does not exist`, { scheduleId: id });

@@ -7,6 +7,7 @@ import type { JobService } from '../jobs/job-service.ts';
 import type { LoopTracker } from '../shared/loop-health.ts';
 import type { Service } from '../shared/service.ts';
 import { scheduleStep, type ScheduleStep } from './schedule-steps.ts';
+import { fireTraced } from './fire-tracing.ts';
 
 /** How the scheduler runs. */
 export interface SchedulerOptions {
@@ -163,7 +164,7 @@ export class Scheduler implements Service {
       }
     }
     if (steps.length === 0) return;
-    const outcomes = await this.store.scheduleFire(steps.map((x) => x.step.params));
+    const outcomes = await fireTraced(this.store, steps.map((x) => x.step.params));
     const cancels: { jobId: string; scheduleId: string }[] = [];
     outcomes.forEach((outcome, i) => {
       const { schedule, step } = steps[i];

@@ -553,6 +553,10 @@ export class WorkerRuntime extends EventEmitter {
     if (span) {
       const traceContext = span.end(o.status, o.error);
       if (traceContext) o.traceContext = traceContext;
+    } else if (task.traceContext) {
+      // No tracer here (a browser tab): the context goes back as it came, so that the
+      // foreman's result commit still joins the job's trace, under its dispatch.
+      o.traceContext = task.traceContext;
     }
     if (o.status === 'failed') this.logger.warn({ taskId: task.taskId, jobId: task.jobId, type: task.type, attempt: task.attempt, error: o.error?.message }, 'task failed');
     this.outbox.add(o, bytes);

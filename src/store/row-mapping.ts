@@ -8,7 +8,7 @@ import { typesFromLabel } from '../core/fair-share.ts';
 import type { RateBucket } from '../core/rate-limits.ts';
 import { PRIORITY_BY_RANK, describeAmount, taskError, type Requirements, type TaskError, type TraceContext } from '../protocol/index.ts';
 import { BLOCKED_UNTIL, type GraphPlan, type NodeStatus } from '../core/graph.ts';
-import type { ActiveJob, FailedTaskGroup, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
+import type { ActiveJob, FailedTaskGroup, ClaimedTask, JobCursor, ArtifactListParams, ArtifactRecord, AttemptError, FileRecord, CredentialRecord, JobAppendResult, JobChange, JobRecord, JobResults, OpenTimeoutAction, ResultPage, ScheduleChange, ScheduleRecord, ScheduleRunRecord, TaskBatchRecord, TaskRecord, WebhookAttempt, WebhookDeliveryRecord, WorkerRecord } from './store.ts';
 
 /** A row as a driver returns it. */
 export type Row = Record<string, any>;
@@ -302,6 +302,18 @@ export function flattenResults(job: Row, taskRows: Row[], page?: ResultPage): Jo
 const resultCount = (job: Row): number => (job.kind === 'map' ? job.arg_count : job.total);
 
 /** The tasks (by index, `to` excluded) that hold a page of results. */
+/**
+ * A finished job's results from the one outcome that completed it, when that is all of them:
+ * a job of one task that completed, of kind `tasks` (its results are that task's result) or
+ * `map` (that chunk's array). Otherwise undefined: they are read from the store.
+ */
+export function resultsInHand(job: { kind: string; total: number }, change: JobChange, result: unknown): unknown[] | undefined {
+  if (!change.finished || change.state !== 'completed' || job.total !== 1 || change.counts.completed !== 1) return undefined;
+  if (job.kind === 'tasks') return [result ?? null];
+  if (job.kind === 'map' && Array.isArray(result)) return result;
+  return undefined;
+}
+
 export function resultTasks(job: Row, page?: ResultPage): { from: number; to: number } {
   if (!page) return { from: 0, to: 2_147_483_647 };
   const per = job.kind === 'map' ? job.chunk_size : 1;

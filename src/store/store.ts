@@ -514,6 +514,12 @@ export interface JobChange {
   counts: JobCounts;
   /** True when this call moved the job into a terminal state. */
   finished: boolean;
+  /**
+   * The job's results, when the call that completed it had them in hand: a job of one task (a
+   * named task, or a map of one chunk) completed by its outcome. The same as `jobResults`
+   * returns; its subscribers are told without reading them back.
+   */
+  results?: unknown[];
 }
 
 /** What became of a batch of outcomes. */

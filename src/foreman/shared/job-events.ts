@@ -112,10 +112,11 @@ export class JobEvents implements Service {
     this.pendingProgress.clear();
   }
 
-  private async inlineResults(jobId: string): Promise<{ results?: unknown[] }> {
+  private async inlineResults(jobId: string, inHand?: unknown[]): Promise<{ results?: unknown[] }> {
     // Read no more than could be sent: a job of a million results is read in pages by its client.
-    const res = await this.store.jobResults(jobId, { offset: 0, limit: INLINE_RESULTS_MAX });
-    if (!res || res.total > res.results.length) return {};
+    // A one-task job's commit had its results in hand (JobChange.results): nothing to read.
+    const res = inHand ? { results: inHand, total: inHand.length } : await this.store.jobResults(jobId, { offset: 0, limit: INLINE_RESULTS_MAX });
+    if (!res || res.total > res.results.length || res.total > INLINE_RESULTS_MAX) return {};
     // Measure before deciding: a job with large results is fetched over HTTP instead.
     const size = JSON.stringify(res.results).length;
     return size <= this.maxInlineBytes ? { results: res.results } : {};
@@ -127,7 +128,7 @@ export class JobEvents implements Service {
     if (!set || set.size === 0) return null;
     this.subscribers.delete(change.jobId);
     try {
-      const extra = await this.inlineResults(change.jobId);
+      const extra = await this.inlineResults(change.jobId, change.results);
       for (const conn of set) conn.send({ type: 'job_completed', jobId: change.jobId, state: change.state, counts: change.counts, ...extra });
       return set;
     } catch (err) {

@@ -222,12 +222,41 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const now = Date.now();
       const first = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 1 } }], now });
       assert.equal(first.recorded.length, 1);
-      assert.deepEqual(first.jobs, [{ jobId: job.id, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true }]);
+      assert.deepEqual(first.jobs, [{ jobId: job.id, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true, results: [{ v: 1 }] }]);
       const dup = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 2 } }], now });
       assert.equal(dup.recorded.length, 0);
       assert.deepEqual(dup.rejected, [{ taskId: t.taskId, attempt: 1, currentState: 'completed', currentAttempt: 1 }]);
       assert.deepEqual((await store.taskGet(t.taskId))?.result, { v: 1 });
       assert.equal((await store.jobGet(job.id))?.counts.completed, 1);
+    });
+
+    test("the commit that completes a one-task job hands over its results, as jobResults reads them; other jobs' changes carry none", async () => {
+      const finish = async (taskId: string, attempt: number, status: 'completed' | 'failed', result: unknown) =>
+        (await store.taskFinishMany({ outcomes: [{ taskId, attempt, workerId: 'w1', status, result, ...(status === 'failed' ? { error: { message: 'no' } } : {}) }], now: Date.now() })).jobs;
+      // A named task, and a map of one chunk of two arguments.
+      const named = await store.jobInsert(namedJob(['hand.one']));
+      const [t] = await claim(store, 'w1', ['hand.one'], 1);
+      const [namedChange] = await finish(t.taskId, 1, 'completed', { deep: [1, 'two', null] });
+      assert.deepEqual(namedChange.results, (await store.jobResults(named.job.id))?.results);
+      assert.deepEqual(namedChange.results, [{ deep: [1, 'two', null] }]);
+      const map = await store.jobInsert(mapJob([3, 4], 2));
+      const [c] = await claim(store, 'w1', [], 1, true);
+      assert.equal(c.jobId, map.job.id);
+      const [mapChange] = await finish(c.taskId, 1, 'completed', [9, 16]);
+      assert.deepEqual(mapChange.results, [9, 16]);
+      assert.deepEqual(mapChange.results, (await store.jobResults(map.job.id))?.results);
+      // Two tasks: the last completion is not all the results. A failure hands over nothing.
+      await store.jobInsert(namedJob(['hand.two', 'hand.two']));
+      const two = await claim(store, 'w1', ['hand.two'], 2);
+      assert.equal((await finish(two[0].taskId, 1, 'completed', 1))[0].results, undefined);
+      const [twoDone] = await finish(two[1].taskId, 1, 'completed', 2);
+      assert.equal(twoDone.finished, true);
+      assert.equal(twoDone.results, undefined);
+      await store.jobInsert(namedJob(['hand.fail']));
+      const [f] = await claim(store, 'w1', ['hand.fail'], 1);
+      const [failed] = await finish(f.taskId, 1, 'failed', null);
+      assert.equal(failed.state, 'failed');
+      assert.equal(failed.results, undefined);
     });
 
     test('after a requeue only the new attempt can record', async () => {

@@ -31,7 +31,7 @@ import { RATE_SLACK, tokensAt, withinRates } from '../../core/rate-limits.ts';
 import { typesFromLabel, withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf, type Row } from '../row-mapping.ts';
+import { resultsInHand, failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, artifactQuery, batchFromRow, bucketFromRow, cursorOf, windowStart, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, jsonbText, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf, type Row } from '../row-mapping.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
 import { isConnectionError, isStoreOutage, storeError } from '../store-errors.ts';
 import { retryDelayMs } from '../../core/retry.ts';
@@ -729,16 +729,16 @@ export class PostgresStore implements Store {
   }
 
   /** Add to a job's counters and settle its state when every task is terminal; announce the change. */
-  private async applyCounts(c: pg.PoolClient, jobId: string, d: { completed: number; failed: number; cancelled: number }, now: number): Promise<JobChange | null> {
+  private async applyCounts(c: pg.PoolClient, jobId: string, d: { completed: number; failed: number; cancelled: number }, now: number, inHand?: { result: unknown }): Promise<JobChange | null> {
     // Other foremen hear of the change in the same statement, unless it ends the job (the
     // common case: one round trip). A job it ends is settled below and announced then.
     const r = (await c.query(prepared(`UPDATE jobs SET completed = completed + $2, failed = failed + $3, cancelled = cancelled + $4
       WHERE id = $1 RETURNING *, ${ANNOUNCE_JOB_UNLESS_ENDING('$5', '$6')}`, [jobId, d.completed, d.failed, d.cancelled, CHANNEL, this.instanceId]))).rows[0];
-    return r ? this.settleCounts(c, r, now) : null;
+    return r ? this.settleCounts(c, r, now, inHand) : null;
   }
 
   /** After a job's counters moved (`r` its row, with `announced`): settle its state when every task is terminal, and announce it if not done yet. */
-  private async settleCounts(c: pg.PoolClient, r: Row, now: number): Promise<JobChange> {
+  private async settleCounts(c: pg.PoolClient, r: Row, now: number, inHand?: { result: unknown }): Promise<JobChange> {
     const jobId = r.id as string;
     if (this.graphJobs.size > 10_000) this.graphJobs.clear();
     this.graphJobs.set(jobId, r.kind === 'graph');
@@ -750,10 +750,12 @@ export class PostgresStore implements Store {
         : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested });
       // A finished job may be pruned once its retention has passed (jobs from before retention:
       // never on their own). Other foremen hear of its end from the same statement.
-      const change = { jobId, state, counts, finished: true };
+      const change: JobChange = { jobId, state, counts, finished: true };
       await c.query(prepared('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3 RETURNING pg_notify($4, $5)',
         [state, now, jobId, CHANNEL, JSON.stringify({ kind: 'job', change, from: this.instanceId })]));
-      return change;
+      // Not in the notification: its size is bounded; other foremen read the results.
+      const results = inHand ? resultsInHand(r as { kind: string; total: number }, change, inHand.result) : undefined;
+      return results ? { ...change, results } : change;
     }
     const change = { jobId, state, counts, finished: false };
     if (r.announced === null) await this.notify(c, { kind: 'job', change });
@@ -997,6 +999,8 @@ export class PostgresStore implements Store {
       const done = outcomes.filter((o) => o.status === 'completed');
       const recordedKeys = new Set<string>();
       const counted = new Map<string, Row>();
+      // A job's last completion in this batch: a one-task job's results are this (resultsInHand).
+      const lastResult = new Map<string, { result: unknown }>();
       if (done.length > 0) {
         const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
@@ -1023,6 +1027,7 @@ export class PostgresStore implements Store {
           if (recordedKeys.has(key)) continue;
           recordedKeys.add(key);
           bump(r.job_id, 'completed', byKey.get(key)!, false);
+          lastResult.set(r.job_id, { result: byKey.get(key)!.result });
         }
       }
       // Failures and cancels are rare: one statement each.
@@ -1072,8 +1077,8 @@ export class PostgresStore implements Store {
         const d = deltas.get(jobId)!;
         const row = counted.get(jobId);
         const change = row && d.failed === 0 && d.cancelled === 0
-          ? await this.settleCounts(c, row, now)
-          : await this.applyCounts(c, jobId, { ...d, completed: row ? 0 : d.completed }, now);
+          ? await this.settleCounts(c, row, now, lastResult.get(jobId))
+          : await this.applyCounts(c, jobId, { ...d, completed: row ? 0 : d.completed }, now, lastResult.get(jobId));
         if (change) out.jobs.push(change);
         if (await this.isGraph(c, jobId)) out.released += await this.releaseGraph(c, jobId, now);
       }

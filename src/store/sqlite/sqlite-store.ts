@@ -33,7 +33,7 @@ import { withinCaps, type JobCaps } from '../../core/fair-share.ts';
 import { stateGuard as guard, targetState as to } from '../transition-sql.ts';
 import { SQLITE_MIGRATIONS } from './migrations.ts';
 import { deadlineError, openTimeoutColumns, openTimeoutError } from '../row-mapping.ts';
-import { failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
+import { resultsInHand, failedGroupFromRow, activeJobFromRow, artifactFromRow, claimedFromRow, requirementsOf, bucketFromRow, cursorOf, windowStart, artifactQuery, batchFromRow, fileFromRow, nodeStatus, credentialFromRow, flattenResults, fromJson, jobFromRow, refusedAppend, resultTasks, taskCountsFromJobs, taskFromRow, toJson, workerFromRow, scheduleFromRow, scheduleRunFromRow, SCHEDULE_COLUMNS, webhookDeliveryFromRow, traceContextOf } from '../row-mapping.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { preparePlanStable } from './plan-stable-sql.ts';
 import { ForemanLock } from './foreman-lock.ts';
@@ -879,7 +879,7 @@ export class SqliteStore implements Store {
   }
 
   /** Add to a job's counters and, when every task is terminal, settle its state. Runs inside a transaction. */
-  private applyCounts(jobId: string, delta: { completed: number; failed: number; cancelled: number }, now: number): JobChange | null {
+  private applyCounts(jobId: string, delta: { completed: number; failed: number; cancelled: number }, now: number, inHand?: { result: unknown }): JobChange | null {
     const r = this.s.jobAddCounts.get({ id: jobId, ...delta }) as Row | undefined;
     if (!r) return null;
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
@@ -892,7 +892,9 @@ export class SqliteStore implements Store {
       this.s.jobSetState.run({ state, now, id: jobId });
       finished = true;
     }
-    return { jobId, state, counts, finished };
+    const change: JobChange = { jobId, state, counts, finished };
+    const results = inHand ? resultsInHand({ kind: r.kind as string, total: r.total as number }, change, inHand.result) : undefined;
+    return results ? { ...change, results } : change;
   }
 
   async taskFinishMany(params: { outcomes: TaskOutcomeParams[]; now: number }): Promise<TaskFinishResult> {
@@ -901,6 +903,8 @@ export class SqliteStore implements Store {
       const out: TaskFinishResult = { recorded: [], rejected: [], jobs: [], released: 0 };
       const deltas = new Map<string, { completed: number; failed: number; cancelled: number }>();
       const perWorker = new Map<string, { completed: number; failed: number }>();
+      // A job's last completion in this batch: a one-task job's results are this (resultsInHand).
+      const lastResult = new Map<string, { result: unknown }>();
       const bump = (jobId: string, key: 'completed' | 'failed' | 'cancelled') => {
         let d = deltas.get(jobId);
         if (!d) { d = { completed: 0, failed: 0, cancelled: 0 }; deltas.set(jobId, d); }
@@ -912,7 +916,7 @@ export class SqliteStore implements Store {
         let retried = false;
         if (o.status === 'completed') {
           row = this.s.taskComplete.get(toJson(o.result) ?? 'null', now, o.taskId, o.attempt, o.workerId) as Row | undefined;
-          if (row) bump(row.job_id, 'completed');
+          if (row) { bump(row.job_id, 'completed'); lastResult.set(row.job_id, { result: o.result }); }
         } else if (o.status === 'failed') {
           row = this.s.taskForFailure.get(o.taskId, o.attempt, o.workerId) as Row | undefined;
           if (row) {
@@ -936,7 +940,7 @@ export class SqliteStore implements Store {
         }
       }
       for (const [jobId, d] of deltas) {
-        const change = this.applyCounts(jobId, d, now);
+        const change = this.applyCounts(jobId, d, now, lastResult.get(jobId));
         if (change) out.jobs.push(change);
         if (this.isGraph(jobId)) out.released += this.releaseGraph(jobId, now);
       }

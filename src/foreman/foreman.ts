@@ -300,7 +300,8 @@ export class Foreman {
     }, { attempts: o.webhookAttempts, backoff: { baseMs: o.webhookBackoffMs, maxMs: Math.max(o.webhookBackoffMs, WEBHOOK_MAX_BACKOFF_MS) },
       timeoutMs: o.webhookTimeoutMs, concurrency: o.webhookConcurrency, safetySweepMs: WEBHOOK_SAFETY_SWEEP_MS, hosts: o.webhookHosts, clock: this.clock });
     this.webhooks = webhooks;
-    events.onChange((change) => { if (change.finished) webhooks.jobEnded(); });
+    // A job whose end is known to have written no delivery (most jobs) costs the sender nothing.
+    events.onChange((change) => { if (change.finished && change.webhook !== false) webhooks.jobEnded(); });
     // A finished job (here, or through another foreman) takes no more of the workers.
     events.onChange((change) => { if (change.finished) { dispatcher?.jobFinished(change.jobId); breaker.forget(change.jobId); } });
     // A graph whose node failed for good fails as a whole: what is left of it is cancelled.

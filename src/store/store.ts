@@ -520,6 +520,11 @@ export interface JobChange {
    * returns; its subscribers are told without reading them back.
    */
   results?: unknown[];
+  /**
+   * Whether the job's end wrote a webhook delivery (it names a webhook, or its key has one), when
+   * the call that ended it knows; absent otherwise (a change heard from another foreman, say).
+   */
+  webhook?: boolean;
 }
 
 /** What became of a batch of outcomes. */

@@ -222,7 +222,7 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       const now = Date.now();
       const first = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 1 } }], now });
       assert.equal(first.recorded.length, 1);
-      assert.deepEqual(first.jobs, [{ jobId: job.id, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true, results: [{ v: 1 }] }]);
+      assert.deepEqual(first.jobs, [{ jobId: job.id, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true, results: [{ v: 1 }], webhook: false }]);
       const dup = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: { v: 2 } }], now });
       assert.equal(dup.recorded.length, 0);
       assert.deepEqual(dup.rejected, [{ taskId: t.taskId, attempt: 1, currentState: 'completed', currentAttempt: 1 }]);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { JobInsertParams, Store, WebhookAttempt } from '../store.ts';
+import type { JobChange, JobInsertParams, Store, WebhookAttempt } from '../store.ts';
 
 let counter = 0;
 
@@ -20,12 +20,13 @@ function job(over: { webhookUrl?: string | null; owner?: string | null } = {}): 
   };
 }
 
-/** Run the job's one task to completion on worker w1. */
-async function complete(store: Store, jobId: string, now: number): Promise<void> {
+/** Run the job's one task to completion on worker w1; what the commit said of the job's end. */
+async function complete(store: Store, jobId: string, now: number): Promise<JobChange | undefined> {
   const [t] = await store.taskClaimMany({ workerId: 'w1', patterns: ['hook.*'], allowCode: false, limit: 10, leaseMs: 30_000, now, jobs: [{ jobId, limit: 1 }] });
   assert.ok(t, 'the task is claimed');
   const r = await store.taskFinishMany({ outcomes: [{ taskId: t.taskId, attempt: t.attempt, workerId: 'w1', status: 'completed', result: 1 }], now });
   assert.equal(r.recorded.length, 1);
+  return r.jobs.find((j) => j.jobId === jobId);
 }
 
 const attempt = (n: number, at: number, status: number | null, error: string | null): WebhookAttempt => ({ attempt: n, at, status, error, durationMs: 5 });
@@ -45,7 +46,10 @@ export function webhookConformance(store: () => Store): void {
     assert.deepEqual(await s.webhookDeliveryList(own.id), [], 'nothing before the job ends');
     assert.equal(await s.webhookNextDue(), null);
 
-    for (const j of [own, byKey, none]) await complete(s, j.id, now);
+    // The commit that ends a job says whether it wrote a delivery (the sender looks only then).
+    const ends = [];
+    for (const j of [own, byKey, none]) ends.push(await complete(s, j.id, now));
+    assert.deepEqual(ends.map((c) => c?.webhook), [true, true, false]);
     await s.jobCancel({ jobId: cancelled.id, now });
 
     const [d] = await s.webhookDeliveryList(own.id);

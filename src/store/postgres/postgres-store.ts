@@ -751,8 +751,11 @@ export class PostgresStore implements Store {
       // A finished job may be pruned once its retention has passed (jobs from before retention:
       // never on their own). Other foremen hear of its end from the same statement.
       const change: JobChange = { jobId, state, counts, finished: true };
-      await c.query(prepared('UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3 RETURNING pg_notify($4, $5)',
-        [state, now, jobId, CHANNEL, JSON.stringify({ kind: 'job', change, from: this.instanceId })]));
+      // Whether the end wrote a webhook delivery: the jobs_webhook trigger's own condition.
+      const ended = (await c.query(prepared(`UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3
+        RETURNING pg_notify($4, $5), (webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials k WHERE k.id = jobs.owner AND k.kind = 'key' AND k.revoked_at IS NULL AND k.webhook_url IS NOT NULL)) AS webhook`,
+      [state, now, jobId, CHANNEL, JSON.stringify({ kind: 'job', change, from: this.instanceId })]))).rows[0];
+      change.webhook = ended?.webhook === true;
       // Not in the notification: its size is bounded; other foremen read the results.
       const results = inHand ? resultsInHand(r as { kind: string; total: number }, change, inHand.result) : undefined;
       return results ? { ...change, results } : change;

@@ -259,7 +259,9 @@ export class SqliteStore implements Store {
       jobAddCounts: db.prepare(`UPDATE jobs SET completed = completed + @completed, failed = failed + @failed,
         cancelled = cancelled + @cancelled WHERE id = @id RETURNING *`),
       // A finished job may be pruned once its retention has passed (jobs from before retention: never on their own).
-      jobSetState: db.prepare('UPDATE jobs SET state = @state, completed_at = @now, prune_after = @now + retention_ms WHERE id = @id'),
+      // Whether the end wrote a webhook delivery: the jobs_webhook trigger's own condition.
+      jobSetState: db.prepare(`UPDATE jobs SET state = @state, completed_at = @now, prune_after = @now + retention_ms WHERE id = @id
+        RETURNING (webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials c WHERE c.id = jobs.owner AND c.kind = 'key' AND c.revoked_at IS NULL AND c.webhook_url IS NOT NULL)) AS webhook`),
       // A cancelled job takes no more parts.
       jobCancelMark: db.prepare(`UPDATE jobs SET cancel_requested = 1, open = 0, open_expires_at = NULL,
         closed_by = CASE WHEN open = 1 THEN 'cancel' ELSE closed_by END WHERE id = ?`),
@@ -885,14 +887,15 @@ export class SqliteStore implements Store {
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
     let state: JobState = r.state;
     let finished = false;
+    let webhook = false;
     if (!TERMINAL_JOB_STATES.has(state) && r.open !== 1 && isJobDone(counts)) {
       state = r.kind === 'graph' && r.graph
         ? graphState(JSON.parse(r.graph) as GraphPlan, (this.s.graphFailed.all(jobId) as Row[]).map((x) => x.id as string), r.cancel_requested === 1)
         : deriveJobState(counts, { started: true, cancelRequested: r.cancel_requested === 1 });
-      this.s.jobSetState.run({ state, now, id: jobId });
+      webhook = (this.s.jobSetState.get({ state, now, id: jobId }) as Row).webhook === 1;
       finished = true;
     }
-    const change: JobChange = { jobId, state, counts, finished };
+    const change: JobChange = { jobId, state, counts, finished, ...(finished ? { webhook } : {}) };
     const results = inHand ? resultsInHand({ kind: r.kind as string, total: r.total as number }, change, inHand.result) : undefined;
     return results ? { ...change, results } : change;
   }

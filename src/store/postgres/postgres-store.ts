@@ -165,6 +165,21 @@ function parseUrl(url: string, schema?: string): { connectionString: string; sch
 }
 
 /** The PostgreSQL store (see the file's comment). @internal */
+/** Queued tasks per priority rank, counted once per submission group (see jobInsertMany). */
+interface QueueCounts { byPriority: Map<number, number>; counted: boolean }
+
+/**
+ * The first queued tasks in queue order (up to the cap, `$1`), counted per priority, as one JSON
+ * object: a job's position is the queued tasks of its first task's priority or better.
+ */
+const QUEUE_COUNT_JSON = `(SELECT coalesce(json_object_agg(priority, n), '{}')::text FROM (SELECT priority, count(*) AS n
+  FROM (SELECT priority FROM tasks WHERE state = 'queued' ORDER BY priority, seq LIMIT $1) first GROUP BY priority) counts)`;
+
+function readQueueCounts(queued: QueueCounts, text: string): void {
+  for (const [rank, n] of Object.entries(JSON.parse(text) as Record<string, number>)) queued.byPriority.set(Number(rank), Number(n));
+  queued.counted = true;
+}
+
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   readonly schema: string;
@@ -403,11 +418,9 @@ export class PostgresStore implements Store {
       // to the cap) and kept up to date as it inserts: a job's position is the queued tasks of
       // its first task's priority or better. Other foremen hear of each new job from the
       // statement that inserts it (see insertJobRows).
-      const queued = new Map<number, number>();
-      for (const r of (await c.query(prepared(`SELECT priority, count(*) AS n FROM (SELECT priority FROM tasks WHERE state = 'queued'
-          ORDER BY priority, seq LIMIT $1) first GROUP BY priority`, [POSITION_COUNT_CAP + 1]))).rows) {
-        queued.set(r.priority, Number(r.n));
-      }
+      // The count rides on the first job's insert (one round trip fewer per group), or, when that
+      // insert returns no row (an idempotency key taken), is asked for on its own.
+      const queued: QueueCounts = { byPriority: new Map(), counted: false };
       for (const params of list) {
         const chosenIds = params.tasks.some((t) => !t.id.startsWith(`${params.job.id}.`));
         if (!chosenIds) { out.push(await this.insertJobRows(c, params, queued)); continue; }
@@ -425,31 +438,41 @@ export class PostgresStore implements Store {
     }, { retry: list.every((p) => p.job.idempotencyKey !== null) });
   }
 
+  /** The queue counted by priority for a group's positions, once (see jobInsertMany). */
+  private async countQueue(c: pg.PoolClient, queued: QueueCounts): Promise<void> {
+    if (queued.counted) return;
+    for (const r of (await c.query(prepared(`SELECT ${QUEUE_COUNT_JSON} AS queued_counts`, [POSITION_COUNT_CAP + 1]))).rows) readQueueCounts(queued, r.queued_counts);
+  }
+
   /** One job's rows, inside the group's transaction; `queued` counts the queue by priority (see jobInsertMany). */
-  private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: Map<number, number>): Promise<JobInsertResult> {
+  private async insertJobRows(c: pg.PoolClient, params: JobInsertParams, queued: QueueCounts): Promise<JobInsertResult> {
     const { job, tasks, now } = params;
     const timeouts = openTimeoutColumns(job);
     const announcement = this.acceptedWork(params);
+    // The group's first insert also counts the queue, in its statement's snapshot: before this job's tasks.
+    const count = !queued.counted;
     const insertJob = () => c.query(prepared(`INSERT INTO jobs (id, kind, name, state, priority, total, arg_count, chunk_size, code, timeout_ms,
         max_attempts, idempotency_key, metadata, created_at, owner, retention_ms, label, queue_timeout_ms, queue_deadline, run_on, graph, open, weight, max_concurrency, language,
         open_timeout_ms, on_open_timeout, open_expires_at, deadline, run_at, webhook_url, trace_context)
         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, greatest($13::bigint, coalesce($27::bigint, 0)) + $17::bigint, $18, $19, $20, $21, $22, $23,
           $24, $25, $13::bigint + $24::bigint, $26, $27, $28, $29)
-        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *, pg_notify($30, $31) AS announced`,
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *, pg_notify($30, $31) AS announced${count ? `, ${QUEUE_COUNT_JSON.replaceAll('$1', '$32')} AS queued_counts` : ''}`,
       [job.id, job.kind, job.name, PRIORITY_RANK[job.priority], tasks.length, job.argCount, job.chunkSize, job.code, job.timeoutMs,
         job.maxAttempts, job.idempotencyKey, toJson(job.metadata ?? undefined), now, job.owner, job.retentionMs, job.label, job.queueTimeoutMs, job.runOn,
         job.graph ? JSON.stringify(job.graph) : null, job.open === true, job.weight ?? 1, job.maxConcurrency ?? null,
         job.kind === 'map' ? job.language ?? 'javascript' : null, timeouts.openTimeoutMs, timeouts.onOpenTimeout, job.deadline ?? null, job.runAt ?? null, job.webhookUrl ?? null,
-        toJson(job.traceContext ?? undefined), CHANNEL, announcement]));
+        toJson(job.traceContext ?? undefined), CHANNEL, announcement, ...(count ? [POSITION_COUNT_CAP + 1] : [])]));
     // The common case is one statement: a new key (or none) inserts. A taken key means an
     // existing job: returned while its key lives, else the key moves to the new job.
     let jr = (await insertJob()).rows[0];
+    if (jr && count) readQueueCounts(queued, jr.queued_counts);
     if (!jr) {
       const existing = (await c.query('SELECT * FROM jobs WHERE idempotency_key = $1 FOR UPDATE', [job.idempotencyKey])).rows[0];
       if (existing && (params.dedupSince === undefined || existing.created_at >= params.dedupSince)) {
         return { job: jobFromRow(existing), position: 0, deduplicated: true };
       }
       if (existing) await c.query('UPDATE jobs SET idempotency_key = NULL WHERE id = $1', [existing.id]);
+      await this.countQueue(c, queued);
       jr = (await insertJob()).rows[0];
     }
     if (tasks.length > 0) await this.insertTasks(c, job.id, job.runOn, tasks, now);
@@ -457,9 +480,10 @@ export class PostgresStore implements Store {
     if (files.length > 0) await c.query('UPDATE files SET job_id = $1 WHERE id = ANY($2::text[]) AND job_id IS NULL', [job.id, files]);
     const firstRank = PRIORITY_RANK[tasks[0]?.priority ?? job.priority];
     let position = 0;
-    for (const [rank, n] of queued) if (rank <= firstRank) position += n;
+    for (const [rank, n] of queued.byPriority) if (rank <= firstRank) position += n;
     // Counted only once the job is in: a job refused adds nothing.
-    for (const t of tasks) if (initialTaskState(t.availableAt, now) === 'queued') queued.set(PRIORITY_RANK[t.priority], (queued.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
+    const by = queued.byPriority;
+    for (const t of tasks) if (initialTaskState(t.availableAt, now) === 'queued') by.set(PRIORITY_RANK[t.priority], (by.get(PRIORITY_RANK[t.priority]) ?? 0) + 1);
     return { job: jobFromRow(jr), position: Math.min(position, POSITION_COUNT_CAP), deduplicated: false };
   }
 
@@ -1678,7 +1702,8 @@ export class PostgresStore implements Store {
     if (r.rowCount === 0) return { applied: false };
     const jobs: (JobInsertResult & { tickAt: number })[] = [];
     for (const run of p.runs) {
-      const res = run.job ? await this.insertJobRows(c, run.job, new Map()) : null;
+      // A fired job's position is not asked for: nothing is counted.
+      const res = run.job ? await this.insertJobRows(c, run.job, { byPriority: new Map(), counted: true }) : null;
       if (res) jobs.push({ ...res, tickAt: run.tickAt });
       await c.query(prepared('INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, reason, outcome, job_id) VALUES ($1, $2, $3, $4, $5, $6)',
         [p.scheduleId, run.tickAt, run.firedAt, run.reason, run.outcome, res?.job.id ?? null]));

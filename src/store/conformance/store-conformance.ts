@@ -259,6 +259,22 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(failed.results, undefined);
     });
 
+    test('a job ends by the same rule whichever outcome is its last: failed when a task failed before the last completed', async () => {
+      const { job } = await store.jobInsert(namedJob(['end.a', 'end.a']));
+      const [a, b] = await claim(store, 'w1', ['end.a'], 2);
+      const now = Date.now();
+      const first = await store.taskFinishMany({ outcomes: [{ taskId: a.taskId, attempt: 1, workerId: 'w1', status: 'failed', error: { message: 'x', retryable: false } }], now });
+      assert.deepEqual(first.jobs.map((j) => [j.state, j.finished]), [['running', false]]);
+      const last = await store.taskFinishMany({ outcomes: [{ taskId: b.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: 2 }], now });
+      assert.deepEqual(last.jobs.map((j) => [j.jobId, j.state, j.finished, j.counts]), [[job.id, 'failed', true, { total: 2, completed: 1, failed: 1, cancelled: 0 }]]);
+      const stored = await store.jobGet(job.id);
+      assert.equal(stored?.state, 'failed');
+      assert.ok(stored?.completedAt !== null, 'its end time is written');
+      // A later duplicate of the completion changes nothing and ends nothing again.
+      const dup = await store.taskFinishMany({ outcomes: [{ taskId: b.taskId, attempt: 1, workerId: 'w1', status: 'completed', result: 2 }], now: now + 1 });
+      assert.deepEqual(dup.jobs, []);
+    });
+
     test('after a requeue only the new attempt can record', async () => {
       await store.jobInsert(namedJob(['r.a']));
       const [t1] = await claim(store, 'w1', ['r.a'], 1);

@@ -83,10 +83,41 @@ const CLAIM_REST = `claimed AS (UPDATE tasks t SET state = ${to('claim')}, attem
  * foremen ($channel, from $from) in the same statement, unless the update leaves every task
  * ended (the job is then settled and announced after). `announced` is NULL when it did not.
  */
-const ANNOUNCE_JOB_UNLESS_ENDING = (channel: string, from: string) => `CASE WHEN state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total
+const ANNOUNCE_JOB_UNLESS_ENDING = (channel: string, from: string, endedHere = 'false') => `CASE WHEN NOT ${endedHere} AND (state IN ('completed', 'failed', 'cancelled') OR open OR completed + failed + cancelled < total)
         THEN pg_notify(${channel}, json_build_object('kind', 'job', 'from', ${from}::text, 'change', json_build_object('jobId', id, 'state', state,
           'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', false))::text) IS NULL
         END AS announced`;
+
+/**
+ * Completions that end a job settle it in the statement that counts them (one round trip fewer
+ * per job end): the same rule as core's deriveJobState for a job whose every task has ended —
+ * cancelled if a cancel was asked or a task was cancelled, else failed if one failed, else
+ * completed — and the same columns settleCounts writes. Graphs (whose state follows their
+ * nodes), open jobs and jobs already ended are left to settleCounts. The SET expressions read
+ * the row as it was, before `n` (the completions counted) is added.
+ */
+const ENDS_ON_COMPLETION = (n: string) => `(kind <> 'graph' AND NOT open AND state NOT IN ('completed', 'failed', 'cancelled')
+  AND completed + ${n} + failed + cancelled >= total)`;
+const SETTLE_ON_COMPLETION = (n: string, now: string) => `
+  state = CASE WHEN ${ENDS_ON_COMPLETION(n)} THEN (CASE WHEN cancel_requested OR cancelled > 0 THEN 'cancelled' WHEN failed > 0 THEN 'failed' ELSE 'completed' END) ELSE state END,
+  completed_at = CASE WHEN ${ENDS_ON_COMPLETION(n)} THEN ${now}::bigint ELSE completed_at END,
+  prune_after = CASE WHEN ${ENDS_ON_COMPLETION(n)} THEN ${now}::bigint + retention_ms ELSE prune_after END`;
+/**
+ * In RETURNING, after SETTLE_ON_COMPLETION: whether that statement ended the job (`ended_here`:
+ * terminal now, not in `oldState`, its state as locked before the update), announced to other
+ * foremen as settleCounts announces an end, and whether its end wrote a webhook delivery (the
+ * jobs_webhook trigger's condition).
+ */
+const ENDED = (oldState: string) => `(${oldState} NOT IN ('completed', 'failed', 'cancelled') AND state IN ('completed', 'failed', 'cancelled'))`;
+const ENDED_HERE = (oldState: string, channel: string, from: string) => {
+  const ended = ENDED(oldState);
+  return `
+  ${ended} AS ended_here,
+  CASE WHEN ${ended} THEN pg_notify(${channel}, json_build_object('kind', 'job', 'from', ${from}::text, 'change', json_build_object('jobId', id, 'state', state,
+      'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', true))::text) IS NULL
+  END AS ended_announced,
+  (webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials k WHERE k.id = jobs.owner AND k.kind = 'key' AND k.revoked_at IS NULL AND k.webhook_url IS NOT NULL)) AS webhook`;
+};
 
 /** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
 function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boolean }[], limit: number): { jobId: string; limit: number; capped?: boolean }[] {
@@ -761,12 +792,21 @@ export class PostgresStore implements Store {
     return r ? this.settleCounts(c, r, now, inHand) : null;
   }
 
-  /** After a job's counters moved (`r` its row, with `announced`): settle its state when every task is terminal, and announce it if not done yet. */
+  /**
+   * After a job's counters moved (`r` its row, with `announced`): settle its state when every
+   * task is terminal, and announce it if not done yet. A job the completions' statement ended
+   * itself (`ended_here`, see SETTLE_ON_COMPLETION) is settled and announced already.
+   */
   private async settleCounts(c: pg.PoolClient, r: Row, now: number, inHand?: { result: unknown }): Promise<JobChange> {
     const jobId = r.id as string;
     if (this.graphJobs.size > 10_000) this.graphJobs.clear();
     this.graphJobs.set(jobId, r.kind === 'graph');
     const counts: JobCounts = { total: r.total, completed: r.completed, failed: r.failed, cancelled: r.cancelled };
+    if (r.ended_here === true) {
+      const change: JobChange = { jobId, state: r.state, counts, finished: true, webhook: r.webhook === true };
+      const results = inHand ? resultsInHand(r as { kind: string; total: number }, change, inHand.result) : undefined;
+      return results ? { ...change, results } : change;
+    }
     let state: JobState = r.state;
     if (!TERMINAL_JOB_STATES.has(state) && !r.open && isJobDone(counts)) {
       state = r.kind === 'graph' && r.graph
@@ -1034,9 +1074,10 @@ export class PostgresStore implements Store {
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
             RETURNING t.id, t.attempt, t.job_id, t.worker_id),
           per_job AS (SELECT job_id, count(*)::int AS n FROM done GROUP BY job_id),
-          job_locks AS (SELECT id AS locked_id FROM jobs WHERE id IN (SELECT job_id FROM per_job) ORDER BY id FOR UPDATE),
-          counted AS (UPDATE jobs SET completed = completed + per_job.n FROM job_locks JOIN per_job ON per_job.job_id = job_locks.locked_id
-            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7')}),
+          job_locks AS (SELECT id AS locked_id, state AS old_state FROM jobs WHERE id IN (SELECT job_id FROM per_job) ORDER BY id FOR UPDATE),
+          counted AS (UPDATE jobs SET completed = completed + per_job.n, ${SETTLE_ON_COMPLETION('per_job.n', '$5')}
+            FROM job_locks JOIN per_job ON per_job.job_id = job_locks.locked_id
+            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7', ENDED('job_locks.old_state'))}, ${ENDED_HERE('job_locks.old_state', '$6', '$7')}),
           per_worker AS (SELECT worker_id, count(*)::int AS n FROM done GROUP BY worker_id),
           worker_locks AS (SELECT id AS locked_id FROM workers WHERE id IN (SELECT worker_id FROM per_worker) ORDER BY id FOR UPDATE),
           seen AS (UPDATE workers SET tasks_completed = tasks_completed + per_worker.n, last_seen_at = $5 FROM worker_locks JOIN per_worker ON per_worker.worker_id = worker_locks.locked_id

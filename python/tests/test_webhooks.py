@@ -20,6 +20,13 @@ from crowdcompute.errors import InvalidRequestError, NotFoundError
 from support import wait_until
 
 
+def serve(receiver: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A webhook receiver on 127.0.0.1, served from a thread; the server and its /hook URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
 def verify(secret: str, headers: Any, body: bytes) -> bool:
     """Standard Webhooks verification, as a receiver written in Python does it."""
     msg_id, ts, given = headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"]
@@ -45,9 +52,7 @@ def test_a_jobs_end_is_posted_signed_and_retried_until_accepted(start_foreman: A
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server, url = serve(Receiver)
     try:
         with Client(foreman.url) as client:
             # No worker serves it: cancelling ends it, which is what the webhook announces.
@@ -79,9 +84,7 @@ def test_a_key_sets_its_own_webhook_over_rest_and_an_admin_removes_it(start_fore
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server, url = serve(Receiver)
     key = cli("key", "create", "--scopes", "submit,read", "--name", "py-hooked", "--database", foreman.database).strip()
     key_id = key.split("_")[1]
     try:

@@ -61,6 +61,19 @@ test('calls in a row share one warm process; calls at once get one process each'
   });
 });
 
+test('in a sandbox process, where calls block: async functions are awaited, loops and hung promises stop at the timeout, and the process runs on', async () => {
+  await withSandbox({ maxProcesses: 1, killGraceMs: 500 }, async (sandbox) => {
+    assert.deepEqual(await call(sandbox, 'async (x) => { await null; return x + 1; }', [1, 2, 3]).result, [2, 3, 4]);
+    // Plain values first, then a promise: the chunk switches to awaiting midway.
+    assert.deepEqual(await call(sandbox, '(x) => (x < 2 ? x * 10 : Promise.resolve(x * 100))', [0, 1, 2, 3]).result, [0, 10, 200, 300]);
+    assert.equal(await outcome(call(sandbox, '(x) => { while (true) {} }', [1], 300).result), 'CC_ERR_TIMEOUT');
+    assert.equal(await outcome(call(sandbox, '() => new Promise(() => {})', [1], 300).result), 'CC_ERR_TIMEOUT');
+    const failed = await outcome(call(sandbox, '(x) => { if (x === 2) throw new Error("two"); return x; }', [1, 2, 3]).result);
+    assert.equal(failed, 'CC_ERR_HANDLER_FAILED');
+    assert.deepEqual(await call(sandbox, '(x) => x * 3', [7]).result, [21], 'the next call runs');
+  });
+});
+
 test('past maxProcesses, a call waits for a process to be free', async () => {
   await withSandbox({ maxProcesses: 2 }, async (sandbox) => {
     const runs = [1, 2, 3, 4, 5].map((i) => call(sandbox, `(x) => x + ${i}`, [10]).result);

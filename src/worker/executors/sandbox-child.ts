@@ -9,6 +9,7 @@
  */
 // The error class alone, not the protocol's index: sandbox processes load this file, and the
 // index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
+import { Worker } from 'node:worker_threads';
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import { SandboxExecutor, type SandboxOptions } from './sandbox-executor.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
@@ -20,10 +21,16 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 // Not process.exit(): its exit handlers wait for a running isolate, which may never end.
 process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+// Calls into the isolate block this thread (see `blocking` below), so while a function runs the
+// 'disconnect' above is not heard: a worker killed outright would leave this process running
+// the function to its timeout. A watchdog thread notices the worker gone (this process handed
+// to another parent) and ends it; a check every 250 ms costs nothing measurable.
+new Worker(`setInterval(() => { if (process.ppid !== ${process.ppid}) process.kill(${process.pid}, 'SIGKILL'); }, 250);`, { eval: true }).unref();
 
 const options = JSON.parse(process.argv[2] ?? '{}') as Partial<SandboxOptions>;
 // The worker tracks which sources each process holds and says when to forget one.
-const sandbox = new SandboxExecutor({ ...options, maxJobs: Number.MAX_SAFE_INTEGER });
+// One chunk at a time and nothing else to do meanwhile: calls into the isolate block (see `blocking`).
+const sandbox = new SandboxExecutor({ ...options, maxJobs: Number.MAX_SAFE_INTEGER, blocking: true });
 
 function send(m: FromSandbox): void {
   process.send!(m);

@@ -16,11 +16,21 @@ export interface SandboxOptions {
   maxWarmJobs: number;
   /** Map jobs whose source is remembered (code arrives once per job and connection). Default 1000. */
   maxJobs: number;
+  /**
+   * Call into the isolate synchronously, blocking this thread while the function runs: for a
+   * process that runs one chunk at a time and nothing else (a sandbox process), where it saves
+   * the hop through isolated-vm's thread pool that an async call makes (measured: about 60 us
+   * per call async, 12 us sync, for a function that sums 1..10,000). Default false.
+   */
+  blocking?: boolean;
 }
 
 interface Warm {
   isolate: ivm.Isolate;
   run: ivm.Reference<(argsJson: string) => string | Promise<string>>;
+  /** The runner's synchronous entry and the awaiting of what it left pending (see sandbox-runner.ts). */
+  runSync: ivm.Reference<(argsJson: string) => string | null>;
+  awaitPending: ivm.Reference<() => Promise<string>>;
 }
 
 interface JobEntry {
@@ -57,6 +67,7 @@ export class SandboxExecutor implements CodeExecutor {
       defaultTimeoutMs: options.defaultTimeoutMs ?? WORKER_DEFAULTS.sandboxTimeoutMs,
       maxWarmJobs: options.maxWarmJobs ?? 16,
       maxJobs: options.maxJobs ?? 1000,
+      blocking: options.blocking ?? false,
     };
   }
 
@@ -95,7 +106,9 @@ export class SandboxExecutor implements CodeExecutor {
       await context.eval(PRELUDE, { timeout: 1_000 });
       await context.eval(`const __ccFn = (${entry.code}\n);\n${RUNNER}`, { timeout: 5_000, filename: `job-${jobId}.js` });
       const run = await context.global.get('__ccRun', { reference: true }) as ivm.Reference<(argsJson: string) => string>;
-      return { isolate, run };
+      const runSync = await context.global.get('__ccRunSync', { reference: true }) as ivm.Reference<(argsJson: string) => string | null>;
+      const awaitPending = await context.global.get('__ccAwait', { reference: true }) as ivm.Reference<() => Promise<string>>;
+      return { isolate, run, runSync, awaitPending };
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
       throw new CrowdComputeError('CC_ERR_CODE_COMPILE', `job ${jobId}: the shipped function failed to load in the sandbox: ${(err as Error).message}`);
@@ -126,7 +139,14 @@ export class SandboxExecutor implements CodeExecutor {
       // The host-side deadline covers what isolated-vm's own timeout cannot: awaited promises.
       const deadline = setTimeout(() => killWith?.('timeout'), limit + 50);
       try {
-        const text = await w.run.apply(undefined, [argsJson], { timeout: limit, result: { promise: true } }) as string;
+        let text: string;
+        if (this.o.blocking) {
+          const started = Date.now();
+          const sync = w.runSync.applySync(undefined, [argsJson], { timeout: limit });
+          text = sync ?? (await w.awaitPending.apply(undefined, [], { timeout: Math.max(1, limit - (Date.now() - started)), result: { promise: true } }) as string);
+        } else {
+          text = await w.run.apply(undefined, [argsJson], { timeout: limit, result: { promise: true } }) as string;
+        }
         if (!w.isolate.isDisposed && !this.disposed && this.jobs.get(jobId) === entry) entry.idle.push(w);
         return text;
       } catch (err) {

@@ -19,6 +19,10 @@ import { chunkFailure, type ArgumentFailure } from '../runtime/code-executor.ts'
  * The loop stays synchronous while the function returns plain values, so isolated-vm's
  * `timeout` (which covers synchronous execution) stops an infinite loop; an async function
  * switches to an awaiting loop, bounded by the host-side deadline instead.
+ *
+ * `__ccRunSync` is the same for a caller that calls synchronously (a sandbox process, which
+ * runs one chunk at a time): it returns the text, or null when the function went async, whose
+ * promise `__ccAwait` then hands over to be awaited.
  */
 export const RUNNER = `
 const __ccError = (i, e) => ({ index: i,
@@ -46,6 +50,17 @@ globalThis.__ccRun = function (argsJson) {
     out[i] = v;
   }
   return __ccJson(out, errors);
+};
+globalThis.__ccRunSync = function (argsJson) {
+  const r = __ccRun(argsJson);
+  if (typeof r === 'string') return r;
+  globalThis.__ccPending = r;
+  return null;
+};
+globalThis.__ccAwait = function () {
+  const p = globalThis.__ccPending;
+  globalThis.__ccPending = undefined;
+  return p;
 };`;
 
 /**

@@ -301,7 +301,6 @@ export function flattenResults(job: Row, taskRows: Row[], page?: ResultPage): Jo
 /** How many results a job has: one per argument (map), else one per task. */
 const resultCount = (job: Row): number => (job.kind === 'map' ? job.arg_count : job.total);
 
-/** The tasks (by index, `to` excluded) that hold a page of results. */
 /**
  * A finished job's results from the one outcome that completed it, when that is all of them:
  * a job of one task that completed, of kind `tasks` (its results are that task's result) or
@@ -314,6 +313,7 @@ export function resultsInHand(job: { kind: string; total: number }, change: JobC
   return undefined;
 }
 
+/** The tasks (by index, `to` excluded) that hold a page of results. */
 export function resultTasks(job: Row, page?: ResultPage): { from: number; to: number } {
   if (!page) return { from: 0, to: 2_147_483_647 };
   const per = job.kind === 'map' ? job.chunk_size : 1;

@@ -195,7 +195,6 @@ function parseUrl(url: string, schema?: string): { connectionString: string; sch
   return { connectionString: u.toString(), schema: name };
 }
 
-/** The PostgreSQL store (see the file's comment). @internal */
 /** Queued tasks per priority rank, counted once per submission group (see jobInsertMany). */
 interface QueueCounts { byPriority: Map<number, number>; counted: boolean }
 
@@ -211,6 +210,7 @@ function readQueueCounts(queued: QueueCounts, text: string): void {
   queued.counted = true;
 }
 
+/** The PostgreSQL store (see the file's comment). @internal */
 export class PostgresStore implements Store {
   readonly driver = 'postgres' as const;
   readonly schema: string;

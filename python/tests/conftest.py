@@ -29,6 +29,10 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="cc-pytest-"))
 os.environ["CROWDCOMPUTE_CONFIG_DIR"] = str(SESSION_DIR / "config")
 for name in ("CROWDCOMPUTE_API_KEY", "CROWDCOMPUTE_FOREMAN", "CROWDCOMPUTE_WORKER_TOKEN", "CROWDCOMPUTE_WORKER_ID"):
     os.environ.pop(name, None)
+# The foremen, workers and CLI commands started here share Node's compile cache (compiled code,
+# and the TypeScript sources with their types stripped), as the TypeScript suite's do: without
+# it each process strips and compiles the same sources anew, a third of its start-up time.
+os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "crowdcompute-compile-cache"))
 
 POSTGRES_URL = os.environ.get("CROWDCOMPUTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 

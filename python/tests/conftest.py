@@ -67,7 +67,7 @@ def postgres_reachable() -> bool:
 
 def cli(*args: str, timeout: float = 60) -> str:
     """Run `crowdcompute <args>` (key, token, … commands) and return its standard output."""
-    done = subprocess.run([node(), "--no-node-snapshot", str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    done = subprocess.run([node(), str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
     if done.returncode != 0:
         raise RuntimeError(f"crowdcompute {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
@@ -89,7 +89,7 @@ class Foreman:
     def start(self) -> None:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [node(), "--no-node-snapshot", str(BIN), "foreman", "--port", str(self.port), "--host", "127.0.0.1",
+            [node(), str(BIN), "foreman", "--port", str(self.port), "--host", "127.0.0.1",
              "--log-level", "warn", "--database", self.database, *self.args],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The Python SDK's tests use Debian's python3 and Debian's packages of what they need; install
 # the missing ones from Debian (never from a Python registry, which these machines do not reach).
+# pytest-xdist runs the tests in two processes: most of a test's time is a foreman or worker
+# starting, which leaves the other core idle.
 set -uo pipefail
-PACKAGES=(python3 python3-websockets python3-pytest python3-pytest-asyncio python3-venv python3-setuptools python3-wheel python3-build python3-pip python3-mypy python3-jsonschema)
+PACKAGES=(python3 python3-websockets python3-pytest python3-pytest-asyncio python3-venv python3-setuptools python3-wheel python3-build python3-pip python3-mypy python3-jsonschema python3-pytest-xdist)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

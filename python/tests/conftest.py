@@ -29,6 +29,10 @@ SESSION_DIR = Path(tempfile.mkdtemp(prefix="cc-pytest-"))
 os.environ["CROWDCOMPUTE_CONFIG_DIR"] = str(SESSION_DIR / "config")
 for name in ("CROWDCOMPUTE_API_KEY", "CROWDCOMPUTE_FOREMAN", "CROWDCOMPUTE_WORKER_TOKEN", "CROWDCOMPUTE_WORKER_ID"):
     os.environ.pop(name, None)
+# The foremen, workers and CLI commands started here share Node's compile cache (compiled code,
+# and the TypeScript sources with their types stripped), as the TypeScript suite's do: without
+# it each process strips and compiles the same sources anew, a third of its start-up time.
+os.environ.setdefault("NODE_COMPILE_CACHE", str(Path(tempfile.gettempdir()) / "crowdcompute-compile-cache"))
 
 POSTGRES_URL = os.environ.get("CROWDCOMPUTE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 
@@ -63,7 +67,7 @@ def postgres_reachable() -> bool:
 
 def cli(*args: str, timeout: float = 60) -> str:
     """Run `crowdcompute <args>` (key, token, … commands) and return its standard output."""
-    done = subprocess.run([node(), "--no-node-snapshot", str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+    done = subprocess.run([node(), str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
     if done.returncode != 0:
         raise RuntimeError(f"crowdcompute {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout
@@ -85,7 +89,7 @@ class Foreman:
     def start(self) -> None:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [node(), "--no-node-snapshot", str(BIN), "foreman", "--port", str(self.port), "--host", "127.0.0.1",
+            [node(), str(BIN), "foreman", "--port", str(self.port), "--host", "127.0.0.1",
              "--log-level", "warn", "--database", self.database, *self.args],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )

@@ -34,7 +34,7 @@ class Worker:
         self.log = SESSION_DIR / f"worker-{worker_id}-{foreman.port}.log"
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [node(), "--no-node-snapshot", str(BIN), "worker", "--foreman", foreman.ws_url, "--id", worker_id,
+                [node(), str(BIN), "worker", "--foreman", foreman.ws_url, "--id", worker_id,
                  "--handlers", str(HANDLERS), "--concurrency", "8", "--no-status", "--log-level", "warn", *args],
                 stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
             )

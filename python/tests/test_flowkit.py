@@ -265,7 +265,7 @@ class Sums(Handler):
 async def test_a_graph_mixing_typescript_and_python_nodes(foreman: Any) -> None:
     log = SESSION_DIR / f"fk-ts-worker-{foreman.port}.log"
     with open(log, "ab") as out:
-        ts = subprocess.Popen([node(), "--no-node-snapshot", str(BIN), "worker", "--foreman", foreman.ws_url, "--id", "fk-ts",
+        ts = subprocess.Popen([node(), str(BIN), "worker", "--foreman", foreman.ws_url, "--id", "fk-ts",
                                "--handlers", str(FIXTURES / "flowkit_ts_handlers.mjs"), "--no-status", "--log-level", "warn"],
                               stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     worker = Worker(cfg=WorkerConfig(roles=["mix.sums"], foreman_url=foreman.ws_url, worker_token=foreman.worker_token, pull_poll_ms_default=50),

@@ -50,7 +50,7 @@ def test_the_readme_map_example_runs_on_a_node_worker_in_pyodide(foreman: Any, t
     env = {**os.environ, "PYTHONPATH": str(README.parent / "python")}
     example = block("from crowdcompute import Client\n\ndef collatz_steps").replace("http://localhost:8000", foreman.url)
     (tmp_path / "collatz.py").write_text(example)
-    worker = subprocess.Popen([node(), "--no-node-snapshot", str(BIN), "worker", "--foreman", foreman.ws_url, "--id", "node-pyodide",
+    worker = subprocess.Popen([node(), str(BIN), "worker", "--foreman", foreman.ws_url, "--id", "node-pyodide",
                                "--allow-code", "--no-status", "--log-level", "warn"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         done = subprocess.run([sys.executable, str(tmp_path / "collatz.py")], env=env, capture_output=True, text=True, timeout=300)

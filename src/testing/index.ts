@@ -91,7 +91,7 @@ export interface ChildWorker {
 
 /** Run `crowdcompute worker ...` as a child process (the same CLI a user runs). */
 export function spawnWorkerProcess(args: string[], env: Record<string, string> = {}): ChildWorker {
-  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'worker', '--no-status', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [BIN, 'worker', '--no-status', '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let out = '';
@@ -190,7 +190,7 @@ export interface ChildForeman extends ChildWorker {
 
 /** Run `crowdcompute foreman ...` as a child process on 127.0.0.1:`port`; resolves once /health answers. */
 export async function spawnForemanProcess(port: number, args: string[], env: Record<string, string> = {}): Promise<ChildForeman> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', BIN, 'foreman', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [BIN, 'foreman', '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let out = '';

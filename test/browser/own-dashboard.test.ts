@@ -15,7 +15,7 @@ import { browserSkip, launchBrowser, newContext, screenshot } from '../support/b
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
+const cli = async (args: string[]) => (await run(process.execPath, [bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
 
 test("a key's dashboard shows its own jobs and tasks, and other owners' only as counts", { skip: browserSkip, timeout: 170_000 }, async () => {
   const foreman = await startTestForeman({ heartbeatIntervalMs: 200 });

@@ -193,7 +193,7 @@ test('a foreman that is not there: exit 1, one line naming the URL and that noth
 
 test('the binary passes the exit codes on: 2 for what was typed, 1 for what went wrong, 0 for --help', async () => {
   const run = (args: string[]) => new Promise<Ran & { stdout: string }>((resolve) => {
-    execFile(process.execPath, ['--no-node-snapshot', bin, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [bin, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: unknown }).code) : 0, stdout, stderr }));
   });
   const [typo, bad, down, help] = await Promise.all([

@@ -156,7 +156,7 @@ test('PostgreSQL: a schema without a store is an error and stays empty; --create
 });
 
 test('worker without --foreman connects to the local foreman with its token, and runs a task', async () => {
-  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--handlers', handlersModule, '--id', 'local-default', '--no-status', '--log-level', 'warn'],
+  const child = spawn(process.execPath, [bin, 'worker', '--handlers', handlersModule, '--id', 'local-default', '--no-status', '--log-level', 'warn'],
     { cwd: elsewhere, env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => { err += d; });
@@ -185,7 +185,7 @@ test('worker without --foreman connects to the local foreman with its token, and
 test('crowdcompute foreman & crowdcompute worker: a worker started just before the foreman\'s first start waits for it to record itself', async () => {
   const config = mkdtempSync(join(root, 'first-start-'));
   const dir = mkdtempSync(join(root, 'first-start-db-'));
-  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--handlers', handlersModule, '--id', 'early', '--no-status', '--log-level', 'warn'],
+  const child = spawn(process.execPath, [bin, 'worker', '--handlers', handlersModule, '--id', 'early', '--no-status', '--log-level', 'warn'],
     { cwd: elsewhere, env: env({ CROWDCOMPUTE_CONFIG_DIR: config }), stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => { err += d; });

@@ -198,7 +198,7 @@ test('a map function that uses a variable from outside itself is refused, naming
 test('a second worker on the same host takes the next status port and says so', async () => {
   const port = await freePort();
   const start = (id: string) => {
-    const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', foreman.wsUrl, '--id', id, '--handlers', handlersModule,
+    const child = spawn(process.execPath, [bin, 'worker', '--foreman', foreman.wsUrl, '--id', id, '--handlers', handlersModule,
       '--status-port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let err = '';
     child.stderr!.on('data', (d) => { err += d; });
@@ -309,7 +309,7 @@ test('map: the progress bar is labelled with the end of the job id, which tells 
 
 test('a looping map function stops at the worker\'s --sandbox-timeout, not its job\'s longer default timeout, and the error names the limit', async () => {
   const own = await startTestForeman();
-  const worker = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', own.wsUrl, '--id', 'short-sandbox', '--allow-code', '--no-status',
+  const worker = spawn(process.execPath, [bin, 'worker', '--foreman', own.wsUrl, '--id', 'short-sandbox', '--allow-code', '--no-status',
     '--sandbox-timeout', '2s', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   worker.stderr!.on('data', (d) => { err += d; });
@@ -340,7 +340,7 @@ test('logs: human-readable lines on a terminal, JSON lines elsewhere or with --l
   const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
   /** Run under a pseudo-terminal (util-linux's script), as a person's terminal runs it; both streams arrive on its stdout. */
   const onTerminal = async (extra: string[]) => {
-    const line = [process.execPath, '--no-node-snapshot', bin, ...args, ...extra].map(quote).join(' ');
+    const line = [process.execPath, bin, ...args, ...extra].map(quote).join(' ');
     const r = await run('script', ['-qec', line, '/dev/null'], { timeout: 60_000 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
     return r.stdout.replaceAll('\r', '');
   };
@@ -470,7 +470,7 @@ test('foreman --rate-limit keeps its limits in the database; a rate that does no
     rmSync(dir, { recursive: true, force: true });
   }
   const refused = await new Promise<{ code: number | null; out: string }>((resolve) => {
-    execFile(process.execPath, ['--no-node-snapshot', bin, 'foreman', '--port', '0', '--rate-limit', 'image.*=fast'], { timeout: 30_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [bin, 'foreman', '--port', '0', '--rate-limit', 'image.*=fast'], { timeout: 30_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, out: stdout + stderr }));
   });
   assert.notEqual(refused.code, 0);

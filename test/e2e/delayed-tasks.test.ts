@@ -25,8 +25,11 @@ function recordingWorker(url: string, id: string, starts: Map<string, number[]>,
     });
 }
 
+// The two stores' runs go side by side, each on its own foreman and database (their waits for
+// delays overlap); the tests of one store run one at a time.
+describe('delayed tasks on each store', { concurrency: 2 }, () => {
 for (const store of ['sqlite', 'postgres'] as const) {
-  describe(`delayed tasks on ${store}`, { skip: store === 'postgres' && !pgUrl ? 'PostgreSQL is not reachable' : false }, () => {
+  describe(`delayed tasks on ${store}`, { concurrency: 1, skip: store === 'postgres' && !pgUrl ? 'PostgreSQL is not reachable' : false }, () => {
     let foreman: TestForeman;
     let client: Client;
     let worker: Worker;
@@ -148,6 +151,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+});
 
 test('delayed tasks survive a foreman restart: the next foreman releases them at their time', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-delayed-'));

@@ -12,7 +12,7 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const bin = join(root, 'bin/crowdcompute.js');
 const node = (args: string[], env: Record<string, string> = {}) =>
-  run(process.execPath, ['--no-node-snapshot', ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 });
+  run(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 });
 
 test("the README's SDK example is examples/sdk-example.ts, and it runs and prints what the README says", async () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');

@@ -23,7 +23,7 @@ interface Ran { code: number; stdout: string; stderr: string }
 /** Run the CLI with a key against the test foreman; a failure is returned (with its exit code), not thrown. */
 async function cli(key: string, ...args: string[]): Promise<Ran> {
   try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args, '--foreman', foreman.url, '--api-key', key], { timeout: 90_000 });
+    const r = await run(process.execPath, [bin, ...args, '--foreman', foreman.url, '--api-key', key], { timeout: 90_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
@@ -54,8 +54,8 @@ before(async () => {
   keys.admin = foreman.credentials!.apiKey;
   const db = ['--database', foreman.databaseUrl];
   [keys.a, keys.b] = await Promise.all([
-    run(process.execPath, ['--no-node-snapshot', bin, 'key', 'create', '--scopes', 'read,submit', '--name', 'owner a', ...db]).then((r) => r.stdout.trim()),
-    run(process.execPath, ['--no-node-snapshot', bin, 'key', 'create', '--scopes', 'read,submit', '--name', 'owner b', ...db]).then((r) => r.stdout.trim()),
+    run(process.execPath, [bin, 'key', 'create', '--scopes', 'read,submit', '--name', 'owner a', ...db]).then((r) => r.stdout.trim()),
+    run(process.execPath, [bin, 'key', 'create', '--scopes', 'read,submit', '--name', 'owner b', ...db]).then((r) => r.stdout.trim()),
   ]);
   for (const k of ['a', 'b', 'admin'] as const) clients[k] = new Client({ url: foreman.url, apiKey: keys[k] });
   const counted = (n: number) => { if (!broken) runsAfterFix.set(n, (runsAfterFix.get(n) ?? 0) + 1); };

@@ -18,7 +18,7 @@ const BIN = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url))
 
 /** An API key of its own (another owner than the admin key), made with the CLI. */
 function makeKey(foreman: { databaseUrl: string }, scopes: string): Promise<string> {
-  return new Promise((resolve, reject) => execFile(process.execPath, ['--no-node-snapshot', BIN, 'key', 'create', '--scopes', scopes, '--database', foreman.databaseUrl],
+  return new Promise((resolve, reject) => execFile(process.execPath, [BIN, 'key', 'create', '--scopes', scopes, '--database', foreman.databaseUrl],
     (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))));
 }
 
@@ -54,7 +54,7 @@ test('files: uploaded by SDK, REST and CLI, carried by tasks, read by handlers; 
     // The CLI: upload and attach in one step.
     const path = join(foreman.dir, 'notes.txt');
     writeFileSync(path, 'from the command line');
-    const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ['--no-node-snapshot', BIN, 'submit', 'files.read', '{"want":"none"}', '--file', path, '--foreman', foreman.url],
+    const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, [BIN, 'submit', 'files.read', '{"want":"none"}', '--file', path, '--foreman', foreman.url],
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
     assert.equal(JSON.parse(out).notes, 'from the command line');
     assert.equal(JSON.parse(out).project, 'none', 'getMetadata gives the default when the job has none');

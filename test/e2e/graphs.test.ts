@@ -98,7 +98,7 @@ test('crowdcompute graph run prints the pipeline example\'s result; sums works w
   try {
     t.worker('w1');
     await waitFor(async () => (await t.client.stats()).connected_workers >= 1 || null, { message: 'the worker connects' });
-    const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => execFile(process.execPath, ['--no-node-snapshot', BIN, 'graph', 'run', EXAMPLE, '--foreman', t.foreman.url],
+    const out = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => execFile(process.execPath, [BIN, 'graph', 'run', EXAMPLE, '--foreman', t.foreman.url],
       { env: { ...process.env, ...t.env }, timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve({ stdout, stderr }))));
     assert.equal(out.stdout.trim(), String(SQUARES_TO_100K));
     assert.match(out.stderr, /numbers\s+completed, 100 artifacts/);

@@ -6,7 +6,7 @@
  * deadline fails its queued and running tasks with CC_ERR_DEADLINE and the worker running one
  * is told to stop; a job done before its deadline is left as it was.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -67,7 +67,10 @@ const finished = (b: Bench, id: string, status: string) => waitFor(async () => {
   return v.status === status ? v : null;
 }, { message: `job ${id} ${status}`, timeoutMs: 20_000 });
 
-for (const store of STORES) {
+// The stores' runs go side by side, each on its own foremen and database (their waits for
+// timeouts and deadlines overlap); the tests of one store run one at a time.
+describe('each store', { concurrency: STORES.length }, () => {
+for (const store of STORES) describe(store, { concurrency: 1 }, () => {
   test(`${store}: an open job that gets one part and then nothing is sealed by its open timeout; its tasks complete and its view says why`, { skip: skipFor(store) }, async () => {
     const b = await bench(store);
     try {
@@ -174,4 +177,5 @@ for (const store of STORES) {
       await b.done();
     }
   });
-}
+});
+});

@@ -6,7 +6,7 @@
  * an error message PostgreSQL's jsonb cannot hold, a task whose stored input or job cannot be
  * read, and rows the reapers, the queue deadlines and the pruner cannot change.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PROTOCOL_VERSION } from '../../src/protocol/index.ts';
 import { Worker } from '../../src/worker/index.ts';
@@ -63,7 +63,10 @@ async function poisonedCount(foreman: TestForeman, loop: string): Promise<number
 
 const nested = (levels: number) => JSON.parse('['.repeat(levels) + ']'.repeat(levels)) as unknown;
 
-for (const store of STORES) {
+// The stores' runs go side by side, each on its own foremen and database (their waits for
+// timeouts and deadlines overlap); the tests of one store run one at a time.
+describe('each store', { concurrency: STORES.length }, () => {
+for (const store of STORES) describe(store, { concurrency: 1 }, () => {
   test(`JSON nested 5,000 deep is refused where it arrives, naming the limit, and nothing else is lost (${store})`, { skip: skipFor(store), timeout: 120_000 }, async () => {
     const { foreman, client, done } = await bench(store);
     const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'echo', logLevel: 'silent' }).handle('deep.*', async (t) => t.input);
@@ -338,7 +341,8 @@ for (const store of STORES) {
       await done();
     }
   });
-}
+});
+});
 
 test('a dispatcher stuck on the database makes /health answer 503 naming it, and healthy again once it moves (postgres)', { skip: skipFor('postgres'), timeout: 120_000 }, async () => {
   const { foreman, client, db, done } = await bench('postgres', { stallAfterMs: 1_000 });

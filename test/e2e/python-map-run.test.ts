@@ -51,7 +51,7 @@ test('a Node worker runs Python map functions in Pyodide: ordered results, per-a
     try {
       writeFileSync(join(dir, 'steps.py'), `import sys\n\n${COLLATZ.python}\ndef other(x):\n    return x\n`);
       writeFileSync(join(dir, 'inputs.json'), JSON.stringify([1, 2, 3, 4, 5]));
-      const { stdout } = await run(process.execPath, ['--no-node-snapshot', BIN, 'map', `${join(dir, 'steps.py')}:collatz_steps`, join(dir, 'inputs.json'), '--foreman', foreman.url], { timeout: 120_000 });
+      const { stdout } = await run(process.execPath, [BIN, 'map', `${join(dir, 'steps.py')}:collatz_steps`, join(dir, 'inputs.json'), '--foreman', foreman.url], { timeout: 120_000 });
       assert.deepEqual(JSON.parse(stdout), [0, 1, 7, 2, 5]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -108,7 +108,7 @@ test('crowdcompute map module.py:function ships that function as written in the 
     writeFileSync(join(dir, 'steps.py'), `import sys\n\nLIMIT = 10\n\n${COLLATZ}\n# the end\ndef other(x):\n    return x\n`);
     writeFileSync(join(dir, 'inputs.json'), '[1, 2, 3]');
     // No worker runs it here: the command is left waiting and stopped once the job is there.
-    const child = execFile(process.execPath, ['--no-node-snapshot', BIN, 'map', `${join(dir, 'steps.py')}:collatz_steps`, join(dir, 'inputs.json'), '--foreman', foreman.url], { timeout: 60_000 });
+    const child = execFile(process.execPath, [BIN, 'map', `${join(dir, 'steps.py')}:collatz_steps`, join(dir, 'inputs.json'), '--foreman', foreman.url], { timeout: 60_000 });
     const job = await waitFor(async () => (await client.listJobs({}))[0] ?? null, { message: 'the map command submits its job' });
     child.kill();
     const code = await (await fetch(`${foreman.url}/api/jobs/${job.id}/code`, { headers: { authorization: `Bearer ${foreman.credentials!.apiKey}` } })).json();

@@ -25,7 +25,7 @@ interface Ran { code: number; stdout: string; stderr: string }
 /** Run the CLI against the test foreman; a failure is returned (with its exit code), not thrown. */
 async function cli(...args: string[]): Promise<Ran> {
   try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args, '--foreman', foreman.url], { timeout: 90_000 });
+    const r = await run(process.execPath, [bin, ...args, '--foreman', foreman.url], { timeout: 90_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };

@@ -22,7 +22,7 @@ const MIN = 60_000;
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 
 function makeKey(databaseUrl: string, scopes: string): Promise<string> {
-  return new Promise((resolve, reject) => execFile(process.execPath, ['--no-node-snapshot', BIN, 'key', 'create', '--scopes', scopes, '--database', databaseUrl],
+  return new Promise((resolve, reject) => execFile(process.execPath, [BIN, 'key', 'create', '--scopes', scopes, '--database', databaseUrl],
     (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))));
 }
 

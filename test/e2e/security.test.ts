@@ -25,7 +25,7 @@ import { RawSocket, signHello, spawnForemanProcess, freePort, startTestForeman, 
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
+const cli = async (args: string[]) => (await run(process.execPath, [bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
 
 let foreman: TestForeman;
 /** Keys and tokens, made with `crowdcompute key create` / `token create` against the foreman's database. */

@@ -16,7 +16,7 @@ import { freePort, spawnForemanProcess, startTestForeman, waitFor } from '../../
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
+const cli = async (args: string[]) => (await run(process.execPath, [bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
 
 // Once with the store on the event loop's thread, once on a thread of its own (--store-thread):
 // the full disk's SQLITE_FULL must cross that thread as the error it is.
@@ -125,7 +125,7 @@ test('a second foreman on the same SQLite file refuses to start and names the on
   const database = `sqlite:${join(dir, 'one.db')}`;
   const first = await spawnForemanProcess(await freePort(), ['--database', database, '--id', 'holder']);
   try {
-    const second = await run(process.execPath, ['--no-node-snapshot', bin, 'foreman', '--database', database, '--port', '0', '--host', '127.0.0.1', '--id', 'intruder'], { env: process.env, timeout: 60_000 })
+    const second = await run(process.execPath, [bin, 'foreman', '--database', database, '--port', '0', '--host', '127.0.0.1', '--id', 'intruder'], { env: process.env, timeout: 60_000 })
       .then(() => null, (err: { code: number; stderr: string }) => err);
     assert.ok(second, 'the second foreman exited with an error');
     assert.equal(second.code, 1);

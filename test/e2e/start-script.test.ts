@@ -22,7 +22,7 @@ const bin = join(root, 'bin/crowdcompute.js');
 /** Run the CLI with its own config directory; resolves with its exit code and output whatever the code. */
 async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 120_000 });
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -115,7 +115,7 @@ test('start.sh --help lists the demo\'s options, and the README names each of th
 test('the commands start.sh prints can be pasted in a checkout: bin/crowdcompute.js …', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cc-paste-'));
   const env = { ...process.env, CROWDCOMPUTE_CONFIG_DIR: join(dir, 'config') };
-  const demo = spawn(process.execPath, ['--no-node-snapshot', bin, 'demo', '--port', '0', '--database', `sqlite:${join(dir, 'demo.db')}`, '--ranges', '4', '--workers', '1'],
+  const demo = spawn(process.execPath, [bin, 'demo', '--port', '0', '--database', `sqlite:${join(dir, 'demo.db')}`, '--ranges', '4', '--workers', '1'],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => demo.once('exit', resolve));
   try {

@@ -88,7 +88,7 @@ test('one trace spans the client, the foreman and the worker, with progress and 
     { timeoutMs: 30_000, message: 'the REST job completes' });
 
   // A client command of the CLI: its spans too are exported once a minute only, so they arrive by its flush as it exits.
-  const submitted = await run(process.execPath, ['--no-node-snapshot', BIN, 'submit', 'trace.step', '{"n": 5}', '--foreman', foreman.url], {
+  const submitted = await run(process.execPath, [BIN, 'submit', 'trace.step', '{"n": 5}', '--foreman', foreman.url], {
     env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '60000' }, timeout: 60_000,
   });
   assert.match(submitted.stdout, /10/);

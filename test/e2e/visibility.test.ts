@@ -18,7 +18,7 @@ import { startTestForeman, waitFor, type TestForeman } from '../../src/testing/i
 
 const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-const cli = async (args: string[]) => (await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
+const cli = async (args: string[]) => (await run(process.execPath, [bin, ...args], { env: process.env, timeout: 60_000 })).stdout.trim();
 
 /** Tasks of this type run until the test lets them go; no worker handles `vis.nobody`, so those wait. */
 const HOLD = 'vis.hold';

@@ -23,7 +23,7 @@ const run = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: process.env, timeout: 60_000 });
+    const r = await run(process.execPath, [bin, ...args], { env: process.env, timeout: 60_000 });
     return { code: 0, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

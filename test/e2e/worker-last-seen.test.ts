@@ -30,10 +30,10 @@ test('an idle connected worker\'s last seen follows its heartbeats (REST, CLI ta
     assert.equal(seen.status, 'online');
 
     const env = { ...process.env, CROWDCOMPUTE_API_KEY: foreman.credentials!.apiKey };
-    const json = JSON.parse((await run(process.execPath, ['--no-node-snapshot', bin, 'workers', '--foreman', foreman.url, '--json'], { env })).stdout) as { worker_id: string; connected_at: string; last_seen_at: string }[];
+    const json = JSON.parse((await run(process.execPath, [bin, 'workers', '--foreman', foreman.url, '--json'], { env })).stdout) as { worker_id: string; connected_at: string; last_seen_at: string }[];
     const w = json.find((x) => x.worker_id === 'idle-worker')!;
     assert.ok(Date.parse(w.last_seen_at) >= Date.parse(seen.last_seen_at), `--json: last seen ${w.last_seen_at} not before what REST said`);
-    const table = (await run(process.execPath, ['--no-node-snapshot', bin, 'workers', '--foreman', foreman.url], { env })).stdout;
+    const table = (await run(process.execPath, [bin, 'workers', '--foreman', foreman.url], { env })).stdout;
     const row = table.split('\n').find((l) => l.startsWith('idle-worker')) ?? '';
     // Seen at the last heartbeat, not when it connected: under its time connected.
     const connectedFor = Date.now() - Date.parse(w.connected_at);

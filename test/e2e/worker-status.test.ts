@@ -326,7 +326,7 @@ test('the CLI prints the status port it really took', async () => {
   const port = await freePort();
   const held = await holdPorts(port, port);
   const bin = fileURLToPath(new URL('../../bin/crowdcompute.js', import.meta.url));
-  const child = spawn(process.execPath, ['--no-node-snapshot', bin, 'worker', '--foreman', foreman.wsUrl, '--allow-code', '--status-port', String(port), '--status-host-name', 'worker-7.lab.example', '--id', 'cli-port', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [bin, 'worker', '--foreman', foreman.wsUrl, '--allow-code', '--status-port', String(port), '--status-host-name', 'worker-7.lab.example', '--id', 'cli-port', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CROWDCOMPUTE_WORKER_TOKEN: foreman.credentials!.workerToken },
   });
   let out = '';

@@ -17,7 +17,7 @@ export interface Ran { code: number; stdout: string; stderr: string }
 /** Run the binary with `args` in `cwd` (default: this process's) and exactly the environment `env`. */
 export async function runBin(args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string }): Promise<Ran> {
   try {
-    const r = await run(process.execPath, ['--no-node-snapshot', bin, ...args], { env: options.env, cwd: options.cwd, timeout: 90_000 });
+    const r = await run(process.execPath, [bin, ...args], { env: options.env, cwd: options.cwd, timeout: 90_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };

@@ -59,7 +59,7 @@ export class FuzzRig {
       heartbeatIntervalMs: 500, leaseTtlMs: 5_000, maxAuthFailuresPerMinute: 100_000,
     });
     try {
-      const { stdout } = await run(process.execPath, ['--no-node-snapshot', BIN, 'key', 'create', '--scopes', 'read,submit,submit:code,admin', '--name', 'fuzzer', '--database', foreman.databaseUrl],
+      const { stdout } = await run(process.execPath, [BIN, 'key', 'create', '--scopes', 'read,submit,submit:code,admin', '--name', 'fuzzer', '--database', foreman.databaseUrl],
         { env: process.env, timeout: 60_000 });
       const worker = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'fuzz-probe', logLevel: 'silent', maxConcurrentTasks: 4 });
       worker.handle(PROBE_TYPE, async (t) => {

@@ -4,7 +4,7 @@
  * in one folder of the temp dir, and sets NODE_COMPILE_CACHE, so that the foremen, workers and
  * CLI commands the tests start use it too. Without it every one of those processes strips and
  * compiles the same sources anew: a third of the CPU time of a CLI command, and the suite
- * starts over a thousand of them. Node checks each entry against its source, so a changed
+ * starts several hundred of them. Node checks each entry against its source, so a changed
  * file is compiled again, never run stale.
  */
 import { enableCompileCache } from 'node:module';

@@ -561,6 +561,11 @@ class HeartbeatMessage(TypedDict):
 
     type: Literal["heartbeat"]
     running: NotRequired[list[TaskRef]]
+    #: how many assign_tasks messages the worker had read on this connection when it wrote this
+    #: heartbeat: tasks sent in later ones are not expected in `running` yet (without it, the
+    #: foreman judges by when heartbeats arrive, which a busy foreman reading several at once can
+    #: misjudge)
+    assignments: NotRequired[int]  # at least 0
 
 
 class HeartbeatAckMessage(TypedDict):

@@ -204,6 +204,9 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._code: CodePool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        # assign_tasks messages read on this connection, told in every heartbeat: the foreman
+        # then expects in `running` only the tasks of messages this worker had read.
+        self._assignments_read = 0
         self._start_waiters: list[asyncio.Future[None]] = []
         self._stop_task: asyncio.Task[None] | None = None
         self._stopped_event: asyncio.Event | None = None
@@ -529,7 +532,7 @@ class Worker:
                     # Results go first: a task that just finished must be in its results or in
                     # this heartbeat's running list, never in neither (the foreman would take it back).
                     self._outbox.flush()
-                    self._link.send({"type": "heartbeat", "running": self._runner.refs()})
+                    self._link.send({"type": "heartbeat", "running": self._runner.refs(), "assignments": self._assignments_read})
 
         assert self._loop
         self._heartbeat = self._loop.create_task(beat())
@@ -544,6 +547,7 @@ class Worker:
         link, runner, outbox = self._link, self._runner, self._outbox
         assert link and runner and outbox
         if kind == "assign_tasks":
+            self._assignments_read += 1
             tasks = msg.get("tasks") or []
             if self._state in ("draining", "stopped"):
                 # Sent before the foreman heard the worker is draining: give them straight back.
@@ -571,6 +575,7 @@ class Worker:
             if pending and not pending[1].done():
                 pending[1].set_result(msg)
         elif kind == "welcome":
+            self._assignments_read = 0
             self._on_welcome(msg)
         elif kind == "error":
             pending = self._pending.pop(msg.get("requestId") or "", None)

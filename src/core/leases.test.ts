@@ -17,6 +17,18 @@ test('a heartbeat holds what it lists, misses only what it should have listed, a
   assert.deepEqual(r.letGo, ['gone']);
 });
 
+test('a worker that says how many assignments it had read is judged by them, not by when its heartbeats arrived', () => {
+  // Two heartbeats written before the worker read message 2 arrive together, after it was sent.
+  const assigned: [string, Assignment][] = [['first', { ...a(1, 0), message: 1 }], ['second', { ...a(1, 100), message: 2 }], ['adopted', a(1, 0)]];
+  const listed = [{ taskId: 'first', attempt: 1 }];
+  const beforeIt = reconcileHeartbeat({ assigned, revoked: [], listed, previousHeartbeatAt: 200, assignmentsRead: 1 });
+  assert.deepEqual(beforeIt.missing, [{ taskId: 'adopted', attempt: 1 }], "message 2 not read yet: its task is not expected; a task adopted from a hello (no message) is judged by time");
+  const afterIt = reconcileHeartbeat({ assigned, revoked: [], listed, previousHeartbeatAt: 200, assignmentsRead: 2 });
+  assert.deepEqual(afterIt.missing.map((t) => t.taskId), ['second', 'adopted']);
+  // A worker that does not say: by time, as before (both were sent before the previous heartbeat arrived).
+  assert.deepEqual(reconcileHeartbeat({ assigned, revoked: [], listed, previousHeartbeatAt: 200 }).missing.map((t) => t.taskId), ['second', 'adopted']);
+});
+
 test('a returning worker keeps the tasks its hello lists under the same attempt; the rest were lost', () => {
   const r = reconcileHello({
     storeHeld: [{ taskId: 'a', attempt: 1 }, { taskId: 'b', attempt: 2 }, { taskId: 'c', attempt: 1 }],

@@ -11,6 +11,8 @@ export interface Assignment {
   attempt: number;
   /** When it was sent to the worker. */
   assignedAt: number;
+  /** The number of the assign_tasks message that carried it on its connection (1, 2, …); none when adopted from a hello. */
+  message?: number;
   /** The task's own deadline on the worker; null = the foreman's default. */
   timeoutMs: number | null;
 }
@@ -38,15 +40,29 @@ export function reconcileHeartbeat(params: {
   revoked: Iterable<[string, number]>;
   listed: readonly TaskRef[];
   previousHeartbeatAt: number;
+  /** The assign_tasks messages the worker had read when it wrote the heartbeat, when it says. */
+  assignmentsRead?: number | undefined;
 }): HeartbeatReconciliation {
   const listed = new Map(params.listed.map((r) => [r.taskId, r.attempt]));
   const out: HeartbeatReconciliation = { held: [], missing: [], letGo: [] };
   for (const [taskId, attempt] of params.revoked) if (listed.get(taskId) !== attempt) out.letGo.push(taskId);
   for (const [taskId, a] of params.assigned) {
     if (listed.get(taskId) === a.attempt) out.held.push({ taskId, attempt: a.attempt });
-    else if (a.assignedAt < params.previousHeartbeatAt) out.missing.push({ taskId, attempt: a.attempt });
+    else if (isMissing(a, params.previousHeartbeatAt, params.assignmentsRead)) out.missing.push({ taskId, attempt: a.attempt });
   }
   return out;
+}
+
+/**
+ * Whether a heartbeat that does not list an assigned task means the worker dropped it. Exactly,
+ * when the worker says how many assignments it had read and the task's message is among them.
+ * Otherwise (an older worker, a task adopted from a hello) by time: assigned before the previous
+ * heartbeat arrived. That rule errs when several heartbeats, written before the assignment
+ * reached the worker, are read at once by a foreman that was busy: all arrive after it.
+ */
+function isMissing(a: Assignment, previousHeartbeatAt: number, assignmentsRead: number | undefined): boolean {
+  if (a.message !== undefined && assignmentsRead !== undefined) return a.message <= assignmentsRead;
+  return a.assignedAt < previousHeartbeatAt;
 }
 
 /**

@@ -456,6 +456,8 @@ export const TaskResultsSchema = z.object({ type: z.literal('task_results'), res
 export const HeartbeatSchema = z.object({
   type: z.literal('heartbeat'),
   running: z.array(TaskRefSchema).optional(),
+  assignments: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional()
+    .describe('how many assign_tasks messages the worker had read on this connection when it wrote this heartbeat: tasks sent in later ones are not expected in `running` yet (without it, the foreman judges by when heartbeats arrive, which a busy foreman reading several at once can misjudge)'),
 });
 
 /** The worker takes work again (after a drain) or changes its capacity. */

@@ -213,10 +213,10 @@ export class WorkerRegistry {
    * longer lists free their slots; tasks it should list and does not are taken back.
    * `acknowledge` is called with the number of leases held, before any store work.
    */
-  async heartbeat(peer: Peer, running: readonly TaskRef[], acknowledge: (held: number) => void): Promise<void> {
+  async heartbeat(peer: Peer, running: readonly TaskRef[], acknowledge: (held: number) => void, assignmentsRead?: number): Promise<void> {
     const s = this.sessionOf(peer, 'heartbeat');
     const now = this.now();
-    const r = reconcileHeartbeat({ assigned: s.assigned, revoked: s.revoked, listed: running, previousHeartbeatAt: s.previousHeartbeatAt });
+    const r = reconcileHeartbeat({ assigned: s.assigned, revoked: s.revoked, listed: running, previousHeartbeatAt: s.previousHeartbeatAt, assignmentsRead });
     acknowledge(r.held.length);
     for (const taskId of r.letGo) s.revoked.delete(taskId);
     s.previousHeartbeatAt = s.lastSeenAt = now;
@@ -277,10 +277,11 @@ export class WorkerRegistry {
     const code: Record<string, string> = {};
     const languages: Record<string, CodeLanguage> = {};
     const jobNames: Record<string, string> = {};
+    const message = ++s.assignMessages;
     for (const t of tasks) {
       s.assigned.set(t.taskId, t.requires
-        ? { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt, requires: t.requires }
-        : { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
+        ? { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, message, timeoutMs: t.timeoutMs, createdAt: t.createdAt, requires: t.requires }
+        : { attempt: t.attempt, jobId: t.jobId, type: t.type, assignedAt: now, message, timeoutMs: t.timeoutMs, createdAt: t.createdAt });
       const source = sources[t.jobId];
       if (t.kind === 'map' && !s.codeSent.has(t.jobId) && source !== undefined) {
         code[t.jobId] = source.code;

@@ -42,6 +42,8 @@ export class WorkerSession {
   storedSeenAt: number;
   /** When the previous heartbeat arrived: tasks assigned before it must appear in the next. */
   previousHeartbeatAt: number;
+  /** assign_tasks messages sent on this connection (each assignment keeps its message's number). */
+  assignMessages = 0;
   readonly connectedAt: number;
   /** A Node process, or a browser tab that joined through a join link (volatile: short leases, few tasks). */
   readonly kind: WorkerKind;

@@ -42,7 +42,7 @@ export class WorkerMessages {
         return this.hello(peer, msg);
       case 'heartbeat':
         // A heartbeat's store work failing is the foreman's problem, not the worker's: logged, not answered.
-        return registry.heartbeat(peer, msg.running ?? [], (held) => peer.send({ type: 'heartbeat_ack', held }))
+        return registry.heartbeat(peer, msg.running ?? [], (held) => peer.send({ type: 'heartbeat_ack', held }), msg.assignments)
           .catch((err: unknown) => {
             if (err instanceof CrowdComputeError && /STORE_/.test(err.code)) return; // the outage is logged once, by the store's health
             if (err instanceof CrowdComputeError) throw err;

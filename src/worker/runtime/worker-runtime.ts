@@ -93,6 +93,12 @@ function closeReason(code: number, reason: string, accepted: boolean): string {
   }
 }
 
+/** Run `fn` once the current turn's I/O has been read (Node's check phase; a timer turn in browsers). */
+const afterIo = (fn: () => void): void => {
+  if (typeof globalThis.setImmediate === 'function') globalThis.setImmediate(fn);
+  else setTimeout(fn, 0);
+};
+
 /**
  * A worker, without its host: see the file's comment. Events: `connected`, `disconnected`,
  * `taskStarted`, `taskFinished` (the outcome, then `{type, jobId}` of its task), `acked`,
@@ -119,6 +125,8 @@ export class WorkerRuntime extends EventEmitter {
     maxConcurrentTasks: number; heartbeatIntervalMs: number | undefined; drainTimeoutMs: number; resources: Record<string, unknown>;
   };
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  /** assign_tasks messages read on this connection, told in every heartbeat (see HeartbeatSchema). */
+  private assignmentsRead = 0;
   private maxPayloadBytes = DEFAULT_MAX_PAYLOAD;
   private welcomed = false;
   private state: WorkerStatus = 'idle';
@@ -426,10 +434,17 @@ export class WorkerRuntime extends EventEmitter {
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
     this.heartbeatTimer = setInterval(() => {
-      // Results go first: a task that just finished must appear in its results or in this
-      // heartbeat's running list, never in neither (the foreman would take it back).
-      this.outbox.flush();
-      this.link.send({ type: 'heartbeat', running: this.runner.refs() });
+      // Built after the turn's I/O, not in the timer itself: after a stall (a busy machine), the
+      // timer fires before the messages that arrived meanwhile are read, and a heartbeat sent
+      // then would leave out tasks the foreman assigned a heartbeat ago, which it takes back as
+      // dropped (seen under load: a worker's whole concurrency run twice).
+      afterIo(() => {
+        if (!this.heartbeatTimer) return;
+        // Results go first: a task that just finished must appear in its results or in this
+        // heartbeat's running list, never in neither (the foreman would take it back).
+        this.outbox.flush();
+        this.link.send({ type: 'heartbeat', running: this.runner.refs(), assignments: this.assignmentsRead });
+      });
     }, intervalMs);
     (this.heartbeatTimer as { unref?: () => void }).unref?.();
   }
@@ -443,6 +458,7 @@ export class WorkerRuntime extends EventEmitter {
     switch (msg.type) {
       case 'welcome': {
         this.welcomed = true;
+        this.assignmentsRead = 0;
         this.stats.connects++;
         this.connectionHistory.add({ at: Date.now(), kind: 'connected', url: this.link.currentUrl, foremanId: msg.foremanId });
         this.maxPayloadBytes = msg.maxPayloadBytes;
@@ -463,6 +479,7 @@ export class WorkerRuntime extends EventEmitter {
         return;
       }
       case 'assign_tasks':
+        this.assignmentsRead++;
         if (msg.code && this.code) for (const [jobId, code] of Object.entries(msg.code)) this.code.setCode(jobId, code, msg.languages?.[jobId]);
         if (msg.jobNames) {
           for (const [jobId, name] of Object.entries(msg.jobNames)) this.jobNames.set(jobId, name);

@@ -374,7 +374,7 @@ export class Foreman {
       // store gets it once a minute, in one write for every worker heard from meanwhile.
       PeriodicService.of('last seen writer', LAST_SEEN_WRITE_MS, log, () => registry.writeLastSeen()).watchedBy(loops),
       new LeaseReaper({ store, registry, events, metrics, workAvailable, health },
-        { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts, startedAt }, log).watchedBy(loops),
+        { intervalMs: checkEveryMs, leaseTtlMs: o.leaseTtlMs, maxLostAttempts: o.maxLostAttempts }, log).watchedBy(loops),
       new Pruner({ store, metrics }, { intervalMs: o.pruneIntervalMs, retentionMs: o.retentionMs }, log).watchedBy(loops),
       new QueueDeadlines({ store, events, metrics }, o.sweepIntervalMs, log).watchedBy(loops),
       releaser,

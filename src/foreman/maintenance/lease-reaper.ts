@@ -13,8 +13,11 @@ export interface LeaseReaperOptions {
   intervalMs: number;
   leaseTtlMs: number;
   maxLostAttempts: number;
-  /** When this foreman started: reaping waits one lease TTL after it (see core/leases.ts). */
-  startedAt: number;
+  /**
+   * When this foreman began serving: reaping waits one lease TTL after it (see core/leases.ts).
+   * Default: when the reaper starts, which the foreman does once its port is served.
+   */
+  startedAt?: number;
   /** Most tasks reaped per round. Default 1000. */
   batch?: number;
 }
@@ -28,14 +31,24 @@ export class LeaseReaper extends PeriodicService {
   readonly name = 'lease reaper';
   private readonly deps: { store: Store; registry: WorkerRegistry; events: JobEvents; metrics: ForemanMetrics; workAvailable: () => void; health: StoreHealth };
   private readonly options: LeaseReaperOptions;
-  private readonly startsAt: number;
+  private startsAt = Infinity;
   private readonly quarantine = new PoisonQuarantine();
 
   constructor(deps: LeaseReaper['deps'], options: LeaseReaperOptions, log: Logger) {
     super(options.intervalMs, log);
     this.deps = deps;
     this.options = options;
-    this.startsAt = leaseReapingStartsAt(options.startedAt, options.leaseTtlMs);
+    if (options.startedAt !== undefined) this.startsAt = leaseReapingStartsAt(options.startedAt, options.leaseTtlMs);
+  }
+
+  /**
+   * The workers' lease TTL to come back counts from here, when the port is served: not from
+   * when the foreman began starting, which on a busy machine can take most of a TTL itself
+   * (seen: a restarted foreman reaping the leases of a worker still reconnecting).
+   */
+  override async start(): Promise<void> {
+    if (this.options.startedAt === undefined) this.startsAt = leaseReapingStartsAt(Date.now(), this.options.leaseTtlMs);
+    await super.start();
   }
 
   protected async runOnce(now: number): Promise<void> {

@@ -14,6 +14,8 @@ describe('plan-stable SQL', () => {
   it('leaves strings, quoted names and parameters already written +param as they are', () => {
     const sql = `SELECT '?', 'it''s @x', "a?b", [c?d], json_extract(v, '$.a') FROM t WHERE x = +? AND y = + @y`;
     assert.equal(planStableSql(sql), sql);
+    // A comment (an apostrophe in one, say) is skipped whole: what follows is read as SQL again.
+    assert.equal(planStableSql("SELECT ? -- the job's id, '?'\n, '?', /* it's ? */ ?"), "SELECT +? -- the job's id, '?'\n, '?', /* it's ? */ +?");
     assert.equal(planStableSql(planStableSql('SELECT ? LIMIT ?')), 'SELECT +? LIMIT +?');
   });
 

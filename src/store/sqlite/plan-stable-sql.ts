@@ -20,10 +20,11 @@
  */
 
 /**
- * A single-quoted string, a double-quoted or bracketed identifier (skipped as they are), or a
- * parameter as SQLite writes it (`?`, `?1`, `@name`, `:name`, `$name`) with what precedes it.
+ * A single-quoted string, a double-quoted or bracketed identifier, a comment (skipped as they
+ * are), or a parameter as SQLite writes it (`?`, `?1`, `@name`, `:name`, `$name`) with what
+ * precedes it.
  */
-const TOKEN = /'(?:[^']|'')*'|"(?:[^"]|"")*"|\[[^\]]*\]|(\+\s*)?(\?\d*|[@:$][A-Za-z_][A-Za-z0-9_]*)/g;
+const TOKEN = /'(?:[^']|'')*'|"(?:[^"]|"")*"|\[[^\]]*\]|--[^\n]*|\/\*[\s\S]*?\*\/|(\+\s*)?(\?\d*|[@:$][A-Za-z_][A-Za-z0-9_]*)/g;
 
 /** `sql` with every parameter written `+param` (see the file's comment). */
 export function planStableSql(sql: string): string {

@@ -242,6 +242,11 @@ export class FreezableProxy {
       upstream.on('data', (d) => { if (!proxy.frozen) client.write(d); });
       client.on('end', () => upstream.end());
       upstream.on('end', () => client.end());
+      // A peer that dies (SIGKILL with unread data in its socket) resets the connection: no
+      // 'end', only 'close'. The other side is closed too, as it would be without the proxy;
+      // left open, a database session would keep the dead peer's transaction and its locks.
+      client.on('close', () => { if (!proxy.frozen) upstream.destroy(); });
+      upstream.on('close', () => { if (!proxy.frozen) client.destroy(); });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     proxy = new FreezableProxy(server, (server.address() as { port: number }).port);

@@ -70,3 +70,31 @@ test('with autovacuum off the store vacuums the tasks table once its dead rows p
     await store.close();
   }
 });
+
+test('a session left inside a transaction (a foreman that froze mid-commit) is ended by the server, and its row locks with it', { skip: url ? false : 'no PostgreSQL reachable' }, async () => {
+  const store = new TestPostgresStore({ url: url!, schema: `cc_test_${process.pid}_${++n}`, poolSize: 2, idleInTransactionTimeoutMs: 300 });
+  await store.migrate();
+  try {
+    await store.pool.query(`CREATE TABLE frozen_probe (id int PRIMARY KEY, v int)`);
+    await store.pool.query(`INSERT INTO frozen_probe VALUES (1, 0)`);
+    const frozen = await store.pool.connect();
+    const ended = new Promise<unknown>((resolve) => frozen.once('error', resolve));
+    await frozen.query('BEGIN');
+    await frozen.query('SELECT v FROM frozen_probe WHERE id = 1 FOR UPDATE');
+    // Nothing more is sent on it, as from a foreman that stopped. Another session waits on
+    // the row only until the server ends the frozen one.
+    const other = await store.pool.connect();
+    try {
+      await other.query(`SET lock_timeout = '30s'`);
+      await other.query('UPDATE frozen_probe SET v = 1 WHERE id = 1');
+    } finally {
+      other.release();
+    }
+    const err = await ended as { code?: string };
+    assert.equal(err.code, '25P03', 'the server named the idle transaction timeout');
+    frozen.release(true);
+    assert.equal((await store.pool.query('SELECT v FROM frozen_probe WHERE id = 1')).rows[0].v, 1);
+  } finally {
+    await store.close();
+  }
+});

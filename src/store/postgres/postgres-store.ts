@@ -51,6 +51,15 @@ export interface PostgresStoreOptions {
    * CC_ERR_STORE_UNAVAILABLE (only calls that are safe to repeat). Default 2 s.
    */
   retryWindowMs?: number;
+  /**
+   * The server ends a session of this store left inside a transaction with nothing sent for
+   * this long. A foreman that froze (stopped, cut off by a network that drops packets) in the
+   * middle of a transaction would otherwise hold its row locks until the server's TCP
+   * keep-alive noticed, two hours by default, and every other foreman would wait on them.
+   * The store's own transactions never pause between statements for more than a moment.
+   * Default 60 s.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 const CHANNEL = 'crowdcompute';
@@ -225,6 +234,7 @@ export class PostgresStore implements Store {
     this.connectionString = connectionString;
     this.instanceId = options.instanceId ?? Math.random().toString(36).slice(2);
     this.retryWindowMs = options.retryWindowMs ?? 2_000;
+    this.idleInTransactionTimeoutMs = Math.max(1, Math.round(options.idleInTransactionTimeoutMs ?? 60_000));
     this.pool = this.makePool(options.poolSize ?? 10, '');
     // Claims run on connections of their own whose planner may not sort the queue or bitmap-scan
     // it (see QUEUE_READ_OPTIONS): a claim is then one statement, committed on its own, instead
@@ -235,6 +245,8 @@ export class PostgresStore implements Store {
   /** The claims' connections (see the constructor). */
   private readonly claimPool: pg.Pool;
 
+  private readonly idleInTransactionTimeoutMs: number;
+
   private makePool(max: number, extraOptions: string): pg.Pool {
     const pool = new pg.Pool({
       connectionString: this.connectionString, max,
@@ -243,7 +255,7 @@ export class PostgresStore implements Store {
       // keep-alive notices a connection whose peer vanished.
       connectionTimeoutMillis: 5_000, query_timeout: 120_000, keepAlive: true,
       // The schema is a startup parameter of every connection: no extra statement, no race with the first query.
-      options: `-c search_path="${this.schema}"${extraOptions}`,
+      options: `-c search_path="${this.schema}" -c idle_in_transaction_session_timeout=${this.idleInTransactionTimeoutMs}${extraOptions}`,
       // pg_stat_activity names the foreman each connection belongs to.
       application_name: `crowdcompute ${this.instanceId}`.slice(0, 63),
       // BIGINT (epoch ms) and COUNT come back as strings by default; ours fit in a double.

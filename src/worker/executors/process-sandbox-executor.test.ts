@@ -162,3 +162,78 @@ test('a sandbox process ends with its worker, even with a function running that 
     worker.kill('SIGKILL');
   }
 });
+
+/** Keep the one process busy with another job for `ms`, so that calls queue behind it. */
+function occupy(sandbox: ProcessSandboxExecutor, ms: number) {
+  return call(sandbox, `() => { const t = Date.now(); while (Date.now() - t < ${ms}) {} return 0; }`);
+}
+
+test('chunks of one job queued for a process go to it in one message, and each ends as it would alone', async () => {
+  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+    await call(sandbox, '(x) => x').result;
+    sandbox.setCode('j', '(x) => { if (x === 3) throw new RangeError("three"); return x * 2; }');
+    const busy = occupy(sandbox, 300);
+    const runs = Array.from({ length: 10 }, (_, i) => sandbox.start('j', [i], null, i));
+    assert.deepEqual(await busy.result, [0]);
+    const ends = await Promise.all(runs.map((r) => r.result.then((v) => v, (err: CrowdComputeError) => err)));
+    assert.deepEqual(sandbox.batches, { sent: 1, chunks: 10 }, 'the ten queued chunks went as one batch');
+    ends.forEach((end, i) => {
+      if (i === 3) {
+        assert.ok(end instanceof CrowdComputeError && end.code === 'CC_ERR_HANDLER_FAILED', `chunk 3 failed, not ${JSON.stringify(end)}`);
+        assert.match(end.message, /threw on argument 3: RangeError: three/);
+      } else {
+        assert.deepEqual(end, [i * 2]);
+      }
+    });
+    assert.equal(sandboxPids().length, 1);
+  });
+});
+
+test('in a batch, a chunk that loops stops at its own timeout and the others finish', async () => {
+  await withSandbox({ maxProcesses: 1, killGraceMs: 2_000 }, async (sandbox) => {
+    await call(sandbox, '(x) => x').result;
+    sandbox.setCode('loop', '(x) => { if (x === 2) for (;;) {} return x; }');
+    const busy = occupy(sandbox, 200);
+    const runs = [0, 1, 2, 3, 4].map((i) => sandbox.start('loop', [i], i === 2 ? 300 : 1_500));
+    await busy.result;
+    const ends = await Promise.all(runs.map((r) => outcome(r.result)));
+    assert.deepEqual(ends, [[0], [1], 'CC_ERR_TIMEOUT', [3], [4]]);
+    assert.equal(sandbox.batches.sent, 1);
+  });
+});
+
+test('a chunk cancelled inside a batch ends alone; the others run again and finish', async () => {
+  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+    await call(sandbox, '(x) => x').result;
+    sandbox.setCode('c', '(x) => { if (x === 0) for (;;) {} return x + 100; }');
+    const busy = occupy(sandbox, 200);
+    const runs = [0, 1, 2, 3].map((i) => sandbox.start('c', [i], null));
+    await busy.result;
+    await waitFor(() => sandbox.batches.sent === 1, { message: 'the batch is sent' });
+    const [pid] = sandboxPids();
+    runs[0]!.kill('cancelled');
+    assert.deepEqual(await Promise.all(runs.map((r) => outcome(r.result))), ['CC_ERR_CANCELLED', [101], [102], [103]]);
+    assert.ok(!sandboxPids().includes(pid!), 'the process running the batch was killed');
+  });
+});
+
+test('when a batch\'s process dies, its chunks run again one by one, so a death is charged only to the chunk that causes it', async () => {
+  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+    await call(sandbox, '(x) => x').result;
+    sandbox.setCode('d', '(x) => { const t = Date.now(); while (Date.now() - t < 100) {} return x; }');
+    const busy = occupy(sandbox, 200);
+    const runs = [0, 1, 2, 3].map((i) => sandbox.start('d', [i], null));
+    await busy.result;
+    await waitFor(() => sandbox.batches.sent === 1, { message: 'the batch is sent' });
+    // Killed from outside: which chunk did it is unknowable, so none is blamed yet.
+    process.kill(sandboxPids()[0]!, 'SIGSEGV');
+    assert.deepEqual(await Promise.all(runs.map((r) => outcome(r.result))), [[0], [1], [2], [3]]);
+    assert.equal(sandbox.batches.sent, 1, 'after the death they ran one at a time');
+    // A chunk whose own run kills its process fails alone, marked not to retry.
+    sandbox.setCode('oom', '(x) => { if (x === 1) { const a = []; for (;;) a.push(new Array(1e5).fill(x)); } return x; }');
+    const busy2 = occupy(sandbox, 200);
+    const more = [0, 1, 2].map((i) => sandbox.start('oom', [i], null));
+    await busy2.result;
+    assert.deepEqual(await Promise.all(more.map((r) => outcome(r.result))), [[0], 'CC_ERR_MEMORY_LIMIT', [2]]);
+  });
+});

@@ -11,10 +11,11 @@
 import { availableParallelism } from 'node:os';
 import { CrowdComputeError } from '../../protocol/index.ts';
 import { silentLog, type Log } from '../../link/log.ts';
-import type { CodeExecutor, CodeRun } from '../runtime/code-executor.ts';
+import { SandboxCrashError, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
 import type { SandboxOptions } from './sandbox-executor.ts';
 import { SandboxProcess } from './sandbox-process.ts';
+import type { RunOutcome } from './sandbox-messages.ts';
 import { readResults, sandboxLimit, stoppedError } from './sandbox-runner.ts';
 
 /** Limits of the sandbox processes, besides those of the isolates in them. */
@@ -36,25 +37,70 @@ export interface ProcessSandboxOptions extends SandboxOptions {
   log: Log;
 }
 
-interface Waiter {
+/** A chunk's call, from `start` until it settles. */
+interface Call {
   jobId: string;
-  resolve(p: SandboxProcess | null): void;
+  args: unknown[];
+  argOffset: number;
+  argsJson: string;
+  /** Its limit, and whether it is the worker's (for the error's words). */
+  limit: number;
+  byWorker: boolean;
+  /** When its limit runs out (epoch ms); waiting for a process counts. */
+  deadline: number;
+  /** Runs alone: it was in a batch whose process died, and its own death must be charged to it alone. */
+  alone: boolean;
+  /** The batch it runs in, while it runs. */
+  batch: Batch | null;
+  settled: boolean;
+  /** Ends the wait for a process at the deadline. */
+  timer: ReturnType<typeof setTimeout> | null;
+  resolve(results: unknown[]): void;
+  reject(err: unknown): void;
+}
+
+/** Calls of one job running together in one process. */
+interface Batch {
+  proc: SandboxProcess;
+  calls: Call[];
+  /** One of its calls was cancelled, and the process killed for it: the others go back to the queue. */
+  cancelledOne: boolean;
 }
 
 /**
- * Runs each chunk in a sandbox process of its own while it runs, so that a process's death is
- * charged to exactly the chunk that ran in it. Processes start when first needed, up to
- * `maxProcesses`, stay for the next chunks (each keeps warm isolates for the jobs it ran, like
- * the in-process sandbox), and are replaced when they die. A chunk's deadline and a
- * cancellation kill its process: nothing inside can outlast them.
+ * The most chunks sent to a process in one message, and the most bytes of arguments: chunks
+ * that queue for a process are sent a few at a time, since each message each way costs more
+ * than a small chunk's call (`npm run bench -- --only map-unchunked`, docs/operations.md).
+ */
+const BATCH_CALLS = 32;
+const BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Runs each chunk in a sandbox process while it runs, so that a process's death is charged to
+ * exactly the chunk that ran in it. Processes start when first needed, up to `maxProcesses`,
+ * stay for the next chunks (each keeps warm isolates for the jobs it ran, like the in-process
+ * sandbox), and are replaced when they die. A chunk's deadline and a cancellation kill its
+ * process: nothing inside can outlast them.
+ *
+ * Chunks of one job that queue for a process are sent to it together, each with its own
+ * timeout (JavaScript only, `batchCalls`): one message each way instead of one per chunk. Only
+ * chunks whose deadlines lie within `killGraceMs` of each other go together, since the process
+ * is killed past the latest of them. When a batch's process dies, its chunks are run again,
+ * each alone, so that the death is charged to the one that caused it; when one of a batch is
+ * cancelled, its process is killed and the others are run again.
  */
 export class ProcessSandboxExecutor implements CodeExecutor {
   protected readonly o: ProcessSandboxOptions;
+  /** The most chunks sent to a process at once (1: one at a time). */
+  protected batchCalls = BATCH_CALLS;
   private readonly jobs = new Map<string, string>();
   private readonly processes = new Set<SandboxProcess>();
   private idle: SandboxProcess[] = [];
-  private waiters: Waiter[] = [];
+  /** Calls waiting for a process, in the order they came (calls run again go first). */
+  private queue: Call[] = [];
   private disposed = false;
+  /** Messages that carried more than one chunk, and the chunks they carried (read by tests). */
+  readonly batches = { sent: 0, chunks: 0 };
 
   constructor(options: Partial<ProcessSandboxOptions> = {}) {
     this.o = {
@@ -88,50 +134,148 @@ export class ProcessSandboxExecutor implements CodeExecutor {
    */
   start(jobId: string, args: unknown[], timeoutMs: number | null, argOffset = 0): CodeRun {
     const { ms: limit, byWorker } = sandboxLimit(timeoutMs, this.o.defaultTimeoutMs);
-    const startedAt = Date.now();
-    let proc: SandboxProcess | null = null;
-    let waiter: Waiter | null = null;
-    let stopped: 'cancelled' | 'timeout' | null = null;
-    const stopWaiting = (reason: 'cancelled' | 'timeout') => {
-      stopped ??= reason;
-      if (!waiter) return;
-      this.waiters = this.waiters.filter((w) => w !== waiter);
-      waiter.resolve(null);
-    };
-    const result = (async (): Promise<unknown[]> => {
-      const code = this.jobs.get(jobId);
-      if (code === undefined) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
+    let call: Call | null = null;
+    const result = new Promise<unknown[]>((resolve, reject) => {
+      if (!this.jobs.has(jobId)) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`);
       if (this.disposed) throw new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `job ${jobId}: the worker is stopping`);
-      const argsJson = JSON.stringify(args);
-      proc = this.take(jobId);
-      if (!proc) {
-        const timer = setTimeout(() => stopWaiting('timeout'), limit);
-        proc = await new Promise<SandboxProcess | null>((resolve) => { waiter = { jobId, resolve }; this.waiters.push(waiter); });
-        waiter = null;
-        clearTimeout(timer);
+      call = { jobId, args, argOffset, argsJson: JSON.stringify(args), limit, byWorker, deadline: Date.now() + limit, alone: false, batch: null,
+        settled: false, timer: null, resolve, reject };
+      this.enqueue(call, false);
+      this.pump();
+    });
+    return { result, kill: (reason) => { if (call) this.stop(call, reason); } };
+  }
+
+  /** Queue a call for a process, timing out at its deadline while it waits. */
+  private enqueue(call: Call, first: boolean): void {
+    const left = call.deadline - Date.now();
+    if (left <= 0) { this.settle(call, stoppedError('timeout', call.jobId, call.limit, call.byWorker)); return; }
+    call.batch = null;
+    call.timer = setTimeout(() => this.stop(call, 'timeout'), left);
+    if (first) this.queue.unshift(call); else this.queue.push(call);
+  }
+
+  /** End a call now (cancelled, or its deadline while waiting). */
+  private stop(call: Call, reason: 'cancelled' | 'timeout'): void {
+    if (call.settled) return;
+    const batch = call.batch;
+    if (!batch) {
+      this.queue = this.queue.filter((c) => c !== call);
+      this.settle(call, stoppedError(reason, call.jobId, call.limit, call.byWorker));
+      return;
+    }
+    // Running: its process is killed (nothing else stops a call inside it). Alone, the call
+    // fails as the process's kill says; in a batch it fails now, and the others run again.
+    if (batch.calls.length === 1) { batch.proc.kill(reason); return; }
+    batch.cancelledOne = true;
+    this.settle(call, stoppedError(reason, call.jobId, call.limit, call.byWorker));
+    batch.proc.kill(reason);
+  }
+
+  private settle(call: Call, outcome: Error | unknown[]): void {
+    if (call.settled) return;
+    call.settled = true;
+    call.batch = null;
+    if (call.timer) clearTimeout(call.timer);
+    call.timer = null;
+    if (outcome instanceof Error) call.reject(outcome); else call.resolve(outcome);
+  }
+
+  /** Give waiting calls to free processes, a batch at a time. */
+  private pump(): void {
+    while (this.queue.length > 0 && !this.disposed) {
+      const head = this.queue[0]!;
+      const proc = this.take(head.jobId);
+      if (!proc) return;
+      let n = 1;
+      let bytes = head.argsJson.length;
+      if (!head.alone) {
+        while (n < this.queue.length && n < this.batchCalls) {
+          const next = this.queue[n]!;
+          if (next.jobId !== head.jobId || next.alone || Math.abs(next.deadline - head.deadline) > this.o.killGraceMs || bytes + next.argsJson.length > BATCH_BYTES) break;
+          bytes += next.argsJson.length;
+          n++;
+        }
       }
-      const left = limit - (Date.now() - startedAt);
-      if (!proc || stopped || left <= 0) {
-        if (proc) this.release(proc);
-        throw stoppedError(stopped ?? 'timeout', jobId, limit, byWorker);
+      const calls = this.queue.splice(0, n);
+      const batch: Batch = { proc, calls, cancelledOne: false };
+      for (const c of calls) {
+        if (c.timer) clearTimeout(c.timer);
+        c.timer = null;
+        c.batch = batch;
       }
+      void this.runBatch(batch).then((ended) => {
+        this.release(proc);
+        for (const [c, outcome] of ended) this.settle(c, outcome);
+      }, (err: unknown) => {
+        this.release(proc);
+        for (const c of calls) this.settle(c, err as Error);
+      });
+    }
+  }
+
+  /**
+   * Run a batch in its process; returns how each call ended, to be settled once the process is
+   * free again (so that a caller's next call finds it idle). Calls to run again are queued here.
+   */
+  private async runBatch(batch: Batch): Promise<[Call, Error | unknown[]][]> {
+    const { proc, calls } = batch;
+    const jobId = calls[0]!.jobId;
+    const code = this.jobs.get(jobId);
+    if (code === undefined) {
+      return calls.map((c) => [c, new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`)]);
+    }
+    const now = Date.now();
+    if (calls.length === 1) {
+      const c = calls[0]!;
       try {
-        return readResults(await proc.run({ jobId, code, argsJson, timeoutMs: left }), jobId, argOffset, args.length);
+        const text = await proc.run({ jobId, code, argsJson: c.argsJson, timeoutMs: Math.max(1, c.deadline - now) });
+        return [[c, this.read(c, text)]];
       } catch (err) {
         // The process had what was left of the timeout; the error names the task's whole timeout.
-        if (err instanceof CrowdComputeError && err.code === 'CC_ERR_TIMEOUT') throw stoppedError('timeout', jobId, limit, byWorker);
-        throw err;
-      } finally {
-        this.release(proc);
+        return [[c, err instanceof CrowdComputeError && err.code === 'CC_ERR_TIMEOUT' ? stoppedError('timeout', jobId, c.limit, c.byWorker) : err as Error]];
       }
-    })();
-    return {
-      result,
-      kill: (reason) => {
-        if (proc) proc.kill(reason);
-        else stopWaiting(reason);
-      },
-    };
+    }
+    this.batches.sent++;
+    this.batches.chunks += calls.length;
+    let outcomes: RunOutcome[];
+    try {
+      outcomes = await proc.runMany({ jobId, code, runs: calls.map((c) => ({ argsJson: c.argsJson, timeoutMs: Math.max(1, c.deadline - now) })) });
+    } catch (err) {
+      const ended: [Call, Error][] = [];
+      const again: Call[] = [];
+      for (const c of calls) {
+        if (c.settled) continue;
+        if (batch.cancelledOne || err instanceof SandboxCrashError) {
+          // Killed for another call, or died under one of them (which, nobody can tell): each
+          // runs again, alone after a death, so that a death is charged to the call that caused it.
+          c.alone = err instanceof SandboxCrashError;
+          again.push(c);
+        } else {
+          ended.push([c, err instanceof CrowdComputeError && err.code === 'CC_ERR_TIMEOUT' ? stoppedError('timeout', jobId, c.limit, c.byWorker) : err as Error]);
+        }
+      }
+      // Ahead of the calls that came later, in their own order.
+      for (const c of again.reverse()) this.enqueue(c, true);
+      return ended;
+    }
+    return calls.map((c, i): [Call, Error | unknown[]] => {
+      const o = outcomes[i];
+      if (!o) return [c, new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: the sandbox process answered ${outcomes.length} of ${calls.length} chunks`)];
+      if ('text' in o) return [c, this.read(c, o.text)];
+      const err = CrowdComputeError.fromWire(o.error);
+      if (o.error.stack) err.stack = o.error.stack;
+      return [c, err.code === 'CC_ERR_TIMEOUT' ? stoppedError('timeout', jobId, c.limit, c.byWorker) : err];
+    });
+  }
+
+  /** A call's results from the runner's text, or the error they amount to. */
+  private read(c: Call, text: string): unknown[] | Error {
+    try {
+      return readResults(text, c.jobId, c.argOffset, c.args.length);
+    } catch (err) {
+      return err as Error;
+    }
   }
 
   /** Kill every sandbox process. */
@@ -140,7 +284,7 @@ export class ProcessSandboxExecutor implements CodeExecutor {
     for (const p of this.processes) p.kill('cancelled');
     this.processes.clear();
     this.idle = [];
-    for (const w of this.waiters.splice(0)) w.resolve(null);
+    for (const c of this.queue.splice(0)) this.settle(c, new CrowdComputeError('CC_ERR_SHUTTING_DOWN', `job ${c.jobId}: the worker is stopping`));
   }
 
   /**
@@ -178,11 +322,6 @@ export class ProcessSandboxExecutor implements CodeExecutor {
     if (this.disposed) { p.kill('cancelled'); return; }
     if (p.alive) this.idle.push(p);
     else this.processes.delete(p);
-    const w = this.waiters.shift();
-    if (w) {
-      const next = this.take(w.jobId);
-      if (next) w.resolve(next);
-      else this.waiters.unshift(w);
-    }
+    this.pump();
   }
 }

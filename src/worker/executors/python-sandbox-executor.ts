@@ -53,6 +53,8 @@ export class PythonSandboxExecutor extends ProcessSandboxExecutor {
       // A running interpreter answers nothing before its chunk ends: the deadline kills it.
       killGraceMs: options.killGraceMs ?? 0,
     });
+    // One chunk per message: the Python sandbox process answers chunks one at a time.
+    this.batchCalls = 1;
   }
 
   protected override newProcess(): SandboxProcess {

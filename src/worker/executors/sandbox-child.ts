@@ -12,7 +12,8 @@
 import { Worker } from 'node:worker_threads';
 import { CrowdComputeError } from '../../protocol/errors.ts';
 import { SandboxExecutor, type SandboxOptions } from './sandbox-executor.ts';
-import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
+import type { FromSandbox, RunOutcome, ToSandbox } from './sandbox-messages.ts';
+import { stoppedError } from './sandbox-runner.ts';
 
 // The worker decides when this process ends (it kills it, or it exits itself, and the IPC
 // channel closes). A Ctrl-C in a terminal or a service manager's SIGTERM reach the whole
@@ -36,6 +37,32 @@ function send(m: FromSandbox): void {
   process.send!(m);
 }
 
+/** A rejection as the worker reads it. */
+function wireError(err: unknown, jobId: string): Extract<RunOutcome, { error: unknown }> {
+  const e = err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: ${(err as Error)?.message ?? String(err)}`);
+  return { error: { ...e.toJSON(), stack: e.stack } };
+}
+
+/**
+ * Several chunks of one job, one after another, answered in one message: the worker sends
+ * these when chunks queue for its sandbox processes, and each message each way costs more
+ * than a small chunk's call. Each chunk keeps its own deadline, counted from the arrival.
+ */
+async function runAll(jobId: string, runs: { argsJson: string; timeoutMs: number }[]): Promise<void> {
+  const arrived = Date.now();
+  const outcomes: RunOutcome[] = [];
+  for (const r of runs) {
+    const left = arrived + r.timeoutMs - Date.now();
+    if (left <= 0) { outcomes.push(wireError(stoppedError('timeout', jobId, r.timeoutMs), jobId)); continue; }
+    try {
+      outcomes.push({ text: await sandbox.startJson(jobId, r.argsJson, left).result });
+    } catch (err) {
+      outcomes.push(wireError(err, jobId));
+    }
+  }
+  send({ t: 'dones', outcomes });
+}
+
 process.on('message', (m: ToSandbox) => {
   switch (m.t) {
     case 'code': sandbox.setCode(m.jobId, m.code); return;
@@ -43,11 +70,11 @@ process.on('message', (m: ToSandbox) => {
     case 'run':
       sandbox.startJson(m.jobId, m.argsJson, m.timeoutMs).result.then(
         (text) => send({ t: 'done', text }),
-        (err: unknown) => {
-          const e = err instanceof CrowdComputeError ? err : new CrowdComputeError('CC_ERR_INTERNAL', `job ${m.jobId}: ${(err as Error)?.message ?? String(err)}`);
-          send({ t: 'failed', error: { ...e.toJSON(), stack: e.stack } });
-        },
+        (err: unknown) => send({ t: 'failed', ...wireError(err, m.jobId) }),
       );
+      return;
+    case 'runs':
+      void runAll(m.jobId, m.runs);
   }
 });
 

@@ -12,7 +12,7 @@ import { CrowdComputeError } from '../../protocol/index.ts';
 import type { Log } from '../../link/log.ts';
 import { SandboxCrashError } from '../runtime/code-executor.ts';
 import type { SandboxOptions } from './sandbox-executor.ts';
-import type { FromSandbox, ToSandbox } from './sandbox-messages.ts';
+import type { FromSandbox, RunOutcome, ToSandbox } from './sandbox-messages.ts';
 import { memoryLimitMessage, stoppedError } from './sandbox-runner.ts';
 
 /** How a sandbox process is started and bounded. */
@@ -88,6 +88,8 @@ interface Pending {
   jobId: string;
   limitMs: number;
   resolve(text: string): void;
+  /** Set for several chunks sent at once: their outcomes. */
+  resolveMany?: (outcomes: RunOutcome[]) => void;
   reject(err: Error): void;
 }
 
@@ -173,17 +175,34 @@ export class SandboxProcess {
     if (this.pending) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: the sandbox process is already running a chunk`);
     return new Promise<string>((resolve, reject) => {
       this.pending = { jobId: r.jobId, limitMs: r.timeoutMs, resolve, reject };
-      if (this.codes.get(r.jobId) !== r.code) this.send({ t: 'code', jobId: r.jobId, code: r.code });
-      // Least recently used first: the oldest sources are the ones forgotten.
-      this.codes.delete(r.jobId);
-      this.codes.set(r.jobId, r.code);
-      while (this.codes.size > this.p.maxJobs) {
-        const oldest = this.codes.keys().next().value!;
-        this.codes.delete(oldest);
-        this.send({ t: 'forget', jobId: oldest });
-      }
+      this.sendCode(r.jobId, r.code);
       this.send({ t: 'run', jobId: r.jobId, argsJson: r.argsJson, timeoutMs: r.timeoutMs });
       this.deadline = setTimeout(() => this.kill('timeout'), r.timeoutMs + this.p.killGraceMs);
+    });
+  }
+
+  /**
+   * Run several chunks of one job, one after another, with one message each way: resolves with
+   * each chunk's outcome in order (its runner text, or its error as sent). Each chunk's
+   * timeout counts from now; the process is killed `killGraceMs` after the latest of them if it
+   * has not answered, and the call then rejects as {@link SandboxProcess.run}'s does.
+   * JavaScript sandbox processes only.
+   */
+  async runMany(r: { jobId: string; code: string; runs: { argsJson: string; timeoutMs: number }[] }): Promise<RunOutcome[]> {
+    const limitMs = Math.max(...r.runs.map((x) => x.timeoutMs));
+    try {
+      await this.ready;
+    } catch {
+      if (this.startError) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: ${this.startError}`);
+      throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, limitMs);
+    }
+    if (this.state === 'dead') throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, limitMs);
+    if (this.pending) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: the sandbox process is already running a chunk`);
+    return new Promise<RunOutcome[]>((resolveMany, reject) => {
+      this.pending = { jobId: r.jobId, limitMs, resolve: () => reject(new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: one answer for several chunks`)), resolveMany, reject };
+      this.sendCode(r.jobId, r.code);
+      this.send({ t: 'runs', jobId: r.jobId, runs: r.runs });
+      this.deadline = setTimeout(() => this.kill('timeout'), limitMs + this.p.killGraceMs);
     });
   }
 
@@ -199,6 +218,19 @@ export class SandboxProcess {
     this.notReady?.();
     const p = this.takePending();
     p?.reject(stoppedError(reason, p.jobId, p.limitMs));
+  }
+
+  /** Send the job's source unless the process holds it; forget the least recently used beyond `maxJobs`. */
+  private sendCode(jobId: string, code: string): void {
+    if (this.codes.get(jobId) !== code) this.send({ t: 'code', jobId, code });
+    // Least recently used first: the oldest sources are the ones forgotten.
+    this.codes.delete(jobId);
+    this.codes.set(jobId, code);
+    while (this.codes.size > this.p.maxJobs) {
+      const oldest = this.codes.keys().next().value!;
+      this.codes.delete(oldest);
+      this.send({ t: 'forget', jobId: oldest });
+    }
   }
 
   private send(m: ToSandbox): void {
@@ -224,6 +256,11 @@ export class SandboxProcess {
     if (!p) return;
     this.lastUsed = Date.now();
     if (m.t === 'done') { p.resolve(m.text); return; }
+    if (m.t === 'dones') {
+      if (p.resolveMany) p.resolveMany(m.outcomes);
+      else p.reject(new CrowdComputeError('CC_ERR_INTERNAL', `job ${p.jobId}: several answers for one chunk`));
+      return;
+    }
     const wire = CrowdComputeError.fromWire(m.error);
     const err = m.fatal ? new SandboxCrashError(wire.code, wire.message, wire.details) : wire;
     if (m.error.stack) err.stack = m.error.stack;

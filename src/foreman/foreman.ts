@@ -394,7 +394,9 @@ export class Foreman {
       // Other foremen on the same database: their new work wakes our workers, their commits
       // reach our clients, their cancellations reach our workers.
       services.push(new StoreListener(store, {
-        onWork: (accepted) => workAvailable(accepted ? { accepted: [accepted.job], requiring: accepted.requiring } : undefined),
+        onWork: (accepted) => workAvailable(accepted
+          ? { accepted: [accepted.job], requiring: accepted.requiring, ...(accepted.sendWith ? { sendWith: [{ jobId: accepted.job.jobId, ...accepted.sendWith }] } : {}) }
+          : undefined),
         onJobChange: (change) => events.publish([change]),
         onCancel: (t) => registry.stopTask(t.workerId, t, t.reason),
         onCredentials: () => void auth?.checkChanges(),

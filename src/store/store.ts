@@ -727,9 +727,10 @@ export interface StoreNotifications {
   /**
    * New or returned work exists. With `accepted`: a job another foreman just accepted, as it
    * committed it (its tasks, waiting and delayed), and whether some of its tasks require
-   * resources; without, anything may have changed.
+   * resources, and (except for graphs) the metadata and trace context its tasks are sent with
+   * when they fit in the announcement; without, anything may have changed.
    */
-  onWork(accepted?: { job: ActiveJob; requiring: boolean }): void;
+  onWork(accepted?: { job: ActiveJob; requiring: boolean; sendWith?: { metadata: Record<string, unknown> | null; traceContext: TraceContext | null } }): void;
   /** A job's counts or state changed through another foreman. */
   onJobChange(change: JobChange): void;
   /** A running task must stop (cancelled through another foreman). */

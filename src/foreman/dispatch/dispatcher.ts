@@ -188,6 +188,9 @@ export class Dispatcher implements Service {
           runOn: j.runOn, language: j.language, createdAt: j.createdAt, types: typesFromLabel(j), unfinished: j.counts.total - j.counts.completed - j.counts.failed - j.counts.cancelled }, delayed);
       }
       for (const j of options.accepted ?? []) this.ledger.accepted(j);
+      for (const w of options.sendWith ?? []) {
+        if (this.jobInfo.get(w.jobId) === undefined) this.jobInfo.set(w.jobId, { graph: null, metadata: w.metadata, traceContext: w.traceContext });
+      }
     } else {
       // Work this foreman did not accept (returned, retried, or another foreman's): read who shares again.
       this.ledger.markStale();

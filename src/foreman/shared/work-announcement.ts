@@ -3,6 +3,7 @@
  * so that the job service announces work without importing the dispatcher.
  */
 import type { ActiveJob, JobRecord } from '../../store/store.ts';
+import type { TraceContext } from '../../protocol/index.ts';
 
 /** A job accepted or appended to here, and how many of the tasks it just brought are delayed (not yet due). */
 export interface AnnouncedJob {
@@ -26,4 +27,16 @@ export interface WorkAnnouncement {
    * the workers here).
    */
   accepted?: readonly ActiveJob[];
+  /**
+   * What another foreman's accepted jobs' tasks are sent with (not for graphs, whose plan is
+   * read): known here without reading the job at its first dispatch.
+   */
+  sendWith?: readonly JobSendWith[];
+}
+
+/** What a job's tasks are sent to workers with, besides their own fields. */
+export interface JobSendWith {
+  jobId: string;
+  metadata: Record<string, unknown> | null;
+  traceContext: TraceContext | null;
 }

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { runStoreConformance } from '../conformance/store-conformance.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { testPostgresUrl } from './postgres-test-url.ts';
+import type { JobChange } from '../store.ts';
+import { waitFor } from '../../testing/index.ts';
 
 const url = await testPostgresUrl();
 let n = 0;
@@ -96,5 +98,41 @@ test('a session left inside a transaction (a foreman that froze mid-commit) is e
     assert.equal((await store.pool.query('SELECT v FROM frozen_probe WHERE id = 1')).rows[0].v, 1);
   } finally {
     await store.close();
+  }
+});
+
+test('what another foreman hears: a job with what its tasks are sent with, and a one-task job\'s end with its small result and whether it wrote a webhook', { skip: url ? false : 'no PostgreSQL reachable' }, async () => {
+  const schema = `cc_test_${process.pid}_${++n}`;
+  const here = new TestPostgresStore({ url: url!, schema, poolSize: 2, instanceId: 'here' });
+  const there = new PostgresStore({ url: url!, schema, poolSize: 2, instanceId: 'there' });
+  await here.migrate();
+  const heard: { work: unknown[]; changes: JobChange[] } = { work: [], changes: [] };
+  const unlisten = await there.listen({ onWork: (w) => heard.work.push(w), onJobChange: (c) => heard.changes.push(c), onCancel: () => {} });
+  try {
+    const job = (id: string, type: string, metadata: Record<string, unknown> | null) => ({
+      job: { id, kind: 'tasks' as const, name: null, priority: 'normal' as const, argCount: null, chunkSize: null, code: null, timeoutMs: null, maxAttempts: 1,
+        idempotencyKey: null, metadata, owner: null, retentionMs: 60_000, label: type, queueTimeoutMs: null, runOn: null, traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } },
+      tasks: [{ id: `${id}.0`, index: 0, kind: 'named' as const, type, input: { n: 1 }, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null }], now: Date.now() });
+    const finish = async (type: string, result: unknown) => {
+      const [t] = await here.taskClaimMany({ workerId: 'w', patterns: [type], allowCode: false, limit: 1, leaseMs: 30_000, now: Date.now() });
+      await here.taskFinishMany({ outcomes: [{ taskId: t!.taskId, attempt: 1, workerId: 'w', status: 'completed', result }], now: Date.now() });
+    };
+    const small = `job-small-${process.pid}`;
+    await here.jobInsert(job(small, 'hear.small', { tenant: 'a' }));
+    await finish('hear.small', { ok: true });
+    const big = `job-big-${process.pid}`;
+    await here.jobInsert(job(big, 'hear.big', null));
+    await finish('hear.big', { text: 'x'.repeat(5_000) });
+    await waitFor(() => heard.changes.filter((c) => c.finished).length === 2, { message: 'both ends heard' });
+    const work = heard.work.find((w) => (w as { job?: { jobId: string } } | undefined)?.job?.jobId === small) as { sendWith?: unknown };
+    assert.deepEqual(work.sendWith, { metadata: { tenant: 'a' }, traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    const end = (id: string) => heard.changes.find((c) => c.jobId === id && c.finished)!;
+    assert.deepEqual(end(small), { jobId: small, state: 'completed', counts: { total: 1, completed: 1, failed: 0, cancelled: 0 }, finished: true, webhook: false, results: [{ ok: true }] });
+    assert.equal(end(big).webhook, false);
+    assert.ok(!('results' in end(big)), 'a result too large for the notification is read instead');
+  } finally {
+    await unlisten();
+    await there.close();
+    await here.close();
   }
 });

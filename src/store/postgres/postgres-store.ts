@@ -118,15 +118,28 @@ const SETTLE_ON_COMPLETION = (n: string, now: string) => `
  * jobs_webhook trigger's condition).
  */
 const ENDED = (oldState: string) => `(${oldState} NOT IN ('completed', 'failed', 'cancelled') AND state IN ('completed', 'failed', 'cancelled'))`;
-const ENDED_HERE = (oldState: string, channel: string, from: string) => {
+const WROTE_WEBHOOK = `(webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials k WHERE k.id = jobs.owner AND k.kind = 'key' AND k.revoked_at IS NULL AND k.webhook_url IS NOT NULL))`;
+/**
+ * The announcement also says whether the end wrote a webhook delivery (so that other foremen's
+ * webhook senders need not look), and carries a one-task job's results when they are small
+ * (resultsInHand's rule; `results` names a relation of the completed tasks' `job_id` and
+ * `result` text), so that another foreman's client gets its completion without a read.
+ */
+const ENDED_HERE = (oldState: string, channel: string, from: string, results: string) => {
   const ended = ENDED(oldState);
   return `
   ${ended} AS ended_here,
   CASE WHEN ${ended} THEN pg_notify(${channel}, json_build_object('kind', 'job', 'from', ${from}::text, 'change', json_build_object('jobId', id, 'state', state,
-      'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', true))::text) IS NULL
+      'counts', json_build_object('total', total, 'completed', completed, 'failed', failed, 'cancelled', cancelled), 'finished', true,
+      'webhook', ${WROTE_WEBHOOK},
+      'results', CASE WHEN state = 'completed' AND total = 1 AND completed = 1 AND kind IN ('tasks', 'map') THEN
+        (SELECT CASE WHEN jobs.kind = 'tasks' THEN json_build_array(r.result::json) WHEN json_typeof(r.result::json) = 'array' THEN r.result::json END
+          FROM ${results} r WHERE r.job_id = jobs.id AND octet_length(r.result) <= ${NOTIFIED_RESULT_BYTES} LIMIT 1) END))::text) IS NULL
   END AS ended_announced,
-  (webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials k WHERE k.id = jobs.owner AND k.kind = 'key' AND k.revoked_at IS NULL AND k.webhook_url IS NOT NULL)) AS webhook`;
+  ${WROTE_WEBHOOK} AS webhook`;
 };
+/** The largest result an end's notification carries (its payload must stay under 8,000 bytes). */
+const NOTIFIED_RESULT_BYTES = 4_000;
 
 /** The jobs to claim from, their numbers cut so that they add up to at most `limit`. */
 function withinLimit(jobs: readonly { jobId: string; limit: number; capped?: boolean }[], limit: number): { jobId: string; limit: number; capped?: boolean }[] {
@@ -402,8 +415,17 @@ export class PostgresStore implements Store {
         let m: any;
         try { m = JSON.parse(n.payload); } catch { return; }
         if (m.from === this.instanceId) return;
-        if (m.kind === 'work') handlers.onWork(m.job && typeof m.job.jobId === 'string' ? { job: m.job as ActiveJob, requiring: m.requiring === true } : undefined);
-        else if (m.kind === 'job') handlers.onJobChange(m.change as JobChange);
+        if (m.kind === 'work') {
+          handlers.onWork(m.job && typeof m.job.jobId === 'string'
+            ? { job: m.job as ActiveJob, requiring: m.requiring === true, ...(m.sendWith && typeof m.sendWith === 'object' ? { sendWith: m.sendWith } : {}) }
+            : undefined);
+        } else if (m.kind === 'job') {
+          // Built in SQL, an end's notification says null for what it does not carry.
+          const change = m.change as JobChange;
+          if (change.results === null) delete change.results;
+          if (change.webhook === null) delete change.webhook;
+          handlers.onJobChange(change);
+        }
         else if (m.kind === 'cancel') handlers.onCancel(m.task);
         else if (m.kind === 'credentials') handlers.onCredentials?.();
         else if (m.kind === 'release' && typeof m.at === 'number') handlers.onRelease?.(m.at);
@@ -545,9 +567,15 @@ export class PostgresStore implements Store {
       waiting: tasks.length - scheduled, scheduled, running: 0, runOn: job.runOn, language: job.kind === 'map' ? job.language ?? 'javascript' : null,
       types: typesFromLabel({ kind: job.kind, label: job.label, open: job.open === true }), createdAt: now,
     };
-    const text = JSON.stringify({ kind: 'work', from: this.instanceId, job: active, requiring: tasks.some((t) => t.requires) });
-    // NOTIFY payloads must stay under 8,000 bytes.
-    return Buffer.byteLength(text) < 7_000 ? text : JSON.stringify({ kind: 'work', from: this.instanceId });
+    const requiring = tasks.some((t) => t.requires);
+    // What its tasks are sent with, so that another foreman's dispatcher need not read the job.
+    const sendWith = job.kind === 'graph' ? undefined : { metadata: job.metadata ?? null, traceContext: job.traceContext ?? null };
+    // NOTIFY payloads must stay under 8,000 bytes: what does not fit is read instead.
+    for (const m of [{ job: active, requiring, sendWith }, { job: active, requiring }]) {
+      const text = JSON.stringify({ kind: 'work', from: this.instanceId, ...m });
+      if (Buffer.byteLength(text) < 7_000) return text;
+    }
+    return JSON.stringify({ kind: 'work', from: this.instanceId });
   }
 
   /**
@@ -829,7 +857,7 @@ export class PostgresStore implements Store {
       const change: JobChange = { jobId, state, counts, finished: true };
       // Whether the end wrote a webhook delivery: the jobs_webhook trigger's own condition.
       const ended = (await c.query(prepared(`UPDATE jobs SET state = $1, completed_at = $2, prune_after = $2::bigint + retention_ms WHERE id = $3
-        RETURNING pg_notify($4, $5), (webhook_url IS NOT NULL OR EXISTS (SELECT 1 FROM credentials k WHERE k.id = jobs.owner AND k.kind = 'key' AND k.revoked_at IS NULL AND k.webhook_url IS NOT NULL)) AS webhook`,
+        RETURNING pg_notify($4, $5), ${WROTE_WEBHOOK} AS webhook`,
       [state, now, jobId, CHANNEL, JSON.stringify({ kind: 'job', change, from: this.instanceId })]))).rows[0];
       change.webhook = ended?.webhook === true;
       // Not in the notification: its size is bounded; other foremen read the results.
@@ -1084,12 +1112,12 @@ export class PostgresStore implements Store {
         const rows = (await c.query(prepared(`WITH done AS (UPDATE tasks t SET state = ${to('complete')}, result = v.result, error = NULL, completed_at = $5, lease_expires_at = NULL
             FROM unnest($1::text[], $2::int[], $3::text[], $4::text[]) AS v(id, attempt, worker, result)
             WHERE t.id = v.id AND ${guard('complete', 't.state')} AND t.attempt = v.attempt AND t.worker_id = v.worker
-            RETURNING t.id, t.attempt, t.job_id, t.worker_id),
+            RETURNING t.id, t.attempt, t.job_id, t.worker_id, v.result),
           per_job AS (SELECT job_id, count(*)::int AS n FROM done GROUP BY job_id),
           job_locks AS (SELECT id AS locked_id, state AS old_state FROM jobs WHERE id IN (SELECT job_id FROM per_job) ORDER BY id FOR UPDATE),
           counted AS (UPDATE jobs SET completed = completed + per_job.n, ${SETTLE_ON_COMPLETION('per_job.n', '$5')}
             FROM job_locks JOIN per_job ON per_job.job_id = job_locks.locked_id
-            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7', ENDED('job_locks.old_state'))}, ${ENDED_HERE('job_locks.old_state', '$6', '$7')}),
+            WHERE jobs.id = job_locks.locked_id RETURNING jobs.*, ${ANNOUNCE_JOB_UNLESS_ENDING('$6', '$7', ENDED('job_locks.old_state'))}, ${ENDED_HERE('job_locks.old_state', '$6', '$7', 'done')}),
           per_worker AS (SELECT worker_id, count(*)::int AS n FROM done GROUP BY worker_id),
           worker_locks AS (SELECT id AS locked_id FROM workers WHERE id IN (SELECT worker_id FROM per_worker) ORDER BY id FOR UPDATE),
           seen AS (UPDATE workers SET tasks_completed = tasks_completed + per_worker.n, last_seen_at = $5 FROM worker_locks JOIN per_worker ON per_worker.worker_id = worker_locks.locked_id

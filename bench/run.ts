@@ -50,7 +50,7 @@
  * `--database postgres://…` runs them on PostgreSQL; `--foremen 2` starts two foremen on it,
  * the worker on the first and the client on the last, so every result crosses foremen;
  * `--foreman-args='--no-store-thread'` passes more flags to every foreman it starts (an A/B of a
- * foreman option).
+ * foreman option); `--worker-args` does the same for the workers.
  * `--spread-workers` starts one worker per foreman instead, sharing `--concurrency`, so that the
  * foremen share the dispatching.
  * `--insecure` runs the foremen without authentication, to measure what it costs.
@@ -76,7 +76,7 @@ import { localCredentialsAt } from '../src/host/local-credentials.ts';
 import { startTraceSink } from './trace-sink.ts';
 
 const { values: args } = parseArgs({ options: {
-  database: { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
+  database: { type: 'string' }, 'worker-args': { type: 'string' }, runs: { type: 'string', default: '3' }, only: { type: 'string' },
   tasks: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '50' },
   foremen: { type: 'string', default: '1' }, 'spread-workers': { type: 'boolean', default: false },
   insecure: { type: 'boolean', default: false },
@@ -91,6 +91,8 @@ const { values: args } = parseArgs({ options: {
 const RUNS = Number(args.runs);
 /** More flags for every foreman the bench starts (`--foreman-args=--no-store-thread`): an A/B of a foreman option. */
 const FOREMAN_ARGS = args['foreman-args']?.split(' ').filter(Boolean) ?? [];
+/** More flags for the bench's workers (`--worker-args='--sandbox-processes 2'`): an A/B of a worker option. */
+const WORKER_ARGS = args['worker-args']?.split(' ').filter(Boolean) ?? [];
 const TASKS = Number(args.tasks);
 const root = fileURLToPath(new URL('../', import.meta.url));
 const bin = process.env.CC_BENCH_BIN ?? join(root, 'bin/crowdcompute.js');
@@ -149,7 +151,7 @@ const client = new Client({ url, connectTimeoutMs: STARTUP_MS });
 const workerPorts = args['spread-workers'] ? ports : [ports[0]];
 const workers = workerPorts.map((port, i) => start(`worker ${i + 1}`, ['worker', '--foreman', `ws://127.0.0.1:${port}/ws`, '--id', `bench-worker-${i + 1}`,
   '--concurrency', String(Math.ceil(Number(args.concurrency) / workerPorts.length)),
-  '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn']));
+  '--allow-code', '--handlers', join(root, 'bench/noop-handlers.ts'), '--no-status', '--log-level', 'warn', ...WORKER_ARGS]));
 children.push(...workers);
 const worker = workers[0];
 // Counted in the store: with several foremen the workers are connected to others than the client's.

@@ -22,11 +22,13 @@ import { readResults, sandboxLimit, stoppedError } from './sandbox-runner.ts';
 export interface ProcessSandboxOptions extends SandboxOptions {
   /**
    * Sandbox processes at most, each running one chunk at a time; a chunk that finds them all
-   * busy waits for one. Default: the machine's cores plus one. Map functions only compute (an
-   * isolate has no I/O or timers to wait on), so more would share the same cores, and each
-   * costs memory, a start and, per job, an isolate to compile (`npm run bench` at concurrency
-   * 50 on 2 cores: one process per task slot made map jobs slower than isolates in the worker's
-   * own process, 3 processes made them faster; docs/security.md has the figures).
+   * busy waits for one. Default: the machine's cores. Map functions only compute (an isolate
+   * has no I/O or timers to wait on), so more would share the same cores, and each costs
+   * memory, a start and, per job, an isolate to compile (`npm run bench` at concurrency 50 on 2
+   * cores: one process per task slot made map jobs slower than isolates in the worker's own
+   * process, 3 processes made them faster; once chunks that queue went to a process together,
+   * 2 were faster than 3, since a process no longer idles while one chunk's result is on its
+   * way; docs/security.md has the figures).
    */
   maxProcesses: number;
   /** How long past a chunk's timeout its process is killed if it has not answered. Default 2 s. */
@@ -108,7 +110,7 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       defaultTimeoutMs: options.defaultTimeoutMs ?? WORKER_DEFAULTS.sandboxTimeoutMs,
       maxWarmJobs: options.maxWarmJobs ?? 16,
       maxJobs: options.maxJobs ?? 1000,
-      maxProcesses: Math.max(1, options.maxProcesses ?? availableParallelism() + 1),
+      maxProcesses: Math.max(1, options.maxProcesses ?? availableParallelism()),
       killGraceMs: options.killGraceMs ?? 2_000,
       startTimeoutMs: options.startTimeoutMs ?? 60_000,
       log: options.log ?? silentLog,

@@ -5,6 +5,7 @@
  * compiled once per interpreter, a process killed at its chunk's deadline (a busy Python loop
  * cannot be interrupted otherwise) or when its interpreter fails fatally, and replaced.
  */
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WORKER_DEFAULTS } from '../runtime/worker-defaults.ts';
@@ -50,6 +51,9 @@ export class PythonSandboxExecutor extends ProcessSandboxExecutor {
     super({
       ...options,
       memoryLimitMb: options.memoryLimitMb ?? WORKER_DEFAULTS.pythonSandboxMemoryMb,
+      // Chunks go one per message (below), so one process more than the cores keeps them busy
+      // while a result is on its way.
+      maxProcesses: options.maxProcesses ?? availableParallelism() + 1,
       // A running interpreter answers nothing before its chunk ends: the deadline kills it.
       killGraceMs: options.killGraceMs ?? 0,
     });

@@ -31,9 +31,15 @@ async function outcome(p: Promise<unknown[]>): Promise<unknown[] | string> {
   }
 }
 
+/** An executor whose batches may take as long as a test needs to act during one. */
+class LongBatches extends ProcessSandboxExecutor {
+  protected override batchBudgetMs = 60_000;
+}
+
 /** Run `fn` with a new executor; then dispose of it and wait until its processes are gone, so the next test counts only its own. */
-async function withSandbox(options: Partial<ProcessSandboxOptions>, fn: (sandbox: ProcessSandboxExecutor) => Promise<void>): Promise<void> {
-  const sandbox = new ProcessSandboxExecutor({ memoryLimitMb: 32, defaultTimeoutMs: 60_000, maxProcesses: 4, ...options });
+async function withSandbox(options: Partial<ProcessSandboxOptions> & { longBatches?: boolean }, fn: (sandbox: ProcessSandboxExecutor) => Promise<void>): Promise<void> {
+  const settings = { memoryLimitMb: 32, defaultTimeoutMs: 60_000, maxProcesses: 4, ...options };
+  const sandbox = options.longBatches ? new LongBatches(settings) : new ProcessSandboxExecutor(settings);
   try {
     await fn(sandbox);
   } finally {
@@ -163,15 +169,22 @@ test('a sandbox process ends with its worker, even with a function running that 
   }
 });
 
+/** Run a chunk of the job twice: once to compile its function, once to time a chunk (batches wait for that). */
+async function warm(sandbox: ProcessSandboxExecutor, jobId: string, arg: unknown): Promise<void> {
+  for (let i = 0; i < 2; i++) await sandbox.start(jobId, [arg], null).result;
+}
+
 /** Keep the one process busy with another job for `ms`, so that calls queue behind it. */
 function occupy(sandbox: ProcessSandboxExecutor, ms: number) {
   return call(sandbox, `() => { const t = Date.now(); while (Date.now() - t < ${ms}) {} return 0; }`);
 }
 
 test('chunks of one job queued for a process go to it in one message, and each ends as it would alone', async () => {
-  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+  await withSandbox({ maxProcesses: 1, longBatches: true }, async (sandbox) => {
     await call(sandbox, '(x) => x').result;
     sandbox.setCode('j', '(x) => { if (x === 3) throw new RangeError("three"); return x * 2; }');
+    // Chunks go together once their job's are known to be short.
+    await warm(sandbox, 'j', 0);
     const busy = occupy(sandbox, 300);
     const runs = Array.from({ length: 10 }, (_, i) => sandbox.start('j', [i], null, i));
     assert.deepEqual(await busy.result, [0]);
@@ -190,9 +203,10 @@ test('chunks of one job queued for a process go to it in one message, and each e
 });
 
 test('in a batch, a chunk that loops stops at its own timeout and the others finish', async () => {
-  await withSandbox({ maxProcesses: 1, killGraceMs: 2_000 }, async (sandbox) => {
+  await withSandbox({ maxProcesses: 1, killGraceMs: 2_000, longBatches: true }, async (sandbox) => {
     await call(sandbox, '(x) => x').result;
     sandbox.setCode('loop', '(x) => { if (x === 2) for (;;) {} return x; }');
+    await warm(sandbox, 'loop', 0);
     const busy = occupy(sandbox, 200);
     const runs = [0, 1, 2, 3, 4].map((i) => sandbox.start('loop', [i], i === 2 ? 300 : 1_500));
     await busy.result;
@@ -203,9 +217,10 @@ test('in a batch, a chunk that loops stops at its own timeout and the others fin
 });
 
 test('a chunk cancelled inside a batch ends alone; the others run again and finish', async () => {
-  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+  await withSandbox({ maxProcesses: 1, longBatches: true }, async (sandbox) => {
     await call(sandbox, '(x) => x').result;
     sandbox.setCode('c', '(x) => { if (x === 0) for (;;) {} return x + 100; }');
+    await warm(sandbox, 'c', 5);
     const busy = occupy(sandbox, 200);
     const runs = [0, 1, 2, 3].map((i) => sandbox.start('c', [i], null));
     await busy.result;
@@ -218,9 +233,10 @@ test('a chunk cancelled inside a batch ends alone; the others run again and fini
 });
 
 test('when a batch\'s process dies, its chunks run again one by one, so a death is charged only to the chunk that causes it', async () => {
-  await withSandbox({ maxProcesses: 1 }, async (sandbox) => {
+  await withSandbox({ maxProcesses: 1, longBatches: true }, async (sandbox) => {
     await call(sandbox, '(x) => x').result;
     sandbox.setCode('d', '(x) => { const t = Date.now(); while (Date.now() - t < 100) {} return x; }');
+    await warm(sandbox, 'd', 0);
     const busy = occupy(sandbox, 200);
     const runs = [0, 1, 2, 3].map((i) => sandbox.start('d', [i], null));
     await busy.result;
@@ -231,9 +247,21 @@ test('when a batch\'s process dies, its chunks run again one by one, so a death 
     assert.equal(sandbox.batches.sent, 1, 'after the death they ran one at a time');
     // A chunk whose own run kills its process fails alone, marked not to retry.
     sandbox.setCode('oom', '(x) => { if (x === 1) { const a = []; for (;;) a.push(new Array(1e5).fill(x)); } return x; }');
+    await warm(sandbox, 'oom', 0);
     const busy2 = occupy(sandbox, 200);
     const more = [0, 1, 2].map((i) => sandbox.start('oom', [i], null));
     await busy2.result;
     assert.deepEqual(await Promise.all(more.map((r) => outcome(r.result))), [[0], 'CC_ERR_MEMORY_LIMIT', [2]]);
+  });
+});
+
+test('a job\'s long chunks are not batched: each waiting process takes one, so all of them share the job', async () => {
+  await withSandbox({ maxProcesses: 2 }, async (sandbox) => {
+    await Promise.all([call(sandbox, '(x) => x').result, call(sandbox, '(x) => x').result]);
+    sandbox.setCode('long', '(x) => { const t = Date.now(); while (Date.now() - t < 40) {} return x; }');
+    await warm(sandbox, 'long', 0);
+    const runs = Array.from({ length: 8 }, (_, i) => sandbox.start('long', [i], null));
+    assert.deepEqual(await Promise.all(runs.map((r) => r.result)), [[0], [1], [2], [3], [4], [5], [6], [7]]);
+    assert.deepEqual(sandbox.batches, { sent: 0, chunks: 0 });
   });
 });

@@ -70,12 +70,16 @@ interface Batch {
 }
 
 /**
- * The most chunks sent to a process in one message, and the most bytes of arguments: chunks
- * that queue for a process are sent a few at a time, since each message each way costs more
- * than a small chunk's call (`npm run bench -- --only map-unchunked`, docs/operations.md).
+ * Batches: the most chunks sent to a process in one message, the most bytes of their
+ * arguments, and the most time they are expected to take (from the job's chunks so far). A
+ * message each way costs more than a small chunk's call (`npm run bench -- --only
+ * map-unchunked`, docs/security.md), so small chunks go together; a chunk that takes longer
+ * than the budget gains nothing from it, and goes alone, so that every process gets its share
+ * of a job's long chunks.
  */
 const BATCH_CALLS = 32;
 const BATCH_BYTES = 1024 * 1024;
+const BATCH_BUDGET_MS = 10;
 
 /**
  * Runs each chunk in a sandbox process while it runs, so that a process's death is charged to
@@ -95,12 +99,16 @@ export class ProcessSandboxExecutor implements CodeExecutor {
   protected readonly o: ProcessSandboxOptions;
   /** The most chunks sent to a process at once (1: one at a time). */
   protected batchCalls = BATCH_CALLS;
+  /** The most time a batch's chunks are expected to take together, ms. */
+  protected batchBudgetMs = BATCH_BUDGET_MS;
   private readonly jobs = new Map<string, string>();
   private readonly processes = new Set<SandboxProcess>();
   private idle: SandboxProcess[] = [];
   /** Calls waiting for a process, in the order they came (calls run again go first). */
   private queue: Call[] = [];
   private disposed = false;
+  /** How long a chunk of each job took to run, lately (ms; a moving average), for batching. */
+  private readonly chunkMs = new Map<string, number>();
   /** Messages that carried more than one chunk, and the chunks they carried (read by tests). */
   readonly batches = { sent: 0, chunks: 0 };
 
@@ -191,8 +199,14 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       if (!proc) return;
       let n = 1;
       let bytes = head.argsJson.length;
+      // A job's chunks go together only once they are known to be short (from a run in a
+      // process that had compiled its function already), and a process takes
+      // no more than its share of what waits, so that the other processes get the rest.
+      const perChunkMs = this.chunkMs.get(head.jobId);
+      const most = perChunkMs === undefined ? 1
+        : Math.min(this.batchCalls, Math.ceil(this.queue.length / this.o.maxProcesses), Math.max(1, Math.floor(this.batchBudgetMs / Math.max(perChunkMs, 0.01))));
       if (!head.alone) {
-        while (n < this.queue.length && n < this.batchCalls) {
+        while (n < this.queue.length && n < most) {
           const next = this.queue[n]!;
           if (next.jobId !== head.jobId || next.alone || Math.abs(next.deadline - head.deadline) > this.o.killGraceMs || bytes + next.argsJson.length > BATCH_BYTES) break;
           bytes += next.argsJson.length;
@@ -228,10 +242,14 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       return calls.map((c) => [c, new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: no code received for this map job`)]);
     }
     const now = Date.now();
+    const began = performance.now();
+    // A run that compiles the job's function in this process is not what its chunks cost.
+    const warm = proc.codes.get(jobId) === code;
     if (calls.length === 1) {
       const c = calls[0]!;
       try {
         const text = await proc.run({ jobId, code, argsJson: c.argsJson, timeoutMs: Math.max(1, c.deadline - now) });
+        if (warm) this.ran(jobId, began, 1);
         return [[c, this.read(c, text)]];
       } catch (err) {
         // The process had what was left of the timeout; the error names the task's whole timeout.
@@ -243,6 +261,7 @@ export class ProcessSandboxExecutor implements CodeExecutor {
     let outcomes: RunOutcome[];
     try {
       outcomes = await proc.runMany({ jobId, code, runs: calls.map((c) => ({ argsJson: c.argsJson, timeoutMs: Math.max(1, c.deadline - now) })) });
+      if (warm) this.ran(jobId, began, calls.length);
     } catch (err) {
       const ended: [Call, Error][] = [];
       const again: Call[] = [];
@@ -269,6 +288,16 @@ export class ProcessSandboxExecutor implements CodeExecutor {
       if (o.error.stack) err.stack = o.error.stack;
       return [c, err.code === 'CC_ERR_TIMEOUT' ? stoppedError('timeout', jobId, c.limit, c.byWorker) : err];
     });
+  }
+
+  /** `n` chunks of the job ran since `began` (performance.now()): fold their time into its average. */
+  private ran(jobId: string, began: number, n: number): void {
+    const ms = (performance.now() - began) / n;
+    const was = this.chunkMs.get(jobId);
+    this.chunkMs.delete(jobId);
+    // Oldest first out, as with the jobs' sources.
+    while (this.chunkMs.size >= this.o.maxJobs) this.chunkMs.delete(this.chunkMs.keys().next().value!);
+    this.chunkMs.set(jobId, was === undefined ? ms : was * 0.8 + ms * 0.2);
   }
 
   /** A call's results from the runner's text, or the error they amount to. */

@@ -136,3 +136,28 @@ test('what another foreman hears: a job with what its tasks are sent with, and a
     await here.close();
   }
 });
+
+test('a submission of one job is one statement; with its idempotency key taken it finds the existing job', { skip: url ? false : 'no PostgreSQL reachable' }, async () => {
+  const store = new TestPostgresStore({ url: url!, schema: `cc_test_${process.pid}_${++n}`, poolSize: 2 });
+  await store.migrate();
+  try {
+    const params = (id: string, key: string | null) => ({
+      job: { id, kind: 'tasks' as const, name: null, priority: 'normal' as const, argCount: null, chunkSize: null, code: null, timeoutMs: null, maxAttempts: 1,
+        idempotencyKey: key, metadata: { m: 1 }, owner: null, retentionMs: 60_000, label: 'one.x', queueTimeoutMs: null, runOn: null },
+      tasks: [0, 1].map((index) => ({ id: `${id}.${index}`, index, kind: 'named' as const, type: 'one.x', input: { index }, priority: 'normal' as const, maxAttempts: 1, timeoutMs: null })),
+      now: Date.now() });
+    const before = store.statementCount;
+    const first = await store.jobInsert(params(`job-one-${process.pid}`, 'key-1'));
+    assert.equal(store.statementCount - before, 1, 'job, tasks and queue count in one statement, committed on its own');
+    assert.deepEqual([first.deduplicated, first.position], [false, 0]);
+    assert.equal((await store.jobGet(first.job.id))?.counts.total, 2);
+    const second = await store.jobInsert(params(`job-two-${process.pid}`, null));
+    assert.equal(second.position, 2, 'the first job\'s tasks are ahead of it');
+    const again = await store.jobInsert(params(`job-three-${process.pid}`, 'key-1'));
+    assert.deepEqual([again.deduplicated, again.job.id], [true, first.job.id]);
+    assert.equal(await store.jobGet(`job-three-${process.pid}`), null, 'nothing of the refused job was written');
+    assert.equal(Number((await store.pool.query('SELECT count(*) AS n FROM tasks')).rows[0].n), 4);
+  } finally {
+    await store.close();
+  }
+});

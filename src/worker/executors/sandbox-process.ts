@@ -165,14 +165,7 @@ export class SandboxProcess {
    * chunk runs `killGraceMs` past its timeout.
    */
   async run(r: SandboxRunParams): Promise<string> {
-    try {
-      await this.ready;
-    } catch {
-      if (this.startError) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: ${this.startError}`);
-      throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, r.timeoutMs);
-    }
-    if (this.state === 'dead') throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, r.timeoutMs);
-    if (this.pending) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: the sandbox process is already running a chunk`);
+    await this.readyFor(r.jobId, r.timeoutMs);
     return new Promise<string>((resolve, reject) => {
       this.pending = { jobId: r.jobId, limitMs: r.timeoutMs, resolve, reject };
       this.sendCode(r.jobId, r.code);
@@ -190,14 +183,7 @@ export class SandboxProcess {
    */
   async runMany(r: { jobId: string; code: string; runs: { argsJson: string; timeoutMs: number }[] }): Promise<RunOutcome[]> {
     const limitMs = Math.max(...r.runs.map((x) => x.timeoutMs));
-    try {
-      await this.ready;
-    } catch {
-      if (this.startError) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: ${this.startError}`);
-      throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, limitMs);
-    }
-    if (this.state === 'dead') throw stoppedError(this.killedFor ?? 'cancelled', r.jobId, limitMs);
-    if (this.pending) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: the sandbox process is already running a chunk`);
+    await this.readyFor(r.jobId, limitMs);
     return new Promise<RunOutcome[]>((resolveMany, reject) => {
       this.pending = { jobId: r.jobId, limitMs, resolve: () => reject(new CrowdComputeError('CC_ERR_INTERNAL', `job ${r.jobId}: one answer for several chunks`)), resolveMany, reject };
       this.sendCode(r.jobId, r.code);
@@ -218,6 +204,18 @@ export class SandboxProcess {
     this.notReady?.();
     const p = this.takePending();
     p?.reject(stoppedError(reason, p.jobId, p.limitMs));
+  }
+
+  /** Wait until the process has started and is free for a call; fail as that call would if it cannot be. */
+  private async readyFor(jobId: string, limitMs: number): Promise<void> {
+    try {
+      await this.ready;
+    } catch {
+      if (this.startError) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: ${this.startError}`);
+      throw stoppedError(this.killedFor ?? 'cancelled', jobId, limitMs);
+    }
+    if (this.state === 'dead') throw stoppedError(this.killedFor ?? 'cancelled', jobId, limitMs);
+    if (this.pending) throw new CrowdComputeError('CC_ERR_INTERNAL', `job ${jobId}: the sandbox process is already running a chunk`);
   }
 
   /** Send the job's source unless the process holds it; forget the least recently used beyond `maxJobs`. */

@@ -263,7 +263,7 @@ test('cancel: one line for people (tasks cancelled, already done); --json is the
   assert.ok('total_tasks' in job && 'created_at' in job && !('totalTasks' in job) && !('cancelledTasks' in job), `snake_case keys: ${json.stdout}`);
 });
 
-test('submit of a type no worker serves: the warning says how long it waits and what to do', async () => {
+test('submit and graph run of a type no worker serves: the warning says how long it waits and what to do', async () => {
   const forever = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--foreman', foreman.url]);
   assert.equal(forever.code, 0, forever.stderr);
   assert.match(forever.stdout, /^submitted task \S+\.0 \(job \S+\); \d+ queued tasks? of its priority or better were ahead of it$/m);
@@ -272,6 +272,15 @@ test('submit of a type no worker serves: the warning says how long it waits and 
   const bounded = await cli(['submit', 'nobody.serves.either', '{}', '--no-wait', '--queue-timeout', '90s', '--foreman', foreman.url]);
   assert.match(bounded.stderr, /^warning: job \S+ waits at most 1\.5 min for a worker \(its queue timeout\), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists/m);
   for (const r of [forever, bounded]) await client.cancel(r.stdout.match(/\(job (\S+)\)/)![1]);
+
+  // graph run says the same of a graph whose nodes no worker serves.
+  const graphFile = join(dir, 'unserved-graph.json');
+  writeFileSync(graphFile, JSON.stringify({ nodes: [{ id: 'a', type: 'nobody.serves.graphs', input: {} }] }));
+  const graph = await cli(['graph', 'run', graphFile, '--no-wait', '--foreman', foreman.url]);
+  assert.equal(graph.code, 0, graph.stderr);
+  assert.match(graph.stderr, /^warning: no connected worker handles task type "nobody\.serves\.graphs"/m);
+  assert.match(graph.stderr, /^warning: job \S+ waits for ever for a worker \(it has no queue timeout\): give --queue-timeout 5m to fail instead/m);
+  await client.cancel(graph.stdout.match(/^submitted graph (\S+):/m)![1]);
 });
 
 test('graph show: a table of nodes; --json as GET /api/jobs/{id}/graph has it, nodes in snake_case too', async () => {

@@ -61,7 +61,7 @@ export function clientCommands(program: Command): void {
     .argument('<inputs>', 'JSON file holding an array of arguments')
     .option('-o, --out <file>', 'write results to a file instead of stdout')))))
     .action(async (modulePath: string, inputsPath: string, o) => {
-      checkForemanUrls(o.foreman);
+      if (o.foreman !== undefined) checkForemanUrls(o.foreman);
       const fn = await mapFunctionFrom(modulePath, o.export);
       const args = mapInputsFrom(inputsPath);
       await withClient(o, async (client) => {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
 import { UNITS } from '../protocol/index.ts';
+import { DEFAULT_FOREMAN_URL, localForeman } from './local-foreman.ts';
 import { parseDuration, within } from './parse-args.ts';
 
 /** The client SDK module, as `withClient` hands it to a command (loaded when the command runs). */
@@ -15,10 +16,11 @@ export type Sdk = typeof import('../client/index.ts');
  * Run a command with a client on `--foreman`, closed afterwards whatever happens. The SDK is
  * loaded only when a command runs, which keeps `--help` fast.
  */
-export async function withClient(o: { foreman: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
-  checkForemanUrls(o.foreman);
+export async function withClient(o: { foreman?: string; apiKey?: string; ca?: string; connectTimeout: number }, fn: (client: ClientType, sdk: Sdk) => Promise<void>): Promise<void> {
+  const url = clientForemanUrl(o.foreman);
+  checkForemanUrls(url);
   const sdk = await import('../client/index.ts');
-  const client = new sdk.Client({ url: o.foreman, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
+  const client = new sdk.Client({ url, connectTimeoutMs: o.connectTimeout, ...(o.apiKey ? { apiKey: o.apiKey } : {}), ...(o.ca ? { ca: readFileSync(o.ca) } : {}) });
   try {
     await fn(client, sdk);
   } finally {
@@ -39,9 +41,25 @@ export function checkForemanUrls(value: string): void {
   throw new Error(`the foreman URL ${wrong} needs http:// or https:// in front: --foreman ${fixed}`);
 }
 
+/**
+ * The foreman a client command talks to: `--foreman` (or `CROWDCOMPUTE_URL`) when given; else the
+ * local foreman as the local credentials file records it, the one at http://localhost:8000 or
+ * the only one recorded, so that a foreman started here on another port (`start.sh --port 8123`)
+ * is found as `worker` and the store commands find it; else http://localhost:8000, whose
+ * connection error then says that nothing answers there.
+ */
+export function clientForemanUrl(given: string | undefined): string {
+  if (given !== undefined) return given;
+  try {
+    return localForeman(undefined, '', { needsUrl: true }).url ?? DEFAULT_FOREMAN_URL;
+  } catch {
+    return DEFAULT_FOREMAN_URL;
+  }
+}
+
 /** The flags that say which foreman to talk to and how. */
 export const foremanOption = (cmd: Command) => cmd
-  .addOption(new Option('--foreman <url>', 'foreman HTTP URL(s), comma-separated').env('CROWDCOMPUTE_URL').default('http://localhost:8000')
+  .addOption(new Option('--foreman <url>', `foreman HTTP URL(s), comma-separated (default: the local foreman, from the local credentials file: the one at ${DEFAULT_FOREMAN_URL}, or the only one recorded; else ${DEFAULT_FOREMAN_URL})`).env('CROWDCOMPUTE_URL')
     .argParser((v: string) => { checkForemanUrls(v); return v; }))
   .option('--api-key <key>', 'API key, cck_… (env CROWDCOMPUTE_API_KEY; default: a local foreman\'s, from the local credentials file)')
   .option('--ca <file>', 'trust this CA certificate (PEM) for an https:// foreman with a private certificate')

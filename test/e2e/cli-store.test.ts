@@ -99,6 +99,17 @@ test('key create from another folder makes a key the running foreman accepts, sa
   noStrayStore(elsewhere);
 });
 
+test('client commands without --foreman talk to the local foreman the credentials file records, on whatever port it runs, with its key', async () => {
+  const stats = JSON.parse((await ok(['stats', '--json'])).stdout) as { workers: unknown };
+  assert.ok(stats.workers, 'stats came from the running foreman');
+  const submitted = await ok(['submit', 'nobody.here', '{}', '--no-wait', '--queue-timeout', '1s']);
+  const jobId = submitted.stdout.match(/\(job (\S+)\)/)![1];
+  assert.match((await ok(['jobs'])).stdout, new RegExp(jobId));
+  // An address given wins: nothing answers at this one.
+  const port = await freePort();
+  await failsWith(['jobs', '--foreman', `http://127.0.0.1:${port}`], new RegExp(`cannot reach the foreman at http://127\\.0\\.0\\.1:${port}`));
+});
+
 test('a store that does not exist is an error naming its path and the fix, and is not made; --create makes it', async () => {
   const missing = join(elsewhere, 'missing.db');
   const fix = 'start the foreman first, or pass --create to make a new store';

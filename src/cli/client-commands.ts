@@ -42,12 +42,35 @@ const SHORT_ID_WINDOW = 1_000;
  * A job id as typed: the whole id, or its end as the progress bars show it (`3f9c2a1b`),
  * looked for among the newest jobs. Anything else is passed on for the foreman to judge.
  */
-async function jobIdFrom(client: ClientType, id: string): Promise<string> {
+async function jobIdFrom(client: ClientType, id: string, command: string): Promise<string> {
+  // `submit` prints the task id first (`<job>.0`), so it is the id people copy.
+  const task = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d+)$/i.exec(id);
+  if (task) {
+    const alone = command === 'retry' || command === 'cancel' ? `, or crowdcompute ${command} ${id} --task for this task alone` : '';
+    throw new Error(`${id} is a task id (task ${task[2]} of job ${task[1]}); this command takes a job id: crowdcompute ${command} ${task[1]}${alone}`);
+  }
   if (!/^[0-9a-f]{4,12}$/i.test(id)) return id;
   const matches = (await client.listJobs({ limit: SHORT_ID_WINDOW })).filter((j) => j.id.toLowerCase().endsWith(id.toLowerCase()));
   if (matches.length === 1) return matches[0].id;
   if (matches.length === 0) throw new Error(`no job among the newest ${SHORT_ID_WINDOW} has an id ending in ${id}; give the whole id (crowdcompute jobs lists them)`);
   throw new Error(`${matches.length} jobs have ids ending in ${id} (${matches.slice(0, 3).map((j) => j.id).join(', ')}${matches.length > 3 ? ', …' : ''}); give more of the id`);
+}
+
+/**
+ * Wait for a job's outcome; Ctrl-C meanwhile leaves the job on the foreman, which goes on with
+ * it, so say so and how to follow or stop it rather than exit as if the job were gone.
+ */
+async function waitingOn<T>(jobId: string, outcome: Promise<T>): Promise<T> {
+  const interrupted = () => {
+    process.stderr.write(`\njob ${jobId} goes on without this command: crowdcompute job ${jobId} --wait follows it, crowdcompute cancel ${jobId} stops it\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    return await outcome;
+  } finally {
+    process.off('SIGINT', interrupted);
+  }
 }
 
 /** `cancel` and `retry` print a job as GET /api/jobs/{id} has it. */
@@ -71,7 +94,7 @@ export function clientCommands(program: Command): void {
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
         let outcome;
         try {
-          outcome = await job.outcome();
+          outcome = await waitingOn(job.id, job.outcome());
         } finally {
           // The last line keeps the failures: it is drawn with the final counts.
           if (outcome) bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
@@ -109,7 +132,7 @@ export function clientCommands(program: Command): void {
         }
         task.onProgress((p) => process.stderr.write(`progress ${p.progress}%${p.message ? ` ${p.message}` : ''}\n`));
         try {
-          print(await task.result());
+          print(await waitingOn(task.jobId, task.result()));
         } catch (err) {
           if (err instanceof JobFailedError) { process.stderr.write(`${err.message}\n`); process.exitCode = 1; return; }
           throw err;
@@ -139,14 +162,14 @@ export function clientCommands(program: Command): void {
     .option('--json', 'print { job, tasks?, outcome? } as the REST API has them (GET /api/jobs/{id}, …/tasks, …/results)'))
     .action(async (typed: string, o) => {
       await withClient(o, async (client) => {
-        const id = await jobIdFrom(client, typed);
+        const id = await jobIdFrom(client, typed, 'job');
         if (o.wait) {
           const h = await client.watch(id);
           const bar = new ProgressBar(`job ${shortId(id)}`);
           h.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
           let outcome;
           try {
-            outcome = await h.outcome();
+            outcome = await waitingOn(id, h.outcome());
           } finally {
             if (outcome) bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
             bar.done();
@@ -202,13 +225,13 @@ export function clientCommands(program: Command): void {
     .option('--json', 'print the job as the REST API has it (GET /api/jobs/{id}) with "retried", the tasks put back'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const r = o.task ? await client.retryTask(id) : await client.retry(await jobIdFrom(client, id));
+        const r = o.task ? await client.retryTask(id) : await client.retry(await jobIdFrom(client, id, 'retry'));
         if (o.json) print({ ...jobJson(await client.getJob(r.job.id)), retried: r.retried });
         else process.stderr.write(`job ${r.job.id}: ${r.retried} task${r.retried === 1 ? '' : 's'} put back in the queue\n`);
         if (!o.wait) return;
         const bar = new ProgressBar(`job ${shortId(r.job.id)}`);
         r.job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
-        const outcome = await r.job.outcome();
+        const outcome = await waitingOn(r.job.id, r.job.outcome());
         bar.update(outcome.counts.total, outcome.counts.total, failedText(outcome.counts));
         bar.done(`job ${r.job.id} ${outcome.state}`);
         if (outcome.state !== 'completed') {
@@ -246,7 +269,7 @@ export function clientCommands(program: Command): void {
         };
         const timer = setInterval(() => { show().catch(() => { /* the next look may work */ }); }, o.poll);
         try {
-          print(await handle.result());
+          print(await waitingOn(handle.jobId, handle.result()));
         } catch (err) {
           if (!(err instanceof JobFailedError)) throw err;
           const failed = err.failures.filter((f) => f.status === 'failed');
@@ -265,7 +288,7 @@ export function clientCommands(program: Command): void {
     .option('--json', 'print GET /api/jobs/{id}/graph as it is'))
     .action(async (id: string, o) => {
       await withClient(o, async (client) => {
-        const g = await client.getGraph(await jobIdFrom(client, id));
+        const g = await client.getGraph(await jobIdFrom(client, id, 'graph show'));
         if (o.json) { print({ ...snakeKeys(g), nodes: g.nodes.map(snakeKeys) }); return; }
         process.stdout.write(`graph ${g.jobId} ${g.status}, output ${g.output}\n`);
         process.stdout.write(table(['NODE', 'TYPE', 'STATE', 'ATTEMPT', 'WORKER', 'ARTIFACTS', 'DEPENDS ON'],
@@ -313,7 +336,7 @@ export function clientCommands(program: Command): void {
           if (o.json) print(snakeKeys(t)); else process.stdout.write(`cancelled task ${id} of job ${t.jobId}\n`);
           return;
         }
-        const id = await jobIdFrom(client, typed);
+        const id = await jobIdFrom(client, typed, 'cancel');
         const before = await client.getJob(id);
         if (FINISHED.has(before.status)) {
           throw new Error(`job ${id} already finished (${before.status})${before.completedAt ? ` at ${when(before.completedAt)}` : ''}; nothing to cancel`);

@@ -283,6 +283,27 @@ test('submit and graph run of a type no worker serves: the warning says how long
   await client.cancel(graph.stdout.match(/^submitted graph (\S+):/m)![1]);
 });
 
+test('Ctrl-C while submit waits: the job goes on, and the command says how to follow or stop it (exit 130)', async () => {
+  const child = spawn(process.execPath, [bin, 'submit', 'nobody.serves.interrupted', '{}', '--foreman', foreman.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // The warnings come after the submission was accepted, so the job exists when SIGINT lands.
+  await waitFor(() => /waits for ever for a worker/.test(stderr), { timeoutMs: 60_000, message: 'the submission is accepted and waiting' });
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  const jobId = stderr.match(/^warning: job (\S+) waits/m)![1];
+  assert.match(stderr, new RegExp(`^job ${jobId} goes on without this command: crowdcompute job ${jobId} --wait follows it, crowdcompute cancel ${jobId} stops it$`, 'm'));
+  assert.equal((await client.getJob(jobId)).status, 'queued', 'the job is still there');
+  await client.cancel(jobId);
+});
+
+test('a task id where a job id is wanted: the error names the job and the --task form', async () => {
+  const taskId = `${completedJob}.0`;
+  await failsWith(['job', taskId, '--foreman', foreman.url], new RegExp(`${taskId} is a task id \\(task 0 of job ${completedJob}\\); this command takes a job id: crowdcompute job ${completedJob}$`));
+  await failsWith(['cancel', taskId, '--foreman', foreman.url], new RegExp(`crowdcompute cancel ${completedJob}, or crowdcompute cancel ${taskId} --task for this task alone$`));
+});
+
 test('graph show: a table of nodes; --json as GET /api/jobs/{id}/graph has it, nodes in snake_case too', async () => {
   const graph = await client.submitGraph({ nodes: [{ id: 'sum', type: 'math.add', input: { a: 1, b: 2 } }] });
   assert.deepEqual(await graph.result(), { result: 3 });

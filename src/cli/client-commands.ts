@@ -2,7 +2,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client as ClientType } from '../client/index.ts';
-import { UNITS, type JobResultsView } from '../protocol/index.ts';
+import { JOB_STATES, UNITS, type JobResultsView } from '../protocol/index.ts';
 import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
 import { checkForemanUrls, foremanOption, print, withClient } from './foreman-client.ts';
 import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags, webhookFlag } from './job-flags.ts';
@@ -142,7 +142,7 @@ export function clientCommands(program: Command): void {
 
   foremanOption(program.command('jobs')
     .description('List jobs, newest first: a table of id, name (else task type or function), state, progress, tasks and age')
-    .option('--status <status>', 'scheduled, queued, running, completed, failed or cancelled')
+    .addOption(new Option('--status <status>', 'only jobs in this state').choices(JOB_STATES))
     .option('--limit <n>', 'how many (at most 10000)', within(parseIntArg, '--limit', { min: 1, max: 10_000 }), 20)
     .option('--json', 'print the jobs as the REST API has them (GET /api/jobs)'))
     .action(async (o) => {

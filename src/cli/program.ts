@@ -111,6 +111,10 @@ export function oneLine(message: string): string {
 export async function runCli(argv: readonly string[], writeErr: (text: string) => void = (t) => { process.stderr.write(t); }): Promise<number> {
   const program = buildProgram();
   const service = traceAs(program);
+  // A command's own check of an argument (input JSON that does not parse) throws from its
+  // action, past commander's handling: it is still a usage error of the command that ran.
+  let running: Command | null = null;
+  program.hook('preAction', (_program, action) => { running = action; });
   try {
     await program.parseAsync(argv as string[]);
     // A client command's spans are flushed when it ends; the foreman and the worker flush theirs when they stop.
@@ -124,6 +128,10 @@ export async function runCli(argv: readonly string[], writeErr: (text: string) =
       // A group typed without its subcommand (`crowdcompute schedule`): its help, listing them, is on stderr.
       if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : USAGE_ERROR;
       writeErr(`crowdcompute: ${oneLine(e.message)}; see ${commandPath(err.command)} --help\n`);
+      return USAGE_ERROR;
+    }
+    if (err instanceof InvalidArgumentError && running) {
+      writeErr(`crowdcompute: ${oneLine(err.message)}; see ${commandPath(running)} --help\n`);
       return USAGE_ERROR;
     }
     const message = err instanceof CrowdComputeError || err instanceof Error ? err.message : String(err);

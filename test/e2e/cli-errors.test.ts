@@ -179,6 +179,12 @@ test('a value an option refuses: exit 2, one line naming the option', async () =
   assert.ok(walked >= 100, `${walked} refused values`);
 });
 
+test('an argument a command checks itself (input that is not JSON): exit 2, one line naming it', async () => {
+  const submit = leaves().find((c) => commandPath(c) === 'crowdcompute submit')!;
+  const line = usageError(await inProcess(['submit', 'image.resize', 'notjson', '--foreman', 'http://127.0.0.1:9']), submit, 'submit with input notjson');
+  assert.match(line, /^crowdcompute: input is not valid JSON: /);
+});
+
 test('a foreman that is not there: exit 1, one line naming the URL and that nothing answers', async () => {
   const commands = leaves().filter(needsForeman);
   assert.ok(commands.length >= 18, `${commands.length} commands talk to a foreman`);

@@ -134,7 +134,12 @@ export function clientCommands(program: Command): void {
         try {
           print(await waitingOn(task.jobId, task.result()));
         } catch (err) {
-          if (err instanceof JobFailedError) { process.stderr.write(`${err.message}\n`); process.exitCode = 1; return; }
+          if (err instanceof JobFailedError) {
+            const again = err.state === 'failed' ? `, crowdcompute retry ${task.jobId} runs it again` : '';
+            process.stderr.write(`crowdcompute: ${err.message}; crowdcompute job ${task.jobId} --tasks shows its attempts${again}\n`);
+            process.exitCode = 1;
+            return;
+          }
           throw err;
         }
       });

@@ -236,7 +236,11 @@ export class TaskHandle<R = unknown> {
     const f = o.failures[0];
     const err = new JobFailedError(o);
     if (f?.error) {
-      err.message = `${f.error.code ?? (o.state === 'cancelled' ? 'CC_ERR_CANCELLED' : 'CC_ERR_HANDLER_FAILED')}: task ${this.taskId} ${o.state}: ${f.error.message}`;
+      const code = f.error.code ?? (o.state === 'cancelled' ? 'CC_ERR_CANCELLED' : 'CC_ERR_HANDLER_FAILED');
+      // The task's own error often starts with its code and its id already; say each once.
+      let said = f.error.message.startsWith(`${code}: `) ? f.error.message.slice(code.length + 2) : f.error.message;
+      if (said.startsWith(`task ${this.taskId} `)) said = said.slice(`task ${this.taskId} `.length);
+      err.message = `${code}: task ${this.taskId} ${o.state}: ${said}`;
     }
     throw err;
   }

@@ -298,6 +298,18 @@ test('Ctrl-C while submit waits: the job goes on, and the command says how to fo
   await client.cancel(jobId);
 });
 
+test('submit of a task that fails: one line with its code, the task, its error once, and where to look next (exit 1)', async () => {
+  const r = await cli(['submit', 'always.fails', '{}', '--max-attempts', '1', '--foreman', foreman.url]);
+  assert.equal(r.code, 1, r.stderr);
+  const line = r.stderr.trimEnd().split('\n').at(-1)!;
+  const m = /^crowdcompute: CC_ERR_HANDLER_FAILED: task ((\S+)\.0) failed: (.*); crowdcompute job (\S+) --tasks shows its attempts, crowdcompute retry (\S+) runs it again$/.exec(line);
+  assert.ok(m, line);
+  assert.match(m[3], /this task fails on purpose/);
+  assert.ok(!m[3].includes('CC_ERR_') && !m[3].includes(m[1]), `the code and the task are said once: ${line}`);
+  assert.equal(m[4], m[2]);
+  assert.equal(m[5], m[2]);
+});
+
 test('a task id where a job id is wanted: the error names the job and the --task form', async () => {
   const taskId = `${completedJob}.0`;
   await failsWith(['job', taskId, '--foreman', foreman.url], new RegExp(`${taskId} is a task id \\(task 0 of job ${completedJob}\\); this command takes a job id: crowdcompute job ${completedJob}$`));

@@ -1,4 +1,4 @@
-import { CrowdComputeError, taskError, type TaskError, type TaskOutcome, type TaskRef, type TraceContext, type WireTask } from '../../protocol/index.ts';
+import { CrowdComputeError, formatDuration, taskError, type TaskError, type TaskOutcome, type TaskRef, type TraceContext, type WireTask } from '../../protocol/index.ts';
 import type { Log } from '../../link/log.ts';
 import { ChunkFailedError, type CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, taskInfo, type TaskContext } from './handler-registry.ts';
@@ -119,9 +119,10 @@ export class TaskRunner {
     const r: Running = { task, startedAt: Date.now(), controller: new AbortController(), span: this.deps.tracer?.begin(task, this.deps.workerId) ?? null, settled: false };
     this.running.set(task.taskId, r);
     this.deps.started(task);
-    if (task.timeoutMs && task.kind !== 'map') {
+    const timeoutMs = task.timeoutMs;
+    if (timeoutMs && task.kind !== 'map') {
       // Shipped code is stopped by its executor, which can kill it; handlers get a signal.
-      r.timer = setTimeout(() => this.interrupt(r, 'timeout', `task ${task.taskId} exceeded its timeout of ${task.timeoutMs} ms`), task.timeoutMs);
+      r.timer = setTimeout(() => this.interrupt(r, 'timeout', `task ${task.taskId} exceeded its timeout of ${formatDuration(timeoutMs)}`), timeoutMs);
     }
     const run = () => (task.kind === 'map' ? this.runMap(r) : this.runNamed(r));
     const work = r.span ? r.span.run(run) : run();

@@ -119,7 +119,8 @@ export function jobSummary(j: Job, now = Date.now()): string {
     ['priority', j.priority],
     ['attempts', `up to ${j.maxAttempts} per task`],
   ];
-  if (j.timeoutMs !== null) rows.push(['timeout', `${ms(j.timeoutMs, { long: true })} per task`]);
+  // A worker caps shipped code with its own --sandbox-timeout, which wins when shorter.
+  if (j.timeoutMs !== null) rows.push(['timeout', `${ms(j.timeoutMs, { long: true })} per task${j.kind === 'map' ? ', or the worker\'s --sandbox-timeout if shorter' : ''}`]);
   if (j.deadline !== null) rows.push(['deadline', `${when(j.deadline, now)}: what is not done by then fails (CC_ERR_DEADLINE)`]);
   if (j.open && j.openExpiresAt !== null) {
     rows.push(['open timeout', `${j.onOpenTimeout === 'seal' ? 'sealed' : 'cancelled'} ${when(j.openExpiresAt, now)} unless a part or a seal comes first (no part for ${ms(j.openTimeoutMs ?? 0, { long: true })})`]);

@@ -364,11 +364,14 @@ test('a looping map function stops at the worker\'s --sandbox-timeout, not its j
     // The job carries the foreman's default timeout (5 minutes): the worker's 2 s is the limit.
     const capped = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1']);
     assert.equal(capped.code, 1, capped.stderr);
-    assert.match(capped.stderr, /ran longer than 2000 ms, this worker's sandbox timeout \(--sandbox-timeout\), and was stopped/);
+    assert.match(capped.stderr, /ran longer than 2 s, this worker's sandbox timeout \(--sandbox-timeout\), and was stopped/);
+    // The job's own view says which timeout applies to its tasks.
+    const jobId = capped.stderr.match(/^job (\S+) failed:/m)?.[1] ?? capped.stderr.match(/job (\S{36}) /)![1];
+    assert.match((await cli(['job', jobId, '--foreman', own.url])).stdout, /^\s+timeout\s+5 minutes per task, or the worker's --sandbox-timeout if shorter$/m);
     // A job that allows less stops at its own timeout.
     const own1s = await cli(['map', module, inputs, '--foreman', own.url, '--max-attempts', '1', '--timeout', '1s']);
     assert.equal(own1s.code, 1, own1s.stderr);
-    assert.match(own1s.stderr, /ran longer than 1000 ms, its task's timeout, and was stopped/);
+    assert.match(own1s.stderr, /ran longer than 1 s, its task's timeout, and was stopped/);
   } finally {
     worker.kill();
     if (worker.exitCode === null) await new Promise((r) => worker.once('exit', r));

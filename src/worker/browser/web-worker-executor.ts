@@ -10,7 +10,7 @@
  * Pyodide in the same kind of worker (python-sandbox.ts), whose WebAssembly memory is capped:
  * past the cap, Python raises MemoryError.
  */
-import { CrowdComputeError } from '../../protocol/index.ts';
+import { CrowdComputeError, formatDuration } from '../../protocol/index.ts';
 import { chunkFailure, SandboxCrashError, type ArgumentFailure, type CodeExecutor, type CodeRun } from '../runtime/code-executor.ts';
 import type { CodeLanguage } from '../../protocol/messages.ts';
 import { loadPyodideFiles, type PyodideFiles } from './pyodide-files.ts';
@@ -143,7 +143,7 @@ export class WebWorkerExecutor implements CodeExecutor {
           f();
         };
         stop = (reason) => finish(false, () => reject(reason === 'timeout'
-          ? new CrowdComputeError('CC_ERR_TIMEOUT', `job ${jobId}: the function ran longer than ${limit} ms and its Web Worker was stopped`, { timeoutMs: limit })
+          ? new CrowdComputeError('CC_ERR_TIMEOUT', `job ${jobId}: the function ran longer than ${formatDuration(limit)} and its Web Worker was stopped`, { timeoutMs: limit })
           : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its Web Worker stopped`)));
         const timer = setTimeout(() => stop?.('timeout'), limit);
         loaded.worker.onmessage = (event: MessageEvent) => {

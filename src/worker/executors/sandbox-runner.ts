@@ -6,6 +6,7 @@
 // The error class alone, not the protocol's index: sandbox processes load this file, and the
 // index would load zod and every schema into each (twice the start-up CPU, 20 MiB more memory).
 import { CrowdComputeError } from '../../protocol/errors.ts';
+import { formatDuration } from '../../protocol/limits.ts';
 import { chunkFailure, type ArgumentFailure } from '../runtime/code-executor.ts';
 
 /**
@@ -94,8 +95,8 @@ export function readResults(text: string, jobId: string, argOffset: number, argC
 export function stoppedError(reason: 'cancelled' | 'timeout', jobId: string, limitMs: number, byWorker = false): CrowdComputeError {
   return reason === 'timeout'
     ? new CrowdComputeError('CC_ERR_TIMEOUT', byWorker
-      ? `job ${jobId}: the function ran longer than ${limitMs} ms, this worker's sandbox timeout (--sandbox-timeout), and was stopped`
-      : `job ${jobId}: the function ran longer than ${limitMs} ms, its task's timeout, and was stopped`, { timeoutMs: limitMs })
+      ? `job ${jobId}: the function ran longer than ${formatDuration(limitMs)}, this worker's sandbox timeout (--sandbox-timeout), and was stopped`
+      : `job ${jobId}: the function ran longer than ${formatDuration(limitMs)}, its task's timeout, and was stopped`, { timeoutMs: limitMs })
     : new CrowdComputeError('CC_ERR_CANCELLED', `job ${jobId}: the task was cancelled and its sandbox stopped`);
 }
 

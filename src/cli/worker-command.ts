@@ -4,6 +4,7 @@ import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
 import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { foremanWsUrls } from './foreman-client.ts';
 import { stopTracing } from '../host/tracing.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
 
@@ -46,7 +47,7 @@ async function localForemanWsUrl(tokenGiven: boolean): Promise<string> {
   if (!tokenGiven && !found.entry.workerToken) {
     throw new Error(`${credentialsFile()} holds no worker token for the foreman at ${found.url}: restart that foreman (it leaves one), or give --token-file with one from crowdcompute token create --worker '*'`);
   }
-  return `${found.url.replace(/^http/, 'ws').replace(/\/+$/, '')}/ws`;
+  return foremanWsUrls(found.url);
 }
 
 /**
@@ -72,7 +73,8 @@ export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
     // .env(): the variable is read when the option is not given, and --help names it without showing its value.
-    .addOption(new Option('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (default: the local foreman\'s, from the local credentials file)').env('CROWDCOMPUTE_FOREMAN'))
+    .addOption(new Option('-f, --foreman <urls>', 'foreman URL(s), comma-separated for failover: its http(s):// URL, as the client commands take it (http://host:8000, connected to as ws://host:8000/ws), or its WebSocket URL (ws://host:8000/ws) (default: the local foreman\'s, from the local credentials file)')
+      .env('CROWDCOMPUTE_FOREMAN').argParser(foremanWsUrls))
     .addOption(new Option('--id <workerId>', 'unique worker id (default: hostname-pid-random)').env('CROWDCOMPUTE_WORKER_ID'))
     .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
     .option('--token-file <file>', 'read the worker token from this file')

@@ -121,6 +121,7 @@ export function workerCommand(program: Command): void {
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
         drainTimeoutMs: o.drainTimeout, logger: await cliLogger(o.logLevel, o.logFormat),
+        foremanUrlHint: 'check --foreman: the foreman\'s http URL (http://<host>:8000) or its WebSocket URL (ws://<host>:8000/ws)',
         resources: {
           ...(o.cpus !== undefined ? { cpuCores: o.cpus } : {}), ...(o.memory !== undefined ? { memoryMb: o.memory } : {}),
           ...(o.gpus !== undefined ? { gpu: o.gpus } : {}), ...(o.label ? { labels: o.label } : {}),

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
-import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { cliLogger, isPretty, logFormatOption } from './cli-logger.ts';
 import { foremanWsUrls } from './foreman-client.ts';
 import { stopTracing } from '../host/tracing.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
@@ -128,12 +128,18 @@ export function workerCommand(program: Command): void {
         },
       });
       if (o.handlers) await registerHandlersFrom(worker, o.handlers);
+      // A person at a terminal reads these lines as they are; anywhere else they sit among the
+      // log's JSON lines, so they are log lines too (shown whatever --log-level, as on a terminal).
+      const banner = worker.log.child({}, { level: 'info' });
+      const say = isPretty(o.logFormat)
+        ? (_fields: object, line: string) => { process.stderr.write(`${line}\n`); }
+        : (fields: object, line: string) => { banner.info(fields, line); };
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        process.stderr.write(`${signal}: worker ${worker.workerId} draining (taking no new tasks)\n`);
-        worker.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+        say({ signal }, `${signal}: worker ${worker.workerId} draining (taking no new tasks)`);
+        worker.stop().then(stopTracing).then(() => process.exit(0), (err) => { worker.log.error({ err }, 'stopping failed'); process.exit(1); });
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -144,6 +150,8 @@ export function workerCommand(program: Command): void {
       const port = worker.statusPort;
       const statusHost = ['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(o.statusHost) ? '127.0.0.1' : o.statusHost.includes(':') ? `[${o.statusHost}]` : o.statusHost;
       const moved = port && o.statusPort !== 0 && port !== o.statusPort ? ` (${o.statusPort} was taken)` : '';
-      process.stderr.write(`worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${port ? `, status http://${statusHost}:${port}${moved}` : ''})\n`);
+      const statusUrl = port ? `http://${statusHost}:${port}` : undefined;
+      say({ url: worker.foremanUrl, concurrency: worker.capacity, allowCode: worker.allowCode, handlers: worker.patterns, ...(statusUrl ? { statusUrl } : {}) },
+        `worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${statusUrl ? `, status ${statusUrl}${moved}` : ''})`);
     });
 }

@@ -57,6 +57,24 @@ export function clientForemanUrl(given: string | undefined): string {
   }
 }
 
+/**
+ * The WebSocket URL(s) a worker connects to, from its `--foreman`: checked as a client's are
+ * ({@link checkForemanUrls}), so that the URL the client commands take works here too. An
+ * http(s):// URL without a path can only mean the foreman itself, whose workers' endpoint is
+ * /ws; one with a path may be a proxy's route to it, so only its scheme changes.
+ */
+export function foremanWsUrls(value: string): string {
+  checkForemanUrls(value);
+  return value.split(',').map((u) => u.trim()).filter(Boolean).map((url) => {
+    if (!/^https?:/i.test(url)) return url;
+    let u: URL;
+    try { u = new URL(url); } catch { throw new Error(`the foreman URL ${url} is not a URL: --foreman http://<host>:<port>`); }
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (u.pathname === '/' && !u.search && !u.hash) u.pathname = '/ws';
+    return u.href;
+  }).join(',');
+}
+
 /** The flags that say which foreman to talk to and how. */
 export const foremanOption = (cmd: Command) => cmd
   .addOption(new Option('--foreman <url>', `foreman HTTP URL(s), comma-separated (default: the local foreman, from the local credentials file: the one at ${DEFAULT_FOREMAN_URL}, or the only one recorded; else ${DEFAULT_FOREMAN_URL})`).env('CROWDCOMPUTE_URL')

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import type { Worker, TaskHandler } from '../worker/index.ts';
 import { WORKER_DEFAULTS as D, WORKER_BOUNDS } from '../worker/runtime/worker-defaults.ts';
 import { loadModule } from './load-module.ts';
-import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { cliLogger, isPretty, logFormatOption } from './cli-logger.ts';
+import { foremanWsUrls } from './foreman-client.ts';
 import { stopTracing } from '../host/tracing.ts';
 import { parseDuration, parseIntArg, parseNumber, parseSignedInt, showDuration, within } from './parse-args.ts';
 
@@ -46,7 +47,7 @@ async function localForemanWsUrl(tokenGiven: boolean): Promise<string> {
   if (!tokenGiven && !found.entry.workerToken) {
     throw new Error(`${credentialsFile()} holds no worker token for the foreman at ${found.url}: restart that foreman (it leaves one), or give --token-file with one from crowdcompute token create --worker '*'`);
   }
-  return `${found.url.replace(/^http/, 'ws').replace(/\/+$/, '')}/ws`;
+  return foremanWsUrls(found.url);
 }
 
 /**
@@ -72,7 +73,8 @@ export function workerCommand(program: Command): void {
   program.command('worker')
     .description('Start a worker: connect to a foreman and run named tasks (--handlers) and, with --allow-code, map jobs')
     // .env(): the variable is read when the option is not given, and --help names it without showing its value.
-    .addOption(new Option('-f, --foreman <urls>', 'foreman WebSocket URL(s), comma-separated for failover (default: the local foreman\'s, from the local credentials file)').env('CROWDCOMPUTE_FOREMAN'))
+    .addOption(new Option('-f, --foreman <urls>', 'foreman URL(s), comma-separated for failover: its http(s):// URL, as the client commands take it (http://host:8000, connected to as ws://host:8000/ws), or its WebSocket URL (ws://host:8000/ws) (default: the local foreman\'s, from the local credentials file)')
+      .env('CROWDCOMPUTE_FOREMAN').argParser(foremanWsUrls))
     .addOption(new Option('--id <workerId>', 'unique worker id (default: hostname-pid-random)').env('CROWDCOMPUTE_WORKER_ID'))
     .option('--token <token>', 'worker token, cct_… (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman\'s, from the local credentials file)')
     .option('--token-file <file>', 'read the worker token from this file')
@@ -119,18 +121,25 @@ export function workerCommand(program: Command): void {
         ...(o.heartbeatInterval ? { heartbeatIntervalMs: o.heartbeatInterval } : {}),
         reconnectIntervalMs: o.reconnectInterval, maxReconnectAttempts: o.maxReconnectAttempts, autoRestart: o.autoRestart,
         drainTimeoutMs: o.drainTimeout, logger: await cliLogger(o.logLevel, o.logFormat),
+        foremanUrlHint: 'check --foreman: the foreman\'s http URL (http://<host>:8000) or its WebSocket URL (ws://<host>:8000/ws)',
         resources: {
           ...(o.cpus !== undefined ? { cpuCores: o.cpus } : {}), ...(o.memory !== undefined ? { memoryMb: o.memory } : {}),
           ...(o.gpus !== undefined ? { gpu: o.gpus } : {}), ...(o.label ? { labels: o.label } : {}),
         },
       });
       if (o.handlers) await registerHandlersFrom(worker, o.handlers);
+      // A person at a terminal reads these lines as they are; anywhere else they sit among the
+      // log's JSON lines, so they are log lines too (shown whatever --log-level, as on a terminal).
+      const banner = worker.log.child({}, { level: 'info' });
+      const say = isPretty(o.logFormat)
+        ? (_fields: object, line: string) => { process.stderr.write(`${line}\n`); }
+        : (fields: object, line: string) => { banner.info(fields, line); };
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) return;
         stopping = true;
-        process.stderr.write(`${signal}: worker ${worker.workerId} draining (taking no new tasks)\n`);
-        worker.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+        say({ signal }, `${signal}: worker ${worker.workerId} draining (taking no new tasks)`);
+        worker.stop().then(stopTracing).then(() => process.exit(0), (err) => { worker.log.error({ err }, 'stopping failed'); process.exit(1); });
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));
@@ -141,6 +150,8 @@ export function workerCommand(program: Command): void {
       const port = worker.statusPort;
       const statusHost = ['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(o.statusHost) ? '127.0.0.1' : o.statusHost.includes(':') ? `[${o.statusHost}]` : o.statusHost;
       const moved = port && o.statusPort !== 0 && port !== o.statusPort ? ` (${o.statusPort} was taken)` : '';
-      process.stderr.write(`worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${port ? `, status http://${statusHost}:${port}${moved}` : ''})\n`);
+      const statusUrl = port ? `http://${statusHost}:${port}` : undefined;
+      say({ url: worker.foremanUrl, concurrency: worker.capacity, allowCode: worker.allowCode, handlers: worker.patterns, ...(statusUrl ? { statusUrl } : {}) },
+        `worker ${worker.workerId} connected to ${worker.foremanUrl} (concurrency ${worker.capacity}, code ${worker.allowCode ? 'allowed' : 'refused'}, handlers: ${worker.patterns.join(', ') || 'none'}${statusUrl ? `, status ${statusUrl}${moved}` : ''})`);
     });
 }

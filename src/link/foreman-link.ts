@@ -24,7 +24,8 @@ export interface ForemanLinkOptions {
   onMessage: (msg: Outbound) => void;
   /** A frame or message from the foreman failed validation. */
   onProtocolError: (message: string) => void;
-  onClose: (info: { code: number; reason: string; willReconnect: boolean }) => void;
+  /** `error`: why an attempt that never opened failed (a refused connection, an HTTP status), as the WebSocket said it. */
+  onClose: (info: { code: number; reason: string; willReconnect: boolean; error?: string }) => void;
   /** Reconnection is exhausted. */
   onGiveUp: (lastError: string) => void;
   /** Default: the global WebSocket. */
@@ -144,6 +145,8 @@ export class ForemanLink {
   private connect(): void {
     if (this.stopped) return;
     const url = this.currentUrl;
+    // Only this attempt's own error may explain its failure.
+    this.lastError = '';
     let ws: WebSocket;
     try {
       ws = new this.WS(url);
@@ -197,7 +200,7 @@ export class ForemanLink {
     const willReconnect = !this.stopped && (this.o.autoRestart || !opened);
     // 1001 is a foreman shutting down on purpose: expected, not alarming.
     if (opened && !this.stopped) this.o.log[code === 1001 ? 'info' : 'warn']({ url: this.currentUrl, code, reason }, 'connection to foreman closed');
-    this.o.onClose({ code, reason, willReconnect });
+    this.o.onClose({ code, reason, willReconnect, ...(!opened && this.lastError ? { error: this.lastError } : {}) });
     if (willReconnect) this.scheduleReconnect();
   }
 
@@ -210,7 +213,7 @@ export class ForemanLink {
     }
     this.urlIndex++;
     const delay = retryDelayMs(this.attempts, { baseMs: this.o.reconnectIntervalMs, maxMs: this.maxDelayMs });
-    this.o.log.debug({ attempt: this.attempts, delayMs: delay, next: this.currentUrl }, 'reconnecting');
+    this.o.log.debug({ attempt: this.attempts, delayMs: delay, next: this.currentUrl, ...(this.lastError ? { lastError: this.lastError.trim() } : {}) }, 'reconnecting');
     this.timer = setTimeout(() => { this.timer = null; this.connect(); }, delay);
   }
 }

@@ -14,6 +14,7 @@ import {
 } from '../../protocol/index.ts';
 import { ForemanLink, type WebSocketConstructor } from '../../link/foreman-link.ts';
 import { silentLog, type Log } from '../../link/log.ts';
+import { explainConnectFailure } from '../../link/connect-failure.ts';
 import type { CodeExecutor } from './code-executor.ts';
 import { HandlerRegistry, type HandlerOptions, type TaskHandler } from './handler-registry.ts';
 import { batchHandlerOptions, batchTaskHandler, isBatchHandler, type BatchHandler, type PulledArtifacts, type PullQuery, type RecordParts } from './batch-handler.ts';
@@ -57,6 +58,12 @@ export interface WorkerRuntimeOptions {
   drainTimeoutMs?: number;
   /** Where the runtime logs. Default: nowhere. */
   log?: Log;
+  /**
+   * What the warning about a foreman that cannot be reached tells to check, after its reason
+   * (the command line names its flag). Default: `check the foreman URL: a foreman's workers
+   * connect to ws://<host>:<port>/ws`.
+   */
+  foremanUrlHint?: string;
   /** The WebSocket constructor. Default: the global one. */
   webSocket?: WebSocketConstructor;
   /**
@@ -142,6 +149,14 @@ export class WorkerRuntime extends EventEmitter {
   private requestSeq = 0;
   /** Why the foreman last refused this worker's credential, for the error that stops it. */
   private lastRefusal: string | null = null;
+  private readonly foremanUrlHint: string;
+  /**
+   * The reasons (with their URL) already warned of since the last connection: a worker retries
+   * for ever, and a warning per attempt would bury everything else in its log.
+   */
+  private readonly warnedFailures = new Set<string>();
+  /** URLs this worker was accepted at: failing there later is a foreman away, not a wrong URL. */
+  private readonly reachedUrls = new Set<string>();
 
   constructor(options: WorkerRuntimeOptions) {
     super();
@@ -150,6 +165,7 @@ export class WorkerRuntime extends EventEmitter {
     const d = WORKER_DEFAULTS;
     this.workerId = options.workerId;
     this.logger = options.log ?? silentLog;
+    this.foremanUrlHint = options.foremanUrlHint ?? 'check the foreman URL: a foreman\'s workers connect to ws://<host>:<port>/ws';
     this.code = options.codeExecutor ?? null;
     if (options.token !== undefined) checkWorkerToken(options.token);
     this.token = options.token;
@@ -398,12 +414,15 @@ export class WorkerRuntime extends EventEmitter {
     });
   }
 
-  private onLinkClose(info: { code: number; reason: string; willReconnect: boolean }): void {
+  private onLinkClose(info: { code: number; reason: string; willReconnect: boolean; error?: string }): void {
     const { willReconnect } = info;
+    const url = this.link.currentUrl;
+    const failure = !this.welcomed && !this.lastRefusal && info.error ? explainConnectFailure(url, info.error) : null;
     this.connectionHistory.add({
-      at: Date.now(), kind: this.welcomed ? 'disconnected' : 'failed', url: this.link.currentUrl,
-      reason: closeReason(info.code, this.welcomed ? info.reason : (this.lastRefusal ?? info.reason), this.welcomed), code: info.code,
+      at: Date.now(), kind: this.welcomed ? 'disconnected' : 'failed', url,
+      reason: failure?.reason ?? closeReason(info.code, this.welcomed ? info.reason : (this.lastRefusal ?? info.reason), this.welcomed), code: info.code,
     });
+    if (failure && willReconnect && this.state !== 'stopped') this.warnConnectFailure(url, failure.reason, failure.suggestion, info.error!);
     this.welcomed = false;
     this.stopHeartbeat();
     if (this.state === 'connected') this.state = 'connecting';
@@ -420,6 +439,15 @@ export class WorkerRuntime extends EventEmitter {
       this.logger.warn({}, 'connection lost and autoRestart is off: stopping');
       void this.stop({ drainTimeoutMs: 0 });
     }
+  }
+
+  /** Say once per reason why the foreman cannot be reached, and what to do about it. */
+  private warnConnectFailure(url: string, reason: string, suggestion: string | undefined, error: string): void {
+    const key = `${url}\n${reason}`;
+    if (this.warnedFailures.has(key)) return;
+    this.warnedFailures.add(key);
+    const next = this.reachedUrls.has(url) ? '' : `; ${suggestion ? `did you mean ${suggestion}? ` : ''}${this.foremanUrlHint}`;
+    this.logger.warn({ url, detail: error.trim(), ...(suggestion ? { suggestion } : {}) }, `cannot connect to the foreman at ${url}: ${reason}${next}; retrying until it answers`);
   }
 
   private onGiveUp(message: string): void {
@@ -461,6 +489,9 @@ export class WorkerRuntime extends EventEmitter {
         this.assignmentsRead = 0;
         this.stats.connects++;
         this.connectionHistory.add({ at: Date.now(), kind: 'connected', url: this.link.currentUrl, foremanId: msg.foremanId });
+        this.reachedUrls.add(this.link.currentUrl);
+        // The next outage is news again.
+        this.warnedFailures.clear();
         this.maxPayloadBytes = msg.maxPayloadBytes;
         this.outbox.maxBatchBytes = Math.floor(msg.maxPayloadBytes / 2);
         if (this.state === 'connecting') this.state = 'connected';

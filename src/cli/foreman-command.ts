@@ -5,7 +5,7 @@ import v8 from 'node:v8';
 import { parseBytes, parseDuration, parseIntArg, showDuration, within } from './parse-args.ts';
 import { givenSecret } from './credential-commands.ts';
 import { parseRateLimit } from '../foreman/shared/rate-limit-spec.ts';
-import { cliLogger, logFormatOption } from './cli-logger.ts';
+import { cliLogger, isPretty, logFormatOption } from './cli-logger.ts';
 import { stopTracing } from '../host/tracing.ts';
 
 type Parser = (value: string) => number;
@@ -103,8 +103,9 @@ export function foremanCommand(program: Command): void {
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const secret = givenSecret(o.secretFile);
       const localCredentials = cmd.getOptionValueSource('localCredentials') === 'cli' ? o.localCredentials : !envFlag('CROWDCOMPUTE_NO_LOCAL_CREDENTIALS');
+      const logger = await cliLogger(o.logLevel, o.logFormat);
       const options: ForemanOptions = {
-        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger: await cliLogger(o.logLevel, o.logFormat), insecure: o.insecure, metricsPublic: o.metricsPublic, localCredentials,
+        port: o.port, host: o.host, database: o.database, logLevel: o.logLevel, logger, insecure: o.insecure, metricsPublic: o.metricsPublic, localCredentials,
         ...(o.storeThread !== undefined ? { storeThread: o.storeThread } : {}), vacuum: o.vacuum,
         ...(o.id ? { foremanId: o.id } : {}), ...(secret ? { secret } : {}), ...(o.maxDatabaseSize ? { maxDatabaseBytes: o.maxDatabaseSize } : {}),
         ...(o.tlsCert ? { tls: { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } } : {}),
@@ -114,11 +115,17 @@ export function foremanCommand(program: Command): void {
       };
       for (const t of TUNING) (options as Record<string, unknown>)[t.key] = o[camel(FOREMAN_BOUNDS[t.key].flag)];
       const foreman = await startForeman(options);
-      process.stderr.write(`foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)\n`);
-      process.stderr.write(`${await dashboardHint(foreman, !o.insecure)}\n`);
+      // A person at a terminal reads these lines as they are; anywhere else they sit among the
+      // log's JSON lines, so they are log lines too (shown whatever --log-level, as on a terminal).
+      const banner = logger.child({}, { level: 'info' });
+      const say = isPretty(o.logFormat)
+        ? (_fields: object, line: string) => { process.stderr.write(`${line}\n`); }
+        : (fields: object, line: string) => { banner.info(fields, line); };
+      say({ foremanId: foreman.id, url: foreman.url, wsUrl: foreman.wsUrl }, `foreman ${foreman.id} on ${foreman.url}  (workers: ${foreman.wsUrl}, API docs: ${foreman.url}/docs)`);
+      say({ foremanId: foreman.id }, await dashboardHint(foreman, !o.insecure));
       const shutdown = (signal: string) => {
-        process.stderr.write(`${signal}: stopping foreman (committing results, closing connections)\n`);
-        foreman.stop().then(stopTracing).then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+        say({ signal }, `${signal}: stopping foreman (committing results, closing connections)`);
+        foreman.stop().then(stopTracing).then(() => process.exit(0), (err) => { logger.error({ err }, 'stopping the foreman failed'); process.exit(1); });
       };
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.once('SIGTERM', () => shutdown('SIGTERM'));

@@ -401,6 +401,30 @@ test('logs: human-readable lines on a terminal, JSON lines elsewhere or with --l
   await refusedAsTyped([...args, '--log-format', 'xml'], /option '--log-format <format>' argument 'xml' is invalid\. Allowed choices are auto, pretty, json; see crowdcompute worker --help$/);
 });
 
+test('foreman: with stderr piped, every line is JSON, its address, dashboard and stop lines too', async () => {
+  const port = await freePort();
+  const own = mkdtempSync(join(tmpdir(), 'cc-cli-foreman-json-'));
+  const child = spawn(process.execPath, [bin, 'foreman', '--port', String(port), '--database', `sqlite:${join(own, 'f.db')}`], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CROWDCOMPUTE_CONFIG_DIR: own },
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    await waitFor(() => /dashboard: /.test(stderr), { timeoutMs: 30_000, message: 'the foreman says where its dashboard is' });
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    const lines = stderr.trimEnd().split('\n');
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a JSON line: ${line}`);
+    const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.ok(msgs.some((m) => new RegExp(`^foreman \\S+ on http://127\\.0\\.0\\.1:${port} `).test(m)), msgs.join('\n'));
+    assert.ok(msgs.some((m) => m.startsWith('SIGTERM: stopping foreman')), msgs.join('\n'));
+  } finally {
+    if (child.exitCode === null) { child.kill('SIGKILL'); await exited; }
+    rmSync(own, { recursive: true, force: true });
+  }
+});
+
 test('a URL that answers but is not a foreman says so, with the request and the answer', async () => {
   const server: Server = createServer((_req, res) => { res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>'); });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

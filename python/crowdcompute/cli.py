@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_HANDLERS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     w.set_defaults(subparser=w)
     add = w.add_argument
-    add("-f", "--foreman", metavar="<urls>", help="foreman WebSocket URL(s), comma-separated for failover (env CROWDCOMPUTE_FOREMAN)")
+    add("-f", "--foreman", metavar="<urls>", help="the foreman's URL (http://host:8000, whose workers' endpoint is ws://host:8000/ws) or its WebSocket URL; comma-separated for failover (env CROWDCOMPUTE_FOREMAN)")
     add("--id", metavar="<workerId>", help="unique worker id (env CROWDCOMPUTE_WORKER_ID; default: hostname-pid-random)")
     add("--token", metavar="<token>", help="worker token, cct_... (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman's, from the local credentials file)")
     add("--token-file", metavar="<file>", help="read the worker token from this file")
@@ -104,6 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _foreman_ws_urls(value: str, parser: argparse.ArgumentParser) -> str:
+    """The WebSocket URL(s) of --foreman, as the Node worker takes them: the foreman's http(s) URL
+    without a path means its workers' endpoint, /ws (one with a path may be a proxy's route, so
+    only its scheme changes); a URL without a scheme is refused with the corrected one."""
+    out = []
+    for url in (u.strip() for u in value.split(",")):
+        if not url:
+            continue
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("http", "https", "ws", "wss"):
+            bare = url.split("://", 1)[1] if "://" in url else url
+            parser.error(f"the foreman URL {url} needs http:// or ws:// in front: --foreman http://{bare}")
+        if scheme in ("http", "https"):
+            rest = url.split("://", 1)[1]
+            host, _, path = rest.partition("/")
+            url = f"{'wss' if scheme == 'https' else 'ws'}://{host}/{path if path else 'ws'}"
+        out.append(url)
+    return ",".join(out)
+
+
 def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The Worker's arguments from the flags; refusals (parser.error) name the flag."""
     for flag, given in (("--sandbox-memory", args.sandbox_memory), ("--sandbox-timeout", args.sandbox_timeout),
@@ -113,6 +133,7 @@ def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     foreman = args.foreman or _env("CROWDCOMPUTE_FOREMAN", "DISTWORKER_CONTROLLER_URL")
     if not foreman:
         parser.error("--foreman <urls> is required (or set CROWDCOMPUTE_FOREMAN), e.g. --foreman ws://localhost:8000/ws")
+    foreman = _foreman_ws_urls(foreman, parser)
     if not args.handlers and not args.allow_code:
         parser.error("this worker would receive no tasks: give --handlers <module> (a module name or a .py file declaring HANDLERS or register(worker)), "
                      "or --allow-code to run map jobs of Python functions")

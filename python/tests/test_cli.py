@@ -3,6 +3,7 @@ status server over HTTP and /ws, its signals and its refusals."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -300,6 +301,8 @@ def test_what_a_worker_needs_is_asked_for(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "handlers module broken failed to load: RuntimeError: no database configured" in broken.stderr
     (tmp_path / "empty.py").write_text("X = 1\n")
     assert "empty.py must define HANDLERS" in run("-f", "ws://127.0.0.1:9/ws", "--handlers", "empty.py", "--no-status").stderr
+    bare = run("-f", "localhost:8000", "--handlers", "x.py", "--no-status")
+    assert bare.returncode == 2 and "the foreman URL localhost:8000 needs http:// or ws:// in front: --foreman http://localhost:8000" in bare.stderr, bare.stderr
     help_text = run("--help").stdout
     assert "HANDLERS = " in help_text and "def register(worker)" in help_text and "CROWDCOMPUTE_WORKER_TOKEN" in help_text
 
@@ -311,3 +314,11 @@ def test_gives_up_after_max_reconnect_attempts_and_exits_1(launch: Any, tmp_path
                "--reconnect-interval", "10ms", "--log-level", "silent")
     assert w.wait() == 1
     assert re.search(r"worker \S+ stopped: .*", w.output), w.output
+
+
+def test_the_foremans_http_url_means_its_workers_endpoint() -> None:
+    from crowdcompute.cli import _foreman_ws_urls
+    parser = argparse.ArgumentParser()
+    assert _foreman_ws_urls("http://127.0.0.1:8000", parser) == "ws://127.0.0.1:8000/ws"
+    assert _foreman_ws_urls("https://f.example/, ws://b:8000/ws", parser) == "wss://f.example/ws,ws://b:8000/ws"
+    assert _foreman_ws_urls("https://proxy.example/crowd/ws", parser) == "wss://proxy.example/crowd/ws"

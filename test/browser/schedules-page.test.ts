@@ -37,7 +37,10 @@ test('the Schedules pages: the list, a schedule\'s next runs, Pause, Resume, Run
 
     await row.getByRole('link').click();
     await page.waitForURL(`${foreman.url}/schedules/reports`);
-    assert.equal(await page.locator('[data-testid="next-runs"] tr').count(), 5);
+    // The address changes before the schedule is fetched: wait for its table, then count.
+    const nextRuns = page.locator('[data-testid="next-runs"] tr');
+    await nextRuns.first().waitFor();
+    assert.equal(await nextRuns.count(), 5);
 
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByRole('button', { name: 'Resume' }).waitFor();

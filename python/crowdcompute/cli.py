@@ -13,10 +13,12 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any, Sequence
 
 from ._cli_args import DAY, HOUR, parse_count, parse_duration, parse_label, parse_number, parse_signed, within
 from ._handlers_module import HandlersModuleError, register_handlers_from
+from .credentials import credentials_file, local_foreman, local_foremen
 from .errors import CrowdComputeError
 from .status_server import DEFAULT_STATUS_PORT, StatusServer
 from .worker import MAX_CAPACITY, Worker
@@ -46,7 +48,9 @@ It exits 1 when it gives up reconnecting (--max-reconnect-attempts) or its token
 
 Environment: CROWDCOMPUTE_FOREMAN, CROWDCOMPUTE_WORKER_ID and CROWDCOMPUTE_WORKER_TOKEN (or
 DISTWORKER_CONTROLLER_URL, DISTWORKER_WORKER_ID, DISTWORKER_WORKER_TOKEN) stand for --foreman,
---id and --token when those are not given.
+--id and --token when those are not given. Without --foreman the worker connects to the foreman
+started on this machine, with its worker token, as the local credentials file records them: the
+one at http://localhost:8000, else the only one recorded.
 """
 
 
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_HANDLERS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     w.set_defaults(subparser=w)
     add = w.add_argument
-    add("-f", "--foreman", metavar="<urls>", help="the foreman's URL (http://host:8000, whose workers' endpoint is ws://host:8000/ws) or its WebSocket URL; comma-separated for failover (env CROWDCOMPUTE_FOREMAN)")
+    add("-f", "--foreman", metavar="<urls>", help="the foreman's URL (http://host:8000, whose workers' endpoint is ws://host:8000/ws) or its WebSocket URL; comma-separated for failover (env CROWDCOMPUTE_FOREMAN; default: the local foreman's, from the local credentials file)")
     add("--id", metavar="<workerId>", help="unique worker id (env CROWDCOMPUTE_WORKER_ID; default: hostname-pid-random)")
     add("--token", metavar="<token>", help="worker token, cct_... (env CROWDCOMPUTE_WORKER_TOKEN; default: a local foreman's, from the local credentials file)")
     add("--token-file", metavar="<file>", help="read the worker token from this file")
@@ -124,6 +128,38 @@ def _foreman_ws_urls(value: str, parser: argparse.ArgumentParser) -> str:
     return ",".join(out)
 
 
+#: How long a worker started without --foreman waits for a local foreman to record itself.
+_LOCAL_FOREMAN_WAIT = 10.0
+
+
+class LocalForemanError(Exception):
+    """No local foreman to connect to when --foreman is not given; its message says what to do."""
+
+
+def _local_foreman_ws_url(token_given: bool) -> str:
+    """The WebSocket URL of this machine's foreman, from the local credentials file, as
+    `crowdcompute worker` finds it without --foreman: the one at http://localhost:8000, else the
+    only one recorded; when none is recorded yet, one starting is waited for a few seconds. Its worker token is
+    in the same file, where the Worker finds it by URL."""
+    next_step = "pass --foreman http://<host>:8000 (env CROWDCOMPUTE_FOREMAN) with --token or --token-file"
+    deadline = time.monotonic() + _LOCAL_FOREMAN_WAIT
+    while True:
+        try:
+            entry = local_foreman(next_step)
+            break
+        except LookupError as err:
+            # Only an empty file is worth waiting on (a foreman starting beside this worker, as
+            # start.sh does); several foremen to choose from stay several.
+            if local_foremen() or time.monotonic() >= deadline:
+                raise LocalForemanError(str(err)) from None
+            time.sleep(0.25)
+    url = str(entry["urls"][0])
+    if not token_given and not entry.get("workerToken"):
+        raise LocalForemanError(f"{credentials_file()} holds no worker token for the foreman at {url}: restart that foreman "
+                                "(it leaves one), or give --token-file with one from crowdcompute token create --worker '*'")
+    return _foreman_ws_urls(url, argparse.ArgumentParser())
+
+
 def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The Worker's arguments from the flags; refusals (parser.error) name the flag."""
     for flag, given in (("--sandbox-memory", args.sandbox_memory), ("--sandbox-timeout", args.sandbox_timeout),
@@ -131,9 +167,6 @@ def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         if given:
             parser.error(f"{flag}: {_NO_SANDBOX}")
     foreman = args.foreman or _env("CROWDCOMPUTE_FOREMAN", "DISTWORKER_CONTROLLER_URL")
-    if not foreman:
-        parser.error("--foreman <urls> is required (or set CROWDCOMPUTE_FOREMAN), e.g. --foreman ws://localhost:8000/ws")
-    foreman = _foreman_ws_urls(foreman, parser)
     if not args.handlers and not args.allow_code:
         parser.error("this worker would receive no tasks: give --handlers <module> (a module name or a .py file declaring HANDLERS or register(worker)), "
                      "or --allow-code to run map jobs of Python functions")
@@ -146,6 +179,10 @@ def _worker_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -
             parser.error(f"--token-file {args.token_file}: cannot read it ({err.strerror or err})")
         if not token:
             parser.error(f"--token-file {args.token_file} is empty")
+    if foreman:
+        foreman = _foreman_ws_urls(foreman, parser)
+    else:
+        foreman = _local_foreman_ws_url(token is not None)
     if args.ca:
         if not os.path.isfile(args.ca):
             parser.error(f"--ca {args.ca} does not exist")
@@ -228,7 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     worker_parser: argparse.ArgumentParser = args.subparser
-    options = _worker_options(args, worker_parser)
+    try:
+        options = _worker_options(args, worker_parser)
+    except LocalForemanError as err:
+        _say(f"python -m crowdcompute worker: error: {err}")
+        return 1
     logging.basicConfig(level=_LOG_LEVELS[args.log_level], stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         worker = Worker(**options)

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
 
+#: Where a command looks for a foreman when none is given, as the Node CLI does.
+DEFAULT_FOREMAN_URL = "http://localhost:8000"
+
 
 def credentials_dir() -> Path:
     if os.environ.get("CROWDCOMPUTE_CONFIG_DIR"):
@@ -53,6 +56,35 @@ def local_credentials_at(url: str) -> dict[str, Any] | None:
         except ValueError:
             continue
     return None
+
+
+def local_foremen() -> list[dict[str, Any]]:
+    """Every foreman this machine's credentials file records that has listened (has a URL)."""
+    try:
+        content = json.loads(credentials_file().read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    entries = content.get("foremen", []) if isinstance(content, dict) else []
+    return [dict(e) for e in entries if isinstance(e, dict) and isinstance(e.get("urls"), list) and e["urls"]]
+
+
+def local_foreman(next_step: str) -> dict[str, Any]:
+    """The foreman a command means when it is not told, as the Node CLI finds it: the one the
+    credentials file records at http://localhost:8000, else the only one it records. Raises
+    LookupError with a one-line message ending in `next_step` when there is none, or several."""
+    at_default = local_credentials_at(DEFAULT_FOREMAN_URL)
+    if at_default and at_default.get("urls"):
+        return at_default
+    found = local_foremen()
+    if len(found) == 1:
+        return found[0]
+    where = credentials_file()
+    if not found:
+        raise LookupError(f"no foreman has run on this machine (none is recorded in {where}): "
+                          f"start the foreman first (crowdcompute foreman), or {next_step}")
+    listed = "; ".join(f"{e.get('database')} at {e['urls'][0]}" for e in found)
+    raise LookupError(f"{len(found)} foremen are recorded in {where} ({listed}) and none at {DEFAULT_FOREMAN_URL}: "
+                      f"choose one with --foreman <url>, or {next_step}")
 
 
 def local_api_key_at(url: str) -> str | None:

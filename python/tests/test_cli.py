@@ -292,7 +292,6 @@ def test_what_a_worker_needs_is_asked_for(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "crowdcompute", "worker", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
 
-    assert "--foreman <urls> is required" in run("--handlers", "x.py").stderr
     assert "this worker would receive no tasks: give --handlers" in run("-f", "ws://127.0.0.1:9/ws").stderr
     missing = run("-f", "ws://127.0.0.1:9/ws", "--handlers", "nowhere.py", "--no-status")
     assert missing.returncode == 1 and "handlers module nowhere.py does not exist" in missing.stderr
@@ -322,3 +321,26 @@ def test_the_foremans_http_url_means_its_workers_endpoint() -> None:
     assert _foreman_ws_urls("http://127.0.0.1:8000", parser) == "ws://127.0.0.1:8000/ws"
     assert _foreman_ws_urls("https://f.example/, ws://b:8000/ws", parser) == "wss://f.example/ws,ws://b:8000/ws"
     assert _foreman_ws_urls("https://proxy.example/crowd/ws", parser) == "wss://proxy.example/crowd/ws"
+
+
+def test_without_foreman_it_connects_to_the_local_foreman_with_its_token(start_foreman: Any, launch: Any, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine where one foreman has run: its credentials file records that foreman alone.
+    monkeypatch.setenv("CROWDCOMPUTE_CONFIG_DIR", str(tmp_path / "config"))
+    for name in ("CROWDCOMPUTE_FOREMAN", "DISTWORKER_CONTROLLER_URL", "CROWDCOMPUTE_WORKER_TOKEN", "DISTWORKER_WORKER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "tasks.py").write_text(HANDLERS)
+    foreman = start_foreman()
+    w = launch("--handlers", "tasks.py", "--no-status", "--id", "py-local")
+    assert w.line(r"worker py-local connected to (\S+) ").group(1) == foreman.ws_url
+    job = submit(foreman, [{"type": "math.add", "input": {"a": 2, "b": 3}}])
+    assert finished(foreman, job)["status"] == "completed"
+    assert foreman.api("GET", f"/api/jobs/{job}/results")["results"] == [5]
+
+    # With two recorded and none at http://localhost:8000 it does not guess: it names them, at once.
+    other = start_foreman()
+    done = subprocess.run([sys.executable, "-m", "crowdcompute", "worker", "--handlers", "tasks.py", "--no-status"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "python")}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "2 foremen are recorded in" in done.stderr and "none at http://localhost:8000: choose one with --foreman <url>" in done.stderr, done.stderr
+    assert foreman.url in done.stderr and other.url in done.stderr, done.stderr

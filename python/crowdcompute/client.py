@@ -260,9 +260,11 @@ class AsyncClient(AsyncSchedules, AsyncFailedTasks):
         return await self._submit(wire_keys(spec), {})
 
     async def watch(self, job_id: str) -> JobHandle:
-        """A handle on an existing job (submitted elsewhere, or earlier), to await or follow it."""
+        """A handle on an existing job (submitted elsewhere, or earlier), to await or follow it. Its
+        `warnings` say what keeps the job's queued tasks waiting among the workers connected now
+        (say, that none handles their type), as a submission's do."""
         info = await self.get_job(job_id)
-        handle = JobHandle(self, id=job_id, total_tasks=int(info.get("total_tasks") or 0))
+        handle = JobHandle(self, id=job_id, total_tasks=int(info.get("total_tasks") or 0), warnings=info.get("warnings"))
         self._track(handle)
         await self._link.ensure_open()
         await self._link.send({"type": "subscribe_job", "jobId": job_id})

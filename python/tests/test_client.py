@@ -316,6 +316,18 @@ def test_the_sync_client(foreman: Foreman, worker: Worker) -> None:
         c.stats()
 
 
+def test_work_nobody_serves_is_said_at_submission_and_to_a_watcher(foreman: Foreman, worker: Worker) -> None:
+    with Client(foreman.url) as c:
+        job = c.submit("py.nobody.serves", {})
+        said = 'no connected worker handles task type "py.nobody.serves"'
+        assert any(said in w for w in job.warnings), job.warnings
+        watched = c.watch(job.id)
+        assert any(said in w for w in watched.warnings), watched.warnings
+        assert any(said in w for w in c.get_job(job.id)["warnings"])
+        c.cancel_job(job.id)
+        assert c.watch(job.id).warnings == [], "an ended job waits for nothing"
+
+
 def test_the_sync_client_times_out_a_wait_without_ending_the_job(foreman: Foreman, worker: Worker) -> None:
     with Client(foreman.url) as c:
         job = c.submit("py.sleep", {"ms": 60_000, "steps": 600})

@@ -22,17 +22,19 @@ async function uploadFrom(client: ClientType, path: string) {
 }
 
 /**
- * What the foreman said about a submission (say, that no connected worker handles its type), on
- * stderr; when its tasks may wait for a worker, how long they will (its queue timeout, else for
- * ever) and what to do about it.
+ * What the foreman said about a submission, or about a job's queued tasks now (say, that no
+ * connected worker handles their type), on stderr; when its tasks may wait for a worker, how
+ * long they will (its queue timeout, else for ever) and what to do about it: at submission, give
+ * a queue timeout; later, start a worker that serves it or cancel the job.
  */
-async function warn(client: ClientType, jobId: string, warnings: readonly string[]): Promise<void> {
+async function warn(client: ClientType, jobId: string, warnings: readonly string[], when: 'submitted' | 'later' = 'submitted'): Promise<void> {
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   if (warnings.length === 0) return;
   const limit = (await client.getJob(jobId)).queueTimeoutMs;
+  const instead = when === 'submitted' ? 'give --queue-timeout 5m to fail instead' : `start a worker that serves it, or crowdcompute cancel ${jobId}`;
   process.stderr.write(limit
     ? `warning: job ${jobId} waits at most ${duration(limit)} for a worker (its queue timeout), then fails with CC_ERR_NO_WORKER; crowdcompute workers lists what the connected workers serve\n`
-    : `warning: job ${jobId} waits for ever for a worker (it has no queue timeout): give --queue-timeout 5m to fail instead; crowdcompute workers lists what the connected workers serve\n`);
+    : `warning: job ${jobId} waits for ever for a worker (it has no queue timeout): ${instead}; crowdcompute workers lists what the connected workers serve\n`);
 }
 
 /** How many of the newest jobs a short id is looked for in. */
@@ -170,6 +172,7 @@ export function clientCommands(program: Command): void {
         const id = await jobIdFrom(client, typed, 'job');
         if (o.wait) {
           const h = await client.watch(id);
+          await warn(client, id, h.warnings, 'later');
           const bar = new ProgressBar(`job ${shortId(id)}`);
           h.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
           let outcome;
@@ -192,6 +195,7 @@ export function clientCommands(program: Command): void {
           return;
         }
         process.stdout.write(jobSummary(job));
+        if (!o.wait) await warn(client, id, job.warnings ?? [], 'later');
         if (tasks) {
           process.stdout.write(`\ntasks${tasks.length < job.totalTasks ? ` (the first ${tasks.length} of ${job.totalTasks})` : ''}:\n`);
           process.stdout.write(tasksTable(tasks));

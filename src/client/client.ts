@@ -335,10 +335,14 @@ export class Client {
     });
   }
 
-  /** A handle on an existing job (submitted elsewhere), to await or follow it. */
+  /**
+   * A handle on an existing job (submitted elsewhere), to await or follow it. Its `warnings` say
+   * what keeps the job's queued tasks waiting among the workers connected now (say, that none
+   * handles their type), as a submission's do.
+   */
   async watch<R = unknown>(jobId: string): Promise<JobHandle<R>> {
     const info = await this.getJob(jobId);
-    const h = this.newHandle<R>({ id: jobId, totalTasks: info.totalTasks, position: 0, deduplicated: false });
+    const h = this.newHandle<R>({ id: jobId, totalTasks: info.totalTasks, position: 0, deduplicated: false, warnings: info.warnings ?? [] });
     this.track(h);
     await this.connect();
     this.link!.send({ type: 'subscribe_job', jobId });

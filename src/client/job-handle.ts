@@ -79,7 +79,8 @@ export class JobHandle<R = unknown> {
   readonly deduplicated: boolean;
   /**
    * What the foreman wants the submitter to know, e.g. that no connected worker handles one of
-   * its task types (the job waits for one, or fails after its queueTimeoutMs).
+   * its task types (the job waits for one, or fails after its queueTimeoutMs). For a handle from
+   * `watch`, what keeps the job's queued tasks waiting when it was taken.
    */
   readonly warnings: readonly string[];
   private readonly deps: JobHandleDeps;

@@ -152,6 +152,8 @@ export const JobViewSchema = z.object({
   webhook: WebhookDeliveryViewSchema.nullable().optional()
     .describe('GET /api/jobs/{id} only: the latest announcement of its end to a webhook (null: none yet, or no webhook); every one is at /api/jobs/{id}/webhook-deliveries'),
   trace_id: z.string().nullable().describe('the OpenTelemetry trace of the job (32 hex digits), to look it up in a tracing backend; null when it was not traced'),
+  warnings: z.array(z.string()).optional()
+    .describe('GET /api/jobs/{id} only: what keeps its queued tasks waiting beyond their turn among the workers connected now, e.g. that no connected worker handles their type (empty when nothing does)'),
 });
 /** A job, as the REST API shows it. */
 export type JobView = z.output<typeof JobViewSchema>;

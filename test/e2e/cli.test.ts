@@ -283,6 +283,42 @@ test('submit and graph run of a type no worker serves: the warning says how long
   await client.cancel(graph.stdout.match(/^submitted graph (\S+):/m)![1]);
 });
 
+test('job <id> and job <id> --wait on a job nobody serves say why it waits (REST too); once a worker serves it, it finishes', async () => {
+  const submitted = await cli(['submit', 'served.later', '{"n":1}', '--no-wait', '--json', '--foreman', foreman.url]);
+  assert.equal(submitted.code, 0, submitted.stderr);
+  const id = (JSON.parse(submitted.stdout) as { job_id: string }).job_id;
+  const why = /^warning: no connected worker handles task type "served\.later" \(\d+ online, handling [^)]*math\.add[^)]*\); its tasks wait until one does$/m;
+  const next = new RegExp(`^warning: job ${id} waits for ever for a worker \\(it has no queue timeout\\): start a worker that serves it, or crowdcompute cancel ${id}; crowdcompute workers lists what the connected workers serve$`, 'm');
+  const shown = await cli(['job', id, '--foreman', foreman.url]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /queued/);
+  assert.match(shown.stderr, why);
+  assert.match(shown.stderr, next);
+  const rest = await (await foreman.fetch(`/api/jobs/${id}`)).json() as { warnings: string[] };
+  assert.equal(rest.warnings.length, 1, JSON.stringify(rest.warnings));
+  assert.match(rest.warnings[0], /no connected worker handles task type "served\.later"/);
+
+  // --wait says the same before its progress bar, then follows the job to its end once a worker serves the type.
+  const child = spawn(process.execPath, [bin, 'job', id, '--wait', '--foreman', foreman.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor(() => next.test(stderr) || null, { timeoutMs: 60_000, message: 'job --wait warns' });
+  assert.match(stderr, why);
+  const late = new Worker({ foremanUrl: foreman.wsUrl, workerId: 'served-later', logLevel: 'silent' })
+    .handle('served.*', async (t) => t.input);
+  try {
+    await late.start();
+    assert.equal(await exited, 0, stderr);
+    const done = await (await foreman.fetch(`/api/jobs/${id}`)).json() as { status: string; warnings: string[] };
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.warnings, [], 'a finished job waits for nothing');
+    assert.doesNotMatch((await cli(['job', id, '--foreman', foreman.url])).stderr, /warning/);
+  } finally {
+    await late.stop();
+  }
+});
+
 test('Ctrl-C while submit waits: the job goes on, and the command says how to follow or stop it (exit 130)', async () => {
   const child = spawn(process.execPath, [bin, 'submit', 'nobody.serves.interrupted', '{}', '--foreman', foreman.url], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -92,11 +92,11 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { ...view(res.job), deduplicated: res.deduplicated, first_index: res.firstIndex };
   });
 
-  app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job, with the latest announcement of its end to its webhook', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
+  app.get('/api/jobs/:id', { schema: routeSchema({ operationId: 'getJob', tags: ['jobs'], summary: 'One job, with the latest announcement of its end to its webhook and what keeps its queued tasks waiting', params: IdParamsSchema, response: { 200: JobViewSchema }, errors: [401, 404] }) },
     async (req): Promise<JobView> => {
       const job = await jobs.visibleJob(idOf(req.params), req.principal);
-      const deliveries = await store.webhookDeliveryList(job.id);
-      return { ...view(job), webhook: deliveries.length ? webhookDeliveryView(deliveries[deliveries.length - 1]) : null };
+      const [deliveries, warnings] = await Promise.all([store.webhookDeliveryList(job.id), jobs.waitingWarnings(job)]);
+      return { ...view(job), webhook: deliveries.length ? webhookDeliveryView(deliveries[deliveries.length - 1]) : null, warnings };
     });
 
   app.get('/api/jobs/:id/webhook-deliveries', {

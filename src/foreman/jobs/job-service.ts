@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { CrowdComputeError, type JobSpec, type NamedTaskSpec, type Requirements, type TaskError } from '../../protocol/index.ts';
+import { CrowdComputeError, TERMINAL_JOB_STATES, type JobSpec, type NamedTaskSpec, type Requirements, type TaskError } from '../../protocol/index.ts';
 import { mayAccessJob, maySubmit, ownerOf, requireScope, submissionScope, unauthenticated, type Principal } from '../../core/access.ts';
-import type { JobInsertParams, JobInsertResult, JobRecord, JobRetryResult, Store, TaskRecord } from '../../store/store.ts';
+import type { JobInsertParams, JobInsertResult, JobRecord, JobRetryResult, Store, TaskRecord, WorkerKind } from '../../store/store.ts';
 import type { ForemanMetrics } from '../shared/foreman-metrics.ts';
 import type { WorkerRegistry } from '../workers/worker-registry.ts';
 import type { JobEvents } from '../shared/job-events.ts';
@@ -16,6 +16,9 @@ import { initialTaskState } from '../../core/task-transitions.ts';
 import { workerKind } from '../workers/worker-registry.ts';
 import { SpanKind, SpanStatusCode, context, type Span } from '@opentelemetry/api';
 import { ATTR, contextFrom, traceContextOf, tracer } from '../../tracing/trace-api.ts';
+
+/** How many of a waiting job's queued tasks its warnings look at: their types stand for the rest. */
+const WAITING_SAMPLE = 1_000;
 
 /** Why a job takes no more parts, for the error that refuses one. */
 function whyClosed(j: JobRecord): string {
@@ -235,15 +238,38 @@ export class JobService {
    * shipped code). Workers of every foreman count.
    */
   private async unservedWarnings(spec: JobSpec): Promise<string[]> {
+    if (spec.kind === 'map') return this.waitingFor({ runOn: spec.runOn ?? null }, spec.queueTimeoutMs ?? null);
+    return this.waitingFor({ tasks: spec.kind === 'graph' ? spec.nodes : spec.tasks }, spec.queueTimeoutMs ?? null);
+  }
+
+  /**
+   * What keeps an unfinished job's queued tasks waiting beyond their turn, as `submit` said it
+   * when they were accepted, but of the workers connected now: shown with the job (GET
+   * /api/jobs/{id}), so that one followed later (`crowdcompute job <id> --wait`) says why it does
+   * not move. A job's first queued tasks stand for the rest (their types are few).
+   */
+  async waitingWarnings(job: JobRecord): Promise<string[]> {
+    if (TERMINAL_JOB_STATES.has(job.state)) return [];
+    if (job.kind === 'map') {
+      const queued = await this.store.taskList({ jobId: job.id, limit: 1, offset: 0, state: 'queued' });
+      return queued.length ? this.waitingFor({ runOn: job.runOn }, job.queueTimeoutMs) : [];
+    }
+    const queued = await this.store.taskList({ jobId: job.id, limit: WAITING_SAMPLE, offset: 0, state: 'queued' });
+    return queued.length ? this.waitingFor({ tasks: queued }, job.queueTimeoutMs) : [];
+  }
+
+  /** The warnings for work of these task types (or shipped code to run on `runOn`) with this queue timeout. */
+  private async waitingFor(work: { tasks: readonly { type: string; requires?: Requirements }[] } | { runOn: WorkerKind | 'any' | null }, queueTimeoutMs: number | null): Promise<string[]> {
     const online = (await this.onlineWorkers()).filter((w) => w.state === 'online');
-    if (spec.kind === 'map') {
-      const where = spec.runOn ?? 'any';
+    const hint = this.queueHint(queueTimeoutMs);
+    if (!('tasks' in work)) {
+      const where = work.runOn ?? 'any';
       const fits = (w: (typeof online)[number]) => w.allowCode && (where === 'any' || workerKind(w.resources.runtime as string | undefined) === where);
       if (online.some(fits)) return [];
       const wanted = where === 'browser' ? 'browser tab (share a join link: crowdcompute join-link create)' : where === 'node' ? 'Node worker runs shipped code (start one with --allow-code)' : 'worker runs shipped code (start one with --allow-code, or share a join link)';
-      return [`no connected ${wanted}; the job waits until one does${this.queueHint(spec)}`];
+      return [`no connected ${wanted}; the job waits until one does${hint}`];
     }
-    const list: { type: string; requires?: Requirements }[] = spec.kind === 'graph' ? spec.nodes : spec.tasks;
+    const list = work.tasks;
     const types = [...new Set(list.map((t) => t.type))];
     const unserved = types.filter((t) => !online.some((w) => matchesAny(w.patterns, t)));
     // A task that requires more than any connected worker of its type has, even idle, would wait unseen.
@@ -252,12 +278,12 @@ export class JobService {
       if (!t.requires || unserved.includes(t.type)) continue;
       const req = t.requires;
       if (!online.some((w) => matchesAny(w.patterns, t.type) && fits(req, announced(w.resources)))) {
-        unfit.set(`${t.type} ${JSON.stringify(req)}`, `no connected worker that handles "${t.type}" has ${describeRequirements(req)} (what its tasks require); they wait until one does${this.queueHint(spec)}`);
+        unfit.set(`${t.type} ${JSON.stringify(req)}`, `no connected worker that handles "${t.type}" has ${describeRequirements(req)} (what its tasks require); they wait until one does${hint}`);
       }
     }
     if (unserved.length === 0) return [...unfit.values()].slice(0, 20);
     const patterns = [...new Set(online.flatMap((w) => w.patterns))].slice(0, 10);
-    return [...unfit.values()].slice(0, 10).concat(unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${this.queueHint(spec)}`));
+    return [...unfit.values()].slice(0, 10).concat(unserved.slice(0, 20).map((t) => `no connected worker handles task type "${t}" (${online.length} online${patterns.length ? `, handling ${patterns.join(', ')}` : ''}); its tasks wait until one does${hint}`));
   }
 
   /**
@@ -275,8 +301,8 @@ export class JobService {
     return this.online.list;
   }
 
-  private queueHint(spec: JobSpec): string {
-    const limit = spec.queueTimeoutMs ?? this.options.defaultQueueTimeoutMs;
+  private queueHint(queueTimeoutMs: number | null): string {
+    const limit = queueTimeoutMs ?? this.options.defaultQueueTimeoutMs;
     return limit ? `, or fail with CC_ERR_NO_WORKER after ${Math.round(limit / 1000)} s (queueTimeoutMs)` : '';
   }
 

@@ -991,6 +991,12 @@ export interface Store {
   /** A job's tasks in index order from `offset` (an index, so paging deep into a big job stays fast); `state` keeps one state. */
   taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]>;
   /**
+   * The task types among a job's first `sample` queued tasks that require nothing of their
+   * worker, each once (what GET /api/jobs/{id} warns that no worker serves). Read from the
+   * queue's index: it costs what `sample` says, whatever the size of the job.
+   */
+  jobQueuedTypes(params: { jobId: string; sample: number }): Promise<string[]>;
+  /**
    * Run a job's failed and cancelled tasks again (or the one task `taskId` names, or those of `taskIds`), with fresh
    * attempts; recorded results stay. The job becomes unfinished again. Null if there is no such job.
    */

@@ -246,16 +246,14 @@ export class JobService {
    * What keeps an unfinished job's queued tasks waiting beyond their turn, as `submit` said it
    * when they were accepted, but of the workers connected now: shown with the job (GET
    * /api/jobs/{id}), so that one followed later (`crowdcompute job <id> --wait`) says why it does
-   * not move. A job's first queued tasks stand for the rest (their types are few).
+   * not move. A job's first queued tasks stand for the rest (their types are few); those that
+   * require resources of their worker are left out.
    */
   async waitingWarnings(job: JobRecord): Promise<string[]> {
     if (TERMINAL_JOB_STATES.has(job.state)) return [];
-    if (job.kind === 'map') {
-      const queued = await this.store.taskList({ jobId: job.id, limit: 1, offset: 0, state: 'queued' });
-      return queued.length ? this.waitingFor({ runOn: job.runOn }, job.queueTimeoutMs) : [];
-    }
-    const queued = await this.store.taskList({ jobId: job.id, limit: WAITING_SAMPLE, offset: 0, state: 'queued' });
-    return queued.length ? this.waitingFor({ tasks: queued }, job.queueTimeoutMs) : [];
+    const types = await this.store.jobQueuedTypes({ jobId: job.id, sample: job.kind === 'map' ? 1 : WAITING_SAMPLE });
+    if (types.length === 0) return [];
+    return this.waitingFor(job.kind === 'map' ? { runOn: job.runOn } : { tasks: types.map((type) => ({ type })) }, job.queueTimeoutMs);
   }
 
   /** The warnings for work of these task types (or shipped code to run on `runOn`) with this queue timeout. */

@@ -71,6 +71,22 @@ export function runStoreConformance(label: string, makeStore: () => Promise<Stor
       assert.equal(await store.taskGet('nope'), null);
     });
 
+    test('a job\'s queued task types: each once, of its queued tasks that require nothing, from a sample of the size asked', async () => {
+      const p = namedJob(['qt.a', 'qt.b', 'qt.a', 'qt.c', 'qt.needs', 'qt.d'], { priority: 'high' });
+      p.tasks[3].priority = 'low';
+      p.tasks[4].requires = { gpu: 1 };
+      const { job } = await store.jobInsert(p);
+      await store.jobInsert(namedJob(['qt.other']));
+      assert.deepEqual((await store.jobQueuedTypes({ jobId: job.id, sample: 100 })).sort(), ['qt.a', 'qt.b', 'qt.c', 'qt.d']);
+      assert.equal((await store.jobQueuedTypes({ jobId: job.id, sample: 2 })).length <= 2, true, 'no more than the sample');
+      // Claimed tasks are no longer queued.
+      await claim(store, 'w-qt', ['qt.a', 'qt.b', 'qt.d'], 10);
+      assert.deepEqual(await store.jobQueuedTypes({ jobId: job.id, sample: 100 }), ['qt.c']);
+      await store.jobCancel({ jobId: job.id, now: Date.now() });
+      assert.deepEqual(await store.jobQueuedTypes({ jobId: job.id, sample: 100 }), []);
+      assert.deepEqual(await store.jobQueuedTypes({ jobId: 'nope', sample: 100 }), []);
+    });
+
     test('a job keeps the trace context it was accepted under; one without has none', async () => {
       const traced = namedJob(['t.a']);
       const traceContext = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=a1' };

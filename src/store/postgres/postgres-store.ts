@@ -969,6 +969,12 @@ export class PostgresStore implements Store {
     return r ? taskFromRow(r) : null;
   }
 
+  async jobQueuedTypes(params: { jobId: string; sample: number }): Promise<string[]> {
+    // From the job's queue index (job_id, priority, seq), which holds its queued tasks that require nothing.
+    return (await this.q(`SELECT DISTINCT type FROM (SELECT type FROM tasks WHERE job_id = $1 AND state = 'queued' AND requires IS NULL LIMIT $2) s`,
+      [params.jobId, params.sample])).rows.map((r: { type: string }) => r.type);
+  }
+
   async taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]> {
     // From an index, not OFFSET: page 1,000 of a 100,000-task job costs what page 1 does.
     return (await this.q('SELECT * FROM tasks WHERE job_id = $1 AND idx >= $2 AND ($4::text IS NULL OR state = $4) ORDER BY idx LIMIT $3',

@@ -272,6 +272,10 @@ export class SqliteStore implements Store {
       // From an index, not OFFSET: page 1,000 of a 100,000-task job costs what page 1 does.
       taskList: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? ORDER BY idx LIMIT ?'),
       taskListByState: db.prepare('SELECT * FROM tasks WHERE job_id = ? AND idx >= ? AND state = ? ORDER BY idx LIMIT ?'),
+      // Every rank named, so that the queue's index (priority, job_id, seq) is read at the job's
+      // entries of each rank rather than the job's tasks scanned by index.
+      jobQueuedTypes: db.prepare(`SELECT DISTINCT type FROM (SELECT type FROM tasks
+        WHERE state = 'queued' AND priority IN (0, 1, 2, 3) AND job_id = ? AND requires IS NULL LIMIT ?)`),
       jobForRetry: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       taskRetryable: db.prepare(`SELECT state, count(*) AS n FROM tasks WHERE job_id = @jobId AND ${guard('rerun')}
         AND (@taskId IS NULL OR id = @taskId) GROUP BY state`),
@@ -725,6 +729,10 @@ export class SqliteStore implements Store {
   async taskGet(taskId: string): Promise<TaskRecord | null> {
     const r = this.s.taskGet.get(taskId) as Row | undefined;
     return r ? taskFromRow(r) : null;
+  }
+
+  async jobQueuedTypes(params: { jobId: string; sample: number }): Promise<string[]> {
+    return (this.s.jobQueuedTypes.all(params.jobId, params.sample) as { type: string }[]).map((r) => r.type);
   }
 
   async taskList(params: { jobId: string; limit: number; offset: number; state?: TaskState }): Promise<TaskRecord[]> {

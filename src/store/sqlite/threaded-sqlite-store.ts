@@ -41,7 +41,7 @@ type Forwarded = Exclude<keyof Store, NotForwarded>;
 const FORWARDED = [
   'migrate',
   'jobInsert', 'jobInsertMany', 'jobAppend', 'jobGet', 'jobList', 'jobGraph', 'jobCode', 'jobResults', 'jobCancel', 'jobFail',
-  'taskGet', 'taskList', 'jobRetry', 'taskFailedGroups', 'taskFailedPage', 'taskReleaseDue', 'taskNextRelease', 'jobExpireOpen',
+  'taskGet', 'taskList', 'jobQueuedTypes', 'jobRetry', 'taskFailedGroups', 'taskFailedPage', 'taskReleaseDue', 'taskNextRelease', 'jobExpireOpen',
   'jobFailPastDeadline', 'jobNextExpiry', 'taskExpireQueued', 'taskClaimMany', 'taskClaimFitting', 'schedulerSnapshot',
   'rateLimitList', 'rateLimitSet', 'rateLimitDelete', 'taskFinishMany', 'taskRequeueMany', 'taskRequeueExpired', 'sweepCandidates',
   'taskLeaseExtend', 'taskCancel', 'taskListRunningByWorker', 'taskProgressSet', 'taskRecord', 'taskResume', 'taskBatches',

@@ -5,7 +5,7 @@ import type { Client as ClientType } from '../client/index.ts';
 import { JOB_STATES, UNITS, type JobResultsView } from '../protocol/index.ts';
 import { parseDuration, parseIntArg, parseJsonArg, within } from './parse-args.ts';
 import { checkForemanUrls, foremanOption, print, withClient } from './foreman-client.ts';
-import { graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, startFlags, taskFlags, webhookFlag } from './job-flags.ts';
+import { defaultJobName, graphFrom, jobOptionsFrom, mapFlags, mapFunctionFrom, mapInputsFrom, nameFlag, startFlags, taskFlags, webhookFlag } from './job-flags.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { bytes, duration, jobSummary, jobsTable, resultsText, shortId, snakeKeys, statsSummary, table, tasksTable, when, workersTable } from './views.ts';
 
@@ -80,17 +80,17 @@ const jobJson = (job: object) => snakeKeys(job);
 
 /** The client commands: map, submit, jobs, job, workers, stats, retry, cancel. */
 export function clientCommands(program: Command): void {
-  foremanOption(startFlags(mapFlags(taskFlags(program.command('map')
+  foremanOption(nameFlag(startFlags(mapFlags(taskFlags(program.command('map')
     .description('Run a function over a list of inputs on the workers; prints the results in input order')
     .argument('<module>', 'module whose default export (or --export) is a self-contained function of one argument; or a Python file, module.py:function (or --export function), whose function runs in Pyodide on the workers')
     .argument('<inputs>', 'JSON file holding an array of arguments')
-    .option('-o, --out <file>', 'write results to a file instead of stdout')))))
+    .option('-o, --out <file>', 'write results to a file instead of stdout')))), 'the module\'s file name and the number of inputs, e.g. "square.ts over 10"'))
     .action(async (modulePath: string, inputsPath: string, o) => {
       if (o.foreman !== undefined) checkForemanUrls(o.foreman);
       const fn = await mapFunctionFrom(modulePath, o.export);
       const args = mapInputsFrom(inputsPath);
       await withClient(o, async (client) => {
-        const job = await client.submitMap(fn, args, { ...jobOptionsFrom(o), name: `${modulePath} over ${args.length}` });
+        const job = await client.submitMap(fn, args, { ...jobOptionsFrom(o), name: o.name ?? defaultJobName(`${basename(modulePath)} over ${args.length}`) });
         await warn(client, job.id, job.warnings);
         const bar = new ProgressBar(`job ${shortId(job.id)}`);
         job.onProgress((p) => bar.update(p.counts.completed + p.counts.failed + p.counts.cancelled, p.counts.total, failedText(p.counts)));
@@ -111,20 +111,20 @@ export function clientCommands(program: Command): void {
       });
     });
 
-  foremanOption(startFlags(taskFlags(program.command('submit')
+  foremanOption(nameFlag(startFlags(taskFlags(program.command('submit')
     .description('Submit one named task and (by default) wait for its result')
     .argument('<type>', 'task type, e.g. image.resize')
     .argument('<input>', 'task input as JSON'))
     .option('--idempotency-key <key>', 'resubmitting with the same key returns the same job')
     .option('--file <path>', 'upload a file for the task to carry (repeatable); its handler reads it with task.readFile', (v: string, all: string[] = []) => [...all, v])
     .option('--no-wait', 'print the task id and return at once')
-    .option('--json', 'with --no-wait, print { task_id, job_id, position } instead of a line for people')))
+    .option('--json', 'with --no-wait, print { task_id, job_id, position } instead of a line for people')), 'none; lists show its task type'))
     .action(async (type: string, inputText: string, o) => {
       await withClient(o, async (client, { JobFailedError }) => {
         const files: string[] = [];
         for (const path of (o.file ?? []) as string[]) files.push((await uploadFrom(client, path)).fileId);
         const task = await client.submit(type, parseJsonArg(inputText, 'input'), {
-          ...jobOptionsFrom(o), ...(files.length ? { files } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
+          ...jobOptionsFrom(o), ...(o.name !== undefined ? { name: o.name } : {}), ...(files.length ? { files } : {}), ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
         });
         await warn(client, task.jobId, task.job.warnings);
         if (!o.wait) {
@@ -251,16 +251,16 @@ export function clientCommands(program: Command): void {
     });
 
   const graph = program.command('graph').description('Task graphs: run one from a JSON file and follow its nodes, or show one');
-  foremanOption(webhookFlag(startFlags(graph.command('run')
+  foremanOption(nameFlag(webhookFlag(startFlags(graph.command('run')
     .description('Submit a task graph (a JSON file: {"nodes": [...], "output"?}), show each node\'s progress on stderr, print the output node\'s result as JSON')
     .argument('<file>', 'the graph as JSON: nodes with id, type, input, dependsOn, inputAdapter, inputArgs')
     .addOption(new Option('--poll <duration>', 'how often to look at the nodes').argParser(within(parseDuration, '--poll', { min: 1, max: UNITS.HOUR, unit: 'ms' })).default(500, '500ms'))
     .option('--no-wait', 'print the job id and return at once')
-    .option('--json', 'with --no-wait, print { job_id, nodes, output } instead of a line for people'))))
+    .option('--json', 'with --no-wait, print { job_id, nodes, output } instead of a line for people'))), 'the file\'s "name", else the file\'s name'))
     .action(async (file: string, o) => {
       const spec = graphFrom(file);
       await withClient(o, async (client, { JobFailedError }) => {
-        const handle = await client.submitGraph({ name: spec.name ?? file, ...spec, ...jobOptionsFrom(o) } as Parameters<ClientType['submitGraph']>[0]);
+        const handle = await client.submitGraph({ ...spec, name: o.name ?? spec.name ?? defaultJobName(basename(file)), ...jobOptionsFrom(o) } as Parameters<ClientType['submitGraph']>[0]);
         await warn(client, handle.jobId, handle.job.warnings);
         if (!o.wait) {
           if (o.json) print({ job_id: handle.jobId, nodes: handle.nodeIds, output: handle.output });

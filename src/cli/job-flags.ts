@@ -4,9 +4,9 @@
  * same job spec, built by the SDK's own spec builders.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { MapFunction, MapOptions, TaskOptions } from '../client/index.ts';
-import { JOB_LIMITS, MAX_TIME_AHEAD_MS, PRIORITIES, webhookUrlProblem, type Priority } from '../protocol/index.ts';
+import { JOB_LIMITS, JOB_NAME_MAX, MAX_TIME_AHEAD_MS, PRIORITIES, webhookUrlProblem, type Priority } from '../protocol/index.ts';
 import { loadModule } from './load-module.ts';
 import { pythonFunctionFromFile, splitPythonTarget } from './python-function.ts';
 import { parseDuration, parseDurationFlag, parseIntArg, parseJsonArg, parseTime, parseTimeArg, parseWeight, within } from './parse-args.ts';
@@ -39,6 +39,23 @@ function webhookArg(v: string): string {
 /** `--webhook <url>`: post the job's end there (signed; see docs/operations.md, "Webhooks"). */
 export function webhookFlag(cmd: Command): Command {
   return cmd.option('--webhook <url>', 'post the job\'s end to this http(s) URL, signed, retried until it answers 2xx (default: your API key\'s webhook, if it has one)', webhookArg);
+}
+
+/** `--name`: a name for people, checked here so that one too long fails before anything is sent. */
+function nameArg(v: string): string {
+  if (v.trim() === '') throw new InvalidArgumentError('--name is empty: give a name for people, or leave it out');
+  if (v.length > JOB_NAME_MAX) throw new InvalidArgumentError(`--name is ${v.length} characters long; at most ${JOB_NAME_MAX}`);
+  return v;
+}
+
+/** `--name` of a submitted job (`what` says its default). */
+export function nameFlag(cmd: Command, what: string): Command {
+  return cmd.option('--name <name>', `a name for people, shown in job lists and on the dashboard (default: ${what})`, nameArg);
+}
+
+/** A default job name, cut to the length a name may have. */
+export function defaultJobName(name: string): string {
+  return name.length <= JOB_NAME_MAX ? name : `${name.slice(0, JOB_NAME_MAX - 1)}…`;
 }
 
 /** Options every job of tasks takes: priority, per-task timeout, queue timeout, attempts, webhook. */

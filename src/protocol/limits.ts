@@ -81,6 +81,9 @@ export function checkBound(name: string, value: unknown, bound: Bound): void {
   if (problem) throw new RangeError(`${name} ${problem}`);
 }
 
+/** A job's name, for people: at most this many characters. */
+export const JOB_NAME_MAX = 200;
+
 /**
  * The numeric options of a job and of its tasks, on every way in (WebSocket, REST, SDK, CLI).
  * Beyond these a submission is refused with CC_ERR_BAD_MESSAGE / CC_ERR_INVALID_JOB naming the field.

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { PRIORITIES, JOB_STATES, TASK_KINDS } from './states.ts';
 import { HelloAuthSchema } from './auth.ts';
-import { CAPACITY_LIMIT, JOB_LIMITS, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
+import { CAPACITY_LIMIT, JOB_LIMITS, JOB_NAME_MAX, RESOURCE_LIMITS, describeAmount, type Bound } from './limits.ts';
 import { MAX_TIME_AHEAD_MS, TimeFieldSchema, durationField } from './time-fields.ts';
 import { WebhookUrlSchema } from './webhooks.ts';
 import { TraceContextSchema } from './trace-context.ts';
@@ -67,7 +67,7 @@ export type TaskRef = z.infer<typeof TaskRefSchema>;
 /** Options every job takes, whatever its kind. */
 export const JobOptionsSchema = z.object({
   /** A name for people (lists, the dashboard). */
-  name: z.string().max(200).optional(),
+  name: z.string().max(JOB_NAME_MAX).optional(),
   /** Tasks of a higher priority run first; within one, jobs share the workers. Default normal. */
   priority: priority.optional(),
   /** Per-task deadline, measured on the worker from the moment the task starts; at most 24 days. */

@@ -378,11 +378,34 @@ test('map: the progress bar is labelled with the end of the job id, which tells 
   assert.ok(jobId, r.stderr);
   const labels = new Set(r.stderr.split('\n').filter((l) => /^job \S+ \d+%/.test(l)).map((l) => l.split(' ')[1]));
   assert.deepEqual([...labels], [jobId.slice(-8)]);
+  assert.equal((await client.getJob(jobId)).name, 'double.ts over 2', 'named after the module\'s file, not the path as typed');
   // What the bar shows is enough to name the job.
   const shown = await cli(['job', jobId.slice(-8), '--foreman', foreman.url]);
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, new RegExp(`^job ${jobId}$`, 'm'));
   await failsWith(['job', 'abcdef0123', '--foreman', foreman.url], /no job among the newest 1000 has an id ending in abcdef0123; give the whole id \(crowdcompute jobs lists them\)$/);
+});
+
+test('--name names a job of map, submit and graph run; a graph is named after its file by default; a name too long is refused as typed', async () => {
+  const module = join(dir, 'triple.ts');
+  writeFileSync(module, 'export default function triple(x: number) { return x * 3; }\n');
+  const inputs = join(dir, 'three.json');
+  writeFileSync(inputs, '[1, 2, 3]');
+  const graphFile = join(dir, 'named-graph.json');
+  writeFileSync(graphFile, JSON.stringify({ nodes: [{ id: 'a', type: 'math.add', input: { a: 1, b: 2 } }] }));
+  const [mapped, submitted, graphed] = await Promise.all([
+    cli(['map', module, inputs, '--name', 'tripled <inputs>', '--foreman', foreman.url]),
+    cli(['submit', 'math.add', '{"a":1,"b":1}', '--name', 'one and one', '--no-wait', '--json', '--foreman', foreman.url]),
+    cli(['graph', 'run', graphFile, '--no-wait', '--json', '--foreman', foreman.url]),
+  ]);
+  for (const r of [mapped, submitted, graphed]) assert.equal(r.code, 0, r.stderr);
+  const mapJob = /^job (\S+) completed/m.exec(mapped.stderr)![1];
+  assert.equal((await client.getJob(mapJob)).name, 'tripled <inputs>');
+  assert.equal((await client.getJob((JSON.parse(submitted.stdout) as { job_id: string }).job_id)).name, 'one and one');
+  assert.equal((await client.getJob((JSON.parse(graphed.stdout) as { job_id: string }).job_id)).name, 'named-graph.json');
+  const long = await cli(['submit', 'math.add', '{}', '--name', 'n'.repeat(201), '--foreman', foreman.url]);
+  assert.equal(long.code, 2, long.stderr);
+  assert.match(long.stderr.trim(), /^crowdcompute: option '--name <name>' argument '.*' is invalid\. --name is 201 characters long; at most 200; see crowdcompute submit --help$/);
 });
 
 test('a looping map function stops at the worker\'s --sandbox-timeout, not its job\'s longer default timeout, and the error names the limit', async () => {
